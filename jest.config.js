@@ -1,0 +1,15 @@
+// Unit tests run without root; integration tests need root and create their own network namespaces.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    // Type checking is done once by `npm run lint` (tsc); here ts-jest only transpiles, which is much faster.
+    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+  },
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  maxWorkers: 2,
+  testTimeout: 60000,
+  watchman: false,
+};

@@ -1,0 +1,112 @@
+/**
+ * Throwaway network namespaces for kernel tests.
+ *
+ * Every kernel test runs inside a namespace it creates here and deletes
+ * afterwards, whatever happens: nothing in the root namespace is touched.
+ * Layout: `lo` up, a veth pair veth0/veth1 (both ends inside the namespace),
+ * veth0 with 192.0.2.1/24 and 2001:db8:1::1/64, veth1 with 198.51.100.1/24
+ * and 2001:db8:2::1/64, so gateways 192.0.2.2, 198.51.100.2, 2001:db8:1::2
+ * and 2001:db8:2::2 are reachable on-link. IPv6 DAD is off so addresses are
+ * usable at once. No traffic leaves the namespace.
+ *
+ * Set KRTSYNC_SKIP_KERNEL_TESTS=1 to skip kernel tests on a machine without
+ * root; CI unsets it and fails if a namespace cannot be created.
+ */
+import { execFileSync } from 'node:child_process';
+
+export const skipKernelTests = process.env.KRTSYNC_SKIP_KERNEL_TESTS === '1';
+
+/** `describe` for suites that need the kernel: runs unless KRTSYNC_SKIP_KERNEL_TESTS=1. */
+export const kernelDescribe: jest.Describe = skipKernelTests ? describe.skip : describe;
+
+let counter = 0;
+
+export interface Netns {
+  readonly name: string;
+  /** /run/netns/NAME, for setns(2). */
+  readonly path: string;
+  /** Runs a command inside the namespace; returns stdout. Throws with stderr on failure. */
+  exec(cmd: string, args: readonly string[], input?: string): string;
+  /** `ip ARGS` inside the namespace. */
+  ip(...args: string[]): string;
+  /** `ip -j ARGS` inside the namespace, parsed. */
+  ipJson<T = unknown>(...args: string[]): T;
+  /** `ip -batch -` inside the namespace. */
+  ipBatch(lines: readonly string[]): string;
+  /** Link index of a device in the namespace. */
+  ifindex(dev: string): number;
+  destroy(): void;
+}
+
+export interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  metric?: number;
+  table?: string;
+  type?: string;
+  scope?: string;
+  flags?: string[];
+  prefsrc?: string;
+  [k: string]: unknown;
+}
+
+function run(cmd: string, args: readonly string[], input?: string): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+export function createNetns(tag = 'krt'): Netns {
+  const name = `${tag}-${process.pid}-${++counter}`;
+  run('ip', ['netns', 'add', name]);
+  const exec = (cmd: string, args: readonly string[], input?: string): string => run('ip', ['netns', 'exec', name, cmd, ...args], input);
+  const ns: Netns = {
+    name,
+    path: `/run/netns/${name}`,
+    exec,
+    ip: (...args) => exec('ip', args),
+    ipJson: <T>(...args: string[]) => {
+      const out = exec('ip', ['-j', ...args]).trim();
+      return (out === '' ? [] : JSON.parse(out)) as T;
+    },
+    ipBatch: (lines) => exec('ip', ['-batch', '-'], lines.join('\n') + '\n'),
+    ifindex: (dev) => {
+      const links = ns.ipJson<Array<{ ifindex: number }>>('link', 'show', 'dev', dev);
+      return links[0]!.ifindex;
+    },
+    destroy: () => {
+      try {
+        run('ip', ['netns', 'del', name]);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+  try {
+    exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    ns.ipBatch([
+      'link set lo up',
+      'link add veth0 type veth peer name veth1',
+      'link set veth0 up',
+      'link set veth1 up',
+      'addr add 192.0.2.1/24 dev veth0',
+      'addr add 2001:db8:1::1/64 dev veth0 nodad',
+      'addr add 198.51.100.1/24 dev veth1',
+      'addr add 2001:db8:2::1/64 dev veth1 nodad',
+    ]);
+  } catch (e) {
+    ns.destroy();
+    throw e;
+  }
+  return ns;
+}
+
+/** Routes of `table` (default all) as iproute2 sees them: the independent oracle. */
+export function kernelRoutes(ns: Netns, family: '-4' | '-6', table = 'all'): IpRoute[] {
+  return ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', table);
+}

@@ -1,0 +1,111 @@
+import fc from 'fast-check';
+import {
+  Addr,
+  Prefix,
+  comparePrefix,
+  parseAddr,
+  parsePrefix,
+  prefixFromKey,
+  prefixKey,
+  tryParseAddr,
+} from '../../../src/lib/addr';
+
+describe('addresses', () => {
+  it('parses and formats IPv4', () => {
+    expect(parseAddr('192.0.2.1').toString()).toBe('192.0.2.1');
+    expect(parseAddr('255.255.255.255').toString()).toBe('255.255.255.255');
+    expect(parseAddr('0.0.0.0').isUnspecified()).toBe(true);
+  });
+
+  it.each(['256.0.0.1', '1.2.3', '01.2.3.4', '1.2.3.4.5', '', 'a.b.c.d', ' 1.2.3.4'])('rejects IPv4 %j', (s) => {
+    expect(tryParseAddr(s)).toBeUndefined();
+    expect(() => parseAddr(s)).toThrow(/not an IPv4 or IPv6 address/);
+  });
+
+  it.each([
+    ['2001:db8::1', '2001:db8::1'],
+    ['2001:0DB8:0000:0000:0000:0000:0000:0001', '2001:db8::1'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['1::', '1::'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // first of equal runs
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // a single zero group is not shortened
+    ['fe80::1:2', 'fe80::1:2'],
+    ['::ffff:192.0.2.1', '::ffff:192.0.2.1'],
+    ['::192.0.2.1', '::c000:201'],
+    ['1:2:3:4:5:6:192.0.2.1', '1:2:3:4:5:6:c000:201'],
+  ])('formats IPv6 %s as %s (RFC 5952)', (input, out) => {
+    expect(parseAddr(input).toString()).toBe(out);
+  });
+
+  it.each([':::', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::1', '1:2:3:4:5:6:7', ':1:2:3:4:5:6:7', '::1.2.3'])(
+    'rejects IPv6 %j',
+    (s) => expect(tryParseAddr(s)).toBeUndefined(),
+  );
+
+  it('round-trips bytes', () => {
+    const a = parseAddr('2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff');
+    expect(Addr.fromBytes(a.toBytes(), 0, 6).equals(a)).toBe(true);
+    expect(Array.from(parseAddr('192.0.2.200').toBytes())).toEqual([192, 0, 2, 200]);
+  });
+
+  it('round-trips any IPv6 address through text', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }), (g) => {
+        const s = g.map((x) => x.toString(16)).join(':');
+        const a = parseAddr(s);
+        expect(parseAddr(a.toString()).equals(a)).toBe(true);
+      }),
+    );
+  });
+});
+
+describe('prefixes', () => {
+  it('says what was meant when host bits are set', () => {
+    expect(() => parsePrefix('10.0.0.1/8')).toThrow('10.0.0.1/8: host bits set, did you mean 10.0.0.0/8?');
+    expect(() => parsePrefix('2001:db8::1/32')).toThrow('did you mean 2001:db8::/32?');
+    expect(parsePrefix('10.0.0.1/8', { clearHostBits: true }).toString()).toBe('10.0.0.0/8');
+  });
+
+  it('parses bare addresses as host prefixes', () => {
+    expect(parsePrefix('192.0.2.1').toString()).toBe('192.0.2.1/32');
+    expect(parsePrefix('2001:db8::1').len).toBe(128);
+  });
+
+  it.each(['10.0.0.0/33', '10.0.0.0/-1', '10.0.0.0/', '10.0.0.0/a', '::/129', 'x/8'])('rejects %j', (s) => {
+    expect(() => parsePrefix(s)).toThrow();
+  });
+
+  it('contains', () => {
+    const p = parsePrefix('10.0.0.0/8');
+    expect(p.contains(parsePrefix('10.1.0.0/16'))).toBe(true);
+    expect(p.contains(p)).toBe(true);
+    expect(p.contains(parsePrefix('11.0.0.0/16'))).toBe(false);
+    expect(parsePrefix('10.1.0.0/16').contains(p)).toBe(false);
+    expect(parsePrefix('0.0.0.0/0').contains(parseAddr('255.1.2.3'))).toBe(true);
+    expect(parsePrefix('::/0').contains(parseAddr('10.0.0.1'))).toBe(false);
+    expect(parsePrefix('2001:db8::/32').contains(parseAddr('2001:db8:ffff::1'))).toBe(true);
+  });
+
+  it('orders by family, address (unsigned), then length', () => {
+    const s = ['::/0', '200.0.0.0/8', '10.0.0.0/16', '10.0.0.0/8', '0.0.0.0/0', '2001:db8::/32'];
+    const sorted = s.map((x) => parsePrefix(x)).sort(comparePrefix).map(String);
+    expect(sorted).toEqual(['0.0.0.0/0', '10.0.0.0/8', '10.0.0.0/16', '200.0.0.0/8', '::/0', '2001:db8::/32']);
+  });
+
+  it('keys are unique and invertible', () => {
+    const arb = fc.oneof(
+      fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 })).map(([w, l]) => Prefix.v4(w, l)),
+      fc
+        .tuple(fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 128 }))
+        .map(([w, l]) => Prefix.of(new Addr(6, w[0]! | 0, w[1]! | 0, w[2]! | 0, w[3]! | 0), l)),
+    );
+    fc.assert(
+      fc.property(arb, arb, (a, b) => {
+        expect(prefixFromKey(prefixKey(a)).equals(a)).toBe(true);
+        expect(prefixKey(a) === prefixKey(b)).toBe(a.equals(b));
+        expect(comparePrefix(a, b) === 0).toBe(a.equals(b));
+      }),
+    );
+  });
+});
