@@ -1,8 +1,736 @@
-/* krtsync native addon: sockets only (placeholder until the netlink layer lands). */
+/*
+ * krtsync native addon: sockets only, no message logic.
+ *
+ * Two socket kinds: AF_NETLINK (NETLINK_ROUTE) and AF_UNIX datagram. A socket
+ * is a JS external wrapping `struct ksock`. Everything is non-blocking; no
+ * call here ever aborts the process on a socket error: errors are returned as
+ * negative errno values (hot paths: send, recv) or thrown as JS errors with
+ * `code` = errno name and `errno` = number (setup calls: open, setsockopt).
+ *
+ * Receive: `recv` drains datagrams with recvmmsg(MSG_DONTWAIT) into a caller
+ * buffer. Netlink datagrams are compacted back to back (netlink messages never
+ * span datagrams and are 4-byte aligned, so the result is one valid message
+ * stream). Unix datagrams are framed as [u32 len][i32 fd or -1][data, padded
+ * to 4] so boundaries and SCM_RIGHTS fds survive. `start` puts the fd in a
+ * libuv poll handle whose callback drains once per wake-up into the buffer
+ * given to `start` and calls the JS callback once with (bytes, errno,
+ * writable): the batch, then the error (e.g. ENOBUFS) if one ended the drain.
+ *
+ * Close is safe with data queued and with a poll running: the poll handle is
+ * stopped and closed first, the fd is closed in the close callback, and the
+ * JS references are released there. An external collected by the GC without
+ * close() closes its fd (a poll keeps its external alive through a reference).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <node_api.h>
+#include <uv.h>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+/* Largest netlink datagram the kernel builds for a dump: SKB_WITH_OVERHEAD(32768). */
+#define NL_SLOT 32768
+/* Unix datagrams: journal entries may be large; bigger ones come as memfds. */
+#define UNIX_SLOT 65536
+#define MAX_VLEN 64
+
+enum { KIND_NETLINK = 1, KIND_UNIX = 2 };
+
+struct ksock {
+  int fd;
+  int kind;
+  int polling;
+  int closing;
+  int want_writable;
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref self_ref; /* keeps the external alive while polling */
+  napi_ref cb_ref;
+  napi_ref buf_ref;
+  uint8_t *buf;
+  size_t buf_len;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error(env, "KRT_ERR_NATIVE", "napi call failed: " #call);   \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static const char *errno_name(int e) {
+  switch (e) {
+  case EPERM: return "EPERM";
+  case ENOENT: return "ENOENT";
+  case EINTR: return "EINTR";
+  case EBADF: return "EBADF";
+  case EAGAIN: return "EAGAIN";
+  case ENOMEM: return "ENOMEM";
+  case EACCES: return "EACCES";
+  case EINVAL: return "EINVAL";
+  case EMSGSIZE: return "EMSGSIZE";
+  case ENOBUFS: return "ENOBUFS";
+  case ECONNREFUSED: return "ECONNREFUSED";
+  case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+  case EADDRINUSE: return "EADDRINUSE";
+  case ENOTCONN: return "ENOTCONN";
+  case ENOPROTOOPT: return "ENOPROTOOPT";
+  case ENAMETOOLONG: return "ENAMETOOLONG";
+  default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int e) {
+  char msg[256];
+  napi_value code, message, err, num;
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &err);
+  napi_create_int32(env, e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_throw(env, err);
+  return NULL;
+}
+
+static napi_value make_int(napi_env env, int64_t v) {
+  napi_value r;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+
+static int get_sock(napi_env env, napi_value v, struct ksock **out) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "not a krtsync socket");
+    return 0;
+  }
+  *out = p;
+  if ((*out)->fd < 0) {
+    throw_errno(env, "socket is closed", EBADF);
+    return 0;
+  }
+  return 1;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+/* Bytes of a Buffer/Uint8Array argument. */
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) return napi_get_buffer_info(env, v, (void **)data, len) == napi_ok;
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (is_ta) {
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, v, &t, len, (void **)data, &ab, &off) != napi_ok) return 0;
+    return t == napi_uint8_array;
+  }
+  napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a Buffer");
+  return 0;
+}
+
+static void sock_release_refs(struct ksock *s) {
+  if (s->cb_ref) napi_delete_reference(s->env, s->cb_ref);
+  if (s->buf_ref) napi_delete_reference(s->env, s->buf_ref);
+  if (s->self_ref) napi_delete_reference(s->env, s->self_ref);
+  s->cb_ref = s->buf_ref = s->self_ref = NULL;
+  s->buf = NULL;
+  s->buf_len = 0;
+}
+
+static void sock_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct ksock *s = data;
+  /* A polling socket is referenced by self_ref and cannot be collected; a
+   * closing one frees itself in on_closed. */
+  if (s->polling || s->closing) return;
+  if (s->fd >= 0) close(s->fd);
+  free(s);
+}
+
+static napi_value wrap_sock(napi_env env, int fd, int kind) {
+  struct ksock *s = calloc(1, sizeof *s);
+  napi_value ext;
+  if (!s) {
+    close(fd);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
+  s->fd = fd;
+  s->kind = kind;
+  s->env = env;
+  if (napi_create_external(env, s, sock_finalize, NULL, &ext) != napi_ok) {
+    close(fd);
+    free(s);
+    return throw_errno(env, "napi_create_external", ENOMEM);
+  }
+  return ext;
+}
+
+/* ------------------------------------------------------------ open */
+
+/*
+ * Creates the socket, inside the network namespace at `ns_path` when given:
+ * setns to it on this thread, socket(), setns back, all in this one call.
+ * Returns fd or -errno. A failure to switch back is reported as EPERM-like
+ * error and the fd is not leaked; the thread's namespace is then wrong, which
+ * can only happen if /proc/thread-self is gone, so it is reported loudly.
+ */
+static int socket_in_ns(const char *ns_path, int domain, int type, int proto, int *restore_failed) {
+  *restore_failed = 0;
+  if (!ns_path) {
+    int fd = socket(domain, type, proto);
+    return fd < 0 ? -errno : fd;
+  }
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return -errno;
+  int target = open(ns_path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    close(self);
+    return -e;
+  }
+  int result;
+  if (setns(target, CLONE_NEWNET) < 0) {
+    result = -errno;
+  } else {
+    int fd = socket(domain, type, proto);
+    result = fd < 0 ? -errno : fd;
+    if (setns(self, CLONE_NEWNET) < 0) {
+      *restore_failed = 1;
+      if (fd >= 0) close(fd);
+      result = -errno;
+    }
+  }
+  close(target);
+  close(self);
+  return result;
+}
+
+/* netlinkOpen(protocol, groups: number[], nsPath: string | null) -> socket */
+static napi_value netlink_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t proto;
+  if (!get_i32(env, argv[0], &proto)) return NULL;
+  char ns_path[4096];
+  const char *nsp = NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t == napi_string) {
+    size_t n;
+    CHECK(napi_get_value_string_utf8(env, argv[2], ns_path, sizeof ns_path, &n));
+    nsp = ns_path;
+  }
+  int restore_failed;
+  int fd = socket_in_ns(nsp, AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto, &restore_failed);
+  if (restore_failed) return throw_errno(env, "setns back to the original namespace failed", -fd);
+  if (fd < 0) return throw_errno(env, nsp ? "netlink socket in namespace" : "netlink socket", -fd);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "netlink bind", e);
+  }
+  uint32_t n = 0;
+  CHECK(napi_get_array_length(env, argv[1], &n));
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value g;
+    int32_t grp;
+    CHECK(napi_get_element(env, argv[1], i, &g));
+    if (!get_i32(env, g, &grp)) {
+      close(fd);
+      return NULL;
+    }
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof grp) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "NETLINK_ADD_MEMBERSHIP", e);
+    }
+  }
+  return wrap_sock(env, fd, KIND_NETLINK);
+}
+
+static int fill_sun(struct sockaddr_un *sun, const char *path, socklen_t *len) {
+  size_t n = strlen(path);
+  memset(sun, 0, sizeof *sun);
+  sun->sun_family = AF_UNIX;
+  if (n == 0 || n >= sizeof sun->sun_path) return 0;
+  memcpy(sun->sun_path, path, n);
+  /* A leading '@' names an abstract socket (as systemd's $NOTIFY_SOCKET does). */
+  if (path[0] == '@') sun->sun_path[0] = 0;
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1));
+  return 1;
+}
+
+/* unixOpen(bindPath: string | null) -> socket (AF_UNIX, SOCK_DGRAM) */
+static napi_value unix_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "unix socket", errno);
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t == napi_string) {
+    char path[256];
+    size_t n;
+    struct sockaddr_un sun;
+    socklen_t len;
+    CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n));
+    if (!fill_sun(&sun, path, &len)) {
+      close(fd);
+      return throw_errno(env, "unix bind path", ENAMETOOLONG);
+    }
+    if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "unix bind", e);
+    }
+  }
+  return wrap_sock(env, fd, KIND_UNIX);
+}
+
+/* ------------------------------------------------------------ options */
+
+/* setsockoptInt(sock, level, name, value) */
+static napi_value sock_setsockopt(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  struct ksock *s;
+  int32_t level, name, value;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_i32(env, argv[1], &level) || !get_i32(env, argv[2], &name) ||
+      !get_i32(env, argv[3], &value))
+    return NULL;
+  if (setsockopt(s->fd, level, name, &value, sizeof value) < 0) return throw_errno(env, "setsockopt", errno);
+  return NULL;
+}
+
+/* getsockoptInt(sock, level, name) -> number */
+static napi_value sock_getsockopt(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct ksock *s;
+  int32_t level, name, value = 0;
+  socklen_t len = sizeof value;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_i32(env, argv[1], &level) || !get_i32(env, argv[2], &name)) return NULL;
+  if (getsockopt(s->fd, level, name, &value, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  return make_int(env, value);
+}
+
+/* ------------------------------------------------------------ send */
+
+/* send(sock, buf, off, len) -> bytes sent or -errno (netlink: to the kernel) */
+static napi_value sock_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  struct ksock *s;
+  uint8_t *data;
+  size_t blen;
+  int32_t off, len;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[2], &off) ||
+      !get_i32(env, argv[3], &len))
+    return NULL;
+  if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  struct iovec iov = {data + off, (size_t)len};
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &sa;
+  mh.msg_namelen = sizeof sa;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  ssize_t r;
+  do r = sendmsg(s->fd, &mh, 0);
+  while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : r);
+}
+
+/* unixSend(sock, path, buf, off, len, fdToPass) -> bytes or -errno; fdToPass < 0 sends no fd. */
+static napi_value unix_send(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  struct ksock *s;
+  uint8_t *data;
+  size_t blen, n;
+  int32_t off, len, pass_fd;
+  char path[256];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[2], &data, &blen) || !get_i32(env, argv[3], &off) ||
+      !get_i32(env, argv[4], &len) || !get_i32(env, argv[5], &pass_fd))
+    return NULL;
+  CHECK(napi_get_value_string_utf8(env, argv[1], path, sizeof path, &n));
+  if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
+  struct sockaddr_un sun;
+  socklen_t slen;
+  if (!fill_sun(&sun, path, &slen)) return make_int(env, -ENAMETOOLONG);
+  struct iovec iov = {data + off, (size_t)len};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } cm;
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &sun;
+  mh.msg_namelen = slen;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (pass_fd >= 0) {
+    memset(&cm, 0, sizeof cm);
+    mh.msg_control = cm.buf;
+    mh.msg_controllen = sizeof cm.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  ssize_t r;
+  do r = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : r);
+}
+
+/* memfdFromBuffer(name, buf) -> fd: a sealed memfd holding buf (for journal entries too big for one datagram). */
+static napi_value memfd_from_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  char name[64];
+  size_t n, blen;
+  uint8_t *data;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n));
+  if (!get_bytes(env, argv[1], &data, &blen)) return NULL;
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  size_t done = 0;
+  while (done < blen) {
+    ssize_t w = write(fd, data + done, blen - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "memfd write", e);
+    }
+    done += (size_t)w;
+  }
+  /* journald refuses unsealed memfds. */
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "memfd seal", e);
+  }
+  return make_int(env, fd);
+}
+
+/* closeFd(fd): for fds handed out by memfdFromBuffer or received with SCM_RIGHTS. */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_i32(env, argv[0], &fd)) return NULL;
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
+/* ------------------------------------------------------------ receive */
+
+/*
+ * Drains datagrams into buf[0..cap). Returns bytes stored; *err is 0 when the
+ * socket ran dry (EAGAIN) or the buffer filled up, else the errno that stopped
+ * the drain (ENOBUFS: the kernel dropped messages; the socket stays usable).
+ * A netlink datagram cut short (MSG_TRUNC) is dropped and reported as EMSGSIZE.
+ */
+static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dry) {
+  struct mmsghdr msgs[MAX_VLEN];
+  struct iovec iovs[MAX_VLEN];
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+  } cms[MAX_VLEN];
+  const int is_unix = s->kind == KIND_UNIX;
+  const size_t slot = is_unix ? UNIX_SLOT : NL_SLOT;
+  const size_t hdr = is_unix ? 8 : 0;
+  size_t w = 0;
+  *err = 0;
+  *dry = 0;
+  for (;;) {
+    size_t room = cap - w;
+    int vlen = (int)(room / (slot + hdr));
+    if (vlen > MAX_VLEN) vlen = MAX_VLEN;
+    if (vlen <= 0) return w; /* full: the poll fires again for the rest */
+    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)vlen);
+    for (int i = 0; i < vlen; i++) {
+      iovs[i].iov_base = buf + w + (size_t)i * (slot + hdr) + hdr;
+      iovs[i].iov_len = slot;
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      if (is_unix) {
+        msgs[i].msg_hdr.msg_control = cms[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof cms[i].buf;
+      }
+    }
+    int got = recvmmsg(s->fd, msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) *dry = 1;
+      else *err = errno;
+      return w;
+    }
+    /* Compact: datagram i moves down to w; its slot never lies below w. */
+    for (int i = 0; i < got; i++) {
+      size_t n = msgs[i].msg_len;
+      uint8_t *src = (uint8_t *)iovs[i].iov_base;
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        *err = EMSGSIZE;
+        continue;
+      }
+      if (is_unix) {
+        int32_t passed = -1;
+        struct cmsghdr *c;
+        for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int nfd = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int k = 0; k < nfd; k++) {
+              int fdk;
+              memcpy(&fdk, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+              if (passed < 0) passed = fdk;
+              else close(fdk); /* one fd per datagram is all the journal protocol uses */
+            }
+          }
+        }
+        uint32_t len32 = (uint32_t)n;
+        memmove(buf + w + hdr, src, n);
+        memcpy(buf + w, &len32, 4);
+        memcpy(buf + w + 4, &passed, 4);
+        w += hdr + ((n + 3) & ~(size_t)3);
+      } else {
+        memmove(buf + w, src, n);
+        w += (n + 3) & ~(size_t)3;
+      }
+    }
+    if (*err) return w;
+    if (got < vlen) {
+      /* Short batch: most likely dry; the next round confirms with EAGAIN cheaply. */
+      continue;
+    }
+  }
+}
+
+/* recv(sock, buf, status: Int32Array) -> bytes; status[0] = errno or 0, status[1] = 1 when the socket ran dry. */
+static napi_value sock_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct ksock *s;
+  uint8_t *data;
+  size_t blen;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen)) return NULL;
+  napi_typedarray_type t;
+  size_t slen, soff;
+  int32_t *status;
+  napi_value ab;
+  CHECK(napi_get_typedarray_info(env, argv[2], &t, &slen, (void **)&status, &ab, &soff));
+  if (t != napi_int32_array || slen < 2) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "status must be an Int32Array(2)");
+    return NULL;
+  }
+  int err, dry;
+  size_t n = drain(s, data, blen, &err, &dry);
+  status[0] = err;
+  status[1] = dry;
+  return make_int(env, (int64_t)n);
+}
+
+static void on_closed(uv_handle_t *h) {
+  struct ksock *s = h->data;
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  sock_release_refs(s);
+  s->polling = 0;
+  /* The external may still be reachable from JS: it now reports EBADF. It is
+   * freed by its finalizer; mark closing done so the finalizer frees it. */
+  s->closing = 0;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct ksock *s = h->data;
+  if (s->closing || !s->polling) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  int err = 0, dry = 0, writable = 0;
+  size_t n = 0;
+  if (status < 0) {
+    err = -status; /* libuv errors are -errno on Linux */
+  } else {
+    if (events & UV_READABLE) n = drain(s, s->buf, s->buf_len, &err, &dry);
+    if (events & UV_WRITABLE) writable = 1;
+  }
+  napi_value cb, global, argv[3], result;
+  if (napi_get_reference_value(env, s->cb_ref, &cb) == napi_ok && cb != NULL) {
+    napi_get_global(env, &global);
+    argv[0] = make_int(env, (int64_t)n);
+    argv[1] = make_int(env, err);
+    napi_get_boolean(env, writable, &argv[2]);
+    if (napi_call_function(env, global, cb, 3, argv, &result) == napi_pending_exception) {
+      /* An exception thrown by the JS callback is the caller's bug, not a
+       * socket error: surface it as an uncaught exception, like any callback. */
+      napi_value ex;
+      napi_get_and_clear_last_exception(env, &ex);
+      napi_fatal_exception(env, ex);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/* start(sock, buf, cb(bytes, errno, writable)) */
+static napi_value sock_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct ksock *s;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  if (s->polling) return throw_errno(env, "socket is already polling", EINVAL);
+  uint8_t *data;
+  size_t blen;
+  if (!get_bytes(env, argv[1], &data, &blen)) return NULL;
+  size_t need = s->kind == KIND_UNIX ? UNIX_SLOT + 8 : NL_SLOT;
+  if (blen < need) return throw_errno(env, "receive buffer too small", EINVAL);
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int r = uv_poll_init(loop, &s->poll, s->fd);
+  if (r < 0) return throw_errno(env, "uv_poll_init", -r);
+  s->poll.data = s;
+  CHECK(napi_create_reference(env, argv[0], 1, &s->self_ref));
+  CHECK(napi_create_reference(env, argv[1], 1, &s->buf_ref));
+  CHECK(napi_create_reference(env, argv[2], 1, &s->cb_ref));
+  s->buf = data;
+  s->buf_len = blen;
+  s->polling = 1;
+  r = uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
+  if (r < 0) {
+    s->closing = 1;
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
+  return NULL;
+}
+
+/* wantWritable(sock, bool): also wake up (with writable=true) when the socket can take more. */
+static napi_value sock_want_writable(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct ksock *s;
+  bool want;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &want));
+  s->want_writable = want;
+  if (s->polling) uv_poll_start(&s->poll, UV_READABLE | (want ? UV_WRITABLE : 0), on_poll);
+  return NULL;
+}
+
+/* ref(sock, bool): whether a polling socket keeps the event loop alive (a monitor should not). */
+static napi_value sock_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct ksock *s;
+  bool ref;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &ref));
+  if (s->polling) {
+    if (ref) uv_ref((uv_handle_t *)&s->poll);
+    else uv_unref((uv_handle_t *)&s->poll);
+  }
+  return NULL;
+}
+
+/* close(sock): idempotent; safe with data queued and while polling (also from inside the poll callback). */
+static napi_value sock_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *p = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return NULL;
+  struct ksock *s = p;
+  if (s->closing || s->fd < 0) return NULL;
+  if (s->polling) {
+    s->closing = 1;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+  } else {
+    close(s->fd);
+    s->fd = -1;
+  }
+  return NULL;
+}
+
+/* fd(sock) -> number, or -1 once closed. */
+static napi_value sock_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *p = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return make_int(env, -1);
+  return make_int(env, ((struct ksock *)p)->fd);
+}
+
+/* ------------------------------------------------------------ module */
 
 static napi_value Init(napi_env env, napi_value exports) {
-  (void)env;
+  napi_property_descriptor props[] = {
+      {"netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_default, NULL},
+      {"unixOpen", NULL, unix_open, NULL, NULL, NULL, napi_default, NULL},
+      {"setsockoptInt", NULL, sock_setsockopt, NULL, NULL, NULL, napi_default, NULL},
+      {"getsockoptInt", NULL, sock_getsockopt, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, sock_send, NULL, NULL, NULL, napi_default, NULL},
+      {"unixSend", NULL, unix_send, NULL, NULL, NULL, napi_default, NULL},
+      {"memfdFromBuffer", NULL, memfd_from_buffer, NULL, NULL, NULL, napi_default, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"recv", NULL, sock_recv, NULL, NULL, NULL, napi_default, NULL},
+      {"start", NULL, sock_start, NULL, NULL, NULL, napi_default, NULL},
+      {"wantWritable", NULL, sock_want_writable, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, sock_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, sock_close, NULL, NULL, NULL, napi_default, NULL},
+      {"fd", NULL, sock_fd, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 

@@ -1,0 +1,41 @@
+/**
+ * The one place that loads the native addon (native/krtsync_native.c) and
+ * types it. Sockets only: no message logic lives in C. Hot-path calls (send,
+ * recv) return negative errno values instead of throwing; setup calls throw
+ * an Error with `code` (errno name) and `errno`, which socket.ts wraps.
+ */
+import { join } from 'node:path';
+
+/** Opaque handle of a native socket (an N-API external). */
+export interface NativeSocket {
+  readonly __nativeSocket: unique symbol;
+}
+
+export interface NativeAddon {
+  /** AF_NETLINK socket (non-blocking, bound, joined to `groups`), inside the namespace at nsPath when given. */
+  netlinkOpen(protocol: number, groups: readonly number[], nsPath: string | null): NativeSocket;
+  /** AF_UNIX SOCK_DGRAM socket, bound to bindPath when given ('@name' is abstract). */
+  unixOpen(bindPath: string | null): NativeSocket;
+  setsockoptInt(s: NativeSocket, level: number, name: number, value: number): void;
+  getsockoptInt(s: NativeSocket, level: number, name: number): number;
+  /** sendmsg of buf[off..off+len) to the kernel: bytes sent or -errno. */
+  send(s: NativeSocket, buf: Uint8Array, off: number, len: number): number;
+  /** sendmsg to a unix path, with fd passed by SCM_RIGHTS when fd >= 0: bytes or -errno. */
+  unixSend(s: NativeSocket, path: string, buf: Uint8Array, off: number, len: number, fd: number): number;
+  /** A sealed memfd holding buf; the caller closes it with closeFd. */
+  memfdFromBuffer(name: string, buf: Uint8Array): number;
+  closeFd(fd: number): void;
+  /** Drains into buf: returns bytes; status[0] = errno that ended the drain or 0, status[1] = 1 when the socket ran dry. */
+  recv(s: NativeSocket, buf: Uint8Array, status: Int32Array): number;
+  /** Polls the fd; cb runs once per wake-up with the bytes drained into buf, the errno that ended the drain, and writability. */
+  start(s: NativeSocket, buf: Uint8Array, cb: (bytes: number, errno: number, writable: boolean) => void): void;
+  wantWritable(s: NativeSocket, want: boolean): void;
+  /** Whether a polling socket keeps the event loop alive. */
+  ref(s: NativeSocket, ref: boolean): void;
+  /** Idempotent; safe while polling and with data queued. */
+  close(s: NativeSocket): void;
+  fd(s: NativeSocket): number;
+}
+
+// Same path from src/netlink (ts-jest) and dist/netlink (built): the repo's native/ folder.
+export const native: NativeAddon = require(join(__dirname, '..', '..', 'native', 'build', 'Release', 'krtsync_native.node')) as NativeAddon;
