@@ -1,0 +1,96 @@
+import fc from 'fast-check';
+import { parseRouteLine, RouteSyntaxError } from '../../../src/config/route-syntax';
+import { RouteAttrs } from '../../../src/route';
+
+function errorOf(line: string): RouteSyntaxError {
+  try {
+    parseRouteLine(line);
+  } catch (e) {
+    if (e instanceof RouteSyntaxError) return e;
+    throw new Error(`expected a RouteSyntaxError for ${JSON.stringify(line)}, got ${String(e)}`);
+  }
+  throw new Error(`expected ${JSON.stringify(line)} to be rejected`);
+}
+
+describe('route lines (ip route syntax)', () => {
+  it.each([
+    ['10.10.0.0/16 via 192.0.2.2', '10.10.0.0/16', 'via 192.0.2.2'],
+    ['10.20.0.0/16 dev eth1', '10.20.0.0/16', 'dev eth1'],
+    ['blackhole 10.30.0.0/16', '10.30.0.0/16', 'blackhole'],
+    ['unreachable 2001:db8:30::/48', '2001:db8:30::/48', 'unreachable'],
+    ['prohibit 198.51.100.0/24 metric 7', '198.51.100.0/24', 'prohibit metric 7'],
+    ['10.1.0.0/16 via 192.0.2.2 dev veth0 onlink', '10.1.0.0/16', 'via 192.0.2.2 dev veth0 onlink'],
+    ['10.2.0.0/16 via inet6 2001:db8:1::2 dev veth0', '10.2.0.0/16', 'via 2001:db8:1::2 dev veth0'],
+    ['default via 192.0.2.1', '0.0.0.0/0', 'via 192.0.2.1'],
+    ['default via 2001:db8::1', '::/0', 'via 2001:db8::1'],
+    ['10.3.0.0/16 via 192.0.2.2 src 192.0.2.1 realm 5 scope link priority 10', '10.3.0.0/16', 'via 192.0.2.2 metric 10 src 192.0.2.1 realm 5 scope 253'],
+    ['2001:db8:5::/48 via 2001:db8:1::2 pref high', '2001:db8:5::/48', 'via 2001:db8:1::2 pref high'],
+    ['10.4.0.0/16 via 192.0.2.2 mtu lock 1400 advmss 1360 initcwnd 10', '10.4.0.0/16', 'via 192.0.2.2 mtu lock 1400 advmss 1360 initcwnd 10'],
+    ['10.5.0.0/16 via 192.0.2.2 congctl lock cubic', '10.5.0.0/16', 'via 192.0.2.2 congctl lock cubic'],
+  ])('parses %j', (line, net, attrs) => {
+    const r = parseRouteLine(line);
+    expect(r.net.toString()).toBe(net);
+    expect(r.attrs.toString()).toBe(attrs);
+  });
+
+  it('parses multipath with weights, in any order of hops, to one shared set', () => {
+    const a = parseRouteLine('10.40.0.0/16 nexthop via 192.0.2.2 weight 1 nexthop via 192.0.2.3 weight 2');
+    const b = parseRouteLine('10.40.0.0/16 nexthop via 192.0.2.3 weight 2 nexthop via 192.0.2.2');
+    expect(a.attrs.nexthops!.hops.map((h) => h.weight)).toEqual([1, 2]);
+    expect(a.attrs).toBe(b.attrs);
+    const c = parseRouteLine('10.41.0.0/16 nexthop via 192.0.2.2 dev veth0 onlink nexthop dev veth1 metric 5');
+    expect(c.attrs.metric).toBe(5);
+    expect(c.attrs.nexthops!.hops).toHaveLength(2);
+  });
+
+  it('interns equal attributes across lines', () => {
+    expect(parseRouteLine('10.0.0.0/24 via 192.0.2.2').attrs).toBe(parseRouteLine('10.0.1.0/24  via  192.0.2.2').attrs);
+    expect(parseRouteLine('10.0.0.0/24 via 192.0.2.2').attrs).toBe(RouteAttrs.of({ nexthops: [{ gateway: parseRouteLine('1.0.0.0/8 via 192.0.2.2').attrs.nexthops!.hops[0]!.gateway! }] }));
+  });
+
+  it.each([
+    ['', 1, /empty route/],
+    ['10.0.0.1/8 via 192.0.2.2', 1, /host bits set, did you mean 10.0.0.0\/8\?/],
+    ['10.0.0.0/8', 1, /needs "via ADDR"/],
+    ['10.0.0.0/8 via', 15, /gateway address expected after "via"/],
+    ['10.0.0.0/8 via 192.0.2.300', 16, /gateway "192.0.2.300": not an IPv4 or IPv6 address/],
+    ['10.0.0.0/8 via 192.0.2.2 metric x', 33, /metric "x"/],
+    ['10.0.0.0/8 via 192.0.2.2 metric 4294967296', 33, /metric/],
+    ['10.0.0.0/8 via 192.0.2.2 table 100', 26, /kernel_table/],
+    ['10.0.0.0/8 via 192.0.2.2 proto static', 26, /protocol number/],
+    ['10.0.0.0/8 via 192.0.2.2 frobnicate', 26, /unknown word "frobnicate"/],
+    ['10.0.0.0/8 via 192.0.2.2 blackhole', 26, /must come first/],
+    ['blackhole 10.0.0.0/8 via 192.0.2.2', 1, /blackhole route has no next hop/],
+    ['10.0.0.0/8 via 192.0.2.2 metric 1 metric 2', 35, /given twice/],
+    ['10.0.0.0/8 via 192.0.2.2 pref high', 1, /only to IPv6/],
+    ['2001:db8::/32 via 192.0.2.2', 1, /cannot have the IPv4 gateway/],
+    ['10.0.0.0/8 nexthop weight 2', 12, /needs "via ADDR" or "dev IFNAME"/],
+    ['10.0.0.0/8 nexthop via 192.0.2.2 metric 1 dev eth0', 43, /belongs inside a nexthop/],
+    ['10.0.0.0/8 via 192.0.2.2 nexthop via 192.0.2.3', 1, /either one next hop/],
+    ['10.0.0.0/8 nexthop via 192.0.2.2 nexthop via 192.0.2.2', 1, /duplicate next hop/],
+    ['10.0.0.0/8 nexthop via 192.0.2.2 weight 0', 41, /weight/],
+    ['10.0.0.0/8 dev this-name-is-far-too-long', 16, /not a valid interface name/],
+    ['10.0.0.0/8 via 192.0.2.2 scope nowhereland', 32, /scope/],
+  ])('rejects %j at column %d', (line, col, msg) => {
+    const e = errorOf(line);
+    expect(e.message).toMatch(msg);
+    expect(e.column).toBe(col);
+  });
+
+  it('never throws anything but a RouteSyntaxError on arbitrary words', () => {
+    const words = ['via', 'dev', 'nexthop', 'weight', 'onlink', 'metric', 'mtu', 'lock', 'src', 'blackhole', '10.0.0.0/8', '192.0.2.2', '2001:db8::1', 'eth0', '7', 'x', 'default', 'pref', 'high', 'congctl'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...words), { maxLength: 12 }), (ws) => {
+        try {
+          const r = parseRouteLine(ws.join(' '));
+          // Whatever parses prints back to a line that parses to the same route.
+          const again = parseRouteLine(`${r.attrs.type === 'unicast' ? '' : r.attrs.type + ' '}${r.net} ${r.attrs.type === 'unicast' ? r.attrs.toString() : r.attrs.toString().slice(r.attrs.type.length)}`);
+          expect(again.attrs).toBe(r.attrs);
+        } catch (e) {
+          expect(e).toBeInstanceOf(RouteSyntaxError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
