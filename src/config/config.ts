@@ -1,0 +1,280 @@
+/**
+ * The daemon's configuration: one YAML file, converted once, at the edge,
+ * into typed values (prefixes and attribute sets, not strings).
+ *
+ * loadConfig never touches the kernel or the running daemon: it reads and
+ * validates the whole file and returns either a KrtConfig or every problem it
+ * found, each with file, line and column. Only a fully valid file is ever
+ * applied, so a bad edit followed by a reload changes nothing.
+ *
+ *   log: { level: info }
+ *   control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
+ *   tables: [ { name: master4, family: ipv4 }, { name: master6, family: ipv6 } ]   # optional
+ *   protocols:
+ *     - { name: static1, type: static, routes: [ "10.10.0.0/16 via 192.0.2.2" ], routes_file: /etc/krtsync/routes.txt }
+ *     - { name: kernel1, type: kernel, protocol: 201, kernel_table: main, persist: false, scan_interval: 60s }
+ *
+ * Without `tables`, the tables master4 (IPv4) and master6 (IPv6) exist, and a
+ * protocol attaches to the table(s) of its family: static routes go to the
+ * table of their own family, a kernel protocol serves both unless `family`
+ * says otherwise.
+ */
+import { readFileSync } from 'node:fs';
+import type { Family, Prefix } from '../lib/addr';
+import { KrtError } from '../lib/errors';
+import type { RouteAttrs } from '../route';
+import { parseRouteLine, RouteSyntaxError } from './route-syntax';
+import { formatIssue, YamlReader, type ConfigIssue } from './yaml-reader';
+import type { Node as YamlNode } from 'yaml';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface TableConfig {
+  name: string;
+  family: Family;
+}
+
+/** A route from the config file, with where it was written. */
+export interface ConfiguredRoute {
+  net: Prefix;
+  attrs: RouteAttrs;
+  line: number;
+  column: number;
+}
+
+interface ProtocolCommon {
+  name: string;
+  /** Names of the tables this protocol is attached to, one per family it serves. */
+  tables: string[];
+}
+
+export interface StaticProtocolConfig extends ProtocolCommon {
+  type: 'static';
+  preference: number;
+  routes: ConfiguredRoute[];
+  /** One route a line in the same syntax, '#' comments; read when the protocol starts and on reload. */
+  routesFile: string | undefined;
+}
+
+export interface KernelProtocolConfig extends ProtocolCommon {
+  type: 'kernel';
+  /** rtm_protocol of our routes. */
+  protocol: number;
+  /** Kernel table: an id, or a name (main, local, default, or from rt_tables), resolved by the kernel protocol. */
+  kernelTable: number | string;
+  /** Metric of our routes when the route does not set one. */
+  metric: number | undefined;
+  persist: boolean;
+  scanIntervalMs: number;
+  /** Graceful restart: keep stale routes of ours this long for the sources to re-announce; 0 = off. */
+  gracefulRestartMs: number;
+  /** Import other protocols' kernel routes into our table. */
+  learn: boolean;
+  /** Merge equal-best routes of several sources into one multipath route of at most this many hops; 0 = off. */
+  mergePaths: number;
+  /** Export filter rules as written (plain values), with the position of the list; validated by the kernel protocol's filter parser. */
+  exportFilter: { rules: unknown[]; line: number; column: number } | undefined;
+}
+
+export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig;
+
+export interface KrtConfig {
+  file: string;
+  logLevel: LogLevel;
+  control: { socket: string; group: string | undefined; mode: number };
+  tables: TableConfig[];
+  protocols: ProtocolConfig[];
+}
+
+export class ConfigError extends KrtError {
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    super('KRT_ERR_CONFIG', issues.map(formatIssue).join('\n'));
+  }
+}
+
+export const DEFAULT_SOCKET = '/run/krtsync/krtsync.sock';
+/** Not in iproute2's rt_protos (which ends at 99 before 186..) nor FRR's 186..198; see docs/kernel.md. */
+export const DEFAULT_KERNEL_PROTOCOL = 201;
+const DEFAULT_TABLES: TableConfig[] = [
+  { name: 'master4', family: 4 },
+  { name: 'master6', family: 6 },
+];
+const NAME_RE = /^[A-Za-z][\w.-]{0,31}$/;
+
+/** Reads and validates a config file. Throws ConfigError listing every problem. */
+export function loadConfigFile(file: string): KrtConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parseConfig(file, text);
+}
+
+/** Validates config text; `file` is used in messages and to resolve a relative routes_file. */
+export function parseConfig(file: string, text: string): KrtConfig {
+  const r = new YamlReader(file, text);
+  const config = r.root === null && !r.issues.length ? undefined : readRoot(r);
+  if (r.issues.length || !config) {
+    if (!r.issues.length) r.error(null, 'the file is empty: expected a mapping with "protocols"');
+    throw new ConfigError(r.issues);
+  }
+  return config;
+}
+
+function readRoot(r: YamlReader): KrtConfig | undefined {
+  const top = r.map(r.root, 'config', ['log', 'control', 'tables', 'protocols']);
+  if (!top) return undefined;
+
+  const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
+  const logLevel = r.oneOf(log?.get('level'), 'log.level', ['error', 'warn', 'info', 'debug'] as const) ?? 'info';
+
+  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode']) : undefined;
+  const socket = r.string(ctl?.get('socket'), 'control.socket') ?? DEFAULT_SOCKET;
+  if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
+  const group = r.string(ctl?.get('group'), 'control.group');
+  const mode = r.int(ctl?.get('mode'), 'control.mode', 0, 0o777) ?? 0o660;
+
+  const tables = readTables(r, top.get('tables'));
+  const protoNodes = r.seq(top.get('protocols'), 'protocols');
+  if (!top.has('protocols')) r.error(r.root, 'config: "protocols" is missing');
+  const protocols: ProtocolConfig[] = [];
+  const names = new Set<string>(tables.map((t) => t.name));
+  for (const node of protoNodes ?? []) {
+    const p = readProtocol(r, node, tables);
+    if (!p) continue;
+    if (names.has(p.name)) r.error(node, `protocol ${p.name}: the name is already used by a table or another protocol`);
+    names.add(p.name);
+    protocols.push(p);
+  }
+  return { file: r.file, logLevel, control: { socket, group, mode }, tables, protocols };
+}
+
+function readTables(r: YamlReader, node: YamlNode | undefined): TableConfig[] {
+  if (node === undefined) return DEFAULT_TABLES.map((t) => ({ ...t }));
+  const out: TableConfig[] = [];
+  for (const t of r.seq(node, 'tables') ?? []) {
+    const m = r.map(t, 'table', ['name', 'family']);
+    const name = r.string(m?.get('name'), 'table name');
+    const family = r.oneOf(m?.get('family'), `table ${name ?? ''}: family`, ['ipv4', 'ipv6'] as const);
+    if (m && !m.has('family')) r.error(t, `table ${name ?? ''}: "family" (ipv4 or ipv6) is missing`);
+    if (!name || !family) continue;
+    if (!NAME_RE.test(name)) r.error(m?.get('name'), `table name "${name}": letters, digits, _ . - (starting with a letter), at most 32`);
+    else if (out.some((x) => x.name === name)) r.error(m?.get('name'), `table ${name}: defined twice`);
+    else out.push({ name, family: family === 'ipv4' ? 4 : 6 });
+  }
+  return out;
+}
+
+/** The tables a protocol attaches to: named ones (checked), or the first table of each wanted family. */
+function attachTables(r: YamlReader, what: string, node: YamlNode | undefined, tables: TableConfig[], families: Family[]): string[] {
+  if (node !== undefined) {
+    const list = r.seq(node, `${what}: tables`) ?? [];
+    const out: string[] = [];
+    for (const n of list) {
+      const name = r.string(n, `${what}: table`);
+      if (name === undefined) continue;
+      if (!tables.some((t) => t.name === name)) r.error(n, `${what}: no table named "${name}" (defined: ${tables.map((t) => t.name).join(', ')})`);
+      else out.push(name);
+    }
+    return out;
+  }
+  const out: string[] = [];
+  for (const f of families) {
+    const t = tables.find((x) => x.family === f);
+    if (t) out.push(t.name);
+  }
+  return out;
+}
+
+const COMMON_KEYS = ['name', 'type', 'tables'];
+const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
+const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
+
+function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): ProtocolConfig | undefined {
+  // Read name and type first, leniently, so the real key check can list the right keys.
+  const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS])]);
+  if (!peek) return undefined;
+  const name = r.string(peek.get('name'), 'protocol name');
+  if (!peek.has('name')) r.error(node, 'protocol: "name" is missing');
+  if (name !== undefined && !NAME_RE.test(name)) r.error(peek.get('name'), `protocol name "${name}": letters, digits, _ . - (starting with a letter), at most 32`);
+  const what = `protocol ${name ?? '(unnamed)'}`;
+  const type = r.oneOf(peek.get('type'), `${what}: type`, ['static', 'kernel'] as const);
+  if (!peek.has('type')) r.error(node, `${what}: "type" is missing (static or kernel)`);
+  if (!name || !type) return undefined;
+  const keys = type === 'static' ? STATIC_KEYS : KERNEL_KEYS;
+  for (const k of peek.keys()) if (!keys.includes(k)) r.errorAtKey(peek.get(k), `${what}: "${k}" is not a setting of a ${type} protocol`);
+
+  if (type === 'static') {
+    const routes: ConfiguredRoute[] = [];
+    const families = new Set<Family>();
+    for (const n of r.seq(peek.get('routes'), `${what}: routes`) ?? []) {
+      const line = r.string(n, `${what}: route`);
+      if (line === undefined) continue;
+      const pos = r.position(n);
+      try {
+        const { net, attrs } = parseRouteLine(line);
+        routes.push({ net, attrs, ...pos });
+        families.add(net.family);
+      } catch (e) {
+        if (!(e instanceof RouteSyntaxError)) throw e;
+        r.issues.push({ file: r.file, line: pos.line, column: pos.column + e.column - 1 + quoteOffset(n), message: `${what}: ${e.message}` });
+      }
+    }
+    const routesFile = r.string(peek.get('routes_file'), `${what}: routes_file`);
+    // A routes file may hold both families, so a static protocol with one attaches to both.
+    const wanted: Family[] = routesFile !== undefined ? [4, 6] : ([4, 6] as Family[]).filter((f) => families.has(f));
+    return {
+      type,
+      name,
+      tables: attachTables(r, what, peek.get('tables'), tables, wanted.length ? wanted : [4, 6]),
+      preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) ?? 200,
+      routes,
+      routesFile: routesFile === undefined ? undefined : resolveRelative(r.file, routesFile),
+    };
+  }
+
+  const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';
+  const families: Family[] = family === 'ipv4' ? [4] : family === 'ipv6' ? [6] : [4, 6];
+  const exportNode = peek.get('export');
+  let exportFilter: KernelProtocolConfig['exportFilter'];
+  if (exportNode !== undefined) {
+    const list = r.seq(exportNode, `${what}: export`);
+    if (list) exportFilter = { rules: list.map((n) => n.toJSON() as unknown), ...r.position(exportNode) };
+  }
+  return {
+    type,
+    name,
+    tables: attachTables(r, what, peek.get('tables'), tables, families),
+    protocol: r.int(peek.get('protocol'), `${what}: protocol`, 1, 255) ?? DEFAULT_KERNEL_PROTOCOL,
+    kernelTable: readKernelTable(r, peek.get('kernel_table'), what),
+    metric: r.int(peek.get('metric'), `${what}: metric`, 0, 0xffffffff),
+    persist: r.bool(peek.get('persist'), `${what}: persist`) ?? false,
+    scanIntervalMs: r.duration(peek.get('scan_interval'), `${what}: scan_interval`, 1000) ?? 60000,
+    gracefulRestartMs: r.duration(peek.get('graceful_restart'), `${what}: graceful_restart`) ?? 0,
+    learn: r.bool(peek.get('learn'), `${what}: learn`) ?? false,
+    mergePaths: r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0,
+    exportFilter,
+  };
+}
+
+function readKernelTable(r: YamlReader, node: YamlNode | undefined, what: string): number | string {
+  if (node === undefined) return 'main';
+  const asNumber = r.int(typeof (node as { value?: unknown }).value === 'number' ? node : undefined, `${what}: kernel_table`, 1, 0xffffffff);
+  if (asNumber !== undefined) return asNumber;
+  const s = typeof (node as { value?: unknown }).value === 'string' ? r.string(node, `${what}: kernel_table`) : undefined;
+  if (s === undefined && typeof (node as { value?: unknown }).value !== 'number') r.error(node, `${what}: kernel_table: expected a table id 1..4294967295 or a name`);
+  return s ?? 'main';
+}
+
+/** Column shift for a quoted scalar: the route's columns count from inside the quotes. */
+function quoteOffset(n: YamlNode): number {
+  return 'type' in n && (n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') ? 1 : 0;
+}
+
+function resolveRelative(configFile: string, p: string): string {
+  if (p.startsWith('/')) return p;
+  const dir = configFile.includes('/') ? configFile.slice(0, configFile.lastIndexOf('/')) : '.';
+  return `${dir}/${p}`;
+}

@@ -1,0 +1,106 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfigFile, parseConfig, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
+
+function issuesOf(text: string): string[] {
+  try {
+    parseConfig('/etc/krtsync/krtsync.yaml', text);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues.map((i) => `${i.line}:${i.column}: ${i.message}`);
+    throw e;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+const EXAMPLE = `
+control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
+protocols:
+  - name: static1
+    type: static
+    routes:
+      - 10.10.0.0/16 via 192.0.2.2
+      - 10.20.0.0/16 dev eth1
+      - blackhole 10.30.0.0/16
+      - 10.40.0.0/16 nexthop via 192.0.2.2 weight 1 nexthop via 192.0.2.3 weight 2
+    routes_file: routes.txt
+  - name: kernel1
+    type: kernel
+    protocol: 201
+    kernel_table: main
+    persist: false
+    scan_interval: 60s
+`;
+
+describe('config', () => {
+  it('reads the example operators write', () => {
+    const c = parseConfig('/etc/krtsync/krtsync.yaml', EXAMPLE);
+    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660 });
+    expect(c.tables).toEqual([
+      { name: 'master4', family: 4 },
+      { name: 'master6', family: 6 },
+    ]);
+    const s = c.protocols[0] as StaticProtocolConfig;
+    expect(s.routes.map((r) => `${r.net} ${r.attrs}`)).toEqual([
+      '10.10.0.0/16 via 192.0.2.2',
+      '10.20.0.0/16 dev eth1',
+      '10.30.0.0/16 blackhole',
+      '10.40.0.0/16 via 192.0.2.2, via 192.0.2.3 weight 2',
+    ]);
+    expect(s.routes[1]).toMatchObject({ line: 8, column: 9 });
+    expect(s.routesFile).toBe('/etc/krtsync/routes.txt');
+    expect(s.tables).toEqual(['master4', 'master6']);
+    const k = c.protocols[1] as KernelProtocolConfig;
+    expect(k).toMatchObject({ protocol: 201, kernelTable: 'main', persist: false, scanIntervalMs: 60000, tables: ['master4', 'master6'] });
+  });
+
+  it('defaults: info logging, the standard socket, kernel protocol 201 on main', () => {
+    const c = parseConfig('x.yaml', 'protocols:\n  - { name: k, type: kernel, family: ipv6, kernel_table: 1000, graceful_restart: 30s }\n');
+    expect(c.logLevel).toBe('info');
+    expect(c.control.socket).toBe('/run/krtsync/krtsync.sock');
+    expect(c.protocols[0]).toMatchObject({ protocol: 201, kernelTable: 1000, tables: ['master6'], gracefulRestartMs: 30000, scanIntervalMs: 60000 });
+  });
+
+  it('attaches static protocols to the tables of their routes families', () => {
+    const c = parseConfig('x.yaml', 'protocols:\n  - { name: s, type: static, routes: ["2001:db8:1::/48 via 2001:db8::1"] }\n');
+    expect(c.protocols[0]!.tables).toEqual(['master6']);
+  });
+
+  it.each([
+    ['protocols: [ {name: a, type: static', /^1:1: Flow map/],
+    ['', /1:1: the file is empty/],
+    ['- a\n- b\n', /1:1: config: expected a mapping/],
+    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, tables, protocols\)/],
+    ['log: { level: loud }\nprotocols: []\n', /^1:15: log.level: expected one of error, warn, info, debug/],
+    ['control: { socket: relative.sock }\nprotocols: []\n', /control.socket: must be an absolute path/],
+    ['protocols:\n  - { type: static }\n', /^2:5: protocol: "name" is missing/],
+    ['protocols:\n  - { name: s, type: statik }\n', /^2:22: protocol s: type: expected one of static, kernel/],
+    ['protocols:\n  - { name: s, type: static, routes: ["10.0.0.1/8 via 192.0.2.2"] }\n', /^2:40: protocol s: 10.0.0.1\/8: host bits set, did you mean 10.0.0.0\/8\?/],
+    ['protocols:\n  - name: s\n    type: static\n    routes:\n      - 10.0.0.0/8 via 192.0.2.2 wibble\n', /^5:34: protocol s: unknown word "wibble"/],
+    ['protocols:\n  - { name: k, type: kernel, routes: [] }\n', /^2:30: protocol k: "routes" is not a setting of a kernel protocol/],
+    ['protocols:\n  - { name: k, type: kernel, protocol: 300 }\n', /protocol k: protocol: expected an integer 1..255/],
+    ['protocols:\n  - { name: k, type: kernel, scan_interval: 5x }\n', /scan_interval: expected a duration/],
+    ['protocols:\n  - { name: k, type: kernel, scan_interval: 10ms }\n', /scan_interval: must be between 1000 ms/],
+    ['protocols:\n  - { name: k, type: kernel, persist: yes please }\n', /persist: expected true or false/],
+    ['protocols:\n  - { name: k, type: kernel, tables: [nope] }\n', /no table named "nope" \(defined: master4, master6\)/],
+    ['protocols:\n  - { name: k, type: kernel }\n  - { name: k, type: static }\n', /^3:5: protocol k: the name is already used/],
+    ['tables: [ { name: t4 } ]\nprotocols: []\n', /table t4: "family" \(ipv4 or ipv6\) is missing/],
+    ['protocols:\n  - { name: k, type: kernel, kernel_table: [1] }\n', /kernel_table: expected a table id/],
+    ['protocols: {}\n', /protocols: expected a list/],
+  ])('rejects %j with a position', (text, msg) => {
+    const issues = issuesOf(text);
+    expect(issues.join('\n')).toMatch(msg);
+  });
+
+  it('reports every problem at once', () => {
+    const issues = issuesOf('protocols:\n  - { name: a, type: kernel, protocol: 0 }\n  - { name: b, type: static, routes: [bad] }\n');
+    expect(issues).toHaveLength(2);
+  });
+
+  it('names the file when it cannot be read, and reads a real file', () => {
+    expect(() => loadConfigFile('/nonexistent/krtsync.yaml')).toThrow(/\/nonexistent\/krtsync.yaml:1:1: cannot read/);
+    const dir = mkdtempSync(join(tmpdir(), 'krt-config-'));
+    writeFileSync(join(dir, 'k.yaml'), EXAMPLE);
+    expect(loadConfigFile(join(dir, 'k.yaml')).protocols).toHaveLength(2);
+  });
+});
