@@ -1,0 +1,113 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { createLogger, encodeJournalEntry, formatLine, journalFieldName, JournalTransport, stderrIsJournal } from '../../../src/daemon/logging';
+import { closeFd, UnixDatagramSocket, type UnixDatagram } from '../../../src/netlink/socket';
+
+/** Parses the journal's native protocol back into fields (what journald does). */
+function parseJournalEntry(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let p = 0;
+  while (p < buf.length) {
+    const nl = buf.indexOf(10, p);
+    const line = buf.subarray(p, nl).toString('utf8');
+    const eq = line.indexOf('=');
+    if (eq >= 0) {
+      out[line.slice(0, eq)] = line.slice(eq + 1);
+      p = nl + 1;
+    } else {
+      const len = Number(buf.readBigUInt64LE(nl + 1));
+      out[line] = buf.subarray(nl + 9, nl + 9 + len).toString('utf8');
+      expect(buf[nl + 9 + len]).toBe(10);
+      p = nl + 10 + len;
+    }
+  }
+  return out;
+}
+
+function receiver(): { path: string; sock: UnixDatagramSocket; next: () => Promise<UnixDatagram> } {
+  const path = join(mkdtempSync(join(tmpdir(), 'krt-journal-')), 'socket');
+  const sock = UnixDatagramSocket.open(path);
+  const queue: UnixDatagram[] = [];
+  let wake: (() => void) | undefined;
+  sock.start((dgs) => {
+    queue.push(...dgs);
+    wake?.();
+  });
+  const next = async (): Promise<UnixDatagram> => {
+    while (!queue.length) await new Promise<void>((r) => (wake = r));
+    return queue.shift()!;
+  };
+  return { path, sock, next };
+}
+
+describe('journal native protocol', () => {
+  it('frames plain and multi-line fields the way journald parses them', () => {
+    const buf = encodeJournalEntry([
+      ['MESSAGE', 'route 10.0.0.0/8 failed\nsecond line'],
+      ['PRIORITY', '3'],
+    ]);
+    expect(buf.subarray(0, 8).toString()).toBe('MESSAGE\n');
+    expect(buf.readBigUInt64LE(8)).toBe(BigInt('route 10.0.0.0/8 failed\nsecond line'.length));
+    expect(parseJournalEntry(buf)).toEqual({ MESSAGE: 'route 10.0.0.0/8 failed\nsecond line', PRIORITY: '3' });
+  });
+
+  it('names structured fields for journalctl', () => {
+    expect(journalFieldName('prefix')).toBe('KRT_PREFIX');
+    expect(journalFieldName('table')).toBe('KRT_TABLE');
+    expect(journalFieldName('protocol')).toBe('KRT_PROTOCOL');
+    expect(journalFieldName('errno')).toBe('ERRNO');
+    expect(journalFieldName('extAck')).toBe('KRT_EXT_ACK');
+    expect(journalFieldName('routes-left')).toBe('KRT_ROUTES_LEFT');
+  });
+
+  it('sends entries with fields to the journal socket, and large ones as a memfd', async () => {
+    const rx = receiver();
+    try {
+      const log = winston.createLogger({ level: 'debug', levels: { error: 0, warn: 1, info: 2, debug: 3 }, transports: [new JournalTransport(rx.path)] });
+      log.warn('route rejected\nby the kernel', { prefix: '10.0.0.0/8', table: 254, protocol: 'kernel1', errno: 101 });
+      const small = await rx.next();
+      expect(small.fd).toBeUndefined();
+      expect(parseJournalEntry(small.data)).toEqual({
+        MESSAGE: 'route rejected\nby the kernel',
+        PRIORITY: '4',
+        SYSLOG_IDENTIFIER: 'krtsync',
+        KRT_PREFIX: '10.0.0.0/8',
+        KRT_TABLE: '254',
+        KRT_PROTOCOL: 'kernel1',
+        ERRNO: '101',
+      });
+      const huge = 'x'.repeat(4 << 20);
+      log.info(huge);
+      const big = await rx.next();
+      expect(big.fd).toBeGreaterThanOrEqual(0);
+      const content = readFileSync(`/proc/self/fd/${big.fd}`);
+      closeFd(big.fd!);
+      expect(parseJournalEntry(content).MESSAGE).toBe(huge);
+      log.close();
+    } finally {
+      rx.sock.close();
+    }
+  });
+});
+
+describe('stderr lines', () => {
+  it('prefixes the syslog priority and keeps an entry on one line', () => {
+    expect(formatLine({ level: 'error', message: 'a\nb', prefix: '10.0.0.0/8', why: 'no route' })).toBe('<3>a\\nb prefix=10.0.0.0/8 why="no route"');
+    expect(formatLine({ level: 'debug', message: 'x' })).toBe('<7>x');
+  });
+
+  it('is what createLogger writes when stderr is not the journal', () => {
+    expect(stderrIsJournal({})).toBe(false);
+    expect(stderrIsJournal({ JOURNAL_STREAM: '1:1' })).toBe(false);
+    const log = createLogger({ level: 'info', output: 'stderr' });
+    expect(log.transports[0]).toBeInstanceOf(winston.transports.Stream);
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
+    const l2 = winston.createLogger({ transports: [new winston.transports.Stream({ stream: sink, format: winston.format.printf((i) => formatLine(i)) })] });
+    l2.info('synced', { routes: 3 });
+    expect(lines.join('')).toBe('<6>synced routes=3\n');
+  });
+});
