@@ -1,0 +1,262 @@
+/**
+ * ExportRequest: a full reader of one exporter (BIRD's rt_export_request).
+ *
+ * State: down → feeding → ready, and stopped or closed at the end. The
+ * request starts on the consumer's first next(): it takes a sorted snapshot
+ * of the nets (a NetWalk) and starts reading the journal at its end.
+ *
+ * Each batch, synchronously:
+ *  1. journal items from `pos`, oldest first. An item of a net the walk has
+ *     not fed yet brings that net's feed forward (its current routes, which
+ *     cover every journal item of the net up to the journal's end); the net is
+ *     remembered in `fedEarly` so the walk skips it. Otherwise the item and
+ *     every later item of its net already in the journal are squashed into
+ *     one update. Either way `skipUntil[net]` = journal end, so the covered
+ *     items are not delivered again when `pos` reaches them.
+ *  2. only once `pos` is at the journal's end: the next nets of the walk.
+ *     Because the journal is fully read at that moment, such a feed covers
+ *     no item the reader has yet to read.
+ * So every change reaches the reader exactly once, in order per net, and a
+ * net is never fed twice in one feed phase.
+ *
+ * A reader further than `maxBehind` items behind is dropped to a refeed: its
+ * position jumps to the journal's end, and it gets a refeed item and then a
+ * feed of every current net plus an empty feed for each net it skipped over
+ * that has no routes now (the `owed` nets), so it ends exactly in sync
+ * without remembering anything itself.
+ */
+import { type Prefix, prefixFromKey } from '../lib/addr';
+import type { NetKey, Route } from '../route/route';
+import type { RouteSource } from '../route/source';
+import { BatchPump, type BatchSource } from './batch-pump';
+import type { ExportItem, FeedItem, RefeedItem, StopItem, UpdateItem } from './items';
+import { READY } from './items';
+import type { JournalItem } from './journal';
+import type { NetWalk } from './net-store';
+import type { NetFilter } from './prefilter';
+import type { ExporterCore } from './exporter';
+
+export type ExportRequestState = 'down' | 'feeding' | 'ready' | 'stopped' | 'closed';
+
+export interface ReaderOptions {
+  /** Items per batch (default 1024). A squash may add a few. */
+  batchSize?: number;
+}
+
+export interface ExportRequestOptions extends ReaderOptions {
+  /** For logs and `show exports`. */
+  name: string;
+  prefilter?: import('./prefilter').Prefilter;
+  /** Wait this long after a write wakes an idle reader before taking a batch, to coalesce (default 0). */
+  settleMs?: number;
+}
+
+export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[]>, BatchSource<ExportItem> {
+  readonly name: string;
+  private _state: ExportRequestState = 'down';
+  /** Next journal seq to read. */
+  pos = 0;
+  /** Times this request was dropped to a refeed. */
+  refeeds = 0;
+  private walk: NetWalk | undefined;
+  private readonly fedEarly = new Set<NetKey>();
+  private readonly skipUntil = new Map<NetKey, number>();
+  private emitEmptyFeeds = false;
+  private control: RefeedItem | undefined;
+  private stopItem: StopItem | undefined;
+  private ended = false;
+  private readonly batchSize: number;
+  private readonly settleMs: number;
+  private readonly pump = new BatchPump<ExportItem>(this);
+
+  constructor(
+    private readonly exporter: ExporterCore,
+    private readonly filter: NetFilter | undefined,
+    options: ExportRequestOptions,
+  ) {
+    this.name = options.name;
+    this.batchSize = Math.max(1, options.batchSize ?? 1024);
+    this.settleMs = Math.max(0, options.settleMs ?? 0);
+  }
+
+  get state(): ExportRequestState {
+    return this._state;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<readonly ExportItem[], undefined>> {
+    if (this._state === 'down') this.start();
+    return this.pump.next();
+  }
+
+  /** Unsubscribe (also what `break` out of a for-await does). Idempotent. */
+  return(): Promise<IteratorResult<readonly ExportItem[], undefined>> {
+    this.close();
+    return Promise.resolve({ done: true, value: undefined });
+  }
+
+  close(): void {
+    if (this._state === 'closed') return;
+    if (this._state !== 'stopped') this._state = 'closed';
+    this.exporter.detach(this);
+    this.pump.finish();
+  }
+
+  /** Ask for a full refeed (as if fallen behind). */
+  refeed(reason = 'requested'): void {
+    if (this._state === 'feeding' || this._state === 'ready') this.dropToRefeed(reason);
+  }
+
+  // ---------------------------------------------------------------- called by the exporter
+
+  /** A write landed in the journal. */
+  notify(): void {
+    this.pump.wake(this.settleMs);
+  }
+
+  /** True when this request may delay trimming (it reads the journal). */
+  get readsJournal(): boolean {
+    return this._state === 'feeding' || this._state === 'ready';
+  }
+
+  stop(reason: string): void {
+    if (this._state === 'closed' || this._state === 'stopped') return;
+    this._state = 'stopped';
+    this.walk = undefined;
+    this.control = undefined;
+    this.stopItem = { kind: 'stop', reason };
+    this.pump.wake(0);
+  }
+
+  dropToRefeed(reason: string): void {
+    const journal = this.exporter.journal;
+    const owed = new Set<NetKey>();
+    for (let s = this.pos; s < journal.end; s++) {
+      const key = journal.at(s).key;
+      if (this.filter === undefined || this.filter.matches(key)) owed.add(key);
+    }
+    for (const key of owed) if (this.exporter.routesOf(key).length > 0) owed.delete(key);
+    this.beginFeed(owed);
+    this.emitEmptyFeeds = true;
+    this.refeeds++;
+    this.control = { kind: 'refeed', reason };
+    this.pump.wake(0);
+  }
+
+  // ---------------------------------------------------------------- BatchSource
+
+  hasWork(): boolean {
+    if (this.ended || this.stopItem !== undefined) return true;
+    return this.control !== undefined || this.walk !== undefined || this.pos < this.exporter.journal.end;
+  }
+
+  take(): readonly ExportItem[] | null {
+    if (this.ended) return null;
+    if (this.stopItem !== undefined) {
+      this.ended = true;
+      return [this.stopItem];
+    }
+    if (this._state !== 'feeding' && this._state !== 'ready') return [];
+    const out: ExportItem[] = [];
+    if (this.control !== undefined) {
+      out.push(this.control);
+      this.control = undefined;
+    }
+    const end = this.exporter.journal.end;
+    this.readJournal(out, end);
+    if (this.walk !== undefined && this.pos === end) this.readWalk(out, end);
+    this.exporter.trim();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private start(): void {
+    this.exporter.attach(this);
+    if (this.exporter.stopReason !== undefined) return this.stop(this.exporter.stopReason);
+    this.beginFeed(undefined);
+  }
+
+  private beginFeed(owed: Iterable<NetKey> | undefined): void {
+    this.pos = this.exporter.journal.end;
+    this.skipUntil.clear();
+    this.fedEarly.clear();
+    this.walk = this.exporter.store.walk(this.filter, owed);
+    this._state = 'feeding';
+  }
+
+  private readJournal(out: ExportItem[], end: number): void {
+    const journal = this.exporter.journal;
+    while (this.pos < end && out.length < this.batchSize) {
+      const item = journal.at(this.pos++);
+      const key = item.key;
+      if (this.filter !== undefined && !this.filter.matches(key)) continue;
+      const covered = this.skipUntil.get(key);
+      if (covered !== undefined && item.seq < covered) continue;
+      if (this.walk !== undefined && !this.fedEarly.has(key) && !this.walk.passed(key)) {
+        this.fedEarly.add(key);
+        this.skipUntil.set(key, end);
+        this.pushFeed(out, key, end);
+        continue;
+      }
+      if (item.nextSameNet !== undefined && item.nextSameNet.seq < end) {
+        this.skipUntil.set(key, end);
+        this.pushSquashed(out, item, end);
+      } else {
+        out.push(item);
+      }
+    }
+    if (this.pos === end) this.skipUntil.clear();
+  }
+
+  private readWalk(out: ExportItem[], end: number): void {
+    const walk = this.walk!;
+    while (out.length < this.batchSize && !walk.done) {
+      const key = walk.next();
+      if (this.fedEarly.delete(key)) continue;
+      this.pushFeed(out, key, end);
+    }
+    if (walk.done) {
+      this.walk = undefined;
+      this.fedEarly.clear();
+      this.emitEmptyFeeds = false;
+      this._state = 'ready';
+      out.push(READY);
+    }
+  }
+
+  private pushFeed(out: ExportItem[], key: NetKey, end: number): void {
+    const routes = this.exporter.routesOf(key);
+    if (routes.length === 0 && !this.emitEmptyFeeds) return;
+    out.push(feedItem(prefixFromKey(key), routes, end));
+  }
+
+  /** The items of `first`'s net below `end`, as one update (`best`) or one per source (`all`). */
+  private pushSquashed(out: ExportItem[], first: JournalItem, end: number): void {
+    if (this.exporter.kind === 'best') {
+      let last = first;
+      while (last.nextSameNet !== undefined && last.nextSameNet.seq < end) last = last.nextSameNet;
+      if (first.old !== last.new) out.push(squashed(first, last));
+      return;
+    }
+    const bySource = new Map<RouteSource, [JournalItem, JournalItem]>();
+    for (let it: JournalItem | undefined = first; it !== undefined && it.seq < end; it = it.nextSameNet) {
+      const src = (it.old ?? it.new)!.src;
+      const run = bySource.get(src);
+      if (run === undefined) bySource.set(src, [it, it]);
+      else run[1] = it;
+    }
+    for (const [a, b] of bySource.values()) if (a.old !== b.new) out.push(a === b ? a : squashed(a, b));
+  }
+}
+
+function squashed(first: JournalItem, last: JournalItem): UpdateItem {
+  return { kind: 'update', seq: last.seq, net: first.net, old: first.old, new: last.new };
+}
+
+export function feedItem(net: Prefix, routes: readonly Route[], seq: number): FeedItem {
+  return { kind: 'feed', net, routes, seq };
+}

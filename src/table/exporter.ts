@@ -1,0 +1,132 @@
+/**
+ * Exporter: the producer side of a table (BIRD's rt_exporter). Each table has
+ * two: `best` (changes of a net's best route) and `all` (every route change).
+ *
+ * The table calls record() on every relevant write, synchronously; record()
+ * appends a journal item only while some export request reads the journal
+ * (with none, a new request's feed covers everything anyway), pokes each
+ * request, and drops a request that fell more than `maxBehind` items behind
+ * to a refeed, so a stuck reader cannot hold memory without limit.
+ *
+ * Trimming: after each batch a request takes, items below the slowest
+ * request's position are dropped.
+ */
+import { InvariantError } from '../lib/errors';
+import type { NetKey, Route } from '../route/route';
+import { ExportRequest, type ExportRequestOptions } from './export-request';
+import { Feeder, type FeederOptions } from './feeder';
+import { Journal } from './journal';
+import { type NetStore, netKeyOf, slotBest, slotRoutes } from './net-store';
+import { compilePrefilter } from './prefilter';
+
+export type ExporterKind = 'best' | 'all';
+
+/** What readers use of their exporter. */
+export interface ExporterCore {
+  readonly kind: ExporterKind;
+  readonly journal: Journal;
+  readonly store: NetStore;
+  readonly stopReason: string | undefined;
+  /** Current routes of a net as this exporter shows them (`best`: at most one). */
+  routesOf(key: NetKey): readonly Route[];
+  attach(reader: ExportRequest | Feeder): void;
+  detach(reader: ExportRequest | Feeder): void;
+  trim(): void;
+}
+
+export interface ExporterOptions {
+  /** Journal items a request may be behind before it is dropped to a refeed (default 100000). */
+  maxBehind?: number;
+}
+
+export class Exporter implements ExporterCore {
+  readonly journal = new Journal();
+  private readonly requests = new Set<ExportRequest>();
+  private readonly feeders = new Set<Feeder>();
+  private stopped: string | undefined;
+  readonly maxBehind: number;
+
+  constructor(
+    readonly kind: ExporterKind,
+    readonly store: NetStore,
+    options: ExporterOptions = {},
+  ) {
+    this.maxBehind = Math.max(1, options.maxBehind ?? 100_000);
+  }
+
+  /** A full reader: feed of every net, then journal updates. Starts on the first next(). */
+  subscribe(options: ExportRequestOptions): ExportRequest {
+    return new ExportRequest(this, compilePrefilter(options.prefilter), options);
+  }
+
+  /** A feed-only reader: walks the matching nets in order and ends. Starts on the first next(). */
+  feed(options: FeederOptions = {}): Feeder {
+    return new Feeder(this, compilePrefilter(options.prefilter), options);
+  }
+
+  get stopReason(): string | undefined {
+    return this.stopped;
+  }
+
+  /** Readers that are attached (for `show exports` and tests). */
+  get readers(): readonly (ExportRequest | Feeder)[] {
+    return [...this.requests, ...this.feeders];
+  }
+
+  /**
+   * Stops the exporter for good: every reader gets a stop item, later readers
+   * get one at once, the journal is dropped. Idempotent.
+   */
+  stop(reason: string): void {
+    if (this.stopped !== undefined) return;
+    this.stopped = reason;
+    for (const r of [...this.requests, ...this.feeders]) r.stop(reason);
+    this.requests.clear();
+    this.feeders.clear();
+    this.journal.trimTo(this.journal.end);
+  }
+
+  routesOf(key: NetKey): readonly Route[] {
+    const slot = this.store.getByKey(key);
+    if (this.kind === 'all') return slotRoutes(slot);
+    const best = slotBest(slot);
+    return best === undefined ? [] : [best];
+  }
+
+  attach(reader: ExportRequest | Feeder): void {
+    if (this.stopped !== undefined) return;
+    if (reader instanceof ExportRequest) this.requests.add(reader);
+    else this.feeders.add(reader);
+  }
+
+  detach(reader: ExportRequest | Feeder): void {
+    if (reader instanceof ExportRequest) {
+      if (this.requests.delete(reader)) this.trim();
+    } else {
+      this.feeders.delete(reader);
+    }
+  }
+
+  trim(): void {
+    let min = this.journal.end;
+    for (const r of this.requests) if (r.readsJournal && r.pos < min) min = r.pos;
+    if (min > this.journal.start) this.journal.trimTo(min);
+  }
+
+  /** A write changed what this exporter shows for a net. Synchronous; never waits for readers. */
+  record(netWord: number | string, netLen: number, old: Route | undefined, neu: Route | undefined): void {
+    if (this.requests.size === 0) return;
+    if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
+    this.journal.push(netKeyOf(netWord, netLen), old, neu);
+    if (this.journal.length > this.maxBehind) this.dropLaggards();
+    for (const r of this.requests) r.notify();
+  }
+
+  private dropLaggards(): void {
+    const end = this.journal.end;
+    for (const r of this.requests) {
+      if (r.readsJournal && end - r.pos > this.maxBehind) r.dropToRefeed(`fell behind by more than ${this.maxBehind} changes`);
+    }
+    this.trim();
+  }
+}

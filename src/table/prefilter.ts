@@ -1,0 +1,61 @@
+/**
+ * Prefilters: which nets a reader wants, decided on the net alone (never on
+ * its routes, so the answer for a net cannot change while a reader runs).
+ *
+ * - prefix: the prefix and every prefix inside it;
+ * - set: a PrefixSet (ranges like 10.0.0.0/8{16,24});
+ * - predicate: any test on the net.
+ *
+ * compilePrefilter() turns one into a NetFilter: a test on a NetKey plus,
+ * for prefix and set filters, the ranges, which NetStore uses to look only
+ * where matching nets can be instead of scanning the whole table.
+ */
+import { type Prefix, prefixFromKey } from '../lib/addr';
+import { PrefixSet, type PrefixRange, prefixRange, rangeMatches } from '../lib/prefix-set';
+import type { NetKey } from '../route/route';
+
+export type Prefilter =
+  | { readonly kind: 'prefix'; readonly prefix: Prefix }
+  | { readonly kind: 'set'; readonly set: PrefixSet | readonly (PrefixRange | string)[] }
+  | { readonly kind: 'predicate'; readonly test: (net: Prefix) => boolean };
+
+export interface NetFilter {
+  matches(key: NetKey): boolean;
+  /** Where matching nets can be; undefined means anywhere (a predicate). */
+  readonly ranges: readonly PrefixRange[] | undefined;
+}
+
+export function compilePrefilter(pf: Prefilter | undefined): NetFilter | undefined {
+  if (pf === undefined) return undefined;
+  switch (pf.kind) {
+    case 'prefix':
+      return rangesFilter([prefixRange(pf.prefix, pf.prefix.len, pf.prefix.maxLen)]);
+    case 'set':
+      return rangesFilter((pf.set instanceof PrefixSet ? pf.set : new PrefixSet(pf.set)).ranges);
+    case 'predicate': {
+      const test = pf.test;
+      return { ranges: undefined, matches: (key) => test(prefixFromKey(key)) };
+    }
+  }
+}
+
+function rangesFilter(ranges: readonly PrefixRange[]): NetFilter {
+  return {
+    ranges,
+    matches(key) {
+      if (typeof key === 'number') {
+        // IPv4 fast path on the numeric key, no Prefix built.
+        const len = key % 64;
+        const word = ((key - len) / 64) | 0;
+        for (const r of ranges) {
+          if (r.prefix.family !== 4 || len < r.min || len > r.max) continue;
+          const mask = r.prefix.len === 0 ? 0 : (-1 << (32 - r.prefix.len)) | 0;
+          if ((word & mask) === r.prefix.w0) return true;
+        }
+        return false;
+      }
+      const net = prefixFromKey(key);
+      return ranges.some((r) => rangeMatches(r, net));
+    },
+  };
+}

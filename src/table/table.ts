@@ -1,0 +1,204 @@
+/**
+ * Table: per net, the routes of every source, best first (BIRD's rtable).
+ *
+ * Writes are synchronous and cheap: announce(), withdraw(), refreshBegin()
+ * and refreshEnd() update the NetStore and tell the two exporters what
+ * changed; they never wait for a reader. Reads by readers happen in their own
+ * runs, one net at a time, never across an await.
+ *
+ * Invariants:
+ *  - a source has at most one route per net; a net's chain is ordered by
+ *    compareSources (preference, then name, then creation), so the best route
+ *    is first and the order never depends on timing;
+ *  - re-announcing exactly what is stored (same attrs object) changes
+ *    nothing and writes no journal item; it only renews the route for the
+ *    refresh cycle;
+ *  - `best` records a change only when a net's best route object changes,
+ *    `all` records every route that appears, changes or disappears.
+ *
+ * Refresh cycle (BIRD's refresh_begin/refresh_end): refreshBegin(src) starts
+ * a new cycle for the source, which makes all its routes stale at once
+ * without touching them (a route is stale when its refreshCycle is older
+ * than its source's cycle). Each announce renews a route. refreshEnd(src)
+ * withdraws the routes still stale.
+ */
+import type { Prefix } from '../lib/addr';
+import { prefixKey } from '../lib/addr';
+import type { RouteAttrs } from '../route/attrs';
+import { Route } from '../route/route';
+import { type RouteSource, compareSources } from '../route/source';
+import { Exporter, type ExporterOptions } from './exporter';
+import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
+
+export interface TableOptions extends ExporterOptions {
+  name: string;
+}
+
+interface SourceState {
+  /** Routes announced before this cycle began are stale. */
+  cycle: number;
+  refreshing: boolean;
+  routes: number;
+}
+
+export class Table {
+  readonly name: string;
+  readonly best: Exporter;
+  readonly all: Exporter;
+  private readonly store = new NetStore();
+  private readonly sources = new Map<RouteSource, SourceState>();
+  // One-entry cache: sources announce in long runs.
+  private lastSource: RouteSource | undefined;
+  private lastState: SourceState | undefined;
+  private routeCount = 0;
+
+  constructor(options: TableOptions) {
+    this.name = options.name;
+    this.best = new Exporter('best', this.store, options);
+    this.all = new Exporter('all', this.store, options);
+  }
+
+  get netCount(): number {
+    return this.store.size;
+  }
+
+  get routeTotal(): number {
+    return this.routeCount;
+  }
+
+  /** Routes the source has in this table. */
+  routesOfSource(src: RouteSource): number {
+    return this.sources.get(src)?.routes ?? 0;
+  }
+
+  /** The net's routes, best first (a lookup; readers use exporters). */
+  routes(net: Prefix): readonly Route[] {
+    return slotRoutes(this.slotOf(net));
+  }
+
+  bestRoute(net: Prefix): Route | undefined {
+    return slotBest(this.slotOf(net));
+  }
+
+  /** Adds or replaces `src`'s route for `net`. */
+  announce(net: Prefix, src: RouteSource, attrs: RouteAttrs): void {
+    const state = this.stateOf(src);
+    const word = net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string);
+    const len = net.len;
+    const slot = this.store.get(word, len);
+    if (slot === undefined) {
+      const route = new Route(net, src, attrs, state.cycle);
+      this.store.set(word, len, route);
+      this.counted(state, 1);
+      this.changed(word, len, undefined, route, undefined, route);
+      return;
+    }
+    const chain = slotRoutes(slot);
+    const i = chain.findIndex((r) => r.src === src);
+    const old = chain[i];
+    if (old !== undefined && old.attrs === attrs) {
+      old.refreshCycle = state.cycle; // identical: renew for the refresh cycle, nothing to export
+      return;
+    }
+    const route = new Route(net, src, attrs, state.cycle);
+    let next: Route[];
+    if (i >= 0) {
+      next = chain.slice();
+      next[i] = route;
+    } else {
+      next = insertSorted(chain, route);
+    }
+    if (old === undefined) this.counted(state, 1);
+    this.store.set(word, len, next.length === 1 ? route : Object.freeze(next));
+    this.changed(word, len, chain[0], next[0], old, route);
+  }
+
+  /** Removes `src`'s route for `net`, if it has one. */
+  withdraw(net: Prefix, src: RouteSource): void {
+    const word = net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string);
+    this.remove(word, net.len, src);
+  }
+
+  /** Marks every route of `src` stale; announce renews them, refreshEnd prunes the rest. */
+  refreshBegin(src: RouteSource): void {
+    const state = this.stateOf(src);
+    state.cycle++;
+    state.refreshing = true;
+  }
+
+  /** Withdraws the routes of `src` not re-announced since refreshBegin. Returns how many. */
+  refreshEnd(src: RouteSource): number {
+    const state = this.sources.get(src);
+    if (state === undefined || !state.refreshing) return 0;
+    state.refreshing = false;
+    if (state.routes === 0) return 0;
+    const stale: Route[] = [];
+    this.store.forEachSlot((slot) => {
+      for (const r of slotRoutes(slot)) if (r.src === src && r.refreshCycle < state.cycle) stale.push(r);
+    });
+    for (const r of stale) this.remove(r.netWord, r.netLen, src);
+    return stale.length;
+  }
+
+  /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
+  stop(reason: string): void {
+    this.best.stop(reason);
+    this.all.stop(reason);
+  }
+
+  private slotOf(net: Prefix): Slot | undefined {
+    return this.store.get(net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string), net.len);
+  }
+
+  private remove(word: number | string, len: number, src: RouteSource): void {
+    const slot = this.store.get(word, len);
+    if (slot === undefined) return;
+    const chain = slotRoutes(slot);
+    const i = chain.findIndex((r) => r.src === src);
+    if (i < 0) return;
+    const old = chain[i]!;
+    const next = chain.slice();
+    next.splice(i, 1);
+    if (next.length === 0) this.store.delete(word, len);
+    else this.store.set(word, len, next.length === 1 ? next[0]! : Object.freeze(next));
+    this.counted(this.stateOf(src), -1);
+    this.changed(word, len, chain[0], next[0], old, undefined);
+  }
+
+  private changed(
+    word: number | string,
+    len: number,
+    oldBest: Route | undefined,
+    newBest: Route | undefined,
+    oldRoute: Route | undefined,
+    newRoute: Route | undefined,
+  ): void {
+    if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
+    this.all.record(word, len, oldRoute, newRoute);
+  }
+
+  private counted(state: SourceState, delta: number): void {
+    state.routes += delta;
+    this.routeCount += delta;
+  }
+
+  private stateOf(src: RouteSource): SourceState {
+    if (src === this.lastSource) return this.lastState!;
+    let state = this.sources.get(src);
+    if (state === undefined) {
+      state = { cycle: 0, refreshing: false, routes: 0 };
+      this.sources.set(src, state);
+    }
+    this.lastSource = src;
+    this.lastState = state;
+    return state;
+  }
+}
+
+function insertSorted(chain: readonly Route[], route: Route): Route[] {
+  const out = chain.slice();
+  let i = out.length;
+  while (i > 0 && compareSources(out[i - 1]!.src, route.src) > 0) i--;
+  out.splice(i, 0, route);
+  return out;
+}
