@@ -136,18 +136,16 @@ export interface RouteMessage {
 
 export type RouteCommand = 'add' | 'replace' | 'append' | 'delete';
 
-/** nlmsg_type and nlmsg_flags (besides REQUEST|ACK) of each command. */
-export function commandHeader(cmd: RouteCommand): { type: number; flags: number } {
-  switch (cmd) {
-    case 'add':
-      return { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_EXCL };
-    case 'replace':
-      return { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_REPLACE };
-    case 'append':
-      return { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_APPEND };
-    case 'delete':
-      return { type: C.RTM_DELROUTE, flags: 0 };
-  }
+const COMMAND_HEADERS: Readonly<Record<RouteCommand, { readonly type: number; readonly flags: number }>> = {
+  add: { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_EXCL },
+  replace: { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_REPLACE },
+  append: { type: C.RTM_NEWROUTE, flags: C.NLM_F_CREATE | C.NLM_F_APPEND },
+  delete: { type: C.RTM_DELROUTE, flags: 0 },
+};
+
+/** nlmsg_type and nlmsg_flags (besides REQUEST|ACK) of each command; shared objects, no allocation. */
+export function commandHeader(cmd: RouteCommand): { readonly type: number; readonly flags: number } {
+  return COMMAND_HEADERS[cmd];
 }
 
 // ------------------------------------------------------------ sizes
@@ -281,7 +279,7 @@ export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags
 }
 
 /** A route change request: NLM_F_REQUEST | NLM_F_ACK plus the command's flags. */
-export function encodeRouteRequest(buf: Buffer, off: number, cmd: RouteCommand, seq: number, r: RouteMessage): number {
+export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage): number {
   const h = commandHeader(cmd);
   return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | C.NLM_F_ACK | h.flags, seq, r);
 }

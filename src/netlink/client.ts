@@ -1,0 +1,249 @@
+/**
+ * NetlinkClient: one-off requests and dumps over one socket, driven by the
+ * event loop. Used for table scans, link and address lookups and changes,
+ * and by the route pipeline to re-check changes whose acks were lost.
+ *
+ * Invariants:
+ * - One dump at a time per socket (the kernel allows one); dumps queue.
+ * - A dump whose messages carry NLM_F_DUMP_INTR (the table changed while it
+ *   ran) is thrown away and retried, up to `maxDumpRetries`, then fails with
+ *   code KRT_ERR_NETLINK_DUMP_INTR.
+ * - Every reply is matched by sequence number; stray replies are ignored.
+ * - ENOBUFS on this socket fails the requests and dumps in progress (their
+ *   replies may be lost) with a NetlinkSocketError; the socket stays usable.
+ */
+import { KrtError } from '../lib/errors';
+import * as C from './constants';
+import { NetlinkDecodeError, NetlinkRequestError, NetlinkSocketError } from './errors';
+import { AddrMessage, LinkMessage, LinkRequest, decodeAddrMessage, decodeLinkMessage, encodeAddrDump, encodeAddrRequest, encodeLinkDump, encodeLinkRequest } from './link-codec';
+import { decodeAck } from './message-codec';
+import { RouteCommand, RouteDumpFilter, RouteMessage, decodeRouteMessage, encodeRouteDump, encodeRouteRequest } from './route-codec';
+import { NetlinkSocket, NetlinkSocketOptions } from './socket';
+import { Addr, Family } from '../lib/addr';
+import { walkMessages } from './wire';
+
+/** Writes one request at buf[0..] with sequence number seq; returns its length (0: does not fit). */
+export type RequestEncoder = (buf: Buffer, off: number, seq: number) => number;
+
+/** Decodes one reply message of a dump, or returns undefined to skip it (another message type). */
+export type DumpDecoder<T> = (buf: Buffer, off: number, len: number, type: number) => T | undefined;
+
+export interface DumpResult<T> {
+  items: T[];
+  /** Messages of the dump that could not be decoded (each with its offset); the rest are in items. */
+  errors: NetlinkDecodeError[];
+  /** How many times the dump was restarted because of NLM_F_DUMP_INTR. */
+  retries: number;
+}
+
+export class DumpInterruptedError extends KrtError {
+  constructor(tries: number) {
+    super('KRT_ERR_NETLINK_DUMP_INTR', `dump interrupted (NLM_F_DUMP_INTR) ${tries} times in a row; the table keeps changing`);
+  }
+}
+
+interface Pending {
+  seq: number;
+  /** Called per reply message; returns true when the exchange is complete. */
+  onMessage(buf: Buffer, off: number, len: number, type: number, flags: number): boolean;
+  fail(err: Error): void;
+}
+
+export interface NetlinkClientOptions extends NetlinkSocketOptions {
+  maxDumpRetries?: number;
+}
+
+export class NetlinkClient {
+  private readonly pending = new Map<number, Pending>();
+  private dumpChain: Promise<unknown> = Promise.resolve();
+  private readonly sendBuf = Buffer.alloc(64 * 1024);
+  private readonly maxDumpRetries: number;
+  private active = 0;
+
+  constructor(readonly socket: NetlinkSocket, opts: { maxDumpRetries?: number } = {}) {
+    this.maxDumpRetries = opts.maxDumpRetries ?? 5;
+    socket.start((bytes, errno) => this.onData(bytes, errno));
+    socket.ref(false); // only outstanding requests keep the process alive
+  }
+
+  static open(opts: NetlinkClientOptions = {}): NetlinkClient {
+    return new NetlinkClient(NetlinkSocket.open({ rcvbuf: 32 << 20, ...opts }), opts);
+  }
+
+  private onData(bytes: number, errno: number): void {
+    const buf = this.socket.buffer;
+    walkMessages(buf, 0, bytes, (off, len) => {
+      const seq = buf.readUInt32LE(off + 8);
+      const p = this.pending.get(seq);
+      if (p && p.onMessage(buf, off, len, buf.readUInt16LE(off + 4), buf.readUInt16LE(off + 6))) this.finish(seq);
+    });
+    if (errno !== 0) {
+      const err = new NetlinkSocketError(errno, 'netlink receive (replies may be lost)');
+      for (const [seq, p] of [...this.pending]) {
+        this.finish(seq);
+        p.fail(err);
+      }
+    }
+  }
+
+  private finish(seq: number): void {
+    if (this.pending.delete(seq) && --this.active === 0) this.socket.ref(false);
+  }
+
+  /** Sends one request and registers its reply handler. */
+  private exchange(encode: RequestEncoder, make: (seq: number) => Pending): void {
+    if (this.socket.isClosed) throw new NetlinkSocketError(9, 'netlink client is closed');
+    const seq = this.socket.nextSeq();
+    const n = encode(this.sendBuf, 0, seq);
+    if (n === 0) throw new NetlinkSocketError(90, 'request does not fit the send buffer');
+    this.pending.set(seq, make(seq));
+    if (this.active++ === 0) this.socket.ref(true);
+    const r = this.socket.send(this.sendBuf, n);
+    if (r < 0) {
+      this.finish(seq);
+      throw new NetlinkSocketError(-r, 'netlink send');
+    }
+  }
+
+  /** Sends a request that wants an ack (NLM_F_ACK); resolves on success, rejects with NetlinkRequestError. */
+  request(encode: RequestEncoder, context?: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.exchange(encode, (seq) => ({
+        seq,
+        onMessage: (buf, off, len, type) => {
+          if (type !== C.NLMSG_ERROR) return false;
+          const ack = decodeAck(buf, off, len);
+          if (ack.errno === 0) resolve();
+          else reject(new NetlinkRequestError(ack.errno, ack.extAck, context));
+          return true;
+        },
+        fail: reject,
+      }));
+    });
+  }
+
+  /** Sends a request answered by one message (e.g. RTM_GETLINK of one link); resolves with it decoded. */
+  get<T>(encode: RequestEncoder, decode: DumpDecoder<T>, context?: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.exchange(encode, (seq) => ({
+        seq,
+        onMessage: (buf, off, len, type) => {
+          if (type === C.NLMSG_ERROR) {
+            const ack = decodeAck(buf, off, len);
+            if (ack.errno === 0) return false; // an ack before the answer: keep waiting
+            reject(new NetlinkRequestError(ack.errno, ack.extAck, context));
+            return true;
+          }
+          try {
+            const v = decode(buf, off, len, type);
+            if (v === undefined) return false;
+            resolve(v);
+          } catch (e) {
+            reject(e);
+          }
+          return true;
+        },
+        fail: reject,
+      }));
+    });
+  }
+
+  /** Runs a dump to NLMSG_DONE, retrying when the kernel flags it interrupted. Dumps on one client run one at a time. */
+  dump<T>(encode: RequestEncoder, decode: DumpDecoder<T>, context = 'dump'): Promise<DumpResult<T>> {
+    const run = async (): Promise<DumpResult<T>> => {
+      for (let attempt = 0; attempt <= this.maxDumpRetries; attempt++) {
+        const r = await this.dumpOnce(encode, decode, context);
+        if (!r.interrupted) return { items: r.items, errors: r.errors, retries: attempt };
+      }
+      throw new DumpInterruptedError(this.maxDumpRetries + 1);
+    };
+    const result = this.dumpChain.then(run, run);
+    this.dumpChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private dumpOnce<T>(encode: RequestEncoder, decode: DumpDecoder<T>, context: string): Promise<{ items: T[]; errors: NetlinkDecodeError[]; interrupted: boolean }> {
+    return new Promise((resolve, reject) => {
+      const items: T[] = [];
+      const errors: NetlinkDecodeError[] = [];
+      let interrupted = false;
+      this.exchange(encode, (seq) => ({
+        seq,
+        onMessage: (buf, off, len, type, flags) => {
+          if (flags & C.NLM_F_DUMP_INTR) interrupted = true;
+          if (type === C.NLMSG_DONE || type === C.NLMSG_ERROR) {
+            const ack = len >= C.NLMSG_HDRLEN + 4 ? decodeAck(buf, off, len) : undefined;
+            if (ack && ack.errno !== 0) reject(new NetlinkRequestError(ack.errno, ack.extAck, context));
+            else if (type === C.NLMSG_DONE) resolve({ items, errors, interrupted });
+            else return false; // an ack (errno 0) of the dump request itself
+            return true;
+          }
+          if (interrupted) return false; // will be retried: do not spend time decoding
+          try {
+            const v = decode(buf, off, len, type);
+            if (v !== undefined) items.push(v);
+          } catch (e) {
+            errors.push(e instanceof NetlinkDecodeError ? e : new NetlinkDecodeError(String(e), off));
+          }
+          return false;
+        },
+        fail: reject,
+      }));
+    });
+  }
+
+  // ------------------------------------------------------------ typed helpers
+
+  /** Every route of one family (and, with strict checking, one table/protocol). */
+  dumpRoutes(filter: RouteDumpFilter): Promise<DumpResult<RouteMessage>> {
+    return this.dump(
+      (b, o, s) => encodeRouteDump(b, o, s, filter),
+      (b, o, l, t) => (t === C.RTM_NEWROUTE ? decodeRouteMessage(b, o, l) : undefined),
+      `dump routes of table ${filter.table ?? 'all'}`,
+    );
+  }
+
+  dumpLinks(): Promise<DumpResult<LinkMessage>> {
+    return this.dump(encodeLinkDump, (b, o, l, t) => (t === C.RTM_NEWLINK ? decodeLinkMessage(b, o, l) : undefined), 'dump links');
+  }
+
+  dumpAddrs(family?: Family): Promise<DumpResult<AddrMessage>> {
+    return this.dump(
+      (b, o, s) => encodeAddrDump(b, o, s, family),
+      (b, o, l, t) => (t === C.RTM_NEWADDR ? decodeAddrMessage(b, o, l) : undefined),
+      'dump addresses',
+    );
+  }
+
+  /** One link by index or name (ENODEV when there is none). */
+  getLink(key: { index?: number; name?: string }): Promise<LinkMessage> {
+    return this.get(
+      (b, o, s) => encodeLinkRequest(b, o, s, { op: 'get', ...key }),
+      (b, o, l, t) => (t === C.RTM_NEWLINK ? decodeLinkMessage(b, o, l) : undefined),
+      `get link ${key.name ?? key.index}`,
+    );
+  }
+
+  setLink(req: LinkRequest): Promise<void> {
+    return this.request((b, o, s) => encodeLinkRequest(b, o, s, req), `${req.op} link ${req.name ?? req.index}`);
+  }
+
+  changeAddr(op: 'add' | 'delete', a: { index: number; local: Addr; prefixLen: number; flags?: number }): Promise<void> {
+    return this.request((b, o, s) => encodeAddrRequest(b, o, s, op, a), `${op} address ${a.local}/${a.prefixLen}`);
+  }
+
+  /** One route change, acked: for small jobs and tests; bulk work goes through RoutePipeline. */
+  changeRoute(cmd: RouteCommand, route: RouteMessage): Promise<void> {
+    return this.request((b, o, s) => encodeRouteRequest(b, o, s, cmd, route), `${cmd} ${route.dst}`);
+  }
+
+  /** Closes the socket; requests still waiting fail. Idempotent. */
+  close(): void {
+    if (this.socket.isClosed) return;
+    this.socket.close();
+    const err = new NetlinkSocketError(9, 'netlink client closed');
+    for (const p of this.pending.values()) p.fail(err);
+    this.pending.clear();
+    this.active = 0;
+  }
+}

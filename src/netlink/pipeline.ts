@@ -1,0 +1,461 @@
+/**
+ * RoutePipeline: pushes route changes into the kernel in bulk.
+ *
+ * API shape (built for a million changes): submit(ops[]) takes a whole batch
+ * and returns ONE promise that settles when every change in it has its
+ * result: a count of successes plus the failures, each with its index in the
+ * batch, the op, and the error (errno name, the kernel's extended-ack text).
+ * There is no Promise, closure or result object per successful route.
+ * Backpressure: `full` says the queue holds more unsent changes than
+ * `highWater`; `await drain()` waits until it has room again:
+ *
+ *   const pending = [];
+ *   for (const ops of batches) { pending.push(pipe.submit(ops)); if (pipe.full) await pipe.drain(); }
+ *   for (const r of await Promise.all(pending)) for (const f of r.failed) log(f.op.route.dst, f.error.message);
+ *
+ * Mechanics: changes are encoded straight into a large send buffer (no
+ * per-route allocation), many per sendmsg, each with NLM_F_ACK and its own
+ * sequence number; at most `window` requests wait for their ack. The kernel
+ * processes a netlink request inside sendmsg, so the acks are read right
+ * after each send; the socket is also polled, for anything that comes later.
+ * Acks are matched by seq through a ring indexed by seq & mask. Success acks
+ * are counted without decoding; only errors are decoded.
+ *
+ * Overflow: if the socket's receive queue overflows (ENOBUFS) the kernel
+ * dropped some acks. Once the socket is drained, every request still without
+ * an ack has been processed but its result is unknown: sending stops, the
+ * affected tables are dumped, and each such change is settled by what the
+ * table holds (an add present with the same type/gateway/device, or a delete
+ * absent, is a success) or sent again; then sending resumes with a halved
+ * window. Nothing is forgotten and ordering per route is kept (nothing new
+ * is sent while re-checking).
+ *
+ * Ops are held by reference until their batch settles: do not mutate them.
+ */
+import { KrtError } from '../lib/errors';
+import { NetlinkClient } from './client';
+import * as C from './constants';
+import { NetlinkRequestError, NetlinkSocketError } from './errors';
+import { decodeAck } from './message-codec';
+import { RouteCommand, RouteMessage, encodeRouteRequest } from './route-codec';
+import { NetlinkSocket, NetlinkSocketOptions } from './socket';
+
+const ENOBUFS = 105;
+const EAGAIN = 11;
+const EMSGSIZE = 90;
+const ECANCELED = 125;
+
+export interface RouteOp {
+  cmd: RouteCommand;
+  route: RouteMessage;
+}
+
+export interface RouteOpFailure {
+  /** Index of the op in the submitted array. */
+  index: number;
+  op: RouteOp;
+  /** NetlinkRequestError from the kernel, or NetlinkSocketError / KrtError when it could not be sent or checked. */
+  error: KrtError;
+}
+
+export interface BatchResult {
+  ok: number;
+  failed: RouteOpFailure[];
+  /** Ops whose ack was lost to an overflow and were settled by a table dump. */
+  rechecked: number;
+}
+
+export interface RoutePipelineOptions extends NetlinkSocketOptions {
+  /** Requests in flight (sent, not yet acked); their acks must fit the receive buffer. Default 16384. */
+  window?: number;
+  /** Bytes per sendmsg; default 256 KiB (the socket's sndbuf is raised to fit). */
+  sendChunk?: number;
+  /** `full` once this many changes wait to be sent; default 4 * window. */
+  highWater?: number;
+  /** Milliseconds of sending before yielding to the event loop; default 20. */
+  sliceMs?: number;
+  /** Re-sends of one change after lost acks before it fails with ENOBUFS; default 3. */
+  maxResends?: number;
+}
+
+export interface PipelineStats {
+  sent: number;
+  acked: number;
+  failed: number;
+  overflows: number;
+  rechecked: number;
+  resent: number;
+}
+
+class Batch {
+  next = 0;
+  settled = 0;
+  ok = 0;
+  rechecked = 0;
+  readonly failed: RouteOpFailure[] = [];
+  /** Indices to send again (after a lost ack), before `next`. */
+  readonly retry: number[] = [];
+  resends?: Map<number, number>;
+  constructor(
+    readonly ops: readonly RouteOp[],
+    readonly resolve: (r: BatchResult) => void,
+  ) {}
+  get unsent(): number {
+    return this.ops.length - this.next + this.retry.length;
+  }
+}
+
+function routeKey(r: RouteMessage): string {
+  const prio = r.priority ?? (r.family === 6 ? 1024 : 0); // the kernel's defaults when none is given
+  return `${r.family}/${r.table}/${r.dst.key()}/${r.tos}/${prio}`;
+}
+
+function sameNextHop(want: RouteMessage, have: RouteMessage): boolean {
+  if (want.type !== have.type) return false;
+  if (want.oif !== undefined && want.oif !== have.oif) return false;
+  if (want.gateway && !(have.gateway && want.gateway.equals(have.gateway))) return false;
+  return true;
+}
+
+export class RoutePipeline {
+  readonly stats: PipelineStats = { sent: 0, acked: 0, failed: 0, overflows: 0, rechecked: 0, resent: 0 };
+  private readonly sendBuf: Buffer;
+  private readonly queue: Batch[] = [];
+  private readonly mask: number;
+  private readonly slotBatch: (Batch | undefined)[];
+  private readonly slotIndex: Int32Array;
+  private readonly slotSeq: Uint32Array;
+  private readonly maxWindow: number;
+  private readonly highWater: number;
+  private readonly sliceMs: number;
+  private readonly maxResends: number;
+  private window: number;
+  private inflight = 0;
+  private queued = 0;
+  private unsentBytes = 0;
+  private running = false;
+  private rechecking = false;
+  private overflowSeen = false;
+  private closed = false;
+  private drainWaiters: Array<() => void> = [];
+  private writableWaiter: (() => void) | undefined;
+  private checker: NetlinkClient | undefined;
+
+  constructor(
+    readonly socket: NetlinkSocket,
+    private readonly opts: RoutePipelineOptions = {},
+  ) {
+    this.maxWindow = this.window = Math.max(1, opts.window ?? 16384);
+    let ring = 1;
+    while (ring < this.maxWindow * 2) ring <<= 1;
+    this.mask = ring - 1;
+    this.slotBatch = new Array<Batch | undefined>(ring).fill(undefined);
+    this.slotIndex = new Int32Array(ring);
+    this.slotSeq = new Uint32Array(ring);
+    this.sendBuf = Buffer.allocUnsafe(opts.sendChunk ?? 256 * 1024);
+    this.highWater = opts.highWater ?? 4 * this.maxWindow;
+    this.sliceMs = opts.sliceMs ?? 20;
+    this.maxResends = opts.maxResends ?? 3;
+    socket.start(
+      (bytes, errno) => {
+        this.onAcks(bytes, errno);
+        this.receiveNow();
+        this.kick();
+      },
+      () => {
+        this.socket.wantWritable(false);
+        const w = this.writableWaiter;
+        this.writableWaiter = undefined;
+        w?.();
+      },
+    );
+    socket.ref(false);
+  }
+
+  /**
+   * Opens the request socket: receive buffer sized for a full window of acks
+   * (an ack costs about 1 KiB of socket memory), send buffer for one chunk.
+   */
+  static open(opts: RoutePipelineOptions = {}): RoutePipeline {
+    const window = opts.window ?? 16384;
+    const chunk = opts.sendChunk ?? 256 * 1024;
+    const socket = NetlinkSocket.open({
+      rcvbuf: Math.max(window * 1536, 4 << 20),
+      sndbuf: Math.max(chunk * 2, 1 << 20),
+      ...opts,
+    });
+    return new RoutePipeline(socket, opts);
+  }
+
+  /** Queues a batch; the promise settles once every op in it has a result. Never rejects. */
+  submit(ops: readonly RouteOp[]): Promise<BatchResult> {
+    return new Promise((resolve) => {
+      const b = new Batch(ops, resolve);
+      if (this.closed) {
+        const err = new NetlinkSocketError(ECANCELED, 'route pipeline is closed');
+        for (let i = 0; i < ops.length; i++) this.fail(b, i, err);
+        return;
+      }
+      if (ops.length === 0) return resolve({ ok: 0, failed: [], rechecked: 0 });
+      this.queue.push(b);
+      this.queued += ops.length;
+      if (this.inflight === 0) this.socket.ref(true);
+      this.kick();
+    });
+  }
+
+  /** More than highWater changes wait to be sent: the caller should `await drain()`. */
+  get full(): boolean {
+    return this.queued >= this.highWater;
+  }
+
+  /** Resolves once fewer than highWater changes wait to be sent. */
+  drain(): Promise<void> {
+    if (!this.full) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Changes submitted and not yet settled, sent or not. */
+  get outstanding(): number {
+    return this.queued + this.inflight;
+  }
+
+  // ------------------------------------------------------------ sending
+
+  private kick(): void {
+    if (!this.running && !this.rechecking && !this.closed) void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (!this.closed && !this.rechecking) {
+        const t0 = performance.now();
+        let progressed = false;
+        while (!this.closed && !this.rechecking && performance.now() - t0 < this.sliceMs) {
+          if (this.unsentBytes === 0 && (this.queued === 0 || this.inflight >= this.window)) break;
+          const r = this.sendChunk();
+          if (r === -EAGAIN) {
+            await new Promise<void>((resolve) => {
+              this.writableWaiter = resolve;
+              this.socket.wantWritable(true);
+            });
+            continue;
+          }
+          progressed = true;
+          this.receiveNow();
+        }
+        this.wakeDrainWaiters();
+        if (!progressed) break; // idle, or waiting for acks: the poll callback kicks us again
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Encodes as many queued changes as the window and buffer allow and sends them. Returns bytes or -errno. */
+  private sendChunk(): number {
+    let off = this.unsentBytes;
+    if (off === 0) {
+      while (this.inflight < this.window && this.queue.length > 0) {
+        const b = this.queue[0]!;
+        if (b.unsent === 0) {
+          this.queue.shift();
+          continue;
+        }
+        const fromRetry = b.retry.length > 0;
+        const index = fromRetry ? b.retry[0]! : b.next;
+        const op = b.ops[index]!;
+        const seq = this.socket.nextSeq();
+        const n = encodeRouteRequest(this.sendBuf, off, seq, op.cmd, op.route);
+        if (n === 0) {
+          if (off > 0) break; // flush and come back with an empty buffer
+          this.consume(b, fromRetry);
+          this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${op.route.dst}: message larger than the send chunk`));
+          continue;
+        }
+        this.consume(b, fromRetry);
+        const slot = seq & this.mask;
+        this.slotBatch[slot] = b;
+        this.slotIndex[slot] = index;
+        this.slotSeq[slot] = seq;
+        this.inflight++;
+        off += n;
+      }
+    }
+    if (off === 0) return 0;
+    const r = this.socket.send(this.sendBuf, off);
+    if (r === -EAGAIN) {
+      this.unsentBytes = off; // the encoded chunk stays and is sent as is
+      return r;
+    }
+    this.unsentBytes = 0;
+    if (r < 0) this.failUnacked(new NetlinkSocketError(-r, 'netlink send'));
+    else this.stats.sent += off;
+    return r;
+  }
+
+  private consume(b: Batch, fromRetry: boolean): void {
+    if (fromRetry) b.retry.shift();
+    else b.next++;
+    this.queued--;
+  }
+
+  // ------------------------------------------------------------ acks
+
+  /** Reads every ack queued now; after an overflow, re-checks what stayed unanswered. */
+  private receiveNow(): void {
+    for (;;) {
+      const r = this.socket.receive();
+      this.onAcks(r.bytes, r.errno);
+      if (r.dry || this.socket.isClosed) break;
+    }
+    if (this.overflowSeen && !this.rechecking && this.inflight > 0) void this.recheck();
+    else if (this.inflight === 0) this.overflowSeen = false;
+  }
+
+  private onAcks(bytes: number, errno: number): void {
+    const buf = this.socket.buffer;
+    let p = 0;
+    while (p + C.NLMSG_HDRLEN <= bytes) {
+      const len = buf.readUInt32LE(p);
+      if (len < C.NLMSG_HDRLEN || p + len > bytes) break; // cannot be framed; the kernel never sends this
+      if (buf.readUInt16LE(p + 4) === C.NLMSG_ERROR && len >= C.NLMSG_HDRLEN + 4) {
+        const seq = buf.readUInt32LE(p + 8);
+        const slot = seq & this.mask;
+        const b = this.slotBatch[slot];
+        if (b !== undefined && this.slotSeq[slot] === seq) {
+          this.slotBatch[slot] = undefined;
+          this.inflight--;
+          const index = this.slotIndex[slot]!;
+          if (buf.readInt32LE(p + C.NLMSG_HDRLEN) === 0) {
+            b.ok++;
+            this.stats.acked++;
+            this.settle(b);
+          } else {
+            const ack = decodeAck(buf, p, len);
+            const op = b.ops[index]!;
+            this.fail(b, index, new NetlinkRequestError(ack.errno, ack.extAck, `${op.cmd} ${op.route.dst} table ${op.route.table}`));
+          }
+        }
+      }
+      p += (len + 3) & ~3;
+    }
+    if (errno === ENOBUFS) this.overflowSeen = true;
+    else if (errno !== 0) this.failUnacked(new NetlinkSocketError(errno, 'netlink receive'));
+    if (this.inflight === 0 && this.queued === 0) this.socket.ref(false);
+  }
+
+  private fail(b: Batch, index: number, error: KrtError): void {
+    b.failed.push({ index, op: b.ops[index]!, error });
+    this.stats.failed++;
+    this.settle(b);
+  }
+
+  private settle(b: Batch): void {
+    if (++b.settled === b.ops.length) b.resolve({ ok: b.ok, failed: b.failed, rechecked: b.rechecked });
+  }
+
+  /** Takes every in-flight change out of the ring. */
+  private takeUnacked(): Array<{ b: Batch; index: number }> {
+    const out: Array<{ b: Batch; index: number }> = [];
+    for (let s = 0; s <= this.mask && this.inflight > 0; s++) {
+      const b = this.slotBatch[s];
+      if (b === undefined) continue;
+      this.slotBatch[s] = undefined;
+      this.inflight--;
+      out.push({ b, index: this.slotIndex[s]! });
+    }
+    return out;
+  }
+
+  private failUnacked(err: KrtError): void {
+    for (const { b, index } of this.takeUnacked()) this.fail(b, index, err);
+  }
+
+  // ------------------------------------------------------------ overflow recovery
+
+  private async recheck(): Promise<void> {
+    this.rechecking = true;
+    this.stats.overflows++;
+    this.overflowSeen = false;
+    const lost = this.takeUnacked();
+    this.window = Math.max(64, this.window >> 1);
+    try {
+      this.checker ??= NetlinkClient.open({ netns: this.opts.netns });
+      const tables = new Map<string, { family: 4 | 6; table: number }>();
+      for (const { b, index } of lost) {
+        const r = b.ops[index]!.route;
+        tables.set(`${r.family}/${r.table}`, { family: r.family, table: r.table });
+      }
+      const present = new Map<string, RouteMessage>();
+      for (const t of tables.values()) {
+        const dump = await this.checker.dumpRoutes(t);
+        for (const r of dump.items) present.set(routeKey(r), r);
+      }
+      const requeue = new Set<Batch>();
+      for (const { b, index } of lost) {
+        const op = b.ops[index]!;
+        const have = present.get(routeKey(op.route));
+        const done = op.cmd === 'delete' ? have === undefined : have !== undefined && sameNextHop(op.route, have);
+        if (done) {
+          b.ok++;
+          b.rechecked++;
+          this.stats.rechecked++;
+          this.settle(b);
+          continue;
+        }
+        const n = (b.resends ??= new Map()).get(index) ?? 0;
+        if (n >= this.maxResends) {
+          this.fail(b, index, new NetlinkSocketError(ENOBUFS, `${op.cmd} ${op.route.dst}: acks lost ${n + 1} times`));
+          continue;
+        }
+        b.resends.set(index, n + 1);
+        b.retry.push(index);
+        this.queued++;
+        this.stats.resent++;
+        requeue.add(b);
+      }
+      // Batches that had been fully sent come back to the front, in their order.
+      for (const b of [...requeue].reverse()) if (!this.queue.includes(b)) this.queue.unshift(b);
+    } catch (e) {
+      const err = e instanceof KrtError ? e : new NetlinkSocketError(0, `re-check after overflow: ${String(e)}`);
+      for (const { b, index } of lost) this.fail(b, index, err);
+    } finally {
+      this.rechecking = false;
+      this.kick();
+    }
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.full || this.drainWaiters.length === 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until every submitted change has settled, then closes the sockets. Idempotent. */
+  async close(): Promise<void> {
+    while (this.outstanding > 0 && !this.closed) await new Promise((r) => setTimeout(r, 5));
+    this.destroy();
+  }
+
+  /** Closes now: changes not yet settled fail with ECANCELED. Idempotent. */
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new NetlinkSocketError(ECANCELED, 'route pipeline closed');
+    this.failUnacked(err);
+    for (const b of this.queue) {
+      for (const index of b.retry.splice(0)) this.fail(b, index, err);
+      while (b.next < b.ops.length) this.fail(b, b.next++, err);
+    }
+    this.queue.length = 0;
+    this.queued = 0;
+    this.socket.close();
+    this.checker?.close();
+    this.wakeDrainWaiters();
+    for (const f of this.drainWaiters.splice(0)) f();
+  }
+}
