@@ -1,0 +1,192 @@
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ControlClient } from '../../../src/control/client';
+import { ControlError, LineSplitter, MAX_REQUEST_BYTES, parseRequest } from '../../../src/control/protocol';
+import { ControlServer, groupId, type ControlHandler } from '../../../src/control/server';
+
+function socketPath(): string {
+  return join(mkdtempSync(join(tmpdir(), 'krt-ctl-')), 'krtsync.sock');
+}
+
+/** A raw client: write bytes, read answer lines. */
+function raw(path: string): Promise<{ sock: Socket; lines: () => Promise<string[]>; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    let buf = '';
+    const waiters: Array<() => void> = [];
+    sock.on('data', (c) => {
+      buf += String(c);
+      waiters.splice(0).forEach((w) => w());
+    });
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    const lines = async (): Promise<string[]> => {
+      while (!buf.includes('\n')) await new Promise<void>((r) => waiters.push(r));
+      const out = buf.split('\n');
+      buf = out.pop()!;
+      return out;
+    };
+    sock.once('connect', () => resolve({ sock, lines, closed }));
+    sock.once('error', reject);
+  });
+}
+
+const echo: ControlHandler = async (req, ctx) => {
+  switch (req.command) {
+    case 'echo':
+      return req.args;
+    case 'slow':
+      await new Promise((r) => setTimeout(r, Number(req.args.ms ?? 50)));
+      return 'slow done';
+    case 'big':
+      for (let i = 0; i < 5; i++) await ctx.more([i * 2, i * 2 + 1]);
+      return { total: 10 };
+    case 'fail':
+      throw new ControlError('KRT_ERR_TEST', 'asked to fail');
+    case 'feed': {
+      const got: string[] = [];
+      ctx.takeOver({
+        onLine: (line, n) => {
+          got.push(line);
+          ctx.send({ line: n, echo: line });
+        },
+        onClose: () => closedFeeds.push(got),
+      });
+      return 'feeding';
+    }
+    default:
+      throw new ControlError('KRT_ERR_UNKNOWN_COMMAND', `unknown command ${req.command}`);
+  }
+};
+const closedFeeds: string[][] = [];
+
+describe('control protocol', () => {
+  it('validates requests and says what is wrong', () => {
+    expect(parseRequest('{"id":1,"command":"show-status"}')).toEqual({ id: 1, command: 'show-status', args: {} });
+    expect(() => parseRequest('nope')).toThrow(/not JSON/);
+    expect(() => parseRequest('[1]')).toThrow(/JSON object/);
+    expect(() => parseRequest('{"command":"x","extra":1}')).toThrow(/unknown field "extra"/);
+    expect(() => parseRequest('{"command":5}')).toThrow(/"command" must be/);
+    expect(() => parseRequest('{"command":"x","args":[]}')).toThrow(/"args" must be a JSON object/);
+    expect(() => parseRequest('{"command":"x","id":{}}')).toThrow(/"id" must be/);
+  });
+
+  it('splits lines and skips an oversized one without losing the next', () => {
+    const lines: string[] = [];
+    let overflows = 0;
+    const s = new LineSplitter(10, (l) => lines.push(l), () => overflows++);
+    s.push(Buffer.from('abc\r\nde'));
+    s.push(Buffer.from('f\n0123456789ABCDEF'));
+    s.push(Buffer.from('GHIJ\nok\n'));
+    expect(lines).toEqual(['abc', 'def', 'ok']);
+    expect(overflows).toBe(1);
+  });
+
+  it('resolves group names from the group file', () => {
+    const f = join(mkdtempSync(join(tmpdir(), 'krt-grp-')), 'group');
+    writeFileSync(f, 'root:x:0:\nkrtsync:x:998:alice\n');
+    expect(groupId('krtsync', f)).toBe(998);
+    expect(groupId('nobody-here', f)).toBeUndefined();
+    expect(groupId('42', f)).toBe(42);
+  });
+});
+
+describe('control server', () => {
+  let path: string;
+  let server: ControlServer;
+  beforeEach(async () => {
+    path = socketPath();
+    server = new ControlServer({ path, mode: 0o660, group: '0', requestTimeoutMs: 300 }, echo);
+    await server.listen();
+  });
+  afterEach(async () => server.close());
+
+  it('listens with mode 0660 and the configured group', () => {
+    const st = statSync(path);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(st.gid).toBe(0);
+  });
+
+  it('answers requests in order, with partial results and errors', async () => {
+    const c = await ControlClient.connect(path);
+    const [a, b, big, failed] = await Promise.allSettled([
+      c.request('slow', { ms: 30 }),
+      c.request('echo', { x: 1 }),
+      c.request('big'),
+      c.request('fail'),
+    ]);
+    expect(a).toMatchObject({ status: 'fulfilled', value: { result: 'slow done' } });
+    expect(b).toMatchObject({ status: 'fulfilled', value: { result: { x: 1 } } });
+    expect(big).toMatchObject({ status: 'fulfilled', value: { result: { total: 10 }, more: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] } });
+    expect(failed.status === 'rejected' && (failed.reason as ControlError).code).toBe('KRT_ERR_TEST');
+    c.close();
+  });
+
+  it('answers garbage with an error and keeps the connection and other clients working', async () => {
+    const r = await raw(path);
+    const other = await ControlClient.connect(path);
+    r.sock.write('this is not json\n{"command":"echo","args":{"ok":true},"id":7}\n');
+    const lines: string[] = [];
+    while (lines.length < 2) lines.push(...(await r.lines()));
+    expect(JSON.parse(lines[0]!)).toMatchObject({ id: null, ok: false, error: { code: 'KRT_ERR_BAD_REQUEST' } });
+    expect(JSON.parse(lines[1]!)).toEqual({ id: 7, ok: true, result: { ok: true } });
+    expect((await other.request('echo', { y: 2 })).result).toEqual({ y: 2 });
+    r.sock.destroy();
+    other.close();
+  });
+
+  it('skips a huge request line with an error and answers the next', async () => {
+    const r = await raw(path);
+    r.sock.write('{"command":"echo","args":{"pad":"' + 'x'.repeat(MAX_REQUEST_BYTES + 10) + '"}}\n{"id":2,"command":"echo"}\n');
+    const lines: string[] = [];
+    while (lines.length < 2) lines.push(...(await r.lines()));
+    expect(JSON.parse(lines[0]!).error.code).toBe('KRT_ERR_LINE_TOO_LONG');
+    expect(JSON.parse(lines[1]!)).toEqual({ id: 2, ok: true, result: {} });
+    r.sock.destroy();
+  });
+
+  it('disconnects a client that does not finish its request in time', async () => {
+    const r = await raw(path);
+    r.sock.write('{"command":"ec');
+    const lines = await r.lines();
+    expect(JSON.parse(lines[0]!).error.code).toBe('KRT_ERR_REQUEST_TIMEOUT');
+    await r.closed;
+  });
+
+  it('serves 100 concurrent clients', async () => {
+    const clients = await Promise.all(Array.from({ length: 100 }, () => ControlClient.connect(path)));
+    const results = await Promise.all(clients.map((c, i) => c.request('echo', { i })));
+    expect(results.map((r) => (r.result as { i: number }).i)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    clients.forEach((c) => c.close());
+  });
+
+  it('hands a connection over to a stream consumer after "feed", in order, until it closes', async () => {
+    const r = await raw(path);
+    r.sock.write('{"id":1,"command":"feed"}\nfirst line\nsecond line\n');
+    const lines: string[] = [];
+    while (lines.length < 3) lines.push(...(await r.lines()));
+    expect(JSON.parse(lines[0]!)).toEqual({ id: 1, ok: true, result: 'feeding' });
+    expect(JSON.parse(lines[1]!)).toEqual({ line: 1, echo: 'first line' });
+    expect(JSON.parse(lines[2]!)).toEqual({ line: 2, echo: 'second line' });
+    r.sock.end();
+    await r.closed;
+    await new Promise((res) => setTimeout(res, 20));
+    expect(closedFeeds).toContainEqual(['first line', 'second line']);
+  });
+
+  it('refuses to start over a live daemon, and replaces a stale socket', async () => {
+    const second = new ControlServer({ path }, echo);
+    await expect(second.listen()).rejects.toThrow(/already listening/);
+    await server.close();
+    writeFileSync(path, ''); // stale leftover (not a socket anyone listens on)
+    await second.listen();
+    expect((await (await ControlClient.connect(path)).request('echo', { z: 1 })).result).toEqual({ z: 1 });
+    await second.close();
+  });
+
+  it('tells the CLI user why it cannot connect', async () => {
+    await expect(ControlClient.connect('/nonexistent/krtsync.sock')).rejects.toThrow(/is krtsync running/);
+  });
+});
