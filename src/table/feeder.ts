@@ -103,6 +103,7 @@ export class Feeder implements AsyncIterableIterator<readonly FeederItem[]>, Bat
       this.ended = true;
       this._state = 'done';
       this.exporter.detach(this);
+      if (out.length === 0) return null;
     }
     return out;
   }

@@ -1,0 +1,120 @@
+import { RouteAttrs } from '../../../src/route/attrs';
+import { RouteSource } from '../../../src/route/source';
+import { Table } from '../../../src/table/table';
+import { Puller } from './puller';
+import { ReaderView } from './reader-view';
+import { p, sources, via } from './fixtures';
+
+describe('table', () => {
+  it('keeps one route per source per net, best first by preference', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api, kern } = sources();
+    t.announce(p('10.0.0.0/8'), kern, via('192.0.2.3'));
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    t.announce(p('10.0.0.0/8'), api, via('192.0.2.2'));
+    t.announce(p('10.0.0.0/8'), api, via('192.0.2.4')); // replaces api's route
+    expect(t.routes(p('10.0.0.0/8')).map((r) => r.src.name)).toEqual(['static', 'api', 'kernel-learn']);
+    expect(t.bestRoute(p('10.0.0.0/8'))?.attrs).toBe(via('192.0.2.1'));
+    expect(t.routes(p('10.0.0.0/8'))[1]!.attrs).toBe(via('192.0.2.4'));
+    expect(t.routeTotal).toBe(3);
+    expect(t.netCount).toBe(1);
+  });
+
+  it('breaks preference ties by source name, then by creation order', () => {
+    const t = new Table({ name: 'main' });
+    const b1 = new RouteSource('b', 100);
+    const a = new RouteSource('a', 100);
+    const b2 = new RouteSource('b', 100);
+    for (const s of [b2, b1, a]) t.announce(p('10.0.0.0/8'), s, via('192.0.2.1'));
+    expect(t.routes(p('10.0.0.0/8')).map((r) => r.src)).toEqual([a, b1, b2]);
+    t.withdraw(p('10.0.0.0/8'), a);
+    expect(t.bestRoute(p('10.0.0.0/8'))?.src).toBe(b1);
+  });
+
+  it('withdraws a route and forgets an empty net', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    t.announce(p('2001:db8::/32'), stat, via('2001:db8::1'));
+    t.withdraw(p('2001:db8::/32'), api); // api has none: nothing happens
+    expect(t.routes(p('2001:db8::/32'))).toHaveLength(1);
+    t.withdraw(p('2001:db8::/32'), stat);
+    expect(t.routes(p('2001:db8::/32'))).toEqual([]);
+    expect(t.netCount).toBe(0);
+    expect(t.routeTotal).toBe(0);
+  });
+
+  it('writes no journal item when a route is re-announced identical', async () => {
+    const t = new Table({ name: 'main' });
+    const { stat } = sources();
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    const reader = new Puller(t.all.subscribe({ name: 'r' }));
+    await reader.drain();
+    const before = t.all.journal.end;
+    t.announce(p('10.0.0.0/8'), stat, RouteAttrs.of({ nexthops: [{ gateway: via('192.0.2.1').nexthops!.hops[0]!.gateway! }] }));
+    expect(t.all.journal.end).toBe(before);
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1', { metric: 5 }));
+    expect(t.all.journal.end).toBe(before + 1);
+    expect(await reader.poll()).not.toBe('idle');
+  });
+
+  it('records a best change only when the best route changes', async () => {
+    const t = new Table({ name: 'main' });
+    const { stat, kern } = sources();
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    const best = new Puller(t.best.subscribe({ name: 'best' }));
+    const all = new Puller(t.all.subscribe({ name: 'all' }));
+    await best.drain();
+    await all.drain();
+    t.announce(p('10.0.0.0/8'), kern, via('192.0.2.9')); // worse: not the best
+    expect(await best.poll()).toBe('idle');
+    expect(await all.poll()).toMatchObject([{ kind: 'update', old: undefined, new: { src: kern } }]);
+    t.withdraw(p('10.0.0.0/8'), stat); // kernel-learn becomes best
+    expect(await best.poll()).toMatchObject([{ kind: 'update', old: { src: stat }, new: { src: kern } }]);
+  });
+
+  describe('refresh cycle', () => {
+    it('prunes the routes a source did not re-announce', async () => {
+      const t = new Table({ name: 'main' });
+      const { stat, kern } = sources();
+      for (const n of ['10.0.0.0/8', '10.1.0.0/16', '10.2.0.0/16']) t.announce(p(n), stat, via('192.0.2.1'));
+      t.announce(p('10.2.0.0/16'), kern, via('192.0.2.9'));
+      const view = new ReaderView('best');
+      const reader = new Puller(t.best.subscribe({ name: 'r' }));
+      await reader.drain(view);
+      const seqBefore = t.best.journal.end;
+
+      t.refreshBegin(stat);
+      t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1')); // identical: no journal item
+      t.announce(p('10.1.0.0/16'), stat, via('192.0.2.2')); // changed
+      expect(t.best.journal.end).toBe(seqBefore + 1);
+      expect(t.refreshEnd(stat)).toBe(1); // 10.2.0.0/16 was not re-announced
+
+      expect(t.routes(p('10.0.0.0/8'))).toHaveLength(1);
+      expect(t.bestRoute(p('10.1.0.0/16'))?.attrs).toBe(via('192.0.2.2'));
+      expect(t.bestRoute(p('10.2.0.0/16'))?.src).toBe(kern); // other sources untouched
+      await reader.drain(view);
+      expect(view.errors).toEqual([]);
+      expect(view.text().get('10.2.0.0/16')).toBe('kernel-learn:via 192.0.2.9');
+    });
+
+    it('leaves routes alone outside a cycle, and a second refreshEnd does nothing', () => {
+      const t = new Table({ name: 'main' });
+      const { stat } = sources();
+      t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+      expect(t.refreshEnd(stat)).toBe(0);
+      t.refreshBegin(stat);
+      expect(t.refreshEnd(stat)).toBe(1);
+      expect(t.refreshEnd(stat)).toBe(0);
+      expect(t.routesOfSource(stat)).toBe(0);
+    });
+
+    it('keeps routes announced during the cycle, even new ones', () => {
+      const t = new Table({ name: 'main' });
+      const { stat } = sources();
+      t.refreshBegin(stat);
+      t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+      expect(t.refreshEnd(stat)).toBe(0);
+      expect(t.routesOfSource(stat)).toBe(1);
+    });
+  });
+});
