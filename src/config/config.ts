@@ -76,7 +76,22 @@ export interface KernelProtocolConfig extends ProtocolCommon {
   exportFilter: { rules: unknown[]; line: number; column: number } | undefined;
 }
 
-export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig;
+export interface ApiProtocolConfig extends ProtocolCommon {
+  type: 'api';
+  preference: number;
+  /** Where routes added at run time are kept across restarts; volatile without it. */
+  stateFile: string | undefined;
+}
+
+export interface StreamProtocolConfig extends ProtocolCommon {
+  type: 'stream';
+  preference: number;
+  /** How long a disconnected client's routes stay, and how long a reconnected one has to send end-of-RIB. */
+  graceMs: number;
+}
+
+export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig | ApiProtocolConfig | StreamProtocolConfig;
+export type ProtocolType = ProtocolConfig['type'];
 
 export interface KrtConfig {
   file: string;
@@ -190,20 +205,24 @@ function attachTables(r: YamlReader, what: string, node: YamlNode | undefined, t
 
 const COMMON_KEYS = ['name', 'type', 'tables'];
 const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
+const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
+const STREAM_KEYS = [...COMMON_KEYS, 'preference', 'grace'];
+
 const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
+const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
 
 function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): ProtocolConfig | undefined {
   // Read name and type first, leniently, so the real key check can list the right keys.
-  const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS])]);
+  const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS, ...API_KEYS, ...STREAM_KEYS])]);
   if (!peek) return undefined;
   const name = r.string(peek.get('name'), 'protocol name');
   if (!peek.has('name')) r.error(node, 'protocol: "name" is missing');
   if (name !== undefined && !NAME_RE.test(name)) r.error(peek.get('name'), `protocol name "${name}": letters, digits, _ . - (starting with a letter), at most 32`);
   const what = `protocol ${name ?? '(unnamed)'}`;
-  const type = r.oneOf(peek.get('type'), `${what}: type`, ['static', 'kernel'] as const);
-  if (!peek.has('type')) r.error(node, `${what}: "type" is missing (static or kernel)`);
+  const type = r.oneOf(peek.get('type'), `${what}: type`, ['static', 'kernel', 'api', 'stream'] as const);
+  if (!peek.has('type')) r.error(node, `${what}: "type" is missing (static, kernel, api or stream)`);
   if (!name || !type) return undefined;
-  const keys = type === 'static' ? STATIC_KEYS : KERNEL_KEYS;
+  const keys = KEYS[type];
   for (const k of peek.keys()) if (!keys.includes(k)) r.errorAtKey(peek.get(k), `${what}: "${k}" is not a setting of a ${type} protocol`);
 
   if (type === 'static') {
@@ -233,6 +252,15 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
       routes,
       routesFile: routesFile === undefined ? undefined : resolveRelative(r.file, routesFile),
     };
+  }
+
+  if (type === 'api' || type === 'stream') {
+    const common = { name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) };
+    if (type === 'api') {
+      const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
+      return { type, ...common, preference: common.preference ?? 200, stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile) };
+    }
+    return { type, ...common, preference: common.preference ?? 100, graceMs: r.duration(peek.get('grace'), `${what}: grace`) ?? 30000 };
   }
 
   const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';

@@ -4,7 +4,8 @@
  * callback, errors thrown as ControlError with the daemon's code and message.
  */
 import { createConnection, type Socket } from 'node:net';
-import { ControlError, LineSplitter, MAX_REQUEST_BYTES, type ControlErrorBody } from './protocol';
+import { LineSplitter } from '../lib/line-splitter';
+import { ControlError, MAX_REQUEST_BYTES, type ControlErrorBody } from './protocol';
 
 interface Pending {
   resolve(v: unknown): void;

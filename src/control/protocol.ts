@@ -15,6 +15,8 @@
  */
 import { KrtError } from '../lib/errors';
 
+
+
 export const MAX_REQUEST_BYTES = 1 << 20;
 
 export interface ControlRequest {
@@ -61,58 +63,4 @@ export function parseRequest(line: string): ControlRequest {
 export function errorBody(e: unknown): ControlErrorBody {
   if (e instanceof KrtError) return { code: e.code, message: e.message };
   return { code: 'KRT_ERR_INTERNAL', message: e instanceof Error ? e.message : String(e) };
-}
-
-/**
- * Splits a byte stream into lines, bounded: a line longer than `maxLine`
- * bytes is reported once (onOverflow) and skipped up to its newline, so one
- * huge line never costs unbounded memory and never loses the lines after it.
- */
-export class LineSplitter {
-  private parts: Buffer[] = [];
-  private size = 0;
-  private skipping = false;
-
-  constructor(
-    private readonly maxLine: number,
-    private readonly onLine: (line: string) => void,
-    private readonly onOverflow: () => void,
-  ) {}
-
-  push(chunk: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, start);
-      if (nl === -1) {
-        this.append(chunk.subarray(start));
-        return;
-      }
-      this.append(chunk.subarray(start, nl));
-      const skipped = this.skipping;
-      const line = skipped ? '' : Buffer.concat(this.parts, this.size).toString('utf8');
-      this.parts = [];
-      this.size = 0;
-      this.skipping = false;
-      if (!skipped) this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
-      start = nl + 1;
-    }
-  }
-
-  /** Bytes of an unfinished line held. */
-  get pending(): number {
-    return this.size;
-  }
-
-  private append(b: Buffer): void {
-    if (this.skipping || b.length === 0) return;
-    if (this.size + b.length > this.maxLine) {
-      this.parts = [];
-      this.size = 0;
-      this.skipping = true;
-      this.onOverflow();
-      return;
-    }
-    this.parts.push(b);
-    this.size += b.length;
-  }
 }

@@ -13,7 +13,8 @@
  */
 import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { errorBody, LineSplitter, MAX_REQUEST_BYTES, parseRequest, type ControlRequest, type ControlResponse } from './protocol';
+import { LineSplitter } from '../lib/line-splitter';
+import { errorBody, MAX_REQUEST_BYTES, parseRequest, type ControlRequest, type ControlResponse } from './protocol';
 
 /** What a handler may do with the connection while answering. */
 export interface ControlContext {

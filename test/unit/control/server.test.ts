@@ -3,7 +3,8 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../../../src/control/client';
-import { ControlError, LineSplitter, MAX_REQUEST_BYTES, parseRequest } from '../../../src/control/protocol';
+import { ControlError, MAX_REQUEST_BYTES, parseRequest } from '../../../src/control/protocol';
+import { LineSplitter } from '../../../src/lib/line-splitter';
 import { ControlServer, groupId, type ControlHandler } from '../../../src/control/server';
 
 function socketPath(): string {

@@ -1,0 +1,65 @@
+/**
+ * Bounded line splitting for byte streams (control socket, route streams, routes files).
+ */
+
+/**
+ * Splits a byte stream into lines, bounded: a line longer than `maxLine`
+ * bytes is reported once (onOverflow) and skipped up to its newline, so one
+ * huge line never costs unbounded memory and never loses the lines after it.
+ */
+export class LineSplitter {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private skipping = false;
+
+  constructor(
+    private readonly maxLine: number,
+    private readonly onLine: (line: string) => void,
+    private readonly onOverflow: () => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl === -1) {
+        this.append(chunk.subarray(start));
+        return;
+      }
+      const skipped = this.skipping;
+      let line = '';
+      if (!skipped && this.size === 0) {
+        // The common case: the whole line is inside this chunk; decode it without copying.
+        if (nl - start > this.maxLine) this.append(chunk.subarray(start, nl));
+        else line = chunk.toString('utf8', start, nl);
+      } else {
+        this.append(chunk.subarray(start, nl));
+        if (!this.skipping) line = Buffer.concat(this.parts, this.size).toString('utf8');
+      }
+      const dropped = skipped || this.skipping;
+      this.parts = [];
+      this.size = 0;
+      this.skipping = false;
+      if (!dropped) this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+      start = nl + 1;
+    }
+  }
+
+  /** Bytes of an unfinished line held. */
+  get pending(): number {
+    return this.size;
+  }
+
+  private append(b: Buffer): void {
+    if (this.skipping || b.length === 0) return;
+    if (this.size + b.length > this.maxLine) {
+      this.parts = [];
+      this.size = 0;
+      this.skipping = true;
+      this.onOverflow();
+      return;
+    }
+    this.parts.push(b);
+    this.size += b.length;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Routes files: one route a line in ip-route syntax, '#' starts a comment,
+ * blank lines are ignored. Read as a stream (a million-line file is never
+ * held in memory as text or as a list): each route goes to the callback as
+ * soon as its line is parsed. Problems are collected with file, line and
+ * column; the caller decides whether any problem rejects the whole file.
+ */
+import { createReadStream } from 'node:fs';
+import type { Prefix } from '../../lib/addr';
+import { KrtError } from '../../lib/errors';
+import { LineSplitter } from '../../lib/line-splitter';
+import type { RouteAttrs } from '../../route';
+import { parseRouteLine, RouteSyntaxError } from '../../config/route-syntax';
+
+export interface RoutesFileIssue {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export class RoutesFileError extends KrtError {
+  constructor(
+    readonly issues: readonly RoutesFileIssue[],
+    readonly total: number,
+  ) {
+    const shown = issues.map((i) => `${i.file}:${i.line}:${i.column}: ${i.message}`).join('\n');
+    super('KRT_ERR_ROUTES_FILE', total > issues.length ? `${shown}\n… and ${total - issues.length} more problems` : shown);
+  }
+}
+
+const MAX_ISSUES = 20;
+const MAX_LINE = 4096;
+
+/**
+ * Streams `file` through the route parser. `onRoute` may be omitted to only
+ * validate. Resolves with the number of routes; rejects with RoutesFileError
+ * listing the first problems (and how many there were) if any line is bad,
+ * after reading the whole file.
+ */
+export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs: RouteAttrs) => void): Promise<number> {
+  const issues: RoutesFileIssue[] = [];
+  let problems = 0;
+  let lineNo = 0;
+  let routes = 0;
+  const issue = (column: number, message: string): void => {
+    problems++;
+    if (issues.length < MAX_ISSUES) issues.push({ file, line: lineNo, column, message });
+  };
+  const splitter = new LineSplitter(
+    MAX_LINE,
+    (line) => {
+      lineNo++;
+      const hash = line.indexOf('#');
+      const text = hash === -1 ? line : line.slice(0, hash);
+      if (text.trim() === '') return;
+      try {
+        const r = parseRouteLine(text);
+        routes++;
+        onRoute?.(r.net, r.attrs);
+      } catch (e) {
+        if (e instanceof RouteSyntaxError) issue(e.column, e.message);
+        else throw e;
+      }
+    },
+    () => {
+      // The splitter skips this line without calling onLine for it: count it here.
+      lineNo++;
+      issue(1, `line longer than ${MAX_LINE} bytes`);
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const s = createReadStream(file, { highWaterMark: 1 << 20 });
+    s.on('data', (chunk) => {
+      try {
+        splitter.push(chunk as Buffer);
+      } catch (e) {
+        s.destroy();
+        reject(e);
+      }
+    });
+    s.on('error', (e) => reject(new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${e.message}` }], 1)));
+    s.on('end', () => {
+      splitter.push(Buffer.from('\n')); // a last line without a newline
+      resolve();
+    });
+  });
+  if (problems) throw new RoutesFileError(issues, problems);
+  return routes;
+}

@@ -1,0 +1,68 @@
+/**
+ * The tables a source protocol feeds, one per address family, and the calls
+ * every source makes on them: announce and withdraw by the net's family, and
+ * the refresh cycle over all of them at once. A route of a family the
+ * protocol has no table for is an error that names the protocol.
+ */
+import type { Family, Prefix } from '../lib/addr';
+import { KrtError } from '../lib/errors';
+import type { RouteAttrs, RouteSource } from '../route';
+import type { Table } from '../table';
+
+export class NoTableError extends KrtError {
+  constructor(protocol: string, family: Family) {
+    super('KRT_ERR_NO_TABLE', `protocol ${protocol} has no IPv${family} table`);
+  }
+}
+
+export class TableSet {
+  constructor(
+    readonly protocol: string,
+    private readonly byFamily: ReadonlyMap<Family, Table>,
+  ) {}
+
+  get tables(): Table[] {
+    return [...new Set(this.byFamily.values())];
+  }
+
+  table(family: Family): Table {
+    const t = this.byFamily.get(family);
+    if (!t) throw new NoTableError(this.protocol, family);
+    return t;
+  }
+
+  has(family: Family): boolean {
+    return this.byFamily.has(family);
+  }
+
+  announce(src: RouteSource, net: Prefix, attrs: RouteAttrs): void {
+    this.table(net.family).announce(net, src, attrs);
+  }
+
+  withdraw(src: RouteSource, net: Prefix): void {
+    this.table(net.family).withdraw(net, src);
+  }
+
+  refreshBegin(src: RouteSource, family?: Family): void {
+    for (const t of family ? [this.table(family)] : this.tables) t.refreshBegin(src);
+  }
+
+  /** Prunes what `src` did not re-announce since refreshBegin; returns how many routes went. */
+  refreshEnd(src: RouteSource, family?: Family): number {
+    let n = 0;
+    for (const t of family ? [this.table(family)] : this.tables) n += t.refreshEnd(src);
+    return n;
+  }
+
+  /** Withdraws every route of `src`. */
+  flush(src: RouteSource): number {
+    this.refreshBegin(src);
+    return this.refreshEnd(src);
+  }
+
+  routesOf(src: RouteSource): number {
+    let n = 0;
+    for (const t of this.tables) n += t.routesOfSource(src);
+    return n;
+  }
+}

@@ -1,0 +1,236 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type ApiProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
+import { parsePrefix, type Family } from '../../../src/lib/addr';
+import { ApiProtocol } from '../../../src/proto/api/api';
+import { nullLogger } from '../../../src/proto/logger';
+import { StaticProtocol } from '../../../src/proto/static/static';
+import { readRoutesFile } from '../../../src/proto/static/routes-file';
+import { parseExabgpLine, parseKrtsyncLine } from '../../../src/proto/stream/formats';
+import { StreamProtocol } from '../../../src/proto/stream/stream';
+import { TableSet } from '../../../src/proto/table-set';
+import { Table } from '../../../src/table';
+
+function tables(): { set: TableSet; t4: Table; t6: Table } {
+  const t4 = new Table({ name: 'master4' });
+  const t6 = new Table({ name: 'master6' });
+  return { set: new TableSet('p', new Map<Family, Table>([[4, t4], [6, t6]])), t4, t6 };
+}
+
+function best(t: Table, prefix: string): string | undefined {
+  const r = t.bestRoute(parsePrefix(prefix));
+  return r && `${r.attrs} (${r.src.name})`;
+}
+
+function dir(): string {
+  return mkdtempSync(join(tmpdir(), 'krt-src-'));
+}
+
+describe('routes files', () => {
+  it('streams routes, skipping comments and blank lines', async () => {
+    const f = join(dir(), 'routes.txt');
+    writeFileSync(f, '# routes\n10.1.0.0/16 via 192.0.2.2   # first\n\n  blackhole 10.2.0.0/16\n2001:db8:5::/48 via 2001:db8:1::2');
+    const seen: string[] = [];
+    expect(await readRoutesFile(f, (net, attrs) => seen.push(`${net} ${attrs}`))).toBe(3);
+    expect(seen).toEqual(['10.1.0.0/16 via 192.0.2.2', '10.2.0.0/16 blackhole', '2001:db8:5::/48 via 2001:db8:1::2']);
+  });
+
+  it('names file, line and column of every bad line, after reading the whole file', async () => {
+    const f = join(dir(), 'routes.txt');
+    writeFileSync(f, `10.1.0.0/16 via 192.0.2.2\n10.2.0.1/16 via 192.0.2.2\n${'x'.repeat(5000)}\n10.3.0.0/16 via 192.0.2.2 bogus\n`);
+    await expect(readRoutesFile(f)).rejects.toThrow(
+      new RegExp(`${f}:2:1: 10.2.0.1/16: host bits set, did you mean 10.2.0.0/16\\?\\n${f}:3:1: line longer than 4096 bytes\\n${f}:4:27: unknown word "bogus"`),
+    );
+    await expect(readRoutesFile(join(dir(), 'missing.txt'))).rejects.toThrow(/missing.txt:1:1: cannot read/);
+  });
+});
+
+describe('static protocol', () => {
+  const cfg = (text: string): StaticProtocolConfig => parseConfig('/x/k.yaml', text).protocols[0] as StaticProtocolConfig;
+
+  it('announces config and routes-file routes, and a reload changes only what changed', async () => {
+    const { set, t4, t6 } = tables();
+    const d = dir();
+    const file = join(d, 'routes.txt');
+    writeFileSync(file, '10.2.0.0/16 via 192.0.2.2\n10.3.0.0/16 via 192.0.2.2\n');
+    const c1 = cfg(`protocols:\n  - { name: s, type: static, routes_file: ${file}, routes: ["10.1.0.0/16 via 192.0.2.2", "2001:db8:1::/48 via 2001:db8::1"] }\n`);
+    const p = new StaticProtocol(c1, set, nullLogger);
+    await p.start();
+    expect(p.state).toBe('up');
+    expect(t4.routeTotal).toBe(3);
+    expect(best(t6, '2001:db8:1::/48')).toBe('via 2001:db8::1 (s)');
+    const r2 = t4.bestRoute(parsePrefix('10.2.0.0/16'));
+
+    writeFileSync(file, '10.2.0.0/16 via 192.0.2.2\n10.4.0.0/16 via 192.0.2.3\n');
+    expect(p.reconfigure(c1)).toBe(true);
+    await p.reload();
+    expect(t4.bestRoute(parsePrefix('10.2.0.0/16'))).toBe(r2); // untouched
+    expect(best(t4, '10.3.0.0/16')).toBeUndefined();
+    expect(best(t4, '10.4.0.0/16')).toBe('via 192.0.2.3 (s)');
+    expect(p.lastLoad).toMatchObject({ routes: 4, pruned: 1 });
+
+    writeFileSync(file, '10.2.0.0/16 via 192.0.2.2\n10.5.0.0/16 frob\n');
+    await expect(p.reload()).rejects.toThrow(/unknown word "frob"/);
+    expect(best(t4, '10.4.0.0/16')).toBe('via 192.0.2.3 (s)'); // a bad file changes nothing
+
+    await p.shutdown();
+    expect(t4.routeTotal + t6.routeTotal).toBe(0);
+  });
+
+  it('asks to be restarted when its preference changes', () => {
+    const { set } = tables();
+    const p = new StaticProtocol(cfg('protocols:\n  - { name: s, type: static }\n'), set, nullLogger);
+    expect(p.reconfigure(cfg('protocols:\n  - { name: s, type: static, preference: 10 }\n'))).toBe(false);
+  });
+});
+
+describe('api protocol', () => {
+  const cfg = (extra = ''): ApiProtocolConfig => parseConfig('/x/k.yaml', `protocols:\n  - { name: api, type: api${extra} }\n`).protocols[0] as ApiProtocolConfig;
+
+  it('adds, replaces and deletes routes; a bad line changes nothing', async () => {
+    const { set, t4 } = tables();
+    const p = new ApiProtocol(cfg(), set, nullLogger);
+    await p.start();
+    expect(p.add('10.9.0.0/16  via 192.0.2.2')).toBe('10.9.0.0/16 via 192.0.2.2');
+    p.add('10.9.0.0/16 via 192.0.2.3');
+    expect(best(t4, '10.9.0.0/16')).toBe('via 192.0.2.3 (api)');
+    expect(() => p.add('10.9.0.0/16 via nowhere')).toThrow(/gateway "nowhere"/);
+    expect(best(t4, '10.9.0.0/16')).toBe('via 192.0.2.3 (api)');
+    expect(p.del('10.9.0.0/16')).toBe(true);
+    expect(p.del('10.9.0.0/16')).toBe(false);
+    expect(() => p.del('10.9.0.1/16')).toThrow(/host bits/);
+    expect(t4.routeTotal).toBe(0);
+  });
+
+  it('keeps its routes across a restart with a state file', async () => {
+    const stateFile = join(dir(), 'api.state');
+    const a = tables();
+    const p1 = new ApiProtocol(cfg(`, state_file: ${stateFile}`), a.set, nullLogger);
+    await p1.start();
+    p1.add('10.9.0.0/16 via 192.0.2.2');
+    p1.add('blackhole 2001:db8:9::/48');
+    expect(readFileSync(stateFile, 'utf8')).toBe('10.9.0.0/16 via 192.0.2.2\nblackhole 2001:db8:9::/48\n');
+    const b = tables();
+    const p2 = new ApiProtocol(cfg(`, state_file: ${stateFile}`), b.set, nullLogger);
+    await p2.start();
+    expect(best(b.t4, '10.9.0.0/16')).toBe('via 192.0.2.2 (api)');
+    expect(best(b.t6, '2001:db8:9::/48')).toBe('blackhole (api)');
+  });
+});
+
+describe('stream formats', () => {
+  it('reads krtsync lines', () => {
+    expect(parseKrtsyncLine('{"announce":["10.1.0.0/24 via 192.0.2.2","blackhole 10.2.0.0/24"],"withdraw":"10.3.0.0/24","eor":true}').map((e) => e.kind)).toEqual([
+      'announce',
+      'announce',
+      'withdraw',
+      'eor',
+    ]);
+    expect(() => parseKrtsyncLine('{"annouce":"x"}')).toThrow(/unknown key "annouce"/);
+    expect(() => parseKrtsyncLine('{"announce":"10.1.0.1/24 via 192.0.2.2"}')).toThrow(/host bits set/);
+    expect(() => parseKrtsyncLine('{"announce":5}')).toThrow(/string or a list of strings/);
+    expect(() => parseKrtsyncLine('nope')).toThrow(/not JSON/);
+  });
+
+  it('reads every line of a real ExaBGP 4.2 capture', () => {
+    const lines = readFileSync(join(__dirname, '../../fixtures/exabgp-4.2.21-receive.jsonl'), 'utf8').trim().split('\n');
+    const events = lines.map((l) => parseExabgpLine(l).map((e) => ('net' in e ? `${e.kind} ${e.net}${'attrs' in e ? ` ${e.attrs}` : ''}` : `${e.kind}${'family' in e ? ` ${e.family}` : ''}`)));
+    expect(events.slice(0, 6)).toEqual([
+      ['peer-up'],
+      ['announce 10.3.0.0/24 via 198.51.100.1', 'announce 10.1.0.0/24 via 198.51.100.1', 'announce 10.2.0.0/24 via 198.51.100.1'],
+      ['eor 4'],
+      ['announce 2001:db8:100::/48 via 2001:db8:1::1'],
+      ['eor 6'],
+      ['peer-down'],
+    ]);
+    expect(events[12]).toEqual(['withdraw 10.3.0.0/24', 'withdraw 10.1.0.0/24', 'withdraw 10.2.0.0/24']);
+  });
+
+  it('rejects what is not ExaBGP', () => {
+    expect(() => parseExabgpLine('{"type":"update"}')).toThrow(/not an ExaBGP JSON message/);
+    expect(parseExabgpLine('{"exabgp":"4.0.1","type":"notification","neighbor":{}}')).toEqual([]);
+  });
+});
+
+describe('stream protocol', () => {
+  const cfg = (grace = '200ms'): StreamProtocolConfig => parseConfig('/x/k.yaml', `protocols:\n  - { name: feed, type: stream, grace: ${grace} }\n`).protocols[0] as StreamProtocolConfig;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it('follows an ExaBGP session through the capture: announce, neighbor down, up, withdraw, announce, down', async () => {
+    const { set, t4, t6 } = tables();
+    const p = new StreamProtocol(cfg('10s'), set, nullLogger);
+    await p.start();
+    const replies: unknown[] = [];
+    const s = p.connect('exabgp', 'exabgp', (m) => replies.push(m));
+    const lines = readFileSync(join(__dirname, '../../fixtures/exabgp-4.2.21-receive.jsonl'), 'utf8').trim().split('\n');
+    const feed = (from: number, to: number): void => lines.slice(from, to).forEach((l, i) => s.onLine(l, from + i + 1));
+    feed(0, 5);
+    expect(best(t4, '10.1.0.0/24')).toBe('via 198.51.100.1 (feed/exabgp/198.51.100.1)');
+    expect(best(t6, '2001:db8:100::/48')).toBe('via 2001:db8:1::1 (feed/exabgp/198.51.100.1)');
+    feed(5, 6); // neighbor down
+    expect(t4.routeTotal + t6.routeTotal).toBe(0);
+    feed(6, 12); // down again, up, announce both families with end-of-RIB
+    expect(t4.routeTotal).toBe(3);
+    feed(12, 13); // withdraw the IPv4 routes
+    expect(t4.routeTotal).toBe(0);
+    feed(13, 14);
+    expect(t4.routeTotal).toBe(3);
+    feed(14, 15); // down at the end
+    expect(t4.routeTotal + t6.routeTotal).toBe(0);
+    expect(replies).toEqual([]);
+    await p.shutdown();
+  });
+
+  it('reports a bad line by number and keeps the client\'s other routes', async () => {
+    const { set, t4 } = tables();
+    const p = new StreamProtocol(cfg(), set, nullLogger);
+    await p.start();
+    const replies: unknown[] = [];
+    const s = p.connect('c1', 'krtsync', (m) => replies.push(m));
+    s.onLine('{"announce":"10.1.0.0/24 via 192.0.2.2"}', 1);
+    s.onLine('{"announce":"10.2.0.0/24 via"}', 2);
+    s.onLine('garbage', 3);
+    s.onLine('{"announce":"10.3.0.0/24 via 192.0.2.2"}', 4);
+    expect(t4.routeTotal).toBe(2);
+    expect(replies).toEqual([
+      { ok: false, line: 2, error: { code: 'KRT_ERR_STREAM_LINE', message: expect.stringMatching(/gateway address expected/) } },
+      { ok: false, line: 3, error: { code: 'KRT_ERR_STREAM_LINE', message: expect.stringMatching(/not JSON/) } },
+    ]);
+    expect(p.stats()[0]).toMatchObject({ client: 'c1', lines: 4, announces: 2, errors: 2, routes: 2, connected: true });
+    await p.shutdown();
+  });
+
+  it('keeps a disconnected client\'s routes for the grace period, then withdraws them', async () => {
+    const { set, t4 } = tables();
+    const p = new StreamProtocol(cfg('100ms'), set, nullLogger);
+    await p.start();
+    const s = p.connect('c1', 'krtsync', () => {});
+    s.onLine('{"announce":"10.1.0.0/24 via 192.0.2.2"}', 1);
+    s.onClose();
+    await sleep(30);
+    expect(t4.routeTotal).toBe(1);
+    await sleep(150);
+    expect(t4.routeTotal).toBe(0);
+    await p.shutdown();
+  });
+
+  it('lets a client that reconnects in time re-announce without a flap; end-of-RIB prunes the rest', async () => {
+    const { set, t4 } = tables();
+    const p = new StreamProtocol(cfg('300ms'), set, nullLogger);
+    await p.start();
+    const a1 = p.connect('c1', 'krtsync', () => {});
+    a1.onLine('{"announce":["10.1.0.0/24 via 192.0.2.2","10.2.0.0/24 via 192.0.2.2"]}', 1);
+    const r1 = t4.bestRoute(parsePrefix('10.1.0.0/24'));
+    a1.onClose();
+    const a2 = p.connect('c1', 'krtsync', () => {});
+    expect(() => p.connect('c1', 'krtsync', () => {})).toThrow(/already connected/);
+    a2.onLine('{"announce":"10.1.0.0/24 via 192.0.2.2"}', 1);
+    expect(t4.bestRoute(parsePrefix('10.1.0.0/24'))).toBe(r1); // identical re-announce: the same route object
+    expect(t4.routeTotal).toBe(2);
+    a2.onLine('{"eor":true}', 2);
+    expect(t4.routeTotal).toBe(1);
+    await p.shutdown();
+    expect(t4.routeTotal).toBe(0);
+  });
+});
