@@ -596,7 +596,18 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   int err = 0, dry = 0, writable = 0;
   size_t n = 0;
   if (status < 0) {
-    err = -status; /* libuv errors are -errno on Linux */
+    /* libuv turns POLLERR into UV_EBADF and stops the handle. On a netlink
+     * socket POLLERR means a pending socket error, typically ENOBUFS after an
+     * overflow: the socket is fine. Drain (recvmmsg returns and clears the real
+     * error), then poll again unless the fd really is bad. */
+    n = drain(s, s->buf, s->buf_len, &err, &dry);
+    if (err == 0) {
+      int soerr = 0;
+      socklen_t l = sizeof soerr;
+      if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &l) == 0 && soerr != 0) err = soerr;
+      else if (n == 0 && !dry) err = -status;
+    }
+    if (err != EBADF) uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
   } else {
     if (events & UV_READABLE) n = drain(s, s->buf, s->buf_len, &err, &dry);
     if (events & UV_WRITABLE) writable = 1;

@@ -222,12 +222,18 @@ export class RoutePipeline {
 
   // ------------------------------------------------------------ sending
 
+  /**
+   * Starts the send loop on the next microtask, not inside submit(): submit
+   * returns at once (callers can check `full`), and batches submitted in the
+   * same tick share send buffers.
+   */
   private kick(): void {
-    if (!this.running && !this.rechecking && !this.closed) void this.run();
+    if (this.running || this.rechecking || this.closed) return;
+    this.running = true;
+    queueMicrotask(() => void this.run());
   }
 
   private async run(): Promise<void> {
-    this.running = true;
     try {
       while (!this.closed && !this.rechecking) {
         const t0 = performance.now();
