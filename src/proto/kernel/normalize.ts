@@ -1,0 +1,104 @@
+/**
+ * Canonical form of a kernel route, so "what we want" and "what the kernel
+ * reports back" compare equal exactly when the kernel holds our route as we
+ * would install it. The kernel adds, drops and rewrites details on the way
+ * through; each rule below undoes one of them (docs/kernel.md has the table):
+ *
+ *  - metric: none means 0 for IPv4 and 1024 for IPv6 (the kernel's default);
+ *  - IPv6 scope: the kernel stores none (always reports universe): ignored;
+ *  - IPv6 router preference: none means medium (0), which IPv6 reports always;
+ *  - realm (RTA_FLOW) is IPv4 only; IPv6 ignores it;
+ *  - next-hop flags: only ONLINK is ours; LINKDOWN, DEAD, OFFLOAD, TRAP... are
+ *    state the kernel reports, never configuration;
+ *  - blackhole/unreachable/prohibit: no next hop (IPv6 reports `dev lo`);
+ *  - multipath: order does not matter (hops are sorted); one-hop multipath
+ *    is the same as a single next hop; weights count only with 2+ hops;
+ *  - a gateway without a device: the kernel fills in the device it resolved,
+ *    so a hop we send without oif matches the gateway on any oif;
+ *  - RTAX metrics: 0 means unset (the kernel does not store zeros), and the
+ *    kernel clamps advmss to 65495, mtu to 65520 and hoplimit to 255;
+ *  - RTA_CACHEINFO, RTA_EXPIRES and other unknown attributes: ignored.
+ */
+import * as C from '../../netlink/constants';
+import { METRIC_NAMES, type RouteMessage, type RouteMetrics, type RouteNextHop } from '../../netlink/route-codec';
+
+/** The kernel's metric when a route has none. */
+export function effectivePriority(r: Pick<RouteMessage, 'family' | 'priority'>): number {
+  return r.priority ?? (r.family === 6 ? 1024 : 0);
+}
+
+const CLAMP: Partial<Record<string, number>> = { advmss: 65535 - 40, mtu: 65535 - 15, hoplimit: 255 };
+
+function canonicalMetrics(m: RouteMetrics | undefined): string {
+  if (!m) return '';
+  const parts: string[] = [];
+  for (let t = 1; t < METRIC_NAMES.length; t++) {
+    const name = METRIC_NAMES[t]!;
+    if (name === 'ccAlgo') {
+      if (m.ccAlgo !== undefined && m.ccAlgo !== '') parts.push(`cc=${m.ccAlgo}`);
+      continue;
+    }
+    let v = m[name];
+    if (v === undefined || v === 0) continue;
+    const clamp = CLAMP[name];
+    if (clamp !== undefined && v > clamp) v = clamp;
+    parts.push(`${t}=${v >>> 0}`);
+  }
+  return parts.join(',');
+}
+
+interface HopView {
+  gw: string;
+  oif: number | undefined;
+  flags: number;
+  weight: number;
+  flow: number | undefined;
+}
+
+function hopsOf(r: RouteMessage): HopView[] {
+  if (r.multipath && r.multipath.length > 0) {
+    return r.multipath.map((h: RouteNextHop) => ({
+      gw: (h.gateway ?? h.via)?.toString() ?? '',
+      oif: h.oif === 0 ? undefined : h.oif,
+      flags: h.flags & C.RTNH_F_ONLINK,
+      weight: h.weight,
+      flow: h.flow,
+    }));
+  }
+  return [{ gw: (r.gateway ?? r.via)?.toString() ?? '', oif: r.oif, flags: r.flags & C.RTNH_F_ONLINK, weight: 1, flow: undefined }];
+}
+
+/**
+ * Canonical text of a route's content (not its identity: dst and table are
+ * left out). `oiflessGateways`: gateways whose device is left to the kernel;
+ * their oif is not part of the text.
+ */
+export function canonicalRoute(r: RouteMessage, oiflessGateways?: ReadonlySet<string>): string {
+  const v6 = r.family === 6;
+  const parts: (string | number)[] = [r.type, effectivePriority(r), v6 ? '-' : r.scope, r.prefsrc?.toString() ?? '', v6 ? '-' : (r.flow ?? 0), v6 ? (r.pref ?? C.ICMPV6_ROUTER_PREF_MEDIUM) : '-', canonicalMetrics(r.metrics)];
+  if (r.type === C.RTN_UNICAST) {
+    const hops = hopsOf(r);
+    const single = hops.length === 1;
+    const text = hops.map((h) => {
+      const oif = h.gw !== '' && oiflessGateways?.has(h.gw) ? '*' : (h.oif ?? '');
+      return `${h.gw}@${oif}/${h.flags}/${single ? 1 : h.weight}/${v6 ? '' : (h.flow ?? '')}`;
+    });
+    text.sort();
+    parts.push(text.join('|'));
+  }
+  return parts.join(' ');
+}
+
+/** Gateways of `r` sent without a device (the kernel picks the device). */
+export function oiflessGateways(r: RouteMessage): ReadonlySet<string> | undefined {
+  let out: Set<string> | undefined;
+  for (const h of hopsOf(r)) if (h.gw !== '' && h.oif === undefined) (out ??= new Set()).add(h.gw);
+  return out;
+}
+
+/** True when the kernel's `have` is our `want` as installed: every attribute we set, nothing else we would change. */
+export function sameKernelRoute(want: RouteMessage, have: RouteMessage): boolean {
+  if (want.family !== have.family || !want.dst.equals(have.dst) || want.table !== have.table || want.protocol !== have.protocol) return false;
+  const wild = oiflessGateways(want);
+  return canonicalRoute(want, wild) === canonicalRoute(have, wild);
+}
