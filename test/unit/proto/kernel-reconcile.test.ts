@@ -44,7 +44,7 @@ describe('normalization', () => {
 
   it('ignores RTA_CACHEINFO and other attributes it does not set', () => {
     const w = want('10.0.0.0/24 via 192.0.2.2 dev veth0');
-    expect(sameKernelRoute(w, { ...w, unknown: [{ type: C.RTA_CACHEINFO, data: Buffer.alloc(16) }] })).toBe(true);
+    expect(sameKernelRoute(w, { ...w, unknown: [{ type: C.RTA_CACHEINFO, bytes: Buffer.alloc(16) }] })).toBe(true);
   });
 
   it('compares multipath routes regardless of hop order, with weights', () => {
