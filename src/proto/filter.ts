@@ -1,0 +1,264 @@
+/**
+ * Export filters: ordered rules that decide, per route, whether it goes out
+ * through a channel and with which kernel attributes.
+ *
+ * A rule has a match (every given condition must hold), an optional `set` of
+ * kernel attributes, and an action: `accept` (stop here, export), `reject`
+ * (stop here, do not export) or `continue` (keep the `set`, go on with the
+ * next rule). When no rule stops, the filter's `default` decides (accept
+ * unless told otherwise). Later `set`s override earlier ones.
+ *
+ * Match conditions:
+ *   net:     prefix ranges, `10.0.0.0/8{16,24}`, `10.0.0.0/8+`, `2001:db8::/32`
+ *   source:  source (protocol) names
+ *   type:    unicast | blackhole | unreachable | prohibit
+ *   family:  4 | 6
+ *   metric:  a number or {min, max}
+ *   gateway: prefix ranges a next hop's gateway must fall in (any hop)
+ *   dev:     interface names a next hop must use (any hop)
+ *
+ * parseExportFilter() builds the typed form from plain JS (what YAML gives),
+ * and throws FilterError naming the path of the bad value
+ * (`rules[2].set.mtu: ...`). Evaluation never throws.
+ */
+import { type Addr, Prefix, parseAddr } from '../lib/addr';
+import { KrtError } from '../lib/errors';
+import { PrefixSet } from '../lib/prefix-set';
+import { RTAX, type LockableName, type MetricName, type RouteType } from '../route';
+import type { Route } from '../route';
+import type { KernelAttrs } from './kernel-attrs';
+import { mergeKernelAttrs } from './kernel-attrs';
+
+export class FilterError extends KrtError {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super('KRT_ERR_FILTER', `${path}: ${message}`);
+  }
+}
+
+export interface FilterMatch {
+  net?: PrefixSet;
+  source?: ReadonlySet<string>;
+  type?: ReadonlySet<RouteType>;
+  family?: 4 | 6;
+  metric?: { min: number; max: number };
+  gateway?: PrefixSet;
+  dev?: ReadonlySet<string>;
+}
+
+export type FilterAction = 'accept' | 'reject' | 'continue';
+
+export interface FilterRule {
+  match: FilterMatch;
+  set?: KernelAttrs;
+  action: FilterAction;
+}
+
+export interface ExportFilter {
+  rules: readonly FilterRule[];
+  default: 'accept' | 'reject';
+}
+
+export type FilterResult = { accept: true; set: KernelAttrs | undefined } | { accept: false };
+
+export const ACCEPT_ALL: ExportFilter = Object.freeze({ rules: [], default: 'accept' });
+
+const REJECTED: FilterResult = Object.freeze({ accept: false });
+const ACCEPTED_PLAIN: FilterResult = Object.freeze({ accept: true, set: undefined });
+
+function matches(m: FilterMatch, r: Route): boolean {
+  if (m.family !== undefined && r.family !== m.family) return false;
+  if (m.source && !m.source.has(r.src.name)) return false;
+  if (m.type && !m.type.has(r.attrs.type)) return false;
+  if (m.metric) {
+    const v = r.attrs.metric ?? 0;
+    if (v < m.metric.min || v > m.metric.max) return false;
+  }
+  if (m.net && !m.net.matches(r.net)) return false;
+  if (m.gateway || m.dev) {
+    const hops = r.attrs.nexthops?.hops ?? [];
+    if (m.gateway && !hops.some((h) => h.gateway !== undefined && m.gateway!.matches(prefixOfAddr(h.gateway)))) return false;
+    if (m.dev && !hops.some((h) => h.ifname !== undefined && m.dev!.has(h.ifname))) return false;
+  }
+  return true;
+}
+
+function prefixOfAddr(a: Addr): Prefix {
+  return new Prefix(a.family, a.family === 4 ? 32 : 128, a.w0, a.w1, a.w2, a.w3);
+}
+
+/** Runs the filter on a route. */
+export function runExportFilter(f: ExportFilter, r: Route): FilterResult {
+  let set: KernelAttrs | undefined;
+  for (const rule of f.rules) {
+    if (!matches(rule.match, r)) continue;
+    if (rule.set) set = set ? mergeKernelAttrs(set, rule.set) : rule.set;
+    if (rule.action === 'accept') return set ? { accept: true, set } : ACCEPTED_PLAIN;
+    if (rule.action === 'reject') return REJECTED;
+  }
+  if (f.default === 'reject') return REJECTED;
+  return set ? { accept: true, set } : ACCEPTED_PLAIN;
+}
+
+// ------------------------------------------------------------ parsing
+
+type Plain = Record<string, unknown>;
+
+function isPlain(v: unknown): v is Plain {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function list(v: unknown, path: string): unknown[] {
+  if (Array.isArray(v)) {
+    if (v.length === 0) throw new FilterError(path, 'an empty list matches nothing; leave the condition out instead');
+    return v;
+  }
+  return [v];
+}
+
+function u32(v: unknown, path: string, max = 0xffffffff): number {
+  if (typeof v === 'string' && /^\d+$/.test(v)) v = Number(v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new FilterError(path, `expected an integer 0..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strings(v: unknown, path: string): string[] {
+  return list(v, path).map((x, i) => {
+    if (typeof x !== 'string' || x === '') throw new FilterError(`${path}[${i}]`, `expected a name, got ${JSON.stringify(x)}`);
+    return x;
+  });
+}
+
+function prefixSet(v: unknown, path: string): PrefixSet {
+  const items = list(v, path);
+  const ranges = items.map((x, i) => {
+    if (typeof x !== 'string') throw new FilterError(`${path}[${i}]`, `expected a prefix range like 10.0.0.0/8{16,24}, got ${JSON.stringify(x)}`);
+    try {
+      return new PrefixSet([x]).ranges[0]!;
+    } catch (e) {
+      throw new FilterError(Array.isArray(v) ? `${path}[${i}]` : path, (e as Error).message);
+    }
+  });
+  return new PrefixSet(ranges);
+}
+
+function checkKeys(o: Plain, allowed: readonly string[], path: string): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) throw new FilterError(`${path}.${k}`, `unknown key; expected one of ${allowed.join(', ')}`);
+  }
+}
+
+const TYPES: readonly RouteType[] = ['unicast', 'blackhole', 'unreachable', 'prohibit'];
+const MATCH_KEYS = ['net', 'source', 'type', 'family', 'metric', 'gateway', 'dev'] as const;
+const SCOPES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254 };
+const METRIC_NAMES = (Object.keys(RTAX) as LockableName[]).filter((n): n is MetricName => n !== 'congctl');
+const SET_KEYS = ['metric', 'prefsrc', 'realm', 'scope', 'pref', 'congctl', 'lock', ...METRIC_NAMES];
+
+function parseMatch(v: unknown, path: string): FilterMatch {
+  if (v === undefined) return {};
+  if (!isPlain(v)) throw new FilterError(path, 'expected a mapping of conditions');
+  checkKeys(v, MATCH_KEYS, path);
+  const m: FilterMatch = {};
+  if (v.net !== undefined) m.net = prefixSet(v.net, `${path}.net`);
+  if (v.gateway !== undefined) m.gateway = prefixSet(v.gateway, `${path}.gateway`);
+  if (v.source !== undefined) m.source = new Set(strings(v.source, `${path}.source`));
+  if (v.dev !== undefined) m.dev = new Set(strings(v.dev, `${path}.dev`));
+  if (v.type !== undefined) {
+    const types = strings(v.type, `${path}.type`);
+    types.forEach((t, i) => {
+      if (!TYPES.includes(t as RouteType)) throw new FilterError(`${path}.type${Array.isArray(v.type) ? `[${i}]` : ''}`, `unknown route type ${JSON.stringify(t)}; expected ${TYPES.join(', ')}`);
+    });
+    m.type = new Set(types as RouteType[]);
+  }
+  if (v.family !== undefined) {
+    const f = v.family === 'ipv4' ? 4 : v.family === 'ipv6' ? 6 : v.family;
+    if (f !== 4 && f !== 6) throw new FilterError(`${path}.family`, `expected 4 or 6, got ${JSON.stringify(v.family)}`);
+    m.family = f;
+  }
+  if (v.metric !== undefined) {
+    if (isPlain(v.metric)) {
+      checkKeys(v.metric, ['min', 'max'], `${path}.metric`);
+      const min = v.metric.min === undefined ? 0 : u32(v.metric.min, `${path}.metric.min`);
+      const max = v.metric.max === undefined ? 0xffffffff : u32(v.metric.max, `${path}.metric.max`);
+      if (min > max) throw new FilterError(`${path}.metric`, `min ${min} is above max ${max}`);
+      m.metric = { min, max };
+    } else {
+      const x = u32(v.metric, `${path}.metric`);
+      m.metric = { min: x, max: x };
+    }
+  }
+  return m;
+}
+
+function parseSet(v: unknown, path: string): KernelAttrs {
+  if (!isPlain(v)) throw new FilterError(path, 'expected a mapping of kernel attributes');
+  checkKeys(v, SET_KEYS, path);
+  const s: KernelAttrs = {};
+  if (v.metric !== undefined) s.metric = u32(v.metric, `${path}.metric`);
+  if (v.realm !== undefined) s.realm = u32(v.realm, `${path}.realm`);
+  if (v.prefsrc !== undefined) {
+    if (typeof v.prefsrc !== 'string') throw new FilterError(`${path}.prefsrc`, 'expected an address');
+    try {
+      s.prefsrc = parseAddr(v.prefsrc);
+    } catch (e) {
+      throw new FilterError(`${path}.prefsrc`, (e as Error).message);
+    }
+  }
+  if (v.scope !== undefined) {
+    s.scope = typeof v.scope === 'string' && v.scope in SCOPES ? SCOPES[v.scope]! : u32(v.scope, `${path}.scope`, 255);
+  }
+  if (v.pref !== undefined) {
+    if (v.pref !== 'low' && v.pref !== 'medium' && v.pref !== 'high') throw new FilterError(`${path}.pref`, 'expected low, medium or high');
+    s.pref = v.pref;
+  }
+  if (v.congctl !== undefined) {
+    if (typeof v.congctl !== 'string' || !/^[\w-]{1,15}$/.test(v.congctl)) throw new FilterError(`${path}.congctl`, 'expected a congestion control name');
+    s.congctl = v.congctl;
+  }
+  const metrics: Partial<Record<MetricName, number>> = {};
+  for (const n of METRIC_NAMES) if (v[n] !== undefined) metrics[n] = u32(v[n], `${path}.${n}`);
+  if (Object.keys(metrics).length) s.metrics = metrics;
+  if (v.lock !== undefined) {
+    const names = strings(v.lock, `${path}.lock`);
+    names.forEach((n, i) => {
+      if (!(n in RTAX)) throw new FilterError(`${path}.lock[${i}]`, `${JSON.stringify(n)} is not a route metric`);
+    });
+    s.locked = names as LockableName[];
+  }
+  return s;
+}
+
+function parseRule(v: unknown, path: string): FilterRule {
+  if (v === 'accept' || v === 'reject') return { match: {}, action: v };
+  if (!isPlain(v)) throw new FilterError(path, 'expected a rule: {match, set, action} or "accept"/"reject"');
+  checkKeys(v, ['match', 'set', 'action'], path);
+  const action = v.action ?? (v.set !== undefined ? 'continue' : undefined);
+  if (action !== 'accept' && action !== 'reject' && action !== 'continue') {
+    throw new FilterError(`${path}.action`, `expected accept, reject or continue, got ${JSON.stringify(v.action)}`);
+  }
+  const rule: FilterRule = { match: parseMatch(v.match, `${path}.match`), action };
+  if (v.set !== undefined) {
+    if (action === 'reject') throw new FilterError(`${path}.set`, 'a rejecting rule has nothing to set');
+    rule.set = parseSet(v.set, `${path}.set`);
+  }
+  return rule;
+}
+
+/**
+ * Builds a filter from plain values: "accept", "reject", a list of rules, or
+ * {rules: [...], default: accept|reject}. `path` prefixes error paths.
+ */
+export function parseExportFilter(v: unknown, path = 'filter'): ExportFilter {
+  if (v === undefined || v === 'accept') return ACCEPT_ALL;
+  if (v === 'reject') return { rules: [], default: 'reject' };
+  if (Array.isArray(v)) return { rules: v.map((r, i) => parseRule(r, `${path}[${i}]`)), default: 'accept' };
+  if (!isPlain(v)) throw new FilterError(path, 'expected "accept", "reject", a list of rules or {rules, default}');
+  checkKeys(v, ['rules', 'default'], path);
+  const def = v.default ?? 'accept';
+  if (def !== 'accept' && def !== 'reject') throw new FilterError(`${path}.default`, `expected accept or reject, got ${JSON.stringify(def)}`);
+  const rules = v.rules === undefined ? [] : Array.isArray(v.rules) ? v.rules : undefined;
+  if (!rules) throw new FilterError(`${path}.rules`, 'expected a list of rules');
+  return { rules: rules.map((r, i) => parseRule(r, `${path}.rules[${i}]`)), default: def };
+}

@@ -1,0 +1,70 @@
+/**
+ * The notification socket: route changes of one family, link changes and
+ * address changes, decoded and handed to the kernel sync.
+ *
+ * A receive-buffer overflow (ENOBUFS) means the kernel dropped notifications
+ * we will never see: it is reported once per occurrence through onOverflow,
+ * and the sync answers with a full resync. The socket stays open.
+ */
+import type { Family } from '../../lib/addr';
+import * as C from '../../netlink/constants';
+import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import { NetlinkMonitor } from '../../netlink/monitor';
+import type { RouteMessage } from '../../netlink/route-codec';
+
+export interface KernelMonitorHandlers {
+  onRoute(r: RouteMessage, deleted: boolean): void;
+  onLink(l: LinkMessage, deleted: boolean): void;
+  onAddr(a: AddrMessage, deleted: boolean): void;
+  onOverflow(): void;
+  onMalformed(message: string): void;
+}
+
+export interface KernelMonitorOptions {
+  family: Family;
+  netns?: string;
+  /** SO_RCVBUFFORCE bytes; default 32 MiB (bulk changes of our own echo back here). */
+  rcvbuf?: number;
+}
+
+export class KernelMonitor {
+  private readonly monitor: NetlinkMonitor;
+
+  constructor(opts: KernelMonitorOptions, handlers: KernelMonitorHandlers) {
+    const groups =
+      opts.family === 4
+        ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR]
+        : [C.RTNLGRP_IPV6_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV6_IFADDR];
+    this.monitor = NetlinkMonitor.open(
+      {
+        onMessages: (messages) => {
+          for (const m of messages) {
+            switch (m.kind) {
+              case 'route':
+                if (m.route.family === opts.family) handlers.onRoute(m.route, m.deleted);
+                break;
+              case 'link':
+                handlers.onLink(m.link, m.deleted);
+                break;
+              case 'addr':
+                handlers.onAddr(m.addr, m.deleted);
+                break;
+              case 'malformed':
+                handlers.onMalformed(m.error.message);
+                break;
+              default:
+                break;
+            }
+          }
+        },
+        onOverflow: () => handlers.onOverflow(),
+        onError: (_errno, name) => handlers.onMalformed(`receive error ${name}`),
+      },
+      { groups, rcvbuf: opts.rcvbuf ?? 32 << 20, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) },
+    );
+  }
+
+  close(): void {
+    this.monitor.close();
+  }
+}

@@ -1,0 +1,339 @@
+/**
+ * KernelProtocol: installs a table's best routes into one kernel table, for
+ * IPv4, IPv6 or both (one KernelSync per family), and keeps them there.
+ *
+ * Hooks (STYLE.md): init() checks options; start() opens sockets, dumps the
+ * kernel table, reads the export feed to `ready` without sending anything,
+ * then reconciles (adds, in-place replaces, deletes of stale routes of ours)
+ * and resolves once in sync; shutdown() withdraws every route of ours, or
+ * leaves them with `persist`; reconfigure() applies what it can in place.
+ *
+ * Steady state: one export request on the table (`best`, or `all` with
+ * merge_paths) feeds the channel (filter), whose verdicts become wanted
+ * routes in the syncs. Shutdown does not use the channel: a feeder on
+ * `best` lists the nets, and each becomes a delete by net, table, protocol
+ * and metric (the filter is not run again).
+ */
+import type { Family, Prefix } from '../../lib/addr';
+import type { NetKey, Route } from '../../route';
+import { RouteSource, compareRoutes } from '../../route';
+import type { ExportItem, FeederItem, Prefilter } from '../../table';
+import { ExportChannel } from '../channel';
+import { ACCEPT_ALL, type ExportFilter } from '../filter';
+import { nullLogger, withFields, type Logger } from '../logger';
+import type { MergePathsOptions } from '../merge-paths';
+import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
+import type { ExportTable, SourceTable } from '../table-port';
+import type { BackoffPolicy } from '../../lib/backoff';
+import { KernelLearn } from './learn';
+import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
+import { KernelSync } from './kernel-sync';
+import type { RouteSyncStatus, SyncCounts } from './route-status';
+
+export interface KernelProtocolOptions {
+  name: string;
+  /** The krtsync table whose best routes go into the kernel. */
+  table: ExportTable;
+  /** Kernel table: 'main' (default), a number up to 2^32-1, or a name from rt_tables. */
+  kernelTable?: number | string;
+  /** 4, 6 or 'both' (default). */
+  family?: Family | 'both';
+  /** rtm_protocol of our routes; default 144. */
+  protocol?: number;
+  /** A dedicated metric for every route of ours. */
+  metric?: number;
+  /** Leave our routes in the kernel on shutdown. */
+  persist?: boolean;
+  /** Keep stale routes of ours this long after the first feed before pruning them. */
+  gracefulRestartMs?: number;
+  /** Periodic scan interval; default 60 s, 0 disables. */
+  scanIntervalMs?: number;
+  filter?: ExportFilter;
+  mergePaths?: MergePathsOptions;
+  /** Import routes of other protocols in the kernel table into `learn.table`. */
+  learn?: { table: SourceTable; preference?: number };
+  backoff?: BackoffPolicy;
+  /** Network namespace (name or /run/netns path) to work in. */
+  netns?: string;
+  batchSize?: number;
+  monitorRcvbuf?: number;
+  pipelineWindow?: number;
+  log?: Logger;
+}
+
+export class KernelProtocol implements Protocol<KernelProtocolOptions> {
+  readonly name: string;
+  readonly channel: ExportChannel;
+  readonly kernelTable: number;
+  readonly protocolNumber: number;
+  private readonly sm: StateMachine<ProtocolState>;
+  private readonly syncs = new Map<Family, KernelSync>();
+  private readonly log: Logger;
+  private readonly learn: KernelLearn | undefined;
+  private subscription: (AsyncIterableIterator<readonly ExportItem[]> & { close?(): void; refeed?(reason: string): void }) | undefined;
+  private walkDone: Promise<void> | undefined;
+  private firstReady: (() => void) | undefined;
+  /** With merge_paths: every route per net, best first. */
+  private readonly chains = new Map<NetKey, Route[]>();
+  /** Nets fed since the last refeed began; nets not among them are withdrawn at `ready`. */
+  private refeedSeen: Set<NetKey> | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private shutdownPromise: Promise<void> | undefined;
+  private options: KernelProtocolOptions;
+
+  constructor(options: KernelProtocolOptions) {
+    this.options = options;
+    this.name = options.name;
+    this.kernelTable = resolveKernelTable(options.kernelTable ?? 'main');
+    this.protocolNumber = checkProtocolNumber(options.protocol ?? DEFAULT_KERNEL_PROTOCOL);
+    if (options.metric !== undefined && !(Number.isInteger(options.metric) && options.metric >= 0 && options.metric <= 0xffffffff)) {
+      throw new KernelOptionError(`metric ${options.metric}: must be an integer 0..4294967295`);
+    }
+    this.log = withFields(options.log ?? nullLogger, { protocol: options.name, table: this.kernelTable });
+    this.sm = new StateMachine(`protocol ${options.name}`, 'down', PROTOCOL_TRANSITIONS);
+    if (options.learn) {
+      const src = new RouteSource(`${options.name}-learn`, options.learn.preference ?? 10);
+      this.learn = new KernelLearn(options.learn.table, src, (i) => this.firstSync()?.links.nameOf(i));
+    }
+    const chOpts: ConstructorParameters<typeof ExportChannel>[0] = {};
+    if (options.filter) chOpts.filter = options.filter;
+    if (options.mergePaths) chOpts.mergePaths = options.mergePaths;
+    if (this.learn) chOpts.ignoreSource = this.learn.source;
+    this.channel = new ExportChannel(chOpts);
+  }
+
+  get state(): ProtocolState {
+    return this.sm.state;
+  }
+
+  /** The learn source (when learning), to tell its routes apart in the table. */
+  get learnSource(): RouteSource | undefined {
+    return this.learn?.source;
+  }
+
+  init(): void {
+    const families: Family[] = this.options.family === undefined || this.options.family === 'both' ? [4, 6] : [this.options.family];
+    for (const family of families) {
+      const sync = new KernelSync({
+        name: `${this.name}/ipv${family}`,
+        target: { family, table: this.kernelTable, protocol: this.protocolNumber, ...(this.options.metric !== undefined ? { metric: this.options.metric } : {}) },
+        ...(this.options.netns !== undefined ? { netns: this.options.netns } : {}),
+        ...(this.options.scanIntervalMs !== undefined ? { scanIntervalMs: this.options.scanIntervalMs } : {}),
+        ...(this.options.batchSize !== undefined ? { batchSize: this.options.batchSize } : {}),
+        ...(this.options.backoff !== undefined ? { backoff: this.options.backoff } : {}),
+        ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
+        ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
+        log: withFields(this.log, { family: `ipv${family}` }),
+        ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), dumpForeign: true } : {}),
+      });
+      this.syncs.set(family, sync);
+    }
+  }
+
+  /** Dumps, reads the feed to `ready`, reconciles; resolves once the kernel is in sync. */
+  async start(): Promise<void> {
+    this.sm.go('starting');
+    if (this.syncs.size === 0) this.init();
+    try {
+      for (const sync of this.syncs.values()) await sync.open();
+      // Dump before reading any export: nothing is sent until both the dump and the feed are in.
+      for (const sync of this.syncs.values()) await sync.firstScan();
+      const ready = new Promise<void>((resolve) => (this.firstReady = resolve));
+      this.startWalk();
+      await ready;
+      const grace = this.options.gracefulRestartMs ?? 0;
+      await Promise.all([...this.syncs.values()].map((s) => s.prune(grace > 0)));
+      if (grace > 0) {
+        this.log.info(`graceful restart: keeping stale routes for ${grace} ms`);
+        this.graceTimer = setTimeout(() => {
+          for (const s of this.syncs.values()) s.pruneStale();
+        }, grace);
+        this.graceTimer.unref();
+      }
+    } catch (e) {
+      this.stopWalk();
+      for (const s of this.syncs.values()) s.destroy();
+      this.sm.go('stopping');
+      this.sm.go('down');
+      throw e;
+    }
+    // A shutdown may have begun while we were starting.
+    if (this.sm.state === 'starting') this.sm.go('up');
+  }
+
+  private startWalk(): void {
+    const prefilter: Prefilter | undefined =
+      this.syncs.size === 1 ? { kind: 'predicate', test: (net: Prefix) => this.syncs.has(net.family) } : undefined;
+    const exporter = this.channel.mergePaths ? this.options.table.all : this.options.table.best;
+    const sub = exporter.subscribe({ name: `kernel ${this.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
+    this.subscription = sub;
+    this.walkDone = this.walk(sub).catch((e: unknown) => {
+      this.log.error(`export walk failed: ${(e as Error).message}`);
+    });
+  }
+
+  private async walk(sub: AsyncIterable<readonly ExportItem[]>): Promise<void> {
+    for await (const batch of sub) {
+      if (this.subscription !== sub) return;
+      for (const item of batch) {
+        switch (item.kind) {
+          case 'feed':
+            this.refeedSeen?.add(item.net.key());
+            if (this.channel.mergePaths) this.chains.set(item.net.key(), [...item.routes]);
+            this.exportNet(item.net, item.routes);
+            break;
+          case 'update':
+            this.refeedSeen?.add(item.net.key());
+            if (this.channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
+            else this.exportNet(item.net, item.new ? [item.new] : []);
+            break;
+          case 'ready':
+            this.endRefeed();
+            this.firstReady?.();
+            this.firstReady = undefined;
+            break;
+          case 'refeed':
+            this.log.info(`refeed: ${item.reason}`);
+            this.refeedSeen = new Set();
+            break;
+          case 'stop':
+            this.log.warn(`table stopped exporting (${item.reason}); routes stay until restart`);
+            this.firstReady?.();
+            return;
+          default: {
+            const never: never = item;
+            throw new Error(`unknown export item ${JSON.stringify(never)}`);
+          }
+        }
+      }
+    }
+  }
+
+  private applyToChain(net: Prefix, old: Route | undefined, neu: Route | undefined): readonly Route[] {
+    const key = net.key();
+    let chain = this.chains.get(key) ?? [];
+    if (old) chain = chain.filter((r) => r.src !== old.src);
+    if (neu) chain = [...chain.filter((r) => r.src !== neu.src), neu].sort(compareRoutes);
+    if (chain.length) this.chains.set(key, chain);
+    else this.chains.delete(key);
+    return chain;
+  }
+
+  private endRefeed(): void {
+    const seen = this.refeedSeen;
+    this.refeedSeen = undefined;
+    if (!seen) return;
+    // A refeed lists every net that has routes: any other net we export has none now.
+    for (const sync of this.syncs.values()) {
+      for (const net of sync.wantedNets()) if (!seen.has(net.key())) sync.setWanted(net, undefined, undefined);
+    }
+  }
+
+  private exportNet(net: Prefix, routes: readonly Route[]): void {
+    const sync = this.syncs.get(net.family);
+    if (!sync) return;
+    const out = this.channel.exportNet(routes);
+    if (out) sync.setWanted(net, out.attrs, out.set, out.source.name);
+    else sync.setWanted(net, undefined, undefined);
+  }
+
+  private stopWalk(): void {
+    const sub = this.subscription;
+    this.subscription = undefined;
+    if (sub) {
+      sub.close?.();
+      void sub.return?.();
+    }
+  }
+
+  /**
+   * Withdraws every route of ours (or, with persist, leaves them) and closes.
+   * Resolves once the kernel holds no route of ours. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown();
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(): Promise<void> {
+    if (this.sm.state === 'down') return;
+    this.sm.go('stopping');
+    clearTimeout(this.graceTimer);
+    this.stopWalk();
+    await this.walkDone;
+    this.learn?.withdrawAll();
+    for (const [family, sync] of this.syncs) {
+      if (this.options.persist) {
+        await sync.leaveInPlace();
+        this.log.info('persist: leaving our routes in the kernel');
+        continue;
+      }
+      const feeder = this.options.table.best.feed({ prefilter: { kind: 'predicate', test: (n: Prefix) => n.family === family }, batchSize: 4096 });
+      await sync.withdrawAll(netsOf(feeder));
+    }
+    this.sm.go('down');
+  }
+
+  /**
+   * Applies new options in place when only the export filter, the scan
+   * interval or the logger differ (a new filter refeeds the export request,
+   * so every net is judged again); anything else returns false: restart me.
+   */
+  reconfigure(next: KernelProtocolOptions): boolean {
+    const cur = this.options;
+    const keys = new Set([...Object.keys(cur), ...Object.keys(next)] as (keyof KernelProtocolOptions)[]);
+    for (const k of keys) {
+      if (k === 'scanIntervalMs' || k === 'log' || k === 'filter') continue;
+      if (cur[k] !== next[k]) return false;
+    }
+    this.options = next;
+    if (cur.filter !== next.filter) {
+      this.channel.filter = next.filter ?? ACCEPT_ALL;
+      this.subscription?.refeed?.('export filter changed');
+    }
+    return true;
+  }
+
+  /** Sync status of one net, of the nets inside `prefix`, or of all. */
+  status(prefix?: Prefix): RouteSyncStatus[] {
+    const out: RouteSyncStatus[] = [];
+    for (const sync of this.syncs.values()) out.push(...sync.status(prefix));
+    return out;
+  }
+
+  counts(): SyncCounts {
+    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+    for (const sync of this.syncs.values()) {
+      const s = sync.counts();
+      c.installed += s.installed;
+      c.pending += s.pending;
+      c.failed += s.failed;
+      c.withdrawing += s.withdrawing;
+    }
+    return c;
+  }
+
+  /** The per-family sync (for tests and the CLI's detail view). */
+  sync(family: Family): KernelSync | undefined {
+    return this.syncs.get(family);
+  }
+
+  /** Drops the protocol without touching the kernel: what a crash (SIGKILL) leaves. For tests. */
+  crashForTesting(): void {
+    this.stopWalk();
+    clearTimeout(this.graceTimer);
+    for (const s of this.syncs.values()) s.destroy();
+  }
+
+  private firstSync(): KernelSync | undefined {
+    return this.syncs.values().next().value;
+  }
+}
+
+async function* netsOf(feeder: AsyncIterable<readonly FeederItem[]>): AsyncIterable<readonly Prefix[]> {
+  for await (const batch of feeder) {
+    const nets: Prefix[] = [];
+    for (const item of batch) if (item.kind === 'feed' && item.routes.length > 0) nets.push(item.net);
+    yield nets;
+  }
+}

@@ -1,0 +1,771 @@
+/**
+ * KernelSync: keeps one kernel table (one family, one protocol number) equal
+ * to what we want, and knows per net how that is going.
+ *
+ * It owns the netlink side: a dump client, the batched route pipeline, the
+ * notification monitor and the link cache. The protocol tells it what is
+ * wanted (setWanted) and when to scan, prune and withdraw; it decides the
+ * operations (reconcile.ts) and sends them in batches.
+ *
+ * Invariants:
+ *  - only routes whose rtm_protocol is ours, in our table, are ever planned
+ *    for change: everything else reaching it is passed to onForeignRoute;
+ *  - nothing is sent while `sending` is off (first scan, the dump of a scan);
+ *  - a net with operations out (in flight, or acked but their notification
+ *    not yet seen) is not planned again until they settle; changes meanwhile
+ *    set `recheck`. So our own notifications are never taken for repairs.
+ *  - a failed route waits for its retry time (exponential backoff) and never
+ *    holds up other nets; repairs of one net back off too when someone keeps
+ *    undoing them.
+ *  - an overflow of the notification socket, or a dump that keeps being
+ *    interrupted, leads to a fresh dump and reconcile (a resync).
+ */
+import type { Prefix } from '../../lib/addr';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
+import { KrtError } from '../../lib/errors';
+import { NetlinkClient } from '../../netlink/client';
+import * as C from '../../netlink/constants';
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import { RoutePipeline, type BatchResult, type RouteOp } from '../../netlink/pipeline';
+import type { RouteMessage } from '../../netlink/route-codec';
+import type { NetKey, RouteAttrs } from '../../route';
+import type { KernelAttrs } from '../kernel-attrs';
+import { RateLimitedLog, type Logger } from '../logger';
+import type { StateMachine } from '../protocol';
+import { ConversionError, kernelDelete, toKernelRoute, type KernelTarget } from './convert';
+import { KernelMonitor } from './kernel-monitor';
+import { LinkCache } from './link-cache';
+import { effectivePriority } from './normalize';
+import { planNet, type KernelOp } from './reconcile';
+import { NetEntry, entryStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
+import { syncStateMachine, type SyncState } from './sync-state';
+
+const ENOENT = 2;
+const ESRCH = 3;
+const EEXIST = 17;
+
+export interface KernelSyncOptions {
+  name: string;
+  target: KernelTarget;
+  /** Network namespace (name or path) to work in; default: the process's own. */
+  netns?: string;
+  /** Periodic full scan; 0 disables. Default 60 s. */
+  scanIntervalMs?: number;
+  /** Operations per pipeline batch. Default 4096. */
+  batchSize?: number;
+  /** Retry policy for routes the kernel rejected. */
+  backoff?: BackoffPolicy;
+  /** Repairs of one net within this window count as a streak; from the third on, they back off. Default 10 s. */
+  repairWindowMs?: number;
+  /** Minimum time between two scans triggered by events. Default 250 ms. */
+  minScanGapMs?: number;
+  /** Notification socket receive buffer (bytes). */
+  monitorRcvbuf?: number;
+  /** Pipeline window (requests in flight). */
+  pipelineWindow?: number;
+  /** How often long work logs progress. Default 5 s. */
+  progressEveryMs?: number;
+  log: Logger;
+  /** Routes of other protocols in our table (dumps and notifications), for learn. */
+  onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
+  /** Also dump foreign routes on the first scan (for learn). */
+  dumpForeign?: boolean;
+}
+
+export class KernelSync {
+  readonly links = new LinkCache();
+  readonly sm: StateMachine<SyncState>;
+  private readonly entries = new Map<NetKey, NetEntry>();
+  private readonly dirty = new Set<NetKey>();
+  private readonly failed = new Set<NetKey>();
+  private readonly waitingEcho = new Set<NetKey>();
+  private readonly log: Logger;
+  private readonly limited: RateLimitedLog;
+  private readonly target: KernelTarget;
+  private client: NetlinkClient | undefined;
+  private pipeline: RoutePipeline | undefined;
+  private monitor: KernelMonitor | undefined;
+  private sending = false;
+  private allowDeletes = true;
+  private flushing = false;
+  private flushAgain = false;
+  private outstanding = 0;
+  private settleWaiters: Array<() => void> = [];
+  private buffering: Array<[RouteMessage, boolean]> | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private eventScanTimer: NodeJS.Timeout | undefined;
+  private scanPending: string | undefined;
+  private lastScanAt = 0;
+  private closed = false;
+  /** Counters for status and tests. */
+  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0 };
+
+  constructor(private readonly opts: KernelSyncOptions) {
+    this.target = opts.target;
+    this.log = opts.log;
+    this.limited = new RateLimitedLog(opts.log);
+    this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
+  }
+
+  get state(): SyncState {
+    return this.sm.state;
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  /** Opens the sockets (monitor first, so no change after the dump is missed) and reads the links. */
+  async open(): Promise<void> {
+    const netns = this.opts.netns !== undefined ? { netns: this.opts.netns } : {};
+    this.monitor = new KernelMonitor(
+      { family: this.target.family, ...netns, ...(this.opts.monitorRcvbuf ? { rcvbuf: this.opts.monitorRcvbuf } : {}) },
+      {
+        onRoute: (r, deleted) => this.onRouteNotification(r, deleted),
+        onLink: (l, deleted) => this.onLink(l, deleted),
+        onAddr: (a, deleted) => this.onAddr(a, deleted),
+        onOverflow: () => this.onOverflow(),
+        onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
+      },
+    );
+    this.buffering = [];
+    this.client = NetlinkClient.open(netns);
+    this.pipeline = RoutePipeline.open({ ...netns, ...(this.opts.pipelineWindow ? { window: this.opts.pipelineWindow } : {}) });
+    const links = await this.client.dumpLinks();
+    for (const l of links.items) this.links.update(l, false);
+  }
+
+  /** init -> first-scan: dump our routes; nothing is sent until prune(). */
+  async firstScan(): Promise<void> {
+    this.sm.go('first-scan');
+    const dumped = await this.dumpOurs(this.opts.dumpForeign === true);
+    this.applyDump(dumped);
+    this.log.info(`first scan: ${dumped.length} routes of ours in table ${this.target.table}`, { table: this.target.table });
+  }
+
+  /**
+   * first-scan -> pruning -> idle: sends every difference (adds, replaces,
+   * deletes of stale routes) and waits for the results. With `keepStale`,
+   * stale routes stay for now (graceful restart) and pruneStale() removes them.
+   */
+  async prune(keepStale = false): Promise<void> {
+    this.sm.go('pruning');
+    this.allowDeletes = !keepStale;
+    this.drainBuffered();
+    for (const k of this.entries.keys()) this.dirty.add(k);
+    this.sending = true;
+    const t0 = Date.now();
+    await this.flushAndSettle();
+    this.sm.go('idle');
+    this.log.info(`in sync: ${this.countLine()} (${Date.now() - t0} ms)`, { table: this.target.table });
+    this.tick = setInterval(() => this.onTick(), 250);
+    this.tick.unref();
+    this.armScanTimer();
+  }
+
+  /** Graceful restart is over: stale routes of ours may go now. */
+  pruneStale(): void {
+    this.allowDeletes = true;
+    for (const [k, e] of this.entries) if (e.want === undefined && e.have.length > 0) this.dirty.add(k);
+    this.kickFlush();
+  }
+
+  // ------------------------------------------------------------ what we want
+
+  /** The route we want for `net` (attrs undefined: none), with the export filter's settings. */
+  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
+    if (net.family !== this.target.family) return;
+    const key = net.key();
+    let e = this.entries.get(key);
+    if (!e) {
+      if (attrs === undefined) return;
+      e = new NetEntry(net);
+      this.entries.set(key, e);
+    }
+    e.attrs = attrs;
+    e.set = set;
+    e.sourceName = sourceName;
+    this.convert(e);
+    e.attempts = 0;
+    e.retryAt = 0;
+    this.markDirty(key, e);
+  }
+
+  private convert(e: NetEntry): void {
+    e.wantError = undefined;
+    e.want = undefined;
+    if (e.attrs === undefined) return;
+    try {
+      e.want = toKernelRoute(e.net, e.attrs, e.set, this.target, this.links);
+    } catch (err) {
+      const errnoName = err instanceof ConversionError ? err.errnoName : 'EINVAL';
+      e.wantError = { errno: 0, errnoName, message: (err as Error).message };
+      e.state = 'failed';
+      this.failed.add(e.net.key());
+    }
+  }
+
+  private markDirty(key: NetKey, e: NetEntry): void {
+    if (!e.idleOnWire) {
+      e.recheck = true;
+      return;
+    }
+    this.dirty.add(key);
+    this.kickFlush();
+  }
+
+  // ------------------------------------------------------------ sending
+
+  private kickFlush(): void {
+    if (!this.sending || this.closed) return;
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    this.flushing = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      do {
+        this.flushAgain = false;
+        let ops: KernelOp[] = [];
+        let owners: NetEntry[] = [];
+        const batchSize = this.opts.batchSize ?? 4096;
+        const now = Date.now();
+        for (const key of this.dirty) {
+          this.dirty.delete(key);
+          if (!this.sending) break;
+          const e = this.entries.get(key);
+          if (!e) continue;
+          if (!e.idleOnWire) {
+            e.recheck = true;
+            continue;
+          }
+          if (e.retryAt > now) continue; // the tick re-dirties it when due
+          let netOps = e.wantError ? [] : planNet(e.want, e.have, this.target);
+          if (!this.allowDeletes) netOps = netOps.filter((op) => op.cmd !== 'delete');
+          if (netOps.length === 0) {
+            this.settleState(key, e);
+            continue;
+          }
+          e.state = e.want ? 'pending' : 'withdrawing';
+          e.lastSentAt = now;
+          for (const op of netOps) {
+            ops.push(op);
+            owners.push(e);
+            e.inflight++;
+            e.echoes.push(op.cmd === 'delete' ? 'del' : 'new');
+          }
+          this.waitingEcho.add(key);
+          if (ops.length >= batchSize) {
+            this.submit(ops, owners);
+            ops = [];
+            owners = [];
+            if (this.pipeline!.full) await this.pipeline!.drain();
+          }
+        }
+        if (ops.length) this.submit(ops, owners);
+      } while (this.flushAgain && this.sending && !this.closed);
+    } finally {
+      this.flushing = false;
+      this.maybeSettled();
+    }
+  }
+
+  private submit(ops: KernelOp[], owners: NetEntry[]): void {
+    this.outstanding += ops.length;
+    this.stats.sent += ops.length;
+    const wire: RouteOp[] = ops.map((op) => ({ cmd: op.cmd, route: op.route }));
+    void this.pipeline!.submit(wire).then((res) => this.onResults(ops, owners, res));
+  }
+
+  private onResults(ops: KernelOp[], owners: NetEntry[], res: BatchResult): void {
+    const failures = new Map<number, KrtError>();
+    for (const f of res.failed) failures.set(f.index, f.error);
+    const now = Date.now();
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const e = owners[i]!;
+      const key = e.net.key();
+      e.inflight--;
+      const err = failures.get(i);
+      const errno = err instanceof NetlinkRequestError ? err.errno : 0;
+      if (err === undefined || (op.cmd === 'delete' && errno === ESRCH)) {
+        if (err !== undefined) dropEcho(e, 'del'); // nothing was deleted: no notification comes
+        applyHave(e, op.route, op.cmd === 'delete');
+        if (op.cmd !== 'delete') {
+          e.state = 'installed'; // the kernel accepted it; the notification will only confirm
+          e.error = undefined;
+          e.attempts = 0;
+          e.retryAt = 0;
+          this.failed.delete(key);
+        }
+      } else {
+        dropEcho(e, op.cmd === 'delete' ? 'del' : 'new');
+        this.recordFailure(e, op, err, now);
+        // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
+        if (op.cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
+      }
+      if (e.idleOnWire) this.waitingEcho.delete(key);
+      this.afterSettle(key, e);
+    }
+    this.outstanding -= ops.length;
+    this.maybeSettled();
+  }
+
+  private recordFailure(e: NetEntry, op: KernelOp, err: KrtError, now: number): void {
+    this.stats.failed++;
+    const ne = err instanceof NetlinkRequestError ? err : undefined;
+    const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
+    if (ne?.extAck) error.extAck = ne.extAck;
+    e.error = error;
+    e.state = 'failed';
+    e.attempts++;
+    const delay = backoffDelay(this.opts.backoff ?? DEFAULT_BACKOFF, e.attempts);
+    e.retryAt = now + delay;
+    this.failed.add(e.net.key());
+    this.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${op.cmd} ${e.net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
+      prefix: e.net.toString(),
+      table: this.target.table,
+      protocol: this.target.protocol,
+      errno: error.errnoName,
+    });
+  }
+
+  /** After an entry's operation or notification settled: plan again if something changed meanwhile. */
+  private afterSettle(key: NetKey, e: NetEntry): void {
+    if (!e.idleOnWire) return;
+    if (e.recheck) {
+      e.recheck = false;
+      this.dirty.add(key);
+      this.kickFlush();
+      return;
+    }
+    if (e.state !== 'failed') this.settleState(key, e);
+  }
+
+  /** No operation needed right now: record the resulting state, drop empty entries. */
+  private settleState(key: NetKey, e: NetEntry): void {
+    if (e.wantError) return;
+    if (e.empty) {
+      this.entries.delete(key);
+      this.failed.delete(key);
+      return;
+    }
+    if (e.state === 'failed' && e.retryAt > Date.now()) return;
+    if (e.want && e.have.length > 0 && planNet(e.want, e.have, this.target).length === 0) {
+      e.state = 'installed';
+      e.error = undefined;
+      this.failed.delete(key);
+    } else if (!e.want && e.have.length > 0 && !this.allowDeletes) {
+      e.state = 'withdrawing'; // kept until graceful restart ends
+    }
+  }
+
+  private flushAndSettle(): Promise<void> {
+    this.kickFlush();
+    return this.settled();
+  }
+
+  /** Resolves once nothing is being flushed and no operation is out. */
+  settled(): Promise<void> {
+    if (this.outstanding === 0 && !this.flushing) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  private maybeSettled(): void {
+    if (this.outstanding !== 0 || this.flushing || this.settleWaiters.length === 0) return;
+    const w = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const f of w) f();
+  }
+
+  // ------------------------------------------------------------ the kernel's side
+
+  private async dumpOurs(includeForeign: boolean): Promise<RouteMessage[]> {
+    const filter = includeForeign
+      ? { family: this.target.family, table: this.target.table }
+      : { family: this.target.family, table: this.target.table, protocol: this.target.protocol };
+    let res: Awaited<ReturnType<NetlinkClient['dumpRoutes']>>;
+    try {
+      res = await this.client!.dumpRoutes(filter);
+    } catch (err) {
+      // A table that has never held a route does not exist yet (ENOENT): it is empty.
+      if (err instanceof NetlinkRequestError && err.errno === ENOENT) return [];
+      throw err;
+    }
+    if (res.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${res.retries} times (table busy); retried`, { table: this.target.table });
+    for (const err of res.errors) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${err.message}`);
+    const ours: RouteMessage[] = [];
+    for (const r of res.items) {
+      if (r.table !== this.target.table || r.family !== this.target.family || r.flags & C.RTM_F_CLONED) continue;
+      if (r.protocol === this.target.protocol) ours.push(r);
+      else if (includeForeign) this.opts.onForeignRoute?.(r, false);
+    }
+    return ours;
+  }
+
+  /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
+  private applyDump(dumped: readonly RouteMessage[]): void {
+    for (const e of this.entries.values()) {
+      e.have = [];
+      e.echoes = [];
+    }
+    this.waitingEcho.clear();
+    for (const r of dumped) {
+      const key = r.dst.key();
+      let e = this.entries.get(key);
+      if (!e) {
+        e = new NetEntry(r.dst);
+        this.entries.set(key, e);
+      }
+      e.have.push(r);
+    }
+  }
+
+  private drainBuffered(): void {
+    const buffered = this.buffering;
+    this.buffering = undefined;
+    if (buffered) for (const [r, deleted] of buffered) this.onRouteNotification(r, deleted);
+  }
+
+  private onRouteNotification(r: RouteMessage, deleted: boolean): void {
+    if (this.closed || r.table !== this.target.table || r.flags & C.RTM_F_CLONED) return;
+    if (this.buffering) {
+      this.buffering.push([r, deleted]);
+      return;
+    }
+    if (r.protocol !== this.target.protocol) {
+      this.opts.onForeignRoute?.(r, deleted);
+      // A foreign route that was in the way of ours is gone: retry ours now.
+      if (deleted) {
+        const e = this.entries.get(r.dst.key());
+        if (e && e.state === 'failed' && e.error?.errnoName === 'EEXIST') {
+          e.retryAt = 0;
+          this.markDirty(r.dst.key(), e);
+        }
+      }
+      return;
+    }
+    const key = r.dst.key();
+    let e = this.entries.get(key);
+    if (!e) {
+      if (deleted) return;
+      e = new NetEntry(r.dst); // a route with our number we never installed: not wanted, so it goes
+      this.entries.set(key, e);
+    }
+    applyHave(e, r, deleted);
+    const kind = deleted ? 'del' : 'new';
+    if (e.echoes[0] === kind) {
+      e.echoes.shift();
+      if (e.idleOnWire) this.waitingEcho.delete(key);
+      this.afterSettle(key, e);
+      return;
+    }
+    this.repair(key, e, deleted ? 'deleted' : 'changed');
+  }
+
+  /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
+  private repair(key: NetKey, e: NetEntry, what: string): void {
+    if (!e.idleOnWire) {
+      e.recheck = true;
+      return;
+    }
+    if (this.state === 'shutting-down' || this.state === 'down') return;
+    if (e.wantError || planNet(e.want, e.have, this.target).length === 0) {
+      this.settleState(key, e);
+      return;
+    }
+    const now = Date.now();
+    e.repairStreak = now - e.lastRepairAt < (this.opts.repairWindowMs ?? 10_000) ? e.repairStreak + 1 : 1;
+    e.lastRepairAt = now;
+    this.stats.repairs++;
+    this.limited.write('info', 'repair', `route ${e.net} ${what} by someone else; repairing`, { prefix: e.net.toString(), table: this.target.table });
+    if (e.repairStreak > 2) {
+      // Someone keeps undoing us: back off instead of fighting in a hot loop.
+      const delay = backoffDelay({ baseMs: 500, maxMs: 60_000, jitter: 0.2 }, e.repairStreak - 2);
+      e.retryAt = now + delay;
+      this.failed.add(key);
+      this.limited.write('warn', 'repair-loop', `route ${e.net} keeps being changed by someone else; next repair in ${delay} ms`, { prefix: e.net.toString() });
+      return;
+    }
+    this.dirty.add(key);
+    this.kickFlush();
+  }
+
+  private onLink(l: LinkMessage, deleted: boolean): void {
+    const change = this.links.update(l, deleted);
+    if (change === 'none') return;
+    this.log.debug(`link ${l.name ?? l.index} ${change}`);
+    // Routes through a link that went away may be gone without a notification; ones waiting for it may go in now.
+    this.onLinkLayerChange(change === 'up' || change === 'added' || change === 'renamed');
+  }
+
+  private onAddr(a: AddrMessage, deleted: boolean): void {
+    if (a.family !== this.target.family) return;
+    this.onLinkLayerChange(!deleted);
+  }
+
+  private onLinkLayerChange(cameBack: boolean): void {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const key of this.failed) {
+      const e = this.entries.get(key);
+      if (!e) continue;
+      if (e.wantError) {
+        this.convert(e); // an unknown device may exist now
+        if (e.wantError) continue;
+      }
+      if (cameBack) {
+        e.retryAt = Math.min(e.retryAt, now);
+        e.attempts = 0;
+      }
+    }
+    this.requestScan('link or address change', 100);
+  }
+
+  private onOverflow(): void {
+    this.stats.overflows++;
+    this.limited.write('warn', 'overflow', 'notification socket overflowed (ENOBUFS): changes were lost; resyncing', { table: this.target.table });
+    this.requestScan('notification overflow', 0);
+  }
+
+  // ------------------------------------------------------------ scans
+
+  private armScanTimer(): void {
+    const every = this.opts.scanIntervalMs ?? 60_000;
+    if (every <= 0 || this.closed) return;
+    clearTimeout(this.scanTimer);
+    this.scanTimer = setTimeout(() => this.requestScan('periodic', 0), every);
+    this.scanTimer.unref();
+  }
+
+  /** Asks for a scan (a dump compared with what we want) after `delayMs`; requests coalesce. */
+  requestScan(reason: string, delayMs = 0): void {
+    if (this.closed) return;
+    if (this.scanPending !== undefined) return;
+    this.scanPending = reason;
+    const gap = Math.max(delayMs, this.lastScanAt + (this.opts.minScanGapMs ?? 250) - Date.now(), 0);
+    this.eventScanTimer = setTimeout(() => void this.runScan(), gap);
+    this.eventScanTimer.unref();
+  }
+
+  private async runScan(): Promise<void> {
+    if (this.closed) return;
+    if (this.state !== 'idle') {
+      // First sync or another scan still running: try again shortly.
+      this.eventScanTimer = setTimeout(() => void this.runScan(), 50);
+      this.eventScanTimer.unref();
+      return;
+    }
+    const reason = this.scanPending ?? 'requested';
+    this.scanPending = undefined;
+    await this.scan(reason);
+  }
+
+  /** idle -> scanning -> pruning -> idle: dump, compare every attribute, send the differences. */
+  async scan(reason: string): Promise<void> {
+    this.sm.go('scanning');
+    this.stats.scans++;
+    if (reason !== 'periodic') this.stats.resyncs++;
+    this.lastScanAt = Date.now();
+    this.sending = false;
+    await this.settled();
+    this.buffering = [];
+    let dumped: RouteMessage[] | undefined;
+    try {
+      dumped = await this.dumpOurs(false);
+    } catch (err) {
+      this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
+    }
+    if (this.closed) return;
+    if (dumped) this.applyDump(dumped);
+    this.drainBuffered();
+    this.sm.go('pruning');
+    const now = Date.now();
+    for (const [k, e] of this.entries) if (e.retryAt <= now) this.dirty.add(k);
+    this.sending = true;
+    await this.flushAndSettle();
+    if (this.closed) return;
+    this.sm.go('idle');
+    this.log.debug(`scan (${reason}) done: ${this.countLine()}`);
+    if (!dumped) this.requestScan('retry after failed scan', 1000);
+    this.armScanTimer();
+  }
+
+  private onTick(): void {
+    const now = Date.now();
+    for (const key of this.failed) {
+      const e = this.entries.get(key);
+      if (!e) {
+        this.failed.delete(key);
+        continue;
+      }
+      if (e.retryAt > 0 && e.retryAt <= now && e.idleOnWire && !e.wantError) this.dirty.add(key);
+    }
+    // An echo that never came (lost, or the kernel merged notifications): stop waiting and re-plan.
+    for (const key of this.waitingEcho) {
+      const e = this.entries.get(key);
+      if (!e || e.inflight > 0) continue;
+      if (now - e.lastSentAt > 5000) {
+        e.echoes = [];
+        this.waitingEcho.delete(key);
+        this.dirty.add(key);
+      }
+    }
+    if (this.dirty.size) this.kickFlush();
+  }
+
+  // ------------------------------------------------------------ shutdown
+
+  /**
+   * Deletes every route of ours: first one delete per net in `nets` (the
+   * table's feed), plus any net we still hold, in batches, waiting for every
+   * ack; then a final dump deletes whatever of ours is left. Ends down.
+   */
+  async withdrawAll(nets: AsyncIterable<readonly Prefix[]>): Promise<{ deleted: number; leftovers: number; failed: number }> {
+    this.beginShutdown();
+    await this.settled();
+    const t0 = Date.now();
+    let lastProgress = t0;
+    let deleted = 0;
+    let failed = 0;
+    const pending: Promise<void>[] = [];
+    const seen = new Set<NetKey>();
+    let batch: RouteOp[] = [];
+    const send = async (): Promise<void> => {
+      const ops = batch;
+      batch = [];
+      pending.push(
+        this.pipeline!.submit(ops).then((res) => {
+          deleted += res.ok;
+          for (const f of res.failed) {
+            if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
+            failed++;
+            this.limited.write('warn', 'withdraw-failed', `withdraw ${f.op.route.dst} failed: ${f.error.message}`, { prefix: f.op.route.dst.toString() });
+          }
+        }),
+      );
+      if (this.pipeline!.full) await this.pipeline!.drain();
+      if (Date.now() - lastProgress > (this.opts.progressEveryMs ?? 5000)) {
+        lastProgress = Date.now();
+        this.log.info(`withdrawing: ${seen.size} routes sent`, { table: this.target.table });
+      }
+    };
+    const add = async (net: Prefix): Promise<void> => {
+      const key = net.key();
+      if (seen.has(key)) return;
+      seen.add(key);
+      const e = this.entries.get(key);
+      const prio = this.target.metric ?? (e?.have[0] ? effectivePriority(e.have[0]) : e?.want?.priority);
+      batch.push({ cmd: 'delete', route: kernelDelete(net, this.target, prio) });
+      if (batch.length >= (this.opts.batchSize ?? 4096)) await send();
+    };
+    for await (const batchOfNets of nets) for (const net of batchOfNets) if (net.family === this.target.family) await add(net);
+    for (const e of this.entries.values()) if (e.have.length > 0 || e.want) await add(e.net);
+    if (batch.length) await send();
+    await Promise.all(pending);
+    // Final scan: withdrawals still in the journal, and anything of ours the feed did not show.
+    const left = await this.dumpOurs(false);
+    for (const r of left) batch.push({ cmd: 'delete', route: kernelDelete(r.dst, this.target, effectivePriority(r)) });
+    const leftovers = batch.length;
+    if (batch.length) {
+      await send();
+      await Promise.all(pending);
+    }
+    this.log.info(`withdrew ${deleted} routes (${leftovers} found by the final scan, ${failed} failed) in ${Date.now() - t0} ms`, { table: this.target.table });
+    await this.close();
+    return { deleted, leftovers, failed };
+  }
+
+  /** Leaves every route in place and closes (persist). */
+  async leaveInPlace(): Promise<void> {
+    this.beginShutdown();
+    await this.settled();
+    await this.close();
+  }
+
+  private beginShutdown(): void {
+    if (this.sm.can('shutting-down')) this.sm.go('shutting-down');
+    this.sending = false;
+    this.stopTimers();
+    this.monitor?.close();
+    this.monitor = undefined;
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.tick);
+    clearTimeout(this.scanTimer);
+    clearTimeout(this.eventScanTimer);
+  }
+
+  private async close(): Promise<void> {
+    this.closed = true;
+    await this.pipeline?.close();
+    this.client?.close();
+    if (this.sm.can('down')) this.sm.go('down');
+  }
+
+  /** Drops everything at once without touching the kernel: what a crash leaves behind (tests), or a failed start. */
+  destroy(): void {
+    this.closed = true;
+    this.sending = false;
+    this.stopTimers();
+    this.monitor?.close();
+    this.pipeline?.destroy();
+    this.client?.close();
+    for (const f of this.settleWaiters.splice(0)) f();
+  }
+
+  // ------------------------------------------------------------ status
+
+  /** Status of one net, of every net inside `prefix`, or of every net. */
+  status(prefix?: Prefix): RouteSyncStatus[] {
+    const out: RouteSyncStatus[] = [];
+    for (const e of this.entries.values()) {
+      if (prefix && !prefix.contains(e.net)) continue;
+      if (!e.want && !e.wantError && e.state !== 'withdrawing') continue;
+      out.push(entryStatus(e));
+    }
+    return out;
+  }
+
+  /** Nets we currently want in the kernel. */
+  wantedNets(): Prefix[] {
+    const out: Prefix[] = [];
+    for (const e of this.entries.values()) if (e.attrs !== undefined) out.push(e.net);
+    return out;
+  }
+
+  counts(): SyncCounts {
+    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+    for (const e of this.entries.values()) {
+      if (!e.want && !e.wantError && e.state !== 'withdrawing') continue;
+      c[e.state]++;
+    }
+    return c;
+  }
+
+  private countLine(): string {
+    const c = this.counts();
+    return `${c.installed} installed, ${c.pending} pending, ${c.failed} failed, ${c.withdrawing} withdrawing`;
+  }
+}
+
+/** Our view of the kernel after `r` was added/replaced (deleted false) or deleted. */
+function applyHave(e: NetEntry, r: RouteMessage, deleted: boolean): void {
+  const prio = effectivePriority(r);
+  const i = e.have.findIndex((h) => effectivePriority(h) === prio);
+  if (deleted) {
+    if (r.priority === undefined && r.family === 4) e.have = e.have.slice(1); // a wildcard delete took the first
+    else if (i >= 0) e.have.splice(i, 1);
+  } else if (i >= 0) e.have[i] = r;
+  else e.have.push(r);
+}
+
+function dropEcho(e: NetEntry, kind: 'new' | 'del'): void {
+  const i = e.echoes.lastIndexOf(kind);
+  if (i >= 0) e.echoes.splice(i, 1);
+}

@@ -1,0 +1,105 @@
+/**
+ * Fixtures for kernel protocol tests: a table with a static-like source, a
+ * kernel protocol inside a throwaway namespace, iproute2 views of the
+ * namespace's routes, and a route monitor (`ip monitor route`) that counts
+ * what changed. Everything lives in the namespace created by createNetns().
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { parseRouteLine } from '../../src/config/route-syntax';
+import { RouteSource } from '../../src/route';
+import { Table } from '../../src/table';
+import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
+import type { Logger, LogFields } from '../../src/proto/logger';
+import type { IpRoute, Netns } from './netns';
+
+export const PROTO = 144;
+
+export function newTable(name = 'master'): Table {
+  return new Table({ name });
+}
+
+/** Announces route lines (`10.0.0.0/24 via 192.0.2.2`) from `src`. */
+export function announce(table: Table, src: RouteSource, lines: readonly string[]): void {
+  for (const line of lines) {
+    const { net, attrs } = parseRouteLine(line);
+    table.announce(net, src, attrs);
+  }
+}
+
+export function withdraw(table: Table, src: RouteSource, lines: readonly string[]): void {
+  for (const line of lines) table.withdraw(parseRouteLine(line).net, src);
+}
+
+export interface LogEntry {
+  level: string;
+  msg: string;
+  fields?: LogFields;
+}
+
+export function memoryLogger(out: LogEntry[] = []): Logger & { entries: LogEntry[] } {
+  const put = (level: string) => (msg: string, fields?: LogFields) => void out.push(fields ? { level, msg, fields } : { level, msg });
+  return { entries: out, error: put('error'), warn: put('warn'), info: put('info'), debug: put('debug') };
+}
+
+export function kernelProtocol(ns: Netns, table: Table, opts: Partial<KernelProtocolOptions> = {}): KernelProtocol {
+  return new KernelProtocol({ name: 'kernel1', table, netns: ns.path, family: 4, scanIntervalMs: 0, ...opts });
+}
+
+/** Our routes (protocol 144) as iproute2 sees them. */
+export function ourRoutes(ns: Netns, family: '-4' | '-6' = '-4', table = 'main'): IpRoute[] {
+  return ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', table, 'proto', String(PROTO));
+}
+
+export function allRoutes(ns: Netns, family: '-4' | '-6' = '-4', table = 'all'): IpRoute[] {
+  return ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', table);
+}
+
+/** `ip route` lines for comparisons that read well in a failure. */
+export function routeLines(ns: Netns, family: '-4' | '-6' = '-4', table = 'main', proto = String(PROTO)): string[] {
+  return ns
+    .ip(family, 'route', 'show', 'table', table, 'proto', proto)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .sort();
+}
+
+export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20): Promise<number> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return Date.now() - t0;
+}
+
+/** `ip monitor route` inside the namespace; lines() is what it printed so far. */
+export class RouteWatcher {
+  private readonly proc: ChildProcess;
+  private buf = '';
+  private started: Promise<void>;
+
+  constructor(ns: Netns) {
+    this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.proc.stdout!.setEncoding('utf8');
+    this.proc.stdout!.on('data', (d: string) => (this.buf += d));
+    // ip monitor prints nothing when it is ready; give it a moment to join the groups.
+    this.started = new Promise((r) => setTimeout(r, 300));
+  }
+
+  ready(): Promise<void> {
+    return this.started;
+  }
+
+  lines(): string[] {
+    return this.buf.split('\n').filter(Boolean);
+  }
+
+  async stop(): Promise<string[]> {
+    await new Promise((r) => setTimeout(r, 200));
+    this.proc.kill();
+    return this.lines();
+  }
+}
+
+export { RouteSource };
