@@ -18,7 +18,7 @@ import { NetlinkDecodeError, NetlinkRequestError, NetlinkSocketError } from './e
 import { AddrMessage, LinkMessage, LinkRequest, decodeAddrMessage, decodeLinkMessage, encodeAddrDump, encodeAddrRequest, encodeLinkDump, encodeLinkRequest } from './link-codec';
 import { decodeAck } from './message-codec';
 import { RouteCommand, RouteDumpFilter, RouteMessage, decodeRouteMessage, encodeRouteDump, encodeRouteRequest } from './route-codec';
-import { NetlinkSocket, NetlinkSocketOptions } from './socket';
+import { NetlinkSocket, NetlinkSocketOptions, NetlinkTransport } from './socket';
 import { Addr, Family } from '../lib/addr';
 import { walkMessages } from './wire';
 
@@ -60,7 +60,7 @@ export class NetlinkClient {
   private readonly maxDumpRetries: number;
   private active = 0;
 
-  constructor(readonly socket: NetlinkSocket, opts: { maxDumpRetries?: number } = {}) {
+  constructor(readonly socket: NetlinkTransport, opts: { maxDumpRetries?: number } = {}) {
     this.maxDumpRetries = opts.maxDumpRetries ?? 5;
     socket.start((bytes, errno) => this.onData(bytes, errno));
     socket.ref(false); // only outstanding requests keep the process alive

@@ -10,7 +10,7 @@ export * from './route-codec';
 export * from './link-codec';
 export * from './message-codec';
 export { NetlinkSocket, UnixDatagramSocket, closeFd, netnsPath } from './socket';
-export type { NetlinkSocketOptions, ReceiveResult, UnixDatagram } from './socket';
+export type { NetlinkSocketOptions, NetlinkTransport, ReceiveResult, UnixDatagram } from './socket';
 export * from './client';
 export * from './pipeline';
 export * from './monitor';

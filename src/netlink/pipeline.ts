@@ -138,6 +138,8 @@ export class RoutePipeline {
   private overflowSeen = false;
   private closed = false;
   private drainWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private openBatches = 0;
   private writableWaiter: (() => void) | undefined;
   private checker: NetlinkClient | undefined;
 
@@ -190,13 +192,14 @@ export class RoutePipeline {
   /** Queues a batch; the promise settles once every op in it has a result. Never rejects. */
   submit(ops: readonly RouteOp[]): Promise<BatchResult> {
     return new Promise((resolve) => {
+      if (ops.length === 0) return resolve({ ok: 0, failed: [], rechecked: 0 });
       const b = new Batch(ops, resolve);
+      this.openBatches++;
       if (this.closed) {
         const err = new NetlinkSocketError(ECANCELED, 'route pipeline is closed');
         for (let i = 0; i < ops.length; i++) this.fail(b, i, err);
         return;
       }
-      if (ops.length === 0) return resolve({ ok: 0, failed: [], rechecked: 0 });
       this.queue.push(b);
       this.queued += ops.length;
       if (this.inflight === 0) this.socket.ref(true);
@@ -360,7 +363,9 @@ export class RoutePipeline {
   }
 
   private settle(b: Batch): void {
-    if (++b.settled === b.ops.length) b.resolve({ ok: b.ok, failed: b.failed, rechecked: b.rechecked });
+    if (++b.settled !== b.ops.length) return;
+    b.resolve({ ok: b.ok, failed: b.failed, rechecked: b.rechecked });
+    if (--this.openBatches === 0) for (const f of this.idleWaiters.splice(0)) f();
   }
 
   /** Takes every in-flight change out of the ring. */
@@ -443,7 +448,7 @@ export class RoutePipeline {
 
   /** Waits until every submitted change has settled, then closes the sockets. Idempotent. */
   async close(): Promise<void> {
-    while (this.outstanding > 0 && !this.closed) await new Promise((r) => setTimeout(r, 5));
+    if (this.openBatches > 0 && !this.closed) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.destroy();
   }
 

@@ -59,7 +59,21 @@ export interface ReceiveResult {
   dry: boolean;
 }
 
-export class NetlinkSocket {
+/**
+ * What the client needs from a socket; NetlinkSocket is the real one, tests
+ * use an in-memory one where the kernel is not the thing under test.
+ */
+export interface NetlinkTransport {
+  readonly buffer: Buffer;
+  readonly isClosed: boolean;
+  nextSeq(): number;
+  send(buf: Buffer, len: number, off?: number): number;
+  start(onData: (bytes: number, errno: number) => void): void;
+  ref(ref: boolean): void;
+  close(): void;
+}
+
+export class NetlinkSocket implements NetlinkTransport {
   readonly buffer: Buffer;
   private readonly status = new Int32Array(2);
   private seq: number;
