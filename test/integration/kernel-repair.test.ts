@@ -1,0 +1,156 @@
+/**
+ * Kernel protocol repair paths against the real kernel: someone deletes or
+ * changes our routes, links go down and up, the kernel rejects a route, and
+ * the notification socket overflows.
+ */
+import { spawn } from 'node:child_process';
+import { parsePrefix } from '../../src/lib/addr';
+import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
+import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, routeLines, RouteSource, until } from '../helpers/kernel-fixture';
+
+kernelDescribe('kernel protocol repair', () => {
+  let ns: Netns;
+  beforeEach(() => (ns = createNetns('krtr')));
+  afterEach(() => ns.destroy());
+
+  it('puts back a route of ours that someone deleted, within a second', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.3.0.0/24 via 192.0.2.2', '10.3.1.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    ns.ip('route', 'del', '10.3.0.0/24', 'proto', '144');
+    const ms = await until(() => ourRoutes(ns).length === 2, 1000);
+    expect(ms).toBeLessThan(1000);
+    expect(p.sync(4)!.stats.repairs).toBe(1);
+    await p.shutdown();
+  });
+
+  it('puts back a route of ours that someone changed, within a second', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.3.0.0/24 via 192.0.2.2 mtu 1400']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    const before = routeLines(ns);
+    ns.ip('route', 'replace', '10.3.0.0/24', 'via', '198.51.100.2', 'proto', '144');
+    await until(() => routeLines(ns).join() === before.join(), 1000);
+    await p.shutdown();
+  });
+
+  it('removes a route someone added with our protocol number', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.3.0.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    ns.ip('route', 'add', '10.3.9.0/24', 'via', '192.0.2.2', 'proto', '144');
+    await until(() => ourRoutes(ns).length === 1, 1000);
+    await p.shutdown();
+  });
+
+  it('does not fight in a hot loop when someone keeps deleting a route', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.3.0.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    const t0 = Date.now();
+    // 30 deletes over ~1.5 s: without a bound this would be 30 repairs.
+    while (Date.now() - t0 < 1500) {
+      try {
+        ns.ip('route', 'del', '10.3.0.0/24', 'proto', '144');
+      } catch {
+        /* not there right now */
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(p.sync(4)!.stats.repairs).toBeLessThan(10);
+    // It still converges once the other side stops.
+    await until(() => ourRoutes(ns).length === 1, 3000);
+    await p.shutdown();
+  });
+
+  it('reinstalls routes through a link that went down and came back', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.4.0.0/24 via 198.51.100.2', '10.4.1.0/24 dev veth1', '10.4.2.0/24 via 192.0.2.2']);
+    const log = memoryLogger();
+    const p = kernelProtocol(ns, table, { backoff: { baseMs: 200, maxMs: 2000, jitter: 0 }, log });
+    await p.start();
+    expect(ourRoutes(ns)).toHaveLength(3);
+    ns.ip('link', 'set', 'veth1', 'down');
+    // The kernel drops the routes through veth1 without a notification; we notice through the link.
+    await until(() => p.counts().failed === 2, 2000);
+    expect(ourRoutes(ns).map((r) => r.dst)).toEqual(['10.4.2.0/24']);
+    ns.ip('link', 'set', 'veth1', 'up');
+    await until(() => ourRoutes(ns).length === 3, 2000);
+    await until(() => p.counts().installed === 3, 2000);
+    await p.shutdown();
+  });
+
+  it('reinstalls routes after an address is removed and added back', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.4.0.0/24 via 198.51.100.2']);
+    const p = kernelProtocol(ns, table, { backoff: { baseMs: 200, maxMs: 2000, jitter: 0 } });
+    await p.start();
+    ns.ip('addr', 'del', '198.51.100.1/24', 'dev', 'veth1');
+    await until(() => ourRoutes(ns).length === 0 && p.counts().failed === 1, 2000);
+    ns.ip('addr', 'add', '198.51.100.1/24', 'dev', 'veth1');
+    await until(() => ourRoutes(ns).length === 1, 2000);
+    await p.shutdown();
+  });
+
+  it('reports a route the kernel rejects with its reason, retries it, and installs the others', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.5.0.0/24 via 203.0.113.9', '10.5.1.0/24 via 192.0.2.2', '10.5.2.0/24 via 198.51.100.2']);
+    const log = memoryLogger();
+    const p = kernelProtocol(ns, table, { backoff: { baseMs: 100, maxMs: 400, jitter: 0 }, log });
+    await p.start();
+    expect(ourRoutes(ns).map((r) => r.dst).sort()).toEqual(['10.5.1.0/24', '10.5.2.0/24']);
+    const [bad] = p.status(parsePrefix('10.5.0.0/24'));
+    expect(bad).toMatchObject({ state: 'failed', error: { errnoName: 'ENETUNREACH' } });
+    expect(bad!.error!.extAck).toMatch(/gateway|nexthop/i);
+    expect(bad!.retryAt).toBeGreaterThan(Date.now() - 1000);
+    await until(() => p.status(parsePrefix('10.5.0.0/24'))[0]!.attempts >= 3, 3000);
+    // The log says it once with the reason, then holds repeats back.
+    const warns = log.entries.filter((e) => e.level === 'warn' && e.msg.includes('10.5.0.0/24'));
+    expect(warns.length).toBe(1);
+    expect(warns[0]!.fields).toMatchObject({ prefix: '10.5.0.0/24', errno: 'ENETUNREACH' });
+    // Once the gateway becomes reachable, the retry succeeds.
+    ns.ip('addr', 'add', '203.0.113.1/24', 'dev', 'veth1');
+    await until(() => ourRoutes(ns).length === 3, 3000);
+    await p.shutdown();
+  });
+
+  it('resyncs after the notification socket overflows and ends exactly in sync', async () => {
+    const table = newTable();
+    const src = new RouteSource('static1', 200);
+    const lines = Array.from({ length: 500 }, (_, i) => `10.6.${i >> 8}.${i & 255}/32 via 192.0.2.2`);
+    announce(table, src, lines);
+    const log = memoryLogger();
+    const p = kernelProtocol(ns, table, { monitorRcvbuf: 4096, log });
+    await p.start();
+    const sync = p.sync(4)!;
+    // Another process churns foreign routes while our routes are being deleted behind our back.
+    const churn: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 2000; i++) churn.push(`route add 10.7.${i >> 8}.${i & 255}/32 via 192.0.2.2 proto static`);
+      for (let i = 0; i < 2000; i++) churn.push(`route del 10.7.${i >> 8}.${i & 255}/32 proto static`);
+    }
+    for (let i = 0; i < 100; i++) churn.push(`route del 10.6.0.${i}/32 proto 144`);
+    await runBatch(ns, churn);
+    await until(() => sync.stats.overflows > 0, 3000);
+    await until(() => ourRoutes(ns).length === 500 && sync.state === 'idle', 5000);
+    expect(routeLines(ns)).toHaveLength(500);
+    expect(log.entries.filter((e) => e.msg.includes('overflow')).length).toBeGreaterThanOrEqual(1);
+    await p.shutdown();
+    expect(ourRoutes(ns)).toHaveLength(0);
+  });
+});
+
+
+/** `ip -batch` in the namespace as a separate process (not blocking our event loop). */
+function runBatch(ns: Netns, lines: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    proc.on('error', reject);
+    proc.on('exit', () => resolve());
+    proc.stdin.end(lines.join('\n') + '\n');
+  });
+}
