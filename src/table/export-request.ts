@@ -23,7 +23,8 @@
  * position jumps to the journal's end, and it gets a refeed item and then a
  * feed of every current net plus an empty feed for each net it skipped over
  * that has no routes now (the `owed` nets), so it ends exactly in sync
- * without remembering anything itself.
+ * without remembering anything itself. A reader dropped again before such a
+ * refeed ends carries the nets that refeed had not reached into the new one.
  */
 import { type Prefix, prefixFromKey } from '../lib/addr';
 import type { NetKey, Route } from '../route/route';
@@ -138,6 +139,8 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
       const key = journal.at(s).key;
       if (this.filter === undefined || this.filter.matches(key)) owed.add(key);
     }
+    // Dropped again in the middle of a refeed: the nets that walk still owed are owed still.
+    if (this.walk !== undefined && this.emitEmptyFeeds) for (const key of this.walk.rest()) owed.add(key);
     for (const key of owed) if (this.exporter.routesOf(key).length > 0) owed.delete(key);
     this.beginFeed(owed);
     this.emitEmptyFeeds = true;
@@ -249,7 +252,9 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
       if (run === undefined) bySource.set(src, [it, it]);
       else run[1] = it;
     }
-    for (const [a, b] of bySource.values()) if (a.old !== b.new) out.push(a === b ? a : squashed(a, b));
+    // Sources are independent; ordering by last seq keeps a net's seqs increasing for the reader.
+    const runs = [...bySource.values()].sort((x, y) => x[1].seq - y[1].seq);
+    for (const [a, b] of runs) if (a.old !== b.new) out.push(a === b ? a : squashed(a, b));
   }
 }
 

@@ -166,6 +166,11 @@ export class NetWalk {
     return i < this.v4.length ? this.v4[i]! : this.v6[i - this.v4.length]!;
   }
 
+  /** The keys not handed out yet (the cursor does not move). */
+  *rest(): IterableIterator<NetKey> {
+    for (let i = this.i; i < this.total; i++) yield i < this.v4.length ? this.v4[i]! : this.v6[i - this.v4.length]!;
+  }
+
   /**
    * True when `key` sorts before the cursor: the walk has handed it out, or
    * it was not in the snapshot and lies behind the cursor.
