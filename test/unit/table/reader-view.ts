@@ -19,6 +19,8 @@ export class ReaderView {
   readonly errors: string[] = [];
   readonly kinds: string[] = [];
   stopped: string | undefined;
+  /** Nets fed since the feed phase began (a refeed item or the start), to catch a net fed twice. */
+  private fedThisPhase: Set<string> | undefined = new Set();
   readyCount = 0;
   updates = 0;
   feeds = 0;
@@ -35,6 +37,8 @@ export class ReaderView {
         case 'feed': {
           this.feeds++;
           const k = item.net.toString();
+          if (this.fedThisPhase?.has(k)) this.errors.push(`${k}: fed twice in one feed phase`);
+          this.fedThisPhase?.add(k);
           if (this.mode === 'best' && item.routes.length > 1) this.errors.push(`${k}: best feed with ${item.routes.length} routes`);
           if (item.routes.length) this.nets.set(k, [...item.routes]);
           else this.nets.delete(k);
@@ -45,8 +49,10 @@ export class ReaderView {
         }
         case 'ready':
           this.readyCount++;
+          this.fedThisPhase = undefined;
           break;
         case 'refeed':
+          this.fedThisPhase = new Set();
           break;
         case 'stop':
           this.stopped = item.reason;
