@@ -1,22 +1,321 @@
 /**
- * The krtsync command line. Commands are added here as the daemon grows
- * (run, check, show, route, reload, feed); today it only describes itself.
+ * The krtsync command line (yargs).
+ *
+ *   krtsync run --config FILE          the daemon, in the foreground (logs to the journal or stderr)
+ *   krtsync check --config FILE        validate only: exit 0, or 2 with every error
+ *   krtsync show status|protocols|routes [PREFIX]|kernel [PREFIX] [--json]
+ *   krtsync route add ROUTE… | del PREFIX | list  [--source NAME]
+ *   krtsync reload
+ *   krtsync feed [--format krtsync|exabgp] [--client NAME]   JSON lines on stdin (an ExaBGP process)
+ *
+ * Client commands talk to the daemon over --socket. Exit status: 0 done,
+ * 1 the daemon refused or failed, 2 bad usage or bad config.
  */
-import yargs from 'yargs';
+import { createInterface } from 'node:readline';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { ConfigError, DEFAULT_SOCKET, loadConfigFile } from '../config/config';
+import { ControlClient } from '../control/client';
+import { KrtError } from '../lib/errors';
+import { Daemon, validateRoutesFiles } from '../daemon/daemon';
+import { checkKernelOptions } from '../daemon/kernel-wiring';
+import { createLogger } from '../daemon/logging';
+import { SystemdNotifier } from '../daemon/systemd';
+import { RoutesFileError } from '../proto/static/routes-file';
+import { duration, table } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../../package.json') as { version: string };
 
+const EXIT_FAIL = 1;
+const EXIT_USAGE = 2;
+
+function fail(message: string, code = EXIT_FAIL): never {
+  process.stderr.write(`krtsync: ${message}\n`);
+  process.exit(code);
+}
+
+async function withClient<T>(socket: string, fn: (c: ControlClient) => Promise<T>): Promise<T> {
+  let c: ControlClient;
+  try {
+    c = await ControlClient.connect(socket);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  try {
+    return await fn(c);
+  } catch (e) {
+    return fail((e as Error).message);
+  } finally {
+    c.close();
+  }
+}
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
+}
+
+async function run(args: { config: string; 'log-level'?: string; 'log-output': string; netns?: string }): Promise<void> {
+  let level = args['log-level'];
+  try {
+    level ??= loadConfigFile(args.config).logLevel;
+  } catch (e) {
+    fail(e instanceof ConfigError ? `invalid config:\n${e.message}` : (e as Error).message, EXIT_USAGE);
+  }
+  const log = createLogger({ level: level as 'info', output: args['log-output'] as 'auto' });
+  const notifier = new SystemdNotifier(process.env, (m) => log.warn(m));
+  const daemon = new Daemon({ configFile: args.config, log, notifier, ...(args.netns !== undefined ? { netns: args.netns } : {}) });
+  let exiting = false;
+  const stop = (signal: string): void => {
+    if (exiting) return;
+    exiting = true;
+    daemon.stop(signal).then(
+      () => log.on('finish', () => process.exit(0)).end(),
+      (e: Error) => {
+        log.error(`shutdown failed: ${e.message}`);
+        process.exit(EXIT_FAIL);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // Failures are logged by the daemon; the running config stays.
+  process.on('SIGHUP', () => void daemon.reload().catch(() => undefined));
+  process.on('uncaughtException', (e) => {
+    log.error(`internal error: ${e.stack ?? e.message}`);
+    process.exit(EXIT_FAIL);
+  });
+  try {
+    await daemon.start();
+  } catch (e) {
+    const usage = e instanceof ConfigError || e instanceof RoutesFileError || (e instanceof KrtError && e.code === 'KRT_ERR_KERNEL_OPTION');
+    const err = e as NodeJS.ErrnoException;
+    const msg = err.code === 'EPERM' || err.code === 'EACCES' ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
+    log.error(`cannot start: ${msg}`);
+    // Whatever started is stopped again (kernel protocols withdraw what they installed).
+    await daemon.stop('start failed').catch(() => undefined);
+    log.on('finish', () => process.exit(usage ? EXIT_USAGE : EXIT_FAIL)).end();
+  }
+}
+
+async function check(args: { config: string }): Promise<void> {
+  try {
+    const c = loadConfigFile(args.config);
+    await validateRoutesFiles(c);
+    checkKernelOptions(c);
+    const routes = c.protocols.reduce((n, p) => n + (p.type === 'static' ? p.routes.length : 0), 0);
+    process.stdout.write(`${args.config}: OK (${c.protocols.length} protocols, ${c.tables.length} tables, ${routes} inline routes)\n`);
+  } catch (e) {
+    fail(`${(e as Error).message}`, e instanceof ConfigError || e instanceof RoutesFileError || e instanceof KrtError ? EXIT_USAGE : EXIT_FAIL);
+  }
+}
+
+interface StatusJson {
+  version: string;
+  pid: number;
+  uptimeSeconds: number;
+  ready: boolean;
+  config: string;
+  status: string;
+  tables: Array<{ name: string; nets: number; routes: number }>;
+}
+
+async function show(args: { what: string; prefix?: string; socket: string; json: boolean; table?: string; all: boolean; protocol?: string; failed: boolean }): Promise<void> {
+  await withClient(args.socket, async (c) => {
+    switch (args.what) {
+      case 'status': {
+        const s = (await c.request('show-status')).result as StatusJson;
+        print(args.json, s, () =>
+          [
+            `krtsync ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)}, ${s.ready ? 'ready' : 'starting'}`,
+            `config ${s.config}`,
+            s.status,
+            '',
+            table(['TABLE', 'NETS', 'ROUTES'], s.tables.map((t) => [t.name, t.nets, t.routes])),
+          ].join('\n'),
+        );
+        return;
+      }
+      case 'protocols': {
+        const ps = (await c.request('show-protocols')).result as Array<Record<string, unknown>>;
+        print(args.json, ps, () =>
+          table(
+            ['NAME', 'TYPE', 'STATE', 'TABLES', 'ROUTES', 'INFO'],
+            ps.map((p) => [p.name, p.type, p.state, (p.tables as string[]).join(','), p.routes ?? p.installed, protocolInfo(p)]),
+          ),
+        );
+        return;
+      }
+      case 'routes': {
+        const args2: Record<string, unknown> = {};
+        if (args.prefix) args2.prefix = args.prefix;
+        if (args.table) args2.table = args.table;
+        if (args.all) args2.all = true;
+        if (args.json) {
+          // Stream the JSON array as it arrives: a million routes never sit in the CLI's memory twice.
+          let first = true;
+          process.stdout.write('[');
+          await c.request('show-routes', args2, (items) => {
+            for (const it of items) {
+              process.stdout.write((first ? '\n  ' : ',\n  ') + JSON.stringify(it));
+              first = false;
+            }
+          });
+          process.stdout.write(first ? ']\n' : '\n]\n');
+          return;
+        }
+        const rows: unknown[][] = [];
+        const { result } = await c.request('show-routes', args2, (items) => {
+          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table]);
+        });
+        process.stdout.write(table(['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE'], rows) + `\n${(result as { routes: number }).routes} routes\n`);
+        return;
+      }
+      case 'kernel': {
+        const args2: Record<string, unknown> = {};
+        if (args.prefix) args2.prefix = args.prefix;
+        if (args.protocol) args2.protocol = args.protocol;
+        if (args.failed) args2.failed = true;
+        const { result, more } = await c.request('show-kernel', args2);
+        print(args.json, more, () => {
+          const rows = (more as Array<Record<string, unknown>>).map((s) => {
+            const err = s.error as { errno?: string; message?: string } | undefined;
+            return [s.net, s.state, s.protocol, s.attempts, err ? `${err.errno ?? ''} ${err.message ?? ''}`.trim() : '', s.retryAt ? new Date(s.retryAt as number).toISOString() : ''];
+          });
+          return table(['PREFIX', 'STATE', 'PROTOCOL', 'ATTEMPTS', 'ERROR', 'RETRY AT'], rows) + `\n${(result as { routes: number }).routes} routes`;
+        });
+        return;
+      }
+      default:
+        fail(`show what? status, protocols, routes or kernel (not "${args.what}")`, EXIT_USAGE);
+    }
+  });
+}
+
+function protocolInfo(p: Record<string, unknown>): string {
+  if (p.type === 'stream') return `${(p.clients as unknown[]).length} clients`;
+  if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : ''].filter(Boolean).join(', ');
+  if (p.type === 'static' && p.lastLoad) return `loaded ${(p.lastLoad as { at: string }).at}`;
+  return '';
+}
+
+async function feed(args: { socket: string; format: string; client?: string; protocol?: string }): Promise<void> {
+  await withClient(args.socket, async (c) => {
+    const req: Record<string, unknown> = { format: args.format };
+    if (args.client) req.client = args.client;
+    if (args.protocol) req.protocol = args.protocol;
+    let errors = 0;
+    c.onUnsolicited = (msg) => {
+      errors++;
+      const e = msg.error as { message?: string } | undefined;
+      process.stderr.write(`krtsync feed: line ${String(msg.line)}: ${e?.message ?? JSON.stringify(msg)}\n`);
+    };
+    await c.request('feed', req);
+    const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+    for await (const line of rl) await c.writeLine(line);
+    // Let the daemon answer the last lines before we hang up.
+    await new Promise((r) => setTimeout(r, 200));
+    if (errors) process.exitCode = EXIT_FAIL;
+  });
+}
+
 export function main(argv: readonly string[]): void {
+  const socketOpt = (y: Argv) => y.option('socket', { type: 'string', default: DEFAULT_SOCKET, describe: 'control socket of the daemon' });
   void yargs(hideBin([...argv]))
     .scriptName('krtsync')
     .usage('$0 <command> [options]\n\nLinux kernel route sync daemon.')
+    .command(
+      'run',
+      'run the daemon in the foreground',
+      (y) =>
+        y
+          .option('config', { alias: 'c', type: 'string', demandOption: true, describe: 'config file (YAML)' })
+          .option('log-level', { type: 'string', choices: ['error', 'warn', 'info', 'debug'], describe: 'overrides log.level of the config' })
+          .option('log-output', { type: 'string', choices: ['auto', 'journal', 'stderr'], default: 'auto', describe: 'auto: the journal when stderr is the journal stream' })
+          .option('netns', { type: 'string', describe: 'work in this network namespace (name or path)' }),
+      (a) => run(a as never),
+    )
+    .command('check', 'validate a config file (and its routes files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
+    .command(
+      'show <what> [prefix]',
+      'show status | protocols | routes [PREFIX] | kernel [PREFIX]',
+      (y) =>
+        socketOpt(y)
+          .positional('what', { type: 'string', choices: ['status', 'protocols', 'routes', 'kernel'], demandOption: true })
+          .positional('prefix', { type: 'string', describe: 'a prefix: it and everything inside it' })
+          .option('json', { type: 'boolean', default: false, describe: 'stable JSON output (docs/cli.md)' })
+          .option('table', { type: 'string', describe: 'routes: only this table' })
+          .option('all', { type: 'boolean', default: false, describe: 'routes: every route of a prefix, not only the best' })
+          .option('protocol', { type: 'string', describe: 'kernel: only this kernel protocol' })
+          .option('failed', { type: 'boolean', default: false, describe: 'kernel: only routes the kernel rejected' }),
+      (a) => show(a as never),
+    )
+    .command('route', 'add, delete or list routes of an api protocol', (y) =>
+      socketOpt(y)
+        .option('source', { type: 'string', describe: 'the api protocol (default: the first one)' })
+        .option('json', { type: 'boolean', default: false })
+        .command(
+          'add <route..>',
+          'add or replace a route, e.g. route add 10.0.0.0/24 via 192.0.2.1',
+          (z) => z.positional('route', { type: 'string', array: true, demandOption: true }),
+          (a) =>
+            withClient(a.socket, async (c) => {
+              const r = (await c.request('route-add', { route: (a.route as string[]).join(' '), ...(a.source ? { protocol: a.source } : {}) })).result as { added: string };
+              print(a.json, r, () => `added ${r.added}`);
+            }),
+        )
+        .command(
+          'del <prefix>',
+          'delete the route for a prefix',
+          (z) => z.positional('prefix', { type: 'string', demandOption: true }),
+          (a) =>
+            withClient(a.socket, async (c) => {
+              const r = (await c.request('route-del', { prefix: a.prefix, ...(a.source ? { protocol: a.source } : {}) })).result as { deleted: string };
+              print(a.json, r, () => `deleted ${r.deleted}`);
+            }),
+        )
+        .command(
+          'list',
+          'list the routes added through the control socket',
+          (z) => z,
+          (a) =>
+            withClient(a.socket, async (c) => {
+              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).result as string[];
+              print(a.json, r, () => r.join('\n'));
+            }),
+        )
+        .demandCommand(1, 'route add, route del or route list'),
+    )
+    .command(
+      'reload',
+      'reload the config file (like SIGHUP); a bad file leaves the running config in place',
+      (y) => socketOpt(y),
+      (a) =>
+        withClient(a.socket, async (c) => {
+          const r = (await c.request('reload')).result as { changes: string[] };
+          process.stdout.write(r.changes.length ? r.changes.join('\n') + '\n' : 'reloaded, no changes\n');
+        }),
+    )
+    .command(
+      'feed',
+      'send routes as JSON lines from stdin (krtsync format, or ExaBGP JSON API output)',
+      (y) =>
+        socketOpt(y)
+          .option('format', { type: 'string', choices: ['krtsync', 'exabgp'], default: 'krtsync' })
+          .option('client', { type: 'string', describe: 'a name that lets a reconnect keep its routes' })
+          .option('protocol', { type: 'string', describe: 'the stream protocol (default: the first one)' }),
+      (a) => feed(a as never),
+    )
     .version(pkg.version)
     .strict()
     .demandCommand(1, 'Name a command; see --help.')
+    .fail((msg, err) => {
+      if (err) fail(err.message);
+      process.stderr.write(`krtsync: ${msg}\nRun "krtsync --help" for usage.\n`);
+      process.exit(EXIT_USAGE);
+    })
     .help()
-    .parse();
+    .parseAsync()
+    .catch((e: Error) => fail(e.message));
 }
 
-main(process.argv);

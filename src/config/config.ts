@@ -58,8 +58,8 @@ export interface StaticProtocolConfig extends ProtocolCommon {
 
 export interface KernelProtocolConfig extends ProtocolCommon {
   type: 'kernel';
-  /** rtm_protocol of our routes. */
-  protocol: number;
+  /** rtm_protocol of our routes; undefined: the kernel protocol's default (see docs/kernel.md). */
+  protocol: number | undefined;
   /** Kernel table: an id, or a name (main, local, default, or from rt_tables), resolved by the kernel protocol. */
   kernelTable: number | string;
   /** Metric of our routes when the route does not set one. */
@@ -108,8 +108,6 @@ export class ConfigError extends KrtError {
 }
 
 export const DEFAULT_SOCKET = '/run/krtsync/krtsync.sock';
-/** Not in iproute2's rt_protos (which ends at 99 before 186..) nor FRR's 186..198; see docs/kernel.md. */
-export const DEFAULT_KERNEL_PROTOCOL = 201;
 const DEFAULT_TABLES: TableConfig[] = [
   { name: 'master4', family: 4 },
   { name: 'master6', family: 6 },
@@ -275,7 +273,7 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
     type,
     name,
     tables: attachTables(r, what, peek.get('tables'), tables, families),
-    protocol: r.int(peek.get('protocol'), `${what}: protocol`, 1, 255) ?? DEFAULT_KERNEL_PROTOCOL,
+    protocol: r.int(peek.get('protocol'), `${what}: protocol`, 1, 255),
     kernelTable: readKernelTable(r, peek.get('kernel_table'), what),
     metric: r.int(peek.get('metric'), `${what}: metric`, 0, 0xffffffff),
     persist: r.bool(peek.get('persist'), `${what}: persist`) ?? false,

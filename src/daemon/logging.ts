@@ -12,23 +12,16 @@
  *   prefix (which systemd and most collectors understand) and the fields as
  *   key=value; newlines inside a message are escaped so an entry stays one line.
  *
- * Protocols log through the small Logger interface below, not winston, so the
- * table and protocols stay free of the logging library.
+ * Protocols log through the small Logger interface of src/proto/logger, not
+ * winston, so the table and protocols stay free of the logging library.
  */
 import { fstatSync } from 'node:fs';
 import winston from 'winston';
 import TransportStream from 'winston-transport';
 import { UnixDatagramSocket } from '../netlink/socket';
+import type { Logger } from '../proto/logger';
 
-export type LogFields = Record<string, string | number | boolean | undefined>;
-
-/** What protocols and the daemon log through. */
-export interface Logger {
-  error(message: string, fields?: LogFields): void;
-  warn(message: string, fields?: LogFields): void;
-  info(message: string, fields?: LogFields): void;
-  debug(message: string, fields?: LogFields): void;
-}
+export type { Logger };
 
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
 const PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };

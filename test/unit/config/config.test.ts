@@ -54,11 +54,11 @@ describe('config', () => {
     expect(k).toMatchObject({ protocol: 201, kernelTable: 'main', persist: false, scanIntervalMs: 60000, tables: ['master4', 'master6'] });
   });
 
-  it('defaults: info logging, the standard socket, kernel protocol 201 on main', () => {
+  it('defaults: info logging, the standard socket, the kernel protocol\'s own protocol number', () => {
     const c = parseConfig('x.yaml', 'protocols:\n  - { name: k, type: kernel, family: ipv6, kernel_table: 1000, graceful_restart: 30s }\n');
     expect(c.logLevel).toBe('info');
     expect(c.control.socket).toBe('/run/krtsync/krtsync.sock');
-    expect(c.protocols[0]).toMatchObject({ protocol: 201, kernelTable: 1000, tables: ['master6'], gracefulRestartMs: 30000, scanIntervalMs: 60000 });
+    expect(c.protocols[0]).toMatchObject({ protocol: undefined, kernelTable: 1000, tables: ['master6'], gracefulRestartMs: 30000, scanIntervalMs: 60000 });
   });
 
   it('attaches static protocols to the tables of their routes families', () => {

@@ -1,0 +1,171 @@
+/**
+ * Control socket commands: what `krtsync show|route|reload|feed` ask the
+ * daemon. Each validates its arguments and answers with plain JSON (the
+ * documented `--json` output of the CLI). Changes (route add/del, reload) go
+ * through the daemon's management queue; reads do not need to, because a
+ * table read never awaits.
+ *
+ *   show-status                      version, uptime, ready, tables and counts
+ *   show-protocols                   one entry per protocol
+ *   show-routes {prefix?, table?, all?}   streamed: routes of the tables, best first
+ *   show-kernel {protocol?, prefix?, failed?}   streamed: per-route kernel sync status
+ *   route-add {route, protocol?} / route-del {prefix, protocol?} / route-list {protocol?}
+ *   reload
+ *   feed {protocol?, client?, format?}   the connection becomes a route stream
+ */
+import { KrtError } from '../lib/errors';
+import type { ControlRequest } from '../control/protocol';
+import type { ControlContext } from '../control/server';
+import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
+import type { Route } from '../route';
+import type { Prefilter } from '../table';
+import type { Daemon } from './daemon';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION = (require('../../package.json') as { version: string }).version;
+const CHUNK = 2048;
+
+function bad(message: string): KrtError {
+  return new KrtError('KRT_ERR_BAD_REQUEST', message);
+}
+
+function optString(args: Record<string, unknown>, key: string): string | undefined {
+  const v = args[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw bad(`"${key}" must be a non-empty string`);
+  return v;
+}
+
+function checkArgs(args: Record<string, unknown>, allowed: readonly string[], command: string): void {
+  for (const k of Object.keys(args)) if (!allowed.includes(k)) throw bad(`${command}: unknown argument "${k}" (expected: ${allowed.join(', ') || 'none'})`);
+}
+
+export interface RouteJson {
+  prefix: string;
+  table: string;
+  source: string;
+  preference: number;
+  best: boolean;
+  route: string;
+}
+
+function routeJson(r: Route, table: string, best: boolean): RouteJson {
+  return { prefix: r.net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+}
+
+export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
+  const a = req.args;
+  switch (req.command) {
+    case 'show-status': {
+      checkArgs(a, [], req.command);
+      return {
+        version: VERSION,
+        pid: process.pid,
+        started: d.startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - d.startedAt.getTime()) / 1000),
+        ready: d.ready,
+        config: d.opts.configFile,
+        status: d.statusLine(),
+        tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal })),
+      };
+    }
+    case 'show-protocols': {
+      checkArgs(a, [], req.command);
+      return [...d.protocols.values()].map((p) => {
+        const base = { name: p.config.name, type: p.type, state: p.proto.state, tables: p.config.tables };
+        switch (p.type) {
+          case 'static':
+            return { ...base, routes: p.proto.routeCount, lastLoad: p.proto.lastLoad ?? null };
+          case 'api':
+            return { ...base, routes: p.proto.routeCount };
+          case 'stream':
+            return { ...base, routes: p.proto.routeCount, clients: p.proto.stats() };
+          case 'kernel':
+            return { ...base, ...p.proto.summary() };
+        }
+      });
+    }
+    case 'show-routes': {
+      checkArgs(a, ['prefix', 'table', 'all'], req.command);
+      const prefix = d.parsePrefixArg(a.prefix);
+      const tableName = optString(a, 'table');
+      if (a.all !== undefined && typeof a.all !== 'boolean') throw bad('"all" must be true or false');
+      const tables = [...d.tables].filter(([name]) => tableName === undefined || name === tableName);
+      if (tableName !== undefined && !tables.length) throw bad(`no table named "${tableName}" (tables: ${[...d.tables.keys()].join(', ')})`);
+      const prefilter: Prefilter | undefined = prefix ? { kind: 'prefix', prefix } : undefined;
+      let count = 0;
+      let chunk: RouteJson[] = [];
+      for (const [name, t] of tables) {
+        for await (const batch of t.best.feed(prefilter ? { prefilter } : {})) {
+          for (const item of batch) {
+            if (item.kind !== 'feed') continue;
+            const routes = a.all === true ? t.routes(item.net) : item.routes;
+            routes.forEach((r, i) => chunk.push(routeJson(r, name, i === 0)));
+          }
+          if (chunk.length >= CHUNK) {
+            count += chunk.length;
+            await ctx.more(chunk);
+            chunk = [];
+          }
+        }
+      }
+      count += chunk.length;
+      if (chunk.length) await ctx.more(chunk);
+      return { routes: count };
+    }
+    case 'show-kernel': {
+      checkArgs(a, ['protocol', 'prefix', 'failed'], req.command);
+      const name = optString(a, 'protocol');
+      const prefix = d.parsePrefixArg(a.prefix);
+      const kernels = [...d.protocols.values()].filter((p) => p.type === 'kernel' && (name === undefined || p.config.name === name));
+      if (name !== undefined && !kernels.length) throw bad(`no kernel protocol named "${name}"`);
+      let count = 0;
+      for (const k of kernels) {
+        if (k.type !== 'kernel') continue;
+        let entries = k.proto.status(prefix).map((s) => ({ protocol: k.config.name, ...s }));
+        if (a.failed === true) entries = entries.filter((e) => e.state === 'failed');
+        for (let i = 0; i < entries.length; i += CHUNK) await ctx.more(entries.slice(i, i + CHUNK));
+        count += entries.length;
+      }
+      return { routes: count };
+    }
+    case 'route-add': {
+      checkArgs(a, ['route', 'protocol'], req.command);
+      const route = optString(a, 'route');
+      if (route === undefined) throw bad('route-add needs "route", e.g. "10.0.0.0/24 via 192.0.2.1"');
+      return d.enqueue(async () => ({ added: d.apiProtocol(optString(a, 'protocol')).add(route) }));
+    }
+    case 'route-del': {
+      checkArgs(a, ['prefix', 'protocol'], req.command);
+      const prefix = optString(a, 'prefix');
+      if (prefix === undefined) throw bad('route-del needs "prefix"');
+      return d.enqueue(async () => {
+        const api = d.apiProtocol(optString(a, 'protocol'));
+        if (!api.del(prefix)) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
+        return { deleted: prefix };
+      });
+    }
+    case 'route-list': {
+      checkArgs(a, ['protocol'], req.command);
+      return d.apiProtocol(optString(a, 'protocol')).list();
+    }
+    case 'reload': {
+      checkArgs(a, [], req.command);
+      return { changes: await d.reload() };
+    }
+    case 'feed': {
+      checkArgs(a, ['protocol', 'client', 'format'], req.command);
+      const format = (optString(a, 'format') ?? 'krtsync') as StreamFormat;
+      if (!STREAM_FORMATS.includes(format)) throw bad(`"format" must be one of ${STREAM_FORMATS.join(', ')}`);
+      const proto = d.streamProtocol(optString(a, 'protocol'));
+      const session = proto.connect(optString(a, 'client'), format, (msg) => ctx.send(msg));
+      ctx.takeOver(session);
+      return { protocol: proto.name, format };
+    }
+    default:
+      throw new KrtError(
+        'KRT_ERR_UNKNOWN_COMMAND',
+        `unknown command "${req.command}" (commands: show-status, show-protocols, show-routes, show-kernel, route-add, route-del, route-list, reload, feed)`,
+      );
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * The composition root: builds tables and protocols from a validated config,
+ * runs them in the right order, answers the control socket, reloads in place,
+ * and shuts down cleanly.
+ *
+ * Order matters and is the point of this file:
+ *  - start: sources first (static routes and the routes file are in the
+ *    tables, api state restored), then the kernel protocols, which dump the
+ *    kernel and reconcile against complete tables: a restart changes nothing
+ *    in the kernel for routes still wanted. READY=1 when every kernel
+ *    protocol has finished its first sync.
+ *  - stop: kernel protocols first (each withdraws what it installed by
+ *    walking the table directly, and waits for every ack), then the sources,
+ *    then the control socket.
+ *  - reload: the new file is validated completely (config and routes files)
+ *    before anything changes; protocols are reconfigured in place where they
+ *    can be, restarted where they must, added and removed by name.
+ *
+ * Management work (reload, route add/del, shutdown) runs through one queue so
+ * it never interleaves across an await.
+ */
+import type { Family } from '../lib/addr';
+import { parsePrefix } from '../lib/addr';
+import { KrtError } from '../lib/errors';
+import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
+import { ControlServer } from '../control/server';
+import { ApiProtocol } from '../proto/api/api';
+import type { Logger } from '../proto/logger';
+import type { Protocol, ProtocolState } from '../proto/protocol';
+import { readRoutesFile } from '../proto/static/routes-file';
+import { StaticProtocol } from '../proto/static/static';
+import { StreamProtocol } from '../proto/stream/stream';
+import { TableSet } from '../proto/table-set';
+import { Table } from '../table';
+import { createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import type { SystemdNotifier } from './systemd';
+import { handleControlRequest } from './commands';
+
+export type RunningProtocol =
+  | { type: 'static'; config: StaticProtocolConfig; proto: StaticProtocol }
+  | { type: 'api'; config: Extract<ProtocolConfig, { type: 'api' }>; proto: ApiProtocol }
+  | { type: 'stream'; config: Extract<ProtocolConfig, { type: 'stream' }>; proto: StreamProtocol }
+  | { type: 'kernel'; config: Extract<ProtocolConfig, { type: 'kernel' }>; proto: KernelHandle };
+
+export interface DaemonOptions {
+  configFile: string;
+  log: Logger & { level?: string };
+  notifier: SystemdNotifier;
+  /** Work in this network namespace (name or path) instead of the process's own. */
+  netns?: string;
+}
+
+/** The implicit api protocol that exists when the config has none, so `krtsync route add` always works. */
+export const IMPLICIT_API = 'api';
+
+export class Daemon {
+  config: KrtConfig | undefined;
+  readonly tables = new Map<string, Table>();
+  readonly protocols = new Map<string, RunningProtocol>();
+  private control: ControlServer | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private statusTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  readonly startedAt = new Date();
+  ready = false;
+
+  constructor(readonly opts: DaemonOptions) {}
+
+  get log(): Logger {
+    return this.opts.log;
+  }
+
+  /** Runs management work one at a time. */
+  enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Loads the config (throws ConfigError: the caller exits 2), starts everything, then READY=1. */
+  async start(): Promise<void> {
+    // Routes files are read once, by their static protocols: a bad line aborts the start
+    // before any kernel protocol has run, so the kernel is untouched.
+    const config = withImplicitApi(loadConfigFile(this.opts.configFile));
+    this.config = config;
+    const t0 = Date.now();
+    for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
+    const order = startOrder(config.protocols);
+    for (const p of order) this.protocols.set(p.name, this.build(p));
+    this.control = new ControlServer(
+      { path: config.control.socket, mode: config.control.mode, ...(config.control.group !== undefined ? { group: config.control.group } : {}), onError: (m) => this.log.warn(m) },
+      (req, ctx) => handleControlRequest(this, req, ctx),
+    );
+    await this.control.listen();
+    for (const p of order) await this.startProtocol(this.protocols.get(p.name)!);
+    this.ready = true;
+    this.opts.notifier.ready(this.statusLine());
+    this.opts.notifier.startWatchdog();
+    this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
+    this.statusTimer.unref();
+    this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${this.statusLine()}`);
+  }
+
+  /** One line for STATUS= and `show status`. */
+  statusLine(): string {
+    let routes = 0;
+    for (const t of this.tables.values()) routes += t.routeTotal;
+    const kernel = [...this.protocols.values()].filter((p): p is Extract<RunningProtocol, { type: 'kernel' }> => p.type === 'kernel');
+    let installed = 0;
+    let failed = 0;
+    for (const k of kernel) {
+      const c = k.proto.counts();
+      installed += c.installed;
+      failed += c.failed;
+    }
+    return `${routes} routes in ${this.tables.size} tables; ${installed} installed in the kernel${failed ? `, ${failed} failed` : ''}`;
+  }
+
+  familiesOf(tableNames: readonly string[]): Map<Family, Table> {
+    const m = new Map<Family, Table>();
+    for (const name of tableNames) {
+      const t = this.tables.get(name);
+      const family = this.config?.tables.find((x) => x.name === name)?.family;
+      if (t && family) m.set(family, t);
+    }
+    return m;
+  }
+
+  private build(p: ProtocolConfig): RunningProtocol {
+    const tables = new TableSet(p.name, this.familiesOf(p.tables));
+    const log = this.log;
+    switch (p.type) {
+      case 'static':
+        return { type: p.type, config: p, proto: new StaticProtocol(p, tables, log) };
+      case 'api':
+        return { type: p.type, config: p, proto: new ApiProtocol(p, tables, log) };
+      case 'stream':
+        return { type: p.type, config: p, proto: new StreamProtocol(p, tables, log) };
+      case 'kernel':
+        return { type: p.type, config: p, proto: createKernelProtocol(p, this.familiesOf(p.tables), log, this.opts.netns) };
+    }
+  }
+
+  private async startProtocol(p: RunningProtocol): Promise<void> {
+    const t0 = Date.now();
+    p.proto.init();
+    await p.proto.start();
+    this.log.info(`protocol ${p.config.name} (${p.type}) up in ${Date.now() - t0} ms`, { protocol: p.config.name });
+  }
+
+  /** SIGHUP or `krtsync reload`: validate everything first, then apply the difference. */
+  reload(): Promise<string[]> {
+    return this.enqueue(async () => {
+      this.opts.notifier.reloading();
+      try {
+        return await this.applyReload();
+      } catch (e) {
+        this.log.error(`reload failed, the running config stays: ${(e as Error).message}`);
+        throw e;
+      } finally {
+        this.opts.notifier.ready(this.statusLine());
+      }
+    });
+  }
+
+  private async applyReload(): Promise<string[]> {
+    const next = withImplicitApi(loadConfigFile(this.opts.configFile));
+    await validateRoutesFiles(next);
+    const cur = this.config!;
+    const changes: string[] = [];
+    if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
+      changes.push('control socket settings changed: they take effect at the next restart');
+    }
+    if (next.logLevel !== cur.logLevel && this.opts.log.level !== undefined) {
+      this.opts.log.level = next.logLevel;
+      changes.push(`log level ${next.logLevel}`);
+    }
+    const tableChanged = (name: string): boolean => {
+      const a = cur.tables.find((t) => t.name === name);
+      const b = next.tables.find((t) => t.name === name);
+      return !a || !b || a.family !== b.family;
+    };
+    // Protocols that go away or must restart stop first (kernel ones withdraw their routes).
+    const nextByName = new Map(next.protocols.map((p) => [p.name, p]));
+    const restart = new Set<string>();
+    for (const [name, running] of [...this.protocols].reverse()) {
+      const want = nextByName.get(name);
+      const mustRestart =
+        !want ||
+        want.type !== running.type ||
+        JSON.stringify(want.tables) !== JSON.stringify(running.config.tables) ||
+        want.tables.some(tableChanged) ||
+        !(running.proto as Protocol<ProtocolConfig>).reconfigure(want);
+      if (!mustRestart) continue;
+      await running.proto.shutdown();
+      this.protocols.delete(name);
+      if (want) restart.add(name);
+      else changes.push(`protocol ${name} removed`);
+    }
+    // Tables: drop the ones no longer configured (or whose family changed), add new ones.
+    for (const t of cur.tables) {
+      if (tableChanged(t.name)) {
+        this.tables.get(t.name)?.stop('table removed by reload');
+        this.tables.delete(t.name);
+        changes.push(`table ${t.name} removed`);
+      }
+    }
+    for (const t of next.tables) {
+      if (!this.tables.has(t.name)) {
+        this.tables.set(t.name, new Table({ name: t.name }));
+        changes.push(`table ${t.name} added`);
+      }
+    }
+    this.config = next;
+    // Start new and restarted protocols in start order; reload static ones that stayed.
+    for (const p of startOrder(next.protocols)) {
+      const running = this.protocols.get(p.name);
+      if (running) {
+        running.config = p as never;
+        if (running.type === 'static') {
+          await running.proto.reload(false);
+          changes.push(`protocol ${p.name} reloaded (${running.proto.lastLoad?.routes ?? 0} routes, ${running.proto.lastLoad?.pruned ?? 0} withdrawn)`);
+        }
+        continue;
+      }
+      const built = this.build(p);
+      this.protocols.set(p.name, built);
+      await this.startProtocol(built);
+      changes.push(`protocol ${p.name} ${restart.has(p.name) ? 'restarted' : 'added'}`);
+    }
+    this.log.info(`reloaded ${this.opts.configFile}: ${changes.length ? changes.join('; ') : 'no changes'}`);
+    return changes;
+  }
+
+  /** SIGTERM/SIGINT: kernel protocols withdraw (unless persist), then sources, then the socket. Idempotent. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= this.enqueue(async () => {
+      this.log.info(`shutting down (${reason})`);
+      this.opts.notifier.stopping(`shutting down: ${this.statusLine()}`);
+      if (this.statusTimer) clearInterval(this.statusTimer);
+      const all = [...this.protocols.values()];
+      for (const p of all.filter((x) => x.type === 'kernel')) await this.stopProtocol(p);
+      for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
+      await this.control?.close();
+      this.opts.notifier.close();
+      this.log.info('krtsync stopped');
+    });
+    return this.stopping;
+  }
+
+  private async stopProtocol(p: RunningProtocol): Promise<void> {
+    try {
+      await p.proto.shutdown();
+    } catch (e) {
+      this.log.error(`protocol ${p.config.name}: shutdown failed: ${(e as Error).message}`, { protocol: p.config.name });
+    }
+  }
+
+  protocolState(name: string): ProtocolState | undefined {
+    return this.protocols.get(name)?.proto.state;
+  }
+
+  /** The api protocol for `route add|del`: the named one, or the only/implicit one. */
+  apiProtocol(name: string | undefined): ApiProtocol {
+    const apis = [...this.protocols.values()].filter((p): p is Extract<RunningProtocol, { type: 'api' }> => p.type === 'api');
+    const found = name === undefined ? (apis.find((p) => p.config.name === IMPLICIT_API) ?? apis[0]) : apis.find((p) => p.config.name === name);
+    if (!found) throw new KrtError('KRT_ERR_NO_PROTOCOL', name === undefined ? 'no api protocol is configured' : `no api protocol named "${name}" (api protocols: ${apis.map((a) => a.config.name).join(', ') || 'none'})`);
+    return found.proto;
+  }
+
+  streamProtocol(name: string | undefined): StreamProtocol {
+    const streams = [...this.protocols.values()].filter((p): p is Extract<RunningProtocol, { type: 'stream' }> => p.type === 'stream');
+    const found = name === undefined ? streams[0] : streams.find((p) => p.config.name === name);
+    if (!found) {
+      throw new KrtError('KRT_ERR_NO_PROTOCOL', name === undefined ? 'no stream protocol is configured (add one with type: stream)' : `no stream protocol named "${name}" (stream protocols: ${streams.map((s) => s.config.name).join(', ') || 'none'})`);
+    }
+    return found.proto;
+  }
+
+  parsePrefixArg(s: unknown): ReturnType<typeof parsePrefix> | undefined {
+    if (s === undefined || s === null) return undefined;
+    if (typeof s !== 'string') throw new KrtError('KRT_ERR_BAD_REQUEST', '"prefix" must be a string');
+    return parsePrefix(s);
+  }
+}
+
+/** Sources before kernel protocols, config order otherwise. */
+function startOrder(ps: readonly ProtocolConfig[]): ProtocolConfig[] {
+  return [...ps.filter((p) => p.type !== 'kernel'), ...ps.filter((p) => p.type === 'kernel')];
+}
+
+function withImplicitApi(c: KrtConfig): KrtConfig {
+  if (c.protocols.some((p) => p.type === 'api') || c.protocols.some((p) => p.name === IMPLICIT_API)) return c;
+  const tables = [4, 6].map((f) => c.tables.find((t) => t.family === f)?.name).filter((n): n is string => n !== undefined);
+  return { ...c, protocols: [...c.protocols, { type: 'api', name: IMPLICIT_API, tables, preference: 200, stateFile: undefined }] };
+}
+
+/** Every routes file must be valid before a reload applies anything (and for `krtsync check`). */
+export async function validateRoutesFiles(c: KrtConfig): Promise<void> {
+  for (const p of c.protocols) if (p.type === 'static' && p.routesFile !== undefined) await readRoutesFile(p.routesFile);
+}

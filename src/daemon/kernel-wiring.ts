@@ -1,0 +1,150 @@
+/**
+ * From a kernel protocol's config to running KernelProtocol instances.
+ *
+ * DESIGN.md: one instance per (kernel table, family) pair. A config entry
+ * with `family: both` is attached to an IPv4 and an IPv6 table, so it becomes
+ * two KernelProtocol instances (`NAME` for the first family; both share the
+ * kernel table and protocol number) behind one KernelHandle, which is what
+ * the daemon and the CLI see. checkKernelOptions() validates the settings the
+ * config loader cannot (kernel table names from rt_tables, reserved protocol
+ * numbers, export filters) so `krtsync check` and start reject them before
+ * anything touches the kernel.
+ */
+import type { Family, Prefix } from '../lib/addr';
+import type { KernelProtocolConfig, KrtConfig } from '../config/config';
+import { FilterError, parseExportFilter, type ExportFilter } from '../proto/filter';
+import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
+import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
+import type { RouteSyncStatus, SyncCounts } from '../proto/kernel/route-status';
+import type { Logger } from '../proto/logger';
+import type { Protocol, ProtocolState } from '../proto/protocol';
+import type { Table } from '../table';
+
+export interface KernelHandle extends Protocol<KernelProtocolConfig> {
+  status(prefix?: Prefix): RouteSyncStatus[];
+  counts(): SyncCounts;
+  summary(): Record<string, unknown>;
+}
+
+function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
+  if (!cfg.exportFilter) return undefined;
+  try {
+    return parseExportFilter(cfg.exportFilter.rules, `protocol ${cfg.name}: export`);
+  } catch (e) {
+    if (e instanceof FilterError) throw new KernelOptionError(`${cfg.exportFilter.line}:${cfg.exportFilter.column}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Throws KernelOptionError naming the protocol for settings that cannot work. */
+export function checkKernelOptions(c: KrtConfig): void {
+  for (const p of c.protocols) {
+    if (p.type !== 'kernel') continue;
+    try {
+      if (p.protocol !== undefined) checkProtocolNumber(p.protocol);
+      resolveKernelTable(p.kernelTable);
+      exportFilterOf(p);
+    } catch (e) {
+      if (e instanceof KernelOptionError) throw new KernelOptionError(`${c.file}: protocol ${p.name}: ${e.message}`);
+      throw e;
+    }
+  }
+}
+
+function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined): KernelProtocolOptions {
+  const filter = exportFilterOf(cfg);
+  return {
+    name: cfg.name,
+    table,
+    kernelTable: cfg.kernelTable,
+    family,
+    ...(cfg.protocol !== undefined ? { protocol: cfg.protocol } : {}),
+    ...(cfg.metric !== undefined ? { metric: cfg.metric } : {}),
+    persist: cfg.persist,
+    gracefulRestartMs: cfg.gracefulRestartMs,
+    scanIntervalMs: cfg.scanIntervalMs,
+    ...(filter ? { filter } : {}),
+    ...(cfg.mergePaths > 0 ? { mergePaths: { limit: cfg.mergePaths } } : {}),
+    ...(cfg.learn ? { learn: { table } } : {}),
+    ...(netns !== undefined ? { netns } : {}),
+    log,
+  };
+}
+
+class KernelProtocolSet implements KernelHandle {
+  constructor(
+    private config: KernelProtocolConfig,
+    private readonly tables: ReadonlyMap<Family, Table>,
+    private readonly instances: Map<Family, KernelProtocol>,
+    private readonly log: Logger,
+    private readonly netns: string | undefined,
+  ) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** The least advanced instance's state: up only when every family is up. */
+  get state(): ProtocolState {
+    const order: ProtocolState[] = ['down', 'stopping', 'starting', 'up'];
+    let worst: ProtocolState = 'up';
+    for (const p of this.instances.values()) if (order.indexOf(p.state) < order.indexOf(worst)) worst = p.state;
+    return this.instances.size ? worst : 'down';
+  }
+
+  init(): void {
+    for (const p of this.instances.values()) p.init();
+  }
+
+  async start(): Promise<void> {
+    // Families start together: each dumps and reconciles its own part of the kernel table.
+    await Promise.all([...this.instances.values()].map((p) => p.start()));
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.instances.values()].map((p) => p.shutdown()));
+  }
+
+  reconfigure(next: KernelProtocolConfig): boolean {
+    if (JSON.stringify(next.tables) !== JSON.stringify(this.config.tables)) return false;
+    for (const [family, p] of this.instances) {
+      if (!p.reconfigure(optionsFor(next, family, this.tables.get(family)!, this.log, this.netns))) return false;
+    }
+    this.config = next;
+    return true;
+  }
+
+  status(prefix?: Prefix): RouteSyncStatus[] {
+    return [...this.instances.values()].flatMap((p) => p.status(prefix));
+  }
+
+  counts(): SyncCounts {
+    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+    for (const p of this.instances.values()) {
+      const s = p.counts();
+      c.installed += s.installed;
+      c.pending += s.pending;
+      c.failed += s.failed;
+      c.withdrawing += s.withdrawing;
+    }
+    return c;
+  }
+
+  summary(): Record<string, unknown> {
+    const first = this.instances.values().next().value;
+    return {
+      ...this.counts(),
+      kernelTable: first?.kernelTable,
+      protocolNumber: first?.protocolNumber,
+      persist: this.config.persist,
+      families: [...this.instances.keys()].map((f) => `ipv${f}`),
+      syncState: [...this.instances].map(([f, p]) => `ipv${f} ${p.sync(f)?.state ?? 'down'}`).join(', '),
+    };
+  }
+}
+
+export function createKernelProtocol(cfg: KernelProtocolConfig, tables: ReadonlyMap<Family, Table>, log: Logger, netns: string | undefined): KernelHandle {
+  const instances = new Map<Family, KernelProtocol>();
+  for (const [family, table] of tables) instances.set(family, new KernelProtocol(optionsFor(cfg, family, table, log, netns)));
+  return new KernelProtocolSet(cfg, tables, instances, log, netns);
+}
