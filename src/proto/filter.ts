@@ -234,11 +234,13 @@ function parseRule(v: unknown, path: string): FilterRule {
   if (v === 'accept' || v === 'reject') return { match: {}, action: v };
   if (!isPlain(v)) throw new FilterError(path, 'expected a rule: {match, set, action} or "accept"/"reject"');
   checkKeys(v, ['match', 'set', 'action'], path);
+  const match = parseMatch(v.match, `${path}.match`);
+  // A rule that only sets attributes goes on to the next rule; any other rule must say what it decides.
   const action = v.action ?? (v.set !== undefined ? 'continue' : undefined);
   if (action !== 'accept' && action !== 'reject' && action !== 'continue') {
     throw new FilterError(`${path}.action`, `expected accept, reject or continue, got ${JSON.stringify(v.action)}`);
   }
-  const rule: FilterRule = { match: parseMatch(v.match, `${path}.match`), action };
+  const rule: FilterRule = { match, action };
   if (v.set !== undefined) {
     if (action === 'reject') throw new FilterError(`${path}.set`, 'a rejecting rule has nothing to set');
     rule.set = parseSet(v.set, `${path}.set`);

@@ -1,0 +1,158 @@
+/**
+ * Small parts of the kernel protocol: merge_paths, backoff, the token bucket,
+ * rate-limited logging, the sync-state machine, table names and protocol
+ * numbers, the channel.
+ */
+import fc from 'fast-check';
+import { parseRouteLine } from '../../../src/config/route-syntax';
+import { backoffDelay, TokenBucket } from '../../../src/lib/backoff';
+import { Route, RouteSource } from '../../../src/route';
+import { ExportChannel } from '../../../src/proto/channel';
+import { parseExportFilter } from '../../../src/proto/filter';
+import { mergePaths } from '../../../src/proto/merge-paths';
+import { RateLimitedLog, type Logger } from '../../../src/proto/logger';
+import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, parseRtTables, resolveKernelTable } from '../../../src/proto/kernel/options';
+import { syncStateMachine } from '../../../src/proto/kernel/sync-state';
+
+const a = new RouteSource('a', 100);
+const b = new RouteSource('b', 100);
+const c = new RouteSource('c', 100);
+const low = new RouteSource('low', 50);
+function route(line: string, src: RouteSource): Route {
+  const { net, attrs } = parseRouteLine(line);
+  return new Route(net, src, attrs);
+}
+
+describe('merge_paths', () => {
+  it('joins the next hops of equal-preference routes, best first, and stops at another preference', () => {
+    const attrs = mergePaths([route('10.0.0.0/24 via 192.0.2.2 mtu 1400', a), route('10.0.0.0/24 via 192.0.2.3', b), route('10.0.0.0/24 via 192.0.2.4', low)], { limit: 8 })!;
+    expect(attrs.toString()).toBe('via 192.0.2.2, via 192.0.2.3 mtu 1400');
+  });
+
+  it('caps the hops at the limit and drops duplicates', () => {
+    const routes = [route('10.0.0.0/24 via 192.0.2.2', a), route('10.0.0.0/24 via 192.0.2.2', b), route('10.0.0.0/24 via 192.0.2.3', c)];
+    expect(mergePaths(routes, { limit: 8 })!.nexthops!.hops).toHaveLength(2);
+    expect(mergePaths(routes, { limit: 1 })!).toBe(routes[0]!.attrs);
+  });
+
+  it('does not merge into a blackhole, and skips non-unicast peers', () => {
+    expect(mergePaths([route('blackhole 10.0.0.0/24', a), route('10.0.0.0/24 via 192.0.2.3', b)], { limit: 8 })!.type).toBe('blackhole');
+    expect(mergePaths([route('10.0.0.0/24 via 192.0.2.3', a), route('blackhole 10.0.0.0/24', b)], { limit: 8 })!.toString()).toBe('via 192.0.2.3');
+  });
+
+  it('through the channel: filter first, then merge the accepted routes', () => {
+    const ch = new ExportChannel({ mergePaths: { limit: 4 }, filter: parseExportFilter([{ match: { source: 'b' }, action: 'reject' }]) });
+    const out = ch.exportNet([route('10.0.0.0/24 via 192.0.2.2', a), route('10.0.0.0/24 via 192.0.2.3', b), route('10.0.0.0/24 via 192.0.2.4', c)])!;
+    expect(out.attrs.toString()).toBe('via 192.0.2.2, via 192.0.2.4');
+    expect(out.source).toBe(a);
+    expect(ch.counters).toEqual({ accepted: 2, rejected: 1 });
+  });
+
+  it('the channel never exports its own learn source', () => {
+    const ch = new ExportChannel({ ignoreSource: a });
+    expect(ch.exportNet([route('10.0.0.0/24 via 192.0.2.2', a)])).toBeUndefined();
+  });
+});
+
+describe('backoff', () => {
+  it('doubles from the base up to the cap', () => {
+    const p = { baseMs: 100, maxMs: 1000, jitter: 0 };
+    expect([1, 2, 3, 4, 5, 50].map((n) => backoffDelay(p, n))).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+
+  it('jitter only shortens, by at most its fraction', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 0.999, noNaN: true }), (n, r) => {
+        const p = { baseMs: 1000, maxMs: 300_000, jitter: 0.2 };
+        const d = backoffDelay(p, n, () => r);
+        const full = Math.min(300_000, 1000 * 2 ** Math.min(n - 1, 40));
+        return d <= full && d >= full * 0.8 - 1;
+      }),
+    );
+  });
+});
+
+describe('token bucket', () => {
+  it('allows a burst, then the rate', () => {
+    let now = 0;
+    const tb = new TokenBucket(3, 2, () => now);
+    expect([tb.take(), tb.take(), tb.take(), tb.take()]).toEqual([true, true, true, false]);
+    expect(tb.waitMs()).toBe(500);
+    now = 500;
+    expect([tb.take(), tb.take()]).toEqual([true, false]);
+    now = 100_000;
+    expect([tb.take(3), tb.take()]).toEqual([true, false]);
+  });
+});
+
+describe('rate-limited log', () => {
+  it('writes the first of a kind, counts the rest, and reports the count with the next', () => {
+    const lines: string[] = [];
+    const log: Logger = { error: () => undefined, warn: (m) => lines.push(m), info: () => undefined, debug: () => undefined };
+    let now = 0;
+    const rl = new RateLimitedLog(log, 1000, () => now);
+    expect(rl.write('warn', 'EEXIST', 'route refused')).toBe(true);
+    for (let i = 0; i < 5; i++) rl.write('warn', 'EEXIST', 'route refused');
+    rl.write('warn', 'ENETUNREACH', 'other kind');
+    now = 1500;
+    rl.write('warn', 'EEXIST', 'route refused');
+    expect(lines).toEqual(['route refused', 'other kind', 'route refused (5 similar messages suppressed)']);
+  });
+});
+
+describe('sync state machine', () => {
+  it('follows init -> first-scan -> pruning -> idle <-> scanning -> pruning', () => {
+    const sm = syncStateMachine('t');
+    for (const s of ['first-scan', 'pruning', 'idle', 'scanning', 'pruning', 'idle', 'shutting-down', 'down'] as const) sm.go(s);
+    expect(sm.state).toBe('down');
+  });
+
+  it.each([
+    ['init', 'idle'],
+    ['idle', 'pruning'],
+    ['first-scan', 'scanning'],
+  ] as const)('fails loudly on %s -> %s', (from, to) => {
+    const sm = syncStateMachine('t');
+    const path = { init: [], idle: ['first-scan', 'pruning', 'idle'], 'first-scan': ['first-scan'] }[from] as Parameters<typeof sm.go>[0][];
+    for (const s of path) sm.go(s);
+    expect(() => sm.go(to)).toThrow(/impossible transition/);
+  });
+});
+
+describe('kernel options', () => {
+  const files = {
+    read: (p: string) =>
+      ({
+        '/etc/iproute2/rt_tables': '# comment\n255 local\n254 main\n100 transit\n',
+        '/etc/iproute2/rt_tables.d/vrf.conf': '0x1000 vrf-blue # hex\n',
+      })[p],
+    list: (d: string) => (d === '/etc/iproute2/rt_tables.d' ? ['vrf.conf', 'ignored.txt'] : []),
+  };
+
+  it('resolves table names like iproute2, and numbers up to 2^32-1', () => {
+    expect(resolveKernelTable('main', files)).toBe(254);
+    expect(resolveKernelTable('transit', files)).toBe(100);
+    expect(resolveKernelTable('vrf-blue', files)).toBe(0x1000);
+    expect(resolveKernelTable(4294967295, files)).toBe(4294967295);
+    expect(resolveKernelTable('1000', files)).toBe(1000);
+  });
+
+  it('refuses unknown names, the local table and ids out of range', () => {
+    expect(() => resolveKernelTable('nosuch', files)).toThrow(/"nosuch": no such name/);
+    expect(() => resolveKernelTable('local', files)).toThrow(/belongs to the kernel/);
+    expect(() => resolveKernelTable(2 ** 32, files)).toThrow(/1\.\.4294967295/);
+  });
+
+  it('parses rt_tables text', () => {
+    expect([...parseRtTables('1 a\n  2\tb  # x\n#3 c\nbad line\n')]).toEqual([
+      ['a', 1],
+      ['b', 2],
+    ]);
+  });
+
+  it('uses a protocol number nobody else does, and refuses theirs', () => {
+    expect(checkProtocolNumber(DEFAULT_KERNEL_PROTOCOL)).toBe(144);
+    for (const n of [2, 4, 12, 16, 42, 99, 186, 192, 198]) expect(() => checkProtocolNumber(n)).toThrow(/belongs to/);
+    expect(() => checkProtocolNumber(256)).toThrow(/1\.\.255/);
+  });
+});
