@@ -72,8 +72,8 @@ export interface KernelProtocolConfig extends ProtocolCommon {
   learn: boolean;
   /** Merge equal-best routes of several sources into one multipath route of at most this many hops; 0 = off. */
   mergePaths: number;
-  /** Export filter rules as written (plain values), with the position of the list; validated by the kernel protocol's filter parser. */
-  exportFilter: { rules: unknown[]; line: number; column: number } | undefined;
+  /** The export filter as written (plain values: "accept", "reject", a list of rules or {rules, default}), with its position. */
+  exportFilter: { value: unknown; line: number; column: number } | undefined;
 }
 
 export interface ApiProtocolConfig extends ProtocolCommon {
@@ -263,12 +263,9 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
 
   const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';
   const families: Family[] = family === 'ipv4' ? [4] : family === 'ipv6' ? [6] : [4, 6];
+  // The export filter is checked by the kernel protocol's filter parser (krtsync check runs it too).
   const exportNode = peek.get('export');
-  let exportFilter: KernelProtocolConfig['exportFilter'];
-  if (exportNode !== undefined) {
-    const list = r.seq(exportNode, `${what}: export`);
-    if (list) exportFilter = { rules: list.map((n) => n.toJSON() as unknown), ...r.position(exportNode) };
-  }
+  const exportFilter: KernelProtocolConfig['exportFilter'] = exportNode === undefined ? undefined : { value: exportNode.toJSON() as unknown, ...r.position(exportNode) };
   return {
     type,
     name,

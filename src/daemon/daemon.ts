@@ -32,7 +32,7 @@ import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
-import { createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { checkKernelOptions, createKernelProtocol, type KernelHandle } from './kernel-wiring';
 import type { SystemdNotifier } from './systemd';
 import { handleControlRequest } from './commands';
 
@@ -82,6 +82,7 @@ export class Daemon {
     // Routes files are read once, by their static protocols: a bad line aborts the start
     // before any kernel protocol has run, so the kernel is untouched.
     const config = withImplicitApi(loadConfigFile(this.opts.configFile));
+    checkKernelOptions(config);
     this.config = config;
     const t0 = Date.now();
     for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
@@ -165,6 +166,7 @@ export class Daemon {
 
   private async applyReload(): Promise<string[]> {
     const next = withImplicitApi(loadConfigFile(this.opts.configFile));
+    checkKernelOptions(next);
     await validateRoutesFiles(next);
     const cur = this.config!;
     const changes: string[] = [];

@@ -27,16 +27,10 @@ export interface KernelHandle extends Protocol<KernelProtocolConfig> {
 }
 
 function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
-  if (!cfg.exportFilter) return undefined;
-  try {
-    return parseExportFilter(cfg.exportFilter.rules, `protocol ${cfg.name}: export`);
-  } catch (e) {
-    if (e instanceof FilterError) throw new KernelOptionError(`${cfg.exportFilter.line}:${cfg.exportFilter.column}: ${e.message}`);
-    throw e;
-  }
+  return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
 }
 
-/** Throws KernelOptionError naming the protocol for settings that cannot work. */
+/** Throws KernelOptionError naming file, protocol and (for filters) line and column, for settings that cannot work. */
 export function checkKernelOptions(c: KrtConfig): void {
   for (const p of c.protocols) {
     if (p.type !== 'kernel') continue;
@@ -45,6 +39,7 @@ export function checkKernelOptions(c: KrtConfig): void {
       resolveKernelTable(p.kernelTable);
       exportFilterOf(p);
     } catch (e) {
+      if (e instanceof FilterError && p.exportFilter) throw new KernelOptionError(`${c.file}:${p.exportFilter.line}:${p.exportFilter.column}: protocol ${p.name}: ${e.message}`);
       if (e instanceof KernelOptionError) throw new KernelOptionError(`${c.file}: protocol ${p.name}: ${e.message}`);
       throw e;
     }
