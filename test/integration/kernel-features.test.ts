@@ -103,6 +103,36 @@ kernelDescribe('kernel protocol options', () => {
     expect(routeLines(ns)).toEqual(['10.15.0.0/24 via 192.0.2.2 dev veth0', '10.15.1.0/24 via 192.0.2.3 dev veth0']);
     await p.shutdown();
   });
+
+  it('holds a route through an unknown device as failed (ENODEV) until the device appears', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.16.0.0/24 dev vethx0', '10.16.1.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    expect(p.status(parsePrefix('10.16.0.0/24'))[0]).toMatchObject({ state: 'failed', error: { errnoName: 'ENODEV' } });
+    expect(ourRoutes(ns)).toHaveLength(1);
+    ns.ip('link', 'add', 'vethx0', 'type', 'veth', 'peer', 'name', 'vethx1');
+    ns.ip('link', 'set', 'vethx0', 'up');
+    ns.ip('link', 'set', 'vethx1', 'up');
+    await until(() => ourRoutes(ns).length === 2, 2000);
+    expect(p.status(parsePrefix('10.16.0.0/24'))[0]!.state).toBe('installed');
+    await p.shutdown();
+  });
+
+  it('scans periodically, and takes a new interval in place', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.17.0.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table, { scanIntervalMs: 100 });
+    await p.start();
+    await until(() => p.sync(4)!.stats.scans >= 3, 2000);
+    expect(p.sync(4)!.stats.sent).toBe(1); // scans of a table in sync send nothing
+    expect(p.reconfigure({ ...optionsOf(ns, table), scanIntervalMs: 0 })).toBe(true);
+    const scans = p.sync(4)!.stats.scans;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(p.sync(4)!.stats.scans).toBe(scans);
+    expect(p.reconfigure({ ...optionsOf(ns, table), scanIntervalMs: 0, metric: 5 })).toBe(false);
+    await p.shutdown();
+  });
 });
 
 function optionsOf(ns: Netns, table: ReturnType<typeof newTable>): Parameters<typeof kernelProtocol>[2] & { name: string; table: typeof table } {

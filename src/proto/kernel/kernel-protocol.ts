@@ -287,6 +287,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       if (cur[k] !== next[k]) return false;
     }
     this.options = next;
+    if (cur.scanIntervalMs !== next.scanIntervalMs) for (const s of this.syncs.values()) s.setScanInterval(next.scanIntervalMs ?? 60_000);
     if (cur.filter !== next.filter) {
       this.channel.filter = next.filter ?? ACCEPT_ALL;
       this.subscription?.refeed?.('export filter changed');

@@ -234,6 +234,8 @@ export class KernelSync {
         let owners: NetEntry[] = [];
         const batchSize = this.opts.batchSize ?? 4096;
         const now = Date.now();
+        let lastProgress = now;
+        let sentHere = 0;
         for (const key of this.dirty) {
           this.dirty.delete(key);
           if (!this.sending) break;
@@ -260,10 +262,15 @@ export class KernelSync {
           }
           this.waitingEcho.add(key);
           if (ops.length >= batchSize) {
+            sentHere += ops.length;
             this.submit(ops, owners);
             ops = [];
             owners = [];
             if (this.pipeline!.full) await this.pipeline!.drain();
+            if (Date.now() - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
+              lastProgress = Date.now();
+              this.log.info(`syncing: ${sentHere} changes sent, ${this.dirty.size} nets to go`, { table: this.target.table });
+            }
           }
         }
         if (ops.length) this.submit(ops, owners);
@@ -533,6 +540,13 @@ export class KernelSync {
   }
 
   // ------------------------------------------------------------ scans
+
+  /** Changes the periodic scan interval (0: off); the next scan is timed from now. */
+  setScanInterval(ms: number): void {
+    this.opts.scanIntervalMs = ms;
+    clearTimeout(this.scanTimer);
+    if (this.state !== 'init' && this.state !== 'first-scan') this.armScanTimer();
+  }
 
   private armScanTimer(): void {
     const every = this.opts.scanIntervalMs ?? 60_000;
