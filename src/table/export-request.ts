@@ -26,11 +26,10 @@
  * without remembering anything itself. A reader dropped again before such a
  * refeed ends carries the nets that refeed had not reached into the new one.
  */
-import { type Prefix, prefixFromKey } from '../lib/addr';
-import type { NetKey, Route } from '../route/route';
+import type { NetKey } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { BatchPump, type BatchSource } from './batch-pump';
-import type { ExportItem, FeedItem, RefeedItem, StopItem, UpdateItem } from './items';
+import type { ExportItem, RefeedItem, StopItem, UpdateItem } from './items';
 import { READY } from './items';
 import type { JournalItem } from './journal';
 import type { NetWalk } from './net-store';
@@ -217,10 +216,11 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
 
   private readWalk(out: ExportItem[], end: number): void {
     const walk = this.walk!;
-    while (out.length < this.batchSize && !walk.done) {
-      const key = walk.next();
-      if (this.fedEarly.delete(key)) continue;
-      this.pushFeed(out, key, end);
+    while (out.length < this.batchSize && walk.advance()) {
+      if (this.fedEarly.size !== 0 && this.fedEarly.delete(walk.key)) continue;
+      // The snapshot's chain is current: had the net changed since, it would be in fedEarly.
+      const item = this.exporter.feedFromWalk(walk, end);
+      if (item.routes.length > 0 || this.emitEmptyFeeds) out.push(item);
     }
     if (walk.done) {
       this.walk = undefined;
@@ -231,10 +231,10 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     }
   }
 
+  /** A feed of the net's current routes (brought forward by a journal item). */
   private pushFeed(out: ExportItem[], key: NetKey, end: number): void {
-    const routes = this.exporter.routesOf(key);
-    if (routes.length === 0 && !this.emitEmptyFeeds) return;
-    out.push(feedItem(prefixFromKey(key), routes, end));
+    const item = this.exporter.feedOf(key, end);
+    if (item.routes.length > 0 || this.emitEmptyFeeds) out.push(item);
   }
 
   /** The items of `first`'s net below `end`, as one update (`best`) or one per source (`all`). */
@@ -260,8 +260,4 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
 
 function squashed(first: JournalItem, last: JournalItem): UpdateItem {
   return { kind: 'update', seq: last.seq, net: first.net, old: first.old, new: last.new };
-}
-
-export function feedItem(net: Prefix, routes: readonly Route[], seq: number): FeedItem {
-  return { kind: 'feed', net, routes, seq };
 }

@@ -11,12 +11,14 @@
  * Trimming: after each batch a request takes, items below the slowest
  * request's position are dropped.
  */
+import { Prefix, prefixFromKey } from '../lib/addr';
 import { InvariantError } from '../lib/errors';
 import type { NetKey, Route } from '../route/route';
 import { ExportRequest, type ExportRequestOptions } from './export-request';
 import { Feeder, type FeederOptions } from './feeder';
 import { Journal } from './journal';
-import { type NetStore, netKeyOf, slotBest, slotRoutes } from './net-store';
+import type { FeedItem } from './items';
+import { type NetStore, type NetWalk, type Slot, netKeyOf, slotBest, slotRoutes } from './net-store';
 import { compilePrefilter } from './prefilter';
 
 export type ExporterKind = 'best' | 'all';
@@ -29,6 +31,9 @@ export interface ExporterCore {
   readonly stopReason: string | undefined;
   /** Current routes of a net as this exporter shows them (`best`: at most one). */
   routesOf(key: NetKey): readonly Route[];
+  /** A feed item of the net's current routes, reflecting the journal below `seq`. */
+  feedOf(key: NetKey, seq: number): FeedItem;
+  feedFromWalk(walk: NetWalk, seq: number): FeedItem;
   attach(reader: ExportRequest | Feeder): void;
   detach(reader: ExportRequest | Feeder): void;
   trim(): void;
@@ -87,7 +92,20 @@ export class Exporter implements ExporterCore {
   }
 
   routesOf(key: NetKey): readonly Route[] {
-    const slot = this.store.getByKey(key);
+    return this.shown(this.store.getByKey(key));
+  }
+
+  feedOf(key: NetKey, seq: number): FeedItem {
+    return { kind: 'feed', net: prefixFromKey(key), routes: this.routesOf(key), seq };
+  }
+
+  /** A feed item of the walk's current net, from the snapshot's chain (no lookup: the feed hot path). */
+  feedFromWalk(walk: NetWalk, seq: number): FeedItem {
+    const net = walk.v6key === undefined ? new Prefix(4, walk.len, walk.word) : prefixFromKey(walk.v6key);
+    return { kind: 'feed', net, routes: this.shown(walk.slot), seq };
+  }
+
+  private shown(slot: Slot | undefined): readonly Route[] {
     if (this.kind === 'all') return slotRoutes(slot);
     const best = slotBest(slot);
     return best === undefined ? [] : [best];

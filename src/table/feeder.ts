@@ -1,20 +1,18 @@
 /**
  * Feeder: a feed-only reader (BIRD's feed-only export request).
  *
- * On the consumer's first next() it snapshots the keys of the nets that pass
- * its prefilter, sorted (IPv4 first, then address, then length), and walks
- * them in batches: each net's routes are read when the walk reaches it, so a
- * feed shows every net present at the start in its state at the moment it
- * was read; nets created after the start are not shown. Nets that have no
- * routes by then are skipped. The feeder never reads the journal, never
- * holds up trimming, and ends after the last net.
+ * On the consumer's first next() it snapshots the nets that pass its
+ * prefilter with their chains, sorted (IPv4 first, then address, then
+ * length), and walks them in batches. Chains are copy-on-write, so the feed
+ * is a consistent picture of the table at that moment, however long the walk
+ * takes and whatever writers do meanwhile. The feeder never reads the
+ * journal, never holds up trimming, and ends after the last net.
  *
  * If the exporter stops, the last batch holds a stop item: a consumer tells
  * "walked everything" (iteration ends with no stop) from "cut short".
  */
-import { prefixFromKey } from '../lib/addr';
 import { BatchPump, type BatchSource } from './batch-pump';
-import { feedItem, type ReaderOptions } from './export-request';
+import type { ReaderOptions } from './export-request';
 import type { ExporterCore } from './exporter';
 import type { FeederItem, StopItem } from './items';
 import type { NetWalk } from './net-store';
@@ -93,10 +91,9 @@ export class Feeder implements AsyncIterableIterator<readonly FeederItem[]>, Bat
     if (walk === undefined) return [];
     const out: FeederItem[] = [];
     const seq = this.exporter.journal.end;
-    while (out.length < this.batchSize && !walk.done) {
-      const key = walk.next();
-      const routes = this.exporter.routesOf(key);
-      if (routes.length > 0) out.push(feedItem(prefixFromKey(key), routes, seq));
+    while (out.length < this.batchSize && walk.advance()) {
+      const item = this.exporter.feedFromWalk(walk, seq);
+      if (item.routes.length > 0) out.push(item);
     }
     if (walk.done) {
       this.walk = undefined;

@@ -12,9 +12,9 @@
  * changes one a reader holds. There is no per-net object and no Prefix: nets
  * are materialized only when handed to readers.
  *
- * NetWalk is a sorted snapshot of net keys: the order feeds walk in (IPv4
- * first, then address, then length, as comparePrefix) and what lets an export
- * request tell whether it has already fed a net.
+ * NetWalk is a sorted snapshot of nets with their chains: the order feeds
+ * walk in (IPv4 first, then address, then length, as comparePrefix), and
+ * what lets an export request tell whether it has already fed a net.
  */
 import type { NetKey, Route } from '../route/route';
 import type { NetFilter } from './prefilter';
@@ -59,7 +59,7 @@ export class NetStore {
 
   getByKey(key: NetKey): Slot | undefined {
     if (typeof key === 'string') return this.v6.get(key);
-    const len = key % 64;
+    const len = key & 63;
     return this.v4[len]!.get(((key - len) / 64) | 0);
   }
 
@@ -69,115 +69,194 @@ export class NetStore {
     for (const slot of this.v6.values()) fn(slot);
   }
 
-  /** A sorted snapshot of the keys of nets matching `filter`, plus `extra` keys (deduplicated). */
+  /**
+   * A sorted snapshot of the nets matching `filter`, with their chains as
+   * they are now, plus `extra` keys: distinct nets that have no routes now
+   * (for refeeds), which the walk hands out with no chain.
+   */
   walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>): NetWalk {
-    let v4: number[] | Float64Array;
-    let v6: string[] = [];
-    if (filter === undefined) {
-      const all = new Float64Array(this.size - this.v6.size);
-      let i = 0;
-      this.v4.forEach((m, len) => {
-        for (const w of m.keys()) all[i++] = (w >>> 0) * 64 + len;
-      });
-      v4 = all;
-      v6 = [...this.v6.keys()];
-    } else {
-      v4 = [];
-      this.collectV4(filter, v4);
-      for (const k of this.v6.keys()) if (filter.matches(k)) v6.push(k);
-    }
-    if (extra !== undefined) {
-      const more: number[] = [];
-      for (const k of extra) {
-        if (typeof k === 'number') more.push(k);
-        else v6.push(k);
+    const lists: V4List[] = [];
+    this.v4.forEach((m, len) => {
+      if (m.size === 0) return;
+      const words: number[] = [];
+      const slots: Slot[] = [];
+      if (filter === undefined) {
+        m.forEach((slot, w) => {
+          words.push(w);
+          slots.push(slot);
+        });
+      } else {
+        this.collectV4(filter, len, m, words, slots);
       }
-      if (more.length) v4 = Float64Array.from([...v4, ...more]);
+      if (words.length <= LIST_MAX) lists.push(v4List(len, words, slots));
+      else for (let i = 0; i < words.length; i += LIST_MAX) lists.push(v4List(len, words.slice(i, i + LIST_MAX), slots.slice(i, i + LIST_MAX)));
+    });
+    let v6 = [...this.v6].filter(([k]) => filter === undefined || filter.matches(k));
+    if (extra !== undefined) {
+      const extraV4 = new Map<number, number[]>();
+      for (const k of extra) {
+        if (typeof k === 'string') v6.push([k, undefined as unknown as Slot]);
+        else {
+          const len = k & 63;
+          const words = extraV4.get(len) ?? [];
+          words.push(((k - len) / 64) | 0);
+          extraV4.set(len, words);
+        }
+      }
+      for (const [len, words] of extraV4) lists.push(v4List(len, words, new Array<Slot>(words.length)));
     }
-    const sorted4 = v4 instanceof Float64Array ? v4 : Float64Array.from(v4);
-    sorted4.sort();
-    v6.sort();
-    return new NetWalk(dedupe4(sorted4), dedupe6(v6));
+    v6.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return new NetWalk(lists, v6);
   }
 
-  private collectV4(filter: NetFilter, out: number[]): void {
+  /** The nets of length `len` under the filter's ranges (or passing its predicate). */
+  private collectV4(filter: NetFilter, len: number, m: Map<number, Slot>, words: number[], slots: Slot[]): void {
     if (filter.ranges === undefined) {
-      this.v4.forEach((m, len) => {
-        for (const w of m.keys()) {
-          const key = (w >>> 0) * 64 + len;
-          if (filter.matches(key)) out.push(key);
+      for (const [w, slot] of m) {
+        if (filter.matches((w >>> 0) * 64 + len)) {
+          words.push(w);
+          slots.push(slot);
         }
-      });
+      }
       return;
     }
+    const seen = new Set<number>(); // ranges may overlap
+    const add = (w: number, slot: Slot): void => {
+      if (seen.has(w)) return;
+      seen.add(w);
+      words.push(w);
+      slots.push(slot);
+    };
     for (const r of filter.ranges) {
-      if (r.prefix.family !== 4) continue;
+      if (r.prefix.family !== 4 || len < r.min || len > r.max) continue;
       const base = r.prefix.w0;
-      const baseMask = r.prefix.len === 0 ? 0 : (-1 << (32 - r.prefix.len)) | 0;
-      for (let len = r.min; len <= r.max; len++) {
-        const m = this.v4[len]!;
-        if (m.size === 0) continue;
-        const candidates = 2 ** (len - r.prefix.len);
-        if (candidates <= m.size) {
-          // Few possible nets under the range at this length: look each up (show routes 10.1.2.0/24).
-          const step = len === 0 ? 0 : 2 ** (32 - len);
-          for (let j = 0; j < candidates; j++) {
-            const w = ((base >>> 0) + j * step) | 0;
-            if (m.has(w)) out.push((w >>> 0) * 64 + len);
-          }
-        } else {
-          for (const w of m.keys()) if ((w & baseMask) === base) out.push((w >>> 0) * 64 + len);
+      const candidates = 2 ** (len - r.prefix.len);
+      if (candidates <= m.size) {
+        // Few possible nets under the range at this length: look each up (show routes 10.1.2.0/24).
+        const step = len === 0 ? 0 : 2 ** (32 - len);
+        for (let j = 0; j < candidates; j++) {
+          const w = ((base >>> 0) + j * step) | 0;
+          const slot = m.get(w);
+          if (slot !== undefined) add(w, slot);
         }
+      } else {
+        const mask = r.prefix.len === 0 ? 0 : (-1 << (32 - r.prefix.len)) | 0;
+        for (const [w, slot] of m) if ((w & mask) === base) add(w, slot);
       }
     }
   }
 }
 
-function dedupe4(a: Float64Array): Float64Array {
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[n - 1]) a[n++] = a[i]!;
-  return n === a.length ? a : a.subarray(0, n);
+/**
+ * Entries per sorted list: a list sorts address and list index packed in one
+ * double (32 + 21 bits, exact below 2^53), natively, without a comparator.
+ */
+const LIST_MAX = 2 ** 21;
+
+/** IPv4 nets of one length, sorted by address, each with its chain at snapshot time. */
+interface V4List {
+  readonly len: number;
+  /** (address >>> 0) * LIST_MAX + index into slots, ascending. */
+  readonly packed: Float64Array;
+  readonly slots: readonly (Slot | undefined)[];
+  next: number;
 }
 
-function dedupe6(a: string[]): string[] {
-  return a.filter((k, i) => i === 0 || k !== a[i - 1]);
+function v4List(len: number, words: readonly number[], slots: readonly (Slot | undefined)[]): V4List {
+  const packed = new Float64Array(words.length);
+  for (let i = 0; i < words.length; i++) packed[i] = (words[i]! >>> 0) * LIST_MAX + i;
+  packed.sort();
+  return { len, packed, slots, next: 0 };
 }
 
-/** A sorted snapshot of net keys and a cursor over it. */
+/**
+ * A sorted snapshot of nets with their chains, and a cursor over it (IPv4
+ * first, then address, then length: comparePrefix order). The IPv4 lists,
+ * one or more per length, are merged as the cursor moves.
+ *
+ * The chains are those of the moment the snapshot was taken (chains are
+ * copy-on-write, so this is a consistent picture). An export request may use
+ * them as they are: a net changed since then has a journal item, which the
+ * request reads before it walks further, and which brings that net forward.
+ */
 export class NetWalk {
-  private i = 0;
+  /** The net last handed out by advance(). */
+  word = 0;
+  len = -1;
+  v6key: string | undefined = undefined;
+  slot: Slot | undefined = undefined;
+  private lastAddr = -1; // unsigned; -1: nothing handed out yet
+  private v6next = 0;
+  private readonly total: number;
+  private handed = 0;
 
   constructor(
-    private readonly v4: Float64Array,
-    private readonly v6: readonly string[],
-  ) {}
+    private readonly lists: V4List[],
+    private readonly v6: readonly (readonly [string, Slot | undefined])[],
+  ) {
+    this.total = v6.length + lists.reduce((n, l) => n + l.packed.length, 0);
+  }
 
-  get total(): number {
-    return this.v4.length + this.v6.length;
+  get size(): number {
+    return this.total;
   }
 
   get done(): boolean {
-    return this.i >= this.total;
+    return this.handed >= this.total;
   }
 
-  /** The next key; only when !done. */
-  next(): NetKey {
-    const i = this.i++;
-    return i < this.v4.length ? this.v4[i]! : this.v6[i - this.v4.length]!;
+  /** Moves to the next net (word/len or v6key, and slot); false when done. */
+  advance(): boolean {
+    if (this.handed >= this.total) return false;
+    this.handed++;
+    let best: V4List | undefined;
+    let bestAddr = 0;
+    for (const l of this.lists) {
+      if (l.next >= l.packed.length) continue;
+      const addr = Math.floor(l.packed[l.next]! / LIST_MAX);
+      if (best === undefined || addr < bestAddr || (addr === bestAddr && l.len < best.len)) {
+        best = l;
+        bestAddr = addr;
+      }
+    }
+    if (best !== undefined) {
+      const packed = best.packed[best.next++]!;
+      this.word = bestAddr | 0;
+      this.len = best.len;
+      this.slot = best.slots[packed - bestAddr * LIST_MAX];
+      this.lastAddr = bestAddr;
+      return true;
+    }
+    const [key, slot] = this.v6[this.v6next++]!;
+    this.v6key = key;
+    this.slot = slot;
+    return true;
+  }
+
+  /** The key of the net last handed out. */
+  get key(): NetKey {
+    return this.v6key ?? (this.word >>> 0) * 64 + this.len;
   }
 
   /** The keys not handed out yet (the cursor does not move). */
   *rest(): IterableIterator<NetKey> {
-    for (let i = this.i; i < this.total; i++) yield i < this.v4.length ? this.v4[i]! : this.v6[i - this.v4.length]!;
+    for (const l of this.lists) {
+      for (let i = l.next; i < l.packed.length; i++) yield Math.floor(l.packed[i]! / LIST_MAX) * 64 + l.len;
+    }
+    for (let i = this.v6next; i < this.v6.length; i++) yield this.v6[i]![0];
   }
 
   /**
-   * True when `key` sorts before the cursor: the walk has handed it out, or
-   * it was not in the snapshot and lies behind the cursor.
+   * True when `key` sorts at or before the net last handed out: the walk has
+   * handed it out, or it was not in the snapshot and lies behind the cursor
+   * (either answer is right for such a net: the reader never had it).
    */
   passed(key: NetKey): boolean {
-    if (this.done) return true;
-    if (this.i < this.v4.length) return typeof key === 'number' && key < this.v4[this.i]!;
-    return typeof key === 'number' || key < this.v6[this.i - this.v4.length]!;
+    if (typeof key === 'string') return this.v6key !== undefined && key <= this.v6key;
+    if (this.v6key !== undefined) return true;
+    if (this.lastAddr < 0) return false;
+    const len = key & 63;
+    const addr = (key - len) / 64;
+    return addr < this.lastAddr || (addr === this.lastAddr && len <= this.len);
   }
 }

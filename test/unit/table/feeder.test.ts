@@ -101,7 +101,7 @@ describe('feeders', () => {
     expect(await fedNets(t, { kind: 'set', set: ['10.0.0.0/12{24,24}'] })).toHaveLength(4096);
   });
 
-  it('shows each net as it is when the walk reaches it; nets added after the start are not shown', async () => {
+  it('shows the table as it was when the feed started, whatever writers do during the walk', async () => {
     const t = table();
     const { stat } = sources();
     const reader = new Puller(t.best.feed({ batchSize: 2 }));
@@ -112,10 +112,10 @@ describe('feeders', () => {
     t.announce(p('12.0.0.0/8'), stat, via('192.0.2.1'));
     const rest = (await reader.drain()).flat();
     const names = rest.map((i) => (i.kind === 'feed' ? i.net.toString() : i.kind));
-    expect(names).not.toContain('10.1.2.0/24');
+    expect(names).toContain('10.1.2.0/24');
     expect(names).not.toContain('12.0.0.0/8');
     const eleven = rest.find((i) => i.kind === 'feed' && i.net.toString() === '11.0.0.0/8');
-    expect(eleven?.kind === 'feed' && eleven.routes[0]!.attrs).toBe(via('192.0.2.77'));
+    expect(eleven?.kind === 'feed' && eleven.routes[0]!.attrs).toBe(via('192.0.2.1'));
     expect(await reader.poll()).toBe('done');
   });
 
