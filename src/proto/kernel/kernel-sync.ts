@@ -23,25 +23,26 @@
 import type { Prefix } from '../../lib/addr';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { KrtError } from '../../lib/errors';
-import { NetlinkClient } from '../../netlink/client';
 import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
-import { RoutePipeline, type BatchResult, type RouteOp } from '../../netlink/pipeline';
+import type { BatchResult, RouteOp } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { NetKey, RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
-import { ConversionError, kernelDelete, toKernelRoute, type KernelTarget } from './convert';
-import { KernelMonitor } from './kernel-monitor';
+import { ConversionError, toKernelRoute, type KernelTarget } from './convert';
+import { KernelIo } from './kernel-io';
 import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
 import { planNet, type KernelOp } from './reconcile';
-import { NetEntry, entryStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
+import { NetEntry } from './net-entry';
+import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
+import { ScanScheduler, type ScanTarget } from './scan-scheduler';
+import { withdrawAll, type WithdrawResult } from './withdraw';
 
-const ENOENT = 2;
 const ESRCH = 3;
 const EEXIST = 17;
 
@@ -73,7 +74,7 @@ export interface KernelSyncOptions {
   dumpForeign?: boolean;
 }
 
-export class KernelSync {
+export class KernelSync implements ScanTarget {
   readonly links = new LinkCache();
   readonly sm: StateMachine<SyncState>;
   private readonly entries = new Map<NetKey, NetEntry>();
@@ -83,9 +84,7 @@ export class KernelSync {
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private readonly target: KernelTarget;
-  private client: NetlinkClient | undefined;
-  private pipeline: RoutePipeline | undefined;
-  private monitor: KernelMonitor | undefined;
+  private io: KernelIo | undefined;
   private sending = false;
   private allowDeletes = true;
   private flushing = false;
@@ -94,10 +93,7 @@ export class KernelSync {
   private settleWaiters: Array<() => void> = [];
   private buffering: Array<[RouteMessage, boolean]> | undefined;
   private tick: NodeJS.Timeout | undefined;
-  private scanTimer: NodeJS.Timeout | undefined;
-  private eventScanTimer: NodeJS.Timeout | undefined;
-  private scanPending: string | undefined;
-  private lastScanAt = 0;
+  private readonly scans: ScanScheduler;
   private closed = false;
   /** Counters for status and tests. */
   readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0 };
@@ -107,19 +103,30 @@ export class KernelSync {
     this.log = opts.log;
     this.limited = new RateLimitedLog(opts.log);
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
+    this.scans = new ScanScheduler(this, opts.scanIntervalMs ?? 60_000, opts.minScanGapMs ?? 250);
   }
 
   get state(): SyncState {
     return this.sm.state;
   }
 
+  /** A scan may begin: the first sync is over and no other scan runs. */
+  get canScan(): boolean {
+    return this.sm.state === 'idle' && !this.closed;
+  }
+
   // ------------------------------------------------------------ lifecycle
 
   /** Opens the sockets (monitor first, so no change after the dump is missed) and reads the links. */
   async open(): Promise<void> {
-    const netns = this.opts.netns !== undefined ? { netns: this.opts.netns } : {};
-    this.monitor = new KernelMonitor(
-      { family: this.target.family, ...netns, ...(this.opts.monitorRcvbuf ? { rcvbuf: this.opts.monitorRcvbuf } : {}) },
+    this.buffering = [];
+    const { io, links } = await KernelIo.open(
+      {
+        target: this.target,
+        ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
+        ...(this.opts.monitorRcvbuf ? { monitorRcvbuf: this.opts.monitorRcvbuf } : {}),
+        ...(this.opts.pipelineWindow ? { pipelineWindow: this.opts.pipelineWindow } : {}),
+      },
       {
         onRoute: (r, deleted) => this.onRouteNotification(r, deleted),
         onLink: (l, deleted) => this.onLink(l, deleted),
@@ -128,11 +135,8 @@ export class KernelSync {
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
       },
     );
-    this.buffering = [];
-    this.client = NetlinkClient.open(netns);
-    this.pipeline = RoutePipeline.open({ ...netns, ...(this.opts.pipelineWindow ? { window: this.opts.pipelineWindow } : {}) });
-    const links = await this.client.dumpLinks();
-    for (const l of links.items) this.links.update(l, false);
+    this.io = io;
+    for (const l of links) this.links.update(l, false);
   }
 
   /** init -> first-scan: dump our routes; nothing is sent until prune(). */
@@ -157,10 +161,10 @@ export class KernelSync {
     const t0 = Date.now();
     await this.flushAndSettle();
     this.sm.go('idle');
-    this.log.info(`in sync: ${this.countLine()} (${Date.now() - t0} ms)`, { table: this.target.table });
+    this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.tick = setInterval(() => this.onTick(), 250);
     this.tick.unref();
-    this.armScanTimer();
+    this.scans.armPeriodic();
   }
 
   /** Graceful restart is over: stale routes of ours may go now. */
@@ -266,7 +270,7 @@ export class KernelSync {
             this.submit(ops, owners);
             ops = [];
             owners = [];
-            if (this.pipeline!.full) await this.pipeline!.drain();
+            await this.io!.drainIfFull();
             if (Date.now() - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
               lastProgress = Date.now();
               this.log.info(`syncing: ${sentHere} changes sent, ${this.dirty.size} nets to go`, { table: this.target.table });
@@ -285,7 +289,7 @@ export class KernelSync {
     this.outstanding += ops.length;
     this.stats.sent += ops.length;
     const wire: RouteOp[] = ops.map((op) => ({ cmd: op.cmd, route: op.route }));
-    void this.pipeline!.submit(wire).then((res) => this.onResults(ops, owners, res));
+    void this.io!.submit(wire).then((res) => this.onResults(ops, owners, res));
   }
 
   private onResults(ops: KernelOp[], owners: NetEntry[], res: BatchResult): void {
@@ -300,17 +304,14 @@ export class KernelSync {
       const err = failures.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
       if (err === undefined || (op.cmd === 'delete' && errno === ESRCH)) {
-        if (err !== undefined) dropEcho(e, 'del'); // nothing was deleted: no notification comes
-        applyHave(e, op.route, op.cmd === 'delete');
+        if (err !== undefined) e.dropEcho('del'); // nothing was deleted: no notification comes
+        e.applyHave(op.route, op.cmd === 'delete');
         if (op.cmd !== 'delete') {
-          e.state = 'installed'; // the kernel accepted it; the notification will only confirm
-          e.error = undefined;
-          e.attempts = 0;
-          e.retryAt = 0;
+          e.markInstalled(); // the kernel accepted it; its notification will only confirm
           this.failed.delete(key);
         }
       } else {
-        dropEcho(e, op.cmd === 'delete' ? 'del' : 'new');
+        e.dropEcho(op.cmd === 'delete' ? 'del' : 'new');
         this.recordFailure(e, op, err, now);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (op.cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
@@ -327,11 +328,8 @@ export class KernelSync {
     const ne = err instanceof NetlinkRequestError ? err : undefined;
     const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
     if (ne?.extAck) error.extAck = ne.extAck;
-    e.error = error;
-    e.state = 'failed';
-    e.attempts++;
-    const delay = backoffDelay(this.opts.backoff ?? DEFAULT_BACKOFF, e.attempts);
-    e.retryAt = now + delay;
+    const delay = backoffDelay(this.opts.backoff ?? DEFAULT_BACKOFF, e.attempts + 1);
+    e.markFailed(error, now + delay);
     this.failed.add(e.net.key());
     this.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${op.cmd} ${e.net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
       prefix: e.net.toString(),
@@ -392,26 +390,11 @@ export class KernelSync {
   // ------------------------------------------------------------ the kernel's side
 
   private async dumpOurs(includeForeign: boolean): Promise<RouteMessage[]> {
-    const filter = includeForeign
-      ? { family: this.target.family, table: this.target.table }
-      : { family: this.target.family, table: this.target.table, protocol: this.target.protocol };
-    let res: Awaited<ReturnType<NetlinkClient['dumpRoutes']>>;
-    try {
-      res = await this.client!.dumpRoutes(filter);
-    } catch (err) {
-      // A table that has never held a route does not exist yet (ENOENT): it is empty.
-      if (err instanceof NetlinkRequestError && err.errno === ENOENT) return [];
-      throw err;
-    }
-    if (res.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${res.retries} times (table busy); retried`, { table: this.target.table });
-    for (const err of res.errors) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${err.message}`);
-    const ours: RouteMessage[] = [];
-    for (const r of res.items) {
-      if (r.table !== this.target.table || r.family !== this.target.family || r.flags & C.RTM_F_CLONED) continue;
-      if (r.protocol === this.target.protocol) ours.push(r);
-      else if (includeForeign) this.opts.onForeignRoute?.(r, false);
-    }
-    return ours;
+    const dump = await this.io!.dumpTable(includeForeign);
+    if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
+    for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
+    for (const r of dump.foreign) this.opts.onForeignRoute?.(r, false);
+    return dump.ours;
   }
 
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
@@ -463,10 +446,8 @@ export class KernelSync {
       e = new NetEntry(r.dst); // a route with our number we never installed: not wanted, so it goes
       this.entries.set(key, e);
     }
-    applyHave(e, r, deleted);
-    const kind = deleted ? 'del' : 'new';
-    if (e.echoes[0] === kind) {
-      e.echoes.shift();
+    e.applyHave(r, deleted);
+    if (e.takeEcho(deleted ? 'del' : 'new')) {
       if (e.idleOnWire) this.waitingEcho.delete(key);
       this.afterSettle(key, e);
       return;
@@ -543,40 +524,12 @@ export class KernelSync {
 
   /** Changes the periodic scan interval (0: off); the next scan is timed from now. */
   setScanInterval(ms: number): void {
-    this.opts.scanIntervalMs = ms;
-    clearTimeout(this.scanTimer);
-    if (this.state !== 'init' && this.state !== 'first-scan') this.armScanTimer();
-  }
-
-  private armScanTimer(): void {
-    const every = this.opts.scanIntervalMs ?? 60_000;
-    if (every <= 0 || this.closed) return;
-    clearTimeout(this.scanTimer);
-    this.scanTimer = setTimeout(() => this.requestScan('periodic', 0), every);
-    this.scanTimer.unref();
+    this.scans.setInterval(ms, this.state !== 'init' && this.state !== 'first-scan');
   }
 
   /** Asks for a scan (a dump compared with what we want) after `delayMs`; requests coalesce. */
   requestScan(reason: string, delayMs = 0): void {
-    if (this.closed) return;
-    if (this.scanPending !== undefined) return;
-    this.scanPending = reason;
-    const gap = Math.max(delayMs, this.lastScanAt + (this.opts.minScanGapMs ?? 250) - Date.now(), 0);
-    this.eventScanTimer = setTimeout(() => void this.runScan(), gap);
-    this.eventScanTimer.unref();
-  }
-
-  private async runScan(): Promise<void> {
-    if (this.closed) return;
-    if (this.state !== 'idle') {
-      // First sync or another scan still running: try again shortly.
-      this.eventScanTimer = setTimeout(() => void this.runScan(), 50);
-      this.eventScanTimer.unref();
-      return;
-    }
-    const reason = this.scanPending ?? 'requested';
-    this.scanPending = undefined;
-    await this.scan(reason);
+    if (!this.closed) this.scans.request(reason, delayMs);
   }
 
   /** idle -> scanning -> pruning -> idle: dump, compare every attribute, send the differences. */
@@ -584,7 +537,6 @@ export class KernelSync {
     this.sm.go('scanning');
     this.stats.scans++;
     if (reason !== 'periodic') this.stats.resyncs++;
-    this.lastScanAt = Date.now();
     this.sending = false;
     await this.settled();
     this.buffering = [];
@@ -604,9 +556,8 @@ export class KernelSync {
     await this.flushAndSettle();
     if (this.closed) return;
     this.sm.go('idle');
-    this.log.debug(`scan (${reason}) done: ${this.countLine()}`);
+    this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`);
     if (!dumped) this.requestScan('retry after failed scan', 1000);
-    this.armScanTimer();
   }
 
   private onTick(): void {
@@ -639,59 +590,29 @@ export class KernelSync {
    * table's feed), plus any net we still hold, in batches, waiting for every
    * ack; then a final dump deletes whatever of ours is left. Ends down.
    */
-  async withdrawAll(nets: AsyncIterable<readonly Prefix[]>): Promise<{ deleted: number; leftovers: number; failed: number }> {
+  async withdrawAll(nets: AsyncIterable<readonly Prefix[]>): Promise<WithdrawResult> {
     this.beginShutdown();
     await this.settled();
-    const t0 = Date.now();
-    let lastProgress = t0;
-    let deleted = 0;
-    let failed = 0;
-    const pending: Promise<void>[] = [];
-    const seen = new Set<NetKey>();
-    let batch: RouteOp[] = [];
-    const send = async (): Promise<void> => {
-      const ops = batch;
-      batch = [];
-      pending.push(
-        this.pipeline!.submit(ops).then((res) => {
-          deleted += res.ok;
-          for (const f of res.failed) {
-            if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
-            failed++;
-            this.limited.write('warn', 'withdraw-failed', `withdraw ${f.op.route.dst} failed: ${f.error.message}`, { prefix: f.op.route.dst.toString() });
-          }
-        }),
-      );
-      if (this.pipeline!.full) await this.pipeline!.drain();
-      if (Date.now() - lastProgress > (this.opts.progressEveryMs ?? 5000)) {
-        lastProgress = Date.now();
-        this.log.info(`withdrawing: ${seen.size} routes sent`, { table: this.target.table });
-      }
-    };
-    const add = async (net: Prefix): Promise<void> => {
-      const key = net.key();
-      if (seen.has(key)) return;
-      seen.add(key);
-      const e = this.entries.get(key);
-      const prio = this.target.metric ?? (e?.have[0] ? effectivePriority(e.have[0]) : e?.want?.priority);
-      batch.push({ cmd: 'delete', route: kernelDelete(net, this.target, prio) });
-      if (batch.length >= (this.opts.batchSize ?? 4096)) await send();
-    };
-    for await (const batchOfNets of nets) for (const net of batchOfNets) if (net.family === this.target.family) await add(net);
-    for (const e of this.entries.values()) if (e.have.length > 0 || e.want) await add(e.net);
-    if (batch.length) await send();
-    await Promise.all(pending);
-    // Final scan: withdrawals still in the journal, and anything of ours the feed did not show.
-    const left = await this.dumpOurs(false);
-    for (const r of left) batch.push({ cmd: 'delete', route: kernelDelete(r.dst, this.target, effectivePriority(r)) });
-    const leftovers = batch.length;
-    if (batch.length) {
-      await send();
-      await Promise.all(pending);
-    }
-    this.log.info(`withdrew ${deleted} routes (${leftovers} found by the final scan, ${failed} failed) in ${Date.now() - t0} ms`, { table: this.target.table });
+    const held: Prefix[] = [];
+    for (const e of this.entries.values()) if (e.have.length > 0 || e.want) held.push(e.net);
+    const result = await withdrawAll(
+      {
+        io: this.io!,
+        target: this.target,
+        log: this.log,
+        limited: this.limited,
+        batchSize: this.opts.batchSize ?? 4096,
+        progressEveryMs: this.opts.progressEveryMs ?? 5000,
+        priorityOf: (key) => {
+          const e = this.entries.get(key);
+          return e?.have[0] ? effectivePriority(e.have[0]) : e?.want?.priority;
+        },
+      },
+      nets,
+      held,
+    );
     await this.close();
-    return { deleted, leftovers, failed };
+    return result;
   }
 
   /** Leaves every route in place and closes (persist). */
@@ -705,20 +626,17 @@ export class KernelSync {
     if (this.sm.can('shutting-down')) this.sm.go('shutting-down');
     this.sending = false;
     this.stopTimers();
-    this.monitor?.close();
-    this.monitor = undefined;
+    this.io?.closeMonitor();
   }
 
   private stopTimers(): void {
     clearInterval(this.tick);
-    clearTimeout(this.scanTimer);
-    clearTimeout(this.eventScanTimer);
+    this.scans.close();
   }
 
   private async close(): Promise<void> {
     this.closed = true;
-    await this.pipeline?.close();
-    this.client?.close();
+    await this.io?.close();
     if (this.sm.can('down')) this.sm.go('down');
   }
 
@@ -727,9 +645,7 @@ export class KernelSync {
     this.closed = true;
     this.sending = false;
     this.stopTimers();
-    this.monitor?.close();
-    this.pipeline?.destroy();
-    this.client?.close();
+    this.io?.destroy();
     for (const f of this.settleWaiters.splice(0)) f();
   }
 
@@ -737,13 +653,7 @@ export class KernelSync {
 
   /** Status of one net, of every net inside `prefix`, or of every net. */
   status(prefix?: Prefix): RouteSyncStatus[] {
-    const out: RouteSyncStatus[] = [];
-    for (const e of this.entries.values()) {
-      if (prefix && !prefix.contains(e.net)) continue;
-      if (!e.want && !e.wantError && e.state !== 'withdrawing') continue;
-      out.push(entryStatus(e));
-    }
-    return out;
+    return listStatus(this.entries.values(), prefix);
   }
 
   /** Nets we currently want in the kernel. */
@@ -754,32 +664,6 @@ export class KernelSync {
   }
 
   counts(): SyncCounts {
-    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
-    for (const e of this.entries.values()) {
-      if (!e.want && !e.wantError && e.state !== 'withdrawing') continue;
-      c[e.state]++;
-    }
-    return c;
+    return countStates(this.entries.values());
   }
-
-  private countLine(): string {
-    const c = this.counts();
-    return `${c.installed} installed, ${c.pending} pending, ${c.failed} failed, ${c.withdrawing} withdrawing`;
-  }
-}
-
-/** Our view of the kernel after `r` was added/replaced (deleted false) or deleted. */
-function applyHave(e: NetEntry, r: RouteMessage, deleted: boolean): void {
-  const prio = effectivePriority(r);
-  const i = e.have.findIndex((h) => effectivePriority(h) === prio);
-  if (deleted) {
-    if (r.priority === undefined && r.family === 4) e.have = e.have.slice(1); // a wildcard delete took the first
-    else if (i >= 0) e.have.splice(i, 1);
-  } else if (i >= 0) e.have[i] = r;
-  else e.have.push(r);
-}
-
-function dropEcho(e: NetEntry, kind: 'new' | 'del'): void {
-  const i = e.echoes.lastIndexOf(kind);
-  if (i >= 0) e.echoes.splice(i, 1);
 }

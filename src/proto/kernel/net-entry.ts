@@ -1,6 +1,6 @@
 /**
- * Per-net sync bookkeeping of the kernel protocol, and the status view the
- * CLI lists.
+ * Per-net sync bookkeeping of the kernel protocol (route-status.ts turns it
+ * into what the CLI lists).
  *
  * A NetEntry exists for every net we want in the kernel or hold there:
  *  - want: the RouteMessage we want (undefined: nothing); wantError when the
@@ -19,17 +19,8 @@ import type { Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelAttrs } from '../kernel-attrs';
-
-export type RouteSyncState = 'installed' | 'pending' | 'failed' | 'withdrawing';
-
-export interface RouteError {
-  /** Positive errno, or 0 when the failure is not the kernel's (e.g. unknown device). */
-  errno: number;
-  errnoName: string;
-  /** The kernel's extended-ack text, when it sent one. */
-  extAck?: string;
-  message: string;
-}
+import { effectivePriority } from './normalize';
+import type { RouteError, RouteSyncState } from './route-status';
 
 export class NetEntry {
   want: RouteMessage | undefined = undefined;
@@ -60,32 +51,49 @@ export class NetEntry {
   get empty(): boolean {
     return this.want === undefined && this.wantError === undefined && this.have.length === 0 && this.idleOnWire;
   }
-}
 
-/** One line of `krtsync show kernel`: what the protocol knows about one net. */
-export interface RouteSyncStatus {
-  net: string;
-  state: RouteSyncState;
-  source?: string;
-  /** The wanted route, in ip-route words (as the kernel would show it). */
-  error?: RouteError;
-  attempts: number;
-  /** When the next retry is due (ms since the epoch), for failed routes. */
-  retryAt?: number;
-}
+  /** Counted in status and counts: wanted (or failing to be), or being withdrawn. */
+  get listed(): boolean {
+    return this.want !== undefined || this.wantError !== undefined || this.state === 'withdrawing';
+  }
 
-export function entryStatus(e: NetEntry): RouteSyncStatus {
-  const s: RouteSyncStatus = { net: e.net.toString(), state: e.state, attempts: e.attempts };
-  if (e.sourceName !== undefined) s.source = e.sourceName;
-  const err = e.error ?? e.wantError;
-  if (err) s.error = err;
-  if (e.state === 'failed' && e.retryAt > 0) s.retryAt = e.retryAt;
-  return s;
-}
+  /** Our view of the kernel after `r` was added or replaced (deleted false), or deleted. */
+  applyHave(r: RouteMessage, deleted: boolean): void {
+    const prio = effectivePriority(r);
+    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
+    if (deleted) {
+      if (r.priority === undefined && r.family === 4) this.have = this.have.slice(1); // a wildcard delete took the first
+      else if (i >= 0) this.have.splice(i, 1);
+    } else if (i >= 0) this.have[i] = r;
+    else this.have.push(r);
+  }
 
-export interface SyncCounts {
-  installed: number;
-  pending: number;
-  failed: number;
-  withdrawing: number;
+  /** A notification of `kind` arrived: true when it is the echo of our oldest change (and consumes it). */
+  takeEcho(kind: 'new' | 'del'): boolean {
+    if (this.echoes[0] !== kind) return false;
+    this.echoes.shift();
+    return true;
+  }
+
+  /** A change of ours failed or changed nothing: the notification it would have caused never comes. */
+  dropEcho(kind: 'new' | 'del'): void {
+    const i = this.echoes.lastIndexOf(kind);
+    if (i >= 0) this.echoes.splice(i, 1);
+  }
+
+  /** The kernel accepted our add or replace. */
+  markInstalled(): void {
+    this.state = 'installed';
+    this.error = undefined;
+    this.attempts = 0;
+    this.retryAt = 0;
+  }
+
+  /** The kernel (or conversion) refused; the next try is due at retryAt. */
+  markFailed(error: RouteError, retryAt: number): void {
+    this.error = error;
+    this.state = 'failed';
+    this.attempts++;
+    this.retryAt = retryAt;
+  }
 }

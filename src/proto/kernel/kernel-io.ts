@@ -1,0 +1,127 @@
+/**
+ * KernelIo: the netlink sockets of one KernelSync, and nothing else.
+ *
+ *  - the monitor (route, link and address notifications), opened first, so
+ *    no change that happens after a dump can be missed;
+ *  - a client for dumps (links at start, the table at every scan);
+ *  - the route pipeline for batched changes.
+ *
+ * dumpTable() splits a dump into routes of ours and foreign routes, keeping
+ * only our table and family and leaving out cloned (cache) entries, because
+ * strict checking filters on the kernel side only when the kernel supports
+ * it for that family. A table that never held a route does not exist yet:
+ * the kernel answers ENOENT, which is an empty table here.
+ */
+import * as C from '../../netlink/constants';
+import { NetlinkClient } from '../../netlink/client';
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { LinkMessage } from '../../netlink/link-codec';
+import { RoutePipeline, type BatchResult, type RouteOp } from '../../netlink/pipeline';
+import type { RouteMessage } from '../../netlink/route-codec';
+import type { KernelTarget } from './convert';
+import { KernelMonitor, type KernelMonitorHandlers } from './kernel-monitor';
+
+const ENOENT = 2;
+
+export interface KernelIoOptions {
+  target: KernelTarget;
+  netns?: string;
+  monitorRcvbuf?: number;
+  pipelineWindow?: number;
+}
+
+export interface TableDump {
+  ours: RouteMessage[];
+  foreign: RouteMessage[];
+  /** NLM_F_DUMP_INTR restarts the client did. */
+  retries: number;
+  /** Messages that could not be decoded. */
+  undecodable: string[];
+}
+
+export class KernelIo {
+  private monitor: KernelMonitor | undefined;
+
+  private constructor(
+    private readonly target: KernelTarget,
+    monitor: KernelMonitor,
+    private readonly client: NetlinkClient,
+    private readonly pipeline: RoutePipeline,
+  ) {
+    this.monitor = monitor;
+  }
+
+  /** Opens the monitor, then the client and the pipeline; returns the sockets and the links the kernel has. */
+  static async open(opts: KernelIoOptions, handlers: KernelMonitorHandlers): Promise<{ io: KernelIo; links: LinkMessage[] }> {
+    const netns = opts.netns !== undefined ? { netns: opts.netns } : {};
+    const monitor = new KernelMonitor({ family: opts.target.family, ...netns, ...(opts.monitorRcvbuf ? { rcvbuf: opts.monitorRcvbuf } : {}) }, handlers);
+    let client: NetlinkClient | undefined;
+    try {
+      client = NetlinkClient.open(netns);
+      const pipeline = RoutePipeline.open({ ...netns, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
+      const io = new KernelIo(opts.target, monitor, client, pipeline);
+      try {
+        const links = await client.dumpLinks();
+        return { io, links: links.items };
+      } catch (e) {
+        io.destroy();
+        throw e;
+      }
+    } catch (e) {
+      monitor.close();
+      client?.close();
+      throw e;
+    }
+  }
+
+  /** Our routes in our table (and, with includeForeign, everyone else's there). */
+  async dumpTable(includeForeign: boolean): Promise<TableDump> {
+    const t = this.target;
+    const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
+    const out: TableDump = { ours: [], foreign: [], retries: 0, undecodable: [] };
+    let res: Awaited<ReturnType<NetlinkClient['dumpRoutes']>>;
+    try {
+      res = await this.client.dumpRoutes(filter);
+    } catch (err) {
+      if (err instanceof NetlinkRequestError && err.errno === ENOENT) return out;
+      throw err;
+    }
+    out.retries = res.retries;
+    out.undecodable = res.errors.map((e) => e.message);
+    for (const r of res.items) {
+      if (r.table !== t.table || r.family !== t.family || r.flags & C.RTM_F_CLONED) continue;
+      if (r.protocol === t.protocol) out.ours.push(r);
+      else if (includeForeign) out.foreign.push(r);
+    }
+    return out;
+  }
+
+  submit(ops: readonly RouteOp[]): Promise<BatchResult> {
+    return this.pipeline.submit(ops);
+  }
+
+  /** Waits while the pipeline holds more unsent changes than it wants (backpressure). */
+  async drainIfFull(): Promise<void> {
+    if (this.pipeline.full) await this.pipeline.drain();
+  }
+
+  /** Stops listening to notifications (shutdown: our own deletes need no repair). */
+  closeMonitor(): void {
+    this.monitor?.close();
+    this.monitor = undefined;
+  }
+
+  /** Waits for every submitted change, then closes everything. */
+  async close(): Promise<void> {
+    this.closeMonitor();
+    await this.pipeline.close();
+    this.client.close();
+  }
+
+  /** Closes everything now; changes not yet settled fail. */
+  destroy(): void {
+    this.closeMonitor();
+    this.pipeline.destroy();
+    this.client.close();
+  }
+}

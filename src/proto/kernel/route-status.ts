@@ -1,0 +1,64 @@
+/**
+ * Per-route sync status as the CLI lists it (`krtsync show kernel`): state,
+ * source, the kernel's error (errno, name, extended-ack text) and the next
+ * retry. Built from the kernel sync's NetEntry bookkeeping (net-entry.ts).
+ */
+import type { Prefix } from '../../lib/addr';
+import type { NetEntry } from './net-entry';
+
+export type RouteSyncState = 'installed' | 'pending' | 'failed' | 'withdrawing';
+
+export interface RouteError {
+  /** Positive errno, or 0 when the failure is not the kernel's (e.g. unknown device). */
+  errno: number;
+  errnoName: string;
+  /** The kernel's extended-ack text, when it sent one. */
+  extAck?: string;
+  message: string;
+}
+
+/** One line of `krtsync show kernel`: what the protocol knows about one net. */
+export interface RouteSyncStatus {
+  net: string;
+  state: RouteSyncState;
+  source?: string;
+  /** The wanted route's attributes, in ip-route words. */
+  route?: string;
+  error?: RouteError;
+  attempts: number;
+  /** When the next retry is due (ms since the epoch), for failed routes. */
+  retryAt?: number;
+}
+
+export function entryStatus(e: NetEntry): RouteSyncStatus {
+  const s: RouteSyncStatus = { net: e.net.toString(), state: e.state, attempts: e.attempts };
+  if (e.sourceName !== undefined) s.source = e.sourceName;
+  if (e.attrs !== undefined) s.route = e.attrs.toString();
+  const err = e.error ?? e.wantError;
+  if (err) s.error = err;
+  if (e.state === 'failed' && e.retryAt > 0) s.retryAt = e.retryAt;
+  return s;
+}
+
+export interface SyncCounts {
+  installed: number;
+  pending: number;
+  failed: number;
+  withdrawing: number;
+}
+
+export function listStatus(entries: Iterable<NetEntry>, prefix?: Prefix): RouteSyncStatus[] {
+  const out: RouteSyncStatus[] = [];
+  for (const e of entries) if (e.listed && (!prefix || prefix.contains(e.net))) out.push(entryStatus(e));
+  return out;
+}
+
+export function countStates(entries: Iterable<NetEntry>): SyncCounts {
+  const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+  for (const e of entries) if (e.listed) c[e.state]++;
+  return c;
+}
+
+export function countLine(c: SyncCounts): string {
+  return `${c.installed} installed, ${c.pending} pending, ${c.failed} failed, ${c.withdrawing} withdrawing`;
+}

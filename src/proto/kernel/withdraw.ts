@@ -1,0 +1,94 @@
+/**
+ * Withdrawing every route of ours on shutdown, in bulk.
+ *
+ * One delete per net (by net, table, protocol and metric: the kernel matches
+ * any next hop), sent in batches with the pipeline's backpressure, every ack
+ * awaited. A delete the kernel answers ESRCH found nothing to delete: the
+ * route was already gone, which is the goal, so it is not a failure. Then a
+ * final dump finds whatever of ours is still there (withdrawals still in the
+ * journal, routes added behind our back) and deletes that too.
+ */
+import type { Prefix } from '../../lib/addr';
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { RouteOp } from '../../netlink/pipeline';
+import type { NetKey } from '../../route';
+import type { Logger } from '../logger';
+import type { RateLimitedLog } from '../logger';
+import { kernelDelete, type KernelTarget } from './convert';
+import type { KernelIo } from './kernel-io';
+import { effectivePriority } from './normalize';
+
+const ESRCH = 3;
+
+export interface WithdrawResult {
+  /** Deletes the kernel acknowledged. */
+  deleted: number;
+  /** Routes of ours the final dump still found. */
+  leftovers: number;
+  failed: number;
+}
+
+export interface WithdrawContext {
+  io: KernelIo;
+  target: KernelTarget;
+  log: Logger;
+  limited: RateLimitedLog;
+  batchSize: number;
+  progressEveryMs: number;
+  /** The metric our route for `key` has (undefined: any metric of ours). */
+  priorityOf(key: NetKey): number | undefined;
+}
+
+export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<readonly Prefix[]>, alsoHeld: Iterable<Prefix>): Promise<WithdrawResult> {
+  const t0 = Date.now();
+  let lastProgress = t0;
+  const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
+  const pending: Promise<void>[] = [];
+  const seen = new Set<NetKey>();
+  let batch: RouteOp[] = [];
+
+  const send = async (): Promise<void> => {
+    const ops = batch;
+    batch = [];
+    pending.push(
+      ctx.io.submit(ops).then((res) => {
+        result.deleted += res.ok;
+        for (const f of res.failed) {
+          if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
+          result.failed++;
+          ctx.limited.write('warn', 'withdraw-failed', `withdraw ${f.op.route.dst} failed: ${f.error.message}`, { prefix: f.op.route.dst.toString() });
+        }
+      }),
+    );
+    await ctx.io.drainIfFull();
+    if (Date.now() - lastProgress >= ctx.progressEveryMs) {
+      lastProgress = Date.now();
+      ctx.log.info(`withdrawing: ${seen.size} deletes sent`, { table: ctx.target.table });
+    }
+  };
+  const add = async (net: Prefix): Promise<void> => {
+    if (net.family !== ctx.target.family) return;
+    const key = net.key();
+    if (seen.has(key)) return;
+    seen.add(key);
+    batch.push({ cmd: 'delete', route: kernelDelete(net, ctx.target, ctx.target.metric ?? ctx.priorityOf(key)) });
+    if (batch.length >= ctx.batchSize) await send();
+  };
+
+  for await (const some of nets) for (const net of some) await add(net);
+  for (const net of alsoHeld) await add(net);
+  if (batch.length) await send();
+  await Promise.all(pending);
+
+  const left = await ctx.io.dumpTable(false);
+  for (const r of left.ours) batch.push({ cmd: 'delete', route: kernelDelete(r.dst, ctx.target, effectivePriority(r)) });
+  result.leftovers = batch.length;
+  if (batch.length) {
+    await send();
+    await Promise.all(pending);
+  }
+  ctx.log.info(`withdrew ${result.deleted} routes (${result.leftovers} found by the final scan, ${result.failed} failed) in ${Date.now() - t0} ms`, {
+    table: ctx.target.table,
+  });
+  return result;
+}
