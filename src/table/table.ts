@@ -93,6 +93,17 @@ export class Table {
       this.changed(word, len, undefined, route, undefined, route);
       return;
     }
+    if (slot instanceof Route && slot.src === src) {
+      // The common case, without building arrays: the source replaces its only route.
+      if (slot.attrs === attrs) {
+        slot.refreshCycle = state.cycle;
+        return;
+      }
+      const route = new Route(net, src, attrs, state.cycle);
+      this.store.set(word, len, route);
+      this.changed(word, len, slot, route, slot, route);
+      return;
+    }
     const chain = slotRoutes(slot);
     const i = chain.findIndex((r) => r.src === src);
     const old = chain[i];
@@ -133,8 +144,13 @@ export class Table {
     state.refreshing = false;
     if (state.routes === 0) return 0;
     const stale: Route[] = [];
+    const cycle = state.cycle;
     this.store.forEachSlot((slot) => {
-      for (const r of slotRoutes(slot)) if (r.src === src && r.refreshCycle < state.cycle) stale.push(r);
+      if (slot instanceof Route) {
+        if (slot.src === src && slot.refreshCycle < cycle) stale.push(slot);
+      } else {
+        for (const r of slot as readonly Route[]) if (r.src === src && r.refreshCycle < cycle) stale.push(r);
+      }
     });
     for (const r of stale) this.remove(r.netWord, r.netLen, src);
     return stale.length;
