@@ -50,6 +50,8 @@ kernelDescribe('kernel protocol options', () => {
     await until(() => learned().join() === '10.12.1.0/24,10.12.2.0/24', 1000);
     // Learned routes are not exported back into the kernel by the protocol that learned them.
     expect(ourRoutes(ns)).toEqual([]);
+    await p.sync(4)!.scan('test'); // a scan's resync keeps what is right
+    expect(learned()).toEqual(['10.12.1.0/24', '10.12.2.0/24']);
     await p.shutdown();
     expect(learned()).toEqual([]);
     expect(routeLines(ns, '-4', 'main', 'static')).toHaveLength(2);

@@ -124,7 +124,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
-        ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), dumpForeign: true } : {}),
+        ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), onForeignDump: (routes) => this.learn!.resync(family, routes) } : {}),
       });
       this.syncs.set(family, sync);
     }

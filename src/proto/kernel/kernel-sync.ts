@@ -70,8 +70,8 @@ export interface KernelSyncOptions {
   log: Logger;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
-  /** Also dump foreign routes on the first scan (for learn). */
-  dumpForeign?: boolean;
+  /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
+  onForeignDump?: (routes: readonly RouteMessage[]) => void;
 }
 
 export class KernelSync implements ScanTarget {
@@ -142,7 +142,7 @@ export class KernelSync implements ScanTarget {
   /** init -> first-scan: dump our routes; nothing is sent until prune(). */
   async firstScan(): Promise<void> {
     this.sm.go('first-scan');
-    const dumped = await this.dumpOurs(this.opts.dumpForeign === true);
+    const dumped = await this.dumpOurs();
     this.applyDump(dumped);
     this.log.info(`first scan: ${dumped.length} routes of ours in table ${this.target.table}`, { table: this.target.table });
   }
@@ -389,11 +389,11 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(includeForeign: boolean): Promise<RouteMessage[]> {
-    const dump = await this.io!.dumpTable(includeForeign);
+  private async dumpOurs(): Promise<RouteMessage[]> {
+    const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
-    for (const r of dump.foreign) this.opts.onForeignRoute?.(r, false);
+    this.opts.onForeignDump?.(dump.foreign);
     return dump.ours;
   }
 
@@ -542,7 +542,7 @@ export class KernelSync implements ScanTarget {
     this.buffering = [];
     let dumped: RouteMessage[] | undefined;
     try {
-      dumped = await this.dumpOurs(false);
+      dumped = await this.dumpOurs();
     } catch (err) {
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }

@@ -7,6 +7,10 @@
  * would prefer it. Routes of the kernel itself (proto kernel: connected
  * subnets), local/broadcast types, and what the model cannot carry are left
  * out. On shutdown every learned route is withdrawn.
+ *
+ * Every scan hands over the complete list of foreign routes (resync): what
+ * notifications missed (an overflow) is corrected, and routes that vanished
+ * meanwhile are withdrawn.
  */
 import type { Prefix } from '../../lib/addr';
 import * as C from '../../netlink/constants';
@@ -51,6 +55,18 @@ export class KernelLearn {
     if (best.attrs !== n.announced) {
       n.announced = best.attrs;
       this.table.announce(n.net, this.source, best.attrs);
+    }
+  }
+
+  /** The complete foreign routes of one family, from a dump: learned state becomes exactly that. */
+  resync(family: 4 | 6, routes: readonly RouteMessage[]): void {
+    for (const n of this.nets.values()) if (n.net.family === family) n.routes.clear();
+    for (const r of routes) this.onRoute(r, false);
+    // Nets the dump no longer shows (or shows only with routes we do not learn).
+    for (const [key, n] of this.nets) {
+      if (n.net.family !== family || n.routes.size > 0) continue;
+      this.nets.delete(key);
+      if (n.announced) this.table.withdraw(n.net, this.source);
     }
   }
 

@@ -13,6 +13,8 @@ import { mergePaths } from '../../../src/proto/merge-paths';
 import { RateLimitedLog, type Logger } from '../../../src/proto/logger';
 import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, parseRtTables, resolveKernelTable } from '../../../src/proto/kernel/options';
 import { syncStateMachine } from '../../../src/proto/kernel/sync-state';
+import { KernelLearn } from '../../../src/proto/kernel/learn';
+import { toKernelRoute } from '../../../src/proto/kernel/convert';
 
 const a = new RouteSource('a', 100);
 const b = new RouteSource('b', 100);
@@ -154,5 +156,47 @@ describe('kernel options', () => {
     expect(checkProtocolNumber(DEFAULT_KERNEL_PROTOCOL)).toBe(144);
     for (const n of [2, 4, 12, 16, 42, 99, 186, 192, 198]) expect(() => checkProtocolNumber(n)).toThrow(/belongs to/);
     expect(() => checkProtocolNumber(256)).toThrow(/1\.\.255/);
+  });
+});
+
+describe('learn', () => {
+  function fakeTable() {
+    const routes = new Map<string, string>();
+    return {
+      routes,
+      announce: (net: import('../../../src/lib/addr').Prefix, _src: RouteSource, attrs: import('../../../src/route').RouteAttrs) => void routes.set(net.toString(), attrs.toString()),
+      withdraw: (net: import('../../../src/lib/addr').Prefix) => void routes.delete(net.toString()),
+      refreshBegin: () => undefined,
+      refreshEnd: () => 0,
+    };
+  }
+  const target = { family: 4 as const, table: 254, protocol: 4 };
+  const links = { indexOf: (n: string) => (n === 'veth0' ? 3 : undefined) };
+  const msg = (line: string, metric?: number, protocol = 4) => {
+    const { net, attrs } = parseRouteLine(line);
+    return { ...toKernelRoute(net, attrs, metric === undefined ? undefined : { metric }, target, links), protocol };
+  };
+
+  it('announces the lowest-metric foreign route per net and follows deletes', () => {
+    const t = fakeTable();
+    const learn = new KernelLearn(t, new RouteSource('k-learn', 10), () => undefined);
+    learn.onRoute(msg('10.0.0.0/24 via 192.0.2.2', 20), false);
+    learn.onRoute(msg('10.0.0.0/24 via 192.0.2.3', 10), false);
+    learn.onRoute(msg('10.0.1.0/24 dev veth0', undefined, 2), false); // proto kernel: not learned
+    expect([...t.routes]).toEqual([['10.0.0.0/24', 'via 192.0.2.3 metric 10']]);
+    learn.onRoute(msg('10.0.0.0/24 via 192.0.2.3', 10), true);
+    expect([...t.routes]).toEqual([['10.0.0.0/24', 'via 192.0.2.2 metric 20']]);
+  });
+
+  it('resyncs from a full dump: what vanished unnoticed is withdrawn', () => {
+    const t = fakeTable();
+    const learn = new KernelLearn(t, new RouteSource('k-learn', 10), () => undefined);
+    learn.onRoute(msg('10.0.0.0/24 via 192.0.2.2'), false);
+    learn.onRoute(msg('10.0.1.0/24 via 192.0.2.2'), false);
+    learn.resync(4, [msg('10.0.1.0/24 via 192.0.2.9'), msg('10.0.2.0/24 via 192.0.2.2')]);
+    expect([...t.routes].sort()).toEqual([
+      ['10.0.1.0/24', 'via 192.0.2.9'],
+      ['10.0.2.0/24', 'via 192.0.2.2'],
+    ]);
   });
 });
