@@ -33,7 +33,7 @@ import type { ExportItem, RefeedItem, StopItem, UpdateItem } from './items';
 import { READY } from './items';
 import type { JournalItem } from './journal';
 import type { NetWalk } from './net-store';
-import type { NetFilter } from './prefilter';
+import type { NetFilter, Prefilter } from './prefilter';
 import type { ExporterCore } from './exporter';
 
 export type ExportRequestState = 'down' | 'feeding' | 'ready' | 'stopped' | 'closed';
@@ -46,7 +46,7 @@ export interface ReaderOptions {
 export interface ExportRequestOptions extends ReaderOptions {
   /** For logs and `show exports`. */
   name: string;
-  prefilter?: import('./prefilter').Prefilter;
+  prefilter?: Prefilter;
   /** Wait this long after a write wakes an idle reader before taking a batch, to coalesce (default 0). */
   settleMs?: number;
 }
