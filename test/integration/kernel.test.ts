@@ -85,6 +85,38 @@ kernelDescribe('kernel protocol (IPv4, main)', () => {
   });
 });
 
+kernelDescribe('kernel protocol lifecycle edges', () => {
+  let ns: Netns;
+  beforeEach(() => (ns = createNetns('krtl')));
+  afterEach(() => ns.destroy());
+
+  it('a shutdown during start waits for it, then withdraws everything', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), KINDS4);
+    const p = kernelProtocol(ns, table);
+    const started = p.start();
+    const down = p.shutdown();
+    await started;
+    await down;
+    expect(p.state).toBe('down');
+    expect(ourRoutes(ns)).toEqual([]);
+  });
+
+  it('fails to start, and deletes nothing, when the table stops before its first feed is complete', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), KINDS4);
+    const first = kernelProtocol(ns, table);
+    await first.start();
+    first.crashForTesting();
+    const gone = newTable();
+    gone.stop('table removed by reconfiguration');
+    const second = kernelProtocol(ns, gone);
+    await expect(second.start()).rejects.toThrow(/before its first feed/);
+    expect(second.state).toBe('down');
+    expect(ourRoutes(ns)).toHaveLength(KINDS4.length);
+  });
+});
+
 kernelDescribe('kernel protocol and foreign routes', () => {
   let ns: Netns;
   beforeEach(() => (ns = createNetns('krtf')));

@@ -15,6 +15,7 @@
  * and metric (the filter is not run again).
  */
 import type { Family, Prefix } from '../../lib/addr';
+import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
 import { RouteSource, compareRoutes } from '../../route';
 import type { ExportItem, FeederItem, Prefilter } from '../../table';
@@ -29,6 +30,13 @@ import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import { KernelSync } from './kernel-sync';
 import type { RouteSyncStatus, SyncCounts } from './route-status';
+
+/** start() could not reach a first sync; nothing was changed in the kernel. */
+export class KernelStartError extends KrtError {
+  constructor(message: string) {
+    super('KRT_ERR_KERNEL_START', message);
+  }
+}
 
 export interface KernelProtocolOptions {
   name: string;
@@ -72,13 +80,15 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private readonly learn: KernelLearn | undefined;
   private subscription: (AsyncIterableIterator<readonly ExportItem[]> & { close?(): void; refeed?(reason: string): void }) | undefined;
   private walkDone: Promise<void> | undefined;
-  private firstReady: (() => void) | undefined;
+  /** Settles the first feed: resolve at `ready`; reject when the walk ends or fails before it. */
+  private firstFeed: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** With merge_paths: every route per net, best first. */
   private readonly chains = new Map<NetKey, Route[]>();
   /** Nets fed since the last refeed began; nets not among them are withdrawn at `ready`. */
   private refeedSeen: Set<NetKey> | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   private options: KernelProtocolOptions;
 
   constructor(options: KernelProtocolOptions) {
@@ -131,14 +141,19 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   /** Dumps, reads the feed to `ready`, reconciles; resolves once the kernel is in sync. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
     this.sm.go('starting');
     if (this.syncs.size === 0) this.init();
     try {
       for (const sync of this.syncs.values()) await sync.open();
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       for (const sync of this.syncs.values()) await sync.firstScan();
-      const ready = new Promise<void>((resolve) => (this.firstReady = resolve));
+      const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;
       const grace = this.options.gracefulRestartMs ?? 0;
@@ -157,8 +172,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       this.sm.go('down');
       throw e;
     }
-    // A shutdown may have begun while we were starting.
-    if (this.sm.state === 'starting') this.sm.go('up');
+    this.sm.go('up');
   }
 
   private startWalk(): void {
@@ -167,9 +181,13 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const exporter = this.channel.mergePaths ? this.options.table.all : this.options.table.best;
     const sub = exporter.subscribe({ name: `kernel ${this.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
     this.subscription = sub;
-    this.walkDone = this.walk(sub).catch((e: unknown) => {
-      this.log.error(`export walk failed: ${(e as Error).message}`);
-    });
+    this.walkDone = this.walk(sub).then(
+      () => this.failFirstFeed(new KernelStartError('the export request ended before its first feed was complete (the table stopped?)')),
+      (e: unknown) => {
+        this.log.error(`export walk failed: ${(e as Error).message}`);
+        this.failFirstFeed(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
   }
 
   private async walk(sub: AsyncIterable<readonly ExportItem[]>): Promise<void> {
@@ -189,16 +207,16 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
             break;
           case 'ready':
             this.endRefeed();
-            this.firstReady?.();
-            this.firstReady = undefined;
+            this.firstFeed?.resolve();
+            this.firstFeed = undefined;
             break;
           case 'refeed':
             this.log.info(`refeed: ${item.reason}`);
             this.refeedSeen = new Set();
             break;
           case 'stop':
+            // Before the first `ready` this fails start (pruning on a partial feed would delete wanted routes).
             this.log.warn(`table stopped exporting (${item.reason}); routes stay until restart`);
-            this.firstReady?.();
             return;
           default: {
             const never: never = item;
@@ -237,6 +255,13 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     else sync.setWanted(net, undefined, undefined);
   }
 
+  /** The first feed cannot complete: start() fails instead of pruning on a partial feed. */
+  private failFirstFeed(e: Error): void {
+    const f = this.firstFeed;
+    this.firstFeed = undefined;
+    f?.reject(e);
+  }
+
   private stopWalk(): void {
     const sub = this.subscription;
     this.subscription = undefined;
@@ -256,6 +281,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   private async doShutdown(): Promise<void> {
+    // A shutdown during start waits for it: withdrawing while the first sync still runs would race it.
+    if (this.starting) await this.starting.catch(() => undefined);
     if (this.sm.state === 'down') return;
     this.sm.go('stopping');
     clearTimeout(this.graceTimer);
