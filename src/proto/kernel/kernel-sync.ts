@@ -237,12 +237,12 @@ export class KernelSync implements ScanTarget {
         let ops: KernelOp[] = [];
         let owners: NetEntry[] = [];
         const batchSize = this.opts.batchSize ?? 4096;
-        const now = Date.now();
+        let now = Date.now();
         let lastProgress = now;
         let sentHere = 0;
         for (const key of this.dirty) {
+          if (!this.sending) break; // a scan or shutdown took over; what is left stays dirty
           this.dirty.delete(key);
-          if (!this.sending) break;
           const e = this.entries.get(key);
           if (!e) continue;
           if (!e.idleOnWire) {
@@ -271,8 +271,9 @@ export class KernelSync implements ScanTarget {
             ops = [];
             owners = [];
             await this.io!.drainIfFull();
-            if (Date.now() - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
-              lastProgress = Date.now();
+            now = Date.now();
+            if (now - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
+              lastProgress = now;
               this.log.info(`syncing: ${sentHere} changes sent, ${this.dirty.size} nets to go`, { table: this.target.table });
             }
           }
