@@ -167,6 +167,34 @@ protocols:
     await until('the SIGHUP reload', () => ours().includes('10.10.0.0/16 via 192.0.2.3 dev veth0'));
   });
 
+  it('restarts after SIGKILL without touching a route still wanted; removes what nothing wants any more', async () => {
+    const before = ours().sort();
+    const monitor = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let events = '';
+    monitor.stdout!.on('data', (c) => (events += String(c)));
+    await new Promise((r) => setTimeout(r, 200));
+    const killed = new Promise((r) => daemon!.on('exit', r));
+    daemon!.kill('SIGKILL');
+    await killed;
+    expect(ours().sort()).toEqual(before); // a crash leaves the kernel as it was
+    const readyBefore = notes.filter((n) => n.startsWith('READY=1')).length;
+    daemon = spawn('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'run', '--config', join(dir, 'krtsync.yaml')], {
+      env: { ...process.env, NOTIFY_SOCKET: join(dir, 'notify') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    daemon.stderr!.on('data', (c) => (log += String(c)));
+    await until('READY=1 after the restart', () => notes.filter((n) => n.startsWith('READY=1')).length > readyBefore);
+    await new Promise((r) => setTimeout(r, 300));
+    monitor.kill();
+    // The stream clients' routes are not wanted after a restart (no client has reconnected): they go.
+    // Nothing else may change: no delete, re-add or replace of a static route.
+    const streamed = ['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24', '10.60.0.0/24', '2001:db8:100::/48'];
+    const changes = events.split('\n').filter((l) => l && !l.startsWith('\t'));
+    expect(changes.filter((l) => !streamed.some((p) => l.startsWith(`Deleted ${p} `)))).toEqual([]);
+    expect(changes).toHaveLength(streamed.length);
+    expect(ours().sort()).toEqual(before.filter((l) => !streamed.some((p) => l.startsWith(`${p} `))));
+  });
+
   it('withdraws every route of ours on SIGTERM before it exits, and leaves foreign routes alone', async () => {
     expect(ours().length).toBeGreaterThan(0);
     const exited = new Promise<number | null>((r) => daemon!.on('exit', (code) => r(code)));
