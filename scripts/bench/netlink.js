@@ -4,9 +4,12 @@
 // In a namespace of its own (created here, deleted on exit, error or Ctrl-C; nothing in the root
 // namespace is touched and no traffic is sent): a veth pair with 192.0.2.1/24, then N IPv4 /24 routes
 // via 192.0.2.2 in table 100 (10.0.0.0/24, 10.0.1.0/24, ... counting up, past 10/8 when N > 65536; they
-// exist only inside the namespace). Installs and deletes them with the RoutePipeline, dumps the table
-// while full, then does the same with `ip -batch`, and verifies the route count after every step.
-// Prints one JSON line.
+// exist only inside the namespace). Installs and deletes them with the RoutePipeline in the order
+// krtsync's kernel protocol sends bulk work (trie-spread, src/netlink/order.ts) and in address order,
+// dumps the table while full, then does the same with `ip -batch` in both orders, and verifies the
+// route count after every step. Prints one JSON line: add_s/del_s are krtsync's order, compared with
+// ip -batch fed the routes in address order (as a routes file would list them); the per-order
+// figures are alongside.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { writeFileSync, unlinkSync } = require('node:fs');
@@ -15,6 +18,7 @@ const { join } = require('node:path');
 const { RoutePipeline } = require('../../dist/netlink/pipeline');
 const { NetlinkClient } = require('../../dist/netlink/client');
 const { Prefix, parseAddr } = require('../../dist/lib/addr');
+const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 const argv = process.argv.slice(2);
 const argIndex = argv.indexOf('--routes');
@@ -24,7 +28,7 @@ if (!Number.isInteger(N) || N < 1 || N > 1 << 24) {
   process.exit(2);
 }
 const TABLE = 100;
-const PROTO = 99;
+const PROTO = 144; // krtsync's default protocol number
 const ns = `krtbench-${process.pid}`;
 const batchFile = join(tmpdir(), `${ns}.batch`);
 
@@ -79,37 +83,46 @@ async function main() {
   };
   const failures = (r) => (r.failed.length ? ` (${r.failed.length} failed, first: ${r.failed[0].error.message})` : '');
 
-  let t0 = performance.now();
-  const added = await pipe.submit(adds);
-  const add_s = seconds(t0);
-  if (added.ok !== N) throw new Error(`add: ${added.ok} of ${N} ok${failures(added)}`);
-
-  t0 = performance.now();
-  const dumped = await count();
-  const dump_s = seconds(t0);
-  check('after add', dumped, N);
-
-  t0 = performance.now();
-  const deleted = await pipe.submit(dels);
-  const del_s = seconds(t0);
-  if (deleted.ok !== N) throw new Error(`delete: ${deleted.ok} of ${N} ok${failures(deleted)}`);
-  check('after delete', await count(), 0);
-
-  const lines = new Array(N);
+  // Each round: add all N, dump, delete all N, checking the count after every step. krtsync's
+  // kernel protocol sends a first sync and a shutdown in trie-spread order (src/netlink/order.ts);
+  // the address-order round shows what that order is worth. ip -batch gets both orders too.
+  const spread = trieSpreadOrder([...Array(N).keys()], (i) => dstWord(i));
+  const round = async (order) => {
+    let t0 = performance.now();
+    const added = await pipe.submit(order.map((i) => adds[i]));
+    const add = seconds(t0);
+    if (added.ok !== N) throw new Error(`add: ${added.ok} of ${N} ok${failures(added)}`);
+    t0 = performance.now();
+    const dumped = await count();
+    const dump = seconds(t0);
+    check('after add', dumped, N);
+    t0 = performance.now();
+    const deleted = await pipe.submit(order.map((i) => dels[i]));
+    const del = seconds(t0);
+    if (deleted.ok !== N) throw new Error(`delete: ${deleted.ok} of ${N} ok${failures(deleted)}`);
+    check('after delete', await count(), 0);
+    return { add, del, dump };
+  };
   const fmt = (i) => `${new Prefix(4, 24, dstWord(i))} via 192.0.2.2 table ${TABLE} proto ${PROTO}`;
-  for (let i = 0; i < N; i++) lines[i] = `route add ${fmt(i)}`;
-  writeFileSync(batchFile, lines.join('\n') + '\n');
-  t0 = performance.now();
-  ip('-batch', batchFile);
-  const ip_batch_add_s = seconds(t0);
-  check('after ip -batch add', await count(), N);
-  for (let i = 0; i < N; i++) lines[i] = `route del ${fmt(i)}`;
-  writeFileSync(batchFile, lines.join('\n') + '\n');
-  t0 = performance.now();
-  ip('-batch', batchFile);
-  const ip_batch_del_s = seconds(t0);
-  check('after ip -batch delete', await count(), 0);
+  const ipBatch = (order) => {
+    writeFileSync(batchFile, order.map((i) => `route add ${fmt(i)}`).join('\n') + '\n');
+    let t0 = performance.now();
+    ip('-batch', batchFile);
+    const add = seconds(t0);
+    check('after ip -batch add', countSync(), N);
+    writeFileSync(batchFile, order.map((i) => `route del ${fmt(i)}`).join('\n') + '\n');
+    t0 = performance.now();
+    ip('-batch', batchFile);
+    const del = seconds(t0);
+    check('after ip -batch delete', countSync(), 0);
+    return { add, del };
+  };
+  const countSync = () => Number(ip('-4', 'route', 'show', 'table', String(TABLE)).toString().split('\n').filter(Boolean).length);
 
+  const ours = await round(spread);
+  const oursSeq = await round([...Array(N).keys()]);
+  const ipSeq = ipBatch([...Array(N).keys()]);
+  const ipSpread = ipBatch(spread);
   const stats = pipe.stats;
   await pipe.close();
   client.close();
@@ -117,13 +130,15 @@ async function main() {
   console.log(
     JSON.stringify({
       routes: N,
-      add_s,
-      del_s,
-      dump_s,
-      ip_batch_add_s,
-      ip_batch_del_s,
-      add_speedup: ratio(ip_batch_add_s, add_s),
-      del_speedup: ratio(ip_batch_del_s, del_s),
+      add_s: ours.add,
+      del_s: ours.del,
+      dump_s: ours.dump,
+      ip_batch_add_s: ipSeq.add,
+      ip_batch_del_s: ipSeq.del,
+      add_speedup: ratio(ipSeq.add, ours.add),
+      del_speedup: ratio(ipSeq.del, ours.del),
+      address_order: { add_s: oursSeq.add, del_s: oursSeq.del, ip_batch_add_s: ipSeq.add, ip_batch_del_s: ipSeq.del },
+      spread_order: { add_s: ours.add, del_s: ours.del, ip_batch_add_s: ipSpread.add, ip_batch_del_s: ipSpread.del },
       verified: true,
       overflows: stats.overflows,
       resent: stats.resent,

@@ -26,6 +26,7 @@ import { KrtError } from '../../lib/errors';
 import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import { trieSpreadOrder } from '../../netlink/order';
 import type { BatchResult, RouteOp } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { NetKey, RouteAttrs } from '../../route';
@@ -156,7 +157,8 @@ export class KernelSync implements ScanTarget {
     this.sm.go('pruning');
     this.allowDeletes = !keepStale;
     this.drainBuffered();
-    for (const k of this.entries.keys()) this.dirty.add(k);
+    // The whole first sync is known now: queue it in the order the kernel's trie takes fastest.
+    for (const k of trieSpreadOrder([...this.entries.keys()], netKeyWord)) this.dirty.add(k);
     this.sending = true;
     const t0 = Date.now();
     await this.flushAndSettle();
@@ -667,4 +669,9 @@ export class KernelSync implements ScanTarget {
   counts(): SyncCounts {
     return countStates(this.entries.values());
   }
+}
+
+/** The IPv4 address word of a net key (`word * 64 + len`), or undefined for IPv6 keys. */
+function netKeyWord(k: NetKey): number | undefined {
+  return typeof k === 'number' ? Math.floor(k / 64) : undefined;
 }

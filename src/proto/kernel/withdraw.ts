@@ -2,7 +2,7 @@
  * Withdrawing every route of ours on shutdown, in bulk.
  *
  * One delete per net (by net, table, protocol and metric: the kernel matches
- * any next hop), sent in batches with the pipeline's backpressure, every ack
+ * any next hop), in the kernel's fastest order, sent in batches with the pipeline's backpressure, every ack
  * awaited. A delete the kernel answers ESRCH found nothing to delete: the
  * route was already gone, which is the goal, so it is not a failure. Then a
  * final dump finds whatever of ours is still there (withdrawals still in the
@@ -10,6 +10,7 @@
  */
 import type { Prefix } from '../../lib/addr';
 import { NetlinkRequestError } from '../../netlink/errors';
+import { trieSpreadOrder } from '../../netlink/order';
 import type { RouteOp } from '../../netlink/pipeline';
 import type { NetKey } from '../../route';
 import type { Logger } from '../logger';
@@ -75,8 +76,12 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
     if (batch.length >= ctx.batchSize) await send();
   };
 
-  for await (const some of nets) for (const net of some) await add(net);
-  for (const net of alsoHeld) await add(net);
+  // The whole set is gathered first and sent in the order the kernel's trie deletes fastest
+  // (about twice as fast as address order for a full table; src/netlink/order.ts).
+  const all: Prefix[] = [];
+  for await (const some of nets) for (const net of some) all.push(net);
+  for (const net of alsoHeld) all.push(net);
+  for (const net of trieSpreadOrder(all, (n) => (n.family === 4 ? n.w0 : undefined))) await add(net);
   if (batch.length) await send();
   await Promise.all(pending);
 

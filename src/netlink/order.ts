@@ -1,0 +1,63 @@
+/**
+ * The order to send bulk IPv4 route changes in.
+ *
+ * The kernel's IPv4 FIB is an LC-trie that resizes its nodes as they fill
+ * and empty. Adding or deleting a million prefixes in address order makes
+ * it grow and shrink the same few nodes over and over; the same work in
+ * bit-reversed address order spreads the changes over the whole trie, and
+ * the kernel does it in about half the time (measured here, 1M /24s in a
+ * table of their own: add 6.3 s → 4.7 s, delete 8.7 s → 3.3 s; the same
+ * messages, only their order differs). Sorting within small batches does not
+ * help: the order must span the whole set, so this is for work known in full
+ * up front (the first sync after a start, the withdrawal at shutdown).
+ *
+ * The pipeline itself keeps its callers' order; callers that hold a whole
+ * set apply this first. IPv6 changes keep their order (placed after IPv4):
+ * the IPv6 FIB is a different tree and showed no such effect worth the sort.
+ */
+
+/** The 32 bits of `x` in reverse order, as an unsigned number. */
+export function reverseBits32(x: number): number {
+  x = ((x >>> 1) & 0x55555555) | ((x & 0x55555555) << 1);
+  x = ((x >>> 2) & 0x33333333) | ((x & 0x33333333) << 2);
+  x = ((x >>> 4) & 0x0f0f0f0f) | ((x & 0x0f0f0f0f) << 4);
+  x = ((x >>> 8) & 0x00ff00ff) | ((x & 0x00ff00ff) << 8);
+  return ((x >>> 16) | (x << 16)) >>> 0;
+}
+
+/** Largest set sorted with the packed-key fast path: reversed word (32 bits) × index (21 bits) fits a double exactly. */
+const PACKED_MAX = 1 << 21;
+
+/**
+ * `items` reordered for the kernel: those with an IPv4 address word (from
+ * `wordOf`) sorted by the word's reversed bits (ties keep their order), then
+ * the others (wordOf returns undefined) in their original order.
+ */
+export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => number | undefined): T[] {
+  const v4: number[] = [];
+  const rest: T[] = [];
+  const keys: number[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const w = wordOf(items[i]!);
+    if (w === undefined) rest.push(items[i]!);
+    else {
+      v4.push(i);
+      keys.push(reverseBits32(w));
+    }
+  }
+  const out: T[] = new Array<T>(items.length);
+  let n = 0;
+  if (v4.length <= PACKED_MAX) {
+    // One native numeric sort of packed keys instead of a comparator call per comparison.
+    const packed = new Float64Array(v4.length);
+    for (let j = 0; j < v4.length; j++) packed[j] = keys[j]! * PACKED_MAX + j;
+    packed.sort();
+    for (let j = 0; j < packed.length; j++) out[n++] = items[v4[packed[j]! % PACKED_MAX]!]!;
+  } else {
+    const order = v4.map((_, j) => j);
+    order.sort((a, b) => keys[a]! - keys[b]! || a - b);
+    for (const j of order) out[n++] = items[v4[j]!]!;
+  }
+  for (const r of rest) out[n++] = r;
+  return out;
+}

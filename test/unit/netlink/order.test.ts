@@ -1,0 +1,38 @@
+import fc from 'fast-check';
+import { reverseBits32, trieSpreadOrder } from '../../../src/netlink/order';
+
+describe('bulk order for the kernel', () => {
+  it('reverses the bits of a word', () => {
+    expect(reverseBits32(1)).toBe(0x80000000);
+    expect(reverseBits32(0x80000000 | 0)).toBe(1);
+    expect(reverseBits32(0x0a000100)).toBe(0x00800050);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (w) => expect(reverseBits32(reverseBits32(w))).toBe(w)));
+  });
+
+  it('sorts IPv4 items by reversed address, keeps ties and the rest in their order, loses nothing', () => {
+    const items = [
+      { w: 0x0a000000, id: 'a' },
+      { w: undefined, id: 'v6-1' },
+      { w: 0x0a000100, id: 'b' },
+      { w: 0x0a000000, id: 'a2' },
+      { w: 0x0a000200, id: 'c' },
+      { w: undefined, id: 'v6-2' },
+    ];
+    expect(trieSpreadOrder(items, (i) => i.w).map((i) => i.id)).toEqual(['a', 'a2', 'c', 'b', 'v6-1', 'v6-2']);
+  });
+
+  it('is a permutation that visits consecutive /24s far apart', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 0xffffffff }), { nil: undefined }), { maxLength: 300 }), (words) => {
+        const items = words.map((w, i) => ({ w, i }));
+        const out = trieSpreadOrder(items, (x) => x.w);
+        expect(out.map((x) => x.i).sort((a, b) => a - b)).toEqual(items.map((x) => x.i));
+        const keys = out.filter((x) => x.w !== undefined).map((x) => reverseBits32(x.w!));
+        for (let k = 1; k < keys.length; k++) expect(keys[k]!).toBeGreaterThanOrEqual(keys[k - 1]!);
+      }),
+    );
+    const seq = Array.from({ length: 1024 }, (_, i) => (0x0a000000 + i * 256) | 0);
+    const spread = trieSpreadOrder(seq, (w) => w);
+    expect(spread.slice(0, 4).map((w) => ((w >>> 8) & 0xffff).toString())).toEqual(['0', '512', '256', '768']);
+  });
+});
