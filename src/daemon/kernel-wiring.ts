@@ -66,13 +66,15 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
   };
 }
 
+/** The settings that only a restart can change: everything but the export filter and the scan interval. */
+function identity(c: KernelProtocolConfig): string {
+  return JSON.stringify({ ...c, exportFilter: undefined, scanIntervalMs: undefined });
+}
+
 class KernelProtocolSet implements KernelHandle {
   constructor(
     private config: KernelProtocolConfig,
-    private readonly tables: ReadonlyMap<Family, Table>,
-    private readonly instances: Map<Family, KernelProtocol>,
-    private readonly log: Logger,
-    private readonly netns: string | undefined,
+    private readonly instances: Map<Family, { proto: KernelProtocol; options: KernelProtocolOptions }>,
   ) {}
 
   get name(): string {
@@ -83,40 +85,54 @@ class KernelProtocolSet implements KernelHandle {
   get state(): ProtocolState {
     const order: ProtocolState[] = ['down', 'stopping', 'starting', 'up'];
     let worst: ProtocolState = 'up';
-    for (const p of this.instances.values()) if (order.indexOf(p.state) < order.indexOf(worst)) worst = p.state;
+    for (const { proto } of this.instances.values()) if (order.indexOf(proto.state) < order.indexOf(worst)) worst = proto.state;
     return this.instances.size ? worst : 'down';
   }
 
   init(): void {
-    for (const p of this.instances.values()) p.init();
+    for (const { proto } of this.instances.values()) proto.init();
   }
 
   async start(): Promise<void> {
     // Families start together: each dumps and reconciles its own part of the kernel table.
-    await Promise.all([...this.instances.values()].map((p) => p.start()));
+    await Promise.all([...this.instances.values()].map(({ proto }) => proto.start()));
   }
 
   async shutdown(): Promise<void> {
-    await Promise.all([...this.instances.values()].map((p) => p.shutdown()));
+    await Promise.all([...this.instances.values()].map(({ proto }) => proto.shutdown()));
   }
 
+  /**
+   * In place: a new export filter (a refeed re-judges every net) and the scan
+   * interval. Anything else means a restart. Unchanged options keep their
+   * objects, so an unchanged filter causes no refeed and a reload that changes
+   * nothing here touches nothing in the kernel.
+   */
   reconfigure(next: KernelProtocolConfig): boolean {
-    if (JSON.stringify(next.tables) !== JSON.stringify(this.config.tables)) return false;
-    for (const [family, p] of this.instances) {
-      if (!p.reconfigure(optionsFor(next, family, this.tables.get(family)!, this.log, this.netns))) return false;
+    if (identity(next) !== identity(this.config)) return false;
+    const filterChanged = JSON.stringify(next.exportFilter?.value) !== JSON.stringify(this.config.exportFilter?.value);
+    const filter = filterChanged ? exportFilterOf(next) : undefined;
+    for (const inst of this.instances.values()) {
+      const options: KernelProtocolOptions = { ...inst.options, scanIntervalMs: next.scanIntervalMs };
+      if (filterChanged) {
+        if (filter) options.filter = filter;
+        else delete options.filter;
+      }
+      if (!inst.proto.reconfigure(options)) throw new Error(`protocol ${this.name}: refused an in-place change it should accept`);
+      inst.options = options;
     }
     this.config = next;
     return true;
   }
 
   status(prefix?: Prefix): RouteSyncStatus[] {
-    return [...this.instances.values()].flatMap((p) => p.status(prefix));
+    return [...this.instances.values()].flatMap(({ proto }) => proto.status(prefix));
   }
 
   counts(): SyncCounts {
     const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
-    for (const p of this.instances.values()) {
-      const s = p.counts();
+    for (const { proto } of this.instances.values()) {
+      const s = proto.counts();
       c.installed += s.installed;
       c.pending += s.pending;
       c.failed += s.failed;
@@ -126,20 +142,23 @@ class KernelProtocolSet implements KernelHandle {
   }
 
   summary(): Record<string, unknown> {
-    const first = this.instances.values().next().value;
+    const first = this.instances.values().next().value?.proto;
     return {
       ...this.counts(),
       kernelTable: first?.kernelTable,
       protocolNumber: first?.protocolNumber,
       persist: this.config.persist,
       families: [...this.instances.keys()].map((f) => `ipv${f}`),
-      syncState: [...this.instances].map(([f, p]) => `ipv${f} ${p.sync(f)?.state ?? 'down'}`).join(', '),
+      syncState: [...this.instances].map(([f, { proto }]) => `ipv${f} ${proto.sync(f)?.state ?? 'down'}`).join(', '),
     };
   }
 }
 
 export function createKernelProtocol(cfg: KernelProtocolConfig, tables: ReadonlyMap<Family, Table>, log: Logger, netns: string | undefined): KernelHandle {
-  const instances = new Map<Family, KernelProtocol>();
-  for (const [family, table] of tables) instances.set(family, new KernelProtocol(optionsFor(cfg, family, table, log, netns)));
-  return new KernelProtocolSet(cfg, tables, instances, log, netns);
+  const instances = new Map<Family, { proto: KernelProtocol; options: KernelProtocolOptions }>();
+  for (const [family, table] of tables) {
+    const options = optionsFor(cfg, family, table, log, netns);
+    instances.set(family, { proto: new KernelProtocol(options), options });
+  }
+  return new KernelProtocolSet(cfg, instances);
 }

@@ -1,5 +1,8 @@
-import { parseConfig } from '../../../src/config/config';
-import { checkKernelOptions } from '../../../src/daemon/kernel-wiring';
+import { parseConfig, type KernelProtocolConfig } from '../../../src/config/config';
+import { checkKernelOptions, createKernelProtocol } from '../../../src/daemon/kernel-wiring';
+import type { Family } from '../../../src/lib/addr';
+import { nullLogger } from '../../../src/proto/logger';
+import { Table } from '../../../src/table';
 
 function check(text: string): void {
   checkKernelOptions(parseConfig('/etc/krtsync/k.yaml', text));
@@ -25,5 +28,39 @@ describe('kernel options the config loader cannot check', () => {
       /^\/etc\/krtsync\/k.yaml:5:7: protocol k: export\[0\]\.match\.net: .*host bits/,
     );
     expect(() => check('protocols:\n  - { name: k, type: kernel, export: [ { action: maybe } ] }\n')).toThrow(/export\[0\]\.action: expected accept, reject or continue/);
+  });
+});
+
+describe('kernel protocol reconfiguration on reload', () => {
+  const text = (extra: string, scan = '60s'): string =>
+    `protocols:\n  - { name: k, type: kernel, kernel_table: 1000, merge_paths: 4, learn: true, scan_interval: ${scan}${extra} }\n`;
+  const build = (t: string) => {
+    const cfg = parseConfig('/etc/krtsync/k.yaml', t).protocols[0] as KernelProtocolConfig;
+    const tables = new Map<Family, Table>([
+      [4, new Table({ name: 'master4' })],
+      [6, new Table({ name: 'master6' })],
+    ]);
+    return { cfg, handle: createKernelProtocol(cfg, tables, nullLogger, undefined) };
+  };
+  const again = (t: string): KernelProtocolConfig => parseConfig('/etc/krtsync/k.yaml', t).protocols[0] as KernelProtocolConfig;
+
+  it('keeps running when nothing changed, even with merge_paths, learn and a filter (no restart, no withdrawal)', () => {
+    const withFilter = text(', export: [ { match: { net: "10.0.0.0/8+" }, action: accept } ]');
+    const { handle } = build(withFilter);
+    expect(handle.reconfigure(again(withFilter))).toBe(true);
+    expect(handle.reconfigure(again(`\n${withFilter}`))).toBe(true); // moved in the file: same settings
+  });
+
+  it('changes the export filter and the scan interval in place', () => {
+    const { handle } = build(text(''));
+    expect(handle.reconfigure(again(text('', '30s')))).toBe(true);
+    expect(handle.reconfigure(again(text(', export: reject')))).toBe(true);
+  });
+
+  it('asks for a restart when the kernel table, protocol number or persist changes', () => {
+    const { handle } = build(text(''));
+    expect(handle.reconfigure(again(text('').replace('kernel_table: 1000', 'kernel_table: 1001')))).toBe(false);
+    expect(handle.reconfigure(again(text(', protocol: 201')))).toBe(false);
+    expect(handle.reconfigure(again(text(', persist: true')))).toBe(false);
   });
 });
