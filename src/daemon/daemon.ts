@@ -32,6 +32,7 @@ import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
+import { requireNetAdmin } from './capabilities';
 import { checkKernelOptions, createKernelProtocol, type KernelHandle } from './kernel-wiring';
 import type { SystemdNotifier } from './systemd';
 import { handleControlRequest } from './commands';
@@ -83,6 +84,8 @@ export class Daemon {
     // before any kernel protocol has run, so the kernel is untouched.
     const config = withImplicitApi(loadConfigFile(this.opts.configFile));
     checkKernelOptions(config);
+    // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
+    if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
     this.config = config;
     const t0 = Date.now();
     for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
@@ -93,7 +96,12 @@ export class Daemon {
       (req, ctx) => handleControlRequest(this, req, ctx),
     );
     await this.control.listen();
-    for (const p of order) await this.startProtocol(this.protocols.get(p.name)!);
+    for (const p of order) {
+      // A SIGTERM during start: stop() is shutting down what started; start nothing more.
+      if (this.stopping) return;
+      await this.startProtocol(this.protocols.get(p.name)!);
+    }
+    if (this.stopping) return;
     this.ready = true;
     this.opts.notifier.ready(this.statusLine());
     this.opts.notifier.startWatchdog();
