@@ -18,6 +18,7 @@ import { ConfigError, DEFAULT_SOCKET, loadConfigFile } from '../config/config';
 import { ControlClient } from '../control/client';
 import { KrtError } from '../lib/errors';
 import { Daemon, validateRoutesFiles } from '../daemon/daemon';
+import { MissingCapabilityError } from '../daemon/capabilities';
 import { checkKernelOptions } from '../daemon/kernel-wiring';
 import { createLogger } from '../daemon/logging';
 import { SystemdNotifier } from '../daemon/systemd';
@@ -90,7 +91,8 @@ async function run(args: { config: string; 'log-level'?: string; 'log-output': s
   } catch (e) {
     const usage = e instanceof ConfigError || e instanceof RoutesFileError || (e instanceof KrtError && e.code === 'KRT_ERR_KERNEL_OPTION');
     const err = e as NodeJS.ErrnoException;
-    const msg = err.code === 'EPERM' || err.code === 'EACCES' ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
+    const denied = err.code === 'EPERM' || err.code === 'EACCES' || /\bEPERM\b/.test(err.message);
+    const msg = denied && !(e instanceof MissingCapabilityError) ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
     log.error(`cannot start: ${msg}`);
     // Whatever started is stopped again (kernel protocols withdraw what they installed).
     await daemon.stop('start failed').catch(() => undefined);
