@@ -6,6 +6,9 @@
  * RateLimitedLog keeps repeated failures from flooding the journal: the first
  * entry of a kind goes out at once, later ones within the interval are only
  * counted, and the next entry after the interval says how many were held back.
+ * If no next entry comes (the repeats simply stopped), a timer at the end of
+ * the interval writes the last entry once more with the count, so a burst is
+ * never silently swallowed: the journal always ends with how many there were.
  */
 export interface LogFields {
   prefix?: string;
@@ -40,8 +43,16 @@ export function withFields(log: Logger, base: LogFields): Logger {
   return { error: wrap('error'), warn: wrap('warn'), info: wrap('info'), debug: wrap('debug') };
 }
 
+interface Held {
+  until: number;
+  suppressed: number;
+  /** The latest suppressed entry, written with the count if nothing follows it. */
+  last: { level: LogLevel; msg: string; fields: LogFields } | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class RateLimitedLog {
-  private readonly held = new Map<string, { until: number; suppressed: number }>();
+  private readonly held = new Map<string, Held>();
 
   constructor(
     private readonly log: Logger,
@@ -59,16 +70,28 @@ export class RateLimitedLog {
     const h = this.held.get(kind);
     if (h && t < h.until) {
       h.suppressed++;
+      h.last = { level, msg, fields };
+      // The count goes out at the end of the interval even if nothing else of this kind comes.
+      h.timer ??= setTimeout(() => this.flush(kind, h), Math.max(0, h.until - t)).unref();
       return false;
     }
     const suppressed = h?.suppressed ?? 0;
-    this.held.set(kind, { until: t + this.intervalMs, suppressed: 0 });
+    if (h?.timer) clearTimeout(h.timer);
+    this.held.set(kind, { until: t + this.intervalMs, suppressed: 0, last: undefined, timer: undefined });
     if (this.held.size > 10_000) this.prune(t);
     this.log[level](suppressed > 0 ? `${msg} (${suppressed} similar messages suppressed)` : msg, suppressed > 0 ? { ...fields, suppressed } : fields);
     return true;
   }
 
+  private flush(kind: string, h: Held): void {
+    h.timer = undefined;
+    if (this.held.get(kind) !== h || h.suppressed === 0 || !h.last) return;
+    const { level, msg, fields } = h.last;
+    this.held.set(kind, { until: this.now() + this.intervalMs, suppressed: 0, last: undefined, timer: undefined });
+    this.log[level](`${msg} (${h.suppressed} similar messages suppressed)`, { ...fields, suppressed: h.suppressed });
+  }
+
   private prune(t: number): void {
-    for (const [k, h] of this.held) if (t >= h.until && h.suppressed === 0) this.held.delete(k);
+    for (const [k, h] of this.held) if (t >= h.until && h.suppressed === 0 && !h.timer) this.held.delete(k);
   }
 }

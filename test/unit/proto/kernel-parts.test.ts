@@ -100,6 +100,21 @@ describe('rate-limited log', () => {
     rl.write('warn', 'EEXIST', 'route refused');
     expect(lines).toEqual(['route refused', 'other kind', 'route refused (5 similar messages suppressed)']);
   });
+
+  it('reports the count at the end of the interval when the repeats simply stop', async () => {
+    const lines: string[] = [];
+    const log: Logger = { error: () => undefined, warn: (m) => lines.push(m), info: () => undefined, debug: () => undefined };
+    const rl = new RateLimitedLog(log, 50);
+    rl.write('warn', 'repair-loop', 'route 10.0.0.0/24 keeps being changed; next repair in 500 ms');
+    rl.write('warn', 'repair-loop', 'route 10.0.0.0/24 keeps being changed; next repair in 1000 ms');
+    rl.write('warn', 'repair-loop', 'route 10.0.0.0/24 keeps being changed; next repair in 2000 ms');
+    expect(lines).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(lines).toEqual([
+      'route 10.0.0.0/24 keeps being changed; next repair in 500 ms',
+      'route 10.0.0.0/24 keeps being changed; next repair in 2000 ms (2 similar messages suppressed)',
+    ]);
+  });
 });
 
 describe('sync state machine', () => {
