@@ -198,6 +198,7 @@ export class KernelSync implements ScanTarget {
   }
 
   private convert(e: NetEntry): void {
+    const before = e.wantError?.message;
     e.wantError = undefined;
     e.want = undefined;
     if (e.attrs === undefined) return;
@@ -208,6 +209,9 @@ export class KernelSync implements ScanTarget {
       e.wantError = { errno: 0, errnoName, message: (err as Error).message };
       e.state = 'failed';
       this.failed.add(e.net.key());
+      // Said once per new reason (links change often; the same reason again is not news).
+      if (before !== e.wantError.message)
+        this.limited.write('warn', `convert:${errnoName}`, `cannot install ${e.net}: ${e.wantError.message}; waiting for a link change`, { prefix: e.net.toString(), errno: errnoName });
     }
   }
 
