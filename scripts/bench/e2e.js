@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// End-to-end benchmark: `npm run bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip]`
+// (default 1,000,000 IPv4 /24s from 11.0.0.0; IPv6 uses /48s from 3fff::/20, the documentation
+// prefix of RFC 9637). krtsync, BIRD 2 and `ip -batch` side by side, in the same run, each in a
+// scratch network namespace of its own (created here, deleted on exit, error or Ctrl-C; nothing in
+// the root namespace is touched and no traffic is sent). Everything is measured from outside the
+// process under test: kernel state through a netlink monitor opened inside the namespace (every
+// RTM_NEWROUTE/DELROUTE is parsed for protocol, destination and gateway), READY=1 through a
+// NOTIFY_SOCKET this script binds, peak RSS from /proc/PID/status (VmHWM).
+//
+// krtsync: config = static protocol with a routes file of N routes, a stream protocol (preference
+// 300, so its routes win), a kernel protocol for the family.
+//   cold     start -> all N in the kernel, and -> READY=1
+//   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
+//   churn    a stream client announces every net with a new next hop as fast as the socket takes it
+//            -> the kernel holds every new next hop
+//   shutdown SIGTERM -> process exit; none of ours left, the foreign route untouched
+// BIRD 2 (installed with apt-get if missing, never left running): static protocol with the same
+// routes, exported by its kernel protocol. cold, churn (`birdc configure` with every next hop changed),
+// shutdown (`birdc down`). ip -batch: add, replace (churn), delete, in address order.
+//
+// Output: a Markdown table, then one JSON line per (tool, scenario).
+'use strict';
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
+const C = require('../../dist/netlink/constants');
+
+const ROOT = path.join(__dirname, '..', '..');
+const BIN = path.join(ROOT, 'bin', 'krtsync');
+
+// ------------------------------------------------------------------ arguments
+const argv = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
+};
+const N = Number(arg('routes', '1000000'));
+const FAMILY = arg('family', 'ipv4');
+const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
+const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
+if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--timeout S]');
+  process.exit(2);
+}
+const V6 = FAMILY === 'ipv6';
+const GW1 = V6 ? '2001:db8:1::2' : '192.0.2.2';
+const GW2 = V6 ? '2001:db8:1::3' : '192.0.2.3';
+const FOREIGN = V6 ? '2001:db8:99::/48 via 2001:db8:1::9 proto static' : '198.51.100.0/24 via 192.0.2.9 proto static';
+const PROTO_KRT = 144;
+const PROTO_BIRD = 12; // RTPROT_BIRD
+const PROTO_IP = 145; // what the ip -batch runs mark their routes with
+
+function netText(i) {
+  if (V6) return `3fff:${(i >>> 16).toString(16)}:${(i & 0xffff).toString(16)}::/48`;
+  const w = ((11 << 24) + i * 256) >>> 0;
+  return `${w >>> 24}.${(w >>> 16) & 255}.${(w >>> 8) & 255}.0/24`;
+}
+/** Route index of a destination in the notification buffer, or -1 when it is not one of ours. */
+function netIndex(buf, off, dstLen) {
+  if (V6) {
+    if (dstLen !== 48 || buf.readUInt16BE(off) !== 0x3fff) return -1;
+    return (buf.readUInt16BE(off + 2) << 16) | buf.readUInt16BE(off + 4);
+  }
+  if (dstLen !== 24) return -1;
+  const i = (buf.readUInt32BE(off) - (11 << 24)) / 256;
+  return i >= 0 && i < N ? i : -1;
+}
+function ipv6Bytes(a) {
+  const [head, tail] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const words = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t].map((x) => parseInt(x, 16));
+  return words.flatMap((w) => [w >> 8, w & 255]);
+}
+
+// ------------------------------------------------------------------ namespaces and cleanup
+const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'krtsync-e2e-'));
+const namespaces = new Set();
+const children = new Set();
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
+let cleaned = false;
+function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of children) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const ns of namespaces) {
+    try {
+      sh('ip', ['netns', 'pids', ns])
+        .split('\n')
+        .filter(Boolean)
+        .forEach((p) => process.kill(Number(p), 'SIGKILL'));
+    } catch {
+      /* none */
+    }
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {
+      /* gone */
+    }
+  }
+  fs.rmSync(DIR, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
+
+function makeNamespace(tag) {
+  const ns = `krte2e-${tag}-${process.pid}`;
+  sh('ip', ['netns', 'add', ns]);
+  namespaces.add(ns);
+  sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+  sh('ip', ['-n', ns, '-batch', '-'], {
+    input:
+      ['link set lo up', 'link add veth0 type veth peer name veth1', 'link set veth0 up', 'link set veth1 up', 'addr add 192.0.2.1/24 dev veth0', 'addr add 2001:db8:1::1/64 dev veth0 nodad', `route add ${FOREIGN}`].join(
+        '\n',
+      ) + '\n',
+  });
+  return ns;
+}
+function dropNamespace(ns) {
+  sh('ip', ['netns', 'del', ns]);
+  namespaces.delete(ns);
+}
+/** Routes of `proto` in the namespace's main table, and whether the foreign route is still there. */
+function kernelCount(ns, proto) {
+  const fam = V6 ? '-6' : '-4';
+  const n = Number(sh('sh', ['-c', `ip -n ${ns} ${fam} route show table main proto ${proto} | wc -l`]).trim());
+  const foreign = sh('ip', ['-n', ns, fam, 'route', 'show', 'proto', 'static']).includes(FOREIGN.split(' ')[0].replace(/\/(24|48)$/, ''));
+  return { n, foreign };
+}
+
+// ------------------------------------------------------------------ the observer
+/**
+ * A netlink monitor inside the namespace. Counts every route notification by protocol, and for a
+ * watch (protocol, gateway or deletion) marks each of our N nets once, noting when all N are marked.
+ */
+class Observer {
+  constructor(ns) {
+    this.changes = new Map(); // protocol -> notifications seen
+    this.overflows = 0;
+    this.watch = undefined;
+    this.sock = NetlinkSocket.open({ netns: ns, groups: [V6 ? C.RTNLGRP_IPV6_ROUTE : C.RTNLGRP_IPV4_ROUTE], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 });
+    this.sock.start((bytes, errno) => {
+      if (bytes > 0) this.parse(this.sock.buffer, bytes);
+      if (errno === 105) this.overflows++;
+    });
+  }
+  changesOf(proto) {
+    return this.changes.get(proto) ?? 0;
+  }
+  /** Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with del, is deleted). */
+  until(proto, gw, del = false) {
+    return new Promise((resolve) => {
+      this.watch = { proto, gw: gw ? Buffer.from(V6 ? ipv6Bytes(gw) : gw.split('.').map(Number)) : undefined, del, seen: new Uint8Array(N), count: 0, resolve };
+    });
+  }
+  parse(buf, len) {
+    let p = 0;
+    while (p + 16 <= len) {
+      const mlen = buf.readUInt32LE(p);
+      const type = buf.readUInt16LE(p + 4);
+      if (mlen < 16 || p + mlen > len) break;
+      if ((type === C.RTM_NEWROUTE || type === C.RTM_DELROUTE) && mlen >= 28) {
+        const r = p + 16;
+        const dstLen = buf[r + 1];
+        const proto = buf[r + 5];
+        this.changes.set(proto, (this.changes.get(proto) ?? 0) + 1);
+        const w = this.watch;
+        if (w && w.proto === proto && w.del === (type === C.RTM_DELROUTE)) {
+          let dst = -1;
+          let gwOk = w.gw === undefined;
+          let a = r + 12;
+          while (a + 4 <= p + mlen) {
+            const alen = buf.readUInt16LE(a);
+            const atype = buf.readUInt16LE(a + 2) & 0x3fff;
+            if (alen < 4) break;
+            if (atype === 1) dst = netIndex(buf, a + 4, dstLen);
+            else if (atype === 5 && w.gw) gwOk = buf.compare(w.gw, 0, w.gw.length, a + 4, a + 4 + w.gw.length) === 0;
+            a += (alen + 3) & ~3;
+          }
+          if (dst >= 0 && gwOk && w.seen[dst] === 0) {
+            w.seen[dst] = 1;
+            if (++w.count === N) {
+              this.watch = undefined;
+              w.resolve(performance.now());
+            }
+          }
+        }
+      }
+      p += (mlen + 3) & ~3;
+    }
+  }
+  close() {
+    this.sock.close();
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+const sec = (ms) => Number((ms / 1000).toFixed(2));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function withTimeout(p, what, ms = TIMEOUT_MS) {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
+}
+/** Spawns `cmd` inside the namespace; tracks its exit and its peak RSS. */
+function startIn(ns, cmd, args, env = {}, logFile) {
+  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+  children.add(child);
+  const proc = { child, pid: child.pid, hwmKb: 0, exitedAt: 0 };
+  proc.exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      proc.exitedAt = performance.now();
+      children.delete(child);
+      clearInterval(proc.timer);
+      resolve({ code, signal });
+    }),
+  );
+  // `ip netns exec` execs the command, so the pid is the daemon's own.
+  proc.timer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+      if (m) proc.hwmKb = Math.max(proc.hwmKb, Number(m[1]));
+    } catch {
+      /* exited */
+    }
+  }, 100);
+  return proc;
+}
+
+const results = [];
+function record(tool, scenario, fields) {
+  const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
+  results.push(row);
+  process.stderr.write(`  ${JSON.stringify(row)}\n`);
+}
+
+// ------------------------------------------------------------------ krtsync
+async function benchKrtsync() {
+  process.stderr.write(`krtsync: ${N} routes\n`);
+  const ns = makeNamespace('krt');
+  const obs = new Observer(ns);
+  const sock = path.join(DIR, 'krtsync.sock');
+  const notifyPath = path.join(DIR, 'notify.sock');
+  const notify = UnixDatagramSocket.open(notifyPath);
+  let onReady;
+  notify.start((datagrams) => {
+    for (const d of datagrams) if (/^READY=1$/m.test(d.data.toString()) && onReady) onReady(performance.now());
+  });
+  const readyOnce = () => new Promise((resolve) => (onReady = resolve));
+  const routes = path.join(DIR, 'routes.txt');
+  const lines = new Array(N);
+  for (let i = 0; i < N; i++) lines[i] = `${netText(i)} via ${GW1}`;
+  fs.writeFileSync(routes, lines.join('\n') + '\n');
+  const config = path.join(DIR, 'krtsync.yaml');
+  fs.writeFileSync(
+    config,
+    `log: { level: info }
+control: { socket: ${sock} }
+protocols:
+  - { name: static1, type: static, routes_file: ${routes} }
+  - { name: stream1, type: stream, preference: 300 }
+  - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
+`,
+  );
+  const log = path.join(DIR, 'krtsync.log');
+  const start = () => startIn(ns, process.execPath, [...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
+  const hwm = [];
+  try {
+    // cold start
+    let ready = readyOnce();
+    let full = obs.until(PROTO_KRT, GW1);
+    let t0 = performance.now();
+    let d = start();
+    const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
+    record('krtsync', 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0) });
+
+    // restart: SIGKILL with N installed, start again
+    process.kill(d.pid, 'SIGKILL');
+    await d.exited;
+    hwm.push(d.hwmKb);
+    await sleep(200);
+    const before = obs.changesOf(PROTO_KRT);
+    ready = readyOnce();
+    t0 = performance.now();
+    d = start();
+    const tReady2 = await withTimeout(ready, 'krtsync restart');
+    await sleep(1000); // anything late would show up here
+    record('krtsync', 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before });
+
+    // churn: a stream client changes every next hop as fast as it can
+    const conn = net.createConnection(sock);
+    await new Promise((res, rej) => conn.once('connect', res).once('error', rej));
+    conn.write(JSON.stringify({ id: 1, command: 'feed', args: { format: 'krtsync', client: 'bench' } }) + '\n');
+    await new Promise((res) => conn.once('data', res));
+    full = obs.until(PROTO_KRT, GW2);
+    t0 = performance.now();
+    const CHUNK = 1000;
+    for (let i = 0; i < N; i += CHUNK) {
+      const batch = [];
+      for (let j = i; j < Math.min(N, i + CHUNK); j++) batch.push(`${netText(j)} via ${GW2}`);
+      if (!conn.write(JSON.stringify({ announce: batch }) + '\n')) await new Promise((res) => conn.once('drain', res));
+    }
+    const tSent = performance.now();
+    const tChurn = await withTimeout(full, 'krtsync churn');
+    record('krtsync', 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0) });
+
+    // shutdown
+    t0 = performance.now();
+    process.kill(d.pid, 'SIGTERM');
+    const ex = await withTimeout(d.exited, 'krtsync shutdown');
+    conn.destroy();
+    hwm.push(d.hwmKb);
+    const left = kernelCount(ns, PROTO_KRT);
+    record('krtsync', 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: left.n, foreign_kept: left.foreign });
+    record('krtsync', 'peak rss', { rss_mb: Math.round(Math.max(...hwm) / 1024), cold_rss_mb: Math.round(hwm[0] / 1024), restart_churn_rss_mb: Math.round(hwm[1] / 1024) });
+    if (obs.overflows) record('krtsync', 'observer', { overflows: obs.overflows });
+  } catch (e) {
+    process.stderr.write(fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').slice(-30).join('\n') : '');
+    throw e;
+  } finally {
+    notify.close();
+    obs.close();
+    dropNamespace(ns);
+  }
+  const phases = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /ready in|in sync|first scan|withdr|loaded|routes file/.test(l));
+  process.stderr.write(phases.map((l) => `    | ${l}\n`).join(''));
+}
+
+// ------------------------------------------------------------------ BIRD 2
+function ensureBird() {
+  try {
+    return sh('bird', ['--version']).trim() || sh('sh', ['-c', 'bird --version 2>&1']).trim();
+  } catch {
+    /* not installed */
+  }
+  process.stderr.write('installing bird2 (apt-get), with a policy-rc.d that keeps its service from starting\n');
+  const policy = '/usr/sbin/policy-rc.d';
+  const hadPolicy = fs.existsSync(policy);
+  if (!hadPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    sh('apt-get', ['install', '-y', 'bird2'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
+  } finally {
+    if (!hadPolicy) fs.unlinkSync(policy);
+  }
+  // Never leave a bird running in the root namespace.
+  try {
+    sh('sh', ['-c', 'systemctl stop bird 2>/dev/null; systemctl disable bird 2>/dev/null; true']);
+  } catch {
+    /* no systemd */
+  }
+  return sh('sh', ['-c', 'bird --version 2>&1']).trim();
+}
+
+async function benchBird() {
+  const version = ensureBird();
+  process.stderr.write(`${version}: ${N} routes\n`);
+  const ns = makeNamespace('bird');
+  const obs = new Observer(ns);
+  const sock = path.join(DIR, 'bird.ctl');
+  const conf = path.join(DIR, 'bird.conf');
+  const af = V6 ? 'ipv6' : 'ipv4';
+  // The routes are written into the static protocol's block (BIRD 2.0.12 takes no include there).
+  const writeConf = (gw) => {
+    const lines = new Array(N);
+    for (let i = 0; i < N; i++) lines[i] = `route ${netText(i)} via ${gw};`;
+    fs.writeFileSync(conf, `router id 192.0.2.1;\nprotocol device { }\nprotocol kernel kr { ${af} { import none; export all; }; }\nprotocol static st {\n${af};\n${lines.join('\n')}\n}\n`);
+  };
+  writeConf(GW1);
+  const birdc = (...args) => sh('ip', ['netns', 'exec', ns, 'birdc', '-s', sock, ...args]);
+  let b;
+  try {
+    let full = obs.until(PROTO_BIRD, GW1);
+    let t0 = performance.now();
+    b = startIn(ns, 'bird', ['-f', '-c', conf, '-s', sock, '-P', path.join(DIR, 'bird.pid')], {}, path.join(DIR, 'bird.log'));
+    const tFull = await withTimeout(full, 'bird cold start');
+    record('bird', 'cold start', { kernel_s: sec(tFull - t0) });
+
+    writeConf(GW2);
+    full = obs.until(PROTO_BIRD, GW2);
+    t0 = performance.now();
+    birdc('configure');
+    const tChurn = await withTimeout(full, 'bird churn');
+    record('bird', 'churn', { kernel_s: sec(tChurn - t0), note: 'birdc configure with every next hop changed' });
+
+    t0 = performance.now();
+    birdc('down');
+    await withTimeout(b.exited, 'bird shutdown');
+    const left = kernelCount(ns, PROTO_BIRD);
+    record('bird', 'shutdown', { exit_s: sec(b.exitedAt - t0), left: left.n, foreign_kept: left.foreign });
+    record('bird', 'peak rss', { rss_mb: Math.round(b.hwmKb / 1024) });
+    if (obs.overflows) record('bird', 'observer', { overflows: obs.overflows });
+  } finally {
+    if (b && !b.exitedAt) {
+      process.kill(b.pid, 'SIGKILL');
+      await b.exited;
+    }
+    obs.close();
+    dropNamespace(ns);
+  }
+}
+
+// ------------------------------------------------------------------ ip -batch
+async function benchIp() {
+  process.stderr.write(`ip -batch: ${N} routes\n`);
+  const ns = makeNamespace('ip');
+  const file = path.join(DIR, 'ip.batch');
+  const batch = (verb, gw) => {
+    const lines = new Array(N);
+    for (let i = 0; i < N; i++) lines[i] = `route ${verb} ${netText(i)}${gw ? ` via ${gw}` : ''} proto ${PROTO_IP}`;
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+  };
+  const run = () => {
+    const t0 = performance.now();
+    sh('ip', ['-n', ns, '-batch', file]);
+    return sec(performance.now() - t0);
+  };
+  try {
+    batch('add', GW1);
+    const add = run();
+    const after = kernelCount(ns, PROTO_IP);
+    record('ip -batch', 'cold start', { kernel_s: add, installed: after.n });
+    batch('replace', GW2);
+    record('ip -batch', 'churn', { kernel_s: run(), note: 'route replace' });
+    batch('del');
+    const del = run();
+    const left = kernelCount(ns, PROTO_IP);
+    record('ip -batch', 'shutdown', { exit_s: del, left: left.n, foreign_kept: left.foreign, note: 'route del' });
+  } finally {
+    dropNamespace(ns);
+  }
+}
+
+// ------------------------------------------------------------------ report
+function table() {
+  const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
+  const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
+  const tools = ['krtsync', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const rows = [
+    ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
+    ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
+    ['shutdown: until exit, none left', (t) => cell(get(t, 'shutdown', 'exit_s'))],
+    ['restart: READY=1', (t) => cell(get(t, 'restart', 'ready_s'))],
+    ['restart: kernel route changes', (t) => cell(get(t, 'restart', 'kernel_changes'), '')],
+    ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
+    ['peak RSS', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
+  ];
+  const out = [`| ${N.toLocaleString('en')} ${FAMILY} routes | ${tools.join(' | ')} |`, `| --- |${tools.map(() => ' ---: |').join('')}`];
+  for (const [label, f] of rows) out.push(`| ${label} | ${tools.map(f).join(' | ')} |`);
+  return out.join('\n');
+}
+
+async function main() {
+  if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version };
+  process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
+  if (ONLY.has('krtsync')) await benchKrtsync();
+  if (ONLY.has('bird')) await benchBird();
+  if (ONLY.has('ip')) await benchIp();
+  process.stdout.write(`${table()}\n\n`);
+  for (const r of results) process.stdout.write(`${JSON.stringify({ ...r, machine })}\n`);
+  const leftBird = sh('sh', ['-c', 'pgrep -x bird || true']).trim();
+  if (leftBird) process.stderr.write(`warning: a bird process runs outside this benchmark: ${leftBird}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`bench:e2e failed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);
