@@ -147,7 +147,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   const socket = r.string(ctl?.get('socket'), 'control.socket') ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
   const group = r.string(ctl?.get('group'), 'control.group');
-  const mode = r.int(ctl?.get('mode'), 'control.mode', 0, 0o777) ?? 0o660;
+  const mode = r.fileMode(ctl?.get('mode'), 'control.mode') ?? 0o660;
 
   const tables = readTables(r, top.get('tables'));
   const protoNodes = r.seq(top.get('protocols'), 'protocols');

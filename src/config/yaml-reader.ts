@@ -108,6 +108,19 @@ export class YamlReader {
     return node.value;
   }
 
+  /**
+   * A file mode as chmod takes it: octal digits, with or without a leading 0 or 0o
+   * (`0660`, `0o660`, `660`, or quoted). Read from the source text: YAML 1.2 makes
+   * `0660` the decimal 660, which is not what anyone writing it means.
+   */
+  fileMode(node: YamlNode | undefined, what: string): number | undefined {
+    if (node === undefined) return undefined;
+    const text = isScalar(node) ? String((node as { source?: unknown }).source ?? node.value).trim() : '';
+    const m = /^(?:0o?)?([0-7]{1,3})$/.exec(text);
+    if (!m) return this.error(node, `${what}: expected an octal file mode like 0660`);
+    return parseInt(m[1]!, 8);
+  }
+
   /** An integer, or a word from `names`, or a string accepted by `resolve`. */
   intOrName(node: YamlNode | undefined, what: string, min: number, max: number, resolve: (s: string) => number | undefined, hint: string): number | undefined {
     if (node === undefined) return undefined;

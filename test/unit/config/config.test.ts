@@ -92,6 +92,13 @@ describe('config', () => {
     expect(issues.join('\n')).toMatch(msg);
   });
 
+  it('reads the control socket mode as chmod does: 0660 as documented, 0o660, 660; anything else says what it wants', () => {
+    const mode = (m: string): number => parseConfig('/k.yaml', `control: { mode: ${m} }\nprotocols: []\n`).control.mode;
+    expect([mode('0660'), mode('0o660'), mode('660'), mode('"0600"'), mode('0')]).toEqual([0o660, 0o660, 0o660, 0o600, 0]);
+    expect(issuesOf('control: { mode: 0668 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
+    expect(issuesOf('control: { mode: 01777 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
+  });
+
   it('reports every problem at once', () => {
     const issues = issuesOf('protocols:\n  - { name: a, type: kernel, protocol: 0 }\n  - { name: b, type: static, routes: [bad] }\n');
     expect(issues).toHaveLength(2);
