@@ -120,9 +120,9 @@ export class KrtsyncDaemon {
     this.notify.start((dgs) => dgs.forEach((d) => this.notes.push(d.data.toString())));
   }
 
-  /** Writes the config; `body` is the protocols section and anything else, the control socket is added. */
-  writeConfig(body: string): void {
-    writeFileSync(this.config, `control: { socket: ${this.socket} }\n${body}`);
+  /** Writes the config; `body` is the protocols section and anything else, the control socket is added (with `control` extras). */
+  writeConfig(body: string, control = ''): void {
+    writeFileSync(this.config, `control: { socket: ${this.socket}${control ? `, ${control}` : ''} }\n${body}`);
   }
 
   file(name: string, text: string): string {
