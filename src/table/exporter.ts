@@ -40,7 +40,13 @@ export interface ExporterCore {
 }
 
 export interface ExporterOptions {
-  /** Journal items a request may be behind before it is dropped to a refeed (default 100000). */
+  /**
+   * Journal items a request may be behind before it is dropped to a refeed.
+   * Default: 100000, or the number of nets in the table when that is larger
+   * (a refeed walks every net, so dropping a reader that lags by less than
+   * that makes it do more work, not less: a stream changing a million routes
+   * used to drop the kernel protocol into a refeed ten times over).
+   */
   maxBehind?: number;
 }
 
@@ -50,6 +56,8 @@ export class Exporter implements ExporterCore {
   private readonly feeders = new Set<Feeder>();
   private stopped: string | undefined;
   readonly maxBehind: number;
+  /** The bound grows with the table (no explicit maxBehind given). */
+  private readonly scaleBound: boolean;
 
   constructor(
     readonly kind: ExporterKind,
@@ -57,6 +65,12 @@ export class Exporter implements ExporterCore {
     options: ExporterOptions = {},
   ) {
     this.maxBehind = Math.max(1, options.maxBehind ?? 100_000);
+    this.scaleBound = options.maxBehind === undefined;
+  }
+
+  /** The current bound on a request's lag: maxBehind, or the table's size when larger (see ExporterOptions). */
+  private bound(): number {
+    return this.scaleBound ? Math.max(this.maxBehind, this.store.size) : this.maxBehind;
   }
 
   /** A full reader: feed of every net, then journal updates. Starts on the first next(). */
@@ -136,14 +150,14 @@ export class Exporter implements ExporterCore {
     if (this.requests.size === 0) return;
     if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
     this.journal.push(netKeyOf(netWord, netLen), old, neu);
-    if (this.journal.length > this.maxBehind) this.dropLaggards();
+    if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());
     for (const r of this.requests) r.notify();
   }
 
-  private dropLaggards(): void {
+  private dropLaggards(bound: number): void {
     const end = this.journal.end;
     for (const r of this.requests) {
-      if (r.readsJournal && end - r.pos > this.maxBehind) r.dropToRefeed(`fell behind by more than ${this.maxBehind} changes`);
+      if (r.readsJournal && end - r.pos > bound) r.dropToRefeed(`fell behind by more than ${bound} changes`);
     }
     this.trim();
   }
