@@ -99,6 +99,30 @@ export function oiflessGateways(r: RouteMessage): ReadonlySet<string> | undefine
 /** True when the kernel's `have` is our `want` as installed: every attribute we set, nothing else we would change. */
 export function sameKernelRoute(want: RouteMessage, have: RouteMessage): boolean {
   if (want.family !== have.family || !want.dst.equals(have.dst) || want.table !== have.table || want.protocol !== have.protocol) return false;
+  const quick = sameSimpleRoute(want, have);
+  if (quick !== undefined) return quick;
   const wild = oiflessGateways(want);
   return canonicalRoute(want, wild) === canonicalRoute(have, wild);
+}
+
+/**
+ * The answer canonicalRoute() would give, without building its texts, for
+ * the shape nearly every route has: unicast, one gateway (no RTA_VIA), no
+ * multipath, no RTAX metrics on either side. Undefined for anything else
+ * (the texts decide). Each comparison is the canonical rule of the same
+ * field, so the two can never disagree (a unit test checks them side by side).
+ */
+export function sameSimpleRoute(want: RouteMessage, have: RouteMessage): boolean | undefined {
+  if (want.type !== C.RTN_UNICAST || have.type !== C.RTN_UNICAST) return undefined;
+  if (want.multipath !== undefined || have.multipath !== undefined || want.metrics !== undefined || have.metrics !== undefined) return undefined;
+  if (want.gateway === undefined || have.gateway === undefined || want.via !== undefined || have.via !== undefined) return undefined;
+  const v6 = want.family === 6;
+  if (effectivePriority(want) !== effectivePriority(have)) return false;
+  if (!v6 && (want.scope !== have.scope || (want.flow ?? 0) !== (have.flow ?? 0))) return false;
+  if (v6 && (want.pref ?? C.ICMPV6_ROUTER_PREF_MEDIUM) !== (have.pref ?? C.ICMPV6_ROUTER_PREF_MEDIUM)) return false;
+  if (want.prefsrc === undefined ? have.prefsrc !== undefined : have.prefsrc === undefined || !want.prefsrc.equals(have.prefsrc)) return false;
+  if (!want.gateway.equals(have.gateway)) return false;
+  if ((want.flags & C.RTNH_F_ONLINK) !== (have.flags & C.RTNH_F_ONLINK)) return false;
+  // A gateway sent without a device matches it on any device (the kernel fills one in).
+  return want.oif === undefined || want.oif === have.oif;
 }
