@@ -125,6 +125,48 @@ function hopWord(c: Cursor, t: Token, hop: NextHopSpec): boolean {
  * it does not understand or any impossible combination.
  */
 export function parseRouteLine(line: string): ParsedRoute {
+  return parseSimpleLine(line) ?? parseFullLine(line);
+}
+
+/**
+ * Attributes of `via GW` lines already parsed, by family and gateway text.
+ * RouteAttrs are interned and immutable, and for this shape they depend only
+ * on the gateway and the net's family, so a routes file of a million lines
+ * through a handful of gateways parses each gateway once.
+ */
+const viaCache = new Map<string, RouteAttrs>();
+const VIA_CACHE_MAX = 4096;
+
+/**
+ * The fast path for `PREFIX via GW` (single spaces, nothing else), the shape
+ * of nearly every line of a large routes file: no tokens, no regexes beyond
+ * the prefix's. Anything else, and anything wrong (so errors keep their
+ * words and columns), returns undefined and goes through the full parser.
+ */
+function parseSimpleLine(line: string): ParsedRoute | undefined {
+  const s = line.trim();
+  const sp = s.indexOf(' ');
+  if (sp <= 0 || !s.startsWith(' via ', sp) || s.indexOf('\t') !== -1) return undefined;
+  const gwText = s.slice(sp + 5);
+  if (gwText.length === 0 || gwText.indexOf(' ') !== -1) return undefined;
+  const netText = s.slice(0, sp);
+  if (netText === 'default' || TYPES.has(netText)) return undefined;
+  let net: Prefix;
+  try {
+    net = parsePrefix(netText);
+  } catch {
+    return undefined;
+  }
+  const key = net.family === 4 ? `4 ${gwText}` : `6 ${gwText}`;
+  const attrs = viaCache.get(key);
+  if (attrs !== undefined) return { net, attrs };
+  const full = parseFullLine(line);
+  if (viaCache.size >= VIA_CACHE_MAX) viaCache.clear();
+  viaCache.set(key, full.attrs);
+  return full;
+}
+
+function parseFullLine(line: string): ParsedRoute {
   const c = new Cursor(tokenize(line), line.trimEnd().length + 1);
   const first = c.peek();
   if (!first) throw new RouteSyntaxError('empty route', 1);
