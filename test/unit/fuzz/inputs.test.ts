@@ -1,0 +1,156 @@
+/**
+ * Fuzzing every parser of outside input that is not fuzzed elsewhere (the
+ * netlink codec: test/unit/netlink/malformed.test.ts; route words:
+ * test/unit/config/route-syntax.test.ts): the config file, route lines as
+ * arbitrary text, stream lines in both formats, control requests.
+ *
+ * The property is the same for each: bad input is an error of the parser's
+ * own class that says what and where (line and column inside the text for
+ * the config, a column for route lines), never another exception, never a
+ * hang. KRTSYNC_FUZZ_RUNS scales the runs (`npm run fuzz` sets it high).
+ */
+import fc from 'fast-check';
+import { ConfigError, parseConfig } from '../../../src/config/config';
+import { parseRouteLine, RouteSyntaxError } from '../../../src/config/route-syntax';
+import { ControlError, parseRequest } from '../../../src/control/protocol';
+import { KrtError } from '../../../src/lib/errors';
+import { parseStreamLine } from '../../../src/proto/stream/formats';
+
+const RUNS = Number(process.env.KRTSYNC_FUZZ_RUNS ?? 500);
+const SEED = process.env.KRTSYNC_FUZZ_SEED === undefined ? {} : { seed: Number(process.env.KRTSYNC_FUZZ_SEED) };
+const opts = { numRuns: RUNS, ...SEED };
+
+const CONFIG = `log: { level: info }
+control: { socket: /run/krtsync/krtsync.sock, group: krtsync, mode: 0660 }
+tables:
+  - { name: master4, family: ipv4 }
+protocols:
+  - name: static1
+    type: static
+    preference: 200
+    routes:
+      - 10.10.0.0/16 via 192.0.2.2
+      - blackhole 10.30.0.0/16
+  - name: bgp
+    type: stream
+    grace: 30s
+  - name: kernel1
+    type: kernel
+    family: ipv4
+    kernel_table: main
+    scan_interval: 60s
+    export:
+      - { match: { net: "10.0.0.0/8{16,24}" }, set: { mtu: 1400 }, action: accept }
+`;
+
+/** Mutations of a valid text: replace, insert or delete a span with YAML-significant or random characters. */
+const mutated = (base: string) =>
+  fc
+    .array(fc.tuple(fc.nat(), fc.nat({ max: 8 }), fc.oneof(fc.constantFrom(':', '-', ' ', '\n', '{', '}', '[', ']', '"', "'", '#', '&', '*', '!', '|', '>', '\t', '0x', '1e9', 'null', '~', '%', '@', '`', ','), fc.string({ maxLength: 6 }))), { minLength: 1, maxLength: 6 })
+    .map((edits) => {
+      let s = base;
+      for (const [at, del, ins] of edits) {
+        const i = at % (s.length + 1);
+        s = s.slice(0, i) + ins + s.slice(i + del);
+      }
+      return s;
+    });
+
+function expectOwnError(e: unknown, cls: new (...a: never[]) => KrtError): void {
+  if (!(e instanceof cls)) throw new Error(`expected a ${cls.name}, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+}
+
+describe('fuzzing the parsers of outside input', () => {
+  it('config: any mutation of a valid file loads, or fails with every issue at a line and column inside the text', () => {
+    fc.assert(
+      fc.property(mutated(CONFIG), (text) => {
+        try {
+          parseConfig('/etc/krtsync/krtsync.yaml', text);
+        } catch (e) {
+          expectOwnError(e, ConfigError);
+          const lines = text.split('\n').length;
+          for (const i of (e as ConfigError).issues) {
+            expect(i.line).toBeGreaterThanOrEqual(1);
+            expect(i.line).toBeLessThanOrEqual(lines + 1);
+            expect(i.column).toBeGreaterThanOrEqual(1);
+            expect(i.message.length).toBeGreaterThan(0);
+          }
+          expect((e as ConfigError).message).toMatch(/^\/etc\/krtsync\/krtsync\.yaml:\d+:\d+: /);
+        }
+      }),
+      opts,
+    );
+  });
+
+  it('config: arbitrary text never throws anything but a ConfigError', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (text) => {
+        try {
+          parseConfig('/k.yaml', text);
+        } catch (e) {
+          expectOwnError(e, ConfigError);
+        }
+      }),
+      opts,
+    );
+  });
+
+  it('route lines: arbitrary text is a route or a RouteSyntaxError with a column inside the line', () => {
+    const chars = fc.string({ unit: fc.constantFrom(...'0123456789abcdefv./: -x'.split('')), maxLength: 60 });
+    fc.assert(
+      fc.property(fc.oneof(chars, fc.string({ maxLength: 60 }), mutated('10.40.0.0/16 nexthop via 192.0.2.2 weight 1 nexthop via 192.0.2.3 weight 2 mtu lock 1400')), (line) => {
+        try {
+          parseRouteLine(line);
+        } catch (e) {
+          expectOwnError(e, RouteSyntaxError);
+          expect((e as RouteSyntaxError).column).toBeGreaterThanOrEqual(1);
+          expect((e as RouteSyntaxError).column).toBeLessThanOrEqual(line.length + 1);
+        }
+      }),
+      opts,
+    );
+  });
+
+  it('stream lines: any JSON or text, in both formats, is events or a KrtError', () => {
+    const route = fc.oneof(fc.constantFrom('10.1.0.0/24 via 192.0.2.2', 'blackhole 10.3.0.0/24', '2001:db8:7::/48 via 2001:db8::1', '10.0.0.1/8', ''), fc.string({ maxLength: 20 }));
+    const krtsyncLine = fc.record({ announce: fc.oneof(route, fc.array(route, { maxLength: 3 }), fc.jsonValue()), withdraw: fc.oneof(route, fc.array(route, { maxLength: 3 }), fc.jsonValue()), eor: fc.jsonValue() }, { requiredKeys: [] });
+    const exabgpLine = fc.record(
+      {
+        exabgp: fc.constantFrom('4.0.1', '5.0.0'),
+        type: fc.constantFrom('update', 'state', 'keepalive', 'open', 'notification'),
+        neighbor: fc.record({ address: fc.record({ peer: fc.oneof(fc.constantFrom('198.51.100.1', '2001:db8::1'), fc.string({ maxLength: 8 })) }), state: fc.constantFrom('up', 'down', 'connected'), message: fc.jsonValue({ maxDepth: 5 }) }, { requiredKeys: [] }),
+      },
+      { requiredKeys: [] },
+    );
+    const line = fc.oneof(fc.string({ maxLength: 200 }), fc.jsonValue().map((v) => JSON.stringify(v)), krtsyncLine.map((v) => JSON.stringify(v)), exabgpLine.map((v) => JSON.stringify(v)));
+    fc.assert(
+      fc.property(fc.constantFrom('krtsync' as const, 'exabgp' as const), line, (format, text) => {
+        try {
+          const events = parseStreamLine(format, text);
+          expect(Array.isArray(events)).toBe(true);
+        } catch (e) {
+          expectOwnError(e, KrtError);
+          expect((e as KrtError).code).toMatch(/^KRT_ERR_/);
+        }
+      }),
+      opts,
+    );
+  });
+
+  it('control requests: any line is a request or a ControlError that says what is wrong', () => {
+    const req = fc.record({ id: fc.jsonValue(), command: fc.oneof(fc.constantFrom('show-status', 'route-add', 'feed'), fc.jsonValue()), args: fc.jsonValue() }, { requiredKeys: [] });
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.jsonValue().map((v) => JSON.stringify(v)), req.map((v) => JSON.stringify(v))), (line) => {
+        try {
+          const r = parseRequest(line);
+          expect(typeof r.command).toBe('string');
+          expect(r.args !== null && typeof r.args === 'object' && !Array.isArray(r.args)).toBe(true);
+        } catch (e) {
+          expectOwnError(e, ControlError);
+          expect((e as ControlError).code).toBe('KRT_ERR_BAD_REQUEST');
+        }
+      }),
+      opts,
+    );
+  });
+});
