@@ -22,6 +22,9 @@ function checkDecoded(msgs: NetlinkMessage[], len: number): void {
   }
 }
 
+/** `npm run fuzz` raises this (KRTSYNC_FUZZ_RUNS). */
+const RUNS = Number(process.env.KRTSYNC_FUZZ_RUNS ?? 3000);
+
 const kinds = ['route', 'link', 'addr', 'error', 'done', 'other', 'malformed'];
 
 describe('decoding malformed input', () => {
@@ -33,7 +36,7 @@ describe('decoding malformed input', () => {
         for (const m of msgs) expect(kinds).toContain(m.kind);
         checkDecoded(msgs, buf.length);
       }),
-      { numRuns: 3000 },
+      { numRuns: RUNS },
     );
   });
 
@@ -47,7 +50,7 @@ describe('decoding malformed input', () => {
         buf.set(body, 16);
         checkDecoded(decodeMessages(buf), buf.length);
       }),
-      { numRuns: 3000 },
+      { numRuns: RUNS },
     );
   });
 
@@ -67,7 +70,7 @@ describe('decoding malformed input', () => {
           checkDecoded(decodeMessages(copy), copy.length);
         },
       ),
-      { numRuns: 3000 },
+      { numRuns: RUNS },
     );
   });
 
