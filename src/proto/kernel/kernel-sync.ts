@@ -268,7 +268,7 @@ export class KernelSync implements ScanTarget {
             ops.push(op);
             owners.push(e);
             e.inflight++;
-            e.echoes.push(op.cmd === 'delete' ? 'del' : 'new');
+            e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
           this.waitingEcho.add(key);
           if (ops.length >= batchSize) {
@@ -368,6 +368,7 @@ export class KernelSync implements ScanTarget {
     }
     if (e.state === 'failed' && e.retryAt > Date.now()) return;
     if (e.want && e.have.length > 0 && planNet(e.want, e.have, this.target).length === 0) {
+      e.shareWant();
       e.state = 'installed';
       e.error = undefined;
       this.failed.delete(key);
@@ -408,7 +409,7 @@ export class KernelSync implements ScanTarget {
   private applyDump(dumped: readonly RouteMessage[]): void {
     for (const e of this.entries.values()) {
       e.have = [];
-      e.echoes = [];
+      e.clearEchoes();
     }
     this.waitingEcho.clear();
     for (const r of dumped) {
@@ -418,7 +419,7 @@ export class KernelSync implements ScanTarget {
         e = new NetEntry(r.dst);
         this.entries.set(key, e);
       }
-      e.have.push(r);
+      e.addHave(r);
     }
   }
 
@@ -582,7 +583,7 @@ export class KernelSync implements ScanTarget {
       const e = this.entries.get(key);
       if (!e || e.inflight > 0) continue;
       if (now - e.lastSentAt > 5000) {
-        e.echoes = [];
+        e.clearEchoes();
         this.waitingEcho.delete(key);
         this.dirty.add(key);
       }

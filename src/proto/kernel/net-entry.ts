@@ -19,8 +19,11 @@ import type { Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelAttrs } from '../kernel-attrs';
-import { effectivePriority } from './normalize';
+import { effectivePriority, sameKernelRoute } from './normalize';
 import type { RouteError, RouteSyncState } from './route-status';
+
+/** Shared by every entry with no echo expected (never mutated: echoes are replaced, not pushed to). */
+const NO_ECHOES: readonly ('new' | 'del')[] = Object.freeze([]);
 
 export class NetEntry {
   want: RouteMessage | undefined = undefined;
@@ -31,7 +34,7 @@ export class NetEntry {
   wantError: RouteError | undefined = undefined;
   have: RouteMessage[] = [];
   inflight = 0;
-  echoes: ('new' | 'del')[] = [];
+  echoes: readonly ('new' | 'del')[] = NO_ECHOES;
   lastSentAt = 0;
   /** Something changed while operations were out: plan again once they settle. */
   recheck = false;
@@ -57,28 +60,58 @@ export class NetEntry {
     return this.want !== undefined || this.wantError !== undefined || this.state === 'withdrawing';
   }
 
-  /** Our view of the kernel after `r` was added or replaced (deleted false), or deleted. */
+  /**
+   * Our view of the kernel after `r` was added or replaced (deleted false), or deleted.
+   * A route the kernel holds exactly as we want it (canonical form) is kept as
+   * `want` itself: the decoded notification or dump entry would otherwise stay
+   * alive per net (a million of them after a full sync), and every decision
+   * (planNet, priorities) comes out the same for either.
+   * Arrays are replaced, never grown: a pushed-to empty array keeps room for 17.
+   */
   applyHave(r: RouteMessage, deleted: boolean): void {
     const prio = effectivePriority(r);
     const i = this.have.findIndex((h) => effectivePriority(h) === prio);
     if (deleted) {
       if (r.priority === undefined && r.family === 4) this.have = this.have.slice(1); // a wildcard delete took the first
-      else if (i >= 0) this.have.splice(i, 1);
-    } else if (i >= 0) this.have[i] = r;
-    else this.have.push(r);
+      else if (i >= 0) this.have = this.have.filter((_, j) => j !== i);
+      return;
+    }
+    const held = this.want !== undefined && r !== this.want && sameKernelRoute(this.want, r) ? this.want : r;
+    if (i >= 0) this.have[i] = held;
+    else this.have = this.have.length === 0 ? [held] : [...this.have, held];
+  }
+
+  /** A route of ours the kernel listed (a dump). */
+  addHave(r: RouteMessage): void {
+    this.have = this.have.length === 0 ? [r] : [...this.have, r];
+  }
+
+  /** The kernel holds exactly what we want: keep `want` as its view (see applyHave). */
+  shareWant(): void {
+    if (this.want !== undefined && this.have.length === 1 && this.have[0] !== this.want) this.have = [this.want];
+  }
+
+  /** An operation of ours went out: its notification (`new` or `del`) is expected, after any before it. */
+  expectEcho(kind: 'new' | 'del'): void {
+    this.echoes = this.echoes.length === 0 ? [kind] : [...this.echoes, kind];
   }
 
   /** A notification of `kind` arrived: true when it is the echo of our oldest change (and consumes it). */
   takeEcho(kind: 'new' | 'del'): boolean {
     if (this.echoes[0] !== kind) return false;
-    this.echoes.shift();
+    this.echoes = this.echoes.length === 1 ? NO_ECHOES : this.echoes.slice(1);
     return true;
+  }
+
+  /** Forget the echoes still expected (a dump shows their effect, or they never came). */
+  clearEchoes(): void {
+    this.echoes = NO_ECHOES;
   }
 
   /** A change of ours failed or changed nothing: the notification it would have caused never comes. */
   dropEcho(kind: 'new' | 'del'): void {
     const i = this.echoes.lastIndexOf(kind);
-    if (i >= 0) this.echoes.splice(i, 1);
+    if (i >= 0) this.echoes = this.echoes.filter((_, j) => j !== i);
   }
 
   /** The kernel accepted our add or replace. */

@@ -33,7 +33,7 @@ export function planNet(want: RouteMessage | undefined, have: readonly RouteMess
     const prio = effectivePriority(want);
     kept = have.find((h) => effectivePriority(h) === prio);
     if (!kept) ops.push({ cmd: 'add', route: want });
-    else if (!sameKernelRoute(want, kept)) ops.push({ cmd: 'replace', route: want });
+    else if (kept !== want && !sameKernelRoute(want, kept)) ops.push({ cmd: 'replace', route: want });
   }
   for (const h of have) {
     if (h === kept) continue;
