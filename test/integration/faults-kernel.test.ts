@@ -94,13 +94,11 @@ ${v6}
     const first = attempts();
     await sleep(3000);
     const later = attempts();
-    process.stdout.write(`attempts ${first} -> ${later}\n`);
     expect(later).toHaveLength(2);
     // 1 s doubling (jitter shortens by at most 20 %): at most 3 more tries in 3 s per route, never hundreds.
-    for (let i = 0; i < later.length; i++) {
-      expect(later[i]! - first[i]!).toBeGreaterThanOrEqual(1);
-      expect(later[i]! - first[i]!).toBeLessThanOrEqual(3);
-    }
+    for (let i = 0; i < later.length; i++) expect(later[i]! - first[i]!).toBeLessThanOrEqual(3);
+    // And they are retried: each gets another try (the next one may be 4 s away by now).
+    await until('another try of each refused route', () => attempts().every((a, i) => a > first[i]!), 15000, 200);
     for (const s of d.kernelStatus(true)) if (s.error!.errno > 0) expect(s.retryAt).toBeGreaterThan(Date.now() - 1000);
   });
 
