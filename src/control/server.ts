@@ -6,7 +6,9 @@
  * Bounds, so one client can never hurt another or the daemon: a request line
  * is at most MAX_REQUEST_BYTES (a longer one gets an error and is skipped), a
  * started request must be complete within requestTimeoutMs (a slow client is
- * told so and disconnected), at most maxClients connections at once, and a
+ * told so and disconnected), a connection idle for idleTimeoutMs is closed
+ * (not a stream: a BGP feed may be quiet for hours), so idle clients cannot
+ * hold every slot, at most maxClients connections at once, and a
  * malformed request gets an error response on its own connection only.
  * Requests of one connection are answered in order. The daemon's handler is
  * responsible for running management commands through one queue.
@@ -45,6 +47,8 @@ export interface ControlServerOptions {
   group?: string;
   maxClients?: number;
   requestTimeoutMs?: number;
+  /** A request/response connection with nothing to do for this long is closed (stream connections are exempt). */
+  idleTimeoutMs?: number;
   onError?: (message: string) => void;
 }
 
@@ -123,6 +127,7 @@ export class ControlServer {
     const clientId = this.nextClientId++;
     this.clients.add(sock);
     const timeoutMs = this.opts.requestTimeoutMs ?? 10000;
+    const idleMs = this.opts.idleTimeoutMs ?? 300000;
     let stream: StreamConsumer | undefined;
     let pendingStream: StreamConsumer | undefined;
     let streamLine = 0;
@@ -169,6 +174,7 @@ export class ControlServer {
       backlogHead = 0;
       busy = false;
       sock.resume();
+      arm();
     };
     const onLine = (line: string): void => {
       if (stream && !busy) {
@@ -183,17 +189,29 @@ export class ControlServer {
       write({ id: null, ok: false, error: { code: 'KRT_ERR_LINE_TOO_LONG', message: `line longer than ${MAX_REQUEST_BYTES} bytes; skipped` } }),
     );
 
-    sock.on('data', (chunk: Buffer) => {
-      splitter.push(chunk);
-      // A started request must be completed in time; a stream connection has no such limit.
+    // One timer: a started request must be completed in time; otherwise the connection may idle
+    // only so long. A stream connection has neither limit.
+    const arm = (): void => {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (!stream && splitter.pending > 0) {
+      if (stream) return;
+      if (splitter.pending > 0) {
         timer = setTimeout(() => {
           write({ id: null, ok: false, error: { code: 'KRT_ERR_REQUEST_TIMEOUT', message: `request not completed within ${timeoutMs} ms; closing` } });
           sock.end();
         }, timeoutMs);
+      } else {
+        timer = setTimeout(() => {
+          if (busy) return arm(); // answering takes as long as it takes
+          write({ id: null, ok: false, error: { code: 'KRT_ERR_IDLE_TIMEOUT', message: `no request for ${idleMs} ms; closing` } });
+          sock.end();
+        }, idleMs);
       }
+    };
+    arm();
+    sock.on('data', (chunk: Buffer) => {
+      splitter.push(chunk);
+      arm();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {

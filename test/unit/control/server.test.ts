@@ -156,6 +156,23 @@ describe('control server', () => {
     await r.closed;
   });
 
+  it('closes a connection that sends no request for the idle timeout, but not one still being answered', async () => {
+    const idlePath = socketPath();
+    const idleServer = new ControlServer({ path: idlePath, idleTimeoutMs: 150 }, echo);
+    await idleServer.listen();
+    try {
+      const r = await raw(idlePath);
+      r.sock.write('{"id":1,"command":"slow","args":{"ms":300}}\n');
+      const lines: string[] = [];
+      while (lines.length < 2) lines.push(...(await r.lines()));
+      expect(JSON.parse(lines[0]!)).toEqual({ id: 1, ok: true, result: 'slow done' }); // 300 ms of work outlived a 150 ms idle limit
+      expect(JSON.parse(lines[1]!).error.code).toBe('KRT_ERR_IDLE_TIMEOUT');
+      await r.closed;
+    } finally {
+      await idleServer.close();
+    }
+  });
+
   it('serves 100 concurrent clients', async () => {
     const clients = await Promise.all(Array.from({ length: 100 }, () => ControlClient.connect(path)));
     const results = await Promise.all(clients.map((c, i) => c.request('echo', { i })));
