@@ -29,7 +29,7 @@ import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { trieSpreadOrder } from '../../netlink/order';
 import type { BatchResult, RouteOp } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { NetKey, RouteAttrs } from '../../route';
+import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
@@ -39,6 +39,7 @@ import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
 import { planNet, type KernelOp } from './reconcile';
 import { NetEntry } from './net-entry';
+import { NetMap } from './net-map';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
@@ -78,10 +79,11 @@ export interface KernelSyncOptions {
 export class KernelSync implements ScanTarget {
   readonly links = new LinkCache();
   readonly sm: StateMachine<SyncState>;
-  private readonly entries = new Map<NetKey, NetEntry>();
-  private readonly dirty = new Set<NetKey>();
-  private readonly failed = new Set<NetKey>();
-  private readonly waitingEcho = new Set<NetKey>();
+  /** Per net; the sets below hold entries (object keys hash by identity: no boxed number per net). */
+  private readonly entries = new NetMap<NetEntry>();
+  private readonly dirty = new Set<NetEntry>();
+  private readonly failed = new Set<NetEntry>();
+  private readonly waitingEcho = new Set<NetEntry>();
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private readonly target: KernelTarget;
@@ -158,7 +160,7 @@ export class KernelSync implements ScanTarget {
     this.allowDeletes = !keepStale;
     this.drainBuffered();
     // The whole first sync is known now: queue it in the order the kernel's trie takes fastest.
-    for (const k of trieSpreadOrder([...this.entries.keys()], netKeyWord)) this.dirty.add(k);
+    for (const e of trieSpreadOrder([...this.entries.values()], entryWord)) this.dirty.add(e);
     this.sending = true;
     const t0 = Date.now();
     await this.flushAndSettle();
@@ -172,7 +174,9 @@ export class KernelSync implements ScanTarget {
   /** Graceful restart is over: stale routes of ours may go now. */
   pruneStale(): void {
     this.allowDeletes = true;
-    for (const [k, e] of this.entries) if (e.want === undefined && e.have.length > 0) this.dirty.add(k);
+    this.entries.forEach((e) => {
+      if (e.want === undefined && e.have.length > 0) this.dirty.add(e);
+    });
     this.kickFlush();
   }
 
@@ -181,12 +185,11 @@ export class KernelSync implements ScanTarget {
   /** The route we want for `net` (attrs undefined: none), with the export filter's settings. */
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
     if (net.family !== this.target.family) return;
-    const key = net.key();
-    let e = this.entries.get(key);
+    let e = this.entries.get(net);
     if (!e) {
       if (attrs === undefined) return;
       e = new NetEntry(net);
-      this.entries.set(key, e);
+      this.entries.set(net, e);
     }
     e.attrs = attrs;
     e.set = set;
@@ -194,7 +197,7 @@ export class KernelSync implements ScanTarget {
     this.convert(e);
     e.attempts = 0;
     e.retryAt = 0;
-    this.markDirty(key, e);
+    this.markDirty(e);
   }
 
   private convert(e: NetEntry): void {
@@ -208,19 +211,19 @@ export class KernelSync implements ScanTarget {
       const errnoName = err instanceof ConversionError ? err.errnoName : 'EINVAL';
       e.wantError = { errno: 0, errnoName, message: (err as Error).message };
       e.state = 'failed';
-      this.failed.add(e.net.key());
+      this.failed.add(e);
       // Said once per new reason (links change often; the same reason again is not news).
       if (before !== e.wantError.message)
         this.limited.write('warn', `convert:${errnoName}`, `cannot install ${e.net}: ${e.wantError.message}; waiting for a link change`, { prefix: e.net.toString(), errno: errnoName });
     }
   }
 
-  private markDirty(key: NetKey, e: NetEntry): void {
+  private markDirty(e: NetEntry): void {
     if (!e.idleOnWire) {
       e.recheck = true;
       return;
     }
-    this.dirty.add(key);
+    this.dirty.add(e);
     this.kickFlush();
   }
 
@@ -246,11 +249,10 @@ export class KernelSync implements ScanTarget {
         let now = Date.now();
         let lastProgress = now;
         let sentHere = 0;
-        for (const key of this.dirty) {
+        for (const e of this.dirty) {
           if (!this.sending) break; // a scan or shutdown took over; what is left stays dirty
-          this.dirty.delete(key);
-          const e = this.entries.get(key);
-          if (!e) continue;
+          this.dirty.delete(e);
+          if (e.dropped) continue;
           if (!e.idleOnWire) {
             e.recheck = true;
             continue;
@@ -259,7 +261,7 @@ export class KernelSync implements ScanTarget {
           let netOps = e.wantError ? [] : planNet(e.want, e.have, this.target);
           if (!this.allowDeletes) netOps = netOps.filter((op) => op.cmd !== 'delete');
           if (netOps.length === 0) {
-            this.settleState(key, e);
+            this.settleState(e);
             continue;
           }
           e.state = e.want ? 'pending' : 'withdrawing';
@@ -270,7 +272,7 @@ export class KernelSync implements ScanTarget {
             e.inflight++;
             e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
-          this.waitingEcho.add(key);
+          this.waitingEcho.add(e);
           if (ops.length >= batchSize) {
             sentHere += ops.length;
             this.submit(ops, owners);
@@ -306,7 +308,6 @@ export class KernelSync implements ScanTarget {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       const e = owners[i]!;
-      const key = e.net.key();
       e.inflight--;
       const err = failures.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
@@ -315,7 +316,7 @@ export class KernelSync implements ScanTarget {
         e.applyHave(op.route, op.cmd === 'delete');
         if (op.cmd !== 'delete') {
           e.markInstalled(); // the kernel accepted it; its notification will only confirm
-          this.failed.delete(key);
+          this.failed.delete(e);
         }
       } else {
         e.dropEcho(op.cmd === 'delete' ? 'del' : 'new');
@@ -323,8 +324,8 @@ export class KernelSync implements ScanTarget {
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (op.cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
       }
-      if (e.idleOnWire) this.waitingEcho.delete(key);
-      this.afterSettle(key, e);
+      if (e.idleOnWire) this.waitingEcho.delete(e);
+      this.afterSettle(e);
     }
     this.outstanding -= ops.length;
     this.maybeSettled();
@@ -337,7 +338,7 @@ export class KernelSync implements ScanTarget {
     if (ne?.extAck) error.extAck = ne.extAck;
     const delay = backoffDelay(this.opts.backoff ?? DEFAULT_BACKOFF, e.attempts + 1);
     e.markFailed(error, now + delay);
-    this.failed.add(e.net.key());
+    this.failed.add(e);
     this.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${op.cmd} ${e.net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
       prefix: e.net.toString(),
       table: this.target.table,
@@ -347,23 +348,22 @@ export class KernelSync implements ScanTarget {
   }
 
   /** After an entry's operation or notification settled: plan again if something changed meanwhile. */
-  private afterSettle(key: NetKey, e: NetEntry): void {
+  private afterSettle(e: NetEntry): void {
     if (!e.idleOnWire) return;
     if (e.recheck) {
       e.recheck = false;
-      this.dirty.add(key);
+      this.dirty.add(e);
       this.kickFlush();
       return;
     }
-    if (e.state !== 'failed') this.settleState(key, e);
+    if (e.state !== 'failed') this.settleState(e);
   }
 
   /** No operation needed right now: record the resulting state, drop empty entries. */
-  private settleState(key: NetKey, e: NetEntry): void {
+  private settleState(e: NetEntry): void {
     if (e.wantError) return;
     if (e.empty) {
-      this.entries.delete(key);
-      this.failed.delete(key);
+      this.dropEntry(e);
       return;
     }
     if (e.state === 'failed' && e.retryAt > Date.now()) return;
@@ -371,10 +371,19 @@ export class KernelSync implements ScanTarget {
       e.shareWant();
       e.state = 'installed';
       e.error = undefined;
-      this.failed.delete(key);
+      this.failed.delete(e);
     } else if (!e.want && e.have.length > 0 && !this.allowDeletes) {
       e.state = 'withdrawing'; // kept until graceful restart ends
     }
+  }
+
+  /** An entry with nothing wanted and nothing held goes; a set still holding it skips it (`dropped`). */
+  private dropEntry(e: NetEntry): void {
+    if (this.entries.get(e.net) === e) this.entries.delete(e.net);
+    e.dropped = true;
+    this.failed.delete(e);
+    this.dirty.delete(e);
+    this.waitingEcho.delete(e);
   }
 
   private flushAndSettle(): Promise<void> {
@@ -407,17 +416,16 @@ export class KernelSync implements ScanTarget {
 
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
   private applyDump(dumped: readonly RouteMessage[]): void {
-    for (const e of this.entries.values()) {
+    this.entries.forEach((e) => {
       e.have = [];
       e.clearEchoes();
-    }
+    });
     this.waitingEcho.clear();
     for (const r of dumped) {
-      const key = r.dst.key();
-      let e = this.entries.get(key);
+      let e = this.entries.get(r.dst);
       if (!e) {
         e = new NetEntry(r.dst);
-        this.entries.set(key, e);
+        this.entries.set(r.dst, e);
       }
       e.addHave(r);
     }
@@ -439,39 +447,38 @@ export class KernelSync implements ScanTarget {
       this.opts.onForeignRoute?.(r, deleted);
       // A foreign route that was in the way of ours is gone: retry ours now.
       if (deleted) {
-        const e = this.entries.get(r.dst.key());
+        const e = this.entries.get(r.dst);
         if (e && e.state === 'failed' && e.error?.errnoName === 'EEXIST') {
           e.retryAt = 0;
-          this.markDirty(r.dst.key(), e);
+          this.markDirty(e);
         }
       }
       return;
     }
-    const key = r.dst.key();
-    let e = this.entries.get(key);
+    let e = this.entries.get(r.dst);
     if (!e) {
       if (deleted) return;
       e = new NetEntry(r.dst); // a route with our number we never installed: not wanted, so it goes
-      this.entries.set(key, e);
+      this.entries.set(r.dst, e);
     }
     e.applyHave(r, deleted);
     if (e.takeEcho(deleted ? 'del' : 'new')) {
-      if (e.idleOnWire) this.waitingEcho.delete(key);
-      this.afterSettle(key, e);
+      if (e.idleOnWire) this.waitingEcho.delete(e);
+      this.afterSettle(e);
       return;
     }
-    this.repair(key, e, deleted ? 'deleted' : 'changed');
+    this.repair(e, deleted ? 'deleted' : 'changed');
   }
 
   /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
-  private repair(key: NetKey, e: NetEntry, what: string): void {
+  private repair(e: NetEntry, what: string): void {
     if (!e.idleOnWire) {
       e.recheck = true;
       return;
     }
     if (this.state === 'shutting-down' || this.state === 'down') return;
     if (e.wantError || planNet(e.want, e.have, this.target).length === 0) {
-      this.settleState(key, e);
+      this.settleState(e);
       return;
     }
     const now = Date.now();
@@ -483,11 +490,11 @@ export class KernelSync implements ScanTarget {
       // Someone keeps undoing us: back off instead of fighting in a hot loop.
       const delay = backoffDelay({ baseMs: 500, maxMs: 60_000, jitter: 0.2 }, e.repairStreak - 2);
       e.retryAt = now + delay;
-      this.failed.add(key);
+      this.failed.add(e);
       this.limited.write('warn', 'repair-loop', `route ${e.net} keeps being changed by someone else; next repair in ${delay} ms`, { prefix: e.net.toString() });
       return;
     }
-    this.dirty.add(key);
+    this.dirty.add(e);
     this.kickFlush();
   }
 
@@ -507,9 +514,8 @@ export class KernelSync implements ScanTarget {
   private onLinkLayerChange(cameBack: boolean): void {
     if (this.closed) return;
     const now = Date.now();
-    for (const key of this.failed) {
-      const e = this.entries.get(key);
-      if (!e) continue;
+    for (const e of this.failed) {
+      if (e.dropped) continue;
       if (e.wantError) {
         this.convert(e); // an unknown device may exist now
         if (e.wantError) continue;
@@ -559,7 +565,9 @@ export class KernelSync implements ScanTarget {
     this.drainBuffered();
     this.sm.go('pruning');
     const now = Date.now();
-    for (const [k, e] of this.entries) if (e.retryAt <= now) this.dirty.add(k);
+    this.entries.forEach((e) => {
+      if (e.retryAt <= now) this.dirty.add(e);
+    });
     this.sending = true;
     await this.flushAndSettle();
     if (this.closed) return;
@@ -570,22 +578,20 @@ export class KernelSync implements ScanTarget {
 
   private onTick(): void {
     const now = Date.now();
-    for (const key of this.failed) {
-      const e = this.entries.get(key);
-      if (!e) {
-        this.failed.delete(key);
+    for (const e of this.failed) {
+      if (e.dropped) {
+        this.failed.delete(e);
         continue;
       }
-      if (e.retryAt > 0 && e.retryAt <= now && e.idleOnWire && !e.wantError) this.dirty.add(key);
+      if (e.retryAt > 0 && e.retryAt <= now && e.idleOnWire && !e.wantError) this.dirty.add(e);
     }
     // An echo that never came (lost, or the kernel merged notifications): stop waiting and re-plan.
-    for (const key of this.waitingEcho) {
-      const e = this.entries.get(key);
-      if (!e || e.inflight > 0) continue;
+    for (const e of this.waitingEcho) {
+      if (e.dropped || e.inflight > 0) continue;
       if (now - e.lastSentAt > 5000) {
         e.clearEchoes();
-        this.waitingEcho.delete(key);
-        this.dirty.add(key);
+        this.waitingEcho.delete(e);
+        this.dirty.add(e);
       }
     }
     if (this.dirty.size) this.kickFlush();
@@ -602,7 +608,9 @@ export class KernelSync implements ScanTarget {
     this.beginShutdown();
     await this.settled();
     const held: Prefix[] = [];
-    for (const e of this.entries.values()) if (e.have.length > 0 || e.want) held.push(e.net);
+    this.entries.forEach((e) => {
+      if (e.have.length > 0 || e.want) held.push(e.net);
+    });
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -611,8 +619,8 @@ export class KernelSync implements ScanTarget {
         limited: this.limited,
         batchSize: this.opts.batchSize ?? 4096,
         progressEveryMs: this.opts.progressEveryMs ?? 5000,
-        priorityOf: (key) => {
-          const e = this.entries.get(key);
+        priorityOf: (net) => {
+          const e = this.entries.get(net);
           return e?.have[0] ? effectivePriority(e.have[0]) : e?.want?.priority;
         },
       },
@@ -667,7 +675,9 @@ export class KernelSync implements ScanTarget {
   /** Nets we currently want in the kernel. */
   wantedNets(): Prefix[] {
     const out: Prefix[] = [];
-    for (const e of this.entries.values()) if (e.attrs !== undefined) out.push(e.net);
+    this.entries.forEach((e) => {
+      if (e.attrs !== undefined) out.push(e.net);
+    });
     return out;
   }
 
@@ -676,7 +686,7 @@ export class KernelSync implements ScanTarget {
   }
 }
 
-/** The IPv4 address word of a net key (`word * 64 + len`), or undefined for IPv6 keys. */
-function netKeyWord(k: NetKey): number | undefined {
-  return typeof k === 'number' ? Math.floor(k / 64) : undefined;
+/** The IPv4 address word of an entry's net, or undefined for IPv6. */
+function entryWord(e: NetEntry): number | undefined {
+  return e.net.family === 4 ? e.net.w0 : undefined;
 }

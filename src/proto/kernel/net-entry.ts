@@ -44,6 +44,8 @@ export class NetEntry {
   retryAt = 0;
   repairStreak = 0;
   lastRepairAt = 0;
+  /** Dropped from the sync's entries (a set may still hold it: skip it there). */
+  dropped = false;
 
   constructor(readonly net: Prefix) {}
 

@@ -12,11 +12,11 @@ import type { Prefix } from '../../lib/addr';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { trieSpreadOrder } from '../../netlink/order';
 import type { RouteOp } from '../../netlink/pipeline';
-import type { NetKey } from '../../route';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
 import { kernelDelete, type KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
+import { NetMap } from './net-map';
 import { effectivePriority } from './normalize';
 
 const ESRCH = 3;
@@ -36,8 +36,8 @@ export interface WithdrawContext {
   limited: RateLimitedLog;
   batchSize: number;
   progressEveryMs: number;
-  /** The metric our route for `key` has (undefined: any metric of ours). */
-  priorityOf(key: NetKey): number | undefined;
+  /** The metric our route for `net` has (undefined: any metric of ours). */
+  priorityOf(net: Prefix): number | undefined;
 }
 
 export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<readonly Prefix[]>, alsoHeld: Iterable<Prefix>): Promise<WithdrawResult> {
@@ -45,7 +45,7 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
   const pending: Promise<void>[] = [];
-  const seen = new Set<NetKey>();
+  const seen = new NetMap<true>();
   let batch: RouteOp[] = [];
   let sent = 0;
 
@@ -74,16 +74,15 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
   const all: Prefix[] = [];
   const take = (net: Prefix): void => {
     if (net.family !== ctx.target.family) return;
-    const key = net.key();
-    if (seen.has(key)) return;
-    seen.add(key);
+    if (seen.has(net)) return;
+    seen.set(net, true);
     all.push(net);
   };
   for await (const some of nets) for (const net of some) take(net);
   for (const net of alsoHeld) take(net);
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   for (const net of trieSpreadOrder(all, (n) => (n.family === 4 ? n.w0 : undefined))) {
-    batch.push({ cmd: 'delete', route: kernelDelete(net, ctx.target, ctx.target.metric ?? ctx.priorityOf(net.key())) });
+    batch.push({ cmd: 'delete', route: kernelDelete(net, ctx.target, ctx.target.metric ?? ctx.priorityOf(net)) });
     if (batch.length >= ctx.batchSize) await send();
   }
   if (batch.length) await send();
