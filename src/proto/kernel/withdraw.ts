@@ -71,18 +71,26 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
   };
   // The whole set is gathered first, each net once, and sent in the order the kernel's trie deletes
   // fastest (about twice as fast as address order for a full table; src/netlink/order.ts).
+  // Each net's metric is looked up here, in feed order: in the trie-spread order below every lookup
+  // is a cache miss (2.3 s of a 1M shutdown).
   const all: Prefix[] = [];
+  const prios: (number | undefined)[] = [];
   const take = (net: Prefix): void => {
     if (net.family !== ctx.target.family) return;
     if (seen.has(net)) return;
     seen.set(net, true);
     all.push(net);
+    prios.push(ctx.target.metric ?? ctx.priorityOf(net));
   };
   for await (const some of nets) for (const net of some) take(net);
   for (const net of alsoHeld) take(net);
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
-  for (const net of trieSpreadOrder(all, (n) => (n.family === 4 ? n.w0 : undefined))) {
-    batch.push({ cmd: 'delete', route: kernelDelete(net, ctx.target, ctx.target.metric ?? ctx.priorityOf(net)) });
+  const order = trieSpreadOrder(
+    all.map((_, i) => i),
+    (i) => (all[i]!.family === 4 ? all[i]!.w0 : undefined),
+  );
+  for (const i of order) {
+    batch.push({ cmd: 'delete', route: kernelDelete(all[i]!, ctx.target, prios[i]) });
     if (batch.length >= ctx.batchSize) await send();
   }
   if (batch.length) await send();
