@@ -13,8 +13,9 @@
  */
 import * as C from './constants';
 import { errnoName } from './errors';
-import { NetlinkMessage, decodeMessages } from './message-codec';
+import { NetlinkMessage, decodeMessage, decodeMessages } from './message-codec';
 import { NetlinkSocket, NetlinkSocketOptions } from './socket';
+import { walkMessages } from './wire';
 
 const ENOBUFS = 105;
 
@@ -33,6 +34,30 @@ export interface MonitorHandlers {
   onOverflow(): void;
   /** Any other receive error; the monitor keeps running. */
   onError?(errno: number, name: string): void;
+  /**
+   * Optional fast path: offered every RTM_NEWROUTE/DELROUTE (type) at buf[off..off+len) before it
+   * is decoded; true means it was handled and is not decoded or delivered. Order is kept: messages
+   * decoded before it are delivered first. The buffer is only valid during the call.
+   */
+  onRawRoute?(buf: Buffer, off: number, len: number, type: number): boolean;
+}
+
+/** One wake-up's messages with onRawRoute offered each route message first, in arrival order. */
+function deliverWithRaw(buf: Buffer, bytes: number, handlers: MonitorHandlers, raw: NonNullable<MonitorHandlers['onRawRoute']>): void {
+  let pending: NetlinkMessage[] = [];
+  const err = walkMessages(buf, 0, bytes, (off, len) => {
+    const type = buf.readUInt16LE(off + 4);
+    if (type === C.RTM_NEWROUTE || type === C.RTM_DELROUTE) {
+      if (pending.length > 0) {
+        handlers.onMessages(pending);
+        pending = [];
+      }
+      if (raw(buf, off, len, type)) return;
+    }
+    pending.push(decodeMessage(buf, off, len));
+  });
+  if (err) pending.push({ kind: 'malformed', error: err });
+  if (pending.length > 0) handlers.onMessages(pending);
 }
 
 export class NetlinkMonitor {
@@ -46,7 +71,11 @@ export class NetlinkMonitor {
     const socket = NetlinkSocket.open({ rcvbuf: 16 << 20, ...opts, groups: opts.groups ?? DEFAULT_MONITOR_GROUPS });
     const m = new NetlinkMonitor(socket);
     socket.start((bytes, errno) => {
-      if (bytes > 0) handlers.onMessages(decodeMessages(socket.buffer, 0, bytes));
+      const raw = handlers.onRawRoute;
+      if (bytes > 0) {
+        if (raw) deliverWithRaw(socket.buffer, bytes, handlers, raw);
+        else handlers.onMessages(decodeMessages(socket.buffer, 0, bytes));
+      }
       if (errno === ENOBUFS) {
         m.overflows++;
         handlers.onOverflow();

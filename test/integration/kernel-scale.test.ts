@@ -70,6 +70,8 @@ kernelDescribe('kernel protocol at scale', () => {
     await p.start();
     const startMs = Date.now() - t0;
     expect(countOurs(ns)).toBe(100_000);
+    // The echoes of our own adds are recognised on the raw notification (no decode) nearly always.
+    expect(p.sync(4)!.stats.rawEchoes).toBeGreaterThan(50_000);
     // A few withdrawals still sit in the journal when shutdown begins.
     for (let i = 0; i < 100; i++) table.withdraw(Prefix.v4((10 << 24) | (64 << 16) | i, 32), src);
     const t1 = Date.now();

@@ -18,6 +18,8 @@ export interface KernelMonitorHandlers {
   onAddr(a: AddrMessage, deleted: boolean): void;
   onOverflow(): void;
   onMalformed(message: string): void;
+  /** Fast path offered each route notification before it is decoded (see NetlinkMonitor); true: handled. */
+  onRawRoute?(buf: Buffer, off: number, len: number, type: number): boolean;
 }
 
 export interface KernelMonitorOptions {
@@ -59,6 +61,7 @@ export class KernelMonitor {
         },
         onOverflow: () => handlers.onOverflow(),
         onError: (_errno, name) => handlers.onMalformed(`receive error ${name}`),
+        ...(handlers.onRawRoute ? { onRawRoute: handlers.onRawRoute } : {}),
       },
       { groups, rcvbuf: opts.rcvbuf ?? 32 << 20, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) },
     );

@@ -27,7 +27,7 @@ import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { trieSpreadOrder } from '../../netlink/order';
-import type { BatchResult, RouteOp } from '../../netlink/pipeline';
+import type { BatchResult } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
@@ -47,6 +47,9 @@ import { withdrawAll, type WithdrawResult } from './withdraw';
 
 const ESRCH = 3;
 const EEXIST = 17;
+const AF_INET = 2;
+/** struct rtmsg. */
+const RTMSG_LEN = 12;
 
 export interface KernelSyncOptions {
   name: string;
@@ -99,7 +102,7 @@ export class KernelSync implements ScanTarget {
   private readonly scans: ScanScheduler;
   private closed = false;
   /** Counters for status and tests. */
-  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0 };
+  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0 };
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -136,6 +139,7 @@ export class KernelSync implements ScanTarget {
         onAddr: (a, deleted) => this.onAddr(a, deleted),
         onOverflow: () => this.onOverflow(),
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
+        onRawRoute: (buf, off, len, type) => this.onRawEcho(buf, off, len, type),
       },
     );
     this.io = io;
@@ -297,8 +301,8 @@ export class KernelSync implements ScanTarget {
   private submit(ops: KernelOp[], owners: NetEntry[]): void {
     this.outstanding += ops.length;
     this.stats.sent += ops.length;
-    const wire: RouteOp[] = ops.map((op) => ({ cmd: op.cmd, route: op.route }));
-    void this.io!.submit(wire).then((res) => this.onResults(ops, owners, res));
+    // A KernelOp is a RouteOp (the pipeline only reads ops, never mutates them): no copy per op.
+    void this.io!.submit(ops).then((res) => this.onResults(ops, owners, res));
   }
 
   private onResults(ops: KernelOp[], owners: NetEntry[], res: BatchResult): void {
@@ -435,6 +439,66 @@ export class KernelSync implements ScanTarget {
     const buffered = this.buffering;
     this.buffering = undefined;
     if (buffered) for (const [r, deleted] of buffered) this.onRouteNotification(r, deleted);
+  }
+
+  /**
+   * The notification of our own change, recognised on the raw buffer (rtmsg header, RTA_DST,
+   * RTA_TABLE, RTA_PRIORITY, and for a 'new' the fields sameSimpleRoute compares), so the
+   * common echo costs no decode, no RouteMessage, Prefix or Addr. It does exactly what
+   * onRouteNotification does with such an echo. Anything else (IPv6, not ours, not an expected
+   * echo, any attribute it does not read, a route not plainly equal to `want`) returns false
+   * and takes the full decode.
+   */
+  private onRawEcho(buf: Buffer, off: number, len: number, type: number): boolean {
+    if (this.closed || this.buffering || this.target.family !== 4) return false;
+    const b = off + C.NLMSG_HDRLEN;
+    const end = off + len;
+    if (b + RTMSG_LEN > end || buf[b] !== AF_INET || buf[b + 2] !== 0 || buf[b + 3] !== 0) return false; // family, src_len, tos
+    const dstLen = buf[b + 1]!;
+    let table = buf[b + 4]!;
+    const scope = buf[b + 6]!;
+    const rtype = buf[b + 7]!;
+    const flags = buf.readUInt32LE(b + 8);
+    if (buf[b + 5] !== this.target.protocol || flags & C.RTM_F_CLONED || dstLen > 32) return false;
+    let dst = 0;
+    let hasDst = false;
+    let priority: number | undefined;
+    let gateway: number | undefined;
+    let oif: number | undefined;
+    for (let p = b + RTMSG_LEN; p + 4 <= end; ) {
+      const alen = buf.readUInt16LE(p);
+      if (alen < 4 || p + alen > end) return false;
+      const t = buf.readUInt16LE(p + 2) & 0x3fff;
+      const dl = alen - 4;
+      if (t === C.RTA_DST && dl === 4) {
+        dst = buf.readInt32BE(p + 4);
+        hasDst = true;
+      } else if (t === C.RTA_TABLE && dl === 4) table = buf.readUInt32LE(p + 4);
+      else if (t === C.RTA_PRIORITY && dl === 4) priority = buf.readUInt32LE(p + 4);
+      else if (t === C.RTA_GATEWAY && dl === 4) gateway = buf.readInt32BE(p + 4);
+      else if (t === C.RTA_OIF && dl === 4) oif = buf.readUInt32LE(p + 4);
+      else if (t !== C.RTA_CACHEINFO) return false;
+      p += (alen + 3) & ~3;
+    }
+    if (table !== this.target.table || hasDst !== dstLen > 0) return false;
+    const e = this.entries.getV4(dstLen, dst);
+    const deleted = type === C.RTM_DELROUTE;
+    if (e === undefined || e.echoes[0] !== (deleted ? 'del' : 'new')) return false;
+    if (deleted) e.removeHave(4, priority);
+    else {
+      // Equal to want in canonical form, field by field as sameSimpleRoute (no prefsrc, realm, metrics, multipath, via).
+      const w = e.want;
+      if (w === undefined || w.type !== C.RTN_UNICAST || rtype !== C.RTN_UNICAST || w.gateway === undefined || gateway === undefined) return false;
+      if (w.multipath !== undefined || w.metrics !== undefined || w.via !== undefined || w.prefsrc !== undefined || (w.flow ?? 0) !== 0) return false;
+      if ((w.gateway.w0 | 0) !== gateway || effectivePriority(w) !== (priority ?? 0) || w.scope !== scope) return false;
+      if ((w.flags & C.RTNH_F_ONLINK) !== (flags & C.RTNH_F_ONLINK) || (w.oif !== undefined && w.oif !== oif)) return false;
+      e.applyHave(w, false);
+    }
+    this.stats.rawEchoes++;
+    e.takeEcho(deleted ? 'del' : 'new');
+    if (e.idleOnWire) this.waitingEcho.delete(e);
+    this.afterSettle(e);
+    return true;
   }
 
   private onRouteNotification(r: RouteMessage, deleted: boolean): void {

@@ -24,6 +24,8 @@ import type { RouteError, RouteSyncState } from './route-status';
 
 /** Shared by every entry with no echo expected (never mutated: echoes are replaced, not pushed to). */
 const NO_ECHOES: readonly ('new' | 'del')[] = Object.freeze([]);
+/** The one-echo lists, shared the same way (nearly every change expects exactly one). */
+const ONE_ECHO: Readonly<Record<'new' | 'del', readonly ('new' | 'del')[]>> = { new: Object.freeze(['new' as const]), del: Object.freeze(['del' as const]) };
 
 export class NetEntry {
   want: RouteMessage | undefined = undefined;
@@ -71,16 +73,26 @@ export class NetEntry {
    * Arrays are replaced, never grown: a pushed-to empty array keeps room for 17.
    */
   applyHave(r: RouteMessage, deleted: boolean): void {
-    const prio = effectivePriority(r);
-    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
     if (deleted) {
-      if (r.priority === undefined && r.family === 4) this.have = this.have.slice(1); // a wildcard delete took the first
-      else if (i >= 0) this.have = this.have.filter((_, j) => j !== i);
+      this.removeHave(r.family, r.priority);
       return;
     }
+    const prio = effectivePriority(r);
+    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
     const held = this.want !== undefined && r !== this.want && sameKernelRoute(this.want, r) ? this.want : r;
     if (i >= 0) this.have[i] = held;
     else this.have = this.have.length === 0 ? [held] : [...this.have, held];
+  }
+
+  /** Our route with `priority` (as the kernel reported it, undefined: none) was deleted. */
+  removeHave(family: 4 | 6, priority: number | undefined): void {
+    if (priority === undefined && family === 4) {
+      this.have = this.have.slice(1); // a wildcard delete took the first
+      return;
+    }
+    const prio = effectivePriority({ family, priority });
+    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
+    if (i >= 0) this.have = this.have.filter((_, j) => j !== i);
   }
 
   /** A route of ours the kernel listed (a dump). */
@@ -95,7 +107,7 @@ export class NetEntry {
 
   /** An operation of ours went out: its notification (`new` or `del`) is expected, after any before it. */
   expectEcho(kind: 'new' | 'del'): void {
-    this.echoes = this.echoes.length === 0 ? [kind] : [...this.echoes, kind];
+    this.echoes = this.echoes.length === 0 ? ONE_ECHO[kind] : [...this.echoes, kind];
   }
 
   /** A notification of `kind` arrived: true when it is the echo of our oldest change (and consumes it). */

@@ -28,6 +28,11 @@ export class NetMap<V> {
     return net.family === 4 ? this.v4[net.len]?.get(net.w0 | 0) : this.v6.get(net.key() as string);
   }
 
+  /** An IPv4 net by length and address word (any sign), without a Prefix. */
+  getV4(len: number, word: number): V | undefined {
+    return this.v4[len]?.get(word | 0);
+  }
+
   has(net: Prefix): boolean {
     return net.family === 4 ? this.v4[net.len]?.has(net.w0 | 0) === true : this.v6.has(net.key() as string);
   }
