@@ -34,26 +34,32 @@ const PACKED_MAX = 1 << 21;
  * the others (wordOf returns undefined) in their original order.
  */
 export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => number | undefined): T[] {
-  const v4: number[] = [];
   const rest: T[] = [];
-  const keys: number[] = [];
-  for (let i = 0; i < items.length; i++) {
-    const w = wordOf(items[i]!);
-    if (w === undefined) rest.push(items[i]!);
-    else {
-      v4.push(i);
-      keys.push(reverseBits32(w));
-    }
-  }
   const out: T[] = new Array<T>(items.length);
   let n = 0;
-  if (v4.length <= PACKED_MAX) {
-    // One native numeric sort of packed keys instead of a comparator call per comparison.
-    const packed = new Float64Array(v4.length);
-    for (let j = 0; j < v4.length; j++) packed[j] = keys[j]! * PACKED_MAX + j;
-    packed.sort();
-    for (let j = 0; j < packed.length; j++) out[n++] = items[v4[packed[j]! % PACKED_MAX]!]!;
+  if (items.length <= PACKED_MAX) {
+    // One pass into packed keys (reversed word × PACKED_MAX + index: ties keep their order), then
+    // one native numeric sort: no comparator call per comparison, no intermediate arrays.
+    const packed = new Float64Array(items.length);
+    let m = 0;
+    for (let i = 0; i < items.length; i++) {
+      const w = wordOf(items[i]!);
+      if (w === undefined) rest.push(items[i]!);
+      else packed[m++] = reverseBits32(w) * PACKED_MAX + i;
+    }
+    const sorted = packed.subarray(0, m).sort();
+    for (let j = 0; j < m; j++) out[n++] = items[sorted[j]! % PACKED_MAX]!;
   } else {
+    const v4: number[] = [];
+    const keys: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const w = wordOf(items[i]!);
+      if (w === undefined) rest.push(items[i]!);
+      else {
+        v4.push(i);
+        keys.push(reverseBits32(w));
+      }
+    }
     const order = v4.map((_, j) => j);
     order.sort((a, b) => keys[a]! - keys[b]! || a - b);
     for (const j of order) out[n++] = items[v4[j]!]!;
