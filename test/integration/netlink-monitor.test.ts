@@ -6,7 +6,8 @@ import { NetlinkMonitor } from '../../src/netlink/monitor';
 import { NetlinkMessage } from '../../src/netlink/message-codec';
 import { Netns, createNetns, kernelDescribe } from '../helpers/netns';
 
-function waitFor(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+// Generous: under a loaded CI machine the notifications still come, only later (a correctness wait, not a timing check).
+function waitFor(pred: () => boolean, what: string, ms = 20000): Promise<void> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const tick = (): void => {
