@@ -15,7 +15,7 @@ import type { KernelProtocolConfig, KrtConfig } from '../config/config';
 import { FilterError, parseExportFilter, type ExportFilter } from '../proto/filter';
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
 import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
-import type { RouteSyncStatus, SyncCounts } from '../proto/kernel/route-status';
+import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
@@ -130,15 +130,7 @@ class KernelProtocolSet implements KernelHandle {
   }
 
   counts(): SyncCounts {
-    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
-    for (const { proto } of this.instances.values()) {
-      const s = proto.counts();
-      c.installed += s.installed;
-      c.pending += s.pending;
-      c.failed += s.failed;
-      c.withdrawing += s.withdrawing;
-    }
-    return c;
+    return sumCounts([...this.instances.values()].map(({ proto }) => proto.counts()));
   }
 
   summary(): Record<string, unknown> {

@@ -29,7 +29,7 @@ import type { BackoffPolicy } from '../../lib/backoff';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import { KernelSync } from './kernel-sync';
-import type { RouteSyncStatus, SyncCounts } from './route-status';
+import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 
 /** start() could not reach a first sync; nothing was changed in the kernel. */
 export class KernelStartError extends KrtError {
@@ -330,15 +330,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   counts(): SyncCounts {
-    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
-    for (const sync of this.syncs.values()) {
-      const s = sync.counts();
-      c.installed += s.installed;
-      c.pending += s.pending;
-      c.failed += s.failed;
-      c.withdrawing += s.withdrawing;
-    }
-    return c;
+    return sumCounts([...this.syncs.values()].map((sync) => sync.counts()));
   }
 
   /** The per-family sync (for tests and the CLI's detail view). */

@@ -59,6 +59,18 @@ export function countStates(entries: Iterable<NetEntry>): SyncCounts {
   return c;
 }
 
+/** The counts of several syncs (families, instances) added up. */
+export function sumCounts(parts: Iterable<SyncCounts>): SyncCounts {
+  const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+  for (const s of parts) {
+    c.installed += s.installed;
+    c.pending += s.pending;
+    c.failed += s.failed;
+    c.withdrawing += s.withdrawing;
+  }
+  return c;
+}
+
 export function countLine(c: SyncCounts): string {
   return `${c.installed} installed, ${c.pending} pending, ${c.failed} failed, ${c.withdrawing} withdrawing`;
 }
