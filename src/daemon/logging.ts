@@ -16,6 +16,7 @@
  * winston, so the table and protocols stay free of the logging library.
  */
 import { fstatSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import winston from 'winston';
 import TransportStream from 'winston-transport';
 import { UnixDatagramSocket } from '../netlink/socket';
@@ -97,8 +98,8 @@ export class JournalTransport extends TransportStream {
   override log(info: winston.Logform.TransformableInfo, next: () => void): void {
     const data = encodeJournalEntry(entryFields(info));
     let rc = this.sock.send(this.path, data);
-    // EMSGSIZE (90) or ENOBUFS (105): too large for one datagram, send it as a memfd.
-    if (rc === -90 || rc === -105) rc = this.sock.sendMemfd(this.path, data);
+    // EMSGSIZE or ENOBUFS: too large for one datagram, send it as a memfd.
+    if (rc === -osConstants.errno.EMSGSIZE || rc === -osConstants.errno.ENOBUFS) rc = this.sock.sendMemfd(this.path, data);
     if (rc < 0) process.stderr.write(formatLine(info) + '\n');
     next();
   }

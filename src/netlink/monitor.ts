@@ -11,13 +11,14 @@
  * what it cares about). The monitor keeps running. The receive buffer is
  * large by default so this is rare; tests shrink it to force it.
  */
+import { constants as osConstants } from 'node:os';
 import * as C from './constants';
 import { errnoName } from './errors';
 import { NetlinkMessage, decodeMessage, decodeMessages } from './message-codec';
 import { NetlinkSocket, NetlinkSocketOptions } from './socket';
 import { walkMessages } from './wire';
 
-const ENOBUFS = 105;
+const { ENOBUFS } = osConstants.errno;
 
 export const DEFAULT_MONITOR_GROUPS: readonly number[] = [
   C.RTNLGRP_IPV4_ROUTE,

@@ -32,6 +32,7 @@
  *
  * Ops are held by reference until their batch settles: do not mutate them.
  */
+import { constants as osConstants } from 'node:os';
 import { KrtError } from '../lib/errors';
 import { NetlinkClient } from './client';
 import * as C from './constants';
@@ -40,10 +41,7 @@ import { decodeAck } from './message-codec';
 import { RouteCommand, RouteMessage, encodeRouteRequest } from './route-codec';
 import { NetlinkSocket, NetlinkSocketOptions } from './socket';
 
-const ENOBUFS = 105;
-const EAGAIN = 11;
-const EMSGSIZE = 90;
-const ECANCELED = 125;
+const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
 
 export interface RouteOp {
   cmd: RouteCommand;

@@ -12,6 +12,7 @@
  * it for that family. A table that never held a route does not exist yet:
  * the kernel answers ENOENT, which is an empty table here.
  */
+import { constants as osConstants } from 'node:os';
 import * as C from '../../netlink/constants';
 import { NetlinkClient } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
@@ -21,7 +22,7 @@ import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { KernelMonitor, type KernelMonitorHandlers } from './kernel-monitor';
 
-const ENOENT = 2;
+const { ENOENT } = osConstants.errno;
 
 export interface KernelIoOptions {
   target: KernelTarget;

@@ -20,7 +20,8 @@
  *  - an overflow of the notification socket, or a dump that keeps being
  *    interrupted, leads to a fresh dump and reconcile (a resync).
  */
-import type { Prefix } from '../../lib/addr';
+import { constants as osConstants } from 'node:os';
+import { AF_INET, type Prefix } from '../../lib/addr';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { KrtError } from '../../lib/errors';
 import * as C from '../../netlink/constants';
@@ -28,7 +29,7 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { trieSpreadOrder } from '../../netlink/order';
 import type { BatchResult } from '../../netlink/pipeline';
-import type { RouteMessage } from '../../netlink/route-codec';
+import { RTMSG_LEN, type RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
@@ -45,11 +46,7 @@ import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { withdrawAll, type WithdrawResult } from './withdraw';
 
-const ESRCH = 3;
-const EEXIST = 17;
-const AF_INET = 2;
-/** struct rtmsg. */
-const RTMSG_LEN = 12;
+const { ESRCH, EEXIST } = osConstants.errno;
 
 export interface KernelSyncOptions {
   name: string;

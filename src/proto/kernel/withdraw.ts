@@ -8,6 +8,7 @@
  * final dump finds whatever of ours is still there (withdrawals still in the
  * journal, routes added behind our back) and deletes that too.
  */
+import { constants as osConstants } from 'node:os';
 import type { Prefix } from '../../lib/addr';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { trieSpreadOrder } from '../../netlink/order';
@@ -19,7 +20,7 @@ import type { KernelIo } from './kernel-io';
 import { NetMap } from './net-map';
 import { effectivePriority } from './normalize';
 
-const ESRCH = 3;
+const { ESRCH } = osConstants.errno;
 
 export interface WithdrawResult {
   /** Deletes the kernel acknowledged. */
