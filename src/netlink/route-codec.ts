@@ -279,9 +279,10 @@ export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags
 }
 
 /** A route change request: NLM_F_REQUEST | NLM_F_ACK plus the command's flags. */
-export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage): number {
+/** A route request; `ack` false leaves out NLM_F_ACK (the kernel then answers only a failure). */
+export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage, ack = true): number {
   const h = commandHeader(cmd);
-  return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | C.NLM_F_ACK | h.flags, seq, r);
+  return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | (ack ? C.NLM_F_ACK : 0) | h.flags, seq, r);
 }
 
 export interface RouteDumpFilter {

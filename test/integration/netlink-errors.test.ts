@@ -62,6 +62,21 @@ kernelDescribe('netlink errors from the kernel', () => {
     expect(result.failed.find((f) => f.index === 3)!.error.message).toBe('add 203.0.113.64/26 table 254: ENETUNREACH: Nexthop has invalid gateway');
   });
 
+  it('settles a send whose acked last request fails: the ones before it succeeded', async () => {
+    // Only the last request of a send carries NLM_F_ACK; its error must still settle the others as done.
+    const gw = parseAddr('192.0.2.2');
+    const ops: RouteOp[] = [
+      { cmd: 'add', route: route('198.51.100.0/26', { gateway: gw }) },
+      { cmd: 'add', route: route('198.51.100.64/26', { gateway: gw }) },
+      { cmd: 'add', route: route('198.51.100.0/26', { gateway: gw }) }, // again: EEXIST, and the last of the send
+    ];
+    const result = await pipe.submit(ops);
+    expect(result.ok).toBe(2);
+    expect(result.failed.map((f) => [f.index, (f.error as NetlinkRequestError).errnoName])).toEqual([[2, 'EEXIST']]);
+    const deleted = await pipe.submit(ops.slice(0, 2).map((op) => ({ cmd: 'delete' as const, route: op.route })));
+    expect(deleted).toEqual({ ok: 2, failed: [], rechecked: 0 });
+  });
+
   it('rejects a malformed dump request under strict checking, with the reason', async () => {
     const bad = client.dump(
       (buf, off, seq) => {
