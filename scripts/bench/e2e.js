@@ -41,10 +41,11 @@ const arg = (name, dflt) => {
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
+const COLD_ONLY = process.argv.includes('--cold-only'); // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -284,6 +285,14 @@ protocols:
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
     record('krtsync', 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0) });
+    if (COLD_ONLY) {
+      // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
+      t0 = performance.now();
+      process.kill(d.pid, 'SIGTERM');
+      const ex = await withTimeout(d.exited, 'krtsync shutdown');
+      record('krtsync', 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: kernelCount(ns, PROTO_KRT).n });
+      return;
+    }
 
     // restart: SIGKILL with N installed, start again
     process.kill(d.pid, 'SIGKILL');
@@ -332,9 +341,11 @@ protocols:
     notify.close();
     obs.close();
     dropNamespace(ns);
+    if (fs.existsSync(log)) {
+      const phases = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /ready in|in sync|first scan|withdr|loaded|routes file|first feed/.test(l));
+      process.stderr.write(phases.map((l) => `    | ${l}\n`).join(''));
+    }
   }
-  const phases = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /ready in|in sync|first scan|withdr|loaded|routes file/.test(l));
-  process.stderr.write(phases.map((l) => `    | ${l}\n`).join(''));
 }
 
 // ------------------------------------------------------------------ BIRD 2

@@ -13,4 +13,5 @@ export { NetlinkSocket, UnixDatagramSocket, closeFd, netnsPath } from './socket'
 export type { NetlinkSocketOptions, NetlinkTransport, ReceiveResult, UnixDatagram } from './socket';
 export * from './client';
 export * from './pipeline';
+export * from './bulk-delete';
 export * from './monitor';

@@ -67,3 +67,39 @@ export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => num
   for (const r of rest) out[n++] = r;
   return out;
 }
+
+/**
+ * trieSpreadOrder for nets held in typed arrays: the permutation of 0..n-1
+ * that sorts `words[i]` by reversed bits, then by `lens[i]`, ties in their
+ * original order, so the same net (word and length) twice ends up adjacent.
+ * A stable LSD radix sort (one pass over the length, four over the reversed
+ * word's bytes): no comparator call and no object per item.
+ */
+export function trieSpreadPermutation(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
+  const rev = new Uint32Array(n);
+  for (let i = 0; i < n; i++) rev[i] = reverseBits32(words[i]!);
+  let from = new Uint32Array(n);
+  for (let i = 0; i < n; i++) from[i] = i;
+  let to = new Uint32Array(n);
+  const count = new Uint32Array(256);
+  const pass = (digit: (i: number) => number): void => {
+    count.fill(0);
+    for (let j = 0; j < n; j++) count[digit(from[j]!)]!++;
+    let sum = 0;
+    for (let d = 0; d < 256; d++) {
+      const c = count[d]!;
+      count[d] = sum;
+      sum += c;
+    }
+    for (let j = 0; j < n; j++) {
+      const i = from[j]!;
+      to[count[digit(i)]!++] = i;
+    }
+    const t = from;
+    from = to;
+    to = t;
+  };
+  pass((i) => lens[i]!);
+  for (let shift = 0; shift < 32; shift += 8) pass((i) => (rev[i]! >>> shift) & 0xff);
+  return from;
+}

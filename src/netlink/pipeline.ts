@@ -62,6 +62,33 @@ export interface RouteOpFailure {
   error: KrtError;
 }
 
+/**
+ * A batch's changes as the pipeline reads them: how many, how to encode one
+ * (without NLM_F_ACK: the pipeline sets it on a send's last request), and the
+ * op behind an index, built on demand for a failure or a re-check only. An
+ * array of RouteOps is one (submit); a compact source (submitSource, e.g.
+ * V4DeleteSource) encodes straight from typed arrays, with no object per change.
+ */
+export interface OpSource {
+  readonly length: number;
+  encode(buf: Buffer, off: number, seq: number, index: number): number;
+  op(index: number): RouteOp;
+}
+
+class OpArraySource implements OpSource {
+  constructor(readonly ops: readonly RouteOp[]) {}
+  get length(): number {
+    return this.ops.length;
+  }
+  encode(buf: Buffer, off: number, seq: number, index: number): number {
+    const op = this.ops[index]!;
+    return encodeRouteRequest(buf, off, seq, op.cmd, op.route, false);
+  }
+  op(index: number): RouteOp {
+    return this.ops[index]!;
+  }
+}
+
 export interface BatchResult {
   ok: number;
   failed: RouteOpFailure[];
@@ -101,7 +128,7 @@ class Batch {
   readonly retry: number[] = [];
   resends?: Map<number, number>;
   constructor(
-    readonly ops: readonly RouteOp[],
+    readonly ops: OpSource,
     readonly resolve: (r: BatchResult) => void,
   ) {}
   get unsent(): number {
@@ -200,6 +227,11 @@ export class RoutePipeline {
 
   /** Queues a batch; the promise settles once every op in it has a result. Never rejects. */
   submit(ops: readonly RouteOp[]): Promise<BatchResult> {
+    return this.submitSource(new OpArraySource(ops));
+  }
+
+  /** submit() for a compact source: failures carry ops built by `ops.op(index)`. */
+  submitSource(ops: OpSource): Promise<BatchResult> {
     return new Promise((resolve) => {
       if (ops.length === 0) return resolve({ ok: 0, failed: [], rechecked: 0 });
       const b = new Batch(ops, resolve);
@@ -287,11 +319,11 @@ export class RoutePipeline {
         }
         const fromRetry = b.retry.length > 0;
         const index = fromRetry ? b.retry[0]! : b.next;
-        const op = b.ops[index]!;
         const seq = this.socket.nextSeq();
-        const n = encodeRouteRequest(this.sendBuf, off, seq, op.cmd, op.route, false);
+        const n = b.ops.encode(this.sendBuf, off, seq, index);
         if (n === 0) {
           if (off > 0) break; // flush and come back with an empty buffer
+          const op = b.ops.op(index);
           this.consume(b, fromRetry);
           this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${op.route.dst}: message larger than the send chunk`));
           continue;
@@ -368,7 +400,7 @@ export class RoutePipeline {
             this.settle(b);
           } else {
             const ack = decodeAck(buf, p, len);
-            const op = b.ops[index]!;
+            const op = b.ops.op(index);
             this.fail(b, index, new NetlinkRequestError(ack.errno, ack.extAck, `${op.cmd} ${op.route.dst} table ${op.route.table}`));
           }
         }
@@ -395,7 +427,7 @@ export class RoutePipeline {
   }
 
   private fail(b: Batch, index: number, error: KrtError): void {
-    b.failed.push({ index, op: b.ops[index]!, error });
+    b.failed.push({ index, op: b.ops.op(index), error });
     this.stats.failed++;
     this.settle(b);
   }
@@ -435,7 +467,7 @@ export class RoutePipeline {
       this.checker ??= NetlinkClient.open({ netns: this.opts.netns });
       const tables = new Map<string, { family: 4 | 6; table: number }>();
       for (const { b, index } of lost) {
-        const r = b.ops[index]!.route;
+        const r = b.ops.op(index).route;
         tables.set(`${r.family}/${r.table}`, { family: r.family, table: r.table });
       }
       const present = new Map<string, RouteMessage>();
@@ -445,7 +477,7 @@ export class RoutePipeline {
       }
       const requeue = new Set<Batch>();
       for (const { b, index } of lost) {
-        const op = b.ops[index]!;
+        const op = b.ops.op(index);
         const have = present.get(routeKey(op.route));
         const done = op.cmd === 'delete' ? have === undefined : have !== undefined && sameNextHop(op.route, have);
         if (done) {

@@ -278,8 +278,8 @@ export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags
   return p - off;
 }
 
-/** A route change request: NLM_F_REQUEST | NLM_F_ACK plus the command's flags. */
-/** A route request; `ack` false leaves out NLM_F_ACK (the kernel then answers only a failure). */
+/** A route change request: NLM_F_REQUEST, the command's flags, and NLM_F_ACK unless `ack` is false 
+ * (the kernel then answers only a failure). */
 export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage, ack = true): number {
   const h = commandHeader(cmd);
   return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | (ack ? C.NLM_F_ACK : 0) | h.flags, seq, r);

@@ -17,7 +17,7 @@ import * as C from '../../netlink/constants';
 import { NetlinkClient } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { LinkMessage } from '../../netlink/link-codec';
-import { RoutePipeline, type BatchResult, type RouteOp } from '../../netlink/pipeline';
+import { RoutePipeline, type BatchResult, type OpSource, type RouteOp } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { KernelMonitor, type KernelMonitorHandlers } from './kernel-monitor';
@@ -97,8 +97,8 @@ export class KernelIo {
     return out;
   }
 
-  submit(ops: readonly RouteOp[]): Promise<BatchResult> {
-    return this.pipeline.submit(ops);
+  submit(ops: readonly RouteOp[] | OpSource): Promise<BatchResult> {
+    return 'encode' in ops ? this.pipeline.submitSource(ops) : this.pipeline.submit(ops);
   }
 
   /** Waits while the pipeline holds more unsent changes than it wants (backpressure). */

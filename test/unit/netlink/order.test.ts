@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { reverseBits32, trieSpreadOrder } from '../../../src/netlink/order';
+import { reverseBits32, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
 
 describe('bulk order for the kernel', () => {
   it('reverses the bits of a word', () => {
@@ -34,5 +34,22 @@ describe('bulk order for the kernel', () => {
     const seq = Array.from({ length: 1024 }, (_, i) => (0x0a000000 + i * 256) | 0);
     const spread = trieSpreadOrder(seq, (w) => w);
     expect(spread.slice(0, 4).map((w) => ((w >>> 8) & 0xffff).toString())).toEqual(['0', '512', '256', '768']);
+  });
+});
+
+describe('trieSpreadPermutation', () => {
+  it('orders like trieSpreadOrder by word, then by length, ties kept in order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 3 })), { maxLength: 300 }), (items) => {
+        // Few distinct words and lengths, so ties and duplicates are common.
+        const words = Int32Array.from(items.map(([w]) => (w * 0x01010101) | 0));
+        const lens = Uint8Array.from(items.map(([, l]) => l * 8));
+        const perm = Array.from(trieSpreadPermutation(words, lens, items.length));
+        const expected = items
+          .map((_, i) => i)
+          .sort((a, b) => reverseBits32(words[a]!) - reverseBits32(words[b]!) || lens[a]! - lens[b]! || a - b);
+        expect(perm).toEqual(expected);
+      }),
+    );
   });
 });
