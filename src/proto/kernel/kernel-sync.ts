@@ -44,7 +44,7 @@ import { NetMap } from './net-map';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
-import { withdrawAll, type WithdrawResult } from './withdraw';
+import { withdrawAll, type ForEachHeld, type WithdrawResult } from './withdraw';
 
 const { ESRCH, EEXIST } = osConstants.errno;
 
@@ -701,10 +701,12 @@ export class KernelSync implements ScanTarget {
     this.beginShutdown();
     await this.settled();
     this.materialize(); // a shutdown before the first sync: what the first dump found is held too
-    const held: Prefix[] = [];
-    this.entries.forEach((e) => {
-      if (e.have.length > 0 || e.want) held.push(e.net);
-    });
+    // In the entries' own order (the order they were made in, mostly the first sync's): no lookup per net.
+    const held: ForEachHeld = (take) =>
+      this.entries.forEach((e) => {
+        if (e.have.length > 0) take(e.net, effectivePriority(e.have[0]!));
+        else if (e.want) take(e.net, e.want.priority);
+      });
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -713,10 +715,6 @@ export class KernelSync implements ScanTarget {
         limited: this.limited,
         batchSize: this.opts.batchSize ?? 4096,
         progressEveryMs: this.opts.progressEveryMs ?? 5000,
-        priorityOf: (net) => {
-          const e = this.entries.get(net);
-          return e?.have[0] ? effectivePriority(e.have[0]) : e?.want?.priority;
-        },
       },
       nets,
       held,

@@ -38,9 +38,10 @@ export interface WithdrawContext {
   limited: RateLimitedLog;
   batchSize: number;
   progressEveryMs: number;
-  /** The metric our route for `net` has (undefined: any metric of ours). */
-  priorityOf(net: Prefix): number | undefined;
 }
+
+/** Calls `take` for each net the sync holds or wants, with the metric of our route there (undefined: any of ours). */
+export type ForEachHeld = (take: (net: Prefix, metric: number | undefined) => void) => void;
 
 /** IPv4 nets gathered into growable typed arrays: word, length, metric (NO_METRIC: any of ours). */
 class V4Nets {
@@ -65,7 +66,12 @@ class V4Nets {
   }
 }
 
-export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<readonly Prefix[]>, alsoHeld: Iterable<Prefix>): Promise<WithdrawResult> {
+/**
+ * `held` lists the nets the sync knows, with their metrics, best in the order
+ * the sync keeps them (no lookup per net); `nets` is the table's feed, whose
+ * nets not held are deleted by net alone (the target's metric, or any metric of ours).
+ */
+export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<readonly Prefix[]>, held: ForEachHeld): Promise<WithdrawResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
@@ -93,15 +99,14 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
   // The whole set is gathered first and sent in the order the kernel's trie deletes fastest (about
   // twice as fast as address order for a full table; src/netlink/order.ts). IPv4 nets go into typed
   // arrays, sorted and de-duplicated there and encoded straight from them (V4DeleteSource): no
-  // object per route. Each net's metric is looked up here, in feed order: in the trie-spread order
-  // every lookup would be a cache miss.
+  // object per route. Held nets come first, so a net both held and fed keeps the held metric (the
+  // sort is stable and the first of a run of equal nets is kept); the feed needs no lookup per net.
   const v4 = new V4Nets();
   const v6: Prefix[] = [];
   const v6Metrics: (number | undefined)[] = [];
   const seen6 = new NetMap<true>();
-  const take = (net: Prefix): void => {
+  const take = (net: Prefix, metric: number | undefined): void => {
     if (net.family !== ctx.target.family) return;
-    const metric = ctx.target.metric ?? ctx.priorityOf(net);
     if (net.family === 4) {
       v4.push(net.w0, net.len, metric ?? NO_METRIC);
       return;
@@ -111,8 +116,8 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
     v6.push(net);
     v6Metrics.push(metric);
   };
-  for await (const some of nets) for (const net of some) take(net);
-  for (const net of alsoHeld) take(net);
+  held((net, metric) => take(net, ctx.target.metric ?? metric));
+  for await (const some of nets) for (const net of some) take(net, ctx.target.metric);
 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   if (v4.n > 0) {
@@ -125,7 +130,7 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
       const i = order[j]!;
       const word = v4.words[i]!;
       const len = v4.lens[i]!;
-      if (m > 0 && words[m - 1] === word && lens[m - 1] === len) continue; // the same net again (held and fed)
+      if (m > 0 && words[m - 1] === word && lens[m - 1] === len) continue; // the same net again (held and fed): the first (held) is kept
       words[m] = word;
       lens[m] = len;
       metrics[m++] = v4.metrics[i]!;
