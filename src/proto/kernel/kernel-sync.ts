@@ -95,13 +95,6 @@ export class KernelSync implements ScanTarget {
   private outstanding = 0;
   private settleWaiters: Array<() => void> = [];
   private buffering: Array<[RouteMessage, boolean]> | undefined;
-  /**
-   * Until the first sync (prune), the first dump and the wanted routes are only
-   * collected; prune() creates the entries in the order it sends them (see
-   * materialize()). Undefined once applied.
-   */
-  private firstDump: RouteMessage[] | undefined;
-  private firstWants: FirstWant[] | undefined;
   private tick: NodeJS.Timeout | undefined;
   private readonly scans: ScanScheduler;
   private closed = false;
@@ -130,7 +123,6 @@ export class KernelSync implements ScanTarget {
   /** Opens the sockets (monitor first, so no change after the dump is missed) and reads the links. */
   async open(): Promise<void> {
     this.buffering = [];
-    this.firstWants = [];
     const { io, links } = await KernelIo.open(
       {
         target: this.target,
@@ -155,7 +147,7 @@ export class KernelSync implements ScanTarget {
   async firstScan(): Promise<void> {
     this.sm.go('first-scan');
     const dumped = await this.dumpOurs();
-    this.firstDump = dumped;
+    this.applyDump(dumped);
     this.log.info(`first scan: ${dumped.length} routes of ours in table ${this.target.table}`, { table: this.target.table });
   }
 
@@ -167,10 +159,8 @@ export class KernelSync implements ScanTarget {
   async prune(keepStale = false): Promise<void> {
     this.sm.go('pruning');
     this.allowDeletes = !keepStale;
-    this.materialize();
     this.drainBuffered();
-    // The whole first sync is known now: queue it in the order the kernel's trie takes fastest (the
-    // order materialize() created the entries in, unless something read them earlier).
+    // The whole first sync is known now: queue it in the order the kernel's trie takes fastest.
     for (const e of trieSpreadOrder([...this.entries.values()], entryWord)) this.dirty.add(e);
     this.sending = true;
     const t0 = Date.now();
@@ -196,10 +186,6 @@ export class KernelSync implements ScanTarget {
   /** The route we want for `net` (attrs undefined: none), with the export filter's settings. */
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
     if (net.family !== this.target.family) return;
-    if (this.firstWants) {
-      this.firstWants.push({ net, attrs, set, sourceName });
-      return;
-    }
     let e = this.entries.get(net);
     if (!e) {
       if (attrs === undefined) return;
@@ -213,24 +199,6 @@ export class KernelSync implements ScanTarget {
     e.attempts = 0;
     e.retryAt = 0;
     this.markDirty(e);
-  }
-
-  /**
-   * Applies the first dump and the wanted routes collected before the first
-   * sync, each in trie-spread order: the entries (and their wanted route
-   * messages) are then allocated in the order prune() sends them, their
-   * acknowledgements and echoes come back in, so the first sync walks memory
-   * in order instead of missing the cache on every net (entries made in feed
-   * order and visited in trie-spread order cost about a cache miss per touch).
-   * Later calls for the same net keep their order (the sort is stable).
-   */
-  private materialize(): void {
-    const dumped = this.firstDump;
-    const wants = this.firstWants;
-    this.firstDump = undefined;
-    this.firstWants = undefined;
-    if (dumped) this.applyDump(trieSpreadOrder(dumped, (r) => (r.family === 4 ? r.dst.w0 : undefined)));
-    if (wants) for (const w of trieSpreadOrder(wants, (x) => (x.net.family === 4 ? x.net.w0 : undefined))) this.setWanted(w.net, w.attrs, w.set, w.sourceName);
   }
 
   private convert(e: NetEntry): void {
@@ -700,8 +668,7 @@ export class KernelSync implements ScanTarget {
   async withdrawAll(nets: AsyncIterable<readonly Prefix[]>): Promise<WithdrawResult> {
     this.beginShutdown();
     await this.settled();
-    this.materialize(); // a shutdown before the first sync: what the first dump found is held too
-    // In the entries' own order (the order they were made in, mostly the first sync's): no lookup per net.
+    // In the entries' own order (the order they were made in): no lookup per net.
     const held: ForEachHeld = (take) =>
       this.entries.forEach((e) => {
         if (e.have.length > 0) take(e.net, effectivePriority(e.have[0]!));
@@ -761,13 +728,11 @@ export class KernelSync implements ScanTarget {
 
   /** Status of one net, of every net inside `prefix`, or of every net. */
   status(prefix?: Prefix): RouteSyncStatus[] {
-    this.materialize();
     return listStatus(this.entries.values(), prefix);
   }
 
   /** Nets we currently want in the kernel. */
   wantedNets(): Prefix[] {
-    this.materialize();
     const out: Prefix[] = [];
     this.entries.forEach((e) => {
       if (e.attrs !== undefined) out.push(e.net);
@@ -776,19 +741,8 @@ export class KernelSync implements ScanTarget {
   }
 
   counts(): SyncCounts {
-    // Before the first sync, collected wants count as pending (without applying them early).
-    const c = countStates(this.entries.values());
-    if (this.firstWants) c.pending += this.firstWants.filter((w) => w.attrs !== undefined).length;
-    return c;
+    return countStates(this.entries.values());
   }
-}
-
-/** A setWanted call collected before the first sync. */
-interface FirstWant {
-  net: Prefix;
-  attrs: RouteAttrs | undefined;
-  set: KernelAttrs | undefined;
-  sourceName: string | undefined;
 }
 
 /** The IPv4 address word of an entry's net, or undefined for IPv6. */
