@@ -41,6 +41,7 @@ import { effectivePriority } from './normalize';
 import { planNet, type KernelOp } from './reconcile';
 import { NetEntry } from './net-entry';
 import { NetMap } from './net-map';
+import { DirtyQueue, EchoWaitQueue } from './entry-queue';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
@@ -81,9 +82,9 @@ export class KernelSync implements ScanTarget {
   readonly sm: StateMachine<SyncState>;
   /** Per net; the sets below hold entries (object keys hash by identity: no boxed number per net). */
   private readonly entries = new NetMap<NetEntry>();
-  private readonly dirty = new Set<NetEntry>();
+  private readonly dirty = new DirtyQueue();
   private readonly failed = new Set<NetEntry>();
-  private readonly waitingEcho = new Set<NetEntry>();
+  private readonly waitingEcho = new EchoWaitQueue();
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private readonly target: KernelTarget;
@@ -250,9 +251,9 @@ export class KernelSync implements ScanTarget {
         let now = Date.now();
         let lastProgress = now;
         let sentHere = 0;
-        for (const e of this.dirty) {
+        while (this.dirty.size > 0) {
           if (!this.sending) break; // a scan or shutdown took over; what is left stays dirty
-          this.dirty.delete(e);
+          const e = this.dirty.shift()!;
           if (e.dropped) continue;
           if (!e.idleOnWire) {
             e.recheck = true;
@@ -273,7 +274,7 @@ export class KernelSync implements ScanTarget {
             e.inflight++;
             e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
-          this.waitingEcho.add(e);
+          this.waitingEcho.add(e, now);
           if (ops.length >= batchSize) {
             sentHere += ops.length;
             this.submit(ops, owners);
@@ -325,7 +326,6 @@ export class KernelSync implements ScanTarget {
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (op.cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
       }
-      if (e.idleOnWire) this.waitingEcho.delete(e);
       this.afterSettle(e);
     }
     this.outstanding -= ops.length;
@@ -384,7 +384,6 @@ export class KernelSync implements ScanTarget {
     e.dropped = true;
     this.failed.delete(e);
     this.dirty.delete(e);
-    this.waitingEcho.delete(e);
   }
 
   private flushAndSettle(): Promise<void> {
@@ -493,7 +492,6 @@ export class KernelSync implements ScanTarget {
     }
     this.stats.rawEchoes++;
     e.takeEcho(deleted ? 'del' : 'new');
-    if (e.idleOnWire) this.waitingEcho.delete(e);
     this.afterSettle(e);
     return true;
   }
@@ -524,7 +522,6 @@ export class KernelSync implements ScanTarget {
     }
     e.applyHave(r, deleted);
     if (e.takeEcho(deleted ? 'del' : 'new')) {
-      if (e.idleOnWire) this.waitingEcho.delete(e);
       this.afterSettle(e);
       return;
     }
@@ -647,14 +644,10 @@ export class KernelSync implements ScanTarget {
       if (e.retryAt > 0 && e.retryAt <= now && e.idleOnWire && !e.wantError) this.dirty.add(e);
     }
     // An echo that never came (lost, or the kernel merged notifications): stop waiting and re-plan.
-    for (const e of this.waitingEcho) {
-      if (e.dropped || e.inflight > 0) continue;
-      if (now - e.lastSentAt > 5000) {
-        e.clearEchoes();
-        this.waitingEcho.delete(e);
-        this.dirty.add(e);
-      }
-    }
+    this.waitingEcho.takeOverdue(now - 5000, (e) => {
+      e.clearEchoes();
+      this.dirty.add(e);
+    });
     if (this.dirty.size) this.kickFlush();
   }
 

@@ -48,6 +48,8 @@ export class NetEntry {
   lastRepairAt = 0;
   /** Dropped from the sync's entries (a set may still hold it: skip it there). */
   dropped = false;
+  /** In the sync's dirty queue (entry-queue.ts). */
+  queued = false;
 
   constructor(readonly net: Prefix) {}
 
