@@ -250,6 +250,8 @@ export class Daemon {
       if (this.statusTimer) clearInterval(this.statusTimer);
       const all = [...this.protocols.values()];
       for (const p of all.filter((x) => x.type === 'kernel')) await this.stopProtocol(p);
+      // Nothing reads the tables now: the sources need not withdraw their routes one by one.
+      for (const t of this.tables.values()) t.discard('krtsync is stopping');
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
       await this.control?.close();
       this.opts.notifier.close();

@@ -52,6 +52,12 @@ export class NetStore {
     else this.v6.set(netWord, slot);
   }
 
+  /** Forgets every chain at once. */
+  clear(): void {
+    for (const m of this.v4) m.clear();
+    this.v6.clear();
+  }
+
   delete(netWord: number | string, netLen: number): void {
     if (typeof netWord === 'number') this.v4[netLen]!.delete(netWord);
     else this.v6.delete(netWord);

@@ -162,6 +162,21 @@ export class Table {
     this.all.stop(reason);
   }
 
+  /**
+   * The daemon is exiting and no kernel protocol reads this table any more:
+   * stops the exporters and forgets every route at once, so the sources'
+   * own shutdown (which withdraws their routes) finds nothing to walk. Two
+   * sources of 1M routes each took about 3 s to withdraw one by one here.
+   */
+  discard(reason: string): void {
+    this.stop(reason);
+    this.store.clear();
+    this.sources.clear();
+    this.lastSource = undefined;
+    this.lastState = undefined;
+    this.routeCount = 0;
+  }
+
   private slotOf(net: Prefix): Slot | undefined {
     return this.store.get(net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string), net.len);
   }

@@ -20,6 +20,23 @@ describe('table', () => {
     expect(t.netCount).toBe(1);
   });
 
+  it('discard: readers are stopped and every route is forgotten at once', async () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    t.announce(p('2001:db8::/32'), api, via('2001:db8::1'));
+    const it = t.best.subscribe({ name: 'r' });
+    t.discard('stopping');
+    const items: string[] = [];
+    for await (const batch of it) for (const item of batch) items.push(item.kind);
+    expect(items).toContain('stop');
+    expect(t.routeTotal).toBe(0);
+    expect(t.netCount).toBe(0);
+    expect(t.routesOfSource(stat)).toBe(0);
+    t.refreshBegin(stat);
+    expect(t.refreshEnd(stat)).toBe(0);
+  });
+
   it('breaks preference ties by source name, then by creation order', () => {
     const t = new Table({ name: 'main' });
     const b1 = new RouteSource('b', 100);
