@@ -18,7 +18,7 @@ import { ExportRequest, type ExportRequestOptions } from './export-request';
 import { Feeder, type FeederOptions } from './feeder';
 import { Journal } from './journal';
 import type { FeedItem } from './items';
-import { type NetStore, type NetWalk, type Slot, netKeyOf, slotBest, slotRoutes } from './net-store';
+import { type NetStore, type NetWalk, type Slot, slotBest, slotRoutes } from './net-store';
 import { compilePrefilter } from './prefilter';
 
 export type ExporterKind = 'best' | 'all';
@@ -149,7 +149,7 @@ export class Exporter implements ExporterCore {
   record(netWord: number | string, netLen: number, old: Route | undefined, neu: Route | undefined): void {
     if (this.requests.size === 0) return;
     if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
-    this.journal.push(netKeyOf(netWord, netLen), old, neu);
+    this.journal.push(netWord, netLen, old, neu);
     if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());
     for (const r of this.requests) r.notify();
   }
