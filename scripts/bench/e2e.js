@@ -41,11 +41,12 @@ const arg = (name, dflt) => {
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
+const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only'); // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only] [--log-times] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -216,7 +217,19 @@ function withTimeout(p, what, ms = TIMEOUT_MS) {
 /** Spawns `cmd` inside the namespace; tracks its exit and its peak RSS. */
 function startIn(ns, cmd, args, env = {}, logFile) {
   const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+  const started = performance.now();
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', LOG_TIMES && logFile ? 'pipe' : out, LOG_TIMES && logFile ? 'pipe' : out], env: { ...process.env, ...env } });
+  if (LOG_TIMES && logFile) {
+    // Each line prefixed with the milliseconds since this process was started (for phase timings).
+    let rest = '';
+    const onData = (chunk) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop();
+      for (const l of lines) fs.writeSync(out, `+${Math.round(performance.now() - started)} ms ${l}\n`);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+  }
   children.add(child);
   const proc = { child, pid: child.pid, hwmKb: 0, exitedAt: 0 };
   proc.exited = new Promise((resolve) =>
@@ -342,7 +355,7 @@ protocols:
     obs.close();
     dropNamespace(ns);
     if (fs.existsSync(log)) {
-      const phases = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /ready in|in sync|first scan|withdr|loaded|routes file|first feed/.test(l));
+      const phases = fs.readFileSync(log, 'utf8').split('\n').filter((l) => LOG_TIMES ? /./ : /ready in|in sync|first scan|withdr|loaded|routes file|first feed/.test(l));
       process.stderr.write(phases.map((l) => `    | ${l}\n`).join(''));
     }
   }

@@ -170,6 +170,9 @@ export class RoutePipeline {
   private running = false;
   private rechecking = false;
   private overflowSeen = false;
+  /** The fence of the chunk in sendBuf, and of the last chunk sent (answered or not yet looked at). */
+  private chunkFence: number | undefined;
+  private sentFence: number | undefined;
   private closed = false;
   private drainWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
@@ -346,6 +349,7 @@ export class RoutePipeline {
         const slot = lastSeq & this.mask;
         this.slotFence[slot] = 1;
         this.slotChunkStart[slot] = firstSeq;
+        this.chunkFence = lastSeq;
       }
     }
     if (off === 0) return 0;
@@ -356,7 +360,10 @@ export class RoutePipeline {
     }
     this.unsentBytes = 0;
     if (r < 0) this.failUnacked(new NetlinkSocketError(-r, 'netlink send'));
-    else this.stats.sent += off;
+    else {
+      this.stats.sent += off;
+      this.sentFence = this.chunkFence;
+    }
     return r;
   }
 
@@ -375,6 +382,11 @@ export class RoutePipeline {
       this.onAcks(r.bytes, r.errno);
       if (r.dry || this.socket.isClosed) break;
     }
+    // The kernel answers a send inside sendmsg: once the socket is drained, a fence still open
+    // means its answers were lost (or the kernel stopped reading the send midway). Re-check.
+    const fence = this.sentFence;
+    this.sentFence = undefined;
+    if (fence !== undefined && this.slotBatch[fence & this.mask] !== undefined && this.slotSeq[fence & this.mask] === fence) this.overflowSeen = true;
     if (this.overflowSeen && !this.rechecking && this.inflight > 0) void this.recheck();
     else if (this.inflight === 0) this.overflowSeen = false;
   }

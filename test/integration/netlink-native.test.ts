@@ -12,7 +12,8 @@ import { Prefix, parseAddr } from '../../src/lib/addr';
 import * as C from '../../src/netlink/constants';
 import { NetlinkClient } from '../../src/netlink/client';
 import { NetlinkSocketError } from '../../src/netlink/errors';
-import { RouteOp, RoutePipeline } from '../../src/netlink/pipeline';
+import { type OpSource, RouteOp, RoutePipeline } from '../../src/netlink/pipeline';
+import { encodeRouteRequest } from '../../src/netlink/route-codec';
 import { NetlinkSocket, UnixDatagram, UnixDatagramSocket, closeFd } from '../../src/netlink/socket';
 import { Netns, createNetns, kernelDescribe } from '../helpers/netns';
 
@@ -81,6 +82,31 @@ kernelDescribe('native sockets', () => {
     } finally {
       await pipe.close();
       client.close();
+    }
+  });
+
+  it('settles a send the kernel stopped reading midway (its fence never answered) instead of waiting forever', async () => {
+    // The last request claims to be longer than the send: the kernel stops at it without a word,
+    // so nothing answers the fence. The requests before it were done; the broken one fails.
+    const ops = routes(3, 'add');
+    const src: OpSource = {
+      length: ops.length,
+      encode: (buf, off, seq, index) => {
+        const n = encodeRouteRequest(buf, off, seq, 'add', ops[index]!.route, false);
+        if (index === ops.length - 1) buf.writeUInt32LE(n + 4096, off);
+        return n;
+      },
+      op: (index) => ops[index]!,
+    };
+    const pipe = RoutePipeline.open({ netns: ns.name, maxResends: 1 });
+    try {
+      const res = await pipe.submitSource(src);
+      expect(res.ok).toBe(2);
+      expect(res.rechecked).toBe(2);
+      expect(res.failed.map((f) => [f.index, f.error.message])).toEqual([[2, expect.stringMatching(/lost/)]]);
+      expect((await pipe.submit(ops.slice(0, 2).map((op) => ({ cmd: 'delete' as const, route: op.route })))).ok).toBe(2);
+    } finally {
+      await pipe.close();
     }
   });
 
