@@ -72,34 +72,46 @@ export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => num
  * trieSpreadOrder for nets held in typed arrays: the permutation of 0..n-1
  * that sorts `words[i]` by reversed bits, then by `lens[i]`, ties in their
  * original order, so the same net (word and length) twice ends up adjacent.
- * A stable LSD radix sort (one pass over the length, four over the reversed
- * word's bytes): no comparator call and no object per item.
+ * A stable LSD radix sort that moves each key along with its index (every
+ * pass reads both arrays in order): one pass over the length (skipped when
+ * all lengths are equal), three over the reversed word (11, 11 and 10 bits).
+ * No comparator call and no object per item.
  */
 export function trieSpreadPermutation(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
-  const rev = new Uint32Array(n);
-  for (let i = 0; i < n; i++) rev[i] = reverseBits32(words[i]!);
-  let from = new Uint32Array(n);
-  for (let i = 0; i < n; i++) from[i] = i;
-  let to = new Uint32Array(n);
-  const count = new Uint32Array(256);
-  const pass = (digit: (i: number) => number): void => {
+  let idx = new Uint32Array(n);
+  let key = new Uint32Array(n);
+  let idx2 = new Uint32Array(n);
+  let key2 = new Uint32Array(n);
+  const count = new Uint32Array(2048);
+  const pass = (shift: number, bits: number): void => {
+    const mask = (1 << bits) - 1;
     count.fill(0);
-    for (let j = 0; j < n; j++) count[digit(from[j]!)]!++;
+    for (let j = 0; j < n; j++) count[(key[j]! >>> shift) & mask]!++;
     let sum = 0;
-    for (let d = 0; d < 256; d++) {
+    for (let d = 0; d <= mask; d++) {
       const c = count[d]!;
       count[d] = sum;
       sum += c;
     }
     for (let j = 0; j < n; j++) {
-      const i = from[j]!;
-      to[count[digit(i)]!++] = i;
+      const k = key[j]!;
+      const at = count[(k >>> shift) & mask]!++;
+      key2[at] = k;
+      idx2[at] = idx[j]!;
     }
-    const t = from;
-    from = to;
-    to = t;
+    [idx, idx2] = [idx2, idx];
+    [key, key2] = [key2, key];
   };
-  pass((i) => lens[i]!);
-  for (let shift = 0; shift < 32; shift += 8) pass((i) => (rev[i]! >>> shift) & 0xff);
-  return from;
+  let sameLen = true;
+  for (let i = 0; i < n; i++) {
+    idx[i] = i;
+    key[i] = lens[i]!;
+    if (lens[i] !== lens[0]) sameLen = false;
+  }
+  if (!sameLen) pass(0, 6);
+  for (let j = 0; j < n; j++) key[j] = reverseBits32(words[idx[j]!]!);
+  pass(0, 11);
+  pass(11, 11);
+  pass(22, 10);
+  return idx;
 }
