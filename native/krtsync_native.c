@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <stdint.h>
@@ -346,6 +347,40 @@ static napi_value sock_getsockopt(napi_env env, napi_callback_info info) {
   if (!get_sock(env, argv[0], &s) || !get_i32(env, argv[1], &level) || !get_i32(env, argv[2], &name)) return NULL;
   if (getsockopt(s->fd, level, name, &value, &len) < 0) return throw_errno(env, "getsockopt", errno);
   return make_int(env, value);
+}
+
+/* portId(sock) -> the netlink port id the kernel bound the socket to (nl_pid). */
+static napi_value sock_port_id(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct ksock *s;
+  struct sockaddr_nl sa;
+  socklen_t len = sizeof sa;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) < 0) return throw_errno(env, "getsockname", errno);
+  return make_int(env, sa.nl_pid);
+}
+
+/* attachFilter(sock, program): SO_ATTACH_FILTER with a classic BPF program,
+ * given as its struct sock_filter array (8 bytes per instruction, host order). */
+static napi_value sock_attach_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct ksock *s;
+  uint8_t *data;
+  size_t len;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  if (!get_bytes(env, argv[1], &data, &len) || len == 0 || len % sizeof(struct sock_filter) != 0 ||
+      len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a BPF program (8 bytes per instruction)");
+    return NULL;
+  }
+  struct sock_fprog prog = {.len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)data};
+  if (setsockopt(s->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) return throw_errno(env, "SO_ATTACH_FILTER", errno);
+  return NULL;
 }
 
 /* ------------------------------------------------------------ send */
@@ -740,6 +775,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"ref", NULL, sock_ref, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, sock_close, NULL, NULL, NULL, napi_default, NULL},
       {"fd", NULL, sock_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"portId", NULL, sock_port_id, NULL, NULL, NULL, napi_default, NULL},
+      {"attachFilter", NULL, sock_attach_filter, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

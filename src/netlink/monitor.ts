@@ -65,29 +65,84 @@ export class NetlinkMonitor {
   /** Overflows seen since open. */
   overflows = 0;
 
-  private constructor(readonly socket: NetlinkSocket) {}
+  private constructor(
+    readonly socket: NetlinkSocket,
+    private readonly handlers: MonitorHandlers,
+  ) {}
 
   /** Opens and starts the monitor. It does not keep the process alive by itself. */
   static open(handlers: MonitorHandlers, opts: NetlinkSocketOptions = {}): NetlinkMonitor {
     const socket = NetlinkSocket.open({ rcvbuf: 16 << 20, ...opts, groups: opts.groups ?? DEFAULT_MONITOR_GROUPS });
-    const m = new NetlinkMonitor(socket);
-    socket.start((bytes, errno) => {
-      const raw = handlers.onRawRoute;
-      if (bytes > 0) {
-        if (raw) deliverWithRaw(socket.buffer, bytes, handlers, raw);
-        else handlers.onMessages(decodeMessages(socket.buffer, 0, bytes));
-      }
-      if (errno === ENOBUFS) {
-        m.overflows++;
-        handlers.onOverflow();
-      } else if (errno !== 0) handlers.onError?.(errno, errnoName(errno));
-    });
+    const m = new NetlinkMonitor(socket, handlers);
+    socket.start((bytes, errno) => m.deliver(bytes, errno));
     socket.ref(false);
     return m;
+  }
+
+  private deliver(bytes: number, errno: number): void {
+    const raw = this.handlers.onRawRoute;
+    if (bytes > 0) {
+      if (raw) deliverWithRaw(this.socket.buffer, bytes, this.handlers, raw);
+      else this.handlers.onMessages(decodeMessages(this.socket.buffer, 0, bytes));
+    }
+    if (errno === ENOBUFS) {
+      this.overflows++;
+      this.handlers.onOverflow();
+    } else if (errno !== 0) this.handlers.onError?.(errno, errnoName(errno));
+  }
+
+  /**
+   * Has the kernel drop every notification caused by the socket with netlink
+   * port `portId` before it is queued here (a socket filter on nlmsg_pid,
+   * which a notification carries from the request that caused it): the
+   * kernel protocol's own changes, which it knows from their acks. Throws
+   * when the kernel refuses the filter.
+   */
+  ignorePort(portId: number): void {
+    this.socket.attachFilter(dropFromPortProgram(portId));
+  }
+
+  /** Reads and delivers whatever is queued now, before the poll would (see KernelIo). */
+  drainNow(): void {
+    if (this.socket.isClosed) return;
+    for (;;) {
+      const r = this.socket.receive();
+      this.deliver(r.bytes, r.errno);
+      if (r.dry || this.socket.isClosed) break;
+    }
   }
 
   /** Idempotent. */
   close(): void {
     this.socket.close();
   }
+}
+
+/**
+ * Classic BPF: drop a message whose nlmsg_pid (offset 12) is `portId`, accept
+ * anything else whole. BPF loads words in network order; nlmsg_pid is in
+ * host (little-endian) order, so the constant is byte-swapped.
+ */
+export function dropFromPortProgram(portId: number): Buffer {
+  const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
+  const BPF_JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+  const BPF_RET_K = 0x06; // BPF_RET | BPF_K
+  const insns: Array<[number, number, number, number]> = [
+    [BPF_LD_W_ABS, 0, 0, 12],
+    [BPF_JEQ_K, 0, 1, swap32(portId)],
+    [BPF_RET_K, 0, 0, 0], // drop
+    [BPF_RET_K, 0, 0, 0xffffffff], // accept, whole
+  ];
+  const b = Buffer.alloc(insns.length * 8);
+  insns.forEach(([code, jt, jf, k], i) => {
+    b.writeUInt16LE(code, i * 8);
+    b[i * 8 + 2] = jt;
+    b[i * 8 + 3] = jf;
+    b.writeUInt32LE(k >>> 0, i * 8 + 4);
+  });
+  return b;
+}
+
+function swap32(x: number): number {
+  return (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | ((x >>> 24) & 0xff)) >>> 0;
 }

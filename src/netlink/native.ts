@@ -35,6 +35,10 @@ export interface NativeAddon {
   /** Idempotent; safe while polling and with data queued. */
   close(s: NativeSocket): void;
   fd(s: NativeSocket): number;
+  /** The netlink port id the kernel bound the socket to. */
+  portId(s: NativeSocket): number;
+  /** SO_ATTACH_FILTER: a classic BPF program as its sock_filter array (8 bytes per instruction, host order). */
+  attachFilter(s: NativeSocket, program: Uint8Array): void;
 }
 
 // Same path from src/netlink (ts-jest) and dist/netlink (built): the repo's native/ folder.

@@ -178,6 +178,12 @@ export class RoutePipeline {
   private idleWaiters: Array<() => void> = [];
   private openBatches = 0;
   private writableWaiter: (() => void) | undefined;
+  /**
+   * Runs before any answer is read (KernelIo drains its notification socket
+   * here, so a notification of a change made before our send is always seen
+   * while our change is still in flight).
+   */
+  beforeAnswers: (() => void) | undefined;
   private checker: NetlinkClient | undefined;
 
   constructor(
@@ -199,6 +205,7 @@ export class RoutePipeline {
     this.maxResends = opts.maxResends ?? 3;
     socket.start(
       (bytes, errno) => {
+        this.beforeAnswers?.();
         this.onAcks(bytes, errno);
         this.receiveNow();
         this.kick();
@@ -377,6 +384,7 @@ export class RoutePipeline {
 
   /** Reads every ack queued now; after an overflow, re-checks what stayed unanswered. */
   private receiveNow(): void {
+    this.beforeAnswers?.();
     for (;;) {
       const r = this.socket.receive();
       this.onAcks(r.bytes, r.errno);

@@ -163,6 +163,16 @@ export class NetlinkSocket implements NetlinkTransport {
     return native.fd(this.sock);
   }
 
+  /** The netlink port id the kernel bound this socket to (nlmsg_pid of what it sends, for notifications it causes). */
+  get portId(): number {
+    return wrapNative('getsockname', () => native.portId(this.sock));
+  }
+
+  /** Attaches a classic BPF socket filter (sock_filter array, 8 bytes per instruction). */
+  attachFilter(program: Uint8Array): void {
+    wrapNative('SO_ATTACH_FILTER', () => native.attachFilter(this.sock, program));
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

@@ -142,6 +142,29 @@ kernelDescribe('kernel protocol repair', () => {
     await p.shutdown();
     expect(ourRoutes(ns)).toHaveLength(0);
   });
+
+  it('converges when someone else rewrites its routes while its own changes to them are in flight', async () => {
+    // Our own notifications are filtered out; a foreign change that crosses one of ours is settled by a scan.
+    const table = newTable();
+    const src = new RouteSource('static1', 200);
+    const nets = Array.from({ length: 3000 }, (_, i) => `10.8.${i >> 8}.${i & 255}/32`);
+    announce(table, src, nets.map((n) => `${n} via 192.0.2.2`));
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    const sync = p.sync(4)!;
+    // Another process rewrites every one of them (with our protocol number) while we move them all to .3.
+    const foreign = runBatch(ns, [...nets.map((n) => `route replace ${n} via 198.51.100.2 proto 144`), ...nets.slice(0, 1000).map((n) => `route del ${n} proto 144`)]);
+    announce(table, src, nets.map((n) => `${n} via 192.0.2.3`));
+    await foreign;
+    await until(() => {
+      const rs = ourRoutes(ns);
+      return rs.length === 3000 && rs.every((r) => r.gateway === '192.0.2.3');
+    }, 15_000);
+    await until(() => sync.state === 'idle', 5000);
+    expect(sync.counts()).toEqual({ installed: 3000, pending: 0, failed: 0, withdrawing: 0 });
+    await p.shutdown();
+    expect(ourRoutes(ns)).toHaveLength(0);
+  });
 });
 
 

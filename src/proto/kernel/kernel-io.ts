@@ -29,6 +29,8 @@ export interface KernelIoOptions {
   netns?: string;
   monitorRcvbuf?: number;
   pipelineWindow?: number;
+  /** Drop the notifications of our own changes in the kernel (default true; see ownEchoesFiltered). */
+  filterOwnEchoes?: boolean;
 }
 
 export interface TableDump {
@@ -42,14 +44,35 @@ export interface TableDump {
 
 export class KernelIo {
   private monitor: KernelMonitor | undefined;
+  /**
+   * The kernel drops the notifications of our own changes before they reach
+   * the monitor (a socket filter on the pipeline's port id): each change is
+   * known from its answer instead, and the monitor drains before answers are
+   * read, so a notification of someone else's change that happened before
+   * ours always arrives while ours is still in flight. False when the filter
+   * could not be attached or was not asked for: echoes come and are matched.
+   */
+  readonly ownEchoesFiltered: boolean;
 
   private constructor(
     private readonly target: KernelTarget,
     monitor: KernelMonitor,
     private readonly client: NetlinkClient,
     private readonly pipeline: RoutePipeline,
+    filterOwnEchoes: boolean,
   ) {
     this.monitor = monitor;
+    let filtered = false;
+    if (filterOwnEchoes) {
+      try {
+        monitor.ignorePort(pipeline.socket.portId);
+        pipeline.beforeAnswers = () => this.monitor?.drainNow();
+        filtered = true;
+      } catch {
+        // Left to the echo matching.
+      }
+    }
+    this.ownEchoesFiltered = filtered;
   }
 
   /** Opens the monitor, then the client and the pipeline; returns the sockets and the links the kernel has. */
@@ -60,7 +83,7 @@ export class KernelIo {
     try {
       client = NetlinkClient.open(netns);
       const pipeline = RoutePipeline.open({ ...netns, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
-      const io = new KernelIo(opts.target, monitor, client, pipeline);
+      const io = new KernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
       try {
         const links = await client.dumpLinks();
         return { io, links: links.items };

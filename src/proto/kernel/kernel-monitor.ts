@@ -67,6 +67,16 @@ export class KernelMonitor {
     );
   }
 
+  /** Drops, in the kernel, the notifications our own route socket causes (NetlinkMonitor.ignorePort). */
+  ignorePort(portId: number): void {
+    this.monitor.ignorePort(portId);
+  }
+
+  /** Delivers whatever is queued now. */
+  drainNow(): void {
+    this.monitor.drainNow();
+  }
+
   close(): void {
     this.monitor.close();
   }

@@ -66,6 +66,8 @@ export interface KernelProtocolOptions {
   batchSize?: number;
   monitorRcvbuf?: number;
   pipelineWindow?: number;
+  /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
+  filterOwnEchoes?: boolean;
   log?: Logger;
 }
 
@@ -133,6 +135,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.backoff !== undefined ? { backoff: this.options.backoff } : {}),
         ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
+        ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), onForeignDump: (routes) => this.learn!.resync(family, routes) } : {}),
       });

@@ -68,6 +68,8 @@ export interface KernelSyncOptions {
   monitorRcvbuf?: number;
   /** Pipeline window (requests in flight). */
   pipelineWindow?: number;
+  /** Have the kernel drop the notifications of our own changes (default true; KernelIo.ownEchoesFiltered). */
+  filterOwnEchoes?: boolean;
   /** How often long work logs progress. Default 5 s. */
   progressEveryMs?: number;
   log: Logger;
@@ -90,6 +92,8 @@ export class KernelSync implements ScanTarget {
   private readonly target: KernelTarget;
   private io: KernelIo | undefined;
   private sending = false;
+  /** Our own changes' notifications arrive and are matched (false: the kernel drops them; KernelIo). */
+  private echoes = true;
   private allowDeletes = true;
   private flushing = false;
   private flushAgain = false;
@@ -102,7 +106,7 @@ export class KernelSync implements ScanTarget {
   private readonly scans: ScanScheduler;
   private closed = false;
   /** Counters for status and tests. */
-  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0 };
+  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0 };
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -132,6 +136,7 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
         ...(this.opts.monitorRcvbuf ? { monitorRcvbuf: this.opts.monitorRcvbuf } : {}),
         ...(this.opts.pipelineWindow ? { pipelineWindow: this.opts.pipelineWindow } : {}),
+        ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
         onRoute: (r, deleted) => this.onRouteNotification(r, deleted),
@@ -143,6 +148,7 @@ export class KernelSync implements ScanTarget {
       },
     );
     this.io = io;
+    this.echoes = !io.ownEchoesFiltered;
     for (const l of links) this.links.update(l, false);
   }
 
@@ -285,9 +291,9 @@ export class KernelSync implements ScanTarget {
             ops.push(op);
             owners.push(e);
             e.inflight++;
-            e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
+            if (this.echoes) e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
-          this.waitingEcho.add(e, now);
+          if (this.echoes) this.waitingEcho.add(e, now);
           if (ops.length >= batchSize) {
             sentHere += ops.length;
             this.submit(ops, owners);
@@ -364,6 +370,12 @@ export class KernelSync implements ScanTarget {
   /** After an entry's operation or notification settled: plan again if something changed meanwhile. */
   private afterSettle(e: NetEntry): void {
     if (!e.idleOnWire) return;
+    if (e.uncertain) {
+      // Someone else changed this net while our change was out: which came last is unknown.
+      e.uncertain = false;
+      this.stats.crossed++;
+      this.requestScan('a change by someone else crossed ours', 100);
+    }
     if (e.recheck) {
       e.recheck = false;
       this.dirty.add(e);
@@ -511,6 +523,7 @@ export class KernelSync implements ScanTarget {
 
   private onRouteNotification(r: RouteMessage, deleted: boolean): void {
     if (this.closed || r.table !== this.target.table || r.flags & C.RTM_F_CLONED) return;
+    this.stats.notifications++;
     if (this.buffering) {
       this.buffering.push([r, deleted]);
       return;
@@ -545,6 +558,7 @@ export class KernelSync implements ScanTarget {
   private repair(e: NetEntry, what: string): void {
     if (!e.idleOnWire) {
       e.recheck = true;
+      if (!this.echoes) e.uncertain = true; // no echo orders it against ours: see afterSettle
       return;
     }
     if (this.state === 'shutting-down' || this.state === 'down') return;

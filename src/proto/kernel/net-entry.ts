@@ -50,6 +50,8 @@ export class NetEntry {
   dropped = false;
   /** In the sync's dirty queue (entry-queue.ts). */
   queued = false;
+  /** Someone else's change arrived while ours was in flight, with our own notifications filtered out. */
+  uncertain = false;
 
   constructor(readonly net: Prefix) {}
 
