@@ -69,6 +69,13 @@ export class NetStore {
     return this.v4[len]!.get(((key - len) / 64) | 0);
   }
 
+  /** Every net of `family` that has routes, in no particular order: IPv4 as (address word, length), IPv6 by key. */
+  forEachNet(family: 4 | 6, v4: (word: number, len: number) => void, v6: (key: string) => void): void {
+    if (family === 4) {
+      for (let len = 0; len <= 32; len++) for (const w of this.v4[len]!.keys()) v4(w, len);
+    } else for (const k of this.v6.keys()) v6(k);
+  }
+
   /** Every chain; safe against writes made by `fn` (Map iteration tolerates them). */
   forEachSlot(fn: (slot: Slot) => void): void {
     for (const m of this.v4) for (const slot of m.values()) fn(slot);

@@ -23,7 +23,7 @@
  * withdraws the routes still stale.
  */
 import type { Prefix } from '../lib/addr';
-import { prefixKey } from '../lib/addr';
+import { prefixFromKey, prefixKey } from '../lib/addr';
 import type { RouteAttrs } from '../route/attrs';
 import { Route } from '../route/route';
 import { type RouteSource, compareSources } from '../route/source';
@@ -69,6 +69,16 @@ export class Table {
   /** Routes the source has in this table. */
   routesOfSource(src: RouteSource): number {
     return this.sources.get(src)?.routes ?? 0;
+  }
+
+  /**
+   * Every net of `family` with routes, now, synchronously and in no particular
+   * order: IPv4 as (address word, length), IPv6 as a Prefix. For a walk of the
+   * whole table that needs only the nets (the kernel protocol's shutdown): no
+   * snapshot, sort, item or Prefix per IPv4 net, as a Feeder would make.
+   */
+  forEachNet(family: 4 | 6, v4: (word: number, len: number) => void, v6: (net: Prefix) => void): void {
+    this.store.forEachNet(family, v4, (key) => v6(prefixFromKey(key)));
   }
 
   /** The net's routes, best first (a lookup; readers use exporters). */

@@ -18,7 +18,7 @@ import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
 import { RouteSource, compareRoutes } from '../../route';
-import type { ExportItem, FeederItem, Prefilter } from '../../table';
+import type { ExportItem, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
 import { nullLogger, withFields, type Logger } from '../logger';
@@ -298,8 +298,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         this.log.info('persist: leaving our routes in the kernel');
         continue;
       }
-      const feeder = this.options.table.best.feed({ prefilter: { kind: 'predicate', test: (n: Prefix) => n.family === family }, batchSize: 4096 });
-      await sync.withdrawAll(netsOf(feeder));
+      // The table itself, walked now (nothing can change it in between): not the channel's state.
+      const table = this.options.table;
+      await sync.withdrawAll((v4, v6) => table.forEachNet(family, v4, v6));
     }
     this.sm.go('down');
   }
@@ -350,13 +351,5 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
 
   private firstSync(): KernelSync | undefined {
     return this.syncs.values().next().value;
-  }
-}
-
-async function* netsOf(feeder: AsyncIterable<readonly FeederItem[]>): AsyncIterable<readonly Prefix[]> {
-  for await (const batch of feeder) {
-    const nets: Prefix[] = [];
-    for (const item of batch) if (item.kind === 'feed' && item.routes.length > 0) nets.push(item.net);
-    yield nets;
   }
 }

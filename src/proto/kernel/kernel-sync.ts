@@ -45,7 +45,7 @@ import { DirtyQueue, EchoWaitQueue } from './entry-queue';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
-import { withdrawAll, type ForEachHeld, type WithdrawResult } from './withdraw';
+import { withdrawAll, type ForEachFed, type ForEachHeld, type WithdrawResult } from './withdraw';
 
 const { ESRCH, EEXIST } = osConstants.errno;
 
@@ -686,7 +686,7 @@ export class KernelSync implements ScanTarget {
    * table's feed), plus any net we still hold, in batches, waiting for every
    * ack; then a final dump deletes whatever of ours is left. Ends down.
    */
-  async withdrawAll(nets: AsyncIterable<readonly Prefix[]>): Promise<WithdrawResult> {
+  async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
     this.beginShutdown();
     await this.settled();
     // In the entries' own order (the order they were made in): no lookup per net.
@@ -704,7 +704,7 @@ export class KernelSync implements ScanTarget {
         batchSize: this.opts.batchSize ?? 4096,
         progressEveryMs: this.opts.progressEveryMs ?? 5000,
       },
-      nets,
+      fed,
       held,
     );
     await this.close();

@@ -43,6 +43,9 @@ export interface WithdrawContext {
 /** Calls `take` for each net the sync holds or wants, with the metric of our route there (undefined: any of ours). */
 export type ForEachHeld = (take: (net: Prefix, metric: number | undefined) => void) => void;
 
+/** Calls `v4` / `v6` for each net the table has (Table.forEachNet for the sync's family). */
+export type ForEachFed = (v4: (word: number, len: number) => void, v6: (net: Prefix) => void) => void;
+
 /** IPv4 nets gathered into growable typed arrays: word, length, metric (NO_METRIC: any of ours). */
 class V4Nets {
   n = 0;
@@ -68,10 +71,10 @@ class V4Nets {
 
 /**
  * `held` lists the nets the sync knows, with their metrics, best in the order
- * the sync keeps them (no lookup per net); `nets` is the table's feed, whose
+ * the sync keeps them (no lookup per net); `fed` walks the table's nets, whose
  * nets not held are deleted by net alone (the target's metric, or any metric of ours).
  */
-export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<readonly Prefix[]>, held: ForEachHeld): Promise<WithdrawResult> {
+export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: ForEachHeld): Promise<WithdrawResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
@@ -100,7 +103,7 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
   // twice as fast as address order for a full table; src/netlink/order.ts). IPv4 nets go into typed
   // arrays, sorted and de-duplicated there and encoded straight from them (V4DeleteSource): no
   // object per route. Held nets come first, so a net both held and fed keeps the held metric (the
-  // sort is stable and the first of a run of equal nets is kept); the feed needs no lookup per net.
+  // sort is stable and the first of a run of equal nets is kept); the table's nets need no lookup.
   const v4 = new V4Nets();
   const v6: Prefix[] = [];
   const v6Metrics: (number | undefined)[] = [];
@@ -117,7 +120,11 @@ export async function withdrawAll(ctx: WithdrawContext, nets: AsyncIterable<read
     v6Metrics.push(metric);
   };
   held((net, metric) => take(net, ctx.target.metric ?? metric));
-  for await (const some of nets) for (const net of some) take(net, ctx.target.metric);
+  const fedMetric = ctx.target.metric ?? NO_METRIC;
+  fed(
+    (word, len) => v4.push(word, len, fedMetric),
+    (net) => take(net, ctx.target.metric),
+  );
 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   if (v4.n > 0) {

@@ -37,6 +37,25 @@ describe('table', () => {
     expect(t.refreshEnd(stat)).toBe(0);
   });
 
+  it('forEachNet lists every net of a family that has routes, once', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    t.announce(p('10.0.0.0/8'), api, via('192.0.2.2'));
+    t.announce(p('192.0.2.128/25'), stat, via('192.0.2.1'));
+    t.announce(p('198.51.100.0/24'), stat, via('192.0.2.1'));
+    t.withdraw(p('198.51.100.0/24'), stat);
+    t.announce(p('2001:db8::/32'), api, via('2001:db8::1'));
+    const v4: string[] = [];
+    const v6: string[] = [];
+    t.forEachNet(4, (w, len) => v4.push(`${w}/${len}`), (n) => v6.push(n.toString()));
+    expect(v4.sort()).toEqual([`${p('10.0.0.0/8').w0}/8`, `${p('192.0.2.128/25').w0}/25`].sort());
+    expect(v6).toEqual([]);
+    t.forEachNet(6, () => v4.push('?'), (n) => v6.push(n.toString()));
+    expect(v6).toEqual(['2001:db8::/32']);
+    expect(v4).toHaveLength(2);
+  });
+
   it('breaks preference ties by source name, then by creation order', () => {
     const t = new Table({ name: 'main' });
     const b1 = new RouteSource('b', 100);
