@@ -42,11 +42,12 @@ const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
-const COLD_ONLY = process.argv.includes('--cold-only'); // krtsync: cold start, then SIGTERM (no restart or churn)
+const COLD_ONLY = process.argv.includes('--cold-only');
+const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only] [--log-times] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -319,6 +320,12 @@ protocols:
     const tReady2 = await withTimeout(ready, 'krtsync restart');
     await sleep(1000); // anything late would show up here
     record('krtsync', 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before });
+    if (RESTART_ONLY) {
+      // For profiling the restart: SIGTERM now, no churn.
+      process.kill(d.pid, 'SIGTERM');
+      await withTimeout(d.exited, 'krtsync shutdown');
+      return;
+    }
 
     // churn: a stream client changes every next hop as fast as it can
     const conn = net.createConnection(sock);

@@ -109,3 +109,43 @@ describe('prefixes', () => {
     );
   });
 });
+
+describe('IPv4 text parsing, against a reference', () => {
+  // The obvious definition the fast scanner must agree with on any string.
+  const reference = (s: string): number | undefined => {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+    if (!m) return undefined;
+    let w = 0;
+    for (let i = 1; i <= 4; i++) {
+      const part = m[i]!;
+      if (part.length > 1 && part[0] === '0') return undefined;
+      if (Number(part) > 255) return undefined;
+      w = (w << 8) | Number(part);
+    }
+    return w | 0;
+  };
+  const parsed = (s: string): number | undefined => {
+    const a = tryParseAddr(s);
+    return a !== undefined && a.family === 4 ? a.w0 : undefined;
+  };
+
+  it('agrees on dotted quads and near misses', () => {
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('', '00', '01', '007', '0255', 'a', '-1', ' 1', '1 ', '+1', '1e2', '0x1'));
+    fc.assert(
+      fc.property(fc.array(octet, { minLength: 1, maxLength: 6 }), fc.constantFrom('.', '..', ':'), (parts, sep) => {
+        const s = parts.join(sep === '..' ? '.' : sep);
+        expect(parsed(s)).toBe(reference(s));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('agrees on arbitrary short strings', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9.a ]{0,16}$/), (s) => {
+        expect(parsed(s)).toBe(reference(s));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
