@@ -39,6 +39,20 @@ export class ExportChannel {
 
   /** What to export for a net whose routes are `routes` (best first; only the first without merge_paths). */
   exportNet(routes: readonly Route[]): ChannelExport | undefined {
+    if (!this.mergePaths) {
+      // The common case, once per net of a full feed: the first accepted route, nothing else allocated.
+      for (const r of routes) {
+        if (r.src === this.ignoreSource) continue;
+        const res = runExportFilter(this.filter, r);
+        if (!res.accept) {
+          this.counters.rejected++;
+          continue;
+        }
+        this.counters.accepted++;
+        return { attrs: r.attrs, set: res.set, source: r.src };
+      }
+      return undefined;
+    }
     let first: { route: Route; set: KernelAttrs | undefined } | undefined;
     const accepted: Route[] = [];
     for (const r of routes) {

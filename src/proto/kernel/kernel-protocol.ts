@@ -71,6 +71,8 @@ export interface KernelProtocolOptions {
   log?: Logger;
 }
 
+const NO_ROUTES: readonly Route[] = Object.freeze([]);
+
 export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   readonly name: string;
   readonly channel: ExportChannel;
@@ -80,6 +82,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private readonly syncs = new Map<Family, KernelSync>();
   private readonly log: Logger;
   private readonly learn: KernelLearn | undefined;
+  private readonly oneRoute: Route[] = [];
   private subscription: (AsyncIterableIterator<readonly ExportItem[]> & { close?(): void; refeed?(reason: string): void }) | undefined;
   private walkDone: Promise<void> | undefined;
   /** Settles the first feed: resolve at `ready`; reject when the walk ends or fails before it. */
@@ -206,7 +209,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
           case 'update':
             this.refeedSeen?.add(item.net.key());
             if (this.channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
-            else this.exportNet(item.net, item.new ? [item.new] : []);
+            else if (item.new) {
+              // One scratch array for the one route of an update (exportNet keeps nothing of it).
+              this.oneRoute[0] = item.new;
+              this.exportNet(item.net, this.oneRoute);
+            } else this.exportNet(item.net, NO_ROUTES);
             break;
           case 'ready':
             this.endRefeed();
