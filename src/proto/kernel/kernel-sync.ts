@@ -39,7 +39,7 @@ import { KernelIo } from './kernel-io';
 import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
 import { planNet, type KernelOp } from './reconcile';
-import { NetEntry } from './net-entry';
+import { NO_HAVE, NetEntry } from './net-entry';
 import { NetMap } from './net-map';
 import { DirtyQueue, EchoWaitQueue } from './entry-queue';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -442,7 +442,7 @@ export class KernelSync implements ScanTarget {
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
   private applyDump(dumped: readonly RouteMessage[]): void {
     this.entries.forEach((e) => {
-      e.have = [];
+      e.have = NO_HAVE;
       e.clearEchoes();
     });
     this.waitingEcho.clear();

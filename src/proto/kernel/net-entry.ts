@@ -24,6 +24,8 @@ import type { RouteError, RouteSyncState } from './route-status';
 
 /** Shared by every entry with no echo expected (never mutated: echoes are replaced, not pushed to). */
 const NO_ECHOES: readonly ('new' | 'del')[] = Object.freeze([]);
+/** Shared by every entry the kernel holds nothing of (frozen: only non-empty arrays are ever written, by applyHave). */
+export const NO_HAVE = Object.freeze([]) as unknown as RouteMessage[];
 /** The one-echo lists, shared the same way (nearly every change expects exactly one). */
 const ONE_ECHO: Readonly<Record<'new' | 'del', readonly ('new' | 'del')[]>> = { new: Object.freeze(['new' as const]), del: Object.freeze(['del' as const]) };
 
@@ -34,7 +36,7 @@ export class NetEntry {
   set: KernelAttrs | undefined = undefined;
   sourceName: string | undefined = undefined;
   wantError: RouteError | undefined = undefined;
-  have: RouteMessage[] = [];
+  have: RouteMessage[] = NO_HAVE;
   inflight = 0;
   echoes: readonly ('new' | 'del')[] = NO_ECHOES;
   lastSentAt = 0;
@@ -91,12 +93,12 @@ export class NetEntry {
   /** Our route with `priority` (as the kernel reported it, undefined: none) was deleted. */
   removeHave(family: 4 | 6, priority: number | undefined): void {
     if (priority === undefined && family === 4) {
-      this.have = this.have.slice(1); // a wildcard delete took the first
+      this.have = this.have.length <= 1 ? NO_HAVE : this.have.slice(1); // a wildcard delete took the first
       return;
     }
     const prio = effectivePriority({ family, priority });
     const i = this.have.findIndex((h) => effectivePriority(h) === prio);
-    if (i >= 0) this.have = this.have.filter((_, j) => j !== i);
+    if (i >= 0) this.have = this.have.length === 1 ? NO_HAVE : this.have.filter((_, j) => j !== i);
   }
 
   /** A route of ours the kernel listed (a dump). */
