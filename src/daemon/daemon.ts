@@ -103,11 +103,12 @@ export class Daemon {
     }
     if (this.stopping) return;
     this.ready = true;
-    this.opts.notifier.ready(this.statusLine());
+    const status = this.statusLine(); // counts every net of every kernel protocol: once
+    this.opts.notifier.ready(status);
     this.opts.notifier.startWatchdog();
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
     this.statusTimer.unref();
-    this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${this.statusLine()}`);
+    this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${status}`);
   }
 
   /** One line for STATUS= and `show status`. */
