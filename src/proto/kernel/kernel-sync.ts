@@ -11,9 +11,14 @@
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
  *    for change: everything else reaching it is passed to onForeignRoute;
  *  - nothing is sent while `sending` is off (first scan, the dump of a scan);
- *  - a net with operations out (in flight, or acked but their notification
- *    not yet seen) is not planned again until they settle; changes meanwhile
- *    set `recheck`. So our own notifications are never taken for repairs.
+ *  - our own changes' notifications never reach us (the kernel drops them:
+ *    KernelIo.ownEchoesFiltered), so every notification is someone else's;
+ *    one for a net with an operation of ours in flight marks it `uncertain`
+ *    (which came last is unknown) and a scan settles it after the answer.
+ *    Without the filter, a net with operations out (in flight, or acked but
+ *    their notification not yet seen) is not planned again until they settle,
+ *    so our own notifications are never taken for repairs. Either way changes
+ *    meanwhile set `recheck`;
  *  - a failed route waits for its retry time (exponential backoff) and never
  *    holds up other nets; repairs of one net back off too when someone keeps
  *    undoing them.
@@ -82,7 +87,7 @@ export interface KernelSyncOptions {
 export class KernelSync implements ScanTarget {
   readonly links = new LinkCache();
   readonly sm: StateMachine<SyncState>;
-  /** Per net; the sets below hold entries (object keys hash by identity: no boxed number per net). */
+  /** Per net; the failed set and the queues below hold the entries themselves (no boxed number per net). */
   private readonly entries = new NetMap<NetEntry>();
   private readonly dirty = new DirtyQueue();
   private readonly failed = new Set<NetEntry>();
