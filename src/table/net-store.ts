@@ -93,18 +93,20 @@ export class NetStore {
       if (m.size === 0) return;
       const words: number[] = [];
       const slots: Slot[] = [];
-      if (filter === undefined) {
+      if (filter === undefined || filter.family === 4) {
         m.forEach((slot, w) => {
           words.push(w);
           slots.push(slot);
         });
+      } else if (filter.family === 6) {
+        return;
       } else {
         this.collectV4(filter, len, m, words, slots);
       }
       if (words.length <= LIST_MAX) lists.push(v4List(len, words, slots));
       else for (let i = 0; i < words.length; i += LIST_MAX) lists.push(v4List(len, words.slice(i, i + LIST_MAX), slots.slice(i, i + LIST_MAX)));
     });
-    let v6 = [...this.v6].filter(([k]) => filter === undefined || filter.matches(k));
+    let v6 = filter?.family === 4 ? [] : [...this.v6].filter(([k]) => filter === undefined || filter.family === 6 || filter.matches(k));
     if (extra !== undefined) {
       const extraV4 = new Map<number, number[]>();
       for (const k of extra) {

@@ -4,7 +4,9 @@
  *
  * - prefix: the prefix and every prefix inside it;
  * - set: a PrefixSet (ranges like 10.0.0.0/8{16,24});
- * - predicate: any test on the net.
+ * - family: every net of one address family (no work per net: the key's
+ *   type says it);
+ * - predicate: any test on the net (a Prefix is built per net tested).
  *
  * compilePrefilter() turns one into a NetFilter: a test on a NetKey plus,
  * for prefix and set filters, the ranges, which NetStore uses to look only
@@ -17,12 +19,15 @@ import type { NetKey } from '../route/route';
 export type Prefilter =
   | { readonly kind: 'prefix'; readonly prefix: Prefix }
   | { readonly kind: 'set'; readonly set: PrefixSet | readonly (PrefixRange | string)[] }
+  | { readonly kind: 'family'; readonly family: 4 | 6 }
   | { readonly kind: 'predicate'; readonly test: (net: Prefix) => boolean };
 
 export interface NetFilter {
   matches(key: NetKey): boolean;
-  /** Where matching nets can be; undefined means anywhere (a predicate). */
+  /** Where matching nets can be; undefined means anywhere (a predicate, a family). */
   readonly ranges: readonly PrefixRange[] | undefined;
+  /** Set for a family filter: every net of it matches, none of the other (walks skip the other whole). */
+  readonly family?: 4 | 6;
 }
 
 export function compilePrefilter(pf: Prefilter | undefined): NetFilter | undefined {
@@ -32,6 +37,10 @@ export function compilePrefilter(pf: Prefilter | undefined): NetFilter | undefin
       return rangesFilter([prefixRange(pf.prefix, pf.prefix.len, pf.prefix.maxLen)]);
     case 'set':
       return rangesFilter((pf.set instanceof PrefixSet ? pf.set : new PrefixSet(pf.set)).ranges);
+    case 'family': {
+      const v4 = pf.family === 4;
+      return { ranges: undefined, family: pf.family, matches: (key) => (typeof key === 'number') === v4 };
+    }
     case 'predicate': {
       const test = pf.test;
       return { ranges: undefined, matches: (key) => test(prefixFromKey(key)) };

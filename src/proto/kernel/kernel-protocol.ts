@@ -182,8 +182,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   private startWalk(): void {
-    const prefilter: Prefilter | undefined =
-      this.syncs.size === 1 ? { kind: 'predicate', test: (net: Prefix) => this.syncs.has(net.family) } : undefined;
+    // One family: a family prefilter (no Prefix built per net or journal item to test it).
+    const only = this.syncs.size === 1 ? [...this.syncs.keys()][0] : undefined;
+    const prefilter: Prefilter | undefined = only !== undefined ? { kind: 'family', family: only } : undefined;
     const exporter = this.channel.mergePaths ? this.options.table.all : this.options.table.best;
     const sub = exporter.subscribe({ name: `kernel ${this.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
     this.subscription = sub;

@@ -32,6 +32,8 @@ const PREFILTERS: (Prefilter | undefined)[] = [
   { kind: 'prefix', prefix: p('10.0.0.0/8') },
   { kind: 'set', set: ['0.0.0.0/0{16,24}', '2001:db8::/32+'] },
   { kind: 'predicate', test: (n) => n.family === 6 },
+  { kind: 'family', family: 4 },
+  { kind: 'family', family: 6 },
 ];
 
 type Op =
@@ -177,6 +179,8 @@ function matchesPrefilter(i: number, n: Prefix): boolean {
       return (n.family === 4 && n.len >= 16 && n.len <= 24) || p('2001:db8::/32').contains(n);
     case 'predicate':
       return pf.test(n);
+    case 'family':
+      return n.family === pf.family;
   }
 }
 
