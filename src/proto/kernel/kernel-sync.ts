@@ -50,7 +50,7 @@ import { DirtyQueue, EchoWaitQueue } from './entry-queue';
 import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
-import { withdrawAll, type ForEachFed, type ForEachHeld, type WithdrawResult } from './withdraw';
+import { withdrawAll, type ForEachFed, type HeldNets, type WithdrawResult } from './withdraw';
 
 const { ESRCH, EEXIST } = osConstants.errno;
 
@@ -703,11 +703,19 @@ export class KernelSync implements ScanTarget {
     this.beginShutdown();
     await this.settled();
     // In the entries' own order (the order they were made in): no lookup per net.
-    const held: ForEachHeld = (take) =>
-      this.entries.forEach((e) => {
-        if (e.have.length > 0) take(e.net, effectivePriority(e.have[0]!));
-        else if (e.want) take(e.net, e.want.priority);
-      });
+    const entries = this.entries;
+    const held: HeldNets = {
+      count: entries.size,
+      forEach: (take) =>
+        entries.forEach((e) => {
+          if (e.have.length > 0) take(e.net, effectivePriority(e.have[0]!));
+          else if (e.want) take(e.net, e.want.priority);
+        }),
+      hasV4: (word, len) => {
+        const e = entries.getV4(len, word);
+        return e !== undefined && (e.have.length > 0 || e.want !== undefined);
+      },
+    };
     const result = await withdrawAll(
       {
         io: this.io!,

@@ -40,8 +40,15 @@ export interface WithdrawContext {
   progressEveryMs: number;
 }
 
-/** Calls `take` for each net the sync holds or wants, with the metric of our route there (undefined: any of ours). */
-export type ForEachHeld = (take: (net: Prefix, metric: number | undefined) => void) => void;
+/** The nets the sync holds or wants. */
+export interface HeldNets {
+  /** How many there are, at most (sizes the arrays up front). */
+  readonly count: number;
+  /** Calls `take` for each, with the metric of our route there (undefined: any of ours). */
+  forEach(take: (net: Prefix, metric: number | undefined) => void): void;
+  /** Whether forEach lists this IPv4 net (a table net it lists needs no second delete). */
+  hasV4(word: number, len: number): boolean;
+}
 
 /** Calls `v4` / `v6` for each net the table has (Table.forEachNet for the sync's family). */
 export type ForEachFed = (v4: (word: number, len: number) => void, v6: (net: Prefix) => void) => void;
@@ -49,9 +56,14 @@ export type ForEachFed = (v4: (word: number, len: number) => void, v6: (net: Pre
 /** IPv4 nets gathered into growable typed arrays: word, length, metric (NO_METRIC: any of ours). */
 class V4Nets {
   n = 0;
-  words = new Int32Array(1024);
-  lens = new Uint8Array(1024);
-  metrics = new Float64Array(1024);
+  words: Int32Array;
+  lens: Uint8Array;
+  metrics: Float64Array;
+  constructor(capacity: number) {
+    this.words = new Int32Array(capacity);
+    this.lens = new Uint8Array(capacity);
+    this.metrics = new Float64Array(capacity);
+  }
   push(word: number, len: number, metric: number): void {
     if (this.n === this.words.length) {
       const grow = <T extends Int32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T): T => {
@@ -74,7 +86,7 @@ class V4Nets {
  * the sync keeps them (no lookup per net); `fed` walks the table's nets, whose
  * nets not held are deleted by net alone (the target's metric, or any metric of ours).
  */
-export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: ForEachHeld): Promise<WithdrawResult> {
+export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: HeldNets): Promise<WithdrawResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
@@ -102,9 +114,10 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: F
   // The whole set is gathered first and sent in the order the kernel's trie deletes fastest (about
   // twice as fast as address order for a full table; src/netlink/order.ts). IPv4 nets go into typed
   // arrays, sorted and de-duplicated there and encoded straight from them (V4DeleteSource): no
-  // object per route. Held nets come first, so a net both held and fed keeps the held metric (the
-  // sort is stable and the first of a run of equal nets is kept); the table's nets need no lookup.
-  const v4 = new V4Nets();
+  // object per route. Held nets come first, with their metrics; a table net the sync holds is
+  // skipped (one Map lookup, no second entry: a 2M-entry sort and its arrays made V8 start a full
+  // GC in the middle of a shutdown). The sort still de-duplicates, keeping the first of equal nets.
+  const v4 = new V4Nets(Math.max(1024, held.count + 1024));
   const v6: Prefix[] = [];
   const v6Metrics: (number | undefined)[] = [];
   const seen6 = new NetMap<true>();
@@ -119,10 +132,12 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: F
     v6.push(net);
     v6Metrics.push(metric);
   };
-  held((net, metric) => take(net, ctx.target.metric ?? metric));
+  held.forEach((net, metric) => take(net, ctx.target.metric ?? metric));
   const fedMetric = ctx.target.metric ?? NO_METRIC;
   fed(
-    (word, len) => v4.push(word, len, fedMetric),
+    (word, len) => {
+      if (!held.hasV4(word, len)) v4.push(word, len, fedMetric);
+    },
     (net) => take(net, ctx.target.metric),
   );
 
