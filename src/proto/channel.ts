@@ -39,22 +39,12 @@ export class ExportChannel {
 
   /** What to export for a net whose routes are `routes` (best first; only the first without merge_paths). */
   exportNet(routes: readonly Route[]): ChannelExport | undefined {
-    if (!this.mergePaths) {
-      // The common case, once per net of a full feed: the first accepted route, nothing else allocated.
-      for (const r of routes) {
-        if (r.src === this.ignoreSource) continue;
-        const res = runExportFilter(this.filter, r);
-        if (!res.accept) {
-          this.counters.rejected++;
-          continue;
-        }
-        this.counters.accepted++;
-        return { attrs: r.attrs, set: res.set, source: r.src };
-      }
-      return undefined;
-    }
-    let first: { route: Route; set: KernelAttrs | undefined } | undefined;
-    const accepted: Route[] = [];
+    // Without merge_paths (the common case, once per net of a full feed) the first accepted route is
+    // returned as it is found: no array or wrapper object per net.
+    const merge = this.mergePaths;
+    let first: Route | undefined;
+    let firstSet: KernelAttrs | undefined;
+    let accepted: Route[] | undefined;
     for (const r of routes) {
       if (r.src === this.ignoreSource) continue;
       const res = runExportFilter(this.filter, r);
@@ -63,12 +53,14 @@ export class ExportChannel {
         continue;
       }
       this.counters.accepted++;
-      if (!first) first = { route: r, set: res.set };
-      accepted.push(r);
-      if (!this.mergePaths) break;
+      if (!merge) return { attrs: r.attrs, set: res.set, source: r.src };
+      if (first === undefined) {
+        first = r;
+        firstSet = res.set;
+      }
+      (accepted ??= []).push(r);
     }
-    if (!first) return undefined;
-    const attrs = this.mergePaths ? mergePaths(accepted, this.mergePaths)! : first.route.attrs;
-    return { attrs, set: first.set, source: first.route.src };
+    if (first === undefined || !merge) return undefined;
+    return { attrs: mergePaths(accepted!, merge)!, set: firstSet, source: first.src };
   }
 }
