@@ -154,6 +154,7 @@ export class KernelSync implements ScanTarget {
     );
     this.io = io;
     this.echoes = !io.ownEchoesFiltered;
+    if (this.echoes && this.opts.filterOwnEchoes !== false) this.log.warn('the kernel refused the notification filter; matching our own notifications instead (slower with large tables)');
     for (const l of links) this.links.update(l, false);
   }
 
