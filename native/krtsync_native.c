@@ -16,10 +16,15 @@
  * given to `start` and calls the JS callback once with (bytes, errno,
  * writable): the batch, then the error (e.g. ENOBUFS) if one ended the drain.
  *
+ * Send: `send` is a plain sendmsg on the calling thread. `sendAsync` sends a
+ * list of chunks on a libuv worker thread: the kernel processes a netlink
+ * request inside sendmsg, so this takes the kernel's work off the JS thread.
+ *
  * Close is safe with data queued and with a poll running: the poll handle is
  * stopped and closed first, the fd is closed in the close callback, and the
- * JS references are released there. An external collected by the GC without
- * close() closes its fd (a poll keeps its external alive through a reference).
+ * JS references are released there. A close during a sendAsync waits for it
+ * to finish. An external collected by the GC without close() closes its fd (a
+ * poll or a send keeps its external alive through a reference).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,6 +60,8 @@ struct ksock {
   int polling;
   int closing;
   int want_writable;
+  int sending;       /* a sendAsync job is running on a worker thread */
+  int close_pending; /* close() came while sending: done when the job completes */
   uv_poll_t poll;
   napi_env env;
   napi_ref self_ref; /* keeps the external alive while polling */
@@ -63,6 +70,9 @@ struct ksock {
   uint8_t *buf;
   size_t buf_len;
 };
+
+static void on_poll(uv_poll_t *h, int status, int events);
+static void close_now(struct ksock *s);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -92,6 +102,8 @@ static const char *errno_name(int e) {
   case ENOTCONN: return "ENOTCONN";
   case ENOPROTOOPT: return "ENOPROTOOPT";
   case ENAMETOOLONG: return "ENAMETOOLONG";
+  case EBUSY: return "EBUSY";
+  case ECANCELED: return "ECANCELED";
   default: return "EUNKNOWN";
   }
 }
@@ -135,6 +147,22 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
     return 0;
   }
   return 1;
+}
+
+/*
+ * Calls the JS function behind `ref` (if still there) from a libuv callback.
+ * An exception it throws is the caller's bug, not a socket error: it surfaces
+ * as an uncaught exception, like any callback's.
+ */
+static void call_js(napi_env env, napi_ref ref, size_t argc, napi_value *argv) {
+  napi_value cb, global, result;
+  if (napi_get_reference_value(env, ref, &cb) != napi_ok || cb == NULL) return;
+  napi_get_global(env, &global);
+  if (napi_call_function(env, global, cb, argc, argv, &result) == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    napi_fatal_exception(env, ex);
+  }
 }
 
 /* Bytes of a Buffer/Uint8Array argument. */
@@ -385,6 +413,24 @@ static napi_value sock_attach_filter(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------ send */
 
+/* One sendmsg of data[0..len) to the kernel: bytes sent or -errno. Safe on any thread. */
+static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  struct iovec iov = {(void *)data, len};
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = &sa;
+  mh.msg_namelen = sizeof sa;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  ssize_t r;
+  do r = sendmsg(fd, &mh, 0);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
 /* send(sock, buf, off, len) -> bytes sent or -errno (netlink: to the kernel) */
 static napi_value sock_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -398,20 +444,127 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
       !get_i32(env, argv[3], &len))
     return NULL;
   if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
-  struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof sa);
-  sa.nl_family = AF_NETLINK;
-  struct iovec iov = {data + off, (size_t)len};
-  struct msghdr mh;
-  memset(&mh, 0, sizeof mh);
-  mh.msg_name = &sa;
-  mh.msg_namelen = sizeof sa;
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  ssize_t r;
-  do r = sendmsg(s->fd, &mh, 0);
-  while (r < 0 && errno == EINTR);
-  return make_int(env, r < 0 ? -errno : r);
+  return make_int(env, nl_send(s->fd, data + off, (size_t)len));
+}
+
+/*
+ * sendAsync(sock, buf, chunks: Int32Array [off0, len0, off1, len1, ...], count, cb(sent, errno))
+ *
+ * Sends the chunks in order, one sendmsg each, on a libuv worker thread, and
+ * calls cb on the JS thread with how many were sent and the errno that
+ * stopped the rest (0 when all went). One job per socket at a time. While it
+ * runs, the socket's poll is paused: everything the kernel answers to these
+ * requests is queued by the time sendmsg returns, and the caller reads it
+ * after cb, in the order it chooses (the pipeline drains its notification
+ * socket first). The caller must not touch buf's chunks until cb has run.
+ */
+struct send_job {
+  napi_async_work work;
+  struct ksock *s;
+  napi_ref sock_ref, buf_ref, chunks_ref, cb_ref;
+  uint8_t *data;
+  int32_t *chunks;
+  int count;
+  int sent;
+  int err;
+};
+
+/* Releases what a job holds (any of it may not have been created yet). */
+static void send_job_free(napi_env env, struct send_job *j) {
+  if (j->cb_ref) napi_delete_reference(env, j->cb_ref);
+  if (j->chunks_ref) napi_delete_reference(env, j->chunks_ref);
+  if (j->buf_ref) napi_delete_reference(env, j->buf_ref);
+  if (j->sock_ref) napi_delete_reference(env, j->sock_ref);
+  if (j->work) napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static void send_job_execute(napi_env env, void *data) {
+  (void)env;
+  struct send_job *j = data;
+  for (int i = 0; i < j->count; i++) {
+    ssize_t r = nl_send(j->s->fd, j->data + j->chunks[2 * i], (size_t)j->chunks[2 * i + 1]);
+    if (r < 0) {
+      j->err = (int)-r;
+      return;
+    }
+    j->sent++;
+  }
+}
+
+static void send_job_complete(napi_env env, napi_status status, void *data) {
+  struct send_job *j = data;
+  struct ksock *s = j->s;
+  s->sending = 0;
+  if (status != napi_ok && j->err == 0) j->err = ECANCELED;
+  if (s->close_pending) {
+    s->close_pending = 0;
+    close_now(s);
+  } else if (s->polling && !s->closing) {
+    uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
+  }
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[2] = {make_int(env, j->sent), make_int(env, j->err)};
+  call_js(env, j->cb_ref, 2, argv);
+  napi_close_handle_scope(env, scope);
+  send_job_free(env, j);
+}
+
+static napi_value sock_send_async(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  struct ksock *s;
+  uint8_t *data;
+  size_t blen;
+  int32_t count;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[3], &count)) return NULL;
+  if (s->kind != KIND_NETLINK) return throw_errno(env, "sendAsync: not a netlink socket", EINVAL);
+  if (s->sending) return throw_errno(env, "sendAsync: a send is already running on this socket", EBUSY);
+  if (s->closing || s->close_pending) return throw_errno(env, "socket is closed", EBADF);
+  napi_typedarray_type t;
+  size_t clen, coff;
+  int32_t *chunks;
+  napi_value ab;
+  CHECK(napi_get_typedarray_info(env, argv[2], &t, &clen, (void **)&chunks, &ab, &coff));
+  if (t != napi_int32_array || count < 0 || (size_t)count * 2 > clen) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "chunks must be an Int32Array of count (offset, length) pairs");
+    return NULL;
+  }
+  for (int32_t i = 0; i < count; i++) {
+    int32_t off = chunks[2 * i], len = chunks[2 * i + 1];
+    if (off < 0 || len <= 0 || (size_t)off + (size_t)len > blen) return throw_errno(env, "sendAsync: chunk outside the buffer", EINVAL);
+  }
+  napi_valuetype cbt;
+  CHECK(napi_typeof(env, argv[4], &cbt));
+  if (cbt != napi_function) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a callback");
+    return NULL;
+  }
+  struct send_job *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "calloc", ENOMEM);
+  j->s = s;
+  j->data = data;
+  j->chunks = chunks;
+  j->count = count;
+  napi_value name;
+  if (napi_create_reference(env, argv[0], 1, &j->sock_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &j->buf_ref) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &j->chunks_ref) != napi_ok || napi_create_reference(env, argv[4], 1, &j->cb_ref) != napi_ok ||
+      napi_create_string_utf8(env, "krtsync.sendAsync", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, send_job_execute, send_job_complete, j, &j->work) != napi_ok) {
+    send_job_free(env, j);
+    return throw_errno(env, "sendAsync: napi setup", ENOMEM);
+  }
+  if (s->polling && !s->closing) uv_poll_stop(&s->poll);
+  s->sending = 1;
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    s->sending = 0;
+    if (s->polling && !s->closing) uv_poll_start(&s->poll, UV_READABLE | (s->want_writable ? UV_WRITABLE : 0), on_poll);
+    send_job_free(env, j);
+    return throw_errno(env, "sendAsync: queue", ENOMEM);
+  }
+  return NULL;
 }
 
 /* unixSend(sock, path, buf, off, len, fdToPass) -> bytes or -errno; fdToPass < 0 sends no fd. */
@@ -647,20 +800,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if (events & UV_READABLE) n = drain(s, s->buf, s->buf_len, &err, &dry);
     if (events & UV_WRITABLE) writable = 1;
   }
-  napi_value cb, global, argv[3], result;
-  if (napi_get_reference_value(env, s->cb_ref, &cb) == napi_ok && cb != NULL) {
-    napi_get_global(env, &global);
-    argv[0] = make_int(env, (int64_t)n);
-    argv[1] = make_int(env, err);
-    napi_get_boolean(env, writable, &argv[2]);
-    if (napi_call_function(env, global, cb, 3, argv, &result) == napi_pending_exception) {
-      /* An exception thrown by the JS callback is the caller's bug, not a
-       * socket error: surface it as an uncaught exception, like any callback. */
-      napi_value ex;
-      napi_get_and_clear_last_exception(env, &ex);
-      napi_fatal_exception(env, ex);
-    }
-  }
+  napi_value argv[3];
+  argv[0] = make_int(env, (int64_t)n);
+  argv[1] = make_int(env, err);
+  napi_get_boolean(env, writable, &argv[2]);
+  call_js(env, s->cb_ref, 3, argv);
   napi_close_handle_scope(env, scope);
 }
 
@@ -707,7 +851,7 @@ static napi_value sock_want_writable(napi_env env, napi_callback_info info) {
   if (!get_sock(env, argv[0], &s)) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &want));
   s->want_writable = want;
-  if (s->polling) uv_poll_start(&s->poll, UV_READABLE | (want ? UV_WRITABLE : 0), on_poll);
+  if (s->polling && !s->sending) uv_poll_start(&s->poll, UV_READABLE | (want ? UV_WRITABLE : 0), on_poll);
   return NULL;
 }
 
@@ -727,6 +871,17 @@ static napi_value sock_ref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void close_now(struct ksock *s) {
+  if (s->polling) {
+    s->closing = 1;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+  } else {
+    close(s->fd);
+    s->fd = -1;
+  }
+}
+
 /* close(sock): idempotent; safe with data queued and while polling (also from inside the poll callback). */
 static napi_value sock_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -736,14 +891,8 @@ static napi_value sock_close(napi_env env, napi_callback_info info) {
   if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return NULL;
   struct ksock *s = p;
   if (s->closing || s->fd < 0) return NULL;
-  if (s->polling) {
-    s->closing = 1;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, on_closed);
-  } else {
-    close(s->fd);
-    s->fd = -1;
-  }
+  if (s->sending) s->close_pending = 1; /* the worker thread is using the fd */
+  else close_now(s);
   return NULL;
 }
 
@@ -766,6 +915,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setsockoptInt", NULL, sock_setsockopt, NULL, NULL, NULL, napi_default, NULL},
       {"getsockoptInt", NULL, sock_getsockopt, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, sock_send, NULL, NULL, NULL, napi_default, NULL},
+      {"sendAsync", NULL, sock_send_async, NULL, NULL, NULL, napi_default, NULL},
       {"unixSend", NULL, unix_send, NULL, NULL, NULL, napi_default, NULL},
       {"memfdFromBuffer", NULL, memfd_from_buffer, NULL, NULL, NULL, napi_default, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},

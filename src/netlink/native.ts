@@ -20,6 +20,12 @@ export interface NativeAddon {
   getsockoptInt(s: NativeSocket, level: number, name: number): number;
   /** sendmsg of buf[off..off+len) to the kernel: bytes sent or -errno. */
   send(s: NativeSocket, buf: Uint8Array, off: number, len: number): number;
+  /**
+   * sendmsg of each chunk (chunks = [off0, len0, off1, len1, ...], `count` pairs) on a worker thread,
+   * in order; cb(sent, errno) on the JS thread: chunks sent, and the errno that stopped the rest or 0.
+   * One at a time per socket; the socket's poll is paused meanwhile; buf and chunks must stay untouched.
+   */
+  sendAsync(s: NativeSocket, buf: Uint8Array, chunks: Int32Array, count: number, cb: (sent: number, errno: number) => void): void;
   /** sendmsg to a unix path, with fd passed by SCM_RIGHTS when fd >= 0: bytes or -errno. */
   unixSend(s: NativeSocket, path: string, buf: Uint8Array, off: number, len: number, fd: number): number;
   /** A sealed memfd holding buf; the caller closes it with closeFd. */

@@ -21,11 +21,19 @@
  * requests of one sendmsg in order, so once the fence's ack is read, every
  * earlier request of that send without an error of its own has succeeded.
  * That halves the messages the kernel builds and we read (an ack per route
- * cost the kernel about 1.5 s per million routes). The kernel processes a
- * netlink request inside sendmsg, so the answers are read right after each
- * send; the socket is also polled, for anything that comes later. Answers are
- * matched by seq through a ring indexed by seq & mask. Success acks are
- * counted without decoding; only errors are decoded.
+ * cost the kernel about 1.5 s per million routes). Answers are matched by
+ * seq through a ring indexed by seq & mask. Success acks are counted without
+ * decoding; only errors are decoded.
+ *
+ * Sending beside the JS thread: the kernel processes a netlink request inside
+ * sendmsg, on the sender's thread, and that is most of the cost of a route.
+ * So the chunks (`depth` of them, `sendChunk` bytes each) are encoded ahead
+ * and handed, all that are ready, to a worker thread (native sendAsync) that
+ * sends them in order while the JS thread goes on: planning, encoding the
+ * next chunks, reading the routes file. One hand-off at a time keeps the
+ * order. Answers are read only once the sender is done (the socket's poll
+ * is paused meanwhile), so every answer to a chunk is there when it is read,
+ * and `beforeAnswers` (the notification drain) still runs before any of them.
  *
  * Overflow: if the socket's receive queue overflows (ENOBUFS) the kernel
  * dropped some acks. Once the socket is drained, every request still without
@@ -101,10 +109,10 @@ export interface RoutePipelineOptions extends NetlinkSocketOptions {
   window?: number;
   /** Bytes per sendmsg; default 256 KiB (the socket's sndbuf is raised to fit). */
   sendChunk?: number;
-  /** `full` once this many changes wait to be sent; default 4 * window. */
+  /** Chunks encoded ahead and handed to the sender thread at once; default 4. */
+  depth?: number;
+  /** `full` once this many changes wait to be encoded; default 4 * window. */
   highWater?: number;
-  /** Milliseconds of sending before yielding to the event loop; default 20. */
-  sliceMs?: number;
   /** Re-sends of one change after lost acks before it fails with ENOBUFS; default 3. */
   maxResends?: number;
 }
@@ -128,6 +136,8 @@ class Batch {
   readonly retry: number[] = [];
   resends?: Map<number, number>;
   constructor(
+    /** Submission order: batches go back into the queue in it after a re-check. */
+    readonly id: number,
     readonly ops: OpSource,
     readonly resolve: (r: BatchResult) => void,
   ) {}
@@ -150,7 +160,20 @@ function sameNextHop(want: RouteMessage, have: RouteMessage): boolean {
 
 export class RoutePipeline {
   readonly stats: PipelineStats = { sent: 0, acked: 0, failed: 0, overflows: 0, rechecked: 0, resent: 0 };
+  /** `depth` chunks of `chunkSize` bytes, used as a ring: sending, then ready, then free. */
   private readonly sendBuf: Buffer;
+  private readonly chunkViews: Buffer[];
+  private readonly chunkLen: Int32Array;
+  /** Seq of each chunk's fence (its last request, the only one acked). */
+  private readonly chunkFence: Uint32Array;
+  private readonly sendList: Int32Array;
+  private readonly chunkSize: number;
+  private readonly depth: number;
+  private head = 0;
+  private nSending = 0;
+  private nReady = 0;
+  /** Fences of chunks sent whose answers have not been read yet. */
+  private readonly sentFences: number[] = [];
   private readonly queue: Batch[] = [];
   private readonly mask: number;
   private readonly slotBatch: (Batch | undefined)[];
@@ -161,23 +184,19 @@ export class RoutePipeline {
   private readonly slotFence: Uint8Array;
   private readonly maxWindow: number;
   private readonly highWater: number;
-  private readonly sliceMs: number;
   private readonly maxResends: number;
   private window: number;
   private inflight = 0;
   private queued = 0;
-  private unsentBytes = 0;
-  private running = false;
+  private pumpQueued = false;
+  private waitingWritable = false;
   private rechecking = false;
   private overflowSeen = false;
-  /** The fence of the chunk in sendBuf, and of the last chunk sent (answered or not yet looked at). */
-  private chunkFence: number | undefined;
-  private sentFence: number | undefined;
+  private batchIds = 0;
   private closed = false;
   private drainWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private openBatches = 0;
-  private writableWaiter: (() => void) | undefined;
   /**
    * Runs before any answer is read (KernelIo drains its notification socket
    * here, so a notification of a change made before our send is always seen
@@ -199,9 +218,14 @@ export class RoutePipeline {
     this.slotSeq = new Uint32Array(ring);
     this.slotChunkStart = new Uint32Array(ring);
     this.slotFence = new Uint8Array(ring);
-    this.sendBuf = Buffer.allocUnsafe(opts.sendChunk ?? 256 * 1024);
+    this.chunkSize = opts.sendChunk ?? 256 * 1024;
+    this.depth = Math.max(1, opts.depth ?? 4);
+    this.sendBuf = Buffer.allocUnsafe(this.chunkSize * this.depth);
+    this.chunkViews = Array.from({ length: this.depth }, (_, k) => this.sendBuf.subarray(k * this.chunkSize, (k + 1) * this.chunkSize));
+    this.chunkLen = new Int32Array(this.depth);
+    this.chunkFence = new Uint32Array(this.depth);
+    this.sendList = new Int32Array(2 * this.depth);
     this.highWater = opts.highWater ?? 4 * this.maxWindow;
-    this.sliceMs = opts.sliceMs ?? 20;
     this.maxResends = opts.maxResends ?? 3;
     socket.start(
       (bytes, errno) => {
@@ -212,9 +236,8 @@ export class RoutePipeline {
       },
       () => {
         this.socket.wantWritable(false);
-        const w = this.writableWaiter;
-        this.writableWaiter = undefined;
-        w?.();
+        this.waitingWritable = false;
+        this.kick();
       },
     );
     socket.ref(false);
@@ -244,7 +267,7 @@ export class RoutePipeline {
   submitSource(ops: OpSource): Promise<BatchResult> {
     return new Promise((resolve) => {
       if (ops.length === 0) return resolve({ ok: 0, failed: [], rechecked: 0 });
-      const b = new Batch(ops, resolve);
+      const b = new Batch(this.batchIds++, ops, resolve);
       this.openBatches++;
       if (this.closed) {
         const err = new NetlinkSocketError(ECANCELED, 'route pipeline is closed');
@@ -277,102 +300,117 @@ export class RoutePipeline {
   // ------------------------------------------------------------ sending
 
   /**
-   * Starts the send loop on the next microtask, not inside submit(): submit
-   * returns at once (callers can check `full`), and batches submitted in the
-   * same tick share send buffers.
+   * Pumps on the next microtask, not inside submit(): submit returns at once
+   * (callers can check `full`), and batches submitted in the same tick share
+   * send buffers.
    */
   private kick(): void {
-    if (this.running || this.rechecking || this.closed) return;
-    this.running = true;
-    queueMicrotask(() => void this.run());
+    if (this.pumpQueued || this.closed) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
   }
 
-  private async run(): Promise<void> {
-    try {
-      while (!this.closed && !this.rechecking) {
-        const t0 = performance.now();
-        let progressed = false;
-        while (!this.closed && !this.rechecking && performance.now() - t0 < this.sliceMs) {
-          if (this.unsentBytes === 0 && (this.queued === 0 || this.inflight >= this.window)) break;
-          const r = this.sendChunk();
-          if (r === -EAGAIN) {
-            await new Promise<void>((resolve) => {
-              this.writableWaiter = resolve;
-              this.socket.wantWritable(true);
-            });
-            continue;
-          }
-          progressed = true;
-          this.receiveNow();
-        }
-        this.wakeDrainWaiters();
-        if (!progressed) break; // idle, or waiting for acks: the poll callback kicks us again
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    } finally {
-      this.running = false;
+  /** Encodes into every free chunk, hands the ready ones to the sender thread if it is idle. */
+  private pump(): void {
+    if (this.closed || this.rechecking) return;
+    while (this.nSending + this.nReady < this.depth) {
+      const k = (this.head + this.nSending + this.nReady) % this.depth;
+      if (!this.encodeChunk(k)) break;
+      this.nReady++;
     }
+    if (this.nSending === 0 && this.nReady > 0 && !this.waitingWritable) {
+      for (let i = 0; i < this.nReady; i++) {
+        const k = (this.head + i) % this.depth;
+        this.sendList[2 * i] = k * this.chunkSize;
+        this.sendList[2 * i + 1] = this.chunkLen[k]!;
+      }
+      this.nSending = this.nReady;
+      this.nReady = 0;
+      try {
+        this.socket.sendAsync(this.sendBuf, this.sendList, this.nSending, this.onSent);
+      } catch (e) {
+        this.nSending = 0;
+        this.failUnacked(e instanceof KrtError ? e : new NetlinkSocketError(0, `netlink send: ${String(e)}`));
+      }
+    }
+    this.wakeDrainWaiters();
   }
 
-  /** Encodes as many queued changes as the window and buffer allow and sends them. Returns bytes or -errno. */
-  private sendChunk(): number {
-    let off = this.unsentBytes;
-    if (off === 0) {
-      let firstSeq = 0;
-      let lastOff = -1;
-      let lastSeq = 0;
-      while (this.inflight < this.window && this.queue.length > 0) {
-        const b = this.queue[0]!;
-        if (b.unsent === 0) {
-          this.queue.shift();
-          continue;
-        }
-        const fromRetry = b.retry.length > 0;
-        const index = fromRetry ? b.retry[0]! : b.next;
-        const seq = this.socket.nextSeq();
-        const n = b.ops.encode(this.sendBuf, off, seq, index);
-        if (n === 0) {
-          if (off > 0) break; // flush and come back with an empty buffer
-          const op = b.ops.op(index);
-          this.consume(b, fromRetry);
-          this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${op.route.dst}: message larger than the send chunk`));
-          continue;
-        }
+  /**
+   * Encodes as many queued changes as the window and chunk k allow; false if
+   * there was nothing to encode. The chunk's last request is its fence.
+   */
+  private encodeChunk(k: number): boolean {
+    const buf = this.chunkViews[k]!;
+    let off = 0;
+    let firstSeq = 0;
+    let lastOff = -1;
+    let lastSeq = 0;
+    while (this.inflight < this.window && this.queue.length > 0) {
+      const b = this.queue[0]!;
+      if (b.unsent === 0) {
+        this.queue.shift();
+        continue;
+      }
+      const fromRetry = b.retry.length > 0;
+      const index = fromRetry ? b.retry[0]! : b.next;
+      const seq = this.socket.nextSeq();
+      const n = b.ops.encode(buf, off, seq, index);
+      if (n === 0) {
+        if (off > 0) break; // full: the rest goes into the next chunk
+        const op = b.ops.op(index);
         this.consume(b, fromRetry);
-        const slot = seq & this.mask;
-        this.slotBatch[slot] = b;
-        this.slotIndex[slot] = index;
-        this.slotSeq[slot] = seq;
-        this.slotFence[slot] = 0;
-        if (lastOff < 0) firstSeq = seq;
-        lastOff = off;
-        lastSeq = seq;
-        this.inflight++;
-        off += n;
+        this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${op.route.dst}: message larger than the send chunk`));
+        continue;
       }
-      if (lastOff >= 0) {
-        // The fence: the send's last request asks for an ack (flags are the u16 at offset 6).
-        this.sendBuf.writeUInt16LE(this.sendBuf.readUInt16LE(lastOff + 6) | C.NLM_F_ACK, lastOff + 6);
-        const slot = lastSeq & this.mask;
-        this.slotFence[slot] = 1;
-        this.slotChunkStart[slot] = firstSeq;
-        this.chunkFence = lastSeq;
-      }
+      this.consume(b, fromRetry);
+      const slot = seq & this.mask;
+      this.slotBatch[slot] = b;
+      this.slotIndex[slot] = index;
+      this.slotSeq[slot] = seq;
+      this.slotFence[slot] = 0;
+      if (lastOff < 0) firstSeq = seq;
+      lastOff = off;
+      lastSeq = seq;
+      this.inflight++;
+      off += n;
     }
-    if (off === 0) return 0;
-    const r = this.socket.send(this.sendBuf, off);
-    if (r === -EAGAIN) {
-      this.unsentBytes = off; // the encoded chunk stays and is sent as is
-      return r;
-    }
-    this.unsentBytes = 0;
-    if (r < 0) this.failUnacked(new NetlinkSocketError(-r, 'netlink send'));
-    else {
-      this.stats.sent += off;
-      this.sentFence = this.chunkFence;
-    }
-    return r;
+    if (lastOff < 0) return false;
+    // The fence: the chunk's last request asks for an ack (flags are the u16 at offset 6).
+    buf.writeUInt16LE(buf.readUInt16LE(lastOff + 6) | C.NLM_F_ACK, lastOff + 6);
+    const slot = lastSeq & this.mask;
+    this.slotFence[slot] = 1;
+    this.slotChunkStart[slot] = firstSeq;
+    this.chunkLen[k] = off;
+    this.chunkFence[k] = lastSeq;
+    return true;
   }
+
+  /** The sender thread is done with the chunks it was given: read every answer, then pump again. */
+  private readonly onSent = (sent: number, errno: number): void => {
+    const given = this.nSending;
+    this.nSending = 0;
+    if (this.closed) return; // destroy() failed everything still open
+    for (let i = 0; i < sent; i++) {
+      this.stats.sent += this.chunkLen[this.head]!;
+      this.sentFences.push(this.chunkFence[this.head]!);
+      this.head = (this.head + 1) % this.depth;
+    }
+    this.nReady += given - sent; // not sent: ready again, in order, at the head
+    this.receiveNow();
+    if (errno === EAGAIN) {
+      this.waitingWritable = true;
+      this.socket.wantWritable(true);
+    } else if (errno !== 0) {
+      this.nReady = 0;
+      this.failUnacked(new NetlinkSocketError(errno, 'netlink send'));
+    }
+    if (this.inflight === 0 && this.queued === 0) this.socket.ref(false);
+    this.pump();
+  };
 
   private consume(b: Batch, fromRetry: boolean): void {
     if (fromRetry) b.retry.shift();
@@ -392,10 +430,11 @@ export class RoutePipeline {
     }
     // The kernel answers a send inside sendmsg: once the socket is drained, a fence still open
     // means its answers were lost (or the kernel stopped reading the send midway). Re-check.
-    const fence = this.sentFence;
-    this.sentFence = undefined;
-    if (fence !== undefined && this.slotBatch[fence & this.mask] !== undefined && this.slotSeq[fence & this.mask] === fence) this.overflowSeen = true;
-    if (this.overflowSeen && !this.rechecking && this.inflight > 0) void this.recheck();
+    for (const fence of this.sentFences) {
+      if (this.slotBatch[fence & this.mask] !== undefined && this.slotSeq[fence & this.mask] === fence) this.overflowSeen = true;
+    }
+    this.sentFences.length = 0;
+    if (this.overflowSeen && !this.rechecking && this.nSending === 0 && this.inflight > 0) void this.recheck();
     else if (this.inflight === 0) this.overflowSeen = false;
   }
 
@@ -481,6 +520,25 @@ export class RoutePipeline {
     this.rechecking = true;
     this.stats.overflows++;
     this.overflowSeen = false;
+    // Chunks encoded but not handed to the sender yet go back to their batches, not counted as resends.
+    const requeue = new Set<Batch>();
+    for (let i = 0; i < this.nReady; i++) {
+      const k = (this.head + i) % this.depth;
+      const fence = this.chunkFence[k]!;
+      for (let seq = this.slotChunkStart[fence & this.mask]!; ; seq = (seq + 1) >>> 0) {
+        const slot = seq & this.mask;
+        const b = this.slotBatch[slot];
+        if (b !== undefined && this.slotSeq[slot] === seq) {
+          this.slotBatch[slot] = undefined;
+          this.inflight--;
+          b.retry.push(this.slotIndex[slot]!);
+          this.queued++;
+          requeue.add(b);
+        }
+        if (seq === fence) break;
+      }
+    }
+    this.nReady = 0;
     const lost = this.takeUnacked();
     this.window = Math.max(64, this.window >> 1);
     try {
@@ -495,7 +553,6 @@ export class RoutePipeline {
         const dump = await this.checker.dumpRoutes(t);
         for (const r of dump.items) present.set(routeKey(r), r);
       }
-      const requeue = new Set<Batch>();
       for (const { b, index } of lost) {
         const op = b.ops.op(index);
         const have = present.get(routeKey(op.route));
@@ -518,12 +575,14 @@ export class RoutePipeline {
         this.stats.resent++;
         requeue.add(b);
       }
-      // Batches that had been fully sent come back to the front, in their order.
-      for (const b of [...requeue].reverse()) if (!this.queue.includes(b)) this.queue.unshift(b);
     } catch (e) {
       const err = e instanceof KrtError ? e : new NetlinkSocketError(0, `re-check after overflow: ${String(e)}`);
       for (const { b, index } of lost) this.fail(b, index, err);
     } finally {
+      // Each batch sends its changes again in their order; batches that had been fully sent come back
+      // to the front, in submission order.
+      for (const b of requeue) b.retry.sort((x, y) => x - y);
+      for (const b of [...requeue].sort((x, y) => y.id - x.id)) if (!this.queue.includes(b)) this.queue.unshift(b);
       this.rechecking = false;
       this.kick();
     }
@@ -554,6 +613,7 @@ export class RoutePipeline {
     }
     this.queue.length = 0;
     this.queued = 0;
+    this.nReady = 0;
     this.socket.close();
     this.checker?.close();
     this.wakeDrainWaiters();

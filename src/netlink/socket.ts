@@ -130,6 +130,16 @@ export class NetlinkSocket implements NetlinkTransport {
     return native.send(this.sock, buf, off, len);
   }
 
+  /**
+   * Sends chunks of buf (chunks = [off, len, ...], `count` pairs) in order, on a worker thread: the
+   * kernel processes netlink requests inside sendmsg, so its work runs beside the JS thread. cb gets
+   * the number of chunks sent and the errno that stopped the rest (0 if none). One at a time; the
+   * poll is paused until cb, so every answer to these requests is read after it, never midway.
+   */
+  sendAsync(buf: Buffer, chunks: Int32Array, count: number, cb: (sent: number, errno: number) => void): void {
+    wrapNative('sendAsync', () => native.sendAsync(this.sock, buf, chunks, count, cb));
+  }
+
   /** Drains what is queued now into `buffer`, synchronously. */
   receive(): ReceiveResult {
     const bytes = native.recv(this.sock, this.buffer, this.status);

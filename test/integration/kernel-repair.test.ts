@@ -160,7 +160,9 @@ kernelDescribe('kernel protocol repair', () => {
       const rs = ourRoutes(ns);
       return rs.length === 3000 && rs.every((r) => r.gateway === '192.0.2.3');
     }, 15_000);
-    await until(() => sync.state === 'idle', 5000);
+    // The kernel can hold our last change before its answer has been read (the sender runs on its own thread).
+    await until(() => sync.state === 'idle' && sync.counts().installed === 3000, 5000);
+    await sync.settled();
     expect(sync.counts()).toEqual({ installed: 3000, pending: 0, failed: 0, withdrawing: 0 });
     await p.shutdown();
     expect(ourRoutes(ns)).toHaveLength(0);

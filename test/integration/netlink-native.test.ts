@@ -110,6 +110,35 @@ kernelDescribe('native sockets', () => {
     }
   });
 
+  it('sends chunks on a worker thread in order, one job at a time; close waits for the job', async () => {
+    const s = NetlinkSocket.open({ netns: ns.name });
+    const client = NetlinkClient.open({ netns: ns.name });
+    try {
+      // Chunk 0 adds 200 routes, chunk 1 deletes them: sent out of order, the deletes would fail and the adds stay.
+      const buf = Buffer.alloc(64 * 1024);
+      let off = 0;
+      for (const op of routes(200, 'add')) off += encodeRouteRequest(buf, off, s.nextSeq(), 'add', op.route, false);
+      const split = off;
+      for (const op of routes(200, 'delete')) off += encodeRouteRequest(buf, off, s.nextSeq(), 'delete', op.route, false);
+      const chunks = new Int32Array([0, split, split, off - split]);
+      const done = new Promise<[number, number]>((resolve) => s.sendAsync(buf, chunks, 2, (sent, errno) => resolve([sent, errno])));
+      expect(() => s.sendAsync(buf, chunks, 2, () => undefined)).toThrow(/already running/);
+      s.close(); // deferred until the worker is done with the fd
+      expect(await done).toEqual([2, 0]);
+      expect((await client.dumpRoutes({ family: 4, table: 300 })).items).toHaveLength(0);
+      const other = NetlinkSocket.open({ netns: ns.name });
+      try {
+        expect(() => other.sendAsync(buf, new Int32Array([buf.length - 4, 8]), 1, () => undefined)).toThrow(/outside the buffer/);
+        expect(() => other.sendAsync(buf, new Int32Array([0, 16]), 2, () => undefined)).toThrow(/pairs/);
+      } finally {
+        other.close();
+      }
+    } finally {
+      s.close();
+      client.close();
+    }
+  });
+
   it('applies backpressure: full once highWater changes wait, drain() resolves when they are sent', async () => {
     const pipe = RoutePipeline.open({ netns: ns.name, window: 256, highWater: 512 });
     try {
