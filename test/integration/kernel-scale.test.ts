@@ -56,6 +56,7 @@ kernelDescribe('kernel protocol at scale', () => {
     for (const net of nets.slice(300)) expect(touched.has(net.toString().replace('/32', ''))).toBe(false);
     expect(countOurs(ns)).toBe(4800);
     expect(second.sync(4)!.stats.sent).toBe(300);
+    expect(second.sync(4)!.stats.earlyAdds).toBe(0); // every net held a route of ours: nothing before the feed is complete
     await second.shutdown();
   });
 
@@ -73,6 +74,8 @@ kernelDescribe('kernel protocol at scale', () => {
     // The kernel drops the notifications of our own 100k adds before they reach the monitor.
     expect(p.sync(4)!.stats.notifications).toBe(0);
     expect(p.sync(4)!.stats.rawEchoes).toBe(0);
+    // Adds of nets with nothing of ours went out while the first feed was still being read.
+    expect(p.sync(4)!.stats.earlyAdds).toBeGreaterThan(0);
     // A few withdrawals still sit in the journal when shutdown begins.
     for (let i = 0; i < 100; i++) table.withdraw(Prefix.v4((10 << 24) | (64 << 16) | i, 32), src);
     const t1 = Date.now();
@@ -92,6 +95,7 @@ kernelDescribe('kernel protocol at scale', () => {
     expect(countOurs(ns)).toBe(20_000);
     // Echoes come back and are nearly always recognised without a decode.
     expect(p.sync(4)!.stats.rawEchoes).toBeGreaterThan(10_000);
+    expect(p.sync(4)!.stats.earlyAdds).toBe(0); // echoes are buffered until the feed is complete: no early adds
     await p.shutdown();
     expect(countOurs(ns)).toBe(0);
   });

@@ -10,7 +10,10 @@
  * Invariants:
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
  *    for change: everything else reaching it is passed to onForeignRoute;
- *  - nothing is sent while `sending` is off (first scan, the dump of a scan);
+ *  - nothing is sent while `sending` is off (first scan, the dump of a scan),
+ *    except, during the first feed (`earlyAdds`), adds of nets the first
+ *    scan found nothing of ours for: those are needed whatever the rest of
+ *    the feed holds, so they go out while the feed is still being read;
  *  - our own changes' notifications never reach us (the kernel drops them:
  *    KernelIo.ownEchoesFiltered), so every notification is someone else's;
  *    one for a net with an operation of ours in flight marks it `uncertain`
@@ -97,6 +100,12 @@ export class KernelSync implements ScanTarget {
   private readonly target: KernelTarget;
   private io: KernelIo | undefined;
   private sending = false;
+  /**
+   * Between the first scan and prune(): adds of nets with nothing of ours in the kernel go out as
+   * the feed brings them, so the kernel works while the rest of the table is still being read.
+   * Only with our own notifications filtered (no echo to match while notifications are buffered).
+   */
+  private earlyAdds = false;
   /** Our own changes' notifications arrive and are matched (false: the kernel drops them; KernelIo). */
   private echoes = true;
   private allowDeletes = true;
@@ -111,7 +120,7 @@ export class KernelSync implements ScanTarget {
   private readonly scans: ScanScheduler;
   private closed = false;
   /** Counters for status and tests. */
-  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0 };
+  readonly stats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -164,6 +173,12 @@ export class KernelSync implements ScanTarget {
     const dumped = await this.dumpOurs();
     this.applyDump(dumped);
     this.log.info(`first scan: ${dumped.length} routes of ours in table ${this.target.table}`, { table: this.target.table });
+    this.earlyAdds = !this.echoes && !this.closed;
+  }
+
+  /** An add that is right whatever else the first feed brings: the net wants a route and holds none of ours. */
+  private static earlyAdd(e: NetEntry): boolean {
+    return e.want !== undefined && e.wantError === undefined && e.have.length === 0;
   }
 
   /**
@@ -174,12 +189,17 @@ export class KernelSync implements ScanTarget {
   async prune(keepStale = false): Promise<void> {
     this.sm.go('pruning');
     this.allowDeletes = !keepStale;
+    this.earlyAdds = false;
+    // Someone else's change buffered while early adds went out is not ordered against them: a scan settles it.
+    if (this.stats.earlyAdds > 0 && this.buffering !== undefined && this.buffering.length > 0) this.requestScan('a change by someone else during the first feed', 100);
     this.drainBuffered();
     // The whole first sync is known now. Nets already right (a restart: nearly all) are settled
     // here, in the entries' own order; the rest is queued in the order the kernel's trie takes
-    // fastest (sorting a million entries a restart does not send is 0.2 s for nothing).
+    // fastest (sorting a million entries a restart does not send is 0.2 s for nothing). Early
+    // adds still queued stay where they are; those out settle when their answer comes.
     const work: NetEntry[] = [];
     this.entries.forEach((e) => {
+      if (e.queued || !e.idleOnWire) return;
       if (e.wantError !== undefined || (e.want !== undefined && e.have.length === 0)) work.push(e); // certainly work (or a failure to record)
       else if (planNet(e.want, e.have, this.target).length === 0) this.settleState(e, true);
       else work.push(e);
@@ -258,6 +278,7 @@ export class KernelSync implements ScanTarget {
       e.recheck = true;
       return;
     }
+    if (this.earlyAdds && !KernelSync.earlyAdd(e)) return; // prune() finds it
     this.dirty.add(e);
     this.kickFlush();
   }
@@ -265,7 +286,7 @@ export class KernelSync implements ScanTarget {
   // ------------------------------------------------------------ sending
 
   private kickFlush(): void {
-    if (!this.sending || this.closed) return;
+    if (!(this.sending || this.earlyAdds) || this.closed) return;
     if (this.flushing) {
       this.flushAgain = true;
       return;
@@ -285,9 +306,10 @@ export class KernelSync implements ScanTarget {
         let lastProgress = now;
         let sentHere = 0;
         while (this.dirty.size > 0) {
-          if (!this.sending) break; // a scan or shutdown took over; what is left stays dirty
+          if (!this.sending && !this.earlyAdds) break; // a scan or shutdown took over; what is left stays dirty
           const e = this.dirty.shift()!;
           if (e.dropped) continue;
+          if (!this.sending && !KernelSync.earlyAdd(e)) continue; // changed during the first feed: prune() finds it
           if (!e.idleOnWire) {
             e.recheck = true;
             continue;
@@ -308,6 +330,7 @@ export class KernelSync implements ScanTarget {
             if (this.echoes) e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
           if (this.echoes) this.waitingEcho.add(e, now);
+          if (!this.sending) this.stats.earlyAdds++;
           if (ops.length >= batchSize) {
             sentHere += ops.length;
             this.submit(ops, owners);
@@ -322,7 +345,7 @@ export class KernelSync implements ScanTarget {
           }
         }
         if (ops.length) this.submit(ops, owners);
-      } while (this.flushAgain && this.sending && !this.closed);
+      } while (this.flushAgain && (this.sending || this.earlyAdds) && !this.closed);
     } finally {
       this.flushing = false;
       this.maybeSettled();
@@ -743,6 +766,7 @@ export class KernelSync implements ScanTarget {
   private beginShutdown(): void {
     if (this.sm.can('shutting-down')) this.sm.go('shutting-down');
     this.sending = false;
+    this.earlyAdds = false;
     this.stopTimers();
     this.io?.closeMonitor();
   }
@@ -762,6 +786,7 @@ export class KernelSync implements ScanTarget {
   destroy(): void {
     this.closed = true;
     this.sending = false;
+    this.earlyAdds = false;
     this.stopTimers();
     this.io?.destroy();
     for (const f of this.settleWaiters.splice(0)) f();
