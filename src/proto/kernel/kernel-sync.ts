@@ -322,7 +322,9 @@ export class KernelSync implements ScanTarget {
             continue;
           }
           e.state = e.want ? 'pending' : 'withdrawing';
-          e.lastSentAt = now;
+          // Only the echo wait reads it; with echoes filtered it stays 0 (a small integer: no boxed
+          // number per entry, 16 bytes a net, which a Date.now() stored in a field costs).
+          if (this.echoes) e.lastSentAt = now;
           for (const op of netOps) {
             ops.push(op);
             owners.push(e);

@@ -29,33 +29,148 @@ export const NO_HAVE = Object.freeze([]) as unknown as RouteMessage[];
 /** The one-echo lists, shared the same way (nearly every change expects exactly one). */
 const ONE_ECHO: Readonly<Record<'new' | 'del', readonly ('new' | 'del')[]>> = { new: Object.freeze(['new' as const]), del: Object.freeze(['del' as const]) };
 
-export class NetEntry {
-  want: RouteMessage | undefined = undefined;
-  /** What want was built from, to rebuild it when links change. */
-  attrs: RouteAttrs | undefined = undefined;
+/** What few entries ever need: a failure, a filter's settings, repair and echo timing. */
+class NetEntryExtra {
   set: KernelAttrs | undefined = undefined;
-  sourceName: string | undefined = undefined;
   wantError: RouteError | undefined = undefined;
-  have: RouteMessage[] = NO_HAVE;
-  inflight = 0;
-  echoes: readonly ('new' | 'del')[] = NO_ECHOES;
-  lastSentAt = 0;
-  /** Something changed while operations were out: plan again once they settle. */
-  recheck = false;
-  state: RouteSyncState = 'pending';
   error: RouteError | undefined = undefined;
   attempts = 0;
   retryAt = 0;
   repairStreak = 0;
   lastRepairAt = 0;
-  /** Dropped from the sync's entries (a set may still hold it: skip it there). */
-  dropped = false;
-  /** In the sync's dirty queue (entry-queue.ts). */
-  queued = false;
-  /** Someone else's change arrived while ours was in flight, with our own notifications filtered out. */
-  uncertain = false;
+  lastSentAt = 0;
+}
+
+const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
+const STATE_MASK = 3;
+const RECHECK = 4;
+const DROPPED = 8;
+const QUEUED = 16;
+const UNCERTAIN = 32;
+
+/**
+ * One per net, so a million of them on a full table: the fields nearly every
+ * entry uses are its own (9 slots, 96 bytes), the flags and the state share
+ * one small integer, and the rest lives in a NetEntryExtra made on the first
+ * write of something other than its default (176 bytes an entry before).
+ */
+export class NetEntry {
+  want: RouteMessage | undefined = undefined;
+  /** What want was built from, to rebuild it when links change. */
+  attrs: RouteAttrs | undefined = undefined;
+  sourceName: string | undefined = undefined;
+  have: RouteMessage[] = NO_HAVE;
+  inflight = 0;
+  echoes: readonly ('new' | 'del')[] = NO_ECHOES;
+  private bits = 0;
+  private x: NetEntryExtra | undefined = undefined;
 
   constructor(readonly net: Prefix) {}
+
+  private extra(): NetEntryExtra {
+    return (this.x ??= new NetEntryExtra());
+  }
+
+  private flag(bit: number, on: boolean): void {
+    this.bits = on ? this.bits | bit : this.bits & ~bit;
+  }
+
+  get state(): RouteSyncState {
+    return STATES[this.bits & STATE_MASK]!;
+  }
+  set state(v: RouteSyncState) {
+    this.bits = (this.bits & ~STATE_MASK) | STATES.indexOf(v);
+  }
+
+  /** Something changed while operations were out: plan again once they settle. */
+  get recheck(): boolean {
+    return (this.bits & RECHECK) !== 0;
+  }
+  set recheck(v: boolean) {
+    this.flag(RECHECK, v);
+  }
+
+  /** Dropped from the sync's entries (a set may still hold it: skip it there). */
+  get dropped(): boolean {
+    return (this.bits & DROPPED) !== 0;
+  }
+  set dropped(v: boolean) {
+    this.flag(DROPPED, v);
+  }
+
+  /** In the sync's dirty queue (entry-queue.ts). */
+  get queued(): boolean {
+    return (this.bits & QUEUED) !== 0;
+  }
+  set queued(v: boolean) {
+    this.flag(QUEUED, v);
+  }
+
+  /** Someone else's change arrived while ours was in flight, with our own notifications filtered out. */
+  get uncertain(): boolean {
+    return (this.bits & UNCERTAIN) !== 0;
+  }
+  set uncertain(v: boolean) {
+    this.flag(UNCERTAIN, v);
+  }
+
+  /** The export filter's kernel settings for this net. */
+  get set(): KernelAttrs | undefined {
+    return this.x?.set;
+  }
+  set set(v: KernelAttrs | undefined) {
+    if (v !== undefined || this.x !== undefined) this.extra().set = v;
+  }
+
+  get wantError(): RouteError | undefined {
+    return this.x?.wantError;
+  }
+  set wantError(v: RouteError | undefined) {
+    if (v !== undefined || this.x !== undefined) this.extra().wantError = v;
+  }
+
+  get error(): RouteError | undefined {
+    return this.x?.error;
+  }
+  set error(v: RouteError | undefined) {
+    if (v !== undefined || this.x !== undefined) this.extra().error = v;
+  }
+
+  get attempts(): number {
+    return this.x?.attempts ?? 0;
+  }
+  set attempts(v: number) {
+    if (v !== 0 || this.x !== undefined) this.extra().attempts = v;
+  }
+
+  get retryAt(): number {
+    return this.x?.retryAt ?? 0;
+  }
+  set retryAt(v: number) {
+    if (v !== 0 || this.x !== undefined) this.extra().retryAt = v;
+  }
+
+  get repairStreak(): number {
+    return this.x?.repairStreak ?? 0;
+  }
+  set repairStreak(v: number) {
+    if (v !== 0 || this.x !== undefined) this.extra().repairStreak = v;
+  }
+
+  get lastRepairAt(): number {
+    return this.x?.lastRepairAt ?? 0;
+  }
+  set lastRepairAt(v: number) {
+    if (v !== 0 || this.x !== undefined) this.extra().lastRepairAt = v;
+  }
+
+  /** When the last change went out (Date.now()), for the echo wait; only set while echoes are matched. */
+  get lastSentAt(): number {
+    return this.x?.lastSentAt ?? 0;
+  }
+  set lastSentAt(v: number) {
+    if (v !== 0 || this.x !== undefined) this.extra().lastSentAt = v;
+  }
 
   get idleOnWire(): boolean {
     return this.inflight === 0 && this.echoes.length === 0;
