@@ -273,46 +273,70 @@ function parseV4Word(s: string): number | undefined {
   return parts === 4 ? w | 0 : undefined;
 }
 
+/** The eight groups of the address being parsed (parseV6Words is not reentrant). */
+const v6Groups = new Int32Array(8);
+
+/**
+ * RFC 4291 text to four words: groups of 1-4 hex digits separated by ':', at
+ * most one '::' standing for one or more zero groups, optionally ending in a
+ * dotted quad for the last two groups. Scanned by character code, like
+ * parseV4Word (a routes file of a million IPv6 lines spent about 0.75 s in the
+ * split, regular expression and parseInt per group).
+ */
 function parseV6Words(s: string): number[] | undefined {
-  if (s.length < 2 || s.length > 45) return undefined;
-  let head = s;
-  let v4tail: number | undefined;
-  const lastColon = s.lastIndexOf(':');
-  if (s.indexOf('.', lastColon) !== -1) {
-    v4tail = parseV4Word(s.slice(lastColon + 1));
-    if (v4tail === undefined) return undefined;
-    // "::ffff:1.2.3.4" leaves "::ffff", "::1.2.3.4" leaves "::".
-    head = s.slice(0, lastColon + 1);
-    if (!head.endsWith('::')) head = head.slice(0, -1);
+  const n = s.length;
+  if (n < 2 || n > 45) return undefined;
+  const g = v6Groups;
+  let count = 0;
+  let gap = -1; // where '::' stands, in groups
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return undefined; // a lone leading ':'
+    gap = 0;
+    i = 2;
   }
-  const groupsWanted = v4tail === undefined ? 8 : 6;
-  const dbl = head.indexOf('::');
-  if (dbl !== -1 && head.indexOf('::', dbl + 1) !== -1) return undefined;
-  const parseGroups = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
+  while (i < n) {
+    let j = i;
+    let v = 0;
+    for (; j < n && j - i <= 4; j++) {
+      const c = s.charCodeAt(j);
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) break;
+      v = v * 16 + d;
     }
-    return out;
-  };
-  let groups: number[];
-  if (dbl === -1) {
-    const g = parseGroups(head);
-    if (!g || g.length !== groupsWanted) return undefined;
-    groups = g;
-  } else {
-    const left = parseGroups(head.slice(0, dbl));
-    const right = parseGroups(head.slice(dbl + 2));
-    if (!left || !right) return undefined;
-    const fill = groupsWanted - left.length - right.length;
-    if (fill < 1) return undefined;
-    groups = [...left, ...new Array<number>(fill).fill(0), ...right];
+    if (j < n && s.charCodeAt(j) === 46) {
+      // A dotted quad: the last two groups.
+      if (count > 6) return undefined;
+      const w = parseV4Word(s.slice(i));
+      if (w === undefined) return undefined;
+      g[count++] = w >>> 16;
+      g[count++] = w & 0xffff;
+      break;
+    }
+    const digits = j - i;
+    if (digits === 0 || digits > 4 || count === 8) return undefined;
+    g[count++] = v;
+    if (j === n) break;
+    if (s.charCodeAt(j) !== 58) return undefined;
+    if (j + 1 < n && s.charCodeAt(j + 1) === 58) {
+      if (gap !== -1) return undefined; // a second '::'
+      gap = count;
+      i = j + 2;
+      if (i < n && s.charCodeAt(i) === 58) return undefined; // ':::'
+    } else {
+      if (j + 1 === n) return undefined; // a lone trailing ':'
+      i = j + 1;
+    }
   }
-  if (v4tail !== undefined) groups.push(v4tail >>> 16, v4tail & 0xffff);
-  const words: number[] = [];
-  for (let i = 0; i < 4; i++) words.push(((groups[2 * i]! << 16) | groups[2 * i + 1]!) | 0);
+  if (gap === -1 ? count !== 8 : count > 7) return undefined;
+  const words = [0, 0, 0, 0];
+  // Groups after the gap move to the end; the gap's groups are zeros.
+  const shift = gap === -1 ? 0 : 8 - count;
+  for (let k = 0; k < count; k++) {
+    const at = gap !== -1 && k >= gap ? k + shift : k;
+    words[at >> 1]! |= (at & 1) === 0 ? g[k]! << 16 : g[k]!;
+  }
+  for (let k = 0; k < 4; k++) words[k] = words[k]! | 0;
   return words;
 }
 

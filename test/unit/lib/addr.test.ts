@@ -149,3 +149,82 @@ describe('IPv4 text parsing, against a reference', () => {
     );
   });
 });
+
+describe('IPv6 text parsing, against a reference', () => {
+  const referenceV4 = (s: string): number | undefined => {
+    const a = tryParseAddr(s);
+    return a !== undefined && a.family === 4 ? a.w0 : undefined;
+  };
+  // The split-and-regex parser the character scanner replaced, which it must agree with on any string.
+  const referenceV6 = (s: string): number[] | undefined => {
+    if (s.length < 2 || s.length > 45) return undefined;
+    let head = s;
+    let v4tail: number | undefined;
+    const lastColon = s.lastIndexOf(':');
+    if (s.indexOf('.', lastColon) !== -1) {
+      v4tail = referenceV4(s.slice(lastColon + 1));
+      if (v4tail === undefined) return undefined;
+      // "::ffff:1.2.3.4" leaves "::ffff", "::1.2.3.4" leaves "::".
+      head = s.slice(0, lastColon + 1);
+      if (!head.endsWith('::')) head = head.slice(0, -1);
+    }
+    const groupsWanted = v4tail === undefined ? 8 : 6;
+    const dbl = head.indexOf('::');
+    if (dbl !== -1 && head.indexOf('::', dbl + 1) !== -1) return undefined;
+    const parseGroups = (part: string): number[] | undefined => {
+      if (part === '') return [];
+      const out: number[] = [];
+      for (const g of part.split(':')) {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+        out.push(parseInt(g, 16));
+      }
+      return out;
+    };
+    let groups: number[];
+    if (dbl === -1) {
+      const g = parseGroups(head);
+      if (!g || g.length !== groupsWanted) return undefined;
+      groups = g;
+    } else {
+      const left = parseGroups(head.slice(0, dbl));
+      const right = parseGroups(head.slice(dbl + 2));
+      if (!left || !right) return undefined;
+      const fill = groupsWanted - left.length - right.length;
+      if (fill < 1) return undefined;
+      groups = [...left, ...new Array<number>(fill).fill(0), ...right];
+    }
+    if (v4tail !== undefined) groups.push(v4tail >>> 16, v4tail & 0xffff);
+    const words: number[] = [];
+    for (let i = 0; i < 4; i++) words.push(((groups[2 * i]! << 16) | groups[2 * i + 1]!) | 0);
+    return words;
+  };
+  const parsed = (s: string): number[] | undefined => {
+    const a = s.includes(':') ? tryParseAddr(s) : undefined;
+    return a !== undefined && a.family === 6 ? [a.w0, a.w1, a.w2, a.w3] : undefined;
+  };
+  const check = (s: string): void => {
+    if (!s.includes(':')) return; // tryParseAddr takes those as IPv4
+    expect(parsed(s)).toEqual(referenceV6(s));
+  };
+
+  it('agrees on addresses, compressed or not, with and without a dotted quad', () => {
+    const group = fc.oneof(fc.integer({ min: 0, max: 0xffff }).map((v) => v.toString(16)), fc.constantFrom('0', '00', '000', '0000', 'FFFF', 'aBc', '', '12345', 'g', ' 1', '1.2.3.4', '256.1.1.1'));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 0, maxLength: 10 }), fc.integer({ min: -1, max: 10 }), fc.constantFrom(':', '::', ':::'), (groups, at, sep) => {
+        const s = at < 0 ? groups.join(':') : [groups.slice(0, at).join(':'), groups.slice(at).join(':')].join(sep);
+        check(s);
+      }),
+      { numRuns: 20000 },
+    );
+    for (const s of ['::', '::1', '1::', '::ffff:192.0.2.1', '::192.0.2.1', '2001:db8::1', '2001:db8:0:0:0:0:0:1', '1:2:3:4:5:6:192.0.2.1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', ':1::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7:192.0.2.1', 'fe80::1%eth0']) check(s);
+  });
+
+  it('agrees on arbitrary short strings', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a-fA-G:.]{0,46}$/), (s) => {
+        check(s);
+      }),
+      { numRuns: 20000 },
+    );
+  });
+});
