@@ -178,7 +178,7 @@ export class KernelSync implements ScanTarget {
 
   /** An add that is right whatever else the first feed brings: the net wants a route and holds none of ours. */
   private static earlyAdd(e: NetEntry): boolean {
-    return e.want !== undefined && e.wantError === undefined && e.have.length === 0;
+    return e.want !== undefined && e.wantError === undefined && e.haveCount === 0;
   }
 
   /**
@@ -200,8 +200,8 @@ export class KernelSync implements ScanTarget {
     const work: NetEntry[] = [];
     this.entries.forEach((e) => {
       if (e.queued || !e.idleOnWire) return;
-      if (e.wantError !== undefined || (e.want !== undefined && e.have.length === 0)) work.push(e); // certainly work (or a failure to record)
-      else if (planNet(e.want, e.have, this.target).length === 0) this.settleState(e, true);
+      if (e.wantError !== undefined || (e.want !== undefined && e.haveCount === 0)) work.push(e); // certainly work (or a failure to record)
+      else if (e.haveIsWant || planNet(e.want, e.have, this.target).length === 0) this.settleState(e, true);
       else work.push(e);
     });
     for (const e of trieSpreadOrder(work, entryWord)) this.dirty.add(e);
@@ -219,7 +219,7 @@ export class KernelSync implements ScanTarget {
   pruneStale(): void {
     this.allowDeletes = true;
     this.entries.forEach((e) => {
-      if (e.want === undefined && e.have.length > 0) this.dirty.add(e);
+      if (e.want === undefined && e.haveCount > 0) this.dirty.add(e);
     });
     this.kickFlush();
   }
@@ -315,7 +315,7 @@ export class KernelSync implements ScanTarget {
             continue;
           }
           if (e.retryAt > now) continue; // the tick re-dirties it when due
-          const planned = e.wantError ? [] : planNet(e.want, e.have, this.target);
+          const planned = e.wantError || e.haveIsWant ? [] : planNet(e.want, e.have, this.target);
           const netOps = this.allowDeletes ? planned : planned.filter((op) => op.cmd !== 'delete');
           if (netOps.length === 0) {
             this.settleState(e, planned.length === 0);
@@ -432,12 +432,12 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (e.state === 'failed' && e.retryAt > Date.now()) return;
-    if (e.want && e.have.length > 0 && (planIsEmpty || planNet(e.want, e.have, this.target).length === 0)) {
+    if (e.want && e.haveCount > 0 && (planIsEmpty || e.haveIsWant || planNet(e.want, e.have, this.target).length === 0)) {
       e.shareWant();
       e.state = 'installed';
       e.error = undefined;
       this.failed.delete(e);
-    } else if (!e.want && e.have.length > 0 && !this.allowDeletes) {
+    } else if (!e.want && e.haveCount > 0 && !this.allowDeletes) {
       e.state = 'withdrawing'; // kept until graceful restart ends
     }
   }
@@ -601,7 +601,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (this.state === 'shutting-down' || this.state === 'down') return;
-    if (e.wantError || planNet(e.want, e.have, this.target).length === 0) {
+    if (e.wantError || e.haveIsWant || planNet(e.want, e.have, this.target).length === 0) {
       this.settleState(e);
       return;
     }
@@ -734,12 +734,12 @@ export class KernelSync implements ScanTarget {
       count: entries.size,
       forEach: (take) =>
         entries.forEach((e) => {
-          if (e.have.length > 0) take(e.net, effectivePriority(e.have[0]!));
+          if (e.haveCount > 0) take(e.net, effectivePriority(e.haveFirst!));
           else if (e.want) take(e.net, e.want.priority);
         }),
       hasV4: (word, len) => {
         const e = entries.getV4(len, word);
-        return e !== undefined && (e.have.length > 0 || e.want !== undefined);
+        return e !== undefined && (e.haveCount > 0 || e.want !== undefined);
       },
     };
     const result = await withdrawAll(

@@ -26,6 +26,8 @@ import type { RouteError, RouteSyncState } from './route-status';
 const NO_ECHOES: readonly ('new' | 'del')[] = Object.freeze([]);
 /** Shared by every entry the kernel holds nothing of (frozen: only non-empty arrays are ever written, by applyHave). */
 export const NO_HAVE = Object.freeze([]) as unknown as RouteMessage[];
+/** Marks an entry whose kernel route is exactly its `want` (never read as an array). */
+const HAVE_WANT = Object.freeze([]) as unknown as RouteMessage[];
 /** The one-echo lists, shared the same way (nearly every change expects exactly one). */
 const ONE_ECHO: Readonly<Record<'new' | 'del', readonly ('new' | 'del')[]>> = { new: Object.freeze(['new' as const]), del: Object.freeze(['del' as const]) };
 
@@ -55,17 +57,50 @@ const UNCERTAIN = 32;
  * write of something other than its default (176 bytes an entry before).
  */
 export class NetEntry {
-  want: RouteMessage | undefined = undefined;
+  private w: RouteMessage | undefined = undefined;
   /** What want was built from, to rebuild it when links change. */
   attrs: RouteAttrs | undefined = undefined;
   sourceName: string | undefined = undefined;
-  have: RouteMessage[] = NO_HAVE;
+  /** The routes of ours the kernel holds, or HAVE_WANT: exactly `want` (no array per settled net). */
+  private h: RouteMessage[] = NO_HAVE;
   inflight = 0;
   echoes: readonly ('new' | 'del')[] = NO_ECHOES;
   private bits = 0;
   private x: NetEntryExtra | undefined = undefined;
 
   constructor(readonly net: Prefix) {}
+
+  /** The route we want in the kernel (undefined: none). */
+  get want(): RouteMessage | undefined {
+    return this.w;
+  }
+  set want(v: RouteMessage | undefined) {
+    if (this.h === HAVE_WANT) this.h = [this.w!]; // the kernel still holds the old one
+    this.w = v;
+  }
+
+  /** The routes of ours the kernel holds for the net, as last seen. Read-only: change it with the methods below. */
+  get have(): RouteMessage[] {
+    return this.h === HAVE_WANT ? [this.w!] : this.h;
+  }
+  set have(v: RouteMessage[]) {
+    this.h = v;
+  }
+
+  /** have.length, without building an array. */
+  get haveCount(): number {
+    return this.h === HAVE_WANT ? 1 : this.h.length;
+  }
+
+  /** have[0], without building an array. */
+  get haveFirst(): RouteMessage | undefined {
+    return this.h === HAVE_WANT ? this.w : this.h[0];
+  }
+
+  /** The kernel holds exactly what we want (shareWant): nothing to plan. */
+  get haveIsWant(): boolean {
+    return this.h === HAVE_WANT;
+  }
 
   private extra(): NetEntryExtra {
     return (this.x ??= new NetEntryExtra());
@@ -177,7 +212,7 @@ export class NetEntry {
   }
 
   get empty(): boolean {
-    return this.want === undefined && this.wantError === undefined && this.have.length === 0 && this.idleOnWire;
+    return this.w === undefined && this.wantError === undefined && this.haveCount === 0 && this.idleOnWire;
   }
 
   /** Counted in status and counts: wanted (or failing to be), or being withdrawn. */
@@ -199,31 +234,35 @@ export class NetEntry {
       return;
     }
     const prio = effectivePriority(r);
-    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
-    const held = this.want !== undefined && r !== this.want && sameKernelRoute(this.want, r) ? this.want : r;
-    if (i >= 0) this.have[i] = held;
-    else this.have = this.have.length === 0 ? [held] : [...this.have, held];
+    const have = this.have;
+    const i = have.findIndex((h) => effectivePriority(h) === prio);
+    const held = this.w !== undefined && r !== this.w && sameKernelRoute(this.w, r) ? this.w : r;
+    if (i >= 0) {
+      if (have.length === 1) this.h = held === this.w ? HAVE_WANT : [held];
+      else this.h = have.map((h, j) => (j === i ? held : h));
+    } else this.h = have.length === 0 ? (held === this.w ? HAVE_WANT : [held]) : [...have, held];
   }
 
   /** Our route with `priority` (as the kernel reported it, undefined: none) was deleted. */
   removeHave(family: 4 | 6, priority: number | undefined): void {
     if (priority === undefined && family === 4) {
-      this.have = this.have.length <= 1 ? NO_HAVE : this.have.slice(1); // a wildcard delete took the first
+      this.h = this.haveCount <= 1 ? NO_HAVE : this.h.slice(1); // a wildcard delete took the first
       return;
     }
     const prio = effectivePriority({ family, priority });
-    const i = this.have.findIndex((h) => effectivePriority(h) === prio);
-    if (i >= 0) this.have = this.have.length === 1 ? NO_HAVE : this.have.filter((_, j) => j !== i);
+    const have = this.have;
+    const i = have.findIndex((h) => effectivePriority(h) === prio);
+    if (i >= 0) this.h = have.length === 1 ? NO_HAVE : have.filter((_, j) => j !== i);
   }
 
   /** A route of ours the kernel listed (a dump). */
   addHave(r: RouteMessage): void {
-    this.have = this.have.length === 0 ? [r] : [...this.have, r];
+    this.h = this.haveCount === 0 ? [r] : [...this.have, r];
   }
 
-  /** The kernel holds exactly what we want: keep `want` as its view (see applyHave). */
+  /** The kernel holds exactly what we want (the caller checked): keep no route or array of its own for it. */
   shareWant(): void {
-    if (this.want !== undefined && this.have.length === 1 && this.have[0] !== this.want) this.have = [this.want];
+    if (this.w !== undefined && this.haveCount === 1) this.h = HAVE_WANT;
   }
 
   /** An operation of ours went out: its notification (`new` or `del`) is expected, after any before it. */

@@ -3,7 +3,8 @@
  * fields in a side object: every field must still read back what was written,
  * independently of the others.
  */
-import { Prefix } from '../../../src/lib/addr';
+import { Prefix, parseAddr } from '../../../src/lib/addr';
+import type { RouteMessage } from '../../../src/netlink/route-codec';
 import { NetEntry } from '../../../src/proto/kernel/net-entry';
 import type { RouteSyncState } from '../../../src/proto/kernel/route-status';
 
@@ -50,5 +51,51 @@ describe('NetEntry fields', () => {
     e.retryAt = 0;
     e.set = undefined;
     expect([e.error, e.wantError, e.attempts, e.retryAt, e.set, e.repairStreak]).toEqual([undefined, undefined, 0, 0, undefined, 2]);
+  });
+});
+
+describe('NetEntry have', () => {
+  const route = (gw: string, priority?: number): RouteMessage => ({
+    family: 4, dst: net, tos: 0, table: 254, protocol: 144, scope: 0, type: 1, flags: 0, gateway: parseAddr(gw), ...(priority !== undefined ? { priority } : {}),
+  });
+
+  it('holds the wanted route itself once the kernel has exactly it, and keeps it when want moves on', () => {
+    const e = new NetEntry(net);
+    const a = route('192.0.2.2');
+    e.want = a;
+    e.applyHave(route('192.0.2.2'), false); // an equal route from the kernel: kept as want itself
+    expect(e.haveIsWant).toBe(true);
+    expect([e.haveCount, e.haveFirst]).toEqual([1, a]);
+    expect(e.have).toEqual([a]);
+    expect(e.have[0]).toBe(a);
+    const b = route('192.0.2.3');
+    e.want = b; // the kernel still holds a
+    expect(e.haveIsWant).toBe(false);
+    expect(e.have[0]).toBe(a);
+    e.applyHave(b, false); // replaced in place (same metric)
+    expect(e.haveIsWant).toBe(true);
+    expect(e.have).toEqual([b]);
+    e.applyHave(route('192.0.2.9', 5), false); // another of ours at another metric
+    expect(e.haveCount).toBe(2);
+    expect(e.haveIsWant).toBe(false);
+    e.removeHave(4, 5);
+    expect([e.haveCount, e.haveFirst]).toEqual([1, b]);
+    e.removeHave(4, undefined); // a wildcard delete takes the first
+    expect([e.haveCount, e.haveFirst, e.have]).toEqual([0, undefined, []]);
+  });
+
+  it('shares want only when told the kernel holds it, and a dump replaces the view', () => {
+    const e = new NetEntry(net);
+    const a = route('192.0.2.2');
+    e.want = a;
+    const dumped = route('192.0.2.2');
+    e.addHave(dumped);
+    expect(e.have[0]).toBe(dumped);
+    e.shareWant();
+    expect(e.haveIsWant).toBe(true);
+    e.have = [];
+    e.addHave(route('192.0.2.3'));
+    expect(e.haveIsWant).toBe(false);
+    expect(e.haveFirst!.gateway!.toString()).toBe('192.0.2.3');
   });
 });
