@@ -26,8 +26,6 @@ import type { RouteError, RouteSyncState } from './route-status';
 const NO_ECHOES: readonly ('new' | 'del')[] = Object.freeze([]);
 /** Shared by every entry the kernel holds nothing of (frozen: only non-empty arrays are ever written, by applyHave). */
 export const NO_HAVE = Object.freeze([]) as unknown as RouteMessage[];
-/** Marks an entry whose kernel route is exactly its `want` (never read as an array). */
-const HAVE_WANT = Object.freeze([]) as unknown as RouteMessage[];
 /** The one-echo lists, shared the same way (nearly every change expects exactly one). */
 const ONE_ECHO: Readonly<Record<'new' | 'del', readonly ('new' | 'del')[]>> = { new: Object.freeze(['new' as const]), del: Object.freeze(['del' as const]) };
 
@@ -61,8 +59,8 @@ export class NetEntry {
   /** What want was built from, to rebuild it when links change. */
   attrs: RouteAttrs | undefined = undefined;
   sourceName: string | undefined = undefined;
-  /** The routes of ours the kernel holds, or HAVE_WANT: exactly `want` (no array per settled net). */
-  private h: RouteMessage[] = NO_HAVE;
+  /** The routes of ours the kernel holds: the route itself when there is one (no array per net), else an array. */
+  private h: RouteMessage | RouteMessage[] = NO_HAVE;
   inflight = 0;
   echoes: readonly ('new' | 'del')[] = NO_ECHOES;
   private bits = 0;
@@ -75,31 +73,33 @@ export class NetEntry {
     return this.w;
   }
   set want(v: RouteMessage | undefined) {
-    if (this.h === HAVE_WANT) this.h = [this.w!]; // the kernel still holds the old one
     this.w = v;
   }
 
-  /** The routes of ours the kernel holds for the net, as last seen. Read-only: change it with the methods below. */
+  /** The routes of ours the kernel holds for the net, as last seen. A copy when there is one: change it with the methods below. */
   get have(): RouteMessage[] {
-    return this.h === HAVE_WANT ? [this.w!] : this.h;
+    const h = this.h;
+    return Array.isArray(h) ? h : [h];
   }
   set have(v: RouteMessage[]) {
-    this.h = v;
+    this.h = v.length === 1 ? v[0]! : v;
   }
 
   /** have.length, without building an array. */
   get haveCount(): number {
-    return this.h === HAVE_WANT ? 1 : this.h.length;
+    const h = this.h;
+    return Array.isArray(h) ? h.length : 1;
   }
 
   /** have[0], without building an array. */
   get haveFirst(): RouteMessage | undefined {
-    return this.h === HAVE_WANT ? this.w : this.h[0];
+    const h = this.h;
+    return Array.isArray(h) ? h[0] : h;
   }
 
-  /** The kernel holds exactly what we want (shareWant): nothing to plan. */
+  /** The kernel holds exactly what we want, as `want` itself (see applyHave): nothing to plan. */
   get haveIsWant(): boolean {
-    return this.h === HAVE_WANT;
+    return this.w !== undefined && this.h === this.w;
   }
 
   private extra(): NetEntryExtra {
@@ -226,43 +226,47 @@ export class NetEntry {
    * `want` itself: the decoded notification or dump entry would otherwise stay
    * alive per net (a million of them after a full sync), and every decision
    * (planNet, priorities) comes out the same for either.
-   * Arrays are replaced, never grown: a pushed-to empty array keeps room for 17.
+   * One route is held as itself, more in an array replaced, never grown (a pushed-to empty array
+   * keeps room for 17).
    */
   applyHave(r: RouteMessage, deleted: boolean): void {
     if (deleted) {
       this.removeHave(r.family, r.priority);
       return;
     }
-    const prio = effectivePriority(r);
-    const have = this.have;
-    const i = have.findIndex((h) => effectivePriority(h) === prio);
     const held = this.w !== undefined && r !== this.w && sameKernelRoute(this.w, r) ? this.w : r;
-    if (i >= 0) {
-      if (have.length === 1) this.h = held === this.w ? HAVE_WANT : [held];
-      else this.h = have.map((h, j) => (j === i ? held : h));
-    } else this.h = have.length === 0 ? (held === this.w ? HAVE_WANT : [held]) : [...have, held];
+    const h = this.h;
+    if (!Array.isArray(h)) {
+      // One route held (nearly always): replaced in place at the same metric, else a second one.
+      this.h = effectivePriority(h) === effectivePriority(r) ? held : [h, held];
+      return;
+    }
+    const prio = effectivePriority(r);
+    const i = h.findIndex((x) => effectivePriority(x) === prio);
+    if (i >= 0) this.h = h.map((x, j) => (j === i ? held : x));
+    else this.h = h.length === 0 ? held : [...h, held];
   }
 
   /** Our route with `priority` (as the kernel reported it, undefined: none) was deleted. */
   removeHave(family: 4 | 6, priority: number | undefined): void {
-    if (priority === undefined && family === 4) {
-      this.h = this.haveCount <= 1 ? NO_HAVE : this.h.slice(1); // a wildcard delete took the first
-      return;
-    }
-    const prio = effectivePriority({ family, priority });
     const have = this.have;
-    const i = have.findIndex((h) => effectivePriority(h) === prio);
-    if (i >= 0) this.h = have.length === 1 ? NO_HAVE : have.filter((_, j) => j !== i);
+    let i = 0; // a wildcard IPv4 delete (no priority) took the first
+    if (priority !== undefined || family !== 4) {
+      const prio = effectivePriority({ family, priority });
+      i = have.findIndex((x) => effectivePriority(x) === prio);
+    }
+    if (i < 0 || have.length === 0) return;
+    this.have = have.length === 1 ? NO_HAVE : have.filter((_, j) => j !== i);
   }
 
   /** A route of ours the kernel listed (a dump). */
   addHave(r: RouteMessage): void {
-    this.h = this.haveCount === 0 ? [r] : [...this.have, r];
+    this.h = this.haveCount === 0 ? r : [...this.have, r];
   }
 
-  /** The kernel holds exactly what we want (the caller checked): keep no route or array of its own for it. */
+  /** The kernel holds exactly what we want (the caller checked): keep `want` as its view, not a route of its own. */
   shareWant(): void {
-    if (this.w !== undefined && this.haveCount === 1) this.h = HAVE_WANT;
+    if (this.w !== undefined && this.haveCount === 1) this.h = this.w;
   }
 
   /** An operation of ours went out: its notification (`new` or `del`) is expected, after any before it. */
