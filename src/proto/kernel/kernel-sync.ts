@@ -201,7 +201,7 @@ export class KernelSync implements ScanTarget {
     this.entries.forEach((e) => {
       if (e.queued || !e.idleOnWire) return;
       if (e.wantError !== undefined || (e.want !== undefined && e.haveCount === 0)) work.push(e); // certainly work (or a failure to record)
-      else if (e.haveIsWant || planNet(e.want, e.have, this.target).length === 0) this.settleState(e, true);
+      else if (e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0) this.settleState(e, true);
       else work.push(e);
     });
     for (const e of trieSpreadOrder(work, entryWord)) this.dirty.add(e);
@@ -251,10 +251,12 @@ export class KernelSync implements ScanTarget {
     if (e.attrs === undefined) return;
     try {
       // Everything but dst depends only on the (interned) attrs, the target and the links: one
-      // conversion per attribute set, then a copy with this net's dst (about 1 s per million
-      // routes saved on a restart and on churn). Filter-set attributes are converted each time.
+      // conversion per attribute set, shared by every net with it (about 1 s per million routes
+      // saved on a restart and on churn, and a route object per net: 122 bytes). Its dst is the
+      // first such net's; planNet puts each net's own into the operations. Filter-set attributes
+      // are converted each time.
       const tpl = e.set === undefined ? this.wantTemplates.get(e.attrs) : undefined;
-      if (tpl !== undefined) e.want = { ...tpl, dst: e.net };
+      if (tpl !== undefined) e.want = tpl;
       else {
         e.want = toKernelRoute(e.net, e.attrs, e.set, this.target, this.links);
         if (e.set === undefined) {
@@ -315,7 +317,7 @@ export class KernelSync implements ScanTarget {
             continue;
           }
           if (e.retryAt > now) continue; // the tick re-dirties it when due
-          const planned = e.wantError || e.haveIsWant ? [] : planNet(e.want, e.have, this.target);
+          const planned = e.wantError || e.haveIsWant ? [] : planNet(e.want, e.have, this.target, e.net);
           const netOps = this.allowDeletes ? planned : planned.filter((op) => op.cmd !== 'delete');
           if (netOps.length === 0) {
             this.settleState(e, planned.length === 0);
@@ -432,7 +434,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (e.state === 'failed' && e.retryAt > Date.now()) return;
-    if (e.want && e.haveCount > 0 && (planIsEmpty || e.haveIsWant || planNet(e.want, e.have, this.target).length === 0)) {
+    if (e.want && e.haveCount > 0 && (planIsEmpty || e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0)) {
       e.shareWant();
       e.state = 'installed';
       e.error = undefined;
@@ -601,7 +603,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (this.state === 'shutting-down' || this.state === 'down') return;
-    if (e.wantError || e.haveIsWant || planNet(e.want, e.have, this.target).length === 0) {
+    if (e.wantError || e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0) {
       this.settleState(e);
       return;
     }

@@ -68,7 +68,7 @@ export class NetEntry {
 
   constructor(readonly net: Prefix) {}
 
-  /** The route we want in the kernel (undefined: none). */
+  /** The route we want in the kernel (undefined: none); often shared by every net with the same attributes, so its dst may be another net's: use `net`. */
   get want(): RouteMessage | undefined {
     return this.w;
   }

@@ -96,9 +96,13 @@ export function oiflessGateways(r: RouteMessage): ReadonlySet<string> | undefine
   return out;
 }
 
-/** True when the kernel's `have` is our `want` as installed: every attribute we set, nothing else we would change. */
+/**
+ * True when the kernel's `have` is our `want` as installed: every attribute we set, nothing else we
+ * would change. Both are routes of one net (dst is not compared: the kernel sync's `want` is a
+ * template shared by every net with the same attributes).
+ */
 export function sameKernelRoute(want: RouteMessage, have: RouteMessage): boolean {
-  if (want.family !== have.family || !want.dst.equals(have.dst) || want.table !== have.table || want.protocol !== have.protocol) return false;
+  if (want.family !== have.family || want.table !== have.table || want.protocol !== have.protocol) return false;
   const quick = sameSimpleRoute(want, have);
   if (quick !== undefined) return quick;
   const wild = oiflessGateways(want);

@@ -13,6 +13,7 @@
  *    replace (make before break).
  * Only routes of our protocol in our table may be passed in `have`.
  */
+import type { Prefix } from '../../lib/addr';
 import type { NetKey } from '../../route';
 import type { RouteMessage } from '../../netlink/route-codec';
 import { kernelDelete, type KernelTarget } from './convert';
@@ -25,19 +26,24 @@ export interface KernelOp {
   readonly route: RouteMessage;
 }
 
-/** Operations for one net; empty when the kernel already holds exactly what we want. */
-export function planNet(want: RouteMessage | undefined, have: readonly RouteMessage[], target: KernelTarget): KernelOp[] {
+/**
+ * Operations for one net; empty when the kernel already holds exactly what we want. `net` is
+ * the net's own prefix when `want` or `have` may be a route shared by many nets (the kernel
+ * sync's per-attribute-set templates, whose dst is some other net's): the operations carry it.
+ */
+export function planNet(want: RouteMessage | undefined, have: readonly RouteMessage[], target: KernelTarget, net?: Prefix): KernelOp[] {
   const ops: KernelOp[] = [];
   let kept: RouteMessage | undefined;
   if (want) {
     const prio = effectivePriority(want);
     kept = have.find((h) => effectivePriority(h) === prio);
-    if (!kept) ops.push({ cmd: 'add', route: want });
-    else if (kept !== want && !sameKernelRoute(want, kept)) ops.push({ cmd: 'replace', route: want });
+    const route = net === undefined || want.dst === net ? want : { ...want, dst: net };
+    if (!kept) ops.push({ cmd: 'add', route });
+    else if (kept !== want && !sameKernelRoute(want, kept)) ops.push({ cmd: 'replace', route });
   }
   for (const h of have) {
     if (h === kept) continue;
-    ops.push({ cmd: 'delete', route: kernelDelete(h.dst, target, effectivePriority(h)) });
+    ops.push({ cmd: 'delete', route: kernelDelete(net ?? h.dst, target, effectivePriority(h)) });
   }
   return ops;
 }
