@@ -47,6 +47,7 @@
  * Ops are held by reference until their batch settles: do not mutate them.
  */
 import { constants as osConstants } from 'node:os';
+import type { Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import { NetlinkClient } from './client';
 import * as C from './constants';
@@ -60,6 +61,13 @@ const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
 export interface RouteOp {
   cmd: RouteCommand;
   route: RouteMessage;
+  /** The net this op is for when `route` is shared by many nets (its own dst is then another's). */
+  dst?: Prefix;
+}
+
+/** The net an op changes. */
+export function opDst(op: RouteOp): Prefix {
+  return op.dst ?? op.route.dst;
 }
 
 export interface RouteOpFailure {
@@ -90,7 +98,7 @@ class OpArraySource implements OpSource {
   }
   encode(buf: Buffer, off: number, seq: number, index: number): number {
     const op = this.ops[index]!;
-    return encodeRouteRequest(buf, off, seq, op.cmd, op.route, false);
+    return encodeRouteRequest(buf, off, seq, op.cmd, op.route, false, opDst(op));
   }
   op(index: number): RouteOp {
     return this.ops[index]!;
@@ -146,9 +154,9 @@ class Batch {
   }
 }
 
-function routeKey(r: RouteMessage): string {
+function routeKey(r: RouteMessage, dst: Prefix = r.dst): string {
   const prio = r.priority ?? (r.family === 6 ? 1024 : 0); // the kernel's defaults when none is given
-  return `${r.family}/${r.table}/${r.dst.key()}/${r.tos}/${prio}`;
+  return `${r.family}/${r.table}/${dst.key()}/${r.tos}/${prio}`;
 }
 
 function sameNextHop(want: RouteMessage, have: RouteMessage): boolean {
@@ -363,7 +371,7 @@ export class RoutePipeline {
         if (off > 0) break; // full: the rest goes into the next chunk
         const op = b.ops.op(index);
         this.consume(b, fromRetry);
-        this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${op.route.dst}: message larger than the send chunk`));
+        this.fail(b, index, new NetlinkSocketError(EMSGSIZE, `${op.cmd} ${opDst(op)}: message larger than the send chunk`));
         continue;
       }
       this.consume(b, fromRetry);
@@ -460,7 +468,7 @@ export class RoutePipeline {
           } else {
             const ack = decodeAck(buf, p, len);
             const op = b.ops.op(index);
-            this.fail(b, index, new NetlinkRequestError(ack.errno, ack.extAck, `${op.cmd} ${op.route.dst} table ${op.route.table}`));
+            this.fail(b, index, new NetlinkRequestError(ack.errno, ack.extAck, `${op.cmd} ${opDst(op)} table ${op.route.table}`));
           }
         }
       }
@@ -555,7 +563,7 @@ export class RoutePipeline {
       }
       for (const { b, index } of lost) {
         const op = b.ops.op(index);
-        const have = present.get(routeKey(op.route));
+        const have = present.get(routeKey(op.route, opDst(op)));
         const done = op.cmd === 'delete' ? have === undefined : have !== undefined && sameNextHop(op.route, have);
         if (done) {
           b.ok++;
@@ -566,7 +574,7 @@ export class RoutePipeline {
         }
         const n = (b.resends ??= new Map()).get(index) ?? 0;
         if (n >= this.maxResends) {
-          this.fail(b, index, new NetlinkSocketError(ENOBUFS, `${op.cmd} ${op.route.dst}: acks lost ${n + 1} times`));
+          this.fail(b, index, new NetlinkSocketError(ENOBUFS, `${op.cmd} ${opDst(op)}: acks lost ${n + 1} times`));
           continue;
         }
         b.resends.set(index, n + 1);

@@ -174,9 +174,9 @@ function hopSize(h: RouteNextHop): number {
 }
 
 /** Exact encoded length of a route message (header included). */
-export function routeMessageSize(r: RouteMessage): number {
+export function routeMessageSize(r: RouteMessage, dst: Prefix = r.dst): number {
   let n = C.NLMSG_HDRLEN + RTMSG_LEN + 8; // RTA_TABLE always
-  if (r.dst.len > 0) n += addrAttrSize(r.dst);
+  if (dst.len > 0) n += addrAttrSize(dst);
   if (r.src && r.src.len > 0) n += addrAttrSize(r.src);
   if (r.oif !== undefined) n += 8;
   if (r.iif !== undefined) n += 8;
@@ -242,16 +242,17 @@ function putMultipath(buf: Buffer, off: number, hops: readonly RouteNextHop[]): 
 
 /**
  * Encodes one route message at buf[off..]: `type` is RTM_NEWROUTE, RTM_DELROUTE
- * (or RTM_GETROUTE), `flags` the full nlmsg_flags. Returns bytes written, or 0
- * when it does not fit before buf.length.
+ * (or RTM_GETROUTE), `flags` the full nlmsg_flags. `dst` replaces r.dst (a
+ * route shared by many nets, sent for one of them). Returns bytes written, or
+ * 0 when it does not fit before buf.length.
  */
-export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags: number, seq: number, r: RouteMessage): number {
-  const size = routeMessageSize(r);
+export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags: number, seq: number, r: RouteMessage, dst: Prefix = r.dst): number {
+  const size = routeMessageSize(r, dst);
   if (off + size > buf.length) return 0;
   writeHeader(buf, off, size, type, flags, seq);
   let p = off + C.NLMSG_HDRLEN;
   buf[p] = r.family === 4 ? AF_INET : AF_INET6;
-  buf[p + 1] = r.dst.len;
+  buf[p + 1] = dst.len;
   buf[p + 2] = r.src ? r.src.len : 0;
   buf[p + 3] = r.tos;
   buf[p + 4] = r.table < 256 ? r.table : C.RT_TABLE_UNSPEC;
@@ -261,7 +262,7 @@ export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags
   buf.writeUInt32LE(r.flags >>> 0, p + 8);
   p += RTMSG_LEN;
   p = putAttrU32(buf, p, C.RTA_TABLE, r.table);
-  if (r.dst.len > 0) p = putAttrAddr(buf, p, C.RTA_DST, r.dst);
+  if (dst.len > 0) p = putAttrAddr(buf, p, C.RTA_DST, dst);
   if (r.src && r.src.len > 0) p = putAttrAddr(buf, p, C.RTA_SRC, r.src);
   if (r.iif !== undefined) p = putAttrU32(buf, p, C.RTA_IIF, r.iif);
   if (r.oif !== undefined) p = putAttrU32(buf, p, C.RTA_OIF, r.oif);
@@ -280,9 +281,9 @@ export function encodeRouteMessage(buf: Buffer, off: number, type: number, flags
 
 /** A route change request: NLM_F_REQUEST, the command's flags, and NLM_F_ACK unless `ack` is false 
  * (the kernel then answers only a failure). */
-export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage, ack = true): number {
+export function encodeRouteRequest(buf: Buffer, off: number, seq: number, cmd: RouteCommand, r: RouteMessage, ack = true, dst: Prefix = r.dst): number {
   const h = commandHeader(cmd);
-  return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | (ack ? C.NLM_F_ACK : 0) | h.flags, seq, r);
+  return encodeRouteMessage(buf, off, h.type, C.NLM_F_REQUEST | (ack ? C.NLM_F_ACK : 0) | h.flags, seq, r, dst);
 }
 
 export interface RouteDumpFilter {

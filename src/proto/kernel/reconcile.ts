@@ -24,12 +24,15 @@ export type KernelOpCmd = 'add' | 'replace' | 'delete';
 export interface KernelOp {
   readonly cmd: KernelOpCmd;
   readonly route: RouteMessage;
+  /** The net, when `route` is a template shared by many nets (RouteOp.dst). */
+  readonly dst?: Prefix;
 }
 
 /**
  * Operations for one net; empty when the kernel already holds exactly what we want. `net` is
  * the net's own prefix when `want` or `have` may be a route shared by many nets (the kernel
- * sync's per-attribute-set templates, whose dst is some other net's): the operations carry it.
+ * sync's per-attribute-set templates, whose dst is some other net's): the operations carry it
+ * as `dst` (no copy of the route per net).
  */
 export function planNet(want: RouteMessage | undefined, have: readonly RouteMessage[], target: KernelTarget, net?: Prefix): KernelOp[] {
   const ops: KernelOp[] = [];
@@ -37,9 +40,8 @@ export function planNet(want: RouteMessage | undefined, have: readonly RouteMess
   if (want) {
     const prio = effectivePriority(want);
     kept = have.find((h) => effectivePriority(h) === prio);
-    const route = net === undefined || want.dst === net ? want : { ...want, dst: net };
-    if (!kept) ops.push({ cmd: 'add', route });
-    else if (kept !== want && !sameKernelRoute(want, kept)) ops.push({ cmd: 'replace', route });
+    if (!kept) ops.push(net === undefined ? { cmd: 'add', route: want } : { cmd: 'add', route: want, dst: net });
+    else if (kept !== want && !sameKernelRoute(want, kept)) ops.push(net === undefined ? { cmd: 'replace', route: want } : { cmd: 'replace', route: want, dst: net });
   }
   for (const h of have) {
     if (h === kept) continue;

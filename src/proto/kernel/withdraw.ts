@@ -13,7 +13,7 @@ import type { Prefix } from '../../lib/addr';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { NO_METRIC, V4DeleteSource } from '../../netlink/bulk-delete';
 import { trieSpreadPermutation } from '../../netlink/order';
-import type { RouteOp } from '../../netlink/pipeline';
+import { opDst, type RouteOp } from '../../netlink/pipeline';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
 import { kernelDelete, type KernelTarget } from './convert';
@@ -101,7 +101,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
         for (const f of res.failed) {
           if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
           result.failed++;
-          ctx.limited.write('warn', 'withdraw-failed', `withdraw ${f.op.route.dst} failed: ${f.error.message}`, { prefix: f.op.route.dst.toString() });
+          ctx.limited.write('warn', 'withdraw-failed', `withdraw ${opDst(f.op)} failed: ${f.error.message}`, { prefix: opDst(f.op).toString() });
         }
       }),
     );

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { decodeMessages } from '../../../src/netlink/message-codec';
 import { encodeRouteRequest, routeMessageSize } from '../../../src/netlink/route-codec';
-import { routeArb } from './arbitraries';
+import { prefixArb, routeArb } from './arbitraries';
 
 describe('route codec round trip', () => {
   it('decodes what it encodes, unknown attributes included', () => {
@@ -18,6 +18,20 @@ describe('route codec round trip', () => {
         expect(m.header.seq).toBe(seq);
         expect(m.deleted).toBe(cmd === 'delete');
         expect(m.route).toEqual(r);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('sends a shared route for another net byte for byte as the route with that dst', () => {
+    const a = Buffer.alloc(8192);
+    const b = Buffer.alloc(8192);
+    const arb = routeArb.chain((r) => prefixArb(r.family).map((dst) => [r, dst] as const));
+    fc.assert(
+      fc.property(arb, fc.constantFrom('add', 'replace', 'delete' as const), ([r, dst], cmd) => {
+        const n = encodeRouteRequest(a, 0, 7, cmd, r, false, dst);
+        expect(n).toBe(encodeRouteRequest(b, 0, 7, cmd, { ...r, dst }, false));
+        expect(a.subarray(0, n).equals(b.subarray(0, n))).toBe(true);
       }),
       { numRuns: 2000 },
     );

@@ -96,10 +96,11 @@ describe('reconcile decisions', () => {
   it('puts the net itself into the operations when want is a template made for another net', () => {
     const net = parsePrefix('10.9.9.0/24');
     const add = planNet(base, [], T4, net);
-    expect(add.map((o) => [o.cmd, o.route.dst.toString(), o.route.gateway?.toString()])).toEqual([['add', '10.9.9.0/24', '192.0.2.2']]);
+    expect(add.map((o) => [o.cmd, (o.dst ?? o.route.dst).toString(), o.route.gateway?.toString()])).toEqual([['add', '10.9.9.0/24', '192.0.2.2']]);
     expect(base.dst.toString()).toBe('10.0.0.0/24'); // the template is not changed
     const ops = planNet(base, [{ ...base, dst: net, gateway: parseAddr('192.0.2.9') }, { ...base, dst: net, priority: 7 }], T4, net);
-    expect(ops.map((o) => [o.cmd, o.route.dst.toString()])).toEqual([['replace', '10.9.9.0/24'], ['delete', '10.9.9.0/24']]);
+    expect(ops.map((o) => [o.cmd, (o.dst ?? o.route.dst).toString()])).toEqual([['replace', '10.9.9.0/24'], ['delete', '10.9.9.0/24']]);
+    expect(ops[0]!.route).toBe(base); // the template itself, not a copy
     expect(planNet(base, [{ ...base, dst: net }], T4, net)).toEqual([]); // the same route at this net: nothing to do
   });
 
