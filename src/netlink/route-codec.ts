@@ -460,3 +460,87 @@ export function decodeRouteMessage(buf: Buffer, off: number, len: number): Route
   }
   return r;
 }
+
+/** One route of a dump: its net, and the route, which may be shared with other nets (its dst is then another's). */
+export interface DumpedRoute {
+  readonly net: Prefix;
+  readonly route: RouteMessage;
+}
+
+/**
+ * Decodes a dump's route messages, sharing one RouteMessage between all those
+ * that differ only in their destination (RTA_DST and rtm_dst_len): a million
+ * routes of ours in the kernel are usually a handful of shapes (the same
+ * gateway, device, metric), and decoding each into its own RouteMessage,
+ * Addr and array cost a restart about 1 s and 240 MB it then threw away.
+ * A message is compared by its bytes (the header with dst_len zeroed, then
+ * every attribute but RTA_DST) with the first one of its shape, which was
+ * decoded in full; the shared route's fields are exactly what decoding this
+ * one would give, except dst. Anything odd is decoded in full, with the same
+ * errors decodeRouteMessage gives. At most `maxShapes` shapes are kept.
+ */
+export class SharedRouteDecoder {
+  private readonly shapes = new Map<number, Array<{ sig: Buffer; route: RouteMessage }>>();
+  private count = 0;
+  private readonly sig = Buffer.alloc(2048);
+
+  constructor(private readonly maxShapes = 4096) {}
+
+  decode(buf: Buffer, off: number, len: number): DumpedRoute {
+    const b = off + C.NLMSG_HDRLEN;
+    const end = off + len;
+    if (len < C.NLMSG_HDRLEN + RTMSG_LEN || len - C.NLMSG_HDRLEN > this.sig.length) return this.full(buf, off, len);
+    const sig = this.sig;
+    buf.copy(sig, 0, b, b + RTMSG_LEN);
+    sig[1] = 0; // rtm_dst_len belongs to the net
+    let n = RTMSG_LEN;
+    let dst = -1;
+    let dstBytes = 0;
+    let p = b + RTMSG_LEN;
+    while (p + 4 <= end) {
+      const alen = buf.readUInt16LE(p);
+      if (alen < 4 || p + alen > end) return this.full(buf, off, len); // throws the decoder's error
+      const next = Math.min(p + align4(alen), end);
+      if ((buf.readUInt16LE(p + 2) & 0x3fff) === C.RTA_DST) {
+        dst = p + 4;
+        dstBytes = alen - 4;
+      } else {
+        buf.copy(sig, n, p, next);
+        n += next - p;
+      }
+      p = next;
+    }
+    if (p !== end) return this.full(buf, off, len);
+    let h = 0x811c9dc5 ^ n;
+    for (let i = 0; i + 4 <= n; i += 4) h = Math.imul(h ^ sig.readInt32LE(i), 0x01000193);
+    for (let i = n & ~3; i < n; i++) h = Math.imul(h ^ sig[i]!, 0x01000193);
+    h |= 0;
+    const list = this.shapes.get(h);
+    if (list !== undefined) {
+      for (const s of list) {
+        if (s.sig.length === n && sig.compare(s.sig, 0, n, 0, n) === 0) {
+          const family = s.route.family;
+          const dstLen = buf[b + 1]!;
+          if (dst < 0) {
+            if (dstLen !== 0) return this.full(buf, off, len);
+            return { net: family === 4 ? Prefix.v4(0, 0) : new Prefix(6, 0, 0), route: s.route };
+          }
+          return { net: readPrefix(buf, dst, dstBytes, family, dstLen, dst - 4), route: s.route };
+        }
+      }
+    }
+    const d = this.full(buf, off, len);
+    if (this.count < this.maxShapes) {
+      this.count++;
+      const entry = { sig: Buffer.from(sig.subarray(0, n)), route: d.route };
+      if (list !== undefined) list.push(entry);
+      else this.shapes.set(h, [entry]);
+    }
+    return d;
+  }
+
+  private full(buf: Buffer, off: number, len: number): DumpedRoute {
+    const route = decodeRouteMessage(buf, off, len);
+    return { net: route.dst, route };
+  }
+}

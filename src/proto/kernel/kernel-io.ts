@@ -14,11 +14,11 @@
  */
 import { constants as osConstants } from 'node:os';
 import * as C from '../../netlink/constants';
-import { NetlinkClient } from '../../netlink/client';
+import { NetlinkClient, type DumpResult } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { LinkMessage } from '../../netlink/link-codec';
 import { RoutePipeline, type BatchResult, type OpSource, type RouteOp } from '../../netlink/pipeline';
-import type { RouteMessage } from '../../netlink/route-codec';
+import { SharedRouteDecoder, decodeRouteMessage, encodeRouteDump, type DumpedRoute, type RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { KernelMonitor, type KernelMonitorHandlers } from './kernel-monitor';
 
@@ -34,7 +34,8 @@ export interface KernelIoOptions {
 }
 
 export interface TableDump {
-  ours: RouteMessage[];
+  /** Routes of ours: each with its net; routes of one shape share one RouteMessage (SharedRouteDecoder). */
+  ours: DumpedRoute[];
   foreign: RouteMessage[];
   /** NLM_F_DUMP_INTR restarts the client did. */
   retries: number;
@@ -103,19 +104,32 @@ export class KernelIo {
     const t = this.target;
     const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
     const out: TableDump = { ours: [], foreign: [], retries: 0, undecodable: [] };
-    let res: Awaited<ReturnType<NetlinkClient['dumpRoutes']>>;
+    // Ours decoded once per shape (the bytes but the destination); foreign ones in full, and only if asked for.
+    const shared = new SharedRouteDecoder();
+    let res: DumpResult<DumpedRoute>;
     try {
-      res = await this.client.dumpRoutes(filter);
+      res = await this.client.dump(
+        (b, o, seq) => encodeRouteDump(b, o, seq, filter),
+        (b, o, l, type): DumpedRoute | undefined => {
+          if (type !== C.RTM_NEWROUTE) return undefined;
+          if (l > C.NLMSG_HDRLEN + 5 && b[o + C.NLMSG_HDRLEN + 5] === t.protocol) return shared.decode(b, o, l);
+          if (!includeForeign) return undefined;
+          const route = decodeRouteMessage(b, o, l);
+          return { net: route.dst, route };
+        },
+        `dump routes of table ${t.table}`,
+      );
     } catch (err) {
       if (err instanceof NetlinkRequestError && err.errno === ENOENT) return out;
       throw err;
     }
     out.retries = res.retries;
     out.undecodable = res.errors.map((e) => e.message);
-    for (const r of res.items) {
+    for (const d of res.items) {
+      const r = d.route;
       if (r.table !== t.table || r.family !== t.family || r.flags & C.RTM_F_CLONED) continue;
-      if (r.protocol === t.protocol) out.ours.push(r);
-      else if (includeForeign) out.foreign.push(r);
+      if (r.protocol === t.protocol) out.ours.push(d);
+      else out.foreign.push(r);
     }
     return out;
   }

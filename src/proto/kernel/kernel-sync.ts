@@ -37,7 +37,7 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { trieSpreadOrder } from '../../netlink/order';
 import type { BatchResult } from '../../netlink/pipeline';
-import { RTMSG_LEN, type RouteMessage } from '../../netlink/route-codec';
+import { RTMSG_LEN, type DumpedRoute, type RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
@@ -472,7 +472,7 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(): Promise<RouteMessage[]> {
+  private async dumpOurs(): Promise<DumpedRoute[]> {
     const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
@@ -481,19 +481,19 @@ export class KernelSync implements ScanTarget {
   }
 
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
-  private applyDump(dumped: readonly RouteMessage[]): void {
+  private applyDump(dumped: readonly DumpedRoute[]): void {
     this.entries.forEach((e) => {
       e.have = NO_HAVE;
       e.clearEchoes();
     });
     this.waitingEcho.clear();
-    for (const r of dumped) {
-      let e = this.entries.get(r.dst);
+    for (const d of dumped) {
+      let e = this.entries.get(d.net);
       if (!e) {
-        e = new NetEntry(r.dst);
-        this.entries.set(r.dst, e);
+        e = new NetEntry(d.net);
+        this.entries.set(d.net, e);
       }
-      e.addHave(r);
+      e.addHave(d.route); // often shared by many nets: only ever compared, never sent (planNet sends e.net)
     }
   }
 
@@ -681,7 +681,7 @@ export class KernelSync implements ScanTarget {
     this.sending = false;
     await this.settled();
     this.buffering = [];
-    let dumped: RouteMessage[] | undefined;
+    let dumped: DumpedRoute[] | undefined;
     try {
       dumped = await this.dumpOurs();
     } catch (err) {

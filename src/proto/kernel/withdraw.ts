@@ -174,7 +174,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
   await Promise.all(pending);
 
   const left = await ctx.io.dumpTable(false);
-  const leftovers = left.ours.map((r): RouteOp => ({ cmd: 'delete', route: kernelDelete(r.dst, ctx.target, effectivePriority(r)) }));
+  const leftovers = left.ours.map((d): RouteOp => ({ cmd: 'delete', route: kernelDelete(d.net, ctx.target, effectivePriority(d.route)) }));
   result.leftovers = leftovers.length;
   if (leftovers.length) {
     await send(leftovers);
