@@ -46,7 +46,8 @@ import { ConversionError, toKernelRoute, type KernelTarget } from './convert';
 import { KernelIo } from './kernel-io';
 import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
-import { planNet, type KernelOp } from './reconcile';
+import { planNet, type KernelOpCmd } from './reconcile';
+import { SyncBatch } from './sync-batch';
 import { NO_HAVE, NetEntry } from './net-entry';
 import { NetMap } from './net-map';
 import { DirtyQueue, EchoWaitQueue } from './entry-queue';
@@ -301,8 +302,7 @@ export class KernelSync implements ScanTarget {
     try {
       do {
         this.flushAgain = false;
-        let ops: KernelOp[] = [];
-        let owners: NetEntry[] = [];
+        let batch = new SyncBatch();
         const batchSize = this.opts.batchSize ?? 4096;
         let now = Date.now();
         let lastProgress = now;
@@ -328,18 +328,16 @@ export class KernelSync implements ScanTarget {
           // number per entry, 16 bytes a net, which a Date.now() stored in a field costs).
           if (this.echoes) e.lastSentAt = now;
           for (const op of netOps) {
-            ops.push(op);
-            owners.push(e);
+            batch.push(e, op);
             e.inflight++;
             if (this.echoes) e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
           if (this.echoes) this.waitingEcho.add(e, now);
           if (!this.sending) this.stats.earlyAdds++;
-          if (ops.length >= batchSize) {
-            sentHere += ops.length;
-            this.submit(ops, owners);
-            ops = [];
-            owners = [];
+          if (batch.length >= batchSize) {
+            sentHere += batch.length;
+            this.submit(batch);
+            batch = new SyncBatch();
             await this.io!.drainIfFull();
             now = Date.now();
             if (now - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
@@ -348,7 +346,7 @@ export class KernelSync implements ScanTarget {
             }
           }
         }
-        if (ops.length) this.submit(ops, owners);
+        if (batch.length) this.submit(batch);
       } while (this.flushAgain && (this.sending || this.earlyAdds) && !this.closed);
     } finally {
       this.flushing = false;
@@ -356,43 +354,42 @@ export class KernelSync implements ScanTarget {
     }
   }
 
-  private submit(ops: KernelOp[], owners: NetEntry[]): void {
-    this.outstanding += ops.length;
-    this.stats.sent += ops.length;
-    // A KernelOp is a RouteOp (the pipeline only reads ops, never mutates them): no copy per op.
-    void this.io!.submit(ops).then((res) => this.onResults(ops, owners, res));
+  private submit(batch: SyncBatch): void {
+    this.outstanding += batch.length;
+    this.stats.sent += batch.length;
+    void this.io!.submit(batch).then((res) => this.onResults(batch, res));
   }
 
-  private onResults(ops: KernelOp[], owners: NetEntry[], res: BatchResult): void {
+  private onResults(batch: SyncBatch, res: BatchResult): void {
     const failures = new Map<number, KrtError>();
     for (const f of res.failed) failures.set(f.index, f.error);
     const now = Date.now();
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      const e = owners[i]!;
+    for (let i = 0; i < batch.length; i++) {
+      const cmd = batch.cmd(i);
+      const e = batch.owners[i]!;
       e.inflight--;
-      const err = failures.get(i);
+      const err = res.failed.length === 0 ? undefined : failures.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
-      if (err === undefined || (op.cmd === 'delete' && errno === ESRCH)) {
+      if (err === undefined || (cmd === 'delete' && errno === ESRCH)) {
         if (err !== undefined) e.dropEcho('del'); // nothing was deleted: no notification comes
-        e.applyHave(op.route, op.cmd === 'delete');
-        if (op.cmd !== 'delete') {
+        e.applyHave(batch.route(i), cmd === 'delete');
+        if (cmd !== 'delete') {
           e.markInstalled(); // the kernel accepted it; its notification will only confirm
           this.failed.delete(e);
         }
       } else {
-        e.dropEcho(op.cmd === 'delete' ? 'del' : 'new');
-        this.recordFailure(e, op, err, now);
+        e.dropEcho(cmd === 'delete' ? 'del' : 'new');
+        this.recordFailure(e, cmd, err, now);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
-        if (op.cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
+        if (cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
       }
       this.afterSettle(e);
     }
-    this.outstanding -= ops.length;
+    this.outstanding -= batch.length;
     this.maybeSettled();
   }
 
-  private recordFailure(e: NetEntry, op: KernelOp, err: KrtError, now: number): void {
+  private recordFailure(e: NetEntry, cmd: KernelOpCmd, err: KrtError, now: number): void {
     this.stats.failed++;
     const ne = err instanceof NetlinkRequestError ? err : undefined;
     const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
@@ -400,7 +397,7 @@ export class KernelSync implements ScanTarget {
     const delay = backoffDelay(this.opts.backoff ?? DEFAULT_BACKOFF, e.attempts + 1);
     e.markFailed(error, now + delay);
     this.failed.add(e);
-    this.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${op.cmd} ${e.net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
+    this.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${e.net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
       prefix: e.net.toString(),
       table: this.target.table,
       protocol: this.target.protocol,
