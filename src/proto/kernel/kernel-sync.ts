@@ -46,7 +46,7 @@ import { ConversionError, toKernelRoute, type KernelTarget } from './convert';
 import { KernelIo } from './kernel-io';
 import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
-import { planNet, type KernelOpCmd } from './reconcile';
+import type { KernelOpCmd } from './reconcile';
 import { SyncBatch } from './sync-batch';
 import { NO_HAVE, NetEntry } from './net-entry';
 import { NetMap } from './net-map';
@@ -202,7 +202,7 @@ export class KernelSync implements ScanTarget {
     this.entries.forEach((e) => {
       if (e.queued || !e.idleOnWire) return;
       if (e.wantError !== undefined || (e.want !== undefined && e.haveCount === 0)) work.push(e); // certainly work (or a failure to record)
-      else if (e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0) this.settleState(e, true);
+      else if (e.plan(this.target).length === 0) this.settleState(e, true);
       else work.push(e);
     });
     for (const e of trieSpreadOrder(work, entryWord)) this.dirty.add(e);
@@ -317,7 +317,7 @@ export class KernelSync implements ScanTarget {
             continue;
           }
           if (e.retryAt > now) continue; // the tick re-dirties it when due
-          const planned = e.wantError || e.haveIsWant ? [] : planNet(e.want, e.have, this.target, e.net);
+          const planned = e.wantError ? [] : e.plan(this.target);
           const netOps = this.allowDeletes ? planned : planned.filter((op) => op.cmd !== 'delete');
           if (netOps.length === 0) {
             this.settleState(e, planned.length === 0);
@@ -431,7 +431,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (e.state === 'failed' && e.retryAt > Date.now()) return;
-    if (e.want && e.haveCount > 0 && (planIsEmpty || e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0)) {
+    if (e.want && e.haveCount > 0 && (planIsEmpty || e.plan(this.target).length === 0)) {
       e.shareWant();
       e.state = 'installed';
       e.error = undefined;
@@ -600,7 +600,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (this.state === 'shutting-down' || this.state === 'down') return;
-    if (e.wantError || e.haveIsWant || planNet(e.want, e.have, this.target, e.net).length === 0) {
+    if (e.wantError || e.plan(this.target).length === 0) {
       this.settleState(e);
       return;
     }

@@ -19,7 +19,9 @@ import type { Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelAttrs } from '../kernel-attrs';
+import type { KernelTarget } from './convert';
 import { effectivePriority, sameKernelRoute } from './normalize';
+import { planNet, type KernelOp } from './reconcile';
 import type { RouteError, RouteSyncState } from './route-status';
 
 /** Shared by every entry with no echo expected (never mutated: echoes are replaced, not pushed to). */
@@ -100,6 +102,11 @@ export class NetEntry {
   /** The kernel holds exactly what we want, as `want` itself (see applyHave): nothing to plan. */
   get haveIsWant(): boolean {
     return this.w !== undefined && this.h === this.w;
+  }
+
+  /** The operations that make the kernel hold what we want for this net (none when it does). */
+  plan(target: KernelTarget): KernelOp[] {
+    return this.haveIsWant ? [] : planNet(this.w, this.have, target, this.net);
   }
 
   private extra(): NetEntryExtra {
