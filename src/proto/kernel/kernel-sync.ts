@@ -816,5 +816,5 @@ export class KernelSync implements ScanTarget {
 
 /** The IPv4 address word of an entry's net, or undefined for IPv6. */
 function entryWord(e: NetEntry): number | undefined {
-  return e.net.family === 4 ? e.net.w0 : undefined;
+  return e.v4Word;
 }

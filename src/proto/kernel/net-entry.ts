@@ -15,7 +15,7 @@
  *    the rate bound on repairs.
  * An entry with nothing wanted and nothing held is dropped.
  */
-import type { Prefix } from '../../lib/addr';
+import { Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelAttrs } from '../kernel-attrs';
@@ -52,9 +52,10 @@ const UNCERTAIN = 32;
 
 /**
  * One per net, so a million of them on a full table: the fields nearly every
- * entry uses are its own (9 slots, 96 bytes), the flags and the state share
- * one small integer, and the rest lives in a NetEntryExtra made on the first
- * write of something other than its default (176 bytes an entry before).
+ * entry uses are its own (10 slots, 104 bytes), the flags and the state share
+ * one small integer, the rest lives in a NetEntryExtra made on the first
+ * write of something other than its default, and an IPv4 net is kept as its
+ * word and length, not as a Prefix (before: 176 bytes and a 68-byte Prefix).
  */
 export class NetEntry {
   private w: RouteMessage | undefined = undefined;
@@ -68,7 +69,31 @@ export class NetEntry {
   private bits = 0;
   private x: NetEntryExtra | undefined = undefined;
 
-  constructor(readonly net: Prefix) {}
+  /** IPv4: the net's address word; IPv6: 0. */
+  private readonly nw: number;
+  /** IPv4: the prefix length; IPv6: the Prefix itself. No Prefix is kept for an IPv4 net (68 bytes). */
+  private readonly nl: number | Prefix;
+
+  constructor(net: Prefix) {
+    if (net.family === 4) {
+      this.nw = net.w0;
+      this.nl = net.len;
+    } else {
+      this.nw = 0;
+      this.nl = net;
+    }
+  }
+
+  /** The net; for IPv4 a new Prefix on each call (hot paths use v4Word). */
+  get net(): Prefix {
+    const l = this.nl;
+    return typeof l === 'number' ? new Prefix(4, l, this.nw) : l;
+  }
+
+  /** The IPv4 net's address word, undefined for IPv6: no Prefix built. */
+  get v4Word(): number | undefined {
+    return typeof this.nl === 'number' ? this.nw : undefined;
+  }
 
   /** The route we want in the kernel (undefined: none); often shared by every net with the same attributes, so its dst may be another net's: use `net`. */
   get want(): RouteMessage | undefined {
@@ -106,7 +131,13 @@ export class NetEntry {
 
   /** The operations that make the kernel hold what we want for this net (none when it does). */
   plan(target: KernelTarget): KernelOp[] {
-    return this.haveIsWant ? [] : planNet(this.w, this.have, target, this.net);
+    if (this.haveIsWant) return [];
+    // The one route held equals the wanted one (a restart: nearly every net): planNet's answer too,
+    // without the array and the Prefix it would need.
+    const h = this.h;
+    const w = this.w;
+    if (w !== undefined && !Array.isArray(h) && effectivePriority(h) === effectivePriority(w) && sameKernelRoute(w, h)) return [];
+    return planNet(w, this.have, target, this.net);
   }
 
   private extra(): NetEntryExtra {
