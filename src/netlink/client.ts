@@ -55,7 +55,8 @@ export interface NetlinkClientOptions extends NetlinkSocketOptions {
 
 export class NetlinkClient {
   private readonly pending = new Map<number, Pending>();
-  private dumpChain: Promise<unknown> = Promise.resolve();
+  /** Settles when the last dump has; holds no result (a restart's dump of 1M routes is 120 MB). */
+  private dumpChain: Promise<void> = Promise.resolve();
   private readonly sendBuf = Buffer.alloc(64 * 1024);
   private readonly maxDumpRetries: number;
   private active = 0;
@@ -158,7 +159,10 @@ export class NetlinkClient {
       throw new DumpInterruptedError(this.maxDumpRetries + 1);
     };
     const result = this.dumpChain.then(run, run);
-    this.dumpChain = result.catch(() => undefined);
+    this.dumpChain = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 

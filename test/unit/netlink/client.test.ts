@@ -3,6 +3,8 @@
  * so the cases the real kernel produces only by chance (an interrupted dump,
  * an overflow mid-dump) are tested deterministically.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parsePrefix } from '../../../src/lib/addr';
 import { NetlinkClient } from '../../../src/netlink/client';
 import * as C from '../../../src/netlink/constants';
@@ -96,5 +98,18 @@ describe('NetlinkClient dumps', () => {
     const [a, b] = await Promise.all([client.dumpRoutes({ family: 4 }), client.dumpRoutes({ family: 4 })]);
     expect([a.items[0]!.dst.toString(), b.items[0]!.dst.toString()]).toEqual(['192.0.2.0/24', '203.0.113.0/24']);
     expect(order).toEqual([0, 1]);
+  });
+
+  it('holds no dump result once the caller has dropped it (a restart dump of 1M routes is 120 MB)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const kernel = new ScriptedKernel((_, seq) => ({ replies: [routeReply(seq, '192.0.2.0/24'), done(seq)] }));
+    const client = new NetlinkClient(kernel);
+    const items = new WeakRef((await client.dumpRoutes({ family: 4 })).items);
+    await new Promise((r) => setTimeout(r, 0)); // WeakRef targets live to the end of the job that made them
+    gc();
+    expect(items.deref()).toBeUndefined();
+    // and the next dump still waits for nothing
+    expect((await client.dumpRoutes({ family: 4 })).items).toHaveLength(1);
   });
 });
