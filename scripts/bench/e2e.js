@@ -43,11 +43,13 @@ const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
+const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
+const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before the scratch directory goes
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -110,6 +112,13 @@ function cleanup() {
       sh('ip', ['netns', 'del', ns]);
     } catch {
       /* gone */
+    }
+  }
+  if (KEEP_LOG) {
+    try {
+      fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG);
+    } catch {
+      /* no log */
     }
   }
   fs.rmSync(DIR, { recursive: true, force: true });
@@ -341,6 +350,7 @@ protocols:
       if (!conn.write(JSON.stringify({ announce: batch }) + '\n')) await new Promise((res) => conn.once('drain', res));
     }
     const tSent = performance.now();
+    if (SNAPSHOT_AT_SENT) process.kill(d.pid, 'SIGUSR2'); // with --node-args --heapsnapshot-signal=SIGUSR2: the heap at the churn's peak
     const tChurn = await withTimeout(full, 'krtsync churn');
     record('krtsync', 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0) });
 
