@@ -192,7 +192,12 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
 
   private readJournal(out: ExportItem[], end: number): void {
     const journal = this.exporter.journal;
-    while (this.pos < end && out.length < this.batchSize) {
+    // Behind by more than a batch: take up to JOURNAL_CATCH_UP batches in this run. A writer may
+    // write tens of thousands of changes per event-loop turn (a stream source reads up to 32 socket
+    // chunks per turn) where a reader takes one batch per turn: the journal, not the reader's own
+    // queue, would hold the backlog, at about 150 bytes a change (1M changes of a churn: 120 MB).
+    const limit = this.batchSize * (end - this.pos > this.batchSize ? JOURNAL_CATCH_UP : 1);
+    while (this.pos < end && out.length < limit) {
       const item = journal.at(this.pos++);
       const key = item.key;
       if (this.filter !== undefined && !this.filter.matches(key)) continue;
@@ -257,6 +262,9 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     for (const [a, b] of runs) if (a.old !== b.new) out.push(a === b ? a : squashed(a, b));
   }
 }
+
+/** Batches a reader behind in the journal may take in one run (see readJournal). */
+const JOURNAL_CATCH_UP = 16;
 
 function squashed(first: JournalItem, last: JournalItem): UpdateItem {
   return { kind: 'update', seq: last.seq, net: first.net, old: first.old, new: last.new };

@@ -96,6 +96,25 @@ describe('export requests', () => {
     expect(view.text()).toEqual(expectedView(t, all, 'best'));
   });
 
+  it('takes up to 16 batches in one run when behind in the journal, and one batch when not', async () => {
+    const t = new Table({ name: 'main' });
+    const { stat } = sources();
+    const all = nets(100);
+    const view = new ReaderView('best');
+    const reader = new Puller(t.best.subscribe({ name: 'r', batchSize: 4 }));
+    await reader.drain(view); // empty table: ready at once
+    for (const n of all) t.announce(n, stat, via('192.0.2.1')); // 100 changes in one turn
+    const batches = await reader.drain(view);
+    expect(batches.map((b) => b.length)).toEqual([64, 36]); // not 25 batches of 4, one per turn
+    expect(t.best.journal.length).toBe(0);
+    for (const n of all.slice(0, 3)) t.announce(n, stat, via('192.0.2.2')); // within a batch
+    expect((await reader.drain(view)).map((b) => b.length)).toEqual([3]);
+    for (const n of all.slice(0, 5)) t.announce(n, stat, via('192.0.2.3')); // one more than a batch
+    expect((await reader.drain(view)).map((b) => b.length)).toEqual([5]);
+    expect(view.errors).toEqual([]);
+    expect(view.text()).toEqual(expectedView(t, all, 'best'));
+  });
+
   it('trims the journal once every reader has passed, and keeps it for the slowest', async () => {
     const t = new Table({ name: 'main' });
     const { stat } = sources();
