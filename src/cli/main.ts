@@ -21,6 +21,7 @@ import { Daemon, validateRoutesFiles } from '../daemon/daemon';
 import { MissingCapabilityError } from '../daemon/capabilities';
 import { checkKernelOptions } from '../daemon/kernel-wiring';
 import { createLogger } from '../daemon/logging';
+import { tuneHeap } from '../daemon/heap';
 import { SystemdNotifier } from '../daemon/systemd';
 import { RoutesFileError } from '../proto/static/routes-file';
 import { duration, table } from './format';
@@ -64,6 +65,7 @@ async function run(args: { config: string; 'log-level'?: string; 'log-output': s
     fail(e instanceof ConfigError ? `invalid config:\n${e.message}` : (e as Error).message, EXIT_USAGE);
   }
   const log = createLogger({ level: level as 'info', output: args['log-output'] as 'auto' });
+  tuneHeap();
   const notifier = new SystemdNotifier(process.env, (m) => log.warn(m));
   const daemon = new Daemon({ configFile: args.config, log, notifier, ...(args.netns !== undefined ? { netns: args.netns } : {}) });
   let exiting = false;
