@@ -13,6 +13,7 @@
  *   reload
  *   feed {protocol?, client?, format?}   the connection becomes a route stream
  */
+import type { Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
@@ -49,8 +50,8 @@ export interface RouteJson {
   route: string;
 }
 
-function routeJson(r: Route, table: string, best: boolean): RouteJson {
-  return { prefix: r.net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+function routeJson(r: Route, net: Prefix, table: string, best: boolean): RouteJson {
+  return { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
 }
 
 export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
@@ -100,7 +101,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
           for (const item of batch) {
             if (item.kind !== 'feed') continue;
             const routes = a.all === true ? t.routes(item.net) : item.routes;
-            routes.forEach((r, i) => chunk.push(routeJson(r, name, i === 0)));
+            routes.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0)));
           }
           if (chunk.length >= CHUNK) {
             count += chunk.length;

@@ -7,6 +7,7 @@
  * kernel settings, or nothing. Routes of `ignoreSource` (a protocol's own
  * learn source, which would loop) are never exported.
  */
+import type { Prefix } from '../lib/addr';
 import type { Route, RouteAttrs, RouteSource } from '../route';
 import { ACCEPT_ALL, runExportFilter, type ExportFilter } from './filter';
 import type { KernelAttrs } from './kernel-attrs';
@@ -38,7 +39,7 @@ export class ExportChannel {
   }
 
   /** What to export for a net whose routes are `routes` (best first; only the first without merge_paths). */
-  exportNet(routes: readonly Route[]): ChannelExport | undefined {
+  exportNet(net: Prefix, routes: readonly Route[]): ChannelExport | undefined {
     // Without merge_paths (the common case, once per net of a full feed) the first accepted route is
     // returned as it is found: no array or wrapper object per net.
     const merge = this.mergePaths;
@@ -47,7 +48,7 @@ export class ExportChannel {
     let accepted: Route[] | undefined;
     for (const r of routes) {
       if (r.src === this.ignoreSource) continue;
-      const res = runExportFilter(this.filter, r);
+      const res = runExportFilter(this.filter, r, net);
       if (!res.accept) {
         this.counters.rejected++;
         continue;

@@ -68,15 +68,15 @@ export const ACCEPT_ALL: ExportFilter = Object.freeze({ rules: [], default: 'acc
 const REJECTED: FilterResult = Object.freeze({ accept: false });
 const ACCEPTED_PLAIN: FilterResult = Object.freeze({ accept: true, set: undefined });
 
-function matches(m: FilterMatch, r: Route): boolean {
-  if (m.family !== undefined && r.family !== m.family) return false;
+function matches(m: FilterMatch, r: Route, net: Prefix): boolean {
+  if (m.family !== undefined && net.family !== m.family) return false;
   if (m.source && !m.source.has(r.src.name)) return false;
   if (m.type && !m.type.has(r.attrs.type)) return false;
   if (m.metric) {
     const v = r.attrs.metric ?? 0;
     if (v < m.metric.min || v > m.metric.max) return false;
   }
-  if (m.net && !m.net.matches(r.net)) return false;
+  if (m.net && !m.net.matches(net)) return false;
   if (m.gateway || m.dev) {
     const hops = r.attrs.nexthops?.hops ?? [];
     if (m.gateway && !hops.some((h) => h.gateway !== undefined && m.gateway!.matches(prefixOfAddr(h.gateway)))) return false;
@@ -89,11 +89,11 @@ function prefixOfAddr(a: Addr): Prefix {
   return new Prefix(a.family, a.family === 4 ? 32 : 128, a.w0, a.w1, a.w2, a.w3);
 }
 
-/** Runs the filter on a route. */
-export function runExportFilter(f: ExportFilter, r: Route): FilterResult {
+/** Runs the filter on a route of `net`. */
+export function runExportFilter(f: ExportFilter, r: Route, net: Prefix): FilterResult {
   let set: KernelAttrs | undefined;
   for (const rule of f.rules) {
-    if (!matches(rule.match, r)) continue;
+    if (!matches(rule.match, r, net)) continue;
     if (rule.set) set = set ? mergeKernelAttrs(set, rule.set) : rule.set;
     if (rule.action === 'accept') return set ? { accept: true, set } : ACCEPTED_PLAIN;
     if (rule.action === 'reject') return REJECTED;

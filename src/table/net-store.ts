@@ -76,6 +76,12 @@ export class NetStore {
     } else for (const k of this.v6.keys()) v6(k);
   }
 
+  /** Every net with its chain: IPv4 as (address word, length), IPv6 as (key, length). `fn` must not write. */
+  forEachEntry(fn: (word: number | string, len: number, slot: Slot) => void): void {
+    for (let len = 0; len <= 32; len++) for (const [w, slot] of this.v4[len]!) fn(w, len, slot);
+    for (const [k, slot] of this.v6) fn(k, k.charCodeAt(8), slot);
+  }
+
   /** Every chain; safe against writes made by `fn` (Map iteration tolerates them). */
   forEachSlot(fn: (slot: Slot) => void): void {
     for (const m of this.v4) for (const slot of m.values()) fn(slot);

@@ -18,9 +18,14 @@
  *
  * Refresh cycle (BIRD's refresh_begin/refresh_end): refreshBegin(src) starts
  * a new cycle for the source, which makes all its routes stale at once
- * without touching them (a route is stale when its refreshCycle is older
- * than its source's cycle). Each announce renews a route. refreshEnd(src)
- * withdraws the routes still stale.
+ * without touching them. Each announce renews its net (the table notes the
+ * net in the cycle's renewed set; a source that had no routes when the cycle
+ * began needs none: everything it has at the end came during the cycle).
+ * refreshEnd(src) withdraws the routes of nets not renewed.
+ *
+ * Routes are shared: one Route per (source, attrs), the same object in every
+ * net that has that announcement (see route.ts), kept in a WeakMap per
+ * source so one no chain holds any more goes with its attrs.
  */
 import type { Prefix } from '../lib/addr';
 import { prefixFromKey, prefixKey } from '../lib/addr';
@@ -35,10 +40,36 @@ export interface TableOptions extends ExporterOptions {
 }
 
 interface SourceState {
-  /** Routes announced before this cycle began are stale. */
-  cycle: number;
   refreshing: boolean;
+  /** The nets announced since refreshBegin; undefined when not needed (see the header). */
+  renewed: NetSet | undefined;
   routes: number;
+  /** The source's Route for each attribute set it announces (shared by the nets). */
+  readonly shared: WeakMap<RouteAttrs, Route>;
+}
+
+/** A set of nets as the NetStore keys them. */
+class NetSet {
+  private readonly v4: Set<number>[] = Array.from({ length: 33 }, () => new Set<number>());
+  private readonly v6 = new Set<string>();
+
+  add(word: number | string, len: number): void {
+    if (typeof word === 'number') this.v4[len]!.add(word);
+    else this.v6.add(word);
+  }
+
+  has(word: number | string, len: number): boolean {
+    return typeof word === 'number' ? this.v4[len]!.has(word) : this.v6.has(word);
+  }
+}
+
+function routeOf(state: SourceState, src: RouteSource, attrs: RouteAttrs): Route {
+  let r = state.shared.get(attrs);
+  if (r === undefined) {
+    r = new Route(src, attrs);
+    state.shared.set(attrs, r);
+  }
+  return r;
 }
 
 export class Table {
@@ -95,9 +126,10 @@ export class Table {
     const state = this.stateOf(src);
     const word = net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string);
     const len = net.len;
+    state.renewed?.add(word, len);
     const slot = this.store.get(word, len);
     if (slot === undefined) {
-      const route = new Route(net, src, attrs, state.cycle);
+      const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
       this.counted(state, 1);
       this.changed(word, len, undefined, route, undefined, route);
@@ -105,11 +137,8 @@ export class Table {
     }
     if (slot instanceof Route && slot.src === src) {
       // The common case, without building arrays: the source replaces its only route.
-      if (slot.attrs === attrs) {
-        slot.refreshCycle = state.cycle;
-        return;
-      }
-      const route = new Route(net, src, attrs, state.cycle);
+      if (slot.attrs === attrs) return; // identical: renewed above, nothing to export
+      const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
       this.changed(word, len, slot, route, slot, route);
       return;
@@ -117,11 +146,8 @@ export class Table {
     const chain = slotRoutes(slot);
     const i = chain.findIndex((r) => r.src === src);
     const old = chain[i];
-    if (old !== undefined && old.attrs === attrs) {
-      old.refreshCycle = state.cycle; // identical: renew for the refresh cycle, nothing to export
-      return;
-    }
-    const route = new Route(net, src, attrs, state.cycle);
+    if (old !== undefined && old.attrs === attrs) return; // identical
+    const route = routeOf(state, src, attrs);
     let next: Route[];
     if (i >= 0) {
       next = chain.slice();
@@ -143,8 +169,8 @@ export class Table {
   /** Marks every route of `src` stale; announce renews them, refreshEnd prunes the rest. */
   refreshBegin(src: RouteSource): void {
     const state = this.stateOf(src);
-    state.cycle++;
     state.refreshing = true;
+    state.renewed = state.routes === 0 ? undefined : new NetSet();
   }
 
   /** Withdraws the routes of `src` not re-announced since refreshBegin. Returns how many. */
@@ -152,18 +178,20 @@ export class Table {
     const state = this.sources.get(src);
     if (state === undefined || !state.refreshing) return 0;
     state.refreshing = false;
-    if (state.routes === 0) return 0;
-    const stale: Route[] = [];
-    const cycle = state.cycle;
-    this.store.forEachSlot((slot) => {
-      if (slot instanceof Route) {
-        if (slot.src === src && slot.refreshCycle < cycle) stale.push(slot);
-      } else {
-        for (const r of slot as readonly Route[]) if (r.src === src && r.refreshCycle < cycle) stale.push(r);
+    const renewed = state.renewed;
+    state.renewed = undefined;
+    if (state.routes === 0 || renewed === undefined) return 0;
+    const staleWords: (number | string)[] = [];
+    const staleLens: number[] = [];
+    this.store.forEachEntry((word, len, slot) => {
+      if (renewed.has(word, len)) return;
+      if (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src)) {
+        staleWords.push(word);
+        staleLens.push(len);
       }
     });
-    for (const r of stale) this.remove(r.netWord, r.netLen, src);
-    return stale.length;
+    for (let i = 0; i < staleWords.length; i++) this.remove(staleWords[i]!, staleLens[i]!, src);
+    return staleWords.length;
   }
 
   /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
@@ -227,7 +255,7 @@ export class Table {
     if (src === this.lastSource) return this.lastState!;
     let state = this.sources.get(src);
     if (state === undefined) {
-      state = { cycle: 0, refreshing: false, routes: 0 };
+      state = { refreshing: false, renewed: undefined, routes: 0, shared: new WeakMap() };
       this.sources.set(src, state);
     }
     this.lastSource = src;

@@ -261,7 +261,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private exportNet(net: Prefix, routes: readonly Route[]): void {
     const sync = this.syncs.get(net.family);
     if (!sync) return;
-    const out = this.channel.exportNet(routes);
+    const out = this.channel.exportNet(net, routes);
     if (out) sync.setWanted(net, out.attrs, out.set, out.source.name);
     else sync.setWanted(net, undefined, undefined);
   }

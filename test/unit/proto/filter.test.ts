@@ -2,7 +2,7 @@
  * Export filters: parsing from plain values (with errors that say where and
  * what), rule order, matching, and kernel attributes set along the way.
  */
-import { parsePrefix } from '../../../src/lib/addr';
+import { type Prefix, parsePrefix } from '../../../src/lib/addr';
 import { parseRouteLine } from '../../../src/config/route-syntax';
 import { Route, RouteSource } from '../../../src/route';
 import { FilterError, parseExportFilter, runExportFilter } from '../../../src/proto/filter';
@@ -10,28 +10,29 @@ import { FilterError, parseExportFilter, runExportFilter } from '../../../src/pr
 const staticSrc = new RouteSource('static1', 200);
 const bgpSrc = new RouteSource('bgp1', 100);
 
-function route(line: string, src = staticSrc): Route {
+/** A route and its net: runExportFilter's last two arguments. */
+function route(line: string, src = staticSrc): [Route, Prefix] {
   const { net, attrs } = parseRouteLine(line);
-  return new Route(net, src, attrs);
+  return [new Route(src, attrs), net];
 }
 
 describe('export filter', () => {
   it('accepts everything by default and with "accept"', () => {
-    expect(runExportFilter(parseExportFilter(undefined), route('10.0.0.0/8 via 192.0.2.2'))).toEqual({ accept: true, set: undefined });
-    expect(runExportFilter(parseExportFilter('reject'), route('10.0.0.0/8 via 192.0.2.2')).accept).toBe(false);
+    expect(runExportFilter(parseExportFilter(undefined), ...route('10.0.0.0/8 via 192.0.2.2'))).toEqual({ accept: true, set: undefined });
+    expect(runExportFilter(parseExportFilter('reject'), ...route('10.0.0.0/8 via 192.0.2.2')).accept).toBe(false);
   });
 
   it('matches prefix ranges with length bounds', () => {
     const f = parseExportFilter({ rules: [{ match: { net: ['10.0.0.0/8{16,24}'] }, action: 'accept' }], default: 'reject' });
-    expect(runExportFilter(f, route('10.1.0.0/16 via 192.0.2.2')).accept).toBe(true);
-    expect(runExportFilter(f, route('10.1.2.0/24 via 192.0.2.2')).accept).toBe(true);
-    expect(runExportFilter(f, route('10.0.0.0/8 via 192.0.2.2')).accept).toBe(false);
-    expect(runExportFilter(f, route('10.1.2.128/25 via 192.0.2.2')).accept).toBe(false);
-    expect(runExportFilter(f, route('11.1.0.0/16 via 192.0.2.2')).accept).toBe(false);
+    expect(runExportFilter(f, ...route('10.1.0.0/16 via 192.0.2.2')).accept).toBe(true);
+    expect(runExportFilter(f, ...route('10.1.2.0/24 via 192.0.2.2')).accept).toBe(true);
+    expect(runExportFilter(f, ...route('10.0.0.0/8 via 192.0.2.2')).accept).toBe(false);
+    expect(runExportFilter(f, ...route('10.1.2.128/25 via 192.0.2.2')).accept).toBe(false);
+    expect(runExportFilter(f, ...route('11.1.0.0/16 via 192.0.2.2')).accept).toBe(false);
   });
 
   it('matches source, type, family, metric, gateway and device', () => {
-    const on = (match: object, r: Route): boolean => runExportFilter(parseExportFilter({ rules: [{ match, action: 'accept' }], default: 'reject' }), r).accept;
+    const on = (match: object, r: [Route, Prefix]): boolean => runExportFilter(parseExportFilter({ rules: [{ match, action: 'accept' }], default: 'reject' }), ...r).accept;
     const r = route('10.0.0.0/24 via 192.0.2.2 dev veth0 metric 50');
     expect(on({ source: 'static1' }, r)).toBe(true);
     expect(on({ source: ['bgp1'] }, r)).toBe(false);
@@ -53,11 +54,11 @@ describe('export filter', () => {
       { match: { net: '10.0.0.0/8+' }, set: { mtu: 1400, lock: ['mtu'] }, action: 'accept' },
       'reject',
     ]);
-    expect(runExportFilter(f, route('10.1.0.0/16 via 192.0.2.2', bgpSrc))).toEqual({
+    expect(runExportFilter(f, ...route('10.1.0.0/16 via 192.0.2.2', bgpSrc))).toEqual({
       accept: true,
       set: { metric: 10, metrics: { mtu: 1400 }, locked: ['mtu'] },
     });
-    expect(runExportFilter(f, route('192.168.0.0/16 via 192.0.2.2', bgpSrc)).accept).toBe(false);
+    expect(runExportFilter(f, ...route('192.168.0.0/16 via 192.0.2.2', bgpSrc)).accept).toBe(false);
   });
 
   it('parses every settable kernel attribute', () => {
@@ -89,8 +90,8 @@ describe('export filter', () => {
 
   it('matches IPv6 prefixes', () => {
     const f = parseExportFilter({ rules: [{ match: { net: '2001:db8::/32{48,64}' }, action: 'accept' }], default: 'reject' });
-    expect(runExportFilter(f, route('2001:db8:1::/48 via 2001:db8:1::2')).accept).toBe(true);
-    expect(runExportFilter(f, route('2001:db8::/32 via 2001:db8:1::2')).accept).toBe(false);
+    expect(runExportFilter(f, ...route('2001:db8:1::/48 via 2001:db8:1::2')).accept).toBe(true);
+    expect(runExportFilter(f, ...route('2001:db8::/32 via 2001:db8:1::2')).accept).toBe(false);
     expect(parsePrefix('2001:db8:1::/48').family).toBe(6);
   });
 });

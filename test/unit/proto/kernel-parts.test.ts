@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { parseRouteLine } from '../../../src/config/route-syntax';
+import { parsePrefix } from '../../../src/lib/addr';
 import { backoffDelay, TokenBucket } from '../../../src/lib/backoff';
 import { Route, RouteSource } from '../../../src/route';
 import { ExportChannel } from '../../../src/proto/channel';
@@ -21,8 +22,7 @@ const b = new RouteSource('b', 100);
 const c = new RouteSource('c', 100);
 const low = new RouteSource('low', 50);
 function route(line: string, src: RouteSource): Route {
-  const { net, attrs } = parseRouteLine(line);
-  return new Route(net, src, attrs);
+  return new Route(src, parseRouteLine(line).attrs);
 }
 
 describe('merge_paths', () => {
@@ -44,7 +44,7 @@ describe('merge_paths', () => {
 
   it('through the channel: filter first, then merge the accepted routes', () => {
     const ch = new ExportChannel({ mergePaths: { limit: 4 }, filter: parseExportFilter([{ match: { source: 'b' }, action: 'reject' }]) });
-    const out = ch.exportNet([route('10.0.0.0/24 via 192.0.2.2', a), route('10.0.0.0/24 via 192.0.2.3', b), route('10.0.0.0/24 via 192.0.2.4', c)])!;
+    const out = ch.exportNet(parsePrefix('10.0.0.0/24'), [route('10.0.0.0/24 via 192.0.2.2', a), route('10.0.0.0/24 via 192.0.2.3', b), route('10.0.0.0/24 via 192.0.2.4', c)])!;
     expect(out.attrs.toString()).toBe('via 192.0.2.2, via 192.0.2.4');
     expect(out.source).toBe(a);
     expect(ch.counters).toEqual({ accepted: 2, rejected: 1 });
@@ -52,7 +52,7 @@ describe('merge_paths', () => {
 
   it('the channel never exports its own learn source', () => {
     const ch = new ExportChannel({ ignoreSource: a });
-    expect(ch.exportNet([route('10.0.0.0/24 via 192.0.2.2', a)])).toBeUndefined();
+    expect(ch.exportNet(parsePrefix('10.0.0.0/24'), [route('10.0.0.0/24 via 192.0.2.2', a)])).toBeUndefined();
   });
 });
 

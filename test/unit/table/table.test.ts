@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { RouteAttrs } from '../../../src/route/attrs';
 import { RouteSource } from '../../../src/route/source';
 import { Table } from '../../../src/table/table';
@@ -18,6 +20,43 @@ describe('table', () => {
     expect(t.routes(p('10.0.0.0/8'))[1]!.attrs).toBe(via('192.0.2.4'));
     expect(t.routeTotal).toBe(3);
     expect(t.netCount).toBe(1);
+  });
+
+  it('holds one Route per source and attribute set, shared by every net that has it', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    for (const n of ['10.0.0.0/8', '10.1.0.0/16', '2001:db8::/32']) t.announce(p(n), stat, via('192.0.2.1'));
+    t.announce(p('10.1.0.0/16'), api, via('192.0.2.1'));
+    const shared = t.bestRoute(p('10.0.0.0/8'))!;
+    expect(t.bestRoute(p('10.1.0.0/16'))).toBe(shared);
+    expect(t.bestRoute(p('2001:db8::/32'))).toBe(shared);
+    expect(t.routes(p('10.1.0.0/16'))[1]).not.toBe(shared); // another source: its own Route
+    t.announce(p('10.1.0.0/16'), stat, via('192.0.2.2'));
+    expect(t.bestRoute(p('10.1.0.0/16'))).not.toBe(shared);
+    expect(t.bestRoute(p('10.0.0.0/8'))).toBe(shared); // the other nets keep theirs
+    t.announce(p('10.1.0.0/16'), stat, via('192.0.2.1'));
+    expect(t.bestRoute(p('10.1.0.0/16'))).toBe(shared);
+  });
+
+  it('lets a shared Route go once no net holds it', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const t = new Table({ name: 'main' });
+    const { stat } = sources();
+    const ref = ((): WeakRef<object> => {
+      const attrs = RouteAttrs.of({ type: 'blackhole', metric: 4242 }); // held by nothing but the route
+      t.announce(p('10.0.0.0/8'), stat, attrs);
+      t.announce(p('10.1.0.0/16'), stat, attrs);
+      return new WeakRef(t.bestRoute(p('10.0.0.0/8'))!);
+    })();
+    t.withdraw(p('10.0.0.0/8'), stat);
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    expect(ref.deref()).toBeDefined(); // 10.1.0.0/16 still has it
+    t.withdraw(p('10.1.0.0/16'), stat);
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    expect(ref.deref()).toBeUndefined();
   });
 
   it('discard: readers are stopped and every route is forgotten at once', async () => {
@@ -142,6 +181,19 @@ describe('table', () => {
       expect(t.refreshEnd(stat)).toBe(1);
       expect(t.refreshEnd(stat)).toBe(0);
       expect(t.routesOfSource(stat)).toBe(0);
+    });
+
+    it('starts over when a cycle begins again before it ended', () => {
+      const t = new Table({ name: 'main' });
+      const { stat } = sources();
+      for (const n of ['10.0.0.0/8', '10.1.0.0/16']) t.announce(p(n), stat, via('192.0.2.1'));
+      t.refreshBegin(stat);
+      t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+      t.refreshBegin(stat); // the renewal above belongs to the cycle given up
+      t.announce(p('10.1.0.0/16'), stat, via('192.0.2.1'));
+      expect(t.refreshEnd(stat)).toBe(1);
+      expect(t.routes(p('10.0.0.0/8'))).toHaveLength(0);
+      expect(t.routes(p('10.1.0.0/16'))).toHaveLength(1);
     });
 
     it('keeps routes announced during the cycle, even new ones', () => {
