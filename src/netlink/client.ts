@@ -149,10 +149,15 @@ export class NetlinkClient {
     });
   }
 
-  /** Runs a dump to NLMSG_DONE, retrying when the kernel flags it interrupted. Dumps on one client run one at a time. */
-  dump<T>(encode: RequestEncoder, decode: DumpDecoder<T>, context = 'dump'): Promise<DumpResult<T>> {
+  /**
+   * Runs a dump to NLMSG_DONE, retrying when the kernel flags it interrupted. Dumps on one client run one at a time.
+   * `onAttempt` runs before each attempt but the first: a decoder that keeps what it decodes itself (returning
+   * undefined) starts over there.
+   */
+  dump<T>(encode: RequestEncoder, decode: DumpDecoder<T>, context = 'dump', onAttempt?: () => void): Promise<DumpResult<T>> {
     const run = async (): Promise<DumpResult<T>> => {
       for (let attempt = 0; attempt <= this.maxDumpRetries; attempt++) {
+        if (attempt > 0) onAttempt?.();
         const r = await this.dumpOnce(encode, decode, context);
         if (!r.interrupted) return { items: r.items, errors: r.errors, retries: attempt };
       }

@@ -468,6 +468,61 @@ export interface DumpedRoute {
 }
 
 /**
+ * The routes of a dump by column, with no object or Prefix per route: an
+ * IPv4 net is a number ((word >>> 0) * 64 + length, in an array of doubles),
+ * its route a reference (usually to one RouteMessage shared by many nets,
+ * SharedRouteDecoder). A million routes are 16 MB, where a DumpedRoute and
+ * its Prefix each were 120 MB. IPv6 nets are kept as Prefixes.
+ */
+export class DumpedRoutes {
+  private readonly v4keys: number[] = [];
+  private readonly v4routes: RouteMessage[] = [];
+  private readonly v6: DumpedRoute[] = [];
+
+  get length(): number {
+    return this.v4keys.length + this.v6.length;
+  }
+
+  /** Adds the route `dec` decoded last, with its net. */
+  pushDecoded(dec: SharedRouteDecoder, route: RouteMessage): void {
+    const p = dec.lastPrefix;
+    if (p === undefined) {
+      this.v4keys.push((dec.lastWord >>> 0) * 64 + dec.lastLen);
+      this.v4routes.push(route);
+    } else if (p.family === 4) {
+      this.v4keys.push((p.w0 >>> 0) * 64 + p.len);
+      this.v4routes.push(route);
+    } else this.v6.push({ net: p, route });
+  }
+
+  push(net: Prefix, route: RouteMessage): void {
+    if (net.family === 4) {
+      this.v4keys.push((net.w0 >>> 0) * 64 + net.len);
+      this.v4routes.push(route);
+    } else this.v6.push({ net, route });
+  }
+
+  /** Every route: an IPv4 net as (word, length, undefined), an IPv6 one as (0, length, Prefix). */
+  forEach(fn: (word: number, len: number, net: Prefix | undefined, route: RouteMessage) => void): void {
+    const keys = this.v4keys;
+    const routes = this.v4routes;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      const len = k % 64;
+      fn(((k - len) / 64) | 0, len, undefined, routes[i]!);
+    }
+    for (const d of this.v6) fn(0, d.net.len, d.net, d.route);
+  }
+
+  /** Every route with its net as a Prefix (built for IPv4 on the way: for the few, not for a million). */
+  map<T>(fn: (net: Prefix, route: RouteMessage) => T): T[] {
+    const out: T[] = [];
+    this.forEach((word, len, net, route) => out.push(fn(net ?? Prefix.v4(word, len), route)));
+    return out;
+  }
+}
+
+/**
  * Decodes a dump's route messages, sharing one RouteMessage between all those
  * that differ only in their destination (RTA_DST and rtm_dst_len): a million
  * routes of ours in the kernel are usually a handful of shapes (the same
@@ -483,10 +538,20 @@ export class SharedRouteDecoder {
   private readonly shapes = new Map<number, Array<{ sig: Buffer; route: RouteMessage }>>();
   private count = 0;
   private readonly sig = Buffer.alloc(2048);
+  /** The net of the route decodeRoute returned last: an IPv4 net of a shared route as word and length (lastPrefix undefined), any other as lastPrefix. */
+  lastWord = 0;
+  lastLen = 0;
+  lastPrefix: Prefix | undefined = undefined;
 
   constructor(private readonly maxShapes = 4096) {}
 
   decode(buf: Buffer, off: number, len: number): DumpedRoute {
+    const route = this.decodeRoute(buf, off, len);
+    return { net: this.lastPrefix ?? Prefix.v4(this.lastWord, this.lastLen), route };
+  }
+
+  /** The route (shared when it can be) with its net in lastWord/lastLen or lastPrefix: no object per route. */
+  decodeRoute(buf: Buffer, off: number, len: number): RouteMessage {
     const b = off + C.NLMSG_HDRLEN;
     const end = off + len;
     if (len < C.NLMSG_HDRLEN + RTMSG_LEN || len - C.NLMSG_HDRLEN > this.sig.length) return this.full(buf, off, len);
@@ -523,24 +588,33 @@ export class SharedRouteDecoder {
           const dstLen = buf[b + 1]!;
           if (dst < 0) {
             if (dstLen !== 0) return this.full(buf, off, len);
-            return { net: family === 4 ? Prefix.v4(0, 0) : new Prefix(6, 0, 0), route: s.route };
+            return this.sharedNet(s.route, 0, 0, family === 4 ? undefined : new Prefix(6, 0, 0));
           }
-          return { net: readPrefix(buf, dst, dstBytes, family, dstLen, dst - 4), route: s.route };
+          if (family === 4 && dstBytes >= 4 && dstLen <= 32) return this.sharedNet(s.route, buf.readInt32BE(dst) & (dstLen === 0 ? 0 : -1 << (32 - dstLen)), dstLen, undefined);
+          return this.sharedNet(s.route, 0, 0, readPrefix(buf, dst, dstBytes, family, dstLen, dst - 4));
         }
       }
     }
-    const d = this.full(buf, off, len);
+    const route = this.full(buf, off, len);
     if (this.count < this.maxShapes) {
       this.count++;
-      const entry = { sig: Buffer.from(sig.subarray(0, n)), route: d.route };
+      const entry = { sig: Buffer.from(sig.subarray(0, n)), route };
       if (list !== undefined) list.push(entry);
       else this.shapes.set(h, [entry]);
     }
-    return d;
+    return route;
   }
 
-  private full(buf: Buffer, off: number, len: number): DumpedRoute {
+  private sharedNet(route: RouteMessage, word: number, len: number, prefix: Prefix | undefined): RouteMessage {
+    this.lastWord = word;
+    this.lastLen = len;
+    this.lastPrefix = prefix;
+    return route;
+  }
+
+  private full(buf: Buffer, off: number, len: number): RouteMessage {
     const route = decodeRouteMessage(buf, off, len);
-    return { net: route.dst, route };
+    this.lastPrefix = route.dst;
+    return route;
   }
 }

@@ -18,7 +18,7 @@ import { NetlinkClient, type DumpResult } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { LinkMessage } from '../../netlink/link-codec';
 import { RoutePipeline, type BatchResult, type OpSource, type RouteOp } from '../../netlink/pipeline';
-import { SharedRouteDecoder, decodeRouteMessage, encodeRouteDump, type DumpedRoute, type RouteMessage } from '../../netlink/route-codec';
+import { DumpedRoutes, SharedRouteDecoder, decodeRouteMessage, encodeRouteDump, type RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { KernelMonitor, type KernelMonitorHandlers } from './kernel-monitor';
 
@@ -34,8 +34,8 @@ export interface KernelIoOptions {
 }
 
 export interface TableDump {
-  /** Routes of ours: each with its net; routes of one shape share one RouteMessage (SharedRouteDecoder). */
-  ours: DumpedRoute[];
+  /** Routes of ours, by column; routes of one shape share one RouteMessage (SharedRouteDecoder). */
+  ours: DumpedRoutes;
   foreign: RouteMessage[];
   /** NLM_F_DUMP_INTR restarts the client did. */
   retries: number;
@@ -103,21 +103,28 @@ export class KernelIo {
   async dumpTable(includeForeign: boolean): Promise<TableDump> {
     const t = this.target;
     const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
-    const out: TableDump = { ours: [], foreign: [], retries: 0, undecodable: [] };
-    // Ours decoded once per shape (the bytes but the destination); foreign ones in full, and only if asked for.
+    const out: TableDump = { ours: new DumpedRoutes(), foreign: [], retries: 0, undecodable: [] };
+    // Ours decoded once per shape (the bytes but the destination) straight into `ours`, no object per
+    // route; foreign ones in full, and only if asked for. An interrupted dump starts both over.
     const shared = new SharedRouteDecoder();
-    let res: DumpResult<DumpedRoute>;
+    let res: DumpResult<RouteMessage>;
     try {
       res = await this.client.dump(
         (b, o, seq) => encodeRouteDump(b, o, seq, filter),
-        (b, o, l, type): DumpedRoute | undefined => {
+        (b, o, l, type): RouteMessage | undefined => {
           if (type !== C.RTM_NEWROUTE) return undefined;
-          if (l > C.NLMSG_HDRLEN + 5 && b[o + C.NLMSG_HDRLEN + 5] === t.protocol) return shared.decode(b, o, l);
+          if (l > C.NLMSG_HDRLEN + 5 && b[o + C.NLMSG_HDRLEN + 5] === t.protocol) {
+            const r = shared.decodeRoute(b, o, l);
+            if (r.table === t.table && r.family === t.family && !(r.flags & C.RTM_F_CLONED)) out.ours.pushDecoded(shared, r);
+            return undefined;
+          }
           if (!includeForeign) return undefined;
-          const route = decodeRouteMessage(b, o, l);
-          return { net: route.dst, route };
+          return decodeRouteMessage(b, o, l);
         },
         `dump routes of table ${t.table}`,
+        () => {
+          out.ours = new DumpedRoutes();
+        },
       );
     } catch (err) {
       if (err instanceof NetlinkRequestError && err.errno === ENOENT) return out;
@@ -125,11 +132,9 @@ export class KernelIo {
     }
     out.retries = res.retries;
     out.undecodable = res.errors.map((e) => e.message);
-    for (const d of res.items) {
-      const r = d.route;
+    for (const r of res.items) {
       if (r.table !== t.table || r.family !== t.family || r.flags & C.RTM_F_CLONED) continue;
-      if (r.protocol === t.protocol) out.ours.push(d);
-      else out.foreign.push(r);
+      if (r.protocol !== t.protocol) out.foreign.push(r);
     }
     return out;
   }

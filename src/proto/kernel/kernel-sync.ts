@@ -37,7 +37,7 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { trieSpreadOrder } from '../../netlink/order';
 import type { BatchResult } from '../../netlink/pipeline';
-import { RTMSG_LEN, type DumpedRoute, type RouteMessage } from '../../netlink/route-codec';
+import { RTMSG_LEN, type DumpedRoutes, type RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
@@ -469,7 +469,7 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(): Promise<DumpedRoute[]> {
+  private async dumpOurs(): Promise<DumpedRoutes> {
     const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
@@ -478,20 +478,27 @@ export class KernelSync implements ScanTarget {
   }
 
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
-  private applyDump(dumped: readonly DumpedRoute[]): void {
+  private applyDump(dumped: DumpedRoutes): void {
     this.entries.forEach((e) => {
       e.have = NO_HAVE;
       e.clearEchoes();
     });
     this.waitingEcho.clear();
-    for (const d of dumped) {
-      let e = this.entries.get(d.net);
+    const entries = this.entries;
+    // The route is often shared by many nets: only ever compared, never sent (planNet sends e.net).
+    dumped.forEach((word, len, net, route) => {
+      let e = net === undefined ? entries.getV4(len, word) : entries.get(net);
       if (!e) {
-        e = new NetEntry(d.net);
-        this.entries.set(d.net, e);
+        if (net === undefined) {
+          e = new NetEntry(word, len);
+          entries.setV4(len, word, e);
+        } else {
+          e = new NetEntry(net);
+          entries.set(net, e);
+        }
       }
-      e.addHave(d.route); // often shared by many nets: only ever compared, never sent (planNet sends e.net)
-    }
+      e.addHave(route);
+    });
   }
 
   private drainBuffered(): void {
@@ -678,7 +685,7 @@ export class KernelSync implements ScanTarget {
     this.sending = false;
     await this.settled();
     this.buffering = [];
-    let dumped: DumpedRoute[] | undefined;
+    let dumped: DumpedRoutes | undefined;
     try {
       dumped = await this.dumpOurs();
     } catch (err) {

@@ -74,8 +74,12 @@ export class NetEntry {
   /** IPv4: the prefix length; IPv6: the Prefix itself. No Prefix is kept for an IPv4 net (68 bytes). */
   private readonly nl: number | Prefix;
 
-  constructor(net: Prefix) {
-    if (net.family === 4) {
+  /** The net as a Prefix, or an IPv4 net as its address word (already masked) and `len`. */
+  constructor(net: Prefix | number, len = 0) {
+    if (typeof net === 'number') {
+      this.nw = net | 0;
+      this.nl = len;
+    } else if (net.family === 4) {
       this.nw = net.w0;
       this.nl = net.len;
     } else {

@@ -41,6 +41,11 @@ export class NetMap<V> {
     return net.family === 4 ? this.v4[net.len]?.has(net.w0 | 0) === true : this.findV6(net) !== undefined;
   }
 
+  /** An IPv4 net by length and address word, without a Prefix. */
+  setV4(len: number, word: number, v: V): void {
+    (this.v4[len] ??= new Map<number, V>()).set(word | 0, v);
+  }
+
   set(net: Prefix, v: V): void {
     if (net.family === 4) {
       (this.v4[net.len] ??= new Map<number, V>()).set(net.w0 | 0, v);

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { parsePrefix } from '../../../src/lib/addr';
 import { NetlinkClient } from '../../../src/netlink/client';
 import * as C from '../../../src/netlink/constants';
-import { RouteMessage, encodeRouteMessage } from '../../../src/netlink/route-codec';
+import { RouteMessage, decodeRouteMessage, encodeRouteDump, encodeRouteMessage } from '../../../src/netlink/route-codec';
 import { NetlinkTransport } from '../../../src/netlink/socket';
 import { writeHeader } from '../../../src/netlink/wire';
 
@@ -111,5 +111,26 @@ describe('NetlinkClient dumps', () => {
     expect(items.deref()).toBeUndefined();
     // and the next dump still waits for nothing
     expect((await client.dumpRoutes({ family: 4 })).items).toHaveLength(1);
+  });
+
+  it('tells a decoder that keeps what it decodes when an interrupted dump starts over', async () => {
+    const kernel = new ScriptedKernel((n, seq) =>
+      n === 0
+        ? { replies: [routeReply(seq, '192.0.2.0/24'), done(seq, C.NLM_F_MULTI | C.NLM_F_DUMP_INTR)] }
+        : { replies: [routeReply(seq, '203.0.113.0/24'), done(seq)] },
+    );
+    let kept: string[] = [];
+    const r = await new NetlinkClient(kernel).dump(
+      (b, o, seq) => encodeRouteDump(b, o, seq, { family: 4 }),
+      (b, o, l, type) => {
+        if (type === C.RTM_NEWROUTE) kept.push(decodeRouteMessage(b, o, l).dst.toString());
+        return undefined;
+      },
+      'test dump',
+      () => (kept = []),
+    );
+    expect(r.retries).toBe(1);
+    expect(r.items).toEqual([]);
+    expect(kept).toEqual(['203.0.113.0/24']);
   });
 });

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { parsePrefix } from '../../../src/lib/addr';
-import { SharedRouteDecoder, decodeRouteMessage, encodeRouteRequest } from '../../../src/netlink/route-codec';
+import { DumpedRoutes, SharedRouteDecoder, decodeRouteMessage, encodeRouteRequest } from '../../../src/netlink/route-codec';
 import { prefixArb, routeArb } from './arbitraries';
 
 describe('SharedRouteDecoder', () => {
@@ -47,5 +47,27 @@ describe('SharedRouteDecoder', () => {
     buf.writeUInt16LE(400, 28); // an attribute longer than the message
     expect(() => dec.decode(buf, 0, n)).toThrow(/out of bounds/);
   });
-});
 
+  it('keeps decoded routes by column with the nets a full decode gives, in either family', () => {
+    const buf = Buffer.alloc(8192);
+    const shape = routeArb.chain((r) => fc.array(prefixArb(r.family), { minLength: 1, maxLength: 6 }).map((nets) => nets.map((dst) => ({ ...r, dst }))));
+    fc.assert(
+      fc.property(fc.array(shape, { minLength: 1, maxLength: 5 }), (shapes) => {
+        const dec = new SharedRouteDecoder();
+        const out = new DumpedRoutes();
+        const want: string[] = [];
+        for (const r of shapes.flat()) {
+          const n = encodeRouteRequest(buf, 0, 1, 'add', r);
+          const route = dec.decodeRoute(buf, 0, n);
+          out.pushDecoded(dec, route);
+          const full = decodeRouteMessage(buf, 0, n);
+          want.push(`${full.dst} ${JSON.stringify({ ...full, dst: undefined })}`);
+        }
+        const got = out.map((net, route) => `${net} ${JSON.stringify({ ...route, dst: undefined })}`);
+        expect(out.length).toBe(want.length);
+        expect(got.sort()).toEqual(want.sort()); // IPv4 first, then IPv6: a dump is of one family anyway
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
