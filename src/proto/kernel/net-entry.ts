@@ -41,6 +41,7 @@ class NetEntryExtra {
   repairStreak = 0;
   lastRepairAt = 0;
   lastSentAt = 0;
+  echoes: readonly ('new' | 'del')[] = NO_ECHOES;
 }
 
 const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
@@ -49,13 +50,20 @@ const RECHECK = 4;
 const DROPPED = 8;
 const QUEUED = 16;
 const UNCERTAIN = 32;
+/** Bits 6-11: an IPv4 net's prefix length. */
+const LEN_SHIFT = 6;
+/** Bits 12 and up: operations in flight. */
+const INFLIGHT_SHIFT = 12;
+const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 
 /**
  * One per net, so a million of them on a full table: the fields nearly every
- * entry uses are its own (10 slots, 104 bytes), the flags and the state share
- * one small integer, the rest lives in a NetEntryExtra made on the first
- * write of something other than its default, and an IPv4 net is kept as its
- * word and length, not as a Prefix (before: 176 bytes and a 68-byte Prefix).
+ * entry uses are its own (7 slots, 80 bytes), the flags, the state, an IPv4
+ * net's length and the operations in flight share one small integer, the
+ * rest (echoes expected included: only without the kernel's notification
+ * filter) lives in a NetEntryExtra made on the first write of something other
+ * than its default, and an IPv4 net is kept as its word, not as a Prefix
+ * (before: 176 bytes and a 68-byte Prefix, then 104).
  */
 export class NetEntry {
   private w: RouteMessage | undefined = undefined;
@@ -64,39 +72,50 @@ export class NetEntry {
   sourceName: string | undefined = undefined;
   /** The routes of ours the kernel holds: the route itself when there is one (no array per net), else an array. */
   private h: RouteMessage | RouteMessage[] = NO_HAVE;
-  inflight = 0;
-  echoes: readonly ('new' | 'del')[] = NO_ECHOES;
   private bits = 0;
   private x: NetEntryExtra | undefined = undefined;
-
-  /** IPv4: the net's address word; IPv6: 0. */
-  private readonly nw: number;
-  /** IPv4: the prefix length; IPv6: the Prefix itself. No Prefix is kept for an IPv4 net (68 bytes). */
-  private readonly nl: number | Prefix;
+  /** IPv4: the net's address word (its length is in bits); IPv6: the Prefix. No Prefix is kept for an IPv4 net (72 bytes). */
+  private readonly n: number | Prefix;
 
   /** The net as a Prefix, or an IPv4 net as its address word (already masked) and `len`. */
   constructor(net: Prefix | number, len = 0) {
     if (typeof net === 'number') {
-      this.nw = net | 0;
-      this.nl = len;
+      this.n = net | 0;
+      this.bits = len << LEN_SHIFT;
     } else if (net.family === 4) {
-      this.nw = net.w0;
-      this.nl = net.len;
+      this.n = net.w0 | 0;
+      this.bits = net.len << LEN_SHIFT;
     } else {
-      this.nw = 0;
-      this.nl = net;
+      this.n = net;
     }
   }
 
   /** The net; for IPv4 a new Prefix on each call (hot paths use v4Word). */
   get net(): Prefix {
-    const l = this.nl;
-    return typeof l === 'number' ? new Prefix(4, l, this.nw) : l;
+    const n = this.n;
+    return typeof n === 'number' ? new Prefix(4, (this.bits >> LEN_SHIFT) & 63, n) : n;
   }
 
   /** The IPv4 net's address word, undefined for IPv6: no Prefix built. */
   get v4Word(): number | undefined {
-    return typeof this.nl === 'number' ? this.nw : undefined;
+    const n = this.n;
+    return typeof n === 'number' ? n : undefined;
+  }
+
+  /** Operations of ours for this net sent and not yet answered. */
+  get inflight(): number {
+    return this.bits >>> INFLIGHT_SHIFT;
+  }
+  set inflight(v: number) {
+    this.bits = (this.bits & (INFLIGHT_ONE - 1)) | (v << INFLIGHT_SHIFT);
+  }
+
+  /** The notifications our own answered operations will still cause, oldest first (only matched without the kernel's filter). */
+  get echoes(): readonly ('new' | 'del')[] {
+    return this.x?.echoes ?? NO_ECHOES;
+  }
+  private set echoes(v: readonly ('new' | 'del')[]) {
+    if (v.length !== 0 || this.x !== undefined) this.extra().echoes = v;
   }
 
   /** The route we want in the kernel (undefined: none); often shared by every net with the same attributes, so its dst may be another net's: use `net`. */

@@ -33,6 +33,47 @@ describe('NetEntry fields', () => {
     }
   });
 
+  it('keeps the net, the operations in flight, the flags and the state apart, at every IPv4 length', () => {
+    for (let len = 0; len <= 32; len++) {
+      const p = Prefix.v4(-1, len); // every address bit the length allows set
+      for (const e of [new NetEntry(p), new NetEntry(p.w0, len)]) {
+        e.state = 'withdrawing';
+        e.recheck = true;
+        e.uncertain = true;
+        for (const n of [1, 2, 3, 1000, 0]) {
+          e.inflight = n;
+          expect(e.inflight).toBe(n);
+          expect(e.net.equals(p)).toBe(true);
+          expect(e.v4Word).toBe(p.w0 | 0);
+          expect([e.state, e.recheck, e.dropped, e.queued, e.uncertain]).toEqual(['withdrawing', true, false, false, true]);
+        }
+        e.inflight++;
+        e.queued = true;
+        e.state = 'installed';
+        expect([e.inflight, e.state, e.queued, e.net.len]).toEqual([1, 'installed', true, len]);
+      }
+    }
+    const v6 = new Prefix(6, 48, 0x20010db8, 0x12340000);
+    const e = new NetEntry(v6);
+    e.inflight = 2;
+    expect([e.net, e.v4Word, e.inflight]).toEqual([v6, undefined, 2]);
+  });
+
+  it('keeps the echoes it expects, oldest first, without a side object until there is one', () => {
+    const e = new NetEntry(net);
+    expect(e.echoes).toEqual([]);
+    expect(e.takeEcho('new')).toBe(false);
+    e.expectEcho('new');
+    e.expectEcho('del');
+    expect(e.echoes).toEqual(['new', 'del']);
+    expect(e.idleOnWire).toBe(false);
+    expect(e.takeEcho('del')).toBe(false); // not the oldest
+    expect(e.takeEcho('new')).toBe(true);
+    e.dropEcho('del');
+    expect(e.echoes).toEqual([]);
+    expect(e.idleOnWire).toBe(true);
+  });
+
   it('reads back the rare fields, and resets them', () => {
     const e = new NetEntry(net);
     const err = { errno: 101, errnoName: 'ENETUNREACH', message: 'Network is unreachable' };
