@@ -143,23 +143,21 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   if (v4.n > 0) {
+    // The order, de-duplicated in place: the same net twice (held and fed) sorts side by side; the first (held) is kept.
     const order = trieSpreadPermutation(v4.words, v4.lens, v4.n);
-    const words = new Int32Array(v4.n);
-    const lens = new Uint8Array(v4.n);
-    const metrics = new Float64Array(v4.n);
+    const { words, lens } = v4;
     let m = 0;
     for (let j = 0; j < v4.n; j++) {
       const i = order[j]!;
-      const word = v4.words[i]!;
-      const len = v4.lens[i]!;
-      if (m > 0 && words[m - 1] === word && lens[m - 1] === len) continue; // the same net again (held and fed): the first (held) is kept
-      words[m] = word;
-      lens[m] = len;
-      metrics[m++] = v4.metrics[i]!;
+      if (m > 0) {
+        const prev = order[m - 1]!;
+        if (words[prev] === words[i] && lens[prev] === lens[i]) continue;
+      }
+      order[m++] = i;
     }
     for (let a = 0; a < m; a += ctx.batchSize) {
       const b = Math.min(m, a + ctx.batchSize);
-      await send(new V4DeleteSource(ctx.target, words.subarray(a, b), lens.subarray(a, b), metrics.subarray(a, b), b - a));
+      await send(new V4DeleteSource(ctx.target, v4.words, v4.lens, v4.metrics, b - a, order.subarray(a, b)));
     }
   }
   let batch: RouteOp[] = [];
@@ -174,7 +172,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
   await Promise.all(pending);
 
   const left = await ctx.io.dumpTable(false);
-  const leftovers = left.ours.map((d): RouteOp => ({ cmd: 'delete', route: kernelDelete(d.net, ctx.target, effectivePriority(d.route)) }));
+  const leftovers = left.ours.map((net, route): RouteOp => ({ cmd: 'delete', route: kernelDelete(net, ctx.target, effectivePriority(route)) }));
   result.leftovers = leftovers.length;
   if (leftovers.length) {
     await send(leftovers);
