@@ -156,7 +156,7 @@ export class Table {
       next = insertSorted(chain, route);
     }
     if (old === undefined) this.counted(state, 1);
-    this.store.set(word, len, next.length === 1 ? route : Object.freeze(next));
+    this.store.set(word, len, chainOf(next));
     this.changed(word, len, chain[0], next[0], old, route);
   }
 
@@ -229,7 +229,7 @@ export class Table {
     const next = chain.slice();
     next.splice(i, 1);
     if (next.length === 0) this.store.delete(word, len);
-    else this.store.set(word, len, next.length === 1 ? next[0]! : Object.freeze(next));
+    else this.store.set(word, len, chainOf(next));
     this.counted(this.stateOf(src), -1);
     this.changed(word, len, chain[0], next[0], old, undefined);
   }
@@ -262,6 +262,33 @@ export class Table {
     this.lastState = state;
     return state;
   }
+}
+
+/**
+ * Two-route chains, shared by every net whose chain is the same two routes
+ * (first route -> second route -> chain): a stream announcing over a routes
+ * file gives a million nets the same pair, which was a 64-byte frozen array
+ * each. Chains are immutable, so sharing them is safe; WeakMaps, so a pair
+ * goes when its routes do. Longer chains are rare and kept per net.
+ */
+const pairs = new WeakMap<Route, WeakMap<Route, readonly Route[]>>();
+
+/** The slot for a net's chain `next` (best first, at least one route). */
+function chainOf(next: Route[]): Slot {
+  if (next.length === 1) return next[0]!;
+  if (next.length !== 2) return Object.freeze(next);
+  const [a, b] = next as [Route, Route];
+  let inner = pairs.get(a);
+  if (inner === undefined) {
+    inner = new WeakMap();
+    pairs.set(a, inner);
+  }
+  let chain = inner.get(b);
+  if (chain === undefined) {
+    chain = Object.freeze(next);
+    inner.set(b, chain);
+  }
+  return chain;
 }
 
 /**

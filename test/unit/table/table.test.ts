@@ -38,6 +38,26 @@ describe('table', () => {
     expect(t.bestRoute(p('10.1.0.0/16'))).toBe(shared);
   });
 
+  it('shares a two-route chain between nets with the same two routes, and changes one net alone', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api, kern } = sources();
+    const nets = ['10.0.0.0/8', '10.1.0.0/16', '10.2.0.0/16'];
+    for (const n of nets) t.announce(p(n), stat, via('192.0.2.1'));
+    for (const n of nets) t.announce(p(n), api, via('192.0.2.2'));
+    const chain = t.routes(p('10.0.0.0/8'));
+    expect(chain.map((r) => r.src.name)).toEqual(['static', 'api']);
+    expect(t.routes(p('10.1.0.0/16'))).toBe(chain);
+    expect(Object.isFrozen(chain)).toBe(true);
+    t.announce(p('10.1.0.0/16'), api, via('192.0.2.3'));
+    t.announce(p('10.2.0.0/16'), kern, via('192.0.2.4'));
+    expect(t.routes(p('10.0.0.0/8'))).toBe(chain);
+    expect(chain.map((r) => r.attrs)).toEqual([via('192.0.2.1'), via('192.0.2.2')]);
+    expect(t.routes(p('10.1.0.0/16')).map((r) => r.attrs)).toEqual([via('192.0.2.1'), via('192.0.2.3')]);
+    expect(t.routes(p('10.2.0.0/16'))).toHaveLength(3);
+    t.withdraw(p('10.2.0.0/16'), kern);
+    expect(t.routes(p('10.2.0.0/16'))).toBe(chain); // back to the same pair
+  });
+
   it('lets a shared Route go once no net holds it', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
