@@ -738,10 +738,15 @@ export class KernelSync implements ScanTarget {
     const entries = this.entries;
     const held: HeldNets = {
       count: entries.size,
-      forEach: (take) =>
+      forEach: (v4, v6) =>
         entries.forEach((e) => {
-          if (e.haveCount > 0) take(e.net, effectivePriority(e.haveFirst!));
-          else if (e.want) take(e.net, e.want.priority);
+          let metric: number | undefined;
+          if (e.haveCount > 0) metric = effectivePriority(e.haveFirst!);
+          else if (e.want) metric = e.want.priority;
+          else return;
+          const word = e.v4Word;
+          if (word !== undefined) v4(word, e.v4Len, metric);
+          else v6(e.net, metric);
         }),
       hasV4: (word, len) => {
         const e = entries.getV4(len, word);

@@ -102,6 +102,11 @@ export class NetEntry {
     return typeof n === 'number' ? n : undefined;
   }
 
+  /** The IPv4 net's prefix length (0 for IPv6: use `net`). */
+  get v4Len(): number {
+    return (this.bits >> LEN_SHIFT) & 63;
+  }
+
   /** Operations of ours for this net sent and not yet answered. */
   get inflight(): number {
     return this.bits >>> INFLIGHT_SHIFT;

@@ -44,8 +44,8 @@ export interface WithdrawContext {
 export interface HeldNets {
   /** How many there are, at most (sizes the arrays up front). */
   readonly count: number;
-  /** Calls `take` for each, with the metric of our route there (undefined: any of ours). */
-  forEach(take: (net: Prefix, metric: number | undefined) => void): void;
+  /** Calls `v4` or `v6` for each, with the metric of our route there (undefined: any of ours); an IPv4 net as word and length, no Prefix. */
+  forEach(v4: (word: number, len: number, metric: number | undefined) => void, v6: (net: Prefix, metric: number | undefined) => void): void;
   /** Whether forEach lists this IPv4 net (a table net it lists needs no second delete). */
   hasV4(word: number, len: number): boolean;
 }
@@ -132,7 +132,12 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
     v6.push(net);
     v6Metrics.push(metric);
   };
-  held.forEach((net, metric) => take(net, ctx.target.metric ?? metric));
+  held.forEach(
+    (word, len, metric) => {
+      if (ctx.target.family === 4) v4.push(word, len, ctx.target.metric ?? metric ?? NO_METRIC);
+    },
+    (net, metric) => take(net, ctx.target.metric ?? metric),
+  );
   const fedMetric = ctx.target.metric ?? NO_METRIC;
   fed(
     (word, len) => {

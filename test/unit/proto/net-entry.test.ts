@@ -44,7 +44,7 @@ describe('NetEntry fields', () => {
           e.inflight = n;
           expect(e.inflight).toBe(n);
           expect(e.net.equals(p)).toBe(true);
-          expect(e.v4Word).toBe(p.w0 | 0);
+          expect([e.v4Word, e.v4Len]).toEqual([p.w0 | 0, len]);
           expect([e.state, e.recheck, e.dropped, e.queued, e.uncertain]).toEqual(['withdrawing', true, false, false, true]);
         }
         e.inflight++;
