@@ -166,6 +166,102 @@ function parseSimpleLine(line: string): ParsedRoute | undefined {
   return full;
 }
 
+/** What parseV4ViaBytes read: the net (word with host bits zero, length) and the interned attributes. */
+export interface V4ViaLine {
+  word: number;
+  len: number;
+  attrs: RouteAttrs | undefined;
+}
+
+/** Attributes of IPv4 `via GW` lines by gateway word, as viaCache (a canonical dotted quad and its word are one-to-one). */
+const v4ViaCache = new Map<number, RouteAttrs>();
+
+/**
+ * The routes file's fast path, on the bytes: a line that is exactly
+ * `A.B.C.D/L via E.F.G.H` (canonical dotted quads, no leading zeros, single
+ * spaces, nothing before or after, host bits zero) is read without a string,
+ * a token or a Prefix, into `out`; true when it was. Anything else returns
+ * false and goes through parseRouteLine, which gives the same result for
+ * every line accepted here (a property test holds the two together) and the
+ * error, with its column, for a wrong one. The first line through a gateway
+ * is parsed in full to make its attributes; later ones reuse them.
+ */
+export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: V4ViaLine): boolean {
+  let p = start;
+  let w = 0;
+  for (let part = 0; part < 4; part++) {
+    const first = b[p];
+    let v = 0;
+    let digits = 0;
+    while (p < end) {
+      const c = b[p]!;
+      if (c < 48 || c > 57) break;
+      if (++digits > 3) return false;
+      v = v * 10 + c - 48;
+      p++;
+    }
+    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return false;
+    w = (w << 8) | v;
+    if (part < 3) {
+      if (p >= end || b[p] !== 46) return false;
+      p++;
+    }
+  }
+  if (p >= end || b[p] !== 47) return false;
+  p++;
+  const lfirst = b[p];
+  let len = 0;
+  let ldigits = 0;
+  while (p < end) {
+    const c = b[p]!;
+    if (c < 48 || c > 57) break;
+    if (++ldigits > 2) return false;
+    len = len * 10 + c - 48;
+    p++;
+  }
+  if (ldigits === 0 || (ldigits > 1 && lfirst === 48) || len > 32) return false;
+  if ((w & ~(len === 0 ? 0 : -1 << (32 - len))) !== 0) return false; // host bits set: the full parser says so
+  if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
+  p += 5;
+  const gwStart = p;
+  let g = 0;
+  for (let part = 0; part < 4; part++) {
+    const first = b[p];
+    let v = 0;
+    let digits = 0;
+    while (p < end) {
+      const c = b[p]!;
+      if (c < 48 || c > 57) break;
+      if (++digits > 3) return false;
+      v = v * 10 + c - 48;
+      p++;
+    }
+    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return false;
+    g = (g << 8) | v;
+    if (part < 3) {
+      if (p >= end || b[p] !== 46) return false;
+      p++;
+    }
+  }
+  if (p !== end || p - gwStart < 7) return false;
+  let attrs = v4ViaCache.get(g);
+  if (attrs === undefined) {
+    let full: ParsedRoute;
+    try {
+      full = parseRouteLine(Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1'));
+    } catch {
+      return false; // the caller's parseRouteLine reports it
+    }
+    if (v4ViaCache.size >= VIA_CACHE_MAX) v4ViaCache.clear();
+    attrs = full.attrs;
+    v4ViaCache.set(g, attrs);
+  }
+  out.word = w | 0;
+  out.len = len;
+  out.attrs = attrs;
+  return true;
+}
+
 function parseFullLine(line: string): ParsedRoute {
   const c = new Cursor(tokenize(line), line.trimEnd().length + 1);
   const first = c.peek();

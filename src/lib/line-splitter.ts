@@ -16,6 +16,12 @@ export class LineSplitter {
     private readonly maxLine: number,
     private readonly onLine: (line: string) => void,
     private readonly onOverflow: () => void,
+    /**
+     * Offered each line's bytes (start..end, without the newline) before it is
+     * decoded; returning true consumes the line there, with no string made
+     * (the routes file's fast path). A line longer than maxLine is never offered.
+     */
+    private readonly onBytes?: (buf: Buffer, start: number, end: number) => boolean,
   ) {}
 
   push(chunk: Buffer): void {
@@ -31,10 +37,22 @@ export class LineSplitter {
       if (!skipped && this.size === 0) {
         // The common case: the whole line is inside this chunk; decode it without copying.
         if (nl - start > this.maxLine) this.append(chunk.subarray(start, nl));
-        else line = chunk.toString('utf8', start, nl);
+        else if (this.onBytes?.(chunk, start, nl)) {
+          start = nl + 1;
+          continue;
+        } else line = chunk.toString('utf8', start, nl);
       } else {
         this.append(chunk.subarray(start, nl));
-        if (!this.skipping) line = Buffer.concat(this.parts, this.size).toString('utf8');
+        if (!this.skipping) {
+          const whole = Buffer.concat(this.parts, this.size);
+          if (this.onBytes?.(whole, 0, whole.length)) {
+            this.parts = [];
+            this.size = 0;
+            start = nl + 1;
+            continue;
+          }
+          line = whole.toString('utf8');
+        }
       }
       const dropped = skipped || this.skipping;
       this.parts = [];

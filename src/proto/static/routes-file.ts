@@ -6,11 +6,11 @@
  * column; the caller decides whether any problem rejects the whole file.
  */
 import { createReadStream } from 'node:fs';
-import type { Prefix } from '../../lib/addr';
+import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
 import type { RouteAttrs } from '../../route';
-import { parseRouteLine, RouteSyntaxError } from '../../config/route-syntax';
+import { parseRouteLine, parseV4ViaBytes, RouteSyntaxError, type V4ViaLine } from '../../config/route-syntax';
 
 export interface RoutesFileIssue {
   file: string;
@@ -43,6 +43,7 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
   let problems = 0;
   let lineNo = 0;
   let routes = 0;
+  const fast: V4ViaLine = { word: 0, len: 0, attrs: undefined };
   const issue = (column: number, message: string): void => {
     problems++;
     if (issues.length < MAX_ISSUES) issues.push({ file, line: lineNo, column, message });
@@ -67,6 +68,15 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
       // The splitter skips this line without calling onLine for it: count it here.
       lineNo++;
       issue(1, `line longer than ${MAX_LINE} bytes`);
+    },
+    // `A.B.C.D/L via E.F.G.H`, nearly every line of a big file, read on the bytes (no string,
+    // token or regex per line: 1M lines about 0.35 s faster); anything else goes to onLine.
+    (buf, start, end) => {
+      if (!parseV4ViaBytes(buf, start, end, fast)) return false;
+      lineNo++;
+      routes++;
+      onRoute?.(new Prefix(4, fast.len, fast.word), fast.attrs!);
+      return true;
     },
   );
   await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { parseRouteLine, RouteSyntaxError } from '../../../src/config/route-syntax';
+import { parseRouteLine, parseV4ViaBytes, RouteSyntaxError, type V4ViaLine } from '../../../src/config/route-syntax';
 import { RouteAttrs } from '../../../src/route';
 
 function errorOf(line: string): RouteSyntaxError {
@@ -92,5 +92,54 @@ describe('route lines (ip route syntax)', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('the routes file fast path on bytes', () => {
+  const octet = fc.oneof(fc.integer({ min: 0, max: 255 }).map(String), fc.constantFrom('256', '01', '00', '1000', '', 'a', '-1'));
+  const quad = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+  const len = fc.oneof(fc.integer({ min: 0, max: 32 }).map(String), fc.constantFrom('024', '33', '', '1a', '100'));
+  const sep = fc.constantFrom(' via ', ' via ', ' via ', '  via ', ' via  ', ' VIA ', '\tvia ', ' via\t');
+  const line = fc.oneof(
+    fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })).map(([a, l, g]) => {
+      const w = l === 0 ? 0 : (a >>> (32 - l)) << (32 - l); // host bits zero
+      const q = (x: number): string => [x >>> 24, (x >>> 16) & 255, (x >>> 8) & 255, x & 255].join('.');
+      return `${q(w >>> 0)}/${l} via ${q(g)}`;
+    }),
+    fc.tuple(quad, len, sep, quad, fc.constantFrom('', ' ', '\r', ' metric 5', '#x', ' dev veth0')).map(([a, l, s, g, tail]) => `${a}/${l}${s}${g}${tail}`),
+  );
+
+  it('reads exactly what parseRouteLine reads, and declines whatever it does not read the same', () => {
+    fc.assert(
+      fc.property(line, (text) => {
+        const buf = Buffer.from(`xx${text}yy`, 'latin1');
+        const out: V4ViaLine = { word: 0, len: 0, attrs: undefined };
+        const fast = parseV4ViaBytes(buf, 2, 2 + text.length, out);
+        let full: ReturnType<typeof parseRouteLine> | undefined;
+        try {
+          full = parseRouteLine(text);
+        } catch (e) {
+          if (!(e instanceof RouteSyntaxError)) throw e;
+        }
+        if (fast) {
+          expect(full).toBeDefined();
+          expect([out.word, out.len]).toEqual([full!.net.w0 | 0, full!.net.len]);
+          expect(full!.net.family).toBe(4);
+          expect(out.attrs).toBe(full!.attrs);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('takes the plain shape, even through a gateway seen before', () => {
+    const out: V4ViaLine = { word: 0, len: 0, attrs: undefined };
+    for (const text of ['10.1.0.0/16 via 192.0.2.2', '0.0.0.0/0 via 192.0.2.2', '255.255.255.255/32 via 198.51.100.7']) {
+      expect(parseV4ViaBytes(Buffer.from(text), 0, text.length, out)).toBe(true);
+      expect(out.attrs).toBe(parseRouteLine(text).attrs);
+    }
+    for (const text of ['10.1.0.1/16 via 192.0.2.2', '10.1.0.0/16 via 192.0.2.2 metric 5', ' 10.1.0.0/16 via 192.0.2.2', '10.1.0.0/016 via 192.0.2.2']) {
+      expect(parseV4ViaBytes(Buffer.from(text), 0, text.length, out)).toBe(false);
+    }
   });
 });

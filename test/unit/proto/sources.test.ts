@@ -44,6 +44,20 @@ describe('routes files', () => {
     );
     await expect(readRoutesFile(join(dir(), 'missing.txt'))).rejects.toThrow(/missing.txt:1:1: cannot read/);
   });
+
+  it('counts lines the same through the fast path, across read chunks, and hands its routes over unchanged', async () => {
+    const f = join(dir(), 'routes.txt');
+    const lines: string[] = [];
+    for (let i = 0; i < 60000; i++) lines.push(i % 1000 === 7 ? `blackhole 10.${i >> 8}.${i & 255}.0/24` : `10.${i >> 8}.${i & 255}.0/24 via 192.0.2.${1 + (i % 3)}`);
+    lines.push('10.250.0.1/24 via 192.0.2.1'); // line 60001: host bits set
+    writeFileSync(f, lines.join('\n') + '\r\n10.251.0.0/24 via 192.0.2.1\r\n'); // 1 MB read chunks split lines; CRLF ends take the slow path
+    const seen: string[] = [];
+    await expect(readRoutesFile(f, (net, attrs) => seen.push(`${net} ${attrs}`))).rejects.toThrow(new RegExp(`${f}:60001:1: 10.250.0.1/24: host bits set`));
+    expect(seen).toHaveLength(60001);
+    expect(seen[7]).toBe('10.0.7.0/24 blackhole');
+    expect(seen[59999]).toBe('10.234.95.0/24 via 192.0.2.3');
+    expect(seen[60000]).toBe('10.251.0.0/24 via 192.0.2.1');
+  });
 });
 
 describe('static protocol', () => {
