@@ -21,10 +21,14 @@ import { compareSources, type RouteSource } from './source';
 export type NetKey = number | string;
 
 export class Route {
+  /** This route as a chain of one: shared, so a feed of a million nets makes no array per net for it. */
+  readonly alone: readonly Route[];
+
   constructor(
     readonly src: RouteSource,
     readonly attrs: RouteAttrs,
   ) {
+    this.alone = Object.freeze([this]);
     Object.freeze(this);
   }
 

@@ -122,7 +122,7 @@ export class Exporter implements ExporterCore {
   private shown(slot: Slot | undefined): readonly Route[] {
     if (this.kind === 'all') return slotRoutes(slot);
     const best = slotBest(slot);
-    return best === undefined ? [] : [best];
+    return best === undefined ? slotRoutes(undefined) : best.alone;
   }
 
   attach(reader: ExportRequest | Feeder): void {

@@ -25,8 +25,11 @@ export function slotBest(slot: Slot | undefined): Route | undefined {
   return slot === undefined ? undefined : Array.isArray(slot) ? (slot as readonly Route[])[0] : (slot as Route);
 }
 
+const NO_ROUTES: readonly Route[] = Object.freeze([]);
+
+/** The chain in a slot, best first (shared and frozen: never written to). */
 export function slotRoutes(slot: Slot | undefined): readonly Route[] {
-  return slot === undefined ? [] : Array.isArray(slot) ? (slot as readonly Route[]) : [slot as Route];
+  return slot === undefined ? NO_ROUTES : Array.isArray(slot) ? (slot as readonly Route[]) : (slot as Route).alone;
 }
 
 export function netKeyOf(netWord: number | string, netLen: number): NetKey {
