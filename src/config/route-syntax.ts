@@ -176,6 +176,34 @@ export interface V4ViaLine {
 /** Attributes of IPv4 `via GW` lines by gateway word, as viaCache (a canonical dotted quad and its word are one-to-one). */
 const v4ViaCache = new Map<number, RouteAttrs>();
 
+/** The word readQuad read last. */
+let quad = 0;
+
+/** Reads a canonical dotted quad (no leading zeros) at `p`: its end, with the word in `quad`; -1 if there is none. */
+function readQuad(b: Uint8Array, p: number, end: number): number {
+  let w = 0;
+  for (let part = 0; part < 4; part++) {
+    const first = b[p];
+    let v = 0;
+    let digits = 0;
+    while (p < end) {
+      const c = b[p]!;
+      if (c < 48 || c > 57) break;
+      if (++digits > 3) return -1;
+      v = v * 10 + c - 48;
+      p++;
+    }
+    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return -1;
+    w = (w << 8) | v;
+    if (part < 3) {
+      if (p >= end || b[p] !== 46) return -1;
+      p++;
+    }
+  }
+  quad = w | 0;
+  return p;
+}
+
 /**
  * The routes file's fast path, on the bytes: a line that is exactly
  * `A.B.C.D/L via E.F.G.H` (canonical dotted quads, no leading zeros, single
@@ -187,26 +215,9 @@ const v4ViaCache = new Map<number, RouteAttrs>();
  * is parsed in full to make its attributes; later ones reuse them.
  */
 export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: V4ViaLine): boolean {
-  let p = start;
-  let w = 0;
-  for (let part = 0; part < 4; part++) {
-    const first = b[p];
-    let v = 0;
-    let digits = 0;
-    while (p < end) {
-      const c = b[p]!;
-      if (c < 48 || c > 57) break;
-      if (++digits > 3) return false;
-      v = v * 10 + c - 48;
-      p++;
-    }
-    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return false;
-    w = (w << 8) | v;
-    if (part < 3) {
-      if (p >= end || b[p] !== 46) return false;
-      p++;
-    }
-  }
+  let p = readQuad(b, start, end);
+  if (p < 0) return false;
+  const w = quad;
   if (p >= end || b[p] !== 47) return false;
   p++;
   const lfirst = b[p];
@@ -222,28 +233,8 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   if (ldigits === 0 || (ldigits > 1 && lfirst === 48) || len > 32) return false;
   if ((w & ~(len === 0 ? 0 : -1 << (32 - len))) !== 0) return false; // host bits set: the full parser says so
   if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
-  p += 5;
-  const gwStart = p;
-  let g = 0;
-  for (let part = 0; part < 4; part++) {
-    const first = b[p];
-    let v = 0;
-    let digits = 0;
-    while (p < end) {
-      const c = b[p]!;
-      if (c < 48 || c > 57) break;
-      if (++digits > 3) return false;
-      v = v * 10 + c - 48;
-      p++;
-    }
-    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return false;
-    g = (g << 8) | v;
-    if (part < 3) {
-      if (p >= end || b[p] !== 46) return false;
-      p++;
-    }
-  }
-  if (p !== end || p - gwStart < 7) return false;
+  if (readQuad(b, p + 5, end) !== end) return false;
+  const g = quad;
   let attrs = v4ViaCache.get(g);
   if (attrs === undefined) {
     let full: ParsedRoute;
