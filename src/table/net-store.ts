@@ -85,12 +85,6 @@ export class NetStore {
     for (const [k, slot] of this.v6) fn(k, k.charCodeAt(8), slot);
   }
 
-  /** Every chain; safe against writes made by `fn` (Map iteration tolerates them). */
-  forEachSlot(fn: (slot: Slot) => void): void {
-    for (const m of this.v4) for (const slot of m.values()) fn(slot);
-    for (const slot of this.v6.values()) fn(slot);
-  }
-
   /**
    * A sorted snapshot of the nets matching `filter`, with their chains as
    * they are now, plus `extra` keys: distinct nets that have no routes now
