@@ -495,13 +495,6 @@ export class DumpedRoutes {
     } else this.v6.push({ net: p, route });
   }
 
-  push(net: Prefix, route: RouteMessage): void {
-    if (net.family === 4) {
-      this.v4keys.push((net.w0 >>> 0) * 64 + net.len);
-      this.v4routes.push(route);
-    } else this.v6.push({ net, route });
-  }
-
   /** Every route: an IPv4 net as (word, length, undefined), an IPv6 one as (0, length, Prefix). */
   forEach(fn: (word: number, len: number, net: Prefix | undefined, route: RouteMessage) => void): void {
     const keys = this.v4keys;
