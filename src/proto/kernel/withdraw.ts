@@ -150,7 +150,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
   if (v4.n > 0) {
     // The order, de-duplicated in place: the same net twice (held and fed) sorts side by side; the first (held) is kept.
     const order = trieSpreadPermutation(v4.words, v4.lens, v4.n);
-    const { words, lens } = v4;
+    const { words, lens, metrics } = v4;
     let m = 0;
     for (let j = 0; j < v4.n; j++) {
       const i = order[j]!;
@@ -160,9 +160,21 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
       }
       order[m++] = i;
     }
+    // Each batch's nets copied out in send order as it goes: the encoder then reads them in sequence
+    // (through the order it took 300 ms per million instead of 220 with the copy), and no sorted copy
+    // of the whole set is made (13 MB at the moment the heap is largest).
     for (let a = 0; a < m; a += ctx.batchSize) {
-      const b = Math.min(m, a + ctx.batchSize);
-      await send(new V4DeleteSource(ctx.target, v4.words, v4.lens, v4.metrics, b - a, order.subarray(a, b)));
+      const n = Math.min(m, a + ctx.batchSize) - a;
+      const bw = new Int32Array(n);
+      const bl = new Uint8Array(n);
+      const bm = new Float64Array(n);
+      for (let k = 0; k < n; k++) {
+        const i = order[a + k]!;
+        bw[k] = words[i]!;
+        bl[k] = lens[i]!;
+        bm[k] = metrics[i]!;
+      }
+      await send(new V4DeleteSource(ctx.target, bw, bl, bm, n));
     }
   }
   let batch: RouteOp[] = [];

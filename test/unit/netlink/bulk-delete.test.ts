@@ -41,14 +41,4 @@ describe('V4DeleteSource', () => {
     expect(src.encode(Buffer.alloc(51), 0, 1, 0)).toBe(0); // header 16, rtmsg 12, table, dst, metric 8 each
     expect(src.encode(Buffer.alloc(52), 0, 1, 0)).toBe(52);
   });
-
-  it('with an order, sends entry order[k] as delete k', () => {
-    const words = Int32Array.of(0x0a000000, 0x0b000000 | 0, 0x0c000000);
-    const src = new V4DeleteSource({ table: 254, protocol: 144 }, words, Uint8Array.of(8, 16, 24), Float64Array.of(1, NO_METRIC, 3), 2, Uint32Array.of(2, 0));
-    expect([src.op(0), src.op(1)].map((o) => `${o.route.dst} ${o.route.priority}`)).toEqual(['12.0.0.0/24 3', '10.0.0.0/8 1']);
-    const plain = new V4DeleteSource({ table: 254, protocol: 144 }, words.subarray(2), Uint8Array.of(24), Float64Array.of(3), 1);
-    const [a, b] = [Buffer.alloc(64), Buffer.alloc(64)];
-    expect(src.encode(a, 0, 9, 0)).toBe(plain.encode(b, 0, 9, 0));
-    expect(a.equals(b)).toBe(true);
-  });
 });
