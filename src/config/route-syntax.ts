@@ -176,25 +176,33 @@ export interface V4ViaLine {
 /** Attributes of IPv4 `via GW` lines by gateway word, as viaCache (a canonical dotted quad and its word are one-to-one). */
 const v4ViaCache = new Map<number, RouteAttrs>();
 
-/** The word readQuad read last. */
+/** The number readDecimal read last, and the word readQuad read last. */
+let num = 0;
 let quad = 0;
+
+/** Reads 1 to `max` decimal digits at `p`, no leading zero: their end, with the value in `num`; -1 if there are none. */
+function readDecimal(b: Uint8Array, p: number, end: number, max: number): number {
+  const from = p;
+  let v = 0;
+  while (p < end) {
+    const c = b[p]!;
+    if (c < 48 || c > 57) break;
+    if (p - from === max) return -1;
+    v = v * 10 + c - 48;
+    p++;
+  }
+  if (p === from || (p - from > 1 && b[from] === 48)) return -1;
+  num = v;
+  return p;
+}
 
 /** Reads a canonical dotted quad (no leading zeros) at `p`: its end, with the word in `quad`; -1 if there is none. */
 function readQuad(b: Uint8Array, p: number, end: number): number {
   let w = 0;
   for (let part = 0; part < 4; part++) {
-    const first = b[p];
-    let v = 0;
-    let digits = 0;
-    while (p < end) {
-      const c = b[p]!;
-      if (c < 48 || c > 57) break;
-      if (++digits > 3) return -1;
-      v = v * 10 + c - 48;
-      p++;
-    }
-    if (digits === 0 || (digits > 1 && first === 48) || v > 255) return -1;
-    w = (w << 8) | v;
+    p = readDecimal(b, p, end, 3);
+    if (p < 0 || num > 255) return -1;
+    w = (w << 8) | num;
     if (part < 3) {
       if (p >= end || b[p] !== 46) return -1;
       p++;
@@ -219,18 +227,9 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   if (p < 0) return false;
   const w = quad;
   if (p >= end || b[p] !== 47) return false;
-  p++;
-  const lfirst = b[p];
-  let len = 0;
-  let ldigits = 0;
-  while (p < end) {
-    const c = b[p]!;
-    if (c < 48 || c > 57) break;
-    if (++ldigits > 2) return false;
-    len = len * 10 + c - 48;
-    p++;
-  }
-  if (ldigits === 0 || (ldigits > 1 && lfirst === 48) || len > 32) return false;
+  p = readDecimal(b, p + 1, end, 2);
+  if (p < 0 || num > 32) return false;
+  const len = num;
   if ((w & ~(len === 0 ? 0 : -1 << (32 - len))) !== 0) return false; // host bits set: the full parser says so
   if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
   if (readQuad(b, p + 5, end) !== end) return false;
