@@ -19,10 +19,13 @@ function cli(args: string[], input?: string): { code: number; out: string; err: 
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
+/** What to show when a wait times out (the daemon's log, once it runs). */
+let context: () => string = () => '';
+
 async function until(what: string, test: () => boolean, ms = 10000): Promise<void> {
   const end = Date.now() + ms;
   while (!test()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n--- krtsync's log, last 30 lines ---\n${context().split('\n').slice(-31).join('\n')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -45,6 +48,7 @@ kernelDescribe('krtsync run (end to end)', () => {
   const sock = (): string[] => ['--socket', join(dir, 'krtsync.sock')];
 
   beforeAll(() => {
+    context = () => log;
     ns = createNetns('krt-e2e');
     dir = mkdtempSync(join(tmpdir(), 'krt-e2e-'));
     notify = UnixDatagramSocket.open(join(dir, 'notify'));
@@ -173,7 +177,15 @@ protocols:
     const monitor = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let events = '';
     monitor.stdout!.on('data', (c) => (events += String(c)));
-    await new Promise((r) => setTimeout(r, 200));
+    // Listening once it shows a change of our own (a foreign marker route, added until seen, then deleted): a
+    // fixed wait could miss the first deletes when the machine is busy.
+    await until('ip monitor to listen', () => {
+      if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+      return events.includes('192.0.2.200');
+    });
+    ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+    await until('the marker route gone', () => events.includes('Deleted 192.0.2.200'));
+    events = '';
     const killed = new Promise((r) => daemon!.on('exit', r));
     daemon!.kill('SIGKILL');
     await killed;
@@ -198,6 +210,7 @@ protocols:
 
   it('withdraws every route of ours on SIGTERM before it exits, and leaves foreign routes alone', async () => {
     expect(ours().length).toBeGreaterThan(0);
+    expect(daemon!.exitCode).toBeNull(); // still running (a restart that failed above would otherwise leave this waiting)
     const exited = new Promise<number | null>((r) => daemon!.on('exit', (code) => r(code)));
     daemon!.kill('SIGTERM');
     expect(await exited).toBe(0);
