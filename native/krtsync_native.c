@@ -659,8 +659,9 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 
 /*
  * Drains datagrams into buf[0..cap). Returns bytes stored; *err is 0 when the
- * socket ran dry (EAGAIN) or the buffer filled up, else the errno that stopped
- * the drain (ENOBUFS: the kernel dropped messages; the socket stays usable).
+ * socket ran dry (EAGAIN) or the buffer filled up, ENOBUFS when the kernel said
+ * it dropped messages (the drain reads on past it: the socket stays usable),
+ * else the errno that stopped the drain.
  * A netlink datagram cut short (MSG_TRUNC) is dropped and reported as EMSGSIZE.
  */
 static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dry) {
@@ -674,13 +675,17 @@ static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dr
   const size_t slot = is_unix ? UNIX_SLOT : NL_SLOT;
   const size_t hdr = is_unix ? 8 : 0;
   size_t w = 0;
+  int overflowed = 0;
   *err = 0;
   *dry = 0;
   for (;;) {
     size_t room = cap - w;
     int vlen = (int)(room / (slot + hdr));
     if (vlen > MAX_VLEN) vlen = MAX_VLEN;
-    if (vlen <= 0) return w; /* full: the poll fires again for the rest */
+    if (vlen <= 0) { /* full: the poll fires again for the rest */
+      if (overflowed) *err = ENOBUFS;
+      return w;
+    }
     memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)vlen);
     for (int i = 0; i < vlen; i++) {
       iovs[i].iov_base = buf + w + (size_t)i * (slot + hdr) + hdr;
@@ -695,8 +700,17 @@ static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dr
     int got = recvmmsg(s->fd, msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
     if (got < 0) {
       if (errno == EINTR) continue;
+      if (errno == ENOBUFS) {
+        /* The kernel reports an overflow before what is still queued, and keeps
+         * dropping every later message (NETLINK_S_CONGESTED) until a read empties
+         * the queue: read on now, so it is listening again before anyone acts on
+         * the overflow (a resync must not miss a change made meanwhile). */
+        overflowed = 1;
+        continue;
+      }
       if (errno == EAGAIN || errno == EWOULDBLOCK) *dry = 1;
       else *err = errno;
+      if (overflowed && *err == 0) *err = ENOBUFS;
       return w;
     }
     /* Compact: datagram i moves down to w; its slot never lies below w. */
@@ -731,7 +745,7 @@ static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dr
         w += (n + 3) & ~(size_t)3;
       }
     }
-    if (*err) return w;
+    if (*err) return w; /* EMSGSIZE: it wins over an overflow, both mean a resync */
     if (got < vlen) {
       /* Short batch: most likely dry; the next round confirms with EAGAIN cheaply. */
       continue;

@@ -6,7 +6,8 @@
  * per event-loop wake-up with every message drained then, decoded.
  *
  * Overflow is an event, not an error: when the kernel could not queue a
- * notification (ENOBUFS), onOverflow runs after the batch that preceded it.
+ * notification (ENOBUFS), onOverflow runs after the batch read with it (the
+ * drain reads on past the error, so by then the socket is listening again).
  * Notifications were lost and nobody knows which, so the caller resyncs (dumps
  * what it cares about). The monitor keeps running. The receive buffer is
  * large by default so this is rare; tests shrink it to force it.

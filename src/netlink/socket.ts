@@ -53,7 +53,7 @@ function wrapNative<T>(what: string, f: () => T): T {
 export interface ReceiveResult {
   /** Bytes of whole messages now at the start of `buffer`. */
   bytes: number;
-  /** errno that ended the drain (ENOBUFS: messages were dropped), or 0. */
+  /** ENOBUFS when the kernel dropped messages (the drain read on past it), another errno that ended the drain, or 0. */
   errno: number;
   /** True when the socket had nothing more queued. */
   dry: boolean;
