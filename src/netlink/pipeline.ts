@@ -57,6 +57,8 @@ import { RouteCommand, RouteMessage, encodeRouteRequest } from './route-codec';
 import { NetlinkSocket, NetlinkSocketOptions } from './socket';
 
 const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
+/** Requests in flight: room for a whole ring of chunks (8 x 256 KiB, about 40,000 route adds) and then some. */
+const DEFAULT_WINDOW = 65536;
 
 export interface RouteOp {
   cmd: RouteCommand;
@@ -113,11 +115,14 @@ export interface BatchResult {
 }
 
 export interface RoutePipelineOptions extends NetlinkSocketOptions {
-  /** Requests in flight (sent, not yet acked); their acks must fit the receive buffer. Default 16384. */
+  /** Requests in flight (encoded, not yet answered); their answers must fit the receive buffer. Default 65536. */
   window?: number;
   /** Bytes per sendmsg; default 256 KiB (the socket's sndbuf is raised to fit). */
   sendChunk?: number;
-  /** Chunks encoded ahead and handed to the sender thread at once; default 4. */
+  /**
+   * Chunks in the ring; default 8. At most half of them go to the sender thread at once, so the other
+   * half is encoded while the kernel works and goes out the moment the sender is back.
+   */
   depth?: number;
   /** `full` once this many changes wait to be encoded; default 4 * window. */
   highWater?: number;
@@ -177,6 +182,8 @@ export class RoutePipeline {
   private readonly sendList: Int32Array;
   private readonly chunkSize: number;
   private readonly depth: number;
+  /** Chunks handed to the sender thread at once: half the ring. */
+  private readonly handoff: number;
   private head = 0;
   private nSending = 0;
   private nReady = 0;
@@ -217,7 +224,7 @@ export class RoutePipeline {
     readonly socket: NetlinkSocket,
     private readonly opts: RoutePipelineOptions = {},
   ) {
-    this.maxWindow = this.window = Math.max(1, opts.window ?? 16384);
+    this.maxWindow = this.window = Math.max(1, opts.window ?? DEFAULT_WINDOW);
     let ring = 1;
     while (ring < this.maxWindow * 2) ring <<= 1;
     this.mask = ring - 1;
@@ -227,7 +234,8 @@ export class RoutePipeline {
     this.slotChunkStart = new Uint32Array(ring);
     this.slotFence = new Uint8Array(ring);
     this.chunkSize = opts.sendChunk ?? 256 * 1024;
-    this.depth = Math.max(1, opts.depth ?? 4);
+    this.depth = Math.max(1, opts.depth ?? 8);
+    this.handoff = Math.max(1, this.depth >> 1);
     this.sendBuf = Buffer.allocUnsafe(this.chunkSize * this.depth);
     this.chunkViews = Array.from({ length: this.depth }, (_, k) => this.sendBuf.subarray(k * this.chunkSize, (k + 1) * this.chunkSize));
     this.chunkLen = new Int32Array(this.depth);
@@ -256,7 +264,7 @@ export class RoutePipeline {
    * (an ack costs about 1 KiB of socket memory), send buffer for one chunk.
    */
   static open(opts: RoutePipelineOptions = {}): RoutePipeline {
-    const window = opts.window ?? 16384;
+    const window = opts.window ?? DEFAULT_WINDOW;
     const chunk = opts.sendChunk ?? 256 * 1024;
     const socket = NetlinkSocket.open({
       rcvbuf: Math.max(window * 1536, 4 << 20),
@@ -321,30 +329,40 @@ export class RoutePipeline {
     });
   }
 
-  /** Encodes into every free chunk, hands the ready ones to the sender thread if it is idle. */
+  /**
+   * Hands what is ready to the sender thread if it is idle, then encodes into every free chunk (while the
+   * kernel works on the handed ones), then hands over again if the sender was idle with nothing ready.
+   */
   private pump(): void {
     if (this.closed || this.rechecking) return;
+    this.handOver();
     while (this.nSending + this.nReady < this.depth) {
       const k = (this.head + this.nSending + this.nReady) % this.depth;
       if (!this.encodeChunk(k)) break;
       this.nReady++;
     }
-    if (this.nSending === 0 && this.nReady > 0 && !this.waitingWritable) {
-      for (let i = 0; i < this.nReady; i++) {
-        const k = (this.head + i) % this.depth;
-        this.sendList[2 * i] = k * this.chunkSize;
-        this.sendList[2 * i + 1] = this.chunkLen[k]!;
-      }
-      this.nSending = this.nReady;
-      this.nReady = 0;
-      try {
-        this.socket.sendAsync(this.sendBuf, this.sendList, this.nSending, this.onSent);
-      } catch (e) {
-        this.nSending = 0;
-        this.failUnacked(e instanceof KrtError ? e : new NetlinkSocketError(0, `netlink send: ${String(e)}`));
-      }
-    }
+    this.handOver();
     this.wakeDrainWaiters();
+  }
+
+  /** Up to `handoff` ready chunks, in ring order, to the sender thread, if it is idle. */
+  private handOver(): void {
+    if (this.nSending !== 0 || this.nReady === 0 || this.waitingWritable) return;
+    const n = Math.min(this.nReady, this.handoff);
+    for (let i = 0; i < n; i++) {
+      const k = (this.head + i) % this.depth;
+      this.sendList[2 * i] = k * this.chunkSize;
+      this.sendList[2 * i + 1] = this.chunkLen[k]!;
+    }
+    this.nSending = n;
+    this.nReady -= n;
+    try {
+      this.socket.sendAsync(this.sendBuf, this.sendList, n, this.onSent);
+    } catch (e) {
+      this.nSending = 0;
+      this.nReady = 0;
+      this.failUnacked(e instanceof KrtError ? e : new NetlinkSocketError(0, `netlink send: ${String(e)}`));
+    }
   }
 
   /**
