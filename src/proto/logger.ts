@@ -23,6 +23,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
   debug(msg: string, fields?: LogFields): void;
+  /** Whether entries of `level` go anywhere (winston's logger has it); absent: assume they do. */
+  isLevelEnabled?(level: LogLevel): boolean;
 }
 
 export const nullLogger: Logger = Object.freeze({
@@ -30,9 +32,15 @@ export const nullLogger: Logger = Object.freeze({
   warn: () => undefined,
   info: () => undefined,
   debug: () => undefined,
+  isLevelEnabled: () => false,
 });
 
-export type LogLevel = keyof Logger;
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** Whether a debug entry would go anywhere: check before building one that costs a walk of every net. */
+export function debugOn(log: Logger): boolean {
+  return log.isLevelEnabled?.('debug') ?? true;
+}
 
 /** A logger whose fields are merged into every entry (e.g. the protocol's name and table). */
 export function withFields(log: Logger, base: LogFields): Logger {
@@ -40,7 +48,7 @@ export function withFields(log: Logger, base: LogFields): Logger {
     (level: LogLevel) =>
     (msg: string, fields?: LogFields): void =>
       log[level](msg, fields ? { ...base, ...fields } : base);
-  return { error: wrap('error'), warn: wrap('warn'), info: wrap('info'), debug: wrap('debug') };
+  return { error: wrap('error'), warn: wrap('warn'), info: wrap('info'), debug: wrap('debug'), isLevelEnabled: (level) => log.isLevelEnabled?.(level) ?? true };
 }
 
 interface Held {

@@ -40,7 +40,7 @@ import type { BatchResult } from '../../netlink/pipeline';
 import { RTMSG_LEN, type DumpedRoutes, type RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
-import { RateLimitedLog, type Logger } from '../logger';
+import { RateLimitedLog, debugOn, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import { ConversionError, toKernelRoute, type KernelTarget } from './convert';
 import { KernelIo } from './kernel-io';
@@ -703,7 +703,7 @@ export class KernelSync implements ScanTarget {
     await this.flushAndSettle();
     if (this.closed) return;
     this.sm.go('idle');
-    this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`);
+    if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`); // counts() walks every net
     if (!dumped) this.requestScan('retry after failed scan', 1000);
   }
 

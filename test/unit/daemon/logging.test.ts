@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { createLogger, encodeJournalEntry, formatLine, journalFieldName, JournalTransport, stderrIsJournal } from '../../../src/daemon/logging';
 import { closeFd, UnixDatagramSocket, type UnixDatagram } from '../../../src/netlink/socket';
+import { debugOn, nullLogger, withFields } from '../../../src/proto/logger';
 
 /** Parses the journal's native protocol back into fields (what journald does). */
 function parseJournalEntry(buf: Buffer): Record<string, string> {
@@ -109,5 +110,16 @@ describe('stderr lines', () => {
     const l2 = winston.createLogger({ transports: [new winston.transports.Stream({ stream: sink, format: winston.format.printf((i) => formatLine(i)) })] });
     l2.info('synced', { routes: 3 });
     expect(lines.join('')).toBe('<6>synced routes=3\n');
+  });
+
+  it('says whether debug entries go anywhere, through withFields too (a debug line that walks every net is skipped)', () => {
+    const info = createLogger({ level: 'info', output: 'stderr' });
+    expect(debugOn(info)).toBe(false);
+    expect(debugOn(withFields(info, { protocol: 'kernel1' }))).toBe(false);
+    info.level = 'debug'; // a reload that turns debug on
+    expect(debugOn(withFields(info, { protocol: 'kernel1' }))).toBe(true);
+    expect(debugOn(nullLogger)).toBe(false);
+    const plain = { error: (): void => undefined, warn: (): void => undefined, info: (): void => undefined, debug: (): void => undefined };
+    expect(debugOn(plain)).toBe(true); // a logger that cannot say: assume it logs
   });
 });
