@@ -529,14 +529,26 @@ export class DumpedRoutes {
  */
 export class SharedRouteDecoder {
   private readonly shapes = new Map<number, Array<{ sig: Buffer; route: RouteMessage }>>();
+  private readonly wordShapes = new Map<number, Array<{ words: Int32Array; route: RouteMessage }>>();
   private count = 0;
   private readonly sig = Buffer.alloc(2048);
+  /** decodeWords: the buffer last read as words, its view, and the attribute spans (word index pairs) of a message. */
+  private wordsOf: Buffer | undefined = undefined;
+  private words: Int32Array | undefined = undefined;
+  private readonly segs = new Int32Array(64);
   /** The net of the route decodeRoute returned last: an IPv4 net of a shared route as word and length (lastPrefix undefined), any other as lastPrefix. */
   lastWord = 0;
   lastLen = 0;
   lastPrefix: Prefix | undefined = undefined;
 
-  constructor(private readonly maxShapes = 4096) {}
+  /** `hashBits` below 32 only for tests: shapes then collide, and must still be told apart. */
+  constructor(
+    private readonly maxShapes = 4096,
+    hashBits = 32,
+  ) {
+    this.hashMask = hashBits >= 32 ? -1 : (1 << hashBits) - 1;
+  }
+  private readonly hashMask: number;
 
   decode(buf: Buffer, off: number, len: number): DumpedRoute {
     const route = this.decodeRoute(buf, off, len);
@@ -545,9 +557,114 @@ export class SharedRouteDecoder {
 
   /** The route (shared when it can be) with its net in lastWord/lastLen or lastPrefix: no object per route. */
   decodeRoute(buf: Buffer, off: number, len: number): RouteMessage {
+    if (len < C.NLMSG_HDRLEN + RTMSG_LEN || len - C.NLMSG_HDRLEN > this.sig.length) return this.full(buf, off, len);
+    if (((buf.byteOffset + off) & 3) === 0 && (len & 3) === 0) {
+      const route = this.decodeWords(buf, off, len);
+      if (route !== undefined) return route;
+    }
+    return this.decodeCopy(buf, off, len);
+  }
+
+  /**
+   * decodeRoute on the buffer's 32-bit words, for a message that starts on a 4-byte boundary with
+   * 4-byte-aligned attributes (everything the kernel sends): the shape (rtmsg without dst_len, every
+   * attribute but RTA_DST) is hashed and compared where it lies, without the copies decodeCopy makes
+   * (six Buffer.copy calls a route were a third of a restart's dump). Undefined: not such a message.
+   * Netlink is in host order and this codec reads it as little-endian throughout.
+   */
+  private decodeWords(buf: Buffer, off: number, len: number): RouteMessage | undefined {
+    if (this.wordsOf !== buf) {
+      if ((buf.byteOffset & 3) !== 0) return undefined;
+      this.words = new Int32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
+      this.wordsOf = buf;
+    }
+    const w = this.words!;
     const b = off + C.NLMSG_HDRLEN;
     const end = off + len;
-    if (len < C.NLMSG_HDRLEN + RTMSG_LEN || len - C.NLMSG_HDRLEN > this.sig.length) return this.full(buf, off, len);
+    const segs = this.segs;
+    let nseg = 0;
+    let dst = -1;
+    let dstBytes = 0;
+    let p = b + RTMSG_LEN;
+    while (p + 4 <= end) {
+      const head = w[p >> 2]!;
+      const alen = head & 0xffff;
+      if (alen < 4 || p + alen > end) return this.full(buf, off, len); // throws the decoder's error
+      const next = p + align4(alen);
+      if (next > end) return undefined;
+      if (((head >>> 16) & 0x3fff) === C.RTA_DST) {
+        dst = p + 4;
+        dstBytes = alen - 4;
+      } else {
+        if (nseg === segs.length) return undefined;
+        segs[nseg++] = p >> 2;
+        segs[nseg++] = next >> 2;
+      }
+      p = next;
+    }
+    if (p !== end) return undefined;
+    const h0 = b >> 2;
+    const first = w[h0]! & ~0xff00; // rtm_dst_len (byte 1) belongs to the net
+    let h = Math.imul(0x811c9dc5 ^ first, 0x01000193);
+    h = Math.imul(h ^ w[h0 + 1]!, 0x01000193);
+    h = Math.imul(h ^ w[h0 + 2]!, 0x01000193);
+    let n = 3;
+    for (let k = 0; k < nseg; k += 2) {
+      for (let i = segs[k]!; i < segs[k + 1]!; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+      n += segs[k + 1]! - segs[k]!;
+    }
+    h = Math.imul(h ^ n, 0x01000193) & this.hashMask;
+    const list = this.wordShapes.get(h);
+    if (list !== undefined) {
+      for (const s of list) {
+        const sw = s.words;
+        if (sw.length !== n || sw[0] !== first || sw[1] !== w[h0 + 1] || sw[2] !== w[h0 + 2]) continue;
+        let j = 3;
+        let same = true;
+        for (let k = 0; same && k < nseg; k += 2) {
+          for (let i = segs[k]!; i < segs[k + 1]!; i++) {
+            if (sw[j++] !== w[i]) {
+              same = false;
+              break;
+            }
+          }
+        }
+        if (!same) continue;
+        return this.withNet(s.route, buf, off, len, dst, dstBytes);
+      }
+    }
+    const route = this.full(buf, off, len);
+    if (this.count < this.maxShapes) {
+      this.count++;
+      const words = new Int32Array(n);
+      words[0] = first;
+      words[1] = w[h0 + 1]!;
+      words[2] = w[h0 + 2]!;
+      let j = 3;
+      for (let k = 0; k < nseg; k += 2) for (let i = segs[k]!; i < segs[k + 1]!; i++) words[j++] = w[i]!;
+      const entry = { words, route };
+      if (list !== undefined) list.push(entry);
+      else this.wordShapes.set(h, [entry]);
+    }
+    return route;
+  }
+
+  /** A known shape's shared route, with this message's net (checked as the full decoder would). */
+  private withNet(route: RouteMessage, buf: Buffer, off: number, len: number, dst: number, dstBytes: number): RouteMessage {
+    const family = route.family;
+    const dstLen = buf[off + C.NLMSG_HDRLEN + 1]!;
+    if (dst < 0) {
+      if (dstLen !== 0) return this.full(buf, off, len);
+      return this.sharedNet(route, 0, 0, family === 4 ? undefined : new Prefix(6, 0, 0));
+    }
+    if (family === 4 && dstBytes >= 4 && dstLen <= 32) return this.sharedNet(route, buf.readInt32BE(dst) & (dstLen === 0 ? 0 : -1 << (32 - dstLen)), dstLen, undefined);
+    return this.sharedNet(route, 0, 0, readPrefix(buf, dst, dstBytes, family, dstLen, dst - 4));
+  }
+
+  /** decodeRoute for any message: its shape copied into one buffer, hashed and compared there. */
+  private decodeCopy(buf: Buffer, off: number, len: number): RouteMessage {
+    const b = off + C.NLMSG_HDRLEN;
+    const end = off + len;
     const sig = this.sig;
     buf.copy(sig, 0, b, b + RTMSG_LEN);
     sig[1] = 0; // rtm_dst_len belongs to the net
@@ -572,20 +689,11 @@ export class SharedRouteDecoder {
     let h = 0x811c9dc5 ^ n;
     for (let i = 0; i + 4 <= n; i += 4) h = Math.imul(h ^ sig.readInt32LE(i), 0x01000193);
     for (let i = n & ~3; i < n; i++) h = Math.imul(h ^ sig[i]!, 0x01000193);
-    h |= 0;
+    h &= this.hashMask;
     const list = this.shapes.get(h);
     if (list !== undefined) {
       for (const s of list) {
-        if (s.sig.length === n && sig.compare(s.sig, 0, n, 0, n) === 0) {
-          const family = s.route.family;
-          const dstLen = buf[b + 1]!;
-          if (dst < 0) {
-            if (dstLen !== 0) return this.full(buf, off, len);
-            return this.sharedNet(s.route, 0, 0, family === 4 ? undefined : new Prefix(6, 0, 0));
-          }
-          if (family === 4 && dstBytes >= 4 && dstLen <= 32) return this.sharedNet(s.route, buf.readInt32BE(dst) & (dstLen === 0 ? 0 : -1 << (32 - dstLen)), dstLen, undefined);
-          return this.sharedNet(s.route, 0, 0, readPrefix(buf, dst, dstBytes, family, dstLen, dst - 4));
-        }
+        if (s.sig.length === n && sig.compare(s.sig, 0, n, 0, n) === 0) return this.withNet(s.route, buf, off, len, dst, dstBytes);
       }
     }
     const route = this.full(buf, off, len);
