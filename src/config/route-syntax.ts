@@ -252,6 +252,142 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   return true;
 }
 
+/** What parseV6ViaBytes read: the net (words with host bits zero, length) and the interned attributes. */
+export interface V6ViaLine {
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
+  len: number;
+  attrs: RouteAttrs | undefined;
+}
+
+/** Attributes of IPv6 `via GW` lines by the gateway's words (an address and its words are one-to-one), and the last one used. */
+const v6ViaCache = new Map<string, RouteAttrs>();
+const lastV6Via = { g0: 0, g1: 0, g2: 0, g3: 0, attrs: undefined as RouteAttrs | undefined };
+
+/** The groups and the words of the IPv6 address readV6 read last. */
+const v6g = new Int32Array(8);
+const v6w = new Int32Array(4);
+
+/** Whether `w`, a word of a prefix with `bits` of its 32 in the prefix, has a bit set outside them. */
+function hostBits(w: number, bits: number): boolean {
+  const mask = bits <= 0 ? 0 : bits >= 32 ? -1 : -1 << (32 - bits);
+  return (w & ~mask) !== 0;
+}
+
+function hexDigit(c: number): number {
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+}
+
+/**
+ * Reads an IPv6 address at `p` as parseAddr would (groups of 1-4 hex digits, at most one `::`), up to
+ * the first byte that cannot continue it: its end, with the words in `v6w`; -1 if there is none or it
+ * ends in a dotted quad (left to the full parser).
+ */
+function readV6(b: Uint8Array, p: number, end: number): number {
+  let count = 0;
+  let gap = -1;
+  let afterGap = false;
+  if (p + 1 < end && b[p] === 58) {
+    if (b[p + 1] !== 58) return -1; // a lone leading ':'
+    gap = 0;
+    afterGap = true;
+    p += 2;
+  }
+  for (;;) {
+    let v = 0;
+    let j = p;
+    for (; j < end && j - p < 5; j++) {
+      const d = hexDigit(b[j]!);
+      if (d < 0) break;
+      v = v * 16 + d;
+    }
+    const digits = j - p;
+    if (digits === 0) {
+      if (afterGap) break; // the address ends in '::'
+      return -1;
+    }
+    if (digits > 4 || count === 8 || (j < end && b[j] === 46)) return -1;
+    v6g[count++] = v;
+    afterGap = false;
+    p = j;
+    if (p < end && b[p] === 58) {
+      if (p + 1 < end && b[p + 1] === 58) {
+        if (gap !== -1) return -1; // a second '::'
+        gap = count;
+        afterGap = true;
+        p += 2;
+        if (p < end && b[p] === 58) return -1; // ':::'
+      } else p++; // a group must follow
+      continue;
+    }
+    break;
+  }
+  if (gap === -1 ? count !== 8 : count > 7) return -1;
+  v6w.fill(0);
+  const shift = gap === -1 ? 0 : 8 - count;
+  for (let k = 0; k < count; k++) {
+    const at = gap !== -1 && k >= gap ? k + shift : k;
+    v6w[at >> 1] = v6w[at >> 1]! | ((at & 1) === 0 ? v6g[k]! << 16 : v6g[k]!);
+  }
+  return p;
+}
+
+/**
+ * parseV4ViaBytes for IPv6: a line that is exactly `X:X::/L via Y:Y::` (single spaces, nothing
+ * before or after, host bits zero, no dotted quad, a length without leading zeros) is read into
+ * `out` without a string, a token or a Prefix; anything else returns false and goes through
+ * parseRouteLine, which reads every line accepted here the same (a property test holds them together).
+ */
+export function parseV6ViaBytes(b: Uint8Array, start: number, end: number, out: V6ViaLine): boolean {
+  let p = readV6(b, start, end);
+  if (p < 0 || p >= end || b[p] !== 47) return false;
+  const w0 = v6w[0]!;
+  const w1 = v6w[1]!;
+  const w2 = v6w[2]!;
+  const w3 = v6w[3]!;
+  p = readDecimal(b, p + 1, end, 3);
+  if (p < 0 || num > 128) return false;
+  const len = num;
+  if (hostBits(w0, len) || hostBits(w1, len - 32) || hostBits(w2, len - 64) || hostBits(w3, len - 96)) return false; // the full parser says so
+  if (end - p < 7 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
+  if (readV6(b, p + 5, end) !== end) return false;
+  const last = lastV6Via;
+  const g0 = v6w[0]!;
+  const g1 = v6w[1]!;
+  const g2 = v6w[2]!;
+  const g3 = v6w[3]!;
+  let attrs = last.attrs !== undefined && last.g0 === g0 && last.g1 === g1 && last.g2 === g2 && last.g3 === g3 ? last.attrs : undefined;
+  if (attrs === undefined) {
+    const key = `${g0} ${g1} ${g2} ${g3}`;
+    attrs = v6ViaCache.get(key);
+    if (attrs === undefined) {
+      let full: ParsedRoute;
+      try {
+        full = parseRouteLine(Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1'));
+      } catch {
+        return false; // the caller's parseRouteLine reports it
+      }
+      if (v6ViaCache.size >= VIA_CACHE_MAX) v6ViaCache.clear();
+      attrs = full.attrs;
+      v6ViaCache.set(key, attrs);
+    }
+    last.g0 = g0;
+    last.g1 = g1;
+    last.g2 = g2;
+    last.g3 = g3;
+    last.attrs = attrs;
+  }
+  out.w0 = w0 | 0;
+  out.w1 = w1 | 0;
+  out.w2 = w2 | 0;
+  out.w3 = w3 | 0;
+  out.len = len;
+  out.attrs = attrs;
+  return true;
+}
+
 function parseFullLine(line: string): ParsedRoute {
   const c = new Cursor(tokenize(line), line.trimEnd().length + 1);
   const first = c.peek();

@@ -10,7 +10,7 @@ import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
 import type { RouteAttrs } from '../../route';
-import { parseRouteLine, parseV4ViaBytes, RouteSyntaxError, type V4ViaLine } from '../../config/route-syntax';
+import { parseRouteLine, parseV4ViaBytes, parseV6ViaBytes, RouteSyntaxError, type V4ViaLine, type V6ViaLine } from '../../config/route-syntax';
 
 export interface RoutesFileIssue {
   file: string;
@@ -44,6 +44,7 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
   let lineNo = 0;
   let routes = 0;
   const fast: V4ViaLine = { word: 0, len: 0, attrs: undefined };
+  const fast6: V6ViaLine = { w0: 0, w1: 0, w2: 0, w3: 0, len: 0, attrs: undefined };
   const issue = (column: number, message: string): void => {
     problems++;
     if (issues.length < MAX_ISSUES) issues.push({ file, line: lineNo, column, message });
@@ -69,13 +70,20 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
       lineNo++;
       issue(1, `line longer than ${MAX_LINE} bytes`);
     },
-    // `A.B.C.D/L via E.F.G.H`, nearly every line of a big file, read on the bytes (no string,
-    // token or regex per line: 1M lines about 0.35 s faster); anything else goes to onLine.
+    // `A.B.C.D/L via E.F.G.H` and `X:X::/L via Y:Y::`, nearly every line of a big file, read on
+    // the bytes (no string, token or regex per line: 1M IPv4 lines about 0.35 s faster); anything
+    // else goes to onLine.
     (buf, start, end) => {
-      if (!parseV4ViaBytes(buf, start, end, fast)) return false;
+      if (parseV4ViaBytes(buf, start, end, fast)) {
+        lineNo++;
+        routes++;
+        onRoute?.(new Prefix(4, fast.len, fast.word), fast.attrs!);
+        return true;
+      }
+      if (!parseV6ViaBytes(buf, start, end, fast6)) return false;
       lineNo++;
       routes++;
-      onRoute?.(new Prefix(4, fast.len, fast.word), fast.attrs!);
+      onRoute?.(new Prefix(6, fast6.len, fast6.w0, fast6.w1, fast6.w2, fast6.w3), fast6.attrs!);
       return true;
     },
   );

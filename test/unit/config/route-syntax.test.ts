@@ -1,6 +1,7 @@
 import fc from 'fast-check';
-import { parseRouteLine, parseV4ViaBytes, RouteSyntaxError, type V4ViaLine } from '../../../src/config/route-syntax';
+import { parseRouteLine, parseV4ViaBytes, parseV6ViaBytes, RouteSyntaxError, type V4ViaLine, type V6ViaLine } from '../../../src/config/route-syntax';
 import { RouteAttrs } from '../../../src/route';
+import { Prefix } from '../../../src/lib/addr';
 
 function errorOf(line: string): RouteSyntaxError {
   try {
@@ -140,6 +141,87 @@ describe('the routes file fast path on bytes', () => {
     }
     for (const text of ['10.1.0.1/16 via 192.0.2.2', '10.1.0.0/16 via 192.0.2.2 metric 5', ' 10.1.0.0/16 via 192.0.2.2', '10.1.0.0/016 via 192.0.2.2']) {
       expect(parseV4ViaBytes(Buffer.from(text), 0, text.length, out)).toBe(false);
+    }
+  });
+});
+
+describe('the routes file fast path on bytes, IPv6', () => {
+  const word = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+  const words = fc.tuple(word, word, word, word);
+  const groups = (w: number[]): string[] => w.flatMap((x) => [(x >>> 16).toString(16), (x & 0xffff).toString(16)]);
+  // Ways to write an address: RFC 5952 (Prefix/Addr toString), every group in full, upper case, a '::' anywhere it fits.
+  const text = (w: number[], style: number): string => {
+    const g = groups(w);
+    if (style === 0) return new Prefix(6, 128, w[0]! | 0, w[1]! | 0, w[2]! | 0, w[3]! | 0).toString().replace('/128', '');
+    if (style === 1) return g.map((x) => x.padStart(4, '0')).join(':');
+    if (style === 2) return g.join(':').toUpperCase();
+    const at = style % 8;
+    const run = g.findIndex((x, i) => i >= at && x === '0');
+    if (run < 0) return g.join(':');
+    let e = run;
+    while (e < 8 && g[e] === '0') e++;
+    return `${g.slice(0, run).join(':')}::${g.slice(e).join(':')}`;
+  };
+  const odd = fc.constantFrom(':::', '::ffff:192.0.2.1', '1::2::3', '12345::', 'g::', ':1::', '1:', '1:2:3:4:5:6:7:8:9', '::', '2001:db8::/', '', '1::2:', '1:2:3:4:5:6:7:8:', '2001:db8:', '::1:', '1:::2');
+  const len = fc.oneof(fc.integer({ min: 0, max: 128 }).map(String), fc.constantFrom('048', '129', '', '1a', '1000'));
+  const sep = fc.constantFrom(' via ', ' via ', ' via ', '  via ', ' VIA ', '\tvia ');
+  const line = fc.oneof(
+    fc.tuple(words, fc.integer({ min: 0, max: 128 }), words, fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 9 })).map(([a, l, g, s1, s2]) => {
+      const net = a.map((x, k) => {
+        const bits = l - 32 * k;
+        return bits <= 0 ? 0 : bits >= 32 ? x : (x >>> (32 - bits)) << (32 - bits);
+      });
+      return `${text(net, s1)}/${l} via ${text(g, s2)}`;
+    }),
+    // A net with exactly one host bit set, in any of its words: the full parser says "host bits set".
+    // Through a gateway seen before: the first line through a gateway is parsed in full (which would catch it).
+    fc.tuple(fc.integer({ min: 0, max: 127 }), fc.integer({ min: 0, max: 127 }), fc.constantFrom('2001:db8:1::2', '2001:db8:1::3')).map(([l, bit, g]) => {
+      const host = l + (bit % (128 - l));
+      const net = [0, 1, 2, 3].map((k) => (k === host >> 5 ? (1 << (31 - (host & 31))) >>> 0 : 0));
+      return `${text(net, 0)}/${l} via ${g}`;
+    }),
+    fc.tuple(odd, fc.oneof(len, fc.constant('128')), fc.constantFrom('2001:db8:1::2', '2001:db8:1::3')).map(([a, l, g]) => `${a}/${l} via ${g}`),
+    fc.tuple(fc.oneof(words.map((w) => text(w, 0)), odd), len, sep, fc.oneof(words.map((w) => text(w, 3)), odd), fc.constantFrom('', ' ', '\r', ' metric 5', '#x')).map(
+      ([a, l, s, g, tail]) => `${a}/${l}${s}${g}${tail}`,
+    ),
+  );
+
+  it('reads exactly what parseRouteLine reads, and declines whatever it does not read the same', () => {
+    let taken = 0;
+    for (const t of ['2001:db8::/32 via 2001:db8:1::2', '2001:db8::/32 via 2001:db8:1::3']) parseV6ViaBytes(Buffer.from(t), 0, t.length, { w0: 0, w1: 0, w2: 0, w3: 0, len: 0, attrs: undefined });
+    fc.assert(
+      fc.property(line, (t) => {
+        const buf = Buffer.from(`xx${t}yy`, 'latin1');
+        const out: V6ViaLine = { w0: 0, w1: 0, w2: 0, w3: 0, len: 0, attrs: undefined };
+        const fast = parseV6ViaBytes(buf, 2, 2 + t.length, out);
+        let full: ReturnType<typeof parseRouteLine> | undefined;
+        try {
+          full = parseRouteLine(t);
+        } catch (e) {
+          if (!(e instanceof RouteSyntaxError)) throw e;
+        }
+        if (fast) {
+          taken++;
+          expect(full).toBeDefined();
+          expect(full!.net.family).toBe(6);
+          expect([out.w0, out.w1, out.w2, out.w3, out.len]).toEqual([full!.net.w0 | 0, full!.net.w1 | 0, full!.net.w2 | 0, full!.net.w3 | 0, full!.net.len]);
+          expect(out.attrs).toBe(full!.attrs);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    expect(taken).toBeGreaterThan(500); // the well-formed half is read, not declined
+  });
+
+  it('takes the plain shape, through a gateway seen before or another one, and declines the rest', () => {
+    const out: V6ViaLine = { w0: 0, w1: 0, w2: 0, w3: 0, len: 0, attrs: undefined };
+    for (const t of ['2001:db8::/48 via 2001:db8:1::2', '2001:db8:1::/48 via 2001:db8:1::3', '::/0 via 2001:db8:1::2', '2001:db8:1::/48 via 2001:db8:1::2', '2001:DB8:0:0:0:0:0:1/128 via 2001:db8:1::2']) {
+      expect(parseV6ViaBytes(Buffer.from(t), 0, t.length, out)).toBe(true);
+      expect(out.attrs).toBe(parseRouteLine(t).attrs);
+      expect(new Prefix(6, out.len, out.w0, out.w1, out.w2, out.w3).toString()).toBe(parseRouteLine(t).net.toString());
+    }
+    for (const t of ['2001:db8::1/48 via 2001:db8:1::2', '2001:db8::/48 via 2001:db8:1::2 metric 5', '2001:db8::/048 via ::1', '::ffff:192.0.2.0/120 via ::1', '2001:db8::/48 via 192.0.2.1', '::/0 via fe80::1']) {
+      expect(parseV6ViaBytes(Buffer.from(t), 0, t.length, out)).toBe(false);
     }
   });
 });
