@@ -174,15 +174,25 @@ protocols:
 
   it('restarts after SIGKILL without touching a route still wanted; removes what nothing wants any more', async () => {
     const before = ours().sort();
-    const monitor = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // `ip -n` (setns only), not `ip netns exec` (which also remounts /sys for the command).
+    const monitor = spawn('ip', ['-n', ns.name, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let events = '';
+    let monitorErr = '';
     monitor.stdout!.on('data', (c) => (events += String(c)));
+    monitor.stderr!.on('data', (c) => (monitorErr += String(c)));
     // Listening once it shows a change of our own (a foreign marker route, added until seen, then deleted): a
     // fixed wait could miss the first deletes when the machine is busy.
-    await until('ip monitor to listen', () => {
-      if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
-      return events.includes('192.0.2.200');
-    });
+    const saidMonitor = context;
+    context = () => `ip monitor: exit ${monitor.exitCode ?? 'none yet'}, stderr ${JSON.stringify(monitorErr)}, stdout ${JSON.stringify(events.slice(-500))}\n${saidMonitor()}`;
+    await until(
+      'ip monitor to listen',
+      () => {
+        if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+        return events.includes('192.0.2.200');
+      },
+      30000,
+    );
+    context = saidMonitor;
     ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
     await until('the marker route gone', () => events.includes('Deleted 192.0.2.200'));
     events = '';
