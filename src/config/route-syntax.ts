@@ -213,6 +213,23 @@ function readQuad(b: Uint8Array, p: number, end: number): number {
 }
 
 /**
+ * The attributes of a fast-path line through a gateway not cached yet: the line parsed in full (which
+ * also checks it), cached under `key`; undefined when it does not parse (the caller's parseRouteLine
+ * then reports it).
+ */
+function viaAttrsOfLine<K>(cache: Map<K, RouteAttrs>, key: K, b: Uint8Array, start: number, end: number): RouteAttrs | undefined {
+  let full: ParsedRoute;
+  try {
+    full = parseRouteLine(Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1'));
+  } catch {
+    return undefined;
+  }
+  if (cache.size >= VIA_CACHE_MAX) cache.clear();
+  cache.set(key, full.attrs);
+  return full.attrs;
+}
+
+/**
  * The routes file's fast path, on the bytes: a line that is exactly
  * `A.B.C.D/L via E.F.G.H` (canonical dotted quads, no leading zeros, single
  * spaces, nothing before or after, host bits zero) is read without a string,
@@ -234,18 +251,8 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
   if (readQuad(b, p + 5, end) !== end) return false;
   const g = quad;
-  let attrs = v4ViaCache.get(g);
-  if (attrs === undefined) {
-    let full: ParsedRoute;
-    try {
-      full = parseRouteLine(Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1'));
-    } catch {
-      return false; // the caller's parseRouteLine reports it
-    }
-    if (v4ViaCache.size >= VIA_CACHE_MAX) v4ViaCache.clear();
-    attrs = full.attrs;
-    v4ViaCache.set(g, attrs);
-  }
+  const attrs = v4ViaCache.get(g) ?? viaAttrsOfLine(v4ViaCache, g, b, start, end);
+  if (attrs === undefined) return false;
   out.word = w | 0;
   out.len = len;
   out.attrs = attrs;
@@ -361,18 +368,8 @@ export function parseV6ViaBytes(b: Uint8Array, start: number, end: number, out: 
   let attrs = last.attrs !== undefined && last.g0 === g0 && last.g1 === g1 && last.g2 === g2 && last.g3 === g3 ? last.attrs : undefined;
   if (attrs === undefined) {
     const key = `${g0} ${g1} ${g2} ${g3}`;
-    attrs = v6ViaCache.get(key);
-    if (attrs === undefined) {
-      let full: ParsedRoute;
-      try {
-        full = parseRouteLine(Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1'));
-      } catch {
-        return false; // the caller's parseRouteLine reports it
-      }
-      if (v6ViaCache.size >= VIA_CACHE_MAX) v6ViaCache.clear();
-      attrs = full.attrs;
-      v6ViaCache.set(key, attrs);
-    }
+    attrs = v6ViaCache.get(key) ?? viaAttrsOfLine(v6ViaCache, key, b, start, end);
+    if (attrs === undefined) return false;
     last.g0 = g0;
     last.g1 = g1;
     last.g2 = g2;
