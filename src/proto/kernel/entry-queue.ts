@@ -39,6 +39,13 @@ export class DirtyQueue {
     this.count--;
   }
 
+  /** Takes every queued entry out, in queue order (for a caller that queues them again in another order). */
+  takeAll(): NetEntry[] {
+    const out: NetEntry[] = [];
+    for (let e = this.shift(); e !== undefined; e = this.shift()) out.push(e);
+    return out;
+  }
+
   /** Takes out the oldest queued entry; undefined when none is left. */
   shift(): NetEntry | undefined {
     while (this.head < this.items.length) {

@@ -83,7 +83,9 @@ export class KernelIo {
     let client: NetlinkClient | undefined;
     try {
       client = NetlinkClient.open(netns);
-      const pipeline = RoutePipeline.open({ ...netns, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
+      // highWater: enough queued to keep the sender busy for a while (about 0.3 s of kernel time), no more: what
+      // waits in the sync's own queue instead can still be put in the trie's order when the first feed ends.
+      const pipeline = RoutePipeline.open({ ...netns, highWater: 65536, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
       const io = new KernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
       try {
         const links = await client.dumpLinks();

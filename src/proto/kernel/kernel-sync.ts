@@ -197,7 +197,10 @@ export class KernelSync implements ScanTarget {
     // The whole first sync is known now. Nets already right (a restart: nearly all) are settled
     // here, in the entries' own order; the rest is queued in the order the kernel's trie takes
     // fastest (sorting a million entries a restart does not send is 0.2 s for nothing). Early
-    // adds still queued stay where they are; those out settle when their answer comes.
+    // adds the pipeline has not taken yet (on a cold start the kernel is behind the feed: a third
+    // to a half of them) join that order; those out settle when their answer comes. The kernel
+    // adds the rest faster, and deletes them faster at shutdown (its trie keeps the layout of the
+    // order routes went in): cold start 6.4-6.5 -> 6.0 s back to back, docs/benchmarks.md round 6.
     const work: NetEntry[] = [];
     this.entries.forEach((e) => {
       if (e.queued || !e.idleOnWire) return;
@@ -205,7 +208,8 @@ export class KernelSync implements ScanTarget {
       else if (e.plan(this.target).length === 0) this.settleState(e, true);
       else work.push(e);
     });
-    for (const e of trieSpreadOrder(work, entryWord)) this.dirty.add(e);
+    const rest = this.dirty.takeAll();
+    for (const e of trieSpreadOrder(rest.length === 0 ? work : rest.concat(work), entryWord)) this.dirty.add(e);
     this.sending = true;
     const t0 = Date.now();
     await this.flushAndSettle();

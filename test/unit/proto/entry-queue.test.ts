@@ -26,6 +26,21 @@ describe('DirtyQueue', () => {
     expect(q.size).toBe(0);
   });
 
+  it('takeAll hands over every queued entry in order and leaves none queued (to queue them again in another order)', () => {
+    const q = new DirtyQueue();
+    const [a, b, c] = [entry(1), entry(2), entry(3)];
+    q.add(a);
+    q.add(b);
+    q.add(c);
+    q.delete(b);
+    expect(q.takeAll()).toEqual([a, c]);
+    expect(q.size).toBe(0);
+    expect([a.queued, b.queued, c.queued]).toEqual([false, false, false]);
+    q.add(c);
+    q.add(a);
+    expect(drain(q)).toEqual([c, a]);
+  });
+
   it('an entry deleted and added again is listed once', () => {
     const q = new DirtyQueue();
     const [a, b] = [entry(1), entry(2)];
