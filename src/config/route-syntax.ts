@@ -14,7 +14,7 @@
  * The parser is pure: interface names stay names; the kernel protocol resolves
  * them to indexes.
  */
-import { type Addr, Prefix, parsePrefix, tryParseAddr } from '../lib/addr';
+import { type Addr, Prefix, parsePrefix, tryParseAddr, wordMask } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import { RouteAttrs, RTAX, type LockableName, type MetricName, type NextHopSpec, type RouteAttrsSpec, type RouteType } from '../route';
 import { RouteError } from '../route/route-error';
@@ -247,7 +247,7 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   p = readDecimal(b, p + 1, end, 2);
   if (p < 0 || num > 32) return false;
   const len = num;
-  if ((w & ~(len === 0 ? 0 : -1 << (32 - len))) !== 0) return false; // host bits set: the full parser says so
+  if ((w & ~wordMask(len)) !== 0) return false; // host bits set: the full parser says so
   if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
   if (readQuad(b, p + 5, end) !== end) return false;
   const g = quad;
@@ -276,12 +276,6 @@ const lastV6Via = { g0: 0, g1: 0, g2: 0, g3: 0, attrs: undefined as RouteAttrs |
 /** The groups and the words of the IPv6 address readV6 read last. */
 const v6g = new Int32Array(8);
 const v6w = new Int32Array(4);
-
-/** Whether `w`, a word of a prefix with `bits` of its 32 in the prefix, has a bit set outside them. */
-function hostBits(w: number, bits: number): boolean {
-  const mask = bits <= 0 ? 0 : bits >= 32 ? -1 : -1 << (32 - bits);
-  return (w & ~mask) !== 0;
-}
 
 function hexDigit(c: number): number {
   return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
@@ -357,7 +351,7 @@ export function parseV6ViaBytes(b: Uint8Array, start: number, end: number, out: 
   p = readDecimal(b, p + 1, end, 3);
   if (p < 0 || num > 128) return false;
   const len = num;
-  if (hostBits(w0, len) || hostBits(w1, len - 32) || hostBits(w2, len - 64) || hostBits(w3, len - 96)) return false; // the full parser says so
+  if ((w0 & ~wordMask(len)) | (w1 & ~wordMask(len - 32)) | (w2 & ~wordMask(len - 64)) | (w3 & ~wordMask(len - 96))) return false; // host bits set: the full parser says so
   if (end - p < 7 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
   if (readV6(b, p + 5, end) !== end) return false;
   const last = lastV6Via;

@@ -32,7 +32,8 @@ export function maxLen(f: Family): number {
 }
 
 /** Mask with the top `bits` bits of a 32-bit word set (0..32), as int32. */
-function wordMask(bits: number): number {
+/** The mask of a 32-bit word with `bits` of its bits (from the top) in a prefix: 0 for none or fewer, -1 for all. */
+export function wordMask(bits: number): number {
   if (bits <= 0) return 0;
   if (bits >= 32) return -1;
   return (-1 << (32 - bits)) | 0;
