@@ -35,7 +35,7 @@ export const nullLogger: Logger = Object.freeze({
   isLevelEnabled: () => false,
 });
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogLevel = Exclude<keyof Logger, 'isLevelEnabled'>;
 
 /** Whether a debug entry would go anywhere: check before building one that costs a walk of every net. */
 export function debugOn(log: Logger): boolean {
