@@ -93,7 +93,8 @@ export interface OpSource {
   op(index: number): RouteOp;
 }
 
-class OpArraySource implements OpSource {
+/** An array of RouteOps as an OpSource. */
+export class OpArraySource implements OpSource {
   constructor(readonly ops: readonly RouteOp[]) {}
   get length(): number {
     return this.ops.length;

@@ -8,19 +8,8 @@
  */
 import type { Family } from '../../lib/addr';
 import * as C from '../../netlink/constants';
-import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { NetlinkMonitor } from '../../netlink/monitor';
-import type { RouteMessage } from '../../netlink/route-codec';
-
-export interface KernelMonitorHandlers {
-  onRoute(r: RouteMessage, deleted: boolean): void;
-  onLink(l: LinkMessage, deleted: boolean): void;
-  onAddr(a: AddrMessage, deleted: boolean): void;
-  onOverflow(): void;
-  onMalformed(message: string): void;
-  /** Fast path offered each route notification before it is decoded (see NetlinkMonitor); true: handled. */
-  onRawRoute?(buf: Buffer, off: number, len: number, type: number): boolean;
-}
+import type { KernelEvents } from './kernel-io';
 
 export interface KernelMonitorOptions {
   family: Family;
@@ -32,7 +21,7 @@ export interface KernelMonitorOptions {
 export class KernelMonitor {
   private readonly monitor: NetlinkMonitor;
 
-  constructor(opts: KernelMonitorOptions, handlers: KernelMonitorHandlers) {
+  constructor(opts: KernelMonitorOptions, handlers: KernelEvents) {
     const groups =
       opts.family === 4
         ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR]

@@ -26,6 +26,7 @@ import type { MergePathsOptions } from '../merge-paths';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { ExportTable, SourceTable } from '../table-port';
 import type { BackoffPolicy } from '../../lib/backoff';
+import type { KernelIoProvider } from './kernel-io';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import { KernelSync } from './kernel-sync';
@@ -68,6 +69,8 @@ export interface KernelProtocolOptions {
   pipelineWindow?: number;
   /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
   filterOwnEchoes?: boolean;
+  /** The kernel to sync with: netlink by default; unit tests give a fake one. */
+  kernelIo?: KernelIoProvider;
   log?: Logger;
 }
 
@@ -139,6 +142,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
+        ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), onForeignDump: (routes) => this.learn!.resync(family, routes) } : {}),
       });

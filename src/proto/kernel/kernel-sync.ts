@@ -43,7 +43,8 @@ import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, debugOn, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import { ConversionError, toKernelRoute, type KernelTarget } from './convert';
-import { KernelIo } from './kernel-io';
+import type { KernelIo, KernelIoProvider } from './kernel-io';
+import { openNetlinkKernelIo } from './netlink-io';
 import { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
 import type { KernelOpCmd } from './reconcile';
@@ -79,6 +80,8 @@ export interface KernelSyncOptions {
   pipelineWindow?: number;
   /** Have the kernel drop the notifications of our own changes (default true; KernelIo.ownEchoesFiltered). */
   filterOwnEchoes?: boolean;
+  /** The kernel to sync with; default: the real one, through netlink (netlink-io.ts). */
+  io?: KernelIoProvider;
   /** How often long work logs progress. Default 5 s. */
   progressEveryMs?: number;
   log: Logger;
@@ -145,7 +148,7 @@ export class KernelSync implements ScanTarget {
   /** Opens the sockets (monitor first, so no change after the dump is missed) and reads the links. */
   async open(): Promise<void> {
     this.buffering = [];
-    const { io, links } = await KernelIo.open(
+    const { io, links } = await (this.opts.io ?? openNetlinkKernelIo)(
       {
         target: this.target,
         ...(this.opts.netns !== undefined ? { netns: this.opts.netns } : {}),
@@ -342,7 +345,7 @@ export class KernelSync implements ScanTarget {
             sentHere += batch.length;
             this.submit(batch);
             batch = new SyncBatch();
-            await this.io!.drainIfFull();
+            if (this.io!.full) await this.io!.drain();
             now = Date.now();
             if (now - lastProgress >= (this.opts.progressEveryMs ?? 5000)) {
               lastProgress = now;

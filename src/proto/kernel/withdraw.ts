@@ -13,7 +13,7 @@ import type { Prefix } from '../../lib/addr';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { NO_METRIC, V4DeleteSource } from '../../netlink/bulk-delete';
 import { trieSpreadPermutation } from '../../netlink/order';
-import { opDst, type RouteOp } from '../../netlink/pipeline';
+import { OpArraySource, opDst, type RouteOp } from '../../netlink/pipeline';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
 import { kernelDelete, type KernelTarget } from './convert';
@@ -96,7 +96,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
   const send = async (ops: RouteOp[] | V4DeleteSource): Promise<void> => {
     sent += ops.length;
     pending.push(
-      ctx.io.submit(ops).then((res) => {
+      ctx.io.submit(Array.isArray(ops) ? new OpArraySource(ops) : ops).then((res) => {
         result.deleted += res.ok;
         for (const f of res.failed) {
           if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
@@ -105,7 +105,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
         }
       }),
     );
-    await ctx.io.drainIfFull();
+    if (ctx.io.full) await ctx.io.drain();
     if (Date.now() - lastProgress >= ctx.progressEveryMs) {
       lastProgress = Date.now();
       ctx.log.info(`withdrawing: ${sent} deletes sent`, { table: ctx.target.table });

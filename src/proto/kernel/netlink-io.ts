@@ -1,0 +1,119 @@
+/**
+ * The real kernel I/O (kernel-io.ts): one sync's netlink sockets.
+ *
+ *  - the monitor (route, link and address notifications), opened first, so
+ *    no change that happens after a dump can be missed;
+ *  - a client for dumps (links at start, the table at every scan);
+ *  - the route pipeline for batched changes.
+ *
+ * The kernel drops the notifications of our own changes before they reach
+ * the monitor (a socket filter on the pipeline's port id), and the monitor
+ * is drained before the pipeline reads answers, so a notification of
+ * someone else's change made before ours always arrives while ours is
+ * still in flight. A table that never held a route does not exist yet: the
+ * kernel answers ENOENT, which is an empty dump.
+ */
+import { constants as osConstants } from 'node:os';
+import { NetlinkClient } from '../../netlink/client';
+import { NetlinkRequestError } from '../../netlink/errors';
+import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
+import { encodeRouteDump } from '../../netlink/route-codec';
+import type { KernelTarget } from './convert';
+import type { KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
+import { KernelMonitor } from './kernel-monitor';
+import { TableDumpCollector } from './table-dump';
+
+const { ENOENT } = osConstants.errno;
+
+class NetlinkKernelIo implements KernelIo {
+  private monitor: KernelMonitor | undefined;
+  readonly ownEchoesFiltered: boolean;
+
+  constructor(
+    private readonly target: KernelTarget,
+    monitor: KernelMonitor,
+    private readonly client: NetlinkClient,
+    private readonly pipeline: RoutePipeline,
+    filterOwnEchoes: boolean,
+  ) {
+    this.monitor = monitor;
+    let filtered = false;
+    if (filterOwnEchoes) {
+      try {
+        monitor.ignorePort(pipeline.socket.portId);
+        pipeline.beforeAnswers = () => this.monitor?.drainNow();
+        filtered = true;
+      } catch {
+        // Left to the echo matching.
+      }
+    }
+    this.ownEchoesFiltered = filtered;
+  }
+
+  async dumpTable(includeForeign: boolean): Promise<TableDump> {
+    const t = this.target;
+    const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
+    const collect = new TableDumpCollector(t, includeForeign);
+    try {
+      const res = await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, filter), collect.decode, `dump routes of table ${t.table}`, collect.reset);
+      return collect.finish(res);
+    } catch (err) {
+      if (err instanceof NetlinkRequestError && err.errno === ENOENT) return TableDumpCollector.empty();
+      throw err;
+    }
+  }
+
+  submit(ops: OpSource): Promise<BatchResult> {
+    return this.pipeline.submitSource(ops);
+  }
+
+  get full(): boolean {
+    return this.pipeline.full;
+  }
+
+  drain(): Promise<void> {
+    return this.pipeline.drain();
+  }
+
+  closeMonitor(): void {
+    this.monitor?.close();
+    this.monitor = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closeMonitor();
+    await this.pipeline.close();
+    this.client.close();
+  }
+
+  destroy(): void {
+    this.closeMonitor();
+    this.pipeline.destroy();
+    this.client.close();
+  }
+}
+
+/** The default KernelIoProvider: netlink sockets in the process's namespace or `opts.netns`. */
+export const openNetlinkKernelIo: KernelIoProvider = async (opts: KernelIoOptions, events: KernelEvents) => {
+  const netns = opts.netns !== undefined ? { netns: opts.netns } : {};
+  const monitor = new KernelMonitor({ family: opts.target.family, ...netns, ...(opts.monitorRcvbuf ? { rcvbuf: opts.monitorRcvbuf } : {}) }, events);
+  let client: NetlinkClient | undefined;
+  try {
+    client = NetlinkClient.open(netns);
+    // highWater: enough queued to keep the sender busy for a while (about 0.3 s of kernel time), no more: what
+    // waits in the sync's own queue instead can still be put in the trie's order when the first feed ends.
+    const pipeline = RoutePipeline.open({ ...netns, highWater: 65536, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
+    const io = new NetlinkKernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
+    try {
+      const links = await client.dumpLinks();
+      return { io, links: links.items };
+    } catch (e) {
+      io.destroy();
+      throw e;
+    }
+  } catch (e) {
+    monitor.close();
+    client?.close();
+    throw e;
+  }
+};
