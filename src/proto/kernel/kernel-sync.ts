@@ -691,6 +691,7 @@ export class KernelSync implements ScanTarget {
     if (reason !== 'periodic') this.stats.resyncs++;
     this.sending = false;
     await this.settled();
+    if (this.stopping) return;
     this.buffering = [];
     let dumped: DumpedRoutes | undefined;
     try {
@@ -698,7 +699,7 @@ export class KernelSync implements ScanTarget {
     } catch (err) {
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
-    if (this.closed) return;
+    if (this.stopping) return; // a shutdown began meanwhile: it owns the sync now
     if (dumped) this.applyDump(dumped);
     this.drainBuffered();
     this.sm.go('pruning');
@@ -708,7 +709,7 @@ export class KernelSync implements ScanTarget {
     });
     this.sending = true;
     await this.flushAndSettle();
-    if (this.closed) return;
+    if (this.stopping) return;
     this.sm.go('idle');
     if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`); // counts() walks every net
     if (!dumped) this.requestScan('retry after failed scan', 1000);
@@ -781,6 +782,11 @@ export class KernelSync implements ScanTarget {
     this.beginShutdown();
     await this.settled();
     await this.close();
+  }
+
+  /** Shutting down or closed: a scan that was running gives up at its next step. */
+  private get stopping(): boolean {
+    return this.closed || this.state === 'shutting-down' || this.state === 'down';
   }
 
   private beginShutdown(): void {

@@ -1,0 +1,495 @@
+/**
+ * A fake kernel for unit tests of the kernel sync: an in-memory routing
+ * table with the kernel's rules, notifications, per-route errors, ENOBUFS
+ * and interrupted dumps. It plugs into the sync as its KernelIoProvider
+ * (src/proto/kernel/kernel-io.ts), so the sync's logic runs without root.
+ * The real kernel stays the oracle: the integration tests run the same sync
+ * through netlink.
+ *
+ * What it does like Linux (6.x), and where the sync depends on it:
+ *  - routes are keyed by (family, table, dst, tos, metric); IPv6 routes
+ *    without a metric get 1024 and a router preference of medium; a gateway
+ *    sent without a device gets the device of the link whose connected
+ *    prefix covers it (no such link, and not onlink: ENETUNREACH, "Nexthop
+ *    has invalid gateway"); a device that does not exist: ENODEV; one that is
+ *    down: ENETDOWN;
+ *  - add (NLM_F_EXCL): EEXIST when any route, of any protocol, is at that
+ *    key; replace: the route at that key, whatever its protocol, or a new
+ *    one; delete: the first route matching dst, table, tos, and the metric,
+ *    protocol, type and scope when given (0 / RTN_UNSPEC /
+ *    RT_SCOPE_NOWHERE are wildcards), else ESRCH;
+ *  - every change is notified to every monitor of its family, stamped with
+ *    the port of the socket that made it; a monitor that filters its own
+ *    pipeline's port never gets those; the pipeline delivers what is queued
+ *    on the monitors before it hands over results (the real pipeline drains
+ *    the monitor before it reads answers);
+ *  - a link going down drops the routes through it without a notification.
+ *
+ * Requests are what the sync really encodes: each change is encoded by the
+ * sync's OpSource into bytes and decoded here, so the codec is exercised too.
+ * Without the filter, notifications are offered on the raw bytes first
+ * (onRawRoute), as the netlink monitor does.
+ */
+import { constants as osConstants } from 'node:os';
+import { AF_INET, Addr, Prefix, parseAddr, parsePrefix, type Family } from '../../src/lib/addr';
+import * as C from '../../src/netlink/constants';
+import { DumpInterruptedError, type DumpResult } from '../../src/netlink/client';
+import { NetlinkRequestError, NetlinkSocketError } from '../../src/netlink/errors';
+import type { AddrMessage, LinkMessage } from '../../src/netlink/link-codec';
+import type { BatchResult, OpSource, RouteOpFailure } from '../../src/netlink/pipeline';
+import { decodeRouteMessage, encodeRouteMessage, type RouteMessage } from '../../src/netlink/route-codec';
+import type { KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from '../../src/proto/kernel/kernel-io';
+import { TableDumpCollector } from '../../src/proto/kernel/table-dump';
+
+const { EEXIST, ESRCH, ENETUNREACH, ENODEV, ENETDOWN, ECANCELED } = osConstants.errno;
+
+export interface FakeLink {
+  index: number;
+  name: string;
+  up: boolean;
+  /** Connected prefixes (addresses on the link): gateways inside them resolve to it. */
+  connected: Prefix[];
+}
+
+/** A route someone else makes (the `ip` tool): defaults protocol static, main table. */
+export interface ForeignRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  metric?: number;
+  protocol?: number;
+  table?: number;
+  type?: number;
+}
+
+/** The kernel's refusal of one change, if any (a test's rule on top of the built-in ones). */
+export type Rejecter = (r: RouteMessage, cmd: 'add' | 'replace' | 'delete') => { errno: number; extAck?: string } | undefined;
+
+type Notice = { kind: 'route'; msg: RouteMessage; deleted: boolean; port: number } | { kind: 'link'; link: LinkMessage; deleted: boolean } | { kind: 'addr'; addr: AddrMessage; deleted: boolean };
+
+const FOREIGN_PORT = 1;
+
+function effectiveMetric(r: RouteMessage): number {
+  return r.priority ?? (r.family === 6 ? 1024 : 0);
+}
+
+function keyOf(r: RouteMessage): string {
+  return `${r.family}|${r.table}|${r.dst.toString()}|${r.tos}|${effectiveMetric(r)}`;
+}
+
+export class FakeKernel {
+  readonly links = new Map<number, FakeLink>();
+  /** Routes by key, in the order they were made (a dump lists them so). */
+  private readonly routes = new Map<string, RouteMessage>();
+  private readonly ios = new Set<FakeKernelIo>();
+  private nextPort = 1000;
+  /** Changes made, by whom. */
+  readonly changes = { ours: 0, foreign: 0 };
+  /** Every change made, in order: `add 10.0.0.0/24 ...`, `del ...` (ours: made by a sync). */
+  readonly log: { change: string; ours: boolean }[] = [];
+  /** A test's own rule for the syncs' changes, asked before the built-in ones. */
+  reject: Rejecter | undefined;
+  /** The next dumps are interrupted this many times (over 5 in one dump: the dump fails). */
+  interruptDumps = 0;
+  /** Dumps taken, for tests. */
+  dumps = 0;
+
+  constructor(links: readonly { name: string; up?: boolean; connected?: string[] }[] = [{ name: 'veth0', connected: ['192.0.2.0/24', '2001:db8:1::/64'] }, { name: 'veth1', connected: ['198.51.100.0/24'] }]) {
+    this.links.set(1, { index: 1, name: 'lo', up: true, connected: [] });
+    let i = 2;
+    for (const l of links) this.links.set(i, { index: i++, name: l.name, up: l.up ?? true, connected: (l.connected ?? []).map((p) => parsePrefix(p)) });
+  }
+
+  /** The sync's KernelIoProvider. */
+  readonly provider: KernelIoProvider = async (opts, events) => {
+    const io = new FakeKernelIo(this, opts, events, this.nextPort++);
+    this.ios.add(io);
+    await Promise.resolve();
+    return { io, links: [...this.links.values()].map(linkMessage) };
+  };
+
+  /** Every route in the kernel, as `ip route` would print it (family, table and protocol given: only those). */
+  lines(f: { family?: Family; table?: number; protocol?: number } = {}): string[] {
+    const out: string[] = [];
+    for (const r of this.routes.values()) {
+      if (f.family !== undefined && r.family !== f.family) continue;
+      if (f.table !== undefined && r.table !== f.table) continue;
+      if (f.protocol !== undefined && r.protocol !== f.protocol) continue;
+      out.push(routeLine(r, this.links));
+    }
+    return out.sort();
+  }
+
+  /** The kernel's routes (copies of the objects it holds are not made: do not change them). */
+  all(): RouteMessage[] {
+    return [...this.routes.values()];
+  }
+
+  // ---------------------------------------------------------------- someone else's changes
+
+  foreignAdd(f: ForeignRoute): void {
+    this.check(this.apply('add', this.foreignMessage(f), FOREIGN_PORT));
+  }
+
+  foreignReplace(f: ForeignRoute): void {
+    this.check(this.apply('replace', this.foreignMessage(f), FOREIGN_PORT));
+  }
+
+  foreignDelete(f: ForeignRoute): void {
+    this.check(this.apply('delete', this.foreignMessage(f), FOREIGN_PORT));
+  }
+
+  /** Deletes routes without a notification (the kernel flushing them, a lost message). */
+  silentDelete(test: (r: RouteMessage) => boolean): number {
+    let n = 0;
+    for (const [k, r] of [...this.routes]) {
+      if (!test(r)) continue;
+      this.routes.delete(k);
+      n++;
+    }
+    return n;
+  }
+
+  /** Runs `changes` with every notification lost, then reports the overflow to every monitor. */
+  overflow(changes: () => void = () => undefined): void {
+    for (const io of this.ios) io.lose = true;
+    try {
+      changes();
+    } finally {
+      for (const io of this.ios) {
+        io.lose = false;
+        io.queueOverflow();
+      }
+    }
+  }
+
+  /** A link goes down (routes through it vanish silently) or comes back. */
+  setLink(name: string, up: boolean): void {
+    const l = [...this.links.values()].find((x) => x.name === name);
+    if (!l) throw new Error(`no link ${name}`);
+    if (l.up === up) return;
+    l.up = up;
+    if (!up) this.silentDelete((r) => usesLink(r, l.index));
+    for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
+  }
+
+  /** A new link appears. */
+  addLink(name: string, connected: string[] = []): FakeLink {
+    const index = Math.max(...this.links.keys()) + 1;
+    const l: FakeLink = { index, name, up: true, connected: connected.map((p) => parsePrefix(p)) };
+    this.links.set(index, l);
+    for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
+    return l;
+  }
+
+  /** Delivers every queued notification now (tests that want the order pinned down). */
+  deliverAll(): void {
+    for (const io of this.ios) io.deliver();
+  }
+
+  // ---------------------------------------------------------------- the kernel's rules
+
+  /** Applies one change as the kernel would; returns the error it would answer, if any. */
+  apply(cmd: 'add' | 'replace' | 'delete', sent: RouteMessage, port: number): { errno: number; extAck?: string } | undefined {
+    const refused = port === FOREIGN_PORT ? undefined : this.reject?.(sent, cmd);
+    if (refused) return refused;
+    if (cmd === 'delete') {
+      for (const [k, r] of this.routes) {
+        if (!deleteMatches(sent, r)) continue;
+        this.routes.delete(k);
+        this.count(port, `del ${routeLine(r, this.links)}`);
+        this.notify(r, true, port);
+        return undefined;
+      }
+      return { errno: ESRCH, extAck: 'No such route' };
+    }
+    const r = this.asStored(sent);
+    if ('errno' in r) return r;
+    const k = keyOf(r);
+    const there = this.routes.get(k);
+    if (there !== undefined && cmd === 'add') return { errno: EEXIST, extAck: 'File exists' };
+    if (there !== undefined) this.routes.delete(k); // replaced: the new one goes last, as a dump shows it
+    this.routes.set(k, r);
+    this.count(port, `${there === undefined ? 'add' : 'replace'} ${routeLine(r, this.links)}`);
+    this.notify(r, false, port);
+    return undefined;
+  }
+
+  private count(port: number, change: string): void {
+    if (port === FOREIGN_PORT) this.changes.foreign++;
+    else this.changes.ours++;
+    this.log.push({ change, ours: port !== FOREIGN_PORT });
+  }
+
+  /** The changes made by syncs since `from` (an index into log). */
+  ourChanges(from = 0): string[] {
+    return this.log.slice(from).filter((c) => c.ours).map((c) => c.change);
+  }
+
+  private check(err: { errno: number; extAck?: string } | undefined): void {
+    if (err) throw new NetlinkRequestError(err.errno, err.extAck, 'fake kernel');
+  }
+
+  /** The route as the kernel keeps (and reports) it, or the kernel's refusal. */
+  private asStored(sent: RouteMessage): RouteMessage | { errno: number; extAck?: string } {
+    const r: RouteMessage = { ...sent, dst: sent.dst };
+    if (r.family === 6) {
+      r.priority ??= 1024;
+      r.pref ??= C.ICMPV6_ROUTER_PREF_MEDIUM;
+      r.scope = C.RT_SCOPE_UNIVERSE;
+    } else if (r.priority === 0) delete r.priority;
+    if (r.type !== C.RTN_UNICAST) return r;
+    const hops = r.multipath ?? [{ gateway: r.gateway, via: r.via, oif: r.oif ?? 0, flags: r.flags, weight: 1 }];
+    const out = [];
+    for (const h of hops) {
+      const gw = h.gateway ?? h.via;
+      let oif = h.oif;
+      if (oif === 0) {
+        const link = gw === undefined ? undefined : [...this.links.values()].find((l) => l.up && l.connected.some((p) => p.contains(gw)));
+        if (link === undefined) return { errno: ENETUNREACH, extAck: 'Nexthop has invalid gateway' };
+        oif = link.index;
+      }
+      const l = this.links.get(oif);
+      if (l === undefined) return { errno: ENODEV, extAck: 'No such device' };
+      if (!l.up) return { errno: ENETDOWN, extAck: 'Nexthop device is not up' };
+      if (gw !== undefined && !(h.flags & C.RTNH_F_ONLINK) && !l.connected.some((p) => p.contains(gw))) return { errno: ENETUNREACH, extAck: 'Nexthop has invalid gateway' };
+      out.push({ ...h, oif });
+    }
+    if (r.multipath) r.multipath = out;
+    else r.oif = out[0]!.oif;
+    return r;
+  }
+
+  private foreignMessage(f: ForeignRoute): RouteMessage {
+    const dst = parsePrefix(f.dst);
+    const r: RouteMessage = {
+      family: dst.family,
+      dst,
+      tos: 0,
+      table: f.table ?? C.RT_TABLE_MAIN,
+      protocol: f.protocol ?? C.RTPROT_STATIC,
+      scope: C.RT_SCOPE_UNIVERSE,
+      type: f.type ?? C.RTN_UNICAST,
+      flags: 0,
+    };
+    if (f.metric !== undefined) r.priority = f.metric;
+    if (f.gateway !== undefined) r.gateway = parseAddr(f.gateway);
+    if (f.dev !== undefined) {
+      const l = [...this.links.values()].find((x) => x.name === f.dev);
+      r.oif = l?.index ?? 999;
+      if (f.gateway === undefined && dst.family === 4) r.scope = C.RT_SCOPE_LINK;
+    }
+    return r;
+  }
+
+  private notify(r: RouteMessage, deleted: boolean, port: number): void {
+    for (const io of this.ios) if (io.family === r.family) io.queue({ kind: 'route', msg: r, deleted, port });
+  }
+
+  /** A dump of `family`'s table as the kernel would stream it, through `decode`. */
+  dump(family: Family, table: number, protocol: number | undefined, collect: TableDumpCollector): DumpResult<RouteMessage> {
+    this.dumps++;
+    let retries = 0;
+    while (this.interruptDumps > 0) {
+      this.interruptDumps--;
+      collect.reset();
+      if (++retries > 5) throw new DumpInterruptedError(retries);
+    }
+    const items: RouteMessage[] = [];
+    const buf = Buffer.alloc(4096);
+    for (const r of this.routes.values()) {
+      if (r.family !== family || r.table !== table || (protocol !== undefined && r.protocol !== protocol)) continue;
+      const n = encodeRouteMessage(buf, 0, C.RTM_NEWROUTE, C.NLM_F_MULTI, 1, r);
+      const v = collect.decode(buf, 0, n, C.RTM_NEWROUTE);
+      if (v !== undefined) items.push(v);
+    }
+    return { items, errors: [], retries };
+  }
+
+  detach(io: FakeKernelIo): void {
+    this.ios.delete(io);
+  }
+}
+
+/** One sync's view of the fake kernel. */
+export class FakeKernelIo implements KernelIo {
+  readonly ownEchoesFiltered: boolean;
+  readonly family: Family;
+  private notices: Notice[] = [];
+  private overflowDue = false;
+  private listening = true;
+  private delivering = false;
+  private scheduled = false;
+  private pending = 0;
+  private closed = false;
+  private idle: Array<() => void> = [];
+  private readonly scratch = Buffer.alloc(64 * 1024);
+  /** Notifications are being lost (FakeKernel.overflow). */
+  lose = false;
+  /** Batches submitted (for tests). */
+  batches = 0;
+
+  constructor(
+    private readonly kernel: FakeKernel,
+    private readonly opts: KernelIoOptions,
+    private readonly events: KernelEvents,
+    readonly port: number,
+  ) {
+    this.family = opts.target.family;
+    this.ownEchoesFiltered = opts.filterOwnEchoes ?? true;
+  }
+
+  queue(n: Notice): void {
+    if (!this.listening || this.lose) return;
+    if (n.kind === 'route' && n.port === this.port && this.ownEchoesFiltered) return;
+    this.notices.push(n);
+    this.schedule();
+  }
+
+  queueOverflow(): void {
+    if (!this.listening) return;
+    this.notices = [];
+    this.overflowDue = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.deliver();
+    });
+  }
+
+  /** Hands every queued notification to the sync, in order (then the overflow, if one happened). */
+  deliver(): void {
+    if (this.delivering) return; // a handler that ends up here again: the outer loop goes on
+    this.delivering = true;
+    try {
+      while (this.notices.length > 0 && this.listening) {
+        const n = this.notices.shift()!;
+        if (n.kind === 'link') this.events.onLink(n.link, n.deleted);
+        else if (n.kind === 'addr') this.events.onAddr(n.addr, n.deleted);
+        else this.deliverRoute(n.msg, n.deleted);
+      }
+      if (this.overflowDue && this.listening) {
+        this.overflowDue = false;
+        this.events.onOverflow();
+      }
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  private deliverRoute(msg: RouteMessage, deleted: boolean): void {
+    const type = deleted ? C.RTM_DELROUTE : C.RTM_NEWROUTE;
+    const len = encodeRouteMessage(this.scratch, 0, type, 0, 0, msg);
+    if (this.events.onRawRoute?.(this.scratch, 0, len, type)) return;
+    this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted);
+  }
+
+  async dumpTable(includeForeign: boolean): Promise<TableDump> {
+    if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
+    const t = this.opts.target;
+    const collect = new TableDumpCollector(t, includeForeign);
+    const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect);
+    await new Promise((r) => setImmediate(r));
+    return collect.finish(res);
+  }
+
+  submit(ops: OpSource): Promise<BatchResult> {
+    this.batches++;
+    this.pending++;
+    return new Promise((resolve) => {
+      setImmediate(() => {
+        const failed: RouteOpFailure[] = [];
+        let ok = 0;
+        for (let i = 0; i < ops.length; i++) {
+          if (this.closed) {
+            failed.push({ index: i, op: ops.op(i), error: new NetlinkSocketError(ECANCELED, 'route pipeline closed') });
+            continue;
+          }
+          const n = ops.encode(this.scratch, 0, 1, i);
+          const type = this.scratch.readUInt16LE(4);
+          const flags = this.scratch.readUInt16LE(6);
+          const cmd = type === C.RTM_DELROUTE ? 'delete' : flags & C.NLM_F_REPLACE ? 'replace' : 'add';
+          const err = this.kernel.apply(cmd, decodeRouteMessage(this.scratch, 0, n), this.port);
+          if (err === undefined) ok++;
+          else failed.push({ index: i, op: ops.op(i), error: new NetlinkRequestError(err.errno, err.extAck, `${cmd} ${ops.op(i).dst ?? ops.op(i).route.dst}`) });
+        }
+        // As the netlink pipeline: whatever the monitor has queued is read before the answers.
+        this.deliver();
+        resolve({ ok, failed, rechecked: 0 });
+        if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
+      });
+    });
+  }
+
+  get full(): boolean {
+    return false;
+  }
+
+  drain(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  closeMonitor(): void {
+    this.listening = false;
+    this.notices = [];
+  }
+
+  async close(): Promise<void> {
+    this.closeMonitor();
+    if (this.pending > 0) await new Promise<void>((r) => this.idle.push(r));
+    this.closed = true;
+    this.kernel.detach(this);
+  }
+
+  destroy(): void {
+    this.closeMonitor();
+    this.closed = true;
+    this.kernel.detach(this);
+  }
+}
+
+function linkMessage(l: FakeLink): LinkMessage {
+  return { index: l.index, linkType: 1, flags: l.up ? C.IFF_UP | C.IFF_LOWER_UP : 0, name: l.name };
+}
+
+function usesLink(r: RouteMessage, index: number): boolean {
+  return r.oif === index || (r.multipath?.some((h) => h.oif === index) ?? false);
+}
+
+function deleteMatches(want: RouteMessage, r: RouteMessage): boolean {
+  if (want.family !== r.family || want.table !== r.table || want.tos !== r.tos || !want.dst.equals(r.dst)) return false;
+  if (want.priority !== undefined && want.priority !== effectiveMetric(r)) return false;
+  if (want.protocol !== 0 && want.protocol !== r.protocol) return false;
+  if (want.type !== C.RTN_UNSPEC && want.type !== r.type) return false;
+  if (want.family === 4 && want.scope !== C.RT_SCOPE_NOWHERE && want.scope !== r.scope) return false;
+  return true;
+}
+
+/** `ip route`-like text of a route: enough to compare what the kernel holds. */
+export function routeLine(r: RouteMessage, links?: ReadonlyMap<number, FakeLink>): string {
+  const parts: string[] = [];
+  const type = { [C.RTN_BLACKHOLE]: 'blackhole', [C.RTN_UNREACHABLE]: 'unreachable', [C.RTN_PROHIBIT]: 'prohibit' }[r.type];
+  if (type) parts.push(type);
+  parts.push(r.dst.toString());
+  const dev = (i: number | undefined): string | undefined => (i === undefined ? undefined : (links?.get(i)?.name ?? `if${i}`));
+  if (r.multipath) {
+    for (const h of r.multipath) parts.push(`nexthop via ${(h.gateway ?? h.via)?.toString() ?? '-'} dev ${dev(h.oif)} weight ${h.weight}`);
+  } else {
+    const gw = r.gateway ?? r.via;
+    if (gw) parts.push(`via ${gw.toString()}`);
+    if (r.oif !== undefined && r.type === C.RTN_UNICAST) parts.push(`dev ${dev(r.oif)}`);
+  }
+  parts.push(`proto ${r.protocol}`);
+  if (r.priority !== undefined) parts.push(`metric ${r.priority}`);
+  if (r.metrics?.mtu !== undefined) parts.push(`mtu ${r.metrics.mtu}`);
+  if (r.prefsrc) parts.push(`src ${r.prefsrc.toString()}`);
+  if (r.flags & C.RTNH_F_ONLINK) parts.push('onlink');
+  return parts.join(' ');
+}
+
+export { AF_INET, Addr, Prefix };
