@@ -37,6 +37,8 @@ export class RunScheduler {
         throw err;
       });
     },
+    /** Called when a run ends and no other is due (the scheduler is idle). */
+    private readonly onIdle?: () => void,
   ) {}
 
   get state(): RunPhase {
@@ -87,5 +89,6 @@ export class RunScheduler {
     const again = this.requestedDuringRun;
     this.requestedDuringRun = undefined;
     if (again !== undefined && !this.closed) this.schedule(again);
+    else this.onIdle?.();
   }
 }

@@ -20,7 +20,8 @@
  */
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import type { BatchResult, OpSource } from '../../netlink/pipeline';
-import type { DumpedRoutes, RouteMessage } from '../../netlink/route-codec';
+import type { RouteMessage } from '../../netlink/route-codec';
+import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { KernelTarget } from './convert';
 
 /** What the kernel tells the sync, in the order it happened. */

@@ -92,8 +92,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private firstFeed: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** With merge_paths: every route per net, best first. */
   private readonly chains = new Map<NetKey, Route[]>();
-  /** Nets fed since the last refeed began; nets not among them are withdrawn at `ready`. */
-  private refeedSeen: Set<NetKey> | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
@@ -171,7 +169,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       if (grace > 0) {
         this.log.info(`graceful restart: keeping stale routes for ${grace} ms`);
         this.graceTimer = setTimeout(() => {
-          for (const s of this.syncs.values()) s.pruneStale();
+          for (const s of this.syncs.values()) void s.pruneStale();
         }, grace);
         this.graceTimer.unref();
       }
@@ -207,12 +205,10 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       for (const item of batch) {
         switch (item.kind) {
           case 'feed':
-            this.refeedSeen?.add(item.net.key());
             if (this.channel.mergePaths) this.chains.set(item.net.key(), [...item.routes]);
             this.exportNet(item.net, item.routes);
             break;
           case 'update':
-            this.refeedSeen?.add(item.net.key());
             if (this.channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
             else if (item.new) {
               // One scratch array for the one route of an update (exportNet keeps nothing of it).
@@ -227,7 +223,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
             break;
           case 'refeed':
             this.log.info(`refeed: ${item.reason}`);
-            this.refeedSeen = new Set();
+            // A refeed lists every net that has routes: any other net we export has none by its end.
+            for (const sync of this.syncs.values()) sync.refeedBegin();
             break;
           case 'stop':
             // Before the first `ready` this fails start (pruning on a partial feed would delete wanted routes).
@@ -253,13 +250,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   private endRefeed(): void {
-    const seen = this.refeedSeen;
-    this.refeedSeen = undefined;
-    if (!seen) return;
-    // A refeed lists every net that has routes: any other net we export has none now.
-    for (const sync of this.syncs.values()) {
-      for (const net of sync.wantedNets()) if (!seen.has(net.key())) sync.setWanted(net, undefined, undefined);
-    }
+    for (const sync of this.syncs.values()) sync.refeedEnd();
   }
 
   private exportNet(net: Prefix, routes: readonly Route[]): void {

@@ -21,6 +21,7 @@
  */
 import * as C from '../../netlink/constants';
 import { METRIC_NAMES, type RouteMessage, type RouteMetrics, type RouteNextHop } from '../../netlink/route-codec';
+import type { RouteHead } from '../../netlink/route-head';
 
 /** The kernel's metric when a route has none. */
 export function effectivePriority(r: Pick<RouteMessage, 'family' | 'priority'>): number {
@@ -129,4 +130,24 @@ export function sameSimpleRoute(want: RouteMessage, have: RouteMessage): boolean
   if ((want.flags & C.RTNH_F_ONLINK) !== (have.flags & C.RTNH_F_ONLINK)) return false;
   // A gateway sent without a device matches it on any device (the kernel fills one in).
   return want.oif === undefined || want.oif === have.oif;
+}
+
+/**
+ * sameSimpleRoute against a notification read in place (netlink/route-head.ts): true when `want`
+ * is unicast through one gateway with nothing else sameSimpleRoute leaves to the texts (no
+ * prefsrc, realm, RTAX metrics, multipath or RTA_VIA) and the notification carries exactly it.
+ * False means "decode it and compare in full", never "different".
+ */
+export function sameSimpleHead(want: RouteMessage, h: RouteHead): boolean {
+  if (want.type !== C.RTN_UNICAST || h.type !== C.RTN_UNICAST || want.family !== h.family || !h.hasGateway) return false;
+  if (want.gateway === undefined || want.multipath !== undefined || want.metrics !== undefined || want.via !== undefined || want.prefsrc !== undefined) return false;
+  if (want.table !== h.table || want.protocol !== h.protocol) return false;
+  const v6 = want.family === 6;
+  if (effectivePriority(want) !== (h.priority >= 0 ? h.priority : v6 ? 1024 : 0)) return false;
+  if (!v6 && (want.scope !== h.scope || (want.flow ?? 0) !== 0)) return false;
+  if (v6 && (want.pref ?? C.ICMPV6_ROUTER_PREF_MEDIUM) !== (h.pref >= 0 ? h.pref : C.ICMPV6_ROUTER_PREF_MEDIUM)) return false;
+  const g = want.gateway;
+  if ((g.w0 | 0) !== h.gw0 || (v6 && ((g.w1 | 0) !== h.gw1 || (g.w2 | 0) !== h.gw2 || (g.w3 | 0) !== h.gw3))) return false;
+  if ((want.flags & C.RTNH_F_ONLINK) !== (h.flags & C.RTNH_F_ONLINK)) return false;
+  return want.oif === undefined || want.oif === h.oif;
 }

@@ -1,10 +1,9 @@
 /**
  * Per-route sync status as the CLI lists it (`krtsync show kernel`): state,
  * source, the kernel's error (errno, name, extended-ack text) and the next
- * retry. Built from the kernel sync's NetEntry bookkeeping (net-entry.ts).
+ * retry. The kernel sync's route store (route-store.ts) lists them; this
+ * module only says what they are, and imports nothing of the sync.
  */
-import type { Prefix } from '../../lib/addr';
-import type { NetEntry } from './net-entry';
 
 export type RouteSyncState = 'installed' | 'pending' | 'failed' | 'withdrawing';
 
@@ -30,33 +29,11 @@ export interface RouteSyncStatus {
   retryAt?: number;
 }
 
-export function entryStatus(e: NetEntry): RouteSyncStatus {
-  const s: RouteSyncStatus = { net: e.net.toString(), state: e.state, attempts: e.attempts };
-  if (e.sourceName !== undefined) s.source = e.sourceName;
-  if (e.attrs !== undefined) s.route = e.attrs.toString();
-  const err = e.error ?? e.wantError;
-  if (err) s.error = err;
-  if (e.state === 'failed' && e.retryAt > 0) s.retryAt = e.retryAt;
-  return s;
-}
-
 export interface SyncCounts {
   installed: number;
   pending: number;
   failed: number;
   withdrawing: number;
-}
-
-export function listStatus(entries: Iterable<NetEntry>, prefix?: Prefix): RouteSyncStatus[] {
-  const out: RouteSyncStatus[] = [];
-  for (const e of entries) if (e.listed && (!prefix || prefix.contains(e.net))) out.push(entryStatus(e));
-  return out;
-}
-
-export function countStates(entries: Iterable<NetEntry>): SyncCounts {
-  const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
-  for (const e of entries) if (e.listed) c[e.state]++;
-  return c;
 }
 
 /** The counts of several syncs (families, instances) added up. */

@@ -1,51 +1,91 @@
 /**
  * A batch of the kernel sync's changes as the pipeline reads it (an
- * OpSource): per change its entry, command and route, in three arrays, with
- * no op object per change. Planning's op objects die at once; these arrays
- * live until the kernel has answered, which during churn is long enough for
- * a million op objects to reach the old generation (about 56 bytes a change).
- * Adds and replaces send the shared wanted route with the entry's own net.
+ * OpSource): per change its route id, command and KernelRoute id, in typed
+ * arrays, with no object per change. Each change is encoded from its
+ * KernelRoute's bytes (RouteTemplate) and the route's net words (NetIndex):
+ * no RouteMessage, Prefix or op per change. A RouteOp is built only for a
+ * failure. The batch holds a reference to each KernelRoute it sends until
+ * its answers are in (release()), so an answer still says what was sent.
  */
+import { grownTo } from '../../lib/net-list';
 import type { RouteOp, OpSource } from '../../netlink/pipeline';
-import { encodeRouteRequest, type RouteMessage } from '../../netlink/route-codec';
-import type { NetEntry } from './net-entry';
-import type { KernelOp, KernelOpCmd } from './reconcile';
+import type { RouteCommand } from '../../netlink/route-codec';
+import { kernelDelete } from './convert';
+import type { KernelRoutes } from './kernel-routes';
+import type { RouteStore } from './route-store';
 
-const CMDS: readonly KernelOpCmd[] = ['add', 'replace', 'delete'];
+export type SyncCmd = 'add' | 'replace' | 'delete';
+const CMDS: readonly SyncCmd[] = ['add', 'replace', 'delete'];
 const DELETE = 2;
 
 export class SyncBatch implements OpSource {
-  readonly owners: NetEntry[] = [];
-  private readonly routes: RouteMessage[] = [];
-  private readonly cmds: number[] = [];
+  private n = 0;
+  owners: Int32Array;
+  private rids: Uint32Array;
+  private cmds: Uint8Array;
+
+  constructor(
+    private readonly store: RouteStore,
+    private readonly routes: KernelRoutes,
+    capacity: number,
+  ) {
+    this.owners = new Int32Array(capacity);
+    this.rids = new Uint32Array(capacity);
+    this.cmds = new Uint8Array(capacity);
+  }
 
   get length(): number {
-    return this.cmds.length;
+    return this.n;
   }
 
-  push(e: NetEntry, op: KernelOp): void {
-    this.owners.push(e);
-    this.routes.push(op.route);
-    this.cmds.push(CMDS.indexOf(op.cmd));
+  /** Adds a change of route `id`: add or replace with wanted route `rid`, or delete of held route `rid`. */
+  push(id: number, cmd: SyncCmd, rid: number): void {
+    if (this.n === this.cmds.length) this.grow(); // a net's last changes may pass the batch size
+    this.owners[this.n] = id;
+    this.rids[this.n] = rid;
+    this.cmds[this.n++] = CMDS.indexOf(cmd);
+    this.routes.ref(rid);
   }
 
-  cmd(i: number): KernelOpCmd {
+  cmd(i: number): SyncCmd {
     return CMDS[this.cmds[i]!]!;
   }
 
-  route(i: number): RouteMessage {
-    return this.routes[i]!;
+  /** The KernelRoute id of change i. */
+  rid(i: number): number {
+    return this.rids[i]!;
   }
 
   encode(buf: Buffer, off: number, seq: number, i: number): number {
+    const id = this.owners[i]!;
     const c = this.cmds[i]!;
-    const r = this.routes[i]!;
-    return encodeRouteRequest(buf, off, seq, CMDS[c]!, r, false, c === DELETE ? r.dst : this.owners[i]!.net);
+    const r = this.routes.get(this.rids[i]!);
+    const t = c === DELETE ? this.routes.deleteTemplate(r.priority) : r.template;
+    const nets = this.store.nets;
+    const len = nets.lens[id]!;
+    if (nets.stride === 1) return t.encode(buf, off, seq, CMDS[c] as RouteCommand, len, nets.words[id]!);
+    const k = id * 4;
+    const w = nets.words;
+    return t.encode(buf, off, seq, CMDS[c] as RouteCommand, len, w[k]!, w[k + 1]!, w[k + 2]!, w[k + 3]!);
   }
 
   op(i: number): RouteOp {
     const c = this.cmds[i]!;
-    const route = this.routes[i]!;
-    return c === DELETE ? { cmd: CMDS[c]!, route } : { cmd: CMDS[c]!, route, dst: this.owners[i]!.net };
+    const r = this.routes.get(this.rids[i]!);
+    const dst = this.store.nets.prefix(this.owners[i]!);
+    if (c === DELETE) return { cmd: 'delete', route: kernelDelete(dst, this.routes.target, r.priority) };
+    return { cmd: CMDS[c]!, route: r.route!, dst };
+  }
+
+  private grow(): void {
+    const cap = this.n * 2 + 8;
+    this.owners = grownTo(this.owners, cap);
+    this.rids = grownTo(this.rids, cap);
+    this.cmds = grownTo(this.cmds, cap);
+  }
+
+  /** The answers are in: the batch lets go of its routes. */
+  release(): void {
+    for (let i = 0; i < this.n; i++) this.routes.unref(this.rids[i]!);
   }
 }

@@ -10,7 +10,8 @@
  */
 import * as C from '../../netlink/constants';
 import type { DumpResult } from '../../netlink/client';
-import { DumpedRoutes, SharedRouteDecoder, decodeRouteMessage, type RouteMessage } from '../../netlink/route-codec';
+import { decodeRouteMessage, type RouteMessage } from '../../netlink/route-codec';
+import { DumpedRoutes, SharedRouteDecoder } from '../../netlink/route-dump';
 import type { KernelTarget } from './convert';
 import type { TableDump } from './kernel-io';
 

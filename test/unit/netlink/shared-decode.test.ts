@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { parseAddr, parsePrefix } from '../../../src/lib/addr';
-import { DumpedRoutes, SharedRouteDecoder, decodeRouteMessage, encodeRouteRequest } from '../../../src/netlink/route-codec';
+import { decodeRouteMessage, encodeRouteRequest } from '../../../src/netlink/route-codec';
+import { DumpedRoutes, SharedRouteDecoder } from '../../../src/netlink/route-dump';
 import { prefixArb, routeArb } from './arbitraries';
 
 describe('SharedRouteDecoder', () => {

@@ -13,7 +13,7 @@ import { parseExportFilter } from '../../../src/proto/filter';
 import { mergePaths } from '../../../src/proto/merge-paths';
 import { RateLimitedLog, type Logger } from '../../../src/proto/logger';
 import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, parseRtTables, resolveKernelTable } from '../../../src/proto/kernel/options';
-import { syncStateMachine } from '../../../src/proto/kernel/sync-state';
+import { PHASE, SYNC_TRANSITIONS, syncStateMachine, type SyncState } from '../../../src/proto/kernel/sync-state';
 import { KernelLearn } from '../../../src/proto/kernel/learn';
 import { toKernelRoute } from '../../../src/proto/kernel/convert';
 
@@ -118,21 +118,43 @@ describe('rate-limited log', () => {
 });
 
 describe('sync state machine', () => {
-  it('follows init -> first-scan -> pruning -> idle <-> scanning -> pruning', () => {
+  it('follows the first sync, a scan, and a graceful-restart hold to its end', () => {
     const sm = syncStateMachine('t');
-    for (const s of ['first-scan', 'pruning', 'idle', 'scanning', 'pruning', 'idle', 'shutting-down', 'down'] as const) sm.go(s);
+    for (const s of ['first-dump', 'first-feed', 'pruning', 'idle', 'scan-settle', 'scan-dump', 'pruning', 'idle', 'closing', 'down'] as const) sm.go(s);
     expect(sm.state).toBe('down');
+    const gr = syncStateMachine('t');
+    for (const s of ['first-dump', 'first-feed', 'holding', 'pruning', 'idle'] as const) gr.go(s);
+    expect(gr.state).toBe('idle');
   });
 
   it.each([
     ['init', 'idle'],
     ['idle', 'pruning'],
-    ['first-scan', 'scanning'],
+    ['first-dump', 'scan-dump'],
+    ['holding', 'scan-settle'],
+    ['closing', 'idle'],
   ] as const)('fails loudly on %s -> %s', (from, to) => {
     const sm = syncStateMachine('t');
-    const path = { init: [], idle: ['first-scan', 'pruning', 'idle'], 'first-scan': ['first-scan'] }[from] as Parameters<typeof sm.go>[0][];
+    const path = {
+      init: [],
+      idle: ['first-dump', 'first-feed', 'pruning', 'idle'],
+      'first-dump': ['first-dump'],
+      holding: ['first-dump', 'first-feed', 'holding'],
+      closing: ['closing'],
+    }[from] as Parameters<typeof sm.go>[0][];
     for (const s of path) sm.go(s);
     expect(() => sm.go(to)).toThrow(/impossible transition/);
+  });
+
+  it('says in one table what each phase allows', () => {
+    const all = Object.keys(SYNC_TRANSITIONS) as SyncState[];
+    expect(all.filter(PHASE.sends)).toEqual(['pruning', 'holding', 'idle']);
+    expect(all.filter(PHASE.deletes)).toEqual(['pruning', 'idle']);
+    expect(all.filter(PHASE.buffers)).toEqual(['init', 'first-dump', 'first-feed', 'scan-dump']);
+    expect(all.filter(PHASE.scans)).toEqual(['idle']);
+    // Every live phase can reach closing; closing only goes down.
+    for (const s of all.filter(PHASE.live)) expect(SYNC_TRANSITIONS[s]).toContain('closing');
+    expect(SYNC_TRANSITIONS.closing).toEqual(['down']);
   });
 });
 

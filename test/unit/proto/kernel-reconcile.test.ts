@@ -6,9 +6,10 @@ import { parseAddr, parsePrefix } from '../../../src/lib/addr';
 import { parseRouteLine } from '../../../src/config/route-syntax';
 import * as C from '../../../src/netlink/constants';
 import type { RouteMessage } from '../../../src/netlink/route-codec';
-import { kernelDelete, toKernelRoute, fromKernelRoute, type KernelTarget } from '../../../src/proto/kernel/convert';
+import { toKernelRoute, fromKernelRoute, type KernelTarget } from '../../../src/proto/kernel/convert';
 import { canonicalRoute, sameKernelRoute } from '../../../src/proto/kernel/normalize';
-import { planNet, reconcile } from '../../../src/proto/kernel/reconcile';
+import { KernelRoutes } from '../../../src/proto/kernel/kernel-routes';
+import { RouteStore, type PlanOut } from '../../../src/proto/kernel/route-store';
 
 const T4: KernelTarget = { family: 4, table: 254, protocol: 144 };
 const T6: KernelTarget = { family: 6, table: 1000, protocol: 144 };
@@ -81,53 +82,61 @@ describe('normalization', () => {
   });
 });
 
-describe('reconcile decisions', () => {
+describe('reconcile decisions (RouteStore.plan)', () => {
+  const net = parsePrefix('10.0.0.0/24');
   const base = want('10.0.0.0/24 via 192.0.2.2 dev veth0');
+  /** A store with one net wanting `line` (undefined: nothing) and the kernel holding `held`. */
+  function planFor(line: string | undefined, held: RouteMessage[]): { ops: string[]; store: RouteStore; routes: KernelRoutes; id: number } {
+    const routes = new KernelRoutes(T4, links);
+    const store = new RouteStore(4, routes);
+    const id = store.idOf(net);
+    if (line !== undefined) store.setWant(id, routes.wanted(parseRouteLine(line).attrs, undefined, 'static1'));
+    for (const h of held) store.addHave(id, routes.seen(h));
+    const out: PlanOut = { n: 0, cmds: [], ids: [] };
+    const n = store.plan(id, out);
+    const ops = out.cmds.slice(0, n).map((c, k) => `${c} ${routes.get(out.ids[k]!).priority}`);
+    return { ops, store, routes, id };
+  }
 
-  it('leaves an identical route alone', () => {
-    expect(planNet(base, [{ ...base, unknown: [] }], T4)).toEqual([]);
+  it('leaves an identical route alone, and holds the wanted route itself from then on', () => {
+    const { ops, store, id } = planFor('10.0.0.0/24 via 192.0.2.2 dev veth0', [{ ...base, unknown: [] }]);
+    expect(ops).toEqual([]);
+    expect(store.have[id]).toBe(store.want[id]);
   });
 
   it('replaces a route of ours that differs, in place', () => {
-    const ops = planNet(base, [{ ...base, gateway: parseAddr('192.0.2.9') }], T4);
-    expect(ops.map((o) => o.cmd)).toEqual(['replace']);
-  });
-
-  it('puts the net itself into the operations when want is a template made for another net', () => {
-    const net = parsePrefix('10.9.9.0/24');
-    const add = planNet(base, [], T4, net);
-    expect(add.map((o) => [o.cmd, (o.dst ?? o.route.dst).toString(), o.route.gateway?.toString()])).toEqual([['add', '10.9.9.0/24', '192.0.2.2']]);
-    expect(base.dst.toString()).toBe('10.0.0.0/24'); // the template is not changed
-    const ops = planNet(base, [{ ...base, dst: net, gateway: parseAddr('192.0.2.9') }, { ...base, dst: net, priority: 7 }], T4, net);
-    expect(ops.map((o) => [o.cmd, (o.dst ?? o.route.dst).toString()])).toEqual([['replace', '10.9.9.0/24'], ['delete', '10.9.9.0/24']]);
-    expect(ops[0]!.route).toBe(base); // the template itself, not a copy
-    expect(planNet(base, [{ ...base, dst: net }], T4, net)).toEqual([]); // the same route at this net: nothing to do
+    expect(planFor('10.0.0.0/24 via 192.0.2.2 dev veth0', [{ ...base, gateway: parseAddr('192.0.2.9') }]).ops).toEqual(['replace 0']);
   });
 
   it('adds (never replaces) when nothing of ours is at that metric', () => {
-    expect(planNet(base, [], T4).map((o) => o.cmd)).toEqual(['add']);
+    expect(planFor('10.0.0.0/24 via 192.0.2.2 dev veth0', []).ops).toEqual(['add 0']);
   });
 
   it('moves to a new metric make-before-break: add, then delete the old', () => {
-    const ops = planNet({ ...base, priority: 20 }, [{ ...base, priority: 10 }], T4);
-    expect(ops.map((o) => `${o.cmd} ${o.route.priority}`)).toEqual(['add 20', 'delete 10']);
+    expect(planFor('10.0.0.0/24 via 192.0.2.2 dev veth0 metric 20', [{ ...base, priority: 10 }]).ops).toEqual(['add 20', 'delete 10']);
+  });
+
+  it('keeps the route at the wanted metric and deletes the others', () => {
+    expect(planFor('10.0.0.0/24 via 192.0.2.2 dev veth0 metric 20', [{ ...base, priority: 10 }, { ...base, priority: 20 }, { ...base, priority: 30 }]).ops).toEqual(['delete 10', 'delete 30']);
   });
 
   it('deletes what nothing wants, naming net, table, protocol and metric only', () => {
-    const ops = planNet(undefined, [{ ...base, priority: 10 }], T4);
-    expect(ops).toEqual([{ cmd: 'delete', route: kernelDelete(base.dst, T4, 10) }]);
-    expect(ops[0]!.route).toMatchObject({ table: 254, protocol: 144, type: C.RTN_UNSPEC, scope: C.RT_SCOPE_NOWHERE });
-    expect(ops[0]!.route.gateway).toBeUndefined();
+    const { ops, routes } = planFor(undefined, [{ ...base, priority: 10 }]);
+    expect(ops).toEqual(['delete 10']);
+    const del = routes.deleteTemplate(10).route;
+    expect(del).toMatchObject({ table: 254, protocol: 144, type: C.RTN_UNSPEC, scope: C.RT_SCOPE_NOWHERE, priority: 10 });
+    expect(del.gateway).toBeUndefined();
   });
 
-  it('reconciles a whole table and counts', () => {
-    const a = want('10.0.0.0/24 via 192.0.2.2');
-    const b = want('10.0.1.0/24 via 192.0.2.2');
-    const c = want('10.0.2.0/24 via 192.0.2.2');
-    const stale = want('10.0.3.0/24 via 192.0.2.2');
-    const wanted = new Map([a, b, c].map((r) => [r.dst.key(), r]));
-    const plan = reconcile(wanted, [{ ...a, oif: 3 }, { ...b, gateway: parseAddr('192.0.2.7') }, stale], T4);
-    expect([plan.unchanged, plan.adds, plan.replaces, plan.deletes]).toEqual([1, 1, 1, 1]);
+  it('plans nothing for a route that cannot be expressed (an unknown device), and keeps what the kernel has', () => {
+    expect(planFor('10.0.0.0/24 dev veth9', [{ ...base }]).ops).toEqual([]);
+  });
+
+  it('forgets kernel routes nothing refers to any more', () => {
+    const { store, routes, id } = planFor('10.0.0.0/24 via 192.0.2.2 dev veth0', [{ ...base, gateway: parseAddr('192.0.2.9') }, { ...base, priority: 5 }]);
+    expect(routes.size).toBe(3);
+    store.drop(id);
+    expect(routes.size).toBe(0);
   });
 });
 

@@ -1,0 +1,230 @@
+/**
+ * NetIndex: the nets of one family, each with a dense id, in typed arrays.
+ *
+ * A million nets held per net as objects, or as Map entries, cost the kernel
+ * protocol about 120 bytes each and the garbage collector a walk over them
+ * at every full collection. Here a net is its address words (1 for IPv4, 4
+ * for IPv6) and its length in typed arrays indexed by its id, found through
+ * an open-addressing hash of ids (linear probing, kept at most half full,
+ * backward-shift deletion so no tombstones pile up): 13 bytes an IPv4 net,
+ * 25 an IPv6 one, outside V8's heap. Owners keep their own per-net columns
+ * indexed by the same id (see onGrow); nothing here holds a JS object per
+ * net, and no lookup builds a string or a Prefix.
+ *
+ * Ids are reused after remove(): an owner clears its columns for an id
+ * before it removes it. Ids are small integers below `capacity`.
+ */
+import { Prefix } from './addr';
+import { grownTo } from './net-list';
+
+const FREE_LEN = 255;
+
+/** A 32-bit hash of an IPv4 net (murmur3's finalizer over the word and length). */
+function hash4(word: number, len: number): number {
+  let h = word ^ Math.imul(len + 1, 0x9e3779b9);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+function hash6(w0: number, w1: number, w2: number, w3: number, len: number): number {
+  let h = Math.imul(w0 ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ w1 ^ (h >>> 15), 0xc2b2ae35);
+  h = Math.imul(h ^ w2 ^ (h >>> 13), 0x85ebca6b);
+  h = Math.imul(h ^ w3 ^ (h >>> 16), 0xc2b2ae35);
+  return hash4(h, len);
+}
+
+export class NetIndex {
+  readonly stride: 1 | 4;
+  /** Address words by id (id * stride + i), host order, host bits clear. */
+  words: Int32Array;
+  /** Prefix length by id; 255 for an id not in use. */
+  lens: Uint8Array;
+  private slots: Int32Array;
+  private mask: number;
+  private count = 0;
+  /** Ids below this have been handed out at some point. */
+  private top = 0;
+  private free: Int32Array;
+  private nfree = 0;
+  /** Called with the new id capacity when it grows, before the id that needed it is returned. */
+  onGrow: ((capacity: number) => void) | undefined = undefined;
+  /** insert*() made a new id (false: the net was there). */
+  created = false;
+
+  constructor(
+    readonly family: 4 | 6,
+    initial = 1024,
+  ) {
+    this.stride = family === 4 ? 1 : 4;
+    let cap = 16;
+    while (cap < initial) cap <<= 1;
+    this.words = new Int32Array(cap * this.stride);
+    this.lens = new Uint8Array(cap).fill(FREE_LEN);
+    this.free = new Int32Array(64);
+    this.slots = new Int32Array(cap * 2);
+    this.mask = cap * 2 - 1;
+  }
+
+  /** Nets held. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** Ids are below this; per-id columns need this many entries. */
+  get capacity(): number {
+    return this.lens.length;
+  }
+
+  /** One past the highest id ever handed out (a walk over ids stops here). */
+  get end(): number {
+    return this.top;
+  }
+
+  live(id: number): boolean {
+    return this.lens[id] !== FREE_LEN;
+  }
+
+  find4(word: number, len: number): number {
+    word |= 0;
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let i = hash4(word, len) & mask; ; i = (i + 1) & mask) {
+      const s = slots[i]!;
+      if (s === 0) return -1;
+      const id = s - 1;
+      if (this.words[id] === word && this.lens[id] === len) return id;
+    }
+  }
+
+  find6(w0: number, w1: number, w2: number, w3: number, len: number): number {
+    const slots = this.slots;
+    const mask = this.mask;
+    const words = this.words;
+    for (let i = hash6(w0, w1, w2, w3, len) & mask; ; i = (i + 1) & mask) {
+      const s = slots[i]!;
+      if (s === 0) return -1;
+      const id = s - 1;
+      const k = id * 4;
+      if (words[k] === (w0 | 0) && words[k + 1] === (w1 | 0) && words[k + 2] === (w2 | 0) && words[k + 3] === (w3 | 0) && this.lens[id] === len) return id;
+    }
+  }
+
+  /** The id of `net` (of this family), or -1. */
+  find(net: Prefix): number {
+    return this.stride === 1 ? this.find4(net.w0, net.len) : this.find6(net.w0, net.w1, net.w2, net.w3, net.len);
+  }
+
+  /** The id of the IPv4 net, made if new (`created` says which). */
+  insert4(word: number, len: number): number {
+    const found = this.find4(word, len);
+    this.created = found < 0;
+    if (found >= 0) return found;
+    const id = this.newId();
+    this.words[id] = word;
+    this.lens[id] = len;
+    this.place(id, hash4(word | 0, len));
+    return id;
+  }
+
+  insert6(w0: number, w1: number, w2: number, w3: number, len: number): number {
+    const found = this.find6(w0, w1, w2, w3, len);
+    this.created = found < 0;
+    if (found >= 0) return found;
+    const id = this.newId();
+    const k = id * 4;
+    this.words[k] = w0;
+    this.words[k + 1] = w1;
+    this.words[k + 2] = w2;
+    this.words[k + 3] = w3;
+    this.lens[id] = len;
+    this.place(id, hash6(w0 | 0, w1 | 0, w2 | 0, w3 | 0, len));
+    return id;
+  }
+
+  insert(net: Prefix): number {
+    return this.stride === 1 ? this.insert4(net.w0, net.len) : this.insert6(net.w0, net.w1, net.w2, net.w3, net.len);
+  }
+
+  /** Forgets an id (its net is no longer held); the id may be handed out again. */
+  remove(id: number): void {
+    if (!this.live(id)) return;
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = this.hashOf(id) & mask;
+    while (slots[i] !== id + 1) i = (i + 1) & mask;
+    // Backward-shift deletion: move later members of the probe run into the hole when their home allows.
+    let hole = i;
+    for (let j = (i + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
+      const home = this.hashOf(slots[j]! - 1) & mask;
+      // j's entry may move to the hole when its home is not in (hole, j] (cyclically).
+      const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
+      if (!between) {
+        slots[hole] = slots[j]!;
+        hole = j;
+      }
+    }
+    slots[hole] = 0;
+    this.lens[id] = FREE_LEN;
+    this.count--;
+    if (this.nfree === this.free.length) {
+      const f = new Int32Array(this.free.length * 2);
+      f.set(this.free);
+      this.free = f;
+    }
+    this.free[this.nfree++] = id;
+  }
+
+  /** The net of an id, as a Prefix (made on each call: for the few, not in hot loops). */
+  prefix(id: number): Prefix {
+    const len = this.lens[id]!;
+    if (this.stride === 1) return new Prefix(4, len, this.words[id]!);
+    const k = id * 4;
+    return new Prefix(6, len, this.words[k]!, this.words[k + 1]!, this.words[k + 2]!, this.words[k + 3]!);
+  }
+
+  /** Calls fn for every id in use, in id order. */
+  forEach(fn: (id: number) => void): void {
+    const lens = this.lens;
+    for (let id = 0; id < this.top; id++) if (lens[id] !== FREE_LEN) fn(id);
+  }
+
+  private hashOf(id: number): number {
+    if (this.stride === 1) return hash4(this.words[id]!, this.lens[id]!);
+    const k = id * 4;
+    return hash6(this.words[k]!, this.words[k + 1]!, this.words[k + 2]!, this.words[k + 3]!, this.lens[id]!);
+  }
+
+  private newId(): number {
+    if (this.count + 1 > (this.mask + 1) >> 1) this.rehash((this.mask + 1) * 2);
+    this.count++;
+    if (this.nfree > 0) return this.free[--this.nfree]!;
+    if (this.top === this.lens.length) this.growIds();
+    return this.top++;
+  }
+
+  private growIds(): void {
+    const cap = this.lens.length * 2;
+    this.words = grownTo(this.words, cap * this.stride);
+    const lens = new Uint8Array(cap).fill(FREE_LEN);
+    lens.set(this.lens);
+    this.lens = lens;
+    this.onGrow?.(cap);
+  }
+
+  private place(id: number, h: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let i = h & mask;
+    while (slots[i] !== 0) i = (i + 1) & mask;
+    slots[i] = id + 1;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    this.mask = size - 1;
+    const lens = this.lens;
+    for (let id = 0; id < this.top; id++) if (lens[id] !== FREE_LEN) this.place(id, this.hashOf(id));
+  }
+}

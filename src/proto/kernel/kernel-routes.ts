@@ -1,0 +1,202 @@
+/**
+ * KernelRoutes: the kernel routes of one sync, interned, each with a small
+ * integer id. A net's state (route-store.ts) names what it wants and what
+ * the kernel holds by these ids, so a million nets through one gateway are
+ * one KernelRoute, not a million objects.
+ *
+ * Two kinds share the id space:
+ *  - wanted: converted from a table route's attributes, the export filter's
+ *    settings and its source (toKernelRoute), interned by those three, or a
+ *    conversion error (an unknown device) that every net with them shares;
+ *  - seen: a route of ours as the kernel reported it (a dump's shared
+ *    shapes, a notification), interned by the decoded object.
+ * Whether a seen route is a wanted one as installed (sameKernelRoute, the
+ * canonical comparison) is asked once per pair and remembered.
+ *
+ * Ids are reference counted by their users (route-store.ts, batches in
+ * flight): one no user holds is forgotten and its id reused. The route's
+ * encoded bytes (RouteTemplate) are made on its first send and kept with it.
+ * Issue 19 puts nexthop objects here: a route's next hops become the id of
+ * a shared kernel object, refcounted the same way.
+ */
+import { Prefix } from '../../lib/addr';
+import type { RouteMessage } from '../../netlink/route-codec';
+import { RouteTemplate } from '../../netlink/route-template';
+import type { RouteAttrs } from '../../route';
+import type { KernelAttrs } from '../kernel-attrs';
+import { ConversionError, kernelDelete, toKernelRoute, type KernelTarget, type LinkResolver } from './convert';
+import { effectivePriority, sameKernelRoute } from './normalize';
+import type { RouteError } from './route-status';
+
+/** What a wanted route was made from. */
+export interface WantedKey {
+  readonly attrs: RouteAttrs;
+  readonly set: KernelAttrs | undefined;
+  readonly source: string | undefined;
+}
+
+export class KernelRoute {
+  /** Users holding the id (nets wanting or holding it, changes in flight). */
+  refs = 0;
+  private tpl: RouteTemplate | undefined = undefined;
+  /** For a wanted route: whether a seen route (by id) is this one as installed. */
+  readonly sameAs = new Map<number, boolean>();
+
+  constructor(
+    readonly id: number,
+    /** The route; undefined when it cannot be expressed (error). */
+    readonly route: RouteMessage | undefined,
+    /** The kernel's metric for it (identity with net, table and tos). */
+    readonly priority: number,
+    /** Set for wanted routes while they are interned (reconvert() retires one by clearing it). */
+    public key: WantedKey | undefined,
+    /** Why a wanted route cannot be sent now (an unknown device). */
+    readonly error: RouteError | undefined = undefined,
+  ) {}
+
+  /** The encoded bytes, made on first use. */
+  get template(): RouteTemplate {
+    return (this.tpl ??= new RouteTemplate(this.route!));
+  }
+}
+
+/** A wanted route per (attrs, set, source), a seen one per decoded object; ids from 1 (0: none). */
+export class KernelRoutes {
+  private readonly list: (KernelRoute | undefined)[] = [undefined];
+  private readonly freeIds: number[] = [];
+  private readonly byAttrs = new Map<RouteAttrs, KernelRoute[]>();
+  private readonly bySeen = new Map<RouteMessage, KernelRoute>();
+  private readonly deletes = new Map<number, RouteTemplate>();
+  /** The family's default route: toKernelRoute needs a net; what it writes into dst is never used. */
+  private readonly anyNet: Prefix;
+
+  constructor(
+    readonly target: KernelTarget,
+    private readonly links: LinkResolver,
+  ) {
+    this.anyNet = new Prefix(target.family, 0, 0);
+  }
+
+  get(id: number): KernelRoute {
+    return this.list[id]!;
+  }
+
+  /** Routes known (for tests: a sync that forgets routes keeps this small). */
+  get size(): number {
+    return this.list.length - 1 - this.freeIds.length;
+  }
+
+  /** The id of the wanted route for these attributes, made (converted) if new. The caller refs it. */
+  wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined): number {
+    const same = this.byAttrs.get(attrs);
+    if (same !== undefined) for (const r of same) if (r.key!.set === set && r.key!.source === source) return r.id;
+    const r = this.convert({ attrs, set, source });
+    if (same !== undefined) same.push(r);
+    else this.byAttrs.set(attrs, [r]);
+    return r.id;
+  }
+
+  /** The id of a route of ours the kernel reported (shared decoded objects share an id). The caller refs it. */
+  seen(route: RouteMessage): number {
+    let r = this.bySeen.get(route);
+    if (r === undefined) {
+      r = this.make(route, effectivePriority(route), undefined);
+      this.bySeen.set(route, r);
+    }
+    return r.id;
+  }
+
+  ref(id: number): void {
+    if (id !== 0) this.list[id]!.refs++;
+  }
+
+  unref(id: number): void {
+    if (id === 0) return;
+    const r = this.list[id]!;
+    if (--r.refs > 0) return;
+    this.list[id] = undefined;
+    this.freeIds.push(id);
+    if (r.key !== undefined) {
+      const same = this.byAttrs.get(r.key.attrs);
+      const rest = same?.filter((x) => x !== r) ?? [];
+      if (rest.length > 0) this.byAttrs.set(r.key.attrs, rest);
+      else this.byAttrs.delete(r.key.attrs);
+    } else if (r.route !== undefined && this.bySeen.get(r.route) === r) this.bySeen.delete(r.route);
+    for (const w of this.list) w?.sameAs.delete(id);
+  }
+
+  /** Whether the kernel's route `have` is the wanted route `want` as installed (both ids; the answer is kept). */
+  same(want: number, have: number): boolean {
+    if (want === have) return true;
+    const w = this.list[want]!;
+    let s = w.sameAs.get(have);
+    if (s === undefined) {
+      const h = this.list[have]!;
+      s = w.route !== undefined && h.route !== undefined && w.priority === h.priority && sameKernelRoute(w.route, h.route);
+      w.sameAs.set(have, s);
+    }
+    return s;
+  }
+
+  /** Whether `route` (a notification, not interned) is the wanted route `want` as installed. */
+  matches(want: number, route: RouteMessage): boolean {
+    const w = this.list[want]!;
+    return w.route !== undefined && w.priority === effectivePriority(route) && sameKernelRoute(w.route, route);
+  }
+
+  /** The bytes of a delete of our route at a metric (by net, table, protocol and metric: any next hop). */
+  deleteTemplate(priority: number): RouteTemplate {
+    let t = this.deletes.get(priority);
+    if (t === undefined) {
+      t = new RouteTemplate(kernelDelete(this.anyNet, this.target, priority));
+      this.deletes.set(priority, t);
+    }
+    return t;
+  }
+
+  /**
+   * Links changed: wanted routes naming a device are converted again. Each one that comes out
+   * different is replaced by a new wanted route (changes in flight keep the old one, so an
+   * answer still says what was sent); returns old id -> new id for the nets to move over.
+   */
+  reconvert(): Map<number, number> {
+    const moved = new Map<number, number>();
+    for (const [attrs, list] of this.byAttrs) {
+      if (!attrs.nexthops?.hops.some((h) => h.ifname !== undefined)) continue;
+      const next: KernelRoute[] = [];
+      for (const old of list) {
+        const r = this.convert(old.key!);
+        const unchanged = r.error?.message === old.error?.message && (r.route === undefined ? old.route === undefined : old.route !== undefined && sameKernelRoute(r.route, old.route) && sameKernelRoute(old.route, r.route));
+        if (unchanged) {
+          this.list[r.id] = undefined;
+          this.freeIds.push(r.id);
+          next.push(old);
+          continue;
+        }
+        next.push(r);
+        moved.set(old.id, r.id);
+      }
+      this.byAttrs.set(attrs, next);
+    }
+    // The old ones are no longer interned: they go when their last user lets go.
+    for (const oldId of moved.keys()) this.list[oldId]!.key = undefined;
+    return moved;
+  }
+
+  private convert(key: WantedKey): KernelRoute {
+    try {
+      const route = toKernelRoute(this.anyNet, key.attrs, key.set, this.target, this.links);
+      return this.make(route, effectivePriority(route), key);
+    } catch (err) {
+      const errnoName = err instanceof ConversionError ? err.errnoName : 'EINVAL';
+      return this.make(undefined, 0, key, { errno: 0, errnoName, message: (err as Error).message });
+    }
+  }
+
+  private make(route: RouteMessage | undefined, priority: number, key: WantedKey | undefined, error?: RouteError): KernelRoute {
+    const id = this.freeIds.pop() ?? this.list.length;
+    const r = new KernelRoute(id, route, priority, key, error);
+    this.list[id] = r;
+    return r;
+  }
+}

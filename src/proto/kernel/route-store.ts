@@ -1,0 +1,320 @@
+/**
+ * RouteStore: the kernel sync's state per route, as columns indexed by a
+ * dense route id (one per net the sync wants or holds), not an object per
+ * route.
+ *
+ * Per id, in typed arrays (outside V8's heap, never walked by the GC):
+ *  - the net (NetIndex: address words and length, and the hash to find it);
+ *  - want: the KernelRoute id we want (0: nothing);
+ *  - have: the KernelRoute id of our route the kernel holds (0: none;
+ *    MANY: several, at different metrics, listed in a side map);
+ *  - bits: the status (pending, installed, failed, withdrawing), the flags
+ *    below, and the count of changes in flight.
+ * 25 bytes an IPv4 route, 37 an IPv6 one. What few routes ever need (a
+ * refusal with its errno and text, retry timing, repair streaks) lives in a
+ * side map. A route the kernel holds exactly as wanted has have === want.
+ *
+ * Every want/have change goes through here, which keeps the KernelRoutes
+ * reference counts right. An id with nothing wanted, nothing held and
+ * nothing in flight is dropped (drop()), and its id reused.
+ */
+import { NetIndex } from '../../lib/net-index';
+import { grownTo } from '../../lib/net-list';
+import type { Prefix } from '../../lib/addr';
+import type { KernelRoutes } from './kernel-routes';
+import type { RouteError, RouteSyncState, RouteSyncStatus, SyncCounts } from './route-status';
+
+export const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
+const STATE_MASK = 3;
+/** In the dirty queue (dirty-queue.ts). */
+export const QUEUED = 4;
+/** Something changed while changes were out: plan again once they settle. */
+export const RECHECK = 8;
+/** Someone else's change arrived while ours was in flight (own notifications filtered): which came last is unknown. */
+export const UNCERTAIN = 16;
+/** Seen by the refeed in progress (KernelSync.refeedEnd withdraws the rest). */
+export const SEEN = 32;
+const INFLIGHT_SHIFT = 8;
+const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
+/** have[] value: several routes of ours, in `many`. */
+const MANY = 0xffffffff;
+
+/** What few routes need. */
+export interface RouteExtra {
+  error: RouteError | undefined;
+  attempts: number;
+  retryAt: number;
+  repairStreak: number;
+  lastRepairAt: number;
+}
+
+/** Planned changes of one net: command and KernelRoute id (the wanted one, or the held one to delete). */
+export interface PlanOut {
+  n: number;
+  readonly cmds: ('add' | 'replace' | 'delete')[];
+  readonly ids: number[];
+}
+
+export class RouteStore {
+  readonly nets: NetIndex;
+  want: Uint32Array;
+  have: Uint32Array;
+  bits: Uint32Array;
+  private readonly many = new Map<number, number[]>();
+  private readonly extras = new Map<number, RouteExtra>();
+
+  constructor(
+    family: 4 | 6,
+    readonly routes: KernelRoutes,
+  ) {
+    this.nets = new NetIndex(family);
+    const cap = this.nets.capacity;
+    this.want = new Uint32Array(cap);
+    this.have = new Uint32Array(cap);
+    this.bits = new Uint32Array(cap);
+    this.nets.onGrow = (c) => {
+      this.want = grownTo(this.want, c);
+      this.have = grownTo(this.have, c);
+      this.bits = grownTo(this.bits, c);
+    };
+  }
+
+  get size(): number {
+    return this.nets.size;
+  }
+
+  /** The id of `net`, made if new. */
+  idOf(net: Prefix): number {
+    return this.nets.insert(net);
+  }
+
+  // ---------------------------------------------------------------- what we want
+
+  setWant(id: number, rid: number): void {
+    const old = this.want[id]!;
+    if (old === rid) return;
+    this.routes.ref(rid);
+    this.want[id] = rid;
+    this.routes.unref(old);
+  }
+
+  // ---------------------------------------------------------------- what the kernel holds
+
+  haveCount(id: number): number {
+    const h = this.have[id]!;
+    return h === 0 ? 0 : h === MANY ? this.many.get(id)!.length : 1;
+  }
+
+  /** The routes of ours the kernel holds (a new array: for planning and the few). */
+  haves(id: number): number[] {
+    const h = this.have[id]!;
+    return h === 0 ? [] : h === MANY ? this.many.get(id)!.slice() : [h];
+  }
+
+  /** The first route of ours held (0: none). */
+  haveFirst(id: number): number {
+    const h = this.have[id]!;
+    return h === MANY ? this.many.get(id)![0]! : h;
+  }
+
+  /** The kernel now holds `rid` at its metric (replacing ours there, if any). */
+  putHave(id: number, rid: number): void {
+    const prio = this.routes.get(rid).priority;
+    const list = this.haves(id);
+    const i = list.findIndex((x) => this.routes.get(x).priority === prio);
+    if (i >= 0 && list[i] === rid) return;
+    this.routes.ref(rid);
+    if (i >= 0) {
+      this.routes.unref(list[i]!);
+      list[i] = rid;
+    } else list.push(rid);
+    this.setHaves(id, list);
+  }
+
+  /** Our route at metric `prio` is gone (prio undefined: an IPv4 delete without one took the first). */
+  removeHave(id: number, prio: number | undefined): void {
+    const list = this.haves(id);
+    const i = prio === undefined ? 0 : list.findIndex((x) => this.routes.get(x).priority === prio);
+    if (i < 0 || list.length === 0) return;
+    this.routes.unref(list[i]!);
+    list.splice(i, 1);
+    this.setHaves(id, list);
+  }
+
+  /** A route of ours a dump listed (the view was cleared first). */
+  addHave(id: number, rid: number): void {
+    this.routes.ref(rid);
+    if (this.have[id] === 0) {
+      this.have[id] = rid;
+      return;
+    }
+    const list = this.haves(id);
+    list.push(rid);
+    this.setHaves(id, list);
+  }
+
+  clearHave(id: number): void {
+    for (const x of this.haves(id)) this.routes.unref(x);
+    this.have[id] = 0;
+    this.many.delete(id);
+  }
+
+  private setHaves(id: number, list: number[]): void {
+    if (list.length <= 1) {
+      this.have[id] = list[0] ?? 0;
+      this.many.delete(id);
+    } else {
+      this.have[id] = MANY;
+      this.many.set(id, list);
+    }
+  }
+
+  // ---------------------------------------------------------------- planning
+
+  /**
+   * The changes that make the kernel hold what `id` wants (docs/kernel.md, "Reconcile"): none when
+   * it does; an add (never a replace: a foreign route at the metric must not be overwritten) when
+   * nothing of ours is at the wanted metric; a replace in place when ours there differs; then a
+   * delete of every other route of ours (make before break). A want that cannot be expressed plans
+   * nothing. Equal in canonical form counts as equal, and the held route becomes the wanted one.
+   */
+  plan(id: number, out: PlanOut): number {
+    out.n = 0;
+    const w = this.want[id]!;
+    const h = this.have[id]!;
+    if (w !== 0 && w === h) return 0;
+    const routes = this.routes;
+    const want = w === 0 ? undefined : routes.get(w);
+    if (want?.error !== undefined) return 0;
+    if (want !== undefined && h !== MANY && (h === 0 || routes.get(h).priority === want.priority)) {
+      // One route or none: the common case, without a list.
+      if (h === 0) push(out, 'add', w);
+      else if (!routes.same(w, h)) push(out, 'replace', w);
+      else this.putHave(id, w); // equal as installed: hold the wanted one itself
+      return out.n;
+    }
+    let kept = 0;
+    const list = this.haves(id);
+    if (want !== undefined) {
+      kept = list.find((x) => routes.get(x).priority === want.priority) ?? 0;
+      if (kept === 0) push(out, 'add', w);
+      else if (!routes.same(w, kept)) push(out, 'replace', w);
+    }
+    for (const x of list) if (x !== kept) push(out, 'delete', x);
+    if (kept !== 0 && out.n === list.length - 1 && routes.same(w, kept)) this.putHave(id, w);
+    return out.n;
+  }
+
+  // ---------------------------------------------------------------- status and flags
+
+  state(id: number): RouteSyncState {
+    return STATES[this.bits[id]! & STATE_MASK]!;
+  }
+
+  setState(id: number, s: RouteSyncState): void {
+    this.bits[id] = (this.bits[id]! & ~STATE_MASK) | STATES.indexOf(s);
+  }
+
+  flag(id: number, bit: number): boolean {
+    return (this.bits[id]! & bit) !== 0;
+  }
+
+  setFlag(id: number, bit: number, on: boolean): void {
+    this.bits[id] = on ? this.bits[id]! | bit : this.bits[id]! & ~bit;
+  }
+
+  inflight(id: number): number {
+    return this.bits[id]! >>> INFLIGHT_SHIFT;
+  }
+
+  addInflight(id: number, delta: number): void {
+    this.bits[id] = this.bits[id]! + delta * INFLIGHT_ONE;
+  }
+
+  /** Shown in status and counts: wanted (or failing to be), or kept by graceful restart. */
+  listed(id: number): boolean {
+    return this.want[id] !== 0 || (this.bits[id]! & STATE_MASK) === 3;
+  }
+
+  // ---------------------------------------------------------------- the rare fields
+
+  extra(id: number): RouteExtra | undefined {
+    return this.extras.get(id);
+  }
+
+  /** The route's side record, made on first use. */
+  extraOf(id: number): RouteExtra {
+    let x = this.extras.get(id);
+    if (x === undefined) {
+      x = { error: undefined, attempts: 0, retryAt: 0, repairStreak: 0, lastRepairAt: 0 };
+      this.extras.set(id, x);
+    }
+    return x;
+  }
+
+  retryAt(id: number): number {
+    return this.extras.get(id)?.retryAt ?? 0;
+  }
+
+  /** A new want, or the kernel took it: no failure, no wait. Repair timing stays. */
+  clearFailure(id: number): void {
+    const x = this.extras.get(id);
+    if (x === undefined) return;
+    x.error = undefined;
+    x.attempts = 0;
+    x.retryAt = 0;
+    if (x.repairStreak === 0) this.extras.delete(id);
+  }
+
+  /** Nothing wanted, held or in flight: the id goes (and may be reused). */
+  drop(id: number): void {
+    this.setWant(id, 0);
+    this.clearHave(id);
+    this.extras.delete(id);
+    this.bits[id] = 0;
+    this.nets.remove(id);
+  }
+
+  /** Calls fn for every id in use. */
+  forEach(fn: (id: number) => void): void {
+    this.nets.forEach(fn);
+  }
+
+  // ---------------------------------------------------------------- what the CLI shows
+
+  /** One line of `krtsync show kernel`. */
+  statusOf(id: number): RouteSyncStatus {
+    const x = this.extras.get(id);
+    const s: RouteSyncStatus = { net: this.nets.prefix(id).toString(), state: this.state(id), attempts: x?.attempts ?? 0 };
+    const w = this.want[id]!;
+    const key = w === 0 ? undefined : this.routes.get(w).key;
+    if (key?.source !== undefined) s.source = key.source;
+    if (key !== undefined) s.route = key.attrs.toString();
+    const err = x?.error ?? (w === 0 ? undefined : this.routes.get(w).error);
+    if (err) s.error = err;
+    if (s.state === 'failed' && (x?.retryAt ?? 0) > 0) s.retryAt = x!.retryAt;
+    return s;
+  }
+
+  /** Status of the nets inside `prefix` (itself included), or of all. */
+  status(prefix?: Prefix): RouteSyncStatus[] {
+    const out: RouteSyncStatus[] = [];
+    this.forEach((id) => {
+      if (this.listed(id) && (prefix === undefined || prefix.contains(this.nets.prefix(id)))) out.push(this.statusOf(id));
+    });
+    return out;
+  }
+
+  counts(): SyncCounts {
+    const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+    this.forEach((id) => {
+      if (this.listed(id)) c[this.state(id)]++;
+    });
+    return c;
+  }
+}
+
+function push(out: PlanOut, cmd: 'add' | 'replace' | 'delete', id: number): void {
+  out.cmds[out.n] = cmd;
+  out.ids[out.n++] = id;
+}

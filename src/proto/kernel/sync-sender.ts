@@ -1,0 +1,333 @@
+/**
+ * SyncSender: the kernel sync's way out and the answers coming back.
+ *
+ * Routes to plan wait in the dirty queue; a flush (one run at a time, on a
+ * RunScheduler, so a route made dirty while a flush runs is never lost)
+ * plans each (RouteStore.plan), puts the changes into batches and submits
+ * them to the kernel I/O with its backpressure. Each answer updates what the
+ * kernel holds and the route's status; a refusal is recorded with its errno
+ * and the kernel's text and retried with backoff, never in a hot loop.
+ *
+ * What may go out is the sync's phase (sync-state.ts): everything in
+ * pruning, holding (without deletes of unwanted routes) and idle; only early
+ * adds in first-feed, with our own notifications filtered; nothing
+ * otherwise, and what is left stays dirty for the next phase that sends.
+ * A route with changes out (in flight, or, without the filter, echoes
+ * expected) is not planned again until they settle: it is marked for a
+ * recheck instead.
+ */
+import { constants as osConstants } from 'node:os';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
+import type { KrtError } from '../../lib/errors';
+import { RunScheduler } from '../../lib/run-scheduler';
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { BatchResult } from '../../netlink/pipeline';
+import type { RateLimitedLog, Logger } from '../logger';
+import type { StateMachine } from '../protocol';
+import { DirtyQueue } from './dirty-queue';
+import type { EchoMatcher } from './echo-matcher';
+import type { KernelIo } from './kernel-io';
+import type { KernelRoutes } from './kernel-routes';
+import { RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store';
+import type { RouteError } from './route-status';
+import { SyncBatch, type SyncCmd } from './sync-batch';
+import { PHASE, type SyncState } from './sync-state';
+
+const { ESRCH, EEXIST } = osConstants.errno;
+
+export interface SyncStats {
+  scans: number;
+  resyncs: number;
+  repairs: number;
+  sent: number;
+  failed: number;
+  overflows: number;
+  rawEchoes: number;
+  notifications: number;
+  crossed: number;
+  earlyAdds: number;
+}
+
+/** What the sender shares with its sync. */
+export interface SenderContext {
+  readonly store: RouteStore;
+  readonly routes: KernelRoutes;
+  readonly sm: StateMachine<SyncState>;
+  readonly stats: SyncStats;
+  readonly log: Logger;
+  readonly limited: RateLimitedLog;
+  readonly table: number;
+  readonly protocol: number;
+  readonly batchSize: number;
+  readonly backoff: BackoffPolicy | undefined;
+  readonly progressEveryMs: number;
+  /** The kernel I/O, once open. */
+  io(): KernelIo;
+  /** The echo fallback, when our own notifications come back. */
+  echoes(): EchoMatcher | undefined;
+  requestScan(reason: string, delayMs: number): void;
+}
+
+export class SyncSender {
+  readonly dirty: DirtyQueue;
+  /** Routes that failed or wait for a repair's backoff: the tick retries them when due. */
+  readonly failed = new Set<number>();
+  private outstanding = 0;
+  private settleWaiters: Array<() => void> = [];
+  private readonly flusher: RunScheduler;
+  private readonly plan: PlanOut = { n: 0, cmds: [], ids: [] };
+
+  constructor(private readonly c: SenderContext) {
+    this.dirty = new DirtyQueue(c.store);
+    this.flusher = new RunScheduler(
+      () => this.flush(),
+      (err) => c.log.error(`kernel sync flush failed: ${(err as Error).message}`),
+      () => this.maybeSettled(),
+    );
+  }
+
+  /** Nothing of ours for the route is out: no change in flight, no echo expected. */
+  idleOnWire(id: number): boolean {
+    return this.c.store.inflight(id) === 0 && this.c.echoes()?.pending(id) !== true;
+  }
+
+  /** An add that is right whatever else the first feed brings: the route is wanted and nothing of ours is held. */
+  earlyAdd(id: number): boolean {
+    const s = this.c.store;
+    const w = s.want[id]!;
+    return w !== 0 && this.c.routes.get(w).error === undefined && s.have[id] === 0;
+  }
+
+  /** Early adds may go out now: the first feed, with our own notifications filtered. */
+  private get earlyAdds(): boolean {
+    return PHASE.earlyAdds(this.c.sm.state) && this.c.echoes() === undefined;
+  }
+
+  /** Something about the route changed: plan it (now, or once its changes out settle). */
+  markDirty(id: number): void {
+    if (!this.idleOnWire(id)) {
+      this.c.store.setFlag(id, RECHECK, true);
+      return;
+    }
+    if (PHASE.closing(this.c.sm.state)) return;
+    // Queued whatever the phase: one that does not send leaves it for the next that does (a flush
+    // in the first feed takes only early adds; prune() walks every route anyway).
+    this.dirty.add(id);
+    this.kick();
+  }
+
+  kick(): void {
+    if (PHASE.sends(this.c.sm.state) || this.earlyAdds) this.flusher.request();
+  }
+
+  /** Resolves once no flush runs and nothing is out. */
+  settled(): Promise<void> {
+    if (this.outstanding === 0 && this.flusher.state === 'idle') return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  private maybeSettled(): void {
+    if (this.outstanding !== 0 || this.flusher.state !== 'idle' || this.settleWaiters.length === 0) return;
+    for (const f of this.settleWaiters.splice(0)) f();
+  }
+
+  /** No more flushes; whoever waits for a settle is let go. */
+  close(): void {
+    this.flusher.close();
+    for (const f of this.settleWaiters.splice(0)) f();
+  }
+
+  private async flush(): Promise<void> {
+    const c = this.c;
+    const store = c.store;
+    let batch = new SyncBatch(store, c.routes, c.batchSize);
+    let now = Date.now();
+    let lastProgress = now;
+    let sentHere = 0;
+    const out = this.plan;
+    while (this.dirty.size > 0) {
+      const sends = PHASE.sends(c.sm.state);
+      if (!sends && !this.earlyAdds) break; // a scan or a shutdown took over: what is left stays dirty
+      const id = this.dirty.shift();
+      if (id < 0) break;
+      if (!sends && !this.earlyAdd(id)) continue; // changed during the first feed: prune() finds it
+      if (!this.idleOnWire(id)) {
+        store.setFlag(id, RECHECK, true);
+        continue;
+      }
+      if (store.retryAt(id) > now) continue; // the tick queues it again when due
+      const n = store.plan(id, out);
+      const deletes = PHASE.deletes(c.sm.state);
+      let sent = 0;
+      for (let k = 0; k < n; k++) {
+        if (out.cmds[k] === 'delete' && !deletes) continue;
+        if (sent === 0) store.setState(id, store.want[id] !== 0 ? 'pending' : 'withdrawing');
+        this.send(batch, id, out.cmds[k]!, out.ids[k]!, now);
+        sent++;
+      }
+      if (sent === 0) {
+        this.settleState(id, n === 0);
+        continue;
+      }
+      if (!sends) c.stats.earlyAdds++;
+      if (batch.length >= c.batchSize) {
+        sentHere += batch.length;
+        this.submit(batch);
+        batch = new SyncBatch(store, c.routes, c.batchSize);
+        const io = c.io();
+        if (io.full) await io.drain();
+        now = Date.now();
+        if (now - lastProgress >= c.progressEveryMs) {
+          lastProgress = now;
+          c.log.info(`syncing: ${sentHere} changes sent, ${this.dirty.size} nets to go`, { table: c.table });
+        }
+      }
+    }
+    if (batch.length > 0) this.submit(batch);
+  }
+
+  private send(batch: SyncBatch, id: number, cmd: SyncCmd, rid: number, now: number): void {
+    const store = this.c.store;
+    batch.push(id, cmd, rid);
+    store.addInflight(id, 1);
+    this.c.echoes()?.expect(id, cmd === 'delete' ? 'del' : 'new', this.c.routes.get(rid).priority, now);
+  }
+
+  private submit(batch: SyncBatch): void {
+    this.outstanding += batch.length;
+    this.c.stats.sent += batch.length;
+    void this.c
+      .io()
+      .submit(batch)
+      .then((res) => this.onResults(batch, res));
+  }
+
+  private onResults(batch: SyncBatch, res: BatchResult): void {
+    const c = this.c;
+    const store = c.store;
+    let failures: Map<number, KrtError> | undefined;
+    if (res.failed.length > 0) {
+      failures = new Map();
+      for (const f of res.failed) failures.set(f.index, f.error);
+    }
+    const now = Date.now();
+    for (let i = 0; i < batch.length; i++) {
+      const cmd = batch.cmd(i);
+      const id = batch.owners[i]!;
+      const rid = batch.rid(i);
+      const prio = c.routes.get(rid).priority;
+      store.addInflight(id, -1);
+      const err = failures?.get(i);
+      const errno = err instanceof NetlinkRequestError ? err.errno : 0;
+      if (err === undefined || (cmd === 'delete' && errno === ESRCH)) {
+        if (err !== undefined) c.echoes()?.drop(id, 'del', prio); // nothing was deleted: no notification comes
+        if (cmd === 'delete') store.removeHave(id, prio);
+        else {
+          store.putHave(id, rid);
+          // The kernel accepted it; its notification, if any, only confirms.
+          store.setState(id, 'installed');
+          store.clearFailure(id);
+          this.failed.delete(id);
+        }
+      } else {
+        c.echoes()?.drop(id, cmd === 'delete' ? 'del' : 'new', prio);
+        this.recordFailure(id, cmd, err, now);
+        // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
+        if (cmd === 'add' && errno === EEXIST) c.requestScan('route in the way (EEXIST)', 2000);
+      }
+      this.afterSettle(id);
+    }
+    batch.release();
+    this.outstanding -= batch.length;
+    this.maybeSettled();
+  }
+
+  private recordFailure(id: number, cmd: SyncCmd, err: KrtError, now: number): void {
+    const c = this.c;
+    c.stats.failed++;
+    const ne = err instanceof NetlinkRequestError ? err : undefined;
+    const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
+    if (ne?.extAck) error.extAck = ne.extAck;
+    const x = c.store.extraOf(id);
+    const delay = backoffDelay(c.backoff ?? DEFAULT_BACKOFF, x.attempts + 1);
+    x.error = error;
+    x.attempts++;
+    x.retryAt = now + delay;
+    c.store.setState(id, 'failed');
+    this.failed.add(id);
+    const net = c.store.nets.prefix(id).toString();
+    c.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
+      prefix: net,
+      table: c.table,
+      protocol: c.protocol,
+      errno: error.errnoName,
+    });
+  }
+
+  /** After a route's change or notification settled: plan again if something changed meanwhile. */
+  afterSettle(id: number): void {
+    if (!this.idleOnWire(id)) return;
+    const store = this.c.store;
+    if (store.flag(id, UNCERTAIN)) {
+      // Someone else changed this net while our change was out: which came last is unknown.
+      store.setFlag(id, UNCERTAIN, false);
+      this.c.stats.crossed++;
+      this.c.requestScan('a change by someone else crossed ours', 100);
+    }
+    if (store.flag(id, RECHECK)) {
+      store.setFlag(id, RECHECK, false);
+      this.markDirty(id);
+      return;
+    }
+    if (store.state(id) !== 'failed') this.settleState(id);
+  }
+
+  /** Nothing to send for the route right now: record its status; a route with nothing left goes. */
+  settleState(id: number, planIsEmpty = false): void {
+    const c = this.c;
+    const store = c.store;
+    const w = store.want[id]!;
+    if (w !== 0 && c.routes.get(w).error !== undefined) return; // failed until the links change
+    const held = store.haveCount(id);
+    if (w === 0 && held === 0 && this.idleOnWire(id)) {
+      this.dropRoute(id);
+      return;
+    }
+    if (store.state(id) === 'failed' && store.retryAt(id) > Date.now()) return;
+    if (w !== 0 && held > 0 && (planIsEmpty || store.plan(id, this.plan) === 0)) {
+      store.setState(id, 'installed');
+      store.clearFailure(id);
+      this.failed.delete(id);
+    } else if (w === 0 && held > 0 && !PHASE.deletes(c.sm.state)) {
+      store.setState(id, 'withdrawing'); // kept until the graceful-restart hold ends
+    }
+  }
+
+  /** A route with nothing wanted and nothing held goes, and its id with it. */
+  dropRoute(id: number): void {
+    this.dirty.delete(id);
+    this.failed.delete(id);
+    this.c.echoes()?.forget(id);
+    this.c.store.drop(id);
+  }
+
+  /** Every 250 ms: routes whose retry is due go back into the queue; echoes that never came are given up. */
+  onTick(now: number): void {
+    const store = this.c.store;
+    for (const id of this.failed) {
+      if (!store.nets.live(id)) {
+        this.failed.delete(id);
+        continue;
+      }
+      const w = store.want[id]!;
+      const at = store.retryAt(id);
+      if (at > 0 && at <= now && this.idleOnWire(id) && (w === 0 || this.c.routes.get(w).error === undefined)) this.dirty.add(id);
+    }
+    this.c.echoes()?.takeOverdue(
+      now - 5000,
+      (id) => store.inflight(id) > 0,
+      (id) => this.dirty.add(id),
+    );
+    if (this.dirty.size > 0) this.kick();
+  }
+}

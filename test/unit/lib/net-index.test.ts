@@ -1,0 +1,59 @@
+import fc from 'fast-check';
+import { NetIndex } from '../../../src/lib/net-index';
+
+type Op = { op: 'insert' | 'remove' | 'find'; w: number; len: number };
+
+describe('NetIndex', () => {
+  it.each([4, 6] as const)('agrees with a Map through inserts, removes and lookups, and reuses ids (IPv%s)', (family) => {
+    const op = fc.record({ op: fc.constantFrom('insert' as const, 'insert' as const, 'remove' as const, 'find' as const), w: fc.integer({ min: 0, max: 300 }), len: fc.constantFrom(8, 24, 32) });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 600 }), (ops: Op[]) => {
+        const idx = new NetIndex(family, 16);
+        const model = new Map<string, number>();
+        const ids = new Set<number>();
+        const words = (w: number): [number, number, number, number] => [w << 8, family === 6 ? w : 0, 0, family === 6 ? -w : 0];
+        for (const { op, w, len } of ops) {
+          const k = `${w}/${len}`;
+          const [w0, w1, w2, w3] = words(w);
+          const find = (): number => (family === 4 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len));
+          if (op === 'insert') {
+            const id = family === 4 ? idx.insert4(w0, len) : idx.insert6(w0, w1, w2, w3, len);
+            expect(idx.created).toBe(!model.has(k));
+            if (model.has(k)) expect(id).toBe(model.get(k));
+            else {
+              expect(ids.has(id)).toBe(false);
+              model.set(k, id);
+              ids.add(id);
+            }
+          } else if (op === 'remove') {
+            const id = find();
+            expect(id).toBe(model.get(k) ?? -1);
+            if (id >= 0) {
+              idx.remove(id);
+              model.delete(k);
+              ids.delete(id);
+            }
+          } else expect(find()).toBe(model.get(k) ?? -1);
+          expect(idx.size).toBe(model.size);
+        }
+        for (const [k, id] of model) {
+          const [w, len] = k.split('/').map(Number) as [number, number];
+          const p = idx.prefix(id);
+          expect([p.len, p.w0, p.w1]).toEqual([len, words(w)[0], words(w)[1]]);
+        }
+        const seen: number[] = [];
+        idx.forEach((id) => seen.push(id));
+        expect(seen.sort((a, b) => a - b)).toEqual([...ids].sort((a, b) => a - b));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('grows its columns through onGrow before handing out an id beyond them', () => {
+    const idx = new NetIndex(4, 16);
+    const caps: number[] = [];
+    idx.onGrow = (c) => caps.push(c);
+    for (let i = 0; i < 100; i++) expect(idx.insert4(i << 8, 24)).toBeLessThan(idx.capacity);
+    expect(caps).toEqual([32, 64, 128]);
+  });
+});
