@@ -40,7 +40,7 @@ export function wordMask(bits: number): number {
 }
 
 /** Mask for word `i` (0..3) of a prefix of length `len`. */
-function maskFor(len: number, i: number): number {
+export function maskFor(len: number, i: number): number {
   return wordMask(len - 32 * i);
 }
 

@@ -15,15 +15,9 @@
  * set apply this first. IPv6 changes keep their order (placed after IPv4):
  * the IPv6 FIB is a different tree and showed no such effect worth the sort.
  */
+import { netOrder, reverseBits32 } from '../lib/net-sort';
 
-/** The 32 bits of `x` in reverse order, as an unsigned number. */
-export function reverseBits32(x: number): number {
-  x = ((x >>> 1) & 0x55555555) | ((x & 0x55555555) << 1);
-  x = ((x >>> 2) & 0x33333333) | ((x & 0x33333333) << 2);
-  x = ((x >>> 4) & 0x0f0f0f0f) | ((x & 0x0f0f0f0f) << 4);
-  x = ((x >>> 8) & 0x00ff00ff) | ((x & 0x00ff00ff) << 8);
-  return ((x >>> 16) | (x << 16)) >>> 0;
-}
+export { reverseBits32 };
 
 /** Largest set sorted with the packed-key fast path: reversed word (32 bits) × index (21 bits) fits a double exactly. */
 const PACKED_MAX = 1 << 21;
@@ -71,47 +65,9 @@ export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => num
 /**
  * trieSpreadOrder for nets held in typed arrays: the permutation of 0..n-1
  * that sorts `words[i]` by reversed bits, then by `lens[i]`, ties in their
- * original order, so the same net (word and length) twice ends up adjacent.
- * A stable LSD radix sort that moves each key along with its index (every
- * pass reads both arrays in order): one pass over the length (skipped when
- * all lengths are equal), three over the reversed word (11, 11 and 10 bits).
- * No comparator call and no object per item.
+ * original order, so the same net (word and length) twice ends up adjacent
+ * (a radix sort: src/lib/net-sort.ts).
  */
 export function trieSpreadPermutation(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
-  let idx = new Uint32Array(n);
-  let key = new Uint32Array(n);
-  let idx2 = new Uint32Array(n);
-  let key2 = new Uint32Array(n);
-  const count = new Uint32Array(2048);
-  const pass = (shift: number, bits: number): void => {
-    const mask = (1 << bits) - 1;
-    count.fill(0);
-    for (let j = 0; j < n; j++) count[(key[j]! >>> shift) & mask]!++;
-    let sum = 0;
-    for (let d = 0; d <= mask; d++) {
-      const c = count[d]!;
-      count[d] = sum;
-      sum += c;
-    }
-    for (let j = 0; j < n; j++) {
-      const k = key[j]!;
-      const at = count[(k >>> shift) & mask]!++;
-      key2[at] = k;
-      idx2[at] = idx[j]!;
-    }
-    [idx, idx2] = [idx2, idx];
-    [key, key2] = [key2, key];
-  };
-  let sameLen = true;
-  for (let i = 0; i < n; i++) {
-    idx[i] = i;
-    key[i] = lens[i]!;
-    if (lens[i] !== lens[0]) sameLen = false;
-  }
-  if (!sameLen) pass(0, 6);
-  for (let j = 0; j < n; j++) key[j] = reverseBits32(words[idx[j]!]!);
-  pass(0, 11);
-  pass(11, 11);
-  pass(22, 10);
-  return idx;
+  return netOrder(words, 1, lens, n, true);
 }

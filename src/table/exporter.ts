@@ -11,7 +11,7 @@
  * Trimming: after each batch a request takes, items below the slowest
  * request's position are dropped.
  */
-import { Prefix, prefixFromKey } from '../lib/addr';
+import { prefixFromKey } from '../lib/addr';
 import { InvariantError } from '../lib/errors';
 import type { NetKey, Route } from '../route/route';
 import { ExportRequest, type ExportRequestOptions } from './export-request';
@@ -115,8 +115,7 @@ export class Exporter implements ExporterCore {
 
   /** A feed item of the walk's current net, from the snapshot's chain (no lookup: the feed hot path). */
   feedFromWalk(walk: NetWalk, seq: number): FeedItem {
-    const net = walk.v6key === undefined ? new Prefix(4, walk.len, walk.word) : prefixFromKey(walk.v6key);
-    return { kind: 'feed', net, routes: this.shown(walk.slot), seq };
+    return { kind: 'feed', net: walk.net(), routes: this.shown(walk.slot), seq };
   }
 
   private shown(slot: Slot | undefined): readonly Route[] {

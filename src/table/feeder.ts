@@ -109,6 +109,6 @@ export class Feeder implements AsyncIterableIterator<readonly FeederItem[]>, Bat
     this._state = 'feeding';
     this.exporter.attach(this);
     if (this.exporter.stopReason !== undefined) return this.stop(this.exporter.stopReason);
-    this.walk = this.exporter.store.walk(this.filter);
+    this.walk = this.exporter.store.walk(this.filter, undefined, true);
   }
 }

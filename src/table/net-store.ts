@@ -1,21 +1,31 @@
 /**
  * NetStore: the table's nets and their routes, laid out for memory.
  *
- * IPv4 nets live in 33 Maps, one per prefix length, keyed by the address word
- * as an int32: a small integer in V8, so the key costs nothing beyond the Map
- * entry (a single Map keyed by addr*64+len would box most keys as 16-byte heap
- * numbers). IPv6 nets live in one Map keyed by the prefixKey string.
+ * Nets live in a NetIndex per family (src/lib/net-index.ts: address words
+ * and length in typed arrays, found through an open-addressing hash, each
+ * net a dense id), and each net's chain in an array indexed by that id: no
+ * Map entry, key, object or Prefix per net. A million IPv4 nets cost 13
+ * bytes each outside V8's heap and one 8-byte slot inside it, where a Map
+ * per prefix length cost about 42 bytes a net in one large object, twice
+ * that while it grew. IPv6 nets are words too, never a string.
  *
  * The value (a Slot) is the net's chain, best first: the Route itself in the
  * common one-route case, or a frozen array of two or more. Chains are
  * copy-on-write, so a reader may keep one without copying and a writer never
- * changes one a reader holds. There is no per-net object and no Prefix: nets
- * are materialized only when handed to readers.
+ * changes one a reader holds. Callers name a net as the table does: an IPv4
+ * net by its address word (int32) and length, an IPv6 net by its prefixKey
+ * string (read here as words, never stored).
  *
- * NetWalk is a sorted snapshot of nets with their chains: the order feeds
- * walk in (IPv4 first, then address, then length, as comparePrefix), and
- * what lets an export request tell whether it has already fed a net.
+ * NetWalk is a sorted snapshot of nets: the order feeds walk in (IPv4 first,
+ * then address, then length, as comparePrefix), and what lets an export
+ * request tell whether it has already fed a net. A feeder's walk also keeps
+ * each net's chain of that moment (a consistent picture); an export
+ * request's reads each chain when it gets there (see NetWalk).
  */
+import { Prefix, prefixFromKey } from '../lib/addr';
+import { NetIndex } from '../lib/net-index';
+import { NetList } from '../lib/net-list';
+import { netOrder } from '../lib/net-sort';
 import type { NetKey, Route } from '../route/route';
 import type { NetFilter } from './prefilter';
 
@@ -36,232 +46,285 @@ export function netKeyOf(netWord: number | string, netLen: number): NetKey {
   return typeof netWord === 'number' ? (netWord >>> 0) * 64 + netLen : netWord;
 }
 
+/** An IPv6 prefixKey's words: 16 bits a character, the length in the ninth. */
+function keyWord(k: string, i: number): number {
+  return (k.charCodeAt(2 * i) << 16) | k.charCodeAt(2 * i + 1);
+}
+
+/** The slots of one family: a NetIndex and the chains by id. */
+class Family {
+  readonly index: NetIndex;
+  slots: (Slot | undefined)[];
+
+  constructor(family: 4 | 6) {
+    this.index = new NetIndex(family);
+    this.slots = new Array<Slot | undefined>(this.index.capacity).fill(undefined);
+    this.index.onGrow = (cap) => {
+      const slots = new Array<Slot | undefined>(cap).fill(undefined);
+      for (let i = 0; i < this.slots.length; i++) slots[i] = this.slots[i];
+      this.slots = slots;
+    };
+  }
+
+  set(id: number, slot: Slot): void {
+    this.slots[id] = slot;
+  }
+
+  remove(id: number): void {
+    if (id < 0) return;
+    this.slots[id] = undefined;
+    this.index.remove(id);
+  }
+}
+
 export class NetStore {
-  private readonly v4: Map<number, Slot>[] = Array.from({ length: 33 }, () => new Map<number, Slot>());
-  private readonly v6 = new Map<string, Slot>();
+  private v4 = new Family(4);
+  private v6 = new Family(6);
 
   get size(): number {
-    let n = this.v6.size;
-    for (const m of this.v4) n += m.size;
-    return n;
+    return this.v4.index.size + this.v6.index.size;
+  }
+
+  private idOf(netWord: number | string, netLen: number): number {
+    if (typeof netWord === 'number') return this.v4.index.find4(netWord, netLen);
+    return this.v6.index.find6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen);
   }
 
   get(netWord: number | string, netLen: number): Slot | undefined {
-    return typeof netWord === 'number' ? this.v4[netLen]!.get(netWord) : this.v6.get(netWord);
+    const id = this.idOf(netWord, netLen);
+    return id < 0 ? undefined : (typeof netWord === 'number' ? this.v4 : this.v6).slots[id];
   }
 
   set(netWord: number | string, netLen: number, slot: Slot): void {
-    if (typeof netWord === 'number') this.v4[netLen]!.set(netWord, slot);
-    else this.v6.set(netWord, slot);
+    if (typeof netWord === 'number') this.v4.set(this.v4.index.insert4(netWord, netLen), slot);
+    else this.v6.set(this.v6.index.insert6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen), slot);
+  }
+
+  delete(netWord: number | string, netLen: number): void {
+    (typeof netWord === 'number' ? this.v4 : this.v6).remove(this.idOf(netWord, netLen));
   }
 
   /** Forgets every chain at once. */
   clear(): void {
-    for (const m of this.v4) m.clear();
-    this.v6.clear();
-  }
-
-  delete(netWord: number | string, netLen: number): void {
-    if (typeof netWord === 'number') this.v4[netLen]!.delete(netWord);
-    else this.v6.delete(netWord);
+    this.v4 = new Family(4);
+    this.v6 = new Family(6);
   }
 
   getByKey(key: NetKey): Slot | undefined {
-    if (typeof key === 'string') return this.v6.get(key);
+    if (typeof key === 'string') return this.get(key, key.charCodeAt(8));
     const len = key & 63;
-    return this.v4[len]!.get(((key - len) / 64) | 0);
+    return this.get(((key - len) / 64) | 0, len);
   }
 
-  /** Every net of `family` that has routes, in no particular order: IPv4 as (address word, length), IPv6 by key. */
-  forEachNet(family: 4 | 6, v4: (word: number, len: number) => void, v6: (key: string) => void): void {
+  /** Every net of `family` that has routes, in no particular order: IPv4 as (address word, length), IPv6 as a Prefix. */
+  forEachNet(family: 4 | 6, v4: (word: number, len: number) => void, v6: (net: Prefix) => void): void {
     if (family === 4) {
-      for (let len = 0; len <= 32; len++) for (const w of this.v4[len]!.keys()) v4(w, len);
-    } else for (const k of this.v6.keys()) v6(k);
+      const idx = this.v4.index;
+      idx.forEach((id) => v4(idx.words[id]!, idx.lens[id]!));
+    } else {
+      const idx = this.v6.index;
+      idx.forEach((id) => v6(idx.prefix(id)));
+    }
   }
 
   /** Every net with its chain: IPv4 as (address word, length), IPv6 as (key, length). `fn` must not write. */
   forEachEntry(fn: (word: number | string, len: number, slot: Slot) => void): void {
-    for (let len = 0; len <= 32; len++) for (const [w, slot] of this.v4[len]!) fn(w, len, slot);
-    for (const [k, slot] of this.v6) fn(k, k.charCodeAt(8), slot);
+    const a = this.v4;
+    a.index.forEach((id) => fn(a.index.words[id]!, a.index.lens[id]!, a.slots[id]!));
+    const b = this.v6;
+    b.index.forEach((id) => fn(b.index.prefix(id).key() as string, b.index.lens[id]!, b.slots[id]!));
   }
 
   /**
-   * A sorted snapshot of the nets matching `filter`, with their chains as
-   * they are now, plus `extra` keys: distinct nets that have no routes now
-   * (for refeeds), which the walk hands out with no chain.
+   * A sorted snapshot of the nets matching `filter`, plus `extra` keys (distinct nets with no
+   * routes now, for refeeds: handed out with no chain). With `capture` each net's chain of this
+   * moment is kept (a feeder's consistent picture); without, the walk reads it when it gets there.
    */
-  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>): NetWalk {
-    const lists: V4List[] = [];
-    this.v4.forEach((m, len) => {
-      if (m.size === 0) return;
-      const words: number[] = [];
-      const slots: Slot[] = [];
-      if (filter === undefined || filter.family === 4) {
-        m.forEach((slot, w) => {
-          words.push(w);
-          slots.push(slot);
-        });
-      } else if (filter.family === 6) {
-        return;
-      } else {
-        this.collectV4(filter, len, m, words, slots);
-      }
-      if (words.length <= LIST_MAX) lists.push(v4List(len, words, slots));
-      else for (let i = 0; i < words.length; i += LIST_MAX) lists.push(v4List(len, words.slice(i, i + LIST_MAX), slots.slice(i, i + LIST_MAX)));
-    });
-    let v6 = filter?.family === 4 ? [] : [...this.v6].filter(([k]) => filter === undefined || filter.family === 6 || filter.matches(k));
+  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false): NetWalk {
+    const v4 = new NetList(1, filter?.family === 6 ? 16 : this.v4.index.size + 16);
+    const v6 = new NetList(4, filter?.family === 4 ? 16 : this.v6.index.size + 16);
+    if (filter?.family !== 6) this.collect(this.v4.index, filter, v4);
+    if (filter?.family !== 4) this.collect(this.v6.index, filter, v6);
     if (extra !== undefined) {
-      const extraV4 = new Map<number, number[]>();
       for (const k of extra) {
-        if (typeof k === 'string') v6.push([k, undefined as unknown as Slot]);
-        else {
+        if (typeof k === 'number') {
           const len = k & 63;
-          const words = extraV4.get(len) ?? [];
-          words.push(((k - len) / 64) | 0);
-          extraV4.set(len, words);
-        }
+          v4.push(len, -1, ((k - len) / 64) | 0);
+        } else v6.push(k.charCodeAt(8), -1, keyWord(k, 0), keyWord(k, 1), keyWord(k, 2), keyWord(k, 3));
       }
-      for (const [len, words] of extraV4) lists.push(v4List(len, words, new Array<Slot>(words.length)));
     }
-    v6.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return new NetWalk(lists, v6);
+    return new NetWalk(sorted(v4, this.v4, capture), sorted(v6, this.v6, capture));
   }
 
-  /** The nets of length `len` under the filter's ranges (or passing its predicate). */
-  private collectV4(filter: NetFilter, len: number, m: Map<number, Slot>, words: number[], slots: Slot[]): void {
-    if (filter.ranges === undefined) {
-      for (const [w, slot] of m) {
-        if (filter.matches((w >>> 0) * 64 + len)) {
-          words.push(w);
-          slots.push(slot);
-        }
-      }
+  /** The nets of one family passing `filter` into `out`, value = id; prefix ranges look only where matching nets can be. */
+  private collect(idx: NetIndex, filter: NetFilter | undefined, out: NetList): void {
+    const stride = idx.stride;
+    const w = idx.words;
+    const all = (test?: (id: number) => boolean): void =>
+      idx.forEach((id) => {
+        if (test !== undefined && !test(id)) return;
+        if (stride === 1) out.push(idx.lens[id]!, id, w[id]!);
+        else out.push(idx.lens[id]!, id, w[id * 4]!, w[id * 4 + 1]!, w[id * 4 + 2]!, w[id * 4 + 3]!);
+      });
+    if (filter === undefined || filter.family !== undefined) return all();
+    const ranges = filter.ranges;
+    if (ranges === undefined) return all((id) => filter.matches(stride === 1 ? (idx.words[id]! >>> 0) * 64 + idx.lens[id]! : idx.prefix(id).key()));
+    // Few possible nets under a range at some length (show routes 10.1.2.0/24): look each up; else one pass over all.
+    let scan = false;
+    for (const r of ranges) {
+      if (r.prefix.family !== idx.family) continue;
+      for (let len = r.min; len <= r.max && !scan; len++) if (stride !== 1 || 2 ** (len - r.prefix.len) > idx.size) scan = true;
+    }
+    if (scan) {
+      all((id) =>
+        stride === 1
+          ? filter.matchesWords!(4, idx.lens[id]!, w[id]!, 0, 0, 0)
+          : filter.matchesWords!(6, idx.lens[id]!, w[id * 4]!, w[id * 4 + 1]!, w[id * 4 + 2]!, w[id * 4 + 3]!),
+      );
       return;
     }
-    const seen = new Set<number>(); // ranges may overlap
-    const add = (w: number, slot: Slot): void => {
-      if (seen.has(w)) return;
-      seen.add(w);
-      words.push(w);
-      slots.push(slot);
-    };
-    for (const r of filter.ranges) {
-      if (r.prefix.family !== 4 || len < r.min || len > r.max) continue;
-      const base = r.prefix.w0;
-      const candidates = 2 ** (len - r.prefix.len);
-      if (candidates <= m.size) {
-        // Few possible nets under the range at this length: look each up (show routes 10.1.2.0/24).
+    if (idx.family !== 4) return; // IPv6 ranges are always scanned: none of them matched this family
+    for (const r of ranges) {
+      if (r.prefix.family !== 4) continue;
+      for (let len = r.min; len <= r.max; len++) {
         const step = len === 0 ? 0 : 2 ** (32 - len);
-        for (let j = 0; j < candidates; j++) {
-          const w = ((base >>> 0) + j * step) | 0;
-          const slot = m.get(w);
-          if (slot !== undefined) add(w, slot);
+        for (let j = 0; j < 2 ** (len - r.prefix.len); j++) {
+          const w = ((r.prefix.w0 >>> 0) + j * step) | 0;
+          const id = idx.find4(w, len);
+          if (id >= 0) out.push(len, id, w);
         }
-      } else {
-        const mask = r.prefix.len === 0 ? 0 : (-1 << (32 - r.prefix.len)) | 0;
-        for (const [w, slot] of m) if ((w & mask) === base) add(w, slot);
       }
     }
   }
 }
 
-/**
- * Entries per sorted list: a list sorts address and list index packed in one
- * double (32 + 21 bits, exact below 2^53), natively, without a comparator.
- */
-const LIST_MAX = 2 ** 21;
-
-/** IPv4 nets of one length, sorted by address, each with its chain at snapshot time. */
-interface V4List {
-  readonly len: number;
-  /** (address >>> 0) * LIST_MAX + index into slots, ascending. */
-  readonly packed: Float64Array;
-  readonly slots: readonly (Slot | undefined)[];
-  next: number;
+/** One family's part of a walk: words and lengths in walk order, with the chains if captured. */
+interface WalkPart {
+  readonly n: number;
+  readonly stride: 1 | 4;
+  readonly words: Int32Array;
+  readonly lens: Uint8Array;
+  /** Each net's id at the snapshot (-1: none), to find its chain without hashing while the id still holds it. */
+  readonly ids: Int32Array;
+  readonly slots: (Slot | undefined)[] | undefined;
+  readonly family: Family;
 }
 
-function v4List(len: number, words: readonly number[], slots: readonly (Slot | undefined)[]): V4List {
-  const packed = new Float64Array(words.length);
-  for (let i = 0; i < words.length; i++) packed[i] = (words[i]! >>> 0) * LIST_MAX + i;
-  packed.sort();
-  return { len, packed, slots, next: 0 };
+/** `list` sorted (address, then length), duplicates (overlapping ranges) dropped, chains captured if asked. */
+function sorted(list: NetList, fam: Family, capture: boolean): WalkPart {
+  const stride = list.stride;
+  const order = netOrder(list.words, stride, list.lens, list.n);
+  const words = new Int32Array(list.n * stride);
+  const lens = new Uint8Array(list.n);
+  const ids = new Int32Array(list.n);
+  const slots = capture ? new Array<Slot | undefined>(list.n) : undefined;
+  let n = 0;
+  for (let j = 0; j < list.n; j++) {
+    const i = order[j]!;
+    if (n > 0 && lens[n - 1] === list.lens[i]) {
+      let same = true;
+      for (let w = 0; w < stride && same; w++) same = words[(n - 1) * stride + w] === list.words[i * stride + w];
+      if (same) continue;
+    }
+    for (let w = 0; w < stride; w++) words[n * stride + w] = list.words[i * stride + w]!;
+    lens[n] = list.lens[i]!;
+    const id = list.values[i]!;
+    ids[n] = id;
+    if (slots !== undefined) slots[n] = id < 0 ? undefined : fam.slots[id];
+    n++;
+  }
+  return { n, stride, words, lens, ids, slots, family: fam };
+}
+
+/** The chain the net at walk position i has now: through its id while the id still holds it, else a lookup. */
+function current(part: WalkPart, i: number, len: number, w0: number, w1: number, w2: number, w3: number): Slot | undefined {
+  const idx = part.family.index;
+  let id = part.ids[i]!;
+  const k = id * part.stride;
+  const same =
+    id >= 0 && idx.lens[id] === len && idx.words[k] === w0 && (part.stride === 1 || (idx.words[k + 1] === w1 && idx.words[k + 2] === w2 && idx.words[k + 3] === w3));
+  if (!same) id = part.stride === 1 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len);
+  return id < 0 ? undefined : part.family.slots[id];
 }
 
 /**
- * A sorted snapshot of nets with their chains, and a cursor over it (IPv4
- * first, then address, then length: comparePrefix order). The IPv4 lists,
- * one or more per length, are merged as the cursor moves.
+ * A sorted snapshot of nets and a cursor over it (IPv4 first, then address,
+ * then length: comparePrefix order).
  *
- * The chains are those of the moment the snapshot was taken (chains are
- * copy-on-write, so this is a consistent picture). An export request may use
- * them as they are: a net changed since then has a journal item, which the
- * request reads before it walks further, and which brings that net forward.
+ * Chains: a feeder's walk captured them (chains are copy-on-write, so that
+ * is a consistent picture of one moment). An export request's walk reads a
+ * net's current chain when it gets there, which is the chain of the moment
+ * the snapshot was taken: the request walks on only when it has read the
+ * whole journal, and a net changed since the snapshot has a journal item,
+ * which has already brought that net's feed forward (the request skips it
+ * here). Keeping the chains would cost an 8-byte slot per net for nothing.
  */
 export class NetWalk {
-  /** The net last handed out by advance(). */
+  /** The net last handed out: family, words, length, chain. */
+  v6 = false;
   word = 0;
+  w1 = 0;
+  w2 = 0;
+  w3 = 0;
   len = -1;
-  v6key: string | undefined = undefined;
   slot: Slot | undefined = undefined;
-  private lastAddr = -1; // unsigned; -1: nothing handed out yet
-  private v6next = 0;
-  private readonly total: number;
-  private handed = 0;
+  private i4 = 0;
+  private i6 = 0;
 
   constructor(
-    private readonly lists: V4List[],
-    private readonly v6: readonly (readonly [string, Slot | undefined])[],
-  ) {
-    this.total = v6.length + lists.reduce((n, l) => n + l.packed.length, 0);
-  }
+    private readonly a: WalkPart,
+    private readonly b: WalkPart,
+  ) {}
 
   get size(): number {
-    return this.total;
+    return this.a.n + this.b.n;
   }
 
   get done(): boolean {
-    return this.handed >= this.total;
+    return this.i4 >= this.a.n && this.i6 >= this.b.n;
   }
 
-  /** Moves to the next net (word/len or v6key, and slot); false when done. */
+  /** Moves to the next net; false when done. */
   advance(): boolean {
-    if (this.handed >= this.total) return false;
-    this.handed++;
-    let best: V4List | undefined;
-    let bestAddr = 0;
-    for (const l of this.lists) {
-      if (l.next >= l.packed.length) continue;
-      const addr = Math.floor(l.packed[l.next]! / LIST_MAX);
-      if (best === undefined || addr < bestAddr || (addr === bestAddr && l.len < best.len)) {
-        best = l;
-        bestAddr = addr;
-      }
-    }
-    if (best !== undefined) {
-      const packed = best.packed[best.next++]!;
-      this.word = bestAddr | 0;
-      this.len = best.len;
-      this.slot = best.slots[packed - bestAddr * LIST_MAX];
-      this.lastAddr = bestAddr;
+    if (this.i4 < this.a.n) {
+      const i = this.i4++;
+      this.word = this.a.words[i]!;
+      this.len = this.a.lens[i]!;
+      this.slot = this.a.slots !== undefined ? this.a.slots[i] : current(this.a, i, this.len, this.word, 0, 0, 0);
       return true;
     }
-    const [key, slot] = this.v6[this.v6next++]!;
-    this.v6key = key;
-    this.slot = slot;
+    if (this.i6 >= this.b.n) return false;
+    const i = this.i6++;
+    const k = i * 4;
+    const w = this.b.words;
+    this.v6 = true;
+    this.word = w[k]!;
+    this.w1 = w[k + 1]!;
+    this.w2 = w[k + 2]!;
+    this.w3 = w[k + 3]!;
+    this.len = this.b.lens[i]!;
+    this.slot = this.b.slots !== undefined ? this.b.slots[i] : current(this.b, i, this.len, this.word, this.w1, this.w2, this.w3);
     return true;
   }
 
-  /** The key of the net last handed out. */
+  /** The net last handed out, as a Prefix. */
+  net(): Prefix {
+    return this.v6 ? new Prefix(6, this.len, this.word, this.w1, this.w2, this.w3) : new Prefix(4, this.len, this.word);
+  }
+
+  /** The key of the net last handed out (an IPv6 key is a string made here). */
   get key(): NetKey {
-    return this.v6key ?? (this.word >>> 0) * 64 + this.len;
+    return this.v6 ? this.net().key() : (this.word >>> 0) * 64 + this.len;
   }
 
   /** The keys not handed out yet (the cursor does not move). */
   *rest(): IterableIterator<NetKey> {
-    for (const l of this.lists) {
-      for (let i = l.next; i < l.packed.length; i++) yield Math.floor(l.packed[i]! / LIST_MAX) * 64 + l.len;
+    for (let i = this.i4; i < this.a.n; i++) yield (this.a.words[i]! >>> 0) * 64 + this.a.lens[i]!;
+    for (let i = this.i6; i < this.b.n; i++) {
+      const k = i * 4;
+      const w = this.b.words;
+      yield new Prefix(6, this.b.lens[i]!, w[k]!, w[k + 1]!, w[k + 2]!, w[k + 3]!).key();
     }
-    for (let i = this.v6next; i < this.v6.length; i++) yield this.v6[i]![0];
   }
 
   /**
@@ -270,11 +333,23 @@ export class NetWalk {
    * (either answer is right for such a net: the reader never had it).
    */
   passed(key: NetKey): boolean {
-    if (typeof key === 'string') return this.v6key !== undefined && key <= this.v6key;
-    if (this.v6key !== undefined) return true;
-    if (this.lastAddr < 0) return false;
-    const len = key & 63;
-    const addr = (key - len) / 64;
-    return addr < this.lastAddr || (addr === this.lastAddr && len <= this.len);
+    if (this.len < 0) return false;
+    if (typeof key === 'number') {
+      if (this.v6) return true;
+      const len = key & 63;
+      const addr = (key - len) / 64;
+      const at = this.word >>> 0;
+      return addr < at || (addr === at && len <= this.len);
+    }
+    if (!this.v6) return false;
+    const p = prefixFromKey(key);
+    const a = [p.w0, p.w1, p.w2, p.w3];
+    const b = [this.word, this.w1, this.w2, this.w3];
+    for (let i = 0; i < 4; i++) {
+      const x = a[i]! >>> 0;
+      const y = b[i]! >>> 0;
+      if (x !== y) return x < y;
+    }
+    return p.len <= this.len;
   }
 }

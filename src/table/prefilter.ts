@@ -12,7 +12,7 @@
  * for prefix and set filters, the ranges, which NetStore uses to look only
  * where matching nets can be instead of scanning the whole table.
  */
-import { type Prefix, prefixFromKey } from '../lib/addr';
+import { type Prefix, maskFor, prefixFromKey } from '../lib/addr';
 import { PrefixSet, type PrefixRange, prefixRange, rangeMatches } from '../lib/prefix-set';
 import type { NetKey } from '../route/route';
 
@@ -24,6 +24,8 @@ export type Prefilter =
 
 export interface NetFilter {
   matches(key: NetKey): boolean;
+  /** matches() for a net given by its words and length (set with `ranges`): no key or Prefix made. */
+  matchesWords?(family: 4 | 6, len: number, w0: number, w1: number, w2: number, w3: number): boolean;
   /** Where matching nets can be; undefined means anywhere (a predicate, a family). */
   readonly ranges: readonly PrefixRange[] | undefined;
   /** Set for a family filter: every net of it matches, none of the other (walks skip the other whole). */
@@ -51,6 +53,14 @@ export function compilePrefilter(pf: Prefilter | undefined): NetFilter | undefin
 function rangesFilter(ranges: readonly PrefixRange[]): NetFilter {
   return {
     ranges,
+    matchesWords(family, len, w0, w1, w2, w3) {
+      for (const r of ranges) {
+        const p = r.prefix;
+        if (p.family !== family || len < r.min || len > r.max) continue;
+        if ((w0 & maskFor(p.len, 0)) === p.w0 && (w1 & maskFor(p.len, 1)) === p.w1 && (w2 & maskFor(p.len, 2)) === p.w2 && (w3 & maskFor(p.len, 3)) === p.w3) return true;
+      }
+      return false;
+    },
     matches(key) {
       if (typeof key === 'number') {
         // IPv4 fast path on the numeric key, no Prefix built.

@@ -28,7 +28,7 @@
  * source so one no chain holds any more goes with its attrs.
  */
 import type { Prefix } from '../lib/addr';
-import { prefixFromKey, prefixKey } from '../lib/addr';
+import { prefixKey } from '../lib/addr';
 import type { RouteAttrs } from '../route/attrs';
 import { Route } from '../route/route';
 import { type RouteSource, compareSources } from '../route/source';
@@ -109,7 +109,7 @@ export class Table {
    * snapshot, sort, item or Prefix per IPv4 net, as a Feeder would make.
    */
   forEachNet(family: 4 | 6, v4: (word: number, len: number) => void, v6: (net: Prefix) => void): void {
-    this.store.forEachNet(family, v4, (key) => v6(prefixFromKey(key)));
+    this.store.forEachNet(family, v4, v6);
   }
 
   /** The net's routes, best first (a lookup; readers use exporters). */

@@ -1,0 +1,64 @@
+/**
+ * Sorting a million nets held in typed arrays, without a comparator or an
+ * object per net: a stable LSD radix sort that moves each key with its
+ * index (every pass reads both arrays in order). It yields the permutation
+ * of 0..n-1 that orders the nets by address (each word unsigned, the first
+ * most significant), then by length, ties kept in their order; with
+ * `spread`, IPv4 words are compared by their reversed bits instead (the
+ * order the kernel's trie takes fastest: src/netlink/order.ts).
+ */
+
+/** The 32 bits of `x` in reverse order, as an unsigned number. */
+export function reverseBits32(x: number): number {
+  x = ((x >>> 1) & 0x55555555) | ((x & 0x55555555) << 1);
+  x = ((x >>> 2) & 0x33333333) | ((x & 0x33333333) << 2);
+  x = ((x >>> 4) & 0x0f0f0f0f) | ((x & 0x0f0f0f0f) << 4);
+  x = ((x >>> 8) & 0x00ff00ff) | ((x & 0x00ff00ff) << 8);
+  return ((x >>> 16) | (x << 16)) >>> 0;
+}
+
+/** The permutation that sorts net i = (words[i * stride ...], lens[i]) for i < n (see the module's header). */
+export function netOrder(words: Int32Array, stride: 1 | 4, lens: Uint8Array, n: number, spread = false): Uint32Array {
+  let idx = new Uint32Array(n);
+  let key = new Uint32Array(n);
+  let idx2 = new Uint32Array(n);
+  let key2 = new Uint32Array(n);
+  const count = new Uint32Array(2048);
+  const pass = (shift: number, bits: number): void => {
+    const mask = (1 << bits) - 1;
+    count.fill(0);
+    for (let j = 0; j < n; j++) count[(key[j]! >>> shift) & mask]!++;
+    let sum = 0;
+    for (let d = 0; d <= mask; d++) {
+      const c = count[d]!;
+      count[d] = sum;
+      sum += c;
+    }
+    for (let j = 0; j < n; j++) {
+      const k = key[j]!;
+      const at = count[(k >>> shift) & mask]!++;
+      key2[at] = k;
+      idx2[at] = idx[j]!;
+    }
+    [idx, idx2] = [idx2, idx];
+    [key, key2] = [key2, key];
+  };
+  let sameLen = true;
+  for (let i = 0; i < n; i++) {
+    idx[i] = i;
+    key[i] = lens[i]!;
+    if (lens[i] !== lens[0]) sameLen = false;
+  }
+  if (!sameLen) pass(0, 8);
+  for (let w = stride - 1; w >= 0; w--) {
+    // The key of each item in its current place, from the word the next passes sort by.
+    for (let j = 0; j < n; j++) {
+      const x = words[idx[j]! * stride + w]!;
+      key[j] = spread ? reverseBits32(x) : x >>> 0;
+    }
+    pass(0, 11);
+    pass(11, 11);
+    pass(22, 10);
+  }
+  return idx;
+}
