@@ -62,3 +62,21 @@ export function netOrder(words: Int32Array, stride: 1 | 4, lens: Uint8Array, n: 
   }
   return idx;
 }
+
+/** Largest set sorted by packing key and index into one double: a 32-bit key and a 21-bit index fit its 53 bits. */
+const PACKED_MAX = 1 << 21;
+
+/**
+ * The IPv4 trie-spread order (src/netlink/order.ts) of nets words[0..n): the permutation sorting
+ * them by reversed bits, ties in their order. Up to 2^21 nets as packed doubles sorted natively in
+ * place (8 bytes a net); more by the radix sort, which needs 16.
+ */
+export function spreadOrder(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
+  if (n > PACKED_MAX) return netOrder(words, 1, lens, n, true);
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = reverseBits32(words[i]!) * PACKED_MAX + i;
+  packed.sort();
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = packed[i]! % PACKED_MAX;
+  return out;
+}

@@ -15,7 +15,7 @@
  * set apply this first. IPv6 changes keep their order (placed after IPv4):
  * the IPv6 FIB is a different tree and showed no such effect worth the sort.
  */
-import { netOrder, reverseBits32 } from '../lib/net-sort';
+import { netOrder, reverseBits32, spreadOrder } from '../lib/net-sort';
 
 export { reverseBits32 };
 
@@ -71,3 +71,6 @@ export function trieSpreadOrder<T>(items: readonly T[], wordOf: (item: T) => num
 export function trieSpreadPermutation(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
   return netOrder(words, 1, lens, n, true);
 }
+
+/** trieSpreadPermutation where ties of one word may come in any length order; half the memory up to 2^21 nets. */
+export { spreadOrder };

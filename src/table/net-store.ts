@@ -141,10 +141,21 @@ export class NetStore {
    * moment is kept (a feeder's consistent picture); without, the walk reads it when it gets there.
    */
   walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false): NetWalk {
+    // Every net of a family (the kernel protocol's feed): sorted straight from the index's own
+    // columns by a radix sort that yields their ids, so the walk reads each chain through its id
+    // (in address order, which is usually id order) instead of hashing each net again.
+    if (extra === undefined && (filter === undefined || filter.family !== undefined)) {
+      const none = new NetList(1, 0);
+      return new NetWalk(
+        filter?.family === 6 ? sorted(none, this.v4, capture) : wholeFamily(this.v4, capture),
+        filter?.family === 4 ? sorted(new NetList(4, 0), this.v6, capture) : wholeFamily(this.v6, capture),
+      );
+    }
+    // A prefilter's nets, or a refeed's (with the nets it owes): gathered with their ids, then sorted.
     const v4 = new NetList(1, filter?.family === 6 ? 16 : this.v4.index.size + 16);
     const v6 = new NetList(4, filter?.family === 4 ? 16 : this.v6.index.size + 16);
-    if (filter?.family !== 6) this.collect(this.v4.index, filter, v4);
-    if (filter?.family !== 4) this.collect(this.v6.index, filter, v6);
+    if (filter?.family !== 6) this.collect(this.v4.index, filter, (len, id, w0) => v4.push(len, id, w0));
+    if (filter?.family !== 4) this.collect(this.v6.index, filter, (len, id, w0, w1, w2, w3) => v6.push(len, id, w0, w1, w2, w3));
     if (extra !== undefined) {
       for (const k of extra) {
         if (typeof k === 'number') {
@@ -156,15 +167,15 @@ export class NetStore {
     return new NetWalk(sorted(v4, this.v4, capture), sorted(v6, this.v6, capture));
   }
 
-  /** The nets of one family passing `filter` into `out`, value = id; prefix ranges look only where matching nets can be. */
-  private collect(idx: NetIndex, filter: NetFilter | undefined, out: NetList): void {
+  /** The nets of one family passing `filter`, to `out`; prefix ranges look only where matching nets can be. */
+  private collect(idx: NetIndex, filter: NetFilter | undefined, out: (len: number, id: number, w0: number, w1: number, w2: number, w3: number) => void): void {
     const stride = idx.stride;
     const w = idx.words;
     const all = (test?: (id: number) => boolean): void =>
       idx.forEach((id) => {
         if (test !== undefined && !test(id)) return;
-        if (stride === 1) out.push(idx.lens[id]!, id, w[id]!);
-        else out.push(idx.lens[id]!, id, w[id * 4]!, w[id * 4 + 1]!, w[id * 4 + 2]!, w[id * 4 + 3]!);
+        if (stride === 1) out(idx.lens[id]!, id, w[id]!, 0, 0, 0);
+        else out(idx.lens[id]!, id, w[id * 4]!, w[id * 4 + 1]!, w[id * 4 + 2]!, w[id * 4 + 3]!);
       });
     if (filter === undefined || filter.family !== undefined) return all();
     const ranges = filter.ranges;
@@ -191,7 +202,7 @@ export class NetStore {
         for (let j = 0; j < 2 ** (len - r.prefix.len); j++) {
           const w = ((r.prefix.w0 >>> 0) + j * step) | 0;
           const id = idx.find4(w, len);
-          if (id >= 0) out.push(len, id, w);
+          if (id >= 0) out(len, id, w, 0, 0, 0);
         }
       }
     }
@@ -208,6 +219,29 @@ interface WalkPart {
   readonly ids: Int32Array;
   readonly slots: (Slot | undefined)[] | undefined;
   readonly family: Family;
+}
+
+/** Every net of a family in address order, with its id, sorted in place of the index's columns. */
+function wholeFamily(fam: Family, capture: boolean): WalkPart {
+  const idx = fam.index;
+  const stride = idx.stride;
+  const order = netOrder(idx.words, stride, idx.lens, idx.end);
+  const size = idx.size;
+  const words = new Int32Array(size * stride);
+  const lens = new Uint8Array(size);
+  const ids = new Int32Array(size);
+  const slots = capture ? new Array<Slot | undefined>(size) : undefined;
+  let n = 0;
+  for (let j = 0; j < order.length; j++) {
+    const id = order[j]!;
+    if (!idx.live(id)) continue; // an id no longer in use (its stale words sort anywhere)
+    for (let w = 0; w < stride; w++) words[n * stride + w] = idx.words[id * stride + w]!;
+    lens[n] = idx.lens[id]!;
+    ids[n] = id;
+    if (slots !== undefined) slots[n] = fam.slots[id];
+    n++;
+  }
+  return { n, stride, words, lens, ids, slots, family: fam };
 }
 
 /** `list` sorted (address, then length), duplicates (overlapping ranges) dropped, chains captured if asked. */

@@ -48,11 +48,10 @@ export class DirtyQueue {
     return -1;
   }
 
-  /** Takes every queued route out, in queue order (for a caller that queues them again in another order). */
-  takeAll(): number[] {
-    const out: number[] = [];
-    for (let id = this.shift(); id >= 0; id = this.shift()) out.push(id);
-    return out;
+  /** Takes every queued route out into `out` from `at`, in queue order (to queue them again in another order); returns the new end. */
+  takeAll(out: Int32Array, at = 0): number {
+    for (let id = this.shift(); id >= 0; id = this.shift()) out[at++] = id;
+    return at;
   }
 
   private makeRoom(): void {

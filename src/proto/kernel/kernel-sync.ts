@@ -27,7 +27,7 @@ import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
 import * as C from '../../netlink/constants';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
-import { trieSpreadPermutation } from '../../netlink/order';
+import { spreadOrder } from '../../netlink/order';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import { newRouteHead, readRouteHead } from '../../netlink/route-head';
@@ -238,7 +238,10 @@ export class KernelSync implements ScanTarget {
     const store = this.store;
     const sender = this.sender;
     const now = Date.now();
-    const work: number[] = first ? sender.dirty.takeAll() : [];
+    // Every queued and every walked route at most once: sized up front, typed (a JS array of a million
+    // ids was 8 MB more, and twice that while it grew, at the first sync's peak).
+    const work = new Int32Array(first ? store.size + sender.dirty.size : 0);
+    let n = first ? sender.dirty.takeAll(work) : 0;
     const plan = { n: 0, cmds: [], ids: [] };
     store.forEach((id) => {
       if (!first) {
@@ -248,28 +251,25 @@ export class KernelSync implements ScanTarget {
       if (store.flag(id, QUEUED) || !sender.idleOnWire(id)) return;
       const w = store.want[id]!;
       if (w !== 0 && w === store.have[id]) sender.settleState(id, true);
-      else if (w !== 0 && store.have[id] === 0) work.push(id); // certainly an add (or a failure to record)
+      else if (w !== 0 && store.have[id] === 0) work[n++] = id; // certainly an add (or a failure to record)
       else if (store.plan(id, plan) === 0) sender.settleState(id, true);
-      else work.push(id);
+      else work[n++] = id;
     });
     if (!first) return;
-    for (const id of this.spread(work)) sender.dirty.add(id);
-  }
-
-  /** IPv4 route ids in trie-spread order (src/netlink/order.ts); IPv6 keeps its order. */
-  private spread(ids: number[]): Iterable<number> {
-    const nets = this.store.nets;
-    if (nets.stride !== 1 || ids.length < 2) return ids;
-    const words = new Int32Array(ids.length);
-    const lens = new Uint8Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      words[i] = nets.words[ids[i]!]!;
-      lens[i] = nets.lens[ids[i]!]!;
+    const nets = store.nets;
+    if (nets.stride !== 1) {
+      for (let i = 0; i < n; i++) sender.dirty.add(work[i]!); // IPv6 keeps its order
+      return;
     }
-    const order = trieSpreadPermutation(words, lens, ids.length);
-    const out = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) out[i] = ids[order[i]!]!;
-    return out;
+    // IPv4 in trie-spread order (src/netlink/order.ts).
+    const words = new Int32Array(n);
+    const lens = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      words[i] = nets.words[work[i]!]!;
+      lens[i] = nets.lens[work[i]!]!;
+    }
+    const order = spreadOrder(words, lens, n);
+    for (let i = 0; i < n; i++) sender.dirty.add(work[order[i]!]!);
   }
 
   // ------------------------------------------------------------ what we want

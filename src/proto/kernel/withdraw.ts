@@ -14,7 +14,7 @@ import { NetList } from '../../lib/net-list';
 import { DumpInterruptedError } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { NO_METRIC, NetDeleteSource } from '../../netlink/bulk-delete';
-import { trieSpreadPermutation } from '../../netlink/order';
+import { spreadOrder } from '../../netlink/order';
 import { OpArraySource, opDst, type OpSource, type RouteOp } from '../../netlink/pipeline';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
@@ -112,7 +112,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   // Each batch's nets are copied out in send order as it goes: the encoder then reads them in
   // sequence, and no sorted copy of the whole set is made (13 MB at the moment the heap is largest).
-  const order = stride === 1 ? trieSpreadPermutation(list.words, list.lens, list.n) : undefined;
+  const order = stride === 1 ? spreadOrder(list.words, list.lens, list.n) : undefined;
   for (let a = 0; a < list.n; a += ctx.batchSize) {
     const n = Math.min(list.n, a + ctx.batchSize) - a;
     const bw = new Int32Array(n * stride);

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { reverseBits32, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
+import { reverseBits32, spreadOrder, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
 
 describe('bulk order for the kernel', () => {
   it('reverses the bits of a word', () => {
@@ -49,6 +49,18 @@ describe('trieSpreadPermutation', () => {
           .map((_, i) => i)
           .sort((a, b) => reverseBits32(words[a]!) - reverseBits32(words[b]!) || lens[a]! - lens[b]! || a - b);
         expect(perm).toEqual(expected);
+      }),
+    );
+  });
+});
+
+describe('spreadOrder', () => {
+  it('orders by reversed word like trieSpreadPermutation, ties in their order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 31 }), { maxLength: 400 }), (ws) => {
+        const words = Int32Array.from(ws.map((w) => (w * 0x01010101) | 0));
+        const lens = new Uint8Array(ws.length).fill(24);
+        expect(Array.from(spreadOrder(words, lens, ws.length))).toEqual(Array.from(trieSpreadPermutation(words, lens, ws.length)));
       }),
     );
   });
