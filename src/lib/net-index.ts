@@ -82,6 +82,16 @@ export class NetIndex {
     return this.top;
   }
 
+  /** Room for `n` nets at once (one allocation, no doubling copies on the way there). */
+  reserve(n: number): void {
+    let cap = this.lens.length;
+    while (cap < n) cap *= 2;
+    if (cap > this.lens.length) this.growIds(cap);
+    let size = this.mask + 1;
+    while (n > size >> 1) size *= 2;
+    if (size > this.mask + 1) this.rehash(size);
+  }
+
   live(id: number): boolean {
     return this.lens[id] !== FREE_LEN;
   }
@@ -200,12 +210,11 @@ export class NetIndex {
     if (this.count + 1 > (this.mask + 1) >> 1) this.rehash((this.mask + 1) * 2);
     this.count++;
     if (this.nfree > 0) return this.free[--this.nfree]!;
-    if (this.top === this.lens.length) this.growIds();
+    if (this.top === this.lens.length) this.growIds(this.lens.length * 2);
     return this.top++;
   }
 
-  private growIds(): void {
-    const cap = this.lens.length * 2;
+  private growIds(cap: number): void {
     this.words = grownTo(this.words, cap * this.stride);
     const lens = new Uint8Array(cap).fill(FREE_LEN);
     lens.set(this.lens);

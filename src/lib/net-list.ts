@@ -19,15 +19,17 @@ export class NetList {
   n = 0;
   words: Int32Array;
   lens: Uint8Array;
-  values: Float64Array;
+  values: Float64Array | Int32Array;
 
+  /** `intValues`: the values are int32 (an index, an id: 4 bytes a net), not any number (8). */
   constructor(
     readonly stride: 1 | 4,
     capacity = 1024,
+    intValues = false,
   ) {
     this.words = new Int32Array(capacity * stride);
     this.lens = new Uint8Array(capacity);
-    this.values = new Float64Array(capacity);
+    this.values = intValues ? new Int32Array(capacity) : new Float64Array(capacity);
   }
 
   push(len: number, value: number, w0: number, w1 = 0, w2 = 0, w3 = 0): void {

@@ -67,14 +67,24 @@ export function netOrder(words: Int32Array, stride: 1 | 4, lens: Uint8Array, n: 
 const PACKED_MAX = 1 << 21;
 
 /**
- * The IPv4 trie-spread order (src/netlink/order.ts) of nets words[0..n): the permutation sorting
- * them by reversed bits, ties in their order. Up to 2^21 nets as packed doubles sorted natively in
- * place (8 bytes a net); more by the radix sort, which needs 16.
+ * The IPv4 trie-spread order (src/netlink/order.ts) of n nets: the permutation sorting them by
+ * reversed bits, ties in their order. Net i is words[i], or words[at[i]] when `at` is given (ids
+ * into a store's columns, read in place). Up to 2^21 nets as packed doubles sorted natively in
+ * place (8 bytes a net); more by the radix sort, which needs 16 and its own copy of the words.
  */
-export function spreadOrder(words: Int32Array, lens: Uint8Array, n: number): Uint32Array {
-  if (n > PACKED_MAX) return netOrder(words, 1, lens, n, true);
+export function spreadOrder(words: Int32Array, lens: Uint8Array, n: number, at?: Int32Array): Uint32Array {
+  if (n > PACKED_MAX) {
+    if (at === undefined) return netOrder(words, 1, lens, n, true);
+    const w = new Int32Array(n);
+    const l = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      w[i] = words[at[i]!]!;
+      l[i] = lens[at[i]!]!;
+    }
+    return netOrder(w, 1, l, n, true);
+  }
   const packed = new Float64Array(n);
-  for (let i = 0; i < n; i++) packed[i] = reverseBits32(words[i]!) * PACKED_MAX + i;
+  for (let i = 0; i < n; i++) packed[i] = reverseBits32(words[at === undefined ? i : at[i]!]!) * PACKED_MAX + i;
   packed.sort();
   const out = new Uint32Array(n);
   for (let i = 0; i < n; i++) out[i] = packed[i]! % PACKED_MAX;

@@ -85,6 +85,10 @@ export class NetStore {
     return this.v4.index.size + this.v6.index.size;
   }
 
+  sizeOf(family: 4 | 6): number {
+    return (family === 4 ? this.v4 : this.v6).index.size;
+  }
+
   private idOf(netWord: number | string, netLen: number): number {
     if (typeof netWord === 'number') return this.v4.index.find4(netWord, netLen);
     return this.v6.index.find6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen);
@@ -152,8 +156,8 @@ export class NetStore {
       );
     }
     // A prefilter's nets, or a refeed's (with the nets it owes): gathered with their ids, then sorted.
-    const v4 = new NetList(1, filter?.family === 6 ? 16 : this.v4.index.size + 16);
-    const v6 = new NetList(4, filter?.family === 4 ? 16 : this.v6.index.size + 16);
+    const v4 = new NetList(1, filter?.family === 6 ? 16 : this.v4.index.size + 16, true);
+    const v6 = new NetList(4, filter?.family === 4 ? 16 : this.v6.index.size + 16, true);
     if (filter?.family !== 6) this.collect(this.v4.index, filter, (len, id, w0) => v4.push(len, id, w0));
     if (filter?.family !== 4) this.collect(this.v6.index, filter, (len, id, w0, w1, w2, w3) => v6.push(len, id, w0, w1, w2, w3));
     if (extra !== undefined) {

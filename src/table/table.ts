@@ -93,6 +93,11 @@ export class Table {
     return this.store.size;
   }
 
+  /** Nets of one family. */
+  netCountOf(family: 4 | 6): number {
+    return this.store.sizeOf(family);
+  }
+
   get routeTotal(): number {
     return this.routeCount;
   }

@@ -52,7 +52,8 @@ export class KernelMonitor {
         onError: (_errno, name) => handlers.onMalformed(`receive error ${name}`),
         ...(handlers.onRawRoute ? { onRawRoute: handlers.onRawRoute } : {}),
       },
-      { groups, rcvbuf: opts.rcvbuf ?? 32 << 20, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) },
+      // The kernel queues up to rcvbuf for us; each read takes up to 1 MiB of it (the drain reads on).
+      { groups, rcvbuf: opts.rcvbuf ?? 32 << 20, recvBufferSize: 1 << 20, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) },
     );
   }
 

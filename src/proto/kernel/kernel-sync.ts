@@ -261,14 +261,8 @@ export class KernelSync implements ScanTarget {
       for (let i = 0; i < n; i++) sender.dirty.add(work[i]!); // IPv6 keeps its order
       return;
     }
-    // IPv4 in trie-spread order (src/netlink/order.ts).
-    const words = new Int32Array(n);
-    const lens = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      words[i] = nets.words[work[i]!]!;
-      lens[i] = nets.lens[work[i]!]!;
-    }
-    const order = spreadOrder(words, lens, n);
+    // IPv4 in trie-spread order (src/netlink/order.ts), read straight from the routes' words.
+    const order = spreadOrder(nets.words, nets.lens, n, work);
     for (let i = 0; i < n; i++) sender.dirty.add(work[order[i]!]!);
   }
 
@@ -326,9 +320,15 @@ export class KernelSync implements ScanTarget {
     return dump.ours;
   }
 
+  /** Room for `n` routes: the protocol knows the table's size before its first feed. */
+  reserve(n: number): void {
+    this.store.reserve(n);
+  }
+
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
   private applyDump(dumped: DumpedRoutes): void {
     const store = this.store;
+    store.reserve(store.size + dumped.length);
     store.forEach((id) => store.clearHave(id));
     this.echoes?.clear();
     const nets = store.nets;

@@ -102,7 +102,8 @@ export const openNetlinkKernelIo: KernelIoProvider = async (opts: KernelIoOption
     client = NetlinkClient.open(netns);
     // highWater: enough queued to keep the sender busy for a while (about 0.3 s of kernel time), no more: what
     // waits in the sync's own queue instead can still be put in the trie's order when the first feed ends.
-    const pipeline = RoutePipeline.open({ ...netns, highWater: 65536, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
+    // 1 MiB of answers a read (a fence's ack, failures) is plenty: the default 4 MiB buffer is RSS once touched.
+    const pipeline = RoutePipeline.open({ ...netns, highWater: 65536, recvBufferSize: 1 << 20, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
     const io = new NetlinkKernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
     try {
       const links = await client.dumpLinks();

@@ -83,6 +83,11 @@ export class RouteStore {
     return this.nets.size;
   }
 
+  /** Room for `n` routes at once (a first sync knows how many are coming: no doubling copies on the way). */
+  reserve(n: number): void {
+    this.nets.reserve(n);
+  }
+
   /** The id of `net`, made if new. */
   idOf(net: Prefix): number {
     return this.nets.insert(net);
