@@ -6,6 +6,8 @@
  * Splits a byte stream into lines, bounded: a line longer than `maxLine`
  * bytes is reported once (onOverflow) and skipped up to its newline, so one
  * huge line never costs unbounded memory and never loses the lines after it.
+ * push() keeps nothing of the chunk it is given (an unfinished line is
+ * copied), so a reader may pass the same buffer again and again.
  */
 export class LineSplitter {
   private parts: Buffer[] = [];
@@ -77,7 +79,7 @@ export class LineSplitter {
       this.onOverflow();
       return;
     }
-    this.parts.push(b);
+    this.parts.push(Buffer.from(b)); // a copy: the caller may reuse its buffer
     this.size += b.length;
   }
 }

@@ -73,20 +73,31 @@ const PACKED_MAX = 1 << 21;
  * place (8 bytes a net); more by the radix sort, which needs 16 and its own copy of the words.
  */
 export function spreadOrder(words: Int32Array, lens: Uint8Array, n: number, at?: Int32Array): Uint32Array {
+  const out = new Uint32Array(n);
+  let k = 0;
+  forEachInSpreadOrder(words, lens, n, at, (i) => (out[k++] = i));
+  return out;
+}
+
+/** spreadOrder's permutation handed out one index at a time, without the array of it. */
+export function forEachInSpreadOrder(words: Int32Array, lens: Uint8Array, n: number, at: Int32Array | undefined, fn: (i: number) => void): void {
   if (n > PACKED_MAX) {
-    if (at === undefined) return netOrder(words, 1, lens, n, true);
-    const w = new Int32Array(n);
-    const l = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      w[i] = words[at[i]!]!;
-      l[i] = lens[at[i]!]!;
+    let order: Uint32Array;
+    if (at === undefined) order = netOrder(words, 1, lens, n, true);
+    else {
+      const w = new Int32Array(n);
+      const l = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        w[i] = words[at[i]!]!;
+        l[i] = lens[at[i]!]!;
+      }
+      order = netOrder(w, 1, l, n, true);
     }
-    return netOrder(w, 1, l, n, true);
+    for (let i = 0; i < n; i++) fn(order[i]!);
+    return;
   }
   const packed = new Float64Array(n);
   for (let i = 0; i < n; i++) packed[i] = reverseBits32(words[at === undefined ? i : at[i]!]!) * PACKED_MAX + i;
   packed.sort();
-  const out = new Uint32Array(n);
-  for (let i = 0; i < n; i++) out[i] = packed[i]! % PACKED_MAX;
-  return out;
+  for (let i = 0; i < n; i++) fn(packed[i]! % PACKED_MAX);
 }

@@ -38,7 +38,7 @@ import { NetlinkRequestError, NetlinkSocketError } from '../../src/netlink/error
 import type { AddrMessage, LinkMessage } from '../../src/netlink/link-codec';
 import type { BatchResult, OpSource, RouteOpFailure } from '../../src/netlink/pipeline';
 import { decodeRouteMessage, encodeRouteMessage, type RouteMessage } from '../../src/netlink/route-codec';
-import type { KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from '../../src/proto/kernel/kernel-io';
+import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from '../../src/proto/kernel/kernel-io';
 import { TableDumpCollector } from '../../src/proto/kernel/table-dump';
 
 const { EEXIST, ESRCH, ENETUNREACH, ENODEV, ENETDOWN, ECANCELED } = osConstants.errno;
@@ -389,10 +389,10 @@ export class FakeKernelIo implements KernelIo {
     this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted);
   }
 
-  async dumpTable(includeForeign: boolean): Promise<TableDump> {
+  async dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
     const t = this.opts.target;
-    const collect = new TableDumpCollector(t, includeForeign);
+    const collect = new TableDumpCollector(t, includeForeign, sink);
     const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect);
     await new Promise((r) => setImmediate(r));
     return collect.finish(res);

@@ -21,7 +21,7 @@
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import type { BatchResult, OpSource } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { DumpedRoutes } from '../../netlink/route-dump';
+import type { DumpedRouteFn, DumpedRoutes } from '../../netlink/route-dump';
 import type { KernelTarget } from './convert';
 
 /** What the kernel tells the sync, in the order it happened. */
@@ -52,8 +52,16 @@ export interface KernelIoOptions {
   filterOwnEchoes?: boolean;
 }
 
+/** Takes a dump's routes of ours as they arrive, instead of a DumpedRoutes list. */
+export interface DumpSink {
+  /** A route of ours: its net as words (IPv4: w0) and length; routes of one shape share one RouteMessage. */
+  route: DumpedRouteFn;
+  /** The dump was interrupted and starts over: forget what it gave so far. */
+  restart(): void;
+}
+
 export interface TableDump {
-  /** Routes of ours, by column; routes of one shape share one RouteMessage (SharedRouteDecoder). */
+  /** Routes of ours, by column (empty when a sink took them); routes of one shape share one RouteMessage (SharedRouteDecoder). */
   ours: DumpedRoutes;
   foreign: RouteMessage[];
   /** NLM_F_DUMP_INTR restarts done. */
@@ -70,8 +78,8 @@ export interface KernelIo {
    * could not be set up or was not asked for: echoes arrive and are matched.
    */
   readonly ownEchoesFiltered: boolean;
-  /** Our routes in our table (and, with includeForeign, everyone else's there). */
-  dumpTable(includeForeign: boolean): Promise<TableDump>;
+  /** Our routes in our table (to `sink` as they come, if given), and with includeForeign everyone else's there. */
+  dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump>;
   /** Queues a batch of changes; settles once each has its result. Never rejects. */
   submit(ops: OpSource): Promise<BatchResult>;
   /** More changes wait to be sent than the pipeline wants: `await drain()` before submitting more. */

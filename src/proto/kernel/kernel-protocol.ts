@@ -159,10 +159,10 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (this.syncs.size === 0) this.init();
     try {
       for (const sync of this.syncs.values()) await sync.open();
+      // A restart's dump and the first feed bring about as many nets as the table has: room for them at once.
+      for (const [family, sync] of this.syncs) sync.reserve(this.options.table.netCountOf(family));
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       for (const sync of this.syncs.values()) await sync.firstScan();
-      // The first feed brings about as many nets as the table has: room for them at once.
-      for (const [family, sync] of this.syncs) sync.reserve(this.options.table.netCountOf(family));
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;

@@ -27,7 +27,7 @@ import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
 import * as C from '../../netlink/constants';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
-import { spreadOrder } from '../../netlink/order';
+import { forEachInSpreadOrder } from '../../netlink/order';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import { newRouteHead, readRouteHead } from '../../netlink/route-head';
@@ -37,7 +37,7 @@ import { RateLimitedLog, debugOn, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
-import type { KernelIo, KernelIoProvider } from './kernel-io';
+import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
 import { KernelRoutes } from './kernel-routes';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
@@ -173,20 +173,41 @@ export class KernelSync implements ScanTarget {
   /** init -> first-dump -> first-feed: our routes in the kernel; then only early adds go out until prune(). */
   async firstScan(): Promise<void> {
     this.sm.go('first-dump');
-    let dumped: DumpedRoutes | undefined;
-    while (dumped === undefined) {
+    // Nothing is known yet, so the dump goes straight into the routes' state as it arrives (no list
+    // of a million routes on the side); a dump that starts over starts the state over.
+    const store = this.store;
+    const routes = this.routes;
+    let count = 0;
+    let lastRoute: RouteMessage | undefined;
+    let lastRid = 0;
+    const sink: DumpSink = {
+      route: (family, len, w0, w1, w2, w3, route) => {
+        if (route !== lastRoute) {
+          lastRoute = route;
+          lastRid = routes.seen(route);
+        }
+        store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
+        count++;
+      },
+      restart: () => {
+        store.forEach((id) => store.clearHave(id));
+        count = 0;
+      },
+    };
+    for (let done = false; !done; ) {
       try {
-        dumped = await this.dumpOurs();
+        await this.dumpOurs(sink);
+        done = true;
       } catch (err) {
         // A table that keeps changing interrupts dumps: the first sync waits for a quiet moment.
         if (!(err instanceof DumpInterruptedError)) throw err;
+        sink.restart();
         this.limited.write('warn', 'first-scan', `first scan: ${err.message}; trying again`, { table: this.target.table });
         await new Promise((r) => setTimeout(r, 200));
       }
       if (PHASE.closing(this.state)) return;
     }
-    this.applyDump(dumped);
-    this.log.info(`first scan: ${dumped.length} routes of ours in table ${this.target.table}`, { table: this.target.table });
+    this.log.info(`first scan: ${count} routes of ours in table ${this.target.table}`, { table: this.target.table });
     this.sm.go('first-feed');
   }
 
@@ -262,8 +283,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     // IPv4 in trie-spread order (src/netlink/order.ts), read straight from the routes' words.
-    const order = spreadOrder(nets.words, nets.lens, n, work);
-    for (let i = 0; i < n; i++) sender.dirty.add(work[order[i]!]!);
+    forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => sender.dirty.add(work[i]!));
   }
 
   // ------------------------------------------------------------ what we want
@@ -312,15 +332,15 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(): Promise<DumpedRoutes> {
-    const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined);
+  private async dumpOurs(sink?: DumpSink): Promise<DumpedRoutes> {
+    const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined, sink);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
     this.opts.onForeignDump?.(dump.foreign);
     return dump.ours;
   }
 
-  /** Room for `n` routes: the protocol knows the table's size before its first feed. */
+  /** Room for `n` routes: the protocol knows the table's size before the first scan. */
   reserve(n: number): void {
     this.store.reserve(n);
   }
@@ -328,7 +348,7 @@ export class KernelSync implements ScanTarget {
   /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
   private applyDump(dumped: DumpedRoutes): void {
     const store = this.store;
-    store.reserve(store.size + dumped.length);
+    store.reserve(Math.max(store.size, dumped.length)); // usually the same nets
     store.forEach((id) => store.clearHave(id));
     this.echoes?.clear();
     const nets = store.nets;

@@ -19,7 +19,7 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
 import { encodeRouteDump } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
-import type { KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
+import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
 import { KernelMonitor } from './kernel-monitor';
 import { TableDumpCollector } from './table-dump';
 
@@ -50,10 +50,10 @@ class NetlinkKernelIo implements KernelIo {
     this.ownEchoesFiltered = filtered;
   }
 
-  async dumpTable(includeForeign: boolean): Promise<TableDump> {
+  async dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump> {
     const t = this.target;
     const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
-    const collect = new TableDumpCollector(t, includeForeign);
+    const collect = new TableDumpCollector(t, includeForeign, sink);
     try {
       const res = await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, filter), collect.decode, `dump routes of table ${t.table}`, collect.reset);
       return collect.finish(res);
@@ -99,7 +99,8 @@ export const openNetlinkKernelIo: KernelIoProvider = async (opts: KernelIoOption
   const monitor = new KernelMonitor({ family: opts.target.family, ...netns, ...(opts.monitorRcvbuf ? { rcvbuf: opts.monitorRcvbuf } : {}) }, events);
   let client: NetlinkClient | undefined;
   try {
-    client = NetlinkClient.open(netns);
+    // Dumps are read 1 MiB at a time (the default 4 MiB buffer is RSS once a big dump has filled it).
+    client = NetlinkClient.open({ ...netns, recvBufferSize: 1 << 20 });
     // highWater: enough queued to keep the sender busy for a while (about 0.3 s of kernel time), no more: what
     // waits in the sync's own queue instead can still be put in the trie's order when the first feed ends.
     // 1 MiB of answers a read (a fence's ack, failures) is plenty: the default 4 MiB buffer is RSS once touched.

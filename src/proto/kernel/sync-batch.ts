@@ -6,6 +6,8 @@
  * no RouteMessage, Prefix or op per change. A RouteOp is built only for a
  * failure. The batch holds a reference to each KernelRoute it sends until
  * its answers are in (release()), so an answer still says what was sent.
+ * Released batches are used again (a first sync of a million routes made
+ * 9 MB of them, garbage outside V8's heap until its next full collection).
  */
 import { grownTo } from '../../lib/net-list';
 import type { RouteOp, OpSource } from '../../netlink/pipeline';
@@ -84,8 +86,9 @@ export class SyncBatch implements OpSource {
     this.cmds = grownTo(this.cmds, cap);
   }
 
-  /** The answers are in: the batch lets go of its routes. */
+  /** The answers are in: the batch lets go of its routes, and is empty to be used again. */
   release(): void {
     for (let i = 0; i < this.n; i++) this.routes.unref(this.rids[i]!);
+    this.n = 0;
   }
 }

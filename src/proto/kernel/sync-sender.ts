@@ -76,6 +76,8 @@ export class SyncSender {
   private settleWaiters: Array<() => void> = [];
   private readonly flusher: RunScheduler;
   private readonly plan: PlanOut = { n: 0, cmds: [], ids: [] };
+  /** Batches whose answers are in, to be used again. */
+  private readonly spare: SyncBatch[] = [];
 
   constructor(private readonly c: SenderContext) {
     this.dirty = new DirtyQueue(c.store);
@@ -140,7 +142,7 @@ export class SyncSender {
   private async flush(): Promise<void> {
     const c = this.c;
     const store = c.store;
-    let batch = new SyncBatch(store, c.routes, c.batchSize);
+    let batch = this.newBatch();
     let now = Date.now();
     let lastProgress = now;
     let sentHere = 0;
@@ -173,7 +175,7 @@ export class SyncSender {
       if (batch.length >= c.batchSize) {
         sentHere += batch.length;
         this.submit(batch);
-        batch = new SyncBatch(store, c.routes, c.batchSize);
+        batch = this.newBatch();
         const io = c.io();
         if (io.full) await io.drain();
         now = Date.now();
@@ -184,6 +186,11 @@ export class SyncSender {
       }
     }
     if (batch.length > 0) this.submit(batch);
+    else this.spare.push(batch);
+  }
+
+  private newBatch(): SyncBatch {
+    return this.spare.pop() ?? new SyncBatch(this.c.store, this.c.routes, this.c.batchSize);
   }
 
   private send(batch: SyncBatch, id: number, cmd: SyncCmd, rid: number, now: number): void {
@@ -237,8 +244,9 @@ export class SyncSender {
       }
       this.afterSettle(id);
     }
-    batch.release();
     this.outstanding -= batch.length;
+    batch.release();
+    if (this.spare.length < 64) this.spare.push(batch);
     this.maybeSettled();
   }
 

@@ -13,7 +13,7 @@ import type { DumpResult } from '../../netlink/client';
 import { decodeRouteMessage, type RouteMessage } from '../../netlink/route-codec';
 import { DumpedRoutes, SharedRouteDecoder } from '../../netlink/route-dump';
 import type { KernelTarget } from './convert';
-import type { TableDump } from './kernel-io';
+import type { DumpSink, TableDump } from './kernel-io';
 
 export class TableDumpCollector {
   private ours = new DumpedRoutes();
@@ -22,6 +22,8 @@ export class TableDumpCollector {
   constructor(
     private readonly target: KernelTarget,
     private readonly includeForeign: boolean,
+    /** Takes routes of ours as they come (none are kept here then). */
+    private readonly sink?: DumpSink,
   ) {}
 
   /** The dump's decoder: keeps routes of ours itself (undefined), returns foreign ones when asked for. */
@@ -30,7 +32,10 @@ export class TableDumpCollector {
     const t = this.target;
     if (l > C.NLMSG_HDRLEN + 5 && b[o + C.NLMSG_HDRLEN + 5] === t.protocol) {
       const r = this.shared.decodeRoute(b, o, l);
-      if (r.table === t.table && r.family === t.family && !(r.flags & C.RTM_F_CLONED)) this.ours.pushDecoded(this.shared, r);
+      if (r.table !== t.table || r.family !== t.family || r.flags & C.RTM_F_CLONED) return undefined;
+      const d = this.shared;
+      if (this.sink !== undefined) this.sink.route(r.family, d.lastLen, d.lastW0, d.lastW1, d.lastW2, d.lastW3, r);
+      else this.ours.pushDecoded(d, r);
       return undefined;
     }
     return this.includeForeign ? decodeRouteMessage(b, o, l) : undefined;
@@ -38,7 +43,8 @@ export class TableDumpCollector {
 
   /** An interrupted dump starts over. */
   readonly reset = (): void => {
-    this.ours = new DumpedRoutes();
+    if (this.sink !== undefined) this.sink.restart();
+    else this.ours = new DumpedRoutes();
   };
 
   /** The dump's result, foreign routes limited to our table and family. */

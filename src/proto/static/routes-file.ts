@@ -1,11 +1,11 @@
 /**
  * Routes files: one route a line in ip-route syntax, '#' starts a comment,
- * blank lines are ignored. Read as a stream (a million-line file is never
- * held in memory as text or as a list): each route goes to the callback as
- * soon as its line is parsed. Problems are collected with file, line and
+ * blank lines are ignored. Read in chunks into one reused buffer (a
+ * million-line file is never held in memory as text or as a list): each
+ * route goes to the callback as soon as its line is parsed. Problems are collected with file, line and
  * column; the caller decides whether any problem rejects the whole file.
  */
-import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
@@ -87,22 +87,31 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
       return true;
     },
   );
-  await new Promise<void>((resolve, reject) => {
-    const s = createReadStream(file, { highWaterMark: 1 << 20 });
-    s.on('data', (chunk) => {
+  // One buffer, read into again and again: a stream's fresh 1 MiB chunk per read was 26 MB of
+  // garbage for a million lines, outside V8's heap, freed only at its next full collection.
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const cannotRead = (e: unknown): RoutesFileError => new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    throw cannotRead(e);
+  }
+  try {
+    for (;;) {
+      let bytesRead: number;
       try {
-        splitter.push(chunk as Buffer);
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
       } catch (e) {
-        s.destroy();
-        reject(e);
+        throw cannotRead(e);
       }
-    });
-    s.on('error', (e) => reject(new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${e.message}` }], 1)));
-    s.on('end', () => {
-      splitter.push(Buffer.from('\n')); // a last line without a newline
-      resolve();
-    });
-  });
+      if (bytesRead === 0) break;
+      splitter.push(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  splitter.push(Buffer.from('\n')); // a last line without a newline
   if (problems) throw new RoutesFileError(issues, problems);
   return routes;
 }
