@@ -101,3 +101,19 @@ export function forEachInSpreadOrder(words: Int32Array, lens: Uint8Array, n: num
   packed.sort();
   for (let i = 0; i < n; i++) fn(packed[i]! % PACKED_MAX);
 }
+
+/**
+ * spreadOrder's permutation as a lookup by position, for a caller that reads it bit by bit (a
+ * shutdown sends it in batches): up to 2^21 nets only the sorted packed keys are kept (8 bytes a
+ * net, where the keys and an order array were 12).
+ */
+export function spreadOrderLookup(words: Int32Array, lens: Uint8Array, n: number): (k: number) => number {
+  if (n > PACKED_MAX) {
+    const order = netOrder(words, 1, lens, n, true);
+    return (k) => order[k]!;
+  }
+  const packed = new Float64Array(n);
+  for (let i = 0; i < n; i++) packed[i] = reverseBits32(words[i]!) * PACKED_MAX + i;
+  packed.sort();
+  return (k) => packed[k]! % PACKED_MAX;
+}

@@ -14,7 +14,7 @@ import { NetList } from '../../lib/net-list';
 import { DumpInterruptedError } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { NO_METRIC, NetDeleteSource } from '../../netlink/bulk-delete';
-import { spreadOrder } from '../../netlink/order';
+import { spreadOrderLookup } from '../../netlink/order';
 import { OpArraySource, opDst, type OpSource, type RouteOp } from '../../netlink/pipeline';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
@@ -56,10 +56,11 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   const pending: Promise<void>[] = [];
   let sent = 0;
 
-  const send = async (ops: OpSource): Promise<void> => {
+  const send = async (ops: OpSource, done?: () => void): Promise<void> => {
     sent += ops.length;
     pending.push(
       ctx.io.submit(ops).then((res) => {
+        done?.();
         result.deleted += res.ok;
         for (const f of res.failed) {
           if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
@@ -81,7 +82,18 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   const nets = store.nets;
   const routes = store.routes;
   const stride = nets.stride;
-  const list = new NetList(stride, store.size + 1024);
+  // Metrics are a handful of values: each net keeps the index of its own (4 bytes, not 8).
+  const list = new NetList(stride, store.size + 1024, true);
+  const metrics: number[] = [];
+  const metricIndex = new Map<number, number>();
+  const indexOf = (m: number): number => {
+    let i = metricIndex.get(m);
+    if (i === undefined) {
+      i = metrics.push(m) - 1;
+      metricIndex.set(m, i);
+    }
+    return i;
+  };
   const dedicated = ctx.target.metric;
   const heldMetric = (id: number): number | undefined => {
     const h = store.haveFirst(id);
@@ -95,10 +107,11 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
     const metric = heldMetric(id);
     if (metric === undefined) return;
     const k = id * stride;
-    if (stride === 1) list.push(nets.lens[id]!, dedicated ?? metric, nets.words[k]!);
-    else list.push(nets.lens[id]!, dedicated ?? metric, nets.words[k]!, nets.words[k + 1]!, nets.words[k + 2]!, nets.words[k + 3]!);
+    const m = indexOf(dedicated ?? metric);
+    if (stride === 1) list.push(nets.lens[id]!, m, nets.words[k]!);
+    else list.push(nets.lens[id]!, m, nets.words[k]!, nets.words[k + 1]!, nets.words[k + 2]!, nets.words[k + 3]!);
   });
-  const fedMetric = dedicated ?? NO_METRIC;
+  const fedMetric = indexOf(dedicated ?? NO_METRIC);
   const held = (id: number): boolean => id >= 0 && heldMetric(id) !== undefined;
   fed(
     (word, len) => {
@@ -111,20 +124,20 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   // Each batch's nets are copied out in send order as it goes: the encoder then reads them in
-  // sequence, and no sorted copy of the whole set is made (13 MB at the moment the heap is largest).
-  const order = stride === 1 ? spreadOrder(list.words, list.lens, list.n) : undefined;
+  // sequence, and no sorted copy of the whole set is made. A batch's arrays are used again once
+  // its answers are in (fresh ones per batch were 13 MB of garbage at the process's peak).
+  const order = stride === 1 ? spreadOrderLookup(list.words, list.lens, list.n) : undefined;
+  const spare: Array<{ w: Int32Array; l: Uint8Array; m: Float64Array }> = [];
   for (let a = 0; a < list.n; a += ctx.batchSize) {
     const n = Math.min(list.n, a + ctx.batchSize) - a;
-    const bw = new Int32Array(n * stride);
-    const bl = new Uint8Array(n);
-    const bm = new Float64Array(n);
+    const b = spare.pop() ?? { w: new Int32Array(ctx.batchSize * stride), l: new Uint8Array(ctx.batchSize), m: new Float64Array(ctx.batchSize) };
     for (let k = 0; k < n; k++) {
-      const i = order === undefined ? a + k : order[a + k]!;
-      for (let j = 0; j < stride; j++) bw[k * stride + j] = list.words[i * stride + j]!;
-      bl[k] = list.lens[i]!;
-      bm[k] = list.values[i]!;
+      const i = order === undefined ? a + k : order(a + k);
+      for (let j = 0; j < stride; j++) b.w[k * stride + j] = list.words[i * stride + j]!;
+      b.l[k] = list.lens[i]!;
+      b.m[k] = metrics[list.values[i]!]!;
     }
-    await send(new NetDeleteSource(ctx.target.family, ctx.target, bw, bl, bm, n));
+    await send(new NetDeleteSource(ctx.target.family, ctx.target, b.w, b.l, b.m, n), () => spare.push(b));
   }
   await Promise.all(pending);
 
