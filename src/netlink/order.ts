@@ -15,7 +15,7 @@
  * set apply this first. IPv6 changes keep their order (placed after IPv4):
  * the IPv6 FIB is a different tree and showed no such effect worth the sort.
  */
-import { forEachInSpreadOrder, netOrder, reverseBits32, spreadOrder, spreadOrderLookup } from '../lib/net-sort';
+import { SpreadIds, forEachInSpreadOrder, netOrder, reverseBits32, spreadOrder, spreadOrderLookup } from '../lib/net-sort';
 
 export { reverseBits32 };
 
@@ -73,4 +73,4 @@ export function trieSpreadPermutation(words: Int32Array, lens: Uint8Array, n: nu
 }
 
 /** trieSpreadPermutation where ties of one word may come in any length order; half the memory up to 2^21 nets. */
-export { forEachInSpreadOrder, spreadOrder, spreadOrderLookup };
+export { SpreadIds, forEachInSpreadOrder, spreadOrder, spreadOrderLookup };

@@ -27,7 +27,7 @@ import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
 import * as C from '../../netlink/constants';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
-import { forEachInSpreadOrder } from '../../netlink/order';
+import { SpreadIds, forEachInSpreadOrder } from '../../netlink/order';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import { newRouteHead, readRouteHead } from '../../netlink/route-head';
@@ -259,31 +259,37 @@ export class KernelSync implements ScanTarget {
     const store = this.store;
     const sender = this.sender;
     const now = Date.now();
-    // Every queued and every walked route at most once: sized up front, typed (a JS array of a million
-    // ids was 8 MB more, and twice that while it grew, at the first sync's peak).
-    const work = new Int32Array(first ? store.size + sender.dirty.size : 0);
-    let n = first ? sender.dirty.takeAll(work) : 0;
+    if (!first) {
+      store.forEach((id) => {
+        if (store.retryAt(id) <= now) sender.dirty.add(id);
+      });
+      return;
+    }
+    const nets = store.nets;
+    // Every queued and every walked route at most once. IPv4 goes in trie-spread order (read
+    // straight from the routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
+    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size + sender.dirty.size) : undefined;
+    const work = spread === undefined ? new Int32Array(store.size + sender.dirty.size) : undefined;
+    let n = 0;
+    const take = (id: number): void => {
+      if (spread !== undefined) spread.push(nets.words[id]!, id);
+      else work![n++] = id;
+    };
+    for (let id = sender.dirty.shift(); id >= 0; id = sender.dirty.shift()) take(id);
     const plan = { n: 0, cmds: [], ids: [] };
     store.forEach((id) => {
-      if (!first) {
-        if (store.retryAt(id) <= now) sender.dirty.add(id);
-        return;
-      }
       if (store.flag(id, QUEUED) || !sender.idleOnWire(id)) return;
       const w = store.want[id]!;
       if (w !== 0 && w === store.have[id]) sender.settleState(id, true);
-      else if (w !== 0 && store.have[id] === 0) work[n++] = id; // certainly an add (or a failure to record)
+      else if (w !== 0 && store.have[id] === 0) take(id); // certainly an add (or a failure to record)
       else if (store.plan(id, plan) === 0) sender.settleState(id, true);
-      else work[n++] = id;
+      else take(id);
     });
-    if (!first) return;
-    const nets = store.nets;
-    if (nets.stride !== 1) {
-      for (let i = 0; i < n; i++) sender.dirty.add(work[i]!); // IPv6 keeps its order
-      return;
-    }
-    // IPv4 in trie-spread order (src/netlink/order.ts), read straight from the routes' words.
-    forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => sender.dirty.add(work[i]!));
+    if (spread !== undefined) {
+      spread.sort();
+      for (let k = 0; k < spread.n; k++) sender.dirty.add(spread.at(k));
+    } else if (nets.stride !== 1) for (let i = 0; i < n; i++) sender.dirty.add(work![i]!);
+    else forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => sender.dirty.add(work![i]!));
   }
 
   // ------------------------------------------------------------ what we want

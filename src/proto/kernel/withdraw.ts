@@ -14,7 +14,7 @@ import { NetList } from '../../lib/net-list';
 import { DumpInterruptedError } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { NO_METRIC, NetDeleteSource } from '../../netlink/bulk-delete';
-import { spreadOrderLookup } from '../../netlink/order';
+import { SpreadIds, spreadOrderLookup } from '../../netlink/order';
 import { OpArraySource, opDst, type OpSource, type RouteOp } from '../../netlink/pipeline';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../logger';
@@ -78,12 +78,23 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   // The whole set is gathered first (typed arrays, no object per route) and IPv4 is sent in the
   // order the kernel's trie deletes fastest (about twice as fast as address order for a full
   // table; src/netlink/order.ts), encoded straight from the arrays (NetDeleteSource). Nets the
-  // sync holds come with their metrics; a table net it holds is not listed twice (one lookup).
+  // sync holds are read where they are, by id (SpreadIds: 8 bytes a route), with the metric of our
+  // route there; a table net it holds is not listed twice (one lookup); the rest go in a list.
   const nets = store.nets;
   const routes = store.routes;
   const stride = nets.stride;
-  // Metrics are a handful of values: each net keeps the index of its own (4 bytes, not 8).
-  const list = new NetList(stride, store.size + 1024, true);
+  const dedicated = ctx.target.metric;
+  const heldMetric = (id: number): number | undefined => {
+    const h = store.haveFirst(id);
+    if (h !== 0) return routes.get(h).priority;
+    const w = store.want[id]!;
+    if (w === 0) return undefined;
+    const r = routes.get(w);
+    return r.route === undefined ? NO_METRIC : r.priority;
+  };
+  const spread = stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size) : undefined;
+  const list = new NetList(stride, spread === undefined ? store.size + 1024 : 1024, true);
+  // A list's metrics are a handful of values: each net keeps the index of its own (4 bytes, not 8).
   const metrics: number[] = [];
   const metricIndex = new Map<number, number>();
   const indexOf = (m: number): number => {
@@ -94,22 +105,13 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
     }
     return i;
   };
-  const dedicated = ctx.target.metric;
-  const heldMetric = (id: number): number | undefined => {
-    const h = store.haveFirst(id);
-    if (h !== 0) return routes.get(h).priority;
-    const w = store.want[id]!;
-    if (w === 0) return undefined;
-    const r = routes.get(w);
-    return r.route === undefined ? NO_METRIC : r.priority;
-  };
   store.forEach((id) => {
     const metric = heldMetric(id);
     if (metric === undefined) return;
     const k = id * stride;
-    const m = indexOf(dedicated ?? metric);
-    if (stride === 1) list.push(nets.lens[id]!, m, nets.words[k]!);
-    else list.push(nets.lens[id]!, m, nets.words[k]!, nets.words[k + 1]!, nets.words[k + 2]!, nets.words[k + 3]!);
+    if (spread !== undefined) spread.push(nets.words[id]!, id);
+    else if (stride === 1) list.push(nets.lens[id]!, indexOf(dedicated ?? metric), nets.words[k]!);
+    else list.push(nets.lens[id]!, indexOf(dedicated ?? metric), nets.words[k]!, nets.words[k + 1]!, nets.words[k + 2]!, nets.words[k + 3]!);
   });
   const fedMetric = indexOf(dedicated ?? NO_METRIC);
   const held = (id: number): boolean => id >= 0 && heldMetric(id) !== undefined;
@@ -126,19 +128,32 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   // Each batch's nets are copied out in send order as it goes: the encoder then reads them in
   // sequence, and no sorted copy of the whole set is made. A batch's arrays are used again once
   // its answers are in (fresh ones per batch were 13 MB of garbage at the process's peak).
-  const order = stride === 1 ? spreadOrderLookup(list.words, list.lens, list.n) : undefined;
   const spare: Array<{ w: Int32Array; l: Uint8Array; m: Float64Array }> = [];
-  for (let a = 0; a < list.n; a += ctx.batchSize) {
-    const n = Math.min(list.n, a + ctx.batchSize) - a;
-    const b = spare.pop() ?? { w: new Int32Array(ctx.batchSize * stride), l: new Uint8Array(ctx.batchSize), m: new Float64Array(ctx.batchSize) };
-    for (let k = 0; k < n; k++) {
-      const i = order === undefined ? a + k : order(a + k);
-      for (let j = 0; j < stride; j++) b.w[k * stride + j] = list.words[i * stride + j]!;
-      b.l[k] = list.lens[i]!;
-      b.m[k] = metrics[list.values[i]!]!;
+  /** Sends `count` nets in batches; fill(k, b, j) writes the k-th into slot j of batch b. */
+  const emit = async (count: number, fill: (k: number, b: { w: Int32Array; l: Uint8Array; m: Float64Array }, j: number) => void): Promise<void> => {
+    for (let a = 0; a < count; a += ctx.batchSize) {
+      const n = Math.min(count, a + ctx.batchSize) - a;
+      const b = spare.pop() ?? { w: new Int32Array(ctx.batchSize * stride), l: new Uint8Array(ctx.batchSize), m: new Float64Array(ctx.batchSize) };
+      for (let j = 0; j < n; j++) fill(a + j, b, j);
+      await send(new NetDeleteSource(ctx.target.family, ctx.target, b.w, b.l, b.m, n), () => spare.push(b));
     }
-    await send(new NetDeleteSource(ctx.target.family, ctx.target, b.w, b.l, b.m, n), () => spare.push(b));
+  };
+  if (spread !== undefined) {
+    spread.sort();
+    await emit(spread.n, (k, b, j) => {
+      const id = spread.at(k);
+      b.w[j] = nets.words[id]!;
+      b.l[j] = nets.lens[id]!;
+      b.m[j] = dedicated ?? heldMetric(id)!;
+    });
   }
+  const order = stride === 1 ? spreadOrderLookup(list.words, list.lens, list.n) : undefined;
+  await emit(list.n, (k, b, j) => {
+    const i = order === undefined ? k : order(k);
+    for (let x = 0; x < stride; x++) b.w[j * stride + x] = list.words[i * stride + x]!;
+    b.l[j] = list.lens[i]!;
+    b.m[j] = metrics[list.values[i]!]!;
+  });
   await Promise.all(pending);
 
   let left;

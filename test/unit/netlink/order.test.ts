@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { reverseBits32, spreadOrder, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
+import { SpreadIds, reverseBits32, spreadOrder, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
 
 describe('bulk order for the kernel', () => {
   it('reverses the bits of a word', () => {
@@ -61,6 +61,21 @@ describe('spreadOrder', () => {
         const words = Int32Array.from(ws.map((w) => (w * 0x01010101) | 0));
         const lens = new Uint8Array(ws.length).fill(24);
         expect(Array.from(spreadOrder(words, lens, ws.length))).toEqual(Array.from(trieSpreadPermutation(words, lens, ws.length)));
+      }),
+    );
+  });
+});
+
+describe('SpreadIds', () => {
+  it('hands out ids in the trie-spread order of their words', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 300 }), (ws) => {
+        const words = Int32Array.from(ws.map((w) => (w * 0x01010101) | 0));
+        const ids = new SpreadIds(ws.length);
+        ws.forEach((_, id) => ids.push(words[id]!, id));
+        ids.sort();
+        const got = Array.from({ length: ids.n }, (_, k) => ids.at(k));
+        expect(got).toEqual(Array.from(spreadOrder(words, new Uint8Array(ws.length), ws.length)));
       }),
     );
   });
