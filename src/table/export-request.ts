@@ -31,7 +31,7 @@ import type { RouteSource } from '../route/source';
 import { BatchPump, type BatchSource } from './batch-pump';
 import type { ExportItem, RefeedItem, StopItem, UpdateItem } from './items';
 import { READY } from './items';
-import type { JournalItem } from './journal';
+import type { Journal } from './journal';
 import type { NetWalk } from './net-store';
 import type { NetFilter, Prefilter } from './prefilter';
 import type { ExporterCore } from './exporter';
@@ -135,7 +135,7 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     const journal = this.exporter.journal;
     const owed = new Set<NetKey>();
     for (let s = this.pos; s < journal.end; s++) {
-      const key = journal.at(s).key;
+      const key = journal.key(s);
       if (this.filter === undefined || this.filter.matches(key)) owed.add(key);
     }
     // Dropped again in the middle of a refeed: the nets that walk still owed are owed still.
@@ -198,22 +198,23 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     // queue, would hold the backlog, at about 150 bytes a change (1M changes of a churn: 120 MB).
     const limit = this.batchSize * (end - this.pos > this.batchSize ? JOURNAL_CATCH_UP : 1);
     while (this.pos < end && out.length < limit) {
-      const item = journal.at(this.pos++);
-      const key = item.key;
+      const seq = this.pos++;
+      const key = journal.key(seq);
       if (this.filter !== undefined && !this.filter.matches(key)) continue;
       const covered = this.skipUntil.get(key);
-      if (covered !== undefined && item.seq < covered) continue;
+      if (covered !== undefined && seq < covered) continue;
       if (this.walk !== undefined && !this.fedEarly.has(key) && !this.walk.passed(key)) {
         this.fedEarly.add(key);
         this.skipUntil.set(key, end);
         this.pushFeed(out, key, end);
         continue;
       }
-      if (item.nextSameNet !== undefined && item.nextSameNet.seq < end) {
+      const next = journal.nextSameNet(seq);
+      if (next !== undefined && next < end) {
         this.skipUntil.set(key, end);
-        this.pushSquashed(out, item, end);
+        this.pushSquashed(out, seq, end);
       } else {
-        out.push(item);
+        out.push(journal.item(seq));
       }
     }
     if (this.pos === end) this.skipUntil.clear();
@@ -243,29 +244,31 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
   }
 
   /** The items of `first`'s net below `end`, as one update (`best`) or one per source (`all`). */
-  private pushSquashed(out: ExportItem[], first: JournalItem, end: number): void {
+  private pushSquashed(out: ExportItem[], first: number, end: number): void {
+    const journal = this.exporter.journal;
     if (this.exporter.kind === 'best') {
       let last = first;
-      while (last.nextSameNet !== undefined && last.nextSameNet.seq < end) last = last.nextSameNet;
-      if (first.old !== last.new) out.push(squashed(first, last));
+      for (let n = journal.nextSameNet(last); n !== undefined && n < end; n = journal.nextSameNet(last)) last = n;
+      if (journal.old(first) !== journal.new(last)) out.push(squashed(journal, first, last));
       return;
     }
-    const bySource = new Map<RouteSource, [JournalItem, JournalItem]>();
-    for (let it: JournalItem | undefined = first; it !== undefined && it.seq < end; it = it.nextSameNet) {
-      const src = (it.old ?? it.new)!.src;
+    const bySource = new Map<RouteSource, [number, number]>();
+    for (let it: number | undefined = first; it !== undefined && it < end; it = journal.nextSameNet(it)) {
+      const src = (journal.old(it) ?? journal.new(it))!.src;
       const run = bySource.get(src);
       if (run === undefined) bySource.set(src, [it, it]);
       else run[1] = it;
     }
     // Sources are independent; ordering by last seq keeps a net's seqs increasing for the reader.
-    const runs = [...bySource.values()].sort((x, y) => x[1].seq - y[1].seq);
-    for (const [a, b] of runs) if (a.old !== b.new) out.push(a === b ? a : squashed(a, b));
+    const runs = [...bySource.values()].sort((x, y) => x[1] - y[1]);
+    for (const [a, b] of runs) if (journal.old(a) !== journal.new(b)) out.push(squashed(journal, a, b));
   }
 }
 
 /** Batches a reader behind in the journal may take in one run (see readJournal). */
 const JOURNAL_CATCH_UP = 16;
 
-function squashed(first: JournalItem, last: JournalItem): UpdateItem {
-  return { kind: 'update', seq: last.seq, net: first.net, old: first.old, new: last.new };
+/** Items first..last of one net (seqs) as one update: old of the first, new of the last. */
+function squashed(journal: Journal, first: number, last: number): UpdateItem {
+  return { kind: 'update', seq: last, net: journal.net(first), old: journal.old(first), new: journal.new(last) };
 }
