@@ -17,7 +17,8 @@
 import { Prefix } from './addr';
 import { grownTo } from './net-list';
 
-const FREE_LEN = 255;
+/** The length NetIndex gives an id not in use. */
+export const FREE_LEN = 255;
 
 /** A 32-bit hash of an IPv4 net (murmur3's finalizer over the word and length). */
 function hash4(word: number, len: number): number {

@@ -23,9 +23,9 @@
  * request's reads each chain when it gets there (see NetWalk).
  */
 import { Prefix, prefixFromKey } from '../lib/addr';
-import { NetIndex } from '../lib/net-index';
+import { FREE_LEN, NetIndex } from '../lib/net-index';
 import { NetList } from '../lib/net-list';
-import { netOrder } from '../lib/net-sort';
+import { netOrder, v4Order } from '../lib/net-sort';
 import type { NetKey, Route } from '../route/route';
 import type { NetFilter } from './prefilter';
 
@@ -229,7 +229,7 @@ interface WalkPart {
 function wholeFamily(fam: Family, capture: boolean): WalkPart {
   const idx = fam.index;
   const stride = idx.stride;
-  const order = netOrder(idx.words, stride, idx.lens, idx.end);
+  const order = stride === 1 ? v4Order(idx.words, idx.lens, idx.end, FREE_LEN) : netOrder(idx.words, stride, idx.lens, idx.end);
   const size = idx.size;
   const words = new Int32Array(size * stride);
   const lens = new Uint8Array(size);

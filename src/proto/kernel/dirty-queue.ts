@@ -48,10 +48,9 @@ export class DirtyQueue {
     return -1;
   }
 
-  /** Takes every queued route out into `out` from `at`, in queue order (to queue them again in another order); returns the new end. */
-  takeAll(out: Int32Array, at = 0): number {
-    for (let id = this.shift(); id >= 0; id = this.shift()) out[at++] = id;
-    return at;
+  /** Empties the queue (its routes were taken some other way). */
+  clear(): void {
+    for (let id = this.shift(); id >= 0; id = this.shift());
   }
 
   private makeRoom(): void {

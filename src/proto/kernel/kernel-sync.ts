@@ -266,25 +266,26 @@ export class KernelSync implements ScanTarget {
       return;
     }
     const nets = store.nets;
-    // Every queued and every walked route at most once. IPv4 goes in trie-spread order (read
-    // straight from the routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
-    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size + sender.dirty.size) : undefined;
-    const work = spread === undefined ? new Int32Array(store.size + sender.dirty.size) : undefined;
+    // Every queued and every walked route once. IPv4 goes in trie-spread order (read straight from
+    // the routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
+    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size) : undefined;
+    const work = spread === undefined ? new Int32Array(store.size) : undefined;
     let n = 0;
     const take = (id: number): void => {
       if (spread !== undefined) spread.push(nets.words[id]!, id);
       else work![n++] = id;
     };
-    for (let id = sender.dirty.shift(); id >= 0; id = sender.dirty.shift()) take(id);
     const plan = { n: 0, cmds: [], ids: [] };
     store.forEach((id) => {
-      if (store.flag(id, QUEUED) || !sender.idleOnWire(id)) return;
+      if (store.flag(id, QUEUED)) return take(id); // an early add the pipeline has not taken yet
+      if (!sender.idleOnWire(id)) return;
       const w = store.want[id]!;
       if (w !== 0 && w === store.have[id]) sender.settleState(id, true);
       else if (w !== 0 && store.have[id] === 0) take(id); // certainly an add (or a failure to record)
       else if (store.plan(id, plan) === 0) sender.settleState(id, true);
       else take(id);
     });
+    sender.dirty.clear(); // all of it was taken above: queued again below, in order
     if (spread !== undefined) {
       spread.sort();
       for (let k = 0; k < spread.n; k++) sender.dirty.add(spread.at(k));

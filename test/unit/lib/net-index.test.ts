@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { NetIndex } from '../../../src/lib/net-index';
+import { netOrder, v4Order } from '../../../src/lib/net-sort';
 
 type Op = { op: 'insert' | 'remove' | 'find'; w: number; len: number };
 
@@ -55,5 +56,22 @@ describe('NetIndex', () => {
     idx.onGrow = (c) => caps.push(c);
     for (let i = 0; i < 100; i++) expect(idx.insert4(i << 8, 24)).toBeLessThan(idx.capacity);
     expect(caps).toEqual([32, 64, 128]);
+  });
+});
+
+describe('v4Order', () => {
+  it('orders the ids in use by address, then length, like the radix sort', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.constantFrom(8, 16, 24, 255)), { maxLength: 300 }), (nets) => {
+        const words = Int32Array.from(nets.map(([w]) => (w * 0x01000000) | 0));
+        const lens = Uint8Array.from(nets.map(([, l]) => l));
+        const want = Array.from(netOrder(words, 1, lens, nets.length)).filter((id) => lens[id] !== 255);
+        const got = Array.from(v4Order(words, lens, nets.length, 255));
+        // The same order but for ties (same word and length) in any order of ids.
+        const key = (id: number): string => `${words[id]! >>> 0}/${lens[id]}`;
+        expect(got.map(key)).toEqual(want.map(key));
+        expect([...got].sort((a, b) => a - b)).toEqual([...want].sort((a, b) => a - b));
+      }),
+    );
   });
 });
