@@ -28,6 +28,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ensureDebianPackage } = require('../../scripts/debian-package') as { ensureDebianPackage: (pkg: string, opts: { probe: string }) => boolean };
+
 const BOOT_SCRIPT = join(__dirname, 'systemd-boot.sh');
 /** Where the source directory appears inside the container (read-only). */
 export const CONTAINER_SRC = '/opt/krtsync-src';
@@ -120,6 +123,8 @@ export class SystemdContainer {
 
   /** Boots systemd with `src` bound read-only at /opt/krtsync-src; resolves once the boot has finished. */
   static async boot(opts: { src: string; timeoutMs?: number }): Promise<SystemdContainer> {
+    // The suite installs what it runs (CI is a fresh machine); systemd's own services never start on the host.
+    ensureDebianPackage('systemd', { probe: '/lib/systemd/systemd' });
     const name = `${TAG}-${process.pid}-${++counter}`;
     const parent = ownCgroup();
     removeStale(parent);
