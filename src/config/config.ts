@@ -2,13 +2,13 @@
  * The daemon's configuration: one YAML file, converted once, at the edge,
  * into typed values (prefixes and attribute sets, not strings).
  *
- * loadConfigFile never touches the kernel or the running daemon: it reads and
- * validates the whole file and returns either a KrtConfig or every problem it
- * found, each with file, line and column. Only a fully valid file is ever
- * applied, so a bad edit followed by a reload changes nothing. readConfig
- * returns what it could read beside the problems, with the positions of the
- * values that other layers check (kernel table names, protocol numbers, export
- * filters), so that one run reports every problem (src/daemon/validate.ts).
+ * Reading never touches the kernel or the running daemon: readConfig reads
+ * the whole file and returns what it could read beside every problem it found,
+ * each with file, line and column, and the positions of the values that other
+ * layers check (kernel table names, protocol numbers, export filters), so that
+ * one run reports every problem (src/daemon/validate.ts, which completes the
+ * validation). Only a fully valid file is ever applied, so a bad edit followed
+ * by a reload changes nothing.
  *
  *   log: { level: info }
  *   control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
@@ -137,13 +137,6 @@ const DEFAULT_TABLES: Array<Omit<TableConfig, 'journalLimit'>> = [
   { name: 'master6', family: 6 },
 ];
 const NAME_RE = /^[A-Za-z][\w.-]{0,31}$/;
-
-/** Reads and validates a config file. Throws ConfigError listing every problem. */
-export function loadConfigFile(file: string): KrtConfig {
-  const { config, issues } = readConfigFile(file);
-  if (issues.length || !config) throw new ConfigError(issues);
-  return config;
-}
 
 /** Validates config text; `file` is used in messages and to resolve a relative routes_file. */
 export function parseConfig(file: string, text: string): KrtConfig {

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfigFile, parseConfig, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
+import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
 
 function issuesOf(text: string): string[] {
   try {
@@ -121,9 +121,12 @@ describe('config', () => {
   });
 
   it('names the file when it cannot be read, and reads a real file', () => {
-    expect(() => loadConfigFile('/nonexistent/krtsync.yaml')).toThrow(/\/nonexistent\/krtsync.yaml:1:1: cannot read/);
+    expect(readConfigFile('/nonexistent/krtsync.yaml')).toEqual({
+      config: undefined,
+      issues: [{ file: '/nonexistent/krtsync.yaml', line: 1, column: 1, message: expect.stringMatching(/^cannot read: ENOENT/) }],
+    });
     const dir = mkdtempSync(join(tmpdir(), 'krt-config-'));
     writeFileSync(join(dir, 'k.yaml'), EXAMPLE);
-    expect(loadConfigFile(join(dir, 'k.yaml')).protocols).toHaveLength(2);
+    expect(readConfigFile(join(dir, 'k.yaml'))).toMatchObject({ config: { protocols: [{ name: 'static1' }, { name: 'kernel1' }] }, issues: [] });
   });
 });
