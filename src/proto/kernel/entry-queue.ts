@@ -16,19 +16,38 @@ const COMPACT_AT = 4096;
  * Entries to plan, first in first out, each at most once: membership is the
  * entry's own `queued` flag, so add and delete are O(1) and an entry deleted
  * and added again is not listed twice (its stale slot is skipped).
+ *
+ * An entry may be added with the time its change happened (a table change,
+ * for the latency metric; 0: none); shift() leaves the time of the entry it
+ * returned in `shiftedAt`. An entry already queued keeps its first time.
+ * Times are kept as runs (the position where a new time starts), not per
+ * entry: a million entries queued within a few milliseconds are a few runs.
  */
 export class DirtyQueue {
   private items: NetEntry[] = [];
   private head = 0;
   private count = 0;
+  /** Position (counted over the queue's life) of items[0]. */
+  private base = 0;
+  /** Runs of equal times: runStart[i] is the position where runAt[i] begins. */
+  private runStart: number[] = [];
+  private runAt: number[] = [];
+  private run = 0;
+  /** The change time of the entry shift() returned last (0: none). */
+  shiftedAt = 0;
 
   get size(): number {
     return this.count;
   }
 
-  add(e: NetEntry): void {
+  add(e: NetEntry, at = 0): void {
     if (e.queued) return;
     e.queued = true;
+    const n = this.runAt.length;
+    if (at !== (n > 0 ? this.runAt[n - 1] : 0)) {
+      this.runStart.push(this.base + this.items.length);
+      this.runAt.push(at);
+    }
     this.items.push(e);
     this.count++;
   }
@@ -49,19 +68,38 @@ export class DirtyQueue {
   /** Takes out the oldest queued entry; undefined when none is left. */
   shift(): NetEntry | undefined {
     while (this.head < this.items.length) {
+      const pos = this.base + this.head;
       const e = this.items[this.head++]!;
       if (!e.queued) continue; // deleted while queued
       e.queued = false;
       this.count--;
+      this.shiftedAt = this.timeAt(pos);
       if (this.head >= COMPACT_AT && this.head * 2 >= this.items.length) {
         this.items = this.items.slice(this.head);
+        this.base += this.head;
         this.head = 0;
+        this.runStart = this.runStart.slice(this.run);
+        this.runAt = this.runAt.slice(this.run);
+        this.run = 0;
       }
       return e;
     }
+    this.base += this.items.length;
     this.items = [];
     this.head = 0;
+    this.runStart = [];
+    this.runAt = [];
+    this.run = 0;
+    this.shiftedAt = 0;
     return undefined;
+  }
+
+  /** The time of the run holding position `pos` (positions only grow, so runs before it are passed for good). */
+  private timeAt(pos: number): number {
+    const starts = this.runStart;
+    if (starts.length === 0 || pos < starts[this.run]!) return 0;
+    while (this.run + 1 < starts.length && starts[this.run + 1]! <= pos) this.run++;
+    return this.runAt[this.run]!;
   }
 }
 

@@ -30,6 +30,7 @@ import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import { KernelSync } from './kernel-sync';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
+import type { KernelSyncMetrics } from './sync-metrics';
 
 /** start() could not reach a first sync; nothing was changed in the kernel. */
 export class KernelStartError extends KrtError {
@@ -68,6 +69,8 @@ export interface KernelProtocolOptions {
   pipelineWindow?: number;
   /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
   filterOwnEchoes?: boolean;
+  /** The metrics sink of each family's sync (sync-metrics.ts); default: none. */
+  metrics?: (family: Family, kernelTable: number) => KernelSyncMetrics;
   log?: Logger;
 }
 
@@ -140,6 +143,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
+        ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),
         ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), onForeignDump: (routes) => this.learn!.resync(family, routes) } : {}),
       });
       this.syncs.set(family, sync);
@@ -343,6 +347,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
 
   counts(): SyncCounts {
     return sumCounts([...this.syncs.values()].map((sync) => sync.counts()));
+  }
+
+  /** The per-family syncs, for metrics and the CLI's detail view. */
+  get families(): ReadonlyMap<Family, KernelSync> {
+    return this.syncs;
   }
 
   /** The per-family sync (for tests and the CLI's detail view). */

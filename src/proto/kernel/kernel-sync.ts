@@ -51,7 +51,8 @@ import { SyncBatch } from './sync-batch';
 import { NO_HAVE, NetEntry } from './net-entry';
 import { NetMap } from './net-map';
 import { DirtyQueue, EchoWaitQueue } from './entry-queue';
-import { countLine, countStates, listStatus, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
+import { countLine, countStates, listStatus, SyncTally, type RouteError, type RouteSyncStatus, type SyncCounts } from './route-status';
+import { BatchAnswers, NO_SYNC_METRICS, SCAN_REASONS, scanReasonLabel, type KernelSyncMetrics } from './sync-metrics';
 import { syncStateMachine, type SyncState } from './sync-state';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { withdrawAll, type ForEachFed, type HeldNets, type WithdrawResult } from './withdraw';
@@ -82,6 +83,8 @@ export interface KernelSyncOptions {
   /** How often long work logs progress. Default 5 s. */
   progressEveryMs?: number;
   log: Logger;
+  /** Where counters, durations and latencies go (sync-metrics.ts); default: nowhere. */
+  metrics?: KernelSyncMetrics;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
   /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
@@ -96,6 +99,12 @@ export class KernelSync implements ScanTarget {
   private readonly dirty = new DirtyQueue();
   private readonly failed = new Set<NetEntry>();
   private readonly waitingEcho = new EchoWaitQueue();
+  /** Per-state counts, kept where states change (counts() and metrics never walk the entries). */
+  private readonly tally = new SyncTally();
+  private readonly metrics: KernelSyncMetrics;
+  /** The first sync is over: table changes from here on are timed to their answer (sync-metrics.ts). */
+  private steady = false;
+  private openedAt = 0;
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
   private readonly target: KernelTarget;
@@ -125,6 +134,7 @@ export class KernelSync implements ScanTarget {
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
+    this.metrics = opts.metrics ?? NO_SYNC_METRICS;
     this.log = opts.log;
     this.limited = new RateLimitedLog(opts.log);
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
@@ -144,6 +154,7 @@ export class KernelSync implements ScanTarget {
 
   /** Opens the sockets (monitor first, so no change after the dump is missed) and reads the links. */
   async open(): Promise<void> {
+    this.openedAt = Date.now();
     this.buffering = [];
     const { io, links } = await KernelIo.open(
       {
@@ -192,7 +203,7 @@ export class KernelSync implements ScanTarget {
     this.allowDeletes = !keepStale;
     this.earlyAdds = false;
     // Someone else's change buffered while early adds went out is not ordered against them: a scan settles it.
-    if (this.stats.earlyAdds > 0 && this.buffering !== undefined && this.buffering.length > 0) this.requestScan('a change by someone else during the first feed', 100);
+    if (this.stats.earlyAdds > 0 && this.buffering !== undefined && this.buffering.length > 0) this.requestScan(SCAN_REASONS.first_feed, 100);
     this.drainBuffered();
     // The whole first sync is known now. Nets already right (a restart: nearly all) are settled
     // here, in the entries' own order; the rest is queued in the order the kernel's trie takes
@@ -214,6 +225,8 @@ export class KernelSync implements ScanTarget {
     const t0 = Date.now();
     await this.flushAndSettle();
     this.sm.go('idle');
+    this.steady = true;
+    this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.tick = setInterval(() => this.onTick(), 250);
     this.tick.unref();
@@ -246,10 +259,16 @@ export class KernelSync implements ScanTarget {
     this.convert(e);
     e.attempts = 0;
     e.retryAt = 0;
-    this.markDirty(e);
+    this.markDirty(e, this.steady ? Date.now() : 0);
   }
 
+  /** Builds `want` from the entry's attributes (or records why it cannot be), and counts the result. */
   private convert(e: NetEntry): void {
+    this.convertWant(e);
+    this.tally.track(e);
+  }
+
+  private convertWant(e: NetEntry): void {
     const before = e.wantError?.message;
     e.wantError = undefined;
     e.want = undefined;
@@ -280,13 +299,14 @@ export class KernelSync implements ScanTarget {
     }
   }
 
-  private markDirty(e: NetEntry): void {
+  /** `at`: when the table change that makes the entry dirty reached us (0: not a table change, or the first sync). */
+  private markDirty(e: NetEntry, at = 0): void {
     if (!e.idleOnWire) {
       e.recheck = true;
       return;
     }
     if (this.earlyAdds && !KernelSync.earlyAdd(e)) return; // prune() finds it
-    this.dirty.add(e);
+    this.dirty.add(e, at);
     this.kickFlush();
   }
 
@@ -314,6 +334,7 @@ export class KernelSync implements ScanTarget {
         while (this.dirty.size > 0) {
           if (!this.sending && !this.earlyAdds) break; // a scan or shutdown took over; what is left stays dirty
           const e = this.dirty.shift()!;
+          const changedAt = this.dirty.shiftedAt;
           if (e.dropped) continue;
           if (!this.sending && !KernelSync.earlyAdd(e)) continue; // changed during the first feed: prune() finds it
           if (!e.idleOnWire) {
@@ -328,11 +349,12 @@ export class KernelSync implements ScanTarget {
             continue;
           }
           e.state = e.want ? 'pending' : 'withdrawing';
+          this.tally.track(e);
           // Only the echo wait reads it; with echoes filtered it stays 0 (a small integer: no boxed
           // number per entry, 16 bytes a net, which a Date.now() stored in a field costs).
           if (this.echoes) e.lastSentAt = now;
           for (const op of netOps) {
-            batch.push(e, op);
+            batch.push(e, op, changedAt);
             e.inflight++;
             if (this.echoes) e.expectEcho(op.cmd === 'delete' ? 'del' : 'new');
           }
@@ -368,12 +390,14 @@ export class KernelSync implements ScanTarget {
     const failures = new Map<number, KrtError>();
     for (const f of res.failed) failures.set(f.index, f.error);
     const now = Date.now();
+    const answers = new BatchAnswers(this.metrics, now);
     for (let i = 0; i < batch.length; i++) {
       const cmd = batch.cmd(i);
       const e = batch.owners[i]!;
       e.inflight--;
       const err = res.failed.length === 0 ? undefined : failures.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
+      answers.add(cmd, err === undefined || (cmd === 'delete' && errno === ESRCH) ? undefined : err instanceof NetlinkRequestError ? err.errnoName : err.code, batch.changedAt(i));
       if (err === undefined || (cmd === 'delete' && errno === ESRCH)) {
         if (err !== undefined) e.dropEcho('del'); // nothing was deleted: no notification comes
         e.applyHave(batch.route(i), cmd === 'delete');
@@ -385,10 +409,12 @@ export class KernelSync implements ScanTarget {
         e.dropEcho(cmd === 'delete' ? 'del' : 'new');
         this.recordFailure(e, cmd, err, now);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
-        if (cmd === 'add' && errno === EEXIST) this.requestScan('route in the way (EEXIST)', 2000);
+        if (cmd === 'add' && errno === EEXIST) this.requestScan(SCAN_REASONS.conflict, 2000);
       }
       this.afterSettle(e);
+      this.tally.track(e);
     }
+    answers.report();
     this.outstanding -= batch.length;
     this.maybeSettled();
   }
@@ -416,7 +442,7 @@ export class KernelSync implements ScanTarget {
       // Someone else changed this net while our change was out: which came last is unknown.
       e.uncertain = false;
       this.stats.crossed++;
-      this.requestScan('a change by someone else crossed ours', 100);
+      this.requestScan(SCAN_REASONS.crossed, 100);
     }
     if (e.recheck) {
       e.recheck = false;
@@ -443,12 +469,14 @@ export class KernelSync implements ScanTarget {
     } else if (!e.want && e.haveCount > 0 && !this.allowDeletes) {
       e.state = 'withdrawing'; // kept until graceful restart ends
     }
+    this.tally.track(e);
   }
 
   /** An entry with nothing wanted and nothing held goes; a set still holding it skips it (`dropped`). */
   private dropEntry(e: NetEntry): void {
     if (this.entries.get(e.net) === e) this.entries.delete(e.net);
     e.dropped = true;
+    this.tally.track(e);
     this.failed.delete(e);
     this.dirty.delete(e);
   }
@@ -475,6 +503,7 @@ export class KernelSync implements ScanTarget {
 
   private async dumpOurs(): Promise<DumpedRoutes> {
     const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined);
+    if (dump.retries > 0) this.metrics.dumpRetried(dump.retries);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
     this.opts.onForeignDump?.(dump.foreign);
@@ -578,6 +607,7 @@ export class KernelSync implements ScanTarget {
       return;
     }
     if (r.protocol !== this.target.protocol) {
+      this.metrics.foreignChange();
       this.opts.onForeignRoute?.(r, deleted);
       // A foreign route that was in the way of ours is gone: retry ours now.
       if (deleted) {
@@ -604,7 +634,7 @@ export class KernelSync implements ScanTarget {
   }
 
   /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
-  private repair(e: NetEntry, what: string): void {
+  private repair(e: NetEntry, what: 'deleted' | 'changed'): void {
     if (!e.idleOnWire) {
       e.recheck = true;
       if (!this.echoes) e.uncertain = true; // no echo orders it against ours: see afterSettle
@@ -619,6 +649,7 @@ export class KernelSync implements ScanTarget {
     e.repairStreak = now - e.lastRepairAt < (this.opts.repairWindowMs ?? 10_000) ? e.repairStreak + 1 : 1;
     e.lastRepairAt = now;
     this.stats.repairs++;
+    this.metrics.repaired(what);
     this.limited.write('info', 'repair', `route ${e.net} ${what} by someone else; repairing`, { prefix: e.net.toString(), table: this.target.table });
     if (e.repairStreak > 2) {
       // Someone keeps undoing us: back off instead of fighting in a hot loop.
@@ -660,13 +691,14 @@ export class KernelSync implements ScanTarget {
         e.attempts = 0;
       }
     }
-    this.requestScan('link or address change', 100);
+    this.requestScan(SCAN_REASONS.link, 100);
   }
 
   private onOverflow(): void {
     this.stats.overflows++;
+    this.metrics.overflow();
     this.limited.write('warn', 'overflow', 'notification socket overflowed (ENOBUFS): changes were lost; resyncing', { table: this.target.table });
-    this.requestScan('notification overflow', 0);
+    this.requestScan(SCAN_REASONS.overflow, 0);
   }
 
   // ------------------------------------------------------------ scans
@@ -684,8 +716,12 @@ export class KernelSync implements ScanTarget {
   /** idle -> scanning -> pruning -> idle: dump, compare every attribute, send the differences. */
   async scan(reason: string): Promise<void> {
     this.sm.go('scanning');
+    const t0 = Date.now();
     this.stats.scans++;
-    if (reason !== 'periodic') this.stats.resyncs++;
+    if (reason !== SCAN_REASONS.periodic) {
+      this.stats.resyncs++;
+      this.metrics.resync(scanReasonLabel(reason));
+    }
     this.sending = false;
     await this.settled();
     this.buffering = [];
@@ -693,6 +729,7 @@ export class KernelSync implements ScanTarget {
     try {
       dumped = await this.dumpOurs();
     } catch (err) {
+      this.metrics.scanFailed();
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
     // A shutdown that began while the dump ran owns the state from here (not yet closed: it is withdrawing).
@@ -708,8 +745,9 @@ export class KernelSync implements ScanTarget {
     await this.flushAndSettle();
     if (this.shutDown()) return;
     this.sm.go('idle');
+    this.metrics.scanned((Date.now() - t0) / 1000);
     if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`); // counts() walks every net
-    if (!dumped) this.requestScan('retry after failed scan', 1000);
+    if (!dumped) this.requestScan(SCAN_REASONS.retry, 1000);
   }
 
   private onTick(): void {
@@ -766,6 +804,7 @@ export class KernelSync implements ScanTarget {
         limited: this.limited,
         batchSize: this.opts.batchSize ?? 4096,
         progressEveryMs: this.opts.progressEveryMs ?? 5000,
+        metrics: this.metrics,
       },
       fed,
       held,
@@ -831,7 +870,18 @@ export class KernelSync implements ScanTarget {
     return out;
   }
 
+  /** Per-state counts (kept as states change: no walk). */
   counts(): SyncCounts {
+    return this.tally.counts();
+  }
+
+  /** Failed nets by errno name, now (kept as states change). */
+  failedByErrno(): ReadonlyMap<string, number> {
+    return this.tally.failedByErrno();
+  }
+
+  /** The counts by walking every net: what counts() must always equal (for tests). */
+  walkCounts(): SyncCounts {
     return countStates(this.entries.values());
   }
 }

@@ -42,6 +42,8 @@ class NetEntryExtra {
   lastRepairAt = 0;
   lastSentAt = 0;
   echoes: readonly ('new' | 'del')[] = NO_ECHOES;
+  /** The errno name a failed entry is counted under in its SyncTally. */
+  countedErrno: string | undefined = undefined;
 }
 
 const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
@@ -52,8 +54,11 @@ const QUEUED = 16;
 const UNCERTAIN = 32;
 /** Bits 6-11: an IPv4 net's prefix length. */
 const LEN_SHIFT = 6;
-/** Bits 12 and up: operations in flight. */
-const INFLIGHT_SHIFT = 12;
+/** Bits 12-14: the SyncTally bucket the entry is counted in (0: none, else 1 + its index in STATES). */
+const COUNTED_SHIFT = 12;
+const COUNTED_MASK = 7 << COUNTED_SHIFT;
+/** Bits 15 and up: operations in flight. */
+const INFLIGHT_SHIFT = 15;
 const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 
 /**
@@ -181,6 +186,21 @@ export class NetEntry {
   }
   set state(v: RouteSyncState) {
     this.bits = (this.bits & ~STATE_MASK) | STATES.indexOf(v);
+  }
+
+  /** The state this entry is counted under in its sync's SyncTally (undefined: not counted); only SyncTally writes it. */
+  get countedAs(): RouteSyncState | undefined {
+    const c = (this.bits & COUNTED_MASK) >> COUNTED_SHIFT;
+    return c === 0 ? undefined : STATES[c - 1];
+  }
+  /** The errno name a failed entry is counted under (see countedAs). */
+  get countedErrno(): string | undefined {
+    return this.x?.countedErrno;
+  }
+  setCounted(state: RouteSyncState | undefined, errno: string | undefined): void {
+    const c = state === undefined ? 0 : STATES.indexOf(state) + 1;
+    this.bits = (this.bits & ~COUNTED_MASK) | (c << COUNTED_SHIFT);
+    if (errno !== undefined || this.x !== undefined) this.extra().countedErrno = errno;
   }
 
   /** Something changed while operations were out: plan again once they settle. */

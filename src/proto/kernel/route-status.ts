@@ -53,6 +53,54 @@ export function listStatus(entries: Iterable<NetEntry>, prefix?: Prefix): RouteS
   return out;
 }
 
+/**
+ * The per-state counts of a sync's listed entries, kept as states change
+ * rather than counted by walking every net (a metrics scrape, STATUS= and
+ * `show status` read it). track() puts an entry where its state says and is
+ * idempotent, so a change path calls it once after all its writes; an
+ * entry remembers where it is counted (NetEntry.countedAs), so leaving a
+ * bucket never needs the old state. Failed entries are also counted by
+ * errno name. countStates() (the walk) stays as the check tests compare
+ * against.
+ */
+export class SyncTally {
+  private readonly c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+  private readonly errnos = new Map<string, number>();
+
+  /** Counts `e` where its state (and, when failed, its errno) says; a dropped or unlisted entry is not counted. */
+  track(e: NetEntry): void {
+    const state = e.dropped || !e.listed ? undefined : e.state;
+    const errno = state === 'failed' ? ((e.error ?? e.wantError)?.errnoName ?? 'unknown') : undefined;
+    const was = e.countedAs;
+    if (was === state && e.countedErrno === errno) return;
+    if (was !== undefined) {
+      this.c[was]--;
+      if (was === 'failed') this.bump(e.countedErrno ?? 'unknown', -1);
+    }
+    if (state !== undefined) {
+      this.c[state]++;
+      if (errno !== undefined) this.bump(errno, 1);
+    }
+    e.setCounted(state, errno);
+  }
+
+  counts(): SyncCounts {
+    return { ...this.c };
+  }
+
+  /** Failed entries by errno name (only names with at least one). */
+  failedByErrno(): ReadonlyMap<string, number> {
+    return this.errnos;
+  }
+
+  private bump(errno: string, d: number): void {
+    const n = (this.errnos.get(errno) ?? 0) + d;
+    if (n === 0) this.errnos.delete(errno);
+    else this.errnos.set(errno, n);
+  }
+}
+
+/** The counts by walking every entry (what SyncTally keeps without walking; tests compare the two). */
 export function countStates(entries: Iterable<NetEntry>): SyncCounts {
   const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
   for (const e of entries) if (e.listed) c[e.state]++;

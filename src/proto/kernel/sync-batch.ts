@@ -5,6 +5,8 @@
  * live until the kernel has answered, which during churn is long enough for
  * a million op objects to reach the old generation (about 56 bytes a change).
  * Adds and replaces send the shared wanted route with the entry's own net.
+ * Each change also carries the time of the table change that caused it (0:
+ * none), for the latency metric.
  */
 import type { RouteOp, OpSource } from '../../netlink/pipeline';
 import { encodeRouteRequest, type RouteMessage } from '../../netlink/route-codec';
@@ -18,15 +20,22 @@ export class SyncBatch implements OpSource {
   readonly owners: NetEntry[] = [];
   private readonly routes: RouteMessage[] = [];
   private readonly cmds: number[] = [];
+  private readonly times: number[] = [];
 
   get length(): number {
     return this.cmds.length;
   }
 
-  push(e: NetEntry, op: KernelOp): void {
+  push(e: NetEntry, op: KernelOp, changedAt = 0): void {
     this.owners.push(e);
     this.routes.push(op.route);
     this.cmds.push(CMDS.indexOf(op.cmd));
+    this.times.push(changedAt);
+  }
+
+  /** When the table change behind change `i` reached the sync (Date.now()), 0 when none did. */
+  changedAt(i: number): number {
+    return this.times[i]!;
   }
 
   cmd(i: number): KernelOpCmd {

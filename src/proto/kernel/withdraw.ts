@@ -20,6 +20,7 @@ import { kernelDelete, type KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import { NetMap } from './net-map';
 import { effectivePriority } from './normalize';
+import type { KernelSyncMetrics } from './sync-metrics';
 
 const { ESRCH } = osConstants.errno;
 
@@ -38,6 +39,7 @@ export interface WithdrawContext {
   limited: RateLimitedLog;
   batchSize: number;
   progressEveryMs: number;
+  metrics: KernelSyncMetrics;
 }
 
 /** The nets the sync holds or wants. */
@@ -98,11 +100,20 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, held: H
     pending.push(
       ctx.io.submit(ops).then((res) => {
         result.deleted += res.ok;
+        let gone = 0;
+        const failed = new Map<string, number>();
         for (const f of res.failed) {
-          if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
+          if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) {
+            gone++;
+            continue;
+          }
+          const name = f.error instanceof NetlinkRequestError ? f.error.errnoName : f.error.code;
+          failed.set(name, (failed.get(name) ?? 0) + 1);
           result.failed++;
           ctx.limited.write('warn', 'withdraw-failed', `withdraw ${opDst(f.op)} failed: ${f.error.message}`, { prefix: opDst(f.op).toString() });
         }
+        if (res.ok + gone > 0) ctx.metrics.answered('delete', 'ok', res.ok + gone);
+        for (const [name, n] of failed) ctx.metrics.answered('delete', name, n);
       }),
     );
     await ctx.io.drainIfFull();

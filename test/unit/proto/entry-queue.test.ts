@@ -64,6 +64,43 @@ describe('DirtyQueue', () => {
   });
 });
 
+describe('DirtyQueue change times', () => {
+  it('hands each entry its first change time, 0 where none was given, across a compaction', () => {
+    const q = new DirtyQueue();
+    const es = Array.from({ length: 10_000 }, (_, i) => entry(i));
+    // Runs: 0..2999 at t=0 (no time), 3000..5999 at 1000 + i/1000 (three runs), 6000.. with no time again.
+    es.forEach((e, i) => q.add(e, i < 3000 || i >= 6000 ? 0 : 1000 + Math.floor(i / 1000)));
+    q.add(es[3500]!, 99_999); // already queued: keeps its first time
+    q.delete(es[4000]!);
+    const seen: Array<[number, number]> = [];
+    for (let e = q.shift(); e; e = q.shift()) seen.push([es.indexOf(e), q.shiftedAt]);
+    expect(seen).toHaveLength(9999);
+    for (const [i, at] of seen) expect(at).toBe(i < 3000 || i >= 6000 ? 0 : 1000 + Math.floor(i / 1000));
+    expect(q.shiftedAt).toBe(0);
+  });
+
+  it('times an entry added again after it was taken by its new change', () => {
+    const q = new DirtyQueue();
+    const [a, b] = [entry(1), entry(2)];
+    q.add(a, 5);
+    expect([q.shift(), q.shiftedAt]).toEqual([a, 5]);
+    q.add(b);
+    q.add(a, 7);
+    expect([q.shift(), q.shiftedAt]).toEqual([b, 0]);
+    expect([q.shift(), q.shiftedAt]).toEqual([a, 7]);
+  });
+
+  it('drops the times of entries taken out together (takeAll)', () => {
+    const q = new DirtyQueue();
+    const [a, b] = [entry(1), entry(2)];
+    q.add(a, 5);
+    q.add(b, 6);
+    expect(q.takeAll()).toEqual([a, b]);
+    q.add(b);
+    expect([q.shift(), q.shiftedAt]).toEqual([b, 0]);
+  });
+});
+
 describe('EchoWaitQueue', () => {
   it('reports an entry overdue only if it still waits, is not in flight and was not sent again', () => {
     const q = new EchoWaitQueue();

@@ -59,6 +59,19 @@ describe('NetEntry fields', () => {
     expect([e.net, e.v4Word, e.inflight]).toEqual([v6, undefined, 2]);
   });
 
+  it('keeps the tally bucket it is counted in apart from the state, the flags and the operations in flight', () => {
+    const e = new NetEntry(Prefix.v4(-1, 32));
+    for (const counted of [undefined, 'pending', 'installed', 'failed', 'withdrawing'] as const) {
+      e.setCounted(counted, counted === 'failed' ? 'EEXIST' : undefined);
+      e.inflight = 65535;
+      e.state = 'withdrawing';
+      e.uncertain = true;
+      expect([e.countedAs, e.countedErrno, e.inflight, e.state, e.uncertain, e.v4Len]).toEqual([counted, counted === 'failed' ? 'EEXIST' : undefined, 65535, 'withdrawing', true, 32]);
+      e.inflight = 0;
+      expect(e.countedAs).toBe(counted);
+    }
+  });
+
   it('keeps the echoes it expects, oldest first, without a side object until there is one', () => {
     const e = new NetEntry(net);
     expect(e.echoes).toEqual([]);
