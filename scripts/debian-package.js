@@ -11,8 +11,10 @@ const POLICY = '/usr/sbin/policy-rc.d';
 
 /**
  * @param {string} pkg Debian package name
- * @param {{ probe: string, services?: string[], log?: (line: string) => void }} opts
+ * @param {{ probe: string, services?: string[], noRecommends?: boolean, log?: (line: string) => void }} opts
  *   probe: a file whose presence means "installed" (e.g. /lib/systemd/systemd)
+ *   noRecommends: leave out the packages it only recommends (prometheus recommends node-exporter,
+ *   whose services and timers the suite has no use for)
  * @returns {boolean} true when it installed the package now
  */
 function ensureDebianPackage(pkg, opts) {
@@ -23,7 +25,8 @@ function ensureDebianPackage(pkg, opts) {
   if (!hadPolicy) fs.writeFileSync(POLICY, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
-    const install = () => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '-q', pkg], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const args = ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '-q', ...(opts.noRecommends ? ['--no-install-recommends'] : []), pkg];
+    const install = () => spawnSync('apt-get', args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
     // A machine whose package lists were never fetched knows no packages yet.
     if (install().status !== 0) {
       execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=900', 'update', '-q'], { env, stdio: ['ignore', 'inherit', 'inherit'] });

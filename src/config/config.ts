@@ -13,6 +13,7 @@
  *   log: { level: info }
  *   control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
  *   journal_limit: auto        # optional: how far a reader may fall behind a table (see docs/config.md)
+ *   metrics: { listen: "127.0.0.1:9725" }   # optional: Prometheus metrics at /metrics (docs/metrics.md)
  *   tables: [ { name: master4, family: ipv4 }, { name: master6, family: ipv6 } ]   # optional
  *   protocols:
  *     - { name: static1, type: static, routes: [ "10.10.0.0/16 via 192.0.2.2" ], routes_file: /etc/krtsync/routes.txt }
@@ -24,7 +25,7 @@
  * says otherwise.
  */
 import { readFileSync } from 'node:fs';
-import type { Family, Prefix } from '../lib/addr';
+import { tryParseAddr, type Family, type Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
@@ -99,10 +100,25 @@ export interface StreamProtocolConfig extends ProtocolCommon {
 export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig | ApiProtocolConfig | StreamProtocolConfig;
 export type ProtocolType = ProtocolConfig['type'];
 
+/** Where an HTTP listener binds: an IP address (not a name: nothing is resolved at start) and a port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+  family: Family;
+  /** As written in the config, e.g. `127.0.0.1:9725` or `[::1]:9725`. */
+  text: string;
+}
+
+export interface MetricsConfig {
+  listen: ListenAddress;
+}
+
 export interface KrtConfig {
   file: string;
   logLevel: LogLevel;
   control: { socket: string; group: string | undefined; mode: number };
+  /** The Prometheus endpoint; undefined: off. */
+  metrics: MetricsConfig | undefined;
   tables: TableConfig[];
   protocols: ProtocolConfig[];
   /**
@@ -165,7 +181,7 @@ export function readConfigFile(file: string): { config: KrtConfig | undefined; i
 }
 
 function readRoot(r: YamlReader): KrtConfig | undefined {
-  const top = r.map(r.root, 'config', ['log', 'control', 'journal_limit', 'tables', 'protocols']);
+  const top = r.map(r.root, 'config', ['log', 'control', 'metrics', 'journal_limit', 'tables', 'protocols']);
   if (!top) return undefined;
 
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
@@ -176,6 +192,8 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
   const group = r.string(ctl?.get('group'), 'control.group');
   const mode = r.fileMode(ctl?.get('mode'), 'control.mode') ?? 0o660;
+
+  const metrics = readMetrics(r, top.get('metrics'));
 
   const journalLimit = readJournalLimit(r, top.get('journal_limit'), 'journal_limit');
   const tables = readTables(r, top.get('tables'), journalLimit);
@@ -193,7 +211,37 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode }, tables, protocols, positions };
+  return { file: r.file, logLevel, control: { socket, group, mode }, metrics, tables, protocols, positions };
+}
+
+/** `metrics: { listen: ADDRESS:PORT }`; without it, no listener. */
+function readMetrics(r: YamlReader, node: YamlNode | undefined): MetricsConfig | undefined {
+  if (node === undefined) return undefined;
+  const m = r.map(node, 'metrics', ['listen']);
+  if (!m) return undefined;
+  if (!m.has('listen')) return r.error(node, 'metrics: "listen" is missing (an address and port, like 127.0.0.1:9725)');
+  const text = r.string(m.get('listen'), 'metrics.listen');
+  if (text === undefined) return undefined;
+  const listen = parseListenAddress(text);
+  if (typeof listen === 'string') return r.error(m.get('listen'), `metrics.listen: ${listen}`);
+  return { listen };
+}
+
+/** `ADDRESS:PORT` with an IPv4 address, or `[ADDRESS]:PORT` with an IPv6 one; a string is what is wrong. */
+export function parseListenAddress(text: string): ListenAddress | string {
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (!m) {
+    return /^[0-9a-fA-F:]+:\d+$/.test(text) && text.split(':').length > 2
+      ? `"${text}": write an IPv6 address in brackets, like [::1]:9725`
+      : `"${text}": expected an address and a port, like 127.0.0.1:9725 or [::1]:9725`;
+  }
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  const addr = tryParseAddr(host);
+  if (!addr) return `"${host}" is not an IP address (names are not resolved: use 127.0.0.1, ::1, 0.0.0.0 or an address of this host)`;
+  if (m[1] !== undefined && addr.family !== 6) return `"${host}": brackets are for IPv6 addresses`;
+  if (port < 1 || port > 65535) return `port ${port}: must be 1..65535`;
+  return { host, port, family: addr.family, text: text.trim() };
 }
 
 /**

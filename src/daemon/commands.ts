@@ -23,7 +23,9 @@ import type { Prefilter } from '../table';
 import type { Daemon } from './daemon';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION = (require('../../package.json') as { version: string }).version;
+export const VERSION = (require('../../package.json') as { version: string }).version;
+/** Every command this file answers (metrics count any other as "unknown"). */
+export const CONTROL_COMMANDS: readonly string[] = ['show-status', 'show-protocols', 'show-routes', 'show-kernel', 'route-add', 'route-del', 'route-list', 'reload', 'feed'];
 const CHUNK = 2048;
 
 function bad(message: string): KrtError {
@@ -166,7 +168,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
     default:
       throw new KrtError(
         'KRT_ERR_UNKNOWN_COMMAND',
-        `unknown command "${req.command}" (commands: show-status, show-protocols, show-routes, show-kernel, route-add, route-del, route-list, reload, feed)`,
+        `unknown command "${req.command}" (commands: ${CONTROL_COMMANDS.join(', ')})`,
       );
   }
 }

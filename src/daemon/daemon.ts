@@ -11,7 +11,7 @@
  *    protocol has finished its first sync.
  *  - stop: kernel protocols first (each withdraws what it installed by
  *    walking the table directly, and waits for every ack), then the sources,
- *    then the control socket.
+ *    then the control socket, then the metrics listener.
  *  - reload: the new file is validated completely (config and routes files)
  *    before anything changes; protocols are reconfigured in place where they
  *    can be, restarted where they must, added and removed by name.
@@ -23,7 +23,8 @@ import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
-import { ControlServer } from '../control/server';
+import type { ControlRequest } from '../control/protocol';
+import { ControlServer, type ControlContext } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
@@ -35,7 +36,8 @@ import { requireNetAdmin } from './capabilities';
 import { createKernelProtocol, type KernelHandle } from './kernel-wiring';
 import { validateConfig } from './validate';
 import type { SystemdNotifier } from './systemd';
-import { handleControlRequest } from './commands';
+import { CONTROL_COMMANDS, handleControlRequest, VERSION } from './commands';
+import { MetricsEndpoint } from './metrics-wiring';
 
 export type RunningProtocol =
   | { type: 'static'; config: StaticProtocolConfig; proto: StaticProtocol }
@@ -64,8 +66,17 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   readonly startedAt = new Date();
   ready = false;
+  /** Metrics: counted from the start; served when the config has `metrics.listen` (metrics-wiring.ts). */
+  readonly metrics: MetricsEndpoint;
 
-  constructor(readonly opts: DaemonOptions) {}
+  constructor(readonly opts: DaemonOptions) {
+    this.metrics = new MetricsEndpoint(this, VERSION);
+  }
+
+  /** Connections to the control socket now. */
+  get controlClients(): number {
+    return this.control?.clientCount ?? 0;
+  }
 
   get log(): Logger {
     return this.opts.log;
@@ -95,9 +106,10 @@ export class Daemon {
     for (const p of order) this.protocols.set(p.name, this.build(p));
     this.control = new ControlServer(
       { path: config.control.socket, mode: config.control.mode, ...(config.control.group !== undefined ? { group: config.control.group } : {}), onError: (m) => this.log.warn(m) },
-      (req, ctx) => handleControlRequest(this, req, ctx),
+      (req, ctx) => this.answerControl(req, ctx),
     );
     await this.control.listen();
+    await this.metrics.apply(config.metrics);
     for (const p of order) {
       // A SIGTERM during start: stop() is shutting down what started; start nothing more.
       if (this.stopping) return;
@@ -105,7 +117,8 @@ export class Daemon {
     }
     if (this.stopping) return;
     this.ready = true;
-    const status = this.statusLine(); // counts every net of every kernel protocol: once
+    this.metrics.metrics.ready((Date.now() - t0) / 1000);
+    const status = this.statusLine();
     this.opts.notifier.ready(status);
     this.opts.notifier.startWatchdog();
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
@@ -149,7 +162,7 @@ export class Daemon {
       case 'stream':
         return { type: p.type, config: p, proto: new StreamProtocol(p, tables, log) };
       case 'kernel':
-        return { type: p.type, config: p, proto: createKernelProtocol(p, this.familiesOf(p.tables), log, this.opts.netns) };
+        return { type: p.type, config: p, proto: createKernelProtocol(p, this.familiesOf(p.tables), log, this.opts.netns, this.metrics.kernelMetrics(p.name)) };
     }
   }
 
@@ -165,8 +178,11 @@ export class Daemon {
     return this.enqueue(async () => {
       this.opts.notifier.reloading();
       try {
-        return await this.applyReload();
+        const changes = await this.applyReload();
+        this.metrics.metrics.reloaded(true);
+        return changes;
       } catch (e) {
+        this.metrics.metrics.reloaded(false);
         this.log.error(`reload failed, the running config stays: ${(e as Error).message}`);
         throw e;
       } finally {
@@ -182,6 +198,9 @@ export class Daemon {
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
       changes.push('control socket settings changed: they take effect at the next restart');
     }
+    // First of all changes: a listener that cannot move fails the reload before anything else changed.
+    const moved = await this.metrics.apply(next.metrics);
+    if (moved) changes.push(moved);
     if (next.logLevel !== cur.logLevel && this.opts.log.level !== undefined) {
       this.opts.log.level = next.logLevel;
       changes.push(`log level ${next.logLevel}`);
@@ -204,6 +223,7 @@ export class Daemon {
         !(running.proto as Protocol<ProtocolConfig>).reconfigure(want);
       if (!mustRestart) continue;
       await running.proto.shutdown();
+      if (running.type === 'kernel') this.metrics.metrics.forgetKernel(name);
       this.protocols.delete(name);
       if (want) restart.add(name);
       else changes.push(`protocol ${name} removed`);
@@ -258,6 +278,7 @@ export class Daemon {
       for (const t of this.tables.values()) t.discard('krtsync is stopping');
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
       await this.control?.close();
+      await this.metrics.close();
       this.opts.notifier.close();
       this.log.info('krtsync stopped');
     });
@@ -269,6 +290,19 @@ export class Daemon {
       await p.proto.shutdown();
     } catch (e) {
       this.log.error(`protocol ${p.config.name}: shutdown failed: ${(e as Error).message}`, { protocol: p.config.name });
+    }
+  }
+
+  /** Answers a control request, counting it by command and result for metrics. */
+  private async answerControl(req: ControlRequest, ctx: ControlContext): Promise<unknown> {
+    const command = CONTROL_COMMANDS.includes(req.command) ? req.command : 'unknown';
+    try {
+      const result = await handleControlRequest(this, req, ctx);
+      this.metrics.metrics.controlRequest(command, 'ok');
+      return result;
+    } catch (e) {
+      this.metrics.metrics.controlRequest(command, e instanceof KrtError ? e.code : 'KRT_ERR_INTERNAL');
+      throw e;
     }
   }
 

@@ -17,6 +17,7 @@ import { exportFilterErrors, parseExportFilter, type ExportFilter } from '../pro
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
 import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
+import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
@@ -25,7 +26,12 @@ export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   status(prefix?: Prefix): RouteSyncStatus[];
   counts(): SyncCounts;
   summary(): Record<string, unknown>;
+  /** Per family: the kernel table and the state counts, kept as they change (for metrics: no walk). */
+  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
 }
+
+/** Makes the metrics sink of one family's sync. */
+export type KernelMetricsFactory = (family: Family, kernelTable: number) => KernelSyncMetrics;
 
 function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
   return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
@@ -54,7 +60,7 @@ export function kernelOptionIssues(c: KrtConfig): ConfigIssue[] {
   return issues;
 }
 
-function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined): KernelProtocolOptions {
+function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined, metrics: KernelMetricsFactory | undefined): KernelProtocolOptions {
   const filter = exportFilterOf(cfg);
   return {
     name: cfg.name,
@@ -70,6 +76,7 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
     ...(cfg.mergePaths > 0 ? { mergePaths: { limit: cfg.mergePaths } } : {}),
     ...(cfg.learn ? { learn: { table } } : {}),
     ...(netns !== undefined ? { netns } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
     log,
   };
 }
@@ -141,6 +148,14 @@ class KernelProtocolSet implements KernelHandle {
     return sumCounts([...this.instances.values()].map(({ proto }) => proto.counts()));
   }
 
+  syncCounts(): ReturnType<KernelHandle['syncCounts']> {
+    const out: ReturnType<KernelHandle['syncCounts']> = [];
+    for (const { proto } of this.instances.values()) {
+      for (const [family, sync] of proto.families) out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno() });
+    }
+    return out;
+  }
+
   summary(): Record<string, unknown> {
     const first = this.instances.values().next().value?.proto;
     return {
@@ -154,10 +169,16 @@ class KernelProtocolSet implements KernelHandle {
   }
 }
 
-export function createKernelProtocol(cfg: KernelProtocolConfig, tables: ReadonlyMap<Family, Table>, log: Logger, netns: string | undefined): KernelHandle {
+export function createKernelProtocol(
+  cfg: KernelProtocolConfig,
+  tables: ReadonlyMap<Family, Table>,
+  log: Logger,
+  netns: string | undefined,
+  metrics?: KernelMetricsFactory,
+): KernelHandle {
   const instances = new Map<Family, { proto: KernelProtocol; options: KernelProtocolOptions }>();
   for (const [family, table] of tables) {
-    const options = optionsFor(cfg, family, table, log, netns);
+    const options = optionsFor(cfg, family, table, log, netns, metrics);
     instances.set(family, { proto: new KernelProtocol(options), options });
   }
   return new KernelProtocolSet(cfg, instances);

@@ -103,6 +103,11 @@ export class Table {
     return this.routeCount;
   }
 
+  /** Calls `fn` with every source that has (or had) routes here and its route count: O(sources), not a walk. */
+  forEachSource(fn: (src: RouteSource, routes: number) => void): void {
+    for (const [src, state] of this.sources) fn(src, state.routes);
+  }
+
   /** Routes the source has in this table. */
   routesOfSource(src: RouteSource): number {
     return this.sources.get(src)?.routes ?? 0;

@@ -70,7 +70,14 @@ describe('config', () => {
     ['protocols: [ {name: a, type: static', /^1:1: Flow map/],
     ['', /1:1: the file is empty/],
     ['- a\n- b\n', /1:1: config: expected a mapping/],
-    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, journal_limit, tables, protocols\)/],
+    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, metrics, journal_limit, tables, protocols\)/],
+    ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
+    ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
+    ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
+    ['metrics: { listen: "127.0.0.1:0" }\nprotocols: []\n', /^1:20: metrics.listen: port 0: must be 1..65535/],
+    ['metrics: { listen: "[192.0.2.1]:80" }\nprotocols: []\n', /brackets are for IPv6 addresses/],
+    ['metrics: { port: 9725 }\nprotocols: []\n', /^1:12: metrics: unknown key "port" \(expected one of: listen\)/],
+    ['metrics: {}\nprotocols: []\n', /^1:10: metrics: "listen" is missing/],
     ['log: { level: loud }\nprotocols: []\n', /^1:15: log.level: expected one of error, warn, info, debug/],
     ['control: { socket: relative.sock }\nprotocols: []\n', /control.socket: must be an absolute path/],
     ['protocols:\n  - { type: static }\n', /^2:5: protocol: "name" is missing/],
@@ -90,6 +97,12 @@ describe('config', () => {
   ])('rejects %j with a position', (text, msg) => {
     const issues = issuesOf(text);
     expect(issues.join('\n')).toMatch(msg);
+  });
+
+  it('reads the metrics listener: off without it, an IPv4 or a bracketed IPv6 address with a port', () => {
+    expect(parseConfig('x.yaml', 'protocols: []\n').metrics).toBeUndefined();
+    expect(parseConfig('x.yaml', 'metrics: { listen: 127.0.0.1:9725 }\nprotocols: []\n').metrics).toEqual({ listen: { host: '127.0.0.1', port: 9725, family: 4, text: '127.0.0.1:9725' } });
+    expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
   });
 
   it('reads the control socket mode as chmod does: 0660 as documented, 0o660, 660; anything else says what it wants', () => {
