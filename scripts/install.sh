@@ -6,6 +6,7 @@
 #   /etc/krtsync/krtsync.yaml   the example config, unless one exists
 #   /etc/systemd/system/krtsync.service, sysusers and tmpfiles snippets; the krtsync user and group
 #   /etc/iproute2/rt_protos.d/krtsync.conf so `ip route` shows "proto krtsync"
+#   PREFIX/lib/krtsync/contrib/  Prometheus alert rules and a Grafana dashboard (docs/metrics.md)
 # Usage: sudo scripts/install.sh [--prefix /usr] [--no-start]
 # With DESTDIR=/some/dir every file goes below that directory and nothing is registered or started
 # (no user, no systemctl): for packaging, and for the test of this script.
@@ -29,6 +30,7 @@ install -d "$dest$lib/native/build/Release" "$dest$lib/bin" "$dest$prefix/bin"
 cp -r "$src/dist" "$dest$lib/"
 install -m 0644 "$src/native/build/Release/krtsync_native.node" "$dest$lib/native/build/Release/"
 install -m 0644 "$src/package.json" "$src/README.md" "$dest$lib/"
+cp -r "$src/contrib" "$dest$lib/"
 install -m 0755 "$src/bin/krtsync" "$dest$lib/bin/krtsync"
 # Production dependencies from the source's node_modules (no registry needed). A checkout has dev ones
 # too (it has a package-lock.json): prune them in the copy. An installed package has none.

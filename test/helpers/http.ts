@@ -17,14 +17,21 @@ export interface HttpAnswer {
 
 const FETCH = `
 const [url, method, timeout] = process.argv.slice(1);
+// Exits once it has an answer: a connection attempt still waiting for the SYN's answer would keep it alive.
+const done = (o) => process.stdout.write(JSON.stringify(o), () => process.exit(0));
 fetch(url, { method, signal: AbortSignal.timeout(Number(timeout)) }).then(
-  async (r) => process.stdout.write(JSON.stringify({ status: r.status, headers: Object.fromEntries(r.headers), body: await r.text() })),
-  (e) => process.stdout.write(JSON.stringify({ error: String(e.cause?.code ?? e.name ?? e.message) })),
+  async (r) => done({ status: r.status, headers: Object.fromEntries(r.headers), body: await r.text() }),
+  (e) => done({ error: String(e.cause?.code ?? e.name ?? e.message) }),
 );`;
+
+/** The command that fetches `url` and prints an HttpAnswer as JSON (to run wherever the listener is reachable). */
+export function fetchCommand(url: string, method = 'GET', timeoutMs = 5000): string[] {
+  return [process.execPath, '-e', FETCH, url, method, String(timeoutMs)];
+}
 
 export function httpIn(ns: Netns | string, url: string, method = 'GET', timeoutMs = 5000): HttpAnswer {
   const name = typeof ns === 'string' ? ns : ns.name;
-  const r = spawnSync('ip', ['netns', 'exec', name, process.execPath, '-e', FETCH, url, method, String(timeoutMs)], { encoding: 'utf8', timeout: timeoutMs + 10_000 });
+  const r = spawnSync('ip', ['netns', 'exec', name, ...fetchCommand(url, method, timeoutMs)], { encoding: 'utf8', timeout: timeoutMs + 10_000 });
   if (r.status !== 0) throw new Error(`fetch ${url} in ${name}: ${r.stderr}`);
   return JSON.parse(r.stdout) as HttpAnswer;
 }

@@ -8,11 +8,13 @@
  * changes.
  *
  * One scenario, in order (each step needs the state the last one left):
- * start, routes, repair, journal, reload good and bad, watchdog, a refused
- * syscall, security score, stop.
+ * start, routes, repair, journal, reload good and bad, watchdog, security
+ * score, the metrics listener through the unit's IP lockdown, stop, a
+ * refused syscall, a bad config.
  */
 import { kernelDescribe } from '../helpers/netns';
 import { ROOT, until } from '../helpers/daemon-fixture';
+import { fetchCommand, sample, samples, type HttpAnswer } from '../helpers/http';
 import { SystemdContainer, type JournalEntry } from '../helpers/systemd-container';
 
 const UNIT = 'krtsync';
@@ -34,6 +36,13 @@ kernelDescribe('the systemd unit under a real systemd', () => {
       .filter((l) => / proto (krtsync|static)\b/.test(l))
       .sort();
   const mainPid = (): string => c.property(UNIT, 'MainPID');
+  /** An address list property of the unit, sorted (systemd lists it in no fixed order). */
+  const addresses = (name: string): string[] => c.property(UNIT, name).split(' ').sort();
+  /** An HTTP GET from inside the container, outside the unit (so only the unit's own filters apply). */
+  const get = (url: string, timeoutMs = 3000): HttpAnswer => {
+    const [cmd, ...args] = fetchCommand(url, 'GET', timeoutMs);
+    return JSON.parse(c.exec(cmd!, args, { timeoutMs: timeoutMs + 10_000 }).out) as HttpAnswer;
+  };
   /** journald writes what it receives a moment later: wait for the entry rather than read once. */
   const journalHas = async (re: RegExp, ...args: string[]): Promise<void> => {
     let text = '';
@@ -142,12 +151,63 @@ kernelDescribe('the systemd unit under a real systemd', () => {
     expect(c.property(UNIT, 'WatchdogUSec')).toBe('2s');
   });
 
-  it('scores the running unit with systemd-analyze security: 1.1 OK', () => {
+  it('scores the running unit with systemd-analyze security: 1.4 OK', () => {
     const r = c.exec('systemd-analyze', ['security', '--no-pager', UNIT]);
     const m = /Overall exposure level for krtsync\.service: (\d+\.\d) (\S+)/.exec(r.out + r.err);
     expect(m).not.toBeNull();
-    expect(Number(m![1])).toBeLessThanOrEqual(1.1);
+    // 1.1 without IP at all; the metrics listener costs 0.3 (AF_INET/AF_INET6 sockets) and 0.1 (an allow list, localhost only).
+    expect(Number(m![1])).toBeLessThanOrEqual(1.4);
     expect(m![2]).toBe('OK');
+  });
+
+  it('serves metrics to this host through the unit\'s IP lockdown (IPAddressDeny=any, localhost allowed)', () => {
+    expect(addresses('IPAddressDeny')).toEqual(['0.0.0.0/0', '::/0']);
+    expect(addresses('IPAddressAllow')).toEqual(['127.0.0.0/8', '::1/128']);
+    const r = get('http://127.0.0.1:9725/metrics');
+    expect(r.status).toBe(200);
+    const m = samples(r.body!);
+    expect(sample(m, 'krtsync_ready')).toBe(1);
+    expect(sample(m, 'krtsync_kernel_routes', { protocol: 'kernel1', kernel_table: '254', family: 'ipv4', state: 'installed' })).toBe(3);
+    expect(sample(m, 'krtsync_kernel_repairs_total', { protocol: 'kernel1', kernel_table: '254', family: 'ipv4', kind: 'deleted' })).toBe(1);
+  });
+
+  it('refuses every other peer, even on its own listener, until the unit allows it', () => {
+    // The listener on every address: the socket accepts 192.0.2.1, the unit's filter drops its packets.
+    c.sh(`sed -i 's|listen: "127.0.0.1:9725"|listen: "0.0.0.0:9725"|' ${CONFIG}`);
+    expect(c.systemctl('reload', UNIT).code).toBe(0);
+    expect(c.sh('ss -Hltn sport = :9725')).toMatch(/0\.0\.0\.0:9725/);
+    expect(get('http://127.0.0.1:9725/metrics').status).toBe(200);
+    expect(get('http://192.0.2.1:9725/metrics', 1500)).toEqual({ error: 'TimeoutError' });
+    // The same listener answers once the unit allows that address: it was the unit's filter.
+    expect(c.systemctl('set-property', '--runtime', UNIT, 'IPAddressAllow=127.0.0.0/8 ::1/128 192.0.2.0/24')).toMatchObject({ code: 0 });
+    expect(get('http://192.0.2.1:9725/metrics').status).toBe(200);
+    // Back to the shipped list (set-property adds to it; an empty assignment clears it first).
+    expect(c.systemctl('set-property', '--runtime', UNIT, 'IPAddressAllow=', 'IPAddressAllow=127.0.0.0/8 ::1/128')).toMatchObject({ code: 0 });
+    expect(addresses('IPAddressAllow')).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(get('http://192.0.2.1:9725/metrics', 1500)).toEqual({ error: 'TimeoutError' });
+    c.sh(`sed -i 's|listen: "0.0.0.0:9725"|listen: "127.0.0.1:9725"|' ${CONFIG}`);
+    expect(c.systemctl('reload', UNIT).code).toBe(0);
+  });
+
+  it('binds only the metrics port where systemd enforces SocketBindAllow= (not Debian 12\'s: built without BPF_FRAMEWORK)', async () => {
+    expect(c.property(UNIT, 'SocketBindAllow')).toBe('tcp9725');
+    expect(c.property(UNIT, 'SocketBindDeny')).toBe('any');
+    const enforced = /\+BPF_FRAMEWORK/.test(c.exec('systemctl', ['--version']).out);
+    const pid = mainPid();
+    c.sh(`sed -i 's|listen: "127.0.0.1:9725"|listen: "127.0.0.1:9726"|' ${CONFIG}`);
+    if (enforced) {
+      expect(c.systemctl('reload', UNIT).code).not.toBe(0);
+      await journalHas(/reload failed, the running config stays: metrics\.listen 127\.0\.0\.1:9726: EPERM: not allowed to bind it/, '-u', UNIT, '-p', 'err');
+      expect(get('http://127.0.0.1:9725/metrics').status).toBe(200);
+    } else {
+      // The setting is there for systemd builds that enforce it; this one binds, and IPAddressDeny= still holds.
+      expect(c.systemctl('reload', UNIT).code).toBe(0);
+      expect(get('http://127.0.0.1:9726/metrics').status).toBe(200);
+    }
+    expect(mainPid()).toBe(pid);
+    c.sh(`sed -i 's|listen: "127.0.0.1:9726"|listen: "127.0.0.1:9725"|' ${CONFIG}`);
+    expect(c.systemctl('reload', UNIT).code).toBe(0);
+    expect(get('http://127.0.0.1:9725/metrics').status).toBe(200);
   });
 
   it('stops: our routes are withdrawn, the foreign one stays', async () => {
