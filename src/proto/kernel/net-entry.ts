@@ -64,7 +64,8 @@ const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 /**
  * One per net, so a million of them on a full table: the fields nearly every
  * entry uses are its own (7 slots, 80 bytes), the flags, the state, an IPv4
- * net's length and the operations in flight share one small integer, the
+ * net's length, the tally bucket it is counted in (SyncTally) and the
+ * operations in flight share one small integer, the
  * rest (echoes expected included: only without the kernel's notification
  * filter) lives in a NetEntryExtra made on the first write of something other
  * than its default, and an IPv4 net is kept as its word, not as a Prefix
