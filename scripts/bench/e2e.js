@@ -258,6 +258,16 @@ function startIn(ns, cmd, args, env = {}, logFile) {
     }),
   );
   // `ip netns exec` execs the command, so the pid is the daemon's own.
+  proc.cpuS = 0; // CPU time (user + system) as last sampled: less disturbed by a loaded machine than wall time
+  proc.cpu = () => {
+    try {
+      const f = fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      proc.cpuS = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch {
+      /* exited: the last sample stands (at most 100 ms old) */
+    }
+    return proc.cpuS;
+  };
   proc.timer = setInterval(() => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
@@ -265,10 +275,12 @@ function startIn(ns, cmd, args, env = {}, logFile) {
     } catch {
       /* exited */
     }
+    proc.cpu();
   }, 100);
   return proc;
 }
 
+const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
 const results = [];
 function record(tool, scenario, fields) {
   const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
@@ -368,7 +380,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     let t0 = performance.now();
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
@@ -388,8 +400,9 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     t0 = performance.now();
     d = start();
     const tReady2 = await withTimeout(ready, 'krtsync restart');
+    const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
-    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before });
+    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, cpu_s: Number(cpuReady2.toFixed(2)) });
     if (RESTART_ONLY) {
       // For profiling the restart: SIGTERM now, no churn.
       process.kill(d.pid, 'SIGTERM');
@@ -405,6 +418,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     full = obs.until(PROTO_KRT, GW2);
     t0 = performance.now();
     phases.churn = [Date.now()];
+    const cpuChurn0 = d.cpu();
     const CHUNK = 1000;
     for (let i = 0; i < N; i += CHUNK) {
       const batch = [];
@@ -415,7 +429,8 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     if (SNAPSHOT_AT_SENT) process.kill(d.pid, 'SIGUSR2'); // with --node-args --heapsnapshot-signal=SIGUSR2: the heap at the churn's peak
     const tChurn = await withTimeout(full, 'krtsync churn');
     phases.churn.push(Date.now());
-    record(tool, 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0) });
+    record(tool, 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0), cpu_s: Number((d.cpu() - cpuChurn0).toFixed(2)) });
+    const cpuShutdown0 = d.cpu();
 
     // shutdown
     t0 = performance.now();
@@ -424,7 +439,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     conn.destroy();
     hwm.push(d.hwmKb);
     const left = kernelCount(ns, PROTO_KRT);
-    record(tool, 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: left.n, foreign_kept: left.foreign });
+    record(tool, 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: left.n, foreign_kept: left.foreign, cpu_s: Number((d.cpuS - cpuShutdown0).toFixed(2)) });
     record(tool, 'peak rss', { rss_mb: Math.round(Math.max(...hwm) / 1024), cold_rss_mb: Math.round(hwm[0] / 1024), restart_churn_rss_mb: Math.round(hwm[1] / 1024) });
     if (obs.overflows) record(tool, 'observer', { overflows: obs.overflows });
     if (scraper) {
@@ -590,6 +605,7 @@ function table() {
     ['restart: kernel route changes', (t) => cell(get(t, 'restart', 'kernel_changes'), '')],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['peak RSS', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
+    ['CPU (user+sys): cold start to READY / restart to READY / churn / shutdown', (t) => ['cold start', 'restart', 'churn', 'shutdown'].map((sc) => cell(get(t, sc, 'cpu_s'), '')).join(' / ') + ' s'],
     ['scrape of /metrics every 1 s: p50 / max (all phases)', (t) => scrapeCell(t, 'scrapes')],
     ['scrape during churn: p50 / max', (t) => scrapeCell(t, 'scrapes during churn')],
   ];

@@ -397,8 +397,9 @@ export class KernelSync implements ScanTarget {
       e.inflight--;
       const err = res.failed.length === 0 ? undefined : failures.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
-      answers.add(cmd, err === undefined || (cmd === 'delete' && errno === ESRCH) ? undefined : err instanceof NetlinkRequestError ? err.errnoName : err.code, batch.changedAt(i));
-      if (err === undefined || (cmd === 'delete' && errno === ESRCH)) {
+      const done = err === undefined || (cmd === 'delete' && errno === ESRCH); // ESRCH: nothing left to delete
+      answers.add(cmd, done ? undefined : err instanceof NetlinkRequestError ? err.errnoName : err!.code, batch.changedAt(i));
+      if (done) {
         if (err !== undefined) e.dropEcho('del'); // nothing was deleted: no notification comes
         e.applyHave(batch.route(i), cmd === 'delete');
         if (cmd !== 'delete') {
