@@ -55,6 +55,7 @@ const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before t
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
+const SCRAPE_MS = Number(arg('scrape-every', '1000')); // krtsync+metrics: ms between scrapes; 0: listener on, nobody scrapes
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
   console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
   process.exit(2);
@@ -301,13 +302,13 @@ const loop = async () => {
   } catch (e) {
     process.stdout.write(JSON.stringify({ at: Date.now(), error: String(e.cause?.code ?? e.message) }) + '\\n');
   }
-  setTimeout(loop, Math.max(0, 1000 - (performance.now() - t0)));
+  setTimeout(loop, Math.max(0, Number(process.argv[2]) - (performance.now() - t0)));
 };
 loop();`;
 
 /** Scrapes url every second from inside the namespace until stop(); scrapes() is what it saw. */
 function startScraper(ns, url) {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] });
   children.add(child);
   const seen = [];
   let rest = '';
@@ -341,7 +342,7 @@ async function benchKrtsync(tool = 'krtsync') {
   const withMetrics = tool === 'krtsync+metrics';
   process.stderr.write(`${tool}: ${N} routes\n`);
   const ns = makeNamespace(withMetrics ? 'krtm' : 'krt');
-  const scraper = withMetrics ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
+  const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
   const phases = {};
   const obs = new Observer(ns);
   const tag = withMetrics ? 'krtsync-metrics' : 'krtsync';
