@@ -24,6 +24,7 @@ import { createLogger } from '../daemon/logging';
 import { tuneHeap } from '../daemon/heap';
 import { SystemdNotifier } from '../daemon/systemd';
 import { RoutesFileError } from '../proto/static/routes-file';
+import { checkStreamOptions } from '../proto/stream/options';
 import { duration, table } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -107,6 +108,7 @@ async function check(args: { config: string }): Promise<void> {
     const c = loadConfigFile(args.config);
     await validateRoutesFiles(c);
     checkKernelOptions(c);
+    checkStreamOptions(c);
     const routes = c.protocols.reduce((n, p) => n + (p.type === 'static' ? p.routes.length : 0), 0);
     process.stdout.write(`${args.config}: OK (${c.protocols.length} protocols, ${c.tables.length} tables, ${routes} inline routes)\n`);
   } catch (e) {
@@ -170,9 +172,12 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         }
         const rows: unknown[][] = [];
         const { result } = await c.request('show-routes', args2, (items) => {
-          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table]);
+          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table, bgpText(r.bgp), r.reason ?? '']);
         });
-        process.stdout.write(table(['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE'], rows) + `\n${(result as { routes: number }).routes} routes\n`);
+        const withBgp = rows.some((r) => r[6] !== '');
+        const headers = ['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE', ...(withBgp ? ['BGP', 'WHY'] : ['WHY'])];
+        const shown = withBgp ? rows : rows.map((r) => [...r.slice(0, 6), r[7]]);
+        process.stdout.write(table(headers, shown) + `\n${(result as { routes: number }).routes} routes\n`);
         return;
       }
       case 'kernel': {
@@ -194,6 +199,20 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         fail(`show what? status, protocols, routes or kernel (not "${args.what}")`, EXIT_USAGE);
     }
   });
+}
+
+/** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
+function bgpText(b: unknown): string {
+  if (b === undefined || b === null) return '';
+  const x = b as Record<string, unknown>;
+  const parts = [`[${String(x.as_path)}]`];
+  if (x.origin !== undefined) parts.push(String(x.origin));
+  if (x.local_pref !== undefined) parts.push(`lp ${String(x.local_pref)}`);
+  if (x.med !== undefined) parts.push(`med ${String(x.med)}`);
+  if (x.router_id !== undefined) parts.push(`id ${String(x.router_id)}`);
+  if (Array.isArray(x.communities)) parts.push(`comm ${x.communities.join(',')}`);
+  if (Array.isArray(x.large_communities)) parts.push(`lcomm ${x.large_communities.join(',')}`);
+  return parts.join(' ');
 }
 
 function protocolInfo(p: Record<string, unknown>): string {

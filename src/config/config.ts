@@ -24,6 +24,7 @@ import type { Family, Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
+import { readStreamSettings, STREAM_KEYS as STREAM_SETTINGS, type StreamSettings } from './stream-config';
 import { formatIssue, YamlReader, type ConfigIssue } from './yaml-reader';
 import type { Node as YamlNode } from 'yaml';
 
@@ -83,11 +84,9 @@ export interface ApiProtocolConfig extends ProtocolCommon {
   stateFile: string | undefined;
 }
 
-export interface StreamProtocolConfig extends ProtocolCommon {
+/** Settings in stream-config.ts. */
+export interface StreamProtocolConfig extends ProtocolCommon, StreamSettings {
   type: 'stream';
-  preference: number;
-  /** How long a disconnected client's routes stay, and how long a reconnected one has to send end-of-RIB. */
-  graceMs: number;
 }
 
 export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig | ApiProtocolConfig | StreamProtocolConfig;
@@ -204,7 +203,7 @@ function attachTables(r: YamlReader, what: string, node: YamlNode | undefined, t
 const COMMON_KEYS = ['name', 'type', 'tables'];
 const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
 const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
-const STREAM_KEYS = [...COMMON_KEYS, 'preference', 'grace'];
+const STREAM_KEYS = [...COMMON_KEYS, ...STREAM_SETTINGS];
 
 const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
@@ -252,14 +251,17 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
     };
   }
 
-  if (type === 'api' || type === 'stream') {
-    const common = { name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) };
-    if (type === 'api') {
-      const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
-      return { type, ...common, preference: common.preference ?? 200, stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile) };
-    }
-    return { type, ...common, preference: common.preference ?? 100, graceMs: r.duration(peek.get('grace'), `${what}: grace`) ?? 30000 };
+  if (type === 'api') {
+    const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
+    return {
+      type,
+      name,
+      tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]),
+      preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) ?? 200,
+      stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile),
+    };
   }
+  if (type === 'stream') return { type, name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), ...readStreamSettings(r, peek, what) };
 
   const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';
   const families: Family[] = family === 'ipv4' ? [4] : family === 'ipv6' ? [6] : [4, 6];

@@ -59,6 +59,23 @@ export class YamlReader {
   }
 
   /**
+   * For values checked later by another parser (filters): a function from a
+   * path inside `node` (`import.rules[2].match.net`, the first segment naming
+   * `node` itself) to the position of the deepest node the path reaches.
+   */
+  locator(node: YamlNode): (path: string) => { line: number; column: number } {
+    return (path) => {
+      let at: YamlNode = node;
+      for (const seg of path.match(/\.[^.[\]]+|\[\d+\]/g) ?? []) {
+        const next = seg.startsWith('[') ? (isSeq(at) ? (at.items[Number(seg.slice(1, -1))] as YamlNode | undefined) : undefined) : isMap(at) ? (at.get(seg.slice(1), true) as YamlNode | undefined) : undefined;
+        if (next === undefined || next === null) break;
+        at = next;
+      }
+      return this.position(at);
+    };
+  }
+
+  /**
    * A mapping's entries by key. Unknown keys are errors that list the known ones.
    * `what` names the mapping in messages ("protocol static1").
    */

@@ -30,6 +30,8 @@ export interface ControlContext {
   takeOver(stream: StreamConsumer): void;
   /** Sends one JSON line on the connection (for stream consumers). */
   send(obj: unknown): void;
+  /** Closes the connection once what was sent is written (a stream consumer that drops its client). */
+  hangUp(): void;
   readonly clientId: number;
 }
 
@@ -148,6 +150,7 @@ export class ControlServer {
       },
       takeOver: (s) => (pendingStream = s),
       send: (obj) => void write(obj),
+      hangUp: () => sock.destroySoon(),
     };
 
     const answer = async (line: string): Promise<void> => {

@@ -18,7 +18,7 @@ import { KrtError } from '../lib/errors';
 import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
-import type { Route } from '../route';
+import { whyBefore, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
 import type { Prefilter } from '../table';
 import type { Daemon } from './daemon';
 
@@ -48,10 +48,21 @@ export interface RouteJson {
   preference: number;
   best: boolean;
   route: string;
+  /** The route's BGP attributes, when it has them. */
+  bgp?: BgpAttrsJson;
+  /**
+   * The step of the decision process that placed the route (docs/bgp.md):
+   * for the best, why it beat the next one; for another, why it ranks after
+   * the one before it. Absent when the net has one route.
+   */
+  reason?: DecisionStep;
 }
 
-function routeJson(r: Route, net: Prefix, table: string, best: boolean): RouteJson {
-  return { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+function routeJson(r: Route, net: Prefix, table: string, best: boolean, reason: DecisionStep | undefined): RouteJson {
+  const out: RouteJson = { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+  if (r.attrs.bgp) out.bgp = r.attrs.bgp.toJSON();
+  if (reason) out.reason = reason;
+  return out;
 }
 
 export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
@@ -80,7 +91,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
           case 'api':
             return { ...base, routes: p.proto.routeCount };
           case 'stream':
-            return { ...base, routes: p.proto.routeCount, clients: p.proto.stats() };
+            return { ...base, ...p.proto.summary(), clients: p.proto.stats() };
           case 'kernel':
             return { ...base, ...p.proto.summary() };
         }
@@ -100,8 +111,11 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
         for await (const batch of t.best.feed(prefilter ? { prefilter } : {})) {
           for (const item of batch) {
             if (item.kind !== 'feed') continue;
-            const routes = a.all === true ? t.routes(item.net) : item.routes;
-            routes.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0)));
+            // The chain as it is now (the feed's may be older by a moment): the reasons compare neighbours in it.
+            const now = t.routes(item.net);
+            const chain = now.length ? now : item.routes;
+            const shown = a.all === true ? chain : chain.slice(0, 1);
+            shown.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0, i === 0 ? (chain[1] ? whyBefore(r, chain[1]) : undefined) : whyBefore(chain[i - 1]!, r))));
           }
           if (chunk.length >= CHUNK) {
             count += chunk.length;
@@ -159,7 +173,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       const format = (optString(a, 'format') ?? 'krtsync') as StreamFormat;
       if (!STREAM_FORMATS.includes(format)) throw bad(`"format" must be one of ${STREAM_FORMATS.join(', ')}`);
       const proto = d.streamProtocol(optString(a, 'protocol'));
-      const session = proto.connect(optString(a, 'client'), format, (msg) => ctx.send(msg));
+      const session = proto.connect(optString(a, 'client'), format, (msg) => ctx.send(msg), () => ctx.hangUp());
       ctx.takeOver(session);
       return { protocol: proto.name, format };
     }

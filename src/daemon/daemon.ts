@@ -29,6 +29,7 @@ import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import { readRoutesFile } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
+import { checkStreamOptions } from '../proto/stream/options';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
@@ -84,6 +85,7 @@ export class Daemon {
     // before any kernel protocol has run, so the kernel is untouched.
     const config = withImplicitApi(loadConfigFile(this.opts.configFile));
     checkKernelOptions(config);
+    checkStreamOptions(config);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
     this.config = config;
@@ -176,6 +178,7 @@ export class Daemon {
   private async applyReload(): Promise<string[]> {
     const next = withImplicitApi(loadConfigFile(this.opts.configFile));
     checkKernelOptions(next);
+    checkStreamOptions(next);
     await validateRoutesFiles(next);
     const cur = this.config!;
     const changes: string[] = [];

@@ -133,6 +133,22 @@ export class Table {
     this.store.forEachNet(family, v4, (key) => v6(prefixFromKey(key)));
   }
 
+  /**
+   * Every route of `src` with its net, now, synchronously (through the
+   * source's index when it has one, else a walk of every net). `fn` must not
+   * write the table. For moving a source's routes to another source.
+   */
+  forEachRouteOf(src: RouteSource, fn: (net: Prefix, attrs: RouteAttrs) => void): void {
+    const state = this.sources.get(src);
+    if (state === undefined) return;
+    const visit = (word: number | string, len: number, slot: Slot): void => {
+      const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
+      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs);
+    };
+    if (state.nets) state.nets.forEach((word, len) => visit(word, len, this.store.get(word, len)!));
+    else this.store.forEachEntry(visit);
+  }
+
   /** The net's routes, best first (a lookup; readers use exporters). */
   routes(net: Prefix): readonly Route[] {
     return slotRoutes(this.slotOf(net));
