@@ -78,7 +78,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
         ready: d.ready,
         config: d.opts.configFile,
         status: d.statusLine(),
-        tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal })),
+        tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal, sources: t.sourceCount })),
       };
     }
     case 'show-protocols': {
