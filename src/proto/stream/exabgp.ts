@@ -104,7 +104,7 @@ function openInfo(open: Record<string, unknown>, base: NeighborInfo | undefined)
       if (Array.isArray(fams)) for (const f of fams) if (typeof f === 'string' && CAPABILITY_FAMILIES[f]) families.add(CAPABILITY_FAMILIES[f]);
     }
   }
-  info.families = multiprotocol ? [...families].sort() : [4];
+  info.families = multiprotocol ? [...families].sort((a, b) => a - b) : [4];
   return info;
 }
 
