@@ -154,19 +154,29 @@ export function mergeable(best: Route, r: Route): boolean {
   return s === 0 || s >= 8;
 }
 
-/** A chain needs the grouped ordering when two routes of equal preference carry BGP attributes. */
-function needsGroups(chain: readonly Route[]): boolean {
-  for (let i = 1; i < chain.length; i++) {
-    const r = chain[i]!;
+/**
+ * A set of routes needs the grouped ordering when three or more of equal
+ * preference carry BGP attributes: with two, the merge of their groups is
+ * their pairwise order, and pairwise comparison is a total order.
+ */
+function needsGroups(routes: readonly Route[], extra?: Route): boolean {
+  let bgp = extra?.attrs.bgp !== undefined ? 1 : 0;
+  for (const r of routes) if (r.attrs.bgp !== undefined) bgp++;
+  if (bgp < 3) return false;
+  const all = extra ? [...routes, extra] : routes;
+  for (let i = 0; i < all.length; i++) {
+    const r = all[i]!;
     if (r.attrs.bgp === undefined) continue;
-    for (let j = 0; j < i; j++) if (chain[j]!.attrs.bgp !== undefined && chain[j]!.src.preference === r.src.preference) return true;
+    let same = 0;
+    for (const o of all) if (o.attrs.bgp !== undefined && o.src.preference === r.src.preference) same++;
+    if (same >= 3) return true;
   }
   return false;
 }
 
 /**
  * The routes in decision order (best first), as a new array: see the header.
- * Without two BGP routes of equal preference this is a plain sort by
+ * Without three BGP routes of equal preference this is a plain sort by
  * compareRoutes (a total order there).
  */
 export function orderRoutes(routes: readonly Route[]): Route[] {
@@ -199,24 +209,20 @@ export function orderRoutes(routes: readonly Route[]): Route[] {
  * into a copy grows its backing store to room for 17).
  */
 export function chainWith(chain: readonly Route[], replace: number, route: Route): Route[] {
-  const n = chain.length;
-  if (route.attrs.bgp !== undefined || needsGroups(chain)) {
-    const all = new Array<Route>(replace < 0 ? n + 1 : n);
-    for (let j = 0; j < n; j++) all[j] = j === replace ? route : chain[j]!;
-    if (replace < 0) all[n] = route;
-    return orderRoutes(all);
-  }
-  if (replace >= 0) {
+  if (replace >= 0 && route.attrs.bgp === undefined && chain[replace]!.attrs.bgp === undefined) {
     const next = chain.slice();
-    next[replace] = route; // same source, same key: the place does not change
+    next[replace] = route; // same source, no BGP attributes: the place does not change
     return next;
   }
-  let i = n;
-  while (i > 0 && compareRoutes(chain[i - 1]!, route) > 0) i--;
-  const out = new Array<Route>(n + 1);
-  for (let j = 0; j < i; j++) out[j] = chain[j]!;
+  const rest = replace >= 0 ? chain.filter((_, j) => j !== replace) : chain;
+  if (needsGroups(rest, route) || (replace >= 0 && needsGroups(chain))) return orderRoutes([...rest, route]);
+  const m = rest.length;
+  let i = m;
+  while (i > 0 && compareRoutes(rest[i - 1]!, route) > 0) i--;
+  const out = new Array<Route>(m + 1);
+  for (let j = 0; j < i; j++) out[j] = rest[j]!;
   out[i] = route;
-  for (let j = i; j < n; j++) out[j + 1] = chain[j]!;
+  for (let j = i; j < m; j++) out[j + 1] = rest[j]!;
   return out;
 }
 
@@ -224,5 +230,5 @@ export function chainWith(chain: readonly Route[], replace: number, route: Route
 export function chainWithout(chain: readonly Route[], remove: number): Route[] {
   const next = chain.slice();
   next.splice(remove, 1);
-  return needsGroups(next) ? orderRoutes(next) : next;
+  return needsGroups(chain) ? orderRoutes(next) : next;
 }

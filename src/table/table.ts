@@ -30,9 +30,9 @@
  *
  * A source's state goes when its last route does (outside a refresh cycle):
  * sources that come and go (stream clients and their neighbours) leave
- * nothing behind. An `indexed` source also has the set of its nets, so
- * flush() and refreshEnd() cost what the source has instead of a walk of
- * every net.
+ * nothing behind. An `indexed` source also has a log of its nets
+ * (net-log.ts), so flush() and refreshEnd() cost what the source has instead
+ * of a walk of every net.
  */
 import type { Prefix } from '../lib/addr';
 import { prefixFromKey, prefixKey } from '../lib/addr';
@@ -41,6 +41,7 @@ import { chainWith, chainWithout } from '../route/decision';
 import { Route } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { Exporter, type ExporterOptions } from './exporter';
+import { NetLog } from './net-log';
 import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
 
 export interface TableOptions extends ExporterOptions {
@@ -54,8 +55,8 @@ interface SourceState {
   routes: number;
   /** The source's Route for each attribute set it announces (shared by the nets). */
   readonly shared: WeakMap<RouteAttrs, Route>;
-  /** The nets the source has a route for: only for an `indexed` source. */
-  readonly nets: NetSet | undefined;
+  /** The nets the source has routes for (and some it had): only for an `indexed` source. */
+  readonly nets: NetLog | undefined;
 }
 
 /** A set of nets as the NetStore keys them (IPv4 sets made when first used). */
@@ -72,16 +73,6 @@ class NetSet {
     return typeof word === 'number' ? this.v4[len]?.has(word) === true : this.v6.has(word);
   }
 
-  delete(word: number | string, len: number): void {
-    if (typeof word === 'number') this.v4[len]?.delete(word);
-    else this.v6.delete(word);
-  }
-
-  /** Every net, as the NetStore keys them (IPv6 length from the key, as NetStore.forEachEntry). */
-  forEach(fn: (word: number | string, len: number) => void): void {
-    this.v4.forEach((set, len) => set?.forEach((w) => fn(w, len)));
-    for (const k of this.v6) fn(k, k.charCodeAt(8));
-  }
 }
 
 function routeOf(state: SourceState, src: RouteSource, attrs: RouteAttrs): Route {
@@ -145,7 +136,7 @@ export class Table {
       const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
       if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs);
     };
-    if (state.nets) state.nets.forEach((word, len) => visit(word, len, this.store.get(word, len)!));
+    if (state.nets) state.nets.forEach(this.liveFor(src), (word, len) => visit(word, len, this.store.get(word, len)!));
     else this.store.forEachEntry(visit);
   }
 
@@ -168,8 +159,8 @@ export class Table {
     if (slot === undefined) {
       const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
-      state.nets?.add(word, len);
       this.counted(state, 1);
+      this.logged(src, state, word, len);
       this.changed(word, len, undefined, route, undefined, route);
       return;
     }
@@ -188,8 +179,8 @@ export class Table {
     const route = routeOf(state, src, attrs);
     const next = chainWith(chain, i, route);
     if (old === undefined) {
-      state.nets?.add(word, len);
       this.counted(state, 1);
+      this.logged(src, state, word, len);
     }
     this.store.set(word, len, chainOf(next));
     this.changed(word, len, chain[0], next[0], old, route);
@@ -261,7 +252,7 @@ export class Table {
       staleWords.push(word);
       staleLens.push(len);
     };
-    if (state.nets !== undefined) state.nets.forEach(take);
+    if (state.nets !== undefined) state.nets.forEach(this.liveFor(src), take);
     else
       this.store.forEachEntry((word, len, slot) => {
         if (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src)) take(word, len);
@@ -286,7 +277,6 @@ export class Table {
     if (next.length === 0) this.store.delete(word, len);
     else this.store.set(word, len, chainOf(next));
     const state = this.stateOf(src);
-    state.nets?.delete(word, len);
     this.counted(state, -1);
     this.changed(word, len, chain[0], next[0], old, undefined);
     this.forgetIfEmpty(src, state);
@@ -309,6 +299,21 @@ export class Table {
     this.routeCount += delta;
   }
 
+  /** Notes a net the source gained in its index (an indexed source's). */
+  private logged(src: RouteSource, state: SourceState, word: number | string, len: number): void {
+    if (state.nets === undefined) return;
+    state.nets.add(word, len);
+    if (state.nets.size > 2 * state.routes + 1024) state.nets.compact(this.liveFor(src));
+  }
+
+  /** Whether `src` has a route for a net, as the index asks. */
+  private liveFor(src: RouteSource): (word: number | string, len: number) => boolean {
+    return (word, len) => {
+      const slot = this.store.get(word, len);
+      return slot !== undefined && (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src));
+    };
+  }
+
   /** A source with no routes and no refresh cycle open leaves nothing behind. */
   private forgetIfEmpty(src: RouteSource, state: SourceState): void {
     if (state.routes !== 0 || state.refreshing) return;
@@ -328,7 +333,7 @@ export class Table {
     if (src === this.lastSource) return this.lastState!;
     let state = this.sources.get(src);
     if (state === undefined) {
-      state = { refreshing: false, renewed: undefined, routes: 0, shared: new WeakMap(), nets: src.indexed ? new NetSet() : undefined };
+      state = { refreshing: false, renewed: undefined, routes: 0, shared: new WeakMap(), nets: src.indexed ? new NetLog() : undefined };
       this.sources.set(src, state);
     }
     this.lastSource = src;

@@ -5,6 +5,7 @@ import { RouteAttrs } from '../../../src/route/attrs';
 import { BgpAttrs, BgpNeighbor, BgpPath, type BgpPathSpec } from '../../../src/route/bgp';
 import { orderRoutes } from '../../../src/route/decision';
 import { RouteSource } from '../../../src/route/source';
+import type { NetLog } from '../../../src/table/net-log';
 import { NetStore } from '../../../src/table/net-store';
 import { Table } from '../../../src/table/table';
 import { Puller } from './puller';
@@ -220,6 +221,22 @@ describe('table', () => {
       }
       expect(t.routeTotal).toBe(0);
       expect(t.sourceCount).toBe(0);
+    });
+
+    it('keeps an indexed source\'s log within a small factor of its routes under churn', () => {
+      const t = new Table({ name: 'main' });
+      const peer = new RouteSource('stream/exa/192.0.2.9', 100, { indexed: true });
+      const log = (): number => (t as unknown as { sources: Map<RouteSource, { nets: NetLog }> }).sources.get(peer)!.nets.size;
+      t.announce(p('10.255.0.0/16'), peer, via('192.0.2.9'));
+      for (let round = 0; round < 50; round++) {
+        for (let i = 0; i < 1000; i++) t.announce(p(`10.${i >> 8}.${i & 255}.0/24`), peer, via('192.0.2.9'));
+        for (let i = 0; i < 1000; i++) t.withdraw(p(`10.${i >> 8}.${i & 255}.0/24`), peer);
+        t.announce(p(`2001:db8:${round}::/48`), peer, via('192.0.2.9'));
+        t.withdraw(p(`2001:db8:${round}::/48`), peer);
+      }
+      expect(t.routesOfSource(peer)).toBe(1);
+      expect(log()).toBeLessThan(2 * 1000 + 1024 + 1);
+      expect(t.flush(peer)).toBe(1);
     });
 
     it('orders BGP routes by the decision process, and records a new best when removing another route changes it', async () => {
