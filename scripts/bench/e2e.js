@@ -29,8 +29,8 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
+const { ensureDebianPackage } = require('../debian-package');
 const C = require('../../dist/netlink/constants');
-const { ensurePackages, versionOf } = require('../lib/debian-packages');
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'krtsync');
@@ -383,8 +383,9 @@ protocols:
 
 // ------------------------------------------------------------------ BIRD 2
 function ensureBird() {
-  ensurePackages(['bird2']);
-  return versionOf('bird');
+  // Never a bird running in the root namespace: its service is kept from starting, then masked.
+  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
+  return sh('sh', ['-c', 'bird --version 2>&1']).trim();
 }
 
 async function benchBird() {

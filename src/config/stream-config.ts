@@ -14,9 +14,9 @@
  *     limits: { routes: 2000000, routes_per_client: 1000000, routes_per_neighbor: 1000000,
  *               neighbors_per_client: 256, action: refuse, log: warning }
  *
- * The import filter is kept as written, with a locator that turns a path in
- * it (`import[2].match.community`) into the file position of that value, so
- * the filter parser's errors name file, line and column.
+ * The import filter is kept as written; config.ts records the positions of
+ * everything inside it (`bgp.import[2].match.community`), so the filter
+ * parser's errors name file, line and column.
  */
 import { parseAddr, parsePrefix, Prefix } from '../lib/addr';
 import type { YamlReader } from './yaml-reader';
@@ -42,13 +42,11 @@ export interface StreamLimits {
   log: LimitLog;
 }
 
-/** A value written in the config, with its position and a locator for paths inside it. */
+/** A value written in the config, checked later by another layer (its inner positions: KrtConfig.positions). */
 export interface PositionedValue {
   value: unknown;
   line: number;
   column: number;
-  /** Position of the value at `path` (`import.rules[2].match`): the deepest node the path reaches. */
-  at(path: string): { line: number; column: number };
 }
 
 export interface StreamSettings {
@@ -107,7 +105,7 @@ export function readStreamSettings(r: YamlReader, peek: Map<string, YamlNode>, w
     startupWaitMs: r.duration(peek.get('startup_wait'), `${what}: startup_wait`, 0, 3600_000) ?? 10_000,
     alwaysCompareMed: r.bool(peek.get('always_compare_med'), `${what}: always_compare_med`) ?? false,
     neighbors,
-    importFilter: importNode === undefined ? undefined : { value: importNode.toJSON() as unknown, ...r.position(importNode), at: r.locator(importNode) },
+    importFilter: importNode === undefined ? undefined : { value: importNode.toJSON() as unknown, ...r.position(importNode) },
     limits,
   };
 }

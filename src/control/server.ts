@@ -13,8 +13,9 @@
  * Requests of one connection are answered in order. The daemon's handler is
  * responsible for running management commands through one queue.
  */
-import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { KrtError } from '../lib/errors';
 import { LineSplitter } from '../lib/line-splitter';
 import { errorBody, MAX_REQUEST_BYTES, parseRequest, type ControlRequest, type ControlResponse } from './protocol';
 
@@ -108,9 +109,35 @@ export class ControlServer {
       });
     });
     chmodSync(path, this.opts.mode ?? 0o660);
-    if (gid !== undefined) chownSync(path, -1, gid);
+    if (gid !== undefined) this.giveToGroup(server, gid);
     server.on('error', (e) => this.opts.onError?.(`control socket: ${e.message}`));
     this.server = server;
+  }
+
+  /**
+   * A socket is born with our group (or its directory's, when that is setgid), which under the
+   * systemd unit is the wanted one: no chown then, and the unit's syscall filter forbids chown.
+   * Where one is needed and refused, the daemon says what to change instead of starting with a
+   * socket that the group cannot use.
+   */
+  private giveToGroup(server: Server, gid: number): void {
+    const { path } = this.opts;
+    if (statSync(path).gid === gid) return;
+    try {
+      chownSync(path, -1, gid);
+    } catch (e) {
+      server.close();
+      try {
+        unlinkSync(path);
+      } catch {
+        /* already gone */
+      }
+      throw new KrtError(
+        'KRT_ERR_CONTROL_GROUP',
+        `control socket ${path}: cannot give it to group "${this.opts.group}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+          'run krtsync with that group as its own (under systemd: Group= in a drop-in, see docs/config.md), or as root',
+      );
+    }
   }
 
   async close(): Promise<void> {

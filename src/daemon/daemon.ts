@@ -22,19 +22,18 @@
 import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
-import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
+import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
 import { ControlServer } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
-import { readRoutesFile } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
-import { checkStreamOptions } from '../proto/stream/options';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
-import { checkKernelOptions, createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { validateConfig } from './validate';
 import type { SystemdNotifier } from './systemd';
 import { handleControlRequest } from './commands';
 
@@ -79,18 +78,19 @@ export class Daemon {
     return run;
   }
 
-  /** Loads the config (throws ConfigError: the caller exits 2), starts everything, then READY=1. */
-  async start(): Promise<void> {
-    // Routes files are read once, by their static protocols: a bad line aborts the start
-    // before any kernel protocol has run, so the kernel is untouched.
-    const config = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(config);
-    checkStreamOptions(config);
+  /**
+   * Starts everything from a config that validateConfig() accepted (routes files
+   * aside: they are read once, by their static protocols, and a bad line aborts
+   * the start before any kernel protocol has run, so the kernel is untouched),
+   * then READY=1.
+   */
+  async start(valid: KrtConfig): Promise<void> {
+    const config = withImplicitApi(valid);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
     this.config = config;
     const t0 = Date.now();
-    for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
+    for (const t of config.tables) this.tables.set(t.name, newTable(t));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
     this.control = new ControlServer(
@@ -176,10 +176,7 @@ export class Daemon {
   }
 
   private async applyReload(): Promise<string[]> {
-    const next = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(next);
-    checkStreamOptions(next);
-    await validateRoutesFiles(next);
+    const next = withImplicitApi(await validateConfig(this.opts.configFile));
     const cur = this.config!;
     const changes: string[] = [];
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
@@ -221,8 +218,11 @@ export class Daemon {
     }
     for (const t of next.tables) {
       if (!this.tables.has(t.name)) {
-        this.tables.set(t.name, new Table({ name: t.name }));
+        this.tables.set(t.name, newTable(t));
         changes.push(`table ${t.name} added`);
+      } else if (t.journalLimit !== cur.tables.find((x) => x.name === t.name)?.journalLimit) {
+        this.tables.get(t.name)!.setMaxBehind(t.journalLimit);
+        changes.push(`table ${t.name}: journal_limit ${t.journalLimit ?? 'auto'}`);
       }
     }
     this.config = next;
@@ -300,6 +300,10 @@ export class Daemon {
   }
 }
 
+function newTable(t: TableConfig): Table {
+  return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}) });
+}
+
 /** Sources before kernel protocols, config order otherwise. */
 function startOrder(ps: readonly ProtocolConfig[]): ProtocolConfig[] {
   return [...ps.filter((p) => p.type !== 'kernel'), ...ps.filter((p) => p.type === 'kernel')];
@@ -309,9 +313,4 @@ function withImplicitApi(c: KrtConfig): KrtConfig {
   if (c.protocols.some((p) => p.type === 'api') || c.protocols.some((p) => p.name === IMPLICIT_API)) return c;
   const tables = [4, 6].map((f) => c.tables.find((t) => t.family === f)?.name).filter((n): n is string => n !== undefined);
   return { ...c, protocols: [...c.protocols, { type: 'api', name: IMPLICIT_API, tables, preference: 200, stateFile: undefined }] };
-}
-
-/** Every routes file must be valid before a reload applies anything (and for `krtsync check`). */
-export async function validateRoutesFiles(c: KrtConfig): Promise<void> {
-  for (const p of c.protocols) if (p.type === 'static' && p.routesFile !== undefined) await readRoutesFile(p.routesFile);
 }

@@ -5,14 +5,15 @@
  * with `family: both` is attached to an IPv4 and an IPv6 table, so it becomes
  * two KernelProtocol instances (`NAME` for the first family; both share the
  * kernel table and protocol number) behind one KernelHandle, which is what
- * the daemon and the CLI see. checkKernelOptions() validates the settings the
+ * the daemon and the CLI see. kernelOptionIssues() validates the settings the
  * config loader cannot (kernel table names from rt_tables, reserved protocol
- * numbers, export filters) so `krtsync check` and start reject them before
- * anything touches the kernel.
+ * numbers, export filters), each at its position in the file, so `krtsync
+ * check`, start and reload reject them before anything touches the kernel.
  */
 import type { Family, Prefix } from '../lib/addr';
-import type { KernelProtocolConfig, KrtConfig } from '../config/config';
-import { FilterError, parseExportFilter, type ExportFilter } from '../proto/filter';
+import { positionOf, type KernelProtocolConfig, type KrtConfig } from '../config/config';
+import type { ConfigIssue } from '../config/yaml-reader';
+import { exportFilterErrors, parseExportFilter, type ExportFilter } from '../proto/filter';
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
 import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
@@ -30,20 +31,27 @@ function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
   return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
 }
 
-/** Throws KernelOptionError naming file, protocol and (for filters) line and column, for settings that cannot work. */
-export function checkKernelOptions(c: KrtConfig): void {
+/** Every kernel protocol setting that cannot work, at the position of the value that is wrong. */
+export function kernelOptionIssues(c: KrtConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   for (const p of c.protocols) {
     if (p.type !== 'kernel') continue;
-    try {
-      if (p.protocol !== undefined) checkProtocolNumber(p.protocol);
-      resolveKernelTable(p.kernelTable);
-      exportFilterOf(p);
-    } catch (e) {
-      if (e instanceof FilterError && p.exportFilter) throw new KernelOptionError(`${c.file}:${p.exportFilter.line}:${p.exportFilter.column}: protocol ${p.name}: ${e.message}`);
-      if (e instanceof KernelOptionError) throw new KernelOptionError(`${c.file}: protocol ${p.name}: ${e.message}`);
-      throw e;
+    const at = (path: string, message: string): number => issues.push({ file: c.file, ...positionOf(c, `${p.name}.${path}`), message: `protocol ${p.name}: ${message}` });
+    const checks: Array<[string, () => unknown]> = [
+      ['protocol', () => p.protocol !== undefined && checkProtocolNumber(p.protocol)],
+      ['kernel_table', () => resolveKernelTable(p.kernelTable)],
+    ];
+    for (const [key, check] of checks) {
+      try {
+        check();
+      } catch (e) {
+        if (!(e instanceof KernelOptionError)) throw e;
+        at(key, e.message);
+      }
     }
+    if (p.exportFilter) for (const e of exportFilterErrors(p.exportFilter.value, 'export')) at(e.path, e.message);
   }
+  return issues;
 }
 
 function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined): KernelProtocolOptions {

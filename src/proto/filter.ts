@@ -314,3 +314,35 @@ function parseFilter(v: unknown, path: string, sets: boolean): ExportFilter {
   if (!rules) throw new FilterError(`${path}.rules`, 'expected a list of rules');
   return { rules: rules.map((r, i) => parseRule(r, `${path}.rules[${i}]`, sets)), default: def };
 }
+
+/**
+ * Every problem of a filter as written, one per rule at most (parseExportFilter
+ * stops at the first): what `krtsync check` lists.
+ */
+export function exportFilterErrors(v: unknown, path = 'filter'): FilterError[] {
+  return filterErrors(v, path, true);
+}
+
+/** Every problem of an import filter as written, one per rule at most. */
+export function importFilterErrors(v: unknown, path = 'import'): FilterError[] {
+  return filterErrors(v, path, false);
+}
+
+function filterErrors(v: unknown, path: string, sets: boolean): FilterError[] {
+  const errors: FilterError[] = [];
+  const attempt = (parse: () => unknown): void => {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof FilterError)) throw e;
+      errors.push(e);
+    }
+  };
+  const listed = Array.isArray(v) ? { rules: v as unknown[], at: path } : isPlain(v) && Array.isArray(v.rules) ? { rules: v.rules as unknown[], at: `${path}.rules` } : undefined;
+  if (!listed) attempt(() => parseFilter(v, path, sets));
+  else {
+    if (!Array.isArray(v)) attempt(() => parseFilter({ ...(v as Record<string, unknown>), rules: [] }, path, sets));
+    listed.rules.forEach((r, i) => attempt(() => parseRule(r, `${listed.at}[${i}]`, sets)));
+  }
+  return errors;
+}

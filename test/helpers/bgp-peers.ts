@@ -1,7 +1,7 @@
 /**
  * Real BGP peers for the tests: BIRD 2 speakers and an ExaBGP that feeds
  * `krtsync feed --format exabgp`, each run inside a namespace the test
- * made, installed by the suite itself (scripts/lib/debian-packages.js: their
+ * made, installed by the suite itself (scripts/debian-package.js: their
  * own services never start on the host). Every process is started here and
  * killed by stop(); nothing is left running.
  *
@@ -13,13 +13,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePackages } from '../../scripts/lib/debian-packages';
 import { BIN, until } from './daemon-fixture';
 import type { Netns } from './netns';
 
-/** Installs BIRD 2 and ExaBGP if missing (once per test file; apt-get takes its own lock). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ensureDebianPackage } = require('../../scripts/debian-package') as { ensureDebianPackage: (pkg: string, opts: { probe: string; services?: string[]; log?: (line: string) => void }) => boolean };
+
+/** Installs BIRD 2 and ExaBGP if missing (apt-get takes its own lock). */
 export function ensureBgpPackages(): void {
-  ensurePackages(['bird2', 'exabgp'], (m) => process.stderr.write(`[bgp-peers] ${m}`));
+  const log = (line: string): void => void process.stderr.write(`[bgp-peers] ${line}\n`);
+  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird'], log });
+  ensureDebianPackage('exabgp', { probe: '/usr/sbin/exabgp', services: ['exabgp'], log });
 }
 
 class Proc {

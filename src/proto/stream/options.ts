@@ -1,13 +1,14 @@
 /**
  * A stream protocol's settings in the form it runs with: the import filter
- * parsed, the neighbour settings found by address. checkStreamOptions() runs
- * the same parsing for `krtsync check`, start and reload, and turns a filter
- * error into a config error at the file, line and column of the bad value.
+ * parsed, the neighbour settings found by address. streamOptionIssues() runs
+ * the filter parser for `krtsync check`, start and reload (validateConfig),
+ * every problem at the file, line and column of the bad value.
  */
 import { parseAddr, type Family } from '../../lib/addr';
-import { ConfigError, type KrtConfig, type StreamProtocolConfig } from '../../config/config';
+import { positionOf, type KrtConfig, type StreamProtocolConfig } from '../../config/config';
 import type { StreamNeighborConfig } from '../../config/stream-config';
-import { FilterError, parseImportFilter, type ExportFilter } from '../filter';
+import type { ConfigIssue } from '../../config/yaml-reader';
+import { importFilterErrors, parseImportFilter, type ExportFilter } from '../filter';
 import { hostPrefix } from '../filter-bgp';
 
 export interface StreamOptions {
@@ -37,18 +38,14 @@ export function streamOptions(cfg: StreamProtocolConfig): StreamOptions {
   };
 }
 
-/** Every stream protocol's options parse; a bad import filter is a ConfigError at its position. */
-export function checkStreamOptions(c: KrtConfig): void {
+/** Every problem of every stream protocol's import filter, at the position of the value that is wrong. */
+export function streamOptionIssues(c: KrtConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   for (const p of c.protocols) {
-    if (p.type !== 'stream') continue;
-    try {
-      streamOptions(p);
-    } catch (e) {
-      if (!(e instanceof FilterError) || !p.importFilter) throw e;
-      const at = p.importFilter.at(e.path);
-      throw new ConfigError([{ file: c.file, line: at.line, column: at.column, message: `protocol ${p.name}: ${e.message}` }]);
-    }
+    if (p.type !== 'stream' || !p.importFilter) continue;
+    for (const e of importFilterErrors(p.importFilter.value, 'import')) issues.push({ file: c.file, ...positionOf(c, `${p.name}.${e.path}`), message: `protocol ${p.name}: ${e.message}` });
   }
+  return issues;
 }
 
 /** The families a protocol's tables serve. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,12 +93,16 @@ describe('control protocol', () => {
   });
 });
 
+/** POSIX only, like the whole daemon. */
+const egid = process.getegid!();
+
 describe('control server', () => {
   let path: string;
   let server: ControlServer;
   beforeEach(async () => {
     path = socketPath();
-    server = new ControlServer({ path, mode: 0o660, group: '0', requestTimeoutMs: 300 }, echo);
+    // Our own group: what the systemd unit arranges (Group=), so no chown is needed.
+    server = new ControlServer({ path, mode: 0o660, group: String(egid), requestTimeoutMs: 300 }, echo);
     await server.listen();
   });
   afterEach(async () => server.close());
@@ -107,7 +111,25 @@ describe('control server', () => {
     const st = statSync(path);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o660);
-    expect(st.gid).toBe(0);
+    expect(st.gid).toBe(egid);
+  });
+
+  // Root may give the socket to any group; anyone else only to a group they are in (and the unit's
+  // syscall filter forbids chown altogether): then listen() fails with what to change, not a crash.
+  const root = process.geteuid!() === 0;
+  const otherGroup = root ? 65534 : process.getgroups!().find((g) => g !== egid);
+  it(`gives the socket to another group${root || otherGroup !== undefined ? '' : ' only where it may: refused here with a clear error'}`, async () => {
+    const p = socketPath();
+    const target = otherGroup ?? [1, 2, 3, 4, 5].find((g) => g !== egid)!;
+    const s = new ControlServer({ path: p, group: String(target) }, echo);
+    if (otherGroup === undefined) {
+      await expect(s.listen()).rejects.toMatchObject({ code: 'KRT_ERR_CONTROL_GROUP', message: expect.stringMatching(/cannot give it to group "\d+" \(EPERM\).*Group=/) });
+      expect(existsSync(p)).toBe(false);
+      return;
+    }
+    await s.listen();
+    expect(statSync(p).gid).toBe(target);
+    await s.close();
   });
 
   it('answers requests in order, with partial results and errors', async () => {

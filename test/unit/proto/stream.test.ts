@@ -5,10 +5,10 @@
  * and the startup hold. Tables are real; the clients are the protocol's own
  * session interface, as the control socket drives it.
  */
-import { parseConfig, ConfigError, type StreamProtocolConfig } from '../../../src/config/config';
+import { parseConfig, type StreamProtocolConfig } from '../../../src/config/config';
 import { parsePrefix, type Family } from '../../../src/lib/addr';
 import { nullLogger, type Logger } from '../../../src/proto/logger';
-import { checkStreamOptions } from '../../../src/proto/stream/options';
+import { streamOptionIssues } from '../../../src/proto/stream/options';
 import { StreamProtocol, type StreamSession } from '../../../src/proto/stream/stream';
 import { TableSet } from '../../../src/proto/table-set';
 import { Table } from '../../../src/table';
@@ -157,10 +157,13 @@ describe('stream protocol: BGP neighbours', () => {
   it('puts a bad import filter at its file, line and column', () => {
     const file = '/etc/krtsync/k.yaml';
     const text = `protocols:\n  - name: bgp\n    type: stream\n    import:\n      - match: { net: 10.0.0.0/8+ }\n        action: reject\n      - match: { community: [ "65000:1", "65000:x" ] }\n        action: reject\n`;
-    expect(() => checkStreamOptions(parseConfig(file, text))).toThrow(ConfigError);
-    expect(() => checkStreamOptions(parseConfig(file, text))).toThrow(`${file}:7:42: protocol bgp: import[1].match.community[1]: expected a community like 65001:100 (a part may be *), got "65000:x"`);
+    const issues = (t: string): string[] => streamOptionIssues(parseConfig(file, t)).map((i) => `${i.file}:${i.line}:${i.column}: ${i.message}`);
+    expect(issues(text)).toEqual([`${file}:7:42: protocol bgp: import[1].match.community[1]: expected a community like 65001:100 (a part may be *), got "65000:x"`]);
     const bad = text.replace('action: reject\n      - match', 'action: reject\n        set: { mtu: 1400 }\n      - match');
-    expect(() => checkStreamOptions(parseConfig(file, bad))).toThrow(`${file}:7:14: protocol bgp: import[0].set: an import rule sets nothing: it accepts or rejects`);
+    expect(issues(bad)).toEqual([
+      `${file}:7:14: protocol bgp: import[0].set: an import rule sets nothing: it accepts or rejects`,
+      `${file}:8:42: protocol bgp: import[1].match.community[1]: expected a community like 65001:100 (a part may be *), got "65000:x"`,
+    ]);
   });
 });
 
