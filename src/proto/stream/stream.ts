@@ -26,17 +26,17 @@
  * it never drops the client's other routes or the connection.
  */
 import type { Family, Prefix } from '../../lib/addr';
-import { parseAddr } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import { BgpAttrs, BgpNeighbor, RouteSource, type RouteAttrs } from '../../route';
+import { BgpAttrs, RouteSource, type RouteAttrs } from '../../route';
 import type { StreamProtocolConfig } from '../../config/config';
 import { runImportFilter } from '../filter';
 import type { Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
-import { parseStreamLine, type NeighborInfo, type StreamEvent, type StreamFormat } from './formats';
+import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
 import { ImportLimits, type ClientCounters, type LimitScope } from './limits';
 import { familiesOf, streamOptions, type StreamOptions } from './options';
+import { learn, neighborOf, type Client, type Peer } from './peer';
 import { StartupHold } from './startup-hold';
 
 export interface StreamClientStats extends ClientCounters {
@@ -51,31 +51,6 @@ export interface StreamClientStats extends ClientCounters {
 export interface StreamSession {
   onLine(line: string, lineNo: number): void;
   onClose(): void;
-}
-
-interface Peer {
-  key: string;
-  source: RouteSource;
-  info: NeighborInfo;
-  neighbor: BgpNeighbor | undefined;
-  /** Down (a neighbour state), kept only while it still has routes. */
-  down: boolean;
-  /** A refresh cycle is open (after a reconnect or peer-up) until end-of-RIB or the grace timer. */
-  refreshing: boolean;
-  staleTimer: NodeJS.Timeout | undefined;
-}
-
-interface Client {
-  name: string;
-  format: StreamFormat;
-  connected: boolean;
-  /** Dropped (limit action, shutdown): later lines of its connection are ignored. */
-  dropped: boolean;
-  peers: Map<string, Peer>;
-  routes: number;
-  graceTimer: NodeJS.Timeout | undefined;
-  hangUp: (() => void) | undefined;
-  stats: ClientCounters;
 }
 
 export class StreamClientError extends KrtError {}
@@ -281,25 +256,6 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     return p;
   }
 
-  /** Merges what a message says about the neighbour; its BgpNeighbor is rebuilt when something changed. */
-  private learn(p: Peer, info: NeighborInfo | undefined): void {
-    if (info === undefined) return;
-    const merged: NeighborInfo = { ...p.info, ...info };
-    if (merged.as === p.info.as && merged.localAs === p.info.localAs && merged.routerId === p.info.routerId && merged.families === p.info.families) return;
-    p.info = merged;
-    p.neighbor = undefined;
-  }
-
-  private neighborOf(p: Peer): BgpNeighbor {
-    const i = p.info;
-    return (p.neighbor ??= BgpNeighbor.of({
-      address: parseAddr(p.key),
-      ...(i.as !== undefined ? { as: i.as } : {}),
-      ...(i.localAs !== undefined ? { localAs: i.localAs } : {}),
-      ...(i.routerId !== undefined ? { routerId: i.routerId } : {}),
-    }));
-  }
-
   /** Routes the peer has: in the tables, and staged by the startup hold. */
   private count(p: Peer): number {
     return this.tables.routesOf(p.source) + (this.hold && p.key !== '' ? this.hold.count(p.source.name) : 0);
@@ -340,9 +296,9 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     switch (ev.kind) {
       case 'announce': {
         const p = this.peer(c, ev.peer);
-        this.learn(p, ev.info);
+        learn(p, ev.info);
         this.seen(p);
-        const attrs = ev.path ? ev.attrs.with({ bgp: BgpAttrs.of(ev.path, this.neighborOf(p)) }) : ev.attrs;
+        const attrs = ev.path ? ev.attrs.with({ bgp: BgpAttrs.of(ev.path, neighborOf(p)) }) : ev.attrs;
         this.change(c, p, () => this.announce(c, p, ev.nets, attrs));
         return;
       }
@@ -367,13 +323,13 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       }
       case 'neighbor': {
         const p = this.peer(c, ev.peer);
-        this.learn(p, ev.info);
+        learn(p, ev.info);
         this.seen(p, ev.info.families);
         return;
       }
       case 'peer-up': {
         const p = this.peer(c, ev.peer);
-        this.learn(p, ev.info);
+        learn(p, ev.info);
         this.seen(p, ev.info?.families);
         this.beginRefresh(c, p);
         return;
