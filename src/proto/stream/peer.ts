@@ -29,6 +29,8 @@ export interface Client {
   connected: boolean;
   /** Dropped (limit action, shutdown): later lines of its connection are ignored. */
   dropped: boolean;
+  /** Over an import limit with action disconnect: dropped once the event at hand is done. */
+  overLimit: boolean;
   peers: Map<string, Peer>;
   routes: number;
   graceTimer: NodeJS.Timeout | undefined;

@@ -207,7 +207,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       for (const p of c.peers.values()) this.beginRefresh(c, p);
       this.log.info(`stream client ${clientName} reconnected; its ${c.routes} routes are stale until end-of-RIB`, { protocol: this.name });
     } else {
-      c = { name: clientName, format, connected: true, dropped: false, peers: new Map(), routes: 0, graceTimer: undefined, hangUp, stats: ImportLimits.counters() };
+      c = { name: clientName, format, connected: true, dropped: false, overLimit: false, peers: new Map(), routes: 0, graceTimer: undefined, hangUp, stats: ImportLimits.counters() };
       this.clients.set(clientName, c);
       this.log.info(`stream client ${clientName} connected (${format})`, { protocol: this.name });
     }
@@ -221,7 +221,13 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         try {
           for (const ev of parseStreamLine(client.format, line)) {
             this.apply(client, ev);
-            if (client.dropped) return;
+            if (client.overLimit) {
+              // Outside the event's own bookkeeping (change()), which a drop inside it would count twice.
+              this.drop(client);
+              this.clients.delete(client.name);
+              client.hangUp?.();
+              return;
+            }
           }
           if (client.stats.refused > refusedBefore) throw this.limits.lineError(client.stats.refused - refusedBefore);
         } catch (e) {
@@ -377,7 +383,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       if (tight && !this.has(p, net, held)) {
         if (room <= 0) {
           this.refuse(c, p, scope as LimitScope, 1);
-          if (c.dropped) return;
+          if (c.overLimit) return;
           continue;
         }
         room--;
@@ -398,9 +404,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     this.limits.refused(scope, c.name, p.key, n);
     if (this.config.limits.action !== 'disconnect') return;
     this.limits.disconnected(c.name, scope);
-    this.drop(c);
-    this.clients.delete(c.name);
-    c.hangUp?.();
+    c.overLimit = true;
   }
 
   /** A staged route goes into the table (the startup hold released its family). */

@@ -214,6 +214,7 @@ describe('stream protocol: import limits', () => {
     bad.send(exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', nets(200)), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', nets(1, 13)));
     expect(bad.hungUp()).toBe(true);
     expect(t4.routeTotal).toBe(10);
+    expect(p.routeCount).toBe(10);
     expect(p.stats().map((s) => s.client)).toEqual(['good']);
     expect(p.summary().limits.disconnects).toBe(1);
     expect(warnings.some((w) => /stream client bad dropped: over its import limit \(limits.routes_per_client\)/.test(w))).toBe(true);
