@@ -18,7 +18,7 @@ import { KrtError } from '../lib/errors';
 import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
-import { whyBefore, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
+import { whyBefore, type BgpAttrs, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
 import type { Prefilter } from '../table';
 import type { Daemon } from './daemon';
 
@@ -58,9 +58,17 @@ export interface RouteJson {
   reason?: DecisionStep;
 }
 
+/** The JSON of each (interned) BGP attribute set, made once: a million routes share a few. */
+const bgpJson = new WeakMap<BgpAttrs, BgpAttrsJson>();
+
 function routeJson(r: Route, net: Prefix, table: string, best: boolean, reason: DecisionStep | undefined): RouteJson {
   const out: RouteJson = { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
-  if (r.attrs.bgp) out.bgp = r.attrs.bgp.toJSON();
+  const bgp = r.attrs.bgp;
+  if (bgp) {
+    let j = bgpJson.get(bgp);
+    if (!j) bgpJson.set(bgp, (j = bgp.toJSON()));
+    out.bgp = j;
+  }
   if (reason) out.reason = reason;
   return out;
 }
