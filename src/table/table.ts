@@ -151,6 +151,11 @@ export class Table {
     return slotRoutes(this.slotOf(net));
   }
 
+  /** Whether `src` has a route for `net` (a lookup, no array). */
+  hasRoute(net: Prefix, src: RouteSource): boolean {
+    return slotHas(this.slotOf(net), src);
+  }
+
   bestRoute(net: Prefix): Route | undefined {
     return slotBest(this.slotOf(net));
   }
@@ -261,7 +266,7 @@ export class Table {
     if (state.nets !== undefined) state.nets.forEach(this.liveFor(src), take);
     else
       this.store.forEachEntry((word, len, slot) => {
-        if (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src)) take(word, len);
+        if (slotHas(slot, src)) take(word, len);
       });
     for (let i = 0; i < staleWords.length; i++) this.remove(staleWords[i]!, staleLens[i]!, src);
     this.forgetIfEmpty(src, state);
@@ -314,10 +319,7 @@ export class Table {
 
   /** Whether `src` has a route for a net, as the index asks. */
   private liveFor(src: RouteSource): (word: number | string, len: number) => boolean {
-    return (word, len) => {
-      const slot = this.store.get(word, len);
-      return slot !== undefined && (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src));
-    };
+    return (word, len) => slotHas(this.store.get(word, len), src);
   }
 
   /** A source with no routes and no refresh cycle open leaves nothing behind. */
@@ -346,6 +348,14 @@ export class Table {
     this.lastState = state;
     return state;
   }
+}
+
+/** Whether a net's slot holds a route of `src`. */
+function slotHas(slot: Slot | undefined, src: RouteSource): boolean {
+  if (slot === undefined) return false;
+  if (slot instanceof Route) return slot.src === src;
+  for (const r of slot as readonly Route[]) if (r.src === src) return true;
+  return false;
 }
 
 /**

@@ -22,7 +22,9 @@ const host = (base: number, i: number): string => `${base + (i >>> 24)}.${(i >>>
 
 /** One ExaBGP update line announcing `nets` from neighbour `peer`, as ExaBGP 4.2 writes it. */
 function update(peer: string, nets: string[]): string {
-  return `{ "exabgp": "4.0.1", "time": 1, "host" : "r", "pid" : 1, "ppid" : 1, "counter": 1, "type": "update", "neighbor": { "address": { "local": "192.0.2.1", "peer": "${peer}" }, "asn": { "local": 65000, "peer": 65001 } , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": [ 65001 ] }, "announce": { "ipv4 unicast": { "192.0.2.3": [ ${nets.map((n) => `{ "nlri": "${n}" }`).join(', ')} ] } } } } } }`;
+  let list = '';
+  for (const n of nets) list += list === '' ? `{ "nlri": "${n}" }` : `, { "nlri": "${n}" }`;
+  return `{ "exabgp": "4.0.1", "time": 1, "host" : "r", "pid" : 1, "ppid" : 1, "counter": 1, "type": "update", "neighbor": { "address": { "local": "192.0.2.1", "peer": "${peer}" }, "asn": { "local": 65000, "peer": 65001 } , "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": [ 65001 ] }, "announce": { "ipv4 unicast": { "192.0.2.3": [ ${list} ] } } } } } }`;
 }
 
 kernelDescribe('stream clients against the limits (whole daemon)', () => {

@@ -369,6 +369,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     const peerMax = this.options.neighbor(p.key)?.maxRoutes;
     let { room, scope } = this.limits.room(this.routes, c.routes, this.count(p), p.key === '' ? undefined : peerMax);
     const tight = room < nets.length;
+    let refused = 0;
     for (const net of nets) {
       if (!this.tables.has(net.family)) throw new StreamClientError('KRT_ERR_NO_TABLE', `protocol ${this.name} has no IPv${net.family} table for ${net}`);
       c.stats.announces++;
@@ -382,8 +383,9 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       }
       if (tight && !this.has(p, net, held)) {
         if (room <= 0) {
-          this.refuse(c, p, scope as LimitScope, 1);
-          if (c.overLimit) return;
+          refused++;
+          // Disconnect: the rest of the event does not matter, the client goes with everything.
+          if (this.config.limits.action === 'disconnect') break;
           continue;
         }
         room--;
@@ -391,12 +393,13 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       if (held) held.stage(p.source.name, net, attrs);
       else this.tables.announce(p.source, net, attrs);
     }
+    if (refused) this.refuse(c, p, scope, refused);
   }
 
   /** Whether the peer has a route for `net` already (a replace: it needs no room). */
   private has(p: Peer, net: Prefix, held: StartupHold | undefined): boolean {
     if (held?.has(p.source.name, net)) return true;
-    return this.tables.table(net.family).routes(net).some((r) => r.src === p.source);
+    return this.tables.table(net.family).hasRoute(net, p.source);
   }
 
   private refuse(c: Client, p: Peer, scope: LimitScope, n: number): void {
