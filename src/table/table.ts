@@ -132,15 +132,17 @@ export class Table {
 
   /**
    * Every route of `src` with its net, now, synchronously (through the
-   * source's index when it has one, else a walk of every net). `fn` must not
+   * source's index when it has one, else a walk of every net), and whether
+   * it is stale (a refresh cycle is open and did not renew it). `fn` must not
    * write the table. For moving a source's routes to another source.
    */
-  forEachRouteOf(src: RouteSource, fn: (net: Prefix, attrs: RouteAttrs) => void): void {
+  forEachRouteOf(src: RouteSource, fn: (net: Prefix, attrs: RouteAttrs, stale: boolean) => void): void {
     const state = this.sources.get(src);
     if (state === undefined) return;
+    const renewed = state.refreshing ? state.renewed : undefined;
     const visit = (word: number | string, len: number, slot: Slot): void => {
       const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
-      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs);
+      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs, renewed !== undefined && !renewed.has(word, len));
     };
     if (state.nets) state.nets.forEach(this.liveFor(src), (word, len) => visit(word, len, this.store.get(word, len)!));
     else this.store.forEachEntry(visit);

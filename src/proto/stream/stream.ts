@@ -134,18 +134,19 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         const source = this.sourceFor(c, p.key);
         if (!filterChanged && source.preference === p.source.preference && source.alwaysCompareMed === p.source.alwaysCompareMed) continue;
         const old = p.source;
-        const keep: [Prefix, RouteAttrs][] = [];
-        for (const t of this.tables.tables) t.forEachRouteOf(old, (net, attrs) => keep.push([net, attrs]));
+        const keep: [Prefix, RouteAttrs, boolean][] = [];
+        for (const t of this.tables.tables) t.forEachRouteOf(old, (net, attrs, stale) => keep.push([net, attrs, stale]));
         this.change(c, p, () => {
           p.source = source;
-          for (const [net, attrs] of keep) {
-            if (this.options.importFilter && !runImportFilter(this.options.importFilter, source, attrs, net)) dropped++;
-            else {
-              this.tables.announce(source, net, attrs);
-              moved++;
-            }
+          const taken = keep.filter(([net, attrs]) => !this.options.importFilter || runImportFilter(this.options.importFilter, source, attrs, net));
+          dropped += keep.length - taken.length;
+          moved += taken.length;
+          for (const [net, attrs] of taken) this.tables.announce(source, net, attrs);
+          if (p.refreshing) {
+            // The open refresh cycle moves along: what was stale stays stale, what was renewed stays renewed.
+            this.tables.refreshBegin(source);
+            for (const [net, attrs, stale] of taken) if (!stale) this.tables.announce(source, net, attrs);
           }
-          if (p.refreshing) this.tables.refreshBegin(source);
           this.tables.flush(old);
         });
       }

@@ -390,6 +390,21 @@ describe('stream protocol: startup hold', () => {
 });
 
 describe('stream protocol: reload', () => {
+  it('keeps an open refresh cycle across a reload: end-of-RIB still prunes exactly what was not re-announced', async () => {
+    const { set, t4 } = tables();
+    const p = new StreamProtocol(config(), set, nullLogger);
+    await p.start();
+    const c = client(p, 'exabgp');
+    c.send(exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', nets(10)));
+    c.send(exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', nets(4)));
+    expect(p.reconfigure(config('neighbors: [ { address: 192.0.2.20, preference: 150 } ]'))).toBe(true);
+    expect(t4.bestRoute(parsePrefix('10.0.9.0/24'))!.src.preference).toBe(150);
+    c.send(exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', nets(6).slice(4)), exa.eor('192.0.2.20', 65020));
+    expect(t4.routeTotal).toBe(6);
+    expect(p.routeCount).toBe(6);
+    await p.shutdown();
+  });
+
   it('moves routes to new preferences and a new import filter in place, without dropping the client', async () => {
     const { set, t4 } = tables();
     const p = new StreamProtocol(config(), set, nullLogger);
