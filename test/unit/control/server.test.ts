@@ -1,11 +1,12 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ControlClient } from '../../../src/control/client';
 import { ControlError, MAX_REQUEST_BYTES, parseRequest } from '../../../src/control/protocol';
 import { LineSplitter } from '../../../src/lib/line-splitter';
 import { ControlServer, groupId, type ControlHandler } from '../../../src/control/server';
+import { UnixDatagramSocket } from '../../../src/netlink/socket';
 
 function socketPath(): string {
   return join(mkdtempSync(join(tmpdir(), 'krt-ctl-')), 'krtsync.sock');
@@ -194,17 +195,204 @@ describe('control server', () => {
     expect(closedFeeds).toContainEqual(['first line', 'second line']);
   });
 
-  it('refuses to start over a live daemon, and replaces a stale socket', async () => {
+  it('refuses to start over a live daemon and leaves its socket alone; replaces a stale socket', async () => {
     const second = new ControlServer({ path }, echo);
     await expect(second.listen()).rejects.toThrow(/already listening/);
+    await second.close(); // a failed start's stop path: must not remove the live daemon's socket
+    expect(lstatSync(path).isSocket()).toBe(true);
+    expect((await (await ControlClient.connect(path)).request('echo', { live: 1 })).result).toEqual({ live: 1 });
     await server.close();
-    writeFileSync(path, ''); // stale leftover (not a socket anyone listens on)
+    UnixDatagramSocket.open(path).close(); // a stale socket file: nobody listens on it
+    expect(lstatSync(path).isSocket()).toBe(true);
     await second.listen();
     expect((await (await ControlClient.connect(path)).request('echo', { z: 1 })).result).toEqual({ z: 1 });
     await second.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses a path that holds something other than a socket, and leaves it as it was', async () => {
+    await server.close();
+    const dir = mkdtempSync(join(tmpdir(), 'krt-ctl-'));
+    const file = join(dir, 'file.sock');
+    writeFileSync(file, 'precious');
+    const sub = join(dir, 'dir.sock');
+    mkdirSync(sub);
+    const link = join(dir, 'link.sock');
+    symlinkSync(file, link);
+    for (const [p, what] of [[file, 'a regular file'], [sub, 'a directory'], [link, 'a symbolic link']] as const) {
+      const s = new ControlServer({ path: p }, echo);
+      await expect(s.listen()).rejects.toThrow(`holds ${what}, not a socket`);
+      await s.close();
+    }
+    expect(readFileSync(file, 'utf8')).toBe('precious');
+    expect(lstatSync(sub).isDirectory()).toBe(true);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['dir.sock', 'file.sock', 'link.sock']); // no private directory left behind
+  });
+
+  it('does not remove a socket that replaced its own', async () => {
+    await server.close();
+    const mine = new ControlServer({ path }, echo);
+    await mine.listen();
+    unlinkSync(path); // someone removed ours and another daemon took the path
+    const other = new ControlServer({ path }, echo);
+    await other.listen();
+    await mine.close();
+    expect((await (await ControlClient.connect(path)).request('echo', { other: 1 })).result).toEqual({ other: 1 });
+    await other.close();
+  });
+
+  it('makes the socket appear at its path with its final mode and group, whatever the umask', async () => {
+    await server.close();
+    // inotify tells creation ("rename") from a later chmod/chown ("change"): the socket must
+    // never be reachable at its path before its mode is set.
+    const events: string[] = [];
+    const watcher = watch(dirname(path), (type, name) => name === basename(path) && events.push(type));
+    const mask = process.umask(0);
+    try {
+      await server.listen();
+    } finally {
+      process.umask(mask);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    watcher.close();
+    expect(events).toEqual(['rename']);
+    const st = statSync(path);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(st.gid).toBe(0);
   });
 
   it('tells the CLI user why it cannot connect', async () => {
     await expect(ControlClient.connect('/nonexistent/krtsync.sock')).rejects.toThrow(/is krtsync running/);
+  });
+});
+
+/** A raw client that reads nothing (so it never sees the server close either): the kernel buffers fill, then the server's. */
+function deaf(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    sock.pause();
+    sock.on('error', () => undefined);
+    sock.once('connect', () => resolve(sock));
+    sock.once('error', reject);
+  });
+}
+
+async function until(test: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!test()) {
+    if (Date.now() - t0 > ms) throw new Error(`not true within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('control server: clients that do not read', () => {
+  const KB32 = 'x'.repeat(32 * 1024);
+  let calls = 0;
+  let released = 0;
+  const handler: ControlHandler = async (req, ctx) => {
+    calls++;
+    if (req.command === 'blob') return KB32;
+    if (req.command === 'stream') {
+      try {
+        const n = Number(req.args.n ?? 10_000);
+        for (let i = 0; i < n; i++) await ctx.more([KB32]);
+        return 'all sent';
+      } finally {
+        released++;
+      }
+    }
+    if (req.command === 'feed') {
+      ctx.takeOver({ onLine: (line, n) => ctx.send({ line: n, error: KB32 }), onClose: () => undefined });
+      return 'feeding';
+    }
+    throw new ControlError('KRT_ERR_UNKNOWN_COMMAND', req.command);
+  };
+  let path: string;
+  let server: ControlServer;
+  const disconnects: string[] = [];
+  beforeEach(async () => {
+    calls = 0;
+    released = 0;
+    disconnects.length = 0;
+    path = socketPath();
+    server = new ControlServer({ path, sendTimeoutMs: 300, outputHighWater: 256 * 1024, onDisconnect: (id, reason) => disconnects.push(reason) }, handler);
+    await server.listen();
+  });
+  afterEach(async () => server.close());
+
+  it('stops answering a pipelining client that does not read, then disconnects it and frees its output', async () => {
+    const c = await deaf(path);
+    c.write('{"command":"blob"}\n'.repeat(4000)); // 4,000 answers of 32 KiB: 128 MiB if all were queued
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    // Answered: what fits in the output bound plus the kernel's socket buffers, not 4,000.
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(100);
+    expect(disconnects).toEqual(['stalled']);
+    const st = server.stats();
+    expect(st).toMatchObject({ clients: 0, unreadBytes: 0, disconnected: { stalled: 1, idle: 0, 'request-timeout': 0 } });
+  });
+
+  it('a streamed answer that is never read waits at its first unread chunk and is released at the disconnect', async () => {
+    const c = await deaf(path);
+    c.write('{"command":"stream"}\n');
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(1);
+    expect(released).toBe(1); // the handler unwound: whatever it held (a table feeder) is free
+    expect(disconnects).toEqual(['stalled']);
+  });
+
+  it('releases a streaming handler as soon as its client goes away', async () => {
+    const c = await deaf(path);
+    c.write('{"command":"stream"}\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(released).toBe(0);
+    c.destroy();
+    await until(() => released === 1);
+    expect(disconnects).toEqual([]); // it left by itself
+  });
+
+  it('keeps a slow client that reads, however long the answer takes', async () => {
+    const sock = createConnection(path);
+    let got = 0;
+    let done = false;
+    const splitter = new LineSplitter(1 << 20, (line) => {
+      const m = JSON.parse(line) as { more?: unknown[]; result?: unknown };
+      if (m.more) got += m.more.length;
+      if (m.result !== undefined) done = true;
+    }, () => undefined);
+    sock.on('data', (chunk: Buffer) => {
+      splitter.push(chunk);
+      // Read in bursts with pauses, each shorter than the send timeout.
+      sock.pause();
+      setTimeout(() => sock.resume(), 40);
+    });
+    sock.write('{"id":1,"command":"stream","args":{"n":60}}\n'); // 2 MiB, read in 64 KiB bursts 40 ms apart
+    const t0 = Date.now();
+    while (!done && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    sock.destroy();
+    expect(done).toBe(true);
+    expect(got).toBe(60);
+    expect(disconnects).toEqual([]);
+  }, 30_000);
+
+  it('a stream client that never reads its feedback is paused, then disconnected', async () => {
+    const c = await deaf(path);
+    c.write('{"command":"feed"}\n');
+    let written = 0;
+    // Bad lines as fast as the socket takes them; each is answered with 32 KiB of feedback.
+    const pump = (): void => {
+      while (!c.destroyed && c.write('bad line\n'.repeat(100))) written += 100;
+    };
+    c.on('drain', pump);
+    pump();
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    expect(disconnects).toEqual(['stalled']);
+    expect(server.stats().unreadBytes).toBe(0);
+    expect(written).toBeLessThan(1_000_000);
   });
 });
