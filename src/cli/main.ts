@@ -284,7 +284,7 @@ export function main(argv: readonly string[]): void {
           (z) => z,
           (a) =>
             withClient(a.socket, async (c) => {
-              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).result as string[];
+              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).more as string[];
               print(a.json, r, () => r.join('\n'));
             }),
         )

@@ -96,7 +96,7 @@ export type ProtocolType = ProtocolConfig['type'];
 export interface KrtConfig {
   file: string;
   logLevel: LogLevel;
-  control: { socket: string; group: string | undefined; mode: number };
+  control: { socket: string; group: string | undefined; mode: number; sendTimeoutMs: number };
   tables: TableConfig[];
   protocols: ProtocolConfig[];
 }
@@ -143,11 +143,13 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
   const logLevel = r.oneOf(log?.get('level'), 'log.level', ['error', 'warn', 'info', 'debug'] as const) ?? 'info';
 
-  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode']) : undefined;
+  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode', 'send_timeout']) : undefined;
   const socket = r.string(ctl?.get('socket'), 'control.socket') ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
   const group = r.string(ctl?.get('group'), 'control.group');
   const mode = r.fileMode(ctl?.get('mode'), 'control.mode') ?? 0o660;
+  // A client that reads none of its answers for this long is disconnected (docs/cli.md, Bounds).
+  const sendTimeoutMs = r.duration(ctl?.get('send_timeout'), 'control.send_timeout', 100) ?? 30000;
 
   const tables = readTables(r, top.get('tables'));
   const protoNodes = r.seq(top.get('protocols'), 'protocols');
@@ -161,7 +163,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     names.add(p.name);
     protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode }, tables, protocols };
+  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, tables, protocols };
 }
 
 function readTables(r: YamlReader, node: YamlNode | undefined): TableConfig[] {

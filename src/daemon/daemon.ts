@@ -23,9 +23,9 @@ import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
-import { ControlServer } from '../control/server';
+import { ControlServer, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
-import type { Logger } from '../proto/logger';
+import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import { readRoutesFile } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
@@ -91,8 +91,16 @@ export class Daemon {
     for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
+    const controlLog = new RateLimitedLog(this.log, 10_000, undefined, 5);
     this.control = new ControlServer(
-      { path: config.control.socket, mode: config.control.mode, ...(config.control.group !== undefined ? { group: config.control.group } : {}), onError: (m) => this.log.warn(m) },
+      {
+        path: config.control.socket,
+        mode: config.control.mode,
+        ...(config.control.group !== undefined ? { group: config.control.group } : {}),
+        sendTimeoutMs: config.control.sendTimeoutMs,
+        onError: (m) => this.log.warn(m),
+        onDisconnect: (id, reason, detail) => controlLog.write('warn', `control-${reason}`, `control client ${id} disconnected: ${detail}`),
+      },
       (req, ctx) => handleControlRequest(this, req, ctx),
     );
     await this.control.listen();
@@ -109,6 +117,11 @@ export class Daemon {
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
     this.statusTimer.unref();
     this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${status}`);
+  }
+
+  /** Control socket counters (clients, refusals, disconnects by reason); zeros before it listens. */
+  controlStats(): ControlStats {
+    return this.control?.stats() ?? { clients: 0, accepted: 0, refused: 0, disconnected: { stalled: 0, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 };
   }
 
   /** One line for STATUS= and `show status`. */

@@ -18,7 +18,7 @@ import type { Family } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { RouteSource } from '../../route';
 import type { StreamProtocolConfig } from '../../config/config';
-import type { Logger } from '../logger';
+import { RateLimitedLog, type Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
 import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
@@ -62,6 +62,8 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly fsm: StateMachine<ProtocolState>;
   private readonly clients = new Map<string, Client>();
   private anonymous = 0;
+  /** Connect and disconnect lines: any local member can open thousands of connections. */
+  private readonly clientLog: RateLimitedLog;
 
   constructor(
     private config: StreamProtocolConfig,
@@ -69,6 +71,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     private readonly log: Logger,
   ) {
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
+    this.clientLog = new RateLimitedLog(log, 10_000, undefined, 5);
   }
 
   get name(): string {
@@ -131,11 +134,11 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       c.connected = true;
       c.format = format;
       for (const p of c.peers.values()) this.beginRefresh(c, p);
-      this.log.info(`stream client ${clientName} reconnected; its ${this.routesOfClient(c)} routes are stale until end-of-RIB`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} reconnected; its ${this.routesOfClient(c)} routes are stale until end-of-RIB`, { protocol: this.name });
     } else {
       c = { name: clientName, format, connected: true, peers: new Map(), graceTimer: undefined, stats: { lines: 0, announces: 0, withdraws: 0, errors: 0 } };
       this.clients.set(clientName, c);
-      this.log.info(`stream client ${clientName} connected (${format})`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} connected (${format})`, { protocol: this.name });
     }
     const client = c;
     return {
@@ -235,7 +238,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     if (!c.connected) return;
     c.connected = false;
     if (this.fsm.state !== 'up') return;
-    this.log.info(`stream client ${c.name} disconnected; its ${this.routesOfClient(c)} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
+    this.clientLog.write('info', 'disconnect', `stream client ${c.name} disconnected; its ${this.routesOfClient(c)} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
     c.graceTimer = setTimeout(() => {
       this.drop(c);
       this.clients.delete(c.name);
@@ -250,6 +253,6 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       clearTimeout(p.staleTimer);
       n += this.tables.flush(p.source);
     }
-    if (n) this.log.info(`stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
+    if (n) this.clientLog.write('info', 'withdrawn', `stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
   }
 }

@@ -303,7 +303,7 @@ describe('control server: clients that do not read', () => {
       }
     }
     if (req.command === 'feed') {
-      ctx.takeOver({ onLine: (line, n) => ctx.send({ line: n, error: KB32 }), onClose: () => undefined });
+      ctx.takeOver({ onLine: (_line, n) => ctx.send({ line: n, error: KB32 }), onClose: () => undefined });
       return 'feeding';
     }
     throw new ControlError('KRT_ERR_UNKNOWN_COMMAND', req.command);
@@ -316,7 +316,7 @@ describe('control server: clients that do not read', () => {
     released = 0;
     disconnects.length = 0;
     path = socketPath();
-    server = new ControlServer({ path, sendTimeoutMs: 300, outputHighWater: 256 * 1024, onDisconnect: (id, reason) => disconnects.push(reason) }, handler);
+    server = new ControlServer({ path, sendTimeoutMs: 300, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => disconnects.push(reason) }, handler);
     await server.listen();
   });
   afterEach(async () => server.close());

@@ -215,6 +215,19 @@ describe('stream protocol', () => {
     await p.shutdown();
   });
 
+  it('logs a storm of connecting and leaving clients at a bounded rate, with a count', async () => {
+    const { set } = tables();
+    const lines: string[] = [];
+    const log = { ...nullLogger, info: (m: string) => lines.push(m) };
+    const p = new StreamProtocol(cfg('10s'), set, log);
+    await p.start();
+    for (let i = 0; i < 4000; i++) p.connect(`c${i}`, 'krtsync', () => {}).onClose();
+    // 5 connect lines and 5 disconnect lines an interval, not 8,000.
+    expect(lines.filter((l) => / connected /.test(l))).toHaveLength(5);
+    expect(lines.filter((l) => / disconnected;/.test(l))).toHaveLength(5);
+    await p.shutdown();
+  });
+
   it('keeps a disconnected client\'s routes for the grace period, then withdraws them', async () => {
     const { set, t4 } = tables();
     const p = new StreamProtocol(cfg('100ms'), set, nullLogger);
