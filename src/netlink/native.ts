@@ -45,6 +45,12 @@ export interface NativeAddon {
   portId(s: NativeSocket): number;
   /** SO_ATTACH_FILTER: a classic BPF program as its sock_filter array (8 bytes per instruction, host order). */
   attachFilter(s: NativeSocket, program: Uint8Array): void;
+  /** Netlink datagrams the drain dropped because a process (nl_pid != 0), not the kernel, sent them; and the last one's port. */
+  foreign(s: NativeSocket): [count: number, lastPort: number];
+  /** sendto of buf[off..off+len) to a netlink port and/or multicast groups (bitmask): bytes or -errno. */
+  sendTo(s: NativeSocket, buf: Uint8Array, off: number, len: number, portId: number, groups: number): number;
+  /** flock(2) on any fd: 0 or -errno. */
+  flock(fd: number, op: number): number;
 }
 
 // Same path from src/netlink (ts-jest) and dist/netlink (built): the repo's native/ folder.
