@@ -439,11 +439,13 @@ static napi_value sock_attach_filter(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------ send */
 
-/* One sendmsg of data[0..len) to the kernel: bytes sent or -errno. Safe on any thread. */
-static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+/* One sendmsg of data[0..len) to a netlink port (0: the kernel) and/or groups: bytes sent or -errno. Safe on any thread. */
+static ssize_t nl_send_to(int fd, const uint8_t *data, size_t len, uint32_t port, uint32_t groups) {
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
+  sa.nl_pid = port;
+  sa.nl_groups = groups;
   struct iovec iov = {(void *)data, len};
   struct msghdr mh;
   memset(&mh, 0, sizeof mh);
@@ -457,20 +459,29 @@ static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
   return r < 0 ? -errno : r;
 }
 
-/* send(sock, buf, off, len) -> bytes sent or -errno (netlink: to the kernel) */
+static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+  return nl_send_to(fd, data, len, 0, 0);
+}
+
+/* send(sock, buf, off, len[, port, groups]) -> bytes sent or -errno (netlink: to the kernel, or to a port and/or groups) */
 static napi_value sock_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   struct ksock *s;
   uint8_t *data;
   size_t blen;
   int32_t off, len;
+  uint32_t port = 0, groups = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[2], &off) ||
       !get_i32(env, argv[3], &len))
     return NULL;
+  if (argc >= 6 && (napi_get_value_uint32(env, argv[4], &port) != napi_ok || napi_get_value_uint32(env, argv[5], &groups) != napi_ok)) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "port and groups must be numbers");
+    return NULL;
+  }
   if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
-  return make_int(env, nl_send(s->fd, data + off, (size_t)len));
+  return make_int(env, nl_send_to(s->fd, data + off, (size_t)len, port, groups));
 }
 
 /*
@@ -1026,34 +1037,6 @@ static napi_value sock_foreign(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* sendTo(sock, buf, off, len, portId, groups) -> bytes or -errno: a netlink datagram to a port or multicast groups. */
-static napi_value sock_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  struct ksock *s;
-  uint8_t *data;
-  size_t blen;
-  int32_t off, len;
-  uint32_t port, groups;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[2], &off) ||
-      !get_i32(env, argv[3], &len))
-    return NULL;
-  CHECK(napi_get_value_uint32(env, argv[4], &port));
-  CHECK(napi_get_value_uint32(env, argv[5], &groups));
-  if (s->kind != KIND_NETLINK) return make_int(env, -EINVAL);
-  if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
-  struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof sa);
-  sa.nl_family = AF_NETLINK;
-  sa.nl_pid = port;
-  sa.nl_groups = groups;
-  ssize_t r;
-  do r = sendto(s->fd, data + off, (size_t)len, 0, (struct sockaddr *)&sa, sizeof sa);
-  while (r < 0 && errno == EINTR);
-  return make_int(env, r < 0 ? -errno : r);
-}
-
 /* flock(fd, op) -> 0 or -errno (LOCK_EX | LOCK_NB: -EWOULDBLOCK when another holds it). */
 static napi_value fd_flock(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1089,7 +1072,6 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"portId", NULL, sock_port_id, NULL, NULL, NULL, napi_default, NULL},
       {"attachFilter", NULL, sock_attach_filter, NULL, NULL, NULL, napi_default, NULL},
       {"foreign", NULL, sock_foreign, NULL, NULL, NULL, napi_default, NULL},
-      {"sendTo", NULL, sock_send_to, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -191,7 +191,7 @@ export class NetlinkSocket implements NetlinkTransport {
 
   /** Sends buf[off..off+len) to another netlink port or to multicast groups (bitmask of group - 1): bytes, or -errno. */
   sendTo(buf: Buffer, len: number, portId: number, groups = 0, off = 0): number {
-    return native.sendTo(this.sock, buf, off, len, portId, groups);
+    return native.send(this.sock, buf, off, len, portId, groups);
   }
 
   /** Attaches a classic BPF socket filter (sock_filter array, 8 bytes per instruction). */
