@@ -196,9 +196,11 @@ export class ControlServer {
       this.opts.onDisconnect?.(clientId, reason, detail);
     };
     // Read (and queue requests) only while both the output and the backlog have room.
+    let paused = false;
     const flow = (): void => {
       if (gone) return;
-      if (blocked || backlog.length - backlogHead >= MAX_BACKLOG_LINES || backlogBytes >= MAX_BACKLOG_BYTES) sock.pause();
+      paused = blocked || backlog.length - backlogHead >= MAX_BACKLOG_LINES || backlogBytes >= MAX_BACKLOG_BYTES;
+      if (paused) sock.pause();
       else sock.resume();
     };
     // Bytes the kernel has taken from us: progress means the client is reading.
@@ -217,7 +219,10 @@ export class ControlServer {
     const write = (obj: unknown): boolean => {
       if (gone || !sock.writable) return false;
       const ok = sock.write(JSON.stringify(obj) + '\n');
-      if (!ok) armStall();
+      if (!ok) {
+        armStall();
+        arm(); // no request or idle timer while answers wait for the client
+      }
       if (sock.writableLength > highWater && !blocked) {
         blocked = true;
         flow();
@@ -234,6 +239,7 @@ export class ControlServer {
       waiters = [];
       w.forEach((x) => x.resolve());
       flow();
+      arm();
     });
 
     const ctx: ControlContext = {
@@ -297,11 +303,12 @@ export class ControlServer {
     );
 
     // One timer: a started request must be completed in time; otherwise the connection may idle
-    // only so long. A stream connection has neither limit.
+    // only so long. A stream connection has neither limit, and neither runs while we wait for the
+    // client to read (we stopped reading, perhaps mid-line; the send timeout bounds that wait).
     const arm = (): void => {
       if (timer) clearTimeout(timer);
       timer = undefined;
-      if (stream || gone) return;
+      if (stream || gone || paused || stallTimer) return;
       if (splitter.pending > 0) {
         timer = setTimeout(() => {
           disconnect('request-timeout', `request not completed within ${timeoutMs} ms`);
