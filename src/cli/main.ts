@@ -17,7 +17,7 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError, DEFAULT_SOCKET, loadConfigFile } from '../config/config';
 import { ControlClient } from '../control/client';
 import { KrtError } from '../lib/errors';
-import { Daemon, validateRoutesFiles } from '../daemon/daemon';
+import { Daemon, validateRoutesFiles, validateStateFiles } from '../daemon/daemon';
 import { MissingCapabilityError } from '../daemon/capabilities';
 import { checkKernelOptions } from '../daemon/kernel-wiring';
 import { createLogger } from '../daemon/logging';
@@ -107,6 +107,7 @@ async function check(args: { config: string }): Promise<void> {
     const c = loadConfigFile(args.config);
     await validateRoutesFiles(c);
     checkKernelOptions(c);
+    validateStateFiles(c);
     const routes = c.protocols.reduce((n, p) => n + (p.type === 'static' ? p.routes.length : 0), 0);
     process.stdout.write(`${args.config}: OK (${c.protocols.length} protocols, ${c.tables.length} tables, ${routes} inline routes)\n`);
   } catch (e) {
@@ -239,7 +240,7 @@ export function main(argv: readonly string[]): void {
           .option('netns', { type: 'string', describe: 'work in this network namespace (name or path)' }),
       (a) => run(a as never),
     )
-    .command('check', 'validate a config file (and its routes files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
+    .command('check', 'validate a config file (and its routes and state files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
     .command(
       'show <what> [prefix]',
       'show status | protocols | routes [PREFIX] | kernel [PREFIX]',

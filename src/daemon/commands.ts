@@ -138,17 +138,24 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       checkArgs(a, ['route', 'protocol'], req.command);
       const route = optString(a, 'route');
       if (route === undefined) throw bad('route-add needs "route", e.g. "10.0.0.0/24 via 192.0.2.1"');
-      return d.enqueue(async () => ({ added: d.apiProtocol(optString(a, 'protocol')).add(route) }));
+      // The change is made in the queue; its write to the state file is awaited outside it, so
+      // changes from other clients join the same write (group commit).
+      const added = await d.enqueue(async () => d.apiProtocol(optString(a, 'protocol')).add(route));
+      await added.saved;
+      return { added: added.line };
     }
     case 'route-del': {
       checkArgs(a, ['prefix', 'protocol'], req.command);
       const prefix = optString(a, 'prefix');
       if (prefix === undefined) throw bad('route-del needs "prefix"');
-      return d.enqueue(async () => {
+      const deleted = await d.enqueue(async () => {
         const api = d.apiProtocol(optString(a, 'protocol'));
-        if (!api.del(prefix)) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
-        return { deleted: prefix };
+        const r = api.del(prefix);
+        if (!r.found) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
+        return r;
       });
+      await deleted.saved;
+      return { deleted: prefix };
     }
     case 'route-list': {
       checkArgs(a, ['protocol'], req.command);

@@ -25,6 +25,7 @@ import { KrtError } from '../lib/errors';
 import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
 import { ControlServer, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
+import { readStateFile, StateFileError } from '../proto/api/state-file';
 import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import { readRoutesFile } from '../proto/static/routes-file';
@@ -33,7 +34,8 @@ import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
-import { checkKernelOptions, createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { DEFAULT_LOCK_DIR, describeKey, InstanceLock } from './instance-lock';
+import { checkKernelOptions, createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
 import type { SystemdNotifier } from './systemd';
 import { handleControlRequest } from './commands';
 
@@ -49,6 +51,8 @@ export interface DaemonOptions {
   notifier: SystemdNotifier;
   /** Work in this network namespace (name or path) instead of the process's own. */
   netns?: string;
+  /** Where the one-instance locks live; default /run/krtsync. */
+  lockDir?: string;
 }
 
 /** The implicit api protocol that exists when the config has none, so `krtsync route add` always works. */
@@ -59,6 +63,8 @@ export class Daemon {
   readonly tables = new Map<string, Table>();
   readonly protocols = new Map<string, RunningProtocol>();
   private control: ControlServer | undefined;
+  /** One lock per (kernel table, protocol number, family) managed, by describeKey(). */
+  private readonly locks = new Map<string, InstanceLock>();
   private queue: Promise<unknown> = Promise.resolve();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -86,6 +92,8 @@ export class Daemon {
     checkKernelOptions(config);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
+    // Before anything is created: a second daemon on the same kernel table exits here, having touched nothing.
+    this.takeLocks(config);
     this.config = config;
     const t0 = Date.now();
     for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
@@ -117,6 +125,38 @@ export class Daemon {
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
     this.statusTimer.unref();
     this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${status}`);
+  }
+
+  /**
+   * Takes the instance lock of every kernel table, protocol number and family
+   * the config manages that is not held yet. All or nothing: on a refusal the
+   * locks taken by this call are released and the error names the holder.
+   */
+  private takeLocks(config: KrtConfig): void {
+    const taken: string[] = [];
+    try {
+      for (const { protocol, key } of kernelLockKeys(config)) {
+        const id = describeKey(key);
+        if (this.locks.has(id)) continue;
+        const holder = { pid: process.pid, config: this.opts.configFile, protocol, socket: config.control.socket, since: this.startedAt.toISOString() };
+        this.locks.set(id, InstanceLock.acquire(this.opts.lockDir ?? DEFAULT_LOCK_DIR, key, holder, this.opts.netns));
+        taken.push(id);
+      }
+    } catch (e) {
+      for (const id of taken) this.releaseLock(id);
+      throw e;
+    }
+  }
+
+  /** Releases the locks `config` does not need (all of them without a config). */
+  private releaseLocks(config: KrtConfig | undefined): void {
+    const wanted = new Set(config ? kernelLockKeys(config).map(({ key }) => describeKey(key)) : []);
+    for (const id of [...this.locks.keys()]) if (!wanted.has(id)) this.releaseLock(id);
+  }
+
+  private releaseLock(id: string): void {
+    this.locks.get(id)?.release();
+    this.locks.delete(id);
   }
 
   /** Control socket counters (clients, refusals, disconnects by reason); zeros before it listens. */
@@ -190,6 +230,18 @@ export class Daemon {
     const next = withImplicitApi(loadConfigFile(this.opts.configFile));
     checkKernelOptions(next);
     await validateRoutesFiles(next);
+    const openStateFiles = new Set([...this.protocols.values()].flatMap((p) => (p.type === 'api' && p.config.stateFile !== undefined ? [p.config.stateFile] : [])));
+    validateStateFiles(next, openStateFiles);
+    // A kernel table another daemon manages fails the reload before anything changes.
+    this.takeLocks(next);
+    try {
+      return await this.applyValidReload(next);
+    } finally {
+      this.releaseLocks(this.config); // what the config in force no longer manages (or, after a failure, never took over)
+    }
+  }
+
+  private async applyValidReload(next: KrtConfig): Promise<string[]> {
     const cur = this.config!;
     const changes: string[] = [];
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
@@ -268,6 +320,7 @@ export class Daemon {
       for (const t of this.tables.values()) t.discard('krtsync is stopping');
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
       await this.control?.close();
+      this.releaseLocks(undefined);
       this.opts.notifier.close();
       this.log.info('krtsync stopped');
     });
@@ -324,4 +377,19 @@ function withImplicitApi(c: KrtConfig): KrtConfig {
 /** Every routes file must be valid before a reload applies anything (and for `krtsync check`). */
 export async function validateRoutesFiles(c: KrtConfig): Promise<void> {
   for (const p of c.protocols) if (p.type === 'static' && p.routesFile !== undefined) await readRoutesFile(p.routesFile);
+}
+
+/**
+ * Every api state file must be readable and intact (`krtsync check`, and a reload that
+ * gives an api protocol a state file it does not have open yet). Read only; throws StateFileError.
+ */
+export function validateStateFiles(c: KrtConfig, open: ReadonlySet<string> = new Set()): void {
+  const owner = new Map<string, string>();
+  for (const p of c.protocols) {
+    if (p.type !== 'api' || p.stateFile === undefined) continue;
+    const other = owner.get(p.stateFile);
+    if (other !== undefined) throw new StateFileError(`${c.file}: protocols ${other} and ${p.name} both name state file ${p.stateFile}; each would overwrite the other's routes`);
+    owner.set(p.stateFile, p.name);
+    if (!open.has(p.stateFile)) readStateFile(p.stateFile);
+  }
 }

@@ -14,11 +14,12 @@ import type { Family, Prefix } from '../lib/addr';
 import type { KernelProtocolConfig, KrtConfig } from '../config/config';
 import { FilterError, parseExportFilter, type ExportFilter } from '../proto/filter';
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
-import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
+import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
+import { describeKey, type LockKey } from './instance-lock';
 
 export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   status(prefix?: Prefix): RouteSyncStatus[];
@@ -28,6 +29,21 @@ export interface KernelHandle extends Protocol<KernelProtocolConfig> {
 
 function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
   return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
+}
+
+/** What each kernel protocol of the config manages: its kernel table, protocol number and families (the instance locks' keys). */
+export function kernelLockKeys(c: KrtConfig): Array<{ protocol: string; key: LockKey }> {
+  const out: Array<{ protocol: string; key: LockKey }> = [];
+  for (const p of c.protocols) {
+    if (p.type !== 'kernel') continue;
+    const kernelTable = resolveKernelTable(p.kernelTable);
+    const protocol = p.protocol ?? DEFAULT_KERNEL_PROTOCOL;
+    for (const t of p.tables) {
+      const family = c.tables.find((x) => x.name === t)?.family;
+      if (family !== undefined) out.push({ protocol: p.name, key: { kernelTable, protocol, family } });
+    }
+  }
+  return out;
 }
 
 /** Throws KernelOptionError naming file, protocol and (for filters) line and column, for settings that cannot work. */
@@ -43,6 +59,14 @@ export function checkKernelOptions(c: KrtConfig): void {
       if (e instanceof KernelOptionError) throw new KernelOptionError(`${c.file}: protocol ${p.name}: ${e.message}`);
       throw e;
     }
+  }
+  // Two protocols on the same kernel table, number and family would each prune the other's routes.
+  const seen = new Map<string, string>();
+  for (const { protocol, key } of kernelLockKeys(c)) {
+    const id = describeKey(key);
+    const other = seen.get(id);
+    if (other !== undefined) throw new KernelOptionError(`${c.file}: protocols ${other} and ${protocol} both manage ${id}; each would delete the other's routes (give one another protocol number or kernel table)`);
+    seen.set(id, protocol);
   }
 }
 
