@@ -133,6 +133,7 @@ export class Daemon {
    * locks taken by this call are released and the error names the holder.
    */
   private takeLocks(config: KrtConfig): void {
+    if (this.locks.size === 0) InstanceLock.sweep(this.opts.lockDir ?? DEFAULT_LOCK_DIR);
     const taken: string[] = [];
     try {
       for (const { protocol, key } of kernelLockKeys(config)) {

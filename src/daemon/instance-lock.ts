@@ -14,9 +14,11 @@
  * The holder removes the file when it lets go, while still holding it. A
  * starter that opened the file just before that removal would lock a file
  * nobody can find any more: after flock it checks that the path still names
- * the inode it locked, and starts over otherwise.
+ * the inode it locked, and starts over otherwise. A daemon that was killed
+ * leaves its file (not its lock) behind; sweep() removes such files the same
+ * way, holding each while it unlinks it, and every start sweeps.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Family } from '../lib/addr';
 import { KrtError } from '../lib/errors';
@@ -118,6 +120,42 @@ export class InstanceLock {
       closeSync(fd); // its holder removed it between our open and our flock: take the new one
       if (attempt >= 100) throw new InstanceLockError(`cannot lock ${path}: it keeps being replaced`);
     }
+  }
+
+  /**
+   * Removes lock files nobody holds (left by killed daemons), those of one
+   * namespace when `netns` (an inode) is given. Returns how many it removed.
+   */
+  static sweep(dir: string, netns?: number): number {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    const prefix = netns === undefined ? 'kernel-net' : `kernel-net${netns}-`;
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !name.endsWith('.lock')) continue;
+      const path = join(dir, name);
+      let fd: number;
+      try {
+        fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      } catch {
+        continue;
+      }
+      try {
+        if (native.flock(fd, LOCK_EX | LOCK_NB) === 0 && InstanceLock.stillNamed(path, fd)) {
+          unlinkSync(path);
+          removed++;
+        }
+      } catch {
+        /* gone meanwhile */
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return removed;
   }
 
   private static stillNamed(path: string, fd: number): boolean {

@@ -13,9 +13,10 @@
  * large)` gives the CI size normally and the soak size under the soak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_LOCK_DIR, InstanceLock } from '../../src/daemon/instance-lock';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
 import type { Netns } from './netns';
 
@@ -201,10 +202,15 @@ export class KrtsyncDaemon {
     return JSON.parse(r.out);
   }
 
-  /** Kills a running daemon and removes the work directory. */
+  /** Kills a running daemon and removes the work directory, and the lock files killed daemons left in this namespace. */
   async dispose(): Promise<void> {
     if (this.proc) await this.stop('SIGKILL').catch(() => undefined);
     this.notify.close();
     rmSync(this.dir, { recursive: true, force: true });
+    try {
+      InstanceLock.sweep(DEFAULT_LOCK_DIR, statSync(this.ns.path).ino);
+    } catch {
+      /* the namespace is gone already */
+    }
   }
 }

@@ -56,7 +56,11 @@ describe('instance lock', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     expect(existsSync(join(dir, lockFileName(netnsInode(), key)))).toBe(true); // the file stays, the lock does not
+    const held = InstanceLock.acquire(dir, { ...key, family: 6 }, holder);
+    expect(InstanceLock.sweep(dir)).toBe(1); // the dead holder's file; not the one held
+    expect(readdirSync(dir)).toEqual([lockFileName(netnsInode(), { ...key, family: 6 })]);
     const b = InstanceLock.acquire(dir, key, holder);
     b.release();
+    held.release();
   });
 });
