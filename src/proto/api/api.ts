@@ -110,6 +110,7 @@ export class ApiProtocol implements Protocol<ApiProtocolConfig> {
    * is in the state file (at once without one) or rejects saying it is not.
    */
   add(line: string): { line: string; saved: Promise<void> } {
+    this.mustBeUp();
     const e = this.put(line);
     const canonical = `${e.net} ${e.attrs}`;
     return { line: canonical, saved: this.save('+', e.line, canonical) };
@@ -117,6 +118,7 @@ export class ApiProtocol implements Protocol<ApiProtocolConfig> {
 
   /** Removes the route for a prefix; `found` false when there was none. */
   del(prefix: string): { found: boolean; saved: Promise<void> } {
+    this.mustBeUp();
     let net: Prefix;
     try {
       net = parsePrefix(prefix);
@@ -127,6 +129,11 @@ export class ApiProtocol implements Protocol<ApiProtocolConfig> {
     if (!this.routes.delete(key)) return { found: false, saved: Promise.resolve() };
     this.tables.withdraw(this.source, net);
     return { found: true, saved: this.save('-', net.toString(), `the removal of ${net}`) };
+  }
+
+  /** Until start has restored the state file, a change would be overwritten by it and not saved. */
+  private mustBeUp(): void {
+    if (this.fsm.state !== 'up') throw new ApiRequestError('KRT_ERR_PROTOCOL_DOWN', `protocol ${this.name} is ${this.fsm.state}; try again once it is up`);
   }
 
   list(): string[] {

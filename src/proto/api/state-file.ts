@@ -18,8 +18,9 @@
  *   by far, at start when it needs it, and after a failed append: written to
  *   a fresh temporary file (O_EXCL, never through a symlink), fsync'ed,
  *   renamed over the file, and the directory fsync'ed.
- * - A record cut short at the end (no newline: a crash during the append,
- *   which therefore was never confirmed) is dropped and reported. Anything
+ * - A record cut short at the end (the start of a record, without its
+ *   newline: a crash during the append, which therefore was never confirmed)
+ *   is dropped and reported. Anything
  *   else wrong (a checksum mismatch, an unknown record, a bad route, a file
  *   that cannot be read, a symlink) is a StateFileError naming file and line:
  *   the start stops, and the file is never overwritten unread.
@@ -120,7 +121,11 @@ export function readStateFile(path: string): StateFileContents {
     if (m[1] === '+') routes.set(keyOfRoute(m[2]!, where), m[2]!);
     else routes.delete(keyOfPrefix(m[2]!, where));
   }
-  // A last line without its newline is an append a crash cut short: it was never confirmed.
+  // A last line without its newline is an append a crash cut short (it was never confirmed), if it
+  // is the start of a record; anything else there is damage like anywhere else.
+  if (last !== '' && !/^[+-]( [^*]*( \*[0-9a-f]{0,8})?)?$/.test(last)) {
+    throw new StateFileError(`state file ${path}:${rows.length + 1}: not a record, nor the start of one cut short by a crash (the file was damaged or edited by hand); ${HOW_TO_GO_ON}`);
+  }
   return { lines: [...routes.values()], records: rows.length - 1, torn: last === '' ? undefined : last, legacy: false, missing: false };
 }
 
@@ -175,7 +180,9 @@ export class StateFile {
   private records = 0;
   private pending: string[] = [];
   private waiters: Waiter[] = [];
-  private writing: Promise<void> | undefined;
+  /** File work runs one piece at a time, in order: open, flushes, close. */
+  private tail: Promise<void> = Promise.resolve();
+  private flushQueued = false;
   /** Not open, or an append failed (the file may end in a partial record): the next write rewrites it. */
   private mustRewrite = true;
   /** Appends and rewrites so far (each one fsync'ed), for status and metrics. */
@@ -187,30 +194,39 @@ export class StateFile {
   ) {}
 
   /** Opens for appending after a read; rewrites first when `contents` says the file needs it (missing, older format, torn, long). */
-  async open(contents: StateFileContents): Promise<void> {
+  open(contents: StateFileContents): Promise<void> {
     this.records = contents.records;
     this.mustRewrite = contents.missing || contents.legacy || contents.torn !== undefined || this.tooLong(0);
-    await this.reopen();
+    return this.serial(() => this.reopen());
   }
 
   /** Queues a change; resolves once it is on disk (rejects with the write's error). */
   change(op: '+' | '-', text: string): Promise<void> {
     this.pending.push(record(op, text));
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.writing ??= this.flush().finally(() => (this.writing = undefined));
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      void this.serial(() => this.flush());
+    }
     return done;
   }
 
   /** Waits for queued changes, then closes. */
-  async close(): Promise<void> {
-    while (this.writing) await this.writing;
-    const fh = this.fh;
-    this.fh = undefined;
-    this.mustRewrite = true;
-    await fh?.close();
+  close(): Promise<void> {
+    return this.serial(async () => {
+      const fh = this.fh;
+      this.fh = undefined;
+      this.mustRewrite = true;
+      await fh?.close();
+    });
   }
 
-  /** Records outnumber the routes by far: a rewrite is worth its cost (amortized O(1) a change). */
+  private serial(work: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(work);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
   /** Records in the file now (for tests and status). */
   get recordCount(): number {
     return this.records;
@@ -237,6 +253,7 @@ export class StateFile {
   }
 
   private async flush(): Promise<void> {
+    this.flushQueued = false; // changes from now on are taken by this loop, or queue the next flush
     while (this.pending.length > 0) {
       const batch = this.pending;
       const waiters = this.waiters;

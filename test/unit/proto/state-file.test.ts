@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseConfig, type ApiProtocolConfig } from '../../../src/config/config';
 import { parsePrefix, Prefix, type Family } from '../../../src/lib/addr';
 import { ApiProtocol } from '../../../src/proto/api/api';
-import { readStateFile, record, STATE_HEADER, StateFileError } from '../../../src/proto/api/state-file';
+import { readStateFile, record, STATE_HEADER, StateFile, StateFileError } from '../../../src/proto/api/state-file';
 import { nullLogger, type Logger } from '../../../src/proto/logger';
 import { TableSet } from '../../../src/proto/table-set';
 import { Table } from '../../../src/table';
@@ -169,6 +169,28 @@ describe('api state file', () => {
     expect(held(b.t4).get('192.0.2.0/24')).toBe(`via 198.51.100.${1 + (2999 % 200)}`);
     expect(b.t4.bestRoute(parsePrefix('10.1.243.0/24'))).toBeDefined();
     await b.p.shutdown();
+  });
+
+  it('saves changes made while the file is still being opened, and refuses changes before start has restored it', async () => {
+    const file = join(dir(), 'api.state');
+    const lines: string[] = [];
+    const sf = new StateFile(file, { get size() { return lines.length; }, lines: () => [...lines] });
+    const opened = sf.open(readStateFile(file)); // rewrites (the file is missing): not done yet
+    const saved = ['192.0.2.1/32 via 198.51.100.1', '192.0.2.2/32 via 198.51.100.1'].map((l) => {
+      lines.push(l);
+      return sf.change('+', l);
+    });
+    await Promise.all([opened, ...saved]);
+    expect(sf.counts).toEqual({ rewrites: 1, appends: 1, failures: 0 }); // one open, then one append: never two rewrites racing
+    await sf.close();
+    expect(readStateFile(file).lines).toEqual(lines);
+    const { p } = api(file);
+    const starting = p.start();
+    expect(() => p.add('192.0.2.3/32 via 198.51.100.1')).toThrow(/protocol api is starting; try again once it is up/);
+    await starting;
+    await p.add('192.0.2.3/32 via 198.51.100.1').saved;
+    await p.shutdown();
+    expect(readStateFile(file).lines).toHaveLength(3);
   });
 
   it('creates the file at start, so a state file that cannot be written stops the start, not a later add', async () => {
