@@ -29,6 +29,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
+const { ensureDebianPackage } = require('../debian-package');
 const C = require('../../dist/netlink/constants');
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -382,26 +383,8 @@ protocols:
 
 // ------------------------------------------------------------------ BIRD 2
 function ensureBird() {
-  try {
-    return sh('bird', ['--version']).trim() || sh('sh', ['-c', 'bird --version 2>&1']).trim();
-  } catch {
-    /* not installed */
-  }
-  process.stderr.write('installing bird2 (apt-get), with a policy-rc.d that keeps its service from starting\n');
-  const policy = '/usr/sbin/policy-rc.d';
-  const hadPolicy = fs.existsSync(policy);
-  if (!hadPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    sh('apt-get', ['install', '-y', 'bird2'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
-  } finally {
-    if (!hadPolicy) fs.unlinkSync(policy);
-  }
-  // Never leave a bird running in the root namespace.
-  try {
-    sh('sh', ['-c', 'systemctl stop bird 2>/dev/null; systemctl disable bird 2>/dev/null; true']);
-  } catch {
-    /* no systemd */
-  }
+  // Never a bird running in the root namespace: its service is kept from starting, then masked.
+  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
   return sh('sh', ['-c', 'bird --version 2>&1']).trim();
 }
 

@@ -2,13 +2,17 @@
  * The daemon's configuration: one YAML file, converted once, at the edge,
  * into typed values (prefixes and attribute sets, not strings).
  *
- * loadConfig never touches the kernel or the running daemon: it reads and
- * validates the whole file and returns either a KrtConfig or every problem it
- * found, each with file, line and column. Only a fully valid file is ever
- * applied, so a bad edit followed by a reload changes nothing.
+ * Reading never touches the kernel or the running daemon: readConfig reads
+ * the whole file and returns what it could read beside every problem it found,
+ * each with file, line and column, and the positions of the values that other
+ * layers check (kernel table names, protocol numbers, export filters), so that
+ * one run reports every problem (src/daemon/validate.ts, which completes the
+ * validation). Only a fully valid file is ever applied, so a bad edit followed
+ * by a reload changes nothing.
  *
  *   log: { level: info }
  *   control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
+ *   journal_limit: auto        # optional: how far a reader may fall behind a table (see docs/config.md)
  *   tables: [ { name: master4, family: ipv4 }, { name: master6, family: ipv6 } ]   # optional
  *   protocols:
  *     - { name: static1, type: static, routes: [ "10.10.0.0/16 via 192.0.2.2" ], routes_file: /etc/krtsync/routes.txt }
@@ -24,14 +28,16 @@ import type { Family, Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
-import { formatIssue, YamlReader, type ConfigIssue } from './yaml-reader';
-import type { Node as YamlNode } from 'yaml';
+import { formatIssue, YamlReader, type ConfigIssue, type ConfigPosition } from './yaml-reader';
+import { isScalar, type Node as YamlNode } from 'yaml';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface TableConfig {
   name: string;
   family: Family;
+  /** Journal items a reader may fall behind before it is dropped to a full refeed; undefined: grows with the table. */
+  journalLimit: number | undefined;
 }
 
 /** A route from the config file, with where it was written. */
@@ -99,45 +105,67 @@ export interface KrtConfig {
   control: { socket: string; group: string | undefined; mode: number; sendTimeoutMs: number };
   tables: TableConfig[];
   protocols: ProtocolConfig[];
+  /**
+   * Where values checked outside this module were written, by `PROTOCOL.key`
+   * (`kernel1.kernel_table`, `kernel1.export[0].match.net`); see positionOf().
+   */
+  positions: ReadonlyMap<string, ConfigPosition>;
 }
 
 export class ConfigError extends KrtError {
-  constructor(readonly issues: readonly ConfigIssue[]) {
-    super('KRT_ERR_CONFIG', issues.map(formatIssue).join('\n'));
+  /** `more`: problems found beyond those listed (a routes file lists its first ones). */
+  constructor(
+    readonly issues: readonly ConfigIssue[],
+    readonly more = 0,
+  ) {
+    super('KRT_ERR_CONFIG', issues.map(formatIssue).join('\n') + (more > 0 ? `\n… and ${more} more problems` : ''));
   }
 }
 
+/** The position recorded for `path`, or for the closest enclosing value that has one. */
+export function positionOf(c: KrtConfig, path: string): ConfigPosition {
+  for (let p = path; p !== ''; p = p.replace(/(\.[^.[\]]*|\[\d+\])$|^[^.[\]]*$/, '')) {
+    const pos = c.positions.get(p);
+    if (pos) return pos;
+  }
+  return { line: 1, column: 1 };
+}
+
 export const DEFAULT_SOCKET = '/run/krtsync/krtsync.sock';
-const DEFAULT_TABLES: TableConfig[] = [
+const DEFAULT_TABLES: Array<Omit<TableConfig, 'journalLimit'>> = [
   { name: 'master4', family: 4 },
   { name: 'master6', family: 6 },
 ];
 const NAME_RE = /^[A-Za-z][\w.-]{0,31}$/;
 
-/** Reads and validates a config file. Throws ConfigError listing every problem. */
-export function loadConfigFile(file: string): KrtConfig {
+/** Validates config text; `file` is used in messages and to resolve a relative routes_file. */
+export function parseConfig(file: string, text: string): KrtConfig {
+  const { config, issues } = readConfig(file, text);
+  if (issues.length || !config) throw new ConfigError(issues);
+  return config;
+}
+
+/** Reads config text without throwing: what could be read, and every problem found on the way. */
+export function readConfig(file: string, text: string): { config: KrtConfig | undefined; issues: ConfigIssue[] } {
+  const r = new YamlReader(file, text);
+  const config = r.root === null && !r.issues.length ? undefined : readRoot(r);
+  if (!config && !r.issues.length) r.error(null, 'the file is empty: expected a mapping with "protocols"');
+  return { config, issues: r.issues };
+}
+
+/** Reads a config file without throwing (see readConfig); an unreadable file is one problem. */
+export function readConfigFile(file: string): { config: KrtConfig | undefined; issues: ConfigIssue[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }]);
+    return { config: undefined, issues: [{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }] };
   }
-  return parseConfig(file, text);
-}
-
-/** Validates config text; `file` is used in messages and to resolve a relative routes_file. */
-export function parseConfig(file: string, text: string): KrtConfig {
-  const r = new YamlReader(file, text);
-  const config = r.root === null && !r.issues.length ? undefined : readRoot(r);
-  if (r.issues.length || !config) {
-    if (!r.issues.length) r.error(null, 'the file is empty: expected a mapping with "protocols"');
-    throw new ConfigError(r.issues);
-  }
-  return config;
+  return readConfig(file, text);
 }
 
 function readRoot(r: YamlReader): KrtConfig | undefined {
-  const top = r.map(r.root, 'config', ['log', 'control', 'tables', 'protocols']);
+  const top = r.map(r.root, 'config', ['log', 'control', 'journal_limit', 'tables', 'protocols']);
   if (!top) return undefined;
 
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
@@ -151,33 +179,50 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   // A client that reads none of its answers for this long is disconnected (docs/cli.md, Bounds).
   const sendTimeoutMs = r.duration(ctl?.get('send_timeout'), 'control.send_timeout', 100) ?? 30000;
 
-  const tables = readTables(r, top.get('tables'));
+  const journalLimit = readJournalLimit(r, top.get('journal_limit'), 'journal_limit');
+  const tables = readTables(r, top.get('tables'), journalLimit);
   const protoNodes = r.seq(top.get('protocols'), 'protocols');
   if (!top.has('protocols')) r.error(r.root, 'config: "protocols" is missing');
   const protocols: ProtocolConfig[] = [];
+  const positions = new Map<string, ConfigPosition>();
   const names = new Set<string>(tables.map((t) => t.name));
+  // A name is taken as soon as it is read, so a protocol with another mistake still shows a duplicate.
+  const claim = (name: string, node: YamlNode): void => {
+    if (names.has(name)) r.error(node, `protocol ${name}: the name is already used by a table or another protocol`);
+    names.add(name);
+  };
   for (const node of protoNodes ?? []) {
-    const p = readProtocol(r, node, tables);
-    if (!p) continue;
-    if (names.has(p.name)) r.error(node, `protocol ${p.name}: the name is already used by a table or another protocol`);
-    names.add(p.name);
-    protocols.push(p);
+    const p = readProtocol(r, node, tables, claim, positions);
+    if (p) protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, tables, protocols };
+  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, tables, protocols, positions };
 }
 
-function readTables(r: YamlReader, node: YamlNode | undefined): TableConfig[] {
-  if (node === undefined) return DEFAULT_TABLES.map((t) => ({ ...t }));
+/**
+ * A table's journal bound (docs/config.md): a number of changes, or `auto`
+ * (100,000 or the table's size, whichever is larger).
+ */
+function readJournalLimit(r: YamlReader, node: YamlNode | undefined, what: string): number | 'auto' | undefined {
+  if (node === undefined) return undefined;
+  if (isScalar(node) && node.value === 'auto') return 'auto';
+  if (isScalar(node) && typeof node.value === 'number') return r.int(node, what, 1000, 1_000_000_000);
+  return r.error(node, `${what}: expected auto or an integer 1000..1000000000`);
+}
+
+function readTables(r: YamlReader, node: YamlNode | undefined, journalLimit: number | 'auto' | undefined): TableConfig[] {
+  const limit = (v: number | 'auto' | undefined): number | undefined => (v === 'auto' ? undefined : v);
+  if (node === undefined) return DEFAULT_TABLES.map((t) => ({ ...t, journalLimit: limit(journalLimit) }));
   const out: TableConfig[] = [];
   for (const t of r.seq(node, 'tables') ?? []) {
-    const m = r.map(t, 'table', ['name', 'family']);
+    const m = r.map(t, 'table', ['name', 'family', 'journal_limit']);
     const name = r.string(m?.get('name'), 'table name');
     const family = r.oneOf(m?.get('family'), `table ${name ?? ''}: family`, ['ipv4', 'ipv6'] as const);
     if (m && !m.has('family')) r.error(t, `table ${name ?? ''}: "family" (ipv4 or ipv6) is missing`);
+    const own = readJournalLimit(r, m?.get('journal_limit'), `table ${name ?? ''}: journal_limit`);
     if (!name || !family) continue;
     if (!NAME_RE.test(name)) r.error(m?.get('name'), `table name "${name}": letters, digits, _ . - (starting with a letter), at most 32`);
     else if (out.some((x) => x.name === name)) r.error(m?.get('name'), `table ${name}: defined twice`);
-    else out.push({ name, family: family === 'ipv4' ? 4 : 6 });
+    else out.push({ name, family: family === 'ipv4' ? 4 : 6, journalLimit: limit(own ?? journalLimit) });
   }
   return out;
 }
@@ -211,13 +256,20 @@ const STREAM_KEYS = [...COMMON_KEYS, 'preference', 'grace'];
 const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
 
-function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): ProtocolConfig | undefined {
+function readProtocol(
+  r: YamlReader,
+  node: YamlNode,
+  tables: TableConfig[],
+  claim: (name: string, node: YamlNode) => void,
+  positions: Map<string, ConfigPosition>,
+): ProtocolConfig | undefined {
   // Read name and type first, leniently, so the real key check can list the right keys.
   const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS, ...API_KEYS, ...STREAM_KEYS])]);
   if (!peek) return undefined;
   const name = r.string(peek.get('name'), 'protocol name');
   if (!peek.has('name')) r.error(node, 'protocol: "name" is missing');
   if (name !== undefined && !NAME_RE.test(name)) r.error(peek.get('name'), `protocol name "${name}": letters, digits, _ . - (starting with a letter), at most 32`);
+  if (name !== undefined) claim(name, node);
   const what = `protocol ${name ?? '(unnamed)'}`;
   const type = r.oneOf(peek.get('type'), `${what}: type`, ['static', 'kernel', 'api', 'stream'] as const);
   if (!peek.has('type')) r.error(node, `${what}: "type" is missing (static, kernel, api or stream)`);
@@ -258,6 +310,8 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
     const common = { name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) };
     if (type === 'api') {
       const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
+      const stateNode = peek.get('state_file');
+      if (stateNode) positions.set(`${name}.state_file`, r.position(stateNode)); // src/daemon/validate.ts reads the file
       return { type, ...common, preference: common.preference ?? 200, stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile) };
     }
     return { type, ...common, preference: common.preference ?? 100, graceMs: r.duration(peek.get('grace'), `${what}: grace`) ?? 30000 };
@@ -265,9 +319,16 @@ function readProtocol(r: YamlReader, node: YamlNode, tables: TableConfig[]): Pro
 
   const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';
   const families: Family[] = family === 'ipv4' ? [4] : family === 'ipv6' ? [6] : [4, 6];
-  // The export filter is checked by the kernel protocol's filter parser (krtsync check runs it too).
+  // The export filter, kernel table names and protocol numbers are checked by the kernel protocol's
+  // own code (src/daemon/validate.ts runs it); their positions are kept for its messages.
   const exportNode = peek.get('export');
   const exportFilter: KernelProtocolConfig['exportFilter'] = exportNode === undefined ? undefined : { value: exportNode.toJSON() as unknown, ...r.position(exportNode) };
+  positions.set(name, r.position(node));
+  if (exportNode) r.positionsOf(exportNode, `${name}.export`, positions);
+  for (const key of ['kernel_table', 'protocol']) {
+    const n = peek.get(key);
+    if (n) positions.set(`${name}.${key}`, r.position(n));
+  }
   return {
     type,
     name,

@@ -145,9 +145,10 @@ export class ControlServer {
     server.maxConnections = this.opts.maxClients ?? 256;
     server.on('drop', () => this.counts.refused++);
     try {
-      this.socketId = await listenWithMode(server, path, this.opts.mode ?? 0o660, gid);
+      this.socketId = await listenWithMode(server, path, this.opts.mode ?? 0o660, gid, this.opts.group);
     } catch (e) {
-      throw new Error(`control socket ${path}: ${(e as Error).message.replace(`control socket ${path}: `, '')}`, { cause: e });
+      if (e instanceof KrtError || (e as Error).message.startsWith('control socket ')) throw e;
+      throw new Error(`control socket ${path}: ${(e as Error).message}`, { cause: e });
     }
     server.on('error', (e) => this.opts.onError?.(`control socket: ${e.message}`));
     this.server = server;

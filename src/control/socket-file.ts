@@ -14,9 +14,10 @@
  *   a failed start, or a daemon whose socket was replaced by another one's,
  *   never deletes a socket it did not create.
  */
-import { chmodSync, chownSync, linkSync, lstatSync, mkdtempSync, rmSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, linkSync, lstatSync, mkdtempSync, rmSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
+import { KrtError } from '../lib/errors';
 
 export interface SocketIdentity {
   dev: number;
@@ -75,7 +76,7 @@ export async function clearStaleSocket(path: string): Promise<void> {
  * so closing the server never unlinks anything at `path`: removeOwnSocket()
  * does, after checking it is still this socket.
  */
-export async function listenWithMode(server: Server, path: string, mode: number, gid: number | undefined): Promise<SocketIdentity> {
+export async function listenWithMode(server: Server, path: string, mode: number, gid: number | undefined, group = String(gid)): Promise<SocketIdentity> {
   const dir = mkdtempSync(join(dirname(path), '.krtsync-'));
   const tmp = join(dir, 's');
   let listening = false;
@@ -88,7 +89,7 @@ export async function listenWithMode(server: Server, path: string, mode: number,
       });
     });
     listening = true;
-    if (gid !== undefined) chownSync(tmp, -1, gid);
+    if (gid !== undefined) giveToGroup(tmp, path, gid, group);
     chmodSync(tmp, mode);
     try {
       linkSync(tmp, path);
@@ -103,6 +104,25 @@ export async function listenWithMode(server: Server, path: string, mode: number,
     throw e;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A socket is born with our group (or its directory's, when that is setgid: the private
+ * directory inherits it), which under the systemd unit is the wanted one: no chown then, and
+ * the unit's syscall filter forbids chown. Where one is needed and refused, the daemon says
+ * what to change instead of starting with a socket that the group cannot use.
+ */
+function giveToGroup(tmp: string, path: string, gid: number, group: string): void {
+  if (statSync(tmp).gid === gid) return;
+  try {
+    chownSync(tmp, -1, gid);
+  } catch (e) {
+    throw new KrtError(
+      'KRT_ERR_CONTROL_GROUP',
+      `control socket ${path}: cannot give it to group "${group}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+        'run krtsync with that group as its own (under systemd: Group= in a drop-in, see docs/config.md), or as root',
+    );
   }
 }
 

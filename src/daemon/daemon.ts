@@ -22,20 +22,19 @@
 import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
-import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
+import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
 import { ControlServer, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
-import { readStateFile, StateFileError } from '../proto/api/state-file';
 import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
-import { readRoutesFile } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
 import { DEFAULT_LOCK_DIR, describeKey, InstanceLock } from './instance-lock';
-import { checkKernelOptions, createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
+import { createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
+import { validateConfig } from './validate';
 import type { SystemdNotifier } from './systemd';
 import { handleControlRequest } from './commands';
 
@@ -84,19 +83,21 @@ export class Daemon {
     return run;
   }
 
-  /** Loads the config (throws ConfigError: the caller exits 2), starts everything, then READY=1. */
-  async start(): Promise<void> {
-    // Routes files are read once, by their static protocols: a bad line aborts the start
-    // before any kernel protocol has run, so the kernel is untouched.
-    const config = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(config);
+  /**
+   * Starts everything from a config that validateConfig() accepted (routes files
+   * aside: they are read once, by their static protocols, and a bad line aborts
+   * the start before any kernel protocol has run, so the kernel is untouched),
+   * then READY=1.
+   */
+  async start(valid: KrtConfig): Promise<void> {
+    const config = withImplicitApi(valid);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
     // Before anything is created: a second daemon on the same kernel table exits here, having touched nothing.
     this.takeLocks(config);
     this.config = config;
     const t0 = Date.now();
-    for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
+    for (const t of config.tables) this.tables.set(t.name, newTable(t));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
     const controlLog = new RateLimitedLog(this.log, 10_000, undefined, 5);
@@ -228,11 +229,7 @@ export class Daemon {
   }
 
   private async applyReload(): Promise<string[]> {
-    const next = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(next);
-    await validateRoutesFiles(next);
-    const openStateFiles = new Set([...this.protocols.values()].flatMap((p) => (p.type === 'api' && p.config.stateFile !== undefined ? [p.config.stateFile] : [])));
-    validateStateFiles(next, openStateFiles);
+    const next = withImplicitApi(await validateConfig(this.opts.configFile));
     // A kernel table another daemon manages fails the reload before anything changes.
     this.takeLocks(next);
     try {
@@ -284,8 +281,11 @@ export class Daemon {
     }
     for (const t of next.tables) {
       if (!this.tables.has(t.name)) {
-        this.tables.set(t.name, new Table({ name: t.name }));
+        this.tables.set(t.name, newTable(t));
         changes.push(`table ${t.name} added`);
+      } else if (t.journalLimit !== cur.tables.find((x) => x.name === t.name)?.journalLimit) {
+        this.tables.get(t.name)!.setMaxBehind(t.journalLimit);
+        changes.push(`table ${t.name}: journal_limit ${t.journalLimit ?? 'auto'}`);
       }
     }
     this.config = next;
@@ -364,6 +364,10 @@ export class Daemon {
   }
 }
 
+function newTable(t: TableConfig): Table {
+  return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}) });
+}
+
 /** Sources before kernel protocols, config order otherwise. */
 function startOrder(ps: readonly ProtocolConfig[]): ProtocolConfig[] {
   return [...ps.filter((p) => p.type !== 'kernel'), ...ps.filter((p) => p.type === 'kernel')];
@@ -373,24 +377,4 @@ function withImplicitApi(c: KrtConfig): KrtConfig {
   if (c.protocols.some((p) => p.type === 'api') || c.protocols.some((p) => p.name === IMPLICIT_API)) return c;
   const tables = [4, 6].map((f) => c.tables.find((t) => t.family === f)?.name).filter((n): n is string => n !== undefined);
   return { ...c, protocols: [...c.protocols, { type: 'api', name: IMPLICIT_API, tables, preference: 200, stateFile: undefined }] };
-}
-
-/** Every routes file must be valid before a reload applies anything (and for `krtsync check`). */
-export async function validateRoutesFiles(c: KrtConfig): Promise<void> {
-  for (const p of c.protocols) if (p.type === 'static' && p.routesFile !== undefined) await readRoutesFile(p.routesFile);
-}
-
-/**
- * Every api state file must be readable and intact (`krtsync check`, and a reload that
- * gives an api protocol a state file it does not have open yet). Read only; throws StateFileError.
- */
-export function validateStateFiles(c: KrtConfig, open: ReadonlySet<string> = new Set()): void {
-  const owner = new Map<string, string>();
-  for (const p of c.protocols) {
-    if (p.type !== 'api' || p.stateFile === undefined) continue;
-    const other = owner.get(p.stateFile);
-    if (other !== undefined) throw new StateFileError(`${c.file}: protocols ${other} and ${p.name} both name state file ${p.stateFile}; each would overwrite the other's routes`);
-    owner.set(p.stateFile, p.name);
-    if (!open.has(p.stateFile)) readStateFile(p.stateFile);
-  }
 }

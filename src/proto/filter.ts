@@ -264,3 +264,26 @@ export function parseExportFilter(v: unknown, path = 'filter'): ExportFilter {
   if (!rules) throw new FilterError(`${path}.rules`, 'expected a list of rules');
   return { rules: rules.map((r, i) => parseRule(r, `${path}.rules[${i}]`)), default: def };
 }
+
+/**
+ * Every problem of a filter as written, one per rule at most (parseExportFilter
+ * stops at the first): what `krtsync check` lists.
+ */
+export function exportFilterErrors(v: unknown, path = 'filter'): FilterError[] {
+  const errors: FilterError[] = [];
+  const attempt = (parse: () => unknown): void => {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof FilterError)) throw e;
+      errors.push(e);
+    }
+  };
+  const listed = Array.isArray(v) ? { rules: v as unknown[], at: path } : isPlain(v) && Array.isArray(v.rules) ? { rules: v.rules as unknown[], at: `${path}.rules` } : undefined;
+  if (!listed) attempt(() => parseExportFilter(v, path));
+  else {
+    if (!Array.isArray(v)) attempt(() => parseExportFilter({ ...(v as Record<string, unknown>), rules: [] }, path));
+    listed.rules.forEach((r, i) => attempt(() => parseRule(r, `${listed.at}[${i}]`)));
+  }
+  return errors;
+}

@@ -89,6 +89,12 @@ export class Table {
     this.all = new Exporter('all', this.store, options);
   }
 
+  /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
+  setMaxBehind(maxBehind: number | undefined): void {
+    this.best.setMaxBehind(maxBehind);
+    this.all.setMaxBehind(maxBehind);
+  }
+
   get netCount(): number {
     return this.store.size;
   }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_LOCK_DIR, InstanceLock } from '../../src/daemon/instance-lock';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
-import type { Netns } from './netns';
+import { OUR_PROTO_SHOWN, type Netns } from './netns';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'krtsync');
@@ -73,7 +73,7 @@ export function ours(ns: Netns, fam: '-4' | '-6' = '-4', table = 'main'): string
 
 /** Every route that is not ours, in every table, both families: must never change under us. */
 export function foreign(ns: Netns): string[] {
-  return [...lines(ns, '-4', 'table', 'all'), ...lines(ns, '-6', 'table', 'all')].filter((l) => !l.includes(`proto ${PROTO}`));
+  return [...lines(ns, '-4', 'table', 'all'), ...lines(ns, '-6', 'table', 'all')].filter((l) => !OUR_PROTO_SHOWN.test(l));
 }
 
 /** Our routes as a map dst -> the rest of the line without the device ("via 192.0.2.2 metric 20"). */

@@ -198,7 +198,7 @@ kernelDescribe('api state files that are torn, damaged or unreadable (whole daem
     try {
       d.start();
       expect(await d.exit()).toBe(1);
-      expect(d.log).toMatch(/cannot start: cannot read state file .*api\.state: EISDIR/);
+      expect(d.log).toMatch(/cannot start: state file .*api\.state: cannot read it: EISDIR/);
       expect(kernel()).toEqual(before);
       expect(statSync(stateFile).isDirectory()).toBe(true);
     } finally {

@@ -73,7 +73,7 @@ export class ApiProtocol implements Protocol<ApiProtocolConfig> {
         } catch (e) {
           this.tables.flush(this.source);
           this.routes.clear();
-          throw new StateFileError(`state file ${file}: ${(e as Error).message}; krtsync did not start and changed nothing (the route would be lost at the next write)`);
+          throw new StateFileError(file, undefined, `${(e as Error).message}; krtsync did not start and changed nothing (the route would be lost at the next write)`);
         }
       }
       if (contents.torn !== undefined) {

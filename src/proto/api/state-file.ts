@@ -38,9 +38,14 @@ import { parseRouteLine } from '../../config/route-syntax';
 
 export const STATE_HEADER = 'krtsync-api-state 1';
 
+/** What is wrong with a state file, and where: `state file FILE:LINE: detail`. */
 export class StateFileError extends KrtError {
-  constructor(message: string) {
-    super('KRT_ERR_STATE_FILE', message);
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly detail: string,
+  ) {
+    super('KRT_ERR_STATE_FILE', `state file ${file}${line === undefined ? '' : `:${line}`}: ${detail}`);
   }
 }
 
@@ -63,19 +68,19 @@ export function record(op: '+' | '-', text: string): string {
   return `${body} *${crc32(body).toString(16).padStart(8, '0')}\n`;
 }
 
-function keyOfPrefix(text: string, where: string): string | number {
+function keyOfPrefix(text: string, path: string, line: number): string | number {
   try {
     return prefixKey(parsePrefix(text));
   } catch (e) {
-    throw new StateFileError(`${where}: ${(e as Error).message}`);
+    throw new StateFileError(path, line, `${(e as Error).message}; ${HOW_TO_GO_ON}`);
   }
 }
 
-function keyOfRoute(text: string, where: string): string | number {
+function keyOfRoute(text: string, path: string, line: number, note = ''): string | number {
   try {
     return prefixKey(parseRouteLine(text).net);
   } catch (e) {
-    throw new StateFileError(`${where}: ${(e as Error).message}`);
+    throw new StateFileError(path, line, `${note}${(e as Error).message}; ${HOW_TO_GO_ON}`);
   }
 }
 
@@ -94,8 +99,8 @@ export function readStateFile(path: string): StateFileContents {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { lines: [], records: 0, torn: undefined, legacy: false, missing: true };
-    if (code === 'ELOOP') throw new StateFileError(`state file ${path} is a symbolic link; krtsync replaces the file by rename, which would replace the link: name the real file in state_file`);
-    throw new StateFileError(`cannot read state file ${path}: ${(e as Error).message}; ${HOW_TO_GO_ON}`);
+    if (code === 'ELOOP') throw new StateFileError(path, undefined, 'is a symbolic link; krtsync replaces the file by rename, which would replace the link: name the real file in state_file');
+    throw new StateFileError(path, undefined, `cannot read it: ${(e as Error).message}; ${HOW_TO_GO_ON}`);
   }
   const routes = new Map<string | number, string>();
   const rows = text.split('\n');
@@ -103,28 +108,27 @@ export function readStateFile(path: string): StateFileContents {
   const first = rows[0] ?? last;
   if (first === '' && rows.length <= 1 && last === '') return { lines: [], records: 0, torn: undefined, legacy: false, missing: false };
   if (first.startsWith('krtsync-api-state')) {
-    if (first !== STATE_HEADER || rows.length === 0) throw new StateFileError(`state file ${path}:1: not a state file this krtsync can read (header "${first.slice(0, 40)}"); ${HOW_TO_GO_ON}`);
+    if (first !== STATE_HEADER || rows.length === 0) throw new StateFileError(path, 1, `not a state file this krtsync can read (header "${first.slice(0, 40)}"); ${HOW_TO_GO_ON}`);
   } else {
     // The older format: plain route lines, no checksums. Every line must be valid.
     [...rows, last].forEach((line, i) => {
       if (line.trim() === '') return;
-      routes.set(keyOfRoute(line, `state file ${path}:${i + 1} (older format, no checksum)`), line.trim().replace(/\s+/g, ' '));
+      routes.set(keyOfRoute(line, path, i + 1, '(older format, no checksum) '), line.trim().replace(/\s+/g, ' '));
     });
     return { lines: [...routes.values()], records: routes.size, torn: undefined, legacy: true, missing: false };
   }
   for (let i = 1; i < rows.length; i++) {
-    const where = `state file ${path}:${i + 1}`;
     const m = /^([+-]) (.*) \*([0-9a-f]{8})$/.exec(rows[i]!);
     if (!m || crc32(`${m[1]} ${m[2]}`) !== parseInt(m[3]!, 16)) {
-      throw new StateFileError(`${where}: ${m ? 'checksum mismatch' : 'not a record'} (the file was damaged or edited by hand); ${HOW_TO_GO_ON}`);
+      throw new StateFileError(path, i + 1, `${m ? 'checksum mismatch' : 'not a record'} (the file was damaged or edited by hand); ${HOW_TO_GO_ON}`);
     }
-    if (m[1] === '+') routes.set(keyOfRoute(m[2]!, where), m[2]!);
-    else routes.delete(keyOfPrefix(m[2]!, where));
+    if (m[1] === '+') routes.set(keyOfRoute(m[2]!, path, i + 1), m[2]!);
+    else routes.delete(keyOfPrefix(m[2]!, path, i + 1));
   }
   // A last line without its newline is an append a crash cut short (it was never confirmed), if it
   // is the start of a record; anything else there is damage like anywhere else.
   if (last !== '' && !/^[+-]( [^*]*( \*[0-9a-f]{0,8})?)?$/.test(last)) {
-    throw new StateFileError(`state file ${path}:${rows.length + 1}: not a record, nor the start of one cut short by a crash (the file was damaged or edited by hand); ${HOW_TO_GO_ON}`);
+    throw new StateFileError(path, rows.length + 1, `not a record, nor the start of one cut short by a crash (the file was damaged or edited by hand); ${HOW_TO_GO_ON}`);
   }
   return { lines: [...routes.values()], records: rows.length - 1, torn: last === '' ? undefined : last, legacy: false, missing: false };
 }

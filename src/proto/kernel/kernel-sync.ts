@@ -695,7 +695,8 @@ export class KernelSync implements ScanTarget {
     } catch (err) {
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
-    if (this.closed) return;
+    // A shutdown that began while the dump ran owns the state from here (not yet closed: it is withdrawing).
+    if (this.shutDown()) return;
     if (dumped) this.applyDump(dumped);
     this.drainBuffered();
     this.sm.go('pruning');
@@ -705,7 +706,7 @@ export class KernelSync implements ScanTarget {
     });
     this.sending = true;
     await this.flushAndSettle();
-    if (this.closed) return;
+    if (this.shutDown()) return;
     this.sm.go('idle');
     if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`); // counts() walks every net
     if (!dumped) this.requestScan('retry after failed scan', 1000);
@@ -778,6 +779,11 @@ export class KernelSync implements ScanTarget {
     this.beginShutdown();
     await this.settled();
     await this.close();
+  }
+
+  /** Closed, or a shutdown has begun (it is withdrawing, not yet closed): a scan must not move the state on. */
+  private shutDown(): boolean {
+    return this.closed || this.sm.state === 'shutting-down';
   }
 
   private beginShutdown(): void {

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfigFile, parseConfig, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
+import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
 
 function issuesOf(text: string): string[] {
   try {
@@ -75,7 +75,7 @@ describe('config', () => {
     ['protocols: [ {name: a, type: static', /^1:1: Flow map/],
     ['', /1:1: the file is empty/],
     ['- a\n- b\n', /1:1: config: expected a mapping/],
-    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, tables, protocols\)/],
+    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, journal_limit, tables, protocols\)/],
     ['log: { level: loud }\nprotocols: []\n', /^1:15: log.level: expected one of error, warn, info, debug/],
     ['control: { socket: relative.sock }\nprotocols: []\n', /control.socket: must be an absolute path/],
     ['protocols:\n  - { type: static }\n', /^2:5: protocol: "name" is missing/],
@@ -104,15 +104,34 @@ describe('config', () => {
     expect(issuesOf('control: { mode: 01777 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
   });
 
+  it('shows a duplicate name even when the protocol has another mistake (a wrong type)', () => {
+    expect(issuesOf('protocols:\n  - { name: k, type: kernel }\n  - { name: k, type: kernal }\n')).toEqual([
+      '3:5: protocol k: the name is already used by a table or another protocol',
+      '3:22: protocol k: type: expected one of static, kernel, api, stream',
+    ]);
+  });
+
+  it('reads journal_limit: auto by default, a number for every table or per table', () => {
+    const limits = (text: string): Array<number | undefined> => parseConfig('/k.yaml', text).tables.map((t) => t.journalLimit);
+    expect(limits('protocols: []\n')).toEqual([undefined, undefined]);
+    expect(limits('journal_limit: 50000\nprotocols: []\n')).toEqual([50000, 50000]);
+    expect(limits('journal_limit: 50000\ntables: [ { name: a, family: ipv4, journal_limit: auto }, { name: b, family: ipv6 } ]\nprotocols: []\n')).toEqual([undefined, 50000]);
+    expect(issuesOf('journal_limit: 10\nprotocols: []\n')).toEqual(['1:16: journal_limit: expected an integer 1000..1000000000']);
+    expect(issuesOf('tables: [ { name: a, family: ipv4, journal_limit: lots } ]\nprotocols: []\n')).toEqual(['1:51: table a: journal_limit: expected auto or an integer 1000..1000000000']);
+  });
+
   it('reports every problem at once', () => {
     const issues = issuesOf('protocols:\n  - { name: a, type: kernel, protocol: 0 }\n  - { name: b, type: static, routes: [bad] }\n');
     expect(issues).toHaveLength(2);
   });
 
   it('names the file when it cannot be read, and reads a real file', () => {
-    expect(() => loadConfigFile('/nonexistent/krtsync.yaml')).toThrow(/\/nonexistent\/krtsync.yaml:1:1: cannot read/);
+    expect(readConfigFile('/nonexistent/krtsync.yaml')).toEqual({
+      config: undefined,
+      issues: [{ file: '/nonexistent/krtsync.yaml', line: 1, column: 1, message: expect.stringMatching(/^cannot read: ENOENT/) }],
+    });
     const dir = mkdtempSync(join(tmpdir(), 'krt-config-'));
     writeFileSync(join(dir, 'k.yaml'), EXAMPLE);
-    expect(loadConfigFile(join(dir, 'k.yaml')).protocols).toHaveLength(2);
+    expect(readConfigFile(join(dir, 'k.yaml'))).toMatchObject({ config: { protocols: [{ name: 'static1' }, { name: 'kernel1' }] }, issues: [] });
   });
 });

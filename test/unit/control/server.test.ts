@@ -95,12 +95,16 @@ describe('control protocol', () => {
   });
 });
 
+/** POSIX only, like the whole daemon. */
+const egid = process.getegid!();
+
 describe('control server', () => {
   let path: string;
   let server: ControlServer;
   beforeEach(async () => {
     path = socketPath();
-    server = new ControlServer({ path, mode: 0o660, group: '0', requestTimeoutMs: 300 }, echo);
+    // Our own group: what the systemd unit arranges (Group=), so no chown is needed.
+    server = new ControlServer({ path, mode: 0o660, group: String(egid), requestTimeoutMs: 300 }, echo);
     await server.listen();
   });
   afterEach(async () => server.close());
@@ -109,7 +113,25 @@ describe('control server', () => {
     const st = statSync(path);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o660);
-    expect(st.gid).toBe(0);
+    expect(st.gid).toBe(egid);
+  });
+
+  // Root may give the socket to any group; anyone else only to a group they are in (and the unit's
+  // syscall filter forbids chown altogether): then listen() fails with what to change, not a crash.
+  const root = process.geteuid!() === 0;
+  const otherGroup = root ? 65534 : process.getgroups!().find((g) => g !== egid);
+  it(`gives the socket to another group${root || otherGroup !== undefined ? '' : ' only where it may: refused here with a clear error'}`, async () => {
+    const p = socketPath();
+    const target = otherGroup ?? [1, 2, 3, 4, 5].find((g) => g !== egid)!;
+    const s = new ControlServer({ path: p, group: String(target) }, echo);
+    if (otherGroup === undefined) {
+      await expect(s.listen()).rejects.toMatchObject({ code: 'KRT_ERR_CONTROL_GROUP', message: expect.stringMatching(/cannot give it to group "\d+" \(EPERM\).*Group=/) });
+      expect(existsSync(p)).toBe(false);
+      return;
+    }
+    await s.listen();
+    expect(statSync(p).gid).toBe(target);
+    await s.close();
   });
 
   it('answers requests in order, with partial results and errors', async () => {
@@ -245,13 +267,16 @@ describe('control server', () => {
 
   it('makes the socket appear at its path with its final mode and group, whatever the umask', async () => {
     await server.close();
+    // As root, a group that needs a chown; otherwise our own.
+    const group = process.geteuid!() === 0 ? 65534 : egid;
+    const s = new ControlServer({ path, mode: 0o660, group: String(group) }, echo);
     // inotify tells creation ("rename") from a later chmod/chown ("change"): the socket must
-    // never be reachable at its path before its mode is set.
+    // never be reachable at its path before its mode and group are set.
     const events: string[] = [];
     const watcher = watch(dirname(path), (type, name) => name === basename(path) && events.push(type));
     const mask = process.umask(0);
     try {
-      await server.listen();
+      await s.listen();
     } finally {
       process.umask(mask);
     }
@@ -260,7 +285,8 @@ describe('control server', () => {
     expect(events).toEqual(['rename']);
     const st = statSync(path);
     expect(st.mode & 0o777).toBe(0o660);
-    expect(st.gid).toBe(0);
+    expect(st.gid).toBe(group);
+    await s.close();
   });
 
   it('tells the CLI user why it cannot connect', async () => {

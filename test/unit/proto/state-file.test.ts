@@ -99,7 +99,7 @@ describe('api state file', () => {
     const d = dir();
     const file = join(d, 'api.state');
     mkdirSync(file); // unreadable as a file (EISDIR; as root, a mode cannot make it unreadable)
-    await expect(api(file).p.start()).rejects.toThrow(/cannot read state file .*api\.state: EISDIR.*krtsync did not start and changed nothing/);
+    await expect(api(file).p.start()).rejects.toThrow(/state file .*api\.state: cannot read it: EISDIR.*krtsync did not start and changed nothing/);
     expect(statSync(file).isDirectory()).toBe(true);
     const target = join(d, 'elsewhere');
     writeFileSync(target, `${STATE_HEADER}\n`);
@@ -130,7 +130,7 @@ describe('api state file', () => {
     expect(readFileSync(file, 'utf8').split('\n')[0]).toBe(STATE_HEADER);
     expect(readStateFile(file)).toMatchObject({ legacy: false, lines: ['10.9.0.0/16 via 192.0.2.2', 'blackhole 2001:db8:9::/48'] });
     writeFileSync(file, '10.9.0.0/16 via 192.0.2.2\n10.9.0.0/16 via\n');
-    await expect(api(file).p.start()).rejects.toThrow(/api\.state:2 \(older format, no checksum\)/);
+    await expect(api(file).p.start()).rejects.toThrow(/api\.state:2: \(older format, no checksum\) a gateway address expected/);
   });
 
   it('refuses a route it can no longer hold rather than dropping it', async () => {
