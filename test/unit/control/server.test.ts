@@ -363,37 +363,54 @@ describe('control server: clients that do not read', () => {
   });
 
   it('releases a streaming handler as soon as its client goes away', async () => {
-    const c = await deafClient(path);
-    c.write('{"command":"stream"}\n');
-    await new Promise((r) => setTimeout(r, 50));
-    expect(released).toBe(0);
-    c.destroy();
-    await until(() => released === 1);
-    expect(disconnects).toEqual([]); // it left by itself
+    // A send timeout no test waits for: only the client's leaving can release the handler.
+    const longPath = socketPath();
+    const long = new ControlServer({ path: longPath, sendTimeoutMs: 600_000, outputHighWater: 256 * 1024 }, handler);
+    await long.listen();
+    try {
+      const c = await deafClient(longPath);
+      c.write('{"command":"stream"}\n');
+      await until(() => calls === 1 && long.stats().unreadBytes > 0); // streaming, and waiting for the client
+      expect(released).toBe(0);
+      c.destroy();
+      await until(() => released === 1);
+      expect(long.stats().disconnected.stalled).toBe(0); // it left by itself
+    } finally {
+      await long.close();
+    }
   });
 
   it('keeps a slow client that reads, however long the answer takes', async () => {
-    const sock = createConnection(path);
-    let got = 0;
-    let done = false;
-    const splitter = new LineSplitter(1 << 20, (line) => {
-      const m = JSON.parse(line) as { more?: unknown[]; result?: unknown };
-      if (m.more) got += m.more.length;
-      if (m.result !== undefined) done = true;
-    }, () => undefined);
-    sock.on('data', (chunk: Buffer) => {
-      splitter.push(chunk);
-      // Read in bursts with pauses, each shorter than the send timeout.
-      sock.pause();
-      setTimeout(() => sock.resume(), 40);
-    });
-    sock.write('{"id":1,"command":"stream","args":{"n":60}}\n'); // 2 MiB, read in 64 KiB bursts 40 ms apart
-    const t0 = Date.now();
-    while (!done && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
-    sock.destroy();
-    expect(done).toBe(true);
-    expect(got).toBe(60);
-    expect(disconnects.filter((r) => r !== 'idle')).toEqual([]); // idle only once the answer was all read
+    // Its own server: a send timeout far above the client's pauses (40 ms) but below the whole
+    // answer's time (about 2.5 s), so only progress, not speed, keeps the client.
+    const slowPath = socketPath();
+    const slow = new ControlServer({ path: slowPath, sendTimeoutMs: 1500, requestTimeoutMs: 100, idleTimeoutMs: 150, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => disconnects.push(reason) }, handler);
+    await slow.listen();
+    try {
+      const sock = createConnection(slowPath);
+      let got = 0;
+      const done = new Promise<boolean>((resolve) => {
+        const splitter = new LineSplitter(1 << 20, (line) => {
+          const m = JSON.parse(line) as { more?: unknown[]; result?: unknown };
+          if (m.more) got += m.more.length;
+          if (m.result !== undefined) resolve(true);
+        }, () => undefined);
+        sock.on('data', (chunk: Buffer) => {
+          splitter.push(chunk);
+          // Read in bursts with pauses, each much shorter than the send timeout.
+          sock.pause();
+          setTimeout(() => sock.resume(), 40);
+        });
+        sock.on('close', () => resolve(false));
+      });
+      sock.write('{"id":1,"command":"stream","args":{"n":120}}\n'); // 3.75 MiB, read in 64 KiB bursts 40 ms apart
+      expect(await done).toBe(true);
+      sock.destroy();
+      expect(got).toBe(120);
+      expect(disconnects.filter((r) => r !== 'idle')).toEqual([]); // idle only once the answer was all read
+    } finally {
+      await slow.close();
+    }
   }, 30_000);
 
   it('a stream client that never reads its feedback is paused, then disconnected', async () => {
