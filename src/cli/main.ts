@@ -265,7 +265,7 @@ export function main(argv: readonly string[]): void {
           .option('netns', { type: 'string', describe: 'work in this network namespace (name or path)' }),
       (a) => run(a as never),
     )
-    .command('check', 'validate a config file (and its routes files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
+    .command('check', 'validate a config file (and its routes and state files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
     .command(
       'show <what> [prefix]',
       'show status | protocols | routes [PREFIX] | kernel [PREFIX]',
@@ -310,7 +310,7 @@ export function main(argv: readonly string[]): void {
           (z) => z,
           (a) =>
             withClient(a.socket, async (c) => {
-              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).result as string[];
+              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).more as string[];
               print(a.json, r, () => r.join('\n'));
             }),
         )

@@ -101,7 +101,7 @@ export type ProtocolType = ProtocolConfig['type'];
 export interface KrtConfig {
   file: string;
   logLevel: LogLevel;
-  control: { socket: string; group: string | undefined; mode: number };
+  control: { socket: string; group: string | undefined; mode: number; sendTimeoutMs: number };
   tables: TableConfig[];
   protocols: ProtocolConfig[];
   /**
@@ -170,11 +170,13 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
   const logLevel = r.oneOf(log?.get('level'), 'log.level', ['error', 'warn', 'info', 'debug'] as const) ?? 'info';
 
-  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode']) : undefined;
+  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode', 'send_timeout']) : undefined;
   const socket = r.string(ctl?.get('socket'), 'control.socket') ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
   const group = r.string(ctl?.get('group'), 'control.group');
   const mode = r.fileMode(ctl?.get('mode'), 'control.mode') ?? 0o660;
+  // A client that reads none of its answers for this long is disconnected (docs/cli.md, Bounds).
+  const sendTimeoutMs = r.duration(ctl?.get('send_timeout'), 'control.send_timeout', 100) ?? 30000;
 
   const journalLimit = readJournalLimit(r, top.get('journal_limit'), 'journal_limit');
   const tables = readTables(r, top.get('tables'), journalLimit);
@@ -192,7 +194,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode }, tables, protocols, positions };
+  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, tables, protocols, positions };
 }
 
 /**
@@ -305,6 +307,8 @@ function readProtocol(
 
   if (type === 'api') {
     const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
+    const stateNode = peek.get('state_file');
+    if (stateNode) positions.set(`${name}.state_file`, r.position(stateNode)); // src/daemon/validate.ts reads the file
     return {
       type,
       name,

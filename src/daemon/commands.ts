@@ -9,7 +9,8 @@
  *   show-protocols                   one entry per protocol
  *   show-routes {prefix?, table?, all?}   streamed: routes of the tables, best first
  *   show-kernel {protocol?, prefix?, failed?}   streamed: per-route kernel sync status
- *   route-add {route, protocol?} / route-del {prefix, protocol?} / route-list {protocol?}
+ *   route-add {route, protocol?} / route-del {prefix, protocol?}
+ *   route-list {protocol?}            streamed: the api protocol's route lines
  *   reload
  *   feed {protocol?, client?, format?}   the connection becomes a route stream
  */
@@ -25,6 +26,8 @@ import type { Daemon } from './daemon';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION = (require('../../package.json') as { version: string }).version;
 const CHUNK = 2048;
+const MAX_CLIENT_NAME = 64;
+const CLIENT_NAME_RE = new RegExp(`^[\\x21-\\x7e]{1,${MAX_CLIENT_NAME}}$`);
 
 function bad(message: string): KrtError {
   return new KrtError('KRT_ERR_BAD_REQUEST', message);
@@ -87,6 +90,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
         config: d.opts.configFile,
         status: d.statusLine(),
         tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal, sources: t.sourceCount })),
+        control: d.controlStats(),
       };
     }
     case 'show-protocols': {
@@ -156,21 +160,32 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       checkArgs(a, ['route', 'protocol'], req.command);
       const route = optString(a, 'route');
       if (route === undefined) throw bad('route-add needs "route", e.g. "10.0.0.0/24 via 192.0.2.1"');
-      return d.enqueue(async () => ({ added: d.apiProtocol(optString(a, 'protocol')).add(route) }));
+      // The change is made in the queue; its write to the state file is awaited outside it, so
+      // changes from other clients join the same write (group commit).
+      const added = await d.enqueue(async () => d.apiProtocol(optString(a, 'protocol')).add(route));
+      await added.saved;
+      return { added: added.line };
     }
     case 'route-del': {
       checkArgs(a, ['prefix', 'protocol'], req.command);
       const prefix = optString(a, 'prefix');
       if (prefix === undefined) throw bad('route-del needs "prefix"');
-      return d.enqueue(async () => {
+      const deleted = await d.enqueue(async () => {
         const api = d.apiProtocol(optString(a, 'protocol'));
-        if (!api.del(prefix)) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
-        return { deleted: prefix };
+        const r = api.del(prefix);
+        if (!r.found) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
+        return r;
       });
+      await deleted.saved;
+      return { deleted: prefix };
     }
     case 'route-list': {
       checkArgs(a, ['protocol'], req.command);
-      return d.apiProtocol(optString(a, 'protocol')).list();
+      // Streamed like show-routes: one answer line never holds every route, and a client that
+      // does not read holds at most a chunk of them.
+      const lines = d.apiProtocol(optString(a, 'protocol')).list();
+      for (let i = 0; i < lines.length; i += CHUNK) await ctx.more(lines.slice(i, i + CHUNK));
+      return { routes: lines.length };
     }
     case 'reload': {
       checkArgs(a, [], req.command);
@@ -181,7 +196,10 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       const format = (optString(a, 'format') ?? 'krtsync') as StreamFormat;
       if (!STREAM_FORMATS.includes(format)) throw bad(`"format" must be one of ${STREAM_FORMATS.join(', ')}`);
       const proto = d.streamProtocol(optString(a, 'protocol'));
-      const session = proto.connect(optString(a, 'client'), format, (msg) => ctx.send(msg), () => ctx.hangUp());
+      const client = optString(a, 'client');
+      // The name goes into logs, status output and source names: bounded and printable.
+      if (client !== undefined && !CLIENT_NAME_RE.test(client)) throw bad(`"client" must be 1 to ${MAX_CLIENT_NAME} printable characters without spaces`);
+      const session = proto.connect(client, format, (msg) => ctx.send(msg), () => ctx.hangUp());
       ctx.takeOver(session);
       return { protocol: proto.name, format };
     }

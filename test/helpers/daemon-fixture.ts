@@ -13,10 +13,11 @@
  * large)` gives the CI size normally and the soak size under the soak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_LOCK_DIR, InstanceLock } from '../../src/daemon/instance-lock';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
 import { OUR_PROTO_SHOWN, type Netns } from './netns';
 
@@ -227,10 +228,15 @@ export class KrtsyncDaemon {
     return JSON.parse(r.out);
   }
 
-  /** Kills a running daemon and removes the work directory. */
+  /** Kills a running daemon and removes the work directory, and the lock files killed daemons left in this namespace. */
   async dispose(): Promise<void> {
     if (this.proc) await this.stop('SIGKILL').catch(() => undefined);
     this.notify.close();
     rmSync(this.dir, { recursive: true, force: true });
+    try {
+      InstanceLock.sweep(DEFAULT_LOCK_DIR, statSync(this.ns.path).ino);
+    } catch {
+      /* the namespace is gone already */
+    }
   }
 }

@@ -15,8 +15,8 @@
  * limits (limits.ts), and the startup hold (startup-hold.ts) that makes two
  * neighbours loading at once give one kernel install per prefix.
  *
- * Bounded: a client name is at most 64 characters, a neighbour is an
- * address (never an arbitrary string), a client has at most
+ * Bounded: a neighbour is an address (never an arbitrary string; the
+ * control socket's `feed` bounds client names), a client has at most
  * neighbors_per_client neighbours at once, a neighbour that is down and
  * has no routes is forgotten, a client whose grace ended or that left
  * nothing behind is forgotten, and the table forgets a source with its last
@@ -30,7 +30,7 @@ import { KrtError } from '../../lib/errors';
 import { BgpAttrs, RouteSource, type RouteAttrs } from '../../route';
 import type { StreamProtocolConfig } from '../../config/config';
 import { runImportFilter } from '../filter';
-import type { Logger } from '../logger';
+import { RateLimitedLog, type Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
 import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
@@ -55,7 +55,6 @@ export interface StreamSession {
 
 export class StreamClientError extends KrtError {}
 
-const CLIENT_NAME = /^[\w.:@-]{1,64}$/;
 
 export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly fsm: StateMachine<ProtocolState>;
@@ -68,6 +67,8 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private routes = 0;
   /** Neighbour peers by their source's name: the startup hold's key for them. */
   private readonly byName = new Map<string, Peer>();
+  /** Connect and disconnect lines: any local member can open thousands of connections. */
+  private readonly clientLog: RateLimitedLog;
 
   constructor(
     private config: StreamProtocolConfig,
@@ -77,6 +78,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
     this.options = streamOptions(config);
     this.limits = new ImportLimits(config.limits, config.name, log);
+    this.clientLog = new RateLimitedLog(log, 10_000, undefined, 5);
   }
 
   get name(): string {
@@ -195,7 +197,6 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
    */
   connect(name: string | undefined, format: StreamFormat, reply: (msg: unknown) => void, hangUp?: () => void): StreamSession {
     if (this.fsm.state !== 'up') throw new StreamClientError('KRT_ERR_PROTOCOL_DOWN', `protocol ${this.name} is not up`);
-    if (name !== undefined && !CLIENT_NAME.test(name)) throw new StreamClientError('KRT_ERR_BAD_REQUEST', 'a client name is 1 to 64 letters, digits and . : @ _ -');
     const clientName = name ?? `anonymous-${++this.anonymous}`;
     let c = this.clients.get(clientName);
     if (c?.connected) throw new StreamClientError('KRT_ERR_CLIENT_CONNECTED', `a client named "${clientName}" is already connected to ${this.name}`);
@@ -206,11 +207,11 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       c.format = format;
       c.hangUp = hangUp;
       for (const p of c.peers.values()) this.beginRefresh(c, p);
-      this.log.info(`stream client ${clientName} reconnected; its ${c.routes} routes are stale until end-of-RIB`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} reconnected; its ${c.routes} routes are stale until end-of-RIB`, { protocol: this.name });
     } else {
       c = { name: clientName, format, connected: true, dropped: false, overLimit: false, peers: new Map(), routes: 0, graceTimer: undefined, hangUp, stats: ImportLimits.counters() };
       this.clients.set(clientName, c);
-      this.log.info(`stream client ${clientName} connected (${format})`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} connected (${format})`, { protocol: this.name });
     }
     const client = c;
     return {
@@ -447,11 +448,12 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     if (this.fsm.state !== 'up' || c.dropped) return;
     if (c.routes === 0) {
       // Nothing to keep for a reconnect: forget it now (thousands of short-lived clients leave nothing).
+      this.clientLog.write('info', 'disconnect', `stream client ${c.name} disconnected; it had no routes`, { protocol: this.name });
       this.drop(c);
       this.clients.delete(c.name);
       return;
     }
-    this.log.info(`stream client ${c.name} disconnected; its ${c.routes} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
+    this.clientLog.write('info', 'disconnect', `stream client ${c.name} disconnected; its ${c.routes} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
     c.graceTimer = setTimeout(() => {
       this.drop(c);
       this.clients.delete(c.name);
@@ -473,6 +475,6 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       this.byName.delete(p.source.name);
     }
     c.peers.clear();
-    if (n) this.log.info(`stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
+    if (n) this.clientLog.write('info', 'withdrawn', `stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
   }
 }

@@ -33,9 +33,14 @@ protocols:
 `;
 
 describe('config', () => {
+  it('reads the control socket send timeout, with a floor', () => {
+    expect(parseConfig('/x/k.yaml', 'control: { send_timeout: 5s }\nprotocols: []\n').control.sendTimeoutMs).toBe(5000);
+    expect(() => parseConfig('/x/k.yaml', 'control: { send_timeout: 10ms }\nprotocols: []\n')).toThrow(/control\.send_timeout/);
+  });
+
   it('reads the example operators write', () => {
     const c = parseConfig('/etc/krtsync/krtsync.yaml', EXAMPLE);
-    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660 });
+    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660, sendTimeoutMs: 30000 });
     expect(c.tables).toEqual([
       { name: 'master4', family: 4 },
       { name: 'master6', family: 6 },

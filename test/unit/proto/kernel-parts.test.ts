@@ -115,6 +115,18 @@ describe('rate-limited log', () => {
     expect(lines).toEqual(['route refused', 'other kind', 'route refused (5 similar messages suppressed)']);
   });
 
+  it('writes up to `burst` entries of a kind an interval before counting', () => {
+    const lines: string[] = [];
+    const log: Logger = { error: () => undefined, warn: () => undefined, info: (m) => lines.push(m), debug: () => undefined };
+    let now = 0;
+    const rl = new RateLimitedLog(log, 1000, () => now, 3);
+    const written = Array.from({ length: 10 }, (_, i) => rl.write('info', 'connect', `client ${i} connected`));
+    expect(written).toEqual([true, true, true, false, false, false, false, false, false, false]);
+    now = 1001;
+    rl.write('info', 'connect', 'client 10 connected');
+    expect(lines).toEqual(['client 0 connected', 'client 1 connected', 'client 2 connected', 'client 10 connected (7 similar messages suppressed)']);
+  });
+
   it('reports the count at the end of the interval when the repeats simply stop', async () => {
     const lines: string[] = [];
     const log: Logger = { error: () => undefined, warn: (m) => lines.push(m), info: () => undefined, debug: () => undefined };

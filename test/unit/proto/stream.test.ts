@@ -237,9 +237,8 @@ describe('stream protocol: import limits', () => {
 });
 
 describe('stream protocol: bounded state', () => {
-  it('refuses a client name that is too long and a neighbour that is not an address', async () => {
+  it('refuses a neighbour that is not an address, and quotes it cut short', async () => {
     const { p } = await started();
-    expect(() => p.connect('x'.repeat(65), 'exabgp', () => {})).toThrow(/a client name is 1 to 64/);
     const c = client(p, 'exabgp');
     c.send(exa.up('x'.repeat(100000), 65001));
     expect(c.replies[0]!.error.message).toMatch(/neighbor.address.peer: expected an IPv4 or IPv6 address, got "x{48}"\.\.\. \(100000 characters\)$/);
