@@ -1,7 +1,7 @@
-// Installs a Debian package that a test or benchmark runs for real (BIRD, systemd, later Prometheus),
+// Installs a Debian package that a test or benchmark runs for real (BIRD, ExaBGP, systemd, later Prometheus),
 // without letting the package start its own services on this host: a policy-rc.d that exits 101
 // (invoke-rc.d's "forbidden") is in place during the install, and the package's services are
-// stopped, disabled and masked afterwards where a systemd is running. Nothing happens when the
+// stopped (where a systemd is running), disabled and masked afterwards. Nothing happens when the
 // probe already finds the program. The one place that does this (BRIEF: one shared helper).
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -35,8 +35,13 @@ function ensureDebianPackage(pkg, opts) {
   } finally {
     if (!hadPolicy) fs.unlinkSync(POLICY);
   }
-  if (fs.existsSync('/run/systemd/system')) {
-    for (const s of opts.services ?? []) spawnSync('systemctl', ['disable', '--now', s], { stdio: 'ignore' }), spawnSync('systemctl', ['mask', s], { stdio: 'ignore' });
+  // disable and mask change unit files, so they work without a running systemd too (a container, or a
+  // host root that a systemd test later boots in an overlay): the package's service never starts.
+  const running = fs.existsSync('/run/systemd/system');
+  for (const s of opts.services ?? []) {
+    if (running) spawnSync('systemctl', ['stop', s], { stdio: 'ignore' });
+    spawnSync('systemctl', ['disable', s], { stdio: 'ignore' });
+    spawnSync('systemctl', ['mask', s], { stdio: 'ignore' });
   }
   if (!fs.existsSync(opts.probe)) throw new Error(`${pkg} installed, but ${opts.probe} is still missing`);
   return true;

@@ -175,9 +175,12 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         }
         const rows: unknown[][] = [];
         const { result } = await c.request('show-routes', args2, (items) => {
-          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table]);
+          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table, bgpText(r.bgp), r.reason ?? '']);
         });
-        process.stdout.write(table(['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE'], rows) + `\n${(result as { routes: number }).routes} routes\n`);
+        const withBgp = rows.some((r) => r[6] !== '');
+        const headers = ['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE', ...(withBgp ? ['BGP', 'WHY'] : ['WHY'])];
+        const shown = withBgp ? rows : rows.map((r) => [...r.slice(0, 6), r[7]]);
+        process.stdout.write(table(headers, shown) + `\n${(result as { routes: number }).routes} routes\n`);
         return;
       }
       case 'kernel': {
@@ -201,8 +204,26 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
   });
 }
 
+/** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
+function bgpText(b: unknown): string {
+  if (b === undefined || b === null) return '';
+  const x = b as Record<string, unknown>;
+  const parts = [`[${String(x.as_path)}]`];
+  if (x.origin !== undefined) parts.push(String(x.origin));
+  if (x.local_pref !== undefined) parts.push(`lp ${String(x.local_pref)}`);
+  if (x.med !== undefined) parts.push(`med ${String(x.med)}`);
+  if (x.router_id !== undefined) parts.push(`id ${String(x.router_id)}`);
+  if (Array.isArray(x.communities)) parts.push(`comm ${x.communities.join(',')}`);
+  if (Array.isArray(x.large_communities)) parts.push(`lcomm ${x.large_communities.join(',')}`);
+  return parts.join(' ');
+}
+
 function protocolInfo(p: Record<string, unknown>): string {
-  if (p.type === 'stream') return `${(p.clients as unknown[]).length} clients`;
+  if (p.type === 'stream') {
+    const limits = p.limits as { refused: Record<string, number>; disconnects: number; filtered: number } | undefined;
+    const refused = limits ? Object.values(limits.refused).reduce((a, b) => a + b, 0) : 0;
+    return [`${(p.clients as unknown[]).length} clients`, p.startupHold ? 'waiting for end-of-RIB' : '', refused ? `${refused} refused by limits` : '', limits?.disconnects ? `${limits.disconnects} dropped` : '', limits?.filtered ? `${limits.filtered} filtered` : ''].filter(Boolean).join(', ');
+  }
   if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : ''].filter(Boolean).join(', ');
   if (p.type === 'static' && p.lastLoad) return `loaded ${(p.lastLoad as { at: string }).at}`;
   return '';
@@ -244,7 +265,7 @@ export function main(argv: readonly string[]): void {
           .option('netns', { type: 'string', describe: 'work in this network namespace (name or path)' }),
       (a) => run(a as never),
     )
-    .command('check', 'validate a config file (and its routes files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
+    .command('check', 'validate a config file (and its routes and state files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
     .command(
       'show <what> [prefix]',
       'show status | protocols | routes [PREFIX] | kernel [PREFIX]',
@@ -289,7 +310,7 @@ export function main(argv: readonly string[]): void {
           (z) => z,
           (a) =>
             withClient(a.socket, async (c) => {
-              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).result as string[];
+              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).more as string[];
               print(a.json, r, () => r.join('\n'));
             }),
         )

@@ -29,6 +29,7 @@ import { tryParseAddr, type Family, type Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
+import { readStreamSettings, STREAM_KEYS as STREAM_SETTINGS, type StreamSettings } from './stream-config';
 import { formatIssue, YamlReader, type ConfigIssue, type ConfigPosition } from './yaml-reader';
 import { isScalar, type Node as YamlNode } from 'yaml';
 
@@ -90,11 +91,9 @@ export interface ApiProtocolConfig extends ProtocolCommon {
   stateFile: string | undefined;
 }
 
-export interface StreamProtocolConfig extends ProtocolCommon {
+/** Settings in stream-config.ts. */
+export interface StreamProtocolConfig extends ProtocolCommon, StreamSettings {
   type: 'stream';
-  preference: number;
-  /** How long a disconnected client's routes stay, and how long a reconnected one has to send end-of-RIB. */
-  graceMs: number;
 }
 
 export type ProtocolConfig = StaticProtocolConfig | KernelProtocolConfig | ApiProtocolConfig | StreamProtocolConfig;
@@ -116,7 +115,7 @@ export interface MetricsConfig {
 export interface KrtConfig {
   file: string;
   logLevel: LogLevel;
-  control: { socket: string; group: string | undefined; mode: number };
+  control: { socket: string; group: string | undefined; mode: number; sendTimeoutMs: number };
   /** The Prometheus endpoint; undefined: off. */
   metrics: MetricsConfig | undefined;
   tables: TableConfig[];
@@ -187,11 +186,13 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
   const logLevel = r.oneOf(log?.get('level'), 'log.level', ['error', 'warn', 'info', 'debug'] as const) ?? 'info';
 
-  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode']) : undefined;
+  const ctl = top.has('control') ? r.map(top.get('control'), 'control', ['socket', 'group', 'mode', 'send_timeout']) : undefined;
   const socket = r.string(ctl?.get('socket'), 'control.socket') ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/')) r.error(ctl?.get('socket'), 'control.socket: must be an absolute path');
   const group = r.string(ctl?.get('group'), 'control.group');
   const mode = r.fileMode(ctl?.get('mode'), 'control.mode') ?? 0o660;
+  // A client that reads none of its answers for this long is disconnected (docs/cli.md, Bounds).
+  const sendTimeoutMs = r.duration(ctl?.get('send_timeout'), 'control.send_timeout', 100) ?? 30000;
 
   const metrics = readMetrics(r, top.get('metrics'));
 
@@ -211,7 +212,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode }, metrics, tables, protocols, positions };
+  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, metrics, tables, protocols, positions };
 }
 
 /** `metrics: { listen: ADDRESS:PORT }`; without it, no listener. */
@@ -297,7 +298,7 @@ function attachTables(r: YamlReader, what: string, node: YamlNode | undefined, t
 const COMMON_KEYS = ['name', 'type', 'tables'];
 const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
 const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
-const STREAM_KEYS = [...COMMON_KEYS, 'preference', 'grace'];
+const STREAM_KEYS = [...COMMON_KEYS, ...STREAM_SETTINGS];
 
 const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
@@ -352,13 +353,23 @@ function readProtocol(
     };
   }
 
-  if (type === 'api' || type === 'stream') {
-    const common = { name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) };
-    if (type === 'api') {
-      const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
-      return { type, ...common, preference: common.preference ?? 200, stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile) };
-    }
-    return { type, ...common, preference: common.preference ?? 100, graceMs: r.duration(peek.get('grace'), `${what}: grace`) ?? 30000 };
+  if (type === 'api') {
+    const stateFile = r.string(peek.get('state_file'), `${what}: state_file`);
+    const stateNode = peek.get('state_file');
+    if (stateNode) positions.set(`${name}.state_file`, r.position(stateNode)); // src/daemon/validate.ts reads the file
+    return {
+      type,
+      name,
+      tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]),
+      preference: r.int(peek.get('preference'), `${what}: preference`, 0, 65535) ?? 200,
+      stateFile: stateFile === undefined ? undefined : resolveRelative(r.file, stateFile),
+    };
+  }
+  if (type === 'stream') {
+    // The import filter is checked by the stream protocol's filter parser (src/daemon/validate.ts runs it).
+    const importNode = peek.get('import');
+    if (importNode) r.positionsOf(importNode, `${name}.import`, positions);
+    return { type, name, tables: attachTables(r, what, peek.get('tables'), tables, [4, 6]), ...readStreamSettings(r, peek, what) };
   }
 
   const family = r.oneOf(peek.get('family'), `${what}: family`, ['ipv4', 'ipv6', 'both'] as const) ?? 'both';

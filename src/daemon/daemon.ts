@@ -24,16 +24,17 @@ import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
 import type { ControlRequest } from '../control/protocol';
-import { ControlServer, type ControlContext } from '../control/server';
+import { ControlServer, type ControlContext, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
-import type { Logger } from '../proto/logger';
+import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
-import { createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { DEFAULT_LOCK_DIR, describeKey, InstanceLock } from './instance-lock';
+import { createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
 import { validateConfig } from './validate';
 import type { SystemdNotifier } from './systemd';
 import { CONTROL_COMMANDS, handleControlRequest, VERSION } from './commands';
@@ -51,6 +52,8 @@ export interface DaemonOptions {
   notifier: SystemdNotifier;
   /** Work in this network namespace (name or path) instead of the process's own. */
   netns?: string;
+  /** Where the one-instance locks live; default /run/krtsync. */
+  lockDir?: string;
 }
 
 /** The implicit api protocol that exists when the config has none, so `krtsync route add` always works. */
@@ -61,6 +64,8 @@ export class Daemon {
   readonly tables = new Map<string, Table>();
   readonly protocols = new Map<string, RunningProtocol>();
   private control: ControlServer | undefined;
+  /** One lock per (kernel table, protocol number, family) managed, by describeKey(). */
+  private readonly locks = new Map<string, InstanceLock>();
   private queue: Promise<unknown> = Promise.resolve();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -73,10 +78,6 @@ export class Daemon {
     this.metrics = new MetricsEndpoint(this, VERSION);
   }
 
-  /** Connections to the control socket now. */
-  get controlClients(): number {
-    return this.control?.clientCount ?? 0;
-  }
 
   get log(): Logger {
     return this.opts.log;
@@ -99,13 +100,23 @@ export class Daemon {
     const config = withImplicitApi(valid);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
+    // Before anything is created: a second daemon on the same kernel table exits here, having touched nothing.
+    this.takeLocks(config);
     this.config = config;
     const t0 = Date.now();
     for (const t of config.tables) this.tables.set(t.name, newTable(t));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
+    const controlLog = new RateLimitedLog(this.log, 10_000, undefined, 5);
     this.control = new ControlServer(
-      { path: config.control.socket, mode: config.control.mode, ...(config.control.group !== undefined ? { group: config.control.group } : {}), onError: (m) => this.log.warn(m) },
+      {
+        path: config.control.socket,
+        mode: config.control.mode,
+        ...(config.control.group !== undefined ? { group: config.control.group } : {}),
+        sendTimeoutMs: config.control.sendTimeoutMs,
+        onError: (m) => this.log.warn(m),
+        onDisconnect: (id, reason, detail) => controlLog.write('warn', `control-${reason}`, `control client ${id} disconnected: ${detail}`),
+      },
       (req, ctx) => this.answerControl(req, ctx),
     );
     await this.control.listen();
@@ -124,6 +135,44 @@ export class Daemon {
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
     this.statusTimer.unref();
     this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${status}`);
+  }
+
+  /**
+   * Takes the instance lock of every kernel table, protocol number and family
+   * the config manages that is not held yet. All or nothing: on a refusal the
+   * locks taken by this call are released and the error names the holder.
+   */
+  private takeLocks(config: KrtConfig): void {
+    if (this.locks.size === 0) InstanceLock.sweep(this.opts.lockDir ?? DEFAULT_LOCK_DIR);
+    const taken: string[] = [];
+    try {
+      for (const { protocol, key } of kernelLockKeys(config)) {
+        const id = describeKey(key);
+        if (this.locks.has(id)) continue;
+        const holder = { pid: process.pid, config: this.opts.configFile, protocol, socket: config.control.socket, since: this.startedAt.toISOString() };
+        this.locks.set(id, InstanceLock.acquire(this.opts.lockDir ?? DEFAULT_LOCK_DIR, key, holder, this.opts.netns));
+        taken.push(id);
+      }
+    } catch (e) {
+      for (const id of taken) this.releaseLock(id);
+      throw e;
+    }
+  }
+
+  /** Releases the locks `config` does not need (all of them without a config). */
+  private releaseLocks(config: KrtConfig | undefined): void {
+    const wanted = new Set(config ? kernelLockKeys(config).map(({ key }) => describeKey(key)) : []);
+    for (const id of [...this.locks.keys()]) if (!wanted.has(id)) this.releaseLock(id);
+  }
+
+  private releaseLock(id: string): void {
+    this.locks.get(id)?.release();
+    this.locks.delete(id);
+  }
+
+  /** Control socket counters (clients, refusals, disconnects by reason); zeros before it listens. */
+  controlStats(): ControlStats {
+    return this.control?.stats() ?? { clients: 0, accepted: 0, refused: 0, disconnected: { stalled: 0, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 };
   }
 
   /** One line for STATUS= and `show status`. */
@@ -193,6 +242,16 @@ export class Daemon {
 
   private async applyReload(): Promise<string[]> {
     const next = withImplicitApi(await validateConfig(this.opts.configFile));
+    // A kernel table another daemon manages fails the reload before anything changes.
+    this.takeLocks(next);
+    try {
+      return await this.applyValidReload(next);
+    } finally {
+      this.releaseLocks(this.config); // what the config in force no longer manages (or, after a failure, never took over)
+    }
+  }
+
+  private async applyValidReload(next: KrtConfig): Promise<string[]> {
     const cur = this.config!;
     const changes: string[] = [];
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
@@ -279,6 +338,7 @@ export class Daemon {
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
       await this.control?.close();
       await this.metrics.close();
+      this.releaseLocks(undefined);
       this.opts.notifier.close();
       this.log.info('krtsync stopped');
     });

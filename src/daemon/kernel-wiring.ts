@@ -15,12 +15,13 @@ import { positionOf, type KernelProtocolConfig, type KrtConfig } from '../config
 import type { ConfigIssue } from '../config/yaml-reader';
 import { exportFilterErrors, parseExportFilter, type ExportFilter } from '../proto/filter';
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
-import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
+import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
 import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
+import { describeKey, type LockKey } from './instance-lock';
 
 export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   status(prefix?: Prefix): RouteSyncStatus[];
@@ -35,6 +36,30 @@ export type KernelMetricsFactory = (family: Family, kernelTable: number) => Kern
 
 function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
   return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
+}
+
+/**
+ * What each kernel protocol of the config manages: its kernel table, protocol number and
+ * families (the instance locks' keys). A protocol whose kernel table does not resolve has
+ * none (kernelOptionIssues reports it).
+ */
+export function kernelLockKeys(c: KrtConfig): Array<{ protocol: string; key: LockKey }> {
+  const out: Array<{ protocol: string; key: LockKey }> = [];
+  for (const p of c.protocols) {
+    if (p.type !== 'kernel') continue;
+    let kernelTable: number;
+    try {
+      kernelTable = resolveKernelTable(p.kernelTable);
+    } catch {
+      continue;
+    }
+    const protocol = p.protocol ?? DEFAULT_KERNEL_PROTOCOL;
+    for (const t of p.tables) {
+      const family = c.tables.find((x) => x.name === t)?.family;
+      if (family !== undefined) out.push({ protocol: p.name, key: { kernelTable, protocol, family } });
+    }
+  }
+  return out;
 }
 
 /** Every kernel protocol setting that cannot work, at the position of the value that is wrong. */
@@ -56,6 +81,24 @@ export function kernelOptionIssues(c: KrtConfig): ConfigIssue[] {
       }
     }
     if (p.exportFilter) for (const e of exportFilterErrors(p.exportFilter.value, 'export')) at(e.path, e.message);
+  }
+  // Two protocols on the same kernel table, number and family would each prune the other's routes.
+  const seen = new Map<string, string>();
+  const clashes = new Map<string, { first: string; second: string; keys: LockKey[] }>();
+  for (const { protocol, key } of kernelLockKeys(c)) {
+    const id = `${key.kernelTable}/${key.protocol}/${key.family}`;
+    const other = seen.get(id);
+    if (other === undefined) seen.set(id, protocol);
+    else if (other !== protocol) {
+      const pair = `${other} ${protocol}`;
+      const clash = clashes.get(pair) ?? { first: other, second: protocol, keys: [] };
+      clash.keys.push(key);
+      clashes.set(pair, clash);
+    }
+  }
+  for (const { first, second, keys } of clashes.values()) {
+    const what = `${describeKey(keys[0]!)}${keys.length > 1 ? ' and IPv6' : ''}`;
+    issues.push({ file: c.file, ...positionOf(c, second), message: `protocols ${first} and ${second} both manage ${what}; each would delete the other's routes (give one another protocol number or kernel table)` });
   }
   return issues;
 }

@@ -100,6 +100,13 @@ function viewOf(d: Daemon): MetricsView {
         for (const stats of p.proto.stats()) yield { protocol: p.config.name, stats };
       }
     },
-    controlClients: () => d.controlClients,
+    *streamProtocols() {
+      for (const p of d.protocols.values()) {
+        if (p.type !== 'stream') continue;
+        const { startupHold, limits } = p.proto.summary();
+        yield { protocol: p.config.name, startupHold, refused: limits.refused, limitDisconnects: limits.disconnects };
+      }
+    },
+    controlStats: () => d.controlStats(),
   };
 }

@@ -4,17 +4,22 @@
  * `krtsync check`, start and reload all run validateConfig: the file's own
  * checks (YAML, keys, types, route lines), then what only the kernel
  * protocol's code can judge (protocol numbers, kernel table names, export
- * filters), then the routes files. It never stops at the first failing stage:
+ * filters) and the stream protocol's (import filters), then the routes files. It never stops at the first failing stage:
  * every problem comes back at once, each at file:line:column, sorted as they
  * appear in the file. Nothing here touches the kernel or the running daemon.
  *
  * Start leaves the routes files out: its static protocols read each file
  * once, with the same parser and the same error (exit 2) before any kernel
- * protocol starts, so a million-line file is not read twice.
+ * protocol starts, so a million-line file is not read twice. The api state
+ * files go with them: check and reload read each one (read only, a torn last
+ * record is not a problem), start leaves it to its api protocol, which stops
+ * the start the same way.
  */
-import { ConfigError, readConfigFile, type KrtConfig } from '../config/config';
+import { ConfigError, positionOf, readConfigFile, type KrtConfig } from '../config/config';
 import type { ConfigIssue } from '../config/yaml-reader';
+import { readStateFile, StateFileError } from '../proto/api/state-file';
 import { readRoutesFile, RoutesFileError } from '../proto/static/routes-file';
+import { streamOptionIssues } from '../proto/stream/options';
 import { kernelOptionIssues } from './kernel-wiring';
 
 export const EXIT_OK = 0;
@@ -35,7 +40,7 @@ export async function validateConfig(file: string, opts: { routesFiles: boolean 
   const { config, issues } = readConfigFile(file);
   let more = 0;
   if (config) {
-    issues.push(...kernelOptionIssues(config));
+    issues.push(...kernelOptionIssues(config), ...streamOptionIssues(config));
     for (const p of config.protocols) {
       if (!opts.routesFiles || p.type !== 'static' || p.routesFile === undefined) continue;
       try {
@@ -46,9 +51,32 @@ export async function validateConfig(file: string, opts: { routesFiles: boolean 
         more += e.total - e.issues.length;
       }
     }
+    if (opts.routesFiles) issues.push(...stateFileIssues(config));
   }
   if (issues.length || !config) throw new ConfigError(sortIssues(file, issues), more);
   return config;
+}
+
+/** Each api state file: named by one protocol only, readable and intact. */
+function stateFileIssues(c: KrtConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const owner = new Map<string, string>();
+  for (const p of c.protocols) {
+    if (p.type !== 'api' || p.stateFile === undefined) continue;
+    const other = owner.get(p.stateFile);
+    if (other !== undefined) {
+      issues.push({ file: c.file, ...positionOf(c, `${p.name}.state_file`), message: `protocols ${other} and ${p.name} both name state file ${p.stateFile}; each would overwrite the other's routes` });
+      continue;
+    }
+    owner.set(p.stateFile, p.name);
+    try {
+      readStateFile(p.stateFile);
+    } catch (e) {
+      if (!(e instanceof StateFileError)) throw e;
+      issues.push({ file: e.file, line: e.line ?? 1, column: 1, message: `state file: ${e.detail}` });
+    }
+  }
+  return issues;
 }
 
 /** The config file's problems first, top to bottom, then each routes file's. */

@@ -18,9 +18,11 @@
  * work; they are started with the HTTP listener, not before.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ControlStats, DisconnectReason } from '../control/server';
 import type { Family } from '../lib/addr';
 import type { SyncCounts } from '../proto/kernel/route-status';
 import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
+import type { LimitScope } from '../proto/stream/limits';
 import type { StreamClientStats } from '../proto/stream/stream';
 import { BulkHistogram } from './bulk-histogram';
 import { KernelSyncCounters, type KernelLabel, type KernelMetricSet } from './kernel-metrics';
@@ -32,7 +34,8 @@ export interface MetricsView {
   protocols(): Iterable<{ name: string; type: string; up: boolean }>;
   kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
   streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
-  controlClients(): number;
+  streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
+  controlStats(): ControlStats;
 }
 
 const KERNEL: KernelLabel[] = ['protocol', 'kernel_table', 'family'];
@@ -171,6 +174,8 @@ export class DaemonMetrics {
     for (const [field, name, help] of [
       ['lines', 'krtsync_stream_client_lines_total', 'Lines a stream client sent.'],
       ['errors', 'krtsync_stream_client_errors_total', 'Lines of a stream client that were refused (answered with an error).'],
+      ['refused', 'krtsync_stream_client_refused_routes_total', "Routes of a stream client refused by an import limit (limits.*)."],
+      ['filtered', 'krtsync_stream_client_filtered_routes_total', "Routes of a stream client its protocol's import filter rejected."],
     ] as const) {
       new Counter({
         name,
@@ -184,12 +189,74 @@ export class DaemonMetrics {
       });
     }
 
+    new Counter({
+      name: 'krtsync_stream_refused_routes_total',
+      help: 'Routes a stream protocol refused, by the import limit that was full (protocol: limits.routes, client: routes_per_client, neighbor: routes_per_neighbor).',
+      labelNames: ['protocol', 'limit'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) for (const [limit, n] of Object.entries(p.refused)) this.inc({ protocol: p.protocol, limit }, n);
+      },
+    });
+    new Counter({
+      name: 'krtsync_stream_limit_disconnects_total',
+      help: 'Stream clients disconnected because they went over an import limit (limits.action: disconnect).',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) this.inc({ protocol: p.protocol }, p.limitDisconnects);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_stream_startup_hold',
+      help: '1 while a stream protocol holds its routes back at start (waiting for its neighbours, docs/bgp.md), else 0.',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) this.set({ protocol: p.protocol }, p.startupHold ? 1 : 0);
+      },
+    });
+
     new Gauge({
       name: 'krtsync_control_clients',
       help: 'Connections to the control socket, now.',
       registers,
       collect() {
-        this.set(view.controlClients());
+        this.set(view.controlStats().clients);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_control_unread_bytes',
+      help: 'Answers written to control socket clients and not yet read by them, now.',
+      registers,
+      collect() {
+        this.set(view.controlStats().unreadBytes);
+      },
+    });
+    new Counter({
+      name: 'krtsync_control_connections_total',
+      help: "Connections to the control socket: accepted, or refused because max clients were connected (result 'refused').",
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const c = view.controlStats();
+        this.reset();
+        this.inc({ result: 'accepted' }, c.accepted);
+        this.inc({ result: 'refused' }, c.refused);
+      },
+    });
+    new Counter({
+      name: 'krtsync_control_disconnects_total',
+      help: 'Control socket clients disconnected by a bound: stalled (read none of its answers for send_timeout), idle, request-timeout.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const c = view.controlStats();
+        this.reset();
+        for (const [reason, n] of Object.entries(c.disconnected) as Array<[DisconnectReason, number]>) this.inc({ reason }, n);
       },
     });
     this.requests = new Counter({

@@ -97,7 +97,8 @@ function run(cmd: string, args: readonly string[], input?: string): string {
   }
 }
 
-export function createNetns(tag = 'krt'): Netns {
+/** `bare`: only `lo` up, no veth pair (for topologies made with linkNetns). */
+export function createNetns(tag = 'krt', opts: { bare?: boolean } = {}): Netns {
   const name = `${tag}-${process.pid}-${++counter}`;
   run('ip', ['netns', 'add', name]);
   const exec = (cmd: string, args: readonly string[], input?: string): string => run('ip', ['netns', 'exec', name, cmd, ...args], input);
@@ -125,6 +126,10 @@ export function createNetns(tag = 'krt'): Netns {
   };
   try {
     exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    if (opts.bare) {
+      ns.ip('link', 'set', 'lo', 'up');
+      return ns;
+    }
     ns.ipBatch([
       'link set lo up',
       'link add veth0 type veth peer name veth1',
@@ -140,6 +145,17 @@ export function createNetns(tag = 'krt'): Netns {
     throw e;
   }
   return ns;
+}
+
+/**
+ * A veth pair between two namespaces: `aDev` in `a` with `aAddr`, `bDev` in
+ * `b` with `bAddr` (CIDR forms), both up. Deleted with their namespaces.
+ */
+export function linkNetns(a: Netns, aDev: string, aAddr: string, b: Netns, bDev: string, bAddr: string): void {
+  a.ip('link', 'add', aDev, 'type', 'veth', 'peer', 'name', bDev);
+  a.ip('link', 'set', bDev, 'netns', b.name);
+  a.ipBatch([`addr add ${aAddr} dev ${aDev}`, `link set ${aDev} up`]);
+  b.ipBatch([`addr add ${bAddr} dev ${bDev}`, `link set ${bDev} up`]);
 }
 
 /** Routes of `table` (default all) as iproute2 sees them: the independent oracle. */

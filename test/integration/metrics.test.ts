@@ -19,7 +19,7 @@ function config(listen: string | undefined): string {
   - name: static1
     type: static
     routes: [ "10.20.0.0/24 via 192.0.2.2", "10.20.1.0/24 via 192.0.2.2", "blackhole 10.20.2.0/24", "10.20.3.0/24 via 203.0.113.9" ]
-  - { name: stream1, type: stream, grace: 60s }
+  - { name: stream1, type: stream, grace: 60s, startup_wait: 0s, limits: { routes_per_client: 2 } }
   - { name: kernel1, type: kernel, family: ipv4 }
 `;
 }
@@ -88,19 +88,23 @@ kernelDescribe('the metrics endpoint', () => {
     expect(sample(after, 'krtsync_scrape_duration_seconds')).toBeGreaterThan(0);
   });
 
-  it('counts stream clients and their routes, connected and within their grace period', async () => {
+  it('counts stream clients, their routes and what their import limit refused, connected and within their grace period', async () => {
     d.writeConfig(config('127.0.0.1:9725'));
     await d.startReady();
     const c = createConnection(d.socket);
     await new Promise((r, j) => c.once('connect', r).once('error', j));
     c.write(`${JSON.stringify({ id: 1, command: 'feed', args: { client: 'bgp1' } })}\n`);
     await new Promise((r) => c.once('data', r));
-    c.write(`${JSON.stringify({ announce: ['10.30.0.0/24 via 192.0.2.2', '10.30.1.0/24 via 192.0.2.2'] })}\nnot json\n`);
+    c.write(`${JSON.stringify({ announce: ['10.30.0.0/24 via 192.0.2.2', '10.30.1.0/24 via 192.0.2.2', '10.30.2.0/24 via 192.0.2.2'] })}\nnot json\n`);
     await until('the stream routes', () => sample(scrape(ns), 'krtsync_stream_client_routes', { protocol: 'stream1', client: 'bgp1' }) === 2);
     const m = scrape(ns);
     expect(sample(m, 'krtsync_stream_clients', { protocol: 'stream1' })).toBe(1);
     expect(sample(m, 'krtsync_stream_client_lines_total', { protocol: 'stream1', client: 'bgp1' })).toBe(2);
-    expect(sample(m, 'krtsync_stream_client_errors_total', { protocol: 'stream1', client: 'bgp1' })).toBe(1);
+    expect(sample(m, 'krtsync_stream_client_errors_total', { protocol: 'stream1', client: 'bgp1' })).toBeGreaterThanOrEqual(1); // the bad line (and the refusal's answer)
+    expect(sample(m, 'krtsync_stream_client_refused_routes_total', { protocol: 'stream1', client: 'bgp1' })).toBe(1);
+    expect(sample(m, 'krtsync_stream_refused_routes_total', { protocol: 'stream1', limit: 'client' })).toBe(1);
+    expect(sample(m, 'krtsync_stream_startup_hold', { protocol: 'stream1' })).toBe(0);
+    expect(sample(m, 'krtsync_control_connections_total', { result: 'accepted' })).toBeGreaterThanOrEqual(1);
     expect(sample(m, 'krtsync_table_routes', { table: 'master4', family: 'ipv4', source: 'stream1/bgp1' })).toBe(2);
     c.destroy();
     await until('the client gone', () => sample(scrape(ns), 'krtsync_stream_clients', { protocol: 'stream1' }) === 0);

@@ -61,6 +61,7 @@ export class KernelMonitor {
         },
         onOverflow: () => handlers.onOverflow(),
         onError: (_errno, name) => handlers.onMalformed(`receive error ${name}`),
+        onForeign: (n, port) => handlers.onMalformed(`${n} message(s) sent by a process (netlink port ${port}), not by the kernel: dropped`),
         ...(handlers.onRawRoute ? { onRawRoute: handlers.onRawRoute } : {}),
       },
       { groups, rcvbuf: opts.rcvbuf ?? 32 << 20, ...(opts.netns !== undefined ? { netns: opts.netns } : {}) },

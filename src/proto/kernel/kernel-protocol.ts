@@ -17,7 +17,7 @@
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
-import { RouteSource, compareRoutes } from '../../route';
+import { RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
@@ -246,7 +246,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const key = net.key();
     let chain = this.chains.get(key) ?? [];
     if (old) chain = chain.filter((r) => r.src !== old.src);
-    if (neu) chain = [...chain.filter((r) => r.src !== neu.src), neu].sort(compareRoutes);
+    if (neu) chain = orderRoutes([...chain.filter((r) => r.src !== neu.src), neu]);
     if (chain.length) this.chains.set(key, chain);
     else this.chains.delete(key);
     return chain;

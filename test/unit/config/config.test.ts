@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
+import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
 
 function issuesOf(text: string): string[] {
   try {
@@ -33,9 +33,14 @@ protocols:
 `;
 
 describe('config', () => {
+  it('reads the control socket send timeout, with a floor', () => {
+    expect(parseConfig('/x/k.yaml', 'control: { send_timeout: 5s }\nprotocols: []\n').control.sendTimeoutMs).toBe(5000);
+    expect(() => parseConfig('/x/k.yaml', 'control: { send_timeout: 10ms }\nprotocols: []\n')).toThrow(/control\.send_timeout/);
+  });
+
   it('reads the example operators write', () => {
     const c = parseConfig('/etc/krtsync/krtsync.yaml', EXAMPLE);
-    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660 });
+    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660, sendTimeoutMs: 30000 });
     expect(c.tables).toEqual([
       { name: 'master4', family: 4 },
       { name: 'master6', family: 6 },
@@ -110,6 +115,48 @@ describe('config', () => {
     expect([mode('0660'), mode('0o660'), mode('660'), mode('"0600"'), mode('0')]).toEqual([0o660, 0o660, 0o660, 0o600, 0]);
     expect(issuesOf('control: { mode: 0668 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
     expect(issuesOf('control: { mode: 01777 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
+  });
+
+  it('reads a stream protocol\'s BGP settings, with defaults', () => {
+    const c = parseConfig(
+      '/x.yaml',
+      `protocols:
+  - name: bgp
+    type: stream
+    startup_wait: 20s
+    always_compare_med: true
+    neighbors:
+      - { address: 192.0.2.10, preference: 110, max_routes: 1000 }
+      - { address: "2001:db8::/32" }
+    limits: { routes: 500000, routes_per_neighbor: 200000, action: disconnect, log: info }
+    import: [ { match: { community: "65000:666" }, action: reject } ]
+  - { name: plain, type: stream }
+`,
+    );
+    const [bgp, plain] = c.protocols as StreamProtocolConfig[];
+    expect(bgp).toMatchObject({ startupWaitMs: 20000, alwaysCompareMed: true, graceMs: 30000, preference: 100 });
+    expect(bgp!.neighbors.map((n) => [n.match.toString(), n.preference, n.maxRoutes])).toEqual([['192.0.2.10/32', 110, 1000], ['2001:db8::/32', undefined, undefined]]);
+    expect(bgp!.limits).toEqual({ routes: 500000, routesPerClient: undefined, routesPerNeighbor: 200000, neighborsPerClient: 256, action: 'disconnect', log: 'info' });
+    expect(bgp!.importFilter).toMatchObject({ value: [{ match: { community: '65000:666' }, action: 'reject' }], line: 10, column: 13 });
+    expect(plain).toMatchObject({ startupWaitMs: 10000, alwaysCompareMed: false, neighbors: [], importFilter: undefined, limits: { routes: 10000000, neighborsPerClient: 256, action: 'refuse' } });
+  });
+
+  it('names a bad stream setting at its line and column', () => {
+    expect(
+      issuesOf(`protocols:
+  - name: bgp
+    type: stream
+    neighbors: [ { address: 192.0.2.300 }, { preference: 5 } ]
+    limits: { action: drop, neighbors_per_client: 0 }
+    startup_wait: forever
+`),
+    ).toEqual([
+      '4:29: protocol bgp: neighbor address: "192.0.2.300": not an IPv4 or IPv6 address',
+      '4:44: protocol bgp: neighbor: "address" is missing',
+      '5:51: protocol bgp: limits.neighbors_per_client: expected an integer 1..65535',
+      '5:23: protocol bgp: limits.action: expected one of refuse, disconnect',
+      '6:19: protocol bgp: startup_wait: expected a duration like 500ms, 10s, 5m or 1h',
+    ]);
   });
 
   it('shows a duplicate name even when the protocol has another mistake (a wrong type)', () => {

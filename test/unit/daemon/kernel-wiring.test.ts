@@ -26,6 +26,14 @@ describe('kernel options the config loader cannot check', () => {
     expect(() => check('protocols:\n  - { name: k, type: kernel, kernel_table: no-such-table-name }\n')).toThrow(/^\/etc\/krtsync\/k.yaml:2:44: protocol k: .*no-such-table-name/);
   });
 
+  it('refuses two protocols that would manage the same kernel table, number and family', () => {
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: main }\n  - { name: b, type: kernel, kernel_table: 254, family: ipv6 }\n')).toThrow(
+      /protocols a and b both manage kernel table 254, protocol number 144, IPv6/,
+    );
+    expect(() => check('protocols:\n  - { name: a, type: kernel, family: ipv4 }\n  - { name: b, type: kernel, family: ipv6 }\n')).not.toThrow();
+    expect(() => check('protocols:\n  - { name: a, type: kernel }\n  - { name: b, type: kernel, protocol: 201 }\n')).not.toThrow();
+  });
+
   it('names the position of a bad export filter', () => {
     expect(() => check('protocols:\n  - name: k\n    type: kernel\n    export:\n      - { match: { net: "10.0.0.1/8" }, action: accept }\n')).toThrow(
       /^\/etc\/krtsync\/k.yaml:5:25: protocol k: export\[0\]\.match\.net: .*host bits/,

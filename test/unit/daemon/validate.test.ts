@@ -51,15 +51,26 @@ describe('validateConfig: the one validation path of check, start and reload', (
     ]);
   });
 
+  it('checks a stream protocol\'s import filter and its BGP conditions the same way', async () => {
+    const config = file(
+      'stream.yaml',
+      'protocols:\n  - name: bgp\n    type: stream\n    neighbors: [ { address: 192.0.2.1 } ]\n    import:\n      - { match: { as_path: "(" }, action: reject }\n      - { match: { net: 10.0.0.0/8 }, set: { metric: 5 }, action: accept }\n',
+    );
+    expect(await problems(config)).toEqual([
+      `${config}:6:29: protocol bgp: import[0].match.as_path: not a regular expression: Invalid regular expression: /(/: Unterminated group`,
+      `${config}:7:44: protocol bgp: import[1].set: an import rule sets nothing: it accepts or rejects`,
+    ]);
+  });
+
   it('names each bad part of a {rules, default} filter, and a filter of the wrong shape', async () => {
     const config = file(
       'filter.yaml',
-      'protocols:\n  - name: k\n    type: kernel\n    export:\n      default: maybe\n      rules:\n        - { match: { net: "10.0.0.0/8" }, action: accept }\n        - { match: { family: 5 } }\n  - { name: k2, type: kernel, export: 7 }\n',
+      'protocols:\n  - name: k\n    type: kernel\n    export:\n      default: maybe\n      rules:\n        - { match: { net: "10.0.0.0/8" }, action: accept }\n        - { match: { family: 5 } }\n  - { name: k2, type: kernel, kernel_table: 100, export: 7 }\n',
     );
     expect(await problems(config)).toEqual([
       `${config}:5:16: protocol k: export.default: expected accept or reject, got "maybe"`,
       `${config}:8:30: protocol k: export.rules[1].match.family: expected 4 or 6, got 5`,
-      `${config}:9:39: protocol k2: export: expected "accept", "reject", a list of rules or {rules, default}`,
+      `${config}:9:58: protocol k2: export: expected "accept", "reject", a list of rules or {rules, default}`,
     ]);
   });
 
@@ -68,6 +79,27 @@ describe('validateConfig: the one validation path of check, start and reload', (
     const config = file('start.yaml', `protocols:\n  - { name: s, type: static, routes_file: ${routes} }\n`);
     await expect(validateConfig(config, { routesFiles: false })).resolves.toMatchObject({ protocols: [{ name: 's' }] });
     expect(await problems(config)).toEqual([`${routes}:1:1: "nonsense": not an IPv4 or IPv6 prefix`]);
+  });
+
+  it('checks api state files with the routes files: named once, readable, intact; and kernel tables managed once', async () => {
+    const good = file('good.state', 'krtsync-api-state 1\n');
+    const damaged = file('damaged.state', 'krtsync-api-state 1\n+ 10.0.0.0/8 via 192.0.2.1 *00000000\n');
+    const config = file(
+      'state.yaml',
+      `protocols:
+  - { name: a1, type: api, state_file: ${good} }
+  - { name: a2, type: api, state_file: ${good} }
+  - { name: a3, type: api, state_file: ${damaged} }
+  - { name: k1, type: kernel, family: ipv4 }
+  - { name: k2, type: kernel, kernel_table: 254, family: ipv4 }
+`,
+    );
+    expect(await problems(config)).toEqual([
+      `${config}:3:40: protocols a1 and a2 both name state file ${good}; each would overwrite the other's routes`,
+      `${config}:6:5: protocols k1 and k2 both manage kernel table 254, protocol number 144, IPv4; each would delete the other's routes (give one another protocol number or kernel table)`,
+      `${damaged}:2:1: state file: checksum mismatch (the file was damaged or edited by hand); krtsync did not start and changed nothing; fix the file, or move it aside to start without the routes it holds`,
+    ]);
+    await expect(validateConfig(config, { routesFiles: false })).rejects.toThrow(/both manage/); // start: the state files are the api protocols' to read
   });
 
   it('says how many problems a long routes file has beyond those it lists', async () => {

@@ -18,8 +18,12 @@ function view(): MetricsView & { state: { ready: boolean; failed: Map<string, nu
     protocols: () => [{ name: 'kernel1', type: 'kernel', up: true }],
     kernelSyncs: () => [{ protocol: 'kernel1', kernelTable: 254, family: 4 as const, counts: { installed: 1, pending: 0, failed: 2, withdrawing: 0 }, failedByErrno: state.failed }],
     streamClients: () =>
-      Array.from({ length: state.clients }, () => ({ protocol: 'bgp', stats: { client: 'exa1', format: 'exabgp' as const, connected: true, lines: 7, announces: 5, withdraws: 1, errors: 1, routes: 4 } })),
-    controlClients: () => 3,
+      Array.from({ length: state.clients }, () => ({
+        protocol: 'bgp',
+        stats: { client: 'exa1', format: 'exabgp' as const, connected: true, neighbors: 1, lines: 7, announces: 5, withdraws: 1, errors: 1, refused: 2, filtered: 0, routes: 4 },
+      })),
+    streamProtocols: () => [{ protocol: 'bgp', startupHold: false, refused: { protocol: 0, client: 2, neighbor: 0 }, limitDisconnects: 1 }],
+    controlStats: () => ({ clients: 3, accepted: 10, refused: 1, disconnected: { stalled: 2, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 }),
   };
 }
 
@@ -39,6 +43,12 @@ describe('DaemonMetrics', () => {
     expect(sample(s, 'krtsync_stream_client_routes', { protocol: 'bgp', client: 'exa1' })).toBe(4);
     expect(sample(s, 'krtsync_stream_client_errors_total', { protocol: 'bgp', client: 'exa1' })).toBe(1);
     expect(sample(s, 'krtsync_control_clients')).toBe(3);
+    expect(sample(s, 'krtsync_control_connections_total', { result: 'refused' })).toBe(1);
+    expect(sample(s, 'krtsync_control_disconnects_total', { reason: 'stalled' })).toBe(2);
+    expect(sample(s, 'krtsync_stream_refused_routes_total', { protocol: 'bgp', limit: 'client' })).toBe(2);
+    expect(sample(s, 'krtsync_stream_limit_disconnects_total', { protocol: 'bgp' })).toBe(1);
+    expect(sample(s, 'krtsync_stream_client_refused_routes_total', { protocol: 'bgp', client: 'exa1' })).toBe(2);
+    expect(sample(s, 'krtsync_stream_startup_hold', { protocol: 'bgp' })).toBe(0);
     v.state.ready = true;
     v.state.failed = new Map();
     v.state.clients = 0;
