@@ -20,11 +20,24 @@
  * list of chunks on a libuv worker thread: the kernel processes a netlink
  * request inside sendmsg, so this takes the kernel's work off the JS thread.
  *
+ * Only the kernel speaks on our netlink sockets: a datagram whose sender port
+ * (nl_pid) is not 0 came from a process (root can unicast to our port, or
+ * multicast to the route groups, with a forged RTM_DELROUTE) and is dropped
+ * in the drain, counted, and its port remembered for the log (`foreign`).
+ *
  * Close is safe with data queued and with a poll running: the poll handle is
  * stopped and closed first, the fd is closed in the close callback, and the
  * JS references are released there. A close during a sendAsync waits for it
  * to finish. An external collected by the GC without close() closes its fd (a
- * poll or a send keeps its external alive through a reference).
+ * poll or a send keeps its external alive through a reference); one finalized
+ * while a send still runs (the environment is being torn down) is left to the
+ * send's completion, which frees it, so the worker never sees freed memory.
+ *
+ * Received fds (SCM_RIGHTS) are close-on-exec, and closed here when their
+ * datagram is dropped (truncated), so none ever leaks. `recv` and `start`
+ * refuse a buffer smaller than one datagram, which could never make progress.
+ *
+ * `flock` is here because Node has none: the daemon's one-instance lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +48,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -62,6 +76,9 @@ struct ksock {
   int want_writable;
   int sending;       /* a sendAsync job is running on a worker thread */
   int close_pending; /* close() came while sending: done when the job completes */
+  int finalized;     /* the external was collected while sending: the job's completion frees it */
+  uint32_t foreign;  /* netlink datagrams dropped because a process, not the kernel, sent them */
+  uint32_t foreign_port; /* the last such sender's port */
   uv_poll_t poll;
   napi_env env;
   napi_ref self_ref; /* keeps the external alive while polling */
@@ -196,6 +213,13 @@ static void sock_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   struct ksock *s = data;
+  /* A running send holds a reference, so only an environment teardown gets
+   * here while sending: the worker thread still uses s, and the job's
+   * completion closes the fd and frees s. */
+  if (s->sending) {
+    s->finalized = 1;
+    return;
+  }
   /* A polling socket is referenced by self_ref and cannot be collected; a
    * closing one frees itself in on_closed. */
   if (s->polling || s->closing) return;
@@ -290,12 +314,15 @@ static napi_value netlink_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, "netlink bind", e);
   }
   uint32_t n = 0;
-  CHECK(napi_get_array_length(env, argv[1], &n));
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok) {
+    close(fd);
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "groups must be an array of numbers");
+    return NULL;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value g;
     int32_t grp;
-    CHECK(napi_get_element(env, argv[1], i, &g));
-    if (!get_i32(env, g, &grp)) {
+    if (napi_get_element(env, argv[1], i, &g) != napi_ok || !get_i32(env, g, &grp)) {
       close(fd);
       return NULL;
     }
@@ -334,8 +361,7 @@ static napi_value unix_open(napi_env env, napi_callback_info info) {
     size_t n;
     struct sockaddr_un sun;
     socklen_t len;
-    CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n));
-    if (!fill_sun(&sun, path, &len)) {
+    if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n) != napi_ok || !fill_sun(&sun, path, &len)) {
       close(fd);
       return throw_errno(env, "unix bind path", ENAMETOOLONG);
     }
@@ -413,11 +439,13 @@ static napi_value sock_attach_filter(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------ send */
 
-/* One sendmsg of data[0..len) to the kernel: bytes sent or -errno. Safe on any thread. */
-static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+/* One sendmsg of data[0..len) to a netlink port (0: the kernel) and/or groups: bytes sent or -errno. Safe on any thread. */
+static ssize_t nl_send_to(int fd, const uint8_t *data, size_t len, uint32_t port, uint32_t groups) {
   struct sockaddr_nl sa;
   memset(&sa, 0, sizeof sa);
   sa.nl_family = AF_NETLINK;
+  sa.nl_pid = port;
+  sa.nl_groups = groups;
   struct iovec iov = {(void *)data, len};
   struct msghdr mh;
   memset(&mh, 0, sizeof mh);
@@ -431,20 +459,29 @@ static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
   return r < 0 ? -errno : r;
 }
 
-/* send(sock, buf, off, len) -> bytes sent or -errno (netlink: to the kernel) */
+static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+  return nl_send_to(fd, data, len, 0, 0);
+}
+
+/* send(sock, buf, off, len[, port, groups]) -> bytes sent or -errno (netlink: to the kernel, or to a port and/or groups) */
 static napi_value sock_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   struct ksock *s;
   uint8_t *data;
   size_t blen;
   int32_t off, len;
+  uint32_t port = 0, groups = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[2], &off) ||
       !get_i32(env, argv[3], &len))
     return NULL;
+  if (argc >= 6 && (napi_get_value_uint32(env, argv[4], &port) != napi_ok || napi_get_value_uint32(env, argv[5], &groups) != napi_ok)) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "port and groups must be numbers");
+    return NULL;
+  }
   if (off < 0 || len < 0 || (size_t)off + (size_t)len > blen) return make_int(env, -EINVAL);
-  return make_int(env, nl_send(s->fd, data + off, (size_t)len));
+  return make_int(env, nl_send_to(s->fd, data + off, (size_t)len, port, groups));
 }
 
 /*
@@ -457,13 +494,16 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
  * requests is queued by the time sendmsg returns, and the caller reads it
  * after cb, in the order it chooses (the pipeline drains its notification
  * socket first). The caller must not touch buf's chunks until cb has run.
+ * The chunk table is copied when it is checked: the worker sends exactly the
+ * chunks that were checked, whatever JS does to the table meanwhile.
  */
 struct send_job {
   napi_async_work work;
   struct ksock *s;
-  napi_ref sock_ref, buf_ref, chunks_ref, cb_ref;
+  int fd;
+  napi_ref sock_ref, buf_ref, cb_ref;
   uint8_t *data;
-  int32_t *chunks;
+  int32_t *chunks; /* our copy: count (offset, length) pairs */
   int count;
   int sent;
   int err;
@@ -472,10 +512,10 @@ struct send_job {
 /* Releases what a job holds (any of it may not have been created yet). */
 static void send_job_free(napi_env env, struct send_job *j) {
   if (j->cb_ref) napi_delete_reference(env, j->cb_ref);
-  if (j->chunks_ref) napi_delete_reference(env, j->chunks_ref);
   if (j->buf_ref) napi_delete_reference(env, j->buf_ref);
   if (j->sock_ref) napi_delete_reference(env, j->sock_ref);
   if (j->work) napi_delete_async_work(env, j->work);
+  free(j->chunks);
   free(j);
 }
 
@@ -483,7 +523,7 @@ static void send_job_execute(napi_env env, void *data) {
   (void)env;
   struct send_job *j = data;
   for (int i = 0; i < j->count; i++) {
-    ssize_t r = nl_send(j->s->fd, j->data + j->chunks[2 * i], (size_t)j->chunks[2 * i + 1]);
+    ssize_t r = nl_send(j->fd, j->data + j->chunks[2 * i], (size_t)j->chunks[2 * i + 1]);
     if (r < 0) {
       j->err = (int)-r;
       return;
@@ -497,6 +537,13 @@ static void send_job_complete(napi_env env, napi_status status, void *data) {
   struct ksock *s = j->s;
   s->sending = 0;
   if (status != napi_ok && j->err == 0) j->err = ECANCELED;
+  if (s->finalized) {
+    /* Collected during the send (environment teardown): nothing in JS can see it any more. */
+    if (s->fd >= 0) close(s->fd);
+    free(s);
+    send_job_free(env, j);
+    return;
+  }
   if (s->close_pending) {
     s->close_pending = 0;
     close_now(s);
@@ -532,10 +579,6 @@ static napi_value sock_send_async(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "KRT_ERR_NATIVE", "chunks must be an Int32Array of count (offset, length) pairs");
     return NULL;
   }
-  for (int32_t i = 0; i < count; i++) {
-    int32_t off = chunks[2 * i], len = chunks[2 * i + 1];
-    if (off < 0 || len <= 0 || (size_t)off + (size_t)len > blen) return throw_errno(env, "sendAsync: chunk outside the buffer", EINVAL);
-  }
   napi_valuetype cbt;
   CHECK(napi_typeof(env, argv[4], &cbt));
   if (cbt != napi_function) {
@@ -544,13 +587,27 @@ static napi_value sock_send_async(napi_env env, napi_callback_info info) {
   }
   struct send_job *j = calloc(1, sizeof *j);
   if (!j) return throw_errno(env, "calloc", ENOMEM);
+  j->chunks = malloc(sizeof(int32_t) * 2 * (size_t)(count > 0 ? count : 1));
+  if (!j->chunks) {
+    free(j);
+    return throw_errno(env, "malloc", ENOMEM);
+  }
+  memcpy(j->chunks, chunks, sizeof(int32_t) * 2 * (size_t)count);
+  /* Checked on the copy, which is what the worker sends. */
+  for (int32_t i = 0; i < count; i++) {
+    int32_t off = j->chunks[2 * i], len = j->chunks[2 * i + 1];
+    if (off < 0 || len <= 0 || (size_t)off + (size_t)len > blen) {
+      send_job_free(env, j);
+      return throw_errno(env, "sendAsync: chunk outside the buffer", EINVAL);
+    }
+  }
   j->s = s;
+  j->fd = s->fd;
   j->data = data;
-  j->chunks = chunks;
   j->count = count;
   napi_value name;
   if (napi_create_reference(env, argv[0], 1, &j->sock_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &j->buf_ref) != napi_ok ||
-      napi_create_reference(env, argv[2], 1, &j->chunks_ref) != napi_ok || napi_create_reference(env, argv[4], 1, &j->cb_ref) != napi_ok ||
+      napi_create_reference(env, argv[4], 1, &j->cb_ref) != napi_ok ||
       napi_create_string_utf8(env, "krtsync.sendAsync", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, send_job_execute, send_job_complete, j, &j->work) != napi_ok) {
     send_job_free(env, j);
@@ -657,16 +714,52 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------ receive */
 
+/* Closes every fd a datagram's control data carries, but `keep` (-1: none). */
+static void close_passed_fds(struct msghdr *mh, int keep) {
+  struct cmsghdr *c;
+  for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int nfd = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int k = 0; k < nfd; k++) {
+      int fdk;
+      memcpy(&fdk, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+      if (fdk != keep) close(fdk);
+    }
+  }
+}
+
+/* The first fd a datagram carries, or -1. */
+static int first_passed_fd(struct msghdr *mh) {
+  struct cmsghdr *c;
+  for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c), sizeof(int));
+      return fd;
+    }
+  }
+  return -1;
+}
+
+/* Smallest buffer a drain can make progress with: one whole datagram (and its frame). */
+static size_t min_recv_buffer(const struct ksock *s) {
+  return s->kind == KIND_UNIX ? UNIX_SLOT + 8 : NL_SLOT;
+}
+
 /*
  * Drains datagrams into buf[0..cap). Returns bytes stored; *err is 0 when the
  * socket ran dry (EAGAIN) or the buffer filled up, ENOBUFS when the kernel said
  * it dropped messages (the drain reads on past it: the socket stays usable),
  * else the errno that stopped the drain.
- * A netlink datagram cut short (MSG_TRUNC) is dropped and reported as EMSGSIZE.
+ * A netlink datagram cut short (MSG_TRUNC) is dropped and reported as EMSGSIZE;
+ * one sent by a process rather than the kernel (nl_pid != 0) is dropped and
+ * counted. A unix datagram keeps its first passed fd (close-on-exec); any other,
+ * and every fd of a dropped datagram, is closed here.
  */
 static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dry) {
   struct mmsghdr msgs[MAX_VLEN];
   struct iovec iovs[MAX_VLEN];
+  struct sockaddr_nl from[MAX_VLEN];
   union {
     struct cmsghdr align;
     char buf[CMSG_SPACE(sizeof(int) * 4)];
@@ -695,9 +788,12 @@ static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dr
       if (is_unix) {
         msgs[i].msg_hdr.msg_control = cms[i].buf;
         msgs[i].msg_hdr.msg_controllen = sizeof cms[i].buf;
+      } else {
+        msgs[i].msg_hdr.msg_name = &from[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
       }
     }
-    int got = recvmmsg(s->fd, msgs, (unsigned)vlen, MSG_DONTWAIT, NULL);
+    int got = recvmmsg(s->fd, msgs, (unsigned)vlen, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == ENOBUFS) {
@@ -718,29 +814,24 @@ static size_t drain(struct ksock *s, uint8_t *buf, size_t cap, int *err, int *dr
       size_t n = msgs[i].msg_len;
       uint8_t *src = (uint8_t *)iovs[i].iov_base;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        if (is_unix) close_passed_fds(&msgs[i].msg_hdr, -1);
         *err = EMSGSIZE;
         continue;
       }
       if (is_unix) {
-        int32_t passed = -1;
-        struct cmsghdr *c;
-        for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            int nfd = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            for (int k = 0; k < nfd; k++) {
-              int fdk;
-              memcpy(&fdk, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
-              if (passed < 0) passed = fdk;
-              else close(fdk); /* one fd per datagram is all the journal protocol uses */
-            }
-          }
-        }
+        int32_t passed = first_passed_fd(&msgs[i].msg_hdr);
+        close_passed_fds(&msgs[i].msg_hdr, passed); /* one fd per datagram is all the journal protocol uses */
         uint32_t len32 = (uint32_t)n;
         memmove(buf + w + hdr, src, n);
         memcpy(buf + w, &len32, 4);
         memcpy(buf + w + 4, &passed, 4);
         w += hdr + ((n + 3) & ~(size_t)3);
       } else {
+        if (msgs[i].msg_hdr.msg_namelen >= sizeof(struct sockaddr_nl) && from[i].nl_pid != 0) {
+          s->foreign++;
+          s->foreign_port = from[i].nl_pid;
+          continue;
+        }
         memmove(buf + w, src, n);
         w += (n + 3) & ~(size_t)3;
       }
@@ -771,6 +862,8 @@ static napi_value sock_recv(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "KRT_ERR_NATIVE", "status must be an Int32Array(2)");
     return NULL;
   }
+  /* A smaller buffer holds no datagram: the drain would return 0, not dry, forever. */
+  if (blen < min_recv_buffer(s)) return throw_errno(env, "receive buffer too small for one datagram", EINVAL);
   int err, dry;
   size_t n = drain(s, data, blen, &err, &dry);
   status[0] = err;
@@ -833,16 +926,27 @@ static napi_value sock_start(napi_env env, napi_callback_info info) {
   uint8_t *data;
   size_t blen;
   if (!get_bytes(env, argv[1], &data, &blen)) return NULL;
-  size_t need = s->kind == KIND_UNIX ? UNIX_SLOT + 8 : NL_SLOT;
-  if (blen < need) return throw_errno(env, "receive buffer too small", EINVAL);
+  if (blen < min_recv_buffer(s)) return throw_errno(env, "receive buffer too small for one datagram", EINVAL);
+  napi_valuetype cbt;
+  CHECK(napi_typeof(env, argv[2], &cbt));
+  if (cbt != napi_function) {
+    napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a callback");
+    return NULL;
+  }
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
+  /* References first: nothing can fail after uv_poll_init but uv_poll_start, whose path closes the handle. */
+  if (napi_create_reference(env, argv[0], 1, &s->self_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &s->buf_ref) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &s->cb_ref) != napi_ok) {
+    sock_release_refs(s);
+    return throw_errno(env, "start: napi references", ENOMEM);
+  }
   int r = uv_poll_init(loop, &s->poll, s->fd);
-  if (r < 0) return throw_errno(env, "uv_poll_init", -r);
+  if (r < 0) {
+    sock_release_refs(s);
+    return throw_errno(env, "uv_poll_init", -r);
+  }
   s->poll.data = s;
-  CHECK(napi_create_reference(env, argv[0], 1, &s->self_ref));
-  CHECK(napi_create_reference(env, argv[1], 1, &s->buf_ref));
-  CHECK(napi_create_reference(env, argv[2], 1, &s->cb_ref));
   s->buf = data;
   s->buf_len = blen;
   s->polling = 1;
@@ -920,6 +1024,32 @@ static napi_value sock_fd(napi_env env, napi_callback_info info) {
   return make_int(env, ((struct ksock *)p)->fd);
 }
 
+/* foreign(sock) -> [datagrams dropped because a process sent them, the last one's port] */
+static napi_value sock_foreign(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr;
+  struct ksock *s;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_sock(env, argv[0], &s)) return NULL;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_set_element(env, arr, 0, make_int(env, s->foreign)));
+  CHECK(napi_set_element(env, arr, 1, make_int(env, s->foreign_port)));
+  return arr;
+}
+
+/* flock(fd, op) -> 0 or -errno (LOCK_EX | LOCK_NB: -EWOULDBLOCK when another holds it). */
+static napi_value fd_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, op;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_i32(env, argv[0], &fd) || !get_i32(env, argv[1], &op)) return NULL;
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  return make_int(env, r < 0 ? -errno : 0);
+}
+
 /* ------------------------------------------------------------ module */
 
 static napi_value Init(napi_env env, napi_value exports) {
@@ -941,6 +1071,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"fd", NULL, sock_fd, NULL, NULL, NULL, napi_default, NULL},
       {"portId", NULL, sock_port_id, NULL, NULL, NULL, napi_default, NULL},
       {"attachFilter", NULL, sock_attach_filter, NULL, NULL, NULL, napi_default, NULL},
+      {"foreign", NULL, sock_foreign, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

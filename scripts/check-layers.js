@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Enforces DESIGN.md's one-way imports: lib <- route <- table <- proto <- daemon <- cli;
 // netlink depends only on lib; only proto/kernel and daemon use netlink; nothing imports daemon or cli
-// (cli may import daemon: it is the entry point). Exits 1 listing every violation.
+// (cli may import daemon: it is the entry point). metrics (the Prometheus registry and its HTTP
+// listener) sits beside daemon, which alone imports it; the prom-client package may be imported
+// only by metrics. Exits 1 listing every violation.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -15,9 +17,12 @@ const allowed = {
   proto: ['lib', 'route', 'table', 'proto', 'config'],
   config: ['lib', 'route', 'config'],
   control: ['lib', 'route', 'control'],
-  daemon: ['lib', 'route', 'table', 'proto', 'netlink', 'config', 'control', 'daemon'],
+  metrics: ['lib', 'route', 'table', 'proto', 'config', 'control', 'metrics'],
+  daemon: ['lib', 'route', 'table', 'proto', 'netlink', 'config', 'control', 'metrics', 'daemon'],
   cli: ['lib', 'route', 'table', 'proto', 'netlink', 'config', 'control', 'daemon', 'cli'],
 };
+/** Packages only some layers may import. */
+const packageOwners = { 'prom-client': ['metrics'] };
 
 function* walk(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -42,7 +47,11 @@ if (fs.existsSync(root)) {
     let m;
     while ((m = re.exec(text))) {
       const spec = m[1] || m[2];
-      if (!spec.startsWith('.')) continue;
+      if (!spec.startsWith('.')) {
+        const owners = packageOwners[spec.split('/')[0]];
+        if (owners && !owners.includes(layer)) bad.push(`${rel}: imports the package ${spec}; only ${owners.join(', ')} may`);
+        continue;
+      }
       const target = path.relative(root, path.resolve(path.dirname(file), spec));
       if (target.startsWith('..')) continue;
       const tlayer = target.split(path.sep)[0];

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs krtsync from this checkout (after `npm ci`, which builds it) onto this machine:
+# Installs krtsync onto this machine from this checkout (after `npm ci`, which builds it), or from an
+# installed package (`npm install -g krtsync-VERSION.tgz`, then $(npm root -g)/krtsync/scripts/install.sh):
 #   PREFIX/lib/krtsync/         the built daemon (dist, native addon, production node_modules)
 #   PREFIX/bin/krtsync          the command
 #   /etc/krtsync/krtsync.yaml   the example config, unless one exists
 #   /etc/systemd/system/krtsync.service, sysusers and tmpfiles snippets; the krtsync user and group
 #   /etc/iproute2/rt_protos.d/krtsync.conf so `ip route` shows "proto krtsync"
+#   PREFIX/lib/krtsync/contrib/  Prometheus alert rules and a Grafana dashboard (docs/metrics.md)
 # Usage: sudo scripts/install.sh [--prefix /usr] [--no-start]
 # With DESTDIR=/some/dir every file goes below that directory and nothing is registered or started
 # (no user, no systemctl): for packaging, and for the test of this script.
@@ -27,11 +29,16 @@ lib=$prefix/lib/krtsync
 install -d "$dest$lib/native/build/Release" "$dest$lib/bin" "$dest$prefix/bin"
 cp -r "$src/dist" "$dest$lib/"
 install -m 0644 "$src/native/build/Release/krtsync_native.node" "$dest$lib/native/build/Release/"
-install -m 0644 "$src/package.json" "$src/package-lock.json" "$src/README.md" "$dest$lib/"
+install -m 0644 "$src/package.json" "$src/README.md" "$dest$lib/"
+cp -r "$src/contrib" "$dest$lib/"
 install -m 0755 "$src/bin/krtsync" "$dest$lib/bin/krtsync"
-# Production dependencies from the checkout's node_modules (no registry needed): copy, then prune dev ones.
+# Production dependencies from the source's node_modules (no registry needed). A checkout has dev ones
+# too (it has a package-lock.json): prune them in the copy. An installed package has none.
 cp -r "$src/node_modules" "$dest$lib/"
-(cd "$dest$lib" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
+if [ -f "$src/package-lock.json" ]; then
+  install -m 0644 "$src/package-lock.json" "$dest$lib/"
+  (cd "$dest$lib" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
+fi
 ln -sf "$lib/bin/krtsync" "$dest$prefix/bin/krtsync"
 
 install -d -m 0755 "$dest/etc/krtsync" "$dest/etc/iproute2/rt_protos.d" "$dest/etc/systemd/system" "$dest/usr/lib/sysusers.d" "$dest/usr/lib/tmpfiles.d"

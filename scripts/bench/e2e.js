@@ -10,6 +10,10 @@
 //
 // krtsync: config = static protocol with a routes file of N routes, a stream protocol (preference
 // 300, so its routes win), a kernel protocol for the family.
+// krtsync+metrics: the same, with the metrics listener on (metrics.listen) and a scraper in the
+// namespace fetching /metrics every second through every phase (Prometheus scrapes every 15-60 s):
+// its cost is the difference to the krtsync row of the same run; the scrape times are printed too
+// (as the scraper timed them, and as the daemon reports them in krtsync_scrape_duration_seconds).
 //   cold     start -> all N in the kernel, and -> READY=1
 //   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
 //   churn    a stream client announces every net with a new next hop as fast as the socket takes it
@@ -32,6 +36,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
+const { ensureDebianPackage } = require('../debian-package');
 const C = require('../../dist/netlink/constants');
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -45,7 +50,7 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
-const ONLY = new Set(arg('only', 'krtsync,bird,ip').split(','));
+const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
 const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
@@ -60,8 +65,9 @@ const SHEBANG_FLAGS = (() => {
   if (!m) throw new Error(`bin/krtsync: unexpected first line ${first}`);
   return m[1].split(' ').filter(Boolean);
 })();
+const SCRAPE_MS = Number(arg('scrape-every', '1000')); // krtsync+metrics: ms between scrapes; 0: listener on, nobody scrapes
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -263,6 +269,16 @@ function startIn(ns, cmd, args, env = {}, logFile) {
     }),
   );
   // `ip netns exec` execs the command, so the pid is the daemon's own.
+  proc.cpuS = 0; // CPU time (user + system) as last sampled: less disturbed by a loaded machine than wall time
+  proc.cpu = () => {
+    try {
+      const f = fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      proc.cpuS = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch {
+      /* exited: the last sample stands (at most 100 ms old) */
+    }
+    return proc.cpuS;
+  };
   proc.timer = setInterval(() => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
@@ -270,10 +286,12 @@ function startIn(ns, cmd, args, env = {}, logFile) {
     } catch {
       /* exited */
     }
+    proc.cpu();
   }, 100);
   return proc;
 }
 
+const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
 const results = [];
 function record(tool, scenario, fields) {
   const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
@@ -281,13 +299,65 @@ function record(tool, scenario, fields) {
   process.stderr.write(`  ${JSON.stringify(row)}\n`);
 }
 
+// ------------------------------------------------------------------ scraper
+const SCRAPER = `
+const url = process.argv[1];
+const loop = async () => {
+  const t0 = performance.now();
+  try {
+    const r = await fetch(url);
+    const body = await r.text();
+    const m = /^krtsync_scrape_duration_seconds (\\S+)$/m.exec(body);
+    process.stdout.write(JSON.stringify({ at: Date.now(), ms: performance.now() - t0, status: r.status, bytes: body.length, server_ms: m ? Number(m[1]) * 1000 : null }) + '\\n');
+  } catch (e) {
+    process.stdout.write(JSON.stringify({ at: Date.now(), error: String(e.cause?.code ?? e.message) }) + '\\n');
+  }
+  setTimeout(loop, Math.max(0, Number(process.argv[2]) - (performance.now() - t0)));
+};
+loop();`;
+
+/** Scrapes url every second from inside the namespace until stop(); scrapes() is what it saw. */
+function startScraper(ns, url) {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  children.add(child);
+  const seen = [];
+  let rest = '';
+  child.stdout.on('data', (c) => {
+    const lines = (rest + c).split('\n');
+    rest = lines.pop();
+    for (const l of lines) seen.push(JSON.parse(l));
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  return {
+    scrapes: () => seen,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+      children.delete(child);
+    },
+  };
+}
+
+function scrapeStats(list) {
+  const ok = list.filter((x) => x.status === 200);
+  const pct = (a, q) => (a.length ? Number(a[Math.min(a.length - 1, Math.floor(q * a.length))].toFixed(1)) : null);
+  const ms = ok.map((x) => x.ms).sort((a, b) => a - b);
+  const server = ok.map((x) => x.server_ms).filter((x) => x !== null).sort((a, b) => a - b);
+  // failed: while no daemon listened (between the kill and the restart).
+  return { scrapes: ok.length, failed: list.length - ok.length, ms_p50: pct(ms, 0.5), ms_p99: pct(ms, 0.99), ms_max: pct(ms, 1), server_ms_p50: pct(server, 0.5), server_ms_max: pct(server, 1), bytes: ok.length ? ok[ok.length - 1].bytes : null };
+}
+
 // ------------------------------------------------------------------ krtsync
-async function benchKrtsync() {
-  process.stderr.write(`krtsync: ${N} routes\n`);
-  const ns = makeNamespace('krt');
+async function benchKrtsync(tool = 'krtsync') {
+  const withMetrics = tool === 'krtsync+metrics';
+  process.stderr.write(`${tool}: ${N} routes\n`);
+  const ns = makeNamespace(withMetrics ? 'krtm' : 'krt');
+  const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
+  const phases = {};
   const obs = new Observer(ns);
-  const sock = path.join(DIR, 'krtsync.sock');
-  const notifyPath = path.join(DIR, 'notify.sock');
+  const tag = withMetrics ? 'krtsync-metrics' : 'krtsync';
+  const sock = path.join(DIR, `${tag}.sock`);
+  const notifyPath = path.join(DIR, `${tag}-notify.sock`);
   const notify = UnixDatagramSocket.open(notifyPath);
   let onReady;
   notify.start((datagrams) => {
@@ -298,18 +368,20 @@ async function benchKrtsync() {
   const lines = new Array(N);
   for (let i = 0; i < N; i++) lines[i] = `${netText(i)} via ${GW1}`;
   fs.writeFileSync(routes, lines.join('\n') + '\n');
-  const config = path.join(DIR, 'krtsync.yaml');
+  const config = path.join(DIR, `${tag}.yaml`);
   fs.writeFileSync(
     config,
     `log: { level: info }
 control: { socket: ${sock} }
-protocols:
+${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
   - { name: static1, type: static, routes_file: ${routes} }
   - { name: stream1, type: stream, preference: 300 }
   - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
 `,
   );
-  const log = path.join(DIR, 'krtsync.log');
+  const log = path.join(DIR, `${tag}.log`);
+  // The scraper's own start (a node process) must not land on the daemon's cold start.
+  if (scraper) await withTimeout((async () => { while (scraper.scrapes().length === 0) await sleep(50); })(), 'scraper start');
   // As deployed: with the node flags of the command's shebang, then --node-args.
   const start = () => startIn(ns, process.execPath, [...SHEBANG_FLAGS, ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
   const hwm = [];
@@ -320,13 +392,13 @@ protocols:
     let t0 = performance.now();
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
-    record('krtsync', 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
       process.kill(d.pid, 'SIGTERM');
       const ex = await withTimeout(d.exited, 'krtsync shutdown');
-      record('krtsync', 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: kernelCount(ns, PROTO_KRT).n });
+      record(tool, 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: kernelCount(ns, PROTO_KRT).n });
       return;
     }
 
@@ -340,8 +412,9 @@ protocols:
     t0 = performance.now();
     d = start();
     const tReady2 = await withTimeout(ready, 'krtsync restart');
+    const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
-    record('krtsync', 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before });
+    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, cpu_s: Number(cpuReady2.toFixed(2)) });
     if (RESTART_ONLY) {
       // For profiling the restart: SIGTERM now, no churn.
       process.kill(d.pid, 'SIGTERM');
@@ -356,6 +429,8 @@ protocols:
     await new Promise((res) => conn.once('data', res));
     full = obs.until(PROTO_KRT, GW2);
     t0 = performance.now();
+    phases.churn = [Date.now()];
+    const cpuChurn0 = d.cpu();
     const CHUNK = 1000;
     for (let i = 0; i < N; i += CHUNK) {
       const batch = [];
@@ -365,7 +440,9 @@ protocols:
     const tSent = performance.now();
     if (SNAPSHOT_AT_SENT) process.kill(d.pid, 'SIGUSR2'); // with --node-args --heapsnapshot-signal=SIGUSR2: the heap at the churn's peak
     const tChurn = await withTimeout(full, 'krtsync churn');
-    record('krtsync', 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0) });
+    phases.churn.push(Date.now());
+    record(tool, 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0), cpu_s: Number((d.cpu() - cpuChurn0).toFixed(2)) });
+    const cpuShutdown0 = d.cpu();
 
     // shutdown
     t0 = performance.now();
@@ -374,13 +451,19 @@ protocols:
     conn.destroy();
     hwm.push(d.hwmKb);
     const left = kernelCount(ns, PROTO_KRT);
-    record('krtsync', 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: left.n, foreign_kept: left.foreign });
-    record('krtsync', 'peak rss', { rss_mb: Math.round(Math.max(...hwm) / 1024), cold_rss_mb: Math.round(hwm[0] / 1024), restart_churn_rss_mb: Math.round(hwm[1] / 1024) });
-    if (obs.overflows) record('krtsync', 'observer', { overflows: obs.overflows });
+    record(tool, 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: left.n, foreign_kept: left.foreign, cpu_s: Number((d.cpuS - cpuShutdown0).toFixed(2)) });
+    record(tool, 'peak rss', { rss_mb: Math.round(Math.max(...hwm) / 1024), cold_rss_mb: Math.round(hwm[0] / 1024), restart_churn_rss_mb: Math.round(hwm[1] / 1024) });
+    if (obs.overflows) record(tool, 'observer', { overflows: obs.overflows });
+    if (scraper) {
+      const all = scraper.scrapes();
+      record(tool, 'scrapes', scrapeStats(all));
+      record(tool, 'scrapes during churn', scrapeStats(all.filter((x) => x.at >= phases.churn[0] && x.at <= phases.churn[1])));
+    }
   } catch (e) {
     process.stderr.write(fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').slice(-30).join('\n') : '');
     throw e;
   } finally {
+    await scraper?.stop();
     notify.close();
     obs.close();
     dropNamespace(ns);
@@ -393,26 +476,8 @@ protocols:
 
 // ------------------------------------------------------------------ BIRD 2
 function ensureBird() {
-  try {
-    return sh('bird', ['--version']).trim() || sh('sh', ['-c', 'bird --version 2>&1']).trim();
-  } catch {
-    /* not installed */
-  }
-  process.stderr.write('installing bird2 (apt-get), with a policy-rc.d that keeps its service from starting\n');
-  const policy = '/usr/sbin/policy-rc.d';
-  const hadPolicy = fs.existsSync(policy);
-  if (!hadPolicy) fs.writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
-  try {
-    sh('apt-get', ['install', '-y', 'bird2'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'inherit' });
-  } finally {
-    if (!hadPolicy) fs.unlinkSync(policy);
-  }
-  // Never leave a bird running in the root namespace.
-  try {
-    sh('sh', ['-c', 'systemctl stop bird 2>/dev/null; systemctl disable bird 2>/dev/null; true']);
-  } catch {
-    /* no systemd */
-  }
+  // Never a bird running in the root namespace: its service is kept from starting, then masked.
+  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
   return sh('sh', ['-c', 'bird --version 2>&1']).trim();
 }
 
@@ -549,7 +614,7 @@ async function benchIp() {
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
@@ -559,7 +624,14 @@ function table() {
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
+    ['CPU (user+sys): cold start to READY / restart to READY / churn / shutdown', (t) => ['cold start', 'restart', 'churn', 'shutdown'].map((sc) => cell(get(t, sc, 'cpu_s'), '')).join(' / ') + ' s'],
+    ['scrape of /metrics every 1 s: p50 / max (all phases)', (t) => scrapeCell(t, 'scrapes')],
+    ['scrape during churn: p50 / max', (t) => scrapeCell(t, 'scrapes during churn')],
   ];
+  const scrapeCell = (t, scenario) => {
+    const r = results.find((x) => x.tool === t && x.scenario === scenario);
+    return r ? `${r.ms_p50} / ${r.ms_max} ms (${r.scrapes}, ${r.failed} failed)` : '–';
+  };
   const out = [`| ${N.toLocaleString('en')} ${FAMILY} routes | ${tools.join(' | ')} |`, `| --- |${tools.map(() => ' ---: |').join('')}`];
   for (const [label, f] of rows) out.push(`| ${label} | ${tools.map(f).join(' | ')} |`);
   return out.join('\n');
@@ -569,7 +641,8 @@ async function main() {
   if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
   const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version };
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
-  if (ONLY.has('krtsync')) await benchKrtsync();
+  if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
+  if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
   if (ONLY.has('bird')) await benchBird();
   if (ONLY.has('ip')) await benchIp();
   process.stdout.write(`${table()}\n\n`);

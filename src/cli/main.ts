@@ -14,23 +14,21 @@
 import { createInterface } from 'node:readline';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError, DEFAULT_SOCKET, loadConfigFile } from '../config/config';
+import { ConfigError, DEFAULT_SOCKET, type KrtConfig } from '../config/config';
 import { ControlClient } from '../control/client';
 import { KrtError } from '../lib/errors';
-import { Daemon, validateRoutesFiles } from '../daemon/daemon';
-import { MissingCapabilityError } from '../daemon/capabilities';
-import { checkKernelOptions } from '../daemon/kernel-wiring';
+import { Daemon } from '../daemon/daemon';
 import { createLogger } from '../daemon/logging';
 import { tuneHeap } from '../daemon/heap';
 import { SystemdNotifier } from '../daemon/systemd';
-import { RoutesFileError } from '../proto/static/routes-file';
+import { EXIT_CONFIG, EXIT_FAIL, exitStatusOf, validateConfig } from '../daemon/validate';
 import { duration, table } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../../package.json') as { version: string };
 
-const EXIT_FAIL = 1;
-const EXIT_USAGE = 2;
+/** Bad usage shares the config's status: the input is wrong (src/daemon/validate.ts). */
+const EXIT_USAGE = EXIT_CONFIG;
 
 function fail(message: string, code = EXIT_FAIL): never {
   process.stderr.write(`krtsync: ${message}\n`);
@@ -47,7 +45,8 @@ async function withClient<T>(socket: string, fn: (c: ControlClient) => Promise<T
   try {
     return await fn(c);
   } catch (e) {
-    return fail((e as Error).message);
+    // The daemon's error code decides: a reload refused for a bad file is a bad config (2), as for check.
+    return fail((e as Error).message, exitStatusOf(e));
   } finally {
     c.close();
   }
@@ -58,13 +57,20 @@ function print(json: boolean, value: unknown, human: () => string): void {
 }
 
 async function run(args: { config: string; 'log-level'?: string; 'log-output': string; netns?: string }): Promise<void> {
-  let level = args['log-level'];
+  let config: KrtConfig | undefined;
+  let invalid: unknown;
   try {
-    level ??= loadConfigFile(args.config).logLevel;
+    config = await validateConfig(args.config, { routesFiles: false });
   } catch (e) {
-    fail(e instanceof ConfigError ? `invalid config:\n${e.message}` : (e as Error).message, EXIT_USAGE);
+    invalid = e;
   }
-  const log = createLogger({ level: level as 'info', output: args['log-output'] as 'auto' });
+  const log = createLogger({ level: (args['log-level'] ?? config?.logLevel ?? 'info') as 'info', output: args['log-output'] as 'auto' });
+  if (!config) {
+    // Logged, not just printed: under systemd the journal keeps it at error priority.
+    log.error(`cannot start: ${invalid instanceof ConfigError ? `invalid config:\n${invalid.message}` : (invalid as Error).message}`);
+    log.on('finish', () => process.exit(exitStatusOf(invalid))).end();
+    return;
+  }
   tuneHeap();
   const notifier = new SystemdNotifier(process.env, (m) => log.warn(m));
   const daemon = new Daemon({ configFile: args.config, log, notifier, ...(args.netns !== undefined ? { netns: args.netns } : {}) });
@@ -89,28 +95,27 @@ async function run(args: { config: string; 'log-level'?: string; 'log-output': s
     process.exit(EXIT_FAIL);
   });
   try {
-    await daemon.start();
+    await daemon.start(config);
   } catch (e) {
-    const usage = e instanceof ConfigError || e instanceof RoutesFileError || (e instanceof KrtError && e.code === 'KRT_ERR_KERNEL_OPTION');
     const err = e as NodeJS.ErrnoException;
-    const denied = err.code === 'EPERM' || err.code === 'EACCES' || /\bEPERM\b/.test(err.message);
-    const msg = denied && !(e instanceof MissingCapabilityError) ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
+    // A bare EPERM from the kernel means the capability; our own errors already say what to change.
+    const denied = !(e instanceof KrtError) && (err.code === 'EPERM' || err.code === 'EACCES' || /\bEPERM\b/.test(err.message));
+    const msg = denied ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
     log.error(`cannot start: ${msg}`);
     // Whatever started is stopped again (kernel protocols withdraw what they installed).
     await daemon.stop('start failed').catch(() => undefined);
-    log.on('finish', () => process.exit(usage ? EXIT_USAGE : EXIT_FAIL)).end();
+    log.on('finish', () => process.exit(exitStatusOf(e))).end();
   }
 }
 
 async function check(args: { config: string }): Promise<void> {
   try {
-    const c = loadConfigFile(args.config);
-    await validateRoutesFiles(c);
-    checkKernelOptions(c);
+    const c = await validateConfig(args.config);
     const routes = c.protocols.reduce((n, p) => n + (p.type === 'static' ? p.routes.length : 0), 0);
     process.stdout.write(`${args.config}: OK (${c.protocols.length} protocols, ${c.tables.length} tables, ${routes} inline routes)\n`);
   } catch (e) {
-    fail(`${(e as Error).message}`, e instanceof ConfigError || e instanceof RoutesFileError || e instanceof KrtError ? EXIT_USAGE : EXIT_FAIL);
+    const n = e instanceof ConfigError ? e.issues.length + e.more : 0;
+    fail(`${(e as Error).message}${n > 1 ? `\n${n} problems` : ''}`, exitStatusOf(e));
   }
 }
 
@@ -170,9 +175,12 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         }
         const rows: unknown[][] = [];
         const { result } = await c.request('show-routes', args2, (items) => {
-          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table]);
+          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table, bgpText(r.bgp), r.reason ?? '']);
         });
-        process.stdout.write(table(['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE'], rows) + `\n${(result as { routes: number }).routes} routes\n`);
+        const withBgp = rows.some((r) => r[6] !== '');
+        const headers = ['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE', ...(withBgp ? ['BGP', 'WHY'] : ['WHY'])];
+        const shown = withBgp ? rows : rows.map((r) => [...r.slice(0, 6), r[7]]);
+        process.stdout.write(table(headers, shown) + `\n${(result as { routes: number }).routes} routes\n`);
         return;
       }
       case 'kernel': {
@@ -196,8 +204,26 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
   });
 }
 
+/** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
+function bgpText(b: unknown): string {
+  if (b === undefined || b === null) return '';
+  const x = b as Record<string, unknown>;
+  const parts = [`[${String(x.as_path)}]`];
+  if (x.origin !== undefined) parts.push(String(x.origin));
+  if (x.local_pref !== undefined) parts.push(`lp ${String(x.local_pref)}`);
+  if (x.med !== undefined) parts.push(`med ${String(x.med)}`);
+  if (x.router_id !== undefined) parts.push(`id ${String(x.router_id)}`);
+  if (Array.isArray(x.communities)) parts.push(`comm ${x.communities.join(',')}`);
+  if (Array.isArray(x.large_communities)) parts.push(`lcomm ${x.large_communities.join(',')}`);
+  return parts.join(' ');
+}
+
 function protocolInfo(p: Record<string, unknown>): string {
-  if (p.type === 'stream') return `${(p.clients as unknown[]).length} clients`;
+  if (p.type === 'stream') {
+    const limits = p.limits as { refused: Record<string, number>; disconnects: number; filtered: number } | undefined;
+    const refused = limits ? Object.values(limits.refused).reduce((a, b) => a + b, 0) : 0;
+    return [`${(p.clients as unknown[]).length} clients`, p.startupHold ? 'waiting for end-of-RIB' : '', refused ? `${refused} refused by limits` : '', limits?.disconnects ? `${limits.disconnects} dropped` : '', limits?.filtered ? `${limits.filtered} filtered` : ''].filter(Boolean).join(', ');
+  }
   if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : ''].filter(Boolean).join(', ');
   if (p.type === 'static' && p.lastLoad) return `loaded ${(p.lastLoad as { at: string }).at}`;
   return '';
@@ -239,7 +265,7 @@ export function main(argv: readonly string[]): void {
           .option('netns', { type: 'string', describe: 'work in this network namespace (name or path)' }),
       (a) => run(a as never),
     )
-    .command('check', 'validate a config file (and its routes files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
+    .command('check', 'validate a config file (and its routes and state files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
     .command(
       'show <what> [prefix]',
       'show status | protocols | routes [PREFIX] | kernel [PREFIX]',
@@ -284,7 +310,7 @@ export function main(argv: readonly string[]): void {
           (z) => z,
           (a) =>
             withClient(a.socket, async (c) => {
-              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).result as string[];
+              const r = (await c.request('route-list', a.source ? { protocol: a.source } : {})).more as string[];
               print(a.json, r, () => r.join('\n'));
             }),
         )

@@ -9,10 +9,13 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap, type Pair } from 'yaml';
 
-export interface ConfigIssue {
-  file: string;
+export interface ConfigPosition {
   line: number;
   column: number;
+}
+
+export interface ConfigIssue extends ConfigPosition {
+  file: string;
   message: string;
 }
 
@@ -53,9 +56,24 @@ export class YamlReader {
   }
 
   /** Position of a node, for values that are checked later (route lines). */
-  position(node: YamlNode): { line: number; column: number } {
+  position(node: YamlNode): ConfigPosition {
     const pos = this.lines.linePos(node.range?.[0] ?? 0);
     return { line: pos.line, column: pos.col };
+  }
+
+  /**
+   * Positions of a node and of everything inside it, by path (`export`,
+   * `export[0]`, `export[0].match.net`), for values another layer checks
+   * later: its errors name such a path, and the file position is found here.
+   */
+  positionsOf(node: YamlNode, path: string, into: Map<string, ConfigPosition>): void {
+    into.set(path, this.position(node));
+    if (isSeq(node)) (node.items as YamlNode[]).forEach((n, i) => n && this.positionsOf(n, `${path}[${i}]`, into));
+    else if (isMap(node)) {
+      for (const pair of (node as YAMLMap<YamlNode, YamlNode>).items) {
+        if (isScalar(pair.key) && pair.value) this.positionsOf(pair.value, `${path}.${String(pair.key.value)}`, into);
+      }
+    }
   }
 
   /**

@@ -9,7 +9,8 @@
  *   show-protocols                   one entry per protocol
  *   show-routes {prefix?, table?, all?}   streamed: routes of the tables, best first
  *   show-kernel {protocol?, prefix?, failed?}   streamed: per-route kernel sync status
- *   route-add {route, protocol?} / route-del {prefix, protocol?} / route-list {protocol?}
+ *   route-add {route, protocol?} / route-del {prefix, protocol?}
+ *   route-list {protocol?}            streamed: the api protocol's route lines
  *   reload
  *   feed {protocol?, client?, format?}   the connection becomes a route stream
  */
@@ -18,13 +19,17 @@ import { KrtError } from '../lib/errors';
 import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
-import type { Route } from '../route';
+import { whyBefore, type BgpAttrs, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
 import type { Prefilter } from '../table';
 import type { Daemon } from './daemon';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION = (require('../../package.json') as { version: string }).version;
+export const VERSION = (require('../../package.json') as { version: string }).version;
+/** Every command this file answers (metrics count any other as "unknown"). */
+export const CONTROL_COMMANDS: readonly string[] = ['show-status', 'show-protocols', 'show-routes', 'show-kernel', 'route-add', 'route-del', 'route-list', 'reload', 'feed'];
 const CHUNK = 2048;
+const MAX_CLIENT_NAME = 64;
+const CLIENT_NAME_RE = new RegExp(`^[\\x21-\\x7e]{1,${MAX_CLIENT_NAME}}$`);
 
 function bad(message: string): KrtError {
   return new KrtError('KRT_ERR_BAD_REQUEST', message);
@@ -48,10 +53,29 @@ export interface RouteJson {
   preference: number;
   best: boolean;
   route: string;
+  /** The route's BGP attributes, when it has them. */
+  bgp?: BgpAttrsJson;
+  /**
+   * The step of the decision process that placed the route (docs/bgp.md):
+   * for the best, why it beat the next one; for another, why it ranks after
+   * the one before it. Absent when the net has one route.
+   */
+  reason?: DecisionStep;
 }
 
-function routeJson(r: Route, net: Prefix, table: string, best: boolean): RouteJson {
-  return { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+/** The JSON of each (interned) BGP attribute set, made once: a million routes share a few. */
+const bgpJson = new WeakMap<BgpAttrs, BgpAttrsJson>();
+
+function routeJson(r: Route, net: Prefix, table: string, best: boolean, reason: DecisionStep | undefined): RouteJson {
+  const out: RouteJson = { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+  const bgp = r.attrs.bgp;
+  if (bgp) {
+    let j = bgpJson.get(bgp);
+    if (!j) bgpJson.set(bgp, (j = bgp.toJSON()));
+    out.bgp = j;
+  }
+  if (reason) out.reason = reason;
+  return out;
 }
 
 export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
@@ -67,7 +91,8 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
         ready: d.ready,
         config: d.opts.configFile,
         status: d.statusLine(),
-        tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal })),
+        tables: [...d.tables].map(([name, t]) => ({ name, nets: t.netCount, routes: t.routeTotal, sources: t.sourceCount })),
+        control: d.controlStats(),
       };
     }
     case 'show-protocols': {
@@ -80,7 +105,7 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
           case 'api':
             return { ...base, routes: p.proto.routeCount };
           case 'stream':
-            return { ...base, routes: p.proto.routeCount, clients: p.proto.stats() };
+            return { ...base, ...p.proto.summary(), clients: p.proto.stats() };
           case 'kernel':
             return { ...base, ...p.proto.summary() };
         }
@@ -100,8 +125,11 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
         for await (const batch of t.best.feed(prefilter ? { prefilter } : {})) {
           for (const item of batch) {
             if (item.kind !== 'feed') continue;
-            const routes = a.all === true ? t.routes(item.net) : item.routes;
-            routes.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0)));
+            // The chain as it is now (the feed's may be older by a moment): the reasons compare neighbours in it.
+            const now = t.routes(item.net);
+            const chain = now.length ? now : item.routes;
+            const shown = a.all === true ? chain : chain.slice(0, 1);
+            shown.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0, i === 0 ? (chain[1] ? whyBefore(r, chain[1]) : undefined) : whyBefore(chain[i - 1]!, r))));
           }
           if (chunk.length >= CHUNK) {
             count += chunk.length;
@@ -134,21 +162,32 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       checkArgs(a, ['route', 'protocol'], req.command);
       const route = optString(a, 'route');
       if (route === undefined) throw bad('route-add needs "route", e.g. "10.0.0.0/24 via 192.0.2.1"');
-      return d.enqueue(async () => ({ added: d.apiProtocol(optString(a, 'protocol')).add(route) }));
+      // The change is made in the queue; its write to the state file is awaited outside it, so
+      // changes from other clients join the same write (group commit).
+      const added = await d.enqueue(async () => d.apiProtocol(optString(a, 'protocol')).add(route));
+      await added.saved;
+      return { added: added.line };
     }
     case 'route-del': {
       checkArgs(a, ['prefix', 'protocol'], req.command);
       const prefix = optString(a, 'prefix');
       if (prefix === undefined) throw bad('route-del needs "prefix"');
-      return d.enqueue(async () => {
+      const deleted = await d.enqueue(async () => {
         const api = d.apiProtocol(optString(a, 'protocol'));
-        if (!api.del(prefix)) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
-        return { deleted: prefix };
+        const r = api.del(prefix);
+        if (!r.found) throw new KrtError('KRT_ERR_NO_ROUTE', `protocol ${api.name} has no route for ${prefix}`);
+        return r;
       });
+      await deleted.saved;
+      return { deleted: prefix };
     }
     case 'route-list': {
       checkArgs(a, ['protocol'], req.command);
-      return d.apiProtocol(optString(a, 'protocol')).list();
+      // Streamed like show-routes: one answer line never holds every route, and a client that
+      // does not read holds at most a chunk of them.
+      const lines = d.apiProtocol(optString(a, 'protocol')).list();
+      for (let i = 0; i < lines.length; i += CHUNK) await ctx.more(lines.slice(i, i + CHUNK));
+      return { routes: lines.length };
     }
     case 'reload': {
       checkArgs(a, [], req.command);
@@ -159,14 +198,17 @@ export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: 
       const format = (optString(a, 'format') ?? 'krtsync') as StreamFormat;
       if (!STREAM_FORMATS.includes(format)) throw bad(`"format" must be one of ${STREAM_FORMATS.join(', ')}`);
       const proto = d.streamProtocol(optString(a, 'protocol'));
-      const session = proto.connect(optString(a, 'client'), format, (msg) => ctx.send(msg));
+      const client = optString(a, 'client');
+      // The name goes into logs, status output and source names: bounded and printable.
+      if (client !== undefined && !CLIENT_NAME_RE.test(client)) throw bad(`"client" must be 1 to ${MAX_CLIENT_NAME} printable characters without spaces`);
+      const session = proto.connect(client, format, (msg) => ctx.send(msg), () => ctx.hangUp());
       ctx.takeOver(session);
       return { protocol: proto.name, format };
     }
     default:
       throw new KrtError(
         'KRT_ERR_UNKNOWN_COMMAND',
-        `unknown command "${req.command}" (commands: show-status, show-protocols, show-routes, show-kernel, route-add, route-del, route-list, reload, feed)`,
+        `unknown command "${req.command}" (commands: ${CONTROL_COMMANDS.join(', ')})`,
       );
   }
 }

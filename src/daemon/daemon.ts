@@ -11,7 +11,7 @@
  *    protocol has finished its first sync.
  *  - stop: kernel protocols first (each withdraws what it installed by
  *    walking the table directly, and waits for every ack), then the sources,
- *    then the control socket.
+ *    then the control socket, then the metrics listener.
  *  - reload: the new file is validated completely (config and routes files)
  *    before anything changes; protocols are reconfigured in place where they
  *    can be, restarted where they must, added and removed by name.
@@ -22,20 +22,23 @@
 import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
-import { loadConfigFile, type KrtConfig, type ProtocolConfig, type StaticProtocolConfig } from '../config/config';
-import { ControlServer } from '../control/server';
+import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
+import type { ControlRequest } from '../control/protocol';
+import { ControlServer, type ControlContext, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
-import type { Logger } from '../proto/logger';
+import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
-import { readRoutesFile } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
-import { checkKernelOptions, createKernelProtocol, type KernelHandle } from './kernel-wiring';
+import { DEFAULT_LOCK_DIR, describeKey, InstanceLock } from './instance-lock';
+import { createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
+import { validateConfig } from './validate';
 import type { SystemdNotifier } from './systemd';
-import { handleControlRequest } from './commands';
+import { CONTROL_COMMANDS, handleControlRequest, VERSION } from './commands';
+import { MetricsEndpoint } from './metrics-wiring';
 
 export type RunningProtocol =
   | { type: 'static'; config: StaticProtocolConfig; proto: StaticProtocol }
@@ -49,6 +52,8 @@ export interface DaemonOptions {
   notifier: SystemdNotifier;
   /** Work in this network namespace (name or path) instead of the process's own. */
   netns?: string;
+  /** Where the one-instance locks live; default /run/krtsync. */
+  lockDir?: string;
 }
 
 /** The implicit api protocol that exists when the config has none, so `krtsync route add` always works. */
@@ -59,13 +64,20 @@ export class Daemon {
   readonly tables = new Map<string, Table>();
   readonly protocols = new Map<string, RunningProtocol>();
   private control: ControlServer | undefined;
+  /** One lock per (kernel table, protocol number, family) managed, by describeKey(). */
+  private readonly locks = new Map<string, InstanceLock>();
   private queue: Promise<unknown> = Promise.resolve();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   readonly startedAt = new Date();
   ready = false;
+  /** Metrics: counted from the start; served when the config has `metrics.listen` (metrics-wiring.ts). */
+  readonly metrics: MetricsEndpoint;
 
-  constructor(readonly opts: DaemonOptions) {}
+  constructor(readonly opts: DaemonOptions) {
+    this.metrics = new MetricsEndpoint(this, VERSION);
+  }
+
 
   get log(): Logger {
     return this.opts.log;
@@ -78,24 +90,37 @@ export class Daemon {
     return run;
   }
 
-  /** Loads the config (throws ConfigError: the caller exits 2), starts everything, then READY=1. */
-  async start(): Promise<void> {
-    // Routes files are read once, by their static protocols: a bad line aborts the start
-    // before any kernel protocol has run, so the kernel is untouched.
-    const config = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(config);
+  /**
+   * Starts everything from a config that validateConfig() accepted (routes files
+   * aside: they are read once, by their static protocols, and a bad line aborts
+   * the start before any kernel protocol has run, so the kernel is untouched),
+   * then READY=1.
+   */
+  async start(valid: KrtConfig): Promise<void> {
+    const config = withImplicitApi(valid);
     // Before anything is created: without CAP_NET_ADMIN every route would fail with EPERM.
     if (config.protocols.some((p) => p.type === 'kernel')) requireNetAdmin();
+    // Before anything is created: a second daemon on the same kernel table exits here, having touched nothing.
+    this.takeLocks(config);
     this.config = config;
     const t0 = Date.now();
-    for (const t of config.tables) this.tables.set(t.name, new Table({ name: t.name }));
+    for (const t of config.tables) this.tables.set(t.name, newTable(t));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
+    const controlLog = new RateLimitedLog(this.log, 10_000, undefined, 5);
     this.control = new ControlServer(
-      { path: config.control.socket, mode: config.control.mode, ...(config.control.group !== undefined ? { group: config.control.group } : {}), onError: (m) => this.log.warn(m) },
-      (req, ctx) => handleControlRequest(this, req, ctx),
+      {
+        path: config.control.socket,
+        mode: config.control.mode,
+        ...(config.control.group !== undefined ? { group: config.control.group } : {}),
+        sendTimeoutMs: config.control.sendTimeoutMs,
+        onError: (m) => this.log.warn(m),
+        onDisconnect: (id, reason, detail) => controlLog.write('warn', `control-${reason}`, `control client ${id} disconnected: ${detail}`),
+      },
+      (req, ctx) => this.answerControl(req, ctx),
     );
     await this.control.listen();
+    await this.metrics.apply(config.metrics);
     for (const p of order) {
       // A SIGTERM during start: stop() is shutting down what started; start nothing more.
       if (this.stopping) return;
@@ -103,12 +128,51 @@ export class Daemon {
     }
     if (this.stopping) return;
     this.ready = true;
-    const status = this.statusLine(); // counts every net of every kernel protocol: once
+    this.metrics.metrics.ready((Date.now() - t0) / 1000);
+    const status = this.statusLine();
     this.opts.notifier.ready(status);
     this.opts.notifier.startWatchdog();
     this.statusTimer = setInterval(() => this.opts.notifier.status(this.statusLine()), 10000);
     this.statusTimer.unref();
     this.log.info(`krtsync ready in ${Date.now() - t0} ms: ${status}`);
+  }
+
+  /**
+   * Takes the instance lock of every kernel table, protocol number and family
+   * the config manages that is not held yet. All or nothing: on a refusal the
+   * locks taken by this call are released and the error names the holder.
+   */
+  private takeLocks(config: KrtConfig): void {
+    if (this.locks.size === 0) InstanceLock.sweep(this.opts.lockDir ?? DEFAULT_LOCK_DIR);
+    const taken: string[] = [];
+    try {
+      for (const { protocol, key } of kernelLockKeys(config)) {
+        const id = describeKey(key);
+        if (this.locks.has(id)) continue;
+        const holder = { pid: process.pid, config: this.opts.configFile, protocol, socket: config.control.socket, since: this.startedAt.toISOString() };
+        this.locks.set(id, InstanceLock.acquire(this.opts.lockDir ?? DEFAULT_LOCK_DIR, key, holder, this.opts.netns));
+        taken.push(id);
+      }
+    } catch (e) {
+      for (const id of taken) this.releaseLock(id);
+      throw e;
+    }
+  }
+
+  /** Releases the locks `config` does not need (all of them without a config). */
+  private releaseLocks(config: KrtConfig | undefined): void {
+    const wanted = new Set(config ? kernelLockKeys(config).map(({ key }) => describeKey(key)) : []);
+    for (const id of [...this.locks.keys()]) if (!wanted.has(id)) this.releaseLock(id);
+  }
+
+  private releaseLock(id: string): void {
+    this.locks.get(id)?.release();
+    this.locks.delete(id);
+  }
+
+  /** Control socket counters (clients, refusals, disconnects by reason); zeros before it listens. */
+  controlStats(): ControlStats {
+    return this.control?.stats() ?? { clients: 0, accepted: 0, refused: 0, disconnected: { stalled: 0, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 };
   }
 
   /** One line for STATUS= and `show status`. */
@@ -147,7 +211,7 @@ export class Daemon {
       case 'stream':
         return { type: p.type, config: p, proto: new StreamProtocol(p, tables, log) };
       case 'kernel':
-        return { type: p.type, config: p, proto: createKernelProtocol(p, this.familiesOf(p.tables), log, this.opts.netns) };
+        return { type: p.type, config: p, proto: createKernelProtocol(p, this.familiesOf(p.tables), log, this.opts.netns, this.metrics.kernelMetrics(p.name)) };
     }
   }
 
@@ -163,8 +227,11 @@ export class Daemon {
     return this.enqueue(async () => {
       this.opts.notifier.reloading();
       try {
-        return await this.applyReload();
+        const changes = await this.applyReload();
+        this.metrics.metrics.reloaded(true);
+        return changes;
       } catch (e) {
+        this.metrics.metrics.reloaded(false);
         this.log.error(`reload failed, the running config stays: ${(e as Error).message}`);
         throw e;
       } finally {
@@ -174,14 +241,25 @@ export class Daemon {
   }
 
   private async applyReload(): Promise<string[]> {
-    const next = withImplicitApi(loadConfigFile(this.opts.configFile));
-    checkKernelOptions(next);
-    await validateRoutesFiles(next);
+    const next = withImplicitApi(await validateConfig(this.opts.configFile));
+    // A kernel table another daemon manages fails the reload before anything changes.
+    this.takeLocks(next);
+    try {
+      return await this.applyValidReload(next);
+    } finally {
+      this.releaseLocks(this.config); // what the config in force no longer manages (or, after a failure, never took over)
+    }
+  }
+
+  private async applyValidReload(next: KrtConfig): Promise<string[]> {
     const cur = this.config!;
     const changes: string[] = [];
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
       changes.push('control socket settings changed: they take effect at the next restart');
     }
+    // First of all changes: a listener that cannot move fails the reload before anything else changed.
+    const moved = await this.metrics.apply(next.metrics);
+    if (moved) changes.push(moved);
     if (next.logLevel !== cur.logLevel && this.opts.log.level !== undefined) {
       this.opts.log.level = next.logLevel;
       changes.push(`log level ${next.logLevel}`);
@@ -204,6 +282,7 @@ export class Daemon {
         !(running.proto as Protocol<ProtocolConfig>).reconfigure(want);
       if (!mustRestart) continue;
       await running.proto.shutdown();
+      if (running.type === 'kernel') this.metrics.metrics.forgetKernel(name);
       this.protocols.delete(name);
       if (want) restart.add(name);
       else changes.push(`protocol ${name} removed`);
@@ -218,8 +297,11 @@ export class Daemon {
     }
     for (const t of next.tables) {
       if (!this.tables.has(t.name)) {
-        this.tables.set(t.name, new Table({ name: t.name }));
+        this.tables.set(t.name, newTable(t));
         changes.push(`table ${t.name} added`);
+      } else if (t.journalLimit !== cur.tables.find((x) => x.name === t.name)?.journalLimit) {
+        this.tables.get(t.name)!.setMaxBehind(t.journalLimit);
+        changes.push(`table ${t.name}: journal_limit ${t.journalLimit ?? 'auto'}`);
       }
     }
     this.config = next;
@@ -255,6 +337,8 @@ export class Daemon {
       for (const t of this.tables.values()) t.discard('krtsync is stopping');
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
       await this.control?.close();
+      await this.metrics.close();
+      this.releaseLocks(undefined);
       this.opts.notifier.close();
       this.log.info('krtsync stopped');
     });
@@ -266,6 +350,19 @@ export class Daemon {
       await p.proto.shutdown();
     } catch (e) {
       this.log.error(`protocol ${p.config.name}: shutdown failed: ${(e as Error).message}`, { protocol: p.config.name });
+    }
+  }
+
+  /** Answers a control request, counting it by command and result for metrics. */
+  private async answerControl(req: ControlRequest, ctx: ControlContext): Promise<unknown> {
+    const command = CONTROL_COMMANDS.includes(req.command) ? req.command : 'unknown';
+    try {
+      const result = await handleControlRequest(this, req, ctx);
+      this.metrics.metrics.controlRequest(command, 'ok');
+      return result;
+    } catch (e) {
+      this.metrics.metrics.controlRequest(command, e instanceof KrtError ? e.code : 'KRT_ERR_INTERNAL');
+      throw e;
     }
   }
 
@@ -297,6 +394,10 @@ export class Daemon {
   }
 }
 
+function newTable(t: TableConfig): Table {
+  return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}) });
+}
+
 /** Sources before kernel protocols, config order otherwise. */
 function startOrder(ps: readonly ProtocolConfig[]): ProtocolConfig[] {
   return [...ps.filter((p) => p.type !== 'kernel'), ...ps.filter((p) => p.type === 'kernel')];
@@ -306,9 +407,4 @@ function withImplicitApi(c: KrtConfig): KrtConfig {
   if (c.protocols.some((p) => p.type === 'api') || c.protocols.some((p) => p.name === IMPLICIT_API)) return c;
   const tables = [4, 6].map((f) => c.tables.find((t) => t.family === f)?.name).filter((n): n is string => n !== undefined);
   return { ...c, protocols: [...c.protocols, { type: 'api', name: IMPLICIT_API, tables, preference: 200, stateFile: undefined }] };
-}
-
-/** Every routes file must be valid before a reload applies anything (and for `krtsync check`). */
-export async function validateRoutesFiles(c: KrtConfig): Promise<void> {
-  for (const p of c.protocols) if (p.type === 'static' && p.routesFile !== undefined) await readRoutesFile(p.routesFile);
 }

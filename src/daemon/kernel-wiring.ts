@@ -5,48 +5,105 @@
  * with `family: both` is attached to an IPv4 and an IPv6 table, so it becomes
  * two KernelProtocol instances (`NAME` for the first family; both share the
  * kernel table and protocol number) behind one KernelHandle, which is what
- * the daemon and the CLI see. checkKernelOptions() validates the settings the
+ * the daemon and the CLI see. kernelOptionIssues() validates the settings the
  * config loader cannot (kernel table names from rt_tables, reserved protocol
- * numbers, export filters) so `krtsync check` and start reject them before
- * anything touches the kernel.
+ * numbers, export filters), each at its position in the file, so `krtsync
+ * check`, start and reload reject them before anything touches the kernel.
  */
 import type { Family, Prefix } from '../lib/addr';
-import type { KernelProtocolConfig, KrtConfig } from '../config/config';
-import { FilterError, parseExportFilter, type ExportFilter } from '../proto/filter';
+import { positionOf, type KernelProtocolConfig, type KrtConfig } from '../config/config';
+import type { ConfigIssue } from '../config/yaml-reader';
+import { exportFilterErrors, parseExportFilter, type ExportFilter } from '../proto/filter';
 import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kernel-protocol';
-import { checkProtocolNumber, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
+import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
+import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
+import { describeKey, type LockKey } from './instance-lock';
 
 export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   status(prefix?: Prefix): RouteSyncStatus[];
   counts(): SyncCounts;
   summary(): Record<string, unknown>;
+  /** Per family: the kernel table and the state counts, kept as they change (for metrics: no walk). */
+  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
 }
+
+/** Makes the metrics sink of one family's sync. */
+export type KernelMetricsFactory = (family: Family, kernelTable: number) => KernelSyncMetrics;
 
 function exportFilterOf(cfg: KernelProtocolConfig): ExportFilter | undefined {
   return cfg.exportFilter ? parseExportFilter(cfg.exportFilter.value, 'export') : undefined;
 }
 
-/** Throws KernelOptionError naming file, protocol and (for filters) line and column, for settings that cannot work. */
-export function checkKernelOptions(c: KrtConfig): void {
+/**
+ * What each kernel protocol of the config manages: its kernel table, protocol number and
+ * families (the instance locks' keys). A protocol whose kernel table does not resolve has
+ * none (kernelOptionIssues reports it).
+ */
+export function kernelLockKeys(c: KrtConfig): Array<{ protocol: string; key: LockKey }> {
+  const out: Array<{ protocol: string; key: LockKey }> = [];
   for (const p of c.protocols) {
     if (p.type !== 'kernel') continue;
+    let kernelTable: number;
     try {
-      if (p.protocol !== undefined) checkProtocolNumber(p.protocol);
-      resolveKernelTable(p.kernelTable);
-      exportFilterOf(p);
-    } catch (e) {
-      if (e instanceof FilterError && p.exportFilter) throw new KernelOptionError(`${c.file}:${p.exportFilter.line}:${p.exportFilter.column}: protocol ${p.name}: ${e.message}`);
-      if (e instanceof KernelOptionError) throw new KernelOptionError(`${c.file}: protocol ${p.name}: ${e.message}`);
-      throw e;
+      kernelTable = resolveKernelTable(p.kernelTable);
+    } catch {
+      continue;
+    }
+    const protocol = p.protocol ?? DEFAULT_KERNEL_PROTOCOL;
+    for (const t of p.tables) {
+      const family = c.tables.find((x) => x.name === t)?.family;
+      if (family !== undefined) out.push({ protocol: p.name, key: { kernelTable, protocol, family } });
     }
   }
+  return out;
 }
 
-function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined): KernelProtocolOptions {
+/** Every kernel protocol setting that cannot work, at the position of the value that is wrong. */
+export function kernelOptionIssues(c: KrtConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const p of c.protocols) {
+    if (p.type !== 'kernel') continue;
+    const at = (path: string, message: string): number => issues.push({ file: c.file, ...positionOf(c, `${p.name}.${path}`), message: `protocol ${p.name}: ${message}` });
+    const checks: Array<[string, () => unknown]> = [
+      ['protocol', () => p.protocol !== undefined && checkProtocolNumber(p.protocol)],
+      ['kernel_table', () => resolveKernelTable(p.kernelTable)],
+    ];
+    for (const [key, check] of checks) {
+      try {
+        check();
+      } catch (e) {
+        if (!(e instanceof KernelOptionError)) throw e;
+        at(key, e.message);
+      }
+    }
+    if (p.exportFilter) for (const e of exportFilterErrors(p.exportFilter.value, 'export')) at(e.path, e.message);
+  }
+  // Two protocols on the same kernel table, number and family would each prune the other's routes.
+  const seen = new Map<string, string>();
+  const clashes = new Map<string, { first: string; second: string; keys: LockKey[] }>();
+  for (const { protocol, key } of kernelLockKeys(c)) {
+    const id = `${key.kernelTable}/${key.protocol}/${key.family}`;
+    const other = seen.get(id);
+    if (other === undefined) seen.set(id, protocol);
+    else if (other !== protocol) {
+      const pair = `${other} ${protocol}`;
+      const clash = clashes.get(pair) ?? { first: other, second: protocol, keys: [] };
+      clash.keys.push(key);
+      clashes.set(pair, clash);
+    }
+  }
+  for (const { first, second, keys } of clashes.values()) {
+    const what = `${describeKey(keys[0]!)}${keys.length > 1 ? ' and IPv6' : ''}`;
+    issues.push({ file: c.file, ...positionOf(c, second), message: `protocols ${first} and ${second} both manage ${what}; each would delete the other's routes (give one another protocol number or kernel table)` });
+  }
+  return issues;
+}
+
+function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log: Logger, netns: string | undefined, metrics: KernelMetricsFactory | undefined): KernelProtocolOptions {
   const filter = exportFilterOf(cfg);
   return {
     name: cfg.name,
@@ -62,6 +119,7 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
     ...(cfg.mergePaths > 0 ? { mergePaths: { limit: cfg.mergePaths } } : {}),
     ...(cfg.learn ? { learn: { table } } : {}),
     ...(netns !== undefined ? { netns } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
     log,
   };
 }
@@ -133,6 +191,14 @@ class KernelProtocolSet implements KernelHandle {
     return sumCounts([...this.instances.values()].map(({ proto }) => proto.counts()));
   }
 
+  syncCounts(): ReturnType<KernelHandle['syncCounts']> {
+    const out: ReturnType<KernelHandle['syncCounts']> = [];
+    for (const { proto } of this.instances.values()) {
+      for (const [family, sync] of proto.families) out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno() });
+    }
+    return out;
+  }
+
   summary(): Record<string, unknown> {
     const first = this.instances.values().next().value?.proto;
     return {
@@ -146,10 +212,16 @@ class KernelProtocolSet implements KernelHandle {
   }
 }
 
-export function createKernelProtocol(cfg: KernelProtocolConfig, tables: ReadonlyMap<Family, Table>, log: Logger, netns: string | undefined): KernelHandle {
+export function createKernelProtocol(
+  cfg: KernelProtocolConfig,
+  tables: ReadonlyMap<Family, Table>,
+  log: Logger,
+  netns: string | undefined,
+  metrics?: KernelMetricsFactory,
+): KernelHandle {
   const instances = new Map<Family, { proto: KernelProtocol; options: KernelProtocolOptions }>();
   for (const [family, table] of tables) {
-    const options = optionsFor(cfg, family, table, log, netns);
+    const options = optionsFor(cfg, family, table, log, netns, metrics);
     instances.set(family, { proto: new KernelProtocol(options), options });
   }
   return new KernelProtocolSet(cfg, instances);

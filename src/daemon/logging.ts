@@ -9,8 +9,10 @@
  *   the protocol's binary form; an entry too large for a datagram goes as a
  *   sealed memfd, as sd_journal_send does.
  * - Otherwise one line per entry on stderr, with a `<N>` syslog priority
- *   prefix (which systemd and most collectors understand) and the fields as
- *   key=value; newlines inside a message are escaped so an entry stays one line.
+ *   prefix (which systemd and most collectors understand), a UTC timestamp
+ *   with milliseconds (RFC 3339) unless stderr is the journal stream (journald
+ *   stamps entries itself), and the fields as key=value; newlines inside a
+ *   message are escaped so an entry stays one line.
  *
  * Protocols log through the small Logger interface of src/proto/logger, not
  * winston, so the table and protocols stay free of the logging library.
@@ -114,10 +116,11 @@ function formatValue(v: unknown): string {
   return /[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s;
 }
 
-/** `<6>message key=value …` on one line. */
-export function formatLine(info: winston.Logform.TransformableInfo): string {
+/** `<6>2026-01-02T03:04:05.678Z message key=value …` on one line (`time` undefined: no timestamp). */
+export function formatLine(info: winston.Logform.TransformableInfo, time?: Date): string {
   const { level, message, ...rest } = info as winston.Logform.TransformableInfo & Record<string, unknown>;
-  let line = `<${PRIORITY[level] ?? 6}>${String(message).replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`;
+  const stamp = time ? `${time.toISOString()} ` : '';
+  let line = `<${PRIORITY[level] ?? 6}>${stamp}${String(message).replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`;
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) line += ` ${k}=${formatValue(v)}`;
   return line;
 }
@@ -129,14 +132,16 @@ export interface LoggerOptions {
   journalPath?: string;
 }
 
+/** Lines on stderr; `stamped`: with a timestamp (nobody else adds one). */
+export function stderrTransport(stamped: boolean, stream: NodeJS.WritableStream = process.stderr): winston.transport {
+  return new winston.transports.Stream({ stream, format: winston.format.printf((info) => formatLine(info, stamped ? new Date() : undefined)) });
+}
+
 /** The daemon's logger: winston with the journal or stderr transport. */
 export function createLogger(opts: LoggerOptions): winston.Logger & Logger {
   const useJournal = opts.output === 'journal' || ((opts.output ?? 'auto') === 'auto' && stderrIsJournal());
   const transport = useJournal
     ? new JournalTransport(opts.journalPath)
-    : new winston.transports.Stream({
-        stream: process.stderr,
-        format: winston.format.printf((info) => formatLine(info)),
-      });
+    : stderrTransport(!stderrIsJournal());
   return winston.createLogger({ level: opts.level, levels: { error: 0, warn: 1, info: 2, debug: 3 }, transports: [transport] }) as winston.Logger & Logger;
 }

@@ -5,6 +5,10 @@
  * the groups given) and delivers what arrives as batches: onMessages runs once
  * per event-loop wake-up with every message drained then, decoded.
  *
+ * Only the kernel's messages are delivered: one sent by a process (root may
+ * send to the route groups) is dropped by the native drain and reported
+ * through onForeign, never decoded.
+ *
  * Overflow is an event, not an error: when the kernel could not queue a
  * notification (ENOBUFS), onOverflow runs after the batch read with it (the
  * drain reads on past the error, so by then the socket is listening again).
@@ -36,6 +40,8 @@ export interface MonitorHandlers {
   onOverflow(): void;
   /** Any other receive error; the monitor keeps running. */
   onError?(errno: number, name: string): void;
+  /** Messages were dropped because a process, not the kernel, sent them (`dropped` since the last call; the last sender's port). */
+  onForeign?(dropped: number, port: number): void;
   /**
    * Optional fast path: offered every RTM_NEWROUTE/DELROUTE (type) at buf[off..off+len) before it
    * is decoded; true means it was handled and is not decoded or delivered. Order is kept: messages
@@ -65,6 +71,8 @@ function deliverWithRaw(buf: Buffer, bytes: number, handlers: MonitorHandlers, r
 export class NetlinkMonitor {
   /** Overflows seen since open. */
   overflows = 0;
+  /** Datagrams from processes dropped since open (see NetlinkSocket.foreign). */
+  private foreignSeen = 0;
 
   private constructor(
     readonly socket: NetlinkSocket,
@@ -90,6 +98,12 @@ export class NetlinkMonitor {
       this.overflows++;
       this.handlers.onOverflow();
     } else if (errno !== 0) this.handlers.onError?.(errno, errnoName(errno));
+    const f = this.socket.foreign;
+    if (f.dropped !== this.foreignSeen) {
+      const n = f.dropped - this.foreignSeen;
+      this.foreignSeen = f.dropped;
+      this.handlers.onForeign?.(n, f.lastPort);
+    }
   }
 
   /**

@@ -18,8 +18,8 @@ export interface NativeAddon {
   unixOpen(bindPath: string | null): NativeSocket;
   setsockoptInt(s: NativeSocket, level: number, name: number, value: number): void;
   getsockoptInt(s: NativeSocket, level: number, name: number): number;
-  /** sendmsg of buf[off..off+len) to the kernel: bytes sent or -errno. */
-  send(s: NativeSocket, buf: Uint8Array, off: number, len: number): number;
+  /** sendmsg of buf[off..off+len) to the kernel (or to a netlink port and/or multicast groups bitmask): bytes sent or -errno. */
+  send(s: NativeSocket, buf: Uint8Array, off: number, len: number, portId?: number, groups?: number): number;
   /**
    * sendmsg of each chunk (chunks = [off0, len0, off1, len1, ...], `count` pairs) on a worker thread,
    * in order; cb(sent, errno) on the JS thread: chunks sent, and the errno that stopped the rest or 0.
@@ -45,6 +45,10 @@ export interface NativeAddon {
   portId(s: NativeSocket): number;
   /** SO_ATTACH_FILTER: a classic BPF program as its sock_filter array (8 bytes per instruction, host order). */
   attachFilter(s: NativeSocket, program: Uint8Array): void;
+  /** Netlink datagrams the drain dropped because a process (nl_pid != 0), not the kernel, sent them; and the last one's port. */
+  foreign(s: NativeSocket): [count: number, lastPort: number];
+  /** flock(2) on any fd: 0 or -errno. */
+  flock(fd: number, op: number): number;
 }
 
 // Same path from src/netlink (ts-jest) and dist/netlink (built): the repo's native/ folder.

@@ -178,6 +178,22 @@ export class NetlinkSocket implements NetlinkTransport {
     return wrapNative('getsockname', () => native.portId(this.sock));
   }
 
+  /**
+   * Datagrams dropped on receive because a process sent them (nl_pid != 0):
+   * only the kernel speaks on our sockets, and root can forge a
+   * notification or an ack to our port or groups. `lastPort` names the sender.
+   */
+  get foreign(): { dropped: number; lastPort: number } {
+    if (this.closed) return { dropped: 0, lastPort: 0 };
+    const [dropped, lastPort] = native.foreign(this.sock);
+    return { dropped, lastPort };
+  }
+
+  /** Sends buf[off..off+len) to another netlink port or to multicast groups (bitmask of group - 1): bytes, or -errno. */
+  sendTo(buf: Buffer, len: number, portId: number, groups = 0, off = 0): number {
+    return native.send(this.sock, buf, off, len, portId, groups);
+  }
+
   /** Attaches a classic BPF socket filter (sock_filter array, 8 bytes per instruction). */
   attachFilter(program: Uint8Array): void {
     wrapNative('SO_ATTACH_FILTER', () => native.attachFilter(this.sock, program));

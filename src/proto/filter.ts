@@ -1,6 +1,7 @@
 /**
- * Export filters: ordered rules that decide, per route, whether it goes out
- * through a channel and with which kernel attributes.
+ * Filters: ordered rules that decide, per route, whether it goes out through
+ * a channel and with which kernel attributes (export filters), or whether a
+ * stream protocol takes it into its tables (import filters, which set nothing).
  *
  * A rule has a match (every given condition must hold), an optional `set` of
  * kernel attributes, and an action: `accept` (stop here, export), `reject`
@@ -16,16 +17,19 @@
  *   metric:  a number or {min, max}
  *   gateway: prefix ranges a next hop's gateway must fall in (any hop)
  *   dev:     interface names a next hop must use (any hop)
+ *   community, large_community, as_path, as_path_length, neighbor,
+ *   neighbor_as: BGP attributes (filter-bgp.ts)
  *
- * parseExportFilter() builds the typed form from plain JS (what YAML gives),
- * and throws FilterError naming the path of the bad value
- * (`rules[2].set.mtu: ...`). Evaluation never throws.
+ * parseExportFilter() and parseImportFilter() build the typed form from plain
+ * JS (what YAML gives), and throw FilterError naming the path of the bad
+ * value (`rules[2].set.mtu: ...`). Evaluation never throws.
  */
-import { type Addr, Prefix, parseAddr } from '../lib/addr';
+import { type Prefix, parseAddr } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import { PrefixSet } from '../lib/prefix-set';
 import { RTAX, type LockableName, type MetricName, type RouteType } from '../route';
-import type { Route } from '../route';
+import type { Route, RouteAttrs, RouteSource } from '../route';
+import { asPathTest, bgpMatches, communityPattern, hostPrefix, largeCommunityTest, standardCommunityTest, type BgpMatch } from './filter-bgp';
 import type { KernelAttrs } from './kernel-attrs';
 import { mergeKernelAttrs } from './kernel-attrs';
 
@@ -46,6 +50,7 @@ export interface FilterMatch {
   metric?: { min: number; max: number };
   gateway?: PrefixSet;
   dev?: ReadonlySet<string>;
+  bgp?: BgpMatch;
 }
 
 export type FilterAction = 'accept' | 'reject' | 'continue';
@@ -68,38 +73,45 @@ export const ACCEPT_ALL: ExportFilter = Object.freeze({ rules: [], default: 'acc
 const REJECTED: FilterResult = Object.freeze({ accept: false });
 const ACCEPTED_PLAIN: FilterResult = Object.freeze({ accept: true, set: undefined });
 
-function matches(m: FilterMatch, r: Route, net: Prefix): boolean {
+function matches(m: FilterMatch, src: RouteSource, attrs: RouteAttrs, net: Prefix): boolean {
   if (m.family !== undefined && net.family !== m.family) return false;
-  if (m.source && !m.source.has(r.src.name)) return false;
-  if (m.type && !m.type.has(r.attrs.type)) return false;
+  if (m.source && !m.source.has(src.name)) return false;
+  if (m.type && !m.type.has(attrs.type)) return false;
   if (m.metric) {
-    const v = r.attrs.metric ?? 0;
+    const v = attrs.metric ?? 0;
     if (v < m.metric.min || v > m.metric.max) return false;
   }
   if (m.net && !m.net.matches(net)) return false;
   if (m.gateway || m.dev) {
-    const hops = r.attrs.nexthops?.hops ?? [];
-    if (m.gateway && !hops.some((h) => h.gateway !== undefined && m.gateway!.matches(prefixOfAddr(h.gateway)))) return false;
+    const hops = attrs.nexthops?.hops ?? [];
+    if (m.gateway && !hops.some((h) => h.gateway !== undefined && m.gateway!.matches(hostPrefix(h.gateway)))) return false;
     if (m.dev && !hops.some((h) => h.ifname !== undefined && m.dev!.has(h.ifname))) return false;
   }
+  if (m.bgp && !bgpMatches(m.bgp, attrs.bgp)) return false;
   return true;
-}
-
-function prefixOfAddr(a: Addr): Prefix {
-  return new Prefix(a.family, a.family === 4 ? 32 : 128, a.w0, a.w1, a.w2, a.w3);
 }
 
 /** Runs the filter on a route of `net`. */
 export function runExportFilter(f: ExportFilter, r: Route, net: Prefix): FilterResult {
   let set: KernelAttrs | undefined;
   for (const rule of f.rules) {
-    if (!matches(rule.match, r, net)) continue;
+    if (!matches(rule.match, r.src, r.attrs, net)) continue;
     if (rule.set) set = set ? mergeKernelAttrs(set, rule.set) : rule.set;
     if (rule.action === 'accept') return set ? { accept: true, set } : ACCEPTED_PLAIN;
     if (rule.action === 'reject') return REJECTED;
   }
   if (f.default === 'reject') return REJECTED;
   return set ? { accept: true, set } : ACCEPTED_PLAIN;
+}
+
+/** Whether an import filter takes a route of `net` from `src` (before it becomes a Route in a table). */
+export function runImportFilter(f: ExportFilter, src: RouteSource, attrs: RouteAttrs, net: Prefix): boolean {
+  for (const rule of f.rules) {
+    if (!matches(rule.match, src, attrs, net)) continue;
+    if (rule.action === 'accept') return true;
+    if (rule.action === 'reject') return false;
+  }
+  return f.default === 'accept';
 }
 
 // ------------------------------------------------------------ parsing
@@ -151,7 +163,7 @@ function checkKeys(o: Plain, allowed: readonly string[], path: string): void {
 }
 
 const TYPES: readonly RouteType[] = ['unicast', 'blackhole', 'unreachable', 'prohibit'];
-const MATCH_KEYS = ['net', 'source', 'type', 'family', 'metric', 'gateway', 'dev'] as const;
+const MATCH_KEYS = ['net', 'source', 'type', 'family', 'metric', 'gateway', 'dev', 'community', 'large_community', 'as_path', 'as_path_length', 'neighbor', 'neighbor_as'] as const;
 const SCOPES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254 };
 const METRIC_NAMES = (Object.keys(RTAX) as LockableName[]).filter((n): n is MetricName => n !== 'congctl');
 const SET_KEYS = ['metric', 'prefsrc', 'realm', 'scope', 'pref', 'congctl', 'lock', ...METRIC_NAMES];
@@ -177,19 +189,47 @@ function parseMatch(v: unknown, path: string): FilterMatch {
     if (f !== 4 && f !== 6) throw new FilterError(`${path}.family`, `expected 4 or 6, got ${JSON.stringify(v.family)}`);
     m.family = f;
   }
-  if (v.metric !== undefined) {
-    if (isPlain(v.metric)) {
-      checkKeys(v.metric, ['min', 'max'], `${path}.metric`);
-      const min = v.metric.min === undefined ? 0 : u32(v.metric.min, `${path}.metric.min`);
-      const max = v.metric.max === undefined ? 0xffffffff : u32(v.metric.max, `${path}.metric.max`);
-      if (min > max) throw new FilterError(`${path}.metric`, `min ${min} is above max ${max}`);
-      m.metric = { min, max };
-    } else {
-      const x = u32(v.metric, `${path}.metric`);
-      m.metric = { min: x, max: x };
+  if (v.metric !== undefined) m.metric = range(v.metric, `${path}.metric`);
+  const bgp = parseBgpMatch(v, path);
+  if (bgp) m.bgp = bgp;
+  return m;
+}
+
+/** A number, or {min, max} (either may be left out). */
+function range(v: unknown, path: string): { min: number; max: number } {
+  if (!isPlain(v)) {
+    const x = u32(v, path);
+    return { min: x, max: x };
+  }
+  checkKeys(v, ['min', 'max'], path);
+  const min = v.min === undefined ? 0 : u32(v.min, `${path}.min`);
+  const max = v.max === undefined ? 0xffffffff : u32(v.max, `${path}.max`);
+  if (min > max) throw new FilterError(path, `min ${min} is above max ${max}`);
+  return { min, max };
+}
+
+function parseBgpMatch(v: Plain, path: string): BgpMatch | undefined {
+  const m: BgpMatch = {};
+  const patterns = (key: string, parts: 2 | 3, example: string): ((x: readonly number[]) => boolean)[] =>
+    strings(v[key], `${path}.${key}`).map((s, i) => {
+      const f = communityPattern(s, parts);
+      if (!f) throw new FilterError(Array.isArray(v[key]) ? `${path}.${key}[${i}]` : `${path}.${key}`, `expected a community like ${example} (a part may be *), got ${JSON.stringify(s)}`);
+      return f;
+    });
+  if (v.community !== undefined) m.community = standardCommunityTest(patterns('community', 2, '65001:100'));
+  if (v.large_community !== undefined) m.largeCommunity = largeCommunityTest(patterns('large_community', 3, '65001:0:100'));
+  if (v.as_path !== undefined) {
+    const res = strings(v.as_path, `${path}.as_path`);
+    try {
+      m.asPath = asPathTest(res);
+    } catch (e) {
+      throw new FilterError(`${path}.as_path`, `not a regular expression: ${(e as Error).message}`);
     }
   }
-  return m;
+  if (v.as_path_length !== undefined) m.asPathLength = range(v.as_path_length, `${path}.as_path_length`);
+  if (v.neighbor !== undefined) m.neighbor = prefixSet(v.neighbor, `${path}.neighbor`);
+  if (v.neighbor_as !== undefined) m.neighborAs = new Set(list(v.neighbor_as, `${path}.neighbor_as`).map((x, i) => u32(x, `${path}.neighbor_as[${i}]`)));
+  return Object.keys(m).length ? m : undefined;
 }
 
 function parseSet(v: unknown, path: string): KernelAttrs {
@@ -230,7 +270,7 @@ function parseSet(v: unknown, path: string): KernelAttrs {
   return s;
 }
 
-function parseRule(v: unknown, path: string): FilterRule {
+function parseRule(v: unknown, path: string, sets: boolean): FilterRule {
   if (v === 'accept' || v === 'reject') return { match: {}, action: v };
   if (!isPlain(v)) throw new FilterError(path, 'expected a rule: {match, set, action} or "accept"/"reject"');
   checkKeys(v, ['match', 'set', 'action'], path);
@@ -242,6 +282,7 @@ function parseRule(v: unknown, path: string): FilterRule {
   }
   const rule: FilterRule = { match, action };
   if (v.set !== undefined) {
+    if (!sets) throw new FilterError(`${path}.set`, 'an import rule sets nothing: it accepts or rejects');
     if (action === 'reject') throw new FilterError(`${path}.set`, 'a rejecting rule has nothing to set');
     rule.set = parseSet(v.set, `${path}.set`);
   }
@@ -253,14 +294,55 @@ function parseRule(v: unknown, path: string): FilterRule {
  * {rules: [...], default: accept|reject}. `path` prefixes error paths.
  */
 export function parseExportFilter(v: unknown, path = 'filter'): ExportFilter {
+  return parseFilter(v, path, true);
+}
+
+/** An import filter: the same rules, without `set` (it decides only whether a route comes in). */
+export function parseImportFilter(v: unknown, path = 'import'): ExportFilter {
+  return parseFilter(v, path, false);
+}
+
+function parseFilter(v: unknown, path: string, sets: boolean): ExportFilter {
   if (v === undefined || v === 'accept') return ACCEPT_ALL;
   if (v === 'reject') return { rules: [], default: 'reject' };
-  if (Array.isArray(v)) return { rules: v.map((r, i) => parseRule(r, `${path}[${i}]`)), default: 'accept' };
+  if (Array.isArray(v)) return { rules: v.map((r, i) => parseRule(r, `${path}[${i}]`, sets)), default: 'accept' };
   if (!isPlain(v)) throw new FilterError(path, 'expected "accept", "reject", a list of rules or {rules, default}');
   checkKeys(v, ['rules', 'default'], path);
   const def = v.default ?? 'accept';
   if (def !== 'accept' && def !== 'reject') throw new FilterError(`${path}.default`, `expected accept or reject, got ${JSON.stringify(def)}`);
   const rules = v.rules === undefined ? [] : Array.isArray(v.rules) ? v.rules : undefined;
   if (!rules) throw new FilterError(`${path}.rules`, 'expected a list of rules');
-  return { rules: rules.map((r, i) => parseRule(r, `${path}.rules[${i}]`)), default: def };
+  return { rules: rules.map((r, i) => parseRule(r, `${path}.rules[${i}]`, sets)), default: def };
+}
+
+/**
+ * Every problem of a filter as written, one per rule at most (parseExportFilter
+ * stops at the first): what `krtsync check` lists.
+ */
+export function exportFilterErrors(v: unknown, path = 'filter'): FilterError[] {
+  return filterErrors(v, path, true);
+}
+
+/** Every problem of an import filter as written, one per rule at most. */
+export function importFilterErrors(v: unknown, path = 'import'): FilterError[] {
+  return filterErrors(v, path, false);
+}
+
+function filterErrors(v: unknown, path: string, sets: boolean): FilterError[] {
+  const errors: FilterError[] = [];
+  const attempt = (parse: () => unknown): void => {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof FilterError)) throw e;
+      errors.push(e);
+    }
+  };
+  const listed = Array.isArray(v) ? { rules: v as unknown[], at: path } : isPlain(v) && Array.isArray(v.rules) ? { rules: v.rules as unknown[], at: `${path}.rules` } : undefined;
+  if (!listed) attempt(() => parseFilter(v, path, sets));
+  else {
+    if (!Array.isArray(v)) attempt(() => parseFilter({ ...(v as Record<string, unknown>), rules: [] }, path, sets));
+    listed.rules.forEach((r, i) => attempt(() => parseRule(r, `${listed.at}[${i}]`, sets)));
+  }
+  return errors;
 }

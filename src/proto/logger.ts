@@ -4,8 +4,9 @@
  * behind it, and tests can collect entries in an array.
  *
  * RateLimitedLog keeps repeated failures from flooding the journal: the first
- * entry of a kind goes out at once, later ones within the interval are only
- * counted, and the next entry after the interval says how many were held back.
+ * entries of a kind (`burst`, default 1) go out at once, later ones within the
+ * interval are only counted, and the next entry after the interval says how
+ * many were held back.
  * If no next entry comes (the repeats simply stopped), a timer at the end of
  * the interval writes the last entry once more with the count, so a burst is
  * never silently swallowed: the journal always ends with how many there were.
@@ -53,6 +54,8 @@ export function withFields(log: Logger, base: LogFields): Logger {
 
 interface Held {
   until: number;
+  /** Entries written in this interval. */
+  written: number;
   suppressed: number;
   /** The latest suppressed entry, written with the count if nothing follows it. */
   last: { level: LogLevel; msg: string; fields: LogFields } | undefined;
@@ -66,6 +69,8 @@ export class RateLimitedLog {
     private readonly log: Logger,
     readonly intervalMs = 10_000,
     private readonly now: () => number = () => Date.now(),
+    /** Entries of a kind written per interval before the rest are counted. */
+    private readonly burst = 1,
   ) {}
 
   /**
@@ -76,6 +81,11 @@ export class RateLimitedLog {
   write(level: LogLevel, kind: string, msg: string, fields: LogFields = {}): boolean {
     const t = this.now();
     const h = this.held.get(kind);
+    if (h && t < h.until && h.written < this.burst) {
+      h.written++;
+      this.log[level](msg, fields);
+      return true;
+    }
     if (h && t < h.until) {
       h.suppressed++;
       h.last = { level, msg, fields };
@@ -85,7 +95,7 @@ export class RateLimitedLog {
     }
     const suppressed = h?.suppressed ?? 0;
     if (h?.timer) clearTimeout(h.timer);
-    this.held.set(kind, { until: t + this.intervalMs, suppressed: 0, last: undefined, timer: undefined });
+    this.held.set(kind, { until: t + this.intervalMs, written: 1, suppressed: 0, last: undefined, timer: undefined });
     if (this.held.size > 10_000) this.prune(t);
     this.log[level](suppressed > 0 ? `${msg} (${suppressed} similar messages suppressed)` : msg, suppressed > 0 ? { ...fields, suppressed } : fields);
     return true;
@@ -95,7 +105,7 @@ export class RateLimitedLog {
     h.timer = undefined;
     if (this.held.get(kind) !== h || h.suppressed === 0 || !h.last) return;
     const { level, msg, fields } = h.last;
-    this.held.set(kind, { until: this.now() + this.intervalMs, suppressed: 0, last: undefined, timer: undefined });
+    this.held.set(kind, { until: this.now() + this.intervalMs, written: 1, suppressed: 0, last: undefined, timer: undefined });
     this.log[level](`${msg} (${h.suppressed} similar messages suppressed)`, { ...fields, suppressed: h.suppressed });
   }
 

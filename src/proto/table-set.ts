@@ -56,8 +56,9 @@ export class TableSet {
 
   /** Withdraws every route of `src`. */
   flush(src: RouteSource): number {
-    this.refreshBegin(src);
-    return this.refreshEnd(src);
+    let n = 0;
+    for (const t of this.tables) n += t.flush(src);
+    return n;
   }
 
   routesOf(src: RouteSource): number {

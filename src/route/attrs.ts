@@ -5,14 +5,17 @@
  * destination kind (unicast with a next-hop set, or blackhole / unreachable /
  * prohibit), the kernel priority (metric), prefsrc, realm, scope, the IPv6
  * router preference, the RTAX metrics with their per-metric locks, and the
- * congestion control name. Like BIRD 3's ea_list the next hops live inside the
- * attribute set, so a stored route holds one pointer for all of it.
+ * congestion control name, and for a route learned over BGP its BGP
+ * attributes (src/route/bgp.ts; the kernel never sees them). Like BIRD 3's
+ * ea_list the next hops live inside the attribute set, so a stored route
+ * holds one pointer for all of it.
  *
  * Attribute sets are immutable and interned: RouteAttrs.of() returns the one
  * live object for given content, so `a === b` is attribute equality and a
  * million routes with the same attributes share one object.
  */
 import type { Addr } from '../lib/addr';
+import type { BgpAttrs } from './bgp';
 import { Interner } from './intern';
 import { NextHopSet, type NextHop, type NextHopSpec } from './nexthop';
 import { RouteError } from './route-error';
@@ -62,6 +65,8 @@ export interface RouteAttrsSpec {
   /** Metrics (and 'congctl') the kernel must not change: the RTAX_LOCK bits. */
   locked?: readonly LockableName[];
   congctl?: string;
+  /** BGP attributes (interned on their own); not part of what the kernel holds. */
+  bgp?: BgpAttrs;
 }
 
 const attrSets = new Interner<RouteAttrs>();
@@ -86,6 +91,7 @@ export class RouteAttrs {
   /** RTAX_LOCK bitmask: bit (1 << RTAX[name]) per locked metric, as the kernel encodes it. */
   readonly lockMask: number;
   readonly congctl: string | undefined;
+  readonly bgp: BgpAttrs | undefined;
 
   private constructor(spec: RouteAttrsSpec, nexthops: NextHopSet | undefined, metrics: RouteMetrics | undefined, lockMask: number) {
     this.type = spec.type ?? 'unicast';
@@ -98,6 +104,7 @@ export class RouteAttrs {
     this.metrics = metrics;
     this.lockMask = lockMask;
     this.congctl = spec.congctl;
+    this.bgp = spec.bgp;
     Object.freeze(this);
   }
 
@@ -138,6 +145,7 @@ export class RouteAttrs {
       metricsKey,
       lockMask,
       spec.congctl ?? '',
+      spec.bgp?.id ?? '',
     ].join(';');
     return attrSets.intern(key, () => new RouteAttrs({ ...spec, type }, nexthops, metrics, lockMask));
   }
@@ -163,9 +171,11 @@ export class RouteAttrs {
     if (this.metrics) spec.metrics = this.metrics;
     if (locked.length) spec.locked = locked;
     if (this.congctl !== undefined) spec.congctl = this.congctl;
+    if (this.bgp) spec.bgp = this.bgp;
     return spec;
   }
 
+  /** The kernel's view: everything but the BGP attributes (shown apart). */
   toString(): string {
     const parts: string[] = [this.type === 'unicast' ? this.nexthops!.toString() : this.type];
     if (this.metric !== undefined) parts.push(`metric ${this.metric}`);

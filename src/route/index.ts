@@ -11,7 +11,23 @@ export {
   type RouterPref,
   type RouteType,
 } from './attrs';
-export { RouteSource, compareSources } from './source';
-export { Route, compareRoutes, type NetKey } from './route';
+export { RouteSource, type RouteSourceOptions } from './source';
+export { Route, type NetKey } from './route';
+export {
+  BgpAttrs,
+  BgpNeighbor,
+  BgpPath,
+  formatCommunity,
+  formatId,
+  parseCommunity,
+  parseLargeCommunity,
+  type AsSegment,
+  type AsSegmentType,
+  type BgpAttrsJson,
+  type BgpNeighborSpec,
+  type BgpOrigin,
+  type BgpPathSpec,
+} from './bgp';
+export { chainWith, chainWithout, compareRoutes, explainChain, mergeable, orderRoutes, whyBefore, type DecisionStep } from './decision';
 export { RouteError } from './route-error';
 export { Interner } from './intern';

@@ -7,10 +7,11 @@
  * via an IPv6 gateway, RTA_VIA on the wire); `needsVia()` tells the encoder.
  *
  * A NextHopSet is the interned, canonically ordered list of a unicast route's
- * next hops: the same hops in any order give the same object, so a million
+ * next hops (gateways as numbers: 192.0.2.9 before 192.0.2.10): the same hops
+ * in any order give the same object, so a million
  * routes through one gateway share one set and comparing sets is `===`.
  */
-import type { Addr, Family } from '../lib/addr';
+import { compareAddr, type Addr, type Family } from '../lib/addr';
 import { Interner } from './intern';
 import { RouteError } from './route-error';
 
@@ -29,7 +30,7 @@ export class NextHop {
   readonly ifname: string | undefined;
   readonly onlink: boolean;
   readonly weight: number;
-  /** Canonical text of this hop; orders hops in a set and keys the interner. */
+  /** Canonical text of this hop; keys the interner. */
   readonly key: string;
 
   /** Validates a spec; use NextHopSet.of to get a shared set. */
@@ -76,6 +77,19 @@ export class NextHop {
   }
 }
 
+/** Canonical order of a set's hops: gateway as a number (IPv4 first, none last), then device, onlink, weight. */
+function compareHops(a: NextHop, b: NextHop): number {
+  if (a.gateway !== b.gateway) {
+    if (!a.gateway || !b.gateway) return a.gateway ? -1 : 1;
+    const c = compareAddr(a.gateway, b.gateway);
+    if (c !== 0) return c;
+  }
+  if (a.ifindex !== b.ifindex) return (a.ifindex ?? 0) - (b.ifindex ?? 0);
+  if (a.ifname !== b.ifname) return (a.ifname ?? '') < (b.ifname ?? '') ? -1 : 1;
+  if (a.onlink !== b.onlink) return a.onlink ? 1 : -1;
+  return a.weight - b.weight;
+}
+
 const nextHopSets = new Interner<NextHopSet>();
 let nextSetId = 1;
 
@@ -84,7 +98,7 @@ export class NextHopSet {
   readonly id: number;
 
   private constructor(
-    /** Canonical order (by hop key); at least one hop. */
+    /** Canonical order (compareHops); at least one hop. */
     readonly hops: readonly NextHop[],
   ) {
     this.id = nextSetId++;
@@ -95,7 +109,7 @@ export class NextHopSet {
   static of(specs: readonly (NextHopSpec | NextHop)[]): NextHopSet {
     if (specs.length === 0) throw new RouteError('a unicast route needs at least one next hop');
     const hops = specs.map((s) => (s instanceof NextHop ? s : new NextHop(s)));
-    hops.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    hops.sort(compareHops);
     for (let i = 1; i < hops.length; i++) {
       if (hops[i]!.key === hops[i - 1]!.key) throw new RouteError(`duplicate next hop ${hops[i]}`);
     }

@@ -15,7 +15,7 @@
  * when source and attrs are (two pointer comparisons).
  */
 import type { RouteAttrs } from './attrs';
-import { compareSources, type RouteSource } from './source';
+import type { RouteSource } from './source';
 
 /** prefixKey of a net: a number for IPv4, a short string for IPv6. */
 export type NetKey = number | string;
@@ -40,8 +40,4 @@ export class Route {
   toString(): string {
     return `${this.attrs} (${this.src.name})`;
   }
-}
-
-export function compareRoutes(a: Route, b: Route): number {
-  return compareSources(a.src, b.src);
 }

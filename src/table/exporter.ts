@@ -55,17 +55,22 @@ export class Exporter implements ExporterCore {
   private readonly requests = new Set<ExportRequest>();
   private readonly feeders = new Set<Feeder>();
   private stopped: string | undefined;
-  readonly maxBehind: number;
+  maxBehind = 0;
   /** The bound grows with the table (no explicit maxBehind given). */
-  private readonly scaleBound: boolean;
+  private scaleBound = true;
 
   constructor(
     readonly kind: ExporterKind,
     readonly store: NetStore,
     options: ExporterOptions = {},
   ) {
-    this.maxBehind = Math.max(1, options.maxBehind ?? 100_000);
-    this.scaleBound = options.maxBehind === undefined;
+    this.setMaxBehind(options.maxBehind);
+  }
+
+  /** A new bound (config reload); undefined: the default, growing with the table. Applies from the next write. */
+  setMaxBehind(maxBehind: number | undefined): void {
+    this.maxBehind = Math.max(1, maxBehind ?? 100_000);
+    this.scaleBound = maxBehind === undefined;
   }
 
   /** The current bound on a request's lag: maxBehind, or the table's size when larger (see ExporterOptions). */

@@ -8,8 +8,9 @@
  *
  * Invariants:
  *  - a source has at most one route per net; a net's chain is ordered by
- *    compareSources (preference, then name, then creation), so the best route
- *    is first and the order never depends on timing;
+ *    the decision process (src/route/decision.ts: preference, BGP
+ *    attributes, then name and creation), so the best route is first and
+ *    the order never depends on timing;
  *  - re-announcing exactly what is stored (same attrs object) changes
  *    nothing and writes no journal item; it only renews the route for the
  *    refresh cycle;
@@ -26,13 +27,21 @@
  * Routes are shared: one Route per (source, attrs), the same object in every
  * net that has that announcement (see route.ts), kept in a WeakMap per
  * source so one no chain holds any more goes with its attrs.
+ *
+ * A source's state goes when its last route does (outside a refresh cycle):
+ * sources that come and go (stream clients and their neighbours) leave
+ * nothing behind. An `indexed` source also has a log of its nets
+ * (net-log.ts), so flush() and refreshEnd() cost what the source has instead
+ * of a walk of every net.
  */
 import type { Prefix } from '../lib/addr';
-import { prefixKey } from '../lib/addr';
+import { prefixFromKey, prefixKey } from '../lib/addr';
 import type { RouteAttrs } from '../route/attrs';
+import { chainWith, chainWithout } from '../route/decision';
 import { Route } from '../route/route';
-import { type RouteSource, compareSources } from '../route/source';
+import type { RouteSource } from '../route/source';
 import { Exporter, type ExporterOptions } from './exporter';
+import { NetLog } from './net-log';
 import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
 
 export interface TableOptions extends ExporterOptions {
@@ -46,21 +55,24 @@ interface SourceState {
   routes: number;
   /** The source's Route for each attribute set it announces (shared by the nets). */
   readonly shared: WeakMap<RouteAttrs, Route>;
+  /** The nets the source has routes for (and some it had): only for an `indexed` source. */
+  readonly nets: NetLog | undefined;
 }
 
-/** A set of nets as the NetStore keys them. */
+/** A set of nets as the NetStore keys them (IPv4 sets made when first used). */
 class NetSet {
-  private readonly v4: Set<number>[] = Array.from({ length: 33 }, () => new Set<number>());
+  private readonly v4: (Set<number> | undefined)[] = new Array<Set<number> | undefined>(33).fill(undefined);
   private readonly v6 = new Set<string>();
 
   add(word: number | string, len: number): void {
-    if (typeof word === 'number') this.v4[len]!.add(word);
+    if (typeof word === 'number') (this.v4[len] ??= new Set<number>()).add(word);
     else this.v6.add(word);
   }
 
   has(word: number | string, len: number): boolean {
-    return typeof word === 'number' ? this.v4[len]!.has(word) : this.v6.has(word);
+    return typeof word === 'number' ? this.v4[len]?.has(word) === true : this.v6.has(word);
   }
+
 }
 
 function routeOf(state: SourceState, src: RouteSource, attrs: RouteAttrs): Route {
@@ -89,6 +101,12 @@ export class Table {
     this.all = new Exporter('all', this.store, options);
   }
 
+  /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
+  setMaxBehind(maxBehind: number | undefined): void {
+    this.best.setMaxBehind(maxBehind);
+    this.all.setMaxBehind(maxBehind);
+  }
+
   get netCount(): number {
     return this.store.size;
   }
@@ -100,6 +118,11 @@ export class Table {
 
   get routeTotal(): number {
     return this.routeCount;
+  }
+
+  /** Calls `fn` with every source that has (or had) routes here and its route count: O(sources), not a walk. */
+  forEachSource(fn: (src: RouteSource, routes: number) => void): void {
+    for (const [src, state] of this.sources) fn(src, state.routes);
   }
 
   /** Routes the source has in this table. */
@@ -117,9 +140,32 @@ export class Table {
     this.store.forEachNet(family, v4, v6);
   }
 
+  /**
+   * Every route of `src` with its net, now, synchronously (through the
+   * source's index when it has one, else a walk of every net), and whether
+   * it is stale (a refresh cycle is open and did not renew it). `fn` must not
+   * write the table. For moving a source's routes to another source.
+   */
+  forEachRouteOf(src: RouteSource, fn: (net: Prefix, attrs: RouteAttrs, stale: boolean) => void): void {
+    const state = this.sources.get(src);
+    if (state === undefined) return;
+    const renewed = state.refreshing ? state.renewed : undefined;
+    const visit = (word: number | string, len: number, slot: Slot): void => {
+      const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
+      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs, renewed !== undefined && !renewed.has(word, len));
+    };
+    if (state.nets) state.nets.forEach(this.liveFor(src), (word, len) => visit(word, len, this.store.get(word, len)!));
+    else this.store.forEachEntry(visit);
+  }
+
   /** The net's routes, best first (a lookup; readers use exporters). */
   routes(net: Prefix): readonly Route[] {
     return slotRoutes(this.slotOf(net));
+  }
+
+  /** Whether `src` has a route for `net` (a lookup, no array). */
+  hasRoute(net: Prefix, src: RouteSource): boolean {
+    return slotHas(this.slotOf(net), src);
   }
 
   bestRoute(net: Prefix): Route | undefined {
@@ -137,6 +183,7 @@ export class Table {
       const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
       this.counted(state, 1);
+      this.logged(src, state, word, len);
       this.changed(word, len, undefined, route, undefined, route);
       return;
     }
@@ -153,14 +200,11 @@ export class Table {
     const old = chain[i];
     if (old !== undefined && old.attrs === attrs) return; // identical
     const route = routeOf(state, src, attrs);
-    let next: Route[];
-    if (i >= 0) {
-      next = chain.slice();
-      next[i] = route;
-    } else {
-      next = insertSorted(chain, route);
+    const next = chainWith(chain, i, route);
+    if (old === undefined) {
+      this.counted(state, 1);
+      this.logged(src, state, word, len);
     }
-    if (old === undefined) this.counted(state, 1);
     this.store.set(word, len, chainOf(next));
     this.changed(word, len, chain[0], next[0], old, route);
   }
@@ -185,18 +229,20 @@ export class Table {
     state.refreshing = false;
     const renewed = state.renewed;
     state.renewed = undefined;
-    if (state.routes === 0 || renewed === undefined) return 0;
-    const staleWords: (number | string)[] = [];
-    const staleLens: number[] = [];
-    this.store.forEachEntry((word, len, slot) => {
-      if (renewed.has(word, len)) return;
-      if (slot instanceof Route ? slot.src === src : (slot as readonly Route[]).some((r) => r.src === src)) {
-        staleWords.push(word);
-        staleLens.push(len);
-      }
-    });
-    for (let i = 0; i < staleWords.length; i++) this.remove(staleWords[i]!, staleLens[i]!, src);
-    return staleWords.length;
+    if (state.routes === 0 || renewed === undefined) {
+      this.forgetIfEmpty(src, state);
+      return 0;
+    }
+    return this.removeAll(src, state, (word, len) => !renewed.has(word, len));
+  }
+
+  /** Withdraws every route of `src`. Returns how many. */
+  flush(src: RouteSource): number {
+    const state = this.sources.get(src);
+    if (state === undefined) return 0;
+    state.refreshing = false;
+    state.renewed = undefined;
+    return this.removeAll(src, state, () => true);
   }
 
   /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
@@ -220,6 +266,25 @@ export class Table {
     this.routeCount = 0;
   }
 
+  /** Removes the routes of `src` on the nets `pick` chooses: through the source's index, or a walk of every net. */
+  private removeAll(src: RouteSource, state: SourceState, pick: (word: number | string, len: number) => boolean): number {
+    const staleWords: (number | string)[] = [];
+    const staleLens: number[] = [];
+    const take = (word: number | string, len: number): void => {
+      if (!pick(word, len)) return;
+      staleWords.push(word);
+      staleLens.push(len);
+    };
+    if (state.nets !== undefined) state.nets.forEach(this.liveFor(src), take);
+    else
+      this.store.forEachEntry((word, len, slot) => {
+        if (slotHas(slot, src)) take(word, len);
+      });
+    for (let i = 0; i < staleWords.length; i++) this.remove(staleWords[i]!, staleLens[i]!, src);
+    this.forgetIfEmpty(src, state);
+    return staleWords.length;
+  }
+
   private slotOf(net: Prefix): Slot | undefined {
     return this.store.get(net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string), net.len);
   }
@@ -231,12 +296,13 @@ export class Table {
     const i = chain.findIndex((r) => r.src === src);
     if (i < 0) return;
     const old = chain[i]!;
-    const next = chain.slice();
-    next.splice(i, 1);
+    const next = chainWithout(chain, i);
     if (next.length === 0) this.store.delete(word, len);
     else this.store.set(word, len, chainOf(next));
-    this.counted(this.stateOf(src), -1);
+    const state = this.stateOf(src);
+    this.counted(state, -1);
     this.changed(word, len, chain[0], next[0], old, undefined);
+    this.forgetIfEmpty(src, state);
   }
 
   private changed(
@@ -256,17 +322,52 @@ export class Table {
     this.routeCount += delta;
   }
 
+  /** Notes a net the source gained in its index (an indexed source's). */
+  private logged(src: RouteSource, state: SourceState, word: number | string, len: number): void {
+    if (state.nets === undefined) return;
+    state.nets.add(word, len);
+    if (state.nets.size > 2 * state.routes + 1024) state.nets.compact(this.liveFor(src));
+  }
+
+  /** Whether `src` has a route for a net, as the index asks. */
+  private liveFor(src: RouteSource): (word: number | string, len: number) => boolean {
+    return (word, len) => slotHas(this.store.get(word, len), src);
+  }
+
+  /** A source with no routes and no refresh cycle open leaves nothing behind. */
+  private forgetIfEmpty(src: RouteSource, state: SourceState): void {
+    if (state.routes !== 0 || state.refreshing) return;
+    this.sources.delete(src);
+    if (this.lastSource === src) {
+      this.lastSource = undefined;
+      this.lastState = undefined;
+    }
+  }
+
+  /** Sources with state in the table (for tests: departed sources leave none). */
+  get sourceCount(): number {
+    return this.sources.size;
+  }
+
   private stateOf(src: RouteSource): SourceState {
     if (src === this.lastSource) return this.lastState!;
     let state = this.sources.get(src);
     if (state === undefined) {
-      state = { refreshing: false, renewed: undefined, routes: 0, shared: new WeakMap() };
+      state = { refreshing: false, renewed: undefined, routes: 0, shared: new WeakMap(), nets: src.indexed ? new NetLog() : undefined };
       this.sources.set(src, state);
     }
     this.lastSource = src;
     this.lastState = state;
     return state;
   }
+}
+
+/** Whether a net's slot holds a route of `src`. */
+function slotHas(slot: Slot | undefined, src: RouteSource): boolean {
+  if (slot === undefined) return false;
+  if (slot instanceof Route) return slot.src === src;
+  for (const r of slot as readonly Route[]) if (r.src === src) return true;
+  return false;
 }
 
 /**
@@ -294,20 +395,4 @@ function chainOf(next: Route[]): Slot {
     inner.set(b, chain);
   }
   return chain;
-}
-
-/**
- * `chain` with `route` in its place, in an array of exactly the right size: an insert into a copy
- * grows its backing store to room for 17 (152 bytes for a net with two routes; 130 MB once a
- * stream has announced a second route for each of a million nets).
- */
-function insertSorted(chain: readonly Route[], route: Route): Route[] {
-  const n = chain.length;
-  let i = n;
-  while (i > 0 && compareSources(chain[i - 1]!.src, route.src) > 0) i--;
-  const out = new Array<Route>(n + 1);
-  for (let j = 0; j < i; j++) out[j] = chain[j]!;
-  out[i] = route;
-  for (let j = i; j < n; j++) out[j + 1] = chain[j]!;
-  return out;
 }

@@ -13,11 +13,13 @@
  * large)` gives the CI size normally and the soak size under the soak run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_LOCK_DIR, InstanceLock } from '../../src/daemon/instance-lock';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
-import type { Netns } from './netns';
+import { OUR_PROTO_SHOWN, type Netns } from './netns';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'krtsync');
@@ -72,7 +74,7 @@ export function ours(ns: Netns, fam: '-4' | '-6' = '-4', table = 'main'): string
 
 /** Every route that is not ours, in every table, both families: must never change under us. */
 export function foreign(ns: Netns): string[] {
-  return [...lines(ns, '-4', 'table', 'all'), ...lines(ns, '-6', 'table', 'all')].filter((l) => !l.includes(`proto ${PROTO}`));
+  return [...lines(ns, '-4', 'table', 'all'), ...lines(ns, '-6', 'table', 'all')].filter((l) => !OUR_PROTO_SHOWN.test(l));
 }
 
 /** Our routes as a map dst -> the rest of the line without the device ("via 192.0.2.2 metric 20"). */
@@ -91,6 +93,31 @@ export function mapDiff(want: ReadonlyMap<string, string>, got: ReadonlyMap<stri
   for (const [k, v] of want) if (got.get(k) !== v) out.push(`${k}: want "${v}", kernel has ${got.has(k) ? `"${got.get(k)}"` : 'nothing'}`);
   for (const [k, v] of got) if (!want.has(k)) out.push(`${k}: not wanted, kernel has "${v}"`);
   return out.slice(0, 10);
+}
+
+/** A raw control connection: write anything, collect answer lines. */
+export function controlConnection(path: string): Promise<{ sock: Socket; got: string[]; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(path);
+    const got: string[] = [];
+    let buf = '';
+    sock.on('data', (c) => {
+      buf += String(c);
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      got.push(...parts);
+    });
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.once('connect', () => resolve({ sock, got, closed }));
+    sock.once('error', reject);
+  });
+}
+
+/** Resident memory of a process in MiB, now and at its peak (VmRSS, VmHWM). */
+export function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
 }
 
 export interface CliResult {
@@ -201,10 +228,15 @@ export class KrtsyncDaemon {
     return JSON.parse(r.out);
   }
 
-  /** Kills a running daemon and removes the work directory. */
+  /** Kills a running daemon and removes the work directory, and the lock files killed daemons left in this namespace. */
   async dispose(): Promise<void> {
     if (this.proc) await this.stop('SIGKILL').catch(() => undefined);
     this.notify.close();
     rmSync(this.dir, { recursive: true, force: true });
+    try {
+      InstanceLock.sweep(DEFAULT_LOCK_DIR, statSync(this.ns.path).ino);
+    } catch {
+      /* the namespace is gone already */
+    }
   }
 }

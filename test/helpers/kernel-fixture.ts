@@ -102,4 +102,15 @@ export class RouteWatcher {
   }
 }
 
+/** `ip -force -batch` in the namespace as a separate process (not blocking our event loop, unlike Netns.ipBatch). */
+export function runBatch(ns: Netns, lines: readonly string[]): Promise<void> {
+  if (lines.length === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    proc.on('error', reject);
+    proc.on('exit', () => resolve());
+    proc.stdin.end(lines.join('\n') + '\n');
+  });
+}
+
 export { RouteSource };

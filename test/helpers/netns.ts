@@ -13,6 +13,8 @@
  * root; CI unsets it and fails if a namespace cannot be created.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const skipKernelTests = process.env.KRTSYNC_SKIP_KERNEL_TESTS === '1';
 
@@ -20,6 +22,40 @@ export const skipKernelTests = process.env.KRTSYNC_SKIP_KERNEL_TESTS === '1';
 export const kernelDescribe: jest.Describe = skipKernelTests ? describe.skip : describe;
 
 let counter = 0;
+
+/**
+ * How `ip route` prints a protocol number on this host: its name when
+ * rt_protos or rt_protos.d names it (scripts/install.sh names 144 "krtsync"),
+ * the number otherwise. Text oracles that filter on "proto N" use this, so the
+ * suite passes on a host where krtsync is installed.
+ */
+export function protoShown(n: number): string {
+  let name = String(n);
+  for (const dir of ['/usr/share/iproute2', '/etc/iproute2']) {
+    const files = [join(dir, 'rt_protos')];
+    try {
+      files.push(...readdirSync(join(dir, 'rt_protos.d')).filter((f) => f.endsWith('.conf')).sort().map((f) => join(dir, 'rt_protos.d', f)));
+    } catch {
+      /* no such directory */
+    }
+    for (const f of files) {
+      let text = '';
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        const m = /^\s*(0x[0-9a-f]+|\d+)\s+(\S+)/i.exec(line.replace(/#.*/, ''));
+        if (m && Number(m[1]) === n) name = m[2]!;
+      }
+    }
+  }
+  return name;
+}
+
+/** `proto N` as `ip route` prints our protocol number (144), as a whole word. */
+export const OUR_PROTO_SHOWN = new RegExp(`\\bproto ${protoShown(144)}\\b`);
 
 export interface Netns {
   readonly name: string;
@@ -61,7 +97,8 @@ function run(cmd: string, args: readonly string[], input?: string): string {
   }
 }
 
-export function createNetns(tag = 'krt'): Netns {
+/** `bare`: only `lo` up, no veth pair (for topologies made with linkNetns). */
+export function createNetns(tag = 'krt', opts: { bare?: boolean } = {}): Netns {
   const name = `${tag}-${process.pid}-${++counter}`;
   run('ip', ['netns', 'add', name]);
   const exec = (cmd: string, args: readonly string[], input?: string): string => run('ip', ['netns', 'exec', name, cmd, ...args], input);
@@ -89,6 +126,10 @@ export function createNetns(tag = 'krt'): Netns {
   };
   try {
     exec('sysctl', ['-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    if (opts.bare) {
+      ns.ip('link', 'set', 'lo', 'up');
+      return ns;
+    }
     ns.ipBatch([
       'link set lo up',
       'link add veth0 type veth peer name veth1',
@@ -104,6 +145,17 @@ export function createNetns(tag = 'krt'): Netns {
     throw e;
   }
   return ns;
+}
+
+/**
+ * A veth pair between two namespaces: `aDev` in `a` with `aAddr`, `bDev` in
+ * `b` with `bAddr` (CIDR forms), both up. Deleted with their namespaces.
+ */
+export function linkNetns(a: Netns, aDev: string, aAddr: string, b: Netns, bDev: string, bAddr: string): void {
+  a.ip('link', 'add', aDev, 'type', 'veth', 'peer', 'name', bDev);
+  a.ip('link', 'set', bDev, 'netns', b.name);
+  a.ipBatch([`addr add ${aAddr} dev ${aDev}`, `link set ${aDev} up`]);
+  b.ipBatch([`addr add ${bAddr} dev ${bDev}`, `link set ${bDev} up`]);
 }
 
 /** Routes of `table` (default all) as iproute2 sees them: the independent oracle. */

@@ -95,6 +95,17 @@ protocols:
     expect(r.err).toContain(`${bad}:4:15: protocol s: 10.0.0.1/8: host bits set, did you mean 10.0.0.0/8?`);
     const run = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'run', '--config', bad], { encoding: 'utf8' });
     expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^<3>\S+ cannot start: invalid config:\\n.*:4:15: protocol s: 10.0.0.1\/8: host bits set/m);
+    // Every problem in one run: a wrong type, a duplicate name, an unknown kernel table name.
+    writeFileSync(bad, 'protocols:\n  - { name: s, type: statik }\n  - { name: s, type: kernel, kernel_table: nowhere }\n');
+    const all = cli(['check', '--config', bad]);
+    expect(all.code).toBe(2);
+    expect(all.err.trim().split('\n')).toEqual([
+      `krtsync: ${bad}:2:22: protocol s: type: expected one of static, kernel, api, stream`,
+      `${bad}:3:5: protocol s: the name is already used by a table or another protocol`,
+      `${bad}:3:44: protocol s: kernel table "nowhere": no such name in rt_tables or rt_tables.d (use a number, or add the name there)`,
+      '3 problems',
+    ]);
     expect(ours()).toEqual([]);
     expect(cli(['check', '--config', join(dir, 'krtsync.yaml')])).toMatchObject({ code: 0 });
   });
@@ -110,7 +121,7 @@ protocols:
     expect(ours().sort()).toEqual(['10.10.0.0/16 via 192.0.2.2 dev veth0', '10.50.0.0/16 via 192.0.2.2 dev veth0', '10.51.0.0/16 via 192.0.2.2 dev veth0 metric 20', 'blackhole 10.30.0.0/16']);
     expect(ours('-6')).toEqual(['2001:db8:30::/48 via 2001:db8:1::2 dev veth0 metric 1024 pref medium']);
     // The line is logged right after READY=1 is sent; the pipe may bring it a moment after the datagram.
-    await until('the ready log line', () => /<6>krtsync ready/.test(log));
+    await until('the ready log line', () => /^<6>\S+Z krtsync ready/m.test(log));
   });
 
   it('shows status, protocols and routes, as tables and as JSON', () => {
@@ -163,13 +174,17 @@ protocols:
     writeFileSync(cfg, good.replace('kernel_table: main', 'kernel_table: [main]'));
     const before = ours();
     const badReload = cli(['reload', ...sock()]);
-    expect(badReload.code).toBe(1);
-    expect(badReload.err).toMatch(/kernel_table/);
+    expect(badReload.code).toBe(2); // a bad config, as `krtsync check` and start say it
+    expect(badReload.err).toMatch(/krtsync\.yaml:\d+:\d+: protocol kernel1: kernel_table/);
     expect(ours()).toEqual(before);
     // SIGHUP reloads too.
     writeFileSync(cfg, good.replace('10.10.0.0/16 via 192.0.2.2', '10.10.0.0/16 via 192.0.2.3'));
     daemon!.kill('SIGHUP'); // ip netns exec execs the daemon: same pid
-    await until('the SIGHUP reload', () => ours().includes('10.10.0.0/16 via 192.0.2.3 dev veth0'));
+    // The whole reload, not its first change: the next test takes the kernel's state as its baseline.
+    await until('the SIGHUP reload', () => {
+      const now = ours();
+      return now.includes('10.10.0.0/16 via 192.0.2.3 dev veth0') && now.includes('blackhole 10.30.0.0/16') && !now.includes('unreachable 10.31.0.0/16');
+    });
   });
 
   it('restarts after SIGKILL without touching a route still wanted; removes what nothing wants any more', async () => {

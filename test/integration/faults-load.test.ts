@@ -12,9 +12,8 @@
  * route and never stops the daemon from answering others.
  */
 import { spawn } from 'node:child_process';
-import { createConnection, type Socket } from 'node:net';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
-import { foreign, KrtsyncDaemon, mapDiff, oursByDst, sleep, soakScale, until } from '../helpers/daemon-fixture';
+import { controlConnection, foreign, KrtsyncDaemon, mapDiff, oursByDst, sleep, soakScale, until } from '../helpers/daemon-fixture';
 
 const OURS = soakScale(20_000, 100_000);
 const CHURN = soakScale(100_000, 300_000);
@@ -30,23 +29,7 @@ function batch(ns: Netns, lines: readonly string[]): Promise<void> {
   });
 }
 
-/** A raw control connection: write anything, collect answer lines. */
-function connect(path: string): Promise<{ sock: Socket; got: string[]; closed: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(path);
-    const got: string[] = [];
-    let buf = '';
-    sock.on('data', (c) => {
-      buf += String(c);
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      got.push(...parts);
-    });
-    const closed = new Promise<void>((r) => sock.on('close', () => r()));
-    sock.once('connect', () => resolve({ sock, got, closed }));
-    sock.once('error', reject);
-  });
-}
+const connect = controlConnection;
 
 const host = (base: number, i: number): string => `10.${base + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 

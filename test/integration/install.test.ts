@@ -21,6 +21,8 @@ describe('scripts/install.sh', () => {
     const lib = join(dest, 'usr/lib/krtsync');
     expect(existsSync(join(lib, 'native/build/Release/krtsync_native.node'))).toBe(true);
     expect(existsSync(join(lib, 'node_modules/yargs'))).toBe(true);
+    expect(existsSync(join(lib, 'node_modules/prom-client'))).toBe(true); // the metrics endpoint's runtime dependency
+    expect(existsSync(join(lib, 'contrib/prometheus/krtsync.rules.yml'))).toBe(true);
     expect(existsSync(join(lib, 'node_modules/jest'))).toBe(false); // no dev dependencies
     expect(readFileSync(join(dest, 'etc/iproute2/rt_protos.d/krtsync.conf'), 'utf8')).toBe('144\tkrtsync\n');
     const unit = readFileSync(join(dest, 'etc/systemd/system/krtsync.service'), 'utf8');

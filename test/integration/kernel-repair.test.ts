@@ -3,10 +3,9 @@
  * changes our routes, links go down and up, the kernel rejects a route, and
  * the notification socket overflows.
  */
-import { spawn } from 'node:child_process';
 import { parsePrefix } from '../../src/lib/addr';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
-import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, routeLines, RouteSource, until } from '../helpers/kernel-fixture';
+import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, routeLines, RouteSource, runBatch, until } from '../helpers/kernel-fixture';
 
 kernelDescribe('kernel protocol repair', () => {
   let ns: Netns;
@@ -170,14 +169,3 @@ kernelDescribe('kernel protocol repair', () => {
     expect(ourRoutes(ns)).toHaveLength(0);
   });
 });
-
-
-/** `ip -batch` in the namespace as a separate process (not blocking our event loop). */
-function runBatch(ns: Netns, lines: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', '-force', '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] });
-    proc.on('error', reject);
-    proc.on('exit', () => resolve());
-    proc.stdin.end(lines.join('\n') + '\n');
-  });
-}

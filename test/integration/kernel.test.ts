@@ -2,7 +2,7 @@
  * Kernel protocol against the real kernel, in a throwaway namespace:
  * start, reconcile, restart without flap, foreign routes, shutdown.
  */
-import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
+import { createNetns, kernelDescribe, OUR_PROTO_SHOWN, type Netns } from '../helpers/netns';
 import { parsePrefix } from '../../src/lib/addr';
 import { announce, kernelProtocol, newTable, ourRoutes, routeLines, RouteSource, RouteWatcher, until, withdraw } from '../helpers/kernel-fixture';
 
@@ -130,7 +130,7 @@ kernelDescribe('kernel protocol and foreign routes', () => {
       'route add 10.8.2.0/24 via 198.51.100.2 proto boot',
       'route add 10.8.3.0/24 via 198.51.100.2 proto 145',
     ]);
-    const foreign = (): string[] => ns.ip('-4', 'route', 'show', 'table', 'all').split('\n').filter((l) => l && !l.includes('proto 144')).sort();
+    const foreign = (): string[] => ns.ip('-4', 'route', 'show', 'table', 'all').split('\n').filter((l) => l && !OUR_PROTO_SHOWN.test(l)).sort();
     const before = foreign();
     const table = newTable();
     announce(table, new RouteSource('static1', 200), ['10.8.0.0/24 via 192.0.2.2', '10.8.1.0/24 via 192.0.2.2', '10.8.4.0/24 via 192.0.2.2']);

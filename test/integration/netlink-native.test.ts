@@ -4,8 +4,15 @@
  * namespace and the thread comes back to its own; close is safe with data
  * queued; AF_UNIX datagrams (sd_notify, journal) go out and come in, with a
  * memfd passed along.
+ *
+ * And the addon's guards (issue 22): datagrams a process forges are dropped,
+ * a send uses the chunk table it checked, buffers too small for a datagram
+ * are refused, failed setups leak no fd or poll handle, received fds are
+ * close-on-exec and closed when their datagram is dropped, and a socket
+ * collected while a send runs does not pull the memory from under it.
  */
-import { readFileSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Prefix, parseAddr } from '../../src/lib/addr';
@@ -14,10 +21,48 @@ import { NetlinkClient } from '../../src/netlink/client';
 import { NetlinkSocketError } from '../../src/netlink/errors';
 import { type OpSource, RouteOp, RoutePipeline } from '../../src/netlink/pipeline';
 import { encodeRouteRequest } from '../../src/netlink/route-codec';
+import { native } from '../../src/netlink/native';
 import { NetlinkSocket, UnixDatagram, UnixDatagramSocket, closeFd } from '../../src/netlink/socket';
+import { readHeader, writeHeader } from '../../src/netlink/wire';
 import { Netns, createNetns, kernelDescribe } from '../helpers/netns';
 
 const ENOBUFS = 105;
+const EMSGSIZE = 90;
+const O_CLOEXEC = 0o2000000;
+
+/** Our open fds, as their link targets. */
+function openFds(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.push(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      /* the fd of the directory listing itself */
+    }
+  }
+  return out;
+}
+
+/** `n` NLMSG_NOOP requests with NLM_F_ACK, seq first..first+n-1, 16 bytes each: the kernel acks each one. */
+function noops(n: number, first: number): Buffer {
+  const b = Buffer.alloc(16 * n);
+  for (let i = 0; i < n; i++) writeHeader(b, 16 * i, 16, C.NLMSG_NOOP, C.NLM_F_REQUEST | C.NLM_F_ACK, first + i);
+  return b;
+}
+
+/** The seqs of every ack queued on `s` now. */
+function ackedSeqs(s: NetlinkSocket): number[] {
+  const seqs: number[] = [];
+  for (;;) {
+    const r = s.receive();
+    for (let off = 0; off < r.bytes; ) {
+      const h = readHeader(s.buffer, off);
+      if (h.type === C.NLMSG_ERROR) seqs.push(h.seq);
+      off += (h.len + 3) & ~3;
+    }
+    if (r.dry) return seqs;
+  }
+}
 
 function routes(n: number, cmd: 'add' | 'delete'): RouteOp[] {
   const gateway = parseAddr('192.0.2.2');
@@ -153,6 +198,104 @@ kernelDescribe('native sockets', () => {
     }
   });
 
+  it('drops what a process sends to our port or our groups; what the kernel sends arrives', () => {
+    const monitor = NetlinkSocket.open({ netns: ns.name, groups: [C.RTNLGRP_IPV4_ROUTE] });
+    const forger = NetlinkSocket.open({ netns: ns.name });
+    try {
+      // A forged RTM_DELROUTE, as a root process could send it: unicast to our port, and to the group.
+      const buf = Buffer.alloc(4096);
+      const len = encodeRouteRequest(buf, 0, 1, 'delete', routes(1, 'delete')[0]!.route, false);
+      expect(forger.sendTo(buf, len, monitor.portId)).toBe(len);
+      expect(forger.sendTo(buf, len, 0, 1 << (C.RTNLGRP_IPV4_ROUTE - 1))).toBe(len);
+      ns.ip('route', 'add', '203.0.113.0/24', 'via', '192.0.2.2', 'table', '302');
+      const r = monitor.receive();
+      const types: number[] = [];
+      for (let off = 0; off < r.bytes; ) {
+        const h = readHeader(monitor.buffer, off);
+        types.push(h.type);
+        off += (h.len + 3) & ~3;
+      }
+      expect(types).toEqual([C.RTM_NEWROUTE]); // the kernel's notification, and nothing forged
+      expect(monitor.foreign).toEqual({ dropped: 2, lastPort: forger.portId });
+    } finally {
+      monitor.close();
+      forger.close();
+      ns.ip('route', 'flush', 'table', '302');
+    }
+  });
+
+  it('sends the chunks it checked, whatever JS writes into the chunk table afterwards', async () => {
+    const s = NetlinkSocket.open({ netns: ns.name });
+    try {
+      const n = 4000;
+      const buf = noops(n, 1);
+      const chunks = new Int32Array(2 * n);
+      for (let i = 0; i < n; i++) chunks.set([16 * i, 16], 2 * i);
+      const done = new Promise<[number, number]>((resolve) => s.sendAsync(buf, chunks, n, (sent, errno) => resolve([sent, errno])));
+      // While the worker sends: point every chunk at the first request (and one outside the buffer).
+      for (let i = 0; i < n; i++) chunks.set([0, 16], 2 * i);
+      chunks.set([buf.length + 4096, 16], 2 * (n - 1));
+      expect(await done).toEqual([n, 0]);
+      expect(ackedSeqs(s)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    } finally {
+      s.close();
+    }
+  });
+
+  it('refuses a receive buffer smaller than one datagram (it could never make progress)', () => {
+    const s = NetlinkSocket.open({ netns: ns.name });
+    try {
+      const status = new Int32Array(2);
+      expect(() => native.recv((s as unknown as { sock: never }).sock, Buffer.alloc(1024), status)).toThrow(/too small/);
+      expect(() => native.start((s as unknown as { sock: never }).sock, Buffer.alloc(1024), () => undefined)).toThrow(/too small/);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('leaks no fd or poll handle when a setup call fails', async () => {
+    const before = openFds().length;
+    for (let i = 0; i < 50; i++) expect(() => native.netlinkOpen(C.NETLINK_ROUTE, 42 as never, null)).toThrow(/array/);
+    for (let i = 0; i < 50; i++) expect(() => native.netlinkOpen(C.NETLINK_ROUTE, ['x'] as never, null)).toThrow();
+    for (let i = 0; i < 50; i++) expect(() => native.unixOpen(`/${'x'.repeat(300)}`)).toThrow(/ENAMETOOLONG|name too long/i);
+    expect(openFds().length).toBe(before);
+    // start with a bad callback: refused before the poll handle exists; a good start then works.
+    const s = NetlinkSocket.open({ netns: ns.name, groups: [C.RTNLGRP_LINK] });
+    try {
+      expect(() => native.start((s as unknown as { sock: never }).sock, s.buffer, 42 as never)).toThrow(/callback/);
+      let got = 0;
+      s.start((bytes) => (got += bytes));
+      ns.ip('link', 'set', 'veth1', 'down');
+      ns.ip('link', 'set', 'veth1', 'up');
+      for (let i = 0; i < 100 && got === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toBeGreaterThan(0);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('survives sockets collected while their send runs (a worker thread torn down mid-send)', async () => {
+    const addon = join(__dirname, '..', '..', 'native', 'build', 'Release', 'krtsync_native.node');
+    const code = `
+      const { workerData } = require('node:worker_threads');
+      const n = require(workerData.addon);
+      const buf = Buffer.alloc(16 * 20000);
+      const chunks = new Int32Array(2 * 20000);
+      for (let i = 0; i < 20000; i++) { buf.writeUInt32LE(16, 16 * i); buf.writeUInt16LE(1, 16 * i + 4); buf.writeUInt16LE(1, 16 * i + 6); chunks[2 * i] = 16 * i; chunks[2 * i + 1] = 16; }
+      for (let k = 0; k < 4; k++) n.sendAsync(n.netlinkOpen(0, [], workerData.ns), buf, chunks, 20000, () => {});
+      process.exit(0);`;
+    for (let i = 0; i < 10; i++) {
+      const w = new Worker(code, { eval: true, workerData: { addon, ns: `/run/netns/${ns.name}` } });
+      await new Promise((resolve, reject) => {
+        w.on('exit', resolve);
+        w.on('error', reject);
+      });
+    }
+    // Still alive, and the addon still works here.
+    const s = NetlinkSocket.open({ netns: ns.name });
+    s.close();
+  });
+
   it('opens a socket inside a named namespace and leaves the thread in its own', () => {
     const before = readlinkSync('/proc/thread-self/ns/net');
     const s = NetlinkSocket.open({ netns: ns.name });
@@ -212,6 +355,38 @@ describe('AF_UNIX datagrams', () => {
       tx.close();
       rx.sock.close();
       abstract.sock.close();
+    }
+  });
+
+  it('receives passed fds close-on-exec, and closes those of a datagram it drops', async () => {
+    const path = join(dir, 'fds');
+    const errnos: number[] = [];
+    const got: UnixDatagram[] = [];
+    const rx = UnixDatagramSocket.open(path);
+    rx.start((d, errno) => {
+      got.push(...d);
+      if (errno) errnos.push(errno);
+    });
+    const tx = UnixDatagramSocket.open();
+    const name = `krtsync-fdtest-${process.pid}`;
+    const memfds = (): number => openFds().filter((l) => l.includes(name)).length;
+    try {
+      const fd = native.memfdFromBuffer(name, Buffer.from('hello'));
+      expect(tx.send(path, Buffer.from('small'), fd)).toBe(5);
+      // Larger than the receiver's 64 KiB slot: cut short, so dropped, with the fd it carried.
+      expect(tx.send(path, Buffer.alloc(100_000, 'x'), fd)).toBe(100_000);
+      closeFd(fd);
+      await until(() => got.length === 1 && errnos.length === 1);
+      expect(errnos).toEqual([EMSGSIZE]);
+      const passed = got[0]!.fd!;
+      const flags = parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${passed}`, 'utf8'))![1]!, 8);
+      expect(flags & O_CLOEXEC).toBe(O_CLOEXEC);
+      expect(memfds()).toBe(1); // the kept one; the dropped datagram's copy is closed
+      closeFd(passed);
+      expect(memfds()).toBe(0);
+    } finally {
+      tx.close();
+      rx.close();
     }
   });
 

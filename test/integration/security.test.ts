@@ -88,11 +88,12 @@ kernelDescribe('security (real users, real capabilities)', () => {
     expect(ours(ns)).toEqual([]);
   });
 
-  it('hardens the systemd unit to an exposure of 1.1 or better ("OK" is anything below 5)', () => {
+  it('hardens the systemd unit to an exposure of 1.4 or better ("OK" is anything below 5)', () => {
     const out = spawnSync('systemd-analyze', ['security', '--offline=yes', `${ROOT}/systemd/krtsync.service`], { encoding: 'utf8' });
     const m = /Overall exposure level for krtsync\.service: (\d+\.\d) (\S+)/.exec(out.stdout + out.stderr);
     expect(m).not.toBeNull();
-    expect(Number(m![1])).toBeLessThanOrEqual(1.1);
+    // 1.1 with no IP at all; the metrics listener's AF_INET/AF_INET6 sockets cost 0.3, its localhost allow list 0.1.
+    expect(Number(m![1])).toBeLessThanOrEqual(1.4);
     expect(['SAFE', 'OK', 'PERFECT']).toContain(m![2]);
   });
 });

@@ -6,6 +6,12 @@
  * newer one skipped: planning is the same either way). A million entries in
  * a Set were about 1 s of a first sync (hashing, inserts and deletes in
  * trie-spread order).
+ *
+ * A route may be added with the time its change happened (a table change,
+ * for the latency metric; 0: none); shift() leaves the time of the route it
+ * returned in `shiftedAt`. A route already queued keeps its first time.
+ * Times are kept as runs (the position where a new time starts), not per
+ * route: a million routes queued within a few milliseconds are a few runs.
  */
 import { QUEUED, type RouteStore } from './route-store';
 
@@ -14,6 +20,14 @@ export class DirtyQueue {
   private head = 0;
   private tail = 0;
   private count = 0;
+  /** Position (counted over the queue's life) of ids[0]. */
+  private base = 0;
+  /** Runs of equal times: runStart[i] is the position where runAt[i] begins. */
+  private runStart: number[] = [];
+  private runAt: number[] = [];
+  private run = 0;
+  /** The change time of the route shift() returned last (0: none). */
+  shiftedAt = 0;
 
   constructor(private readonly store: RouteStore) {}
 
@@ -21,10 +35,15 @@ export class DirtyQueue {
     return this.count;
   }
 
-  add(id: number): void {
+  add(id: number, at = 0): void {
     if (this.store.flag(id, QUEUED)) return;
     this.store.setFlag(id, QUEUED, true);
     if (this.tail === this.ids.length) this.makeRoom();
+    const n = this.runAt.length;
+    if (at !== (n > 0 ? this.runAt[n - 1] : 0)) {
+      this.runStart.push(this.base + this.tail);
+      this.runAt.push(at);
+    }
     this.ids[this.tail++] = id;
     this.count++;
   }
@@ -38,13 +57,20 @@ export class DirtyQueue {
   /** The oldest queued route, or -1 when none is left. */
   shift(): number {
     while (this.head < this.tail) {
+      const pos = this.base + this.head;
       const id = this.ids[this.head++]!;
       if (!this.store.flag(id, QUEUED)) continue; // removed while queued
       this.store.setFlag(id, QUEUED, false);
       this.count--;
+      this.shiftedAt = this.timeAt(pos);
       return id;
     }
+    this.base += this.tail;
     this.head = this.tail = 0;
+    this.runStart = [];
+    this.runAt = [];
+    this.run = 0;
+    this.shiftedAt = 0;
     return -1;
   }
 
@@ -53,13 +79,27 @@ export class DirtyQueue {
     for (let id = this.shift(); id >= 0; id = this.shift());
   }
 
+  /** The time of the run holding position `pos` (positions only grow, so runs before it are passed for good). */
+  private timeAt(pos: number): number {
+    const starts = this.runStart;
+    if (starts.length === 0 || pos < starts[this.run]!) return 0;
+    while (this.run + 1 < starts.length && starts[this.run + 1]! <= pos) this.run++;
+    return this.runAt[this.run]!;
+  }
+
   private makeRoom(): void {
     if (this.head * 2 >= this.ids.length) {
       this.ids.copyWithin(0, this.head, this.tail);
+      // Positions stay what they were: the base moves with the ids.
+      this.base += this.head;
+      this.runStart = this.runStart.slice(this.run);
+      this.runAt = this.runAt.slice(this.run);
+      this.run = 0;
     } else {
       const ids = new Int32Array(this.ids.length * 2);
       ids.set(this.ids.subarray(this.head, this.tail));
       this.ids = ids;
+      this.base += this.head;
     }
     this.tail -= this.head;
     this.head = 0;

@@ -50,6 +50,7 @@ export class KernelMonitor {
         },
         onOverflow: () => handlers.onOverflow(),
         onError: (_errno, name) => handlers.onMalformed(`receive error ${name}`),
+        onForeign: (n, port) => handlers.onMalformed(`${n} message(s) sent by a process (netlink port ${port}), not by the kernel: dropped`),
         ...(handlers.onRawRoute ? { onRawRoute: handlers.onRawRoute } : {}),
       },
       // The kernel queues up to rcvbuf for us; each read takes up to 1 MiB of it (the drain reads on).

@@ -17,7 +17,7 @@
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
-import { RouteSource, compareRoutes } from '../../route';
+import { RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
@@ -31,6 +31,7 @@ import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import { KernelSync } from './kernel-sync';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
+import type { KernelSyncMetrics } from './sync-metrics';
 
 /** start() could not reach a first sync; nothing was changed in the kernel. */
 export class KernelStartError extends KrtError {
@@ -71,6 +72,8 @@ export interface KernelProtocolOptions {
   filterOwnEchoes?: boolean;
   /** The kernel to sync with: netlink by default; unit tests give a fake one. */
   kernelIo?: KernelIoProvider;
+  /** The metrics sink of each family's sync (sync-metrics.ts); default: none. */
+  metrics?: (family: Family, kernelTable: number) => KernelSyncMetrics;
   log?: Logger;
 }
 
@@ -142,6 +145,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
+        ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),
         ...(this.learn ? { onForeignRoute: (r, deleted) => this.learn!.onRoute(r, deleted), onForeignDump: (routes) => this.learn!.resync(family, routes) } : {}),
       });
       this.syncs.set(family, sync);
@@ -245,7 +249,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const key = net.key();
     let chain = this.chains.get(key) ?? [];
     if (old) chain = chain.filter((r) => r.src !== old.src);
-    if (neu) chain = [...chain.filter((r) => r.src !== neu.src), neu].sort(compareRoutes);
+    if (neu) chain = orderRoutes([...chain.filter((r) => r.src !== neu.src), neu]);
     if (chain.length) this.chains.set(key, chain);
     else this.chains.delete(key);
     return chain;
@@ -340,6 +344,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
 
   counts(): SyncCounts {
     return sumCounts([...this.syncs.values()].map((sync) => sync.counts()));
+  }
+
+  /** The per-family syncs, for metrics and the CLI's detail view. */
+  get families(): ReadonlyMap<Family, KernelSync> {
+    return this.syncs;
   }
 
   /** The per-family sync (for tests and the CLI's detail view). */

@@ -46,6 +46,7 @@ import { QUEUED, RECHECK, RouteStore, SEEN, UNCERTAIN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { SyncSender, type SyncStats } from './sync-sender';
+import { NO_SYNC_METRICS, SCAN_REASONS, scanReasonLabel, type KernelSyncMetrics } from './sync-metrics';
 import { PHASE, syncStateMachine, type SyncState } from './sync-state';
 import { withdrawAll, type ForEachFed, type WithdrawResult } from './withdraw';
 
@@ -75,6 +76,8 @@ export interface KernelSyncOptions {
   /** How often long work logs progress. Default 5 s. */
   progressEveryMs?: number;
   log: Logger;
+  /** Where counters, durations and latencies go (sync-metrics.ts); default: nowhere. */
+  metrics?: KernelSyncMetrics;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
   /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
@@ -98,11 +101,16 @@ export class KernelSync implements ScanTarget {
   private buffered: Array<[RouteMessage, boolean]> = [];
   private readonly head = newRouteHead();
   private refeeding = false;
+  private readonly metrics: KernelSyncMetrics;
+  /** The first sync is over: table changes from here on are timed to their answer (sync-metrics.ts). */
+  private steady = false;
+  private openedAt = 0;
   private tick: NodeJS.Timeout | undefined;
   private readonly scans: ScanScheduler;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
+    this.metrics = opts.metrics ?? NO_SYNC_METRICS;
     this.log = opts.log;
     this.limited = new RateLimitedLog(opts.log);
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
@@ -121,6 +129,7 @@ export class KernelSync implements ScanTarget {
       batchSize: opts.batchSize ?? 4096,
       backoff: opts.backoff,
       progressEveryMs: opts.progressEveryMs ?? 5000,
+      metrics: this.metrics,
       io: () => this.io!,
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
@@ -145,6 +154,7 @@ export class KernelSync implements ScanTarget {
 
   /** Opens the kernel I/O (listening first, so no change after the dump is missed) and reads the links. */
   async open(): Promise<void> {
+    this.openedAt = Date.now();
     const { io, links } = await (this.opts.io ?? openNetlinkKernelIo)(
       {
         target: this.target,
@@ -220,7 +230,7 @@ export class KernelSync implements ScanTarget {
     // Someone else's change buffered while early adds went out is not ordered against them: a scan settles it.
     const crossed = this.stats.earlyAdds > 0 && this.buffered.length > 0;
     this.sm.go(keepStale ? 'holding' : 'pruning');
-    if (crossed) this.requestScan('a change by someone else during the first feed', 100);
+    if (crossed) this.requestScan(SCAN_REASONS.first_feed, 100);
     this.drainBuffered();
     this.queueAll(true);
     const t0 = Date.now();
@@ -228,6 +238,8 @@ export class KernelSync implements ScanTarget {
     await this.sender.settled();
     if (PHASE.closing(this.state)) return;
     if (!keepStale) this.sm.go('idle');
+    this.steady = true;
+    this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.tick = setInterval(() => this.sender.onTick(Date.now()), 250);
     this.tick.unref();
@@ -316,7 +328,8 @@ export class KernelSync implements ScanTarget {
       // Said once per new reason (links change often; the same reason again is not news).
       if (before !== rid) this.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
     }
-    this.sender.markDirty(id);
+    store.track(id);
+    this.sender.markDirty(id, this.steady ? Date.now() : 0);
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */
@@ -341,6 +354,7 @@ export class KernelSync implements ScanTarget {
 
   private async dumpOurs(sink?: DumpSink): Promise<DumpedRoutes> {
     const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined, sink);
+    if (dump.retries > 0) this.metrics.dumpRetried(dump.retries);
     if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
     for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
     this.opts.onForeignDump?.(dump.foreign);
@@ -412,6 +426,7 @@ export class KernelSync implements ScanTarget {
     }
     const store = this.store;
     if (r.protocol !== this.target.protocol) {
+      this.metrics.foreignChange();
       this.opts.onForeignRoute?.(r, deleted);
       // A foreign route that was in the way of ours is gone: retry ours now.
       if (deleted) {
@@ -443,7 +458,7 @@ export class KernelSync implements ScanTarget {
   }
 
   /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
-  private repair(id: number, what: string): void {
+  private repair(id: number, what: 'deleted' | 'changed'): void {
     const store = this.store;
     const sender = this.sender;
     if (!sender.idleOnWire(id)) {
@@ -462,6 +477,7 @@ export class KernelSync implements ScanTarget {
     x.repairStreak = now - x.lastRepairAt < (this.opts.repairWindowMs ?? 10_000) ? x.repairStreak + 1 : 1;
     x.lastRepairAt = now;
     this.stats.repairs++;
+    this.metrics.repaired(what);
     const net = store.nets.prefix(id).toString();
     this.limited.write('info', 'repair', `route ${net} ${what} by someone else; repairing`, { prefix: net, table: this.target.table });
     if (x.repairStreak > 2) {
@@ -503,6 +519,7 @@ export class KernelSync implements ScanTarget {
           store.setState(id, 'failed');
           this.sender.failed.add(id);
         }
+        store.track(id);
         this.sender.markDirty(id);
       });
     }
@@ -515,13 +532,14 @@ export class KernelSync implements ScanTarget {
         x.attempts = 0;
       }
     }
-    this.requestScan('link or address change', 100);
+    this.requestScan(SCAN_REASONS.link, 100);
   }
 
   private onOverflow(): void {
     this.stats.overflows++;
+    this.metrics.overflow();
     this.limited.write('warn', 'overflow', 'notification socket overflowed (ENOBUFS): changes were lost; resyncing', { table: this.target.table });
-    this.requestScan('notification overflow', 0);
+    this.requestScan(SCAN_REASONS.overflow, 0);
   }
 
   // ------------------------------------------------------------ scans
@@ -539,8 +557,12 @@ export class KernelSync implements ScanTarget {
   /** idle -> scan-settle -> scan-dump -> pruning -> idle: dump, compare every attribute, send the differences. */
   async scan(reason: string): Promise<void> {
     this.sm.go('scan-settle');
+    const t0 = Date.now();
     this.stats.scans++;
-    if (reason !== 'periodic') this.stats.resyncs++;
+    if (reason !== SCAN_REASONS.periodic) {
+      this.stats.resyncs++;
+      this.metrics.resync(scanReasonLabel(reason));
+    }
     await this.sender.settled();
     if (PHASE.closing(this.state)) return; // a shutdown began meanwhile: it owns the sync now
     this.sm.go('scan-dump');
@@ -548,6 +570,7 @@ export class KernelSync implements ScanTarget {
     try {
       dumped = await this.dumpOurs();
     } catch (err) {
+      this.metrics.scanFailed();
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
     if (PHASE.closing(this.state)) return;
@@ -559,8 +582,9 @@ export class KernelSync implements ScanTarget {
     await this.sender.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
-    if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`); // counts() walks every net
-    if (!dumped) this.requestScan('retry after failed scan', 1000);
+    this.metrics.scanned((Date.now() - t0) / 1000);
+    if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`);
+    if (!dumped) this.requestScan(SCAN_REASONS.retry, 1000);
   }
 
   // ------------------------------------------------------------ shutdown
@@ -581,6 +605,7 @@ export class KernelSync implements ScanTarget {
         limited: this.limited,
         batchSize: this.opts.batchSize ?? 4096,
         progressEveryMs: this.opts.progressEveryMs ?? 5000,
+        metrics: this.metrics,
       },
       fed,
       this.store,
@@ -629,7 +654,18 @@ export class KernelSync implements ScanTarget {
     return this.store.status(prefix);
   }
 
+  /** Per-state counts (a tally kept as states change: no walk). */
   counts(): SyncCounts {
     return this.store.counts();
+  }
+
+  /** Failed nets by errno name, now (kept as states change). */
+  failedByErrno(): ReadonlyMap<string, number> {
+    return this.store.failedByErrno();
+  }
+
+  /** The counts by walking every net: what counts() must always equal (for tests). */
+  walkCounts(): SyncCounts {
+    return this.store.walkCounts();
   }
 }

@@ -17,6 +17,13 @@
  * Every want/have change goes through here, which keeps the KernelRoutes
  * reference counts right. An id with nothing wanted, nothing held and
  * nothing in flight is dropped (drop()), and its id reused.
+ *
+ * The per-state counts (a metrics scrape, STATUS= and `show status` read
+ * them) are a tally kept as states change, not a walk of every route:
+ * track(id) puts a route where its state says and is idempotent, so a
+ * change path calls it once after all its writes; a route remembers where it
+ * is counted (three bits), so leaving a bucket never needs the old state.
+ * Failed routes are also counted by errno name. walkCounts() is the check.
  */
 import { NetIndex } from '../../lib/net-index';
 import { grownTo } from '../../lib/net-list';
@@ -34,7 +41,10 @@ export const RECHECK = 8;
 export const UNCERTAIN = 16;
 /** Seen by the refeed in progress (KernelSync.refeedEnd withdraws the rest). */
 export const SEEN = 32;
-const INFLIGHT_SHIFT = 8;
+/** Bits 6-8: the state the route is counted under in the tally (0: none, else 1 + its index in STATES). */
+const COUNTED_SHIFT = 6;
+const COUNTED_MASK = 7 << COUNTED_SHIFT;
+const INFLIGHT_SHIFT = 9;
 const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 /** have[] value: several routes of ours, in `many`. */
 const MANY = 0xffffffff;
@@ -62,6 +72,10 @@ export class RouteStore {
   bits: Uint32Array;
   private readonly many = new Map<number, number[]>();
   private readonly extras = new Map<number, RouteExtra>();
+  private readonly tally: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+  /** Failed routes by errno name, and the name each failed route is counted under. */
+  private readonly errnos = new Map<string, number>();
+  private readonly countedErrno = new Map<number, string>();
 
   constructor(
     family: 4 | 6,
@@ -271,8 +285,49 @@ export class RouteStore {
     if (x.repairStreak === 0) this.extras.delete(id);
   }
 
+  // ---------------------------------------------------------------- the tally
+
+  /** The error a failed route is counted under: the kernel's refusal, or why its want cannot be expressed. */
+  private errorOf(id: number): RouteError | undefined {
+    const w = this.want[id]!;
+    return this.extras.get(id)?.error ?? (w === 0 ? undefined : this.routes.get(w).error);
+  }
+
+  /** Counts the route where its state (and, failed, its errno) says now; an unlisted one is not counted. */
+  track(id: number): void {
+    const state = this.listed(id) ? this.state(id) : undefined;
+    const errno = state === 'failed' ? (this.errorOf(id)?.errnoName ?? 'unknown') : undefined;
+    this.count(id, state, errno);
+  }
+
+  private count(id: number, state: RouteSyncState | undefined, errno: string | undefined): void {
+    const c = (this.bits[id]! & COUNTED_MASK) >> COUNTED_SHIFT;
+    const was = c === 0 ? undefined : STATES[c - 1]!;
+    const wasErrno = this.countedErrno.get(id);
+    if (was === state && wasErrno === errno) return;
+    if (was !== undefined) {
+      this.tally[was]--;
+      if (was === 'failed') this.bump(wasErrno ?? 'unknown', -1);
+    }
+    if (state !== undefined) {
+      this.tally[state]++;
+      if (errno !== undefined) this.bump(errno, 1);
+    }
+    if (errno !== undefined) this.countedErrno.set(id, errno);
+    else if (wasErrno !== undefined) this.countedErrno.delete(id);
+    const k = state === undefined ? 0 : STATES.indexOf(state) + 1;
+    this.bits[id] = (this.bits[id]! & ~COUNTED_MASK) | (k << COUNTED_SHIFT);
+  }
+
+  private bump(errno: string, d: number): void {
+    const n = (this.errnos.get(errno) ?? 0) + d;
+    if (n === 0) this.errnos.delete(errno);
+    else this.errnos.set(errno, n);
+  }
+
   /** Nothing wanted, held or in flight: the id goes (and may be reused). */
   drop(id: number): void {
+    this.count(id, undefined, undefined);
     this.setWant(id, 0);
     this.clearHave(id);
     this.extras.delete(id);
@@ -310,7 +365,18 @@ export class RouteStore {
     return out;
   }
 
+  /** Per-state counts, from the tally (no walk). */
   counts(): SyncCounts {
+    return { ...this.tally };
+  }
+
+  /** Failed routes by errno name (only names with at least one). */
+  failedByErrno(): ReadonlyMap<string, number> {
+    return this.errnos;
+  }
+
+  /** The counts by walking every route: what counts() must always equal (for tests). */
+  walkCounts(): SyncCounts {
     const c: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
     this.forEach((id) => {
       if (this.listed(id)) c[this.state(id)]++;

@@ -15,8 +15,9 @@ import type { RouteCommand } from '../../netlink/route-codec';
 import { kernelDelete } from './convert';
 import type { KernelRoutes } from './kernel-routes';
 import type { RouteStore } from './route-store';
+import type { KernelOpCmd } from './sync-metrics';
 
-export type SyncCmd = 'add' | 'replace' | 'delete';
+export type SyncCmd = KernelOpCmd;
 const CMDS: readonly SyncCmd[] = ['add', 'replace', 'delete'];
 const DELETE = 2;
 
@@ -25,6 +26,8 @@ export class SyncBatch implements OpSource {
   owners: Int32Array;
   private rids: Uint32Array;
   private cmds: Uint8Array;
+  /** When the table change behind each change reached the sync (Date.now(); 0: none), for the latency metric. */
+  private times: Float64Array;
 
   constructor(
     private readonly store: RouteStore,
@@ -34,6 +37,7 @@ export class SyncBatch implements OpSource {
     this.owners = new Int32Array(capacity);
     this.rids = new Uint32Array(capacity);
     this.cmds = new Uint8Array(capacity);
+    this.times = new Float64Array(capacity);
   }
 
   get length(): number {
@@ -41,16 +45,22 @@ export class SyncBatch implements OpSource {
   }
 
   /** Adds a change of route `id`: add or replace with wanted route `rid`, or delete of held route `rid`. */
-  push(id: number, cmd: SyncCmd, rid: number): void {
+  push(id: number, cmd: SyncCmd, rid: number, changedAt = 0): void {
     if (this.n === this.cmds.length) this.grow(); // a net's last changes may pass the batch size
     this.owners[this.n] = id;
     this.rids[this.n] = rid;
+    this.times[this.n] = changedAt;
     this.cmds[this.n++] = CMDS.indexOf(cmd);
     this.routes.ref(rid);
   }
 
   cmd(i: number): SyncCmd {
     return CMDS[this.cmds[i]!]!;
+  }
+
+  /** When the table change behind change i reached the sync (Date.now()), 0 when none did. */
+  changedAt(i: number): number {
+    return this.times[i]!;
   }
 
   /** The KernelRoute id of change i. */
@@ -84,6 +94,7 @@ export class SyncBatch implements OpSource {
     this.owners = grownTo(this.owners, cap);
     this.rids = grownTo(this.rids, cap);
     this.cmds = grownTo(this.cmds, cap);
+    this.times = grownTo(this.times, cap);
   }
 
   /** The answers are in: the batch lets go of its routes, and is empty to be used again. */

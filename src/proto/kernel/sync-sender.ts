@@ -32,6 +32,7 @@ import { RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store
 import type { RouteError } from './route-status';
 import { SyncBatch, type SyncCmd } from './sync-batch';
 import { PHASE, type SyncState } from './sync-state';
+import { BatchAnswers, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
 
 const { ESRCH, EEXIST } = osConstants.errno;
 
@@ -61,6 +62,8 @@ export interface SenderContext {
   readonly batchSize: number;
   readonly backoff: BackoffPolicy | undefined;
   readonly progressEveryMs: number;
+  /** Where answers, latencies and the like go (sync-metrics.ts). */
+  readonly metrics: KernelSyncMetrics;
   /** The kernel I/O, once open. */
   io(): KernelIo;
   /** The echo fallback, when our own notifications come back. */
@@ -105,8 +108,12 @@ export class SyncSender {
     return PHASE.earlyAdds(this.c.sm.state) && this.c.echoes() === undefined;
   }
 
-  /** Something about the route changed: plan it (now, or once its changes out settle). */
-  markDirty(id: number): void {
+  /**
+   * Something about the route changed: plan it (now, or once its changes out settle). `at`: when
+   * the table change behind it reached the sync (0: not a table change, or the first sync), for
+   * the latency metric.
+   */
+  markDirty(id: number, at = 0): void {
     if (!this.idleOnWire(id)) {
       this.c.store.setFlag(id, RECHECK, true);
       return;
@@ -114,7 +121,7 @@ export class SyncSender {
     if (PHASE.closing(this.c.sm.state)) return;
     // Queued whatever the phase: one that does not send leaves it for the next that does (a flush
     // in the first feed takes only early adds; prune() walks every route anyway).
-    this.dirty.add(id);
+    this.dirty.add(id, at);
     this.kick();
   }
 
@@ -152,6 +159,7 @@ export class SyncSender {
       if (!sends && !this.earlyAdds) break; // a scan or a shutdown took over: what is left stays dirty
       const id = this.dirty.shift();
       if (id < 0) break;
+      const changedAt = this.dirty.shiftedAt;
       if (!sends && !this.earlyAdd(id)) continue; // changed during the first feed: prune() finds it
       if (!this.idleOnWire(id)) {
         store.setFlag(id, RECHECK, true);
@@ -163,8 +171,11 @@ export class SyncSender {
       let sent = 0;
       for (let k = 0; k < n; k++) {
         if (out.cmds[k] === 'delete' && !deletes) continue;
-        if (sent === 0) store.setState(id, store.want[id] !== 0 ? 'pending' : 'withdrawing');
-        this.send(batch, id, out.cmds[k]!, out.ids[k]!, now);
+        if (sent === 0) {
+          store.setState(id, store.want[id] !== 0 ? 'pending' : 'withdrawing');
+          store.track(id);
+        }
+        this.send(batch, id, out.cmds[k]!, out.ids[k]!, now, changedAt);
         sent++;
       }
       if (sent === 0) {
@@ -193,9 +204,9 @@ export class SyncSender {
     return this.spare.pop() ?? new SyncBatch(this.c.store, this.c.routes, this.c.batchSize);
   }
 
-  private send(batch: SyncBatch, id: number, cmd: SyncCmd, rid: number, now: number): void {
+  private send(batch: SyncBatch, id: number, cmd: SyncCmd, rid: number, now: number, changedAt: number): void {
     const store = this.c.store;
-    batch.push(id, cmd, rid);
+    batch.push(id, cmd, rid, changedAt);
     store.addInflight(id, 1);
     this.c.echoes()?.expect(id, cmd === 'delete' ? 'del' : 'new', this.c.routes.get(rid).priority, now);
   }
@@ -218,6 +229,7 @@ export class SyncSender {
       for (const f of res.failed) failures.set(f.index, f.error);
     }
     const now = Date.now();
+    const answers = new BatchAnswers(c.metrics, now);
     for (let i = 0; i < batch.length; i++) {
       const cmd = batch.cmd(i);
       const id = batch.owners[i]!;
@@ -226,7 +238,9 @@ export class SyncSender {
       store.addInflight(id, -1);
       const err = failures?.get(i);
       const errno = err instanceof NetlinkRequestError ? err.errno : 0;
-      if (err === undefined || (cmd === 'delete' && errno === ESRCH)) {
+      const done = err === undefined || (cmd === 'delete' && errno === ESRCH); // ESRCH: nothing left to delete
+      answers.add(cmd, done ? undefined : err instanceof NetlinkRequestError ? err.errnoName : err!.code, batch.changedAt(i));
+      if (done) {
         if (err !== undefined) c.echoes()?.drop(id, 'del', prio); // nothing was deleted: no notification comes
         if (cmd === 'delete') store.removeHave(id, prio);
         else {
@@ -238,12 +252,14 @@ export class SyncSender {
         }
       } else {
         c.echoes()?.drop(id, cmd === 'delete' ? 'del' : 'new', prio);
-        this.recordFailure(id, cmd, err, now);
+        this.recordFailure(id, cmd, err!, now);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
-        if (cmd === 'add' && errno === EEXIST) c.requestScan('route in the way (EEXIST)', 2000);
+        if (cmd === 'add' && errno === EEXIST) c.requestScan(SCAN_REASONS.conflict, 2000);
       }
       this.afterSettle(id);
+      if (store.nets.live(id)) store.track(id);
     }
+    answers.report();
     this.outstanding -= batch.length;
     batch.release();
     if (this.spare.length < 64) this.spare.push(batch);
@@ -262,6 +278,7 @@ export class SyncSender {
     x.attempts++;
     x.retryAt = now + delay;
     c.store.setState(id, 'failed');
+    c.store.track(id);
     this.failed.add(id);
     const net = c.store.nets.prefix(id).toString();
     c.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
@@ -280,7 +297,7 @@ export class SyncSender {
       // Someone else changed this net while our change was out: which came last is unknown.
       store.setFlag(id, UNCERTAIN, false);
       this.c.stats.crossed++;
-      this.c.requestScan('a change by someone else crossed ours', 100);
+      this.c.requestScan(SCAN_REASONS.crossed, 100);
     }
     if (store.flag(id, RECHECK)) {
       store.setFlag(id, RECHECK, false);
@@ -309,6 +326,7 @@ export class SyncSender {
     } else if (w === 0 && held > 0 && !PHASE.deletes(c.sm.state)) {
       store.setState(id, 'withdrawing'); // kept until the graceful-restart hold ends
     }
+    store.track(id);
   }
 
   /** A route with nothing wanted and nothing held goes, and its id with it. */

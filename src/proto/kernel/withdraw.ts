@@ -22,6 +22,7 @@ import { kernelDelete, type KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { RouteStore } from './route-store';
 import { effectivePriority } from './normalize';
+import type { KernelSyncMetrics } from './sync-metrics';
 
 const { ESRCH } = osConstants.errno;
 
@@ -40,6 +41,7 @@ export interface WithdrawContext {
   limited: RateLimitedLog;
   batchSize: number;
   progressEveryMs: number;
+  metrics: KernelSyncMetrics;
 }
 
 /** Calls `v4` / `v6` for each net the table has (Table.forEachNet for the sync's family). */
@@ -62,11 +64,20 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
       ctx.io.submit(ops).then((res) => {
         done?.();
         result.deleted += res.ok;
+        let gone = 0;
+        const failed = new Map<string, number>();
         for (const f of res.failed) {
-          if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) continue;
+          if (f.error instanceof NetlinkRequestError && f.error.errno === ESRCH) {
+            gone++;
+            continue;
+          }
+          const name = f.error instanceof NetlinkRequestError ? f.error.errnoName : f.error.code;
+          failed.set(name, (failed.get(name) ?? 0) + 1);
           result.failed++;
           ctx.limited.write('warn', 'withdraw-failed', `withdraw ${opDst(f.op)} failed: ${f.error.message}`, { prefix: opDst(f.op).toString() });
         }
+        if (res.ok + gone > 0) ctx.metrics.answered('delete', 'ok', res.ok + gone);
+        for (const [name, n] of failed) ctx.metrics.answered('delete', name, n);
       }),
     );
     if (ctx.io.full) await ctx.io.drain();

@@ -2,35 +2,48 @@
  * The stream protocol: routes from clients that send JSON lines (krtsync's
  * format or ExaBGP's) over the control socket (`krtsync feed`).
  *
- * Each client, and behind an ExaBGP client each BGP neighbor, is a source of
- * its own. When a client disconnects its routes stay for a grace period; if
- * it reconnects under the same name in time, its routes are marked stale
+ * Each client, and behind a client each BGP neighbour, is a peer with a
+ * source of its own (indexed: a neighbour going down costs what it had).
+ * When a client disconnects its routes stay for a grace period; if it
+ * reconnects under the same name in time, its routes are marked stale
  * (refresh cycle) and the client re-announces; end-of-RIB prunes what it did
  * not re-announce, and so does the grace timer if no end-of-RIB comes. If it
- * does not come back, its routes are withdrawn when the grace period ends.
- * An ExaBGP neighbor going down withdraws that neighbor's routes at once, as
- * a BGP speaker would.
+ * does not come back, its routes are withdrawn when the grace period ends. A
+ * neighbour going down withdraws its routes at once, as a BGP speaker would.
+ *
+ * Operator control: a preference per neighbour, an import filter, import
+ * limits (limits.ts), and the startup hold (startup-hold.ts) that makes two
+ * neighbours loading at once give one kernel install per prefix.
+ *
+ * Bounded: a neighbour is an address (never an arbitrary string; the
+ * control socket's `feed` bounds client names), a client has at most
+ * neighbors_per_client neighbours at once, a neighbour that is down and
+ * has no routes is forgotten, a client whose grace ended or that left
+ * nothing behind is forgotten, and the table forgets a source with its last
+ * route. Nothing grows with the number of clients or names seen over time.
  *
  * A bad line is answered with an error naming its line number, and skipped:
  * it never drops the client's other routes or the connection.
  */
-import type { Family } from '../../lib/addr';
+import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import { RouteSource } from '../../route';
+import { BgpAttrs, RouteSource, type RouteAttrs } from '../../route';
 import type { StreamProtocolConfig } from '../../config/config';
-import type { Logger } from '../logger';
+import { runImportFilter } from '../filter';
+import { RateLimitedLog, type Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
 import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
+import { ImportLimits, type ClientCounters, type LimitScope } from './limits';
+import { familiesOf, streamOptions, type StreamOptions } from './options';
+import { learn, neighborOf, type Client, type Peer } from './peer';
+import { StartupHold } from './startup-hold';
 
-export interface StreamClientStats {
+export interface StreamClientStats extends ClientCounters {
   client: string;
   format: StreamFormat;
   connected: boolean;
-  lines: number;
-  announces: number;
-  withdraws: number;
-  errors: number;
+  neighbors: number;
   routes: number;
 }
 
@@ -40,28 +53,22 @@ export interface StreamSession {
   onClose(): void;
 }
 
-interface Peer {
-  source: RouteSource;
-  /** A refresh cycle is open (after a reconnect or peer-up) until end-of-RIB or the grace timer. */
-  refreshing: boolean;
-  staleTimer: NodeJS.Timeout | undefined;
-}
-
-interface Client {
-  name: string;
-  format: StreamFormat;
-  connected: boolean;
-  peers: Map<string, Peer>;
-  graceTimer: NodeJS.Timeout | undefined;
-  stats: Omit<StreamClientStats, 'client' | 'format' | 'connected' | 'routes'>;
-}
-
 export class StreamClientError extends KrtError {}
+
 
 export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly fsm: StateMachine<ProtocolState>;
   private readonly clients = new Map<string, Client>();
   private anonymous = 0;
+  private options: StreamOptions;
+  private limits: ImportLimits;
+  private hold: StartupHold | undefined;
+  /** Routes of every client, staged ones included. */
+  private routes = 0;
+  /** Neighbour peers by their source's name: the startup hold's key for them. */
+  private readonly byName = new Map<string, Peer>();
+  /** Connect and disconnect lines: any local member can open thousands of connections. */
+  private readonly clientLog: RateLimitedLog;
 
   constructor(
     private config: StreamProtocolConfig,
@@ -69,6 +76,9 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     private readonly log: Logger,
   ) {
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
+    this.options = streamOptions(config);
+    this.limits = new ImportLimits(config.limits, config.name, log);
+    this.clientLog = new RateLimitedLog(log, 10_000, undefined, 5);
   }
 
   get name(): string {
@@ -83,27 +93,90 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
 
   async start(): Promise<void> {
     this.fsm.go('starting');
+    if (this.config.startupWaitMs > 0) {
+      const families = familiesOf((f) => this.tables.has(f));
+      this.hold = new StartupHold(families, this.options.expected, this.config.startupWaitMs, {
+        apply: (peer, net, attrs) => this.releaseStaged(peer, net, attrs),
+        released: (family, routes, peers, why, waiting) => {
+          if (why === 'shutdown') return;
+          const who = waiting.length ? `; not done: ${waiting.slice(0, 8).join(', ')}${waiting.length > 8 ? ` and ${waiting.length - 8} more` : ''}` : '';
+          this.log.info(`IPv${family}: ${why === 'timeout' ? `startup wait of ${this.config.startupWaitMs} ms over` : 'every neighbour sent end-of-RIB'}: ${routes} routes of ${peers} neighbours go in at once${who}`, { protocol: this.name });
+        },
+      });
+      this.log.info(`neighbours' routes wait for their end-of-RIB (at most ${this.config.startupWaitMs} ms) before their first install`, { protocol: this.name });
+    }
     this.fsm.go('up');
   }
 
+  /**
+   * In place: grace, limits, the startup wait (for the next start); and
+   * preferences, always_compare_med and the import filter, by moving each
+   * neighbour's routes to a new source (sources are immutable). Routes the
+   * new filter rejects are withdrawn; routes the old one rejected come with
+   * their next announcement (no copy of rejected routes is kept).
+   */
   reconfigure(next: StreamProtocolConfig): boolean {
-    if (next.preference !== this.config.preference || next.name !== this.config.name) return false;
+    if (next.name !== this.config.name) return false;
+    const prev = this.config;
+    const filterChanged = JSON.stringify(next.importFilter?.value) !== JSON.stringify(prev.importFilter?.value);
     this.config = next;
+    this.options = streamOptions(next);
+    this.limits = this.limits.reconfigured(next.limits);
+    const f = this.options.importFilter;
+    if (filterChanged && this.hold && f) {
+      this.hold.retain((key, net, attrs) => {
+        const p = this.byName.get(key);
+        return p !== undefined && runImportFilter(f, p.source, attrs, net);
+      });
+    }
+    let moved = 0;
+    let dropped = 0;
+    for (const c of this.clients.values()) {
+      for (const p of c.peers.values()) {
+        const source = this.sourceFor(c, p.key);
+        if (!filterChanged && source.preference === p.source.preference && source.alwaysCompareMed === p.source.alwaysCompareMed) continue;
+        const old = p.source;
+        const keep: [Prefix, RouteAttrs, boolean][] = [];
+        for (const t of this.tables.tables) t.forEachRouteOf(old, (net, attrs, stale) => keep.push([net, attrs, stale]));
+        this.change(c, p, () => {
+          p.source = source;
+          const taken = keep.filter(([net, attrs]) => !this.options.importFilter || runImportFilter(this.options.importFilter, source, attrs, net));
+          dropped += keep.length - taken.length;
+          moved += taken.length;
+          for (const [net, attrs] of taken) this.tables.announce(source, net, attrs);
+          if (p.refreshing) {
+            // The open refresh cycle moves along: what was stale stays stale, what was renewed stays renewed.
+            this.tables.refreshBegin(source);
+            for (const [net, attrs, stale] of taken) if (!stale) this.tables.announce(source, net, attrs);
+          }
+          this.tables.flush(old);
+        });
+      }
+    }
+    if (moved || dropped) this.log.info(`reconfigured: ${moved} routes moved to their new settings, ${dropped} withdrawn by the new import filter`, { protocol: this.name });
     return true;
   }
 
   async shutdown(): Promise<void> {
     if (this.fsm.state === 'down') return;
     this.fsm.go('stopping');
-    for (const c of this.clients.values()) this.drop(c);
+    this.hold?.releaseAll('shutdown');
+    this.hold = undefined;
+    for (const c of this.clients.values()) {
+      this.drop(c);
+      c.hangUp?.();
+    }
     this.clients.clear();
     this.fsm.go('down');
   }
 
   get routeCount(): number {
-    let n = 0;
-    for (const c of this.clients.values()) for (const p of c.peers.values()) n += this.tables.routesOf(p.source);
-    return n;
+    return this.routes;
+  }
+
+  /** Counters for `show protocols` (and a metrics layer). */
+  summary(): { routes: number; startupHold: boolean; limits: ReturnType<ImportLimits['summary']> } {
+    return { routes: this.routes, startupHold: this.hold?.active ?? false, limits: this.limits.summary() };
   }
 
   stats(): StreamClientStats[] {
@@ -112,15 +185,17 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       format: c.format,
       connected: c.connected,
       ...c.stats,
-      routes: [...c.peers.values()].reduce((n, p) => n + this.tables.routesOf(p.source), 0),
+      neighbors: [...c.peers.keys()].filter((k) => k !== '').length,
+      routes: c.routes,
     }));
   }
 
   /**
    * A client connects. `name` makes reconnects recognizable (default: a
-   * fresh anonymous name). `reply` sends feedback lines to the client.
+   * fresh anonymous name). `reply` sends feedback lines to the client;
+   * `hangUp` closes its connection (limit action disconnect, shutdown).
    */
-  connect(name: string | undefined, format: StreamFormat, reply: (msg: unknown) => void): StreamSession {
+  connect(name: string | undefined, format: StreamFormat, reply: (msg: unknown) => void, hangUp?: () => void): StreamSession {
     if (this.fsm.state !== 'up') throw new StreamClientError('KRT_ERR_PROTOCOL_DOWN', `protocol ${this.name} is not up`);
     const clientName = name ?? `anonymous-${++this.anonymous}`;
     let c = this.clients.get(clientName);
@@ -130,20 +205,33 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
       c.graceTimer = undefined;
       c.connected = true;
       c.format = format;
+      c.hangUp = hangUp;
       for (const p of c.peers.values()) this.beginRefresh(c, p);
-      this.log.info(`stream client ${clientName} reconnected; its ${this.routesOfClient(c)} routes are stale until end-of-RIB`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} reconnected; its ${c.routes} routes are stale until end-of-RIB`, { protocol: this.name });
     } else {
-      c = { name: clientName, format, connected: true, peers: new Map(), graceTimer: undefined, stats: { lines: 0, announces: 0, withdraws: 0, errors: 0 } };
+      c = { name: clientName, format, connected: true, dropped: false, overLimit: false, peers: new Map(), routes: 0, graceTimer: undefined, hangUp, stats: ImportLimits.counters() };
       this.clients.set(clientName, c);
-      this.log.info(`stream client ${clientName} connected (${format})`, { protocol: this.name });
+      this.clientLog.write('info', 'connect', `stream client ${clientName} connected (${format})`, { protocol: this.name });
     }
     const client = c;
     return {
       onLine: (line, lineNo) => {
+        if (client.dropped || !client.connected) return;
         client.stats.lines++;
         if (line.trim() === '') return;
+        const refusedBefore = client.stats.refused;
         try {
-          for (const ev of parseStreamLine(client.format, line)) this.apply(client, ev);
+          for (const ev of parseStreamLine(client.format, line)) {
+            this.apply(client, ev);
+            if (client.overLimit) {
+              // Outside the event's own bookkeeping (change()), which a drop inside it would count twice.
+              this.drop(client);
+              this.clients.delete(client.name);
+              client.hangUp?.();
+              return;
+            }
+          }
+          if (client.stats.refused > refusedBefore) throw this.limits.lineError(client.stats.refused - refusedBefore);
         } catch (e) {
           client.stats.errors++;
           const err = e instanceof KrtError ? { code: e.code, message: e.message } : { code: 'KRT_ERR_INTERNAL', message: String(e) };
@@ -154,42 +242,104 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     };
   }
 
-  private routesOfClient(c: Client): number {
-    let n = 0;
-    for (const p of c.peers.values()) n += this.tables.routesOf(p.source);
-    return n;
+  // ------------------------------------------------------------ peers
+
+  private sourceFor(c: Client, key: string): RouteSource {
+    const preference = this.options.neighbor(key)?.preference ?? this.config.preference;
+    return new RouteSource(key ? `${this.name}/${c.name}/${key}` : `${this.name}/${c.name}`, preference, { alwaysCompareMed: this.config.alwaysCompareMed, indexed: true });
   }
 
-  private peer(c: Client, peer: string): Peer {
-    let p = c.peers.get(peer);
-    if (!p) {
-      p = { source: new RouteSource(peer ? `${this.name}/${c.name}/${peer}` : `${this.name}/${c.name}`, this.config.preference), refreshing: false, staleTimer: undefined };
-      c.peers.set(peer, p);
+  private peer(c: Client, key: string): Peer {
+    let p = c.peers.get(key);
+    if (p) {
+      p.down = false;
+      return p;
     }
+    if (key !== '' && c.peers.size - (c.peers.has('') ? 1 : 0) >= this.config.limits.neighborsPerClient) {
+      throw new StreamClientError('KRT_ERR_TOO_MANY_NEIGHBORS', `client ${c.name} has ${this.config.limits.neighborsPerClient} neighbours already (limits.neighbors_per_client); neighbor ${key} ignored`);
+    }
+    p = { key, source: this.sourceFor(c, key), info: {}, neighbor: undefined, down: false, refreshing: false, staleTimer: undefined };
+    c.peers.set(key, p);
+    if (key !== '') this.byName.set(p.source.name, p);
     return p;
   }
 
+  /** Routes the peer has: in the tables, and staged by the startup hold. */
+  private count(p: Peer): number {
+    return this.tables.routesOf(p.source) + (this.hold && p.key !== '' ? this.hold.count(p.source.name) : 0);
+  }
+
+  /** The startup hold holds this peer's routes of `family` now. */
+  private held(p: Peer, family: Family): StartupHold | undefined {
+    return p.key !== '' && this.hold?.holds(family) ? this.hold : undefined;
+  }
+
+  /** Tells the startup hold about a neighbour (not about a client's own routes: they are never held). */
+  private seen(p: Peer, families?: readonly Family[]): void {
+    if (p.key !== '') this.hold?.seenPeer(p.source.name, p.key, families);
+  }
+
+  /** Runs table work for a peer and books the change of its route count to its client and the protocol. */
+  private change(c: Client, p: Peer, work: () => void): void {
+    const before = this.count(p);
+    try {
+      work();
+    } finally {
+      const d = this.count(p) - before;
+      c.routes += d;
+      this.routes += d;
+    }
+  }
+
+  /** A neighbour that is down and has nothing left is forgotten (a new one under its name starts afresh). */
+  private forgetIfIdle(c: Client, p: Peer): void {
+    if (!p.down || p.refreshing || this.count(p) !== 0) return;
+    c.peers.delete(p.key);
+    this.byName.delete(p.source.name);
+  }
+
+  // ------------------------------------------------------------ events
+
   private apply(c: Client, ev: StreamEvent): void {
     switch (ev.kind) {
-      case 'announce':
-        if (!this.tables.has(ev.net.family)) throw new StreamClientError('KRT_ERR_NO_TABLE', `protocol ${this.name} has no IPv${ev.net.family} table for ${ev.net}`);
-        this.tables.announce(this.peer(c, ev.peer).source, ev.net, ev.attrs);
-        c.stats.announces++;
+      case 'announce': {
+        const p = this.peer(c, ev.peer);
+        learn(p, ev.info);
+        this.seen(p);
+        const attrs = ev.path ? ev.attrs.with({ bgp: BgpAttrs.of(ev.path, neighborOf(p)) }) : ev.attrs;
+        this.change(c, p, () => this.announce(c, p, ev.nets, attrs));
         return;
+      }
       case 'withdraw': {
         const p = c.peers.get(ev.peer);
-        if (p && this.tables.has(ev.net.family)) this.tables.withdraw(p.source, ev.net);
-        c.stats.withdraws++;
+        c.stats.withdraws += ev.nets.length;
+        if (!p) return;
+        this.change(c, p, () => {
+          for (const net of ev.nets) {
+            if (this.held(p, net.family)?.unstage(p.source.name, net)) continue;
+            if (this.tables.has(net.family)) this.tables.withdraw(p.source, net);
+          }
+        });
         return;
       }
       case 'eor': {
         const p = c.peers.get(ev.peer);
-        if (p) this.endRefresh(c, p, ev.family);
+        if (!p) return;
+        if (p.key !== '') this.hold?.peerDone(p.source.name, ev.family);
+        this.change(c, p, () => this.endRefresh(c, p, ev.family));
+        return;
+      }
+      case 'neighbor': {
+        const p = this.peer(c, ev.peer);
+        learn(p, ev.info);
+        this.seen(p, ev.info.families);
         return;
       }
       case 'peer-up': {
-        const p = c.peers.get(ev.peer);
-        if (p) this.beginRefresh(c, p);
+        const p = this.peer(c, ev.peer);
+        learn(p, ev.info);
+        this.seen(p, ev.info?.families);
+        this.beginRefresh(c, p);
         return;
       }
       case 'peer-down': {
@@ -197,8 +347,14 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         if (!p) return;
         clearTimeout(p.staleTimer);
         p.refreshing = false;
-        const n = this.tables.flush(p.source);
+        p.down = true;
+        let n = 0;
+        this.change(c, p, () => {
+          this.hold?.peerGone(p.source.name);
+          n = this.tables.flush(p.source);
+        });
         if (n) this.log.info(`stream client ${c.name}: neighbor ${ev.peer} down, ${n} routes withdrawn`, { protocol: this.name });
+        this.forgetIfIdle(c, p);
         return;
       }
       default: {
@@ -208,12 +364,66 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     }
   }
 
+  /** Announces `nets` for a peer: import filter, limits, then the startup hold or the table. */
+  private announce(c: Client, p: Peer, nets: readonly Prefix[], attrs: RouteAttrs): void {
+    const filter = this.options.importFilter;
+    // Room under the limits, checked per net only when the event may not fit.
+    const peerMax = this.options.neighbor(p.key)?.maxRoutes;
+    let { room, scope } = this.limits.room(this.routes, c.routes, this.count(p), p.key === '' ? undefined : peerMax);
+    const tight = room < nets.length;
+    let refused = 0;
+    for (const net of nets) {
+      if (!this.tables.has(net.family)) throw new StreamClientError('KRT_ERR_NO_TABLE', `protocol ${this.name} has no IPv${net.family} table for ${net}`);
+      c.stats.announces++;
+      const held = this.held(p, net.family);
+      if (filter && !runImportFilter(filter, p.source, attrs, net)) {
+        c.stats.filtered++;
+        this.limits.filtered++;
+        // An update that the filter now rejects replaces what the neighbour had: that goes.
+        if (!held?.unstage(p.source.name, net)) this.tables.withdraw(p.source, net);
+        continue;
+      }
+      if (tight && !this.has(p, net, held)) {
+        if (room <= 0) {
+          refused++;
+          // Disconnect: the rest of the event does not matter, the client goes with everything.
+          if (this.config.limits.action === 'disconnect') break;
+          continue;
+        }
+        room--;
+      }
+      if (held) held.stage(p.source.name, net, attrs);
+      else this.tables.announce(p.source, net, attrs);
+    }
+    if (refused) this.refuse(c, p, scope, refused);
+  }
+
+  /** Whether the peer has a route for `net` already (a replace: it needs no room). */
+  private has(p: Peer, net: Prefix, held: StartupHold | undefined): boolean {
+    if (held?.has(p.source.name, net)) return true;
+    return this.tables.table(net.family).hasRoute(net, p.source);
+  }
+
+  private refuse(c: Client, p: Peer, scope: LimitScope, n: number): void {
+    c.stats.refused += n;
+    this.limits.refused(scope, c.name, p.key, n);
+    if (this.config.limits.action !== 'disconnect') return;
+    this.limits.disconnected(c.name, scope);
+    c.overLimit = true;
+  }
+
+  /** A staged route goes into the table (the startup hold released its family). */
+  private releaseStaged(key: string, net: Prefix, attrs: RouteAttrs): void {
+    const p = this.byName.get(key);
+    if (p) this.tables.announce(p.source, net, attrs);
+  }
+
   /** Marks the peer's routes stale; end-of-RIB or the grace timer prunes what was not re-announced. */
   private beginRefresh(c: Client, p: Peer): void {
     clearTimeout(p.staleTimer);
     this.tables.refreshBegin(p.source);
     p.refreshing = true;
-    p.staleTimer = setTimeout(() => this.endRefresh(c, p, undefined), this.config.graceMs);
+    p.staleTimer = setTimeout(() => this.change(c, p, () => this.endRefresh(c, p, undefined)), this.config.graceMs);
     p.staleTimer.unref();
   }
 
@@ -234,8 +444,16 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private disconnected(c: Client): void {
     if (!c.connected) return;
     c.connected = false;
-    if (this.fsm.state !== 'up') return;
-    this.log.info(`stream client ${c.name} disconnected; its ${this.routesOfClient(c)} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
+    c.hangUp = undefined;
+    if (this.fsm.state !== 'up' || c.dropped) return;
+    if (c.routes === 0) {
+      // Nothing to keep for a reconnect: forget it now (thousands of short-lived clients leave nothing).
+      this.clientLog.write('info', 'disconnect', `stream client ${c.name} disconnected; it had no routes`, { protocol: this.name });
+      this.drop(c);
+      this.clients.delete(c.name);
+      return;
+    }
+    this.clientLog.write('info', 'disconnect', `stream client ${c.name} disconnected; its ${c.routes} routes stay for ${this.config.graceMs} ms`, { protocol: this.name });
     c.graceTimer = setTimeout(() => {
       this.drop(c);
       this.clients.delete(c.name);
@@ -243,13 +461,20 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     c.graceTimer.unref();
   }
 
+  /** Withdraws everything of the client (each neighbour through its own index) and stops its timers. */
   private drop(c: Client): void {
     clearTimeout(c.graceTimer);
+    c.dropped = true;
     let n = 0;
     for (const p of c.peers.values()) {
       clearTimeout(p.staleTimer);
-      n += this.tables.flush(p.source);
+      this.change(c, p, () => {
+        this.hold?.peerGone(p.source.name);
+        n += this.tables.flush(p.source);
+      });
+      this.byName.delete(p.source.name);
     }
-    if (n) this.log.info(`stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
+    c.peers.clear();
+    if (n) this.clientLog.write('info', 'withdrawn', `stream client ${c.name}: ${n} routes withdrawn`, { protocol: this.name });
   }
 }

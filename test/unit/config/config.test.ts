@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfigFile, parseConfig, type KernelProtocolConfig, type StaticProtocolConfig } from '../../../src/config/config';
+import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
 
 function issuesOf(text: string): string[] {
   try {
@@ -33,9 +33,14 @@ protocols:
 `;
 
 describe('config', () => {
+  it('reads the control socket send timeout, with a floor', () => {
+    expect(parseConfig('/x/k.yaml', 'control: { send_timeout: 5s }\nprotocols: []\n').control.sendTimeoutMs).toBe(5000);
+    expect(() => parseConfig('/x/k.yaml', 'control: { send_timeout: 10ms }\nprotocols: []\n')).toThrow(/control\.send_timeout/);
+  });
+
   it('reads the example operators write', () => {
     const c = parseConfig('/etc/krtsync/krtsync.yaml', EXAMPLE);
-    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660 });
+    expect(c.control).toEqual({ socket: '/run/krtsync/krtsync.sock', group: 'krtsync', mode: 0o660, sendTimeoutMs: 30000 });
     expect(c.tables).toEqual([
       { name: 'master4', family: 4 },
       { name: 'master6', family: 6 },
@@ -70,7 +75,14 @@ describe('config', () => {
     ['protocols: [ {name: a, type: static', /^1:1: Flow map/],
     ['', /1:1: the file is empty/],
     ['- a\n- b\n', /1:1: config: expected a mapping/],
-    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, tables, protocols\)/],
+    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, metrics, journal_limit, tables, protocols\)/],
+    ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
+    ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
+    ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
+    ['metrics: { listen: "127.0.0.1:0" }\nprotocols: []\n', /^1:20: metrics.listen: port 0: must be 1..65535/],
+    ['metrics: { listen: "[192.0.2.1]:80" }\nprotocols: []\n', /brackets are for IPv6 addresses/],
+    ['metrics: { port: 9725 }\nprotocols: []\n', /^1:12: metrics: unknown key "port" \(expected one of: listen\)/],
+    ['metrics: {}\nprotocols: []\n', /^1:10: metrics: "listen" is missing/],
     ['log: { level: loud }\nprotocols: []\n', /^1:15: log.level: expected one of error, warn, info, debug/],
     ['control: { socket: relative.sock }\nprotocols: []\n', /control.socket: must be an absolute path/],
     ['protocols:\n  - { type: static }\n', /^2:5: protocol: "name" is missing/],
@@ -92,11 +104,75 @@ describe('config', () => {
     expect(issues.join('\n')).toMatch(msg);
   });
 
+  it('reads the metrics listener: off without it, an IPv4 or a bracketed IPv6 address with a port', () => {
+    expect(parseConfig('x.yaml', 'protocols: []\n').metrics).toBeUndefined();
+    expect(parseConfig('x.yaml', 'metrics: { listen: 127.0.0.1:9725 }\nprotocols: []\n').metrics).toEqual({ listen: { host: '127.0.0.1', port: 9725, family: 4, text: '127.0.0.1:9725' } });
+    expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
+  });
+
   it('reads the control socket mode as chmod does: 0660 as documented, 0o660, 660; anything else says what it wants', () => {
     const mode = (m: string): number => parseConfig('/k.yaml', `control: { mode: ${m} }\nprotocols: []\n`).control.mode;
     expect([mode('0660'), mode('0o660'), mode('660'), mode('"0600"'), mode('0')]).toEqual([0o660, 0o660, 0o660, 0o600, 0]);
     expect(issuesOf('control: { mode: 0668 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
     expect(issuesOf('control: { mode: 01777 }\nprotocols: []\n')).toEqual(['1:18: control.mode: expected an octal file mode like 0660']);
+  });
+
+  it('reads a stream protocol\'s BGP settings, with defaults', () => {
+    const c = parseConfig(
+      '/x.yaml',
+      `protocols:
+  - name: bgp
+    type: stream
+    startup_wait: 20s
+    always_compare_med: true
+    neighbors:
+      - { address: 192.0.2.10, preference: 110, max_routes: 1000 }
+      - { address: "2001:db8::/32" }
+    limits: { routes: 500000, routes_per_neighbor: 200000, action: disconnect, log: info }
+    import: [ { match: { community: "65000:666" }, action: reject } ]
+  - { name: plain, type: stream }
+`,
+    );
+    const [bgp, plain] = c.protocols as StreamProtocolConfig[];
+    expect(bgp).toMatchObject({ startupWaitMs: 20000, alwaysCompareMed: true, graceMs: 30000, preference: 100 });
+    expect(bgp!.neighbors.map((n) => [n.match.toString(), n.preference, n.maxRoutes])).toEqual([['192.0.2.10/32', 110, 1000], ['2001:db8::/32', undefined, undefined]]);
+    expect(bgp!.limits).toEqual({ routes: 500000, routesPerClient: undefined, routesPerNeighbor: 200000, neighborsPerClient: 256, action: 'disconnect', log: 'info' });
+    expect(bgp!.importFilter).toMatchObject({ value: [{ match: { community: '65000:666' }, action: 'reject' }], line: 10, column: 13 });
+    expect(plain).toMatchObject({ startupWaitMs: 10000, alwaysCompareMed: false, neighbors: [], importFilter: undefined, limits: { routes: 10000000, neighborsPerClient: 256, action: 'refuse' } });
+  });
+
+  it('names a bad stream setting at its line and column', () => {
+    expect(
+      issuesOf(`protocols:
+  - name: bgp
+    type: stream
+    neighbors: [ { address: 192.0.2.300 }, { preference: 5 } ]
+    limits: { action: drop, neighbors_per_client: 0 }
+    startup_wait: forever
+`),
+    ).toEqual([
+      '4:29: protocol bgp: neighbor address: "192.0.2.300": not an IPv4 or IPv6 address',
+      '4:44: protocol bgp: neighbor: "address" is missing',
+      '5:51: protocol bgp: limits.neighbors_per_client: expected an integer 1..65535',
+      '5:23: protocol bgp: limits.action: expected one of refuse, disconnect',
+      '6:19: protocol bgp: startup_wait: expected a duration like 500ms, 10s, 5m or 1h',
+    ]);
+  });
+
+  it('shows a duplicate name even when the protocol has another mistake (a wrong type)', () => {
+    expect(issuesOf('protocols:\n  - { name: k, type: kernel }\n  - { name: k, type: kernal }\n')).toEqual([
+      '3:5: protocol k: the name is already used by a table or another protocol',
+      '3:22: protocol k: type: expected one of static, kernel, api, stream',
+    ]);
+  });
+
+  it('reads journal_limit: auto by default, a number for every table or per table', () => {
+    const limits = (text: string): Array<number | undefined> => parseConfig('/k.yaml', text).tables.map((t) => t.journalLimit);
+    expect(limits('protocols: []\n')).toEqual([undefined, undefined]);
+    expect(limits('journal_limit: 50000\nprotocols: []\n')).toEqual([50000, 50000]);
+    expect(limits('journal_limit: 50000\ntables: [ { name: a, family: ipv4, journal_limit: auto }, { name: b, family: ipv6 } ]\nprotocols: []\n')).toEqual([undefined, 50000]);
+    expect(issuesOf('journal_limit: 10\nprotocols: []\n')).toEqual(['1:16: journal_limit: expected an integer 1000..1000000000']);
+    expect(issuesOf('tables: [ { name: a, family: ipv4, journal_limit: lots } ]\nprotocols: []\n')).toEqual(['1:51: table a: journal_limit: expected auto or an integer 1000..1000000000']);
   });
 
   it('reports every problem at once', () => {
@@ -105,9 +181,12 @@ describe('config', () => {
   });
 
   it('names the file when it cannot be read, and reads a real file', () => {
-    expect(() => loadConfigFile('/nonexistent/krtsync.yaml')).toThrow(/\/nonexistent\/krtsync.yaml:1:1: cannot read/);
+    expect(readConfigFile('/nonexistent/krtsync.yaml')).toEqual({
+      config: undefined,
+      issues: [{ file: '/nonexistent/krtsync.yaml', line: 1, column: 1, message: expect.stringMatching(/^cannot read: ENOENT/) }],
+    });
     const dir = mkdtempSync(join(tmpdir(), 'krt-config-'));
     writeFileSync(join(dir, 'k.yaml'), EXAMPLE);
-    expect(loadConfigFile(join(dir, 'k.yaml')).protocols).toHaveLength(2);
+    expect(readConfigFile(join(dir, 'k.yaml'))).toMatchObject({ config: { protocols: [{ name: 'static1' }, { name: 'kernel1' }] }, issues: [] });
   });
 });

@@ -1,11 +1,13 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ControlClient } from '../../../src/control/client';
 import { ControlError, MAX_REQUEST_BYTES, parseRequest } from '../../../src/control/protocol';
 import { LineSplitter } from '../../../src/lib/line-splitter';
 import { ControlServer, groupId, type ControlHandler } from '../../../src/control/server';
+import { UnixDatagramSocket } from '../../../src/netlink/socket';
+import { deafClient } from '../../helpers/deaf-client';
 
 function socketPath(): string {
   return join(mkdtempSync(join(tmpdir(), 'krt-ctl-')), 'krtsync.sock');
@@ -93,12 +95,16 @@ describe('control protocol', () => {
   });
 });
 
+/** POSIX only, like the whole daemon. */
+const egid = process.getegid!();
+
 describe('control server', () => {
   let path: string;
   let server: ControlServer;
   beforeEach(async () => {
     path = socketPath();
-    server = new ControlServer({ path, mode: 0o660, group: '0', requestTimeoutMs: 300 }, echo);
+    // Our own group: what the systemd unit arranges (Group=), so no chown is needed.
+    server = new ControlServer({ path, mode: 0o660, group: String(egid), requestTimeoutMs: 300 }, echo);
     await server.listen();
   });
   afterEach(async () => server.close());
@@ -107,7 +113,25 @@ describe('control server', () => {
     const st = statSync(path);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o660);
-    expect(st.gid).toBe(0);
+    expect(st.gid).toBe(egid);
+  });
+
+  // Root may give the socket to any group; anyone else only to a group they are in (and the unit's
+  // syscall filter forbids chown altogether): then listen() fails with what to change, not a crash.
+  const root = process.geteuid!() === 0;
+  const otherGroup = root ? 65534 : process.getgroups!().find((g) => g !== egid);
+  it(`gives the socket to another group${root || otherGroup !== undefined ? '' : ' only where it may: refused here with a clear error'}`, async () => {
+    const p = socketPath();
+    const target = otherGroup ?? [1, 2, 3, 4, 5].find((g) => g !== egid)!;
+    const s = new ControlServer({ path: p, group: String(target) }, echo);
+    if (otherGroup === undefined) {
+      await expect(s.listen()).rejects.toMatchObject({ code: 'KRT_ERR_CONTROL_GROUP', message: expect.stringMatching(/cannot give it to group "\d+" \(EPERM\).*Group=/) });
+      expect(existsSync(p)).toBe(false);
+      return;
+    }
+    await s.listen();
+    expect(statSync(p).gid).toBe(target);
+    await s.close();
   });
 
   it('answers requests in order, with partial results and errors', async () => {
@@ -194,17 +218,215 @@ describe('control server', () => {
     expect(closedFeeds).toContainEqual(['first line', 'second line']);
   });
 
-  it('refuses to start over a live daemon, and replaces a stale socket', async () => {
+  it('refuses to start over a live daemon and leaves its socket alone; replaces a stale socket', async () => {
     const second = new ControlServer({ path }, echo);
     await expect(second.listen()).rejects.toThrow(/already listening/);
+    await second.close(); // a failed start's stop path: must not remove the live daemon's socket
+    expect(lstatSync(path).isSocket()).toBe(true);
+    expect((await (await ControlClient.connect(path)).request('echo', { live: 1 })).result).toEqual({ live: 1 });
     await server.close();
-    writeFileSync(path, ''); // stale leftover (not a socket anyone listens on)
+    UnixDatagramSocket.open(path).close(); // a stale socket file: nobody listens on it
+    expect(lstatSync(path).isSocket()).toBe(true);
     await second.listen();
     expect((await (await ControlClient.connect(path)).request('echo', { z: 1 })).result).toEqual({ z: 1 });
     await second.close();
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses a path that holds something other than a socket, and leaves it as it was', async () => {
+    await server.close();
+    const dir = mkdtempSync(join(tmpdir(), 'krt-ctl-'));
+    const file = join(dir, 'file.sock');
+    writeFileSync(file, 'precious');
+    const sub = join(dir, 'dir.sock');
+    mkdirSync(sub);
+    const link = join(dir, 'link.sock');
+    symlinkSync(file, link);
+    for (const [p, what] of [[file, 'a regular file'], [sub, 'a directory'], [link, 'a symbolic link']] as const) {
+      const s = new ControlServer({ path: p }, echo);
+      await expect(s.listen()).rejects.toThrow(`holds ${what}, not a socket`);
+      await s.close();
+    }
+    expect(readFileSync(file, 'utf8')).toBe('precious');
+    expect(lstatSync(sub).isDirectory()).toBe(true);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['dir.sock', 'file.sock', 'link.sock']); // no private directory left behind
+  });
+
+  it('does not remove a socket that replaced its own', async () => {
+    await server.close();
+    const mine = new ControlServer({ path }, echo);
+    await mine.listen();
+    unlinkSync(path); // someone removed ours and another daemon took the path
+    const other = new ControlServer({ path }, echo);
+    await other.listen();
+    await mine.close();
+    expect((await (await ControlClient.connect(path)).request('echo', { other: 1 })).result).toEqual({ other: 1 });
+    await other.close();
+  });
+
+  it('makes the socket appear at its path with its final mode and group, whatever the umask', async () => {
+    await server.close();
+    // As root, a group that needs a chown; otherwise our own.
+    const group = process.geteuid!() === 0 ? 65534 : egid;
+    const s = new ControlServer({ path, mode: 0o660, group: String(group) }, echo);
+    // inotify tells creation ("rename") from a later chmod/chown ("change"): the socket must
+    // never be reachable at its path before its mode and group are set.
+    const events: string[] = [];
+    const watcher = watch(dirname(path), (type, name) => name === basename(path) && events.push(type));
+    const mask = process.umask(0);
+    try {
+      await s.listen();
+    } finally {
+      process.umask(mask);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    watcher.close();
+    expect(events).toEqual(['rename']);
+    const st = statSync(path);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(st.gid).toBe(group);
+    await s.close();
   });
 
   it('tells the CLI user why it cannot connect', async () => {
     await expect(ControlClient.connect('/nonexistent/krtsync.sock')).rejects.toThrow(/is krtsync running/);
+  });
+});
+
+async function until(test: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!test()) {
+    if (Date.now() - t0 > ms) throw new Error(`not true within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('control server: clients that do not read', () => {
+  const KB32 = 'x'.repeat(32 * 1024);
+  let calls = 0;
+  let released = 0;
+  const handler: ControlHandler = async (req, ctx) => {
+    calls++;
+    if (req.command === 'blob') return KB32;
+    if (req.command === 'stream') {
+      try {
+        const n = Number(req.args.n ?? 10_000);
+        for (let i = 0; i < n; i++) await ctx.more([KB32]);
+        return 'all sent';
+      } finally {
+        released++;
+      }
+    }
+    if (req.command === 'feed') {
+      ctx.takeOver({ onLine: (_line, n) => ctx.send({ line: n, error: KB32 }), onClose: () => undefined });
+      return 'feeding';
+    }
+    throw new ControlError('KRT_ERR_UNKNOWN_COMMAND', req.command);
+  };
+  let path: string;
+  let server: ControlServer;
+  const disconnects: string[] = [];
+  beforeEach(async () => {
+    calls = 0;
+    released = 0;
+    disconnects.length = 0;
+    path = socketPath();
+    // Request and idle timeouts shorter than the send timeout: waiting for a client to read is neither.
+    server = new ControlServer({ path, sendTimeoutMs: 300, requestTimeoutMs: 100, idleTimeoutMs: 150, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => disconnects.push(reason) }, handler);
+    await server.listen();
+  });
+  afterEach(async () => server.close());
+
+  it('stops answering a pipelining client that does not read, then disconnects it and frees its output', async () => {
+    const c = await deafClient(path);
+    c.write('{"command":"blob"}\n'.repeat(4000)); // 4,000 answers of 32 KiB: 128 MiB if all were queued
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    // Answered: what fits in the output bound plus the kernel's socket buffers, not 4,000.
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(100);
+    expect(disconnects).toEqual(['stalled']);
+    const st = server.stats();
+    expect(st).toMatchObject({ clients: 0, unreadBytes: 0, disconnected: { stalled: 1, idle: 0, 'request-timeout': 0 } });
+  });
+
+  it('a streamed answer that is never read waits at its first unread chunk and is released at the disconnect', async () => {
+    const c = await deafClient(path);
+    c.write('{"command":"stream"}\n');
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(1);
+    expect(released).toBe(1); // the handler unwound: whatever it held (a table feeder) is free
+    expect(disconnects).toEqual(['stalled']);
+  });
+
+  it('releases a streaming handler as soon as its client goes away', async () => {
+    // A send timeout no test waits for: only the client's leaving can release the handler.
+    const longPath = socketPath();
+    const long = new ControlServer({ path: longPath, sendTimeoutMs: 600_000, outputHighWater: 256 * 1024 }, handler);
+    await long.listen();
+    try {
+      const c = await deafClient(longPath);
+      c.write('{"command":"stream"}\n');
+      await until(() => calls === 1 && long.stats().unreadBytes > 0); // streaming, and waiting for the client
+      expect(released).toBe(0);
+      c.destroy();
+      await until(() => released === 1);
+      expect(long.stats().disconnected.stalled).toBe(0); // it left by itself
+    } finally {
+      await long.close();
+    }
+  });
+
+  it('keeps a slow client that reads, however long the answer takes', async () => {
+    // Its own server: a send timeout far above the client's pauses (40 ms) but below the whole
+    // answer's time (about 2.5 s), so only progress, not speed, keeps the client.
+    const slowPath = socketPath();
+    const slow = new ControlServer({ path: slowPath, sendTimeoutMs: 1500, requestTimeoutMs: 100, idleTimeoutMs: 150, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => disconnects.push(reason) }, handler);
+    await slow.listen();
+    try {
+      const sock = createConnection(slowPath);
+      let got = 0;
+      const done = new Promise<boolean>((resolve) => {
+        const splitter = new LineSplitter(1 << 20, (line) => {
+          const m = JSON.parse(line) as { more?: unknown[]; result?: unknown };
+          if (m.more) got += m.more.length;
+          if (m.result !== undefined) resolve(true);
+        }, () => undefined);
+        sock.on('data', (chunk: Buffer) => {
+          splitter.push(chunk);
+          // Read in bursts with pauses, each much shorter than the send timeout.
+          sock.pause();
+          setTimeout(() => sock.resume(), 40);
+        });
+        sock.on('close', () => resolve(false));
+      });
+      sock.write('{"id":1,"command":"stream","args":{"n":120}}\n'); // 3.75 MiB, read in 64 KiB bursts 40 ms apart
+      expect(await done).toBe(true);
+      sock.destroy();
+      expect(got).toBe(120);
+      expect(disconnects.filter((r) => r !== 'idle')).toEqual([]); // idle only once the answer was all read
+    } finally {
+      await slow.close();
+    }
+  }, 30_000);
+
+  it('a stream client that never reads its feedback is paused, then disconnected', async () => {
+    const c = await deafClient(path);
+    c.write('{"command":"feed"}\n');
+    let written = 0;
+    // Bad lines as fast as the socket takes them; each is answered with 32 KiB of feedback.
+    const pump = (): void => {
+      while (!c.destroyed && c.write('bad line\n'.repeat(100))) written += 100;
+    };
+    c.on('drain', pump);
+    pump();
+    await until(() => server.clientCount === 0);
+    c.destroy();
+    expect(disconnects).toEqual(['stalled']);
+    expect(server.stats().unreadBytes).toBe(0);
+    expect(written).toBeLessThan(1_000_000);
   });
 });

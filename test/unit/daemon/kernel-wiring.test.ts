@@ -1,11 +1,14 @@
 import { parseConfig, type KernelProtocolConfig } from '../../../src/config/config';
-import { checkKernelOptions, createKernelProtocol } from '../../../src/daemon/kernel-wiring';
+import { formatIssue } from '../../../src/config/yaml-reader';
+import { createKernelProtocol, kernelOptionIssues } from '../../../src/daemon/kernel-wiring';
 import type { Family } from '../../../src/lib/addr';
 import { nullLogger } from '../../../src/proto/logger';
 import { Table } from '../../../src/table';
 
+/** Throws the problems found, one a line, like the validation path reports them. */
 function check(text: string): void {
-  checkKernelOptions(parseConfig('/etc/krtsync/k.yaml', text));
+  const issues = kernelOptionIssues(parseConfig('/etc/krtsync/k.yaml', text));
+  if (issues.length) throw new Error(issues.map(formatIssue).join('\n'));
 }
 
 describe('kernel options the config loader cannot check', () => {
@@ -14,18 +17,26 @@ describe('kernel options the config loader cannot check', () => {
   });
 
   it('refuses protocol numbers of the kernel, BIRD and FRR', () => {
-    expect(() => check('protocols:\n  - { name: k, type: kernel, protocol: 12 }\n')).toThrow(/\/etc\/krtsync\/k.yaml: protocol k: .*12/);
+    expect(() => check('protocols:\n  - { name: k, type: kernel, protocol: 12 }\n')).toThrow(/^\/etc\/krtsync\/k.yaml:2:40: protocol k: .*12/);
     expect(() => check('protocols:\n  - { name: k, type: kernel, protocol: 188 }\n')).toThrow(/protocol k: .*188/);
   });
 
   it('refuses the local table and unknown table names', () => {
     expect(() => check('protocols:\n  - { name: k, type: kernel, kernel_table: local }\n')).toThrow(/protocol k: kernel table local belongs to the kernel/);
-    expect(() => check('protocols:\n  - { name: k, type: kernel, kernel_table: no-such-table-name }\n')).toThrow(/protocol k: .*no-such-table-name/);
+    expect(() => check('protocols:\n  - { name: k, type: kernel, kernel_table: no-such-table-name }\n')).toThrow(/^\/etc\/krtsync\/k.yaml:2:44: protocol k: .*no-such-table-name/);
+  });
+
+  it('refuses two protocols that would manage the same kernel table, number and family', () => {
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: main }\n  - { name: b, type: kernel, kernel_table: 254, family: ipv6 }\n')).toThrow(
+      /protocols a and b both manage kernel table 254, protocol number 144, IPv6/,
+    );
+    expect(() => check('protocols:\n  - { name: a, type: kernel, family: ipv4 }\n  - { name: b, type: kernel, family: ipv6 }\n')).not.toThrow();
+    expect(() => check('protocols:\n  - { name: a, type: kernel }\n  - { name: b, type: kernel, protocol: 201 }\n')).not.toThrow();
   });
 
   it('names the position of a bad export filter', () => {
     expect(() => check('protocols:\n  - name: k\n    type: kernel\n    export:\n      - { match: { net: "10.0.0.1/8" }, action: accept }\n')).toThrow(
-      /^\/etc\/krtsync\/k.yaml:5:7: protocol k: export\[0\]\.match\.net: .*host bits/,
+      /^\/etc\/krtsync\/k.yaml:5:25: protocol k: export\[0\]\.match\.net: .*host bits/,
     );
     expect(() => check('protocols:\n  - { name: k, type: kernel, export: [ { action: maybe } ] }\n')).toThrow(/export\[0\]\.action: expected accept, reject or continue/);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { createLogger, encodeJournalEntry, formatLine, journalFieldName, JournalTransport, stderrIsJournal } from '../../../src/daemon/logging';
+import { createLogger, encodeJournalEntry, formatLine, journalFieldName, JournalTransport, stderrIsJournal, stderrTransport } from '../../../src/daemon/logging';
 import { closeFd, UnixDatagramSocket, type UnixDatagram } from '../../../src/netlink/socket';
 import { debugOn, nullLogger, withFields } from '../../../src/proto/logger';
 
@@ -107,9 +107,18 @@ describe('stderr lines', () => {
     expect(log.transports[0]).toBeInstanceOf(winston.transports.Stream);
     const lines: string[] = [];
     const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
-    const l2 = winston.createLogger({ transports: [new winston.transports.Stream({ stream: sink, format: winston.format.printf((i) => formatLine(i)) })] });
-    l2.info('synced', { routes: 3 });
-    expect(lines.join('')).toBe('<6>synced routes=3\n');
+    const before = Date.now();
+    winston.createLogger({ transports: [stderrTransport(true, sink)] }).info('synced', { routes: 3 });
+    // Outside journald nobody else stamps the line: a UTC time with milliseconds follows the priority.
+    const m = /^<6>(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) synced routes=3\n$/.exec(lines.join(''));
+    expect(m).not.toBeNull();
+    expect(Date.parse(m![1]!)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect(Date.parse(m![1]!)).toBeLessThanOrEqual(Date.now());
+    // Into the journal stream (--log-output stderr under systemd): journald's own timestamp is enough.
+    lines.length = 0;
+    winston.createLogger({ transports: [stderrTransport(false, sink)] }).info('synced');
+    expect(lines.join('')).toBe('<6>synced\n');
+    expect(formatLine({ level: 'warn', message: 'x' }, new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)))).toBe('<4>2026-01-02T03:04:05.006Z x');
   });
 
   it('says whether debug entries go anywhere, through withFields too (a debug line that walks every net is skipped)', () => {

@@ -4,8 +4,9 @@
  */
 import { type Prefix, parsePrefix } from '../../../src/lib/addr';
 import { parseRouteLine } from '../../../src/config/route-syntax';
-import { Route, RouteSource } from '../../../src/route';
-import { FilterError, parseExportFilter, runExportFilter } from '../../../src/proto/filter';
+import { parseAddr } from '../../../src/lib/addr';
+import { BgpAttrs, BgpNeighbor, BgpPath, parseCommunity, Route, RouteSource, type BgpPathSpec } from '../../../src/route';
+import { FilterError, parseExportFilter, parseImportFilter, runExportFilter, runImportFilter } from '../../../src/proto/filter';
 
 const staticSrc = new RouteSource('static1', 200);
 const bgpSrc = new RouteSource('bgp1', 100);
@@ -15,6 +16,55 @@ function route(line: string, src = staticSrc): [Route, Prefix] {
   const { net, attrs } = parseRouteLine(line);
   return [new Route(src, attrs), net];
 }
+
+/** A route with BGP attributes from neighbour 192.0.2.9 (AS 65009). */
+function bgpRoute(line: string, path: BgpPathSpec): [Route, Prefix] {
+  const { net, attrs } = parseRouteLine(line);
+  const bgp = BgpAttrs.of(BgpPath.of(path), BgpNeighbor.of({ address: parseAddr('192.0.2.9'), as: 65009, localAs: 65000 }));
+  return [new Route(bgpSrc, attrs.with({ bgp })), net];
+}
+
+describe('BGP conditions', () => {
+  const on = (match: object, r: [Route, Prefix]): boolean => runExportFilter(parseExportFilter({ rules: [{ match, action: 'accept' }], default: 'reject' }), ...r).accept;
+  const r = bgpRoute('10.0.0.0/24 via 192.0.2.9', { asPath: [{ type: 'sequence', asns: [65009, 3356] }, { type: 'set', asns: [64512, 64513] }], communities: [parseCommunity('65009:100')!, parseCommunity('3356:2')!], largeCommunities: [[65009, 7, 1]] });
+
+  it('matches communities, with * for a part', () => {
+    expect(on({ community: '65009:100' }, r)).toBe(true);
+    expect(on({ community: ['1:1', '3356:*'] }, r)).toBe(true);
+    expect(on({ community: '*:666' }, r)).toBe(false);
+    expect(on({ large_community: '65009:7:*' }, r)).toBe(true);
+    expect(on({ large_community: '65009:8:1' }, r)).toBe(false);
+  });
+
+  it('matches the AS path by regular expression (_ for a boundary) and by length', () => {
+    expect(on({ as_path: '^65009_' }, r)).toBe(true);
+    expect(on({ as_path: '_3356_' }, r)).toBe(true);
+    expect(on({ as_path: '_335_' }, r)).toBe(false);
+    expect(on({ as_path: '_64513}$' }, r)).toBe(true);
+    expect(on({ as_path_length: 3 }, r)).toBe(true);
+    expect(on({ as_path_length: { max: 2 } }, r)).toBe(false);
+  });
+
+  it('matches the neighbour by address and AS; a route without BGP attributes matches no BGP condition', () => {
+    expect(on({ neighbor: '192.0.2.0/24+' }, r)).toBe(true);
+    expect(on({ neighbor: '198.51.100.0/24+' }, r)).toBe(false);
+    expect(on({ neighbor_as: [65009] }, r)).toBe(true);
+    expect(on({ community: '*:*' }, route('10.0.0.0/24 via 192.0.2.9'))).toBe(false);
+  });
+
+  it('says what is wrong with a BGP condition, and where', () => {
+    expect(() => parseExportFilter([{ match: { community: '65536:1' }, action: 'accept' }], 'export')).toThrow('export[0].match.community: expected a community like 65001:100 (a part may be *), got "65536:1"');
+    expect(() => parseExportFilter([{ match: { as_path: '(' }, action: 'accept' }], 'export')).toThrow(/export\[0\].match.as_path: not a regular expression/);
+    expect(() => parseImportFilter([{ match: { net: '10.0.0.0/8' }, set: { metric: 5 } }], 'import')).toThrow('import[0].set: an import rule sets nothing: it accepts or rejects');
+  });
+
+  it('decides imports before a route exists: first matching rule, else the default', () => {
+    const f = parseImportFilter({ rules: [{ match: { community: '65009:100' }, action: 'reject' }], default: 'accept' });
+    const [route1, net] = r;
+    expect(runImportFilter(f, route1.src, route1.attrs, net)).toBe(false);
+    expect(runImportFilter(f, bgpSrc, route1.attrs.with({ bgp: undefined }), net)).toBe(true);
+  });
+});
 
 describe('export filter', () => {
   it('accepts everything by default and with "accept"', () => {

@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check';
 import { parseRouteLine } from '../../../src/config/route-syntax';
-import { parsePrefix } from '../../../src/lib/addr';
+import { parseAddr, parsePrefix } from '../../../src/lib/addr';
 import { backoffDelay, TokenBucket } from '../../../src/lib/backoff';
-import { Route, RouteSource } from '../../../src/route';
+import { BgpAttrs, BgpNeighbor, BgpPath, orderRoutes, Route, RouteAttrs, RouteSource } from '../../../src/route';
 import { ExportChannel } from '../../../src/proto/channel';
 import { parseExportFilter } from '../../../src/proto/filter';
 import { mergePaths } from '../../../src/proto/merge-paths';
@@ -35,6 +35,20 @@ describe('merge_paths', () => {
     const routes = [route('10.0.0.0/24 via 192.0.2.2', a), route('10.0.0.0/24 via 192.0.2.2', b), route('10.0.0.0/24 via 192.0.2.3', c)];
     expect(mergePaths(routes, { limit: 8 })!.nexthops!.hops).toHaveLength(2);
     expect(mergePaths(routes, { limit: 1 })!).toBe(routes[0]!.attrs);
+  });
+
+  it('merges BGP routes equal down to the router id (multipath), not those the decision process tells apart earlier', () => {
+    const bgp = (gw: string, as: number, path: number[], med?: number): Route => {
+      const neighbor = BgpNeighbor.of({ address: parseAddr(gw), as, localAs: 65000 });
+      const attrs = RouteAttrs.of({ nexthops: [{ gateway: parseAddr(gw) }], bgp: BgpAttrs.of(BgpPath.of({ asPath: path, ...(med !== undefined ? { med } : {}) }), neighbor) });
+      return new Route(new RouteSource(`bgp/x/${gw}`, 100), attrs);
+    };
+    const chain = orderRoutes([bgp('192.0.2.3', 65003, [65003], 50), bgp('192.0.2.2', 65002, [65002], 10), bgp('192.0.2.4', 65004, [65004, 1]), bgp('192.0.2.5', 65000, [65005])]);
+    const merged = mergePaths(chain, { limit: 8 })!;
+    // Two eBGP paths of length 1 from two ASes (MED not compared): one ECMP route; the longer path and the iBGP one stay out.
+    expect(merged.toString()).toBe('via 192.0.2.2, via 192.0.2.3');
+    expect(merged.bgp).toBe(chain[0]!.attrs.bgp);
+    expect(mergePaths([bgp('192.0.2.2', 65002, [65002]), route('10.0.0.0/24 via 192.0.2.9', b)], { limit: 8 })!.toString()).toBe('via 192.0.2.2');
   });
 
   it('does not merge into a blackhole, and skips non-unicast peers', () => {
@@ -99,6 +113,18 @@ describe('rate-limited log', () => {
     now = 1500;
     rl.write('warn', 'EEXIST', 'route refused');
     expect(lines).toEqual(['route refused', 'other kind', 'route refused (5 similar messages suppressed)']);
+  });
+
+  it('writes up to `burst` entries of a kind an interval before counting', () => {
+    const lines: string[] = [];
+    const log: Logger = { error: () => undefined, warn: () => undefined, info: (m) => lines.push(m), debug: () => undefined };
+    let now = 0;
+    const rl = new RateLimitedLog(log, 1000, () => now, 3);
+    const written = Array.from({ length: 10 }, (_, i) => rl.write('info', 'connect', `client ${i} connected`));
+    expect(written).toEqual([true, true, true, false, false, false, false, false, false, false]);
+    now = 1001;
+    rl.write('info', 'connect', 'client 10 connected');
+    expect(lines).toEqual(['client 0 connected', 'client 1 connected', 'client 2 connected', 'client 10 connected (7 similar messages suppressed)']);
   });
 
   it('reports the count at the end of the interval when the repeats simply stop', async () => {

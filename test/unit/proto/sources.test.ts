@@ -7,7 +7,7 @@ import { ApiProtocol } from '../../../src/proto/api/api';
 import { nullLogger } from '../../../src/proto/logger';
 import { StaticProtocol } from '../../../src/proto/static/static';
 import { readRoutesFile } from '../../../src/proto/static/routes-file';
-import { parseExabgpLine, parseKrtsyncLine } from '../../../src/proto/stream/formats';
+import { parseExabgpLine, parseKrtsyncLine, type StreamEvent } from '../../../src/proto/stream/formats';
 import { StreamProtocol } from '../../../src/proto/stream/stream';
 import { TableSet } from '../../../src/proto/table-set';
 import { Table } from '../../../src/table';
@@ -106,13 +106,13 @@ describe('api protocol', () => {
     const { set, t4 } = tables();
     const p = new ApiProtocol(cfg(), set, nullLogger);
     await p.start();
-    expect(p.add('10.9.0.0/16  via 192.0.2.2')).toBe('10.9.0.0/16 via 192.0.2.2');
+    expect(p.add('10.9.0.0/16  via 192.0.2.2').line).toBe('10.9.0.0/16 via 192.0.2.2');
     p.add('10.9.0.0/16 via 192.0.2.3');
     expect(best(t4, '10.9.0.0/16')).toBe('via 192.0.2.3 (api)');
     expect(() => p.add('10.9.0.0/16 via nowhere')).toThrow(/gateway "nowhere"/);
     expect(best(t4, '10.9.0.0/16')).toBe('via 192.0.2.3 (api)');
-    expect(p.del('10.9.0.0/16')).toBe(true);
-    expect(p.del('10.9.0.0/16')).toBe(false);
+    expect(p.del('10.9.0.0/16').found).toBe(true);
+    expect(p.del('10.9.0.0/16').found).toBe(false);
     expect(() => p.del('10.9.0.1/16')).toThrow(/host bits/);
     expect(t4.routeTotal).toBe(0);
   });
@@ -122,9 +122,9 @@ describe('api protocol', () => {
     const a = tables();
     const p1 = new ApiProtocol(cfg(`, state_file: ${stateFile}`), a.set, nullLogger);
     await p1.start();
-    p1.add('10.9.0.0/16 via 192.0.2.2');
-    p1.add('blackhole 2001:db8:9::/48');
-    expect(readFileSync(stateFile, 'utf8')).toBe('10.9.0.0/16 via 192.0.2.2\nblackhole 2001:db8:9::/48\n');
+    await p1.add('10.9.0.0/16 via 192.0.2.2').saved;
+    await p1.add('blackhole 2001:db8:9::/48').saved;
+    expect(readFileSync(stateFile, 'utf8')).toBe('krtsync-api-state 1\n+ 10.9.0.0/16 via 192.0.2.2 *ca0fe41d\n+ blackhole 2001:db8:9::/48 *01a08a2c\n');
     const b = tables();
     const p2 = new ApiProtocol(cfg(`, state_file: ${stateFile}`), b.set, nullLogger);
     await p2.start();
@@ -133,12 +133,19 @@ describe('api protocol', () => {
   });
 });
 
+/** An event in one line: kind, nets, attributes. */
+function show(e: StreamEvent): string {
+  if (e.kind === 'announce') return `announce ${e.nets.join(',')} ${e.attrs}`;
+  if (e.kind === 'withdraw') return `withdraw ${e.nets.join(',')}`;
+  return e.kind === 'eor' && e.family !== undefined ? `eor ${e.family}` : e.kind;
+}
+
 describe('stream formats', () => {
   it('reads krtsync lines', () => {
-    expect(parseKrtsyncLine('{"announce":["10.1.0.0/24 via 192.0.2.2","blackhole 10.2.0.0/24"],"withdraw":"10.3.0.0/24","eor":true}').map((e) => e.kind)).toEqual([
-      'announce',
-      'announce',
-      'withdraw',
+    expect(parseKrtsyncLine('{"announce":["10.1.0.0/24 via 192.0.2.2","blackhole 10.2.0.0/24","10.4.0.0/24 via 192.0.2.2"],"withdraw":"10.3.0.0/24","eor":true}').map(show)).toEqual([
+      'announce 10.1.0.0/24,10.4.0.0/24 via 192.0.2.2',
+      'announce 10.2.0.0/24 blackhole',
+      'withdraw 10.3.0.0/24',
       'eor',
     ]);
     expect(() => parseKrtsyncLine('{"annouce":"x"}')).toThrow(/unknown key "annouce"/);
@@ -149,16 +156,16 @@ describe('stream formats', () => {
 
   it('reads every line of a real ExaBGP 4.2 capture', () => {
     const lines = readFileSync(join(__dirname, '../../fixtures/exabgp-4.2.21-receive.jsonl'), 'utf8').trim().split('\n');
-    const events = lines.map((l) => parseExabgpLine(l).map((e) => ('net' in e ? `${e.kind} ${e.net}${'attrs' in e ? ` ${e.attrs}` : ''}` : `${e.kind}${'family' in e ? ` ${e.family}` : ''}`)));
+    const events = lines.map((l) => parseExabgpLine(l).map(show));
     expect(events.slice(0, 6)).toEqual([
       ['peer-up'],
-      ['announce 10.3.0.0/24 via 198.51.100.1', 'announce 10.1.0.0/24 via 198.51.100.1', 'announce 10.2.0.0/24 via 198.51.100.1'],
+      ['announce 10.3.0.0/24,10.1.0.0/24,10.2.0.0/24 via 198.51.100.1'],
       ['eor 4'],
       ['announce 2001:db8:100::/48 via 2001:db8:1::1'],
       ['eor 6'],
       ['peer-down'],
     ]);
-    expect(events[12]).toEqual(['withdraw 10.3.0.0/24', 'withdraw 10.1.0.0/24', 'withdraw 10.2.0.0/24']);
+    expect(events[12]).toEqual(['withdraw 10.3.0.0/24,10.1.0.0/24,10.2.0.0/24']);
   });
 
   it('rejects what is not ExaBGP', () => {
@@ -212,6 +219,19 @@ describe('stream protocol', () => {
       { ok: false, line: 3, error: { code: 'KRT_ERR_STREAM_LINE', message: expect.stringMatching(/not JSON/) } },
     ]);
     expect(p.stats()[0]).toMatchObject({ client: 'c1', lines: 4, announces: 2, errors: 2, routes: 2, connected: true });
+    await p.shutdown();
+  });
+
+  it('logs a storm of connecting and leaving clients at a bounded rate, with a count', async () => {
+    const { set } = tables();
+    const lines: string[] = [];
+    const log = { ...nullLogger, info: (m: string) => lines.push(m) };
+    const p = new StreamProtocol(cfg('10s'), set, log);
+    await p.start();
+    for (let i = 0; i < 4000; i++) p.connect(`c${i}`, 'krtsync', () => {}).onClose();
+    // 5 connect lines and 5 disconnect lines an interval, not 8,000.
+    expect(lines.filter((l) => / connected /.test(l))).toHaveLength(5);
+    expect(lines.filter((l) => / disconnected;/.test(l))).toHaveLength(5);
     await p.shutdown();
   });
 

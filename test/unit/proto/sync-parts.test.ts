@@ -107,3 +107,36 @@ describe('SyncBatch', () => {
     expect(routes.size).toBe(0);
   });
 });
+
+describe('DirtyQueue change times', () => {
+  it('hands each route its first change time, 0 where none was given, across making room', () => {
+    const s = store();
+    const ids = Array.from({ length: 10_000 }, (_, i) => s.idOf(parsePrefix(`10.${i >> 8}.${i & 255}.0/24`)));
+    const q = new DirtyQueue(s);
+    // Runs: 0..2999 at t=0 (no time), 3000..5999 at 1000 + i/1000 (three runs), 6000.. with no time again.
+    ids.forEach((id, i) => q.add(id, i < 3000 || i >= 6000 ? 0 : 1000 + Math.floor(i / 1000)));
+    q.add(ids[3500]!, 99_999); // already queued: keeps its first time
+    q.delete(ids[4000]!);
+    const seen: Array<[number, number]> = [];
+    for (let id = q.shift(); id >= 0; id = q.shift()) {
+      seen.push([ids.indexOf(id), q.shiftedAt]);
+      if (seen.length === 5000) for (let j = 0; j < 3000; j++) q.add(ids[j]!, 7); // while draining: room made again
+    }
+    expect(seen).toHaveLength(9999 + 3000);
+    for (const [i, at] of seen.slice(0, 9999)) expect(at).toBe(i < 3000 || i >= 6000 ? 0 : 1000 + Math.floor(i / 1000));
+    for (const [, at] of seen.slice(9999)) expect(at).toBe(7);
+    expect(q.shiftedAt).toBe(0);
+  });
+
+  it('times a route added again after it was taken by its new change', () => {
+    const s = store();
+    const [a, b] = [s.idOf(parsePrefix('10.1.0.0/24')), s.idOf(parsePrefix('10.2.0.0/24'))];
+    const q = new DirtyQueue(s);
+    q.add(a, 5);
+    expect([q.shift(), q.shiftedAt]).toEqual([a, 5]);
+    q.add(b);
+    q.add(a, 7);
+    expect([q.shift(), q.shiftedAt]).toEqual([b, 0]);
+    expect([q.shift(), q.shiftedAt]).toEqual([a, 7]);
+  });
+});

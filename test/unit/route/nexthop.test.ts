@@ -6,6 +6,11 @@ const gw = parseAddr('192.0.2.1');
 const gw2 = parseAddr('192.0.2.2');
 
 describe('next hops', () => {
+  it('orders the hops of a set by gateway as a number: 192.0.2.9 before 192.0.2.10, IPv4 before IPv6', () => {
+    const set = NextHopSet.of([{ gateway: parseAddr('2001:db8::1') }, { gateway: parseAddr('192.0.2.10') }, { gateway: parseAddr('192.0.2.9') }, { ifname: 'eth0' }]);
+    expect(set.toString()).toBe('via 192.0.2.9, via 192.0.2.10, via 2001:db8::1, dev eth0');
+  });
+
   it('interns a next-hop set: the same hops give the same object', () => {
     const a = NextHopSet.of([{ gateway: gw, ifname: 'eth0' }]);
     const b = NextHopSet.of([{ gateway: parseAddr('192.0.2.1'), ifname: 'eth0' }]);

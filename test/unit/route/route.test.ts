@@ -1,6 +1,7 @@
 import { RouteAttrs } from '../../../src/route/attrs';
-import { Route, compareRoutes } from '../../../src/route/route';
-import { RouteSource, compareSources } from '../../../src/route/source';
+import { compareRoutes } from '../../../src/route/decision';
+import { Route } from '../../../src/route/route';
+import { RouteSource } from '../../../src/route/source';
 
 const attrs = RouteAttrs.of({ type: 'blackhole' });
 
@@ -19,10 +20,9 @@ describe('routes', () => {
     const lowA = new RouteSource('alpha', 10);
     const lowB = new RouteSource('beta', 10);
     const lowB2 = new RouteSource('beta', 10);
-    const sorted = [lowB2, lowA, high, lowB].sort(compareSources);
-    expect(sorted).toEqual([high, lowA, lowB, lowB2]);
-    expect(compareSources(lowB, lowB)).toBe(0);
-    expect(compareRoutes(new Route(high, attrs), new Route(lowA, attrs))).toBeLessThan(0);
+    const routes = [lowB2, lowA, high, lowB].map((s) => new Route(s, attrs));
+    expect(routes.sort(compareRoutes).map((r) => r.src)).toEqual([high, lowA, lowB, lowB2]);
+    expect(compareRoutes(routes[0]!, routes[0]!)).toBe(0);
   });
 
   it('rejects an impossible preference', () => {

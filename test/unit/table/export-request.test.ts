@@ -189,6 +189,22 @@ describe('export requests', () => {
     expect(view.text()).toEqual(expectedView(t, all, 'best'));
   });
 
+  it('takes a new bound in place (journal_limit on reload): from the next write on', async () => {
+    const t = new Table({ name: 'main', maxBehind: 1000 });
+    const { stat } = sources();
+    const all = nets(12);
+    const req = t.best.subscribe({ name: 'slow' });
+    const reader = new Puller(req);
+    await reader.drain();
+    for (const n of all.slice(0, 6)) t.announce(n, stat, via('192.0.2.1'));
+    expect(req.refeeds).toBe(0);
+    t.setMaxBehind(5);
+    for (const n of all.slice(6)) t.announce(n, stat, via('192.0.2.1'));
+    expect(req.refeeds).toBe(1);
+    t.setMaxBehind(undefined); // auto: 100,000 or the table's size
+    expect(t.best.maxBehind).toBe(100_000);
+  });
+
   it('refeeds on request', async () => {
     const t = new Table({ name: 'main' });
     const { stat } = sources();

@@ -1,7 +1,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { parseAddr } from '../../../src/lib/addr';
 import { RouteAttrs } from '../../../src/route/attrs';
+import { BgpAttrs, BgpNeighbor, BgpPath, type BgpPathSpec } from '../../../src/route/bgp';
+import { orderRoutes } from '../../../src/route/decision';
 import { RouteSource } from '../../../src/route/source';
+import type { NetLog } from '../../../src/table/net-log';
+import { NetStore } from '../../../src/table/net-store';
 import { Table } from '../../../src/table/table';
 import { Puller } from './puller';
 import { ReaderView } from './reader-view';
@@ -165,6 +170,93 @@ describe('table', () => {
     expect(await all.poll()).toMatchObject([{ kind: 'update', old: undefined, new: { src: kern } }]);
     t.withdraw(p('10.0.0.0/8'), stat); // kernel-learn becomes best
     expect(await best.poll()).toMatchObject([{ kind: 'update', old: { src: stat }, new: { src: kern } }]);
+  });
+
+  describe('sources', () => {
+    it('forgets a source once its last route goes, and one whose refresh cycle ended empty', () => {
+      const t = new Table({ name: 'main' });
+      const gone = new RouteSource('stream/c1', 100);
+      t.announce(p('10.0.0.0/8'), gone, via('192.0.2.1'));
+      t.announce(p('10.1.0.0/16'), gone, via('192.0.2.1'));
+      expect(t.sourceCount).toBe(1);
+      t.withdraw(p('10.0.0.0/8'), gone);
+      expect(t.sourceCount).toBe(1);
+      t.withdraw(p('10.1.0.0/16'), gone);
+      expect(t.sourceCount).toBe(0);
+      const cycled = new RouteSource('stream/c2', 100);
+      t.refreshBegin(cycled); // no routes: the cycle alone keeps its state until it ends
+      expect(t.sourceCount).toBe(1);
+      expect(t.refreshEnd(cycled)).toBe(0);
+      expect(t.sourceCount).toBe(0);
+      for (let i = 0; i < 1000; i++) {
+        const s = new RouteSource(`stream/anon-${i}`, 100);
+        t.announce(p('10.2.0.0/16'), s, via('192.0.2.1'));
+        expect(t.flush(s)).toBe(1);
+      }
+      expect(t.sourceCount).toBe(0);
+      expect(t.netCount).toBe(0);
+    });
+
+    it('flushes and ends the refresh of an indexed source through its own nets, not a walk of the table', () => {
+      const t = new Table({ name: 'main' });
+      const { stat } = sources();
+      const peer = new RouteSource('stream/exa/192.0.2.9', 100, { indexed: true });
+      for (let i = 0; i < 100; i++) t.announce(p(`10.${i}.0.0/16`), stat, via('192.0.2.1'));
+      for (const n of ['10.1.0.0/16', '10.2.0.0/16', '2001:db8::/32', '2001:db8:1::/48']) t.announce(p(n), peer, via('192.0.2.9'));
+      t.withdraw(p('10.2.0.0/16'), peer);
+      const walk = jest.spyOn(NetStore.prototype, 'forEachEntry');
+      try {
+        t.refreshBegin(peer);
+        t.announce(p('2001:db8::/32'), peer, via('192.0.2.9'));
+        expect(t.refreshEnd(peer)).toBe(2);
+        expect(t.routes(p('2001:db8:1::/48'))).toHaveLength(0);
+        expect(t.routes(p('10.1.0.0/16')).map((r) => r.src)).toEqual([stat]);
+        expect(t.flush(peer)).toBe(1);
+        expect(walk).not.toHaveBeenCalled();
+        expect(t.routesOfSource(peer)).toBe(0);
+        expect(t.flush(stat)).toBe(100); // not indexed: a walk
+        expect(walk).toHaveBeenCalledTimes(1);
+      } finally {
+        walk.mockRestore();
+      }
+      expect(t.routeTotal).toBe(0);
+      expect(t.sourceCount).toBe(0);
+    });
+
+    it('keeps an indexed source\'s log within a small factor of its routes under churn', () => {
+      const t = new Table({ name: 'main' });
+      const peer = new RouteSource('stream/exa/192.0.2.9', 100, { indexed: true });
+      const log = (): number => (t as unknown as { sources: Map<RouteSource, { nets: NetLog }> }).sources.get(peer)!.nets.size;
+      t.announce(p('10.255.0.0/16'), peer, via('192.0.2.9'));
+      for (let round = 0; round < 50; round++) {
+        for (let i = 0; i < 1000; i++) t.announce(p(`10.${i >> 8}.${i & 255}.0/24`), peer, via('192.0.2.9'));
+        for (let i = 0; i < 1000; i++) t.withdraw(p(`10.${i >> 8}.${i & 255}.0/24`), peer);
+        t.announce(p(`2001:db8:${round}::/48`), peer, via('192.0.2.9'));
+        t.withdraw(p(`2001:db8:${round}::/48`), peer);
+      }
+      expect(t.routesOfSource(peer)).toBe(1);
+      expect(log()).toBeLessThan(2 * 1000 + 1024 + 1);
+      expect(t.flush(peer)).toBe(1);
+    });
+
+    it('orders BGP routes by the decision process, and records a new best when removing another route changes it', async () => {
+      const t = new Table({ name: 'main' });
+      const bgp = (addr: string, as: number, rid: number, path: BgpPathSpec): { src: RouteSource; attrs: RouteAttrs } => ({
+        src: new RouteSource(`stream/exa/${addr}`, 100),
+        attrs: via(addr, { bgp: BgpAttrs.of(BgpPath.of(path), BgpNeighbor.of({ address: parseAddr(addr), as, localAs: 65000, routerId: rid })) }),
+      });
+      const x1 = bgp('192.0.2.1', 65010, 3, { asPath: [65010], med: 0 });
+      const x2 = bgp('192.0.2.2', 65010, 1, { asPath: [65010], med: 10 });
+      const y = bgp('192.0.2.3', 65020, 2, { asPath: [65020] });
+      const net = p('10.0.0.0/8');
+      for (const r of [x2, y, x1]) t.announce(net, r.src, r.attrs);
+      expect(t.routes(net).map((r) => r.src)).toEqual([y.src, x1.src, x2.src]);
+      expect(orderRoutes(t.routes(net))).toEqual(t.routes(net));
+      const best = new Puller(t.best.subscribe({ name: 'best' }));
+      await best.drain();
+      t.withdraw(net, x1.src); // x2 is now its AS's best and beats y on router id
+      expect(await best.poll()).toMatchObject([{ kind: 'update', old: { src: y.src }, new: { src: x2.src } }]);
+    });
   });
 
   describe('refresh cycle', () => {

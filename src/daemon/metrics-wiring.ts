@@ -1,0 +1,112 @@
+/**
+ * The daemon's side of metrics: what a scrape reads (a MetricsView over the
+ * daemon's tables, protocols and control socket) and the listener's life.
+ *
+ * The counters exist from the start whether or not a listener is configured
+ * (they cost a few increments per batch), so a reload that turns metrics on
+ * shows everything since the start. The listener follows the config: started
+ * before any protocol (a long first sync can be watched: krtsync_ready 0,
+ * routes pending), moved by a reload that changes `metrics.listen` (the old
+ * one is closed first, since the new one may want the same port; if the new
+ * one cannot listen, the old one is opened again and the reload fails with
+ * nothing else changed), and closed last on shutdown.
+ */
+import type { MetricsConfig } from '../config/config';
+import { DaemonMetrics, type MetricsView } from '../metrics/daemon-metrics';
+import { MetricsServer } from '../metrics/metrics-server';
+import type { KernelMetricsFactory } from './kernel-wiring';
+import type { Daemon } from './daemon';
+
+export class MetricsEndpoint {
+  readonly metrics: DaemonMetrics;
+  private server: MetricsServer | undefined;
+
+  constructor(
+    private readonly daemon: Daemon,
+    version: string,
+  ) {
+    this.metrics = new DaemonMetrics(viewOf(daemon), { version });
+  }
+
+  /** The listener's port, when one listens. */
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  kernelMetrics(protocol: string): KernelMetricsFactory {
+    return (family, kernelTable) => this.metrics.kernelSink(protocol, kernelTable, family);
+  }
+
+  /** Listens as `config` says (nothing when undefined); returns what changed, for the reload's log line. */
+  async apply(config: MetricsConfig | undefined): Promise<string | undefined> {
+    const cur = this.server?.listen.text;
+    const next = config?.listen.text;
+    if (cur === next) return undefined;
+    const old = this.server;
+    await old?.close();
+    this.server = undefined;
+    if (config) {
+      const server = this.serverFor(config);
+      try {
+        await server.start();
+      } catch (e) {
+        if (old) {
+          const back = this.serverFor({ listen: old.listen });
+          await back.start().then(
+            () => (this.server = back),
+            (e2: Error) => this.daemon.log.error(`metrics: the old listener ${cur} could not be opened again: ${e2.message}`),
+          );
+        }
+        throw e;
+      }
+      this.server = server;
+      this.metrics.startProcessMetrics();
+    }
+    return next === undefined ? `metrics listener ${cur} closed` : `metrics listening on ${next}`;
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+    this.server = undefined;
+  }
+
+  private serverFor(config: MetricsConfig): MetricsServer {
+    return new MetricsServer({ listen: config.listen, scrape: () => this.metrics.scrape(), onError: (m) => this.daemon.log.warn(m) });
+  }
+}
+
+function viewOf(d: Daemon): MetricsView {
+  return {
+    ready: () => d.ready,
+    *tables() {
+      for (const [name, t] of d.tables) {
+        const family = d.config?.tables.find((x) => x.name === name)?.family;
+        if (family === undefined) continue;
+        yield { name, family, nets: t.netCount, forEachSource: (fn: (source: string, routes: number) => void) => t.forEachSource((src, n) => fn(src.name, n)) };
+      }
+    },
+    *protocols() {
+      for (const p of d.protocols.values()) yield { name: p.config.name, type: p.type, up: p.proto.state === 'up' };
+    },
+    *kernelSyncs() {
+      for (const p of d.protocols.values()) {
+        if (p.type !== 'kernel') continue;
+        for (const s of p.proto.syncCounts()) yield { protocol: p.config.name, ...s };
+      }
+    },
+    *streamClients() {
+      for (const p of d.protocols.values()) {
+        if (p.type !== 'stream') continue;
+        for (const stats of p.proto.stats()) yield { protocol: p.config.name, stats };
+      }
+    },
+    *streamProtocols() {
+      for (const p of d.protocols.values()) {
+        if (p.type !== 'stream') continue;
+        const { startupHold, limits } = p.proto.summary();
+        yield { protocol: p.config.name, startupHold, refused: limits.refused, limitDisconnects: limits.disconnects };
+      }
+    },
+    controlStats: () => d.controlStats(),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The one validation path for a config file, and the one exit-status rule.
+ *
+ * `krtsync check`, start and reload all run validateConfig: the file's own
+ * checks (YAML, keys, types, route lines), then what only the kernel
+ * protocol's code can judge (protocol numbers, kernel table names, export
+ * filters) and the stream protocol's (import filters), then the routes files. It never stops at the first failing stage:
+ * every problem comes back at once, each at file:line:column, sorted as they
+ * appear in the file. Nothing here touches the kernel or the running daemon.
+ *
+ * Start leaves the routes files out: its static protocols read each file
+ * once, with the same parser and the same error (exit 2) before any kernel
+ * protocol starts, so a million-line file is not read twice. The api state
+ * files go with them: check and reload read each one (read only, a torn last
+ * record is not a problem), start leaves it to its api protocol, which stops
+ * the start the same way.
+ */
+import { ConfigError, positionOf, readConfigFile, type KrtConfig } from '../config/config';
+import type { ConfigIssue } from '../config/yaml-reader';
+import { readStateFile, StateFileError } from '../proto/api/state-file';
+import { readRoutesFile, RoutesFileError } from '../proto/static/routes-file';
+import { streamOptionIssues } from '../proto/stream/options';
+import { kernelOptionIssues } from './kernel-wiring';
+
+export const EXIT_OK = 0;
+/** The daemon failed or refused (a client's request, a missing capability, the kernel). */
+export const EXIT_FAIL = 1;
+/** Bad usage or a bad config: fixing the input is the remedy, retrying is not. */
+export const EXIT_CONFIG = 2;
+
+/** Error codes that mean "the config (or a routes file) is wrong", whoever reports them (the daemon answers reload with them). */
+const CONFIG_CODES: ReadonlySet<unknown> = new Set(['KRT_ERR_CONFIG', 'KRT_ERR_ROUTES_FILE']);
+
+export function exitStatusOf(e: unknown): number {
+  return CONFIG_CODES.has((e as { code?: unknown } | undefined)?.code) ? EXIT_CONFIG : EXIT_FAIL;
+}
+
+/** Reads and checks everything; throws ConfigError with every problem found. */
+export async function validateConfig(file: string, opts: { routesFiles: boolean } = { routesFiles: true }): Promise<KrtConfig> {
+  const { config, issues } = readConfigFile(file);
+  let more = 0;
+  if (config) {
+    issues.push(...kernelOptionIssues(config), ...streamOptionIssues(config));
+    for (const p of config.protocols) {
+      if (!opts.routesFiles || p.type !== 'static' || p.routesFile === undefined) continue;
+      try {
+        await readRoutesFile(p.routesFile);
+      } catch (e) {
+        if (!(e instanceof RoutesFileError)) throw e;
+        issues.push(...e.issues);
+        more += e.total - e.issues.length;
+      }
+    }
+    if (opts.routesFiles) issues.push(...stateFileIssues(config));
+  }
+  if (issues.length || !config) throw new ConfigError(sortIssues(file, issues), more);
+  return config;
+}
+
+/** Each api state file: named by one protocol only, readable and intact. */
+function stateFileIssues(c: KrtConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const owner = new Map<string, string>();
+  for (const p of c.protocols) {
+    if (p.type !== 'api' || p.stateFile === undefined) continue;
+    const other = owner.get(p.stateFile);
+    if (other !== undefined) {
+      issues.push({ file: c.file, ...positionOf(c, `${p.name}.state_file`), message: `protocols ${other} and ${p.name} both name state file ${p.stateFile}; each would overwrite the other's routes` });
+      continue;
+    }
+    owner.set(p.stateFile, p.name);
+    try {
+      readStateFile(p.stateFile);
+    } catch (e) {
+      if (!(e instanceof StateFileError)) throw e;
+      issues.push({ file: e.file, line: e.line ?? 1, column: 1, message: `state file: ${e.detail}` });
+    }
+  }
+  return issues;
+}
+
+/** The config file's problems first, top to bottom, then each routes file's. */
+function sortIssues(file: string, issues: ConfigIssue[]): ConfigIssue[] {
+  const order = new Map<string, number>([[file, 0]]);
+  for (const i of issues) if (!order.has(i.file)) order.set(i.file, order.size);
+  return issues
+    .map((i, n) => ({ i, n }))
+    .sort((a, b) => order.get(a.i.file)! - order.get(b.i.file)! || a.i.line - b.i.line || a.i.column - b.i.column || a.n - b.n)
+    .map((x) => x.i);
+}

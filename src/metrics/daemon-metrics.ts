@@ -1,0 +1,317 @@
+/**
+ * Every krtsync metric, in one prom-client registry (docs/metrics.md lists
+ * them with their meaning and labels).
+ *
+ * Two kinds, and why a scrape never walks a table:
+ *  - events are counted as they happen: kernel operations, repairs,
+ *    overflows, resyncs, scans (kernel-metrics.ts, fed by the kernel sync per
+ *    batch), control requests, reloads;
+ *  - levels are read at scrape time from what the daemon keeps anyway, each
+ *    an O(1) read or a walk over a handful of objects: a table's route count
+ *    per source, a kernel sync's tally of routes per state
+ *    (route-status.ts, SyncTally), the stream clients, the protocols.
+ * The daemon hands in a MetricsView for the second kind; nothing here holds
+ * a reference to a table or a protocol between scrapes.
+ *
+ * Process metrics (memory, event-loop lag, GC) are prom-client's defaults,
+ * under their standard names (process_*, nodejs_*), so the usual dashboards
+ * work; they are started with the HTTP listener, not before.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ControlStats, DisconnectReason } from '../control/server';
+import type { Family } from '../lib/addr';
+import type { SyncCounts } from '../proto/kernel/route-status';
+import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
+import type { LimitScope } from '../proto/stream/limits';
+import type { StreamClientStats } from '../proto/stream/stream';
+import { BulkHistogram } from './bulk-histogram';
+import { KernelSyncCounters, type KernelLabel, type KernelMetricSet } from './kernel-metrics';
+
+/** What the daemon shows at scrape time (see the header). */
+export interface MetricsView {
+  ready(): boolean;
+  tables(): Iterable<{ name: string; family: Family; nets: number; forEachSource(fn: (source: string, routes: number) => void): void }>;
+  protocols(): Iterable<{ name: string; type: string; up: boolean }>;
+  kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
+  streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
+  streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
+  controlStats(): ControlStats;
+}
+
+const KERNEL: KernelLabel[] = ['protocol', 'kernel_table', 'family'];
+const STATES = ['installed', 'pending', 'failed', 'withdrawing'] as const;
+/** Table change to the kernel's answer: a few ms when idle, seconds while a million routes change. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** A scan of a few routes takes milliseconds; of a million, seconds. */
+const SCAN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export const familyLabel = (f: Family): string => `ipv${f}`;
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly kernel: KernelMetricSet;
+  private readonly sinks = new Map<string, KernelSyncCounters[]>();
+  private readonly requests: Counter<'command' | 'result'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly startup: Gauge;
+  private readonly scrapeSeconds: Gauge;
+  private defaults = false;
+
+  constructor(view: MetricsView, build: { version: string }) {
+    const registers = [this.registry];
+    new Gauge({ name: 'krtsync_build_info', help: 'Always 1; the labels say which krtsync and Node.js run.', labelNames: ['version', 'node_version'], registers }).set(
+      { version: build.version, node_version: process.version },
+      1,
+    );
+    new Gauge({
+      name: 'krtsync_ready',
+      help: '1 once the first sync is done and READY=1 was sent (every kernel protocol has reconciled the kernel), else 0.',
+      registers,
+      collect() {
+        this.set(view.ready() ? 1 : 0);
+      },
+    });
+    this.startup = new Gauge({ name: 'krtsync_startup_seconds', help: 'Time from the start to READY=1 (absent before).', registers });
+    this.scrapeSeconds = new Gauge({ name: 'krtsync_scrape_duration_seconds', help: 'Time the previous scrape of this endpoint took to collect and format.', registers });
+
+    new Gauge({
+      name: 'krtsync_table_nets',
+      help: 'Nets (prefixes) with at least one route, per table.',
+      labelNames: ['table', 'family'],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of view.tables()) this.set({ table: t.name, family: familyLabel(t.family) }, t.nets);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_table_routes',
+      help: 'Routes per table and source (a protocol, or a stream client and neighbour); sources with none are left out.',
+      labelNames: ['table', 'family', 'source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of view.tables()) t.forEachSource((source, routes) => routes > 0 && this.set({ table: t.name, family: familyLabel(t.family), source }, routes));
+      },
+    });
+    new Gauge({
+      name: 'krtsync_protocol_up',
+      help: '1 when the protocol is up, 0 while it starts, stops or is down.',
+      labelNames: ['protocol', 'type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.protocols()) this.set({ protocol: p.name, type: p.type }, p.up ? 1 : 0);
+      },
+    });
+
+    new Gauge({
+      name: 'krtsync_kernel_routes',
+      help: 'Routes of ours per kernel sync state: installed, pending (sent, no answer yet, or waiting to be sent), failed (refused; retried with backoff), withdrawing.',
+      labelNames: [...KERNEL, 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) for (const state of STATES) this.set({ ...kernelLabels(k), state }, k.counts[state]);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_kernel_routes_failed',
+      help: 'Routes of ours the kernel refused (or that cannot be expressed now), by the errno of the last attempt.',
+      labelNames: [...KERNEL, 'errno'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) for (const [errno, n] of k.failedByErrno) this.set({ ...kernelLabels(k), errno }, n);
+      },
+    });
+    this.kernel = {
+      operations: new Counter({
+        name: 'krtsync_kernel_operations_total',
+        help: "Route changes sent to the kernel and answered, by kind (add, replace, delete) and result ('ok' or the errno name).",
+        labelNames: [...KERNEL, 'op', 'result'],
+        registers,
+      }),
+      latency: new BulkHistogram({
+        name: 'krtsync_kernel_change_latency_seconds',
+        help: "Time from a table change reaching the kernel protocol to the kernel's answer, per route change (after the first sync).",
+        labelNames: [...KERNEL, 'op'],
+        buckets: LATENCY_BUCKETS,
+        registers,
+      }),
+      repairs: new Counter({ name: 'krtsync_kernel_repairs_total', help: 'Routes of ours put back after someone else deleted or changed them.', labelNames: [...KERNEL, 'kind'], registers }),
+      foreignChanges: new Counter({ name: 'krtsync_kernel_foreign_changes_total', help: "Changes of other protocols' routes seen in the kernel table.", labelNames: KERNEL, registers }),
+      overflows: new Counter({ name: 'krtsync_kernel_notification_overflows_total', help: 'Overflows (ENOBUFS) of the notification socket; each loses changes and causes a resync.', labelNames: KERNEL, registers }),
+      resyncs: new Counter({ name: 'krtsync_kernel_resyncs_total', help: 'Scans that an event caused rather than the periodic timer, by reason.', labelNames: [...KERNEL, 'reason'], registers }),
+      dumpRetries: new Counter({ name: 'krtsync_kernel_dump_retries_total', help: 'Dumps of the kernel table interrupted by changes (NLM_F_DUMP_INTR) and started over.', labelNames: KERNEL, registers }),
+      scanFailures: new Counter({ name: 'krtsync_kernel_scan_failures_total', help: 'Scans whose dump failed (retried a second later).', labelNames: KERNEL, registers }),
+      scanDuration: new Histogram({ name: 'krtsync_kernel_scan_duration_seconds', help: 'Scans (dump, compare, send the differences), periodic and resyncs.', labelNames: KERNEL, buckets: SCAN_BUCKETS, registers }),
+      firstSync: new Gauge({ name: 'krtsync_kernel_first_sync_seconds', help: 'Time of the first sync: dump, first feed and reconcile (absent before it ends).', labelNames: KERNEL, registers }),
+    };
+
+    new Gauge({
+      name: 'krtsync_stream_clients',
+      help: 'Stream clients connected, per stream protocol.',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        const n = new Map<string, number>();
+        for (const c of view.streamClients()) n.set(c.protocol, (n.get(c.protocol) ?? 0) + (c.stats.connected ? 1 : 0));
+        for (const [protocol, count] of n) this.set({ protocol }, count);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_stream_client_routes',
+      help: 'Routes per stream client (all its neighbours), connected or within its grace period.',
+      labelNames: ['protocol', 'client'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of view.streamClients()) this.set({ protocol: c.protocol, client: c.stats.client }, c.stats.routes);
+      },
+    });
+    for (const [field, name, help] of [
+      ['lines', 'krtsync_stream_client_lines_total', 'Lines a stream client sent.'],
+      ['errors', 'krtsync_stream_client_errors_total', 'Lines of a stream client that were refused (answered with an error).'],
+      ['refused', 'krtsync_stream_client_refused_routes_total', "Routes of a stream client refused by an import limit (limits.*)."],
+      ['filtered', 'krtsync_stream_client_filtered_routes_total', "Routes of a stream client its protocol's import filter rejected."],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        labelNames: ['protocol', 'client'],
+        registers,
+        collect() {
+          this.reset();
+          for (const c of view.streamClients()) this.inc({ protocol: c.protocol, client: c.stats.client }, c.stats[field]);
+        },
+      });
+    }
+
+    new Counter({
+      name: 'krtsync_stream_refused_routes_total',
+      help: 'Routes a stream protocol refused, by the import limit that was full (protocol: limits.routes, client: routes_per_client, neighbor: routes_per_neighbor).',
+      labelNames: ['protocol', 'limit'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) for (const [limit, n] of Object.entries(p.refused)) this.inc({ protocol: p.protocol, limit }, n);
+      },
+    });
+    new Counter({
+      name: 'krtsync_stream_limit_disconnects_total',
+      help: 'Stream clients disconnected because they went over an import limit (limits.action: disconnect).',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) this.inc({ protocol: p.protocol }, p.limitDisconnects);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_stream_startup_hold',
+      help: '1 while a stream protocol holds its routes back at start (waiting for its neighbours, docs/bgp.md), else 0.',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) this.set({ protocol: p.protocol }, p.startupHold ? 1 : 0);
+      },
+    });
+
+    new Gauge({
+      name: 'krtsync_control_clients',
+      help: 'Connections to the control socket, now.',
+      registers,
+      collect() {
+        this.set(view.controlStats().clients);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_control_unread_bytes',
+      help: 'Answers written to control socket clients and not yet read by them, now.',
+      registers,
+      collect() {
+        this.set(view.controlStats().unreadBytes);
+      },
+    });
+    new Counter({
+      name: 'krtsync_control_connections_total',
+      help: "Connections to the control socket: accepted, or refused because max clients were connected (result 'refused').",
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const c = view.controlStats();
+        this.reset();
+        this.inc({ result: 'accepted' }, c.accepted);
+        this.inc({ result: 'refused' }, c.refused);
+      },
+    });
+    new Counter({
+      name: 'krtsync_control_disconnects_total',
+      help: 'Control socket clients disconnected by a bound: stalled (read none of its answers for send_timeout), idle, request-timeout.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const c = view.controlStats();
+        this.reset();
+        for (const [reason, n] of Object.entries(c.disconnected) as Array<[DisconnectReason, number]>) this.inc({ reason }, n);
+      },
+    });
+    this.requests = new Counter({
+      name: 'krtsync_control_requests_total',
+      help: "Control socket requests by command and result ('ok' or the error code).",
+      labelNames: ['command', 'result'],
+      registers,
+    });
+    this.reloads = new Counter({ name: 'krtsync_reloads_total', help: "Reloads (SIGHUP, krtsync reload) by result: 'ok', or 'error' (the running config stayed).", labelNames: ['result'], registers });
+    for (const result of ['ok', 'error']) this.reloads.inc({ result }, 0);
+  }
+
+  /** The sink for one kernel sync; its series go when the protocol does (forgetKernel). */
+  kernelSink(protocol: string, kernelTable: number, family: Family): KernelSyncMetrics {
+    const sink = new KernelSyncCounters(this.kernel, { protocol, kernel_table: String(kernelTable), family: familyLabel(family) });
+    const list = this.sinks.get(protocol) ?? [];
+    list.push(sink);
+    this.sinks.set(protocol, list);
+    return sink;
+  }
+
+  /** A kernel protocol was removed or restarted: its counters stop being reported (a restart starts new ones). */
+  forgetKernel(protocol: string): void {
+    for (const s of this.sinks.get(protocol) ?? []) s.close();
+    this.sinks.delete(protocol);
+  }
+
+  controlRequest(command: string, result: string): void {
+    this.requests.inc({ command, result });
+  }
+
+  reloaded(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'error' });
+  }
+
+  ready(startupSeconds: number): void {
+    this.startup.set(startupSeconds);
+  }
+
+  /** Process metrics (memory, event-loop lag, GC): started once, with the first listener. */
+  startProcessMetrics(): void {
+    if (this.defaults) return;
+    this.defaults = true;
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One scrape: the text and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    const t0 = process.hrtime.bigint();
+    const body = await this.registry.metrics();
+    this.scrapeSeconds.set(Number(process.hrtime.bigint() - t0) / 1e9);
+    return { contentType: this.registry.contentType, body };
+  }
+}
+
+function kernelLabels(k: { protocol: string; kernelTable: number; family: Family }): Record<KernelLabel, string> {
+  return { protocol: k.protocol, kernel_table: String(k.kernelTable), family: familyLabel(k.family) };
+}
