@@ -6,7 +6,7 @@
  * net: 13 bytes an IPv4 net, 25 an IPv6 one.
  */
 
-type Typed = Int32Array | Uint32Array | Uint8Array | Float64Array;
+type Typed = Int32Array | Uint32Array | Uint16Array | Uint8Array | Float64Array;
 
 /** A copy of `a` with room for `cap` elements. */
 export function grownTo<T extends Typed>(a: T, cap: number): T {

@@ -28,7 +28,7 @@ import { DirtyQueue } from './dirty-queue';
 import type { EchoMatcher } from './echo-matcher';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
-import { RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store';
+import { MAX_INFLIGHT, RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store';
 import type { RouteError } from './route-status';
 import { SyncBatch, type SyncCmd } from './sync-batch';
 import { PHASE, type SyncState } from './sync-state';
@@ -171,6 +171,10 @@ export class SyncSender {
       let sent = 0;
       for (let k = 0; k < n; k++) {
         if (out.cmds[k] === 'delete' && !deletes) continue;
+        if (sent === MAX_INFLIGHT) {
+          store.setFlag(id, RECHECK, true); // a net with that many routes of ours: the rest once these are answered
+          break;
+        }
         if (sent === 0) {
           store.setState(id, store.want[id] !== 0 ? 'pending' : 'withdrawing');
           store.track(id);

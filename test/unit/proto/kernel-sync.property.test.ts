@@ -166,6 +166,8 @@ describe.each([true, false])('kernel sync property (own notifications filtered: 
         const t0 = Date.now();
         while (JSON.stringify(now()) !== JSON.stringify(want) && Date.now() - t0 < 5000) await sleep(10);
         expect(now()).toEqual(want);
+        // The per-state tally kept as states change equals a walk of every route.
+        expect(p.sync(4)!.counts()).toEqual(p.sync(4)!.walkCounts());
         await p.shutdown();
         expect({ ours: kernel.lines({ protocol: PROTO }), foreign: kernel.lines({ protocol: C.RTPROT_STATIC }) }).toEqual({ ours: [], foreign: want.foreign });
       }),

@@ -227,6 +227,17 @@ describe.each([true, false])('kernel sync against a fake kernel (own notificatio
     await p.shutdown();
   });
 
+  it('deletes hundreds of stray routes of ours on one net, more than one net may have in flight at once', async () => {
+    const { kernel, table, src, p } = setup({ filterOwnEchoes });
+    for (let m = 1; m <= 300; m++) kernel.foreignAdd({ dst: '10.14.0.0/24', gateway: '192.0.2.2', protocol: PROTO, metric: m });
+    announce(table, src, ['10.14.0.0/24 via 192.0.2.3']);
+    await p.start();
+    await until(() => ours(kernel).length === 1, 3000);
+    expect(ours(kernel)).toEqual(['10.14.0.0/24 via 192.0.2.3 dev veth0 proto 144']);
+    expect(p.counts()).toEqual(p.sync(4)!.walkCounts());
+    await p.shutdown();
+  });
+
   it('follows the table: changes and withdrawals reach the kernel in order', async () => {
     const { kernel, table, src, p } = setup({ filterOwnEchoes });
     announce(table, src, ['10.13.0.0/24 via 192.0.2.2']);
