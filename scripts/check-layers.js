@@ -33,6 +33,8 @@ function* walk(dir) {
 }
 
 const bad = [];
+/** Module -> the modules it imports (resolved .ts files), for the cycle check. */
+const graph = new Map();
 if (fs.existsSync(root)) {
   for (const file of walk(root)) {
     const rel = path.relative(root, file);
@@ -43,6 +45,8 @@ if (fs.existsSync(root)) {
       continue;
     }
     const text = fs.readFileSync(file, 'utf8');
+    const deps = [];
+    graph.set(file, deps);
     const re = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g;
     let m;
     while ((m = re.exec(text))) {
@@ -52,7 +56,9 @@ if (fs.existsSync(root)) {
         if (owners && !owners.includes(layer)) bad.push(`${rel}: imports the package ${spec}; only ${owners.join(', ')} may`);
         continue;
       }
-      const target = path.relative(root, path.resolve(path.dirname(file), spec));
+      const abs = path.resolve(path.dirname(file), spec);
+      deps.push(fs.existsSync(`${abs}.ts`) ? `${abs}.ts` : path.join(abs, 'index.ts'));
+      const target = path.relative(root, abs);
       if (target.startsWith('..')) continue;
       const tlayer = target.split(path.sep)[0];
       let permitted = ok.includes(tlayer);
@@ -60,6 +66,37 @@ if (fs.existsSync(root)) {
       if (!permitted) bad.push(`${rel}: imports ${spec} (${tlayer}); ${layer} may import only ${ok.join(', ')}`);
     }
   }
+}
+// Cycles: strongly connected components of more than one module (Tarjan).
+{
+  let next = 0;
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const visit = (v) => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v), low.get(w)));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v), index.get(w)));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc = [];
+    let w;
+    do {
+      w = stack.pop();
+      onStack.delete(w);
+      scc.push(path.relative(root, w));
+    } while (w !== v);
+    if (scc.length > 1) bad.push(`import cycle: ${scc.sort().join(', ')}`);
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
 }
 if (bad.length) {
   console.error(`layer check: ${bad.length} violation(s)\n  ${bad.join('\n  ')}`);

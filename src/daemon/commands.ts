@@ -21,7 +21,7 @@ import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
 import { whyBefore, type BgpAttrs, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
 import type { Prefilter } from '../table';
-import type { Daemon } from './daemon';
+import type { DaemonCore } from './daemon-core';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const VERSION = (require('../../package.json') as { version: string }).version;
@@ -78,7 +78,7 @@ function routeJson(r: Route, net: Prefix, table: string, best: boolean, reason: 
   return out;
 }
 
-export async function handleControlRequest(d: Daemon, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
+export async function handleControlRequest(d: DaemonCore, req: ControlRequest, ctx: ControlContext): Promise<unknown> {
   const a = req.args;
   switch (req.command) {
     case 'show-status': {

@@ -22,7 +22,7 @@
 import type { Family } from '../lib/addr';
 import { parsePrefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
-import type { KrtConfig, ProtocolConfig, StaticProtocolConfig, TableConfig } from '../config/config';
+import type { KrtConfig, ProtocolConfig, TableConfig } from '../config/config';
 import type { ControlRequest } from '../control/protocol';
 import { ControlServer, type ControlContext, type ControlStats } from '../control/server';
 import { ApiProtocol } from '../proto/api/api';
@@ -34,32 +34,15 @@ import { TableSet } from '../proto/table-set';
 import { Table } from '../table';
 import { requireNetAdmin } from './capabilities';
 import { DEFAULT_LOCK_DIR, describeKey, InstanceLock } from './instance-lock';
-import { createKernelProtocol, kernelLockKeys, type KernelHandle } from './kernel-wiring';
+import { createKernelProtocol, kernelLockKeys } from './kernel-wiring';
 import { validateConfig } from './validate';
-import type { SystemdNotifier } from './systemd';
 import { CONTROL_COMMANDS, handleControlRequest, VERSION } from './commands';
 import { MetricsEndpoint } from './metrics-wiring';
+import { IMPLICIT_API, type DaemonCore, type DaemonOptions, type RunningProtocol } from './daemon-core';
 
-export type RunningProtocol =
-  | { type: 'static'; config: StaticProtocolConfig; proto: StaticProtocol }
-  | { type: 'api'; config: Extract<ProtocolConfig, { type: 'api' }>; proto: ApiProtocol }
-  | { type: 'stream'; config: Extract<ProtocolConfig, { type: 'stream' }>; proto: StreamProtocol }
-  | { type: 'kernel'; config: Extract<ProtocolConfig, { type: 'kernel' }>; proto: KernelHandle };
+export { IMPLICIT_API, type DaemonOptions, type RunningProtocol };
 
-export interface DaemonOptions {
-  configFile: string;
-  log: Logger & { level?: string };
-  notifier: SystemdNotifier;
-  /** Work in this network namespace (name or path) instead of the process's own. */
-  netns?: string;
-  /** Where the one-instance locks live; default /run/krtsync. */
-  lockDir?: string;
-}
-
-/** The implicit api protocol that exists when the config has none, so `krtsync route add` always works. */
-export const IMPLICIT_API = 'api';
-
-export class Daemon {
+export class Daemon implements DaemonCore {
   config: KrtConfig | undefined;
   readonly tables = new Map<string, Table>();
   readonly protocols = new Map<string, RunningProtocol>();

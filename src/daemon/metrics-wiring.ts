@@ -15,14 +15,14 @@ import type { MetricsConfig } from '../config/config';
 import { DaemonMetrics, type MetricsView } from '../metrics/daemon-metrics';
 import { MetricsServer } from '../metrics/metrics-server';
 import type { KernelMetricsFactory } from './kernel-wiring';
-import type { Daemon } from './daemon';
+import type { DaemonCore } from './daemon-core';
 
 export class MetricsEndpoint {
   readonly metrics: DaemonMetrics;
   private server: MetricsServer | undefined;
 
   constructor(
-    private readonly daemon: Daemon,
+    private readonly daemon: DaemonCore,
     version: string,
   ) {
     this.metrics = new DaemonMetrics(viewOf(daemon), { version });
@@ -75,7 +75,7 @@ export class MetricsEndpoint {
   }
 }
 
-function viewOf(d: Daemon): MetricsView {
+function viewOf(d: DaemonCore): MetricsView {
   return {
     ready: () => d.ready,
     *tables() {

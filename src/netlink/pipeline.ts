@@ -1,144 +1,48 @@
 /**
- * RoutePipeline: pushes route changes into the kernel in bulk.
+ * RoutePipeline: pushes route changes into the kernel in bulk
+ * (docs/netlink.md has the measurements behind each choice).
  *
- * API shape (built for a million changes): submit(ops[]) takes a whole batch
- * and returns ONE promise that settles when every change in it has its
- * result: a count of successes plus the failures, each with its index in the
- * batch, the op, and the error (errno name, the kernel's extended-ack text).
- * There is no Promise, closure or result object per successful route.
- * Backpressure: `full` says the queue holds more unsent changes than
- * `highWater`; `await drain()` waits until it has room again:
+ * submit(ops) takes a whole batch and returns ONE promise that settles when
+ * every change in it has its result: a count of successes plus each failure
+ * with its index, op and error. No promise, closure or result object per
+ * successful route. Backpressure: `full` says more than `highWater` changes
+ * wait; `await drain()` waits until there is room again.
  *
- *   const pending = [];
- *   for (const ops of batches) { pending.push(pipe.submit(ops)); if (pipe.full) await pipe.drain(); }
- *   for (const r of await Promise.all(pending)) for (const f of r.failed) log(f.op.route.dst, f.error.message);
+ * Changes are encoded straight into a ring of large send buffers, many per
+ * sendmsg, each with its own sequence number, at most `window` waiting for a
+ * result. Only the last request of each sendmsg (the fence) asks for an ack:
+ * the kernel answers every failure anyway and processes a send in order, so
+ * the fence's ack settles the rest of its send. Answers are matched by seq
+ * through a ring indexed by seq & mask; success acks are counted, not decoded.
  *
- * Mechanics: changes are encoded straight into a large send buffer (no
- * per-route allocation), many per sendmsg, each with its own sequence
- * number; at most `window` requests wait for their result. Only the last
- * request of each sendmsg (the fence) carries NLM_F_ACK: the kernel always
- * answers a failed request with an NLMSG_ERROR, and it processes the
- * requests of one sendmsg in order, so once the fence's ack is read, every
- * earlier request of that send without an error of its own has succeeded.
- * That halves the messages the kernel builds and we read (an ack per route
- * cost the kernel about 1.5 s per million routes). Answers are matched by
- * seq through a ring indexed by seq & mask. Success acks are counted without
- * decoding; only errors are decoded.
+ * The kernel does a change inside sendmsg, on the sender's thread, so ready
+ * chunks (half the ring at a time) go to a worker thread (native sendAsync)
+ * while the JS thread encodes the next ones. Answers are read once the sender
+ * is done, after `beforeAnswers` (the notification drain).
  *
- * Sending beside the JS thread: the kernel processes a netlink request inside
- * sendmsg, on the sender's thread, and that is most of the cost of a route.
- * So the chunks (`depth` of them, `sendChunk` bytes each) are encoded ahead
- * and handed, all that are ready, to a worker thread (native sendAsync) that
- * sends them in order while the JS thread goes on: planning, encoding the
- * next chunks, reading the routes file. One hand-off at a time keeps the
- * order. Answers are read only once the sender is done (the socket's poll
- * is paused meanwhile), so every answer to a chunk is there when it is read,
- * and `beforeAnswers` (the notification drain) still runs before any of them.
- *
- * Overflow: if the socket's receive queue overflows (ENOBUFS) the kernel
- * dropped some acks. Once the socket is drained, every request still without
- * an ack has been processed but its result is unknown: sending stops, the
- * affected tables are dumped, and each such change is settled by what the
- * table holds (an add present with the same type/gateway/device, or a delete
- * absent, is a success) or sent again; then sending resumes with a halved
- * window. Nothing is forgotten and ordering per route is kept (nothing new
- * is sent while re-checking).
+ * Overflow: when the receive queue overflowed (ENOBUFS), every request still
+ * without an answer was processed but its result is unknown: sending stops,
+ * the tables are dumped and each change is settled by what they hold
+ * (pipeline-recheck.ts) or sent again, in order, with a halved window.
  *
  * Ops are held by reference until their batch settles: do not mutate them.
  */
 import { constants as osConstants } from 'node:os';
-import type { Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import { NetlinkClient } from './client';
 import * as C from './constants';
 import { NetlinkRequestError, NetlinkSocketError } from './errors';
 import { decodeAck } from './message-codec';
-import { RouteCommand, RouteMessage, encodeRouteRequest } from './route-codec';
-import { NetlinkSocket, NetlinkSocketOptions } from './socket';
+import { doneByDump } from './pipeline-recheck';
+import { OpArraySource, opDst, type BatchResult, type OpSource, type RouteOp, type RouteOpFailure } from './route-ops';
+
+export { OpArraySource, opDst, type BatchResult, type OpSource, type RouteOp, type RouteOpFailure, type PipelineStats, type RoutePipelineOptions };
+import { NetlinkSocket } from './socket';
+import type { PipelineStats, RoutePipelineOptions } from './route-ops';
 
 const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
 /** Requests in flight: room for a whole ring of chunks (8 x 256 KiB, about 40,000 route adds) and then some. */
 const DEFAULT_WINDOW = 65536;
-
-export interface RouteOp {
-  cmd: RouteCommand;
-  route: RouteMessage;
-  /** The net this op is for when `route` is shared by many nets (its own dst is then another's). */
-  dst?: Prefix;
-}
-
-/** The net an op changes. */
-export function opDst(op: RouteOp): Prefix {
-  return op.dst ?? op.route.dst;
-}
-
-export interface RouteOpFailure {
-  /** Index of the op in the submitted array. */
-  index: number;
-  op: RouteOp;
-  /** NetlinkRequestError from the kernel, or NetlinkSocketError / KrtError when it could not be sent or checked. */
-  error: KrtError;
-}
-
-/**
- * A batch's changes as the pipeline reads them: how many, how to encode one
- * (without NLM_F_ACK: the pipeline sets it on a send's last request), and the
- * op behind an index, built on demand for a failure or a re-check only. An
- * array of RouteOps is one (submit); a compact source (submitSource, e.g.
- * V4DeleteSource) encodes straight from typed arrays, with no object per change.
- */
-export interface OpSource {
-  readonly length: number;
-  encode(buf: Buffer, off: number, seq: number, index: number): number;
-  op(index: number): RouteOp;
-}
-
-/** An array of RouteOps as an OpSource. */
-export class OpArraySource implements OpSource {
-  constructor(readonly ops: readonly RouteOp[]) {}
-  get length(): number {
-    return this.ops.length;
-  }
-  encode(buf: Buffer, off: number, seq: number, index: number): number {
-    const op = this.ops[index]!;
-    return encodeRouteRequest(buf, off, seq, op.cmd, op.route, false, opDst(op));
-  }
-  op(index: number): RouteOp {
-    return this.ops[index]!;
-  }
-}
-
-export interface BatchResult {
-  ok: number;
-  failed: RouteOpFailure[];
-  /** Ops whose ack was lost to an overflow and were settled by a table dump. */
-  rechecked: number;
-}
-
-export interface RoutePipelineOptions extends NetlinkSocketOptions {
-  /** Requests in flight (encoded, not yet answered); their answers must fit the receive buffer. Default 65536. */
-  window?: number;
-  /** Bytes per sendmsg; default 256 KiB (the socket's sndbuf is raised to fit). */
-  sendChunk?: number;
-  /**
-   * Chunks in the ring; default 8. At most half of them go to the sender thread at once, so the other
-   * half is encoded while the kernel works and goes out the moment the sender is back.
-   */
-  depth?: number;
-  /** `full` once this many changes wait to be encoded; default 4 * window. */
-  highWater?: number;
-  /** Re-sends of one change after lost acks before it fails with ENOBUFS; default 3. */
-  maxResends?: number;
-}
-
-export interface PipelineStats {
-  sent: number;
-  acked: number;
-  failed: number;
-  overflows: number;
-  rechecked: number;
-  resent: number;
-}
 
 class Batch {
   next = 0;
@@ -158,18 +62,6 @@ class Batch {
   get unsent(): number {
     return this.ops.length - this.next + this.retry.length;
   }
-}
-
-function routeKey(r: RouteMessage, dst: Prefix = r.dst): string {
-  const prio = r.priority ?? (r.family === 6 ? 1024 : 0); // the kernel's defaults when none is given
-  return `${r.family}/${r.table}/${dst.key()}/${r.tos}/${prio}`;
-}
-
-function sameNextHop(want: RouteMessage, have: RouteMessage): boolean {
-  if (want.type !== have.type) return false;
-  if (want.oif !== undefined && want.oif !== have.oif) return false;
-  if (want.gateway && !(have.gateway && want.gateway.equals(have.gateway))) return false;
-  return true;
 }
 
 export class RoutePipeline {
@@ -570,21 +462,13 @@ export class RoutePipeline {
     this.window = Math.max(64, this.window >> 1);
     try {
       this.checker ??= NetlinkClient.open({ netns: this.opts.netns });
-      const tables = new Map<string, { family: 4 | 6; table: number }>();
-      for (const { b, index } of lost) {
-        const r = b.ops.op(index).route;
-        tables.set(`${r.family}/${r.table}`, { family: r.family, table: r.table });
-      }
-      const present = new Map<string, RouteMessage>();
-      for (const t of tables.values()) {
-        const dump = await this.checker.dumpRoutes(t);
-        for (const r of dump.items) present.set(routeKey(r), r);
-      }
-      for (const { b, index } of lost) {
+      const done = await doneByDump(
+        this.checker,
+        lost.map(({ b, index }) => b.ops.op(index)),
+      );
+      for (const [k, { b, index }] of lost.entries()) {
         const op = b.ops.op(index);
-        const have = present.get(routeKey(op.route, opDst(op)));
-        const done = op.cmd === 'delete' ? have === undefined : have !== undefined && sameNextHop(op.route, have);
-        if (done) {
+        if (done[k]) {
           b.ok++;
           b.rechecked++;
           this.stats.rechecked++;

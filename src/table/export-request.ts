@@ -34,14 +34,12 @@ import { READY } from './items';
 import type { Journal } from './journal';
 import type { NetWalk } from './net-store';
 import type { NetFilter, Prefilter } from './prefilter';
-import type { ExporterCore } from './exporter';
+import type { ExporterCore, ReaderOptions } from './reader-core';
+
+export type { ReaderOptions };
 
 export type ExportRequestState = 'down' | 'feeding' | 'ready' | 'stopped' | 'closed';
 
-export interface ReaderOptions {
-  /** Items per batch (default 1024). A squash may add a few. */
-  batchSize?: number;
-}
 
 export interface ExportRequestOptions extends ReaderOptions {
   /** For logs and `show exports`. */

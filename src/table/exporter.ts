@@ -20,24 +20,9 @@ import { Journal } from './journal';
 import type { FeedItem } from './items';
 import { type NetStore, type NetWalk, type Slot, slotBest, slotRoutes } from './net-store';
 import { compilePrefilter } from './prefilter';
+import type { ExporterCore, ExporterKind, Reader } from './reader-core';
 
-export type ExporterKind = 'best' | 'all';
-
-/** What readers use of their exporter. */
-export interface ExporterCore {
-  readonly kind: ExporterKind;
-  readonly journal: Journal;
-  readonly store: NetStore;
-  readonly stopReason: string | undefined;
-  /** Current routes of a net as this exporter shows them (`best`: at most one). */
-  routesOf(key: NetKey): readonly Route[];
-  /** A feed item of the net's current routes, reflecting the journal below `seq`. */
-  feedOf(key: NetKey, seq: number): FeedItem;
-  feedFromWalk(walk: NetWalk, seq: number): FeedItem;
-  attach(reader: ExportRequest | Feeder): void;
-  detach(reader: ExportRequest | Feeder): void;
-  trim(): void;
-}
+export type { ExporterCore, ExporterKind } from './reader-core';
 
 export interface ExporterOptions {
   /**
@@ -129,16 +114,16 @@ export class Exporter implements ExporterCore {
     return best === undefined ? slotRoutes(undefined) : best.alone;
   }
 
-  attach(reader: ExportRequest | Feeder): void {
+  attach(reader: Reader): void {
     if (this.stopped !== undefined) return;
     if (reader instanceof ExportRequest) this.requests.add(reader);
-    else this.feeders.add(reader);
+    else if (reader instanceof Feeder) this.feeders.add(reader);
   }
 
-  detach(reader: ExportRequest | Feeder): void {
+  detach(reader: Reader): void {
     if (reader instanceof ExportRequest) {
       if (this.requests.delete(reader)) this.trim();
-    } else {
+    } else if (reader instanceof Feeder) {
       this.feeders.delete(reader);
     }
   }

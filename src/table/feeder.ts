@@ -12,8 +12,7 @@
  * "walked everything" (iteration ends with no stop) from "cut short".
  */
 import { BatchPump, type BatchSource } from './batch-pump';
-import type { ReaderOptions } from './export-request';
-import type { ExporterCore } from './exporter';
+import type { ExporterCore, ReaderOptions } from './reader-core';
 import type { FeederItem, StopItem } from './items';
 import type { NetWalk } from './net-store';
 import type { NetFilter, Prefilter } from './prefilter';

@@ -23,14 +23,10 @@
  *    interrupted, leads to a fresh dump and reconcile (a resync).
  */
 import type { Prefix } from '../../lib/addr';
-import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
+import type { BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
-import * as C from '../../netlink/constants';
-import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
-import { SpreadIds, forEachInSpreadOrder } from '../../netlink/order';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRoutes } from '../../netlink/route-dump';
-import { newRouteHead, readRouteHead } from '../../netlink/route-head';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, debugOn, type Logger } from '../logger';
@@ -41,10 +37,10 @@ import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
 import { KernelRoutes } from './kernel-routes';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
-import { effectivePriority } from './normalize';
-import { QUEUED, RECHECK, RouteStore, SEEN, UNCERTAIN } from './route-store';
+import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
+import { SyncNotices } from './sync-notices';
 import { SyncSender, type SyncStats } from './sync-sender';
 import { NO_SYNC_METRICS, SCAN_REASONS, scanReasonLabel, type KernelSyncMetrics } from './sync-metrics';
 import { PHASE, syncStateMachine, type SyncState } from './sync-state';
@@ -97,9 +93,7 @@ export class KernelSync implements ScanTarget {
   private readonly target: KernelTarget;
   private io: KernelIo | undefined;
   private echoes: EchoMatcher | undefined;
-  /** Notifications that arrived while the phase buffers them (a dump is being taken or applied). */
-  private buffered: Array<[RouteMessage, boolean]> = [];
-  private readonly head = newRouteHead();
+  private readonly notices: SyncNotices;
   private refeeding = false;
   private readonly metrics: KernelSyncMetrics;
   /** The first sync is over: table changes from here on are timed to their answer (sync-metrics.ts). */
@@ -134,6 +128,21 @@ export class KernelSync implements ScanTarget {
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
     });
+    this.notices = new SyncNotices({
+      store: this.store,
+      routes: this.routes,
+      sender: this.sender,
+      sm: this.sm,
+      stats: this.stats,
+      metrics: this.metrics,
+      log: this.log,
+      limited: this.limited,
+      target: this.target,
+      links: this.links,
+      opts,
+      echoes: () => this.echoes,
+      requestScan: (reason, delay) => this.requestScan(reason, delay),
+    });
   }
 
   get state(): SyncState {
@@ -164,12 +173,12 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted) => this.onRouteNotification(r, deleted),
-        onLink: (l, deleted) => this.onLink(l, deleted),
-        onAddr: (a, deleted) => this.onAddr(a, deleted),
-        onOverflow: () => this.onOverflow(),
+        onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
+        onLink: (l, deleted) => this.notices.onLink(l, deleted),
+        onAddr: (a, deleted) => this.notices.onAddr(a, deleted),
+        onOverflow: () => this.notices.onOverflow(),
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
-        onRawRoute: (buf, off, len, type) => this.onRawRoute(buf, off, len, type),
+        onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
       },
     );
     this.io = io;
@@ -228,11 +237,11 @@ export class KernelSync implements ScanTarget {
    */
   async prune(keepStale = false): Promise<void> {
     // Someone else's change buffered while early adds went out is not ordered against them: a scan settles it.
-    const crossed = this.stats.earlyAdds > 0 && this.buffered.length > 0;
+    const crossed = this.stats.earlyAdds > 0 && this.notices.anyBuffered;
     this.sm.go(keepStale ? 'holding' : 'pruning');
     if (crossed) this.requestScan(SCAN_REASONS.first_feed, 100);
-    this.drainBuffered();
-    this.queueAll(true);
+    this.notices.drainBuffered();
+    this.sender.queueAll(true);
     const t0 = Date.now();
     this.sender.kick();
     await this.sender.settled();
@@ -257,52 +266,6 @@ export class KernelSync implements ScanTarget {
     await this.sender.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
-  }
-
-  /**
-   * Queues what a prune has to do. The first (`first`): nets already right (a restart: nearly
-   * all) are settled in place, the rest queued in the order the kernel's trie takes fastest,
-   * together with early adds the pipeline has not taken yet (on a cold start the kernel is
-   * behind the feed: a third to a half of them). The kernel adds them faster, and deletes them
-   * faster at shutdown (its trie keeps the layout of the order routes went in): docs/benchmarks.md,
-   * round 6. After a scan: every route whose retry is due.
-   */
-  private queueAll(first: boolean): void {
-    const store = this.store;
-    const sender = this.sender;
-    const now = Date.now();
-    if (!first) {
-      store.forEach((id) => {
-        if (store.retryAt(id) <= now) sender.dirty.add(id);
-      });
-      return;
-    }
-    const nets = store.nets;
-    // Every queued and every walked route once. IPv4 goes in trie-spread order (read straight from
-    // the routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
-    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size) : undefined;
-    const work = spread === undefined ? new Int32Array(store.size) : undefined;
-    let n = 0;
-    const take = (id: number): void => {
-      if (spread !== undefined) spread.push(nets.words[id]!, id);
-      else work![n++] = id;
-    };
-    const plan = { n: 0, cmds: [], ids: [] };
-    store.forEach((id) => {
-      if (store.flag(id, QUEUED)) return take(id); // an early add the pipeline has not taken yet
-      if (!sender.idleOnWire(id)) return;
-      const w = store.want[id]!;
-      if (w !== 0 && w === store.have[id]) sender.settleState(id, true);
-      else if (w !== 0 && store.have[id] === 0) take(id); // certainly an add (or a failure to record)
-      else if (store.plan(id, plan) === 0) sender.settleState(id, true);
-      else take(id);
-    });
-    sender.dirty.clear(); // all of it was taken above: queued again below, in order
-    if (spread !== undefined) {
-      spread.sort();
-      for (let k = 0; k < spread.n; k++) sender.dirty.add(spread.at(k));
-    } else if (nets.stride !== 1) for (let i = 0; i < n; i++) sender.dirty.add(work![i]!);
-    else forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => sender.dirty.add(work![i]!));
   }
 
   // ------------------------------------------------------------ what we want
@@ -387,161 +350,6 @@ export class KernelSync implements ScanTarget {
     });
   }
 
-  private drainBuffered(): void {
-    const buffered = this.buffered;
-    this.buffered = [];
-    for (const [r, deleted] of buffered) this.onRouteNotification(r, deleted);
-  }
-
-  /**
-   * The echo fallback's fast path: the notification of our own change read in place (RouteHead),
-   * so the common echo costs no decode. It does exactly what onRouteNotification does with such
-   * an echo; anything else returns false and takes the full decode.
-   */
-  private onRawRoute(buf: Buffer, off: number, len: number, type: number): boolean {
-    const echoes = this.echoes;
-    if (echoes === undefined || PHASE.buffers(this.state) || PHASE.closing(this.state)) return false;
-    const h = this.head;
-    if (!readRouteHead(buf, off, len, h) || h.family !== this.target.family || h.protocol !== this.target.protocol || h.table !== this.target.table || h.flags & C.RTM_F_CLONED) return false;
-    const nets = this.store.nets;
-    const id = h.family === 4 ? nets.find4(h.dst0, h.dstLen) : nets.find6(h.dst0, h.dst1, h.dst2, h.dst3, h.dstLen);
-    if (id < 0) return false;
-    const deleted = type === C.RTM_DELROUTE;
-    const prio = h.priority >= 0 ? h.priority : h.family === 6 ? 1024 : 0;
-    const w = this.store.want[id]!;
-    if (!echoes.takeRaw(id, h, deleted, w === 0 ? undefined : this.routes.get(w).route, prio)) return false;
-    if (deleted) this.store.removeHave(id, prio);
-    else this.store.putHave(id, w);
-    this.stats.rawEchoes++;
-    this.sender.afterSettle(id);
-    return true;
-  }
-
-  private onRouteNotification(r: RouteMessage, deleted: boolean): void {
-    if (PHASE.closing(this.state) || r.table !== this.target.table || r.flags & C.RTM_F_CLONED) return;
-    this.stats.notifications++;
-    if (PHASE.buffers(this.state)) {
-      this.buffered.push([r, deleted]);
-      return;
-    }
-    const store = this.store;
-    if (r.protocol !== this.target.protocol) {
-      this.metrics.foreignChange();
-      this.opts.onForeignRoute?.(r, deleted);
-      // A foreign route that was in the way of ours is gone: retry ours now.
-      if (deleted) {
-        const id = store.nets.find(r.dst);
-        if (id >= 0 && store.state(id) === 'failed' && store.extra(id)?.error?.errnoName === 'EEXIST') {
-          store.extraOf(id).retryAt = 0;
-          this.sender.markDirty(id);
-        }
-      }
-      return;
-    }
-    let id = store.nets.find(r.dst);
-    if (id < 0) {
-      if (deleted) return;
-      id = store.idOf(r.dst); // a route with our number we never installed: not wanted, so it goes
-    }
-    const prio = effectivePriority(r);
-    if (deleted) store.removeHave(id, r.priority === undefined && r.family === 4 ? undefined : prio);
-    else {
-      const w = store.want[id]!;
-      const rid = w !== 0 && this.routes.matches(w, r) ? w : this.routes.seen(r);
-      store.putHave(id, rid);
-    }
-    if (this.echoes?.take(id, deleted ? 'del' : 'new', prio) === true) {
-      this.sender.afterSettle(id);
-      return;
-    }
-    this.repair(id, deleted ? 'deleted' : 'changed');
-  }
-
-  /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
-  private repair(id: number, what: 'deleted' | 'changed'): void {
-    const store = this.store;
-    const sender = this.sender;
-    if (!sender.idleOnWire(id)) {
-      store.setFlag(id, RECHECK, true);
-      if (this.echoes === undefined) store.setFlag(id, UNCERTAIN, true); // no echo orders it against ours: see afterSettle
-      return;
-    }
-    if (PHASE.closing(this.state)) return;
-    const w = store.want[id]!;
-    if ((w !== 0 && this.routes.get(w).error !== undefined) || store.plan(id, { n: 0, cmds: [], ids: [] }) === 0) {
-      sender.settleState(id);
-      return;
-    }
-    const now = Date.now();
-    const x = store.extraOf(id);
-    x.repairStreak = now - x.lastRepairAt < (this.opts.repairWindowMs ?? 10_000) ? x.repairStreak + 1 : 1;
-    x.lastRepairAt = now;
-    this.stats.repairs++;
-    this.metrics.repaired(what);
-    const net = store.nets.prefix(id).toString();
-    this.limited.write('info', 'repair', `route ${net} ${what} by someone else; repairing`, { prefix: net, table: this.target.table });
-    if (x.repairStreak > 2) {
-      // Someone keeps undoing us: back off instead of fighting in a hot loop.
-      const delay = backoffDelay({ baseMs: 500, maxMs: 60_000, jitter: 0.2 }, x.repairStreak - 2);
-      x.retryAt = now + delay;
-      sender.failed.add(id);
-      this.limited.write('warn', 'repair-loop', `route ${net} keeps being changed by someone else; next repair in ${delay} ms`, { prefix: net });
-      return;
-    }
-    sender.markDirty(id);
-  }
-
-  private onLink(l: LinkMessage, deleted: boolean): void {
-    const change = this.links.update(l, deleted);
-    if (change === 'none') return;
-    this.log.debug(`link ${l.name ?? l.index} ${change}`);
-    // Routes through a link that went away may be gone without a notification; ones waiting for it may go in now.
-    this.onLinkLayerChange(change === 'up' || change === 'added' || change === 'renamed');
-  }
-
-  private onAddr(a: AddrMessage, deleted: boolean): void {
-    if (a.family !== this.target.family) return;
-    this.onLinkLayerChange(!deleted);
-  }
-
-  private onLinkLayerChange(cameBack: boolean): void {
-    if (PHASE.closing(this.state)) return;
-    const store = this.store;
-    // Device names may resolve differently now: wanted routes naming one are converted again.
-    const moved = this.routes.reconvert();
-    if (moved.size > 0) {
-      store.forEach((id) => {
-        const to = moved.get(store.want[id]!);
-        if (to === undefined) return;
-        store.setWant(id, to);
-        if (this.routes.get(to).error === undefined && store.state(id) === 'failed' && store.extra(id)?.error === undefined) store.setState(id, 'pending');
-        if (this.routes.get(to).error !== undefined) {
-          store.setState(id, 'failed');
-          this.sender.failed.add(id);
-        }
-        store.track(id);
-        this.sender.markDirty(id);
-      });
-    }
-    if (cameBack) {
-      const now = Date.now();
-      for (const id of this.sender.failed) {
-        const x = store.extra(id);
-        if (x === undefined || !store.nets.live(id)) continue;
-        x.retryAt = Math.min(x.retryAt, now);
-        x.attempts = 0;
-      }
-    }
-    this.requestScan(SCAN_REASONS.link, 100);
-  }
-
-  private onOverflow(): void {
-    this.stats.overflows++;
-    this.metrics.overflow();
-    this.limited.write('warn', 'overflow', 'notification socket overflowed (ENOBUFS): changes were lost; resyncing', { table: this.target.table });
-    this.requestScan(SCAN_REASONS.overflow, 0);
-  }
-
   // ------------------------------------------------------------ scans
 
   /** Changes the periodic scan interval (0: off); the next scan is timed from now. */
@@ -576,8 +384,8 @@ export class KernelSync implements ScanTarget {
     if (PHASE.closing(this.state)) return;
     if (dumped) this.applyDump(dumped);
     this.sm.go('pruning');
-    this.drainBuffered();
-    this.queueAll(false);
+    this.notices.drainBuffered();
+    this.sender.queueAll(false);
     this.sender.kick();
     await this.sender.settled();
     if (PHASE.closing(this.state)) return;

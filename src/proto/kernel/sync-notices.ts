@@ -1,0 +1,220 @@
+/**
+ * SyncNotices: what the kernel tells a KernelSync, and what the sync does
+ * about it: route notifications (read in place by the echo fallback, or
+ * decoded), repairs of routes of ours someone else changed, links and
+ * addresses, and overflows.
+ *
+ * While the sync's phase buffers notifications (a dump is being taken or
+ * applied: sync-state.ts), route notifications wait here and are handed
+ * over after the dump (drainBuffered). A notification for a route of ours
+ * that is not the echo of our own change is someone else's change: our view
+ * of the kernel takes it, and the route is repaired (rate-bounded: from the
+ * third repair of one net within the window, it backs off). A link or
+ * address change may have dropped routes without a notification: wanted
+ * routes naming a device are converted again and a scan follows.
+ */
+import { backoffDelay } from '../../lib/backoff';
+import * as C from '../../netlink/constants';
+import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import type { RouteMessage } from '../../netlink/route-codec';
+import { newRouteHead, readRouteHead } from '../../netlink/route-head';
+import type { Logger, RateLimitedLog } from '../logger';
+import type { StateMachine } from '../protocol';
+import type { KernelTarget } from './convert';
+import type { EchoMatcher } from './echo-matcher';
+import type { KernelRoutes } from './kernel-routes';
+import type { LinkCache } from './link-cache';
+import { effectivePriority } from './normalize';
+import { RECHECK, UNCERTAIN, type RouteStore } from './route-store';
+import { SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
+import type { SyncSender, SyncStats } from './sync-sender';
+import { PHASE, type SyncState } from './sync-state';
+
+/** What the notices share with their sync. */
+export interface NoticesContext {
+  readonly store: RouteStore;
+  readonly routes: KernelRoutes;
+  readonly sender: SyncSender;
+  readonly sm: StateMachine<SyncState>;
+  readonly stats: SyncStats;
+  readonly metrics: KernelSyncMetrics;
+  readonly log: Logger;
+  readonly limited: RateLimitedLog;
+  readonly target: KernelTarget;
+  readonly links: LinkCache;
+  readonly opts: {
+    readonly repairWindowMs?: number;
+    readonly onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
+  };
+  echoes(): EchoMatcher | undefined;
+  requestScan(reason: string, delayMs: number): void;
+}
+
+export class SyncNotices {
+  /** Notifications that arrived while the phase buffers them (a dump is being taken or applied). */
+  private buffered: Array<[RouteMessage, boolean]> = [];
+  private readonly head = newRouteHead();
+
+  constructor(private readonly c: NoticesContext) {}
+
+  /** Someone else's change was buffered (the first feed's early adds are not ordered against it). */
+  get anyBuffered(): boolean {
+    return this.buffered.length > 0;
+  }
+
+  /** Hands over the notifications buffered while a dump was taken (they come after it). */
+  drainBuffered(): void {
+    const buffered = this.buffered;
+    this.buffered = [];
+    for (const [r, deleted] of buffered) this.onRouteNotification(r, deleted);
+  }
+
+  /**
+   * The echo fallback's fast path: the notification of our own change read in place (RouteHead),
+   * so the common echo costs no decode. It does exactly what onRouteNotification does with such
+   * an echo; anything else returns false and takes the full decode.
+   */
+  onRawRoute(buf: Buffer, off: number, len: number, type: number): boolean {
+    const echoes = this.c.echoes();
+    if (echoes === undefined || PHASE.buffers(this.c.sm.state) || PHASE.closing(this.c.sm.state)) return false;
+    const h = this.head;
+    if (!readRouteHead(buf, off, len, h) || h.family !== this.c.target.family || h.protocol !== this.c.target.protocol || h.table !== this.c.target.table || h.flags & C.RTM_F_CLONED) return false;
+    const nets = this.c.store.nets;
+    const id = h.family === 4 ? nets.find4(h.dst0, h.dstLen) : nets.find6(h.dst0, h.dst1, h.dst2, h.dst3, h.dstLen);
+    if (id < 0) return false;
+    const deleted = type === C.RTM_DELROUTE;
+    const prio = h.priority >= 0 ? h.priority : h.family === 6 ? 1024 : 0;
+    const w = this.c.store.want[id]!;
+    if (!echoes.takeRaw(id, h, deleted, w === 0 ? undefined : this.c.routes.get(w).route, prio)) return false;
+    if (deleted) this.c.store.removeHave(id, prio);
+    else this.c.store.putHave(id, w);
+    this.c.stats.rawEchoes++;
+    this.c.sender.afterSettle(id);
+    return true;
+  }
+
+  onRouteNotification(r: RouteMessage, deleted: boolean): void {
+    if (PHASE.closing(this.c.sm.state) || r.table !== this.c.target.table || r.flags & C.RTM_F_CLONED) return;
+    this.c.stats.notifications++;
+    if (PHASE.buffers(this.c.sm.state)) {
+      this.buffered.push([r, deleted]);
+      return;
+    }
+    const store = this.c.store;
+    if (r.protocol !== this.c.target.protocol) {
+      this.c.metrics.foreignChange();
+      this.c.opts.onForeignRoute?.(r, deleted);
+      // A foreign route that was in the way of ours is gone: retry ours now.
+      if (deleted) {
+        const id = store.nets.find(r.dst);
+        if (id >= 0 && store.state(id) === 'failed' && store.extra(id)?.error?.errnoName === 'EEXIST') {
+          store.extraOf(id).retryAt = 0;
+          this.c.sender.markDirty(id);
+        }
+      }
+      return;
+    }
+    let id = store.nets.find(r.dst);
+    if (id < 0) {
+      if (deleted) return;
+      id = store.idOf(r.dst); // a route with our number we never installed: not wanted, so it goes
+    }
+    const prio = effectivePriority(r);
+    if (deleted) store.removeHave(id, r.priority === undefined && r.family === 4 ? undefined : prio);
+    else {
+      const w = store.want[id]!;
+      const rid = w !== 0 && this.c.routes.matches(w, r) ? w : this.c.routes.seen(r);
+      store.putHave(id, rid);
+    }
+    if (this.c.echoes()?.take(id, deleted ? 'del' : 'new', prio) === true) {
+      this.c.sender.afterSettle(id);
+      return;
+    }
+    this.repair(id, deleted ? 'deleted' : 'changed');
+  }
+
+  /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */
+  private repair(id: number, what: 'deleted' | 'changed'): void {
+    const store = this.c.store;
+    const sender = this.c.sender;
+    if (!sender.idleOnWire(id)) {
+      store.setFlag(id, RECHECK, true);
+      if (this.c.echoes() === undefined) store.setFlag(id, UNCERTAIN, true); // no echo orders it against ours: see afterSettle
+      return;
+    }
+    if (PHASE.closing(this.c.sm.state)) return;
+    const w = store.want[id]!;
+    if ((w !== 0 && this.c.routes.get(w).error !== undefined) || store.plan(id, { n: 0, cmds: [], ids: [] }) === 0) {
+      sender.settleState(id);
+      return;
+    }
+    const now = Date.now();
+    const x = store.extraOf(id);
+    x.repairStreak = now - x.lastRepairAt < (this.c.opts.repairWindowMs ?? 10_000) ? x.repairStreak + 1 : 1;
+    x.lastRepairAt = now;
+    this.c.stats.repairs++;
+    this.c.metrics.repaired(what);
+    const net = store.nets.prefix(id).toString();
+    this.c.limited.write('info', 'repair', `route ${net} ${what} by someone else; repairing`, { prefix: net, table: this.c.target.table });
+    if (x.repairStreak > 2) {
+      // Someone keeps undoing us: back off instead of fighting in a hot loop.
+      const delay = backoffDelay({ baseMs: 500, maxMs: 60_000, jitter: 0.2 }, x.repairStreak - 2);
+      x.retryAt = now + delay;
+      sender.failed.add(id);
+      this.c.limited.write('warn', 'repair-loop', `route ${net} keeps being changed by someone else; next repair in ${delay} ms`, { prefix: net });
+      return;
+    }
+    sender.markDirty(id);
+  }
+
+  onLink(l: LinkMessage, deleted: boolean): void {
+    const change = this.c.links.update(l, deleted);
+    if (change === 'none') return;
+    this.c.log.debug(`link ${l.name ?? l.index} ${change}`);
+    // Routes through a link that went away may be gone without a notification; ones waiting for it may go in now.
+    this.onLinkLayerChange(change === 'up' || change === 'added' || change === 'renamed');
+  }
+
+  onAddr(a: AddrMessage, deleted: boolean): void {
+    if (a.family !== this.c.target.family) return;
+    this.onLinkLayerChange(!deleted);
+  }
+
+  private onLinkLayerChange(cameBack: boolean): void {
+    if (PHASE.closing(this.c.sm.state)) return;
+    const store = this.c.store;
+    // Device names may resolve differently now: wanted routes naming one are converted again.
+    const moved = this.c.routes.reconvert();
+    if (moved.size > 0) {
+      store.forEach((id) => {
+        const to = moved.get(store.want[id]!);
+        if (to === undefined) return;
+        store.setWant(id, to);
+        if (this.c.routes.get(to).error === undefined && store.state(id) === 'failed' && store.extra(id)?.error === undefined) store.setState(id, 'pending');
+        if (this.c.routes.get(to).error !== undefined) {
+          store.setState(id, 'failed');
+          this.c.sender.failed.add(id);
+        }
+        store.track(id);
+        this.c.sender.markDirty(id);
+      });
+    }
+    if (cameBack) {
+      const now = Date.now();
+      for (const id of this.c.sender.failed) {
+        const x = store.extra(id);
+        if (x === undefined || !store.nets.live(id)) continue;
+        x.retryAt = Math.min(x.retryAt, now);
+        x.attempts = 0;
+      }
+    }
+    this.c.requestScan(SCAN_REASONS.link, 100);
+  }
+
+  onOverflow(): void {
+    this.c.stats.overflows++;
+    this.c.metrics.overflow();
+    this.c.limited.write('warn', 'overflow', 'notification socket overflowed (ENOBUFS): changes were lost; resyncing', { table: this.c.target.table });
+    this.c.requestScan(SCAN_REASONS.overflow, 0);
+  }
+}
