@@ -6,12 +6,10 @@
  * machine with much memory. A daemon that takes a million route changes in a
  * few seconds allocates fast, so V8 picked 2-4, and the process held twice
  * its live heap or more in garbage at the peak. A fixed factor keeps the
- * peak near the live heap: in the 1M bench (docs/benchmarks.md, round 5)
- * 1.5 made the peak 617-625 MB where V8's own choice gave 680-830, and once
- * routes were shared, 1.3 gave 323-335 MB in eight runs where 1.5 gave
- * 346-430 (a full collection that came late during the restart's first feed
- * or the churn's start), with no difference in time beyond the run-to-run
- * noise.
+ * peak near the live heap, and 1.3 did so at no cost in time where 1.5 let
+ * a late full collection push the peak up (docs/benchmarks.md, rounds 5
+ * and 7). The young generation is capped where the process starts
+ * (bin/krtsync): V8 reads that flag only at startup.
  *
  * This limits nothing: the heap still grows as large as the tables need (no
  * --max-old-space-size, which is a crash waiting for a bigger table); full

@@ -5,9 +5,8 @@
  * and empty. Adding or deleting a million prefixes in address order makes
  * it grow and shrink the same few nodes over and over; the same work in
  * bit-reversed address order spreads the changes over the whole trie, and
- * the kernel does it in about half the time (measured here, 1M /24s in a
- * table of their own: add 6.3 s → 4.7 s, delete 8.7 s → 3.3 s; the same
- * messages, only their order differs). Sorting within small batches does not
+ * the kernel does it in about half the time (the same messages, only their
+ * order differs; docs/netlink.md has the figures). Sorting within small batches does not
  * help: the order must span the whole set, so this is for work known in full
  * up front (the first sync after a start, the withdrawal at shutdown).
  *

@@ -4,7 +4,7 @@
  * SharedRouteDecoder decodes each shape of route once: a dump of a million
  * routes of ours is usually a handful of shapes (the same gateway, device,
  * metric), and a RouteMessage, Addr and array per route cost a restart
- * about 1 s and 240 MB it then threw away. DumpedRoutes keeps what a dump
+ * time and memory it then threw away. DumpedRoutes keeps what a dump
  * found by column, in typed arrays: a net's words and length, and the index
  * of its (shared) route; 9 bytes an IPv4 route and 21 an IPv6 one, where
  * an object and a Prefix each were 120 (IPv6 nets are words too, never a
@@ -73,7 +73,7 @@ export class DumpedRoutes {
  * that differ only in their destination (RTA_DST and rtm_dst_len): a million
  * routes of ours in the kernel are usually a handful of shapes (the same
  * gateway, device, metric), and decoding each into its own RouteMessage,
- * Addr and array cost a restart about 1 s and 240 MB it then threw away.
+ * Addr and array cost a restart time and memory it then threw away.
  * A message is compared by its bytes (the header with dst_len zeroed, then
  * every attribute but RTA_DST) with the first one of its shape, which was
  * decoded in full; the shared route's fields are exactly what decoding this

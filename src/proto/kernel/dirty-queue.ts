@@ -3,9 +3,8 @@
  * once: route ids in a typed array, membership as the route's QUEUED bit
  * (route-store.ts). Adding and removing are O(1); a route removed and added
  * again is planned once (its older slot is skipped, or taken first and the
- * newer one skipped: planning is the same either way). A million entries in
- * a Set were about 1 s of a first sync (hashing, inserts and deletes in
- * trie-spread order).
+ * newer one skipped: planning is the same either way). A Set of a million
+ * entries cost a first sync seconds of hashing, inserts and deletes.
  *
  * A route may be added with the time its change happened (a table change,
  * for the latency metric; 0: none); shift() leaves the time of the route it

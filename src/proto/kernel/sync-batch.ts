@@ -6,8 +6,8 @@
  * no RouteMessage, Prefix or op per change. A RouteOp is built only for a
  * failure. The batch holds a reference to each KernelRoute it sends until
  * its answers are in (release()), so an answer still says what was sent.
- * Released batches are used again (a first sync of a million routes made
- * 9 MB of them, garbage outside V8's heap until its next full collection).
+ * Released batches are used again: fresh ones are garbage outside V8's heap
+ * until its next full collection, and a first sync makes hundreds.
  */
 import { grownTo } from '../../lib/net-list';
 import type { RouteOp, OpSource } from '../../netlink/pipeline';

@@ -152,8 +152,8 @@ export class SyncSender {
    * all) are settled in place, the rest queued in the order the kernel's trie takes fastest,
    * together with early adds the pipeline has not taken yet (on a cold start the kernel is
    * behind the feed: a third to a half of them). The kernel adds them faster, and deletes them
-   * faster at shutdown (its trie keeps the layout of the order routes went in): docs/benchmarks.md,
-   * round 6. After a scan: every route whose retry is due.
+   * faster at shutdown (its trie keeps the layout of the order routes went in; docs/benchmarks.md).
+   * After a scan: every route whose retry is due.
    */
   queueAll(first: boolean): void {
     const store = this.c.store;

@@ -138,7 +138,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   // Synchronous per net, awaiting only between batches: a million awaits cost seconds at shutdown.
   // Each batch's nets are copied out in send order as it goes: the encoder then reads them in
   // sequence, and no sorted copy of the whole set is made. A batch's arrays are used again once
-  // its answers are in (fresh ones per batch were 13 MB of garbage at the process's peak).
+  // its answers are in (fresh ones per batch piled up as garbage at the process's peak).
   const spare: Array<{ w: Int32Array; l: Uint8Array; m: Float64Array }> = [];
   /** Sends `count` nets in batches; fill(k, b, j) writes the k-th into slot j of batch b. */
   const emit = async (count: number, fill: (k: number, b: { w: Int32Array; l: Uint8Array; m: Float64Array }, j: number) => void): Promise<void> => {
