@@ -7,7 +7,11 @@
  * Two kinds share the id space:
  *  - wanted: converted from a table route's attributes, the export filter's
  *    settings and its source (toKernelRoute), interned by those three, or a
- *    conversion error (an unknown device) that every net with them shares;
+ *    conversion error (an unknown device) that every net with them shares.
+ *    The attributes are taken as the kernel sees them (BGP attributes left
+ *    out: a full table has a set per path, its kernel routes a handful), and
+ *    settings by content (a filter merging two rules' settings makes a new
+ *    object per route);
  *  - seen: a route of ours as the kernel reported it (a dump's shared
  *    shapes, a notification), interned by the decoded object.
  * Whether a seen route is a wanted one as installed (sameKernelRoute, the
@@ -41,6 +45,8 @@ export class KernelRoute {
   private tpl: RouteTemplate | undefined = undefined;
   /** For a wanted route: whether a seen route (by id) is this one as installed. */
   readonly sameAs = new Map<number, boolean>();
+  /** The routes whose sameAs names this one (told when it goes; stale ids are harmless). */
+  readonly comparedBy: number[] = [];
 
   constructor(
     readonly id: number,
@@ -88,8 +94,9 @@ export class KernelRoutes {
 
   /** The id of the wanted route for these attributes, made (converted) if new. The caller refs it. */
   wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined): number {
+    if (attrs.bgp !== undefined) attrs = kernelView(attrs);
     const same = this.byAttrs.get(attrs);
-    if (same !== undefined) for (const r of same) if (r.key!.set === set && r.key!.source === source) return r.id;
+    if (same !== undefined) for (const r of same) if (r.key!.source === source && sameSettings(r.key!.set, set)) return r.id;
     const r = this.convert({ attrs, set, source });
     if (same !== undefined) same.push(r);
     else this.byAttrs.set(attrs, [r]);
@@ -122,7 +129,7 @@ export class KernelRoutes {
       if (rest.length > 0) this.byAttrs.set(r.key.attrs, rest);
       else this.byAttrs.delete(r.key.attrs);
     } else if (r.route !== undefined && this.bySeen.get(r.route) === r) this.bySeen.delete(r.route);
-    for (const w of this.list) w?.sameAs.delete(id);
+    for (const w of r.comparedBy) this.list[w]?.sameAs.delete(id);
   }
 
   /** Whether the kernel's route `have` is the wanted route `want` as installed (both ids; the answer is kept). */
@@ -134,6 +141,7 @@ export class KernelRoutes {
       const h = this.list[have]!;
       s = w.route !== undefined && h.route !== undefined && w.priority === h.priority && sameKernelRoute(w.route, h.route);
       w.sameAs.set(have, s);
+      h.comparedBy.push(want);
     }
     return s;
   }
@@ -199,4 +207,45 @@ export class KernelRoutes {
     this.list[id] = r;
     return r;
   }
+}
+
+/** The attributes as the kernel sees them: without the BGP ones (interned, so one object per kernel shape). */
+const kernelViews = new WeakMap<RouteAttrs, RouteAttrs>();
+function kernelView(attrs: RouteAttrs): RouteAttrs {
+  let v = kernelViews.get(attrs);
+  if (v === undefined) {
+    v = attrs.with({ bgp: undefined });
+    kernelViews.set(attrs, v);
+  }
+  return v;
+}
+
+/** Export filter settings equal by content (the same object, nearly always). */
+function sameSettings(a: KernelAttrs | undefined, b: KernelAttrs | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return (
+    a.metric === b.metric &&
+    a.realm === b.realm &&
+    a.scope === b.scope &&
+    a.pref === b.pref &&
+    a.congctl === b.congctl &&
+    (a.prefsrc === b.prefsrc || (a.prefsrc !== undefined && b.prefsrc !== undefined && a.prefsrc.equals(b.prefsrc))) &&
+    sameRecord(a.metrics, b.metrics) &&
+    sameList(a.locked, b.locked)
+  );
+}
+
+function sameRecord(a: Readonly<Record<string, number>> | undefined, b: Readonly<Record<string, number>> | undefined): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a![k] === b?.[k]);
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if ((a?.length ?? 0) !== (b?.length ?? 0)) return false;
+  const sb = new Set(b ?? []);
+  return (a ?? []).every((x) => sb.has(x));
 }
