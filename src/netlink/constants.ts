@@ -60,6 +60,10 @@ export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+// linux/rtnetlink.h, nexthop objects (Linux 5.3+)
+export const RTM_NEWNEXTHOP = 104;
+export const RTM_DELNEXTHOP = 105;
+export const RTM_GETNEXTHOP = 106;
 
 // multicast groups (enum rtnetlink_groups), for NETLINK_ADD_MEMBERSHIP
 export const RTNLGRP_LINK = 1;
@@ -67,6 +71,7 @@ export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV6_ROUTE = 11;
+export const RTNLGRP_NEXTHOP = 32;
 
 // route types (rtm_type)
 export const RTN_UNSPEC = 0;
@@ -148,6 +153,20 @@ export const RTAX_INITRWND = 14;
 export const RTAX_QUICKACK = 15;
 export const RTAX_CC_ALGO = 16;
 export const RTAX_FASTOPEN_NO_COOKIE = 17;
+
+// linux/nexthop.h (struct nhmsg: u8 family, scope, protocol, resvd; u32 flags)
+export const NHA_ID = 1;
+export const NHA_GROUP = 2;
+export const NHA_GROUP_TYPE = 3;
+export const NHA_BLACKHOLE = 4;
+export const NHA_OIF = 5;
+export const NHA_GATEWAY = 6;
+export const NHA_ENCAP_TYPE = 7;
+export const NHA_ENCAP = 8;
+export const NHA_GROUPS = 9;
+export const NHA_MASTER = 10;
+export const NHA_FDB = 11;
+export const NEXTHOP_GRP_TYPE_MPATH = 0;
 
 // linux/if_link.h
 export const IFLA_ADDRESS = 1;

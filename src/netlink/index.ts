@@ -8,6 +8,7 @@ export * from './errors';
 export * from './wire';
 export * from './route-codec';
 export * from './link-codec';
+export * from './nexthop-codec';
 export * from './message-codec';
 export { NetlinkSocket, UnixDatagramSocket, closeFd, netnsPath } from './socket';
 export type { NetlinkSocketOptions, NetlinkTransport, ReceiveResult, UnixDatagram } from './socket';
