@@ -80,6 +80,8 @@ export interface KernelProtocolConfig extends ProtocolCommon {
   learn: boolean;
   /** Merge equal-best routes of several sources into one multipath route of at most this many hops; 0 = off. */
   mergePaths: number;
+  /** Routes through kernel nexthop objects: auto (where the kernel has them), on, off. */
+  nexthopObjects: 'auto' | 'on' | 'off';
   /** The export filter as written (plain values: "accept", "reject", a list of rules or {rules, default}), with its position. */
   exportFilter: { value: unknown; line: number; column: number } | undefined;
 }
@@ -300,7 +302,7 @@ const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
 const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
 const STREAM_KEYS = [...COMMON_KEYS, ...STREAM_SETTINGS];
 
-const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'export'];
+const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'nexthop_objects', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
 
 function readProtocol(
@@ -396,6 +398,7 @@ function readProtocol(
     gracefulRestartMs: r.duration(peek.get('graceful_restart'), `${what}: graceful_restart`) ?? 0,
     learn: r.bool(peek.get('learn'), `${what}: learn`) ?? false,
     mergePaths: r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0,
+    nexthopObjects: r.oneOf(peek.get('nexthop_objects'), `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto',
     exportFilter,
   };
 }

@@ -115,6 +115,7 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
     persist: cfg.persist,
     gracefulRestartMs: cfg.gracefulRestartMs,
     scanIntervalMs: cfg.scanIntervalMs,
+    nexthopObjects: cfg.nexthopObjects,
     ...(filter ? { filter } : {}),
     ...(cfg.mergePaths > 0 ? { mergePaths: { limit: cfg.mergePaths } } : {}),
     ...(cfg.learn ? { learn: { table } } : {}),
@@ -126,7 +127,7 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
 
 /** The settings that only a restart can change: everything but the export filter and the scan interval. */
 function identity(c: KernelProtocolConfig): string {
-  return JSON.stringify({ ...c, exportFilter: undefined, scanIntervalMs: undefined });
+  return JSON.stringify({ ...c, exportFilter: undefined, scanIntervalMs: undefined, nexthopObjects: undefined });
 }
 
 class KernelProtocolSet implements KernelHandle {
@@ -161,8 +162,8 @@ class KernelProtocolSet implements KernelHandle {
   }
 
   /**
-   * In place: a new export filter (a refeed re-judges every net) and the scan
-   * interval. Anything else means a restart. Unchanged options keep their
+   * In place: a new export filter (a refeed re-judges every net), the scan
+   * interval and nexthop_objects (routes are replaced onto or off objects). Anything else means a restart. Unchanged options keep their
    * objects, so an unchanged filter causes no refeed and a reload that changes
    * nothing here touches nothing in the kernel.
    */
@@ -171,7 +172,7 @@ class KernelProtocolSet implements KernelHandle {
     const filterChanged = JSON.stringify(next.exportFilter?.value) !== JSON.stringify(this.config.exportFilter?.value);
     const filter = filterChanged ? exportFilterOf(next) : undefined;
     for (const inst of this.instances.values()) {
-      const options: KernelProtocolOptions = { ...inst.options, scanIntervalMs: next.scanIntervalMs };
+      const options: KernelProtocolOptions = { ...inst.options, scanIntervalMs: next.scanIntervalMs, nexthopObjects: next.nexthopObjects };
       if (filterChanged) {
         if (filter) options.filter = filter;
         else delete options.filter;

@@ -15,6 +15,7 @@
 import * as C from './constants';
 import { NetlinkDecodeError, NetlinkRequestError } from './errors';
 import { AddrMessage, LinkMessage, decodeAddrMessage, decodeLinkMessage } from './link-codec';
+import { NexthopMessage, decodeNexthopMessage } from './nexthop-codec';
 import { RouteMessage, decodeRouteMessage } from './route-codec';
 import { NlHeader, align4, readHeader, readString, walkAttrs, walkMessages } from './wire';
 
@@ -35,6 +36,7 @@ export type NetlinkMessage =
   | { kind: 'route'; header: NlHeader; deleted: boolean; route: RouteMessage }
   | { kind: 'link'; header: NlHeader; deleted: boolean; link: LinkMessage }
   | { kind: 'addr'; header: NlHeader; deleted: boolean; addr: AddrMessage }
+  | { kind: 'nexthop'; header: NlHeader; deleted: boolean; nexthop: NexthopMessage }
   | { kind: 'error'; header: NlHeader; ack: AckInfo }
   | { kind: 'done'; header: NlHeader; ack?: AckInfo }
   | { kind: 'other'; header: NlHeader; bytes: Buffer }
@@ -85,6 +87,9 @@ export function decodeMessage(buf: Buffer, off: number, len: number): NetlinkMes
       case C.RTM_NEWADDR:
       case C.RTM_DELADDR:
         return { kind: 'addr', header, deleted: header.type === C.RTM_DELADDR, addr: decodeAddrMessage(buf, off, len) };
+      case C.RTM_NEWNEXTHOP:
+      case C.RTM_DELNEXTHOP:
+        return { kind: 'nexthop', header, deleted: header.type === C.RTM_DELNEXTHOP, nexthop: decodeNexthopMessage(buf, off, len) };
       case C.NLMSG_ERROR:
         return { kind: 'error', header, ack: decodeAck(buf, off, len) };
       case C.NLMSG_DONE:

@@ -23,7 +23,8 @@
  *    pipeline's port never gets those; the pipeline delivers what is queued
  *    on the monitors before it hands over results (the real pipeline drains
  *    the monitor before it reads answers);
- *  - a link going down drops the routes through it without a notification.
+ *  - a link going down drops the routes through it without a notification;
+ *  - nexthop objects as in fake-nexthops.ts.
  *
  * Requests are what the sync really encodes: each change is encoded by the
  * sync's OpSource into bytes and decoded here, so the codec is exercised too.
@@ -40,6 +41,8 @@ import type { BatchResult, OpSource, RouteOpFailure } from '../../src/netlink/pi
 import { decodeRouteMessage, encodeRouteMessage, type RouteMessage } from '../../src/netlink/route-codec';
 import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from '../../src/proto/kernel/kernel-io';
 import { TableDumpCollector } from '../../src/proto/kernel/table-dump';
+import type { NexthopMessage } from '../../src/netlink/nexthop-codec';
+import { FakeNexthops } from './fake-nexthops';
 
 const { EEXIST, ESRCH, ENETUNREACH, ENODEV, ENETDOWN, ECANCELED } = osConstants.errno;
 
@@ -60,12 +63,18 @@ export interface ForeignRoute {
   protocol?: number;
   table?: number;
   type?: number;
+  /** A nexthop object (RTA_NH_ID) instead of gateway and dev. */
+  nhid?: number;
 }
 
 /** The kernel's refusal of one change, if any (a test's rule on top of the built-in ones). */
 export type Rejecter = (r: RouteMessage, cmd: 'add' | 'replace' | 'delete') => { errno: number; extAck?: string } | undefined;
 
-type Notice = { kind: 'route'; msg: RouteMessage; deleted: boolean; port: number } | { kind: 'link'; link: LinkMessage; deleted: boolean } | { kind: 'addr'; addr: AddrMessage; deleted: boolean };
+type Notice =
+  | { kind: 'route'; msg: RouteMessage; deleted: boolean; port: number }
+  | { kind: 'link'; link: LinkMessage; deleted: boolean }
+  | { kind: 'addr'; addr: AddrMessage; deleted: boolean }
+  | { kind: 'nexthop'; nh: NexthopMessage; deleted: boolean };
 
 const FOREIGN_PORT = 1;
 
@@ -93,6 +102,8 @@ export class FakeKernel {
   interruptDumps = 0;
   /** Dumps taken, for tests. */
   dumps = 0;
+  /** Nexthop objects. */
+  readonly nexthops = new FakeNexthops(this.links);
 
   constructor(links: readonly { name: string; up?: boolean; connected?: string[] }[] = [{ name: 'veth0', connected: ['192.0.2.0/24', '2001:db8:1::/64'] }, { name: 'veth1', connected: ['198.51.100.0/24'] }]) {
     this.links.set(1, { index: 1, name: 'lo', up: true, connected: [] });
@@ -105,8 +116,26 @@ export class FakeKernel {
     const io = new FakeKernelIo(this, opts, events, this.nextPort++);
     this.ios.add(io);
     await Promise.resolve();
-    return { io, links: [...this.links.values()].map(linkMessage) };
+    const addrs: AddrMessage[] = [];
+    for (const l of this.links.values()) for (const p of l.connected) addrs.push({ family: p.family, prefixLen: p.len, flags: 0, scope: 0, index: l.index, local: p.addr });
+    return { io, links: [...this.links.values()].map(linkMessage), addrs };
   };
+
+  /** A nexthop object change (ours through a sync's io, or someone else's with port FOREIGN_PORT); the kernel's answer. */
+  changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage, port = FOREIGN_PORT): { errno: number; extAck?: string } | undefined {
+    const before = this.nexthops.objects.get(m.id);
+    const err = this.nexthops.apply(cmd, m, (ids) => this.silentDelete((r) => r.nhId !== undefined && ids.has(r.nhId)));
+    if (err) return err;
+    this.count(port, `${cmd} nexthop ${m.id}`);
+    const now = this.nexthops.objects.get(m.id);
+    for (const io of this.ios) io.queue({ kind: 'nexthop', nh: cmd === 'delete' ? before! : now!, deleted: cmd === 'delete' });
+    return undefined;
+  }
+
+  /** Someone else's nexthop object change (throws the kernel's refusal). */
+  foreignNexthop(cmd: 'add' | 'replace' | 'delete', m: Partial<NexthopMessage> & { id: number }): void {
+    this.check(this.changeNexthop(cmd, { family: 4, protocol: C.RTPROT_STATIC, scope: 0, flags: 0, ...m }));
+  }
 
   /** Every route in the kernel, as `ip route` would print it (family, table and protocol given: only those). */
   lines(f: { family?: Family; table?: number; protocol?: number } = {}): string[] {
@@ -169,7 +198,10 @@ export class FakeKernel {
     if (!l) throw new Error(`no link ${name}`);
     if (l.up === up) return;
     l.up = up;
-    if (!up) this.silentDelete((r) => usesLink(r, l.index));
+    if (!up) {
+      this.silentDelete((r) => usesLink(r, l.index));
+      this.nexthops.linkDown(l.index, (ids) => this.silentDelete((r) => r.nhId !== undefined && ids.has(r.nhId)));
+    }
     for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
   }
 
@@ -238,6 +270,7 @@ export class FakeKernel {
       r.pref ??= C.ICMPV6_ROUTER_PREF_MEDIUM;
       r.scope = C.RT_SCOPE_UNIVERSE;
     } else if (r.priority === 0) delete r.priority;
+    if (r.nhId !== undefined) return this.nexthops.stored(r);
     if (r.type !== C.RTN_UNICAST) return r;
     const hops = r.multipath ?? [{ gateway: r.gateway, via: r.via, oif: r.oif ?? 0, flags: r.flags, weight: 1 }];
     const out = [];
@@ -273,6 +306,7 @@ export class FakeKernel {
       flags: 0,
     };
     if (f.metric !== undefined) r.priority = f.metric;
+    if (f.nhid !== undefined) r.nhId = f.nhid;
     if (f.gateway !== undefined) r.gateway = parseAddr(f.gateway);
     if (f.dev !== undefined) {
       const l = [...this.links.values()].find((x) => x.name === f.dev);
@@ -371,6 +405,7 @@ export class FakeKernelIo implements KernelIo {
         const n = this.notices.shift()!;
         if (n.kind === 'link') this.events.onLink(n.link, n.deleted);
         else if (n.kind === 'addr') this.events.onAddr(n.addr, n.deleted);
+        else if (n.kind === 'nexthop') this.events.onNexthop?.(n.nh, n.deleted);
         else this.deliverRoute(n.msg, n.deleted);
       }
       if (this.overflowDue && this.listening) {
@@ -396,6 +431,27 @@ export class FakeKernelIo implements KernelIo {
     const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect);
     await new Promise((r) => setImmediate(r));
     return collect.finish(res);
+  }
+
+  async dumpNexthops(): Promise<NexthopMessage[]> {
+    await new Promise((r) => setImmediate(r));
+    if (!this.kernel.nexthops.supported) throw new NetlinkRequestError(osConstants.errno.EOPNOTSUPP, undefined, 'dump nexthop objects');
+    return [...this.kernel.nexthops.objects.values()];
+  }
+
+  async changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
+    if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
+    await new Promise((r) => setImmediate(r));
+    const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);
+    if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);
+  }
+
+  async nexthopUsers(): Promise<Set<number>> {
+    await new Promise((r) => setImmediate(r));
+    const t = this.opts.target;
+    const out = new Set<number>();
+    for (const r of this.kernel.all()) if (r.nhId !== undefined && !(r.protocol === t.protocol && r.table === t.table)) out.add(r.nhId);
+    return out;
   }
 
   submit(ops: OpSource): Promise<BatchResult> {

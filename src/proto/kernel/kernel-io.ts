@@ -19,6 +19,7 @@
  *    that never held a route is an empty dump, not an error.
  */
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { BatchResult, OpSource } from '../../netlink/pipeline';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRouteFn, DumpedRoutes } from '../../netlink/route-dump';
@@ -29,6 +30,8 @@ export interface KernelEvents {
   onRoute(r: RouteMessage, deleted: boolean): void;
   onLink(l: LinkMessage, deleted: boolean): void;
   onAddr(a: AddrMessage, deleted: boolean): void;
+  /** A nexthop object was made, changed or deleted (by anyone: changes of objects are not filtered). */
+  onNexthop?(m: NexthopMessage, deleted: boolean): void;
   /** Notifications were lost (ENOBUFS): resync. */
   onOverflow(): void;
   onMalformed(message: string): void;
@@ -85,6 +88,12 @@ export interface KernelIo {
   /** More changes wait to be sent than the pipeline wants: `await drain()` before submitting more. */
   readonly full: boolean;
   drain(): Promise<void>;
+  /** Every nexthop object in the namespace; rejects (EOPNOTSUPP, EINVAL...) on a kernel without them. */
+  dumpNexthops(): Promise<NexthopMessage[]>;
+  /** One nexthop object change, acked (rejects with NetlinkRequestError). */
+  changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
+  /** Ids of nexthop objects that routes other than ours (our protocol in our table) use, in every table of both families. */
+  nexthopUsers(): Promise<Set<number>>;
   /** Stops listening to notifications (shutdown: our own deletes need no repair). */
   closeMonitor(): void;
   /** Waits for every submitted change, then closes everything. */
@@ -94,4 +103,4 @@ export interface KernelIo {
 }
 
 /** Opens a sync's kernel I/O (listening first, so no change after a dump can be missed) and lists the links. */
-export type KernelIoProvider = (opts: KernelIoOptions, events: KernelEvents) => Promise<{ io: KernelIo; links: LinkMessage[] }>;
+export type KernelIoProvider = (opts: KernelIoOptions, events: KernelEvents) => Promise<{ io: KernelIo; links: LinkMessage[]; addrs?: AddrMessage[] }>;

@@ -1,6 +1,6 @@
 /**
- * The notification socket: route changes of one family, link changes and
- * address changes, decoded and handed to the kernel sync.
+ * The notification socket: route changes of one family, link changes,
+ * address changes and nexthop objects, decoded and handed to the kernel sync.
  *
  * A receive-buffer overflow (ENOBUFS) means the kernel dropped notifications
  * we will never see: it is reported once per occurrence through onOverflow,
@@ -24,8 +24,8 @@ export class KernelMonitor {
   constructor(opts: KernelMonitorOptions, handlers: KernelEvents) {
     const groups =
       opts.family === 4
-        ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR]
-        : [C.RTNLGRP_IPV6_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV6_IFADDR];
+        ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_NEXTHOP]
+        : [C.RTNLGRP_IPV6_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV6_IFADDR, C.RTNLGRP_NEXTHOP];
     this.monitor = NetlinkMonitor.open(
       {
         onMessages: (messages) => {
@@ -39,6 +39,9 @@ export class KernelMonitor {
                 break;
               case 'addr':
                 handlers.onAddr(m.addr, m.deleted);
+                break;
+              case 'nexthop':
+                handlers.onNexthop?.(m.nexthop, m.deleted);
                 break;
               case 'malformed':
                 handlers.onMalformed(m.error.message);

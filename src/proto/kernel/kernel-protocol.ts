@@ -29,6 +29,7 @@ import type { BackoffPolicy } from '../../lib/backoff';
 import type { KernelIoProvider } from './kernel-io';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
+import type { NexthopMode } from './nexthop-objects';
 import { KernelSync } from './kernel-sync';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
@@ -68,6 +69,8 @@ export interface KernelProtocolOptions {
   batchSize?: number;
   monitorRcvbuf?: number;
   pipelineWindow?: number;
+  /** Routes through kernel nexthop objects: auto (default: where the kernel has them), on, off. Changes in place. */
+  nexthopObjects?: NexthopMode;
   /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
   filterOwnEchoes?: boolean;
   /** The kernel to sync with: netlink by default; unit tests give a fake one. */
@@ -143,6 +146,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
+        ...(this.options.nexthopObjects !== undefined ? { nexthopObjects: this.options.nexthopObjects } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),
@@ -323,11 +327,12 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const cur = this.options;
     const keys = new Set([...Object.keys(cur), ...Object.keys(next)] as (keyof KernelProtocolOptions)[]);
     for (const k of keys) {
-      if (k === 'scanIntervalMs' || k === 'log' || k === 'filter') continue;
+      if (k === 'scanIntervalMs' || k === 'log' || k === 'filter' || k === 'nexthopObjects') continue;
       if (cur[k] !== next[k]) return false;
     }
     this.options = next;
     if (cur.scanIntervalMs !== next.scanIntervalMs) for (const s of this.syncs.values()) s.setScanInterval(next.scanIntervalMs ?? 60_000);
+    if (cur.nexthopObjects !== next.nexthopObjects) for (const s of this.syncs.values()) s.setNexthopMode(next.nexthopObjects ?? 'auto');
     if (cur.filter !== next.filter) {
       this.channel.filter = next.filter ?? ACCEPT_ALL;
       this.subscription?.refeed?.('export filter changed');

@@ -20,8 +20,10 @@
  * Ids are reference counted by their users (route-store.ts, batches in
  * flight): one no user holds is forgotten and its id reused. The route's
  * encoded bytes (RouteTemplate) are made on its first send and kept with it.
- * Issue 19 puts nexthop objects here: a route's next hops become the id of
- * a shared kernel object, refcounted the same way.
+ * With nexthop objects on (nexthop-objects.ts), a wanted route's next hops
+ * become the id of a shared kernel object (RTA_NH_ID): the KernelRoute holds
+ * a reference on it, as does a seen route on an object of ours, so an object
+ * lives exactly as long as some route we want or hold names it.
  */
 import { Prefix } from '../../lib/addr';
 import type { RouteMessage } from '../../netlink/route-codec';
@@ -29,6 +31,7 @@ import { RouteTemplate } from '../../netlink/route-template';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { ConversionError, kernelDelete, toKernelRoute, type KernelTarget, type LinkResolver } from './convert';
+import { NexthopObjects, type NhObject } from './nexthop-objects';
 import { effectivePriority, sameKernelRoute } from './normalize';
 import type { RouteError } from './route-status';
 
@@ -58,6 +61,8 @@ export class KernelRoute {
     public key: WantedKey | undefined,
     /** Why a wanted route cannot be sent now (an unknown device). */
     readonly error: RouteError | undefined = undefined,
+    /** The nexthop object it names (RTA_NH_ID), when it is one of ours. */
+    readonly nh: NhObject | undefined = undefined,
   ) {}
 
   /** The encoded bytes, made on first use. */
@@ -79,6 +84,7 @@ export class KernelRoutes {
   constructor(
     readonly target: KernelTarget,
     private readonly links: LinkResolver,
+    readonly nexthops: NexthopObjects = new NexthopObjects(target, { deviceFor: () => undefined }),
   ) {
     this.anyNet = new Prefix(target.family, 0, 0);
   }
@@ -107,7 +113,9 @@ export class KernelRoutes {
   seen(route: RouteMessage): number {
     let r = this.bySeen.get(route);
     if (r === undefined) {
-      r = this.make(route, effectivePriority(route), undefined);
+      const nh = route.nhId === undefined ? undefined : this.nexthops.get(route.nhId);
+      if (nh !== undefined) this.nexthops.ref(nh);
+      r = this.make(route, effectivePriority(route), undefined, undefined, nh);
       this.bySeen.set(route, r);
     }
     return r.id;
@@ -130,6 +138,7 @@ export class KernelRoutes {
       else this.byAttrs.delete(r.key.attrs);
     } else if (r.route !== undefined && this.bySeen.get(r.route) === r) this.bySeen.delete(r.route);
     for (const w of r.comparedBy) this.list[w]?.sameAs.delete(id);
+    if (r.nh !== undefined) this.nexthops.release(r.nh);
   }
 
   /** Whether the kernel's route `have` is the wanted route `want` as installed (both ids; the answer is kept). */
@@ -163,14 +172,15 @@ export class KernelRoutes {
   }
 
   /**
-   * Links changed: wanted routes naming a device are converted again. Each one that comes out
+   * Links changed (or, with `all`, nexthop objects were turned on or off): wanted routes naming a device are converted again. Each one that comes out
    * different is replaced by a new wanted route (changes in flight keep the old one, so an
    * answer still says what was sent); returns old id -> new id for the nets to move over.
    */
-  reconvert(): Map<number, number> {
+  reconvert(all = false): Map<number, number> {
     const moved = new Map<number, number>();
     for (const [attrs, list] of this.byAttrs) {
-      if (!attrs.nexthops?.hops.some((h) => h.ifname !== undefined)) continue;
+      // A gateway without a device is given one from the connected prefixes when it goes through an object.
+      if (!all && !attrs.nexthops?.hops.some((h) => h.ifname !== undefined || (this.nexthops.enabled && h.ifindex === undefined))) continue;
       const next: KernelRoute[] = [];
       for (const old of list) {
         const r = this.convert(old.key!);
@@ -178,6 +188,7 @@ export class KernelRoutes {
         if (unchanged) {
           this.list[r.id] = undefined;
           this.freeIds.push(r.id);
+          if (r.nh !== undefined) this.nexthops.release(r.nh);
           next.push(old);
           continue;
         }
@@ -194,16 +205,19 @@ export class KernelRoutes {
   private convert(key: WantedKey): KernelRoute {
     try {
       const route = toKernelRoute(this.anyNet, key.attrs, key.set, this.target, this.links);
-      return this.make(route, effectivePriority(route), key);
+      const viaObject = this.nexthops.forRoute(route);
+      if (viaObject === undefined) return this.make(route, effectivePriority(route), key);
+      this.nexthops.ref(viaObject.obj);
+      return this.make(viaObject.route, effectivePriority(route), key, undefined, viaObject.obj);
     } catch (err) {
       const errnoName = err instanceof ConversionError ? err.errnoName : 'EINVAL';
       return this.make(undefined, 0, key, { errno: 0, errnoName, message: (err as Error).message });
     }
   }
 
-  private make(route: RouteMessage | undefined, priority: number, key: WantedKey | undefined, error?: RouteError): KernelRoute {
+  private make(route: RouteMessage | undefined, priority: number, key: WantedKey | undefined, error?: RouteError, nh?: NhObject): KernelRoute {
     const id = this.freeIds.pop() ?? this.list.length;
-    const r = new KernelRoute(id, route, priority, key, error);
+    const r = new KernelRoute(id, route, priority, key, error, nh);
     this.list[id] = r;
     return r;
   }

@@ -17,7 +17,10 @@ import { constants as osConstants } from 'node:os';
 import { NetlinkClient } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
+import * as C from '../../netlink/constants';
+import { decodeNexthopMessage, encodeNexthopDump, encodeNexthopRequest, type NexthopMessage } from '../../netlink/nexthop-codec';
 import { encodeRouteDump } from '../../netlink/route-codec';
+import { walkAttrs } from '../../netlink/wire';
 import type { KernelTarget } from './convert';
 import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
 import { KernelMonitor } from './kernel-monitor';
@@ -61,6 +64,35 @@ class NetlinkKernelIo implements KernelIo {
       if (err instanceof NetlinkRequestError && err.errno === ENOENT) return TableDumpCollector.empty();
       throw err;
     }
+  }
+
+  async dumpNexthops(): Promise<NexthopMessage[]> {
+    const res = await this.client.dump(encodeNexthopDump, (b, o, l, t) => (t === C.RTM_NEWNEXTHOP ? decodeNexthopMessage(b, o, l) : undefined), 'dump nexthop objects');
+    return res.items;
+  }
+
+  changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
+    return this.client.request((b, o, seq) => encodeNexthopRequest(b, o, seq, cmd, m), `${cmd} nexthop ${m.id}`);
+  }
+
+  async nexthopUsers(): Promise<Set<number>> {
+    const t = this.target;
+    const users = new Set<number>();
+    // Read in place: only the header's protocol and table and RTA_TABLE / RTA_NH_ID matter here.
+    const take = (buf: Buffer, off: number, len: number, type: number): undefined => {
+      if (type !== C.RTM_NEWROUTE) return undefined;
+      const b = off + C.NLMSG_HDRLEN;
+      let table = buf[b + 4]!;
+      let nh = 0;
+      walkAttrs(buf, b + 12, off + len, (a, d, dl) => {
+        if (a === C.RTA_TABLE && dl >= 4) table = buf.readUInt32LE(d);
+        else if (a === C.RTA_NH_ID && dl >= 4) nh = buf.readUInt32LE(d);
+      });
+      if (nh !== 0 && !(buf[b + 5] === t.protocol && table === t.table)) users.add(nh);
+      return undefined;
+    };
+    for (const family of [4, 6] as const) await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, { family }), take, `dump routes (nexthop users)`, () => undefined);
+    return users;
   }
 
   submit(ops: OpSource): Promise<BatchResult> {
@@ -108,7 +140,8 @@ export const openNetlinkKernelIo: KernelIoProvider = async (opts: KernelIoOption
     const io = new NetlinkKernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
     try {
       const links = await client.dumpLinks();
-      return { io, links: links.items };
+      const addrs = await client.dumpAddrs();
+      return { io, links: links.items, addrs: addrs.items };
     } catch (e) {
       io.destroy();
       throw e;

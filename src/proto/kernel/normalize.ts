@@ -17,7 +17,11 @@
  *    so a hop we send without oif matches the gateway on any oif;
  *  - RTAX metrics: 0 means unset (the kernel does not store zeros), and the
  *    kernel clamps advmss to 65495, mtu to 65520 and hoplimit to 255;
- *  - RTA_CACHEINFO, RTA_EXPIRES and other unknown attributes: ignored.
+ *  - RTA_CACHEINFO, RTA_EXPIRES and other unknown attributes: ignored;
+ *  - a route on a nexthop object (RTA_NH_ID): the kernel reports the
+ *    object's gateway and device beside the id; only the id is compared
+ *    (the object's content is the object's business, nexthop-objects.ts),
+ *    and a route with an id never equals one without.
  */
 import * as C from '../../netlink/constants';
 import { METRIC_NAMES, type RouteMessage, type RouteMetrics, type RouteNextHop } from '../../netlink/route-codec';
@@ -77,7 +81,8 @@ function hopsOf(r: RouteMessage): HopView[] {
 export function canonicalRoute(r: RouteMessage, oiflessGateways?: ReadonlySet<string>): string {
   const v6 = r.family === 6;
   const parts: (string | number)[] = [r.type, effectivePriority(r), v6 ? '-' : r.scope, r.prefsrc?.toString() ?? '', v6 ? '-' : (r.flow ?? 0), v6 ? (r.pref ?? C.ICMPV6_ROUTER_PREF_MEDIUM) : '-', canonicalMetrics(r.metrics)];
-  if (r.type === C.RTN_UNICAST) {
+  if (r.nhId !== undefined) parts.push(`nh${r.nhId}`);
+  else if (r.type === C.RTN_UNICAST) {
     const hops = hopsOf(r);
     const single = hops.length === 1;
     const text = hops.map((h) => {
@@ -103,7 +108,7 @@ export function oiflessGateways(r: RouteMessage): ReadonlySet<string> | undefine
  * template shared by every net with the same attributes).
  */
 export function sameKernelRoute(want: RouteMessage, have: RouteMessage): boolean {
-  if (want.family !== have.family || want.table !== have.table || want.protocol !== have.protocol) return false;
+  if (want.family !== have.family || want.table !== have.table || want.protocol !== have.protocol || want.nhId !== have.nhId) return false;
   const quick = sameSimpleRoute(want, have);
   if (quick !== undefined) return quick;
   const wild = oiflessGateways(want);
@@ -139,7 +144,7 @@ export function sameSimpleRoute(want: RouteMessage, have: RouteMessage): boolean
  * False means "decode it and compare in full", never "different".
  */
 export function sameSimpleHead(want: RouteMessage, h: RouteHead): boolean {
-  if (want.type !== C.RTN_UNICAST || h.type !== C.RTN_UNICAST || want.family !== h.family || !h.hasGateway) return false;
+  if (want.type !== C.RTN_UNICAST || h.type !== C.RTN_UNICAST || want.family !== h.family || !h.hasGateway || want.nhId !== undefined) return false;
   if (want.gateway === undefined || want.multipath !== undefined || want.metrics !== undefined || want.via !== undefined || want.prefsrc !== undefined) return false;
   if (want.table !== h.table || want.protocol !== h.protocol) return false;
   const v6 = want.family === 6;

@@ -70,6 +70,7 @@ export const SCAN_REASONS = {
   crossed: 'a change by someone else crossed ours',
   first_feed: 'a change by someone else during the first feed',
   retry: 'retry after failed scan',
+  nexthop: 'a nexthop object of ours changed by someone else',
 } as const;
 
 export type ScanReasonLabel = keyof typeof SCAN_REASONS | 'other';

@@ -184,21 +184,7 @@ export class SyncNotices {
     if (PHASE.closing(this.c.sm.state)) return;
     const store = this.c.store;
     // Device names may resolve differently now: wanted routes naming one are converted again.
-    const moved = this.c.routes.reconvert();
-    if (moved.size > 0) {
-      store.forEach((id) => {
-        const to = moved.get(store.want[id]!);
-        if (to === undefined) return;
-        store.setWant(id, to);
-        if (this.c.routes.get(to).error === undefined && store.state(id) === 'failed' && store.extra(id)?.error === undefined) store.setState(id, 'pending');
-        if (this.c.routes.get(to).error !== undefined) {
-          store.setState(id, 'failed');
-          this.c.sender.failed.add(id);
-        }
-        store.track(id);
-        this.c.sender.markDirty(id);
-      });
-    }
+    this.moveWanted(this.c.routes.reconvert());
     if (cameBack) {
       const now = Date.now();
       for (const id of this.c.sender.failed) {
@@ -209,6 +195,24 @@ export class SyncNotices {
       }
     }
     this.c.requestScan(SCAN_REASONS.link, 100);
+  }
+
+  /** Wanted routes converted again (links changed, nexthop objects turned on or off): their nets move to the new ones. */
+  moveWanted(moved: ReadonlyMap<number, number>): void {
+    if (moved.size === 0) return;
+    const store = this.c.store;
+    store.forEach((id) => {
+      const to = moved.get(store.want[id]!);
+      if (to === undefined) return;
+      store.setWant(id, to);
+      if (this.c.routes.get(to).error === undefined && store.state(id) === 'failed' && store.extra(id)?.error === undefined) store.setState(id, 'pending');
+      if (this.c.routes.get(to).error !== undefined) {
+        store.setState(id, 'failed');
+        this.c.sender.failed.add(id);
+      }
+      store.track(id);
+      this.c.sender.markDirty(id);
+    });
   }
 
   onOverflow(): void {

@@ -18,7 +18,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
-import type { KrtError } from '../../lib/errors';
+import { KrtError } from '../../lib/errors';
 import { RunScheduler } from '../../lib/run-scheduler';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { BatchResult } from '../../netlink/pipeline';
@@ -28,6 +28,7 @@ import { DirtyQueue } from './dirty-queue';
 import type { EchoMatcher } from './echo-matcher';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
+import type { NhObject } from './nexthop-objects';
 import { SpreadIds, forEachInSpreadOrder } from '../../netlink/order';
 import { MAX_INFLIGHT, QUEUED, RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store';
 import type { RouteError } from './route-status';
@@ -214,6 +215,18 @@ export class SyncSender {
         continue;
       }
       if (store.retryAt(id) > now) continue; // the tick queues it again when due
+      const w = store.want[id]!;
+      const nh = w === 0 ? undefined : c.routes.get(w).nh;
+      if (nh !== undefined && !objectLive(nh)) {
+        // Its nexthop object goes in first (members before the group); the route waits for it.
+        const nexthops = c.routes.nexthops;
+        if (nexthops.usable(nh, now)) {
+          await nexthops.ensure(nh, c.io(), now);
+          now = Date.now();
+          this.dirty.add(id, changedAt); // planned again: anything may have changed meanwhile
+        } else this.objectFailed(id, nh, now);
+        continue;
+      }
       const n = store.plan(id, out);
       const deletes = PHASE.deletes(c.sm.state);
       let sent = 0;
@@ -318,6 +331,14 @@ export class SyncSender {
     this.maybeSettled();
   }
 
+  /** The route's nexthop object is refused by the kernel: the route fails with its reason, and retries with it. */
+  private objectFailed(id: number, nh: NhObject, now: number): void {
+    const e = nh.error;
+    const err = e !== undefined && e.errno !== 0 ? new NetlinkRequestError(e.errno, e.extAck, `nexthop object ${nh.id}`) : new KrtError('KRT_ERR_NEXTHOP', `nexthop object ${nh.id}: ${e?.message ?? 'not in the kernel'}`);
+    this.c.store.setState(id, 'pending');
+    this.recordFailure(id, this.c.store.have[id] === 0 ? 'add' : 'replace', err, now);
+  }
+
   private recordFailure(id: number, cmd: SyncCmd, err: KrtError, now: number): void {
     const c = this.c;
     c.stats.failed++;
@@ -408,4 +429,9 @@ export class SyncSender {
     );
     if (this.dirty.size > 0) this.kick();
   }
+}
+
+/** The object and its members are in the kernel as we want them. */
+function objectLive(o: NhObject): boolean {
+  return o.state === 'live' && (o.members === undefined || o.members.every((m) => m.state === 'live'));
 }
