@@ -55,11 +55,16 @@ export function allRoutes(ns: Netns, family: '-4' | '-6' = '-4', table = 'all'):
 }
 
 /** `ip route` lines for comparisons that read well in a failure. */
+/**
+ * Our routes as `ip route` prints them, sorted. The `nhid N` of a route on a nexthop object is left
+ * out (the kernel prints the object's next hops beside it, so the line says where the route goes
+ * either way; the ids are checked where they matter, with `ip -j nexthop`).
+ */
 export function routeLines(ns: Netns, family: '-4' | '-6' = '-4', table = 'main', proto = String(PROTO)): string[] {
   return ns
     .ip(family, 'route', 'show', 'table', table, 'proto', proto)
     .split('\n')
-    .map((l) => l.trim())
+    .map((l) => l.trim().replace(/ nhid \d+/, ''))
     .filter(Boolean)
     .sort();
 }
