@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_LOCK_DIR, InstanceLock } from '../../src/daemon/instance-lock';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
-import { OUR_PROTO_SHOWN, type Netns } from './netns';
+import { OUR_PROTO_SHOWN, dropNhid, type Netns } from './netns';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'krtsync');
@@ -62,7 +62,7 @@ function lines(ns: Netns, fam: '-4' | '-6', ...sel: string[]): string[] {
   for (const l of ns.ip(fam, 'route', 'show', ...sel).split('\n')) {
     if (!l.trim()) continue;
     if (/^\s/.test(l) && out.length) out[out.length - 1] += ` ${l.trim()}`;
-    else out.push(l.trim());
+    else out.push(dropNhid(l.trim()));
   }
   return out.sort();
 }

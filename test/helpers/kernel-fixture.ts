@@ -10,7 +10,7 @@ import { RouteSource } from '../../src/route';
 import { Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
 import type { Logger, LogFields } from '../../src/proto/logger';
-import type { IpRoute, Netns } from './netns';
+import { dropNhid, type IpRoute, type Netns } from './netns';
 
 export const PROTO = 144;
 
@@ -54,17 +54,12 @@ export function allRoutes(ns: Netns, family: '-4' | '-6' = '-4', table = 'all'):
   return ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', table);
 }
 
-/** `ip route` lines for comparisons that read well in a failure. */
-/**
- * Our routes as `ip route` prints them, sorted. The `nhid N` of a route on a nexthop object is left
- * out (the kernel prints the object's next hops beside it, so the line says where the route goes
- * either way; the ids are checked where they matter, with `ip -j nexthop`).
- */
+/** Our routes as `ip route` prints them, sorted (lines that read well in a failure), without `nhid N` (dropNhid). */
 export function routeLines(ns: Netns, family: '-4' | '-6' = '-4', table = 'main', proto = String(PROTO)): string[] {
   return ns
     .ip(family, 'route', 'show', 'table', table, 'proto', proto)
     .split('\n')
-    .map((l) => l.trim().replace(/ nhid \d+/, ''))
+    .map((l) => dropNhid(l.trim()))
     .filter(Boolean)
     .sort();
 }
@@ -78,14 +73,14 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
   return Date.now() - t0;
 }
 
-/** `ip monitor route` inside the namespace; lines() is what it printed so far. */
+/** `ip monitor route` (or other objects: `nexthop`) inside the namespace; lines() is what it printed so far. */
 export class RouteWatcher {
   private readonly proc: ChildProcess;
   private buf = '';
   private started: Promise<void>;
 
-  constructor(ns: Netns) {
-    this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  constructor(ns: Netns, objects: readonly string[] = ['route']) {
+    this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', ...objects], { stdio: ['ignore', 'pipe', 'ignore'] });
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => (this.buf += d));
     // ip monitor prints nothing when it is ready; give it a moment to join the groups.

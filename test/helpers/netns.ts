@@ -74,6 +74,15 @@ export interface Netns {
   destroy(): void;
 }
 
+/**
+ * An `ip route` line without its `nhid N`: a route on a nexthop object (krtsync's default) prints the
+ * object's next hops beside the id, so the rest of the line says where it goes either way; the ids
+ * are allocation details, checked where they matter (kernel-nexthops.test.ts, `ip -j nexthop`).
+ */
+export function dropNhid(line: string): string {
+  return line.replace(/ nhid \d+/, '');
+}
+
 export interface IpRoute {
   dst: string;
   gateway?: string;
@@ -85,6 +94,8 @@ export interface IpRoute {
   scope?: string;
   flags?: string[];
   prefsrc?: string;
+  /** The nexthop object the route names. */
+  nhid?: number;
   [k: string]: unknown;
 }
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
-import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
+import { createNetns, dropNhid, kernelDescribe, type Netns } from '../helpers/netns';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'krtsync');
@@ -44,7 +44,7 @@ kernelDescribe('krtsync run (end to end)', () => {
       .trim()
       .split('\n')
       .filter((l) => l && !l.startsWith('\t'))
-      .map((l) => l.trim());
+      .map((l) => dropNhid(l.trim()));
   const sock = (): string[] => ['--socket', join(dir, 'krtsync.sock')];
 
   beforeAll(() => {

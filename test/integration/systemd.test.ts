@@ -12,7 +12,7 @@
  * score, the metrics listener through the unit's IP lockdown, stop, a
  * refused syscall, a bad config.
  */
-import { kernelDescribe } from '../helpers/netns';
+import { dropNhid, kernelDescribe } from '../helpers/netns';
 import { ROOT, until } from '../helpers/daemon-fixture';
 import { fetchCommand, sample, samples, type HttpAnswer } from '../helpers/http';
 import { SystemdContainer, type JournalEntry } from '../helpers/systemd-container';
@@ -32,7 +32,7 @@ kernelDescribe('the systemd unit under a real systemd', () => {
     c
       .sh(`ip ${fam} route show table main`)
       .split('\n')
-      .map((l) => l.trim())
+      .map((l) => dropNhid(l.trim()))
       .filter((l) => / proto (krtsync|static)\b/.test(l))
       .sort();
   const mainPid = (): string => c.property(UNIT, 'MainPID');
