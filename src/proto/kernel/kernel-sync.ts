@@ -38,7 +38,7 @@ import { EchoMatcher } from './echo-matcher';
 import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
 import { KernelRoutes } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
-import { LinkCache } from './link-cache';
+import { LinkCache, linkUsable } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -189,6 +189,7 @@ export class KernelSync implements ScanTarget {
         onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
         onLink: (l, deleted) => {
           if (deleted) this.connected.forget(l.index);
+          if (this.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) this.nexthops.linkGone(l.index);
           this.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
           this.notices.onLink(l, deleted);
         },

@@ -281,6 +281,20 @@ export class NexthopObjects {
     }
   }
 
+  /**
+   * A link went down or lost carrier: the kernel has deleted the objects on it (and the routes on
+   * them), and taken them out of groups, without a word. They are made again before their routes
+   * go back; a group that held one is made again over whatever is left of it (replace).
+   */
+  linkGone(index: number): void {
+    for (const o of this.byId.values()) if (o.members === undefined && o.msg.oif === index && o.state === 'live') o.state = 'new';
+    for (const o of this.byId.values()) {
+      if (o.members === undefined || !o.members.some((m) => m.state !== 'live')) continue;
+      o.stale = true;
+      if (o.state === 'live') o.state = 'new';
+    }
+  }
+
   /** Links came back: objects the kernel refused may go in now. */
   resetBackoff(): void {
     for (const o of this.byId.values()) if (o.state === 'failed') {

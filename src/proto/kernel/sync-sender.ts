@@ -36,7 +36,7 @@ import { SyncBatch, type SyncCmd } from './sync-batch';
 import { PHASE, type SyncState } from './sync-state';
 import { BatchAnswers, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
 
-const { ESRCH, EEXIST } = osConstants.errno;
+const { ESRCH, EEXIST, EINVAL } = osConstants.errno;
 
 export interface SyncStats {
   scans: number;
@@ -320,6 +320,8 @@ export class SyncSender {
         this.recordFailure(id, cmd, err!, now);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (cmd === 'add' && errno === EEXIST) c.requestScan(SCAN_REASONS.conflict, 2000);
+        // The route's nexthop object is gone (deleted with no word to us): a scan re-reads the objects and makes it again.
+        else if (errno === EINVAL && c.routes.get(rid).nh !== undefined) c.requestScan(SCAN_REASONS.nexthop, 100);
       }
       this.afterSettle(id);
       if (store.nets.live(id)) store.track(id);
