@@ -3,7 +3,7 @@
  *
  *   krtsync run --config FILE          the daemon, in the foreground (logs to the journal or stderr)
  *   krtsync check --config FILE        validate only: exit 0, or 2 with every error
- *   krtsync show status|protocols|routes [PREFIX]|kernel [PREFIX] [--json]
+ *   krtsync show status|protocols|routes [PREFIX]|kernel [PREFIX] [--nexthops] [--json]
  *   krtsync route add ROUTE… | del PREFIX | list  [--source NAME]
  *   krtsync reload
  *   krtsync feed [--format krtsync|exabgp] [--client NAME]   JSON lines on stdin (an ExaBGP process)
@@ -50,6 +50,29 @@ async function withClient<T>(socket: string, fn: (c: ControlClient) => Promise<T
   } finally {
     c.close();
   }
+}
+
+/** One nexthop object as the daemon lists it (src/proto/kernel/sync-nexthops.ts). */
+interface NexthopRow {
+  id: number;
+  protocol: string;
+  family: number;
+  kind: string;
+  gateway?: string;
+  dev?: string;
+  onlink?: boolean;
+  members?: { id: number; weight: number }[];
+  routes: number;
+  state: string;
+  error?: { errnoName?: string; message?: string };
+}
+
+function nexthopRow(n: NexthopRow): string[] {
+  const hop = n.members
+    ? `group ${n.members.map((m) => (m.weight === 1 ? String(m.id) : `${m.id},${m.weight}`)).join('/')}`
+    : [n.gateway ? `via ${n.gateway}` : '', n.dev ? `dev ${n.dev}` : '', n.onlink ? 'onlink' : ''].filter(Boolean).join(' ');
+  const state = n.error ? `${n.state} ${n.error.errnoName ?? ''} ${n.error.message ?? ''}`.trim() : n.state;
+  return [String(n.id), n.protocol, `ipv${n.family}`, hop, String(n.routes), state];
 }
 
 function print(json: boolean, value: unknown, human: () => string): void {
@@ -129,7 +152,7 @@ interface StatusJson {
   tables: Array<{ name: string; nets: number; routes: number }>;
 }
 
-async function show(args: { what: string; prefix?: string; socket: string; json: boolean; table?: string; all: boolean; protocol?: string; failed: boolean }): Promise<void> {
+async function show(args: { what: string; prefix?: string; socket: string; json: boolean; table?: string; all: boolean; protocol?: string; failed: boolean; nexthops?: boolean }): Promise<void> {
   await withClient(args.socket, async (c) => {
     switch (args.what) {
       case 'status': {
@@ -187,6 +210,12 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         const args2: Record<string, unknown> = {};
         if (args.prefix) args2.prefix = args.prefix;
         if (args.protocol) args2.protocol = args.protocol;
+        if (args.nexthops) {
+          const { result } = await c.request('show-kernel', { ...args2, nexthops: true });
+          const list = (result as { nexthops: NexthopRow[] }).nexthops;
+          print(args.json, list, () => table(['ID', 'PROTOCOL', 'FAMILY', 'NEXT HOP', 'ROUTES', 'STATE'], list.map(nexthopRow)) + `\n${list.length} nexthop objects`);
+          return;
+        }
         if (args.failed) args2.failed = true;
         const { result, more } = await c.request('show-kernel', args2);
         print(args.json, more, () => {
@@ -277,7 +306,8 @@ export function main(argv: readonly string[]): void {
           .option('table', { type: 'string', describe: 'routes: only this table' })
           .option('all', { type: 'boolean', default: false, describe: 'routes: every route of a prefix, not only the best' })
           .option('protocol', { type: 'string', describe: 'kernel: only this kernel protocol' })
-          .option('failed', { type: 'boolean', default: false, describe: 'kernel: only routes the kernel rejected' }),
+          .option('failed', { type: 'boolean', default: false, describe: 'kernel: only routes the kernel rejected' })
+          .option('nexthops', { type: 'boolean', default: false, describe: 'kernel: our nexthop objects and how many routes use each' }),
       (a) => show(a as never),
     )
     .command('route', 'add, delete or list routes of an api protocol', (y) =>

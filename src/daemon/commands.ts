@@ -9,6 +9,7 @@
  *   show-protocols                   one entry per protocol
  *   show-routes {prefix?, table?, all?}   streamed: routes of the tables, best first
  *   show-kernel {protocol?, prefix?, failed?}   streamed: per-route kernel sync status
+ *   show-kernel {protocol?, nexthops: true}     our nexthop objects and the nets on each
  *   route-add {route, protocol?} / route-del {prefix, protocol?}
  *   route-list {protocol?}            streamed: the api protocol's route lines
  *   reload
@@ -143,11 +144,15 @@ export async function handleControlRequest(d: DaemonCore, req: ControlRequest, c
       return { routes: count };
     }
     case 'show-kernel': {
-      checkArgs(a, ['protocol', 'prefix', 'failed'], req.command);
+      checkArgs(a, ['protocol', 'prefix', 'failed', 'nexthops'], req.command);
       const name = optString(a, 'protocol');
       const prefix = d.parsePrefixArg(a.prefix);
       const kernels = [...d.protocols.values()].filter((p) => p.type === 'kernel' && (name === undefined || p.config.name === name));
       if (name !== undefined && !kernels.length) throw bad(`no kernel protocol named "${name}"`);
+      if (a.nexthops === true) {
+        const nexthops = kernels.flatMap((k) => (k.type === 'kernel' ? k.proto.nexthops().map((n) => ({ protocol: k.config.name, ...n })) : []));
+        return { nexthops };
+      }
       let count = 0;
       for (const k of kernels) {
         if (k.type !== 'kernel') continue;

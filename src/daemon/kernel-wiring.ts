@@ -18,6 +18,8 @@ import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kern
 import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
 import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
+import type { NexthopStatus } from '../proto/kernel/sync-nexthops';
+import type { KernelNexthopView } from '../metrics/daemon-metrics';
 import type { Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
 import type { Table } from '../table';
@@ -25,10 +27,12 @@ import { describeKey, type LockKey } from './instance-lock';
 
 export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   status(prefix?: Prefix): RouteSyncStatus[];
+  /** Our nexthop objects (every family), with the nets on each. */
+  nexthops(): Array<NexthopStatus & { family: Family }>;
   counts(): SyncCounts;
   summary(): Record<string, unknown>;
   /** Per family: the kernel table and the state counts, kept as they change (for metrics: no walk). */
-  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
+  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops: KernelNexthopView }>;
 }
 
 /** Makes the metrics sink of one family's sync. */
@@ -192,10 +196,14 @@ class KernelProtocolSet implements KernelHandle {
     return sumCounts([...this.instances.values()].map(({ proto }) => proto.counts()));
   }
 
+  nexthops(): Array<NexthopStatus & { family: Family }> {
+    return [...this.instances.values()].flatMap(({ proto }) => proto.nexthopStatus());
+  }
+
   syncCounts(): ReturnType<KernelHandle['syncCounts']> {
     const out: ReturnType<KernelHandle['syncCounts']> = [];
     for (const { proto } of this.instances.values()) {
-      for (const [family, sync] of proto.families) out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno() });
+      for (const [family, sync] of proto.families) out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno(), nexthops: { counts: sync.nexthops.counts(), stats: sync.nexthops.stats } });
     }
     return out;
   }

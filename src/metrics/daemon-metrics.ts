@@ -27,12 +27,18 @@ import type { StreamClientStats } from '../proto/stream/stream';
 import { BulkHistogram } from './bulk-histogram';
 import { KernelSyncCounters, type KernelLabel, type KernelMetricSet } from './kernel-metrics';
 
+/** A kernel sync's nexthop objects: how many by state, and what was done to them since the start. */
+export interface KernelNexthopView {
+  counts: { live: number; new: number; failed: number; retired: number };
+  stats: { created: number; deleted: number; adopted: number; failed: number; repaired: number };
+}
+
 /** What the daemon shows at scrape time (see the header). */
 export interface MetricsView {
   ready(): boolean;
   tables(): Iterable<{ name: string; family: Family; nets: number; forEachSource(fn: (source: string, routes: number) => void): void }>;
   protocols(): Iterable<{ name: string; type: string; up: boolean }>;
-  kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number> }>;
+  kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops?: KernelNexthopView }>;
   streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
   streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
   controlStats(): ControlStats;
@@ -123,6 +129,26 @@ export class DaemonMetrics {
       collect() {
         this.reset();
         for (const k of view.kernelSyncs()) for (const [errno, n] of k.failedByErrno) this.set({ ...kernelLabels(k), errno }, n);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_kernel_nexthop_objects',
+      help: 'Nexthop objects of ours by state: live (in the kernel as wanted), new (to be made, e.g. after the kernel flushed them with a link), failed (refused; retried with backoff), retired (nothing of ours uses it; deleted soon, or kept while a foreign route uses it).',
+      labelNames: [...KERNEL, 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) if (k.nexthops) for (const [state, n] of Object.entries(k.nexthops.counts)) this.set({ ...kernelLabels(k), state }, n);
+      },
+    });
+    new Counter({
+      name: 'krtsync_kernel_nexthop_changes_total',
+      help: 'What happened to nexthop objects of ours: created, deleted, adopted (found at start), failed (the kernel refused one), repaired (lost to a link flush or someone else, then made again).',
+      labelNames: [...KERNEL, 'event'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) if (k.nexthops) for (const event of ['created', 'deleted', 'adopted', 'failed', 'repaired'] as const) this.inc({ ...kernelLabels(k), event }, k.nexthops.stats[event]);
       },
     });
     this.kernel = {

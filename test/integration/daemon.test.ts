@@ -137,6 +137,15 @@ protocols:
     expect(protos.map((p) => `${p.name} ${p.state}`)).toEqual(['static1 up', 'bgp up', 'api up', 'kernel1 up']);
     const kernel = JSON.parse(cli(['show', 'kernel', '--json', ...sock()]).out) as Array<{ net: string; state: string }>;
     expect(kernel.filter((k) => k.state === 'installed')).toHaveLength(5);
+    // Nexthop objects (on by default): 192.0.2.2 on veth0 for three IPv4 nets, 2001:db8:1::2 for one IPv6 net; the
+    // blackhole has none. The ids are what the kernel holds.
+    const nexthops = JSON.parse(cli(['show', 'kernel', '--nexthops', '--json', ...sock()]).out) as Array<{ id: number; family: number; kind: string; gateway: string; dev: string; routes: number; state: string }>;
+    expect(nexthops.map((n) => ({ family: n.family, kind: n.kind, gateway: n.gateway, dev: n.dev, routes: n.routes, state: n.state }))).toEqual([
+      { family: 4, kind: 'gateway', gateway: '192.0.2.2', dev: 'veth0', routes: 3, state: 'live' },
+      { family: 6, kind: 'gateway', gateway: '2001:db8:1::2', dev: 'veth0', routes: 1, state: 'live' },
+    ]);
+    expect(nexthops.map((n) => n.id).sort()).toEqual(ns.ipJson<Array<{ id: number }>>('nexthop', 'show').map((o) => o.id).sort());
+    expect(cli(['show', 'kernel', '--nexthops', ...sock()]).out).toMatch(/^ID +PROTOCOL +FAMILY +NEXT HOP +ROUTES +STATE\n\d+ +kernel1 +ipv4 +via 192\.0\.2\.2 dev veth0 +3 +live\n/);
   });
 
   it('adds and deletes routes through the CLI; a bad route is refused and changes nothing', async () => {

@@ -109,6 +109,9 @@ scrape_configs:
     const [target] = api<{ activeTargets: Array<{ health: string; lastError: string }> }>('/api/v1/targets').activeTargets;
     expect(target).toMatchObject({ health: 'up', lastError: '' });
     expect(value('krtsync_kernel_routes{state="installed"}')).toBe(2);
+    // Both routes go through one nexthop object (on by default), made once.
+    expect(value('krtsync_kernel_nexthop_objects{state="live"}')).toBe(1);
+    expect(value('krtsync_kernel_nexthop_changes_total{event="created"}')).toBe(1);
   });
 
   it('shows a repair after one of our routes is deleted behind krtsync\'s back', async () => {

@@ -30,6 +30,7 @@ import type { KernelIoProvider } from './kernel-io';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import type { NexthopMode } from './nexthop-objects';
+import type { NexthopStatus } from './sync-nexthops';
 import { KernelSync } from './kernel-sync';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
@@ -344,6 +345,13 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   status(prefix?: Prefix): RouteSyncStatus[] {
     const out: RouteSyncStatus[] = [];
     for (const sync of this.syncs.values()) out.push(...sync.status(prefix));
+    return out;
+  }
+
+  /** Our nexthop objects per family, with the nets on each. */
+  nexthopStatus(): Array<NexthopStatus & { family: Family }> {
+    const out: Array<NexthopStatus & { family: Family }> = [];
+    for (const [family, sync] of this.syncs) for (const s of sync.nexthopStatus()) out.push({ family, ...s });
     return out;
   }
 

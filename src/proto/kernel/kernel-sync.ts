@@ -25,9 +25,7 @@
 import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
-import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
-import { KrtError } from '../../lib/errors';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
@@ -38,7 +36,8 @@ import { EchoMatcher } from './echo-matcher';
 import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
 import { KernelRoutes } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
-import { LinkCache, linkUsable } from './link-cache';
+import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
+import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -77,10 +76,7 @@ export interface KernelSyncOptions {
   log: Logger;
   /** Where counters, durations and latencies go (sync-metrics.ts); default: nowhere. */
   metrics?: KernelSyncMetrics;
-  /**
-   * Routes through kernel nexthop objects (nexthop-objects.ts): 'auto' where the kernel has them,
-   * 'on' (a kernel without them is an error at start), 'off'. Default 'auto'.
-   */
+  /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
@@ -95,8 +91,7 @@ export class KernelSync implements ScanTarget {
   readonly store: RouteStore;
   readonly nexthops: NexthopObjects;
   private readonly connected = new ConnectedPrefixes();
-  private collecting = false;
-  private lastCollect = 0;
+  private readonly nh: SyncNexthops;
   /** Counters for status and tests. */
   readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
   private readonly sender: SyncSender;
@@ -156,6 +151,10 @@ export class KernelSync implements ScanTarget {
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
     });
+    const { nexthops, routes, store, links, target, log, limited, connected } = this;
+    const io = (): KernelIo => this.io!;
+    const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
+    this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
   }
 
   get state(): SyncState {
@@ -188,16 +187,14 @@ export class KernelSync implements ScanTarget {
       {
         onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
         onLink: (l, deleted) => {
-          if (deleted) this.connected.forget(l.index);
-          if (this.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) this.nexthops.linkGone(l.index);
-          this.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
+          this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
         },
         onAddr: (a, deleted) => {
-          this.connected.update(a.index, a.local ?? a.address, a.prefixLen, deleted);
+          this.nh.onAddr(a, deleted);
           this.notices.onAddr(a, deleted);
         },
-        onNexthop: (m, deleted) => this.onNexthop(m, deleted),
+        onNexthop: (m, deleted) => this.nh.onNotification(m, deleted),
         onOverflow: () => this.notices.onOverflow(),
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
         onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
@@ -209,72 +206,18 @@ export class KernelSync implements ScanTarget {
       if (this.opts.filterOwnEchoes !== false) this.log.warn('the kernel refused the notification filter; matching our own notifications instead (slower with large tables)');
     }
     for (const l of links) this.links.update(l, false);
-    for (const a of addrs ?? []) this.connected.update(a.index, a.local ?? a.address, a.prefixLen, false);
-    await this.openNexthops(io);
+    for (const a of addrs ?? []) this.nh.onAddr(a, false);
+    await this.nh.open(io);
   }
 
-  /**
-   * Whether routes go through nexthop objects: the kernel has them when it can dump them. Ours are
-   * adopted whatever the option says, so turning it off moves our routes off them (in place) and
-   * then deletes them.
-   */
-  private async openNexthops(io: KernelIo): Promise<void> {
-    const mode = this.opts.nexthopObjects ?? 'auto';
-    const nx = this.nexthops;
-    try {
-      nx.resync(await io.dumpNexthops(), true);
-      nx.supported = true;
-    } catch (err) {
-      if (mode === 'on') throw new KrtError('KRT_ERR_NEXTHOP', `nexthop_objects: on, but the kernel has no nexthop objects (${(err as Error).message}); use auto or off`);
-      this.log.info(`the kernel has no nexthop objects (${(err as Error).message}): routes carry their next hops`);
-    }
-    nx.enabled = nx.supported && mode !== 'off';
-    if (nx.supported) this.log.info(`nexthop objects ${nx.enabled ? 'on' : 'off'}: ${nx.stats.adopted} of ours adopted`, { table: this.target.table });
-  }
-
-  /** nexthop_objects changed (a reload): every wanted route is converted again and replaced in place. */
+  /** nexthop_objects changed (a reload): routes are replaced onto or off objects, in place. */
   setNexthopMode(mode: NexthopMode): void {
-    const nx = this.nexthops;
-    if (mode === 'on' && !nx.supported) this.log.warn('nexthop_objects: on, but the kernel has no nexthop objects; routes keep carrying their next hops');
-    const on = nx.supported && mode !== 'off';
-    if (on === nx.enabled) return;
-    nx.enabled = on;
-    this.log.info(`nexthop objects turned ${on ? 'on' : 'off'}: routes are replaced in place`, { table: this.target.table });
-    this.notices.moveWanted(this.routes.reconvert(true));
+    this.nh.setMode(mode);
   }
 
-  /** Someone else changed or deleted an object of ours (a link flush tells nobody: scans re-read them). */
-  private onNexthop(m: NexthopMessage, deleted: boolean): void {
-    if (!this.nexthops.onNotification(m, deleted)) return;
-    this.limited.write('warn', 'nexthop-repair', `nexthop object ${m.id} of ours was ${deleted ? 'deleted' : 'changed'} by someone else; repairing`, { table: this.target.table });
-    this.requestScan(SCAN_REASONS.nexthop, 50);
-  }
-
-  /** Re-reads the objects (a scan): ones the kernel lost are made again before their routes go back. */
-  private async rereadNexthops(): Promise<void> {
-    if (!this.nexthops.supported) return;
-    try {
-      this.nexthops.resync(await this.io!.dumpNexthops(), false);
-    } catch (err) {
-      this.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.target.table });
-    }
-  }
-
-  /** Deletes objects nothing uses any more (checked against foreign routes first); at most one run every 2 s. */
-  private async collectNexthops(force = false): Promise<void> {
-    const nx = this.nexthops;
-    if (this.collecting || nx.retiredCount === 0 || (!force && Date.now() - this.lastCollect < 2000)) return;
-    this.collecting = true;
-    this.lastCollect = Date.now();
-    try {
-      const n = await nx.collect(this.io!);
-      if (n > 0 && debugOn(this.log)) this.log.debug(`deleted ${n} nexthop objects nothing uses`);
-      if (nx.retiredCount > 0) this.limited.write('info', 'nexthop-foreign', `${nx.retiredCount} nexthop objects of ours are kept: routes of others use them`, { table: this.target.table });
-    } catch (err) {
-      this.limited.write('warn', 'nexthop-collect', `deleting unused nexthop objects failed: ${(err as Error).message}`, { table: this.target.table });
-    } finally {
-      this.collecting = false;
-    }
+  /** Our nexthop objects, with the nets on each (`show kernel --nexthops`). */
+  nexthopStatus(): NexthopStatus[] {
+    return this.nh.status();
   }
 
   /** init -> first-dump -> first-feed: our routes in the kernel; then only early adds go out until prune(). */
@@ -339,10 +282,10 @@ export class KernelSync implements ScanTarget {
     this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.nexthops.sweepUnused();
-    void this.collectNexthops(true);
+    void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
-      if (this.state === 'idle') void this.collectNexthops();
+      if (this.state === 'idle') void this.nh.collect();
     }, 250);
     this.tick.unref();
     this.scans.armPeriodic();
@@ -467,7 +410,7 @@ export class KernelSync implements ScanTarget {
     await this.sender.settled();
     if (PHASE.closing(this.state)) return; // a shutdown began meanwhile: it owns the sync now
     this.sm.go('scan-dump');
-    await this.rereadNexthops();
+    await this.nh.reread();
     if (PHASE.closing(this.state)) return;
     let dumped: DumpedRoutes | undefined;
     try {
@@ -515,7 +458,7 @@ export class KernelSync implements ScanTarget {
     );
     // The routes are gone: our objects go after them, unless a foreign route uses one.
     this.nexthops.retireAll();
-    await this.collectNexthops(true);
+    await this.nh.collect(true);
     await this.close();
     return result;
   }

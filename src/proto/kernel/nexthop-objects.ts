@@ -38,6 +38,13 @@ import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
 
+export interface NexthopCounts {
+  live: number;
+  new: number;
+  failed: number;
+  retired: number;
+}
+
 export interface NhObject {
   readonly id: number;
   readonly key: string;
@@ -121,6 +128,13 @@ export class NexthopObjects {
 
   get retiredCount(): number {
     return this.retired.length;
+  }
+
+  /** Objects of ours by state (retired: nothing uses them; still in the kernel, being deleted or kept for a foreign route). */
+  counts(): NexthopCounts {
+    const c: NexthopCounts = { live: 0, new: 0, failed: 0, retired: this.retired.length };
+    for (const o of this.byId.values()) if (o.state !== 'retired') c[o.state]++;
+    return c;
   }
 
   // ---------------------------------------------------------------- routes onto objects

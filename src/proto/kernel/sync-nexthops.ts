@@ -1,0 +1,165 @@
+/**
+ * SyncNexthops: a kernel sync's nexthop objects over time (the objects
+ * themselves are nexthop-objects.ts): whether they are on (the option, and a
+ * kernel that has them), adoption at open, someone else's changes, the
+ * re-read each scan does, deleting the ones nothing uses, and the view
+ * `krtsync show kernel --nexthops` and the metrics give.
+ *
+ * Ours are adopted whatever the option says: turning it off moves our
+ * routes off them (in place), and then they are deleted like any object
+ * nothing uses. Deleting is checked against foreign routes first (a dump of
+ * every table) and runs at most every 2 s.
+ */
+import { KrtError } from '../../lib/errors';
+import type { NexthopMessage } from '../../netlink/nexthop-codec';
+import { debugOn, type Logger, type RateLimitedLog } from '../logger';
+import type { KernelTarget } from './convert';
+import type { KernelIo } from './kernel-io';
+import type { KernelRoutes } from './kernel-routes';
+import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
+import { linkUsable, type LinkCache } from './link-cache';
+import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
+import type { RouteStore } from './route-store';
+import type { RouteError } from './route-status';
+import { SCAN_REASONS } from './sync-metrics';
+
+/** One object of ours as `show kernel --nexthops` lists it. */
+export interface NexthopStatus {
+  id: number;
+  /** gateway, device (a device alone) or group. */
+  kind: 'gateway' | 'device' | 'group';
+  gateway?: string;
+  dev?: string;
+  onlink?: boolean;
+  members?: { id: number; weight: number }[];
+  /** Nets whose wanted route names it (a member's routes are those of its groups plus its own). */
+  routes: number;
+  /** Users inside krtsync: wanted and installed routes, groups, changes in flight. */
+  refs: number;
+  state: 'live' | 'new' | 'failed' | 'retired';
+  error?: RouteError;
+}
+
+export interface SyncNexthopsContext {
+  readonly nexthops: NexthopObjects;
+  readonly routes: KernelRoutes;
+  readonly store: RouteStore;
+  readonly links: LinkCache;
+  readonly target: KernelTarget;
+  readonly log: Logger;
+  readonly limited: RateLimitedLog;
+  io(): KernelIo;
+  requestScan(reason: string, delayMs: number): void;
+  /** Every wanted route was converted again (old id -> new id): its nets move over and are planned. */
+  moveWanted(moved: ReadonlyMap<number, number>): void;
+  /** Devices of connected prefixes (the objects resolve gateways sent without a device through it). */
+  readonly connected: ConnectedPrefixes;
+}
+
+export class SyncNexthops {
+  private collecting = false;
+  private lastCollect = 0;
+
+  constructor(
+    private readonly c: SyncNexthopsContext,
+    private mode: NexthopMode,
+  ) {}
+
+  /** Whether the kernel has objects (a dump works); ours are adopted. `on` without them is an error. */
+  async open(io: KernelIo): Promise<void> {
+    const nx = this.c.nexthops;
+    try {
+      nx.resync(await io.dumpNexthops(), true);
+      nx.supported = true;
+    } catch (err) {
+      if (this.mode === 'on') throw new KrtError('KRT_ERR_NEXTHOP', `nexthop_objects: on, but the kernel has no nexthop objects (${(err as Error).message}); use auto or off`);
+      this.c.log.info(`the kernel has no nexthop objects (${(err as Error).message}): routes carry their next hops`);
+    }
+    nx.enabled = nx.supported && this.mode !== 'off';
+    if (nx.supported) this.c.log.info(`nexthop objects ${nx.enabled ? 'on' : 'off'}: ${nx.stats.adopted} of ours adopted`, { table: this.c.target.table });
+  }
+
+  /** nexthop_objects changed (a reload): every wanted route is converted again and replaced in place. */
+  setMode(mode: NexthopMode): void {
+    this.mode = mode;
+    const nx = this.c.nexthops;
+    if (mode === 'on' && !nx.supported) this.c.log.warn('nexthop_objects: on, but the kernel has no nexthop objects; routes keep carrying their next hops');
+    const on = nx.supported && mode !== 'off';
+    if (on === nx.enabled) return;
+    nx.enabled = on;
+    this.c.log.info(`nexthop objects turned ${on ? 'on' : 'off'}: routes are replaced in place`, { table: this.c.target.table });
+    this.c.moveWanted(this.c.routes.reconvert(true));
+  }
+
+  /** A notification: someone else changed or deleted an object of ours (a link flush tells nobody: scans re-read them). */
+  onNotification(m: NexthopMessage, deleted: boolean): void {
+    if (!this.c.nexthops.onNotification(m, deleted)) return;
+    this.c.limited.write('warn', 'nexthop-repair', `nexthop object ${m.id} of ours was ${deleted ? 'deleted' : 'changed'} by someone else; repairing`, { table: this.c.target.table });
+    this.c.requestScan(SCAN_REASONS.nexthop, 50);
+  }
+
+  /** A link change, before the link cache takes it: one that goes down or loses carrier took its objects with it. */
+  onLink(l: LinkMessage, deleted: boolean): void {
+    if (deleted) this.c.connected.forget(l.index);
+    if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) this.c.nexthops.linkGone(l.index);
+    this.c.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
+  }
+
+  onAddr(a: AddrMessage, deleted: boolean): void {
+    this.c.connected.update(a.index, a.local ?? a.address, a.prefixLen, deleted);
+  }
+
+  /** A scan re-reads the objects: ones the kernel lost are made again before their routes go back. */
+  async reread(): Promise<void> {
+    if (!this.c.nexthops.supported) return;
+    try {
+      this.c.nexthops.resync(await this.c.io().dumpNexthops(), false);
+    } catch (err) {
+      this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
+    }
+  }
+
+  /** Deletes objects nothing uses any more (unless a foreign route does); at most one run every 2 s unless forced. */
+  async collect(force = false): Promise<void> {
+    const nx = this.c.nexthops;
+    if (this.collecting || nx.retiredCount === 0 || (!force && Date.now() - this.lastCollect < 2000)) return;
+    this.collecting = true;
+    this.lastCollect = Date.now();
+    try {
+      const n = await nx.collect(this.c.io());
+      if (n > 0 && debugOn(this.c.log)) this.c.log.debug(`deleted ${n} nexthop objects nothing uses`);
+      if (nx.retiredCount > 0) this.c.limited.write('info', 'nexthop-foreign', `${nx.retiredCount} nexthop objects of ours are kept: routes of others use them`, { table: this.c.target.table });
+    } catch (err) {
+      this.c.limited.write('warn', 'nexthop-collect', `deleting unused nexthop objects failed: ${(err as Error).message}`, { table: this.c.target.table });
+    } finally {
+      this.collecting = false;
+    }
+  }
+
+  /** Our objects, with the nets on each (a walk of every route: for the CLI, not for scrapes). */
+  status(): NexthopStatus[] {
+    const { store, routes, nexthops, links } = this.c;
+    const byRoute = new Map<number, number>();
+    store.forEach((id) => {
+      const w = store.want[id]!;
+      if (w !== 0) byRoute.set(w, (byRoute.get(w) ?? 0) + 1);
+    });
+    const nets = new Map<number, number>();
+    for (const [rid, n] of byRoute) {
+      const nh = routes.get(rid).nh;
+      if (nh === undefined) continue;
+      nets.set(nh.id, (nets.get(nh.id) ?? 0) + n);
+      for (const m of nh.members ?? []) nets.set(m.id, (nets.get(m.id) ?? 0) + n);
+    }
+    return nexthops.list().map((o) => {
+      const m = o.msg;
+      const s: NexthopStatus = { id: o.id, kind: m.group ? 'group' : m.gateway ? 'gateway' : 'device', routes: nets.get(o.id) ?? 0, refs: o.refs, state: o.state };
+      if (m.gateway) s.gateway = m.gateway.toString();
+      if (m.oif !== undefined) s.dev = links.nameOf(m.oif) ?? `if${m.oif}`;
+      if (m.flags & 4) s.onlink = true;
+      if (m.group) s.members = m.group.map((g) => ({ id: g.id, weight: g.weight }));
+      if (o.error) s.error = o.error;
+      return s;
+    });
+  }
+}
