@@ -6,7 +6,11 @@
  * only errors), errors read as they come. Compiled by scripts/bench/netlink.js
  * with the system's cc; run inside the benchmark's namespace.
  *
- *   c-floor add|del N TABLE PROTO GATEWAY|nhid:ID
+ *   c-floor add|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]
+ *
+ * ORDER: a file of N little-endian u32 route indexes, the order to send them
+ * in (bench:netlink gives krtsync's trie-spread order: the kernel's trie keeps
+ * the layout of the order routes went in, and deletes depend on it).
  *
  * Prints one JSON line: {"op":..,"routes":N,"seconds":S,"errors":E}.
  */
@@ -49,8 +53,8 @@ static char *put_attr(char *p, unsigned short type, const void *data, unsigned s
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s add|del N TABLE PROTO GATEWAY|nhid:ID\n", argv[0]);
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: %s add|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]\n", argv[0]);
     return 2;
   }
   int add = strcmp(argv[1], "add") == 0;
@@ -59,6 +63,14 @@ int main(int argc, char **argv) {
   struct in_addr gw = {0};
   if (strncmp(argv[5], "nhid:", 5) == 0) nhid = (unsigned)strtoul(argv[5] + 5, 0, 10);
   else if (inet_pton(AF_INET, argv[5], &gw) != 1) return 2;
+
+  uint32_t *order = 0;
+  if (argc == 7) {
+    FILE *f = fopen(argv[6], "rb");
+    order = malloc((size_t)n * 4);
+    if (!f || !order || fread(order, 4, n, f) != n) return perror("order"), 2;
+    fclose(f);
+  }
 
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   int big = 32 << 20;
@@ -87,7 +99,7 @@ int main(int argc, char **argv) {
       r->rtm_scope = add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE;
       r->rtm_type = add ? RTN_UNICAST : RTN_UNSPEC;
       char *a = p + NLMSG_LENGTH(sizeof *r);
-      uint32_t dst = htonl((10u << 24) + i * 256u);
+      uint32_t dst = htonl((10u << 24) + (order ? order[i] : i) * 256u);
       a = put_attr(a, RTA_TABLE, &table, 4);
       a = put_attr(a, RTA_DST, &dst, 4);
       if (add && nhid) a = put_attr(a, RTA_NH_ID, &nhid, 4);

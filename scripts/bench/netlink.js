@@ -10,7 +10,8 @@
 // route count after every step. Prints one JSON line: add_s/del_s are krtsync's order, compared with
 // ip -batch fed the routes in address order (as a routes file would list them); the per-order
 // figures are alongside. The C floor (scripts/bench/c-floor.c, compiled here with cc): the same
-// routes through one socket in 256 KiB sends with no acks asked for, the kernel's own speed; every
+// routes in the same (trie-spread) order through one socket in 256 KiB sends with no acks asked
+// for, the kernel's own speed; every
 // figure of ours also as a ratio to it. Then the same with the routes on one nexthop object
 // (RTA_NH_ID, issue 19), krtsync's pipeline and the C floor.
 'use strict';
@@ -36,6 +37,7 @@ const PROTO = 144; // krtsync's default protocol number
 const ns = `krtbench-${process.pid}`;
 const batchFile = join(tmpdir(), `${ns}.batch`);
 const floorBin = join(tmpdir(), `${ns}-c-floor`);
+const orderFile = join(tmpdir(), `${ns}.order`);
 
 let cleaned = false;
 function cleanup() {
@@ -46,7 +48,7 @@ function cleanup() {
   } catch {
     /* not created */
   }
-  for (const f of [batchFile, floorBin]) {
+  for (const f of [batchFile, floorBin, orderFile]) {
     try {
       unlinkSync(f);
     } catch {
@@ -128,12 +130,13 @@ async function main() {
 
   execFileSync('cc', ['-O2', '-o', floorBin, join(__dirname, 'c-floor.c')]);
   const floor = (op, via) => {
-    const r = JSON.parse(execFileSync('ip', ['netns', 'exec', ns, floorBin, op, String(N), String(TABLE), String(PROTO), via]).toString());
+    const r = JSON.parse(execFileSync('ip', ['netns', 'exec', ns, floorBin, op, String(N), String(TABLE), String(PROTO), via, orderFile]).toString());
     if (r.errors) throw new Error(`C floor ${op}: ${r.errors} errors`);
     check(`after C floor ${op}`, countSync(), op === 'add' ? N : 0);
     return r.seconds;
   };
   const floorRound = (via) => ({ add: floor('add', via), del: floor('del', via) });
+  writeFileSync(orderFile, Buffer.from(Uint32Array.from(spread).buffer)); // the C floor sends in krtsync's order too
 
   const ours = await round(spread);
   const oursSeq = await round([...Array(N).keys()]);
@@ -151,6 +154,13 @@ async function main() {
   }
   const oursNh = await round(spread);
   const cNh = floorRound(`nhid:${NHID}`);
+  // Shutdown's other way: the routes go with their object, in one message.
+  const nhAdded = await pipe.submit(spread.map((i) => adds[i]));
+  if (nhAdded.ok !== N) throw new Error(`add on the object: ${nhAdded.ok} of ${N} ok${failures(nhAdded)}`);
+  let t0 = performance.now();
+  await client.request((b, o, s) => encodeNexthopRequest(b, o, s, 'delete', { id: NHID, family: 4, protocol: PROTO, scope: 0, flags: 0 }), 'delete nexthop');
+  const objectDel = seconds(t0);
+  check('after deleting the object', await count(), 0);
   const stats = pipe.stats;
   await pipe.close();
   client.close();
@@ -168,7 +178,7 @@ async function main() {
       address_order: { add_s: oursSeq.add, del_s: oursSeq.del, ip_batch_add_s: ipSeq.add, ip_batch_del_s: ipSeq.del },
       spread_order: { add_s: ours.add, del_s: ours.del, ip_batch_add_s: ipSpread.add, ip_batch_del_s: ipSpread.del },
       c_floor: { add_s: cGw.add, del_s: cGw.del, add_ratio: ratio(ours.add, cGw.add), del_ratio: ratio(ours.del, cGw.del) },
-      nexthop_object: { add_s: oursNh.add, del_s: oursNh.del, c_floor_add_s: cNh.add, c_floor_del_s: cNh.del, add_ratio: ratio(oursNh.add, cNh.add), del_ratio: ratio(oursNh.del, cNh.del), add_vs_gateway_c_floor: ratio(oursNh.add, cGw.add) },
+      nexthop_object: { add_s: oursNh.add, del_s: oursNh.del, c_floor_add_s: cNh.add, c_floor_del_s: cNh.del, add_ratio: ratio(oursNh.add, cNh.add), del_ratio: ratio(oursNh.del, cNh.del), add_vs_gateway_c_floor: ratio(oursNh.add, cGw.add), object_del_s: objectDel },
       verified: true,
       overflows: stats.overflows,
       resent: stats.resent,
