@@ -443,6 +443,8 @@ export class KernelSync implements ScanTarget {
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
     this.beginShutdown();
     await this.sender.settled();
+    // Our objects first (unless a foreign route uses one): every route on one goes with it.
+    const gone = await this.nh.dropAll();
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -455,6 +457,7 @@ export class KernelSync implements ScanTarget {
       },
       fed,
       this.store,
+      gone,
     );
     // The routes are gone: our objects go after them, unless a foreign route uses one.
     this.nexthops.retireAll();

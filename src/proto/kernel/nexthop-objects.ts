@@ -179,7 +179,7 @@ export class NexthopObjects {
 
   /** One user less; an object nobody uses is retired (and its members lose a user). */
   release(o: NhObject): void {
-    if (--o.refs > 0) return;
+    if (o.state === 'retired' || --o.refs > 0) return;
     this.byKey.delete(o.key);
     this.byId.delete(o.id);
     const wasInKernel = o.state === 'live' || o.stale;
@@ -366,7 +366,7 @@ export class NexthopObjects {
    * Deletes retired objects no foreign route uses (a group before its members); those a foreign
    * route uses stay in the kernel and are looked at again next time. Returns how many went.
    */
-  async collect(io: NexthopIo): Promise<number> {
+  async collect(io: NexthopIo, deleted?: Set<number>): Promise<number> {
     if (this.retired.length === 0) return 0;
     const users = await io.nexthopUsers();
     const batch = this.retired;
@@ -389,13 +389,15 @@ export class NexthopObjects {
       }
       n++;
       this.stats.deleted++;
+      deleted?.add(o.id);
     }
     return n;
   }
 
   /** Every object of ours leaves with the routes (shutdown, after the routes are gone): all are retired. */
   retireAll(): void {
-    for (const o of [...this.byId.values()]) {
+    // Groups first: a group deleted before its members is one change, not one per member taken out of it.
+    for (const o of [...this.byId.values()].sort((a, b) => (b.members ? 1 : 0) - (a.members ? 1 : 0))) {
       o.refs = 1;
       this.release(o);
     }

@@ -6,7 +6,9 @@
  * awaited. A delete the kernel answers ESRCH found nothing to delete: the
  * route was already gone, which is the goal, so it is not a failure. Then a
  * final dump finds whatever of ours is still there (withdrawals still in the
- * journal, routes added behind our back) and deletes that too.
+ * journal, routes added behind our back) and deletes that too. Routes that
+ * went with their nexthop object (`gone`, kernel-sync.ts deletes our objects
+ * first) are not deleted again: their nets count as not held.
  */
 import { constants as osConstants } from 'node:os';
 import type { Prefix } from '../../lib/addr';
@@ -51,7 +53,7 @@ export type ForEachFed = (v4: (word: number, len: number) => void, v6: (net: Pre
  * Deletes the nets `store` holds or wants (each with the metric of our route there) and the
  * table's nets it does not (`fed`: by net alone, the target's metric or any metric of ours).
  */
-export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: RouteStore): Promise<WithdrawResult> {
+export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: RouteStore, gone: (id: number) => boolean = () => false): Promise<WithdrawResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
@@ -96,6 +98,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
   const stride = nets.stride;
   const dedicated = ctx.target.metric;
   const heldMetric = (id: number): number | undefined => {
+    if (gone(id)) return undefined; // its route went with its nexthop object: nothing to delete
     const h = store.haveFirst(id);
     if (h !== 0) return routes.get(h).priority;
     const w = store.want[id]!;
@@ -125,7 +128,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
     else list.push(nets.lens[id]!, indexOf(dedicated ?? metric), nets.words[k]!, nets.words[k + 1]!, nets.words[k + 2]!, nets.words[k + 3]!);
   });
   const fedMetric = indexOf(dedicated ?? NO_METRIC);
-  const held = (id: number): boolean => id >= 0 && heldMetric(id) !== undefined;
+  const held = (id: number): boolean => id >= 0 && (gone(id) || heldMetric(id) !== undefined);
   fed(
     (word, len) => {
       if (stride === 1 && !held(nets.find4(word, len))) list.push(len, fedMetric, word);

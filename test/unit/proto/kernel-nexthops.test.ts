@@ -78,9 +78,14 @@ describe('routes on nexthop objects (fake kernel)', () => {
     expect(kernel.ourChanges(before)).toEqual([]);
     expect(again.sync(4)!.nexthops.stats.adopted).toBe(6);
     expect(again.counts().installed).toBe(8);
+    const mark = kernel.log.length;
     await again.shutdown();
     expect(ourRoutes(kernel)).toEqual([]);
-    expect(objects(kernel)).toEqual([]); // after the routes, the objects
+    expect(objects(kernel)).toEqual([]);
+    // Shutdown deletes the objects first: the six routes on them go with them; the two others are deleted.
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c.startsWith('delete nexthop'))).toHaveLength(6);
+    expect(changes.filter((c) => c.startsWith('del ')).sort()).toEqual(['del 10.5.7.0/24 via 192.0.2.2 dev veth0 proto 144', 'del blackhole 10.5.5.0/24 proto 144']);
   });
 
   it('an object goes after its last route; a new next hop gets a new object first', async () => {
