@@ -83,6 +83,8 @@ class NetlinkKernelIo implements KernelIo {
       if (type !== C.RTM_NEWROUTE) return undefined;
       const b = off + C.NLMSG_HDRLEN;
       let table = buf[b + 4]!;
+      if (buf[b + 5] === t.protocol && table === t.table) return undefined; // ours (a table id that fits the header): most of a dump
+
       let nh = 0;
       walkAttrs(buf, b + 12, off + len, (a, d, dl) => {
         if (a === C.RTA_TABLE && dl >= 4) table = buf.readUInt32LE(d);
