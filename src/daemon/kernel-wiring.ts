@@ -104,6 +104,19 @@ export function kernelOptionIssues(c: KrtConfig): ConfigIssue[] {
     const what = `${describeKey(keys[0]!)}${keys.length > 1 ? ' and IPv6' : ''}`;
     issues.push({ file: c.file, ...positionOf(c, second), message: `protocols ${first} and ${second} both manage ${what}; each would delete the other's routes (give one another protocol number or kernel table)` });
   }
+  // Nexthop object ids: one range per protocol number, family and kernel table id modulo 128 (docs/kernel.md).
+  const ranges = new Map<string, { name: string; table: number }>();
+  const objects = new Set(c.protocols.filter((p) => p.type === 'kernel' && p.nexthopObjects !== 'off').map((p) => p.name));
+  for (const { protocol, key } of kernelLockKeys(c)) {
+    if (!objects.has(protocol)) continue;
+    const id = `${key.protocol}/${key.family}/${key.kernelTable & 0x7f}`;
+    const other = ranges.get(id);
+    if (other === undefined) ranges.set(id, { name: protocol, table: key.kernelTable });
+    else if (other.name !== protocol && other.table !== key.kernelTable) {
+      issues.push({ file: c.file, ...positionOf(c, protocol), message: `protocols ${other.name} and ${protocol} would share nexthop object ids (protocol number ${key.protocol}, kernel tables ${other.table} and ${key.kernelTable} are equal modulo 128); give one another protocol number, or nexthop_objects: off` });
+      ranges.set(id, { name: protocol, table: key.kernelTable });
+    }
+  }
   return issues;
 }
 

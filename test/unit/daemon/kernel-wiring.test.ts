@@ -34,6 +34,19 @@ describe('kernel options the config loader cannot check', () => {
     expect(() => check('protocols:\n  - { name: a, type: kernel }\n  - { name: b, type: kernel, protocol: 201 }\n')).not.toThrow();
   });
 
+  it('refuses two protocols whose nexthop object ids would share a range (same number and family, tables equal modulo 128)', () => {
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: 100 }\n  - { name: b, type: kernel, kernel_table: 228, family: ipv4 }\n')).toThrow(
+      /^\/etc\/krtsync\/k.yaml:3:5: protocols a and b would share nexthop object ids \(protocol number 144, kernel tables 100 and 228 are equal modulo 128\)/,
+    );
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: 100 }\n  - { name: b, type: kernel, kernel_table: 228, nexthop_objects: off }\n')).not.toThrow();
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: 100 }\n  - { name: b, type: kernel, kernel_table: 228, protocol: 201 }\n')).not.toThrow();
+    expect(() => check('protocols:\n  - { name: a, type: kernel, kernel_table: 100 }\n  - { name: b, type: kernel, kernel_table: 101 }\n')).not.toThrow();
+  });
+
+  it('refuses a nexthop_objects value it does not know, at its position', () => {
+    expect(() => parseConfig('/etc/krtsync/k.yaml', 'protocols:\n  - { name: a, type: kernel, nexthop_objects: maybe }\n')).toThrow(/k.yaml:2:47: protocol a: nexthop_objects: expected one of auto, on, off/);
+  });
+
   it('names the position of a bad export filter', () => {
     expect(() => check('protocols:\n  - name: k\n    type: kernel\n    export:\n      - { match: { net: "10.0.0.1/8" }, action: accept }\n')).toThrow(
       /^\/etc\/krtsync\/k.yaml:5:25: protocol k: export\[0\]\.match\.net: .*host bits/,
@@ -62,9 +75,10 @@ describe('kernel protocol reconfiguration on reload', () => {
     expect(handle.reconfigure(again(`\n${withFilter}`))).toBe(true); // moved in the file: same settings
   });
 
-  it('changes the export filter and the scan interval in place', () => {
+  it('changes the export filter, the scan interval and nexthop_objects in place', () => {
     const { handle } = build(text(''));
     expect(handle.reconfigure(again(text('', '30s')))).toBe(true);
+    expect(handle.reconfigure(again(text(', nexthop_objects: off')))).toBe(true);
     expect(handle.reconfigure(again(text(', export: reject')))).toBe(true);
   });
 
