@@ -91,8 +91,21 @@ kernelDescribe('kernel sync metrics', () => {
     expect(sync.counts()).toEqual({ installed: 2, pending: 0, failed: 1, withdrawing: 0 });
 
     await p.shutdown();
-    // The shutdown's deletes are answered operations too: two of ours, and the failed one found nothing (ok).
-    expect(sink.answers.get('delete ok')).toBe(1 + 3);
+    // The shutdown's deletes are answered operations too. Our two routes are on nexthop objects (the default): they
+    // go with their objects, with no delete of their own; the failed one's delete found nothing (ok).
+    expect(sink.answers.get('delete ok')).toBe(1 + 1);
+    expect(ourRoutes(ns)).toEqual([]);
+  });
+
+  it('counts every route in the shutdown deletes when routes carry their next hops (nexthop objects off)', async () => {
+    const table = newTable();
+    announce(table, new RouteSource('static1', 200), ['10.9.0.0/24 via 192.0.2.2', '10.9.1.0/24 via 192.0.2.2']);
+    const sink = new RecordingSink();
+    const p = kernelProtocol(ns, table, { metrics: () => sink, nexthopObjects: 'off' });
+    await p.start();
+    await p.shutdown();
+    expect(sink.answers.get('delete ok')).toBe(2);
+    expect(ourRoutes(ns)).toEqual([]);
   });
 
   it('counts repairs by kind, foreign changes, and resyncs by reason', async () => {
