@@ -1,33 +1,37 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
-// [--timeout S] [--probes K] [--probe-rate PPS] [--keep-log DIR]`.
+// [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--keep-log DIR]` (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
 // BGP sources with a clear primary (AS path 65001) and backup (65002 65002):
 // - krtsync: a stream protocol with the two as neighbours (krtsync's own format, with `neighbor` and
-//   `bgp` objects, sent by this script as the BGP speaker would through `krtsync feed`), installed
-//   by its kernel protocol;
+//   `bgp` objects, sent by this script as a BGP speaker's relay would through `krtsync feed`),
+//   installed by its kernel protocol;
 // - BIRD 2: two eBGP sessions to BIRD 2 speakers in the upstream namespaces, each announcing the N
-//   nets (static blackholes there, never installed), exported by the router's kernel protocol.
+//   nets (static blackholes there, never installed), exported by the router's kernel protocol. BIRD's
+//   own defaults throughout (its direct sessions check the link; an error waits 60 s before a
+//   reconnect).
 // Failures, each followed by its recovery:
 // - source: the primary source withdrawn (krtsync: the neighbour's `state: down`, then `state: up`
 //   and its N routes again; BIRD: `disable` of the primary speaker's session, then `enable`);
-// - carrier: the primary link loses carrier (the far end of its veth set down, then up).
-// Measured from outside the daemon, the failure's instant as zero (monotonic clock):
+// - carrier: the primary link loses carrier (the far end of its veth set down, then up, by one
+//   netlink request from this script).
+// Measured from outside the daemon, the failure's instant as zero (CLOCK_MONOTONIC everywhere):
 // - forwarding, every net: when the router's kernel FIB resolves every one of the N nets via the
 //   other link (failover-fib.js: a mirror of routes, nexthop objects and links kept from netlink
 //   dumps and notifications, decoded with src/netlink; checked against a fresh dump after each phase);
-// - forwarding, probes: UDP probes sent round robin from the router namespace to K destinations
-//   spread over the N nets, received by sinks in the upstream namespaces (`local` routes for the
-//   whole range) that tell which link each probe came through (failover-probe.c); a destination has
-//   moved from the first probe after which every probe to it arrived via the other link;
+// - forwarding, probes: UDP probes from the router namespace to K destinations spread over the N
+//   nets (default 128, 5,000 a second in bursts every millisecond: each destination every 25.6 ms),
+//   received by sinks in the upstream namespaces (`local` routes for the whole range) that tell which
+//   link each probe came through (failover-probe.c, compiled here); a destination has moved from the
+//   first probe after which every probe to it arrived via the other link;
 // - settled: the daemon has finished its own work (krtsync: `show protocols` says no route pending,
-//   withdrawing or failed; BIRD: birdc answers within 100 ms) and made no kernel change for 1 s: the
-//   time of its last kernel change (or of the first idle answer after it); the changes it made
-//   (route and nexthop notifications of its protocol number, from the same monitor);
+//   withdrawing or failed; BIRD: it answers on its control socket within 100 ms) and made no kernel
+//   change for `--quiet` (1 s): the time of its last kernel change, or of the first idle answer after
+//   it; and the changes it made (route and nexthop notifications of its protocol number);
 // - CPU time (user + system) of the daemon in the phase, and its peak RSS.
-// A phase that has not converged when `--timeout` (default 60 s) runs out is reported as "> timeout"
+// A phase that has not converged when `--timeout` (default 90 s) runs out is reported as "> timeout"
 // with how far it got. Everything runs in namespaces this script creates and deletes; no traffic
 // leaves them. Output: one Markdown table per failure, then one JSON line per (tool, phase).
 'use strict';
@@ -48,9 +52,9 @@ const PROBES = Number(arg('probes', '128'));
 const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
-const QUIET_MS = 1000;
+const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--probes K] [--probe-rate PPS] [--keep-log DIR]';
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--keep-log DIR]';
 if (
   !Number.isInteger(N) ||
   N < 2 ||
@@ -58,6 +62,7 @@ if (
   !ONLY.every((t) => ['krtsync', 'bird'].includes(t)) ||
   !FAILURES.every((f) => ['source', 'carrier'].includes(f)) ||
   !(TIMEOUT_MS > 0) ||
+  !(QUIET_MS > 0) ||
   !Number.isInteger(PROBES) ||
   PROBES < 1 ||
   !(RATE >= 100 && RATE <= 1e6)
@@ -614,6 +619,10 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   mirror.cancel();
   await acted;
   if (actError) throw actError;
+  // What happened after the last look does not count: a change since then unsettles, and a phase that
+  // timed out has not converged even if the last nets moved while it was being wound up.
+  if (settled !== undefined && mirror.lastChangeOf(router.proto) > settled) settled = undefined;
+  if (tFwd !== undefined && tFwd > deadline) tFwd = undefined;
   const cpu = router.cpu() - cpu0;
   const changes = mirror.changesOf(router.proto) - changes0;
   const tally = mirror.tally();
