@@ -219,7 +219,7 @@ class FibMirror {
     this.netIndex = o.netIndex;
     this.uplinks = o.uplinks;
     this.state = undefined;
-    this.changes = new Map(); // protocol -> route and nexthop notifications
+    this.changes = new Map(); // protocol -> { route: {new, del}, nexthop: {new, del} } notifications
     this.lastChange = new Map(); // protocol -> nowMs() of its last notification
     this.overflows = 0;
     this.watch = undefined;
@@ -294,8 +294,10 @@ class FibMirror {
     return { links, objects, hops, routes };
   }
 
-  count(proto, at) {
-    this.changes.set(proto, (this.changes.get(proto) ?? 0) + 1);
+  count(proto, at, what, deleted) {
+    let c = this.changes.get(proto);
+    if (!c) this.changes.set(proto, (c = { route_new: 0, route_del: 0, nexthop_new: 0, nexthop_del: 0 }));
+    c[`${what}_${deleted ? 'del' : 'new'}`]++;
     this.lastChange.set(proto, at);
   }
 
@@ -309,7 +311,7 @@ class FibMirror {
     for (const m of msgs) {
       if (m.kind === 'route') {
         const r = m.route;
-        this.count(r.protocol, at);
+        this.count(r.protocol, at, 'route', m.deleted);
         if (!st || r.family !== 4 || r.table !== RT_TABLE_MAIN) continue;
         const i = this.netIndex(r.dst.w0 >>> 0, r.dst.len);
         if (i < 0) continue;
@@ -327,7 +329,7 @@ class FibMirror {
         }
       } else if (m.kind === 'other' && (m.header.type === RTM_NEWNEXTHOP || m.header.type === RTM_DELNEXTHOP)) {
         const o = decodeNexthop(m.bytes, 0, m.bytes.length);
-        this.count(o.protocol, at);
+        this.count(o.protocol, at, 'nexthop', m.header.type === RTM_DELNEXTHOP);
         if (!st) continue;
         if (m.header.type === RTM_DELNEXTHOP) st.objects.delete(o.id);
         else st.objects.set(o.id, o);
@@ -343,13 +345,22 @@ class FibMirror {
     return this.state.tally();
   }
 
-  /** Resolves with the time (ms, monotonic) at which every net forwards via uplink `link` (1 or 2) alone. */
+  /**
+   * Resolves with the time (ms, monotonic) at which every net forwards via uplink `link` (1 or 2) alone;
+   * progress() says when half, 90 % and 99 % of them did.
+   */
   until(link) {
     const bit = link === 1 ? VIA1 : VIA2;
     return new Promise((resolve) => {
-      this.watch = { bit, resolve };
+      this.watch = { bit, resolve, marks: [0.5, 0.9, 0.99].map((f) => ({ f, at: undefined })) };
+      this.progressMarks = this.watch.marks;
       this.check(nowMs());
     });
+  }
+
+  /** When the last watch saw each share of the nets on its link: [{ f, at }]. */
+  progress() {
+    return this.progressMarks ?? [];
   }
 
   cancel() {
@@ -358,14 +369,17 @@ class FibMirror {
 
   check(at) {
     const w = this.watch;
-    if (w && this.state && this.state.counts[w.bit] === this.n) {
+    if (!w || !this.state) return;
+    for (const m of w.marks) if (m.at === undefined && this.state.counts[w.bit] >= m.f * this.n) m.at = at;
+    if (this.state.counts[w.bit] === this.n) {
       this.watch = undefined;
       w.resolve(at);
     }
   }
 
+  /** Notifications of `proto` so far, by kind; subtract an earlier answer to count a phase's. */
   changesOf(proto) {
-    return this.changes.get(proto) ?? 0;
+    return { route_new: 0, route_del: 0, nexthop_new: 0, nexthop_del: 0, ...this.changes.get(proto) };
   }
 
   lastChangeOf(proto) {

@@ -599,22 +599,23 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   const deadline = t0 + TIMEOUT_MS;
   // Settled: idle (krtsync: nothing pending; BIRD: answering at once) and no kernel change by the daemon for
   // QUIET_MS; then at the later of its last change and the first idle answer. Once settled, only a new kernel
-  // change unsettles it: housekeeping that changes nothing (a periodic scan) does not.
+  // change unsettles it: housekeeping that changes nothing (a periodic scan) does not, and the daemon is no
+  // longer asked (the questions cost it CPU time, which is measured).
   let idleSince;
   let settled;
   while (nowMs() < deadline && actError === undefined) {
-    const asked = nowMs();
-    const busy = await Promise.race([router.busy(), sleep(Math.max(0, deadline - asked)).then(() => true)]);
-    const last = Math.max(t0, mirror.lastChangeOf(router.proto));
-    if (settled !== undefined && last > settled) settled = idleSince = undefined;
+    const last = () => Math.max(t0, mirror.lastChangeOf(router.proto));
+    if (settled !== undefined && last() > settled) settled = idleSince = undefined;
     if (settled === undefined) {
+      const asked = nowMs();
+      const busy = await Promise.race([router.busy(), sleep(Math.max(0, deadline - asked)).then(() => true)]);
       if (busy) idleSince = undefined;
       else idleSince ??= asked;
       const now = nowMs();
-      if (idleSince !== undefined && now - last >= QUIET_MS && now - idleSince >= QUIET_MS) settled = Math.max(last, idleSince);
+      if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) settled = Math.max(last(), idleSince);
     }
     if (settled !== undefined && tFwd !== undefined) break;
-    await sleep(50);
+    await sleep(settled === undefined ? 50 : 250);
   }
   mirror.cancel();
   await acted;
@@ -624,7 +625,8 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   if (settled !== undefined && mirror.lastChangeOf(router.proto) > settled) settled = undefined;
   if (tFwd !== undefined && tFwd > deadline) tFwd = undefined;
   const cpu = router.cpu() - cpu0;
-  const changes = mirror.changesOf(router.proto) - changes0;
+  const c1 = mirror.changesOf(router.proto);
+  const changes = Object.fromEntries(Object.entries(c1).map(([k, v]) => [k, v - changes0[k]]));
   const tally = mirror.tally();
   const probeCpu = prober.cpu() + topo.sinks[0].cpu() + topo.sinks[1].cpu() - sinkCpu0;
   const probeSeconds = (nowMs() - t0) / 1000;
@@ -641,9 +643,11 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     phase: kind,
     forwarding_s: tFwd !== undefined ? sec(Math.max(0, tFwd - t0)) : null,
     fib: tally,
+    fib_progress: Object.fromEntries(mirror.progress().map((m) => [`${m.f * 100}%`, m.at !== undefined && m.at <= deadline ? sec(Math.max(0, m.at - t0)) : null])),
     probes,
     settled_s: settled !== undefined ? sec(settled - t0) : null,
-    kernel_changes: changes,
+    kernel_changes: changes.route_new + changes.route_del + changes.nexthop_new + changes.nexthop_del,
+    kernel_changes_by_kind: changes,
     cpu_s: Number(cpu.toFixed(2)),
     timeout_s: TIMEOUT_MS / 1000,
     fib_check: check.mismatches ? { mismatches: check.mismatches, dump: check.tally } : 'dump agrees',
@@ -720,8 +724,10 @@ function table(failure) {
     if (ratio) {
       const k = get('krtsync', label.split(':')[0]);
       const b = get('bird', label.split(':')[0]);
-      const kv = k && figure?.(k);
-      const bv = b && figure?.(b);
+      // Only where both converged: a ratio to a phase that timed out, or in which nothing moved, says nothing.
+      const both = k && b && k.forwarding_s !== null && b.forwarding_s !== null;
+      const kv = both && figure?.(k);
+      const bv = both && figure?.(b);
       q = ` ${typeof kv === 'number' && typeof bv === 'number' && kv > 0 ? `${(bv / kv).toFixed(1)}×` : '–'} |`;
     }
     out.push(`| ${label} | ${cells.join(' | ')} |${q}`);
