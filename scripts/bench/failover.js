@@ -716,7 +716,8 @@ function table(failure) {
       [`${kind}: CPU (user+sys)`, (r) => `${r.cpu_s} s`, (r) => r.cpu_s],
     );
   }
-  const ratio = tools.includes('krtsync') && tools.includes('bird');
+  // Ratios only where both daemons failed over: a recovery from a failure that moved nothing is no comparison.
+  const ratio = tools.includes('krtsync') && tools.includes('bird') && ['krtsync', 'bird'].every((t) => get(t, 'failure')?.forwarding_s != null);
   const out = [`| ${failure}, ${N.toLocaleString('en')} IPv4 nets | ${tools.join(' | ')} |${ratio ? ' BIRD 2 ÷ krtsync |' : ''}`, `| --- |${tools.map(() => ' --- |').join('')}${ratio ? ' ---: |' : ''}`];
   for (const [label, text, figure] of rows) {
     const cells = tools.map((t) => (get(t, label.split(':')[0]) ? text(get(t, label.split(':')[0])) : '–'));
@@ -724,7 +725,7 @@ function table(failure) {
     if (ratio) {
       const k = get('krtsync', label.split(':')[0]);
       const b = get('bird', label.split(':')[0]);
-      // Only where both converged: a ratio to a phase that timed out, or in which nothing moved, says nothing.
+      // Only where both converged: a ratio to a phase that timed out says nothing.
       const both = k && b && k.forwarding_s !== null && b.forwarding_s !== null;
       const kv = both && figure?.(k);
       const bv = both && figure?.(b);
