@@ -705,6 +705,8 @@ function table(failure) {
   const fwd = (r) => (r.forwarding_s !== null ? `${r.forwarding_s} s` : `${timeout(r)} (${r.fib[r.phase === 'failure' ? 'via2' : 'via1'].toLocaleString('en')} of ${N.toLocaleString('en')} moved)`);
   const probe = (r) =>
     `${r.probes.moved_s !== null ? `${r.probes.moved_s} s` : `${timeout(r)} (${r.probes.moved} of ${r.probes.destinations})`}; last via the old link ${r.probes.last_via_old_s ?? '–'} s; ${r.probes.lost.toLocaleString('en')} lost`;
+  const waits = (r) =>
+    r.tool === 'krtsync' ? (r.failed_max ? `${r.failed_max.toLocaleString('en')} failed` : 'none failed') : r.primary_session_established_s !== null ? `session at ${r.primary_session_established_s} s` : '–';
   // [label, cell text, the figure a ratio is taken of]
   const rows = [];
   for (const kind of ['failure', 'recovery']) {
@@ -714,6 +716,7 @@ function table(failure) {
       [`${kind}: settled`, (r) => (r.settled_s !== null ? `${r.settled_s} s` : timeout(r)), (r) => r.settled_s],
       [`${kind}: kernel changes`, (r) => r.kernel_changes.toLocaleString('en')],
       [`${kind}: CPU (user+sys)`, (r) => `${r.cpu_s} s`, (r) => r.cpu_s],
+      [`${kind}: waits (krtsync: routes failed, to be retried; BIRD: primary session back)`, waits],
     );
   }
   // Ratios only where both daemons failed over: a recovery from a failure that moved nothing is no comparison.
