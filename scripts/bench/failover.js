@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
-// [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--keep-log DIR]` (docs/benchmarks.md, "Failover").
+// [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]` (docs/benchmarks.md,
+// "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
@@ -11,7 +12,8 @@
 // - BIRD 2: two eBGP sessions to BIRD 2 speakers in the upstream namespaces, each announcing the N
 //   nets (static blackholes there, never installed), exported by the router's kernel protocol. BIRD's
 //   own defaults throughout (its direct sessions check the link; an error waits 60 s before a
-//   reconnect).
+//   reconnect), unless `--bird-restart S` sets its connect delay, connect retry and error wait to S
+//   seconds (the smoke test's, so that BIRD's recoveries take seconds; never for figures).
 // Failures, each followed by its recovery:
 // - source: the primary source withdrawn (krtsync: the neighbour's `state: down`, then `state: up`
 //   and its N routes again; BIRD: `disable` of the primary speaker's session, then `enable`);
@@ -31,8 +33,9 @@
 //   change for `--quiet` (1 s): the time of its last kernel change, or of the first idle answer after
 //   it; and the changes it made (route and nexthop notifications of its protocol number);
 // - CPU time (user + system) of the daemon in the phase, and its peak RSS.
-// A phase that has not converged when `--timeout` (default 90 s) runs out is reported as "> timeout"
-// with how far it got. Everything runs in namespaces this script creates and deletes; no traffic
+// A phase that has not converged when `--timeout` (default 120 s: BIRD's recovery from carrier loss
+// waits out its 60 s error wait, then reloads the nets) runs out is reported as "> timeout" with how
+// far it got. Everything runs in namespaces this script creates and deletes; no traffic
 // leaves them. Output: one Markdown table per failure, then one JSON line per (tool, phase).
 'use strict';
 const { spawn } = require('node:child_process');
@@ -47,14 +50,15 @@ const { BIN, arg, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScr
 const N = Number(arg('routes', '1000000'));
 const ONLY = arg('only', 'krtsync,bird').split(',');
 const FAILURES = arg('failure', 'source,carrier').split(',');
-const TIMEOUT_MS = Number(arg('timeout', '90')) * 1000;
+const TIMEOUT_MS = Number(arg('timeout', '120')) * 1000;
+const BIRD_RESTART = arg('bird-restart', undefined);
 const PROBES = Number(arg('probes', '128'));
 const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--keep-log DIR]';
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]';
 if (
   !Number.isInteger(N) ||
   N < 2 ||
@@ -65,7 +69,8 @@ if (
   !(QUIET_MS > 0) ||
   !Number.isInteger(PROBES) ||
   PROBES < 1 ||
-  !(RATE >= 100 && RATE <= 1e6)
+  !(RATE >= 100 && RATE <= 1e6) ||
+  (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1))
 ) {
   console.error(usage);
   process.exit(2);
@@ -115,7 +120,11 @@ if (KEEP_LOG) {
   });
 }
 const PROBE_BIN = path.join(DIR, 'failover-probe');
-sh('cc', ['-O2', '-Wall', '-o', PROBE_BIN, path.join(__dirname, 'failover-probe.c')]);
+try {
+  sh('cc', ['-O2', '-Wall', '-o', PROBE_BIN, path.join(__dirname, 'failover-probe.c')]);
+} catch (e) {
+  throw new Error(`bench:failover compiles its probe, scripts/bench/failover-probe.c, with cc (gcc): ${e.stderr || e.message}`);
+}
 
 /** Starts a probe process (sender or sink) in `ns` and resolves once it says it is ready. */
 async function startProbe(ns, args, input) {
@@ -359,6 +368,8 @@ function birdRouter(topo) {
   const logLine = 'log stderr { info, remote, warning, error, auth, fatal, bug };';
   const files = (name) => ({ conf: path.join(DIR, `${name}.conf`), sock: path.join(DIR, `${name}.ctl`), pid: path.join(DIR, `${name}.pid`), log: path.join(DIR, `${name}.log`) });
   const router = files('bird-router');
+  // BIRD's session timers: its defaults, or --bird-restart's seconds for all three.
+  const timers = BIRD_RESTART ? `\n  connect delay time ${BIRD_RESTART};\n  connect retry time ${BIRD_RESTART};\n  error wait time ${BIRD_RESTART}, ${BIRD_RESTART};` : '';
   const speaker = [undefined, files('bird-speaker1'), files('bird-speaker2')];
   fs.writeFileSync(
     router.conf,
@@ -370,7 +381,7 @@ ${[1, 2]
   .map(
     (k) => `protocol bgp up${k} {
   local ${LINK[k].local} as ${LOCAL_AS};
-  neighbor ${LINK[k].gw} as ${LINK[k].as};
+  neighbor ${LINK[k].gw} as ${LINK[k].as};${timers}
   ipv4 { import all; export none; };
 }`,
   )
@@ -390,7 +401,7 @@ protocol static nets { ipv4; ${lines.join('\n')}
 }
 protocol bgp uplink {
   local ${LINK[k].gw} as ${LINK[k].as};
-  neighbor ${LINK[k].local} as ${LOCAL_AS};
+  neighbor ${LINK[k].local} as ${LOCAL_AS};${timers}
   ipv4 { import none; export ${k === 2 ? `filter { bgp_path.prepend(${LINK[k].as}); accept; }` : 'all'}; };
 }
 `,
@@ -463,7 +474,7 @@ protocol bgp uplink {
       sessionSeenDown = false;
     },
     /** When the primary session was seen established again after being seen down in the phase. */
-    notes: () => ({ primary_session_established_s: sessionUpAt !== undefined ? sec(sessionUpAt - phaseT0) : null }),
+    notes: () => ({ primary_session_established_s: sessionUpAt !== undefined ? sec(sessionUpAt - phaseT0) : null, bird_timers: BIRD_RESTART ? `${BIRD_RESTART} s` : 'defaults' }),
     cpu: () => r.cpu(),
     hwmMb: () => Math.round(r.hwmKb / 1024),
     async stop() {
@@ -704,7 +715,7 @@ function table(failure) {
   const timeout = (r) => `> ${r.timeout_s} s`;
   const fwd = (r) => (r.forwarding_s !== null ? `${r.forwarding_s} s` : `${timeout(r)} (${r.fib[r.phase === 'failure' ? 'via2' : 'via1'].toLocaleString('en')} of ${N.toLocaleString('en')} moved)`);
   const probe = (r) =>
-    `${r.probes.moved_s !== null ? `${r.probes.moved_s} s` : `${timeout(r)} (${r.probes.moved} of ${r.probes.destinations})`}; last via the old link ${r.probes.last_via_old_s ?? '–'} s; ${r.probes.lost.toLocaleString('en')} lost`;
+    `${r.probes.moved_s !== null ? `${r.probes.moved_s} s` : `${timeout(r)} (${r.probes.moved} of ${r.probes.destinations})`}; last via the old link ${r.probes.last_via_old_s !== null ? `${r.probes.last_via_old_s} s` : '–'}; ${r.probes.lost.toLocaleString('en')} lost`;
   const waits = (r) =>
     r.tool === 'krtsync' ? (r.failed_max ? `${r.failed_max.toLocaleString('en')} failed` : 'none failed') : r.primary_session_established_s !== null ? `session at ${r.primary_session_established_s} s` : '–';
   // [label, cell text, the figure a ratio is taken of]
