@@ -6,7 +6,7 @@
  *   failover-probe send PORT RATE RUN OUT < destinations
  *     Sends UDP probes round robin to the IPv4 destinations read from stdin (one dotted quad a
  *     line), RATE a second in bursts every millisecond, until SIGTERM. Payload: magic, RUN, seq, destination index, send
- *     time. OUT gets one record per probe, in seq order: {u64 send ns, i32 errno (0: sent)}.
+ *     time. OUT gets one record per probe, in seq order, flushed every millisecond: {u64 send ns, i32 errno (0: sent)}.
  *   failover-probe sink PORT OUT
  *     Receives probes on 0.0.0.0:PORT (the namespace routes the probed nets to itself with a
  *     `local` route) until SIGTERM. OUT gets one record per probe: {u32 run, u32 seq, u64 recv ns}.
@@ -120,6 +120,8 @@ static int run_send(int port, double rate, uint32_t run, const char *out_path) {
       fwrite(&r, sizeof r, 1, out);
       p.seq++;
     }
+    /* On disk at once: the bench reads the file while the run goes on. */
+    fflush(out);
     next += tick;
   }
   fclose(out);
