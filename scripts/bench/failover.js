@@ -604,6 +604,8 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   const cpu0 = router.cpu();
   const sinkCpu0 = topo.sinks[0].cpu() + topo.sinks[1].cpu();
   let tFwd;
+  // A failure that moved nothing leaves nothing to recover: its recovery's "0 s" says so.
+  const alreadyThere = mirror.tally()[to === 1 ? 'via1' : 'via2'] === N;
   mirror.until(to).then((t) => (tFwd = t));
   const t0 = nowMs();
   router.phaseStart(t0);
@@ -664,6 +666,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     failure,
     phase: kind,
     forwarding_s: tFwd !== undefined ? sec(Math.max(0, tFwd - t0)) : null,
+    fib_on_target_at_start: alreadyThere,
     fib: tally,
     fib_progress: Object.fromEntries(mirror.progress().map((m) => [`${m.f * 100}%`, m.at !== undefined && m.at <= deadline ? sec(Math.max(0, m.at - t0)) : null])),
     probes,
@@ -727,7 +730,8 @@ function table(failure) {
   const get = (t, kind) => results.find((r) => r.tool === t && r.failure === failure && r.phase === kind);
   // Not there: the phase ran into its bound, or (probes) it ended with the FIB and the daemon done and a probe lost after.
   const timeout = (r) => (r.timed_out ? `> ${r.timeout_s} s` : `not by the end, ${r.observed_s} s`);
-  const fwd = (r) => (r.forwarding_s !== null ? `${r.forwarding_s} s` : `${timeout(r)} (${r.fib[r.phase === 'failure' ? 'via2' : 'via1'].toLocaleString('en')} of ${N.toLocaleString('en')} moved)`);
+  const fwd = (r) =>
+    r.fib_on_target_at_start ? `0 s (every net already via uplink ${r.phase === 'failure' ? 2 : 1})` : r.forwarding_s !== null ? `${r.forwarding_s} s` : `${timeout(r)} (${r.fib[r.phase === 'failure' ? 'via2' : 'via1'].toLocaleString('en')} of ${N.toLocaleString('en')} moved)`;
   const probe = (r) =>
     `${r.probes.moved_s !== null ? `${r.probes.moved_s} s` : `${timeout(r)} (${r.probes.moved} of ${r.probes.destinations})`}; last via the old link ${r.probes.last_via_old_s !== null ? `${r.probes.last_via_old_s} s` : '–'}; ${r.probes.lost.toLocaleString('en')} lost`;
   const waits = (r) =>

@@ -194,6 +194,7 @@ interface PhaseRecord {
   failure: string;
   phase: string;
   forwarding_s: number | null;
+  fib_on_target_at_start?: boolean;
   fib: Tally;
   fib_progress?: Record<string, number | null>;
   probes?: {
@@ -311,6 +312,7 @@ kernelDescribe('bench:failover, run small', () => {
   /** The daemon moved every net to `to` itself (one kernel change a net at least) and settled. */
   const movedByDaemon = (r: PhaseRecord, to: 1 | 2): void => {
     consistent(r, to, TIMEOUT_S);
+    expect(r.fib_on_target_at_start).toBe(false);
     expect(r.timed_out).toBe(false);
     expect(r.settled_s).not.toBeNull();
     expect(r.kernel_changes).toBeGreaterThanOrEqual(N);
@@ -337,7 +339,11 @@ kernelDescribe('bench:failover, run small', () => {
     consistent(fail, 2, CARRIER_TIMEOUT_S);
     // Where the FIB still sends every net into the dead link, no probe gets through it to the other side.
     if (fail.fib.via1 === N) expect(fail.probes!.moved).toBe(0);
-    consistent(phase('krtsync carrier', 'recovery'), 1, CARRIER_TIMEOUT_S);
+    const back = phase('krtsync carrier', 'recovery');
+    consistent(back, 1, CARRIER_TIMEOUT_S);
+    // A recovery starts from where the failure left the FIB: with nothing moved, nothing to move back.
+    expect(back.fib_on_target_at_start).toBe(fail.fib.via1 === N);
+    if (back.fib_on_target_at_start) expect(runs['krtsync carrier']!.out).toContain('| 0 s (every net already via uplink 1) |');
   });
 
   it('prints a table per failure with the figures side by side, and the peak RSS', () => {
