@@ -59,6 +59,14 @@ const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
   'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log'];
+// Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
+const argv = process.argv.slice(2);
+const badArg = argv.find((a, i) => (i % 2 === 0 ? !(a.startsWith('--') && KNOWN.includes(a.slice(2))) : a.startsWith('--')) || (i % 2 === 0 && argv[i + 1] === undefined));
+if (badArg !== undefined) {
+  console.error(`bench:failover: unknown option or missing value: ${badArg}\n${usage}`);
+  process.exit(2);
+}
 if (
   !Number.isInteger(N) ||
   N < 2 ||

@@ -359,3 +359,18 @@ kernelDescribe('bench:failover, run small', () => {
     for (const r of Object.values(runs)) expect(left).not.toMatch(new RegExp(`krtfo-.*-${r.pid}\\b`));
   });
 });
+
+describe('bench:failover arguments', () => {
+  it('refuses an unknown option or a missing value with its usage, before it starts anything', () => {
+    for (const [args, bad] of [
+      [['--help'], '--help'],
+      [['--routes', '2000', '--timeout'], '--timeout'],
+      [['--route', '2000'], '--route'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [join(BENCH, 'failover.js'), ...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`unknown option or missing value: ${bad}`);
+      expect(r.stderr).toContain('usage: bench:failover');
+    }
+  });
+});
