@@ -33,9 +33,9 @@
 //   change for `--quiet` (1 s): the time of its last kernel change, or of the first idle answer after
 //   it; and the changes it made (route and nexthop notifications of its protocol number);
 // - CPU time (user + system) of the daemon in the phase, and its peak RSS.
-// A phase that has not converged when `--timeout` (default 120 s: BIRD's recovery from carrier loss
-// waits out its 60 s error wait, then reloads the nets) runs out is reported as "> timeout" with how
-// far it got. Everything runs in namespaces this script creates and deletes; no traffic
+// A phase ends once the FIB, the probes and the daemon are all done. One that has not converged when
+// `--timeout` (default 120 s: BIRD's recovery from carrier loss waits out its 60 s error wait, then
+// reloads the nets) runs out is reported as "> timeout" with how far it got (`timed_out` in its JSON). Everything runs in namespaces this script creates and deletes; no traffic
 // leaves them. Output: one Markdown table per failure, then one JSON line per (tool, phase).
 'use strict';
 const { spawn } = require('node:child_process');
