@@ -28,26 +28,29 @@
 // krtsync runs as deployed: node with the flags of bin/krtsync's shebang (the daemon's V8 settings),
 // then --node-args.
 //
+// --baseline LABEL=DIR[,LABEL=DIR...]: the krtsync scenarios once more for each other checkout (its
+// dist/ built, e.g. a clone of main after `npm ci`), run by its own bin/krtsync, so a change is
+// compared with what it replaces in the same run and the same machine state (tool "krtsync LABEL").
+//
 // Output: a Markdown table, then one JSON line per (tool, scenario).
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { ensureDebianPackage } = require('../debian-package');
+const { BIN, arg, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'krtsync');
+/** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
+function shebangFlags(bin) {
+  const first = fs.readFileSync(bin, 'utf8').split('\n')[0];
+  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
+  if (!m) throw new Error(`${bin}: unexpected first line ${first}`);
+  return m[1].split(' ').filter(Boolean);
+}
 
 // ------------------------------------------------------------------ arguments
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-};
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
@@ -58,16 +61,21 @@ const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before t
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
-/** The node flags bin/krtsync's shebang gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
-const SHEBANG_FLAGS = (() => {
-  const first = fs.readFileSync(path.join(__dirname, '..', '..', 'bin', 'krtsync'), 'utf8').split('\n')[0];
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!m) throw new Error(`bin/krtsync: unexpected first line ${first}`);
-  return m[1].split(' ').filter(Boolean);
-})();
+const BASELINES = arg('baseline', '')
+  .split(',')
+  .filter(Boolean)
+  .map((spec) => {
+    const m = /^([\w.-]+)=(.+)$/.exec(spec);
+    const bin = m ? path.join(path.resolve(m[2]), 'bin', 'krtsync') : '';
+    if (!m || !fs.existsSync(bin) || !fs.existsSync(path.join(path.resolve(m[2]), 'dist'))) {
+      console.error(`bench:e2e: --baseline ${spec}: want LABEL=DIR, DIR a checkout with bin/krtsync and a built dist/`);
+      process.exit(2);
+    }
+    return { tool: `krtsync ${m[1]}`, bin };
+  });
 const SCRAPE_MS = Number(arg('scrape-every', '1000')); // krtsync+metrics: ms between scrapes; 0: listener on, nobody scrapes
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--baseline LABEL=DIR,...] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -102,52 +110,11 @@ function ipv6Bytes(a) {
 }
 
 // ------------------------------------------------------------------ namespaces and cleanup
-const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'krtsync-e2e-'));
-const namespaces = new Set();
-const children = new Set();
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
-let cleaned = false;
-function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  for (const c of children) {
-    try {
-      process.kill(c.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  for (const ns of namespaces) {
-    try {
-      sh('ip', ['netns', 'pids', ns])
-        .split('\n')
-        .filter(Boolean)
-        .forEach((p) => process.kill(Number(p), 'SIGKILL'));
-    } catch {
-      /* none */
-    }
-    try {
-      sh('ip', ['netns', 'del', ns]);
-    } catch {
-      /* gone */
-    }
-  }
-  if (KEEP_LOG) {
-    try {
-      fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG);
-    } catch {
-      /* no log */
-    }
-  }
-  fs.rmSync(DIR, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
+const DIR = scratchDir('krtsync-e2e-');
+if (KEEP_LOG) beforeScratchRemoved(() => fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG));
 
 function makeNamespace(tag) {
-  const ns = `krte2e-${tag}-${process.pid}`;
-  sh('ip', ['netns', 'add', ns]);
-  namespaces.add(ns);
+  const ns = addNamespace(`krte2e-${tag}`);
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   sh('ip', ['-n', ns, '-batch', '-'], {
     input:
@@ -156,10 +123,6 @@ function makeNamespace(tag) {
       ) + '\n',
   });
   return ns;
-}
-function dropNamespace(ns) {
-  sh('ip', ['netns', 'del', ns]);
-  namespaces.delete(ns);
 }
 /** Routes of `proto` in the namespace's main table, and whether the foreign route is still there. */
 function kernelCount(ns, proto) {
@@ -236,62 +199,10 @@ class Observer {
 }
 
 // ------------------------------------------------------------------ helpers
-const sec = (ms) => Number((ms / 1000).toFixed(2));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function withTimeout(p, what, ms = TIMEOUT_MS) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
-}
+const withTimeout = (p, what, ms = TIMEOUT_MS) => withTimeoutMs(p, what, ms);
 /** Spawns `cmd` inside the namespace; tracks its exit and its peak RSS. */
-function startIn(ns, cmd, args, env = {}, logFile) {
-  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
-  const started = performance.now();
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', LOG_TIMES && logFile ? 'pipe' : out, LOG_TIMES && logFile ? 'pipe' : out], env: { ...process.env, ...env } });
-  if (LOG_TIMES && logFile) {
-    // Each line prefixed with the milliseconds since this process was started (for phase timings).
-    let rest = '';
-    const onData = (chunk) => {
-      const lines = (rest + chunk.toString()).split('\n');
-      rest = lines.pop();
-      for (const l of lines) fs.writeSync(out, `+${Math.round(performance.now() - started)} ms ${l}\n`);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-  }
-  children.add(child);
-  const proc = { child, pid: child.pid, hwmKb: 0, exitedAt: 0 };
-  proc.exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => {
-      proc.exitedAt = performance.now();
-      children.delete(child);
-      clearInterval(proc.timer);
-      resolve({ code, signal });
-    }),
-  );
-  // `ip netns exec` execs the command, so the pid is the daemon's own.
-  proc.cpuS = 0; // CPU time (user + system) as last sampled: less disturbed by a loaded machine than wall time
-  proc.cpu = () => {
-    try {
-      const f = fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      proc.cpuS = (Number(f[11]) + Number(f[12])) / CLK_TCK;
-    } catch {
-      /* exited: the last sample stands (at most 100 ms old) */
-    }
-    return proc.cpuS;
-  };
-  proc.timer = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
-      if (m) proc.hwmKb = Math.max(proc.hwmKb, Number(m[1]));
-    } catch {
-      /* exited */
-    }
-    proc.cpu();
-  }, 100);
-  return proc;
-}
+const startIn = (ns, cmd, args, env = {}, logFile) => harnessStartIn(ns, cmd, args, { env, logFile, logTimes: LOG_TIMES });
 
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
 const results = [];
 function record(tool, scenario, fields) {
   const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
@@ -318,8 +229,7 @@ loop();`;
 
 /** Scrapes url every second from inside the namespace until stop(); scrapes() is what it saw. */
 function startScraper(ns, url) {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] });
-  children.add(child);
+  const child = track(spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] }));
   const seen = [];
   let rest = '';
   child.stdout.on('data', (c) => {
@@ -333,7 +243,6 @@ function startScraper(ns, url) {
     stop: async () => {
       child.kill('SIGKILL');
       await exited;
-      children.delete(child);
     },
   };
 }
@@ -348,14 +257,14 @@ function scrapeStats(list) {
 }
 
 // ------------------------------------------------------------------ krtsync
-async function benchKrtsync(tool = 'krtsync') {
+async function benchKrtsync(tool = 'krtsync', bin = BIN) {
   const withMetrics = tool === 'krtsync+metrics';
   process.stderr.write(`${tool}: ${N} routes\n`);
-  const ns = makeNamespace(withMetrics ? 'krtm' : 'krt');
+  const ns = makeNamespace(withMetrics ? 'krtm' : bin === BIN ? 'krt' : 'krtb');
   const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
   const phases = {};
   const obs = new Observer(ns);
-  const tag = withMetrics ? 'krtsync-metrics' : 'krtsync';
+  const tag = tool.replace(/[^\w-]+/g, '-');
   const sock = path.join(DIR, `${tag}.sock`);
   const notifyPath = path.join(DIR, `${tag}-notify.sock`);
   const notify = UnixDatagramSocket.open(notifyPath);
@@ -383,7 +292,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
   // The scraper's own start (a node process) must not land on the daemon's cold start.
   if (scraper) await withTimeout((async () => { while (scraper.scrapes().length === 0) await sleep(50); })(), 'scraper start');
   // As deployed: with the node flags of the command's shebang, then --node-args.
-  const start = () => startIn(ns, process.execPath, [...SHEBANG_FLAGS, ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
+  const start = () => startIn(ns, process.execPath, [...shebangFlags(bin), ...NODE_ARGS, bin, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
   const hwm = [];
   try {
     // cold start
@@ -475,12 +384,6 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
 }
 
 // ------------------------------------------------------------------ BIRD 2
-function ensureBird() {
-  // Never a bird running in the root namespace: its service is kept from starting, then masked.
-  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
-  return sh('sh', ['-c', 'bird --version 2>&1']).trim();
-}
-
 async function benchBird() {
   const version = ensureBird();
   process.stderr.write(`${version}: ${N} routes\n`);
@@ -497,6 +400,9 @@ async function benchBird() {
   };
   writeConf(GW1);
   const birdc = (...args) => sh('ip', ['netns', 'exec', ns, 'birdc', '-s', sock, ...args]);
+  // The restart's probe waits at most 5 s: birdc blocks this (synchronous) script for as long as BIRD
+  // does not answer, and a BIRD busy for minutes would hold the restart's timeout off.
+  const probe = () => sh('ip', ['netns', 'exec', ns, 'birdc', '-s', sock, 'show', 'status'], { timeout: 5000 });
   let b;
   try {
     let full = obs.until(PROTO_BIRD, GW1);
@@ -533,7 +439,7 @@ async function benchBird() {
         while (quick < 3 && waiting) {
           const t = performance.now();
           try {
-            birdc('show', 'status');
+            probe();
           } catch {
             /* not answering */
           }
@@ -550,9 +456,18 @@ async function benchBird() {
     waiting = false;
     await sleep(1000);
     if (settled) record('bird', 'restart', { ready_s: sec(tReady - t0), kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: 'in sync: pruned after its first scan, then answering birdc at once (idle)' });
-    // BIRD 2.0.12 rewrites every IPv6 route of its own on a restart, slower as the table grows (200k: 28 s):
-    // past the timeout the restart is recorded as such, and the churn is measured on top of it.
-    else record('bird', 'restart', { ready_s: `> ${TIMEOUT_MS / 1000}`, kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: `not in sync within ${TIMEOUT_MS / 1000} s` });
+    else {
+      // BIRD 2.0.12 rewrites every IPv6 route of its own on a restart, slower as the table grows (200k:
+      // 28 s; 1M: still busy after 7 minutes): past the timeout the restart is recorded as such, BIRD is
+      // killed (it answers no birdc meanwhile, so churn and shutdown cannot be asked of it) and its
+      // peak RSS is what the two processes reached.
+      record('bird', 'restart', { ready_s: `> ${TIMEOUT_MS / 1000}`, kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: `not in sync within ${TIMEOUT_MS / 1000} s; churn and shutdown not measured` });
+      process.kill(b.pid, 'SIGKILL');
+      await b.exited;
+      rss.push(b.hwmKb);
+      record('bird', 'peak rss', { rss_mb: Math.round(Math.max(...rss) / 1024), cold_rss_mb: Math.round(rss[0] / 1024), restart_churn_rss_mb: Math.round(rss[1] / 1024) });
+      return;
+    }
 
     writeConf(GW2);
     full = obs.until(PROTO_BIRD, GW2);
@@ -614,7 +529,7 @@ async function benchIp() {
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
@@ -639,16 +554,16 @@ function table() {
 
 async function main() {
   if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
-  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version };
+  const machine = machineFacts();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
+  for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
   if (ONLY.has('bird')) await benchBird();
   if (ONLY.has('ip')) await benchIp();
   process.stdout.write(`${table()}\n\n`);
   for (const r of results) process.stdout.write(`${JSON.stringify({ ...r, machine })}\n`);
-  const leftBird = sh('sh', ['-c', 'pgrep -x bird || true']).trim();
-  if (leftBird) process.stderr.write(`warning: a bird process runs outside this benchmark: ${leftBird}\n`);
+  process.stderr.write(strayBirdWarning());
 }
 
 main().then(
