@@ -21,7 +21,6 @@ const { NetlinkClient, NetlinkMonitor, decodeRouteMessage, encodeRouteDump } = r
 const C = require('../../dist/netlink/constants');
 
 const RTM_NEWNEXTHOP = 104;
-const RTM_DELNEXTHOP = 105;
 const RTM_GETNEXTHOP = 106;
 const RTNLGRP_NEXTHOP = 32;
 const NHA_ID = 1;
@@ -327,11 +326,13 @@ class FibMirror {
           if (!now.up || !now.carrier) st.flushObjectsOn(l.index);
           all = true;
         }
-      } else if (m.kind === 'other' && (m.header.type === RTM_NEWNEXTHOP || m.header.type === RTM_DELNEXTHOP)) {
-        const o = decodeNexthop(m.bytes, 0, m.bytes.length);
-        this.count(o.protocol, at, 'nexthop', m.header.type === RTM_DELNEXTHOP);
+      } else if (m.kind === 'nexthop') {
+        // Decoded by the project's codec (src/netlink/nexthop-codec.ts), in the shape decodeNexthop gives.
+        const x = m.nexthop;
+        const o = { id: x.id, protocol: x.protocol, oif: x.oif ?? 0, gateway: x.gateway?.family === 4 ? x.gateway.w0 >>> 0 : 0, group: x.group?.map((g) => g.id), blackhole: x.blackhole === true };
+        this.count(o.protocol, at, 'nexthop', m.deleted);
         if (!st) continue;
-        if (m.header.type === RTM_DELNEXTHOP) st.objects.delete(o.id);
+        if (m.deleted) st.objects.delete(o.id);
         else st.objects.set(o.id, o);
         all = true;
       }
