@@ -135,6 +135,7 @@ export class KernelSync implements ScanTarget {
       io: () => this.io!,
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
+      reconvertAll: () => this.notices.moveWanted(this.routes.reconvert(true)),
     });
     this.notices = new SyncNotices({
       store: this.store,

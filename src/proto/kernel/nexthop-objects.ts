@@ -92,6 +92,8 @@ export class NexthopObjects {
   private readonly first: number;
   private readonly last: number;
   private cursor: number;
+  /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
+  private collided = false;
   /** Routes go through objects (the option, and the kernel supports them). */
   enabled = false;
   /** The kernel has nexthop objects at all (a dump worked). */
@@ -317,6 +319,13 @@ export class NexthopObjects {
     }
   }
 
+  /** Whether an object was given up because someone took its id; asking clears it. */
+  takeCollided(): boolean {
+    const c = this.collided;
+    this.collided = false;
+    return c;
+  }
+
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
     if (o.state === 'live') return (o.members ?? []).every((m) => m.state === 'live');
@@ -336,10 +345,15 @@ export class NexthopObjects {
       await io.changeNexthop(o.stale ? 'replace' : 'add', o.msg);
     } catch (err) {
       const ne = err instanceof NetlinkRequestError ? err : undefined;
-      if (ne?.errnoName === 'EEXIST') {
-        // Someone took the id since we last looked: it is not ours to overwrite. Ours will use a new id
-        // after the next scan; until then the routes on it wait.
+      if (ne?.errnoName === 'EEXIST' && !o.stale) {
+        // Someone took the id since we last looked: it is not ours to overwrite. The object is given
+        // up (takeCollided: the routes are converted again, onto a new object with a free id).
         this.foreignIds.add(o.id);
+        this.byKey.delete(o.key);
+        this.byId.delete(o.id);
+        o.state = 'retired';
+        this.collided = true;
+        return false;
       }
       this.fail(o, { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? 'EIO', message: (err as Error).message, ...(ne?.extAck ? { extAck: ne.extAck } : {}) }, now);
       return false;

@@ -71,6 +71,8 @@ export interface SenderContext {
   /** The echo fallback, when our own notifications come back. */
   echoes(): EchoMatcher | undefined;
   requestScan(reason: string, delayMs: number): void;
+  /** Every wanted route converted again and its nets moved over (a nexthop object had to change its id). */
+  reconvertAll(): void;
 }
 
 export class SyncSender {
@@ -222,6 +224,7 @@ export class SyncSender {
         const nexthops = c.routes.nexthops;
         if (nexthops.usable(nh, now)) {
           await nexthops.ensure(nh, c.io(), now);
+          if (nexthops.takeCollided()) c.reconvertAll(); // its id was taken: onto a new object
           now = Date.now();
           this.dirty.add(id, changedAt); // planned again: anything may have changed meanwhile
         } else this.objectFailed(id, nh, now);

@@ -117,6 +117,22 @@ describe('routes on nexthop objects (fake kernel)', () => {
     expect([...kernel.nexthops.objects.keys()]).toEqual([RANGE.first]);
   });
 
+  it('an id someone takes behind our back is never overwritten: the routes go onto a new object with a free id', async () => {
+    const { kernel, table, src, p } = setup();
+    await p.start();
+    // Someone makes an object at the first id of our range without our knowing (no notification reaches us).
+    kernel.nexthops.objects.set(RANGE.first, { id: RANGE.first, family: 4, protocol: C.RTPROT_STATIC, scope: 0, flags: 0, oif: 3, gateway: parseAddr('198.51.100.9') });
+    announce(table, src, ['10.7.5.0/24 via 192.0.2.2', '10.7.6.0/24 nexthop via 192.0.2.2 nexthop via 198.51.100.2']);
+    await until(() => p.counts().installed === 2, 3000);
+    expect(kernel.nexthops.objects.get(RANGE.first)).toMatchObject({ protocol: C.RTPROT_STATIC, gateway: parseAddr('198.51.100.9') });
+    const id = route(kernel, '10.7.5.0/24')!.nhId!;
+    expect(id).not.toBe(RANGE.first);
+    expect(kernel.nexthops.objects.get(id)).toMatchObject({ protocol: PROTO, gateway: parseAddr('192.0.2.2') });
+    expect(objectOf(kernel, '10.7.6.0/24')!.group!.map((g) => g.id)).toContain(id);
+    await p.shutdown();
+    expect([...kernel.nexthops.objects.keys()]).toEqual([RANGE.first]);
+  });
+
   it('turning the option off and on replaces routes in place: no route deleted or added', async () => {
     const { kernel, table, src, p, options } = setup();
     announce(table, src, KINDS);
