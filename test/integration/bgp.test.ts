@@ -103,7 +103,9 @@ kernelDescribe('BGP between real neighbours: BIRD 2 speakers, ExaBGP, krtsync fe
 `);
     await d.startReady();
     // Every add to the kernel from here on: the two neighbours load at once once ExaBGP is up.
-    monitor = spawn('ip', ['-n', router.name, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // A 32 MiB receive buffer: routes on nexthop objects go in fast enough to overflow ip monitor's default one
+    // under load (it then loses notifications, and the count below comes out short).
+    monitor = spawn('ip', ['-rcvbuf', String(32 << 20), '-n', router.name, 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
     monitor.stdout!.on('data', (c) => (events += String(c)));
     await marker('192.0.2.200');
     exa = startExabgp(router, d.dir, d.socket, [
