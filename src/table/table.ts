@@ -33,19 +33,33 @@
  * nothing behind. An `indexed` source also has a log of its nets
  * (net-log.ts), so flush() and refreshEnd() cost what the source has instead
  * of a walk of every net.
+ *
+ * Next-hop tracking (`nexthops`, nexthop-tracker.ts): a route whose next
+ * hops cannot be used is not eligible to be best. Chains keep eligible
+ * routes first (orderEligible), the best route is the head when it is
+ * eligible, and a net with no eligible route has none (its routes stay, and
+ * come back as soon as a next hop does). The nets using each next-hop set
+ * are indexed (nexthop-index.ts), so when the tracker reports a set's
+ * verdict changed, only those nets are ordered again and their best change
+ * journaled, synchronously, before anything else can read the table.
  */
 import type { Prefix } from '../lib/addr';
 import { prefixFromKey, prefixKey } from '../lib/addr';
 import type { RouteAttrs } from '../route/attrs';
-import { chainWith, chainWithout } from '../route/decision';
+import { chainWith, chainWithout, orderEligible } from '../route/decision';
+import type { NextHopSet } from '../route/nexthop';
 import { Route } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { Exporter, type ExporterOptions } from './exporter';
 import { NetLog } from './net-log';
 import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
+import { NextHopIndex } from './nexthop-index';
+import type { NextHopChange, NextHopTracker } from './nexthop-tracker';
 
 export interface TableOptions extends ExporterOptions {
   name: string;
+  /** Next-hop tracking: routes whose next hops cannot be used are not eligible to be best. */
+  nexthops?: NextHopTracker;
 }
 
 interface SourceState {
@@ -94,11 +108,40 @@ export class Table {
   private lastSource: RouteSource | undefined;
   private lastState: SourceState | undefined;
   private routeCount = 0;
+  private readonly nh: NextHopTracker | undefined;
+  private readonly nhIndex: NextHopIndex | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Whether a route may be best (always, without next-hop tracking). */
+  readonly eligible: (r: Route) => boolean;
 
   constructor(options: TableOptions) {
     this.name = options.name;
     this.best = new Exporter('best', this.store, options);
     this.all = new Exporter('all', this.store, options);
+    const nh = options.nexthops;
+    this.nh = nh;
+    if (nh === undefined) {
+      this.eligible = () => true;
+      return;
+    }
+    this.nhIndex = new NextHopIndex();
+    this.eligible = (r) => r.attrs.nexthops === undefined || nh.eligible(r.attrs.nexthops);
+    this.best.bestOf = (slot) => this.bestOf(slotBest(slot));
+    this.unsubscribe = nh.subscribe((changes) => this.onNextHops(changes));
+  }
+
+  /** The tracker this table follows, if any. */
+  get nexthops(): NextHopTracker | undefined {
+    return this.nh;
+  }
+
+  /**
+   * Every net with a route through `set`, now, synchronously, each once (the
+   * kernel protocol re-exports them when a multipath set loses a member).
+   * Nothing without next-hop tracking.
+   */
+  forEachNetUsing(set: NextHopSet, fn: (net: Prefix) => void): void {
+    this.nhIndex?.forEachNet(set, this.usesSet(set), (word, len) => fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word)));
   }
 
   /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
@@ -168,8 +211,9 @@ export class Table {
     return slotHas(this.slotOf(net), src);
   }
 
+  /** The best route: the head of the chain, when it is eligible. */
   bestRoute(net: Prefix): Route | undefined {
-    return slotBest(this.slotOf(net));
+    return this.bestOf(slotBest(this.slotOf(net)));
   }
 
   /** Adds or replaces `src`'s route for `net`. */
@@ -184,7 +228,8 @@ export class Table {
       this.store.set(word, len, route);
       this.counted(state, 1);
       this.logged(src, state, word, len);
-      this.changed(word, len, undefined, route, undefined, route);
+      if (this.nhIndex) this.indexed(word, len, undefined, route);
+      this.changed(word, len, undefined, this.bestOf(route), undefined, route);
       return;
     }
     if (slot instanceof Route && slot.src === src) {
@@ -192,7 +237,8 @@ export class Table {
       if (slot.attrs === attrs) return; // identical: renewed above, nothing to export
       const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
-      this.changed(word, len, slot, route, slot, route);
+      if (this.nhIndex) this.indexed(word, len, slot, route);
+      this.changed(word, len, this.bestOf(slot), this.bestOf(route), slot, route);
       return;
     }
     const chain = slotRoutes(slot);
@@ -200,13 +246,15 @@ export class Table {
     const old = chain[i];
     if (old !== undefined && old.attrs === attrs) return; // identical
     const route = routeOf(state, src, attrs);
-    const next = chainWith(chain, i, route);
+    let next = chainWith(chain, i, route);
+    if (this.nh && (this.anyIneligible(chain) || this.anyIneligible(next))) next = orderEligible(next, this.eligible);
     if (old === undefined) {
       this.counted(state, 1);
       this.logged(src, state, word, len);
     }
     this.store.set(word, len, chainOf(next));
-    this.changed(word, len, chain[0], next[0], old, route);
+    if (this.nhIndex) this.indexed(word, len, old, route);
+    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, route);
   }
 
   /** Removes `src`'s route for `net`, if it has one. */
@@ -247,6 +295,8 @@ export class Table {
 
   /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
   stop(reason: string): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     this.best.stop(reason);
     this.all.stop(reason);
   }
@@ -259,6 +309,7 @@ export class Table {
    */
   discard(reason: string): void {
     this.stop(reason);
+    this.nhIndex?.clear();
     this.store.clear();
     this.sources.clear();
     this.lastSource = undefined;
@@ -296,12 +347,14 @@ export class Table {
     const i = chain.findIndex((r) => r.src === src);
     if (i < 0) return;
     const old = chain[i]!;
-    const next = chainWithout(chain, i);
+    let next = chainWithout(chain, i);
+    if (this.nh && this.anyIneligible(chain)) next = orderEligible(next, this.eligible);
     if (next.length === 0) this.store.delete(word, len);
     else this.store.set(word, len, chainOf(next));
+    if (this.nhIndex) this.indexed(word, len, old, undefined);
     const state = this.stateOf(src);
     this.counted(state, -1);
-    this.changed(word, len, chain[0], next[0], old, undefined);
+    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, undefined);
     this.forgetIfEmpty(src, state);
   }
 
@@ -315,6 +368,81 @@ export class Table {
   ): void {
     if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
     this.all.record(word, len, oldRoute, newRoute);
+  }
+
+  /** The head of a chain when it may be best. */
+  private bestOf(head: Route | undefined): Route | undefined {
+    return head === undefined || this.nh === undefined || this.eligible(head) ? head : undefined;
+  }
+
+  private anyIneligible(chain: readonly Route[]): boolean {
+    for (const r of chain) if (!this.eligible(r)) return true;
+    return false;
+  }
+
+  /** Keeps the next-hop index: a net's route of one source went from `old` to `neu`. */
+  private indexed(word: number | string, len: number, old: Route | undefined, neu: Route | undefined): void {
+    const a = old?.attrs.nexthops;
+    const b = neu?.attrs.nexthops;
+    if (a === b) return;
+    if (a !== undefined) this.nhIndex!.removed(a);
+    if (b !== undefined) this.nhIndex!.added(b, word, len, this.usesSet(b));
+  }
+
+  /** Whether a net still has a route through `set` (the index's liveness test). */
+  private usesSet(set: NextHopSet): (word: number | string, len: number) => boolean {
+    return (word, len) => {
+      const slot = this.store.get(word, len);
+      if (slot === undefined) return false;
+      if (slot instanceof Route) return slot.attrs.nexthops === set;
+      for (const r of slot as readonly Route[]) if (r.attrs.nexthops === set) return true;
+      return false;
+    };
+  }
+
+  /**
+   * Sets changed eligibility: the nets using them are ordered again and
+   * their best changes journaled. The chains were ordered by the verdicts
+   * before this change, which `was` answers, so the old best is known.
+   */
+  private onNextHops(changes: readonly NextHopChange[]): void {
+    const flipped = new Map<NextHopSet, boolean>();
+    for (const c of changes) if (c.wasEligible !== c.eligible) flipped.set(c.set, c.wasEligible);
+    if (flipped.size === 0) return;
+    const was = (r: Route): boolean => {
+      const s = r.attrs.nexthops;
+      if (s === undefined) return true;
+      return flipped.get(s) ?? this.nh!.eligible(s);
+    };
+    // A net using two of the flipped sets is ordered once: the second time its chain would already be new.
+    const seen = flipped.size > 1 ? new NetSet() : undefined;
+    for (const set of flipped.keys()) {
+      this.nhIndex!.forEachNet(set, this.usesSet(set), (word, len) => {
+        if (seen !== undefined) {
+          if (seen.has(word, len)) return;
+          seen.add(word, len);
+        }
+        this.reorder(word, len, was);
+      });
+    }
+  }
+
+  private reorder(word: number | string, len: number, was: (r: Route) => boolean): void {
+    const slot = this.store.get(word, len);
+    if (slot === undefined) return;
+    const chain = slotRoutes(slot);
+    const head = chain[0]!;
+    const oldBest = was(head) ? head : undefined;
+    let next: readonly Route[] = chain;
+    if (chain.length > 1) {
+      const ordered = orderEligible(chain, this.eligible);
+      if (ordered.some((r, k) => r !== chain[k])) {
+        this.store.set(word, len, chainOf(ordered));
+        next = ordered;
+      }
+    }
+    const newBest = this.bestOf(next[0]);
+    if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
   }
 
   private counted(state: SourceState, delta: number): void {
