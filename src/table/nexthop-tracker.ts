@@ -204,10 +204,14 @@ export class NextHopTracker {
   }
 
   /** Tracked hops and how many are usable (metrics: no walk of routes). */
-  counts(): { hops: number; unusable: number; held: number; sets: number } {
+  counts(): { hops: number; unusable: number; held: number; sets: number; flaps: number } {
     let held = 0;
-    for (const h of this.hops.values()) if (h.down === undefined && !h.usable) held++;
-    return { hops: this.hops.size, unusable: this.unusableHops, held, sets: this.sets.size };
+    let flaps = 0;
+    for (const h of this.hops.values()) {
+      if (h.down === undefined && !h.usable) held++;
+      flaps += h.damping.flaps;
+    }
+    return { hops: this.hops.size, unusable: this.unusableHops, held, sets: this.sets.size, flaps };
   }
 
   close(): void {

@@ -199,15 +199,7 @@ export class SyncNotices {
         this.c.sender.markDirty(id);
       });
     }
-    if (cameBack) {
-      const now = Date.now();
-      for (const id of this.c.sender.failed) {
-        const x = store.extra(id);
-        if (x === undefined || !store.nets.live(id)) continue;
-        x.retryAt = Math.min(x.retryAt, now);
-        x.attempts = 0;
-      }
-    }
+    if (cameBack) this.c.sender.retryFailedNow();
     this.c.requestScan(SCAN_REASONS.link, 100);
   }
 

@@ -1,0 +1,59 @@
+/**
+ * `nexthop_tracking` (docs/nexthop-tracking.md): whether routes whose next
+ * hop cannot be used (device down or without carrier, gateway outside every
+ * connected prefix) are kept from being best, and how a flapping next hop is
+ * damped:
+ *
+ *   nexthop_tracking: true                 # on, default damping
+ *   nexthop_tracking:
+ *     damping: { half_life: 15s, max_hold: 60s, penalty: 1000, suppress: 2500, reuse: 1000 }
+ *   nexthop_tracking: { damping: false }   # on, every recovery counts at once
+ *
+ * Off by default: it changes which routes an existing config installs.
+ */
+import { isMap, isScalar, type Node as YamlNode } from 'yaml';
+import type { YamlReader } from './yaml-reader';
+
+export interface NexthopDampingConfig {
+  penalty: number;
+  suppress: number;
+  reuse: number;
+  halfLifeMs: number;
+  maxHoldMs: number;
+}
+
+export interface NexthopTrackingConfig {
+  /** undefined: no damping. */
+  damping: NexthopDampingConfig | undefined;
+}
+
+export const DEFAULT_NEXTHOP_DAMPING: NexthopDampingConfig = { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15_000, maxHoldMs: 60_000 };
+
+export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): NexthopTrackingConfig | undefined {
+  if (node === undefined) return undefined;
+  const what = 'nexthop_tracking';
+  if (!isMap(node)) {
+    if (!isScalar(node) || typeof node.value !== 'boolean') return r.error(node, `${what}: expected true, false or a mapping with "damping"`);
+    return node.value ? { damping: DEFAULT_NEXTHOP_DAMPING } : undefined;
+  }
+  const m = r.map(node, what, ['damping']);
+  if (!m) return undefined;
+  const dn = m.get('damping');
+  if (dn === undefined) return { damping: DEFAULT_NEXTHOP_DAMPING };
+  if (!isMap(dn)) {
+    if (!isScalar(dn) || typeof dn.value !== 'boolean') return r.error(dn, `${what}.damping: expected true, false or a mapping`);
+    return { damping: dn.value ? DEFAULT_NEXTHOP_DAMPING : undefined };
+  }
+  const d = r.map(dn, `${what}.damping`, ['penalty', 'suppress', 'reuse', 'half_life', 'max_hold']);
+  if (!d) return undefined;
+  const D = DEFAULT_NEXTHOP_DAMPING;
+  const damping: NexthopDampingConfig = {
+    penalty: r.int(d.get('penalty'), `${what}.damping.penalty`, 0, 1_000_000) ?? D.penalty,
+    suppress: r.int(d.get('suppress'), `${what}.damping.suppress`, 1, 1_000_000) ?? D.suppress,
+    reuse: r.int(d.get('reuse'), `${what}.damping.reuse`, 0, 1_000_000) ?? D.reuse,
+    halfLifeMs: r.duration(d.get('half_life'), `${what}.damping.half_life`, 100, 3600_000) ?? D.halfLifeMs,
+    maxHoldMs: r.duration(d.get('max_hold'), `${what}.damping.max_hold`, 0, 3600_000) ?? D.maxHoldMs,
+  };
+  if (damping.reuse >= damping.suppress) r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.damping.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
+  return { damping };
+}
