@@ -137,9 +137,9 @@ export class NextHopTracker {
     const old = this.links.get(l.index);
     if (old && old.name === l.name && old.up === l.up && old.carrier === l.carrier) return;
     if (old && old.name !== l.name && this.byName.get(old.name) === l.index) this.byName.delete(old.name);
+    // Connected prefixes stay while a device is down: the kernel drops its IPv4 prefix routes then, but puts
+    // them back when it comes up without a new address notification. Down is reason enough on its own.
     this.putLink(l);
-    // A device that is down has no IPv4 connected routes (the kernel drops them without a notification).
-    if (!l.up) this.connected = this.connected.filter((c) => !(c.ifindex === l.index && c.prefix.family === 4));
     this.dirty = true;
   }
 

@@ -46,8 +46,7 @@ describe('next-hop tracker', () => {
     expect(t.why(a)).toBe('next hop via 192.0.2.2: dev veth0 has no carrier');
     t.setLink({ index: 1, name: 'veth0', up: false, carrier: false });
     t.flush();
-    // Down drops the IPv4 connected prefixes (the kernel does, silently).
-    expect(t.why(a)).toBe('next hop via 192.0.2.2: no connected route covers 192.0.2.2');
+    expect(t.why(a)).toBe('next hop via 192.0.2.2: dev veth0 is down');
     expect(t.why(gw('10.9.9.9'))).toBe('next hop via 10.9.9.9: no connected route covers 10.9.9.9');
     expect(t.why(gw('198.51.100.7', { dev: 'veth0' }))).toBe('next hop via 198.51.100.7 dev veth0: no connected route covers 198.51.100.7 on dev veth0');
     expect(t.why(gw('10.9.9.9', { dev: 'veth9', onlink: true }))).toBe('next hop via 10.9.9.9 dev veth9 onlink: dev veth9 does not exist');
