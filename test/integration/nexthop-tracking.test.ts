@@ -192,7 +192,7 @@ kernelDescribe('next-hop tracking (daemon)', () => {
     peer?.destroy();
   });
 
-  it('nexthop_tracking in the config: the backup is installed on carrier loss and show routes says why the primary is not used', async () => {
+  it('nexthop_tracking in the config: the backup is installed on carrier loss, show routes says why the primary is not used, a restart mid-failover changes nothing', async () => {
     router = createNetns('krt-nhd', { bare: true });
     peer = createNetns('krt-nhq', { bare: true });
     linkNetns(router, 'up0', '192.0.2.1/24', peer, 'p0', '192.0.2.2/24');
@@ -219,6 +219,16 @@ protocols:
     expect(shown.filter((r) => r.prefix === '10.30.0.0/16')).toEqual([expect.objectContaining({ source: 'primary', best: false, eligible: false })]);
     const human = d.cli(['show', 'routes', '203.0.113.0/24', '--all']).out;
     expect(human).toMatch(/not used: next hop via 192\.0\.2\.2: dev up0 has no carrier/);
+
+    // A crash and restart in the middle of the failover: the restart judges the routes with the kernel's
+    // facts before its first sync, so it finds the kernel as it wants it (no flap, no stale primary).
+    const before = router.ip('-4', 'route', 'show', 'proto', '144');
+    await d.stop('SIGKILL');
+    const mon = new RouteWatcher(router);
+    await mon.ready();
+    await d.startReady();
+    expect((await mon.stop()).filter((l) => /^(Deleted )?(203\.0\.113|10\.30)\./.test(l))).toEqual([]);
+    expect(router.ip('-4', 'route', 'show', 'proto', '144')).toBe(before);
     peer.ip('link', 'set', 'p0', 'up');
     await untilWhat('the primary back', () => gw() === '192.0.2.2');
     await untilWhat('10.30.0.0/16 back', () => router!.ip('-4', 'route', 'show', 'proto', '144').includes('10.30.0.0/16 via 192.0.2.2'));
