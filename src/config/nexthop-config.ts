@@ -8,6 +8,7 @@
  *   nexthop_tracking:
  *     damping: { half_life: 15s, max_hold: 60s, penalty: 1000, suppress: 2500, reuse: 1000 }
  *   nexthop_tracking: { damping: false }   # on, every recovery counts at once
+ *   nexthop_tracking: { neighbours: true } # also: a gateway whose ARP/ND entry failed is unusable
  *
  * Off by default: it changes which routes an existing config installs.
  */
@@ -25,6 +26,8 @@ export interface NexthopDampingConfig {
 export interface NexthopTrackingConfig {
   /** undefined: no damping. */
   damping: NexthopDampingConfig | undefined;
+  /** Follow neighbour entries: a gateway whose entry failed (NUD_FAILED) is unusable. */
+  neighbours: boolean;
 }
 
 export const DEFAULT_NEXTHOP_DAMPING: NexthopDampingConfig = { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15_000, maxHoldMs: 60_000 };
@@ -34,15 +37,16 @@ export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): 
   const what = 'nexthop_tracking';
   if (!isMap(node)) {
     if (!isScalar(node) || typeof node.value !== 'boolean') return r.error(node, `${what}: expected true, false or a mapping with "damping"`);
-    return node.value ? { damping: DEFAULT_NEXTHOP_DAMPING } : undefined;
+    return node.value ? { damping: DEFAULT_NEXTHOP_DAMPING, neighbours: false } : undefined;
   }
-  const m = r.map(node, what, ['damping']);
+  const m = r.map(node, what, ['damping', 'neighbours']);
   if (!m) return undefined;
+  const neighbours = r.bool(m.get('neighbours'), `${what}.neighbours`) ?? false;
   const dn = m.get('damping');
-  if (dn === undefined) return { damping: DEFAULT_NEXTHOP_DAMPING };
+  if (dn === undefined) return { damping: DEFAULT_NEXTHOP_DAMPING, neighbours };
   if (!isMap(dn)) {
     if (!isScalar(dn) || typeof dn.value !== 'boolean') return r.error(dn, `${what}.damping: expected true, false or a mapping`);
-    return { damping: dn.value ? DEFAULT_NEXTHOP_DAMPING : undefined };
+    return { damping: dn.value ? DEFAULT_NEXTHOP_DAMPING : undefined, neighbours };
   }
   const d = r.map(dn, `${what}.damping`, ['penalty', 'suppress', 'reuse', 'half_life', 'max_hold']);
   if (!d) return undefined;
@@ -55,5 +59,5 @@ export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): 
     maxHoldMs: r.duration(d.get('max_hold'), `${what}.damping.max_hold`, 0, 3600_000) ?? D.maxHoldMs,
   };
   if (damping.reuse >= damping.suppress) r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.damping.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
-  return { damping };
+  return { damping, neighbours };
 }

@@ -21,7 +21,7 @@ export class NextHopTracking {
 
   static async open(config: NexthopTrackingConfig, netns: string | undefined, log: Logger): Promise<NextHopTracking> {
     const tracker = new NextHopTracker({ damping: config.damping ?? NO_DAMPING });
-    const watch = await NextHopWatch.open({ tracker, ...(netns !== undefined ? { netns } : {}), log: withFields(log, { protocol: 'nexthop-tracking' }) });
+    const watch = await NextHopWatch.open({ tracker, neighbours: config.neighbours, ...(netns !== undefined ? { netns } : {}), log: withFields(log, { protocol: 'nexthop-tracking' }) });
     return new NextHopTracking(tracker, watch, config);
   }
 

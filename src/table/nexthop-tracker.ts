@@ -14,6 +14,8 @@
  *    picks the device when the hop names none); an onlink hop needs only its
  *    device;
  *  - a device-only hop is usable when its device is up with carrier;
+ *  - optionally (when the kernel side reports neighbours), a gateway whose
+ *    neighbour entry on its device has failed (NUD_FAILED) is not usable;
  *  - a set is eligible while at least one hop is usable; its usable subset
  *    is what goes into the kernel (a multipath route drops dead members);
  *  - routes without next hops (blackhole, unreachable, prohibit) are not
@@ -93,6 +95,8 @@ export class NextHopTracker {
   private readonly links = new Map<number, TrackedLink>();
   private readonly byName = new Map<string, number>();
   private connected: ConnectedPrefix[] = [];
+  /** Neighbours whose entry failed, by `ifindex|address`. */
+  private readonly failedNeighbours = new Set<string>();
   private readonly hops = new Map<string, HopState>();
   private readonly sets = new Map<NextHopSet, SetState>();
   private readonly listeners = new Set<NextHopListener>();
@@ -124,11 +128,13 @@ export class NextHopTracker {
   // ---- facts (from the kernel side); flush() evaluates and reports
 
   /** Replaces every fact (the first dump, or a resync after lost notifications). */
-  resync(links: readonly TrackedLink[], connected: readonly ConnectedPrefix[]): void {
+  resync(links: readonly TrackedLink[], connected: readonly ConnectedPrefix[], failedNeighbours: readonly { ifindex: number; addr: Addr }[] = []): void {
     this.links.clear();
     this.byName.clear();
     for (const l of links) this.putLink(l);
     this.connected = [...connected];
+    this.failedNeighbours.clear();
+    for (const n of failedNeighbours) this.failedNeighbours.add(`${n.ifindex}|${n.addr}`);
     this.known = true;
     this.dirty = true;
   }
@@ -157,6 +163,15 @@ export class NextHopTracker {
     if (present && i < 0) this.connected.push(c);
     else if (!present && i >= 0) this.connected.splice(i, 1);
     else return;
+    this.dirty = true;
+  }
+
+  /** A neighbour entry failed (NUD_FAILED), or is fine again (any other state, or deleted). */
+  setNeighbour(ifindex: number, addr: Addr, failed: boolean): void {
+    const key = `${ifindex}|${addr}`;
+    if (failed === this.failedNeighbours.has(key)) return;
+    if (failed) this.failedNeighbours.add(key);
+    else this.failedNeighbours.delete(key);
     this.dirty = true;
   }
 
@@ -335,6 +350,9 @@ export class NextHopTracker {
     if (link === undefined) return `ifindex ${index} does not exist`;
     if (!link.up) return `dev ${link.name} is down`;
     if (!link.carrier) return `dev ${link.name} has no carrier`;
+    if (hop.gateway !== undefined && this.failedNeighbours.size > 0 && this.failedNeighbours.has(`${link.index}|${hop.gateway}`)) {
+      return `neighbour ${hop.gateway} on dev ${link.name} failed`;
+    }
     return undefined;
   }
 

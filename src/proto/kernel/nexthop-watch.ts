@@ -16,13 +16,16 @@
  * Connected prefixes come from addresses: an address's prefix (the peer's
  * on a point-to-point link) on its device, except addresses with
  * IFA_F_NOPREFIXROUTE, for which the kernel makes no prefix route either.
- * Link facts: IFF_UP is "up", IFF_LOWER_UP is "carrier".
+ * Link facts: IFF_UP is "up", IFF_LOWER_UP is "carrier". With `neighbours`,
+ * RTNLGRP_NEIGH too: an entry in NUD_FAILED makes its gateway unusable, any
+ * other state (or its deletion) usable again.
  */
 import { Prefix } from '../../lib/addr';
 import * as C from '../../netlink/constants';
 import { NetlinkClient } from '../../netlink/client';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import type { NetlinkMessage } from '../../netlink/message-codec';
+import { decodeNeighMessage, encodeNeighDump, NUD_FAILED, type NeighMessage } from '../../netlink/neigh-codec';
 import { NetlinkMonitor } from '../../netlink/monitor';
 import type { ConnectedPrefix, NextHopTracker, TrackedLink } from '../../table';
 import { nullLogger, type Logger } from '../logger';
@@ -45,6 +48,8 @@ export interface NextHopWatchOptions {
   tracker: NextHopTracker;
   /** Network namespace (name or /run/netns path); default: the process's own. */
   netns?: string;
+  /** Follow neighbour entries too (NUD_FAILED makes a gateway unusable). */
+  neighbours?: boolean;
   /** Monitor receive buffer (bytes); default 1 MiB (links and addresses are few). */
   rcvbuf?: number;
   log?: Logger;
@@ -75,7 +80,7 @@ export class NextHopWatch {
         onOverflow: () => w.onOverflow(),
         onError: (_errno, name) => w.log.warn(`next-hop tracking: receive error ${name}`),
       },
-      { groups: [C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_IPV6_IFADDR], rcvbuf: opts.rcvbuf ?? 1 << 20, ...netns },
+      { groups: [C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_IPV6_IFADDR, ...(opts.neighbours ? [C.RTNLGRP_NEIGH] : [])], rcvbuf: opts.rcvbuf ?? 1 << 20, ...netns },
     );
     try {
       w.client = NetlinkClient.open({ ...netns, recvBufferSize: 256 << 10 });
@@ -102,6 +107,15 @@ export class NextHopWatch {
     try {
       const links = await this.client!.dumpLinks();
       const addrs = await this.client!.dumpAddrs();
+      const failed: { ifindex: number; addr: NonNullable<NeighMessage['dst']> }[] = [];
+      if (this.opts.neighbours) {
+        const neighs = await this.client!.dump(
+          (b, o, s) => encodeNeighDump(b, o, s),
+          (b, o, l, t) => (t === C.RTM_NEWNEIGH ? decodeNeighMessage(b, o, l) : undefined),
+          'dump neighbours',
+        );
+        for (const n of neighs.items) if (n.dst && (n.state & NUD_FAILED) !== 0) failed.push({ ifindex: n.ifindex, addr: n.dst });
+      }
       if (this.closed) return;
       this.stats.dumps++;
       const connected: ConnectedPrefix[] = [];
@@ -109,7 +123,7 @@ export class NextHopWatch {
         const c = connectedOf(a);
         if (c) connected.push(c);
       }
-      this.opts.tracker.resync(links.items.map(trackedLink), connected);
+      this.opts.tracker.resync(links.items.map(trackedLink), connected, failed);
       const held = this.held;
       this.held = undefined;
       this.apply(held);
@@ -137,9 +151,21 @@ export class NextHopWatch {
         this.stats.events++;
         const c = connectedOf(m.addr);
         if (c) t.setConnected(c, !m.deleted);
+      } else if (m.kind === 'other' && (m.header.type === C.RTM_NEWNEIGH || m.header.type === C.RTM_DELNEIGH)) {
+        const n = this.neighbour(m.bytes);
+        if (n?.dst) t.setNeighbour(n.ifindex, n.dst, m.header.type === C.RTM_NEWNEIGH && (n.state & NUD_FAILED) !== 0);
       }
     }
     t.flush();
+  }
+
+  private neighbour(bytes: Buffer): NeighMessage | undefined {
+    try {
+      return decodeNeighMessage(bytes, 0, bytes.length);
+    } catch (e) {
+      this.log.warn(`next-hop tracking: undecodable neighbour message: ${(e as Error).message}`);
+      return undefined;
+    }
   }
 
   private onOverflow(): void {

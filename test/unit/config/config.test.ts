@@ -118,10 +118,11 @@ describe('config', () => {
     const nht = (t: string) => parseConfig('x.yaml', `${t}protocols: []\n`).nexthopTracking;
     expect(nht('')).toBeUndefined();
     expect(nht('nexthop_tracking: false\n')).toBeUndefined();
-    expect(nht('nexthop_tracking: true\n')).toEqual({ damping: { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15000, maxHoldMs: 60000 } });
-    expect(nht('nexthop_tracking: { damping: false }\n')).toEqual({ damping: undefined });
+    expect(nht('nexthop_tracking: true\n')).toEqual({ damping: { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15000, maxHoldMs: 60000 }, neighbours: false });
+    expect(nht('nexthop_tracking: { damping: false, neighbours: true }\n')).toEqual({ damping: undefined, neighbours: true });
     expect(nht('nexthop_tracking:\n  damping: { half_life: 2s, max_hold: 10s, suppress: 3000 }\n')).toEqual({
       damping: { penalty: 1000, suppress: 3000, reuse: 1000, halfLifeMs: 2000, maxHoldMs: 10000 },
+      neighbours: false,
     });
   });
 

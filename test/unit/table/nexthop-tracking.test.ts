@@ -55,6 +55,20 @@ describe('next-hop tracker', () => {
     expect(t.why(devOnly)).toBe('next hop dev veth0: dev veth0 is down');
   });
 
+  it('a gateway whose neighbour entry failed is unusable until the entry is fine again', () => {
+    const t = tracker();
+    const a = gw('192.0.2.2');
+    const other = gw('192.0.2.3');
+    t.setNeighbour(1, parseAddr('192.0.2.2'), true);
+    t.flush();
+    expect(t.why(a)).toBe('next hop via 192.0.2.2: neighbour 192.0.2.2 on dev veth0 failed');
+    expect(t.eligible(other)).toBe(true);
+    expect(t.eligible(gw('192.0.2.2', { dev: 'veth0', onlink: true }))).toBe(false);
+    t.setNeighbour(1, parseAddr('192.0.2.2'), false);
+    t.flush();
+    expect(t.eligible(a)).toBe(true);
+  });
+
   it('knows nothing before the first resync: everything is usable', () => {
     const t = new NextHopTracker();
     expect(t.eligible(gw('10.9.9.9'))).toBe(true);
