@@ -6,10 +6,11 @@
  *
  * struct ndmsg (12 bytes): u8 family, u8 pad1, u16 pad2, i32 ifindex, u16 state, u8 flags, u8 type.
  */
-import { AF_INET, AF_INET6, Addr, afToFamily, type Family } from '../lib/addr';
+import { Addr, afToFamily, type Family } from '../lib/addr';
 import * as C from './constants';
 import { NetlinkDecodeError } from './errors';
-import { walkAttrs, writeHeader } from './wire';
+import { encodeFamilyDump } from './link-codec';
+import { walkAttrs } from './wire';
 
 export const NDMSG_LEN = 12;
 const NDA_DST = 1;
@@ -49,10 +50,5 @@ export function decodeNeighMessage(buf: Buffer, off: number, len: number): Neigh
 
 /** RTM_GETNEIGH dump, optionally of one family. */
 export function encodeNeighDump(buf: Buffer, off: number, seq: number, family?: Family): number {
-  const size = C.NLMSG_HDRLEN + NDMSG_LEN;
-  if (off + size > buf.length) return 0;
-  writeHeader(buf, off, size, C.RTM_GETNEIGH, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
-  buf.fill(0, off + C.NLMSG_HDRLEN, off + size);
-  if (family !== undefined) buf[off + C.NLMSG_HDRLEN] = family === 4 ? AF_INET : AF_INET6;
-  return size;
+  return encodeFamilyDump(buf, off, seq, C.RTM_GETNEIGH, NDMSG_LEN, family);
 }
