@@ -88,7 +88,8 @@ export interface HopReport {
   flaps: number;
   penalty: number;
   heldUntil?: number;
-  routesSets: number;
+  /** Next-hop sets that contain this hop. */
+  sets: number;
 }
 
 export class NextHopTracker {
@@ -214,7 +215,7 @@ export class NextHopTracker {
       flaps: h.damping.flaps,
       penalty: Math.round(h.damping.penaltyAt(now)),
       ...(h.damping.heldUntil > 0 ? { heldUntil: h.damping.heldUntil } : {}),
-      routesSets: h.sets.length,
+      sets: h.sets.length,
     }));
   }
 
