@@ -52,9 +52,9 @@ import { Route } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { Exporter, type ExporterOptions } from './exporter';
 import { NetLog } from './net-log';
-import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
+import { netKeyOf, NetStore, type Slot, slotBest, slotRoutes } from './net-store';
 import { NextHopIndex } from './nexthop-index';
-import type { NextHopChange, NextHopTracker } from './nexthop-tracker';
+import type { NextHopTracker } from './nexthop-tracker';
 
 export interface TableOptions extends ExporterOptions {
   name: string;
@@ -124,10 +124,19 @@ export class Table {
       this.eligible = () => true;
       return;
     }
-    this.nhIndex = new NextHopIndex();
     this.eligible = (r) => r.attrs.nexthops === undefined || nh.eligible(r.attrs.nexthops);
+    const index = new NextHopIndex(
+      {
+        slot: (word, len) => this.store.get(word, len),
+        eligible: this.eligible,
+        setChain: (word, len, chain) => this.store.set(word, len, chainOf(chain)),
+        bestChanged: (word, len, old, neu) => this.best.record(word, len, old, neu),
+      },
+      nh,
+    );
+    this.nhIndex = index;
     this.best.bestOf = (slot) => this.bestOf(slotBest(slot));
-    this.unsubscribe = nh.subscribe((changes) => this.onNextHops(changes));
+    this.unsubscribe = nh.subscribe((changes) => index.onChanges(changes));
   }
 
   /** The tracker this table follows, if any. */
@@ -141,7 +150,7 @@ export class Table {
    * Nothing without next-hop tracking.
    */
   forEachNetUsing(set: NextHopSet, fn: (net: Prefix) => void): void {
-    this.nhIndex?.forEachNet(set, this.usesSet(set), (word, len) => fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word)));
+    this.nhIndex?.forEachNet(set, (word, len) => fn(prefixFromKey(netKeyOf(word, len))));
   }
 
   /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
@@ -195,7 +204,7 @@ export class Table {
     const renewed = state.refreshing ? state.renewed : undefined;
     const visit = (word: number | string, len: number, slot: Slot): void => {
       const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
-      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs, renewed !== undefined && !renewed.has(word, len));
+      if (r) fn(prefixFromKey(netKeyOf(word, len)), r.attrs, renewed !== undefined && !renewed.has(word, len));
     };
     if (state.nets) state.nets.forEach(this.liveFor(src), (word, len) => visit(word, len, this.store.get(word, len)!));
     else this.store.forEachEntry(visit);
@@ -228,7 +237,7 @@ export class Table {
       this.store.set(word, len, route);
       this.counted(state, 1);
       this.logged(src, state, word, len);
-      if (this.nhIndex) this.indexed(word, len, undefined, route);
+      this.nhIndex?.routeChanged(word, len, undefined, route);
       this.changed(word, len, undefined, this.bestOf(route), undefined, route);
       return;
     }
@@ -237,7 +246,7 @@ export class Table {
       if (slot.attrs === attrs) return; // identical: renewed above, nothing to export
       const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
-      if (this.nhIndex) this.indexed(word, len, slot, route);
+      this.nhIndex?.routeChanged(word, len, slot, route);
       this.changed(word, len, this.bestOf(slot), this.bestOf(route), slot, route);
       return;
     }
@@ -253,7 +262,7 @@ export class Table {
       this.logged(src, state, word, len);
     }
     this.store.set(word, len, chainOf(next));
-    if (this.nhIndex) this.indexed(word, len, old, route);
+    this.nhIndex?.routeChanged(word, len, old, route);
     this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, route);
   }
 
@@ -351,7 +360,7 @@ export class Table {
     if (this.nh && this.anyIneligible(chain)) next = orderEligible(next, this.eligible);
     if (next.length === 0) this.store.delete(word, len);
     else this.store.set(word, len, chainOf(next));
-    if (this.nhIndex) this.indexed(word, len, old, undefined);
+    this.nhIndex?.routeChanged(word, len, old, undefined);
     const state = this.stateOf(src);
     this.counted(state, -1);
     this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, undefined);
@@ -378,71 +387,6 @@ export class Table {
   private anyIneligible(chain: readonly Route[]): boolean {
     for (const r of chain) if (!this.eligible(r)) return true;
     return false;
-  }
-
-  /** Keeps the next-hop index: a net's route of one source went from `old` to `neu`. */
-  private indexed(word: number | string, len: number, old: Route | undefined, neu: Route | undefined): void {
-    const a = old?.attrs.nexthops;
-    const b = neu?.attrs.nexthops;
-    if (a === b) return;
-    if (a !== undefined) this.nhIndex!.removed(a);
-    if (b !== undefined) this.nhIndex!.added(b, word, len, this.usesSet(b));
-  }
-
-  /** Whether a net still has a route through `set` (the index's liveness test). */
-  private usesSet(set: NextHopSet): (word: number | string, len: number) => boolean {
-    return (word, len) => {
-      const slot = this.store.get(word, len);
-      if (slot === undefined) return false;
-      if (slot instanceof Route) return slot.attrs.nexthops === set;
-      for (const r of slot as readonly Route[]) if (r.attrs.nexthops === set) return true;
-      return false;
-    };
-  }
-
-  /**
-   * Sets changed eligibility: the nets using them are ordered again and
-   * their best changes journaled. The chains were ordered by the verdicts
-   * before this change, which `was` answers, so the old best is known.
-   */
-  private onNextHops(changes: readonly NextHopChange[]): void {
-    const flipped = new Map<NextHopSet, boolean>();
-    for (const c of changes) if (c.wasEligible !== c.eligible) flipped.set(c.set, c.wasEligible);
-    if (flipped.size === 0) return;
-    const was = (r: Route): boolean => {
-      const s = r.attrs.nexthops;
-      if (s === undefined) return true;
-      return flipped.get(s) ?? this.nh!.eligible(s);
-    };
-    // A net using two of the flipped sets is ordered once: the second time its chain would already be new.
-    const seen = flipped.size > 1 ? new NetSet() : undefined;
-    for (const set of flipped.keys()) {
-      this.nhIndex!.forEachNet(set, this.usesSet(set), (word, len) => {
-        if (seen !== undefined) {
-          if (seen.has(word, len)) return;
-          seen.add(word, len);
-        }
-        this.reorder(word, len, was);
-      });
-    }
-  }
-
-  private reorder(word: number | string, len: number, was: (r: Route) => boolean): void {
-    const slot = this.store.get(word, len);
-    if (slot === undefined) return;
-    const chain = slotRoutes(slot);
-    const head = chain[0]!;
-    const oldBest = was(head) ? head : undefined;
-    let next: readonly Route[] = chain;
-    if (chain.length > 1) {
-      const ordered = orderEligible(chain, this.eligible);
-      if (ordered.some((r, k) => r !== chain[k])) {
-        this.store.set(word, len, chainOf(ordered));
-        next = ordered;
-      }
-    }
-    const newBest = this.bestOf(next[0]);
-    if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
   }
 
   private counted(state: SourceState, delta: number): void {
