@@ -16,7 +16,7 @@
  * change list tells, so each net's old best is known exactly and its best
  * change is journaled once.
  */
-import { orderEligible } from '../route/decision';
+import { compareRoutes, orderEligible } from '../route/decision';
 import type { NextHopSet } from '../route/nexthop';
 import { Route } from '../route/route';
 import { NetLog } from './net-log';
@@ -110,7 +110,16 @@ export class NextHopIndex {
     const head = chain[0]!;
     const oldBest = was(head) ? head : undefined;
     let next: readonly Route[] = chain;
-    if (chain.length > 1) {
+    if (chain.length === 2) {
+      // The common case (a primary and a backup), without sorting: eligible first, else decision order.
+      const [a, b] = chain as [Route, Route];
+      const ea = t.eligible(a);
+      const eb = t.eligible(b);
+      if (ea === eb ? compareRoutes(a, b) > 0 : eb) {
+        next = [b, a];
+        t.setChain(word, len, [b, a]);
+      }
+    } else if (chain.length > 2) {
       const ordered = orderEligible(chain, (r) => t.eligible(r));
       if (ordered.some((r, k) => r !== chain[k])) {
         t.setChain(word, len, ordered);
