@@ -30,6 +30,7 @@ export interface NexthopTrackingConfig {
   neighbours: boolean;
 }
 
+/** The same as the table's DEFAULT_DAMPING (config may not import the table; a unit test keeps them equal). */
 export const DEFAULT_NEXTHOP_DAMPING: NexthopDampingConfig = { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15_000, maxHoldMs: 60_000 };
 
 export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): NexthopTrackingConfig | undefined {

@@ -32,15 +32,6 @@ export const DEFAULT_DAMPING: DampingSettings = { penalty: 1000, suppress: 2500,
 /** Damping off: every recovery counts at once. */
 export const NO_DAMPING: DampingSettings = { penalty: 0, suppress: Infinity, reuse: 0, halfLifeMs: 15_000, maxHoldMs: 0 };
 
-/** Checks settings; returns what is wrong, or undefined. */
-export function dampingProblem(d: DampingSettings): string | undefined {
-  if (!(d.penalty >= 0)) return `penalty ${d.penalty}: must be 0 or more`;
-  if (!(d.halfLifeMs > 0)) return `half_life ${d.halfLifeMs} ms: must be more than 0`;
-  if (!(d.reuse >= 0 && d.reuse < d.suppress)) return `reuse ${d.reuse}: must be 0 or more and below suppress (${d.suppress})`;
-  if (!(d.maxHoldMs >= 0)) return `max_hold ${d.maxHoldMs} ms: must be 0 or more`;
-  return undefined;
-}
-
 export class FlapDamping {
   private value = 0;
   private at = 0;

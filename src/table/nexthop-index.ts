@@ -69,11 +69,6 @@ export class NextHopIndex {
     this.bySet.get(set)?.log.forEach(this.usesSet(set), fn);
   }
 
-  /** Routes through `set`. */
-  routesUsing(set: NextHopSet): number {
-    return this.bySet.get(set)?.routes ?? 0;
-  }
-
   clear(): void {
     this.bySet.clear();
   }

@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
+import { DEFAULT_NEXTHOP_DAMPING } from '../../../src/config/nexthop-config';
+import { DEFAULT_DAMPING } from '../../../src/table/nexthop-damping';
 
 function issuesOf(text: string): string[] {
   try {
@@ -118,6 +120,8 @@ describe('config', () => {
     const nht = (t: string) => parseConfig('x.yaml', `${t}protocols: []\n`).nexthopTracking;
     expect(nht('')).toBeUndefined();
     expect(nht('nexthop_tracking: false\n')).toBeUndefined();
+    // The config layer cannot import the table's defaults: they are written twice and must agree.
+    expect(DEFAULT_NEXTHOP_DAMPING).toEqual(DEFAULT_DAMPING);
     expect(nht('nexthop_tracking: true\n')).toEqual({ damping: { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15000, maxHoldMs: 60000 }, neighbours: false });
     expect(nht('nexthop_tracking: { damping: false, neighbours: true }\n')).toEqual({ damping: undefined, neighbours: true });
     expect(nht('nexthop_tracking:\n  damping: { half_life: 2s, max_hold: 10s, suppress: 3000 }\n')).toEqual({
