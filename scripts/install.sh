@@ -33,11 +33,13 @@ install -m 0644 "$src/package.json" "$src/README.md" "$dest$lib/"
 cp -r "$src/contrib" "$dest$lib/"
 install -m 0755 "$src/bin/krtsync" "$dest$lib/bin/krtsync"
 # Production dependencies from the source's node_modules (no registry needed). A checkout has dev ones
-# too (it has a package-lock.json): prune them in the copy. An installed package has none.
+# too (it has a package-lock.json): prune them in the copy, offline (a router may have no registry, and
+# a node_modules that does not match the lock file fails here at once instead of waiting on the network).
+# An installed package has none.
 cp -r "$src/node_modules" "$dest$lib/"
 if [ -f "$src/package-lock.json" ]; then
   install -m 0644 "$src/package-lock.json" "$dest$lib/"
-  (cd "$dest$lib" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
+  (cd "$dest$lib" && npm prune --offline --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
 fi
 ln -sf "$lib/bin/krtsync" "$dest$prefix/bin/krtsync"
 

@@ -30,24 +30,15 @@
 //
 // Output: a Markdown table, then one JSON line per (tool, scenario).
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { ensureDebianPackage } = require('../debian-package');
+const { BIN, arg, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'bin', 'krtsync');
-
 // ------------------------------------------------------------------ arguments
-const argv = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
-};
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
@@ -102,52 +93,11 @@ function ipv6Bytes(a) {
 }
 
 // ------------------------------------------------------------------ namespaces and cleanup
-const DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'krtsync-e2e-'));
-const namespaces = new Set();
-const children = new Set();
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
-let cleaned = false;
-function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  for (const c of children) {
-    try {
-      process.kill(c.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  for (const ns of namespaces) {
-    try {
-      sh('ip', ['netns', 'pids', ns])
-        .split('\n')
-        .filter(Boolean)
-        .forEach((p) => process.kill(Number(p), 'SIGKILL'));
-    } catch {
-      /* none */
-    }
-    try {
-      sh('ip', ['netns', 'del', ns]);
-    } catch {
-      /* gone */
-    }
-  }
-  if (KEEP_LOG) {
-    try {
-      fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG);
-    } catch {
-      /* no log */
-    }
-  }
-  fs.rmSync(DIR, { recursive: true, force: true });
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
+const DIR = scratchDir('krtsync-e2e-');
+if (KEEP_LOG) beforeScratchRemoved(() => fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG));
 
 function makeNamespace(tag) {
-  const ns = `krte2e-${tag}-${process.pid}`;
-  sh('ip', ['netns', 'add', ns]);
-  namespaces.add(ns);
+  const ns = addNamespace(`krte2e-${tag}`);
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   sh('ip', ['-n', ns, '-batch', '-'], {
     input:
@@ -156,10 +106,6 @@ function makeNamespace(tag) {
       ) + '\n',
   });
   return ns;
-}
-function dropNamespace(ns) {
-  sh('ip', ['netns', 'del', ns]);
-  namespaces.delete(ns);
 }
 /** Routes of `proto` in the namespace's main table, and whether the foreign route is still there. */
 function kernelCount(ns, proto) {
@@ -236,62 +182,10 @@ class Observer {
 }
 
 // ------------------------------------------------------------------ helpers
-const sec = (ms) => Number((ms / 1000).toFixed(2));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function withTimeout(p, what, ms = TIMEOUT_MS) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
-}
+const withTimeout = (p, what, ms = TIMEOUT_MS) => withTimeoutMs(p, what, ms);
 /** Spawns `cmd` inside the namespace; tracks its exit and its peak RSS. */
-function startIn(ns, cmd, args, env = {}, logFile) {
-  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
-  const started = performance.now();
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', LOG_TIMES && logFile ? 'pipe' : out, LOG_TIMES && logFile ? 'pipe' : out], env: { ...process.env, ...env } });
-  if (LOG_TIMES && logFile) {
-    // Each line prefixed with the milliseconds since this process was started (for phase timings).
-    let rest = '';
-    const onData = (chunk) => {
-      const lines = (rest + chunk.toString()).split('\n');
-      rest = lines.pop();
-      for (const l of lines) fs.writeSync(out, `+${Math.round(performance.now() - started)} ms ${l}\n`);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-  }
-  children.add(child);
-  const proc = { child, pid: child.pid, hwmKb: 0, exitedAt: 0 };
-  proc.exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => {
-      proc.exitedAt = performance.now();
-      children.delete(child);
-      clearInterval(proc.timer);
-      resolve({ code, signal });
-    }),
-  );
-  // `ip netns exec` execs the command, so the pid is the daemon's own.
-  proc.cpuS = 0; // CPU time (user + system) as last sampled: less disturbed by a loaded machine than wall time
-  proc.cpu = () => {
-    try {
-      const f = fs.readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      proc.cpuS = (Number(f[11]) + Number(f[12])) / CLK_TCK;
-    } catch {
-      /* exited: the last sample stands (at most 100 ms old) */
-    }
-    return proc.cpuS;
-  };
-  proc.timer = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
-      if (m) proc.hwmKb = Math.max(proc.hwmKb, Number(m[1]));
-    } catch {
-      /* exited */
-    }
-    proc.cpu();
-  }, 100);
-  return proc;
-}
+const startIn = (ns, cmd, args, env = {}, logFile) => harnessStartIn(ns, cmd, args, { env, logFile, logTimes: LOG_TIMES });
 
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
 const results = [];
 function record(tool, scenario, fields) {
   const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
@@ -318,8 +212,7 @@ loop();`;
 
 /** Scrapes url every second from inside the namespace until stop(); scrapes() is what it saw. */
 function startScraper(ns, url) {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] });
-  children.add(child);
+  const child = track(spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SCRAPER, url, String(SCRAPE_MS)], { stdio: ['ignore', 'pipe', 'ignore'] }));
   const seen = [];
   let rest = '';
   child.stdout.on('data', (c) => {
@@ -333,7 +226,6 @@ function startScraper(ns, url) {
     stop: async () => {
       child.kill('SIGKILL');
       await exited;
-      children.delete(child);
     },
   };
 }
@@ -475,12 +367,6 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
 }
 
 // ------------------------------------------------------------------ BIRD 2
-function ensureBird() {
-  // Never a bird running in the root namespace: its service is kept from starting, then masked.
-  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
-  return sh('sh', ['-c', 'bird --version 2>&1']).trim();
-}
-
 async function benchBird() {
   const version = ensureBird();
   process.stderr.write(`${version}: ${N} routes\n`);
@@ -639,7 +525,7 @@ function table() {
 
 async function main() {
   if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
-  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version };
+  const machine = machineFacts();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
@@ -647,8 +533,7 @@ async function main() {
   if (ONLY.has('ip')) await benchIp();
   process.stdout.write(`${table()}\n\n`);
   for (const r of results) process.stdout.write(`${JSON.stringify({ ...r, machine })}\n`);
-  const leftBird = sh('sh', ['-c', 'pgrep -x bird || true']).trim();
-  if (leftBird) process.stderr.write(`warning: a bird process runs outside this benchmark: ${leftBird}\n`);
+  process.stderr.write(strayBirdWarning());
 }
 
 main().then(

@@ -175,9 +175,12 @@ export class SystemdContainer {
       if (child !== undefined && readComm(child) === 'systemd') pid = child;
     }
     const c = new SystemdContainer(name, launcher, exited, pid, cgroup, dir, () => log);
-    // Until systemd has opened its private socket, systemctl cannot connect; then it waits for the boot.
+    // systemctl answers "offline" until systemd has made /run/systemd/system (sd_booted()), and
+    // fails to connect until it has opened its private socket; once both exist it waits for the boot.
+    // On a loaded machine the first of these can take a while after the exec.
     let wait: ExecResult;
-    while ((wait = c.exec('systemctl', ['is-system-running', '--wait'], { timeoutMs: Math.max(1000, deadline - Date.now()) })).err.includes('Failed to connect to bus') && Date.now() < deadline) {
+    const notYet = (r: ExecResult): boolean => r.err.includes('Failed to connect to bus') || /^offline$/m.test(r.out);
+    while (notYet((wait = c.exec('systemctl', ['is-system-running', '--wait'], { timeoutMs: Math.max(1000, deadline - Date.now()) }))) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     // "degraded" is a finished boot with a failed unit: the test decides whether that matters.

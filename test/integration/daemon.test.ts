@@ -195,14 +195,17 @@ protocols:
     let monitorErr = '';
     monitor.stdout!.on('data', (c) => (events += String(c)));
     monitor.stderr!.on('data', (c) => (monitorErr += String(c)));
-    // Listening once it shows a change of our own (a foreign marker route, added until seen, then deleted): a
-    // fixed wait could miss the first deletes when the machine is busy.
+    // Listening once it shows a change of our own (a foreign marker route, changed until seen, then deleted): a
+    // fixed wait could miss the first deletes when the machine is busy. Each try changes the marker (its mtu):
+    // replacing a route with an identical one sends no notification, so a first add made before the monitor
+    // listened would never be seen again.
     const saidMonitor = context;
     context = () => `ip monitor: exit ${monitor.exitCode ?? 'none yet'}, stderr ${JSON.stringify(monitorErr)}, stdout ${JSON.stringify(events.slice(-500))}\n${saidMonitor()}`;
+    let tries = 0;
     await until(
       'ip monitor to listen',
       () => {
-        if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+        if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static', 'mtu', String(1300 + (tries++ % 2) * 100));
         return events.includes('192.0.2.200');
       },
       30000,

@@ -1,0 +1,179 @@
+// What the end-to-end benchmarks (e2e.js, failover.js) share: a scratch directory, network
+// namespaces and child processes that are all removed on exit, error or Ctrl-C (nothing in the
+// root namespace is touched), processes started inside a namespace with their CPU time and peak
+// RSS sampled from /proc, BIRD 2 installed without its service, and small timing helpers.
+//
+// Names created on the host carry this process's id, so parallel runs cannot collide.
+'use strict';
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { ensureDebianPackage } = require('../debian-package');
+
+/** The krtsync command of this checkout. */
+const BIN = path.join(__dirname, '..', '..', 'bin', 'krtsync');
+
+/** The value after `--name` on the command line, or dflt. */
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`, 2);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
+}
+
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
+const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
+const sec = (ms) => Number((ms / 1000).toFixed(2));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout(p, what, ms) {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result within ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** CPU time (user + system, seconds) of a process so far, or undefined when it has exited. */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+const namespaces = new Set();
+const children = new Set();
+const beforeRemove = [];
+let dir;
+let cleaned = false;
+
+function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const c of children) {
+    try {
+      process.kill(c.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const ns of namespaces) {
+    try {
+      sh('ip', ['netns', 'pids', ns])
+        .split('\n')
+        .filter(Boolean)
+        .forEach((p) => process.kill(Number(p), 'SIGKILL'));
+    } catch {
+      /* none */
+    }
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {
+      /* gone */
+    }
+  }
+  for (const f of beforeRemove) {
+    try {
+      f();
+    } catch {
+      /* best effort: copying a log out */
+    }
+  }
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Creates the run's scratch directory (removed on exit) and installs the cleanup. Call once. */
+function scratchDir(prefix) {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
+  return dir;
+}
+
+/** Runs `fn` at exit before the scratch directory goes (e.g. to copy a log out of it). */
+function beforeScratchRemoved(fn) {
+  beforeRemove.push(fn);
+}
+
+/** `ip netns add NAME-PID`; deleted at exit if dropNamespace was not called. */
+function addNamespace(name) {
+  const ns = `${name}-${process.pid}`;
+  sh('ip', ['netns', 'add', ns]);
+  namespaces.add(ns);
+  return ns;
+}
+
+function dropNamespace(ns) {
+  sh('ip', ['netns', 'del', ns]);
+  namespaces.delete(ns);
+}
+
+/** A child process to kill at exit (SIGKILL) unless it has ended; untracked when it exits. */
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+/**
+ * Spawns `cmd` inside the namespace; tracks its exit, CPU time (user + system, sampled every 100 ms
+ * and on cpu()) and peak RSS (VmHWM). With logTimes, each output line gets "+N ms" since the start.
+ */
+function startIn(ns, cmd, args, { env = {}, logFile, logTimes = false } = {}) {
+  const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
+  const started = performance.now();
+  const piped = logTimes && logFile;
+  const child = track(spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', piped ? 'pipe' : out, piped ? 'pipe' : out], env: { ...process.env, ...env } }));
+  if (piped) {
+    let rest = '';
+    const onData = (chunk) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop();
+      for (const l of lines) fs.writeSync(out, `+${Math.round(performance.now() - started)} ms ${l}\n`);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+  }
+  const proc = { child, pid: child.pid, hwmKb: 0, exitedAt: 0 };
+  proc.exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      proc.exitedAt = performance.now();
+      clearInterval(proc.timer);
+      resolve({ code, signal });
+    }),
+  );
+  // `ip netns exec` execs the command, so the pid is the daemon's own.
+  proc.cpuS = 0; // CPU time (user + system) as last sampled: less disturbed by a loaded machine than wall time
+  proc.cpu = () => {
+    // Once it has exited, the last sample stands (at most 100 ms old).
+    proc.cpuS = cpuSeconds(proc.pid) ?? proc.cpuS;
+    return proc.cpuS;
+  };
+  proc.timer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+      if (m) proc.hwmKb = Math.max(proc.hwmKb, Number(m[1]));
+    } catch {
+      /* exited */
+    }
+    proc.cpu();
+  }, 100);
+  return proc;
+}
+
+/** BIRD 2 (apt-get if missing; its service is kept from starting, then masked): its version line. */
+function ensureBird() {
+  ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
+  return sh('sh', ['-c', 'bird --version 2>&1']).trim();
+}
+
+function machine() {
+  return { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), node: process.version, load: os.loadavg().map((x) => Number(x.toFixed(2))) };
+}
+
+/** A warning line when a bird runs that this benchmark did not start (it would compete for the CPU). */
+function strayBirdWarning() {
+  const left = sh('sh', ['-c', 'pgrep -x bird || true']).trim();
+  return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
+}
+
+module.exports = { BIN, arg, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
