@@ -59,6 +59,12 @@ export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): 
     halfLifeMs: r.duration(d.get('half_life'), `${what}.damping.half_life`, 100, 3600_000) ?? D.halfLifeMs,
     maxHoldMs: r.duration(d.get('max_hold'), `${what}.damping.max_hold`, 0, 3600_000) ?? D.maxHoldMs,
   };
-  if (damping.reuse >= damping.suppress) r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.damping.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
+  if (damping.reuse >= damping.suppress) {
+    r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.damping.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
+  } else if (damping.reuse > 0 && damping.maxHoldMs < damping.halfLifeMs * Math.log2(damping.suppress / damping.reuse)) {
+    // The penalty is capped where it decays to reuse in max_hold: below suppress, nothing would ever be held.
+    const need = Math.ceil(damping.halfLifeMs * Math.log2(damping.suppress / damping.reuse));
+    r.error(d.get('max_hold') ?? dn, `${what}.damping.max_hold: ${damping.maxHoldMs} ms is too short to ever hold a next hop down (with this half_life, suppress and reuse it needs at least ${need} ms)`);
+  }
   return { damping, neighbours };
 }

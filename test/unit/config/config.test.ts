@@ -82,6 +82,7 @@ describe('config', () => {
     ['nexthop_tracking: { damping: { half_life: 5x } }\nprotocols: []\n', /nexthop_tracking.damping.half_life: expected a duration/],
     ['nexthop_tracking: { damping: { suppress: 900 } }\nprotocols: []\n', /nexthop_tracking.damping.reuse: must be below suppress \(900\), got 1000/],
     ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
+    ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
     ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
     ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
     ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
