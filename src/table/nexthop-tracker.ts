@@ -54,6 +54,8 @@ export interface NextHopChange {
   readonly set: NextHopSet;
   readonly wasEligible: boolean;
   readonly eligible: boolean;
+  /** More of its hops can be used than before (a recovery, whole or in part). */
+  readonly gained: boolean;
 }
 
 export type NextHopListener = (changes: readonly NextHopChange[]) => void;
@@ -311,7 +313,8 @@ export class NextHopTracker {
         seen.add(set);
         const s = this.sets.get(set)!;
         const wasEligible = s.eligible;
-        if (this.judge(set, s)) changes.push({ set, wasEligible, eligible: s.eligible });
+        const had = s.usableHops?.hops.length ?? 0;
+        if (this.judge(set, s)) changes.push({ set, wasEligible, eligible: s.eligible, gained: (s.usableHops?.hops.length ?? 0) > had });
       }
     }
     if (changes.length === 0) return;

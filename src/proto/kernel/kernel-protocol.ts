@@ -302,14 +302,14 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * that became (in)eligible; a set that kept some hops but not the same
    * ones is exported again here, net by net through the table's index (with
    * merge_paths, any change: a merged route takes hops from several sets).
-   * A set usable again retries what the kernel refused.
+   * A set with more usable hops than before retries what the kernel refused.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
     if (this.subscription === undefined && this.firstFeed === undefined) return;
     const table = this.options.table;
     let recovered = false;
     for (const c of changes) {
-      if (c.eligible) recovered = true;
+      if (c.gained) recovered = true;
       if (!this.channel.mergePaths && !(c.eligible && c.wasEligible)) continue;
       table.forEachNetUsing(c.set, (net) => {
         if (!this.syncs.has(net.family)) return;

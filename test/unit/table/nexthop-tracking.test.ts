@@ -87,9 +87,9 @@ describe('next-hop tracker', () => {
     t.flush();
     t.flush(); // nothing new
     expect(seen).toHaveLength(1);
-    expect(seen[0]!.map((c) => [c.set.toString(), c.wasEligible, c.eligible])).toEqual([
-      ['via 192.0.2.2', true, false],
-      ['via 192.0.2.2, via 198.51.100.2', true, true], // one member left: still eligible, fewer hops
+    expect(seen[0]!.map((c) => [c.set.toString(), c.wasEligible, c.eligible, c.gained])).toEqual([
+      ['via 192.0.2.2', true, false, false],
+      ['via 192.0.2.2, via 198.51.100.2', true, true, false], // one member left: still eligible, fewer hops
     ]);
     expect(t.usableHops(ecmp)).toBe(b);
     expect(t.usableHops(a)).toBeUndefined();
@@ -97,6 +97,7 @@ describe('next-hop tracker', () => {
     t.flush();
     expect(t.usableHops(ecmp)).toBe(ecmp);
     expect(seen).toHaveLength(2);
+    expect(seen[1]!.every((c) => c.gained)).toBe(true);
   });
 
   it('a hop without a device takes the device of the longest connected prefix covering its gateway', () => {
