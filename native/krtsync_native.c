@@ -44,6 +44,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/netlink.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1050,6 +1051,26 @@ static napi_value fd_flock(napi_env env, napi_callback_info info) {
   return make_int(env, r < 0 ? -errno : 0);
 }
 
+/*
+ * mallopt(M_MMAP_THRESHOLD, bytes) -> 1 when set, 0 when the C library has no such setting.
+ * Setting it also turns off glibc's dynamic threshold, which rises to the size of every large
+ * block freed (up to 32 MiB) and from then on keeps blocks of that size in the heap, where
+ * freeing them returns nothing to the system.
+ */
+static napi_value malloc_mmap_threshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t bytes;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!get_i32(env, argv[0], &bytes)) return NULL;
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+  return make_int(env, mallopt(M_MMAP_THRESHOLD, bytes) == 1 ? 1 : 0);
+#else
+  (void)bytes;
+  return make_int(env, 0);
+#endif
+}
+
 /* ------------------------------------------------------------ module */
 
 static napi_value Init(napi_env env, napi_value exports) {
@@ -1073,6 +1094,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"attachFilter", NULL, sock_attach_filter, NULL, NULL, NULL, napi_default, NULL},
       {"foreign", NULL, sock_foreign, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocMmapThreshold", NULL, malloc_mmap_threshold, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -28,6 +28,10 @@
 // krtsync runs as deployed: node with the flags of bin/krtsync's shebang (the daemon's V8 settings),
 // then --node-args.
 //
+// --baseline LABEL=DIR[,LABEL=DIR...]: the krtsync scenarios once more for each other checkout (its
+// dist/ built, e.g. a clone of main after `npm ci`), run by its own bin/krtsync, so a change is
+// compared with what it replaces in the same run and the same machine state (tool "krtsync LABEL").
+//
 // Output: a Markdown table, then one JSON line per (tool, scenario).
 'use strict';
 const { spawn } = require('node:child_process');
@@ -37,6 +41,14 @@ const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
 const { BIN, arg, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
+
+/** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
+function shebangFlags(bin) {
+  const first = fs.readFileSync(bin, 'utf8').split('\n')[0];
+  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
+  if (!m) throw new Error(`${bin}: unexpected first line ${first}`);
+  return m[1].split(' ').filter(Boolean);
+}
 
 // ------------------------------------------------------------------ arguments
 const N = Number(arg('routes', '1000000'));
@@ -49,16 +61,21 @@ const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before t
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
-/** The node flags bin/krtsync's shebang gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
-const SHEBANG_FLAGS = (() => {
-  const first = fs.readFileSync(path.join(__dirname, '..', '..', 'bin', 'krtsync'), 'utf8').split('\n')[0];
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!m) throw new Error(`bin/krtsync: unexpected first line ${first}`);
-  return m[1].split(' ').filter(Boolean);
-})();
+const BASELINES = arg('baseline', '')
+  .split(',')
+  .filter(Boolean)
+  .map((spec) => {
+    const m = /^([\w.-]+)=(.+)$/.exec(spec);
+    const bin = m ? path.join(path.resolve(m[2]), 'bin', 'krtsync') : '';
+    if (!m || !fs.existsSync(bin) || !fs.existsSync(path.join(path.resolve(m[2]), 'dist'))) {
+      console.error(`bench:e2e: --baseline ${spec}: want LABEL=DIR, DIR a checkout with bin/krtsync and a built dist/`);
+      process.exit(2);
+    }
+    return { tool: `krtsync ${m[1]}`, bin };
+  });
 const SCRAPE_MS = Number(arg('scrape-every', '1000')); // krtsync+metrics: ms between scrapes; 0: listener on, nobody scrapes
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
+  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--baseline LABEL=DIR,...] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';
@@ -240,14 +257,14 @@ function scrapeStats(list) {
 }
 
 // ------------------------------------------------------------------ krtsync
-async function benchKrtsync(tool = 'krtsync') {
+async function benchKrtsync(tool = 'krtsync', bin = BIN) {
   const withMetrics = tool === 'krtsync+metrics';
   process.stderr.write(`${tool}: ${N} routes\n`);
-  const ns = makeNamespace(withMetrics ? 'krtm' : 'krt');
+  const ns = makeNamespace(withMetrics ? 'krtm' : bin === BIN ? 'krt' : 'krtb');
   const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
   const phases = {};
   const obs = new Observer(ns);
-  const tag = withMetrics ? 'krtsync-metrics' : 'krtsync';
+  const tag = tool.replace(/[^\w-]+/g, '-');
   const sock = path.join(DIR, `${tag}.sock`);
   const notifyPath = path.join(DIR, `${tag}-notify.sock`);
   const notify = UnixDatagramSocket.open(notifyPath);
@@ -275,7 +292,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
   // The scraper's own start (a node process) must not land on the daemon's cold start.
   if (scraper) await withTimeout((async () => { while (scraper.scrapes().length === 0) await sleep(50); })(), 'scraper start');
   // As deployed: with the node flags of the command's shebang, then --node-args.
-  const start = () => startIn(ns, process.execPath, [...SHEBANG_FLAGS, ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
+  const start = () => startIn(ns, process.execPath, [...shebangFlags(bin), ...NODE_ARGS, bin, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
   const hwm = [];
   try {
     // cold start
@@ -383,6 +400,9 @@ async function benchBird() {
   };
   writeConf(GW1);
   const birdc = (...args) => sh('ip', ['netns', 'exec', ns, 'birdc', '-s', sock, ...args]);
+  // The restart's probe waits at most 5 s: birdc blocks this (synchronous) script for as long as BIRD
+  // does not answer, and a BIRD busy for minutes would hold the restart's timeout off.
+  const probe = () => sh('ip', ['netns', 'exec', ns, 'birdc', '-s', sock, 'show', 'status'], { timeout: 5000 });
   let b;
   try {
     let full = obs.until(PROTO_BIRD, GW1);
@@ -419,7 +439,7 @@ async function benchBird() {
         while (quick < 3 && waiting) {
           const t = performance.now();
           try {
-            birdc('show', 'status');
+            probe();
           } catch {
             /* not answering */
           }
@@ -436,9 +456,18 @@ async function benchBird() {
     waiting = false;
     await sleep(1000);
     if (settled) record('bird', 'restart', { ready_s: sec(tReady - t0), kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: 'in sync: pruned after its first scan, then answering birdc at once (idle)' });
-    // BIRD 2.0.12 rewrites every IPv6 route of its own on a restart, slower as the table grows (200k: 28 s):
-    // past the timeout the restart is recorded as such, and the churn is measured on top of it.
-    else record('bird', 'restart', { ready_s: `> ${TIMEOUT_MS / 1000}`, kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: `not in sync within ${TIMEOUT_MS / 1000} s` });
+    else {
+      // BIRD 2.0.12 rewrites every IPv6 route of its own on a restart, slower as the table grows (200k:
+      // 28 s; 1M: still busy after 7 minutes): past the timeout the restart is recorded as such, BIRD is
+      // killed (it answers no birdc meanwhile, so churn and shutdown cannot be asked of it) and its
+      // peak RSS is what the two processes reached.
+      record('bird', 'restart', { ready_s: `> ${TIMEOUT_MS / 1000}`, kernel_changes: obs.changesOf(PROTO_BIRD) - before, note: `not in sync within ${TIMEOUT_MS / 1000} s; churn and shutdown not measured` });
+      process.kill(b.pid, 'SIGKILL');
+      await b.exited;
+      rss.push(b.hwmKb);
+      record('bird', 'peak rss', { rss_mb: Math.round(Math.max(...rss) / 1024), cold_rss_mb: Math.round(rss[0] / 1024), restart_churn_rss_mb: Math.round(rss[1] / 1024) });
+      return;
+    }
 
     writeConf(GW2);
     full = obs.until(PROTO_BIRD, GW2);
@@ -500,7 +529,7 @@ async function benchIp() {
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
@@ -528,6 +557,7 @@ async function main() {
   const machine = machineFacts();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
+  for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
   if (ONLY.has('bird')) await benchBird();
   if (ONLY.has('ip')) await benchIp();

@@ -19,7 +19,7 @@ import { ControlClient } from '../control/client';
 import { KrtError } from '../lib/errors';
 import { Daemon } from '../daemon/daemon';
 import { createLogger } from '../daemon/logging';
-import { tuneHeap } from '../daemon/heap';
+import { tuneHeap, tuneMalloc } from '../daemon/heap';
 import { SystemdNotifier } from '../daemon/systemd';
 import { EXIT_CONFIG, EXIT_FAIL, exitStatusOf, validateConfig } from '../daemon/validate';
 import { duration, table } from './format';
@@ -72,6 +72,7 @@ async function run(args: { config: string; 'log-level'?: string; 'log-output': s
     return;
   }
   tuneHeap();
+  tuneMalloc();
   const notifier = new SystemdNotifier(process.env, (m) => log.warn(m));
   const daemon = new Daemon({ configFile: args.config, log, notifier, ...(args.netns !== undefined ? { netns: args.netns } : {}) });
   let exiting = false;

@@ -1,5 +1,6 @@
 /**
- * How far V8 lets the daemon's heap grow between full collections.
+ * The daemon's memory settings: how far V8 lets its heap grow between full
+ * collections, and where glibc's malloc puts large blocks.
  *
  * After each full collection V8 sets the next one's trigger at the live heap
  * times a factor it picks from how fast the program allocates: up to 4 on a
@@ -17,6 +18,7 @@
  * --heap-growing-percent keeps it.
  */
 import { setFlagsFromString } from 'node:v8';
+import { native } from '../netlink/native';
 
 export const HEAP_GROWING_PERCENT = 30;
 
@@ -31,4 +33,30 @@ export function tuneHeap(execArgv: readonly string[] = process.execArgv): string
   const flag = heapGrowthFlag(execArgv);
   if (flag !== undefined) setFlagsFromString(flag);
   return flag;
+}
+
+/**
+ * Typed arrays and Buffers live in malloc'ed memory outside V8's heap, and
+ * the daemon keeps its per-route state there. glibc serves a block of at
+ * least its mmap threshold with its own mmap, returned to the system when
+ * freed; but the threshold is dynamic: it rises to the size of any such
+ * block freed (up to 32 MiB), and from then on blocks below it come from
+ * the heap, where a freed block stays in the process. Arrays that grow by
+ * doubling (a table's index, a dump's columns, a journal's) freed their old
+ * copies that way, and the process kept them to its peak. Fixed at glibc's
+ * own starting value, large blocks always go back when freed; the price is
+ * a fresh mapping (page faults) each time one is made again, which the
+ * benchmarks could not tell from noise (docs/benchmarks.md, round 7).
+ */
+export const MMAP_THRESHOLD = 128 * 1024;
+
+/** Whether the environment already sets glibc's mmap threshold (the operator's choice is kept). */
+export function mallocSetByEnv(env: NodeJS.ProcessEnv): boolean {
+  return env.MALLOC_MMAP_THRESHOLD_ !== undefined || (env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.mmap_threshold');
+}
+
+/** Fixes glibc's mmap threshold unless the environment sets it. Returns whether it was set here. */
+export function tuneMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (mallocSetByEnv(env)) return false;
+  return native.mallocMmapThreshold(MMAP_THRESHOLD) === 1;
 }

@@ -49,6 +49,8 @@ export interface NativeAddon {
   foreign(s: NativeSocket): [count: number, lastPort: number];
   /** flock(2) on any fd: 0 or -errno. */
   flock(fd: number, op: number): number;
+  /** mallopt(M_MMAP_THRESHOLD): 1 when set, 0 when the C library has no such setting (not glibc). */
+  mallocMmapThreshold(bytes: number): number;
 }
 
 // Same path from src/netlink (ts-jest) and dist/netlink (built): the repo's native/ folder.

@@ -193,7 +193,8 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     // Behind by more than a batch: take up to JOURNAL_CATCH_UP batches in this run. A writer may
     // write tens of thousands of changes per event-loop turn (a stream source reads up to 32 socket
     // chunks per turn) where a reader takes one batch per turn: the journal, not the reader's own
-    // queue, would hold the backlog, at about 150 bytes a change (1M changes of a churn: 120 MB).
+    // queue, would hold the backlog, and a journal item costs more than a queued route id (its
+    // columns, and it pins the routes it names; docs/table.md).
     const limit = this.batchSize * (end - this.pos > this.batchSize ? JOURNAL_CATCH_UP : 1);
     while (this.pos < end && out.length < limit) {
       const seq = this.pos++;

@@ -1,4 +1,4 @@
-import { HEAP_GROWING_PERCENT, heapGrowthFlag } from '../../../src/daemon/heap';
+import { HEAP_GROWING_PERCENT, heapGrowthFlag, mallocSetByEnv, tuneMalloc } from '../../../src/daemon/heap';
 
 describe('heap growth', () => {
   it('sets a fixed heap growth by default', () => {
@@ -10,5 +10,20 @@ describe('heap growth', () => {
     expect(heapGrowthFlag(['--heap-growing-percent=20'])).toBeUndefined();
     expect(heapGrowthFlag(['--heap_growing_percent=300'])).toBeUndefined();
     expect(heapGrowthFlag(['--heap-growing-percent', '20'])).toBeUndefined();
+  });
+});
+
+describe('malloc', () => {
+  it('leaves an mmap threshold the environment sets, in either form', () => {
+    expect(mallocSetByEnv({})).toBe(false);
+    expect(mallocSetByEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' })).toBe(false);
+    expect(mallocSetByEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536' })).toBe(true);
+    expect(mallocSetByEnv({ MALLOC_MMAP_THRESHOLD_: '65536' })).toBe(true);
+    expect(tuneMalloc({ MALLOC_MMAP_THRESHOLD_: '65536' })).toBe(false);
+  });
+
+  it('fixes the threshold where the C library is glibc', () => {
+    const glibc = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime;
+    expect(tuneMalloc({})).toBe(glibc !== undefined);
   });
 });
