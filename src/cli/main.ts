@@ -199,7 +199,7 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         }
         const rows: unknown[][] = [];
         const { result } = await c.request('show-routes', args2, (items) => {
-          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table, bgpText(r.bgp), r.reason ?? '']);
+          for (const r of items as Array<Record<string, unknown>>) rows.push([r.prefix, r.best ? '*' : '', r.route, r.source, r.preference, r.table, bgpText(r.bgp), whyText(r)]);
         });
         const withBgp = rows.some((r) => r[6] !== '');
         const headers = ['PREFIX', 'BEST', 'ROUTE', 'SOURCE', 'PREF', 'TABLE', ...(withBgp ? ['BGP', 'WHY'] : ['WHY'])];
@@ -235,6 +235,14 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
 }
 
 /** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
+/** The WHY column: the decision step, and what next-hop tracking says of the route's next hops. */
+function whyText(r: Record<string, unknown>): string {
+  const reason = typeof r.reason === 'string' ? r.reason : '';
+  if (typeof r.unusable !== 'string') return reason;
+  const what = r.eligible === false ? 'not used' : 'hops left out';
+  return `${reason ? `${reason}; ` : ''}${what}: ${r.unusable}`;
+}
+
 function bgpText(b: unknown): string {
   if (b === undefined || b === null) return '';
   const x = b as Record<string, unknown>;

@@ -14,6 +14,7 @@
  *   control: { socket: /run/krtsync/krtsync.sock, group: krtsync }
  *   journal_limit: auto        # optional: how far a reader may fall behind a table (see docs/config.md)
  *   metrics: { listen: "127.0.0.1:9725" }   # optional: Prometheus metrics at /metrics (docs/metrics.md)
+ *   nexthop_tracking: true     # optional: routes whose next hop cannot be used are not best (docs/nexthop-tracking.md)
  *   tables: [ { name: master4, family: ipv4 }, { name: master6, family: ipv6 } ]   # optional
  *   protocols:
  *     - { name: static1, type: static, routes: [ "10.10.0.0/16 via 192.0.2.2" ], routes_file: /etc/krtsync/routes.txt }
@@ -29,6 +30,7 @@ import { tryParseAddr, type Family, type Prefix } from '../lib/addr';
 import { KrtError } from '../lib/errors';
 import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
+import { readNexthopTracking, type NexthopTrackingConfig } from './nexthop-config';
 import { readStreamSettings, STREAM_KEYS as STREAM_SETTINGS, type StreamSettings } from './stream-config';
 import { formatIssue, YamlReader, type ConfigIssue, type ConfigPosition } from './yaml-reader';
 import { isScalar, type Node as YamlNode } from 'yaml';
@@ -120,6 +122,8 @@ export interface KrtConfig {
   control: { socket: string; group: string | undefined; mode: number; sendTimeoutMs: number };
   /** The Prometheus endpoint; undefined: off. */
   metrics: MetricsConfig | undefined;
+  /** Next-hop tracking (nexthop-config.ts); undefined: off. */
+  nexthopTracking: NexthopTrackingConfig | undefined;
   tables: TableConfig[];
   protocols: ProtocolConfig[];
   /**
@@ -182,7 +186,7 @@ export function readConfigFile(file: string): { config: KrtConfig | undefined; i
 }
 
 function readRoot(r: YamlReader): KrtConfig | undefined {
-  const top = r.map(r.root, 'config', ['log', 'control', 'metrics', 'journal_limit', 'tables', 'protocols']);
+  const top = r.map(r.root, 'config', ['log', 'control', 'metrics', 'nexthop_tracking', 'journal_limit', 'tables', 'protocols']);
   if (!top) return undefined;
 
   const log = top.has('log') ? r.map(top.get('log'), 'log', ['level']) : undefined;
@@ -197,6 +201,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
   const sendTimeoutMs = r.duration(ctl?.get('send_timeout'), 'control.send_timeout', 100) ?? 30000;
 
   const metrics = readMetrics(r, top.get('metrics'));
+  const nexthopTracking = readNexthopTracking(r, top.get('nexthop_tracking'));
 
   const journalLimit = readJournalLimit(r, top.get('journal_limit'), 'journal_limit');
   const tables = readTables(r, top.get('tables'), journalLimit);
@@ -214,7 +219,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
-  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, metrics, tables, protocols, positions };
+  return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, metrics, nexthopTracking, tables, protocols, positions };
 }
 
 /** `metrics: { listen: ADDRESS:PORT }`; without it, no listener. */

@@ -21,7 +21,7 @@ import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
 import { whyBefore, type BgpAttrs, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
-import type { Prefilter } from '../table';
+import type { Prefilter, Table } from '../table';
 import type { DaemonCore } from './daemon-core';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -59,16 +59,33 @@ export interface RouteJson {
   /**
    * The step of the decision process that placed the route (docs/bgp.md):
    * for the best, why it beat the next one; for another, why it ranks after
-   * the one before it. Absent when the net has one route.
+   * the one before it. Absent when the net has one route. With next-hop
+   * tracking, 'next hop' when a route whose next hops can be used ranks
+   * before one whose cannot.
    */
   reason?: DecisionStep;
+  /** Next-hop tracking: false when the route's next hops cannot be used (it is not eligible to be best). */
+  eligible?: false;
+  /** Next-hop tracking: why next hops of the route are not used ("next hop via 192.0.2.2: dev veth0 has no carrier"). */
+  unusable?: string;
 }
 
 /** The JSON of each (interned) BGP attribute set, made once: a million routes share a few. */
 const bgpJson = new WeakMap<BgpAttrs, BgpAttrsJson>();
 
-function routeJson(r: Route, net: Prefix, table: string, best: boolean, reason: DecisionStep | undefined): RouteJson {
-  const out: RouteJson = { prefix: net.toString(), table, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+/** Why `a` ranks before `b` in a chain of table `t` (eligibility first, then the decision process). */
+function rankedBy(t: Table, a: Route, b: Route): DecisionStep | undefined {
+  return t.eligible(a) && !t.eligible(b) ? 'next hop' : whyBefore(a, b);
+}
+
+function routeJson(t: Table, r: Route, net: Prefix, best: boolean, reason: DecisionStep | undefined): RouteJson {
+  const out: RouteJson = { prefix: net.toString(), table: t.name, source: r.src.name, preference: r.src.preference, best, route: r.attrs.toString() };
+  const set = r.attrs.nexthops;
+  const why = set && t.nexthops?.why(set);
+  if (why) {
+    if (!t.eligible(r)) out.eligible = false;
+    out.unusable = why;
+  }
   const bgp = r.attrs.bgp;
   if (bgp) {
     let j = bgpJson.get(bgp);
@@ -122,15 +139,17 @@ export async function handleControlRequest(d: DaemonCore, req: ControlRequest, c
       const prefilter: Prefilter | undefined = prefix ? { kind: 'prefix', prefix } : undefined;
       let count = 0;
       let chunk: RouteJson[] = [];
-      for (const [name, t] of tables) {
-        for await (const batch of t.best.feed(prefilter ? { prefilter } : {})) {
+      for (const [, t] of tables) {
+        // `all`, not `best`: a net whose routes are all ineligible (next-hop tracking) has no best but is shown.
+        for await (const batch of t.all.feed(prefilter ? { prefilter } : {})) {
           for (const item of batch) {
             if (item.kind !== 'feed') continue;
             // The chain as it is now (the feed's may be older by a moment): the reasons compare neighbours in it.
             const now = t.routes(item.net);
             const chain = now.length ? now : item.routes;
             const shown = a.all === true ? chain : chain.slice(0, 1);
-            shown.forEach((r, i) => chunk.push(routeJson(r, item.net, name, i === 0, i === 0 ? (chain[1] ? whyBefore(r, chain[1]) : undefined) : whyBefore(chain[i - 1]!, r))));
+            const best = t.bestRoute(item.net);
+            shown.forEach((r, i) => chunk.push(routeJson(t, r, item.net, r === best, i === 0 ? (chain[1] ? rankedBy(t, r, chain[1]) : undefined) : rankedBy(t, chain[i - 1]!, r))));
           }
           if (chunk.length >= CHUNK) {
             count += chunk.length;

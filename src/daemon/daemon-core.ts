@@ -13,6 +13,7 @@ import type { StaticProtocol } from '../proto/static/static';
 import type { StreamProtocol } from '../proto/stream/stream';
 import type { Table } from '../table';
 import type { KernelHandle } from './kernel-wiring';
+import type { NextHopTracking } from './nexthop-wiring';
 import type { SystemdNotifier } from './systemd';
 
 export type RunningProtocol =
@@ -43,6 +44,8 @@ export interface DaemonCore {
   readonly opts: DaemonOptions;
   readonly log: Logger;
   readonly ready: boolean;
+  /** Next-hop tracking, when on. */
+  readonly nexthops: NextHopTracking | undefined;
   /** Runs `work` after every management job queued before it (a reload and a command never interleave). */
   enqueue<T>(work: () => Promise<T>): Promise<T>;
   controlStats(): ControlStats;

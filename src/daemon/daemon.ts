@@ -38,6 +38,7 @@ import { createKernelProtocol, kernelLockKeys } from './kernel-wiring';
 import { validateConfig } from './validate';
 import { CONTROL_COMMANDS, handleControlRequest, VERSION } from './commands';
 import { MetricsEndpoint } from './metrics-wiring';
+import { NextHopTracking } from './nexthop-wiring';
 import { IMPLICIT_API, type DaemonCore, type DaemonOptions, type RunningProtocol } from './daemon-core';
 
 export { IMPLICIT_API, type DaemonOptions, type RunningProtocol };
@@ -56,6 +57,8 @@ export class Daemon implements DaemonCore {
   ready = false;
   /** Metrics: counted from the start; served when the config has `metrics.listen` (metrics-wiring.ts). */
   readonly metrics: MetricsEndpoint;
+  /** Next-hop tracking, when the config turns it on (nexthop-wiring.ts). */
+  nexthops: NextHopTracking | undefined;
 
   constructor(readonly opts: DaemonOptions) {
     this.metrics = new MetricsEndpoint(this, VERSION);
@@ -87,7 +90,9 @@ export class Daemon implements DaemonCore {
     this.takeLocks(config);
     this.config = config;
     const t0 = Date.now();
-    for (const t of config.tables) this.tables.set(t.name, newTable(t));
+    // Before the tables: their first routes are judged with the kernel's facts already in.
+    if (config.nexthopTracking) this.nexthops = await NextHopTracking.open(config.nexthopTracking, this.opts.netns, this.log);
+    for (const t of config.tables) this.tables.set(t.name, newTable(t, this.nexthops));
     const order = startOrder(config.protocols);
     for (const p of order) this.protocols.set(p.name, this.build(p));
     const controlLog = new RateLimitedLog(this.log, 10_000, undefined, 5);
@@ -240,6 +245,9 @@ export class Daemon implements DaemonCore {
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
       changes.push('control socket settings changed: they take effect at the next restart');
     }
+    if (JSON.stringify(next.nexthopTracking) !== JSON.stringify(cur.nexthopTracking)) {
+      changes.push('nexthop_tracking changed: it takes effect at the next restart');
+    }
     // First of all changes: a listener that cannot move fails the reload before anything else changed.
     const moved = await this.metrics.apply(next.metrics);
     if (moved) changes.push(moved);
@@ -280,7 +288,7 @@ export class Daemon implements DaemonCore {
     }
     for (const t of next.tables) {
       if (!this.tables.has(t.name)) {
-        this.tables.set(t.name, newTable(t));
+        this.tables.set(t.name, newTable(t, this.nexthops));
         changes.push(`table ${t.name} added`);
       } else if (t.journalLimit !== cur.tables.find((x) => x.name === t.name)?.journalLimit) {
         this.tables.get(t.name)!.setMaxBehind(t.journalLimit);
@@ -319,6 +327,7 @@ export class Daemon implements DaemonCore {
       // Nothing reads the tables now: the sources need not withdraw their routes one by one.
       for (const t of this.tables.values()) t.discard('krtsync is stopping');
       for (const p of all.filter((x) => x.type !== 'kernel')) await this.stopProtocol(p);
+      this.nexthops?.close();
       await this.control?.close();
       await this.metrics.close();
       this.releaseLocks(undefined);
@@ -377,8 +386,8 @@ export class Daemon implements DaemonCore {
   }
 }
 
-function newTable(t: TableConfig): Table {
-  return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}) });
+function newTable(t: TableConfig, nexthops: NextHopTracking | undefined): Table {
+  return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}), ...(nexthops ? { nexthops: nexthops.tracker } : {}) });
 }
 
 /** Sources before kernel protocols, config order otherwise. */

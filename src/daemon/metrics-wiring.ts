@@ -108,5 +108,6 @@ function viewOf(d: DaemonCore): MetricsView {
       }
     },
     controlStats: () => d.controlStats(),
+    nexthops: () => d.nexthops?.metrics(),
   };
 }

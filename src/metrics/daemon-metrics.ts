@@ -42,6 +42,20 @@ export interface MetricsView {
   streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
   streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
   controlStats(): ControlStats;
+  /** Next-hop tracking's counts (undefined: off). */
+  nexthops(): NextHopMetricsView | undefined;
+}
+
+/** What next-hop tracking reports at scrape time: O(tracked next hops), never a walk of routes. */
+export interface NextHopMetricsView {
+  /** Tracked next hops: usable, unusable by the kernel's facts, held down by damping. */
+  usable: number;
+  down: number;
+  held: number;
+  /** Next-hop sets whose verdict changed, failures of next hops, fresh dumps after lost notifications. */
+  changes: number;
+  flaps: number;
+  resyncs: number;
 }
 
 const KERNEL: KernelLabel[] = ['protocol', 'kernel_table', 'family'];
@@ -245,6 +259,34 @@ export class DaemonMetrics {
         for (const p of view.streamProtocols()) this.set({ protocol: p.protocol }, p.startupHold ? 1 : 0);
       },
     });
+
+    new Gauge({
+      name: 'krtsync_nexthops',
+      help: 'Next hops tracked (nexthop_tracking), by state: usable, down (the kernel says it cannot be used), held (usable again but held down after flapping).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const n = view.nexthops();
+        if (n) for (const state of ['usable', 'down', 'held'] as const) this.set({ state }, n[state]);
+      },
+    });
+    for (const [field, name, help] of [
+      ['changes', 'krtsync_nexthop_set_changes_total', 'Times a next-hop set became usable, unusable, or lost or regained members (each moves the routes using it).'],
+      ['flaps', 'krtsync_nexthop_failures_total', 'Times a tracked next hop went from usable to unusable.'],
+      ['resyncs', 'krtsync_nexthop_resyncs_total', 'Dumps of links and addresses after notifications were lost (ENOBUFS), and the first one.'],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          const n = view.nexthops();
+          if (n) this.inc(n[field]);
+        },
+      });
+    }
 
     new Gauge({
       name: 'krtsync_control_clients',

@@ -60,6 +60,9 @@ export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 // linux/rtnetlink.h, nexthop objects (Linux 5.3+)
 export const RTM_NEWNEXTHOP = 104;
 export const RTM_DELNEXTHOP = 105;
@@ -67,6 +70,7 @@ export const RTM_GETNEXTHOP = 106;
 
 // multicast groups (enum rtnetlink_groups), for NETLINK_ADD_MEMBERSHIP
 export const RTNLGRP_LINK = 1;
+export const RTNLGRP_NEIGH = 3;
 export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;

@@ -155,9 +155,14 @@ export function decodeAddrMessage(buf: Buffer, off: number, len: number): AddrMe
 
 /** RTM_GETADDR dump, optionally of one family. */
 export function encodeAddrDump(buf: Buffer, off: number, seq: number, family?: Family): number {
-  const size = C.NLMSG_HDRLEN + IFADDRMSG_LEN;
+  return encodeFamilyDump(buf, off, seq, C.RTM_GETADDR, IFADDRMSG_LEN, family);
+}
+
+/** A dump request (`type`) whose header (`headerLen` bytes, zeroed) starts with a family byte: addresses, neighbours. */
+export function encodeFamilyDump(buf: Buffer, off: number, seq: number, type: number, headerLen: number, family?: Family): number {
+  const size = C.NLMSG_HDRLEN + headerLen;
   if (off + size > buf.length) return 0;
-  writeHeader(buf, off, size, C.RTM_GETADDR, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
+  writeHeader(buf, off, size, type, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
   buf.fill(0, off + C.NLMSG_HDRLEN, off + size);
   if (family !== undefined) buf[off + C.NLMSG_HDRLEN] = family === 4 ? AF_INET : AF_INET6;
   return size;

@@ -16,6 +16,11 @@
  *     total and never depends on timing.
  * Every step compares numbers; addresses compare as numbers (IPv4 first).
  *
+ * With next-hop tracking (src/table/nexthop-tracker.ts) a table puts the
+ * routes whose next hop can be used before those whose cannot, each part in
+ * the order above (orderEligible): eligibility is the first key, and a net
+ * whose routes are all ineligible has no best route.
+ *
  * MED compared only within a neighbouring AS is not a total order: three
  * routes can beat each other in a circle, and a chain built by pairwise
  * insertion would then depend on arrival order. Like BIRD's `deterministic
@@ -44,7 +49,9 @@ export type DecisionStep =
   | 'cluster list length'
   | 'neighbor address'
   | 'source name'
-  | 'source age';
+  | 'source age'
+  // Next-hop tracking: a route whose next hop can be used ranks before one whose cannot (not a step of STEPS).
+  | 'next hop';
 
 const STEPS: readonly DecisionStep[] = [
   'preference',
@@ -231,4 +238,23 @@ export function chainWithout(chain: readonly Route[], remove: number): Route[] {
   const next = chain.slice();
   next.splice(remove, 1);
   return needsGroups(chain) ? orderRoutes(next) : next;
+}
+
+/**
+ * The routes with eligible ones first, each part in decision order (next-hop
+ * tracking). Depends only on the set of routes and their eligibility.
+ */
+export function orderEligible(routes: readonly Route[], eligible: (r: Route) => boolean): Route[] {
+  const ordered = orderRoutes(routes);
+  let bad = 0;
+  for (const r of ordered) if (!eligible(r)) bad++;
+  if (bad === 0) return ordered;
+  const out = new Array<Route>(ordered.length);
+  let i = 0;
+  let j = ordered.length - bad;
+  for (const r of ordered) {
+    if (eligible(r)) out[i++] = r;
+    else out[j++] = r;
+  }
+  return out;
 }

@@ -28,6 +28,6 @@ export {
   type BgpOrigin,
   type BgpPathSpec,
 } from './bgp';
-export { chainWith, chainWithout, compareRoutes, explainChain, mergeable, orderRoutes, whyBefore, type DecisionStep } from './decision';
+export { chainWith, chainWithout, compareRoutes, explainChain, mergeable, orderEligible, orderRoutes, whyBefore, type DecisionStep } from './decision';
 export { RouteError } from './route-error';
 export { Interner } from './intern';

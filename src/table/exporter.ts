@@ -43,6 +43,8 @@ export class Exporter implements ExporterCore {
   maxBehind = 0;
   /** The bound grows with the table (no explicit maxBehind given). */
   private scaleBound = true;
+  /** A net's best route from its slot: the head, or (next-hop tracking) the head when it is eligible. */
+  bestOf: (slot: Slot | undefined) => Route | undefined = slotBest;
 
   constructor(
     readonly kind: ExporterKind,
@@ -110,7 +112,7 @@ export class Exporter implements ExporterCore {
 
   private shown(slot: Slot | undefined): readonly Route[] {
     if (this.kind === 'all') return slotRoutes(slot);
-    const best = slotBest(slot);
+    const best = this.bestOf(slot);
     return best === undefined ? slotRoutes(undefined) : best.alone;
   }
 

@@ -33,19 +33,33 @@
  * nothing behind. An `indexed` source also has a log of its nets
  * (net-log.ts), so flush() and refreshEnd() cost what the source has instead
  * of a walk of every net.
+ *
+ * Next-hop tracking (`nexthops`, nexthop-tracker.ts): a route whose next
+ * hops cannot be used is not eligible to be best. Chains keep eligible
+ * routes first (orderEligible), the best route is the head when it is
+ * eligible, and a net with no eligible route has none (its routes stay, and
+ * come back as soon as a next hop does). The nets using each next-hop set
+ * are indexed (nexthop-index.ts), so when the tracker reports a set's
+ * verdict changed, only those nets are ordered again and their best change
+ * journaled, synchronously, before anything else can read the table.
  */
 import type { Prefix } from '../lib/addr';
 import { prefixFromKey, prefixKey } from '../lib/addr';
 import type { RouteAttrs } from '../route/attrs';
-import { chainWith, chainWithout } from '../route/decision';
+import { chainWith, chainWithout, orderEligible } from '../route/decision';
+import type { NextHopSet } from '../route/nexthop';
 import { Route } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { Exporter, type ExporterOptions } from './exporter';
 import { NetLog } from './net-log';
-import { NetStore, type Slot, slotBest, slotRoutes } from './net-store';
+import { netKeyOf, NetStore, type Slot, slotBest, slotRoutes } from './net-store';
+import { NextHopIndex } from './nexthop-index';
+import type { NextHopTracker } from './nexthop-tracker';
 
 export interface TableOptions extends ExporterOptions {
   name: string;
+  /** Next-hop tracking: routes whose next hops cannot be used are not eligible to be best. */
+  nexthops?: NextHopTracker;
 }
 
 interface SourceState {
@@ -94,11 +108,49 @@ export class Table {
   private lastSource: RouteSource | undefined;
   private lastState: SourceState | undefined;
   private routeCount = 0;
+  private readonly nh: NextHopTracker | undefined;
+  private readonly nhIndex: NextHopIndex | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Whether a route may be best (always, without next-hop tracking). */
+  readonly eligible: (r: Route) => boolean;
 
   constructor(options: TableOptions) {
     this.name = options.name;
     this.best = new Exporter('best', this.store, options);
     this.all = new Exporter('all', this.store, options);
+    const nh = options.nexthops;
+    this.nh = nh;
+    if (nh === undefined) {
+      this.eligible = () => true;
+      return;
+    }
+    this.eligible = (r) => r.attrs.nexthops === undefined || nh.eligible(r.attrs.nexthops);
+    const index = new NextHopIndex(
+      {
+        slot: (word, len) => this.store.get(word, len),
+        eligible: this.eligible,
+        setChain: (word, len, chain) => this.store.set(word, len, chainOf(chain)),
+        bestChanged: (word, len, old, neu) => this.best.record(word, len, old, neu),
+      },
+      nh,
+    );
+    this.nhIndex = index;
+    this.best.bestOf = (slot) => this.bestOf(slotBest(slot));
+    this.unsubscribe = nh.subscribe((changes) => index.onChanges(changes));
+  }
+
+  /** The tracker this table follows, if any. */
+  get nexthops(): NextHopTracker | undefined {
+    return this.nh;
+  }
+
+  /**
+   * Every net with a route through `set`, now, synchronously, each once (the
+   * kernel protocol re-exports them when a multipath set loses a member).
+   * Nothing without next-hop tracking.
+   */
+  forEachNetUsing(set: NextHopSet, fn: (net: Prefix) => void): void {
+    this.nhIndex?.forEachNet(set, (word, len) => fn(prefixFromKey(netKeyOf(word, len))));
   }
 
   /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
@@ -152,7 +204,7 @@ export class Table {
     const renewed = state.refreshing ? state.renewed : undefined;
     const visit = (word: number | string, len: number, slot: Slot): void => {
       const r = slot instanceof Route ? (slot.src === src ? slot : undefined) : (slot as readonly Route[]).find((x) => x.src === src);
-      if (r) fn(typeof word === 'number' ? prefixFromKey((word >>> 0) * 64 + len) : prefixFromKey(word), r.attrs, renewed !== undefined && !renewed.has(word, len));
+      if (r) fn(prefixFromKey(netKeyOf(word, len)), r.attrs, renewed !== undefined && !renewed.has(word, len));
     };
     if (state.nets) state.nets.forEach(this.liveFor(src), (word, len) => visit(word, len, this.store.get(word, len)!));
     else this.store.forEachEntry(visit);
@@ -168,8 +220,9 @@ export class Table {
     return slotHas(this.slotOf(net), src);
   }
 
+  /** The best route: the head of the chain, when it is eligible. */
   bestRoute(net: Prefix): Route | undefined {
-    return slotBest(this.slotOf(net));
+    return this.bestOf(slotBest(this.slotOf(net)));
   }
 
   /** Adds or replaces `src`'s route for `net`. */
@@ -184,7 +237,8 @@ export class Table {
       this.store.set(word, len, route);
       this.counted(state, 1);
       this.logged(src, state, word, len);
-      this.changed(word, len, undefined, route, undefined, route);
+      this.nhIndex?.routeChanged(word, len, undefined, route);
+      this.changed(word, len, undefined, this.bestOf(route), undefined, route);
       return;
     }
     if (slot instanceof Route && slot.src === src) {
@@ -192,7 +246,8 @@ export class Table {
       if (slot.attrs === attrs) return; // identical: renewed above, nothing to export
       const route = routeOf(state, src, attrs);
       this.store.set(word, len, route);
-      this.changed(word, len, slot, route, slot, route);
+      this.nhIndex?.routeChanged(word, len, slot, route);
+      this.changed(word, len, this.bestOf(slot), this.bestOf(route), slot, route);
       return;
     }
     const chain = slotRoutes(slot);
@@ -200,13 +255,15 @@ export class Table {
     const old = chain[i];
     if (old !== undefined && old.attrs === attrs) return; // identical
     const route = routeOf(state, src, attrs);
-    const next = chainWith(chain, i, route);
+    let next = chainWith(chain, i, route);
+    if (this.nh && (this.anyIneligible(chain) || this.anyIneligible(next))) next = orderEligible(next, this.eligible);
     if (old === undefined) {
       this.counted(state, 1);
       this.logged(src, state, word, len);
     }
     this.store.set(word, len, chainOf(next));
-    this.changed(word, len, chain[0], next[0], old, route);
+    this.nhIndex?.routeChanged(word, len, old, route);
+    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, route);
   }
 
   /** Removes `src`'s route for `net`, if it has one. */
@@ -247,6 +304,8 @@ export class Table {
 
   /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
   stop(reason: string): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     this.best.stop(reason);
     this.all.stop(reason);
   }
@@ -259,6 +318,7 @@ export class Table {
    */
   discard(reason: string): void {
     this.stop(reason);
+    this.nhIndex?.clear();
     this.store.clear();
     this.sources.clear();
     this.lastSource = undefined;
@@ -296,12 +356,14 @@ export class Table {
     const i = chain.findIndex((r) => r.src === src);
     if (i < 0) return;
     const old = chain[i]!;
-    const next = chainWithout(chain, i);
+    let next = chainWithout(chain, i);
+    if (this.nh && this.anyIneligible(chain)) next = orderEligible(next, this.eligible);
     if (next.length === 0) this.store.delete(word, len);
     else this.store.set(word, len, chainOf(next));
+    this.nhIndex?.routeChanged(word, len, old, undefined);
     const state = this.stateOf(src);
     this.counted(state, -1);
-    this.changed(word, len, chain[0], next[0], old, undefined);
+    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, undefined);
     this.forgetIfEmpty(src, state);
   }
 
@@ -315,6 +377,16 @@ export class Table {
   ): void {
     if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
     this.all.record(word, len, oldRoute, newRoute);
+  }
+
+  /** The head of a chain when it may be best. */
+  private bestOf(head: Route | undefined): Route | undefined {
+    return head === undefined || this.nh === undefined || this.eligible(head) ? head : undefined;
+  }
+
+  private anyIneligible(chain: readonly Route[]): boolean {
+    for (const r of chain) if (!this.eligible(r)) return true;
+    return false;
   }
 
   private counted(state: SourceState, delta: number): void {

@@ -13,12 +13,20 @@
  * routes in the syncs. Shutdown does not use the channel: a feeder on
  * `best` lists the nets, and each becomes a delete by net, table, protocol
  * and metric (the filter is not run again).
+ *
+ * Next-hop tracking (the table's tracker): the table already keeps routes
+ * whose next hops cannot be used from being best; here a multipath route
+ * loses its dead members before it goes into the kernel (the kernel keeps
+ * forwarding to a member without carrier otherwise), the nets using a set
+ * that lost or regained a member are exported again (found through the
+ * table's next-hop index), and a next hop that becomes usable has routes
+ * the kernel refused retried at once instead of after their backoff.
  */
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import type { NetKey, Route } from '../../route';
+import type { NetKey, NextHopSet, Route, RouteAttrs } from '../../route';
 import { RouteSource, orderRoutes } from '../../route';
-import type { ExportItem, Prefilter } from '../../table';
+import type { ExportItem, NextHopChange, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
 import { nullLogger, withFields, type Logger } from '../logger';
@@ -103,6 +111,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private shutdownPromise: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private options: KernelProtocolOptions;
+  private unsubscribeNextHops: (() => void) | undefined;
+  /** A route's attrs with only its usable next hops, per (attrs, usable set). */
+  private readonly reduced = new WeakMap<RouteAttrs, { set: NextHopSet; attrs: RouteAttrs }>();
 
   constructor(options: KernelProtocolOptions) {
     this.options = options;
@@ -172,6 +183,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       for (const [family, sync] of this.syncs) sync.reserve(this.options.table.netCountOf(family));
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       for (const sync of this.syncs.values()) await sync.firstScan();
+      this.unsubscribeNextHops = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;
@@ -186,6 +198,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       }
     } catch (e) {
       this.stopWalk();
+      this.unsubscribeNextHops?.();
       for (const s of this.syncs.values()) s.destroy();
       this.sm.go('stopping');
       this.sm.go('down');
@@ -267,9 +280,49 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private exportNet(net: Prefix, routes: readonly Route[]): void {
     const sync = this.syncs.get(net.family);
     if (!sync) return;
-    const out = this.channel.exportNet(net, routes);
-    if (out) sync.setWanted(net, out.attrs, out.set, out.source.name);
+    const table = this.options.table;
+    const nh = table.nexthops;
+    // merge_paths reads every route: only eligible ones may add their next hops.
+    const out = this.channel.exportNet(net, nh && this.channel.mergePaths ? routes.filter(table.eligible) : routes);
+    const attrs = out && nh ? this.usableOnly(out.attrs) : out?.attrs;
+    if (out && attrs) sync.setWanted(net, attrs, out.set, out.source.name);
     else sync.setWanted(net, undefined, undefined);
+  }
+
+  /** `attrs` with only the next hops that can be used now (itself when all can); undefined when none can. */
+  private usableOnly(attrs: RouteAttrs): RouteAttrs | undefined {
+    const set = attrs.nexthops;
+    if (set === undefined) return attrs;
+    const usable = this.options.table.nexthops!.usableHops(set);
+    if (usable === set || usable === undefined) return usable && attrs;
+    const cached = this.reduced.get(attrs);
+    if (cached?.set === usable) return cached.attrs;
+    const r = attrs.with({ nexthops: usable });
+    this.reduced.set(attrs, { set: usable, attrs: r });
+    return r;
+  }
+
+  /**
+   * Next hops changed. The table has already moved the best routes of sets
+   * that became (in)eligible; a set that kept some hops but not the same
+   * ones is exported again here, net by net through the table's index (with
+   * merge_paths, any change: a merged route takes hops from several sets).
+   * A set with more usable hops than before retries what the kernel refused.
+   */
+  private onNextHops(changes: readonly NextHopChange[]): void {
+    if (this.subscription === undefined && this.firstFeed === undefined) return;
+    const table = this.options.table;
+    let recovered = false;
+    for (const c of changes) {
+      if (c.gained) recovered = true;
+      if (!this.channel.mergePaths && !(c.eligible && c.wasEligible)) continue;
+      table.forEachNetUsing(c.set, (net) => {
+        if (!this.syncs.has(net.family)) return;
+        if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
+        else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
+      });
+    }
+    if (recovered) for (const s of this.syncs.values()) s.retryFailedNow();
   }
 
   /** The first feed cannot complete: start() fails instead of pruning on a partial feed. */
@@ -303,6 +356,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (this.sm.state === 'down') return;
     this.sm.go('stopping');
     clearTimeout(this.graceTimer);
+    this.unsubscribeNextHops?.();
     this.stopWalk();
     await this.walkDone;
     this.learn?.withdrawAll();
@@ -371,6 +425,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
 
   /** Drops the protocol without touching the kernel: what a crash (SIGKILL) leaves. For tests. */
   crashForTesting(): void {
+    this.unsubscribeNextHops?.();
     this.stopWalk();
     clearTimeout(this.graceTimer);
     for (const s of this.syncs.values()) s.destroy();

@@ -332,6 +332,12 @@ export class KernelSync implements ScanTarget {
     this.sender.markDirty(id, this.steady ? Date.now() : 0);
   }
 
+  /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
+  retryFailedNow(): void {
+    if (PHASE.closing(this.sm.state) || this.sender.failed.size === 0) return;
+    this.sender.retryFailedNow();
+  }
+
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */
   refeedBegin(): void {
     this.refeeding = true;

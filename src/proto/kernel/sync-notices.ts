@@ -182,18 +182,9 @@ export class SyncNotices {
 
   private onLinkLayerChange(cameBack: boolean): void {
     if (PHASE.closing(this.c.sm.state)) return;
-    const store = this.c.store;
     // Device names may resolve differently now: wanted routes naming one are converted again.
     this.moveWanted(this.c.routes.reconvert());
-    if (cameBack) {
-      const now = Date.now();
-      for (const id of this.c.sender.failed) {
-        const x = store.extra(id);
-        if (x === undefined || !store.nets.live(id)) continue;
-        x.retryAt = Math.min(x.retryAt, now);
-        x.attempts = 0;
-      }
-    }
+    if (cameBack) this.c.sender.retryFailedNow();
     this.c.requestScan(SCAN_REASONS.link, 100);
   }
 

@@ -415,6 +415,23 @@ export class SyncSender {
     this.c.store.drop(id);
   }
 
+  /**
+   * What made routes fail may be gone (a link came back, a next hop became
+   * usable): every failed route is due now, with its backoff reset, and goes
+   * back into the queue at once rather than at its retry time.
+   */
+  retryFailedNow(): void {
+    const store = this.c.store;
+    const now = Date.now();
+    for (const id of this.failed) {
+      const x = store.extra(id);
+      if (x === undefined || !store.nets.live(id)) continue;
+      x.retryAt = Math.min(x.retryAt, now);
+      x.attempts = 0;
+    }
+    this.onTick(now);
+  }
+
   /** Every 250 ms: routes whose retry is due go back into the queue; echoes that never came are given up. */
   onTick(now: number): void {
     const store = this.c.store;

@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig, readConfigFile, type KernelProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
+import { DEFAULT_NEXTHOP_DAMPING } from '../../../src/config/nexthop-config';
+import { DEFAULT_DAMPING } from '../../../src/table/nexthop-damping';
 
 function issuesOf(text: string): string[] {
   try {
@@ -75,7 +77,12 @@ describe('config', () => {
     ['protocols: [ {name: a, type: static', /^1:1: Flow map/],
     ['', /1:1: the file is empty/],
     ['- a\n- b\n', /1:1: config: expected a mapping/],
-    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, metrics, journal_limit, tables, protocols\)/],
+    ['frobs: 1\nprotocols: []\n', /^1:1: config: unknown key "frobs" \(expected one of: log, control, metrics, nexthop_tracking, journal_limit, tables, protocols\)/],
+    ['nexthop_tracking: yes please\nprotocols: []\n', /^1:19: nexthop_tracking: expected true, false or a mapping with "damping"/],
+    ['nexthop_tracking: { damping: { half_life: 5x } }\nprotocols: []\n', /nexthop_tracking.damping.half_life: expected a duration/],
+    ['nexthop_tracking: { damping: { suppress: 900 } }\nprotocols: []\n', /nexthop_tracking.damping.reuse: must be below suppress \(900\), got 1000/],
+    ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
+    ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
     ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
     ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
     ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
@@ -108,6 +115,20 @@ describe('config', () => {
     expect(parseConfig('x.yaml', 'protocols: []\n').metrics).toBeUndefined();
     expect(parseConfig('x.yaml', 'metrics: { listen: 127.0.0.1:9725 }\nprotocols: []\n').metrics).toEqual({ listen: { host: '127.0.0.1', port: 9725, family: 4, text: '127.0.0.1:9725' } });
     expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
+  });
+
+  it('reads nexthop_tracking: off without it, on with default damping, damping set or off', () => {
+    const nht = (t: string) => parseConfig('x.yaml', `${t}protocols: []\n`).nexthopTracking;
+    expect(nht('')).toBeUndefined();
+    expect(nht('nexthop_tracking: false\n')).toBeUndefined();
+    // The config layer cannot import the table's defaults: they are written twice and must agree.
+    expect(DEFAULT_NEXTHOP_DAMPING).toEqual(DEFAULT_DAMPING);
+    expect(nht('nexthop_tracking: true\n')).toEqual({ damping: { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15000, maxHoldMs: 60000 }, neighbours: false });
+    expect(nht('nexthop_tracking: { damping: false, neighbours: true }\n')).toEqual({ damping: undefined, neighbours: true });
+    expect(nht('nexthop_tracking:\n  damping: { half_life: 2s, max_hold: 10s, suppress: 3000 }\n')).toEqual({
+      damping: { penalty: 1000, suppress: 3000, reuse: 1000, halfLifeMs: 2000, maxHoldMs: 10000 },
+      neighbours: false,
+    });
   });
 
   it('reads the control socket mode as chmod does: 0660 as documented, 0o660, 660; anything else says what it wants', () => {

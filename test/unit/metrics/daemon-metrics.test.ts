@@ -7,8 +7,8 @@
 import { DaemonMetrics, type MetricsView } from '../../../src/metrics/daemon-metrics';
 import { sample, samples } from '../../helpers/http';
 
-function view(): MetricsView & { state: { ready: boolean; failed: Map<string, number>; clients: number } } {
-  const state = { ready: false, failed: new Map([['ENETUNREACH', 2]]), clients: 1 };
+function view(): MetricsView & { state: { ready: boolean; failed: Map<string, number>; clients: number; nexthops: boolean } } {
+  const state = { ready: false, failed: new Map([['ENETUNREACH', 2]]), clients: 1, nexthops: true };
   return {
     state,
     ready: () => state.ready,
@@ -24,6 +24,7 @@ function view(): MetricsView & { state: { ready: boolean; failed: Map<string, nu
       })),
     streamProtocols: () => [{ protocol: 'bgp', startupHold: false, refused: { protocol: 0, client: 2, neighbor: 0 }, limitDisconnects: 1 }],
     controlStats: () => ({ clients: 3, accepted: 10, refused: 1, disconnected: { stalled: 2, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 }),
+    nexthops: () => (state.nexthops ? { usable: 4, down: 1, held: 2, changes: 9, flaps: 5, resyncs: 1 } : undefined),
   };
 }
 
@@ -49,13 +50,19 @@ describe('DaemonMetrics', () => {
     expect(sample(s, 'krtsync_stream_limit_disconnects_total', { protocol: 'bgp' })).toBe(1);
     expect(sample(s, 'krtsync_stream_client_refused_routes_total', { protocol: 'bgp', client: 'exa1' })).toBe(2);
     expect(sample(s, 'krtsync_stream_startup_hold', { protocol: 'bgp' })).toBe(0);
+    expect(sample(s, 'krtsync_nexthops', { state: 'held' })).toBe(2);
+    expect(sample(s, 'krtsync_nexthops', { state: 'down' })).toBe(1);
+    expect(sample(s, 'krtsync_nexthop_set_changes_total')).toBe(9);
+    expect(sample(s, 'krtsync_nexthop_failures_total')).toBe(5);
     v.state.ready = true;
+    v.state.nexthops = false;
     v.state.failed = new Map();
     v.state.clients = 0;
     m.ready(1.5);
     s = samples((await m.scrape()).body);
     expect(sample(s, 'krtsync_ready')).toBe(1);
     expect(sample(s, 'krtsync_startup_seconds')).toBe(1.5);
+    expect(sample(s, 'krtsync_nexthops', { state: 'usable' })).toBeUndefined(); // tracking off: no series
     expect(sample(s, 'krtsync_kernel_routes_failed', { ...K, errno: 'ENETUNREACH' })).toBeUndefined(); // gone with its routes
     expect(sample(s, 'krtsync_stream_client_routes', { protocol: 'bgp', client: 'exa1' })).toBeUndefined();
   });

@@ -9,12 +9,17 @@
  *    increase;
  *  - every reader ends ready, and the journal ends empty once all have caught up;
  *  - feeders walk strictly in prefix order and end.
+ * The table tracks next hops: links going down and up make routes through
+ * them ineligible and eligible again at random points, which moves best
+ * routes without any write by a source.
  */
 import fc from 'fast-check';
-import { comparePrefix, type Prefix } from '../../../src/lib/addr';
+import { comparePrefix, parseAddr, parsePrefix, type Prefix } from '../../../src/lib/addr';
 import { RouteAttrs } from '../../../src/route/attrs';
 import { RouteSource } from '../../../src/route/source';
 import type { ExportRequest } from '../../../src/table/export-request';
+import { NO_DAMPING } from '../../../src/table/nexthop-damping';
+import { NextHopTracker } from '../../../src/table/nexthop-tracker';
 import type { Prefilter } from '../../../src/table/prefilter';
 import { Table } from '../../../src/table/table';
 import { Puller } from './puller';
@@ -26,7 +31,13 @@ const NETS = [
   '192.0.2.0/24', '192.0.2.128/25', '2001:db8::/32', '2001:db8:1::/48', '::/0',
 ].map(p);
 const SOURCES = [new RouteSource('static', 200), new RouteSource('api', 100), new RouteSource('stream', 100)];
-const ATTRS = [via('192.0.2.1'), via('192.0.2.2'), via('192.0.2.2', { metric: 7 }), RouteAttrs.of({ type: 'blackhole' })];
+const ATTRS = [
+  via('192.0.2.1'),
+  via('192.0.2.2'),
+  via('192.0.2.2', { metric: 7 }),
+  RouteAttrs.of({ type: 'blackhole' }),
+  RouteAttrs.of({ nexthops: [{ gateway: parseAddr('192.0.2.1') }, { gateway: parseAddr('192.0.2.2') }] }),
+];
 const PREFILTERS: (Prefilter | undefined)[] = [
   undefined,
   { kind: 'prefix', prefix: p('10.0.0.0/8') },
@@ -44,6 +55,7 @@ type Op =
   | { op: 'read'; reader: number; batches: number }
   | { op: 'feeder'; mode: 'best' | 'all'; prefilter: number }
   | { op: 'turn' }
+  | { op: 'link'; index: number; carrier: boolean }
   | { op: 'stop' };
 
 const subscribeArb = fc.record({
@@ -62,6 +74,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ op: fc.constant('read' as const), reader: fc.nat(7), batches: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('feeder' as const), mode: fc.constantFrom('best' as const, 'all' as const), prefilter: fc.nat(PREFILTERS.length - 1) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('turn' as const) }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('link' as const), index: fc.integer({ min: 1, max: 2 }), carrier: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('stop' as const) }) },
 );
 
@@ -77,7 +90,15 @@ interface Reader {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function play(early: Extract<Op, { op: 'subscribe' }>[], ops: Op[], maxBehind: number): Promise<void> {
-  let table = new Table({ name: 'main', maxBehind });
+  // 192.0.2.1 is on link 1, 192.0.2.2 on link 2.
+  const tracker = new NextHopTracker({ damping: NO_DAMPING });
+  const links = [1, 2].map((index) => ({ index, name: `veth${index}`, up: true, carrier: true }));
+  tracker.resync(links, [
+    { prefix: parsePrefix('192.0.2.1/32'), ifindex: 1 },
+    { prefix: parsePrefix('192.0.2.2/32'), ifindex: 2 },
+  ]);
+  tracker.flush();
+  let table = new Table({ name: 'main', maxBehind, nexthops: tracker });
   let stopped = false;
   const readers: Reader[] = [];
   const feeders: { puller: Puller<import('../../../src/table/items').FeederItem>; seen: Prefix[] }[] = [];
@@ -137,12 +158,16 @@ async function play(early: Extract<Op, { op: 'subscribe' }>[], ops: Op[], maxBeh
       case 'turn':
         await sleep(1);
         break;
+      case 'link':
+        tracker.setLink({ ...links[o.index - 1]!, carrier: o.carrier });
+        tracker.flush();
+        break;
       case 'stop': {
         if (stopped) break;
         stopped = true;
         const old = table;
         old.stop('replaced');
-        table = new Table({ name: 'main', maxBehind });
+        table = new Table({ name: 'main', maxBehind, nexthops: tracker });
         for (const net of NETS) for (const r of old.routes(net)) table.announce(net, r.src, r.attrs);
         break;
       }

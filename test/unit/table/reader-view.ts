@@ -98,7 +98,8 @@ function describe(routes: readonly Route[], mode: 'best' | 'all'): string {
 export function expectedView(table: Table, nets: Iterable<Prefix>, mode: 'best' | 'all'): Map<string, string> {
   const out = new Map<string, string>();
   for (const net of nets) {
-    const routes = table.routes(net);
+    // The best route may be none while routes exist (next-hop tracking: none eligible).
+    const routes = mode === 'best' ? (table.bestRoute(net)?.alone ?? []) : table.routes(net);
     if (routes.length) out.set(net.toString(), describe(routes, mode));
   }
   return out;
