@@ -77,7 +77,7 @@ export interface Netns {
 /**
  * An `ip route` line without its `nhid N`: a route on a nexthop object (krtsync's default) prints the
  * object's next hops beside the id, so the rest of the line says where it goes either way; the ids
- * are allocation details, checked where they matter (kernel-nexthops.test.ts, `ip -j nexthop`).
+ * are allocation details, checked where they matter (test/integration/kernel-nexthops.test.ts, `ip -j nexthop`).
  */
 export function dropNhid(line: string): string {
   return line.replace(/ nhid \d+/, '');
