@@ -42,7 +42,10 @@ async function rig(damping: DampingSettings = NO_DAMPING, neighbours = false, no
   const tracker = new NextHopTracker({ damping, ...(now ? { now } : {}) });
   const watch = await NextHopWatch.open({ tracker, netns: router.path, neighbours });
   const table = new Table({ name: 'master4', nexthops: tracker });
-  const kernel = kernelProtocol(router, table, { backoff: MINUTE_BACKOFF });
+  // Routes carrying their next hops, as these tests were written for: with nexthop objects (the default) the kernel
+  // flushes the routes itself on carrier loss, and a route whose only next hop regains carrier was seen to stay out
+  // (issue 19's report: tracking and objects together are the next step).
+  const kernel = kernelProtocol(router, table, { backoff: MINUTE_BACKOFF, nexthopObjects: 'off' });
   const r = { router, peer, tracker, watch, table, kernel };
   rigs.push(r);
   return r;
@@ -236,7 +239,7 @@ kernelDescribe('next-hop tracking (daemon)', () => {
 protocols:
   - { name: primary, type: static, preference: 200, routes: ["203.0.113.0/24 via 192.0.2.2", "10.30.0.0/16 via 192.0.2.2"] }
   - { name: backup, type: static, preference: 100, routes: ["203.0.113.0/24 via 198.51.100.2"] }
-  - { name: kernel1, type: kernel, family: ipv4 }
+  - { name: kernel1, type: kernel, family: ipv4, nexthop_objects: off }
 `);
     await d.startReady();
     const gw = (): string | undefined => router!.ipJson<Array<{ dst: string; gateway?: string }>>('-4', 'route', 'show', 'proto', '144').find((r) => r.dst === '203.0.113.0/24')?.gateway;
