@@ -153,11 +153,15 @@ export class RouteStore {
     this.setHaves(id, list);
   }
 
-  /** Our route at metric `prio` is gone (prio undefined: an IPv4 delete without one took the first). */
-  removeHave(id: number, prio: number | undefined): void {
+  /**
+   * Our route at metric `prio` is gone. A deleted route's notification names the route that went,
+   * metric included (an IPv4 route at metric 0 simply carries none): never "the first" one held,
+   * which may be another route of ours, say a stray at another metric still to be deleted.
+   */
+  removeHave(id: number, prio: number): void {
     const list = this.haves(id);
-    const i = prio === undefined ? 0 : list.findIndex((x) => this.routes.get(x).priority === prio);
-    if (i < 0 || list.length === 0) return;
+    const i = list.findIndex((x) => this.routes.get(x).priority === prio);
+    if (i < 0) return;
     this.routes.unref(list[i]!);
     list.splice(i, 1);
     this.setHaves(id, list);

@@ -120,7 +120,7 @@ export class SyncNotices {
       id = store.idOf(r.dst); // a route with our number we never installed: not wanted, so it goes
     }
     const prio = effectivePriority(r);
-    if (deleted) store.removeHave(id, r.priority === undefined && r.family === 4 ? undefined : prio);
+    if (deleted) store.removeHave(id, prio); // the metric of the route that went (none on IPv4: 0)
     else {
       const w = store.want[id]!;
       const rid = w !== 0 && this.c.routes.matches(w, r) ? w : this.c.routes.seen(r);

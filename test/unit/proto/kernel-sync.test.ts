@@ -135,6 +135,27 @@ describe.each([true, false])('kernel sync against a fake kernel (own notificatio
     await p.shutdown();
   });
 
+  it('a stray route of ours at another metric goes even when our own route at the net is deleted around an overflow (property seed -1402290995)', async () => {
+    const { kernel, table, src, p } = setup({ filterOwnEchoes, backoff: { baseMs: 2, maxMs: 10, jitter: 0 } });
+    announce(table, src, ['10.20.3.0/24 via 192.0.2.2', '10.20.0.0/24 via 192.0.2.2']);
+    await p.start();
+    kernel.foreignAdd({ dst: '10.20.3.0/24', gateway: '192.0.2.2', protocol: PROTO, metric: 7 });
+    announce(table, src, ['10.20.3.0/24 via 192.0.2.2']);
+    kernel.overflow(() => kernel.foreignDelete({ dst: '10.20.0.0/24', protocol: PROTO }));
+    await tick(0);
+    // Without a metric, the kernel deletes our route at metric 0 (the lowest): the stray at 7 stays. That
+    // notification (no RTA_PRIORITY: metric 0) reaches the sync after the overflow's dump, which shows
+    // only the stray; it must not take the stray out of the sync's view, or nothing ever deletes it.
+    kernel.foreignDelete({ dst: '10.20.3.0/24', protocol: PROTO });
+    announce(table, src, ['10.20.0.0/24 via 192.0.2.2']);
+    const want = '10.20.0.0/24 via 192.0.2.2 dev veth0 proto 144,10.20.3.0/24 via 192.0.2.2 dev veth0 proto 144';
+    await until(() => ours(kernel).join() === want, 2000).catch(() => undefined);
+    expect(ours(kernel).join()).toBe(want);
+    expect(p.sync(4)!.counts()).toEqual(p.sync(4)!.walkCounts());
+    await p.shutdown();
+    expect(ours(kernel)).toEqual([]);
+  });
+
   it('does not touch a foreign route at our net and metric: ours fails with EEXIST, and goes in at once when it is gone', async () => {
     const { kernel, table, src, p } = setup({ filterOwnEchoes, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
     kernel.foreignAdd({ dst: '10.6.0.0/24', gateway: '192.0.2.9' });
