@@ -39,7 +39,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 
 /** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
@@ -51,6 +51,14 @@ function shebangFlags(bin) {
 }
 
 // ------------------------------------------------------------------ arguments
+const USAGE =
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+checkArgs(
+  'bench:e2e',
+  USAGE,
+  ['routes', 'family', 'only', 'baseline', 'timeout', 'scrape-every', 'keep-log', 'node-args'],
+  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent'],
+);
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
@@ -75,7 +83,7 @@ const BASELINES = arg('baseline', '')
   });
 const SCRAPE_MS = Number(arg('scrape-every', '1000')); // krtsync+metrics: ms between scrapes; 0: listener on, nobody scrapes
 if (!Number.isInteger(N) || N < 1 || N > 1 << 24 || !['ipv4', 'ipv6'].includes(FAMILY)) {
-  console.error('usage: bench:e2e -- --routes N [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip] [--node-args "..."] [--baseline LABEL=DIR,...] [--cold-only|--restart-only] [--log-times] [--keep-log FILE] [--timeout S]');
+  console.error(USAGE);
   process.exit(2);
 }
 const V6 = FAMILY === 'ipv6';

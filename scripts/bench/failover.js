@@ -44,7 +44,7 @@ const net = require('node:net');
 const path = require('node:path');
 const { NetlinkClient } = require('../../dist/netlink');
 const { FibMirror, nowMs } = require('./failover-fib');
-const { BIN, arg, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 
 // ------------------------------------------------------------------ arguments
 const N = Number(arg('routes', '1000000'));
@@ -63,12 +63,7 @@ const usage =
   'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off]';
 const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking'];
 // Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
-const argv = process.argv.slice(2);
-const badArg = argv.find((a, i) => (i % 2 === 0 ? !(a.startsWith('--') && KNOWN.includes(a.slice(2))) : a.startsWith('--')) || (i % 2 === 0 && argv[i + 1] === undefined));
-if (badArg !== undefined) {
-  console.error(`bench:failover: unknown option or missing value: ${badArg}\n${usage}`);
-  process.exit(2);
-}
+checkArgs('bench:failover', usage, KNOWN);
 if (
   !Number.isInteger(N) ||
   N < 2 ||

@@ -20,6 +20,28 @@ function arg(name, dflt) {
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : dflt;
 }
 
+/**
+ * Refuses a command line with an option the bench does not know, or a valued
+ * option without its value (--help, a typo): a bench that ignored them would
+ * start a full 1M run. `valued` take a value, `flags` do not. Exits 2 with the usage.
+ */
+function checkArgs(bench, usage, valued, flags = []) {
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    if (name !== undefined && flags.includes(name)) continue;
+    const next = argv[i + 1];
+    // A value may start with -- (--node-args "--cpu-prof"), but not be one of the options.
+    if (name !== undefined && valued.includes(name) && next !== undefined && !(next.startsWith('--') && [...valued, ...flags].includes(next.slice(2)))) {
+      i++;
+      continue;
+    }
+    console.error(`${bench}: unknown option or missing value: ${a}\n${usage}`);
+    process.exit(2);
+  }
+}
+
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
 const CLK_TCK = Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
 const sec = (ms) => Number((ms / 1000).toFixed(2));
@@ -176,4 +198,4 @@ function strayBirdWarning() {
   return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
 }
 
-module.exports = { BIN, arg, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
+module.exports = { BIN, arg, checkArgs, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
