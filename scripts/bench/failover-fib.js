@@ -17,19 +17,10 @@
 // - on a device going down they are flushed.
 // verify() checks the model against a fresh dump; bench:failover prints any difference.
 'use strict';
-const { NetlinkClient, NetlinkMonitor, decodeRouteMessage, encodeRouteDump } = require('../../dist/netlink');
+const { NetlinkClient, NetlinkMonitor, decodeNexthopMessage, decodeRouteMessage, encodeNexthopDump, encodeRouteDump } = require('../../dist/netlink');
 const C = require('../../dist/netlink/constants');
 
-const RTM_NEWNEXTHOP = 104;
-const RTM_GETNEXTHOP = 106;
-const RTNLGRP_NEXTHOP = 32;
-const NHA_ID = 1;
-const NHA_GROUP = 2;
-const NHA_BLACKHOLE = 4;
-const NHA_OIF = 5;
-const NHA_GATEWAY = 6;
-const RT_TABLE_MAIN = 254;
-const NHMSG_LEN = 8;
+const { RT_TABLE_MAIN } = C;
 
 /** Resolution bits: the net forwards via uplink 1, uplink 2, something else (another device, a blackhole). */
 const VIA1 = 1;
@@ -38,28 +29,9 @@ const OTHER = 4;
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** A nexthop object message (struct nhmsg + NHA_*), or undefined when it is not IPv4/unspec. */
-function decodeNexthop(buf, off, len) {
-  const b = off + C.NLMSG_HDRLEN;
-  const nh = { id: 0, protocol: buf[b + 2], oif: 0, gateway: 0, group: undefined, blackhole: false };
-  let p = b + NHMSG_LEN;
-  const end = off + len;
-  while (p + 4 <= end) {
-    const alen = buf.readUInt16LE(p);
-    const t = buf.readUInt16LE(p + 2) & 0x3fff;
-    if (alen < 4 || p + alen > end) break;
-    const d = p + 4;
-    if (t === NHA_ID) nh.id = buf.readUInt32LE(d);
-    else if (t === NHA_OIF) nh.oif = buf.readUInt32LE(d);
-    else if (t === NHA_GATEWAY && alen - 4 === 4) nh.gateway = buf.readUInt32BE(d);
-    else if (t === NHA_BLACKHOLE) nh.blackhole = true;
-    else if (t === NHA_GROUP) {
-      nh.group = [];
-      for (let q = d; q + 8 <= p + alen; q += 8) nh.group.push(buf.readUInt32LE(q));
-    }
-    p += (alen + 3) & ~3;
-  }
-  return nh;
+/** A nexthop object as the FIB mirror keeps it, from the project's decoded message (src/netlink/nexthop-codec.ts). */
+function objectOf(x) {
+  return { id: x.id, protocol: x.protocol, oif: x.oif ?? 0, gateway: x.gateway?.family === 4 ? x.gateway.w0 >>> 0 : 0, group: x.group?.map((g) => g.id), blackhole: x.blackhole === true };
 }
 
 /** Routes, nexthop objects and links of one moment, and how each of the N nets resolves. */
@@ -231,7 +203,7 @@ class FibMirror {
       },
       { netns: o.ns, groups: [C.RTNLGRP_LINK, C.RTNLGRP_IPV4_ROUTE], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 },
     );
-    this.monitor.socket.addMembership(RTNLGRP_NEXTHOP);
+    this.monitor.socket.addMembership(C.RTNLGRP_NEXTHOP);
   }
 
   /** Dumps links, nexthop objects and routes and rebuilds the mirror (notifications meanwhile are applied after). */
@@ -251,17 +223,8 @@ class FibMirror {
     for (const l of (await this.client.dumpLinks()).items) links.set(l.index, { up: (l.flags & C.IFF_UP) !== 0, carrier: (l.flags & C.IFF_LOWER_UP) !== 0 });
     const objects = new Map();
     const nh = await this.client.dump(
-      (buf, off, seq) => {
-        const size = C.NLMSG_HDRLEN + NHMSG_LEN;
-        if (off + size > buf.length) return 0;
-        buf.fill(0, off, off + size);
-        buf.writeUInt32LE(size, off);
-        buf.writeUInt16LE(RTM_GETNEXTHOP, off + 4);
-        buf.writeUInt16LE(C.NLM_F_REQUEST | C.NLM_F_DUMP, off + 6);
-        buf.writeUInt32LE(seq, off + 8);
-        return size;
-      },
-      (buf, off, len, type) => (type === RTM_NEWNEXTHOP ? decodeNexthop(buf, off, len) : undefined),
+      encodeNexthopDump,
+      (buf, off, len, type) => (type === C.RTM_NEWNEXTHOP ? objectOf(decodeNexthopMessage(buf, off, len)) : undefined),
       'dump nexthop objects',
     );
     for (const o of nh.items) objects.set(o.id, o);
@@ -327,9 +290,7 @@ class FibMirror {
           all = true;
         }
       } else if (m.kind === 'nexthop') {
-        // Decoded by the project's codec (src/netlink/nexthop-codec.ts), in the shape decodeNexthop gives.
-        const x = m.nexthop;
-        const o = { id: x.id, protocol: x.protocol, oif: x.oif ?? 0, gateway: x.gateway?.family === 4 ? x.gateway.w0 >>> 0 : 0, group: x.group?.map((g) => g.id), blackhole: x.blackhole === true };
+        const o = objectOf(m.nexthop);
         this.count(o.protocol, at, 'nexthop', m.deleted);
         if (!st) continue;
         if (m.deleted) st.objects.delete(o.id);

@@ -72,11 +72,7 @@ export function decodeLinkMessage(buf: Buffer, off: number, len: number): LinkMe
 
 /** RTM_GETLINK dump of every link. */
 export function encodeLinkDump(buf: Buffer, off: number, seq: number): number {
-  const size = C.NLMSG_HDRLEN + IFINFOMSG_LEN;
-  if (off + size > buf.length) return 0;
-  writeHeader(buf, off, size, C.RTM_GETLINK, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
-  buf.fill(0, off + C.NLMSG_HDRLEN, off + size);
-  return size;
+  return encodeFamilyDump(buf, off, seq, C.RTM_GETLINK, IFINFOMSG_LEN);
 }
 
 export interface LinkRequest {
@@ -158,7 +154,7 @@ export function encodeAddrDump(buf: Buffer, off: number, seq: number, family?: F
   return encodeFamilyDump(buf, off, seq, C.RTM_GETADDR, IFADDRMSG_LEN, family);
 }
 
-/** A dump request (`type`) whose header (`headerLen` bytes, zeroed) starts with a family byte: addresses, neighbours. */
+/** A dump request (`type`) whose header (`headerLen` bytes, zeroed) starts with a family byte: links, addresses, neighbours, nexthop objects. */
 export function encodeFamilyDump(buf: Buffer, off: number, seq: number, type: number, headerLen: number, family?: Family): number {
   const size = C.NLMSG_HDRLEN + headerLen;
   if (off + size > buf.length) return 0;

@@ -19,6 +19,7 @@
 import { AF_INET, AF_INET6, Addr, afToFamily, type Family } from '../lib/addr';
 import * as C from './constants';
 import { NetlinkDecodeError } from './errors';
+import { encodeFamilyDump } from './link-codec';
 import { putAttrAddr, putAttrU32, putRawAttr, rawAttr, rawAttrsSize, readU32, type RawAttr, walkAttrs, writeHeader } from './wire';
 
 export const NHMSG_LEN = 8;
@@ -111,11 +112,7 @@ export function encodeNexthopRequest(buf: Buffer, off: number, seq: number, cmd:
 
 /** RTM_GETNEXTHOP dump of every nexthop object (the kernel filters only by device, master or groups-only). */
 export function encodeNexthopDump(buf: Buffer, off: number, seq: number): number {
-  const size = C.NLMSG_HDRLEN + NHMSG_LEN;
-  if (off + size > buf.length) return 0;
-  writeHeader(buf, off, size, C.RTM_GETNEXTHOP, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
-  buf.fill(0, off + C.NLMSG_HDRLEN, off + size);
-  return size;
+  return encodeFamilyDump(buf, off, seq, C.RTM_GETNEXTHOP, NHMSG_LEN);
 }
 
 /** Decodes an RTM_NEWNEXTHOP / RTM_DELNEXTHOP at buf[off..off+len) (len from the header). */
