@@ -84,6 +84,8 @@ export interface KernelProtocolConfig extends ProtocolCommon {
   mergePaths: number;
   /** Routes through kernel nexthop objects: auto (where the kernel has them), on, off. */
   nexthopObjects: 'auto' | 'on' | 'off';
+  /** Prefix-independent failover (docs/failover.md): off, or objects (routes on forwarding objects keyed by best and next-best). */
+  failover: 'off' | 'objects';
   /** The export filter as written (plain values: "accept", "reject", a list of rules or {rules, default}), with its position. */
   exportFilter: { value: unknown; line: number; column: number } | undefined;
 }
@@ -307,7 +309,7 @@ const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
 const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
 const STREAM_KEYS = [...COMMON_KEYS, ...STREAM_SETTINGS];
 
-const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'nexthop_objects', 'export'];
+const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'nexthop_objects', 'failover', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
 
 function readProtocol(
@@ -385,6 +387,8 @@ function readProtocol(
   // The export filter, kernel table names and protocol numbers are checked by the kernel protocol's
   // own code (src/daemon/validate.ts runs it); their positions are kept for its messages.
   const exportNode = peek.get('export');
+  const mergePaths = r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0;
+  const nexthopObjects = readNexthopMode(r, peek.get('nexthop_objects'), what, tracking);
   const exportFilter: KernelProtocolConfig['exportFilter'] = exportNode === undefined ? undefined : { value: exportNode.toJSON() as unknown, ...r.position(exportNode) };
   positions.set(name, r.position(node));
   if (exportNode) r.positionsOf(exportNode, `${name}.export`, positions);
@@ -403,10 +407,20 @@ function readProtocol(
     scanIntervalMs: r.duration(peek.get('scan_interval'), `${what}: scan_interval`, 1000) ?? 60000,
     gracefulRestartMs: r.duration(peek.get('graceful_restart'), `${what}: graceful_restart`) ?? 0,
     learn: r.bool(peek.get('learn'), `${what}: learn`) ?? false,
-    mergePaths: r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0,
-    nexthopObjects: readNexthopMode(r, peek.get('nexthop_objects'), what, tracking),
+    mergePaths,
+    nexthopObjects,
+    failover: readFailover(r, peek.get('failover'), what, nexthopObjects, mergePaths > 0, tracking),
     exportFilter,
   };
+}
+
+/** failover needs routes on nexthop objects, and does not merge paths (yet). */
+function readFailover(r: YamlReader, node: YamlNode | undefined, what: string, objects: 'auto' | 'on' | 'off', merging: boolean, tracking: boolean): 'off' | 'objects' {
+  const mode = r.oneOf(node, `${what}: failover`, ['off', 'objects'] as const) ?? 'off';
+  if (mode === 'off') return mode;
+  if (objects === 'off') r.error(node, `${what}: failover: ${mode} needs nexthop_objects (${tracking ? 'nexthop_tracking turns them off for now' : 'they are off here'}); use failover: off${tracking ? '' : ' or nexthop_objects: auto'}`);
+  if (merging) r.error(node, `${what}: failover: ${mode} cannot be combined with merge_paths yet; use one of them`);
+  return mode;
 }
 
 /**

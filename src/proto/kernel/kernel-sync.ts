@@ -34,9 +34,10 @@ import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
 import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
-import { KernelRoutes } from './kernel-routes';
+import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
+import { SyncFailover, type FailoverMode } from './sync-failover';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
@@ -78,6 +79,8 @@ export interface KernelSyncOptions {
   metrics?: KernelSyncMetrics;
   /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
+  /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best. Default off. */
+  failover?: FailoverMode;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
   /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
@@ -92,6 +95,7 @@ export class KernelSync implements ScanTarget {
   readonly nexthops: NexthopObjects;
   private readonly connected = new ConnectedPrefixes();
   private readonly nh: SyncNexthops;
+  readonly failover: SyncFailover;
   /** Counters for status and tests. */
   readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
   private readonly sender: SyncSender;
@@ -156,6 +160,8 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay) });
+    this.failover.setMode(opts.failover ?? 'off');
   }
 
   get state(): SyncState {
@@ -214,6 +220,14 @@ export class KernelSync implements ScanTarget {
   /** nexthop_objects changed (a reload): routes are replaced onto or off objects, in place. */
   setNexthopMode(mode: NexthopMode): void {
     this.nh.setMode(mode);
+  }
+
+  /**
+   * `source` is about to be withdrawn as a whole (the table says so before its per-net work): the
+   * forwarding objects it is the primary of switch to their backup now, one message each.
+   */
+  sourceDown(source: string): void {
+    if (PHASE.live(this.state) && this.io !== undefined) this.failover.sourceDown(source);
   }
 
   /** Our nexthop objects, with the nets on each (`show kernel --nexthops`). */
@@ -307,8 +321,11 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ what we want
 
-  /** The route we want for `net` (attrs undefined: none), with the export filter's settings. */
-  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
+  /**
+   * The route we want for `net` (attrs undefined: none), with the export filter's settings; with
+   * failover on, `backup` is the net's next-best route (its forwarding object is keyed by both).
+   */
+  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup): void {
     if (net.family !== this.target.family) return;
     const store = this.store;
     let id = store.nets.find(net);
@@ -318,7 +335,12 @@ export class KernelSync implements ScanTarget {
     }
     if (this.refeeding) store.setFlag(id, SEEN, true);
     const before = store.want[id]!;
-    const rid = attrs === undefined ? 0 : this.routes.wanted(attrs, set, sourceName);
+    let rid = 0;
+    if (attrs !== undefined) {
+      // A restart claims adopted forwarding objects by content: the one this net's route is on first.
+      const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
+      rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id);
+    }
     store.setWant(id, rid);
     store.clearFailure(id);
     const err = rid === 0 ? undefined : this.routes.get(rid).error;

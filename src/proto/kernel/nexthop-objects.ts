@@ -34,9 +34,12 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
+import { ForwardingObjects, isForwardingId } from './forwarding-objects';
+import type { Hop, NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
+export type { Hop, NhObject } from './nh-object';
 
 export interface NexthopCounts {
   live: number;
@@ -45,27 +48,21 @@ export interface NexthopCounts {
   retired: number;
 }
 
-export interface NhObject {
-  readonly id: number;
-  readonly key: string;
-  readonly msg: NexthopMessage;
-  readonly members: readonly NhObject[] | undefined;
-  /** KernelRoutes (and groups) naming it. */
-  refs: number;
-  /** new: to be made; live: the kernel holds it as we want; failed: the kernel refused it (retry at retryAt); retired: nothing uses it. */
-  state: 'new' | 'live' | 'failed' | 'retired';
-  /** The kernel holds an object with our id but other content: replace, not add. */
-  stale: boolean;
-  error: RouteError | undefined;
-  attempts: number;
-  retryAt: number;
-}
-
 /** The kernel's side of nexthop objects (KernelIo implements it). */
 export interface NexthopIo {
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
   /** Ids of nexthop objects used by routes that are not ours (any table, both families). */
   nexthopUsers(): Promise<Set<number>>;
+}
+
+/** What picks a net's forwarding object (forwarding-objects.ts): its route's source, and its next-best route. */
+export interface ForwardingOf {
+  /** The primary's source (a forwarding object is keyed by sources and next hops). */
+  readonly primarySource: string | undefined;
+  /** The next-best route, converted (its next hops resolved), and its source. */
+  readonly backup?: { readonly route: RouteMessage; readonly source: string | undefined };
+  /** The object a route of the net is on in the kernel now: an adopted object with the same content is claimed for it first. */
+  readonly hint?: number;
 }
 
 /** Devices of connected prefixes, to give a gateway sent without a device the one the kernel would pick. */
@@ -92,6 +89,9 @@ export class NexthopObjects {
   private readonly first: number;
   private readonly last: number;
   private cursor: number;
+  private fwdCursor: number;
+  /** Forwarding objects (failover): groups keyed by (primary, backup), in the upper half of our range. */
+  readonly forwarding: ForwardingObjects;
   /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
   private collided = false;
   /** Routes go through objects (the option, and the kernel supports them). */
@@ -108,6 +108,21 @@ export class NexthopObjects {
     this.first = r.first;
     this.last = r.last;
     this.cursor = r.first;
+    this.fwdCursor = r.first + 0x7fff;
+    this.forwarding = new ForwardingObjects({
+      lookup: (key) => this.byKey.get(key),
+      register: (o) => {
+        this.byKey.set(o.key, o);
+        this.byId.set(o.id, o);
+      },
+      unkey: (o) => {
+        if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
+      },
+      allocate: () => this.allocate(true),
+      contentOf: keyOf,
+      release: (o) => this.release(o),
+      protocol: target.protocol,
+    });
   }
 
   /** Whether `id` is in our range (with our protocol, an object of ours). */
@@ -146,24 +161,15 @@ export class NexthopObjects {
    * when the route is sent as it is: not unicast, a realm (the kernel drops RTA_FLOW on routes with
    * an object), a per-hop realm, or a gateway no connected prefix gives a device for.
    */
-  forRoute(route: RouteMessage): { route: RouteMessage; obj: NhObject } | undefined {
-    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return undefined;
-    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
-    const singles: { obj: NhObject; weight: number }[] = [];
-    for (const h of hops) {
-      if (h.flow !== undefined) return undefined;
-      const gw = h.gateway ?? h.via;
-      let oif = h.oif;
-      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
-      if (oif === 0) return undefined;
-      const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
-      if (gw !== undefined) m.gateway = gw;
-      singles.push({ obj: this.intern(m, undefined), weight: hops.length === 1 ? 1 : h.weight });
-    }
+  forRoute(route: RouteMessage, fwd?: ForwardingOf): { route: RouteMessage; obj: NhObject } | undefined {
+    const singles = this.hopsFor(route);
+    if (singles === undefined) return undefined;
     let obj: NhObject;
-    if (singles.length === 1) obj = singles[0]!.obj;
+    if (fwd !== undefined && this.forwarding.enabled) {
+      const b = fwd.backup === undefined ? undefined : this.hopsFor(fwd.backup.route);
+      obj = this.forwarding.intern({ source: fwd.primarySource, hops: singles }, b === undefined ? undefined : { source: fwd.backup!.source, hops: b }, fwd.hint);
+    } else if (singles.length === 1) obj = singles[0]!.obj;
     else {
-      singles.sort((a, b) => a.obj.id - b.obj.id);
       const m: NexthopMessage = { id: 0, family: undefined, protocol: this.target.protocol, scope: 0, flags: 0, group: singles.map((s) => ({ id: s.obj.id, weight: s.weight })) };
       obj = this.intern(m, singles.map((s) => s.obj));
     }
@@ -175,6 +181,27 @@ export class NexthopObjects {
     return { route: out, obj };
   }
 
+  /**
+   * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
+   * when it is sent as it is (see forRoute).
+   */
+  hopsFor(route: RouteMessage): Hop[] | undefined {
+    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return undefined;
+    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
+    const singles: Hop[] = [];
+    for (const h of hops) {
+      if (h.flow !== undefined) return undefined;
+      const gw = h.gateway ?? h.via;
+      let oif = h.oif;
+      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
+      if (oif === 0) return undefined;
+      const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
+      if (gw !== undefined) m.gateway = gw;
+      singles.push({ obj: this.intern(m, undefined), weight: hops.length === 1 ? 1 : h.weight });
+    }
+    return singles.sort((a, b) => a.obj.id - b.obj.id);
+  }
+
   ref(o: NhObject): void {
     o.refs++;
   }
@@ -182,12 +209,13 @@ export class NexthopObjects {
   /** One user less; an object nobody uses is retired (and its members lose a user). */
   release(o: NhObject): void {
     if (o.state === 'retired' || --o.refs > 0) return;
-    this.byKey.delete(o.key);
+    if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
     this.byId.delete(o.id);
     const wasInKernel = o.state === 'live' || o.stale;
     o.state = 'retired';
     if (wasInKernel) this.retired.push(o);
     for (const m of o.members ?? []) this.release(m);
+    if (o.fwd !== undefined) this.forwarding.forget(o);
   }
 
   private intern(m: NexthopMessage, members: NhObject[] | undefined): NhObject {
@@ -202,15 +230,21 @@ export class NexthopObjects {
     return o;
   }
 
-  /** The next id of our range that nobody holds (ours, foreign, or retired and not yet deleted). */
-  private allocate(): number {
-    const span = this.last - this.first + 1;
-    for (let n = 0; n < span; n++) {
-      const id = this.cursor;
-      this.cursor = id === this.last ? this.first : id + 1;
+  /**
+   * The next id that nobody holds (ours, foreign, or retired and not yet deleted): hops and ECMP groups
+   * from the lower half of our range, forwarding objects from the upper half (isForwardingId).
+   */
+  private allocate(forwarding = false): number {
+    const first = forwarding ? this.first + 0x7fff : this.first;
+    const last = forwarding ? this.last : this.first + 0x7ffe;
+    for (let n = 0; n <= last - first; n++) {
+      const id = forwarding ? this.fwdCursor : this.cursor;
+      const next = id === last ? first : id + 1;
+      if (forwarding) this.fwdCursor = next;
+      else this.cursor = next;
       if (!this.byId.has(id) && !this.foreignIds.has(id) && !this.retired.some((r) => r.id === id)) return id;
     }
-    throw new Error(`no free nexthop object id in ${this.first}..${this.last}`);
+    throw new Error(`no free nexthop object id in ${first}..${last}`);
   }
 
   // ---------------------------------------------------------------- the kernel's objects
@@ -236,6 +270,15 @@ export class NexthopObjects {
         if (members?.some((x) => x === undefined)) continue; // a group over objects not ours: left alone
         const norm = normalized(m, this.target.protocol);
         const key = keyOf(norm);
+        if (members !== undefined && isForwardingId(m.id)) {
+          // A forwarding object: what it stood for is not in the kernel; the first wanted route with its content claims it.
+          const o: NhObject = { id: m.id, key: `adopted ${m.id}`, msg: norm, members: members as NhObject[], refs: 0, state: 'live', stale: false, error: undefined, attempts: 0, retryAt: 0 };
+          for (const x of o.members ?? []) x.refs++;
+          this.byId.set(m.id, o);
+          this.forwarding.adopt(o);
+          this.stats.adopted++;
+          continue;
+        }
         if (this.byKey.has(key)) {
           // A duplicate of one adopted already: nothing will use it; it goes with the first collect.
           this.retired.push({ id: m.id, key, msg: norm, members: undefined, refs: 0, state: 'retired', stale: false, error: undefined, attempts: 0, retryAt: 0 });
@@ -256,7 +299,7 @@ export class NexthopObjects {
           o.state = 'new'; // flushed with its device, or deleted by someone: made again before its routes
           this.stats.repaired++;
         }
-      } else if (keyOf(normalized(k, this.target.protocol)) !== o.key) {
+      } else if (keyOf(normalized(k, this.target.protocol)) !== keyOf(o.msg)) {
         o.stale = true;
         if (o.state === 'live') {
           o.state = 'new';
@@ -282,7 +325,7 @@ export class NexthopObjects {
       this.stats.repaired++;
       return true;
     }
-    if (keyOf(normalized(m, this.target.protocol)) === o.key) return false;
+    if (keyOf(normalized(m, this.target.protocol)) === keyOf(o.msg)) return false;
     o.stale = true;
     o.state = 'new';
     this.stats.repaired++;
@@ -419,7 +462,7 @@ export class NexthopObjects {
 }
 
 /** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */
-function keyOf(m: NexthopMessage): string {
+export function keyOf(m: NexthopMessage): string {
   if (m.group !== undefined) return `g ${m.group.map((g) => `${g.id}*${g.weight}`).join(' ')}`;
   if (m.blackhole) return `b ${m.family ?? 0}`;
   return `${m.family ?? 0} ${m.gateway?.toString() ?? '-'} ${m.oif ?? 0} ${m.flags & C.RTNH_F_ONLINK}`;

@@ -84,6 +84,10 @@ describe('config', () => {
     ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
     ['nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, nexthop_objects: on }\n', /^3:47: protocol k: nexthop_objects: on cannot be combined with nexthop_tracking yet/],
     ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
+    ['protocols:\n  - { name: k, type: kernel, failover: fast }\n', /^2:40: protocol k: failover: expected one of off, objects/],
+    ['protocols:\n  - { name: k, type: kernel, nexthop_objects: off, failover: objects }\n', /^2:62: protocol k: failover: objects needs nexthop_objects \(they are off here\)/],
+    ['nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, failover: objects }\n', /^3:40: protocol k: failover: objects needs nexthop_objects \(nexthop_tracking turns them off for now\)/],
+    ['protocols:\n  - { name: k, type: kernel, merge_paths: 4, failover: objects }\n', /^2:56: protocol k: failover: objects cannot be combined with merge_paths yet/],
     ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
     ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
     ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
@@ -116,6 +120,13 @@ describe('config', () => {
     expect(parseConfig('x.yaml', 'protocols: []\n').metrics).toBeUndefined();
     expect(parseConfig('x.yaml', 'metrics: { listen: 127.0.0.1:9725 }\nprotocols: []\n').metrics).toEqual({ listen: { host: '127.0.0.1', port: 9725, family: 4, text: '127.0.0.1:9725' } });
     expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
+  });
+
+  it('reads failover: off by default, objects when asked', () => {
+    const failover = (m: string) => (parseConfig('x.yaml', `protocols:\n  - { name: k, type: kernel${m} }\n`).protocols[0] as KernelProtocolConfig).failover;
+    expect(failover('')).toBe('off');
+    expect(failover(', failover: objects')).toBe('objects');
+    expect(failover(', nexthop_objects: on, failover: objects')).toBe('objects');
   });
 
   it('keeps kernel routes off nexthop objects while next-hop tracking is on (auto means off; off stays off)', () => {

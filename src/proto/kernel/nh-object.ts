@@ -1,0 +1,44 @@
+/**
+ * The record of one kernel nexthop object of ours, shared by the objects'
+ * keeper (nexthop-objects.ts) and the forwarding objects of failover
+ * (forwarding-objects.ts): types only.
+ */
+import type { NexthopMessage } from '../../netlink/nexthop-codec';
+import type { RouteError } from './route-status';
+
+export interface NhObject {
+  readonly id: number;
+  /** What it is interned by: its content (keyOf), or for a forwarding object its (primary, backup) (forwarding-objects.ts). */
+  key: string;
+  /** The content: a forwarding object's changes on failover. */
+  msg: NexthopMessage;
+  members: readonly NhObject[] | undefined;
+  /** A forwarding object's role (forwarding-objects.ts); undefined for a hop or an ECMP group. */
+  fwd?: ForwardingRole;
+  /** KernelRoutes (and groups) naming it. */
+  refs: number;
+  /** new: to be made; live: the kernel holds it as we want; failed: the kernel refused it (retry at retryAt); retired: nothing uses it. */
+  state: 'new' | 'live' | 'failed' | 'retired';
+  /** The kernel holds an object with our id but other content: replace, not add. */
+  stale: boolean;
+  error: RouteError | undefined;
+  attempts: number;
+  retryAt: number;
+}
+
+/** A hop object with its weight in a group. */
+export interface Hop {
+  readonly obj: NhObject;
+  readonly weight: number;
+}
+
+/** What a forwarding object stands for. */
+export interface ForwardingRole {
+  primarySource: string | undefined;
+  backupSource: string | undefined;
+  /** The backup's hop objects (referenced); undefined: no backup, or already switched to it. */
+  backup: readonly Hop[] | undefined;
+  /** Its content is no longer its primary's (a failover, or adopted at restart): it waits to be claimed by content. */
+  orphan: boolean;
+}
+

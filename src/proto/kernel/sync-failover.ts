@@ -1,0 +1,110 @@
+/**
+ * SyncFailover: a kernel sync's side of prefix-independent convergence
+ * (forwarding-objects.ts holds the objects; docs/failover.md).
+ *
+ * A source about to be withdrawn as a whole (a stream neighbour down, a
+ * client gone) is announced by the table synchronously, before its
+ * per-net withdrawals (Table.watchFlush). Each forwarding object whose
+ * primary is that source and that has a backup gets the backup's hops as
+ * its content: one RTM_NEWNEXTHOP with NLM_F_REPLACE, and the kernel moves
+ * every route on it at once. The messages are written to the socket before
+ * this returns (the netlink client sends at once), so they reach the kernel
+ * before any route change the per-net catch-up makes; backup hop objects
+ * not in the kernel yet are sent just before their group, on the same
+ * socket, so the kernel takes them first.
+ *
+ * The per-net catch-up then finds, for most nets, that their new best and
+ * next-best route claims the switched object (it is an orphan with exactly
+ * that content): no route message. A replace the kernel refuses (the object
+ * went with its link meanwhile) leaves the object to be made again with its
+ * new content, and a scan puts its routes back.
+ */
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { Logger, RateLimitedLog } from '../logger';
+import type { KernelTarget } from './convert';
+import type { KernelIo } from './kernel-io';
+import type { KernelRoutes } from './kernel-routes';
+import type { NexthopObjects, NhObject } from './nexthop-objects';
+import { SCAN_REASONS } from './sync-metrics';
+
+export type FailoverMode = 'off' | 'objects';
+
+export interface SyncFailoverContext {
+  readonly nexthops: NexthopObjects;
+  readonly routes: KernelRoutes;
+  readonly target: KernelTarget;
+  readonly log: Logger;
+  readonly limited: RateLimitedLog;
+  io(): KernelIo;
+  requestScan(reason: string, delayMs: number): void;
+}
+
+export interface FailoverStats {
+  /** Sources whose withdrawal switched objects. */
+  failovers: number;
+  /** Objects switched to their backup. */
+  switched: number;
+  /** Replaces the kernel refused. */
+  refused: number;
+}
+
+export class SyncFailover {
+  readonly stats: FailoverStats = { failovers: 0, switched: 0, refused: 0 };
+
+  constructor(private readonly c: SyncFailoverContext) {}
+
+  /** Whether routes go on forwarding objects (the option, with nexthop objects on). */
+  get active(): boolean {
+    return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled;
+  }
+
+  /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
+  setMode(mode: FailoverMode): void {
+    this.c.nexthops.forwarding.enabled = mode !== 'off';
+  }
+
+  /**
+   * `source` is about to be withdrawn as a whole: every forwarding object it is the primary of
+   * switches to its backup now. Returns how many were switched.
+   */
+  sourceDown(source: string): number {
+    if (!this.active) return 0;
+    const fw = this.c.nexthops.forwarding;
+    const objs = fw.primaryOf(source);
+    if (objs.length === 0) return 0;
+    const t0 = Date.now();
+    const io = this.c.io();
+    const now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    let sent = 0;
+    for (const o of objs) {
+      const backup = o.fwd!.backup!;
+      // A backup hop the kernel refused (its link is down) and may not be retried yet: this object's nets move one by one.
+      if (!backup.every((h) => this.c.nexthops.usable(h.obj, now))) continue;
+      const live = o.state === 'live';
+      if (live) for (const h of backup) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
+      fw.switchToBackup(o);
+      this.c.routes.forgetObject(o);
+      this.stats.switched++;
+      if (!live) continue; // not in the kernel yet: it is made with its new content
+      sent++;
+      pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+    }
+    this.stats.failovers++;
+    this.c.log.info(`source ${source} withdrawn: ${sent} forwarding objects switched to their backup (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
+    void Promise.all(pending);
+    return sent;
+  }
+
+  /** The kernel refused a switch: the object is made again with its new content before its routes go back. */
+  private refused(o: NhObject, err: unknown): void {
+    this.stats.refused++;
+    const name = err instanceof NetlinkRequestError ? err.errnoName : 'EIO';
+    this.c.limited.write('warn', 'failover-refused', `switching forwarding object ${o.id} to its backup failed (${name}: ${(err as Error).message}); its routes move one by one`, { table: this.c.target.table });
+    if (o.state === 'live') {
+      o.state = 'new';
+      o.stale = true;
+    }
+    this.c.requestScan(SCAN_REASONS.nexthop, 50);
+  }
+}

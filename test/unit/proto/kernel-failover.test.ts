@@ -1,0 +1,197 @@
+/**
+ * Prefix-independent failover (src/proto/kernel/forwarding-objects.ts,
+ * sync-failover.ts; docs/failover.md) against the fake kernel
+ * (test/helpers/fake-kernel.ts, fake-nexthops.ts): routes on forwarding
+ * objects keyed by best and next-best route, a source withdrawn as a whole
+ * switched by one object replace per (primary, backup) pair, the per-net
+ * catch-up sending no route message, recovery, restarts.
+ * test/integration/kernel-failover.test.ts checks the same against Linux.
+ */
+import type { NexthopMessage } from '../../../src/netlink/nexthop-codec';
+import type { RouteMessage } from '../../../src/netlink/route-codec';
+import { KernelProtocol, type KernelProtocolOptions } from '../../../src/proto/kernel/kernel-protocol';
+import { isForwardingId } from '../../../src/proto/kernel/forwarding-objects';
+import { RouteSource } from '../../../src/route';
+import { Table } from '../../../src/table';
+import { FakeKernel } from '../../helpers/fake-kernel';
+import { announce, memoryLogger, until } from '../../helpers/kernel-fixture';
+
+const PROTO = 144;
+
+function setup(extra: Partial<KernelProtocolOptions> = {}, kernel = new FakeKernel(), table = new Table({ name: 'master4' })) {
+  const options: KernelProtocolOptions = { name: 'kernel1', table, family: 4, scanIntervalMs: 0, kernelIo: kernel.provider, log: memoryLogger(), failover: 'objects', ...extra };
+  return { kernel, table, options, p: new KernelProtocol(options) };
+}
+
+const ourRoutes = (k: FakeKernel): RouteMessage[] => k.all().filter((r) => r.protocol === PROTO && r.table === 254);
+const route = (k: FakeKernel, dst: string): RouteMessage | undefined => ourRoutes(k).find((r) => r.dst.toString() === dst);
+const objects = (k: FakeKernel): NexthopMessage[] => [...k.nexthops.objects.values()];
+const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The gateways a net of ours forwards to now, resolved through the kernel's objects (route -> object -> members). */
+function via(k: FakeKernel, dst: string): string[] {
+  const r = route(k, dst);
+  if (r === undefined) return [];
+  if (r.nhId === undefined) return [r.gateway?.toString() ?? '?'];
+  const o = k.nexthops.objects.get(r.nhId);
+  if (o === undefined) return [];
+  const hops = o.group ? o.group.map((g) => k.nexthops.objects.get(g.id)) : [o];
+  return hops.map((h) => h?.gateway?.toString() ?? '?').sort();
+}
+
+const nets = (n: number, third = 10): string[] => Array.from({ length: n }, (_, i) => `${third}.${i >> 8}.${i & 255}.0/24`);
+const lines = (list: string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
+
+describe('failover by forwarding objects (fake kernel)', () => {
+  it('puts nets with the same best and next-best on one forwarding group; a source withdrawn is one replace, and the catch-up sends no route message', async () => {
+    const { kernel, table, p } = setup();
+    const primary = new RouteSource('upstream1', 200);
+    const backup = new RouteSource('upstream2', 100);
+    const both = nets(300);
+    const only = nets(5, 20); // nets the backup does not have: deleted with the primary
+    announce(table, primary, lines([...both, ...only], '192.0.2.2'));
+    announce(table, backup, lines(both, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    expect(p.counts().installed).toBe(305);
+    const fwd = route(kernel, both[0]!)!.nhId!;
+    expect(isForwardingId(fwd)).toBe(true);
+    expect(kernel.nexthops.objects.get(fwd)!.group).toHaveLength(1);
+    for (const n of both) expect(route(kernel, n)!.nhId).toBe(fwd);
+    expect(via(kernel, both[7]!)).toEqual(['192.0.2.2']);
+    // The nets without a backup are on an object of their own (the same hops, another pair).
+    expect(route(kernel, only[0]!)!.nhId).not.toBe(fwd);
+
+    const mark = kernel.log.length;
+    table.flush(primary);
+    await until(() => p.counts().installed === 300 && p.counts().pending === 0);
+    await sync.settled();
+    // Every net with a backup forwards via it, by one object replace; the catch-up sent no route change for them.
+    for (const n of both) expect(via(kernel, n)).toEqual(['198.51.100.2']);
+    for (const n of both) expect(route(kernel, n)!.nhId).toBe(fwd);
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c)).map((c) => c.split(' ')[1]).sort()).toEqual([...only].sort());
+    expect(changes.findIndex((c) => c === `replace nexthop ${fwd}`)).toBeLessThan(changes.findIndex((c) => c.startsWith('del ')));
+    for (const n of only) expect(route(kernel, n)).toBeUndefined();
+    expect(sync.failover.stats).toMatchObject({ failovers: 1, switched: 1, refused: 0 });
+
+    // Recovery: the primary comes back; its nets move back (route replaces onto a new object with its hops), no wait.
+    announce(table, primary, lines(both, '192.0.2.2'));
+    await until(() => both.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 300, pending: 0, failed: 0 });
+    expect(route(kernel, both[0]!)!.nhId).not.toBe(fwd);
+    await until(() => !kernel.nexthops.objects.has(fwd), 4000); // the switched object goes once nothing is on it
+
+    // A second failure: again one replace.
+    const again = route(kernel, both[0]!)!.nhId!;
+    const mark2 = kernel.log.length;
+    table.flush(primary);
+    await until(() => both.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    expect(kernel.ourChanges(mark2).filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    expect(route(kernel, both[0]!)!.nhId).toBe(again);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('three sources: the first failure moves to the second, the next to the third, each by object replace', async () => {
+    const { kernel, table, p } = setup();
+    kernel.addLink('veth2', ['203.0.113.0/24']);
+    await tick();
+    const [a, b, c] = [new RouteSource('a', 300), new RouteSource('b', 200), new RouteSource('c', 100)];
+    const list = nets(50);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    announce(table, c, lines(list, '203.0.113.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    // The catch-up re-keys the switched object to (b, c): the next failure is one replace again.
+    expect(kernel.ourChanges(mark).filter((x) => /^(add|replace|del) \d/.test(x))).toEqual([]);
+    const mark2 = kernel.log.length;
+    table.flush(b);
+    await until(() => list.every((n) => via(kernel, n)[0] === '203.0.113.2'));
+    await sync.settled();
+    expect(kernel.ourChanges(mark2).filter((x) => /^(add|replace|del) \d/.test(x))).toEqual([]);
+    expect(kernel.ourChanges(mark2).filter((x) => x.startsWith('replace nexthop'))).toHaveLength(1);
+    expect(sync.failover.stats.switched).toBe(2);
+    await p.shutdown();
+  });
+
+  it('an ECMP primary: the group holds its members with their weights; the backup replaces them all', async () => {
+    const { kernel, table, p } = setup();
+    kernel.addLink('veth2', ['203.0.113.0/24']);
+    await tick();
+    const a = new RouteSource('a', 300);
+    const b = new RouteSource('b', 200);
+    const list = nets(20);
+    announce(table, a, list.map((n) => `${n} nexthop via 192.0.2.2 weight 1 nexthop via 198.51.100.2 weight 2`));
+    announce(table, b, lines(list, '203.0.113.2'));
+    await p.start();
+    const g = kernel.nexthops.objects.get(route(kernel, list[0]!)!.nhId!)!;
+    expect(g.group!.map((x) => x.weight).sort()).toEqual([1, 2]);
+    expect(via(kernel, list[3]!)).toEqual(['192.0.2.2', '198.51.100.2']);
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n).join() === '203.0.113.2'));
+    await p.shutdown();
+  });
+
+  it('a restart in the middle of a failover changes nothing: the switched object is claimed by content', async () => {
+    const { kernel, table, p, options } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(40);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    // The object is switched, then the daemon dies before any catch-up.
+    table.flush(a);
+    await until(() => via(kernel, list[0]!)[0] === '198.51.100.2');
+    p.crashForTesting();
+    const mark = kernel.log.length;
+    const primaryHop = objects(kernel).find((o) => o.gateway?.toString() === '192.0.2.2')!.id;
+    const again = new KernelProtocol({ ...options, log: memoryLogger() });
+    await again.start();
+    // Nothing moves: no route change, no object changed; only the primary's hop object, unused since the switch, is deleted.
+    await until(() => !kernel.nexthops.objects.has(primaryHop));
+    await tick(20);
+    expect(kernel.ourChanges(mark)).toEqual([`delete nexthop ${primaryHop}`]);
+    for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
+    // And a restart before the failover: the primary's object is claimed the same way.
+    announce(table, a, lines(list, '192.0.2.2'));
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await again.sync(4)!.settled();
+    await until(() => !kernel.nexthops.objects.has(fwd), 4000); // nothing is on the switched one any more: deleted
+    again.crashForTesting();
+    const mark2 = kernel.log.length;
+    const third = new KernelProtocol({ ...options, log: memoryLogger() });
+    await third.start();
+    await tick(20);
+    expect(kernel.ourChanges(mark2)).toEqual([]);
+    await third.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
+    const { kernel, table, p } = setup({ failover: 'off' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(30);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    expect(isForwardingId(route(kernel, list[0]!)!.nhId!)).toBe(false);
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    expect(kernel.ourChanges(mark).filter((x) => x.startsWith('replace 10.'))).toHaveLength(30);
+    await p.shutdown();
+  });
+});
