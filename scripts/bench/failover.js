@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off]` (docs/benchmarks.md, "Failover").
+// [--nexthop-tracking on|off] [--failover objects|off]` (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
@@ -57,11 +57,13 @@ const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
 // krtsync's nexthop_tracking (docs/nexthop-tracking.md): off by default, as the figures in docs/benchmarks.md were taken.
 const NHT = arg('nexthop-tracking', 'off');
+// krtsync's kernel protocol failover (docs/failover.md): forwarding objects keyed by best and next-best route.
+const FAILOVER = arg('failover', 'objects');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off]';
-const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking'];
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|off]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover'];
 // Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
 checkArgs('bench:failover', usage, KNOWN);
 if (
@@ -76,7 +78,8 @@ if (
   PROBES < 1 ||
   !(RATE >= 100 && RATE <= 1e6) ||
   (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1)) ||
-  !['on', 'off'].includes(NHT)
+  !['on', 'off'].includes(NHT) ||
+  !['objects', 'off'].includes(FAILOVER)
 ) {
   console.error(usage);
   process.exit(2);
@@ -288,7 +291,7 @@ ${NHT === 'on' ? 'nexthop_tracking: true\n' : ''}protocols:
     neighbors:
       - { address: ${LINK[1].gw} }
       - { address: ${LINK[2].gw} }
-  - { name: kernel1, type: kernel, family: ipv4, kernel_table: main }
+  - { name: kernel1, type: kernel, family: ipv4, kernel_table: main, failover: ${FAILOVER} }
 `,
   );
   let d;

@@ -110,11 +110,13 @@ export class NetlinkMonitor {
    * Has the kernel drop every notification caused by the socket with netlink
    * port `portId` before it is queued here (a socket filter on nlmsg_pid,
    * which a notification carries from the request that caused it): the
-   * kernel protocol's own changes, which it knows from their acks. Throws
-   * when the kernel refuses the filter.
+   * kernel protocol's own changes, which it knows from their acks. More
+   * ports: any of them (a nexthop replace's port is stamped on the route
+   * notifications of every route on the object). Throws when the kernel
+   * refuses the filter.
    */
-  ignorePort(portId: number): void {
-    this.socket.attachFilter(dropFromPortProgram(portId));
+  ignorePort(...portIds: number[]): void {
+    this.socket.attachFilter(dropFromPortProgram(...portIds));
   }
 
   /** Reads and delivers whatever is queued now, before the poll would (see KernelIo). */
@@ -138,15 +140,17 @@ export class NetlinkMonitor {
  * anything else whole. BPF loads words in network order; nlmsg_pid is in
  * host (little-endian) order, so the constant is byte-swapped.
  */
-export function dropFromPortProgram(portId: number): Buffer {
+export function dropFromPortProgram(...portIds: number[]): Buffer {
   const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
   const BPF_JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
   const BPF_RET_K = 0x06; // BPF_RET | BPF_K
+  const n = portIds.length;
+  // Port i equal: jump over the rest of the tests and the accept, to the drop at the end.
   const insns: Array<[number, number, number, number]> = [
     [BPF_LD_W_ABS, 0, 0, 12],
-    [BPF_JEQ_K, 0, 1, swap32(portId)],
-    [BPF_RET_K, 0, 0, 0], // drop
+    ...portIds.map((p, i): [number, number, number, number] => [BPF_JEQ_K, n - i, 0, swap32(p)]),
     [BPF_RET_K, 0, 0, 0xffffffff], // accept, whole
+    [BPF_RET_K, 0, 0, 0], // drop
   ];
   const b = Buffer.alloc(insns.length * 8);
   insns.forEach(([code, jt, jf, k], i) => {

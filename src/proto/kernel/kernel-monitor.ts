@@ -61,9 +61,9 @@ export class KernelMonitor {
     );
   }
 
-  /** Drops, in the kernel, the notifications our own route socket causes (NetlinkMonitor.ignorePort). */
-  ignorePort(portId: number): void {
-    this.monitor.ignorePort(portId);
+  /** Drops, in the kernel, the notifications our own sockets cause (NetlinkMonitor.ignorePort). */
+  ignorePort(...portIds: number[]): void {
+    this.monitor.ignorePort(...portIds);
   }
 
   /** Delivers whatever is queued now. */
