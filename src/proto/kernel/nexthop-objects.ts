@@ -384,8 +384,9 @@ export class NexthopObjects {
     if (o.state === 'live') return true;
     if (o.state === 'retired') return false;
     if (o.state === 'failed' && o.retryAt > now) return false;
+    const sent = o.msg;
     try {
-      await io.changeNexthop(o.stale ? 'replace' : 'add', o.msg);
+      await io.changeNexthop(o.stale ? 'replace' : 'add', sent);
     } catch (err) {
       const ne = err instanceof NetlinkRequestError ? err : undefined;
       if (ne?.errnoName === 'EEXIST' && !o.stale) {
@@ -401,7 +402,16 @@ export class NexthopObjects {
       this.fail(o, { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? 'EIO', message: (err as Error).message, ...(ne?.extAck ? { extAck: ne.extAck } : {}) }, now);
       return false;
     }
-    if ((o.state as NhObject['state']) === 'retired') return false;
+    if ((o.state as NhObject['state']) === 'retired') {
+      // Nothing used it any more by the time the kernel had it: it goes like any retired object.
+      if (!this.retired.includes(o)) this.retired.push(o);
+      return false;
+    }
+    if (o.msg !== sent) {
+      // A failover switched its content while the add was out: the kernel has the old one; replaced next.
+      o.stale = true;
+      return false;
+    }
     o.state = 'live';
     o.stale = false;
     o.error = undefined;

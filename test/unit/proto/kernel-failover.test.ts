@@ -179,6 +179,38 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(objects(kernel)).toEqual([]);
   });
 
+  it('a flapping source: each failure is one replace, each return a route replace per net; nothing is left behind', async () => {
+    const { kernel, table, p } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(64);
+    announce(table, b, lines(list, '198.51.100.2'));
+    announce(table, a, lines(list, '192.0.2.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const mark = kernel.log.length;
+    // Down and up again and again, faster than the catch-up: the kernel must end where the table is.
+    for (let i = 0; i < 5; i++) {
+      table.flush(a);
+      await tick(i % 2 === 0 ? 0 : 5);
+      announce(table, a, lines(list, '192.0.2.2'));
+      await tick(i % 2 === 0 ? 1 : 0);
+    }
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 64, pending: 0, failed: 0 });
+    // One replace per failure at most (a failure whose object was not in the kernel yet switches it in our books only).
+    const replaces = kernel.ourChanges(mark).filter((c) => c.startsWith('replace nexthop')).length;
+    expect(replaces).toBeGreaterThanOrEqual(1);
+    expect(replaces).toBeLessThanOrEqual(5);
+    // Every object left is used by a route of ours or by a group of ours.
+    // Every object in the kernel is one we know and use (a route's, a group's member, a next-best's hop): none leaked.
+    await until(() => sync.nexthops.retiredCount === 0 && objects(kernel).every((o) => sync.nexthopStatus().some((s) => s.id === o.id && s.refs > 0)), 5000);
+    expect(objects(kernel)).toHaveLength(3); // the two hops and one forwarding group
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
   it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
     const { kernel, table, p } = setup({ failover: 'off' });
     const a = new RouteSource('a', 200);
