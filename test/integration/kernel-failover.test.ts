@@ -151,4 +151,43 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     expect(forwardsVia(ns, '10.0.9.1')).toBe('198.51.100.2');
     await p.shutdown();
   });
+
+  it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once; the link back brings the primary back; a restart changes nothing', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(1000);
+    announce(table, a, lines(list, '203.0.113.2'));
+    announce(table, b, lines(list, '192.0.2.2'));
+    const p = kernelProtocol(ns, table, { failover: 'backup_routes', scanIntervalMs: 0 });
+    await p.start();
+    await p.sync(4)!.settled();
+    const ours = ourRoutes(ns);
+    expect(ours).toHaveLength(2000);
+    expect(ours.filter((r) => r.metric === 4294967295)).toHaveLength(1000);
+    expect(forwardsVia(ns, '10.2.3.4')).toBe('203.0.113.2');
+
+    // A restart changes nothing, backup routes and objects included.
+    p.crashForTesting();
+    const watch = new RouteWatcher(ns, ['route', 'nexthop']);
+    await watch.ready();
+    const again = kernelProtocol(ns, table, { failover: 'backup_routes', scanIntervalMs: 0 });
+    await again.start();
+    await again.sync(4)!.settled();
+    expect(await watch.stop()).toEqual([]);
+
+    // veth2's peer goes down: veth2 loses carrier; the kernel deletes the primary's object, its group and routes.
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => ourRoutes(ns).length === 1000, 5000);
+    expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
+    for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
+    // The daemon's reaction (a scan, the primary's object refused without carrier) moves nothing.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(ourRoutes(ns).every((r) => r.metric === 4294967295 && r.gateway === '192.0.2.2')).toBe(true);
+    ns.ip('link', 'set', 'veth3', 'up');
+    await until(() => ourRoutes(ns).length === 2000 && forwardsVia(ns, '10.2.3.4') === '203.0.113.2', 10000);
+    await again.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+    await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
+  });
 });

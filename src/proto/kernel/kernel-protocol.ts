@@ -81,8 +81,10 @@ export interface KernelProtocolOptions {
   pipelineWindow?: number;
   /** Routes through kernel nexthop objects: auto (default: where the kernel has them), on, off. Changes in place. */
   nexthopObjects?: NexthopMode;
-  /** Prefix-independent failover (docs/failover.md): off (default) or objects. */
+  /** Prefix-independent failover (docs/failover.md): off (default), objects, or backup_routes (objects, and a backup route per net). */
   failover?: FailoverMode;
+  /** The metric of backup routes (failover: backup_routes). */
+  backupMetric?: number;
   /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
   filterOwnEchoes?: boolean;
   /** The kernel to sync with: netlink by default; unit tests give a fake one. */
@@ -164,6 +166,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         ...(this.options.nexthopObjects !== undefined ? { nexthopObjects: this.options.nexthopObjects } : {}),
         ...(this.options.failover !== undefined ? { failover: this.options.failover } : {}),
+        ...(this.options.backupMetric !== undefined ? { backupMetric: this.options.backupMetric } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),

@@ -93,6 +93,8 @@ export class KernelRoutes {
     readonly target: KernelTarget,
     private readonly links: LinkResolver,
     readonly nexthops: NexthopObjects = new NexthopObjects(target, { deviceFor: () => undefined }),
+    /** Routes may go on forwarding objects (failover); false for backup routes (sync-backup-routes.ts). */
+    private readonly forwarding = true,
   ) {
     this.anyNet = new Prefix(target.family, 0, 0);
   }
@@ -231,7 +233,7 @@ export class KernelRoutes {
   private convert(key: WantedKey, hint?: number): KernelRoute {
     try {
       const route = toKernelRoute(this.anyNet, key.attrs, key.set, this.target, this.links);
-      const viaObject = this.nexthops.forRoute(route, this.nexthops.forwarding.enabled ? this.forwardingOf(key, hint) : undefined);
+      const viaObject = this.nexthops.forRoute(route, this.forwarding && this.nexthops.forwarding.enabled ? this.forwardingOf(key, hint) : undefined);
       if (viaObject === undefined) return this.make(route, effectivePriority(route), key);
       this.nexthops.ref(viaObject.obj);
       return this.make(viaObject.route, effectivePriority(route), key, undefined, viaObject.obj);

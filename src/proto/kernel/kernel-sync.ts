@@ -26,7 +26,7 @@ import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
 import { DumpInterruptedError } from '../../netlink/client';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { DumpedRoutes } from '../../netlink/route-dump';
+import type { DumpedRouteFn, DumpedRoutes } from '../../netlink/route-dump';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, debugOn, type Logger } from '../logger';
@@ -38,6 +38,7 @@ import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
+import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
@@ -79,8 +80,10 @@ export interface KernelSyncOptions {
   metrics?: KernelSyncMetrics;
   /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
-  /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best. Default off. */
+  /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best; with backup_routes also a backup route per net (sync-backup-routes.ts). Default off. */
   failover?: FailoverMode;
+  /** The metric of backup routes (failover: backup_routes); default DEFAULT_BACKUP_METRIC. */
+  backupMetric?: number;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
   /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
@@ -96,6 +99,8 @@ export class KernelSync implements ScanTarget {
   private readonly connected = new ConnectedPrefixes();
   private readonly nh: SyncNexthops;
   readonly failover: SyncFailover;
+  /** failover: backup_routes: each net's next-best at a worse metric (sync-backup-routes.ts). */
+  readonly backups: BackupRoutes | undefined;
   /** Counters for status and tests. */
   readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
   private readonly sender: SyncSender;
@@ -123,9 +128,7 @@ export class KernelSync implements ScanTarget {
     this.nexthops = new NexthopObjects(opts.target, this.connected);
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
-    this.sender = new SyncSender({
-      store: this.store,
-      routes: this.routes,
+    const senderBase = {
       sm: this.sm,
       stats: this.stats,
       log: this.log,
@@ -138,9 +141,20 @@ export class KernelSync implements ScanTarget {
       metrics: this.metrics,
       io: () => this.io!,
       echoes: () => this.echoes,
-      requestScan: (reason, delay) => this.requestScan(reason, delay),
-      reconvertAll: () => this.notices.moveWanted(this.routes.reconvert(true)),
+      requestScan: (reason: string, delay: number) => this.requestScan(reason, delay),
+    };
+    this.sender = new SyncSender({
+      ...senderBase,
+      store: this.store,
+      routes: this.routes,
+      reconvertAll: () => {
+        this.notices.moveWanted(this.routes.reconvert(true));
+        this.backups?.reconvert(true);
+      },
     });
+    if (opts.failover === 'backup_routes') {
+      this.backups = new BackupRoutes({ target: opts.target, links: this.links, nexthops: this.nexthops, metric: opts.backupMetric ?? DEFAULT_BACKUP_METRIC, sender: senderBase, primary: this.store });
+    }
     this.notices = new SyncNotices({
       store: this.store,
       routes: this.routes,
@@ -170,6 +184,7 @@ export class KernelSync implements ScanTarget {
 
   /** Resolves once no flush runs and no change of ours is out. */
   settled(): Promise<void> {
+    if (this.backups !== undefined) return Promise.all([this.sender.settled(), this.backups.sender.settled()]).then(() => undefined);
     return this.sender.settled();
   }
 
@@ -192,7 +207,11 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
+        onRoute: (r, deleted) => {
+          // Someone else's change of a backup route of ours (ours are filtered): a scan puts it right.
+          if (this.backups?.isBackup(r) && r.protocol === this.target.protocol && r.table === this.target.table) this.requestScan(SCAN_REASONS.crossed, 100);
+          else this.notices.onRouteNotification(r, deleted);
+        },
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
@@ -241,21 +260,16 @@ export class KernelSync implements ScanTarget {
     // Nothing is known yet, so the dump goes straight into the routes' state as it arrives (no list
     // of a million routes on the side); a dump that starts over starts the state over.
     const store = this.store;
-    const routes = this.routes;
     let count = 0;
-    let lastRoute: RouteMessage | undefined;
-    let lastRid = 0;
+    const take = this.haveTaker();
     const sink: DumpSink = {
       route: (family, len, w0, w1, w2, w3, route) => {
-        if (route !== lastRoute) {
-          lastRoute = route;
-          lastRid = routes.seen(route);
-        }
-        store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
+        take(family, len, w0, w1, w2, w3, route);
         count++;
       },
       restart: () => {
         store.forEach((id) => store.clearHave(id));
+        this.backups?.store.forEach((id) => this.backups!.store.clearHave(id));
         count = 0;
       },
     };
@@ -288,9 +302,10 @@ export class KernelSync implements ScanTarget {
     if (crossed) this.requestScan(SCAN_REASONS.first_feed, 100);
     this.notices.drainBuffered();
     this.sender.queueAll(true);
+    this.backups?.sender.queueAll(true);
     const t0 = Date.now();
-    this.sender.kick();
-    await this.sender.settled();
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     if (!keepStale) this.sm.go('idle');
     this.steady = true;
@@ -300,6 +315,7 @@ export class KernelSync implements ScanTarget {
     void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
+      this.backups?.onTick(Date.now());
       if (this.state === 'idle') void this.nh.collect();
     }, 250);
     this.tick.unref();
@@ -313,8 +329,11 @@ export class KernelSync implements ScanTarget {
     this.store.forEach((id) => {
       if (this.store.want[id] === 0 && this.store.haveCount(id) > 0) this.sender.dirty.add(id);
     });
-    this.sender.kick();
-    await this.sender.settled();
+    this.backups?.store.forEach((id) => {
+      if (this.backups!.store.want[id] === 0 && this.backups!.store.haveCount(id) > 0) this.backups!.sender.dirty.add(id);
+    });
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
   }
@@ -352,12 +371,15 @@ export class KernelSync implements ScanTarget {
     }
     store.track(id);
     this.sender.markDirty(id, this.steady ? Date.now() : 0);
+    // A backup route through the primary's own next hops would die with it.
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : undefined, this.steady);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
   retryFailedNow(): void {
-    if (PHASE.closing(this.sm.state) || this.sender.failed.size === 0) return;
-    this.sender.retryFailedNow();
+    if (PHASE.closing(this.sm.state)) return;
+    if (this.sender.failed.size > 0) this.sender.retryFailedNow();
+    if (this.backups !== undefined && this.backups.sender.failed.size > 0) this.backups.sender.retryFailedNow();
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */
@@ -399,20 +421,30 @@ export class KernelSync implements ScanTarget {
     const store = this.store;
     store.reserve(Math.max(store.size, dumped.length)); // usually the same nets
     store.forEach((id) => store.clearHave(id));
+    this.backups?.store.forEach((id) => this.backups!.store.clearHave(id));
     this.echoes?.clear();
-    const nets = store.nets;
-    const routes = this.routes;
+    dumped.forEach(this.haveTaker());
+  }
+
+  /**
+   * Takes a dump's routes of ours into the route store (a backup route, at the backup metric, into
+   * the backup store). A dump's routes are a handful of shared shapes: one KernelRoute each,
+   * compared with what we want once per pair.
+   */
+  private haveTaker(): DumpedRouteFn {
     let lastRoute: RouteMessage | undefined;
     let lastRid = 0;
-    // A dump's routes are a handful of shared shapes: one KernelRoute each, compared with what we want once per pair.
-    dumped.forEach((family, len, w0, w1, w2, w3, route) => {
+    let store = this.store;
+    return (family, len, w0, w1, w2, w3, route) => {
       if (route !== lastRoute) {
         lastRoute = route;
-        lastRid = routes.seen(route);
+        const b = this.backups;
+        const backup = b !== undefined && b.isBackup(route);
+        store = backup ? b.store : this.store;
+        lastRid = (backup ? b.routes : this.routes).seen(route);
       }
-      const id = family === 4 ? nets.insert4(w0, len) : nets.insert6(w0, w1, w2, w3, len);
-      store.addHave(id, lastRid);
-    });
+      store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
+    };
   }
 
   // ------------------------------------------------------------ scans
@@ -436,7 +468,7 @@ export class KernelSync implements ScanTarget {
       this.stats.resyncs++;
       this.metrics.resync(scanReasonLabel(reason));
     }
-    await this.sender.settled();
+    await this.settled();
     if (PHASE.closing(this.state)) return; // a shutdown began meanwhile: it owns the sync now
     this.sm.go('scan-dump');
     await this.nh.reread();
@@ -453,8 +485,9 @@ export class KernelSync implements ScanTarget {
     this.sm.go('pruning');
     this.notices.drainBuffered();
     this.sender.queueAll(false);
-    this.sender.kick();
-    await this.sender.settled();
+    this.backups?.sender.queueAll(false);
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
     this.metrics.scanned((Date.now() - t0) / 1000);
@@ -471,7 +504,7 @@ export class KernelSync implements ScanTarget {
    */
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
     this.beginShutdown();
-    await this.sender.settled();
+    await this.settled();
     // Our objects first (unless a foreign route uses one): every route on one goes with it.
     const gone = await this.nh.dropAll();
     const result = await withdrawAll(
@@ -498,7 +531,7 @@ export class KernelSync implements ScanTarget {
   /** Leaves every route in place and closes (persist). */
   async leaveInPlace(): Promise<void> {
     this.beginShutdown();
-    await this.sender.settled();
+    await this.settled();
     await this.close();
   }
 
@@ -513,9 +546,15 @@ export class KernelSync implements ScanTarget {
     this.scans.close();
   }
 
+  private kickAll(): void {
+    this.sender.kick();
+    this.backups?.sender.kick();
+  }
+
   private async close(): Promise<void> {
     await this.io?.close();
     this.sender.close();
+    this.backups?.sender.close();
     if (this.sm.can('down')) this.sm.go('down');
   }
 
@@ -525,6 +564,7 @@ export class KernelSync implements ScanTarget {
     this.stopTimers();
     this.io?.destroy();
     this.sender.close();
+    this.backups?.sender.close();
     if (this.sm.can('down')) this.sm.go('down');
   }
 

@@ -27,7 +27,7 @@ import type { KernelRoutes } from './kernel-routes';
 import type { NexthopObjects, NhObject } from './nexthop-objects';
 import { SCAN_REASONS } from './sync-metrics';
 
-export type FailoverMode = 'off' | 'objects';
+export type FailoverMode = 'off' | 'objects' | 'backup_routes';
 
 export interface SyncFailoverContext {
   readonly nexthops: NexthopObjects;

@@ -28,9 +28,11 @@ const route = (k: FakeKernel, dst: string): RouteMessage | undefined => ourRoute
 const objects = (k: FakeKernel): NexthopMessage[] => [...k.nexthops.objects.values()];
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The gateways a net of ours forwards to now, resolved through the kernel's objects (route -> object -> members). */
+/** The gateways a net of ours forwards to now: its route of ours at the lowest metric, resolved through the kernel's objects (route -> object -> members). */
 function via(k: FakeKernel, dst: string): string[] {
-  const r = route(k, dst);
+  const r = ourRoutes(k)
+    .filter((x) => x.dst.toString() === dst)
+    .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0))[0];
   if (r === undefined) return [];
   if (r.nhId === undefined) return [r.gateway?.toString() ?? '?'];
   const o = k.nexthops.objects.get(r.nhId);
@@ -209,6 +211,72 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(objects(kernel)).toHaveLength(3); // the two hops and one forwarding group
     await p.shutdown();
     expect(objects(kernel)).toEqual([]);
+  });
+
+  it('backup_routes: a backup route per net at the backup metric survives carrier loss of the primary link and forwards at once; recovery; shutdown', async () => {
+    const { kernel, table, p } = setup({ failover: 'backup_routes' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(100);
+    const alone = nets(4, 30);
+    announce(table, a, lines([...list, ...alone], '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    await sync.settled();
+    const at = (dst: string) => ourRoutes(kernel).filter((r) => r.dst.toString() === dst).map((r) => r.priority ?? 0).sort((x, y) => x - y);
+    expect(at(list[0]!)).toEqual([0, 4294967295]);
+    expect(at(alone[0]!)).toEqual([0]); // no next-best: no backup route
+    const backupRoute = ourRoutes(kernel).find((r) => r.dst.toString() === list[0] && r.priority === 4294967295)!;
+    expect(isForwardingId(backupRoute.nhId!)).toBe(false); // on the next-best's own hop object
+    expect(p.counts()).toMatchObject({ installed: 104, failed: 0 }); // counts are the primary routes
+    expect(sync.backups!.store.counts()).toMatchObject({ installed: 100 });
+
+    // The primary link loses carrier: the kernel deletes its objects, the groups left empty and their routes.
+    kernel.setLink('veth0', false);
+    for (const n of list) expect(via(kernel, n)).toEqual(['198.51.100.2']); // at once: nothing of ours ran yet
+    for (const n of alone) expect(via(kernel, n)).toEqual([]);
+    await tick(300);
+    for (const n of list) expect(via(kernel, n)).toEqual(['198.51.100.2']); // the daemon's reaction moves nothing
+    // The link comes back: the primary routes return (no backoff wait), the backups stay.
+    kernel.setLink('veth0', true);
+    await until(() => [...list, ...alone].every((n) => via(kernel, n)[0] === '192.0.2.2'), 5000);
+    await sync.settled();
+    expect(at(list[5]!)).toEqual([0, 4294967295]);
+
+    // The primary source withdrawn: one replace, then the backup routes go once the nets' primaries are in (make before break).
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2') && sync.backups!.store.counts().installed === 0 && sync.backups!.waiting === 0, 5000);
+    await sync.settled();
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c.startsWith('replace nexthop'))).toHaveLength(1);
+    expect(changes.filter((c) => c.startsWith('add ') || c.startsWith('replace 1'))).toEqual([]);
+    for (const n of list) expect(at(n)).toEqual([0]);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('backup_routes: a restart changes nothing, backup routes included', async () => {
+    const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(50);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    await p.sync(4)!.settled();
+    p.crashForTesting();
+    const mark = kernel.log.length;
+    const again = new KernelProtocol({ ...options, log: memoryLogger() });
+    await again.start();
+    await again.sync(4)!.settled();
+    await tick(20);
+    expect(kernel.ourChanges(mark)).toEqual([]);
+    expect(ourRoutes(kernel)).toHaveLength(100);
+    await again.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
   });
 
   it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
