@@ -25,11 +25,11 @@ function forwardsVia(ns: Netns, dst: string): string {
   return r?.gateway ?? r?.dev ?? 'none';
 }
 
-/** Every net's gateways, resolved from one dump of routes and objects (route -> object -> members). */
+/** Every net's gateways, resolved from one dump of routes and objects (its route of ours at the lowest metric -> object -> members). */
 function gatewaysOf(ns: Netns): Map<string, string> {
   const objs = new Map(ns.ipJson<IpNexthop[]>('nexthop', 'show').map((o) => [o.id, o]));
   const out = new Map<string, string>();
-  for (const r of ourRoutes(ns)) {
+  for (const r of ourRoutes(ns).sort((x, y) => (y.metric ?? 0) - (x.metric ?? 0))) {
     const o = r.nhid === undefined ? undefined : objs.get(r.nhid);
     const hops = o?.group ? o.group.map((g) => objs.get(g.id)) : [o];
     out.set(r.dst, hops.map((h) => h?.gateway ?? '?').sort().join(','));
@@ -152,7 +152,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await p.shutdown();
   });
 
-  it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once; the link back brings the primary back; a restart changes nothing', async () => {
+  it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once, the catch-up moves nothing, the link back is one replace; a restart changes nothing', async () => {
     const table = newTable();
     const a = new RouteSource('a', 200);
     const b = new RouteSource('b', 100);
@@ -181,13 +181,45 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await until(() => ourRoutes(ns).length === 1000, 5000);
     expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
     for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
-    // The daemon's reaction (a scan, the primary's object refused without carrier) moves nothing.
-    await new Promise((r) => setTimeout(r, 500));
-    expect(ourRoutes(ns).every((r) => r.metric === 4294967295 && r.gateway === '192.0.2.2')).toBe(true);
+    // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
+    // primary routes go back on it (through the backup, where the backup routes already forward).
+    await until(() => ourRoutes(ns).length === 2000, 10000);
+    expect(ourRoutes(ns).every((r) => r.gateway === '192.0.2.2')).toBe(true);
+    await again.sync(4)!.settled();
+    expect(again.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    // The link back: one replace puts the object on the primary's hops again.
+    const sent = again.sync(4)!.stats.sent;
     ns.ip('link', 'set', 'veth3', 'up');
-    await until(() => ourRoutes(ns).length === 2000 && forwardsVia(ns, '10.2.3.4') === '203.0.113.2', 10000);
+    await until(() => forwardsVia(ns, '10.2.3.4') === '203.0.113.2', 10000);
+    await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
+    await again.sync(4)!.settled();
+    expect(again.sync(4)!.stats.sent).toBe(sent);
     await again.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
     await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
+  });
+
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, and the link back is one replace', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(1000);
+    announce(table, a, lines(list, '203.0.113.2'));
+    announce(table, b, lines(list, '192.0.2.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
+    await p.start();
+    const group = ourRoutes(ns)[0]!.nhid!;
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => gatewaysOf(ns).size === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 10000);
+    await p.sync(4)!.settled();
+    expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    expect(ourRoutes(ns)[0]!.nhid).toBe(group);
+    const sent = p.sync(4)!.stats.sent;
+    ns.ip('link', 'set', 'veth3', 'up');
+    await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
+    await p.sync(4)!.settled();
+    expect(p.sync(4)!.stats.sent).toBe(sent);
+    await p.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
   });
 });

@@ -86,13 +86,45 @@ export class ForwardingObjects {
     this.addOrphan(o);
   }
 
-  /** `o` is gone (nothing uses it): out of every list, its backup's hops released. */
+  /** `o` is gone (nothing uses it): out of every list, its backup's (and a degraded primary's) hops released. */
   forget(o: NhObject): void {
     this.objects.delete(o);
     this.dropOrphan(o);
     const b = o.fwd?.backup;
-    if (o.fwd !== undefined) o.fwd.backup = undefined;
-    for (const h of b ?? []) this.host.release(h.obj);
+    const d = o.fwd?.degraded;
+    if (o.fwd !== undefined) o.fwd.backup = o.fwd.degraded = undefined;
+    for (const h of [...(b ?? []), ...(d ?? [])]) this.host.release(h.obj);
+  }
+
+  /** Objects that are neither orphans nor degraded, with a backup: those a link going down may degrade. */
+  forEachKeyed(fn: (o: NhObject) => void): void {
+    for (const o of this.objects) if (!o.fwd!.orphan && o.fwd!.backup !== undefined) fn(o);
+  }
+
+  /**
+   * Every link of `o`'s primary went down (the kernel has deleted it, its routes with it): it
+   * forwards to its backup's hops until one is back (restore), keeping its key, so the nets that
+   * want it get their routes back on it at once, through the backup.
+   */
+  degrade(o: NhObject): void {
+    const role = o.fwd!;
+    if (role.degraded !== undefined || role.backup === undefined) return;
+    role.degraded = o.members!.map((m, i) => ({ obj: m, weight: o.msg.group![i]!.weight }));
+    for (const h of role.backup) h.obj.refs++;
+    o.members = role.backup.map((h) => h.obj);
+    o.msg = groupOf(role.backup, this.host.protocol, o.id);
+  }
+
+  /** A link of a degraded object's primary is back: its content is the primary's again (the caller tells the kernel). */
+  restore(o: NhObject): void {
+    const role = o.fwd!;
+    const primary = role.degraded;
+    if (primary === undefined) return;
+    const old = o.members ?? [];
+    role.degraded = undefined;
+    o.members = primary.map((h) => h.obj);
+    o.msg = groupOf(primary, this.host.protocol, o.id);
+    for (const m of old) this.host.release(m);
   }
 
   /** Objects whose primary is `source` and that have a backup to switch to. */
@@ -109,6 +141,11 @@ export class ForwardingObjects {
   switchToBackup(o: NhObject): void {
     const role = o.fwd!;
     const backup = role.backup!;
+    if (role.degraded !== undefined) {
+      // Already forwarding to the backup (its primary's links are down): the degraded primary goes.
+      for (const h of role.degraded) this.host.release(h.obj);
+      role.degraded = undefined;
+    }
     const old = o.members ?? [];
     o.msg = groupOf(backup, this.host.protocol, o.id);
     o.members = backup.map((h) => h.obj); // the role's references on them become the members'

@@ -215,6 +215,7 @@ export class KernelSync implements ScanTarget {
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
+          this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);

@@ -84,6 +84,8 @@ export class NexthopObjects {
   private readonly byId = new Map<number, NhObject>();
   /** Nothing uses them: to be deleted by collect(). */
   private retired: NhObject[] = [];
+  /** Objects being made (ensure): their answer, for a second caller. */
+  private readonly ensuring = new Map<NhObject, Promise<boolean>>();
   /** Ids the kernel holds that are not ours. */
   private readonly foreignIds = new Set<number>();
   private readonly first: number;
@@ -375,8 +377,20 @@ export class NexthopObjects {
     return o.state === 'new' || (o.state === 'failed' && o.retryAt <= now);
   }
 
-  /** Makes `o` (members first) if it is not in the kernel; true when it is afterwards. */
-  async ensure(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
+  /**
+   * Makes `o` (members first) if it is not in the kernel; true when it is afterwards. One at a time
+   * per object: a second caller waits for the first's answer (a second add would find the id
+   * taken, EEXIST, and give our own object up as someone else's).
+   */
+  ensure(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
+    const running = this.ensuring.get(o);
+    if (running !== undefined) return running;
+    const p = this.ensureOnce(o, io, now).finally(() => this.ensuring.delete(o));
+    this.ensuring.set(o, p);
+    return p;
+  }
+
+  private async ensureOnce(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
     for (const m of o.members ?? []) if (!(await this.ensure(m, io, now))) {
       this.fail(o, m.error ?? { errno: 0, errnoName: 'ENOENT', message: `member ${m.id} could not be made` }, now);
       return false;

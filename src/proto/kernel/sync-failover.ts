@@ -24,7 +24,7 @@ import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
-import type { NexthopObjects, NhObject } from './nexthop-objects';
+import type { Hop, NexthopObjects, NhObject } from './nexthop-objects';
 import { SCAN_REASONS } from './sync-metrics';
 
 export type FailoverMode = 'off' | 'objects' | 'backup_routes';
@@ -81,7 +81,8 @@ export class SyncFailover {
       const backup = o.fwd!.backup!;
       // A backup hop the kernel refused (its link is down) and may not be retried yet: this object's nets move one by one.
       if (!backup.every((h) => this.c.nexthops.usable(h.obj, now))) continue;
-      const live = o.state === 'live';
+      // Degraded (its primary's links are down): it forwards to the backup already; only our books change.
+      const live = o.state === 'live' && o.fwd!.degraded === undefined;
       if (live) for (const h of backup) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
       fw.switchToBackup(o);
       this.c.routes.forgetObject(o);
@@ -94,6 +95,41 @@ export class SyncFailover {
     this.c.log.info(`source ${source} withdrawn: ${sent} forwarding objects switched to their backup (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
     void Promise.all(pending);
     return sent;
+  }
+
+  /**
+   * Links changed (the link cache has the news): a forwarding object whose primary's links are all
+   * down, which the kernel has deleted with its routes, forwards to its backup from now on (made
+   * again with the backup's hops, its routes put back by the scan that follows the link change:
+   * through the backup, where its nets' backup routes, if any, already forward); one degraded so
+   * whose primary's links are all back gets the primary's hops again, one replace.
+   */
+  linksChanged(usable: (ifindex: number) => boolean): void {
+    if (!this.active) return;
+    const fw = this.c.nexthops.forwarding;
+    const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
+    const io = this.c.io();
+    const now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    let degraded = 0;
+    let restored = 0;
+    fw.forEachKeyed((o) => {
+      const role = o.fwd!;
+      if (role.degraded === undefined) {
+        if (!(o.members ?? []).every((m) => m.msg.oif !== undefined && !usable(m.msg.oif)) || !up(role.backup!)) return;
+        fw.degrade(o);
+        degraded++;
+        return;
+      }
+      if (!up(role.degraded)) return;
+      const live = o.state === 'live';
+      if (live) for (const h of role.degraded) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
+      fw.restore(o);
+      restored++;
+      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+    });
+    if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
+    void Promise.all(pending);
   }
 
   /** The kernel refused a switch: the object is made again with its new content before its routes go back. */

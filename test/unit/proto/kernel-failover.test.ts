@@ -258,6 +258,33 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(objects(kernel)).toEqual([]);
   });
 
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; the object is made again with the backup hops and the routes put back; the link back is one replace', async () => {
+    const { kernel, table, p } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(80);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    kernel.setLink('veth0', false);
+    expect(route(kernel, list[0]!)).toBeUndefined(); // the kernel's own doing
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'), 5000);
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 }); // settled: nothing waits for the dead link
+    expect(route(kernel, list[0]!)!.nhId).toBe(fwd); // the same object, made again with the backup's hops
+    const mark = kernel.log.length;
+    kernel.setLink('veth0', true);
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'), 5000);
+    await sync.settled();
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
   it('backup_routes: a restart changes nothing, backup routes included', async () => {
     const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
     const a = new RouteSource('a', 200);
