@@ -186,7 +186,11 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
+        onRoute: (r, deleted, nlFlags) => {
+          this.nh.onRoute(r, deleted, nlFlags ?? 0);
+          this.notices.onRouteNotification(r, deleted);
+        },
+        onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
@@ -196,7 +200,10 @@ export class KernelSync implements ScanTarget {
           this.notices.onAddr(a, deleted);
         },
         onNexthop: (m, deleted) => this.nh.onNotification(m, deleted),
-        onOverflow: () => this.notices.onOverflow(),
+        onOverflow: () => {
+          this.nh.onOverflow();
+          this.notices.onOverflow();
+        },
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
         onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
       },
@@ -283,6 +290,7 @@ export class KernelSync implements ScanTarget {
     this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.nexthops.sweepUnused();
+    void this.nh.counted().catch((err: Error) => this.limited.write('warn', 'nexthop-users', `counting foreign routes on our nexthop objects failed: ${err.message}`, { table: this.target.table }));
     void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
@@ -448,10 +456,12 @@ export class KernelSync implements ScanTarget {
    * answer; then a final dump deletes whatever of ours is left. Ends down.
    */
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
-    this.beginShutdown();
+    // The monitor listens on until our objects are gone: a foreign route put on one meanwhile keeps it.
+    this.beginShutdown(false);
     await this.sender.settled();
     // Our objects first (unless a foreign route uses one): every route on one goes with it.
     const gone = await this.nh.dropAll();
+    this.io?.closeMonitor();
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -480,10 +490,10 @@ export class KernelSync implements ScanTarget {
     await this.close();
   }
 
-  private beginShutdown(): void {
+  private beginShutdown(closeMonitor = true): void {
     if (PHASE.live(this.state)) this.sm.go('closing');
     this.stopTimers();
-    this.io?.closeMonitor();
+    if (closeMonitor) this.io?.closeMonitor();
   }
 
   private stopTimers(): void {
