@@ -25,7 +25,7 @@
 // krtsync), churn (`birdc configure` with every next hop changed), shutdown (`birdc down`).
 // ip -batch: add, replace (churn), delete, in address order.
 // C floor (IPv4): scripts/bench/c-floor.c, compiled with cc, adds the same N routes with the same
-// gateway in batched requests through one socket (cold start: until the observer has seen all N),
+// gateway in batched requests through one socket, in krtsync's trie-spread order (cold start: until the observer has seen all N),
 // then deletes them (shutdown: until it exits, every delete answered); every tool's cold start and
 // shutdown is printed as a ratio to it too. It runs right before krtsync.
 // The observer also counts nexthop object notifications (RTNLGRP_NEXTHOP) by nh_protocol: restart
@@ -47,6 +47,7 @@ const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
 const { BIN, arg, checkArgs, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
+const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 /** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
 function shebangFlags(bin) {
@@ -561,12 +562,16 @@ async function benchCFloor() {
   process.stderr.write(`C floor: ${N} routes\n`);
   const bin = path.join(DIR, 'c-floor');
   sh('cc', ['-O2', '-o', bin, path.join(__dirname, 'c-floor.c')]);
+  // In the order krtsync's first sync and shutdown send (trie-spread): the kernel's trie keeps the
+  // layout of the order routes went in, and deletes depend on it.
+  const order = path.join(DIR, 'c-floor.order');
+  fs.writeFileSync(order, Buffer.from(Uint32Array.from(trieSpreadOrder([...Array(N).keys()], (i) => ((11 << 24) + i * 256) >>> 0)).buffer));
   const ns = makeNamespace('cfloor');
   const obs = new Observer(ns);
   const run = async (op) => {
     const seen = obs.until(PROTO_C, op === 'add' ? GW1 : undefined, op === 'del');
     const t0 = performance.now();
-    const child = track(spawn('ip', ['netns', 'exec', ns, bin, op, String(N), '254', String(PROTO_C), GW1], { env: { ...process.env, C_FLOOR_FIRST_OCTET: '11' }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    const child = track(spawn('ip', ['netns', 'exec', ns, bin, op, String(N), '254', String(PROTO_C), GW1, order], { env: { ...process.env, C_FLOOR_FIRST_OCTET: '11' }, stdio: ['ignore', 'pipe', 'inherit'] }));
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     const code = await new Promise((r) => child.on('exit', r));
