@@ -402,9 +402,10 @@ export class KernelSync implements ScanTarget {
     // The monitor listens on until our objects are gone: a foreign route put on one meanwhile keeps it.
     this.beginShutdown(false);
     await this.sender.settled();
-    // Our objects first (unless a foreign route uses one): every route on one goes with it.
-    const gone = await this.nh.dropAll();
-    this.io?.closeMonitor();
+    // Our objects first (unless a foreign route uses one): every route on one goes with it. The
+    // kernel does that beside the withdrawal's walk, which waits for it before its final dump.
+    const drop = await this.nh.dropAll();
+    const dropped = drop.done.then(() => this.io?.closeMonitor());
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -417,7 +418,8 @@ export class KernelSync implements ScanTarget {
       },
       fed,
       this.store,
-      gone,
+      drop.gone,
+      dropped,
     );
     // The routes are gone: our objects go after them, unless a foreign route uses one.
     this.nexthops.retireAll();

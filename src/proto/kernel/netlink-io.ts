@@ -73,7 +73,9 @@ class NetlinkKernelIo implements KernelIo {
   }
 
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
-    return this.client.request((b, o, seq) => encodeNexthopRequest(b, o, seq, cmd, m), `${cmd} nexthop ${m.id}`);
+    const encode = (b: Buffer, o: number, seq: number): number => encodeNexthopRequest(b, o, seq, cmd, m);
+    // A delete takes every route on the object with it, inside the kernel's sendmsg: off the JS thread.
+    return cmd === 'delete' ? this.client.requestOffThread(encode, `delete nexthop ${m.id}`) : this.client.request(encode, `${cmd} nexthop ${m.id}`);
   }
 
   async nexthopUsers(inRange: (id: number) => boolean): Promise<RouteMessage[]> {

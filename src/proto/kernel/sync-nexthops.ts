@@ -181,32 +181,39 @@ export class SyncNexthops {
   /**
    * Shutdown's fast way: every object of ours that no foreign route uses is deleted, and with it
    * every route on it, one message an object (a quarter of the time their deletes take,
-   * docs/benchmarks.md). Returns which routes (by id) went with them: they need no delete.
+   * docs/benchmarks.md). The deletes run in `done` (off the JS thread); `gone` says at once which
+   * routes (by id) go with them, as planned: one whose object a foreign route took meanwhile is
+   * left to the withdrawal's final dump. Counting failed: nothing is deleted this way.
    */
-  async dropAll(): Promise<(id: number) => boolean> {
-    const dropped = new Set<number>();
+  async dropAll(): Promise<{ gone: (id: number) => boolean; done: Promise<void> }> {
     const { nexthops, store, routes } = this.c;
-    if (!nexthops.supported) return () => false;
-    const t0 = Date.now();
+    const none = { gone: () => false, done: Promise.resolve() };
+    if (!nexthops.supported) return none;
     nexthops.retireAll();
     try {
       await this.counted();
-      await nexthops.collect(this.c.io(), this.usedByOthers, dropped);
     } catch (err) {
-      this.c.limited.write('warn', 'nexthop-collect', `deleting our nexthop objects failed: ${(err as Error).message}; deleting routes one by one`, { table: this.c.target.table });
+      this.c.limited.write('warn', 'nexthop-users', `counting foreign routes on our nexthop objects failed: ${(err as Error).message}; deleting routes one by one`, { table: this.c.target.table });
+      return none;
     }
+    const planned = new Set(nexthops.retiredIds().filter((id) => !this.usedByOthers(id)));
+    const dropped = new Set<number>();
+    const t0 = Date.now();
+    const done = nexthops.collect(this.c.io(), this.usedByOthers, dropped).then(
+      () => {
+        if (dropped.size > 0) this.c.log.info(`deleted ${dropped.size} nexthop objects of ours, and the routes on them, in ${Date.now() - t0} ms`, { table: this.c.target.table });
+      },
+      (err: Error) => {
+        this.c.limited.write('warn', 'nexthop-collect', `deleting our nexthop objects failed: ${err.message}; the final dump finds their routes`, { table: this.c.target.table });
+      },
+    );
     const gone = (id: number): boolean => {
       const h = store.have[id]!;
       if (h === 0 || store.haveCount(id) !== 1) return false;
       const nh = routes.get(h).nh;
-      return nh !== undefined && dropped.has(nh.id);
+      return nh !== undefined && planned.has(nh.id);
     };
-    if (dropped.size > 0) {
-      let n = 0;
-      store.forEach((id) => void (gone(id) && n++));
-      this.c.log.info(`deleted ${dropped.size} nexthop objects of ours and with them ${n} routes in ${Date.now() - t0} ms`, { table: this.c.target.table });
-    }
-    return gone;
+    return { gone, done };
   }
 
   /** Our objects, with the nets on each (a walk of every route: for the CLI, not for scrapes). */
