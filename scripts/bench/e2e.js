@@ -24,6 +24,12 @@
 // has logged a prune after its first scan and birdc gets prompt answers again; changes counted as for
 // krtsync), churn (`birdc configure` with every next hop changed), shutdown (`birdc down`).
 // ip -batch: add, replace (churn), delete, in address order.
+// C floor (IPv4): scripts/bench/c-floor.c, compiled with cc, adds the same N routes with the same
+// gateway in batched requests through one socket, in krtsync's trie-spread order (cold start: until the observer has seen all N),
+// then deletes them (shutdown: until it exits, every delete answered); every tool's cold start and
+// shutdown is printed as a ratio to it too. It runs right before krtsync.
+// The observer also counts nexthop object notifications (RTNLGRP_NEXTHOP) by nh_protocol: restart
+// prints route changes / nexthop object changes.
 //
 // krtsync runs as deployed: node with the flags of bin/krtsync's shebang (the daemon's V8 settings),
 // then --node-args.
@@ -39,20 +45,13 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, checkArgs, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
-
-/** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
-function shebangFlags(bin) {
-  const first = fs.readFileSync(bin, 'utf8').split('\n')[0];
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!m) throw new Error(`${bin}: unexpected first line ${first}`);
-  return m[1].split(' ').filter(Boolean);
-}
+const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
@@ -61,7 +60,7 @@ checkArgs(
 );
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
-const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
+const ONLY = new Set(arg('only', 'cfloor,krtsync,krtsync+metrics,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
 const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
@@ -147,10 +146,11 @@ function kernelCount(ns, proto) {
  */
 class Observer {
   constructor(ns) {
-    this.changes = new Map(); // protocol -> notifications seen
+    this.changes = new Map(); // protocol -> route notifications seen
+    this.nhChanges = new Map(); // protocol -> nexthop object notifications seen
     this.overflows = 0;
     this.watch = undefined;
-    this.sock = NetlinkSocket.open({ netns: ns, groups: [V6 ? C.RTNLGRP_IPV6_ROUTE : C.RTNLGRP_IPV4_ROUTE], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 });
+    this.sock = NetlinkSocket.open({ netns: ns, groups: [V6 ? C.RTNLGRP_IPV6_ROUTE : C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_NEXTHOP], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 });
     this.sock.start((bytes, errno) => {
       if (bytes > 0) this.parse(this.sock.buffer, bytes);
       if (errno === 105) this.overflows++;
@@ -158,6 +158,9 @@ class Observer {
   }
   changesOf(proto) {
     return this.changes.get(proto) ?? 0;
+  }
+  nexthopChangesOf(proto) {
+    return this.nhChanges.get(proto) ?? 0;
   }
   /** Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with del, is deleted). */
   until(proto, gw, del = false) {
@@ -171,6 +174,7 @@ class Observer {
       const mlen = buf.readUInt32LE(p);
       const type = buf.readUInt16LE(p + 4);
       if (mlen < 16 || p + mlen > len) break;
+      if ((type === C.RTM_NEWNEXTHOP || type === C.RTM_DELNEXTHOP) && mlen >= 24) this.nhChanges.set(buf[p + 18], (this.nhChanges.get(buf[p + 18]) ?? 0) + 1); // nhmsg: family, scope, protocol
       if ((type === C.RTM_NEWROUTE || type === C.RTM_DELROUTE) && mlen >= 28) {
         const r = p + 16;
         const dstLen = buf[r + 1];
@@ -325,13 +329,14 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
     hwm.push(d.hwmKb);
     await sleep(200);
     const before = obs.changesOf(PROTO_KRT);
+    const nhBefore = obs.nexthopChangesOf(PROTO_KRT);
     ready = readyOnce();
     t0 = performance.now();
     d = start();
     const tReady2 = await withTimeout(ready, 'krtsync restart');
     const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
-    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, cpu_s: Number(cpuReady2.toFixed(2)) });
+    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, nexthop_changes: obs.nexthopChangesOf(PROTO_KRT) - nhBefore, cpu_s: Number(cpuReady2.toFixed(2)) });
     if (RESTART_ONLY) {
       // For profiling the restart: SIGTERM now, no churn.
       process.kill(d.pid, 'SIGTERM');
@@ -533,17 +538,71 @@ async function benchIp() {
   }
 }
 
+// ------------------------------------------------------------------ the C floor
+const PROTO_C = 146;
+/**
+ * The kernel's own speed (scripts/bench/c-floor.c, compiled here): the same N plain gateway routes
+ * added, then deleted, in batched requests through one socket, in a namespace made as the others
+ * and watched by the same observer. Cold start: spawn -> the observer has seen all N (as for the
+ * daemons); shutdown: spawn -> exit, every delete answered (as a daemon's exit).
+ */
+async function benchCFloor() {
+  if (V6) {
+    process.stderr.write('C floor: IPv4 only, skipped\n');
+    return;
+  }
+  process.stderr.write(`C floor: ${N} routes\n`);
+  const bin = path.join(DIR, 'c-floor');
+  sh('cc', ['-O2', '-o', bin, path.join(__dirname, 'c-floor.c')]);
+  // In the order krtsync's first sync and shutdown send (trie-spread): the kernel's trie keeps the
+  // layout of the order routes went in, and deletes depend on it.
+  const order = path.join(DIR, 'c-floor.order');
+  fs.writeFileSync(order, Buffer.from(Uint32Array.from(trieSpreadOrder([...Array(N).keys()], (i) => ((11 << 24) + i * 256) >>> 0)).buffer));
+  const ns = makeNamespace('cfloor');
+  const obs = new Observer(ns);
+  const run = async (op) => {
+    const seen = obs.until(PROTO_C, op === 'add' ? GW1 : undefined, op === 'del');
+    const t0 = performance.now();
+    const child = track(spawn('ip', ['netns', 'exec', ns, bin, op, String(N), '254', String(PROTO_C), GW1, order], { env: { ...process.env, C_FLOOR_FIRST_OCTET: '11' }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const code = await new Promise((r) => child.on('exit', r));
+    const tExit = performance.now();
+    const r = JSON.parse(out);
+    if (code !== 0 || r.errors) throw new Error(`C floor ${op}: exit ${code}, ${r.errors} errors`);
+    const tSeen = await withTimeout(seen, `C floor ${op}`);
+    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds };
+  };
+  try {
+    const add = await run('add');
+    record('C floor', 'cold start', { ...add, installed: kernelCount(ns, PROTO_C).n });
+    const del = await run('del');
+    const left = kernelCount(ns, PROTO_C);
+    record('C floor', 'shutdown', { ...del, left: left.n, foreign_kept: left.foreign });
+  } finally {
+    obs.close();
+    dropNamespace(ns);
+  }
+}
+
 // ------------------------------------------------------------------ report
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+metrics', 'bird', 'ip -batch', 'C floor'].filter((t) => results.some((r) => r.tool === t));
+  const ratio = (t, scenario, f, floorField) => {
+    const v = get(t, scenario, f);
+    const floor = get('C floor', scenario, floorField);
+    return v === undefined || floor === undefined ? '–' : `${(v / floor).toFixed(2)}×`;
+  };
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
+    ['cold start ÷ the C floor\'s (all N in the kernel)', (t) => ratio(t, 'cold start', 'kernel_s', 'kernel_s')],
     ['shutdown: until exit, none left', (t) => cell(get(t, 'shutdown', 'exit_s'))],
+    ['shutdown ÷ the C floor\'s deletes (until exit)', (t) => ratio(t, 'shutdown', 'exit_s', 'exit_s')],
     ['restart: in sync (READY=1; BIRD: idle after its first prune)', (t) => cell(get(t, 'restart', 'ready_s'))],
-    ['restart: kernel route changes', (t) => cell(get(t, 'restart', 'kernel_changes'), '')],
+    ['restart: kernel changes, routes / nexthop objects', (t) => `${cell(get(t, 'restart', 'kernel_changes'), '')} / ${cell(get(t, 'restart', 'nexthop_changes'), '')}`],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
@@ -564,6 +623,7 @@ async function main() {
   if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
   const machine = machineFacts();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
+  if (ONLY.has('cfloor')) await benchCFloor();
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
   for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');

@@ -220,7 +220,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     names.add(name);
   };
   for (const node of protoNodes ?? []) {
-    const p = readProtocol(r, node, tables, claim, positions, nexthopTracking !== undefined);
+    const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
   return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, metrics, nexthopTracking, tables, protocols, positions };
@@ -320,7 +320,6 @@ function readProtocol(
   tables: TableConfig[],
   claim: (name: string, node: YamlNode) => void,
   positions: Map<string, ConfigPosition>,
-  tracking: boolean,
 ): ProtocolConfig | undefined {
   // Read name and type first, leniently, so the real key check can list the right keys.
   const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS, ...API_KEYS, ...STREAM_KEYS])]);
@@ -390,8 +389,8 @@ function readProtocol(
   // own code (src/daemon/validate.ts runs it); their positions are kept for its messages.
   const exportNode = peek.get('export');
   const mergePaths = r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0;
-  const nexthopObjects = readNexthopMode(r, peek.get('nexthop_objects'), what, tracking);
-  const failover = readFailover(r, peek.get('failover'), what, nexthopObjects, mergePaths > 0, tracking);
+  const nexthopObjects = r.oneOf(peek.get('nexthop_objects'), `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto';
+  const failover = readFailover(r, peek.get('failover'), what, nexthopObjects, mergePaths > 0);
   const metric = r.int(peek.get('metric'), `${what}: metric`, 0, 0xffffffff);
   const backupMetric = r.int(peek.get('backup_metric'), `${what}: backup_metric`, 1, 0xffffffff);
   if (backupMetric !== undefined && failover !== 'backup_routes') r.error(peek.get('backup_metric')!, `${what}: backup_metric is for failover: backup_routes only`);
@@ -423,25 +422,12 @@ function readProtocol(
 }
 
 /** failover needs routes on nexthop objects, and does not merge paths (yet). */
-function readFailover(r: YamlReader, node: YamlNode | undefined, what: string, objects: 'auto' | 'on' | 'off', merging: boolean, tracking: boolean): 'off' | 'objects' | 'backup_routes' {
+function readFailover(r: YamlReader, node: YamlNode | undefined, what: string, objects: 'auto' | 'on' | 'off', merging: boolean): 'off' | 'objects' | 'backup_routes' {
   const mode = r.oneOf(node, `${what}: failover`, ['off', 'objects', 'backup_routes'] as const) ?? 'off';
   if (mode === 'off') return mode;
-  if (objects === 'off') r.error(node, `${what}: failover: ${mode} needs nexthop_objects (${tracking ? 'nexthop_tracking turns them off for now' : 'they are off here'}); use failover: off${tracking ? '' : ' or nexthop_objects: auto'}`);
+  if (objects === 'off') r.error(node, `${what}: failover: ${mode} needs nexthop_objects (they are off here); use failover: off or nexthop_objects: auto`);
   if (merging) r.error(node, `${what}: failover: ${mode} cannot be combined with merge_paths yet; use one of them`);
   return mode;
-}
-
-/**
- * Routes on nexthop objects do not yet follow next-hop tracking: a route on an
- * object whose link lost and regained carrier can stay out of the kernel
- * (docs/nexthop-tracking.md, Limits). Until they do, tracking turns `auto`
- * into `off`, and refuses `on`.
- */
-function readNexthopMode(r: YamlReader, node: YamlNode | undefined, what: string, tracking: boolean): 'auto' | 'on' | 'off' {
-  const mode = r.oneOf(node, `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto';
-  if (!tracking || mode === 'off') return mode;
-  if (mode === 'on') r.error(node, `${what}: nexthop_objects: on cannot be combined with nexthop_tracking yet (a route on an object can stay out of the kernel after its link recovers); use auto (which means off with tracking) or off`);
-  return 'off';
 }
 
 function readKernelTable(r: YamlReader, node: YamlNode | undefined, what: string): number | string {

@@ -6,8 +6,10 @@
  * The protocol says what is wanted (setWanted) and when to scan, prune and
  * withdraw; the sync's phase (sync-state.ts) says what may happen now; the
  * per-route state is columns indexed by route id (route-store.ts) naming
- * interned kernel routes (kernel-routes.ts); the sender (sync-sender.ts)
- * plans, sends and takes the answers.
+ * interned kernel routes (kernel-routes.ts), read from the kernel's dumps
+ * (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
+ * answers; notifications go to sync-notices.ts, nexthop objects to
+ * sync-nexthops.ts.
  *
  * Invariants:
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
@@ -24,16 +26,16 @@
  */
 import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
-import { DumpInterruptedError } from '../../netlink/client';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { DumpedRouteFn, DumpedRoutes } from '../../netlink/route-dump';
+import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, debugOn, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
-import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
+import type { KernelIo, KernelIoProvider } from './kernel-io';
+import { applyDump, dumpOurs, firstDump, type SyncDumpContext } from './sync-dump';
 import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
@@ -117,6 +119,8 @@ export class KernelSync implements ScanTarget {
   private openedAt = 0;
   private tick: NodeJS.Timeout | undefined;
   private readonly scans: ScanScheduler;
+  /** What reading our table into the store needs (sync-dump.ts). */
+  private readonly dumps: SyncDumpContext;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -170,6 +174,7 @@ export class KernelSync implements ScanTarget {
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
     });
+    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(opts.onForeignDump ? { onForeignDump: opts.onForeignDump } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
@@ -207,11 +212,13 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted) => {
+        onRoute: (r, deleted, nlFlags) => {
+          this.nh.onRoute(r, deleted, nlFlags ?? 0);
           // Someone else's change of a backup route of ours (ours are filtered): a scan puts it right.
           if (this.backups?.isBackup(r) && r.protocol === this.target.protocol && r.table === this.target.table) this.requestScan(SCAN_REASONS.crossed, 100);
           else this.notices.onRouteNotification(r, deleted);
         },
+        onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
@@ -222,7 +229,10 @@ export class KernelSync implements ScanTarget {
           this.notices.onAddr(a, deleted);
         },
         onNexthop: (m, deleted) => this.nh.onNotification(m, deleted),
-        onOverflow: () => this.notices.onOverflow(),
+        onOverflow: () => {
+          this.nh.onOverflow();
+          this.notices.onOverflow();
+        },
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
         onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
       },
@@ -258,35 +268,8 @@ export class KernelSync implements ScanTarget {
   /** init -> first-dump -> first-feed: our routes in the kernel; then only early adds go out until prune(). */
   async firstScan(): Promise<void> {
     this.sm.go('first-dump');
-    // Nothing is known yet, so the dump goes straight into the routes' state as it arrives (no list
-    // of a million routes on the side); a dump that starts over starts the state over.
-    const store = this.store;
-    let count = 0;
-    const take = this.haveTaker();
-    const sink: DumpSink = {
-      route: (family, len, w0, w1, w2, w3, route) => {
-        take(family, len, w0, w1, w2, w3, route);
-        count++;
-      },
-      restart: () => {
-        store.forEach((id) => store.clearHave(id));
-        this.backups?.store.forEach((id) => this.backups!.store.clearHave(id));
-        count = 0;
-      },
-    };
-    for (let done = false; !done; ) {
-      try {
-        await this.dumpOurs(sink);
-        done = true;
-      } catch (err) {
-        // A table that keeps changing interrupts dumps: the first sync waits for a quiet moment.
-        if (!(err instanceof DumpInterruptedError)) throw err;
-        sink.restart();
-        this.limited.write('warn', 'first-scan', `first scan: ${err.message}; trying again`, { table: this.target.table });
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      if (PHASE.closing(this.state)) return;
-    }
+    const count = await firstDump(this.dumps, () => PHASE.closing(this.state));
+    if (PHASE.closing(this.state)) return;
     this.log.info(`first scan: ${count} routes of ours in table ${this.target.table}`, { table: this.target.table });
     this.sm.go('first-feed');
   }
@@ -313,6 +296,7 @@ export class KernelSync implements ScanTarget {
     this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.nexthops.sweepUnused();
+    void this.nh.counted().catch((err: Error) => this.limited.write('warn', 'nexthop-users', `counting foreign routes on our nexthop objects failed: ${err.message}`, { table: this.target.table }));
     void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
@@ -403,49 +387,9 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(sink?: DumpSink): Promise<DumpedRoutes> {
-    const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined, sink);
-    if (dump.retries > 0) this.metrics.dumpRetried(dump.retries);
-    if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
-    for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
-    this.opts.onForeignDump?.(dump.foreign);
-    return dump.ours;
-  }
-
   /** Room for `n` routes: the protocol knows the table's size before the first scan. */
   reserve(n: number): void {
     this.store.reserve(n);
-  }
-
-  /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
-  private applyDump(dumped: DumpedRoutes): void {
-    const store = this.store;
-    store.reserve(Math.max(store.size, dumped.length)); // usually the same nets
-    store.forEach((id) => store.clearHave(id));
-    this.backups?.store.forEach((id) => this.backups!.store.clearHave(id));
-    this.echoes?.clear();
-    dumped.forEach(this.haveTaker());
-  }
-
-  /**
-   * Takes a dump's routes of ours into the route store (a backup route, at the backup metric, into
-   * the backup store). A dump's routes are a handful of shared shapes: one KernelRoute each,
-   * compared with what we want once per pair.
-   */
-  private haveTaker(): DumpedRouteFn {
-    let lastRoute: RouteMessage | undefined;
-    let lastRid = 0;
-    let store = this.store;
-    return (family, len, w0, w1, w2, w3, route) => {
-      if (route !== lastRoute) {
-        lastRoute = route;
-        const b = this.backups;
-        const backup = b !== undefined && b.isBackup(route);
-        store = backup ? b.store : this.store;
-        lastRid = (backup ? b.routes : this.routes).seen(route);
-      }
-      store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
-    };
   }
 
   // ------------------------------------------------------------ scans
@@ -476,13 +420,13 @@ export class KernelSync implements ScanTarget {
     if (PHASE.closing(this.state)) return;
     let dumped: DumpedRoutes | undefined;
     try {
-      dumped = await this.dumpOurs();
+      dumped = await dumpOurs(this.dumps);
     } catch (err) {
       this.metrics.scanFailed();
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
     if (PHASE.closing(this.state)) return;
-    if (dumped) this.applyDump(dumped);
+    if (dumped) applyDump(this.dumps, dumped, this.echoes);
     this.sm.go('pruning');
     this.notices.drainBuffered();
     this.sender.queueAll(false);
@@ -504,10 +448,13 @@ export class KernelSync implements ScanTarget {
    * answer; then a final dump deletes whatever of ours is left. Ends down.
    */
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
-    this.beginShutdown();
+    // The monitor listens on until our objects are gone: a foreign route put on one meanwhile keeps it.
+    this.beginShutdown(false);
     await this.settled();
-    // Our objects first (unless a foreign route uses one): every route on one goes with it.
-    const gone = await this.nh.dropAll();
+    // Our objects first (unless a foreign route uses one): every route on one goes with it. The
+    // kernel does that beside the withdrawal's walk, which waits for it before its final dump.
+    const drop = await this.nh.dropAll();
+    const dropped = drop.done.then(() => this.io?.closeMonitor());
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -520,7 +467,8 @@ export class KernelSync implements ScanTarget {
       },
       fed,
       this.store,
-      gone,
+      drop.gone,
+      dropped,
     );
     // The routes are gone: our objects go after them, unless a foreign route uses one.
     this.nexthops.retireAll();
@@ -536,10 +484,10 @@ export class KernelSync implements ScanTarget {
     await this.close();
   }
 
-  private beginShutdown(): void {
+  private beginShutdown(closeMonitor = true): void {
     if (PHASE.live(this.state)) this.sm.go('closing');
     this.stopTimers();
-    this.io?.closeMonitor();
+    if (closeMonitor) this.io?.closeMonitor();
   }
 
   private stopTimers(): void {

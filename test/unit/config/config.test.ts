@@ -82,11 +82,9 @@ describe('config', () => {
     ['nexthop_tracking: { damping: { half_life: 5x } }\nprotocols: []\n', /nexthop_tracking.damping.half_life: expected a duration/],
     ['nexthop_tracking: { damping: { suppress: 900 } }\nprotocols: []\n', /nexthop_tracking.damping.reuse: must be below suppress \(900\), got 1000/],
     ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
-    ['nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, nexthop_objects: on }\n', /^3:47: protocol k: nexthop_objects: on cannot be combined with nexthop_tracking yet/],
     ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
     ['protocols:\n  - { name: k, type: kernel, failover: fast }\n', /^2:40: protocol k: failover: expected one of off, objects, backup_routes/],
     ['protocols:\n  - { name: k, type: kernel, nexthop_objects: off, failover: objects }\n', /^2:62: protocol k: failover: objects needs nexthop_objects \(they are off here\)/],
-    ['nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, failover: objects }\n', /^3:40: protocol k: failover: objects needs nexthop_objects \(nexthop_tracking turns them off for now\)/],
     ['protocols:\n  - { name: k, type: kernel, backup_metric: 5 }\n', /^2:45: protocol k: backup_metric is for failover: backup_routes only/],
     ['protocols:\n  - { name: k, type: kernel, failover: backup_routes, backup_metric: 100, metric: 100 }\n', /protocol k: metric 100 must be below the backup routes' metric \(backup_metric, 100\)/],
     ['protocols:\n  - { name: k, type: kernel, merge_paths: 4, failover: objects }\n', /^2:56: protocol k: failover: objects cannot be combined with merge_paths yet/],
@@ -130,17 +128,18 @@ describe('config', () => {
     expect(failover(', failover: objects')).toBe('objects');
     expect(failover(', nexthop_objects: on, failover: objects')).toBe('objects');
     expect(failover(', failover: backup_routes')).toBe('backup_routes');
+    expect(parseConfig('x.yaml', 'nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, failover: objects }\n').protocols[0]).toMatchObject({ failover: 'objects' });
     const k = parseConfig('x.yaml', 'protocols:\n  - { name: k, type: kernel, failover: backup_routes, backup_metric: 9000, metric: 20 }\n').protocols[0] as KernelProtocolConfig;
     expect([k.backupMetric, k.metric]).toEqual([9000, 20]);
   });
 
-  it('keeps kernel routes off nexthop objects while next-hop tracking is on (auto means off; off stays off)', () => {
+  it('takes nexthop_objects as given, with next-hop tracking on or off (they work together)', () => {
     const mode = (t: string, m: string) => (parseConfig('x.yaml', `${t}protocols:\n  - { name: k, type: kernel${m} }\n`).protocols[0] as KernelProtocolConfig).nexthopObjects;
     expect(mode('', '')).toBe('auto');
     expect(mode('', ', nexthop_objects: on')).toBe('on');
-    expect(mode('nexthop_tracking: true\n', '')).toBe('off');
-    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: auto')).toBe('off');
-    expect(mode('nexthop_tracking: false\n', ', nexthop_objects: on')).toBe('on');
+    expect(mode('nexthop_tracking: true\n', '')).toBe('auto');
+    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: on')).toBe('on');
+    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: off')).toBe('off');
   });
 
   it('reads nexthop_tracking: off without it, on with default damping, damping set or off', () => {
