@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off] [--failover objects|off]` (docs/benchmarks.md, "Failover").
+// [--nexthop-tracking on|off] [--failover objects|backup_routes|off]` (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
@@ -62,7 +62,7 @@ const FAILOVER = arg('failover', 'objects');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|off]';
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off]';
 const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover'];
 // Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
 checkArgs('bench:failover', usage, KNOWN);
@@ -79,7 +79,7 @@ if (
   !(RATE >= 100 && RATE <= 1e6) ||
   (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1)) ||
   !['on', 'off'].includes(NHT) ||
-  !['objects', 'off'].includes(FAILOVER)
+  !['objects', 'backup_routes', 'off'].includes(FAILOVER)
 ) {
   console.error(usage);
   process.exit(2);

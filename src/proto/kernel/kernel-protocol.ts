@@ -24,8 +24,8 @@
  */
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import type { NetKey, NextHopSet, Route, RouteAttrs } from '../../route';
-import { RouteSource, orderRoutes } from '../../route';
+import type { NetKey, NextHopSet, Route } from '../../route';
+import { RouteAttrs, RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, NextHopChange, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
@@ -192,8 +192,16 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       for (const sync of this.syncs.values()) await sync.firstScan();
       this.unsubscribeNextHops = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
-      // A source about to go as a whole: forwarding moves off it first, one message per next hop (sync-failover.ts).
-      if (this.chainsRead) this.unwatchFlush = this.options.table.watchFlush((src) => this.onSourceFlush(src));
+      // A source about to go as a whole, or a next-hop set judged unusable: forwarding moves off it first,
+      // one message per next hop, before the table's per-net work (sync-failover.ts).
+      if (this.chainsRead) {
+        const unwatch = this.options.table.watchFlush((src) => this.onSourceFlush(src));
+        const unfirst = this.options.table.nexthops?.subscribeFirst((changes) => this.beforeNextHops(changes));
+        this.unwatchFlush = () => {
+          unwatch();
+          unfirst?.();
+        };
+      }
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;
@@ -309,6 +317,16 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     sync.setWanted(net, attrs, out.set, out.source.name, backupAttrs && { attrs: backupAttrs, source: next!.src.name });
   }
 
+  /** Sets that lost their last usable hop, told before the table reorders their nets: each sync switches the objects on them. */
+  private beforeNextHops(changes: readonly NextHopChange[]): void {
+    if (this.sm.state !== 'up') return;
+    for (const c of changes) {
+      if (!c.wasEligible || c.eligible) continue;
+      const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
+      for (const sync of this.syncs.values()) sync.nextHopsDown(attrs);
+    }
+  }
+
   /** A source is about to be flushed from the table: each sync switches the forwarding objects it is the primary of. */
   private onSourceFlush(src: RouteSource): void {
     if (this.sm.state !== 'up' && this.sm.state !== 'starting') return;
@@ -332,7 +350,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * Next hops changed. The table has already moved the best routes of sets
    * that became (in)eligible; a set that kept some hops but not the same
    * ones is exported again here, net by net through the table's index (with
-   * merge_paths, any change: a merged route takes hops from several sets).
+   * merge_paths or failover, any change: a merged route takes hops from
+   * several sets, and the `all` exporter they read does not carry the
+   * reordered best routes).
    * A set with more usable hops than before retries what the kernel refused.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
@@ -341,7 +361,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     let recovered = false;
     for (const c of changes) {
       if (c.gained) recovered = true;
-      if (!this.channel.mergePaths && !(c.eligible && c.wasEligible)) continue;
+      if (!this.channel.mergePaths && !this.chainsRead && !(c.eligible && c.wasEligible)) continue;
       table.forEachNetUsing(c.set, (net) => {
         if (!this.syncs.has(net.family)) return;
         if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);

@@ -230,6 +230,15 @@ export class KernelRoutes {
     }
   }
 
+  /** The hop objects (those that exist) a route with these attributes goes through: for failover, a next-hop set gone bad. */
+  hopObjectsOf(attrs: RouteAttrs): NhObject[] {
+    try {
+      return this.nexthops.findHops(toKernelRoute(this.anyNet, attrs, undefined, this.target, this.links));
+    } catch {
+      return [];
+    }
+  }
+
   private convert(key: WantedKey, hint?: number): KernelRoute {
     try {
       const route = toKernelRoute(this.anyNet, key.attrs, key.set, this.target, this.links);

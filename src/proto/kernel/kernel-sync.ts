@@ -260,6 +260,14 @@ export class KernelSync implements ScanTarget {
     if (PHASE.live(this.state) && this.io !== undefined) this.failover.sourceDown(source);
   }
 
+  /**
+   * Next-hop tracking judged every hop of `attrs` unusable (before the table reorders the nets):
+   * the forwarding objects whose primary is only those hops switch to their backup now.
+   */
+  nextHopsDown(attrs: RouteAttrs): void {
+    if (PHASE.live(this.state) && this.io !== undefined) this.failover.hopsDown(this.routes.hopObjectsOf(attrs));
+  }
+
   /** Our nexthop objects, with the nets on each (`show kernel --nexthops`). */
   nexthopStatus(): NexthopStatus[] {
     return this.nh.status();

@@ -186,25 +186,43 @@ export class NexthopObjects {
     return { route: out, obj };
   }
 
+  /** The hop objects a route's next hops are, among those that exist (none made). */
+  findHops(route: RouteMessage): NhObject[] {
+    const out: NhObject[] = [];
+    this.eachHop(route, (m) => {
+      const o = this.byKey.get(keyOf(m));
+      if (o !== undefined) out.push(o);
+    });
+    return out;
+  }
+
   /**
    * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
    * when it is sent as it is (see forRoute).
    */
   hopsFor(route: RouteMessage): Hop[] | undefined {
-    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return undefined;
-    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
     const singles: Hop[] = [];
+    const n = route.multipath?.length ?? 1;
+    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }));
+    return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
+  }
+
+  /** Each next hop of a route as an object's content (with its device resolved); false when it is sent as it is (see forRoute). */
+  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void): boolean {
+    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
+    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
+    const msgs: NexthopMessage[] = [];
     for (const h of hops) {
-      if (h.flow !== undefined) return undefined;
       const gw = h.gateway ?? h.via;
       let oif = h.oif;
       if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
-      if (oif === 0) return undefined;
+      if (oif === 0 || h.flow !== undefined) return false;
       const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
       if (gw !== undefined) m.gateway = gw;
-      singles.push({ obj: this.intern(m, undefined), weight: hops.length === 1 ? 1 : h.weight });
+      msgs.push(m);
     }
-    return singles.sort((a, b) => a.obj.id - b.obj.id);
+    msgs.forEach((m, i) => fn(m, hops[i]!.weight));
+    return true;
   }
 
   ref(o: NhObject): void {

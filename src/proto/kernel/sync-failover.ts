@@ -69,9 +69,29 @@ export class SyncFailover {
    */
   sourceDown(source: string): number {
     if (!this.active) return 0;
+    const objs = this.c.nexthops.forwarding.primaryOf(source);
+    return objs.length === 0 ? 0 : this.switchAll(objs, `source ${source} withdrawn`);
+  }
+
+  /**
+   * Next-hop tracking judged these hop objects unusable, before the table reorders the nets that use
+   * them: every forwarding object whose primary is only them, and whose backup is not, switches to
+   * its backup now (the nets' new pair claims it as after a source withdrawn).
+   */
+  hopsDown(dead: readonly NhObject[]): number {
+    if (!this.active || dead.length === 0) return 0;
+    const gone = new Set(dead);
+    const objs: NhObject[] = [];
+    this.c.nexthops.forwarding.forEachKeyed((o) => {
+      const primary = o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? [];
+      if (primary.length > 0 && primary.every((m) => gone.has(m)) && !o.fwd!.backup!.some((h) => gone.has(h.obj))) objs.push(o);
+    });
+    return objs.length === 0 ? 0 : this.switchAll(objs, 'next hops unusable');
+  }
+
+  /** Switches each object to its backup: one replace each, sent before this returns. */
+  private switchAll(objs: readonly NhObject[], why: string): number {
     const fw = this.c.nexthops.forwarding;
-    const objs = fw.primaryOf(source);
-    if (objs.length === 0) return 0;
     const t0 = Date.now();
     const io = this.c.io();
     const now = Date.now();
@@ -92,7 +112,7 @@ export class SyncFailover {
       pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
     }
     this.stats.failovers++;
-    this.c.log.info(`source ${source} withdrawn: ${sent} forwarding objects switched to their backup (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
+    this.c.log.info(`${why}: ${sent} forwarding objects switched to their backup (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
     void Promise.all(pending);
     return sent;
   }

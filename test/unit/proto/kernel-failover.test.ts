@@ -11,8 +11,9 @@ import type { NexthopMessage } from '../../../src/netlink/nexthop-codec';
 import type { RouteMessage } from '../../../src/netlink/route-codec';
 import { KernelProtocol, type KernelProtocolOptions } from '../../../src/proto/kernel/kernel-protocol';
 import { isForwardingId } from '../../../src/proto/kernel/forwarding-objects';
+import { parsePrefix } from '../../../src/lib/addr';
 import { RouteSource } from '../../../src/route';
-import { Table } from '../../../src/table';
+import { NextHopTracker, NO_DAMPING, Table } from '../../../src/table';
 import { FakeKernel } from '../../helpers/fake-kernel';
 import { announce, memoryLogger, until } from '../../helpers/kernel-fixture';
 
@@ -304,6 +305,53 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(ourRoutes(kernel)).toHaveLength(100);
     await again.shutdown();
     expect(ourRoutes(kernel)).toEqual([]);
+  });
+
+  it('next-hop tracking: a primary next hop judged unusable is one replace before the table reorders its nets; the catch-up sends no route message; its return moves the nets back', async () => {
+    const kernel = new FakeKernel();
+    const tracker = new NextHopTracker({ damping: NO_DAMPING });
+    const links = [
+      { index: 2, name: 'veth0', up: true, carrier: true },
+      { index: 3, name: 'veth1', up: true, carrier: true },
+    ];
+    tracker.resync(links, [
+      { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
+      { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
+    ]);
+    tracker.flush();
+    const { table, p } = setup({}, kernel, new Table({ name: 'master4', nexthops: tracker }));
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(120);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    const mark = kernel.log.length;
+    // The tracker alone says veth0 cannot be used (a failed neighbour, say): the kernel keeps its objects.
+    let replacedFirst = false;
+    const off = tracker.subscribe(() => (replacedFirst = sync.failover.stats.switched === 1));
+    tracker.setLink({ ...links[0]!, carrier: false });
+    tracker.flush();
+    off();
+    expect(replacedFirst).toBe(true); // switched before the table's subscribers heard of it
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    let changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
+    // Back: the table makes the primary best again; its nets move back by route replace (no wait).
+    const mark2 = kernel.log.length;
+    tracker.setLink(links[0]!);
+    tracker.flush();
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    changes = kernel.ourChanges(mark2);
+    expect(changes.filter((c) => c.startsWith('replace nexthop'))).toEqual([]);
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
   });
 
   it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
