@@ -323,14 +323,14 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     for (const c of changes) {
       if (!c.wasEligible || c.eligible) continue;
       const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
-      for (const sync of this.syncs.values()) sync.nextHopsDown(attrs);
+      for (const sync of this.syncs.values()) sync.failover.nextHopsDown(attrs);
     }
   }
 
   /** A source is about to be flushed from the table: each sync switches the forwarding objects it is the primary of. */
   private onSourceFlush(src: RouteSource): void {
     if (this.sm.state !== 'up' && this.sm.state !== 'starting') return;
-    for (const sync of this.syncs.values()) sync.sourceDown(src.name);
+    for (const sync of this.syncs.values()) sync.failover.sourceDown(src.name);
   }
 
   /** `attrs` with only the next hops that can be used now (itself when all can); undefined when none can. */

@@ -132,30 +132,13 @@ export class KernelSync implements ScanTarget {
     this.nexthops = new NexthopObjects(opts.target, this.connected);
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
-    const senderBase = {
-      sm: this.sm,
-      stats: this.stats,
-      log: this.log,
-      limited: this.limited,
-      table: opts.target.table,
-      protocol: opts.target.protocol,
-      batchSize: opts.batchSize ?? 4096,
-      backoff: opts.backoff,
-      progressEveryMs: opts.progressEveryMs ?? 5000,
-      metrics: this.metrics,
-      io: () => this.io!,
-      echoes: () => this.echoes,
-      requestScan: (reason: string, delay: number) => this.requestScan(reason, delay),
+    // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
+    const senderBase = { sm: this.sm, stats: this.stats, log: this.log, limited: this.limited, table: opts.target.table, protocol: opts.target.protocol, batchSize: opts.batchSize ?? 4096, backoff: opts.backoff, progressEveryMs: opts.progressEveryMs ?? 5000, metrics: this.metrics, io: () => this.io!, echoes: () => this.echoes, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay) };
+    const reconvertAll = (): void => {
+      this.notices.moveWanted(this.routes.reconvert(true));
+      this.backups?.reconvert(true);
     };
-    this.sender = new SyncSender({
-      ...senderBase,
-      store: this.store,
-      routes: this.routes,
-      reconvertAll: () => {
-        this.notices.moveWanted(this.routes.reconvert(true));
-        this.backups?.reconvert(true);
-      },
-    });
+    this.sender = new SyncSender({ ...senderBase, store: this.store, routes: this.routes, reconvertAll });
     if (opts.failover === 'backup_routes') {
       this.backups = new BackupRoutes({ target: opts.target, links: this.links, nexthops: this.nexthops, metric: opts.backupMetric ?? DEFAULT_BACKUP_METRIC, sender: senderBase, primary: this.store });
     }
@@ -179,7 +162,7 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay) });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined });
     this.failover.setMode(opts.failover ?? 'off');
   }
 
@@ -252,22 +235,6 @@ export class KernelSync implements ScanTarget {
     this.nh.setMode(mode);
   }
 
-  /**
-   * `source` is about to be withdrawn as a whole (the table says so before its per-net work): the
-   * forwarding objects it is the primary of switch to their backup now, one message each.
-   */
-  sourceDown(source: string): void {
-    if (PHASE.live(this.state) && this.io !== undefined) this.failover.sourceDown(source);
-  }
-
-  /**
-   * Next-hop tracking judged every hop of `attrs` unusable (before the table reorders the nets):
-   * the forwarding objects whose primary is only those hops switch to their backup now.
-   */
-  nextHopsDown(attrs: RouteAttrs): void {
-    if (PHASE.live(this.state) && this.io !== undefined) this.failover.hopsDown(this.routes.hopObjectsOf(attrs));
-  }
-
   /** Our nexthop objects, with the nets on each (`show kernel --nexthops`). */
   nexthopStatus(): NexthopStatus[] {
     return this.nh.status();
@@ -322,9 +289,7 @@ export class KernelSync implements ScanTarget {
     this.store.forEach((id) => {
       if (this.store.want[id] === 0 && this.store.haveCount(id) > 0) this.sender.dirty.add(id);
     });
-    this.backups?.store.forEach((id) => {
-      if (this.backups!.store.want[id] === 0 && this.backups!.store.haveCount(id) > 0) this.backups!.sender.dirty.add(id);
-    });
+    this.backups?.queueStale();
     this.kickAll();
     await this.settled();
     if (PHASE.closing(this.state)) return;

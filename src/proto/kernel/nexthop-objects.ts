@@ -27,7 +27,7 @@
  * ones are made again before their routes are re-added; changed ones are
  * replaced back.
  */
-import { Prefix, type Addr, type Family } from '../../lib/addr';
+import type { Family } from '../../lib/addr';
 import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
@@ -35,11 +35,13 @@ import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { ForwardingObjects, isForwardingId } from './forwarding-objects';
-import type { Hop, NhObject } from './nh-object';
+import { keyOf, normalized, type Hop, type NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
 export type { Hop, NhObject } from './nh-object';
+export { ConnectedPrefixes, type ConnectedResolver } from './connected-prefixes';
+import type { ConnectedResolver } from './connected-prefixes';
 
 export interface NexthopCounts {
   live: number;
@@ -61,11 +63,6 @@ export interface ForwardingOf {
   readonly backup?: { readonly route: RouteMessage; readonly source: string | undefined };
   /** The object a route of the net is on in the kernel now: an adopted object with the same content is claimed for it first. */
   readonly hint?: number;
-}
-
-/** Devices of connected prefixes, to give a gateway sent without a device the one the kernel would pick. */
-export interface ConnectedResolver {
-  deviceFor(gateway: Addr): number | undefined;
 }
 
 /** First and last id of our range (see the module comment). */
@@ -503,54 +500,6 @@ export class NexthopObjects {
       o.refs = 1;
       this.release(o);
     }
-  }
-}
-
-/** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */
-export function keyOf(m: NexthopMessage): string {
-  if (m.group !== undefined) return `g ${m.group.map((g) => `${g.id}*${g.weight}`).join(' ')}`;
-  if (m.blackhole) return `b ${m.family ?? 0}`;
-  return `${m.family ?? 0} ${m.gateway?.toString() ?? '-'} ${m.oif ?? 0} ${m.flags & C.RTNH_F_ONLINK}`;
-}
-
-/** An object as we would send it (the kernel reports scope and state flags of its own). */
-function normalized(m: NexthopMessage, protocol: number): NexthopMessage {
-  const out: NexthopMessage = { id: m.id, family: m.family, protocol, scope: 0, flags: m.flags & C.RTNH_F_ONLINK };
-  if (m.group !== undefined) out.group = [...m.group].sort((a, b) => a.id - b.id);
-  if (m.blackhole) out.blackhole = true;
-  if (m.oif !== undefined) out.oif = m.oif;
-  if (m.gateway !== undefined) out.gateway = m.gateway;
-  return out;
-}
-
-/** Connected prefixes per device from address messages (both families), for ConnectedResolver. */
-export class ConnectedPrefixes implements ConnectedResolver {
-  private readonly byIndex = new Map<number, Prefix[]>();
-
-  update(index: number, local: Addr | undefined, prefixLen: number, deleted: boolean): void {
-    if (local === undefined) return;
-    const p = Prefix.of(local, prefixLen);
-    const list = (this.byIndex.get(index) ?? []).filter((x) => !x.equals(p));
-    if (!deleted) list.push(p);
-    if (list.length > 0) this.byIndex.set(index, list);
-    else this.byIndex.delete(index);
-  }
-
-  forget(index: number): void {
-    this.byIndex.delete(index);
-  }
-
-  /** The device whose connected prefix holds `gateway` (the longest wins; none: undefined). */
-  deviceFor(gateway: Addr): number | undefined {
-    let best: number | undefined;
-    let bestLen = -1;
-    for (const [index, list] of this.byIndex) {
-      for (const p of list) if (p.family === gateway.family && p.len > bestLen && p.contains(gateway)) {
-        best = index;
-        bestLen = p.len;
-      }
-    }
-    return best;
   }
 }
 

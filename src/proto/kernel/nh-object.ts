@@ -1,8 +1,9 @@
 /**
  * The record of one kernel nexthop object of ours, shared by the objects'
  * keeper (nexthop-objects.ts) and the forwarding objects of failover
- * (forwarding-objects.ts): types only.
+ * (forwarding-objects.ts), and what makes two objects' contents the same.
  */
+import * as C from '../../netlink/constants';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteError } from './route-status';
 
@@ -42,5 +43,22 @@ export interface ForwardingRole {
   orphan: boolean;
   /** The primary's hops while it forwards to the backup's because the primary's links are down (referenced); restored when one is back. */
   degraded?: readonly Hop[] | undefined;
+}
+
+/** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */
+export function keyOf(m: NexthopMessage): string {
+  if (m.group !== undefined) return `g ${m.group.map((g) => `${g.id}*${g.weight}`).join(' ')}`;
+  if (m.blackhole) return `b ${m.family ?? 0}`;
+  return `${m.family ?? 0} ${m.gateway?.toString() ?? '-'} ${m.oif ?? 0} ${m.flags & C.RTNH_F_ONLINK}`;
+}
+
+/** An object as we would send it (the kernel reports scope and state flags of its own). */
+export function normalized(m: NexthopMessage, protocol: number): NexthopMessage {
+  const out: NexthopMessage = { id: m.id, family: m.family, protocol, scope: 0, flags: m.flags & C.RTNH_F_ONLINK };
+  if (m.group !== undefined) out.group = [...m.group].sort((a, b) => a.id - b.id);
+  if (m.blackhole) out.blackhole = true;
+  if (m.oif !== undefined) out.oif = m.oif;
+  if (m.gateway !== undefined) out.gateway = m.gateway;
+  return out;
 }
 

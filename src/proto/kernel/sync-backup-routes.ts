@@ -29,7 +29,7 @@ import type { KernelTarget, LinkResolver } from './convert';
 import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import type { NexthopObjects } from './nexthop-objects';
 import { effectivePriority } from './normalize';
-import { RouteStore } from './route-store';
+import { MANY, RouteStore } from './route-store';
 import { SyncSender, type SenderContext } from './sync-sender';
 
 /** The backup metric unless the config says otherwise: worse than any metric a route normally has. */
@@ -104,6 +104,13 @@ export class BackupRoutes {
     this.sender.onTick(now);
   }
 
+  /** The graceful-restart hold is over: backup routes of ours nothing wants go. */
+  queueStale(): void {
+    this.store.forEach((id) => {
+      if (this.store.want[id] === 0 && this.store.haveCount(id) > 0) this.sender.dirty.add(id);
+    });
+  }
+
   /** Backup routes waiting for their primary before they go (for tests). */
   get waiting(): number {
     return this.dropping.size;
@@ -122,9 +129,17 @@ export class BackupRoutes {
     });
   }
 
+  /**
+   * Whether the net's primary route is in the kernel as wanted, or none is wanted. After a switch the
+   * catch-up wants a route the kernel already holds (the same, on the same object): that counts at
+   * once, before the primary's plan has run, so most drops need no wait.
+   */
   private primaryIn(net: Prefix): boolean {
     const p = this.c.primary;
     const id = p.nets.find(net);
-    return id < 0 || p.want[id] === 0 || (p.state(id) === 'installed' && p.have[id] === p.want[id]);
+    if (id < 0) return true;
+    const w = p.want[id]!;
+    const h = p.have[id]!;
+    return w === 0 || (p.state(id) === 'installed' && h !== 0 && h !== MANY && (h === w || p.routes.same(w, h)));
   }
 }

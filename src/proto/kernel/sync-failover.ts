@@ -20,6 +20,7 @@
  * new content, and a scan puts its routes back.
  */
 import { NetlinkRequestError } from '../../netlink/errors';
+import type { RouteAttrs } from '../../route';
 import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
@@ -37,6 +38,8 @@ export interface SyncFailoverContext {
   readonly limited: RateLimitedLog;
   io(): KernelIo;
   requestScan(reason: string, delayMs: number): void;
+  /** The sync is open and not shutting down: switches may go out. */
+  live(): boolean;
 }
 
 export interface FailoverStats {
@@ -53,9 +56,9 @@ export class SyncFailover {
 
   constructor(private readonly c: SyncFailoverContext) {}
 
-  /** Whether routes go on forwarding objects (the option, with nexthop objects on). */
+  /** Whether routes go on forwarding objects (the option, with nexthop objects on), and the sync is open. */
   get active(): boolean {
-    return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled;
+    return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled && this.c.live();
   }
 
   /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
@@ -74,13 +77,14 @@ export class SyncFailover {
   }
 
   /**
-   * Next-hop tracking judged these hop objects unusable, before the table reorders the nets that use
-   * them: every forwarding object whose primary is only them, and whose backup is not, switches to
-   * its backup now (the nets' new pair claims it as after a source withdrawn).
+   * Next-hop tracking judged every hop of `attrs` unusable, before the table reorders the nets that
+   * use them: every forwarding object whose primary is only those hops, and whose backup is not,
+   * switches to its backup now (the nets' new pair claims it as after a source withdrawn).
    */
-  hopsDown(dead: readonly NhObject[]): number {
-    if (!this.active || dead.length === 0) return 0;
-    const gone = new Set(dead);
+  nextHopsDown(attrs: RouteAttrs): number {
+    if (!this.active) return 0;
+    const gone = new Set(this.c.routes.hopObjectsOf(attrs));
+    if (gone.size === 0) return 0;
     const objs: NhObject[] = [];
     this.c.nexthops.forwarding.forEachKeyed((o) => {
       const primary = o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? [];
