@@ -330,7 +330,7 @@ export class KernelSync implements ScanTarget {
     store.track(id);
     this.sender.markDirty(id, this.steady ? Date.now() : 0);
     // A backup route through the primary's own next hops would die with it.
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : undefined, this.steady);
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : undefined, this.steady, attrs);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

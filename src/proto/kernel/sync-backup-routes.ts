@@ -21,10 +21,14 @@
  *    wants none), so the catch-up after a failure never leaves a net
  *    without a route it had;
  *  - a backup route through the same next hops as the primary is not made
- *    (it would die with it).
+ *    (it would die with it), but one that is there is kept when the primary
+ *    moves onto its next hops (the old next-best took over): it changes
+ *    nothing, and when the old primary returns it is wanted again, so a
+ *    failover and its recovery cost no backup route changes.
  */
 import type { Prefix } from '../../lib/addr';
 import type { RouteMessage } from '../../netlink/route-codec';
+import type { RouteAttrs } from '../../route';
 import type { KernelTarget, LinkResolver } from './convert';
 import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import type { NexthopObjects } from './nexthop-objects';
@@ -66,9 +70,10 @@ export class BackupRoutes {
 
   /**
    * The net's next-best route now (undefined: none, or the same next hops as the primary's):
-   * wanted at the backup metric. Dropping one waits for the net's primary route (see the header).
+   * wanted at the backup metric. Dropping one waits for the net's primary route (see the header);
+   * one through the next hops of the net's `primary` now is kept.
    */
-  setWanted(net: Prefix, backup: WantedBackup | undefined, steady: boolean): void {
+  setWanted(net: Prefix, backup: WantedBackup | undefined, steady: boolean, primary?: RouteAttrs): void {
     const store = this.store;
     let id = store.nets.find(net);
     if (id < 0) {
@@ -77,6 +82,12 @@ export class BackupRoutes {
     }
     if (backup === undefined) {
       if (store.want[id] === 0) return;
+      if (primary !== undefined && this.routes.get(store.want[id]!).key?.attrs.nexthops === primary.nexthops) {
+        // It goes where the primary now does (the old next-best took over): harmless, and the primary's
+        // return wants it again. Kept: a failover and its recovery cost no backup route changes.
+        this.dropping.delete(id);
+        return;
+      }
       if (!this.primaryIn(net)) {
         this.dropping.add(id);
         return;
