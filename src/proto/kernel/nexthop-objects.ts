@@ -391,7 +391,8 @@ export class NexthopObjects {
 
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
-    if (o.state === 'live') return (o.members ?? []).every((m) => m.state === 'live');
+    // A live group whose member is being made (a failover's backup hop) waits for it, like a new one.
+    if (o.state === 'live') return (o.members ?? []).every((m) => this.usable(m, now));
     return o.state === 'new' || (o.state === 'failed' && o.retryAt <= now);
   }
 
@@ -449,6 +450,8 @@ export class NexthopObjects {
     o.error = undefined;
     o.attempts = 0;
     this.stats.created++;
+    // A forwarding object's backup hops are made too (not awaited): a failover then switches to them with one message.
+    for (const h of o.fwd?.backup ?? []) if (h.obj.state === 'new') void this.ensure(h.obj, io, now);
     return true;
   }
 
