@@ -141,6 +141,10 @@ export class KernelSync implements ScanTarget {
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       reconvertAll: () => this.notices.moveWanted(this.routes.reconvert(true)),
     });
+    // Learn takes a foreign route that names a nexthop object with the object's next hops (nexthop-view.ts).
+    const learnRoute = opts.onForeignRoute;
+    const learnDump = opts.onForeignDump;
+    const expand = (r: RouteMessage): RouteMessage => this.nh.view.expand(r);
     this.notices = new SyncNotices({
       store: this.store,
       routes: this.routes,
@@ -152,11 +156,11 @@ export class KernelSync implements ScanTarget {
       limited: this.limited,
       target: this.target,
       links: this.links,
-      opts,
+      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
     });
-    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(opts.onForeignDump ? { onForeignDump: opts.onForeignDump } : {}) };
+    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}) };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
