@@ -45,17 +45,9 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, checkArgs, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
-
-/** The node flags a checkout's bin/krtsync gives the daemon (`#!/usr/bin/env -S node FLAGS`). */
-function shebangFlags(bin) {
-  const first = fs.readFileSync(bin, 'utf8').split('\n')[0];
-  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
-  if (!m) throw new Error(`${bin}: unexpected first line ${first}`);
-  return m[1].split(' ').filter(Boolean);
-}
 
 // ------------------------------------------------------------------ arguments
 const USAGE =

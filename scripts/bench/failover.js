@@ -44,7 +44,7 @@ const net = require('node:net');
 const path = require('node:path');
 const { NetlinkClient } = require('../../dist/netlink');
 const { FibMirror, nowMs } = require('./failover-fib');
-const { BIN, arg, checkArgs, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 
 // ------------------------------------------------------------------ arguments
 const N = Number(arg('routes', '1000000'));
@@ -316,7 +316,7 @@ ${NHT === 'on' ? 'nexthop_tracking: true\n' : ''}protocols:
     proto: PROTO.krtsync,
     log,
     async start() {
-      d = startIn(topo.r, process.execPath, [BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log });
+      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log });
       await withTimeout(
         (async () => {
           while (!fs.existsSync(sock)) await sleep(50);

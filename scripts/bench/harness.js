@@ -23,10 +23,15 @@ function arg(name, dflt) {
 /**
  * Refuses a command line with an option the bench does not know, or a valued
  * option without its value (--help, a typo): a bench that ignored them would
- * start a full 1M run. `valued` take a value, `flags` do not. Exits 2 with the usage.
+ * start a full 1M run. `valued` take a value, `flags` do not. Exits 2 with the usage
+ * (--help or -h: the usage on stdout, exit 0).
  */
 function checkArgs(bench, usage, valued, flags = []) {
   const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage);
+    process.exit(0);
+  }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const name = a.startsWith('--') ? a.slice(2) : undefined;
@@ -40,6 +45,17 @@ function checkArgs(bench, usage, valued, flags = []) {
     console.error(`${bench}: unknown option or missing value: ${a}\n${usage}`);
     process.exit(2);
   }
+}
+
+/**
+ * The node flags of a krtsync launcher's first line (`#!/usr/bin/env -S node --max-semi-space-size=4`):
+ * a bench starts the daemon with process.execPath, and must give it the flags bin/krtsync gives it.
+ */
+function shebangFlags(bin) {
+  const first = fs.readFileSync(bin, 'utf8').split('\n')[0];
+  const m = /^#!\/usr\/bin\/env(?: -S)? node(.*)$/.exec(first);
+  if (!m) throw new Error(`${bin}: unexpected first line ${first}`);
+  return m[1].split(' ').filter(Boolean);
 }
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 30, ...opts });
@@ -198,4 +214,4 @@ function strayBirdWarning() {
   return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
 }
 
-module.exports = { BIN, arg, checkArgs, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
+module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };

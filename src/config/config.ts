@@ -216,7 +216,7 @@ function readRoot(r: YamlReader): KrtConfig | undefined {
     names.add(name);
   };
   for (const node of protoNodes ?? []) {
-    const p = readProtocol(r, node, tables, claim, positions, nexthopTracking !== undefined);
+    const p = readProtocol(r, node, tables, claim, positions);
     if (p) protocols.push(p);
   }
   return { file: r.file, logLevel, control: { socket, group, mode, sendTimeoutMs }, metrics, nexthopTracking, tables, protocols, positions };
@@ -316,7 +316,6 @@ function readProtocol(
   tables: TableConfig[],
   claim: (name: string, node: YamlNode) => void,
   positions: Map<string, ConfigPosition>,
-  tracking: boolean,
 ): ProtocolConfig | undefined {
   // Read name and type first, leniently, so the real key check can list the right keys.
   const peek = r.map(node, 'protocol', [...new Set([...STATIC_KEYS, ...KERNEL_KEYS, ...API_KEYS, ...STREAM_KEYS])]);
@@ -404,22 +403,9 @@ function readProtocol(
     gracefulRestartMs: r.duration(peek.get('graceful_restart'), `${what}: graceful_restart`) ?? 0,
     learn: r.bool(peek.get('learn'), `${what}: learn`) ?? false,
     mergePaths: r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0,
-    nexthopObjects: readNexthopMode(r, peek.get('nexthop_objects'), what, tracking),
+    nexthopObjects: r.oneOf(peek.get('nexthop_objects'), `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto',
     exportFilter,
   };
-}
-
-/**
- * Routes on nexthop objects do not yet follow next-hop tracking: a route on an
- * object whose link lost and regained carrier can stay out of the kernel
- * (docs/nexthop-tracking.md, Limits). Until they do, tracking turns `auto`
- * into `off`, and refuses `on`.
- */
-function readNexthopMode(r: YamlReader, node: YamlNode | undefined, what: string, tracking: boolean): 'auto' | 'on' | 'off' {
-  const mode = r.oneOf(node, `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto';
-  if (!tracking || mode === 'off') return mode;
-  if (mode === 'on') r.error(node, `${what}: nexthop_objects: on cannot be combined with nexthop_tracking yet (a route on an object can stay out of the kernel after its link recovers); use auto (which means off with tracking) or off`);
-  return 'off';
 }
 
 function readKernelTable(r: YamlReader, node: YamlNode | undefined, what: string): number | string {

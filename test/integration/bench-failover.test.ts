@@ -361,9 +361,15 @@ kernelDescribe('bench:failover, run small', () => {
 });
 
 describe('bench:failover arguments', () => {
+  it('prints its usage for --help and starts nothing', () => {
+    const r = spawnSync(process.execPath, [join(BENCH, 'failover.js'), '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('usage: bench:failover');
+    expect(r.stdout).toContain('--nexthop-tracking on|off');
+  });
+
   it('refuses an unknown option or a missing value with its usage, before it starts anything', () => {
     for (const [args, bad] of [
-      [['--help'], '--help'],
       [['--routes', '2000', '--timeout'], '--timeout'],
       [['--route', '2000'], '--route'],
     ] as const) {

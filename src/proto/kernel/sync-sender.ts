@@ -318,6 +318,12 @@ export class SyncSender {
           store.clearFailure(id);
           this.failed.delete(id);
         }
+      } else if (cmd !== 'delete' && store.want[id] !== rid) {
+        // A late answer for a route the net no longer wants (next-hop tracking moved it meanwhile, say
+        // from a dead primary to the backup): its failure says nothing about the route wanted now,
+        // which must not wait out a backoff for it. The net is planned again (RECHECK, afterSettle).
+        c.echoes()?.drop(id, 'new', prio);
+        store.setFlag(id, RECHECK, true);
       } else {
         c.echoes()?.drop(id, cmd === 'delete' ? 'del' : 'new', prio);
         this.recordFailure(id, cmd, err!, now);
@@ -423,6 +429,8 @@ export class SyncSender {
   retryFailedNow(): void {
     const store = this.c.store;
     const now = Date.now();
+    // Objects refused while their next hop was down may go in now too (a route waits for its object).
+    this.c.routes.nexthops.resetBackoff();
     for (const id of this.failed) {
       const x = store.extra(id);
       if (x === undefined || !store.nets.live(id)) continue;

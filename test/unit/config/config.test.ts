@@ -82,7 +82,6 @@ describe('config', () => {
     ['nexthop_tracking: { damping: { half_life: 5x } }\nprotocols: []\n', /nexthop_tracking.damping.half_life: expected a duration/],
     ['nexthop_tracking: { damping: { suppress: 900 } }\nprotocols: []\n', /nexthop_tracking.damping.reuse: must be below suppress \(900\), got 1000/],
     ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
-    ['nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, nexthop_objects: on }\n', /^3:47: protocol k: nexthop_objects: on cannot be combined with nexthop_tracking yet/],
     ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
     ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
     ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
@@ -118,13 +117,13 @@ describe('config', () => {
     expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
   });
 
-  it('keeps kernel routes off nexthop objects while next-hop tracking is on (auto means off; off stays off)', () => {
+  it('takes nexthop_objects as given, with next-hop tracking on or off (they work together)', () => {
     const mode = (t: string, m: string) => (parseConfig('x.yaml', `${t}protocols:\n  - { name: k, type: kernel${m} }\n`).protocols[0] as KernelProtocolConfig).nexthopObjects;
     expect(mode('', '')).toBe('auto');
     expect(mode('', ', nexthop_objects: on')).toBe('on');
-    expect(mode('nexthop_tracking: true\n', '')).toBe('off');
-    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: auto')).toBe('off');
-    expect(mode('nexthop_tracking: false\n', ', nexthop_objects: on')).toBe('on');
+    expect(mode('nexthop_tracking: true\n', '')).toBe('auto');
+    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: on')).toBe('on');
+    expect(mode('nexthop_tracking: true\n', ', nexthop_objects: off')).toBe('off');
   });
 
   it('reads nexthop_tracking: off without it, on with default damping, damping set or off', () => {
