@@ -32,7 +32,7 @@
 // prints route changes / nexthop object changes.
 //
 // krtsync runs as deployed: node with the flags of bin/krtsync's shebang (the daemon's V8 settings),
-// then --node-args.
+// then --node-args. --dual-stack adds a kernel protocol for the other family (no routes of its own).
 //
 // --baseline LABEL=DIR[,LABEL=DIR...]: the krtsync scenarios once more for each other checkout (its
 // dist/ built, e.g. a clone of main after `npm ci`), run by its own bin/krtsync, so a change is
@@ -51,18 +51,20 @@ const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
   ['routes', 'family', 'only', 'baseline', 'timeout', 'scrape-every', 'keep-log', 'node-args'],
-  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent'],
+  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent', 'dual-stack'],
 );
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'cfloor,krtsync,krtsync+metrics,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
+// A kernel protocol for the other family too (with no routes): its monitor hears this family's route changes and filters them.
+const DUAL_STACK = process.argv.includes('--dual-stack');
 const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
 const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before the scratch directory goes
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
@@ -298,7 +300,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
   - { name: static1, type: static, routes_file: ${routes} }
   - { name: stream1, type: stream, preference: 300 }
   - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
-`,
+${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6'}, kernel_table: main }\n` : ''}`,
   );
   const log = path.join(DIR, `${tag}.log`);
   // The scraper's own start (a node process) must not land on the daemon's cold start.

@@ -192,6 +192,28 @@ kernelDescribe('kernel protocol on nexthop objects', () => {
     expect(ns.ip('-6', 'route', 'show', 'table', '300')).toContain(`nhid ${v6}`);
   });
 
+  for (const compat of [1, 0]) {
+    it(`learns foreign routes on nexthop objects (FRR's way) with their next hops, nexthop_compat_mode ${compat}`, async () => {
+      ns.exec('sysctl', ['-q', '-w', `net.ipv4.nexthop_compat_mode=${compat}`]);
+      ns.ip('nexthop', 'add', 'id', '7001', 'via', '198.51.100.2', 'dev', 'veth1', 'proto', 'zebra');
+      ns.ip('nexthop', 'add', 'id', '7002', 'via', '192.0.2.2', 'dev', 'veth0', 'proto', 'zebra');
+      ns.ip('nexthop', 'add', 'id', '7003', 'group', '7001,2/7002', 'proto', 'zebra');
+      ns.ip('route', 'add', '10.7.0.0/24', 'nhid', '7001', 'proto', 'zebra', 'metric', '20');
+      ns.ip('route', 'add', '10.7.1.0/24', 'nhid', '7003', 'proto', 'zebra', 'metric', '20');
+      const table = newTable();
+      const p = kernelProtocol(ns, table, { learn: { table } });
+      await p.start();
+      const learned = (net: string): string | undefined => table.bestRoute(parsePrefix(net))?.toString();
+      expect(learned('10.7.0.0/24')).toBe('via 198.51.100.2 dev veth1 metric 20 (kernel1-learn)');
+      expect(learned('10.7.1.0/24')).toBe('via 192.0.2.2 dev veth0, via 198.51.100.2 dev veth1 weight 2 metric 20 (kernel1-learn)'); // 7001 has weight 2
+      ns.ip('route', 'add', '10.7.2.0/24', 'nhid', '7002', 'proto', 'zebra'); // a notification
+      await until(() => learned('10.7.2.0/24') === 'via 192.0.2.2 dev veth0 (kernel1-learn)', 2000);
+      expect(ourRoutes(ns)).toEqual([]); // learned routes are not exported back
+      await p.shutdown();
+      expect(learned('10.7.0.0/24')).toBeUndefined();
+    });
+  }
+
   it('after a restart, counts the foreign routes already on the objects it adopts', async () => {
     const table = newTable();
     const src = new RouteSource('static1', 200);

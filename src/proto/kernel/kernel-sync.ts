@@ -142,6 +142,10 @@ export class KernelSync implements ScanTarget {
     if (opts.failover === 'backup_routes') {
       this.backups = new BackupRoutes({ target: opts.target, links: this.links, nexthops: this.nexthops, metric: opts.backupMetric ?? DEFAULT_BACKUP_METRIC, sender: senderBase, primary: this.store });
     }
+    // Learn takes a foreign route that names a nexthop object with the object's next hops (nexthop-view.ts).
+    const learnRoute = opts.onForeignRoute;
+    const learnDump = opts.onForeignDump;
+    const expand = (r: RouteMessage): RouteMessage => this.nh.view.expand(r);
     this.notices = new SyncNotices({
       store: this.store,
       routes: this.routes,
@@ -153,11 +157,11 @@ export class KernelSync implements ScanTarget {
       limited: this.limited,
       target: this.target,
       links: this.links,
-      opts,
+      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
     });
-    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(opts.onForeignDump ? { onForeignDump: opts.onForeignDump } : {}), backups: this.backups };
+    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
@@ -305,11 +309,9 @@ export class KernelSync implements ScanTarget {
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup): void {
     if (net.family !== this.target.family) return;
     const store = this.store;
-    let id = store.nets.find(net);
-    if (id < 0) {
-      if (attrs === undefined) return;
-      id = store.idOf(net);
-    }
+    // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
+    const id = attrs === undefined ? store.nets.find(net) : store.idOf(net);
+    if (id < 0) return;
     if (this.refeeding) store.setFlag(id, SEEN, true);
     const before = store.want[id]!;
     let rid = 0;

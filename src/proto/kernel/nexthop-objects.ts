@@ -474,10 +474,14 @@ export class NexthopObjects {
     const batch = this.retired;
     this.retired = [];
     let n = 0;
+    // The members of a group kept for a foreign route stay too: deleting one takes it out of that
+    // group (the last one, the group and the foreign route with it). Groups come before members.
+    const members = new Set<number>();
     for (const o of batch) {
-      if (usedByOthers(o.id)) {
+      if (usedByOthers(o.id) || members.has(o.id)) {
         this.retired.push(o);
         this.stats.keptForForeign++;
+        for (const m of o.members ?? []) members.add(m.id);
         continue;
       }
       try {

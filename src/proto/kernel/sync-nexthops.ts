@@ -23,6 +23,7 @@ import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { linkUsable, type LinkCache } from './link-cache';
 import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
 import { ForeignNexthopUsers } from './nexthop-users';
+import { KernelNexthopView } from './nexthop-view';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { RouteStore } from './route-store';
 import type { RouteError } from './route-status';
@@ -71,6 +72,8 @@ export class SyncNexthops {
   private lastCollect = 0;
   /** Foreign routes on our objects, kept from notifications. */
   readonly users: ForeignNexthopUsers;
+  /** Every object in the kernel, to learn foreign routes that name one. */
+  readonly view = new KernelNexthopView();
 
   constructor(
     private readonly c: SyncNexthopsContext,
@@ -83,7 +86,9 @@ export class SyncNexthops {
   async open(io: KernelIo): Promise<void> {
     const nx = this.c.nexthops;
     try {
-      nx.resync(await io.dumpNexthops(), true);
+      const dumped = await io.dumpNexthops();
+      nx.resync(dumped, true);
+      this.view.reset(dumped);
       nx.supported = true;
     } catch (err) {
       if (this.mode === 'on') throw new KrtError('KRT_ERR_NEXTHOP', `nexthop_objects: on, but the kernel has no nexthop objects (${(err as Error).message}); use auto or off`);
@@ -130,6 +135,7 @@ export class SyncNexthops {
 
   /** A notification: someone else changed or deleted an object of ours (a link flush tells nobody: scans re-read them). */
   onNotification(m: NexthopMessage, deleted: boolean): void {
+    this.view.note(m, deleted);
     if (deleted && this.c.nexthops.isOurs(m)) this.users.objectGone(m.id); // the routes on it went with it
     if (!this.c.nexthops.onNotification(m, deleted)) return;
     this.c.limited.write('warn', 'nexthop-repair', `nexthop object ${m.id} of ours was ${deleted ? 'deleted' : 'changed'} by someone else; repairing`, { table: this.c.target.table });
@@ -154,7 +160,9 @@ export class SyncNexthops {
   async reread(): Promise<void> {
     if (!this.c.nexthops.supported) return;
     try {
-      this.c.nexthops.resync(await this.c.io().dumpNexthops(), false);
+      const dumped = await this.c.io().dumpNexthops();
+      this.c.nexthops.resync(dumped, false);
+      this.view.reset(dumped);
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
     }

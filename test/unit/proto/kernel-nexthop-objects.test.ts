@@ -223,6 +223,20 @@ describe('routes on nexthop objects (fake kernel)', () => {
     expect(kernel.usersDumps).toBe(0);
   });
 
+  it('keeps the members of a group a foreign route uses: deleting one would take it out of that group', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.22.0.0/24 nexthop via 192.0.2.2 nexthop via 198.51.100.2']);
+    await p.start();
+    const group = route(kernel, '10.22.0.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.23.0.0/24', nhid: group });
+    await tick(10);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toHaveLength(3);
+    expect(kernel.nexthops.objects.get(group)!.group).toHaveLength(2);
+    expect(kernel.all().map((r) => r.dst.toString())).toEqual(['10.23.0.0/24']);
+  });
+
   it('a foreign route moved off our object by a replace frees it', async () => {
     const { kernel, table, src, p } = setup();
     announce(table, src, ['10.16.0.0/24 via 192.0.2.2']);
