@@ -18,6 +18,7 @@
 // krtsync row of the same run; docs/nexthop-tracking.md, "Cost").
 //   cold     start -> all N in the kernel, and -> READY=1
 //   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
+//   flap     a second link, through which nothing goes, loses carrier for 0.5 s: krtsync's CPU until 2 s later
 //   churn    a stream client announces every net with a new next hop as fast as the socket takes it
 //            -> the kernel holds every new next hop
 //   shutdown SIGTERM -> process exit; none of ours left, the foreign route untouched
@@ -120,7 +121,9 @@ function makeNamespace(tag) {
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   sh('ip', ['-n', ns, '-batch', '-'], {
     input:
-      ['link set lo up', 'link add veth0 type veth peer name veth1', 'link set veth0 up', 'link set veth1 up', 'addr add 192.0.2.1/24 dev veth0', 'addr add 2001:db8:1::1/64 dev veth0 nodad', `route add ${FOREIGN}`].join(
+      ['link set lo up', 'link add veth0 type veth peer name veth1', 'link set veth0 up', 'link set veth1 up', 'addr add 192.0.2.1/24 dev veth0', 'addr add 2001:db8:1::1/64 dev veth0 nodad', `route add ${FOREIGN}`,
+      // A second link, through which nothing goes: the flap scenario takes its carrier away and back.
+      'link add veth2 type veth peer name veth3', 'link set veth2 up', 'link set veth3 up', 'addr add 198.51.100.1/24 dev veth2'].join(
         '\n',
       ) + '\n',
   });
@@ -327,6 +330,16 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withTracking ? 
     const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
     record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, cpu_s: Number(cpuReady2.toFixed(2)) });
+
+    // flap: a link nothing of ours goes through loses carrier and gets it back (its peer down, then up
+    // 0.5 s later); the daemon's CPU from the flap until 2 s after it, nothing else going on
+    const cpuFlap0 = d.cpu();
+    const flapChanges0 = obs.changesOf(PROTO_KRT);
+    sh('ip', ['-n', ns, 'link', 'set', 'veth3', 'down']);
+    await sleep(500);
+    sh('ip', ['-n', ns, 'link', 'set', 'veth3', 'up']);
+    await sleep(2000);
+    record(tool, 'flap', { cpu_s: Number((d.cpu() - cpuFlap0).toFixed(2)), kernel_changes: obs.changesOf(PROTO_KRT) - flapChanges0 });
     if (RESTART_ONLY) {
       // For profiling the restart: SIGTERM now, no churn.
       process.kill(d.pid, 'SIGTERM');
@@ -539,6 +552,7 @@ function table() {
     ['shutdown: until exit, none left', (t) => cell(get(t, 'shutdown', 'exit_s'))],
     ['restart: in sync (READY=1; BIRD: idle after its first prune)', (t) => cell(get(t, 'restart', 'ready_s'))],
     ['restart: kernel route changes', (t) => cell(get(t, 'restart', 'kernel_changes'), '')],
+    ['flap of a link none of the routes uses: CPU until 2 s after (kernel changes)', (t) => `${cell(get(t, 'flap', 'cpu_s'))} (${cell(get(t, 'flap', 'kernel_changes'), '')})`],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
