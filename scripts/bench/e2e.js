@@ -14,8 +14,8 @@
 // namespace fetching /metrics every second through every phase (Prometheus scrapes every 15-60 s):
 // its cost is the difference to the krtsync row of the same run; the scrape times are printed too
 // (as the scraper timed them, and as the daemon reports them in krtsync_scrape_duration_seconds).
-// krtsync+tracking: the same as krtsync, with nexthop_tracking: true (its cost: the difference to the
-// krtsync row of the same run; docs/nexthop-tracking.md, "Cost").
+// krtsync-tracking: the same as krtsync, with nexthop_tracking: false (on by default: the difference
+// to the krtsync row of the same run is tracking's cost; docs/nexthop-tracking.md, "On by default").
 //   cold     start -> all N in the kernel, and -> READY=1
 //   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
 //   flap     a second link, through which nothing goes, loses carrier for 0.5 s: krtsync's CPU until 2 s later
@@ -47,7 +47,7 @@ const C = require('../../dist/netlink/constants');
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,krtsync+tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
@@ -264,9 +264,9 @@ function scrapeStats(list) {
 // ------------------------------------------------------------------ krtsync
 async function benchKrtsync(tool = 'krtsync', bin = BIN) {
   const withMetrics = tool === 'krtsync+metrics';
-  const withTracking = tool === 'krtsync+tracking';
+  const withoutTracking = tool === 'krtsync-tracking';
   process.stderr.write(`${tool}: ${N} routes\n`);
-  const ns = makeNamespace(withMetrics ? 'krtm' : withTracking ? 'krtt' : bin === BIN ? 'krt' : 'krtb');
+  const ns = makeNamespace(withMetrics ? 'krtm' : withoutTracking ? 'krtt' : bin === BIN ? 'krt' : 'krtb');
   const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
   const phases = {};
   const obs = new Observer(ns);
@@ -288,7 +288,7 @@ async function benchKrtsync(tool = 'krtsync', bin = BIN) {
     config,
     `log: { level: info }
 control: { socket: ${sock} }
-${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withTracking ? 'nexthop_tracking: true\n' : ''}protocols:
+${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withoutTracking ? 'nexthop_tracking: false\n' : ''}protocols:
   - { name: static1, type: static, routes_file: ${routes} }
   - { name: stream1, type: stream, preference: 300 }
   - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
@@ -545,7 +545,7 @@ async function benchIp() {
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+tracking', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync-tracking', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
@@ -575,7 +575,7 @@ async function main() {
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
   for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
-  if (ONLY.has('krtsync+tracking')) await benchKrtsync('krtsync+tracking');
+  if (ONLY.has('krtsync-tracking')) await benchKrtsync('krtsync-tracking');
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
   if (ONLY.has('bird')) await benchBird();
   if (ONLY.has('ip')) await benchIp();

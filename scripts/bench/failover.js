@@ -55,8 +55,8 @@ const BIRD_RESTART = arg('bird-restart', undefined);
 const PROBES = Number(arg('probes', '128'));
 const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
-// krtsync's nexthop_tracking (docs/nexthop-tracking.md): off by default, as the figures in docs/benchmarks.md were taken.
-const NHT = arg('nexthop-tracking', 'off');
+// krtsync's nexthop_tracking (docs/nexthop-tracking.md): on, as the daemon's default, or off.
+const NHT = arg('nexthop-tracking', 'on');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
@@ -281,7 +281,8 @@ function krtsyncRouter(topo) {
     config,
     `log: { level: info }
 control: { socket: ${sock} }
-${NHT === 'on' ? 'nexthop_tracking: true\n' : ''}protocols:
+nexthop_tracking: ${NHT === 'on' ? 'true' : 'false'}
+protocols:
   - name: bgp
     type: stream
     startup_wait: 600s
