@@ -8,6 +8,9 @@
  *
  *   c-floor add|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]
  *
+ * Routes start at 10.0.0.0/24, or at FIRST.0.0.0/24 with C_FLOOR_FIRST_OCTET=FIRST in the
+ * environment (bench:e2e numbers its routes from 11.0.0.0/24).
+ *
  * ORDER: a file of N little-endian u32 route indexes, the order to send them
  * in (bench:netlink gives krtsync's trie-spread order: the kernel's trie keeps
  * the layout of the order routes went in, and deletes depend on it).
@@ -64,6 +67,8 @@ int main(int argc, char **argv) {
   if (strncmp(argv[5], "nhid:", 5) == 0) nhid = (unsigned)strtoul(argv[5] + 5, 0, 10);
   else if (inet_pton(AF_INET, argv[5], &gw) != 1) return 2;
 
+  const char *first = getenv("C_FLOOR_FIRST_OCTET");
+  unsigned base = (first ? (unsigned)strtoul(first, 0, 10) : 10u) << 24;
   uint32_t *order = 0;
   if (argc == 7) {
     FILE *f = fopen(argv[6], "rb");
@@ -99,7 +104,7 @@ int main(int argc, char **argv) {
       r->rtm_scope = add ? RT_SCOPE_UNIVERSE : RT_SCOPE_NOWHERE;
       r->rtm_type = add ? RTN_UNICAST : RTN_UNSPEC;
       char *a = p + NLMSG_LENGTH(sizeof *r);
-      uint32_t dst = htonl((10u << 24) + (order ? order[i] : i) * 256u);
+      uint32_t dst = htonl(base + (order ? order[i] : i) * 256u);
       a = put_attr(a, RTA_TABLE, &table, 4);
       a = put_attr(a, RTA_DST, &dst, 4);
       if (add && nhid) a = put_attr(a, RTA_NH_ID, &nhid, 4);

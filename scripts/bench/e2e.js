@@ -27,9 +27,15 @@
 // has logged a prune after its first scan and birdc gets prompt answers again; changes counted as for
 // krtsync), churn (`birdc configure` with every next hop changed), shutdown (`birdc down`).
 // ip -batch: add, replace (churn), delete, in address order.
+// C floor (IPv4): scripts/bench/c-floor.c, compiled with cc, adds the same N routes with the same
+// gateway in batched requests through one socket, in krtsync's trie-spread order (cold start: until the observer has seen all N),
+// then deletes them (shutdown: until it exits, every delete answered); every tool's cold start and
+// shutdown is printed as a ratio to it too. It runs right before krtsync.
+// The observer also counts nexthop object notifications (RTNLGRP_NEXTHOP) by nh_protocol: restart
+// prints route changes / nexthop object changes.
 //
 // krtsync runs as deployed: node with the flags of bin/krtsync's shebang (the daemon's V8 settings),
-// then --node-args.
+// then --node-args. --dual-stack adds a kernel protocol for the other family (no routes of its own).
 //
 // --baseline LABEL=DIR[,LABEL=DIR...]: the krtsync scenarios once more for each other checkout (its
 // dist/ built, e.g. a clone of main after `npm ci`), run by its own bin/krtsync, so a change is
@@ -44,21 +50,24 @@ const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
 const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
+const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
   ['routes', 'family', 'only', 'baseline', 'timeout', 'scrape-every', 'keep-log', 'node-args'],
-  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent'],
+  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent', 'dual-stack'],
 );
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
-const ONLY = new Set(arg('only', 'krtsync,krtsync+metrics,bird,ip').split(','));
+const ONLY = new Set(arg('only', 'cfloor,krtsync,krtsync+metrics,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
+// A kernel protocol for the other family too (with no routes): its monitor hears this family's route changes and filters them.
+const DUAL_STACK = process.argv.includes('--dual-stack');
 const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
 const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before the scratch directory goes
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
@@ -144,10 +153,11 @@ function kernelCount(ns, proto) {
  */
 class Observer {
   constructor(ns) {
-    this.changes = new Map(); // protocol -> notifications seen
+    this.changes = new Map(); // protocol -> route notifications seen
+    this.nhChanges = new Map(); // protocol -> nexthop object notifications seen
     this.overflows = 0;
     this.watch = undefined;
-    this.sock = NetlinkSocket.open({ netns: ns, groups: [V6 ? C.RTNLGRP_IPV6_ROUTE : C.RTNLGRP_IPV4_ROUTE], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 });
+    this.sock = NetlinkSocket.open({ netns: ns, groups: [V6 ? C.RTNLGRP_IPV6_ROUTE : C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_NEXTHOP], rcvbuf: 1 << 30, recvBufferSize: 8 << 20 });
     this.sock.start((bytes, errno) => {
       if (bytes > 0) this.parse(this.sock.buffer, bytes);
       if (errno === 105) this.overflows++;
@@ -155,6 +165,9 @@ class Observer {
   }
   changesOf(proto) {
     return this.changes.get(proto) ?? 0;
+  }
+  nexthopChangesOf(proto) {
+    return this.nhChanges.get(proto) ?? 0;
   }
   /** Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with del, is deleted). */
   until(proto, gw, del = false) {
@@ -168,6 +181,7 @@ class Observer {
       const mlen = buf.readUInt32LE(p);
       const type = buf.readUInt16LE(p + 4);
       if (mlen < 16 || p + mlen > len) break;
+      if ((type === C.RTM_NEWNEXTHOP || type === C.RTM_DELNEXTHOP) && mlen >= 24) this.nhChanges.set(buf[p + 18], (this.nhChanges.get(buf[p + 18]) ?? 0) + 1); // nhmsg: family, scope, protocol
       if ((type === C.RTM_NEWROUTE || type === C.RTM_DELROUTE) && mlen >= 28) {
         const r = p + 16;
         const dstLen = buf[r + 1];
@@ -292,7 +306,7 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withoutTracking
   - { name: static1, type: static, routes_file: ${routes} }
   - { name: stream1, type: stream, preference: 300 }
   - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
-`,
+${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6'}, kernel_table: main }\n` : ''}`,
   );
   const log = path.join(DIR, `${tag}.log`);
   // The scraper's own start (a node process) must not land on the daemon's cold start.
@@ -323,13 +337,14 @@ ${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withoutTracking
     hwm.push(d.hwmKb);
     await sleep(200);
     const before = obs.changesOf(PROTO_KRT);
+    const nhBefore = obs.nexthopChangesOf(PROTO_KRT);
     ready = readyOnce();
     t0 = performance.now();
     d = start();
     const tReady2 = await withTimeout(ready, 'krtsync restart');
     const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
-    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, cpu_s: Number(cpuReady2.toFixed(2)) });
+    record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, nexthop_changes: obs.nexthopChangesOf(PROTO_KRT) - nhBefore, cpu_s: Number(cpuReady2.toFixed(2)) });
 
     // flap: a link nothing of ours goes through loses carrier and gets it back (its peer down, then up
     // 0.5 s later); the daemon's CPU from the flap until 2 s after it, nothing else going on
@@ -541,17 +556,71 @@ async function benchIp() {
   }
 }
 
+// ------------------------------------------------------------------ the C floor
+const PROTO_C = 146;
+/**
+ * The kernel's own speed (scripts/bench/c-floor.c, compiled here): the same N plain gateway routes
+ * added, then deleted, in batched requests through one socket, in a namespace made as the others
+ * and watched by the same observer. Cold start: spawn -> the observer has seen all N (as for the
+ * daemons); shutdown: spawn -> exit, every delete answered (as a daemon's exit).
+ */
+async function benchCFloor() {
+  if (V6) {
+    process.stderr.write('C floor: IPv4 only, skipped\n');
+    return;
+  }
+  process.stderr.write(`C floor: ${N} routes\n`);
+  const bin = path.join(DIR, 'c-floor');
+  sh('cc', ['-O2', '-o', bin, path.join(__dirname, 'c-floor.c')]);
+  // In the order krtsync's first sync and shutdown send (trie-spread): the kernel's trie keeps the
+  // layout of the order routes went in, and deletes depend on it.
+  const order = path.join(DIR, 'c-floor.order');
+  fs.writeFileSync(order, Buffer.from(Uint32Array.from(trieSpreadOrder([...Array(N).keys()], (i) => ((11 << 24) + i * 256) >>> 0)).buffer));
+  const ns = makeNamespace('cfloor');
+  const obs = new Observer(ns);
+  const run = async (op) => {
+    const seen = obs.until(PROTO_C, op === 'add' ? GW1 : undefined, op === 'del');
+    const t0 = performance.now();
+    const child = track(spawn('ip', ['netns', 'exec', ns, bin, op, String(N), '254', String(PROTO_C), GW1, order], { env: { ...process.env, C_FLOOR_FIRST_OCTET: '11' }, stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const code = await new Promise((r) => child.on('exit', r));
+    const tExit = performance.now();
+    const r = JSON.parse(out);
+    if (code !== 0 || r.errors) throw new Error(`C floor ${op}: exit ${code}, ${r.errors} errors`);
+    const tSeen = await withTimeout(seen, `C floor ${op}`);
+    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds };
+  };
+  try {
+    const add = await run('add');
+    record('C floor', 'cold start', { ...add, installed: kernelCount(ns, PROTO_C).n });
+    const del = await run('del');
+    const left = kernelCount(ns, PROTO_C);
+    record('C floor', 'shutdown', { ...del, left: left.n, foreign_kept: left.foreign });
+  } finally {
+    obs.close();
+    dropNamespace(ns);
+  }
+}
+
 // ------------------------------------------------------------------ report
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync-tracking', 'krtsync+metrics', 'bird', 'ip -batch'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync-tracking', 'krtsync+metrics', 'bird', 'ip -batch', 'C floor'].filter((t) => results.some((r) => r.tool === t));
+  const ratio = (t, scenario, f, floorField) => {
+    const v = get(t, scenario, f);
+    const floor = get('C floor', scenario, floorField);
+    return v === undefined || floor === undefined ? '–' : `${(v / floor).toFixed(2)}×`;
+  };
   const rows = [
     ['cold start: all N in the kernel', (t) => cell(get(t, 'cold start', 'kernel_s'))],
     ['cold start: READY=1', (t) => cell(get(t, 'cold start', 'ready_s'))],
+    ['cold start ÷ the C floor\'s (all N in the kernel)', (t) => ratio(t, 'cold start', 'kernel_s', 'kernel_s')],
     ['shutdown: until exit, none left', (t) => cell(get(t, 'shutdown', 'exit_s'))],
+    ['shutdown ÷ the C floor\'s deletes (until exit)', (t) => ratio(t, 'shutdown', 'exit_s', 'exit_s')],
     ['restart: in sync (READY=1; BIRD: idle after its first prune)', (t) => cell(get(t, 'restart', 'ready_s'))],
-    ['restart: kernel route changes', (t) => cell(get(t, 'restart', 'kernel_changes'), '')],
+    ['restart: kernel changes, routes / nexthop objects', (t) => `${cell(get(t, 'restart', 'kernel_changes'), '')} / ${cell(get(t, 'restart', 'nexthop_changes'), '')}`],
     ['flap of a link none of the routes uses: CPU until 2 s after (kernel changes)', (t) => `${cell(get(t, 'flap', 'cpu_s'))} (${cell(get(t, 'flap', 'kernel_changes'), '')})`],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
@@ -573,6 +642,7 @@ async function main() {
   if (process.getuid && process.getuid() !== 0) throw new Error('bench:e2e needs root (network namespaces)');
   const machine = machineFacts();
   process.stderr.write(`machine: ${JSON.stringify(machine)}\n`);
+  if (ONLY.has('cfloor')) await benchCFloor();
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
   for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
   if (ONLY.has('krtsync-tracking')) await benchKrtsync('krtsync-tracking');

@@ -58,6 +58,8 @@ export class NetlinkClient {
   /** Settles when the last dump has; holds no result (a restart's dump of 1M routes is 120 MB). */
   private dumpChain: Promise<void> = Promise.resolve();
   private readonly sendBuf = Buffer.alloc(64 * 1024);
+  /** Settles when the last requestOffThread has (they go one at a time). */
+  private offThread: Promise<void> = Promise.resolve();
   private readonly maxDumpRetries: number;
   private active = 0;
 
@@ -109,18 +111,59 @@ export class NetlinkClient {
   /** Sends a request that wants an ack (NLM_F_ACK); resolves on success, rejects with NetlinkRequestError. */
   request(encode: RequestEncoder, context?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.exchange(encode, (seq) => ({
-        seq,
-        onMessage: (buf, off, len, type) => {
-          if (type !== C.NLMSG_ERROR) return false;
-          const ack = decodeAck(buf, off, len);
-          if (ack.errno === 0) resolve();
-          else reject(new NetlinkRequestError(ack.errno, ack.extAck, context));
-          return true;
-        },
-        fail: reject,
-      }));
+      this.exchange(encode, (seq) => this.acked(seq, resolve, reject, context));
     });
+  }
+
+  private acked(seq: number, resolve: () => void, reject: (err: Error) => void, context: string | undefined): Pending {
+    return {
+      seq,
+      onMessage: (buf, off, len, type) => {
+        if (type !== C.NLMSG_ERROR) return false;
+        const ack = decodeAck(buf, off, len);
+        if (ack.errno === 0) resolve();
+        else reject(new NetlinkRequestError(ack.errno, ack.extAck, context));
+        return true;
+      },
+      fail: reject,
+    };
+  }
+
+  /**
+   * request(), sent from a worker thread: the kernel does a request's work inside sendmsg, and
+   * some take long (deleting a nexthop object deletes every route on it: about a second for a
+   * million), which the JS thread then spends on other work. One at a time (later ones wait their
+   * turn); on a transport without sendAsync, the same as request().
+   */
+  requestOffThread(encode: RequestEncoder, context?: string): Promise<void> {
+    const sendAsync = this.socket.sendAsync?.bind(this.socket);
+    if (sendAsync === undefined) return this.request(encode, context);
+    const run = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (this.socket.isClosed) return reject(new NetlinkSocketError(9, 'netlink client is closed'));
+        const seq = this.socket.nextSeq();
+        const buf = Buffer.alloc(this.sendBuf.length); // the shared one may be written while this is sent
+        const n = encode(buf, 0, seq);
+        if (n === 0) return reject(new NetlinkSocketError(90, 'request does not fit the send buffer'));
+        this.pending.set(seq, this.acked(seq, resolve, reject, context));
+        if (this.active++ === 0) this.socket.ref(true);
+        try {
+          sendAsync(buf, Int32Array.of(0, n), 1, (_sent, errno) => {
+            if (errno === 0) return;
+            this.finish(seq);
+            reject(new NetlinkSocketError(errno, 'netlink send'));
+          });
+        } catch (err) {
+          this.finish(seq);
+          reject(err as Error);
+        }
+      });
+    const result = this.offThread.then(run, run);
+    this.offThread = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
   }
 
   /** Sends a request answered by one message (e.g. RTM_GETLINK of one link); resolves with it decoded. */

@@ -113,8 +113,8 @@ export class NetlinkMonitor {
    * kernel protocol's own changes, which it knows from their acks. Throws
    * when the kernel refuses the filter.
    */
-  ignorePort(portId: number): void {
-    this.socket.attachFilter(dropFromPortProgram(portId));
+  ignorePort(portId: number, otherFamily?: OtherFamilyRoutes): void {
+    this.socket.attachFilter(otherFamily === undefined ? dropFromPortProgram(portId) : monitorFilterProgram(portId, otherFamily));
   }
 
   /** Reads and delivers whatever is queued now, before the poll would (see KernelIo). */
@@ -133,6 +133,109 @@ export class NetlinkMonitor {
   }
 }
 
+/** Route notifications of the other family that pass the filter: only those naming a nexthop object in one id block. */
+export interface OtherFamilyRoutes {
+  /** The family whose route notifications all pass (AF_INET or AF_INET6). */
+  family: number;
+  /** The top 16 bits of the RTA_NH_ID values that let a route of another family through. */
+  nhIdHigh16: number;
+}
+
+const BPF = {
+  LD_W_ABS: 0x20,
+  LD_H_ABS: 0x28,
+  LD_B_ABS: 0x30,
+  LD_H_IND: 0x48,
+  LD_B_IND: 0x50,
+  LD_MEM: 0x60,
+  LDX_IMM: 0x01,
+  STX: 0x03,
+  ST: 0x02,
+  ALU_ADD_K: 0x04,
+  ALU_ADD_X: 0x0c,
+  ALU_AND_K: 0x54,
+  ALU_LSH_K: 0x64,
+  JEQ_K: 0x15,
+  RET_K: 0x06,
+  TAX: 0x07,
+} as const;
+type Insn = [number, number, number, number];
+const ACCEPT: Insn = [BPF.RET_K, 0, 0, 0xffffffff];
+const DROP: Insn = [BPF.RET_K, 0, 0, 0];
+/** Attributes a route message is searched for RTA_NH_ID (the kernel puts it within the first dozen). */
+const NH_ID_SEARCH = 32;
+
+/**
+ * Classic BPF: drop what the socket with netlink port `portId` caused; pass
+ * every other message, except route notifications of a family other than
+ * `o.family`, which pass only when they carry an RTA_NH_ID whose top 16 bits
+ * are `o.nhIdHigh16` (a route of another family on one of our nexthop
+ * objects: IPv4 routes may use IPv6 objects and IPv6 routes IPv4 device or
+ * blackhole objects). The attribute walk is unrolled (classic BPF has no
+ * backward jumps); a load past the message's end ends the program with 0
+ * (drop). Words load in network order, netlink's fields are little-endian:
+ * constants are byte-swapped.
+ */
+export function monitorFilterProgram(portId: number, o: OtherFamilyRoutes): Buffer {
+  const p: Insn[] = [
+    [BPF.LD_W_ABS, 0, 0, 12],
+    [BPF.JEQ_K, 0, 1, swap32(portId)],
+    DROP,
+    [BPF.LD_H_ABS, 0, 0, 4], // nlmsg_type
+    [BPF.JEQ_K, 2, 0, swap16(C.RTM_NEWROUTE)],
+    [BPF.JEQ_K, 1, 0, swap16(C.RTM_DELROUTE)],
+    ACCEPT,
+    [BPF.LD_B_ABS, 0, 0, C.NLMSG_HDRLEN], // rtm_family
+    [BPF.JEQ_K, 0, 1, o.family],
+    ACCEPT,
+    [BPF.LDX_IMM, 0, 0, C.NLMSG_HDRLEN + 12], // the first attribute
+  ];
+  for (let i = 0; i < NH_ID_SEARCH; i++) {
+    p.push(
+      [BPF.LD_H_IND, 0, 0, 2], // nla_type
+      [BPF.JEQ_K, 0, 4, swap16(C.RTA_NH_ID)],
+      [BPF.LD_H_IND, 0, 0, 6], // the high half of the id
+      [BPF.JEQ_K, 0, 1, swap16(o.nhIdHigh16)],
+      ACCEPT,
+      DROP,
+      // X += NLA_ALIGN(nla_len)
+      [BPF.STX, 0, 0, 0],
+      [BPF.LD_B_IND, 0, 0, 0],
+      [BPF.ST, 0, 0, 1],
+      [BPF.LD_B_IND, 0, 0, 1],
+      [BPF.ALU_LSH_K, 0, 0, 8],
+      [BPF.TAX, 0, 0, 0],
+      [BPF.LD_MEM, 0, 0, 1],
+      [BPF.ALU_ADD_X, 0, 0, 0],
+      [BPF.ALU_ADD_K, 0, 0, 3],
+      [BPF.ALU_AND_K, 0, 0, 0xfffffffc],
+      [BPF.JEQ_K, 0, 1, 0],
+      DROP,
+      [BPF.TAX, 0, 0, 0],
+      [BPF.LD_MEM, 0, 0, 0],
+      [BPF.ALU_ADD_X, 0, 0, 0],
+      [BPF.TAX, 0, 0, 0],
+    );
+  }
+  p.push(DROP);
+  return assemble(p);
+}
+
+function assemble(insns: readonly Insn[]): Buffer {
+  const b = Buffer.alloc(insns.length * 8);
+  insns.forEach(([code, jt, jf, k], i) => {
+    b.writeUInt16LE(code, i * 8);
+    b[i * 8 + 2] = jt;
+    b[i * 8 + 3] = jf;
+    b.writeUInt32LE(k >>> 0, i * 8 + 4);
+  });
+  return b;
+}
+
+function swap16(x: number): number {
+  return ((x & 0xff) << 8) | ((x >>> 8) & 0xff);
+}
+
 /**
  * Classic BPF: drop a message whose nlmsg_pid (offset 12) is `portId`, accept
  * anything else whole. BPF loads words in network order; nlmsg_pid is in
@@ -148,14 +251,7 @@ export function dropFromPortProgram(portId: number): Buffer {
     [BPF_RET_K, 0, 0, 0], // drop
     [BPF_RET_K, 0, 0, 0xffffffff], // accept, whole
   ];
-  const b = Buffer.alloc(insns.length * 8);
-  insns.forEach(([code, jt, jf, k], i) => {
-    b.writeUInt16LE(code, i * 8);
-    b[i * 8 + 2] = jt;
-    b[i * 8 + 3] = jf;
-    b.writeUInt32LE(k >>> 0, i * 8 + 4);
-  });
-  return b;
+  return assemble(insns);
 }
 
 function swap32(x: number): number {

@@ -68,6 +68,8 @@ export interface NetlinkTransport {
   readonly isClosed: boolean;
   nextSeq(): number;
   send(buf: Buffer, len: number, off?: number): number;
+  /** Sends from a worker thread (NetlinkSocket.sendAsync); without it, requests are sent on the JS thread. */
+  sendAsync?(buf: Buffer, chunks: Int32Array, count: number, cb: (sent: number, errno: number) => void): void;
   start(onData: (bytes: number, errno: number) => void): void;
   ref(ref: boolean): void;
   close(): void;

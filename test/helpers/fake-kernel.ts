@@ -43,6 +43,7 @@ import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvide
 import { TableDumpCollector } from '../../src/proto/kernel/table-dump';
 import type { NexthopMessage } from '../../src/netlink/nexthop-codec';
 import { FakeNexthops } from './fake-nexthops';
+import { idRange } from '../../src/proto/kernel/nexthop-objects';
 
 const { EEXIST, ESRCH, ENETUNREACH, ENODEV, ENETDOWN, ECANCELED } = osConstants.errno;
 
@@ -71,7 +72,7 @@ export interface ForeignRoute {
 export type Rejecter = (r: RouteMessage, cmd: 'add' | 'replace' | 'delete') => { errno: number; extAck?: string } | undefined;
 
 type Notice =
-  | { kind: 'route'; msg: RouteMessage; deleted: boolean; port: number }
+  | { kind: 'route'; msg: RouteMessage; deleted: boolean; port: number; nlFlags: number }
   | { kind: 'link'; link: LinkMessage; deleted: boolean }
   | { kind: 'addr'; addr: AddrMessage; deleted: boolean }
   | { kind: 'nexthop'; nh: NexthopMessage; deleted: boolean };
@@ -104,6 +105,8 @@ export class FakeKernel {
   dumps = 0;
   /** Every route dump taken: the device it was filtered by (RTA_OIF), and how many routes it returned. */
   readonly dumpLog: Array<{ oif: number | undefined; routes: number }> = [];
+  /** Dumps of every route for foreign users of nexthop objects (KernelIo.nexthopUsers), for tests. */
+  usersDumps = 0;
   /** Nexthop objects. */
   readonly nexthops = new FakeNexthops(this.links);
 
@@ -232,7 +235,7 @@ export class FakeKernel {
         if (!deleteMatches(sent, r)) continue;
         this.routes.delete(k);
         this.count(port, `del ${routeLine(r, this.links)}`);
-        this.notify(r, true, port);
+        this.notify(r, true, port, 0);
         return undefined;
       }
       return { errno: ESRCH, extAck: 'No such route' };
@@ -245,7 +248,7 @@ export class FakeKernel {
     if (there !== undefined) this.routes.delete(k); // replaced: the new one goes last, as a dump shows it
     this.routes.set(k, r);
     this.count(port, `${there === undefined ? 'add' : 'replace'} ${routeLine(r, this.links)}`);
-    this.notify(r, false, port);
+    this.notify(r, false, port, there === undefined ? 0 : C.NLM_F_REPLACE);
     return undefined;
   }
 
@@ -318,8 +321,9 @@ export class FakeKernel {
     return r;
   }
 
-  private notify(r: RouteMessage, deleted: boolean, port: number): void {
-    for (const io of this.ios) if (io.family === r.family) io.queue({ kind: 'route', msg: r, deleted, port });
+  /** To every monitor of the route's family; of the other family, to those whose id block the route's object is in (their kernel filter). */
+  private notify(r: RouteMessage, deleted: boolean, port: number, nlFlags: number): void {
+    for (const io of this.ios) if (io.family === r.family || (r.nhId !== undefined && io.nhBlock === r.nhId >>> 16)) io.queue({ kind: 'route', msg: r, deleted, port, nlFlags });
   }
 
   /** A dump of `family`'s table as the kernel would stream it, through `decode`. */
@@ -367,6 +371,8 @@ export class FakeKernel {
 export class FakeKernelIo implements KernelIo {
   readonly ownEchoesFiltered: boolean;
   readonly family: Family;
+  /** The top 16 bits of the sync's nexthop object ids (the other family's routes on them reach this monitor). */
+  readonly nhBlock: number;
   private notices: Notice[] = [];
   private overflowDue = false;
   private listening = true;
@@ -388,6 +394,7 @@ export class FakeKernelIo implements KernelIo {
     readonly port: number,
   ) {
     this.family = opts.target.family;
+    this.nhBlock = idRange(opts.target).first >>> 16;
     this.ownEchoesFiltered = opts.filterOwnEchoes ?? true;
   }
 
@@ -424,7 +431,8 @@ export class FakeKernelIo implements KernelIo {
         if (n.kind === 'link') this.events.onLink(n.link, n.deleted);
         else if (n.kind === 'addr') this.events.onAddr(n.addr, n.deleted);
         else if (n.kind === 'nexthop') this.events.onNexthop?.(n.nh, n.deleted);
-        else this.deliverRoute(n.msg, n.deleted);
+        else if (n.msg.family !== this.family) this.events.onOtherFamilyRoute?.(n.msg, n.deleted, n.nlFlags);
+        else this.deliverRoute(n.msg, n.deleted, n.nlFlags);
       }
       if (this.overflowDue && this.listening) {
         this.overflowDue = false;
@@ -435,11 +443,11 @@ export class FakeKernelIo implements KernelIo {
     }
   }
 
-  private deliverRoute(msg: RouteMessage, deleted: boolean): void {
+  private deliverRoute(msg: RouteMessage, deleted: boolean, nlFlags: number): void {
     const type = deleted ? C.RTM_DELROUTE : C.RTM_NEWROUTE;
-    const len = encodeRouteMessage(this.scratch, 0, type, 0, 0, msg);
+    const len = encodeRouteMessage(this.scratch, 0, type, nlFlags, 0, msg);
     if (this.events.onRawRoute?.(this.scratch, 0, len, type)) return;
-    this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted);
+    this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted, nlFlags);
   }
 
   async dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump> {
@@ -464,12 +472,15 @@ export class FakeKernelIo implements KernelIo {
     if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);
   }
 
-  async nexthopUsers(): Promise<Set<number>> {
+  async nexthopUsers(inRange: (id: number) => boolean): Promise<RouteMessage[]> {
+    this.kernel.usersDumps++;
     await new Promise((r) => setImmediate(r));
     const t = this.opts.target;
-    const out = new Set<number>();
-    for (const r of this.kernel.all()) if (r.nhId !== undefined && !(r.protocol === t.protocol && r.table === t.table)) out.add(r.nhId);
-    return out;
+    return this.kernel.all().filter((r) => r.nhId !== undefined && inRange(r.nhId) && !(r.protocol === t.protocol && r.table === t.table));
+  }
+
+  drainMonitor(): void {
+    this.deliver();
   }
 
   submit(ops: OpSource): Promise<BatchResult> {

@@ -174,4 +174,60 @@ kernelDescribe('kernel protocol on nexthop objects', () => {
     expect(ns.ip('route', 'show', 'table', '300')).toContain(`nhid ${b}`);
     expect(table.bestRoute(parsePrefix('10.4.1.0/24'))).toBeDefined();
   });
+
+  it('hears foreign routes put on our objects after start, of either family, and removed again', async () => {
+    const table = newTable();
+    const src = new RouteSource('static1', 200);
+    announce(table, src, ['10.5.0.0/24 via 192.0.2.2', '10.5.1.0/24 via 198.51.100.2', '10.5.2.0/24 via inet6 2001:db8:1::2 dev veth0']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    const a = nhidOf(ns, '10.5.0.0/24')!;
+    const v6 = nhidOf(ns, '10.5.2.0/24')!;
+    ns.ip('-6', 'route', 'add', '2001:db8:40::/48', 'nhid', String(v6), 'table', '300'); // an IPv6 route on the IPv6 object of our IPv4 route
+    ns.ip('route', 'add', '10.97.0.0/24', 'nhid', String(a));
+    ns.ip('route', 'del', '10.97.0.0/24'); // removed again: a may go
+    await p.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+    expect(nexthops(ns).map((o) => o.id)).toEqual([v6]);
+    expect(ns.ip('-6', 'route', 'show', 'table', '300')).toContain(`nhid ${v6}`);
+  });
+
+  for (const compat of [1, 0]) {
+    it(`learns foreign routes on nexthop objects (FRR's way) with their next hops, nexthop_compat_mode ${compat}`, async () => {
+      ns.exec('sysctl', ['-q', '-w', `net.ipv4.nexthop_compat_mode=${compat}`]);
+      ns.ip('nexthop', 'add', 'id', '7001', 'via', '198.51.100.2', 'dev', 'veth1', 'proto', 'zebra');
+      ns.ip('nexthop', 'add', 'id', '7002', 'via', '192.0.2.2', 'dev', 'veth0', 'proto', 'zebra');
+      ns.ip('nexthop', 'add', 'id', '7003', 'group', '7001,2/7002', 'proto', 'zebra');
+      ns.ip('route', 'add', '10.7.0.0/24', 'nhid', '7001', 'proto', 'zebra', 'metric', '20');
+      ns.ip('route', 'add', '10.7.1.0/24', 'nhid', '7003', 'proto', 'zebra', 'metric', '20');
+      const table = newTable();
+      const p = kernelProtocol(ns, table, { learn: { table } });
+      await p.start();
+      const learned = (net: string): string | undefined => table.bestRoute(parsePrefix(net))?.toString();
+      expect(learned('10.7.0.0/24')).toBe('via 198.51.100.2 dev veth1 metric 20 (kernel1-learn)');
+      expect(learned('10.7.1.0/24')).toBe('via 192.0.2.2 dev veth0, via 198.51.100.2 dev veth1 weight 2 metric 20 (kernel1-learn)'); // 7001 has weight 2
+      ns.ip('route', 'add', '10.7.2.0/24', 'nhid', '7002', 'proto', 'zebra'); // a notification
+      await until(() => learned('10.7.2.0/24') === 'via 192.0.2.2 dev veth0 (kernel1-learn)', 2000);
+      expect(ourRoutes(ns)).toEqual([]); // learned routes are not exported back
+      await p.shutdown();
+      expect(learned('10.7.0.0/24')).toBeUndefined();
+    });
+  }
+
+  it('after a restart, counts the foreign routes already on the objects it adopts', async () => {
+    const table = newTable();
+    const src = new RouteSource('static1', 200);
+    announce(table, src, ['10.6.0.0/24 via 192.0.2.2', '10.6.1.0/24 via 198.51.100.2']);
+    const p = kernelProtocol(ns, table);
+    await p.start();
+    const a = nhidOf(ns, '10.6.0.0/24')!;
+    p.crashForTesting(); // routes and objects stay: the next start adopts them
+    ns.ip('route', 'add', '10.96.0.0/24', 'nhid', String(a), 'table', '301');
+    const again = kernelProtocol(ns, table);
+    await again.start();
+    await again.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+    expect(nexthops(ns).map((o) => o.id)).toEqual([a]);
+    expect(ns.ip('route', 'show', 'table', '301')).toContain(`nhid ${a}`);
+  });
 });

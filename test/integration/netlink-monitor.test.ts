@@ -2,6 +2,7 @@
  * The monitor sees route, link and address changes made by others, reports a
  * receive-buffer overflow as its own event, and keeps working after it.
  */
+import { AF_INET } from '../../src/lib/addr';
 import * as C from '../../src/netlink/constants';
 import { NetlinkMonitor } from '../../src/netlink/monitor';
 import { NetlinkMessage } from '../../src/netlink/message-codec';
@@ -45,6 +46,34 @@ kernelDescribe('netlink monitor', () => {
     } finally {
       mon.close();
       ns.ip('link', 'set', 'veth1', 'up');
+    }
+  });
+
+  it('its kernel filter passes every route of its family, and of the other family only those on an object in its id block', async () => {
+    const seen: NetlinkMessage[] = [];
+    const mon = NetlinkMonitor.open({ onMessages: (m) => seen.push(...m), onOverflow: () => undefined }, { netns: ns.name, groups: [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_IPV6_ROUTE] });
+    const block = 0x907e; // protocol 144, IPv4 routes, table 254
+    const inside = String(block * 0x10000 + 1);
+    const outside = String((block + 1) * 0x10000 + 1);
+    try {
+      mon.ignorePort(0x7ffffff0, { family: AF_INET, nhIdHigh16: block });
+      ns.ip('nexthop', 'add', 'id', inside, 'via', '2001:db8:1::2', 'dev', 'veth0');
+      ns.ip('nexthop', 'add', 'id', outside, 'via', '2001:db8:1::2', 'dev', 'veth0');
+      ns.ip('-6', 'route', 'add', '2001:db8:30::/48', 'nhid', inside, 'table', '300');
+      ns.ip('-6', 'route', 'add', '2001:db8:31::/48', 'nhid', outside);
+      ns.ip('-6', 'route', 'add', '2001:db8:32::/48', 'via', '2001:db8:1::2');
+      // Many attributes before and after the id: the walk finds it.
+      ns.ip('-6', 'route', 'add', '2001:db8:33::/48', 'nhid', inside, 'metric', '10', 'mtu', '1400', 'advmss', '1300', 'pref', 'high', 'expires', '600');
+      ns.ip('-6', 'route', 'del', '2001:db8:30::/48', 'table', '300');
+      ns.ip('route', 'add', '203.0.113.128/25', 'via', '192.0.2.2', 'proto', '251');
+      await waitFor(() => seen.some((m) => m.kind === 'route' && m.route.protocol === 251), 'the IPv4 route');
+      const routes = seen.flatMap((m) => (m.kind === 'route' ? [`${m.deleted ? 'del' : 'add'} ${m.route.dst.toString()}${m.route.nhId ? ` nhid ${m.route.nhId}` : ''}`] : []));
+      expect(routes).toEqual([`add 2001:db8:30::/48 nhid ${inside}`, `add 2001:db8:33::/48 nhid ${inside}`, `del 2001:db8:30::/48 nhid ${inside}`, 'add 203.0.113.128/25']);
+    } finally {
+      mon.close();
+      for (const r of ['2001:db8:31::/48', '2001:db8:32::/48', '2001:db8:33::/48']) ns.ip('-6', 'route', 'del', r);
+      ns.ip('route', 'del', '203.0.113.128/25');
+      ns.ip('nexthop', 'flush');
     }
   });
 

@@ -186,7 +186,8 @@ export function kernelDelete(dst: Prefix, target: KernelTarget, priority: number
 /** A kernel route as route attributes (for learn); undefined when the model cannot carry it. */
 export function fromKernelRoute(r: RouteMessage, nameOf: (index: number) => string | undefined): RouteAttrs | undefined {
   const type = RTN_TO_TYPE[r.type];
-  if (type === undefined || r.nhId !== undefined || r.src !== undefined) return undefined;
+  // A route on a nexthop object is taken with the object's next hops (reported beside the id, or nexthop-view.ts).
+  if (type === undefined || r.src !== undefined) return undefined;
   const spec: RouteAttrsSpec = { type };
   if (r.priority !== undefined) spec.metric = r.priority;
   if (r.prefsrc) spec.prefsrc = r.prefsrc;

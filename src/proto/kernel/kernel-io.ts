@@ -27,11 +27,14 @@ import type { KernelTarget } from './convert';
 
 /** What the kernel tells the sync, in the order it happened. */
 export interface KernelEvents {
-  onRoute(r: RouteMessage, deleted: boolean): void;
+  /** A route change of our family, any table (`nlFlags`: the notification's NLM_F_REPLACE / NLM_F_APPEND). */
+  onRoute(r: RouteMessage, deleted: boolean, nlFlags?: number): void;
   onLink(l: LinkMessage, deleted: boolean): void;
   onAddr(a: AddrMessage, deleted: boolean): void;
   /** A nexthop object was made, changed or deleted (by anyone: changes of objects are not filtered). */
   onNexthop?(m: NexthopMessage, deleted: boolean): void;
+  /** A route change of the other family naming a nexthop object in our id block (the kernel filters the rest out). */
+  onOtherFamilyRoute?(r: RouteMessage, deleted: boolean, nlFlags?: number): void;
   /** Notifications were lost (ENOBUFS): resync. */
   onOverflow(): void;
   onMalformed(message: string): void;
@@ -95,8 +98,10 @@ export interface KernelIo {
   dumpNexthops(): Promise<NexthopMessage[]>;
   /** One nexthop object change, acked (rejects with NetlinkRequestError). */
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
-  /** Ids of nexthop objects that routes other than ours (our protocol in our table) use, in every table of both families. */
-  nexthopUsers(): Promise<Set<number>>;
+  /** Routes other than ours (our protocol in our table) naming a nexthop object `inRange`, in every table of both families. */
+  nexthopUsers(inRange: (id: number) => boolean): Promise<RouteMessage[]>;
+  /** Delivers every notification queued now (before a change that depends on what others did). */
+  drainMonitor(): void;
   /** Stops listening to notifications (shutdown: our own deletes need no repair). */
   closeMonitor(): void;
   /** Waits for every submitted change, then closes everything. */

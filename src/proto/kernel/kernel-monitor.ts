@@ -1,12 +1,16 @@
 /**
  * The notification socket: route changes of one family, link changes,
- * address changes and nexthop objects, decoded and handed to the kernel sync.
+ * address changes and nexthop objects, decoded and handed to the kernel sync;
+ * and route changes of the other family that name a nexthop object of ours
+ * (a foreign route on one of our objects, nexthop-users.ts): the kernel's
+ * filter (ignorePort) lets only those through. Without the filter every one
+ * of them arrives and is decoded.
  *
  * A receive-buffer overflow (ENOBUFS) means the kernel dropped notifications
  * we will never see: it is reported once per occurrence through onOverflow,
  * and the sync answers with a full resync. The socket stays open.
  */
-import type { Family } from '../../lib/addr';
+import { AF_INET, AF_INET6, type Family } from '../../lib/addr';
 import * as C from '../../netlink/constants';
 import { NetlinkMonitor } from '../../netlink/monitor';
 import type { KernelEvents } from './kernel-io';
@@ -20,19 +24,22 @@ export interface KernelMonitorOptions {
 
 export class KernelMonitor {
   private readonly monitor: NetlinkMonitor;
+  private readonly family: Family;
 
   constructor(opts: KernelMonitorOptions, handlers: KernelEvents) {
+    this.family = opts.family;
     const groups =
       opts.family === 4
-        ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_NEXTHOP]
-        : [C.RTNLGRP_IPV6_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV6_IFADDR, C.RTNLGRP_NEXTHOP];
+        ? [C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_NEXTHOP, C.RTNLGRP_IPV6_ROUTE]
+        : [C.RTNLGRP_IPV6_ROUTE, C.RTNLGRP_LINK, C.RTNLGRP_IPV6_IFADDR, C.RTNLGRP_NEXTHOP, C.RTNLGRP_IPV4_ROUTE];
     this.monitor = NetlinkMonitor.open(
       {
         onMessages: (messages) => {
           for (const m of messages) {
             switch (m.kind) {
               case 'route':
-                if (m.route.family === opts.family) handlers.onRoute(m.route, m.deleted);
+                if (m.route.family === opts.family) handlers.onRoute(m.route, m.deleted, m.header.flags);
+                else handlers.onOtherFamilyRoute?.(m.route, m.deleted, m.header.flags);
                 break;
               case 'link':
                 handlers.onLink(m.link, m.deleted);
@@ -61,9 +68,12 @@ export class KernelMonitor {
     );
   }
 
-  /** Drops, in the kernel, the notifications our own route socket causes (NetlinkMonitor.ignorePort). */
-  ignorePort(portId: number): void {
-    this.monitor.ignorePort(portId);
+  /**
+   * Drops, in the kernel, the notifications our own route socket causes, and the other family's
+   * route notifications but those naming an object in our id block (NetlinkMonitor.ignorePort).
+   */
+  ignorePort(portId: number, nhIdHigh16: number): void {
+    this.monitor.ignorePort(portId, { family: this.family === 4 ? AF_INET : AF_INET6, nhIdHigh16 });
   }
 
   /** Delivers whatever is queued now. */

@@ -6,8 +6,10 @@
  * The protocol says what is wanted (setWanted) and when to scan, prune and
  * withdraw; the sync's phase (sync-state.ts) says what may happen now; the
  * per-route state is columns indexed by route id (route-store.ts) naming
- * interned kernel routes (kernel-routes.ts); the sender (sync-sender.ts)
- * plans, sends and takes the answers.
+ * interned kernel routes (kernel-routes.ts), read from the kernel's dumps
+ * (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
+ * answers; notifications go to sync-notices.ts, nexthop objects to
+ * sync-nexthops.ts.
  *
  * Invariants:
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
@@ -24,7 +26,6 @@
  */
 import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
-import { DumpInterruptedError } from '../../netlink/client';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { RouteAttrs } from '../../route';
@@ -33,7 +34,8 @@ import { RateLimitedLog, debugOn, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
-import type { DumpSink, KernelIo, KernelIoProvider } from './kernel-io';
+import type { KernelIo, KernelIoProvider } from './kernel-io';
+import { applyDump, dumpOurs, firstDump, type SyncDumpContext } from './sync-dump';
 import { KernelRoutes } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
 import { DeviceScanRequest, dropMissing, findHeldThrough } from './device-scan';
@@ -109,6 +111,8 @@ export class KernelSync implements ScanTarget {
   private openedAt = 0;
   private tick: NodeJS.Timeout | undefined;
   private readonly scans: ScanScheduler;
+  /** What reading our table into the store needs (sync-dump.ts). */
+  private readonly dumps: SyncDumpContext;
   /** What the next scan is asked: the whole table, or the routes through some devices (device-scan.ts). */
   private readonly deviceScans = new DeviceScanRequest();
 
@@ -140,6 +144,10 @@ export class KernelSync implements ScanTarget {
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       reconvertAll: () => this.notices.moveWanted(this.routes.reconvert(true)),
     });
+    // Learn takes a foreign route that names a nexthop object with the object's next hops (nexthop-view.ts).
+    const learnRoute = opts.onForeignRoute;
+    const learnDump = opts.onForeignDump;
+    const expand = (r: RouteMessage): RouteMessage => this.nh.view.expand(r);
     this.notices = new SyncNotices({
       store: this.store,
       routes: this.routes,
@@ -151,11 +159,12 @@ export class KernelSync implements ScanTarget {
       limited: this.limited,
       target: this.target,
       links: this.links,
-      opts,
+      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       requestDeviceScan: (index) => this.requestDeviceScan(index),
     });
+    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}) };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
@@ -190,7 +199,11 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted) => this.notices.onRouteNotification(r, deleted),
+        onRoute: (r, deleted, nlFlags) => {
+          this.nh.onRoute(r, deleted, nlFlags ?? 0);
+          this.notices.onRouteNotification(r, deleted);
+        },
+        onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
@@ -200,7 +213,10 @@ export class KernelSync implements ScanTarget {
           this.notices.onAddr(a, deleted);
         },
         onNexthop: (m, deleted) => this.nh.onNotification(m, deleted),
-        onOverflow: () => this.notices.onOverflow(),
+        onOverflow: () => {
+          this.nh.onOverflow();
+          this.notices.onOverflow();
+        },
         onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
         onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
       },
@@ -228,40 +244,8 @@ export class KernelSync implements ScanTarget {
   /** init -> first-dump -> first-feed: our routes in the kernel; then only early adds go out until prune(). */
   async firstScan(): Promise<void> {
     this.sm.go('first-dump');
-    // Nothing is known yet, so the dump goes straight into the routes' state as it arrives (no list
-    // of a million routes on the side); a dump that starts over starts the state over.
-    const store = this.store;
-    const routes = this.routes;
-    let count = 0;
-    let lastRoute: RouteMessage | undefined;
-    let lastRid = 0;
-    const sink: DumpSink = {
-      route: (family, len, w0, w1, w2, w3, route) => {
-        if (route !== lastRoute) {
-          lastRoute = route;
-          lastRid = routes.seen(route);
-        }
-        store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
-        count++;
-      },
-      restart: () => {
-        store.forEach((id) => store.clearHave(id));
-        count = 0;
-      },
-    };
-    for (let done = false; !done; ) {
-      try {
-        await this.dumpOurs(sink);
-        done = true;
-      } catch (err) {
-        // A table that keeps changing interrupts dumps: the first sync waits for a quiet moment.
-        if (!(err instanceof DumpInterruptedError)) throw err;
-        sink.restart();
-        this.limited.write('warn', 'first-scan', `first scan: ${err.message}; trying again`, { table: this.target.table });
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      if (PHASE.closing(this.state)) return;
-    }
+    const count = await firstDump(this.dumps, () => PHASE.closing(this.state));
+    if (PHASE.closing(this.state)) return;
     this.log.info(`first scan: ${count} routes of ours in table ${this.target.table}`, { table: this.target.table });
     this.sm.go('first-feed');
   }
@@ -287,6 +271,7 @@ export class KernelSync implements ScanTarget {
     this.metrics.firstSync((Date.now() - this.openedAt) / 1000);
     this.log.info(`in sync: ${countLine(this.counts())} (${Date.now() - t0} ms)`, { table: this.target.table });
     this.nexthops.sweepUnused();
+    void this.nh.counted().catch((err: Error) => this.limited.write('warn', 'nexthop-users', `counting foreign routes on our nexthop objects failed: ${err.message}`, { table: this.target.table }));
     void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
@@ -315,11 +300,9 @@ export class KernelSync implements ScanTarget {
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
     if (net.family !== this.target.family) return;
     const store = this.store;
-    let id = store.nets.find(net);
-    if (id < 0) {
-      if (attrs === undefined) return;
-      id = store.idOf(net);
-    }
+    // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
+    const id = attrs === undefined ? store.nets.find(net) : store.idOf(net);
+    if (id < 0) return;
     if (this.refeeding) store.setFlag(id, SEEN, true);
     const before = store.want[id]!;
     const rid = attrs === undefined ? 0 : this.routes.wanted(attrs, set, sourceName);
@@ -362,39 +345,9 @@ export class KernelSync implements ScanTarget {
 
   // ------------------------------------------------------------ the kernel's side
 
-  private async dumpOurs(sink?: DumpSink): Promise<DumpedRoutes> {
-    const dump = await this.io!.dumpTable(this.opts.onForeignDump !== undefined, sink);
-    if (dump.retries > 0) this.metrics.dumpRetried(dump.retries);
-    if (dump.retries > 0) this.limited.write('warn', 'dump-intr', `dump interrupted ${dump.retries} times (table busy); retried`, { table: this.target.table });
-    for (const m of dump.undecodable) this.limited.write('warn', 'dump-decode', `undecodable route in dump: ${m}`);
-    this.opts.onForeignDump?.(dump.foreign);
-    return dump.ours;
-  }
-
   /** Room for `n` routes: the protocol knows the table's size before the first scan. */
   reserve(n: number): void {
     this.store.reserve(n);
-  }
-
-  /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
-  private applyDump(dumped: DumpedRoutes): void {
-    const store = this.store;
-    store.reserve(Math.max(store.size, dumped.length)); // usually the same nets
-    store.forEach((id) => store.clearHave(id));
-    this.echoes?.clear();
-    const nets = store.nets;
-    const routes = this.routes;
-    let lastRoute: RouteMessage | undefined;
-    let lastRid = 0;
-    // A dump's routes are a handful of shared shapes: one KernelRoute each, compared with what we want once per pair.
-    dumped.forEach((family, len, w0, w1, w2, w3, route) => {
-      if (route !== lastRoute) {
-        lastRoute = route;
-        lastRid = routes.seen(route);
-      }
-      const id = family === 4 ? nets.insert4(w0, len) : nets.insert6(w0, w1, w2, w3, len);
-      store.addHave(id, lastRid);
-    });
   }
 
   // ------------------------------------------------------------ scans
@@ -436,14 +389,14 @@ export class KernelSync implements ScanTarget {
     const held = asked.full || reason !== SCAN_REASONS.link ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
     let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
     try {
-      dumped = held === 'full' ? await this.dumpOurs() : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
+      dumped = held === 'full' ? await dumpOurs(this.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
     } catch (err) {
       this.metrics.scanFailed();
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
     if (PHASE.closing(this.state)) return;
     const lost = held !== 'full' && Array.isArray(dumped) ? dropMissing(this.store, this.routes, held, dumped) : undefined;
-    if (dumped && !Array.isArray(dumped)) this.applyDump(dumped);
+    if (dumped && !Array.isArray(dumped)) applyDump(this.dumps, dumped, this.echoes);
     this.sm.go('pruning');
     this.notices.drainBuffered();
     if (lost === undefined) this.sender.queueAll(false);
@@ -466,10 +419,13 @@ export class KernelSync implements ScanTarget {
    * answer; then a final dump deletes whatever of ours is left. Ends down.
    */
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
-    this.beginShutdown();
+    // The monitor listens on until our objects are gone: a foreign route put on one meanwhile keeps it.
+    this.beginShutdown(false);
     await this.sender.settled();
-    // Our objects first (unless a foreign route uses one): every route on one goes with it.
-    const gone = await this.nh.dropAll();
+    // Our objects first (unless a foreign route uses one): every route on one goes with it. The
+    // kernel does that beside the withdrawal's walk, which waits for it before its final dump.
+    const drop = await this.nh.dropAll();
+    const dropped = drop.done.then(() => this.io?.closeMonitor());
     const result = await withdrawAll(
       {
         io: this.io!,
@@ -482,7 +438,8 @@ export class KernelSync implements ScanTarget {
       },
       fed,
       this.store,
-      gone,
+      drop.gone,
+      dropped,
     );
     // The routes are gone: our objects go after them, unless a foreign route uses one.
     this.nexthops.retireAll();
@@ -498,10 +455,10 @@ export class KernelSync implements ScanTarget {
     await this.close();
   }
 
-  private beginShutdown(): void {
+  private beginShutdown(closeMonitor = true): void {
     if (PHASE.live(this.state)) this.sm.go('closing');
     this.stopTimers();
-    this.io?.closeMonitor();
+    if (closeMonitor) this.io?.closeMonitor();
   }
 
   private stopTimers(): void {

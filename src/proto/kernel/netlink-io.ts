@@ -19,11 +19,12 @@ import { NetlinkRequestError } from '../../netlink/errors';
 import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
 import * as C from '../../netlink/constants';
 import { decodeNexthopMessage, encodeNexthopDump, encodeNexthopRequest, type NexthopMessage } from '../../netlink/nexthop-codec';
-import { encodeRouteDump } from '../../netlink/route-codec';
+import { decodeRouteMessage, encodeRouteDump, type RouteMessage } from '../../netlink/route-codec';
 import { walkAttrs } from '../../netlink/wire';
 import type { KernelTarget } from './convert';
 import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
 import { KernelMonitor } from './kernel-monitor';
+import { idRange } from './nexthop-objects';
 import { TableDumpCollector } from './table-dump';
 
 const { ENOENT } = osConstants.errno;
@@ -43,7 +44,7 @@ class NetlinkKernelIo implements KernelIo {
     let filtered = false;
     if (filterOwnEchoes) {
       try {
-        monitor.ignorePort(pipeline.socket.portId);
+        monitor.ignorePort(pipeline.socket.portId, idRange(target).first >>> 16);
         pipeline.beforeAnswers = () => this.monitor?.drainNow();
         filtered = true;
       } catch {
@@ -72,14 +73,16 @@ class NetlinkKernelIo implements KernelIo {
   }
 
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
-    return this.client.request((b, o, seq) => encodeNexthopRequest(b, o, seq, cmd, m), `${cmd} nexthop ${m.id}`);
+    const encode = (b: Buffer, o: number, seq: number): number => encodeNexthopRequest(b, o, seq, cmd, m);
+    // A delete takes every route on the object with it, inside the kernel's sendmsg: off the JS thread.
+    return cmd === 'delete' ? this.client.requestOffThread(encode, `delete nexthop ${m.id}`) : this.client.request(encode, `${cmd} nexthop ${m.id}`);
   }
 
-  async nexthopUsers(): Promise<Set<number>> {
+  async nexthopUsers(inRange: (id: number) => boolean): Promise<RouteMessage[]> {
     const t = this.target;
-    const users = new Set<number>();
-    // Read in place: only the header's protocol and table and RTA_TABLE / RTA_NH_ID matter here.
-    const take = (buf: Buffer, off: number, len: number, type: number): undefined => {
+    // Read in place: only the header's protocol and table and RTA_TABLE / RTA_NH_ID matter here;
+    // the few routes on an object in range are decoded.
+    const take = (buf: Buffer, off: number, len: number, type: number): RouteMessage | undefined => {
       if (type !== C.RTM_NEWROUTE) return undefined;
       const b = off + C.NLMSG_HDRLEN;
       let table = buf[b + 4]!;
@@ -90,11 +93,15 @@ class NetlinkKernelIo implements KernelIo {
         if (a === C.RTA_TABLE && dl >= 4) table = buf.readUInt32LE(d);
         else if (a === C.RTA_NH_ID && dl >= 4) nh = buf.readUInt32LE(d);
       });
-      if (nh !== 0 && !(buf[b + 5] === t.protocol && table === t.table)) users.add(nh);
-      return undefined;
+      return nh !== 0 && inRange(nh) && !(buf[b + 5] === t.protocol && table === t.table) ? decodeRouteMessage(buf, off, len) : undefined;
     };
-    for (const family of [4, 6] as const) await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, { family }), take, `dump routes (nexthop users)`, () => undefined);
+    const users: RouteMessage[] = [];
+    for (const family of [4, 6] as const) users.push(...(await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, { family }), take, `dump routes (nexthop users)`)).items);
     return users;
+  }
+
+  drainMonitor(): void {
+    this.monitor?.drainNow();
   }
 
   submit(ops: OpSource): Promise<BatchResult> {

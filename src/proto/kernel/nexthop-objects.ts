@@ -64,8 +64,6 @@ export interface NhObject {
 /** The kernel's side of nexthop objects (KernelIo implements it). */
 export interface NexthopIo {
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
-  /** Ids of nexthop objects used by routes that are not ours (any table, both families). */
-  nexthopUsers(): Promise<Set<number>>;
 }
 
 /** Devices of connected prefixes, to give a gateway sent without a device the one the kernel would pick. */
@@ -130,6 +128,11 @@ export class NexthopObjects {
 
   get retiredCount(): number {
     return this.retired.length;
+  }
+
+  /** Ids of the retired objects still in the kernel. */
+  retiredIds(): number[] {
+    return this.retired.map((o) => o.id);
   }
 
   /** Objects of ours by state (retired: nothing uses them; still in the kernel, being deleted or kept for a foreign route). */
@@ -377,19 +380,23 @@ export class NexthopObjects {
   }
 
   /**
-   * Deletes retired objects no foreign route uses (a group before its members); those a foreign
-   * route uses stay in the kernel and are looked at again next time. Returns how many went.
+   * Deletes retired objects no foreign route uses (`usedByOthers`, asked right before each delete;
+   * a group before its members); those a foreign route uses stay in the kernel and are looked at
+   * again next time. Returns how many went.
    */
-  async collect(io: NexthopIo, deleted?: Set<number>): Promise<number> {
+  async collect(io: NexthopIo, usedByOthers: (id: number) => boolean, deleted?: Set<number>): Promise<number> {
     if (this.retired.length === 0) return 0;
-    const users = await io.nexthopUsers();
     const batch = this.retired;
     this.retired = [];
     let n = 0;
+    // The members of a group kept for a foreign route stay too: deleting one takes it out of that
+    // group (the last one, the group and the foreign route with it). Groups come before members.
+    const members = new Set<number>();
     for (const o of batch) {
-      if (users.has(o.id)) {
+      if (usedByOthers(o.id) || members.has(o.id)) {
         this.retired.push(o);
         this.stats.keptForForeign++;
+        for (const m of o.members ?? []) members.add(m.id);
         continue;
       }
       try {

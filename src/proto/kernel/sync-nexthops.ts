@@ -7,8 +7,11 @@
  *
  * Ours are adopted whatever the option says: turning it off moves our
  * routes off them (in place), and then they are deleted like any object
- * nothing uses. Deleting is checked against foreign routes first (a dump of
- * every table) and runs at most every 2 s.
+ * nothing uses. Deleting is checked against foreign routes first, as the
+ * kernel's notifications tell them (nexthop-users.ts; a dump of every route
+ * table only when that count is not trusted, or at most once a minute while
+ * a recorded foreign use keeps an object), with the notifications queued
+ * until then read right before each delete; it runs at most every 2 s.
  */
 import { KrtError } from '../../lib/errors';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
@@ -19,6 +22,9 @@ import type { KernelRoutes } from './kernel-routes';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { linkUsable, type LinkCache } from './link-cache';
 import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
+import { ForeignNexthopUsers } from './nexthop-users';
+import { KernelNexthopView } from './nexthop-view';
+import type { RouteMessage } from '../../netlink/route-codec';
 import type { RouteStore } from './route-store';
 import type { RouteError } from './route-status';
 import { SCAN_REASONS } from './sync-metrics';
@@ -56,25 +62,38 @@ export interface SyncNexthopsContext {
   readonly connected: ConnectedPrefixes;
 }
 
+/** A recorded foreign use that keeps an object is checked against a dump at most this often. */
+const RESEED_MS = 60_000;
+
 export class SyncNexthops {
   private collecting = false;
   private lastCollect = 0;
+  /** Foreign routes on our objects, kept from notifications. */
+  readonly users: ForeignNexthopUsers;
+  /** Every object in the kernel, to learn foreign routes that name one. */
+  readonly view = new KernelNexthopView();
 
   constructor(
     private readonly c: SyncNexthopsContext,
     private mode: NexthopMode,
-  ) {}
+  ) {
+    this.users = new ForeignNexthopUsers(c.target, (id) => c.nexthops.inRange(id));
+  }
 
   /** Whether the kernel has objects (a dump works); ours are adopted. `on` without them is an error. */
   async open(io: KernelIo): Promise<void> {
     const nx = this.c.nexthops;
     try {
-      nx.resync(await io.dumpNexthops(), true);
+      const dumped = await io.dumpNexthops();
+      nx.resync(dumped, true);
+      this.view.reset(dumped);
       nx.supported = true;
     } catch (err) {
       if (this.mode === 'on') throw new KrtError('KRT_ERR_NEXTHOP', `nexthop_objects: on, but the kernel has no nexthop objects (${(err as Error).message}); use auto or off`);
       this.c.log.info(`the kernel has no nexthop objects (${(err as Error).message}): routes carry their next hops`);
     }
+    // Routes of others may be on objects of ours already: they are counted from a dump (after the first sync).
+    if (nx.stats.adopted > 0) this.users.distrust();
     nx.enabled = nx.supported && this.mode !== 'off';
     if (nx.supported) this.c.log.info(`nexthop objects ${nx.enabled ? 'on' : 'off'}: ${nx.stats.adopted} of ours adopted`, { table: this.c.target.table });
   }
@@ -91,8 +110,31 @@ export class SyncNexthops {
     this.c.moveWanted(this.c.routes.reconvert(true));
   }
 
+  /** A route notification, of any table or family (`nlFlags`: its NLM_F_REPLACE / APPEND): foreign routes on our objects. */
+  onRoute(r: RouteMessage, deleted: boolean, nlFlags: number): void {
+    this.users.note(r, deleted, nlFlags);
+  }
+
+  /** Notifications were lost: foreign routes on our objects are counted again before the next delete. */
+  onOverflow(): void {
+    this.users.distrust();
+  }
+
+  /** The foreign uses are counted (seeded from a dump of every route table if they are not trusted). */
+  async counted(): Promise<void> {
+    if (!this.users.trusted && this.c.nexthops.supported) await this.users.seed(() => this.c.io().nexthopUsers((id) => this.c.nexthops.inRange(id)));
+  }
+
+  /** Whether a foreign route uses object `id`: the notifications queued now are read first (they may say so). */
+  private usedByOthers = (id: number): boolean => {
+    this.c.io().drainMonitor();
+    return this.users.uses(id);
+  };
+
   /** A notification: someone else changed or deleted an object of ours (a link flush tells nobody: scans re-read them). */
   onNotification(m: NexthopMessage, deleted: boolean): void {
+    this.view.note(m, deleted);
+    if (deleted && this.c.nexthops.isOurs(m)) this.users.objectGone(m.id); // the routes on it went with it
     if (!this.c.nexthops.onNotification(m, deleted)) return;
     this.c.limited.write('warn', 'nexthop-repair', `nexthop object ${m.id} of ours was ${deleted ? 'deleted' : 'changed'} by someone else; repairing`, { table: this.c.target.table });
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
@@ -101,7 +143,10 @@ export class SyncNexthops {
   /** A link change, before the link cache takes it: one that goes down or loses carrier took its objects with it. */
   onLink(l: LinkMessage, deleted: boolean): void {
     if (deleted) this.c.connected.forget(l.index);
-    if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) this.c.nexthops.linkGone(l.index);
+    if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) {
+      for (const o of this.c.nexthops.list()) if (o.msg.oif === l.index) this.users.objectGone(o.id); // flushed, with every route on it
+      this.c.nexthops.linkGone(l.index);
+    }
     this.c.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
   }
 
@@ -113,7 +158,9 @@ export class SyncNexthops {
   async reread(): Promise<void> {
     if (!this.c.nexthops.supported) return;
     try {
-      this.c.nexthops.resync(await this.c.io().dumpNexthops(), false);
+      const dumped = await this.c.io().dumpNexthops();
+      this.c.nexthops.resync(dumped, false);
+      this.view.reset(dumped);
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
     }
@@ -126,7 +173,10 @@ export class SyncNexthops {
     this.collecting = true;
     this.lastCollect = Date.now();
     try {
-      const n = await nx.collect(this.c.io());
+      // A recorded use may have ended unseen (see nexthop-users.ts): a dump looks again, now and then.
+      if (!force && Date.now() - this.users.lastSeed > RESEED_MS && nx.retiredIds().some((id) => this.users.uses(id))) this.users.distrust();
+      await this.counted();
+      const n = await nx.collect(this.c.io(), this.usedByOthers);
       if (n > 0 && debugOn(this.c.log)) this.c.log.debug(`deleted ${n} nexthop objects nothing uses`);
       if (nx.retiredCount > 0) this.c.limited.write('info', 'nexthop-foreign', `${nx.retiredCount} nexthop objects of ours are kept: routes of others use them`, { table: this.c.target.table });
     } catch (err) {
@@ -139,31 +189,39 @@ export class SyncNexthops {
   /**
    * Shutdown's fast way: every object of ours that no foreign route uses is deleted, and with it
    * every route on it, one message an object (a quarter of the time their deletes take,
-   * docs/benchmarks.md). Returns which routes (by id) went with them: they need no delete.
+   * docs/benchmarks.md). The deletes run in `done` (off the JS thread); `gone` says at once which
+   * routes (by id) go with them, as planned: one whose object a foreign route took meanwhile is
+   * left to the withdrawal's final dump. Counting failed: nothing is deleted this way.
    */
-  async dropAll(): Promise<(id: number) => boolean> {
-    const dropped = new Set<number>();
+  async dropAll(): Promise<{ gone: (id: number) => boolean; done: Promise<void> }> {
     const { nexthops, store, routes } = this.c;
-    if (!nexthops.supported) return () => false;
-    const t0 = Date.now();
+    const none = { gone: () => false, done: Promise.resolve() };
+    if (!nexthops.supported) return none;
     nexthops.retireAll();
     try {
-      await nexthops.collect(this.c.io(), dropped);
+      await this.counted();
     } catch (err) {
-      this.c.limited.write('warn', 'nexthop-collect', `deleting our nexthop objects failed: ${(err as Error).message}; deleting routes one by one`, { table: this.c.target.table });
+      this.c.limited.write('warn', 'nexthop-users', `counting foreign routes on our nexthop objects failed: ${(err as Error).message}; deleting routes one by one`, { table: this.c.target.table });
+      return none;
     }
+    const planned = new Set(nexthops.retiredIds().filter((id) => !this.usedByOthers(id)));
+    const dropped = new Set<number>();
+    const t0 = Date.now();
+    const done = nexthops.collect(this.c.io(), this.usedByOthers, dropped).then(
+      () => {
+        if (dropped.size > 0) this.c.log.info(`deleted ${dropped.size} nexthop objects of ours, and the routes on them, in ${Date.now() - t0} ms`, { table: this.c.target.table });
+      },
+      (err: Error) => {
+        this.c.limited.write('warn', 'nexthop-collect', `deleting our nexthop objects failed: ${err.message}; the final dump finds their routes`, { table: this.c.target.table });
+      },
+    );
     const gone = (id: number): boolean => {
       const h = store.have[id]!;
       if (h === 0 || store.haveCount(id) !== 1) return false;
       const nh = routes.get(h).nh;
-      return nh !== undefined && dropped.has(nh.id);
+      return nh !== undefined && planned.has(nh.id);
     };
-    if (dropped.size > 0) {
-      let n = 0;
-      store.forEach((id) => void (gone(id) && n++));
-      this.c.log.info(`deleted ${dropped.size} nexthop objects of ours and with them ${n} routes in ${Date.now() - t0} ms`, { table: this.c.target.table });
-    }
-    return gone;
+    return { gone, done };
   }
 
   /** Our objects, with the nets on each (a walk of every route: for the CLI, not for scrapes). */

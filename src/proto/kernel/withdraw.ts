@@ -7,8 +7,10 @@
  * route was already gone, which is the goal, so it is not a failure. Then a
  * final dump finds whatever of ours is still there (withdrawals still in the
  * journal, routes added behind our back) and deletes that too. Routes that
- * went with their nexthop object (`gone`, kernel-sync.ts deletes our objects
- * first) are not deleted again: their nets count as not held.
+ * go with their nexthop object (`gone`, kernel-sync.ts deletes our objects
+ * first, `before`: the kernel does so while the nets are gathered here) are
+ * not deleted again: their nets count as not held; the final dump waits for
+ * `before`.
  */
 import { constants as osConstants } from 'node:os';
 import type { Prefix } from '../../lib/addr';
@@ -53,7 +55,7 @@ export type ForEachFed = (v4: (word: number, len: number) => void, v6: (net: Pre
  * Deletes the nets `store` holds or wants (each with the metric of our route there) and the
  * table's nets it does not (`fed`: by net alone, the target's metric or any metric of ours).
  */
-export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: RouteStore, gone: (id: number) => boolean = () => false): Promise<WithdrawResult> {
+export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: RouteStore, gone: (id: number) => boolean = () => false, before: Promise<unknown> = Promise.resolve()): Promise<WithdrawResult> {
   const t0 = Date.now();
   let lastProgress = t0;
   const result: WithdrawResult = { deleted: 0, leftovers: 0, failed: 0 };
@@ -169,6 +171,7 @@ export async function withdrawAll(ctx: WithdrawContext, fed: ForEachFed, store: 
     b.m[j] = metrics[list.values[i]!]!;
   });
   await Promise.all(pending);
+  await before; // our nexthop objects are gone (their routes with them) before the final dump looks
 
   let left;
   for (let attempt = 1; left === undefined; attempt++) {

@@ -134,3 +134,50 @@ describe('NetlinkClient dumps', () => {
     expect(kept).toEqual(['203.0.113.0/24']);
   });
 });
+
+/** The scripted kernel with a worker-thread send: a send's callback comes later, then its answer. */
+class ThreadedKernel extends ScriptedKernel {
+  running = 0;
+  maxRunning = 0;
+  order: number[] = [];
+  sendErrno = 0;
+  sendAsync(buf: Buffer, chunks: Int32Array, count: number, cb: (sent: number, errno: number) => void): void {
+    expect(count).toBe(1);
+    this.maxRunning = Math.max(this.maxRunning, ++this.running);
+    const copy = Buffer.from(buf.subarray(chunks[0]!, chunks[0]! + chunks[1]!));
+    setTimeout(() => {
+      this.running--;
+      this.order.push(copy.readUInt32LE(8));
+      if (this.sendErrno !== 0) return cb(0, this.sendErrno);
+      this.send(copy, copy.length);
+      cb(1, 0);
+    }, 5);
+  }
+}
+
+const ack = (seq: number, errno = 0) => (buf: Buffer, off: number) => {
+  writeHeader(buf, off, 36, C.NLMSG_ERROR, 0, seq);
+  buf.writeInt32LE(-errno, off + 16);
+  buf.fill(0, off + 20, off + 36);
+  return 36;
+};
+const getRoute = (b: Buffer, o: number, seq: number): number => encodeRouteDump(b, o, seq, { family: 4 });
+
+describe('NetlinkClient requests sent off the JS thread', () => {
+  it('go one at a time, in order, and take their acks and errors like request()', async () => {
+    const kernel = new ThreadedKernel((n, seq) => ({ replies: [ack(seq, n === 1 ? 2 : 0)] }));
+    const client = new NetlinkClient(kernel);
+    const results = await Promise.allSettled([client.requestOffThread(getRoute, 'first'), client.requestOffThread(getRoute, 'second'), client.requestOffThread(getRoute, 'third')]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ errnoName: 'ENOENT' });
+    expect(kernel.maxRunning).toBe(1);
+    expect(kernel.order).toEqual([...kernel.order].sort((a, b) => a - b));
+  });
+
+  it('fail with the send error when the worker could not send', async () => {
+    const kernel = new ThreadedKernel((_, seq) => ({ replies: [ack(seq)] }));
+    kernel.sendErrno = 105;
+    const client = new NetlinkClient(kernel);
+    await expect(client.requestOffThread(getRoute, 'x')).rejects.toMatchObject({ errnoName: 'ENOBUFS' });
+  });
+});

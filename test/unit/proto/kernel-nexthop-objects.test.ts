@@ -204,6 +204,82 @@ describe('routes on nexthop objects (fake kernel)', () => {
     expect(kernel.all().find((r) => r.dst.toString() === '10.11.0.0/24')).toBeDefined();
   });
 
+  it('knows foreign routes on our objects from notifications, of either family, added and removed after start: no dump of every route', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.14.0.0/24 via 192.0.2.2', '10.14.1.0/24 via 198.51.100.2', '10.14.2.0/24 via inet6 2001:db8:1::1 dev veth0']);
+    await p.start();
+    const a = route(kernel, '10.14.0.0/24')!.nhId!;
+    const b = route(kernel, '10.14.1.0/24')!.nhId!;
+    const v6 = route(kernel, '10.14.2.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.15.0.0/24', nhid: a, table: 300 });
+    kernel.foreignAdd({ dst: '2001:db8:15::/48', nhid: v6 }); // an IPv6 route on the IPv6 object of our IPv4 route
+    kernel.foreignAdd({ dst: '10.15.1.0/24', nhid: b });
+    kernel.foreignDelete({ dst: '10.15.1.0/24', nhid: b }); // removed again: b may go
+    await tick(10);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel).map((o) => o.id).sort()).toEqual([a, v6].sort());
+    expect(kernel.all().map((r) => r.dst.toString()).sort()).toEqual(['10.15.0.0/24', '2001:db8:15::/48']);
+    expect(kernel.usersDumps).toBe(0);
+  });
+
+  it('keeps the members of a group a foreign route uses: deleting one would take it out of that group', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.22.0.0/24 nexthop via 192.0.2.2 nexthop via 198.51.100.2']);
+    await p.start();
+    const group = route(kernel, '10.22.0.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.23.0.0/24', nhid: group });
+    await tick(10);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toHaveLength(3);
+    expect(kernel.nexthops.objects.get(group)!.group).toHaveLength(2);
+    expect(kernel.all().map((r) => r.dst.toString())).toEqual(['10.23.0.0/24']);
+  });
+
+  it('a foreign route moved off our object by a replace frees it', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.16.0.0/24 via 192.0.2.2']);
+    await p.start();
+    const a = route(kernel, '10.16.0.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.17.0.0/24', nhid: a });
+    kernel.foreignReplace({ dst: '10.17.0.0/24', gateway: '192.0.2.7' });
+    await tick(10);
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+    expect(kernel.usersDumps).toBe(0);
+  });
+
+  it('a foreign route put on our object just before the shutdown is heard before the object would go', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.18.0.0/24 via 192.0.2.2']);
+    await p.start();
+    const a = route(kernel, '10.18.0.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.19.0.0/24', nhid: a }); // its notification is still queued when the shutdown begins
+    await p.shutdown();
+    expect(objects(kernel).map((o) => o.id)).toEqual([a]);
+    expect(kernel.all().map((r) => r.dst.toString())).toEqual(['10.19.0.0/24']);
+  });
+
+  it('after a restart, foreign routes already on adopted objects are counted from one dump; a lost notification counts again', async () => {
+    const { kernel, table, src, p } = setup();
+    announce(table, src, ['10.20.0.0/24 via 192.0.2.2', '10.20.1.0/24 via 198.51.100.2']);
+    await p.start();
+    const a = route(kernel, '10.20.0.0/24')!.nhId!;
+    const b = route(kernel, '10.20.1.0/24')!.nhId!;
+    kernel.foreignAdd({ dst: '10.21.0.0/24', nhid: a, table: 300 });
+    p.crashForTesting();
+    const again = setup({}, kernel, table).p;
+    await again.start();
+    await until(() => kernel.usersDumps === 1, 2000);
+    // Lost notifications: what they said is not known; the next delete counts again first.
+    kernel.overflow(() => kernel.foreignAdd({ dst: '10.21.1.0/24', nhid: b }));
+    await tick(10);
+    await again.shutdown();
+    expect(kernel.usersDumps).toBe(2);
+    expect(objects(kernel).map((o) => o.id).sort()).toEqual([a, b].sort());
+  });
+
   it('persist leaves routes and objects; the next start adopts both and changes nothing', async () => {
     const { kernel, table, src, p } = setup({ persist: true });
     announce(table, src, ['10.12.0.0/24 nexthop via 192.0.2.2 nexthop via 198.51.100.2']);
