@@ -407,8 +407,9 @@ export class KernelSync implements ScanTarget {
     this.sm.go('scan-dump');
     await this.nh.reread();
     if (PHASE.closing(this.state)) return;
-    // Backup routes are not in the primary store a device scan reads: with them, a link change is a full scan.
-    const held = asked.full || reason !== SCAN_REASONS.link || this.backups !== undefined ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
+    // With failover a link change is a full scan: a forwarding object degraded to its backup no longer
+    // names the dead device, and backup routes are not in the primary store a device scan reads.
+    const held = asked.full || reason !== SCAN_REASONS.link || this.failover.active ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
     let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
     try {
       dumped = held === 'full' ? await dumpOurs(this.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
