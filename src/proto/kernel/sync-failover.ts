@@ -116,7 +116,7 @@ export class SyncFailover {
       pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
     }
     this.stats.failovers++;
-    this.c.log.info(`${why}: ${sent} forwarding objects switched to their backup (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
+    this.c.log.info(`${why}: ${objs.length} forwarding objects switched to their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
     void Promise.all(pending);
     return sent;
   }
