@@ -9,7 +9,7 @@
  * interned kernel routes (kernel-routes.ts), read from the kernel's dumps
  * (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
  * answers; notifications go to sync-notices.ts, nexthop objects to
- * sync-nexthops.ts.
+ * sync-nexthops.ts, scans to sync-scan.ts.
  *
  * Invariants:
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
@@ -27,18 +27,18 @@
 import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
-import { RateLimitedLog, debugOn, type Logger } from '../logger';
+import { RateLimitedLog, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
 import type { KernelIo, KernelIoProvider } from './kernel-io';
-import { applyDump, dumpOurs, firstDump, type SyncDumpContext } from './sync-dump';
+import { firstDump, type SyncDumpContext } from './sync-dump';
 import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
-import { DeviceScanRequest, dropMissing, findHeldThrough } from './device-scan';
+import { DeviceScanRequest } from './device-scan';
+import { scanOnce, type SyncScanContext } from './sync-scan';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
 import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
@@ -49,7 +49,7 @@ import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { SyncNotices } from './sync-notices';
 import { SyncSender, type SyncStats } from './sync-sender';
-import { NO_SYNC_METRICS, SCAN_REASONS, scanReasonLabel, type KernelSyncMetrics } from './sync-metrics';
+import { NO_SYNC_METRICS, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
 import { PHASE, syncStateMachine, type SyncState } from './sync-state';
 import { withdrawAll, type ForEachFed, type WithdrawResult } from './withdraw';
 
@@ -124,6 +124,7 @@ export class KernelSync implements ScanTarget {
   private readonly dumps: SyncDumpContext;
   /** What the next scan is asked: the whole table, or the routes through some devices (device-scan.ts). */
   private readonly deviceScans = new DeviceScanRequest();
+  private readonly scanContext: SyncScanContext;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -172,6 +173,8 @@ export class KernelSync implements ScanTarget {
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
     this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined });
     this.failover.setMode(opts.failover ?? 'off');
+    const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
+    this.scanContext = { ...scanParts, backupSender: this.backups?.sender, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), failoverActive: () => this.failover.active, drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
 
   get state(): SyncState {
@@ -392,47 +395,9 @@ export class KernelSync implements ScanTarget {
     this.scans.request(SCAN_REASONS.link, 100);
   }
 
-  /** idle -> scan-settle -> scan-dump -> pruning -> idle: dump, compare every attribute, send the differences. */
-  async scan(reason: string): Promise<void> {
-    const asked = this.deviceScans.take();
-    this.sm.go('scan-settle');
-    const t0 = Date.now();
-    this.stats.scans++;
-    if (reason !== SCAN_REASONS.periodic) {
-      this.stats.resyncs++;
-      this.metrics.resync(scanReasonLabel(reason));
-    }
-    await this.settled();
-    if (PHASE.closing(this.state)) return; // a shutdown began meanwhile: it owns the sync now
-    this.sm.go('scan-dump');
-    await this.nh.reread();
-    if (PHASE.closing(this.state)) return;
-    // With failover a link change is a full scan: a forwarding object degraded to its backup no longer
-    // names the dead device, and backup routes are not in the primary store a device scan reads.
-    const held = asked.full || reason !== SCAN_REASONS.link || this.failover.active ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
-    let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
-    try {
-      dumped = held === 'full' ? await dumpOurs(this.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
-    } catch (err) {
-      this.metrics.scanFailed();
-      this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
-    }
-    if (PHASE.closing(this.state)) return;
-    const lost = held !== 'full' && Array.isArray(dumped) ? dropMissing(this.store, this.routes, held, dumped) : undefined;
-    if (dumped && !Array.isArray(dumped)) applyDump(this.dumps, dumped, this.echoes);
-    this.sm.go('pruning');
-    this.notices.drainBuffered();
-    if (lost === undefined) this.sender.queueAll(false);
-    else for (const id of lost) this.sender.dirty.add(id);
-    this.backups?.sender.queueAll(false);
-    if (lost !== undefined && debugOn(this.log)) this.log.debug(`device scan of ifindex ${[...asked.devices].join(', ')}: ${held !== 'full' ? held.ids.length : 0} nets through them, ${lost.length} lost`);
-    this.kickAll();
-    await this.settled();
-    if (PHASE.closing(this.state)) return;
-    this.sm.go('idle');
-    this.metrics.scanned((Date.now() - t0) / 1000);
-    if (debugOn(this.log)) this.log.debug(`scan (${reason}) done: ${countLine(this.counts())}`);
-    if (!dumped) this.requestScan(SCAN_REASONS.retry, 1000);
+  /** idle -> scan-settle -> scan-dump -> pruning -> idle: dump, compare every attribute, send the differences (sync-scan.ts). */
+  scan(reason: string): Promise<void> {
+    return scanOnce(this.scanContext, reason);
   }
 
   // ------------------------------------------------------------ shutdown
