@@ -8,7 +8,7 @@
  * learn source, which would loop) are never exported.
  */
 import type { Prefix } from '../lib/addr';
-import type { Route, RouteAttrs, RouteSource } from '../route';
+import { compareRoutes, type Route, type RouteAttrs, type RouteSource } from '../route';
 import { ACCEPT_ALL, runExportFilter, type ExportFilter } from './filter';
 import type { KernelAttrs } from './kernel-attrs';
 import { mergePaths, type MergePathsOptions } from './merge-paths';
@@ -78,6 +78,22 @@ export class ExportChannel {
         continue;
       }
       if (r.src === this.ignoreSource || r.attrs.type !== 'unicast' || r.attrs.nexthops === undefined) continue;
+      if (runExportFilter(this.filter, r, net).accept) return r;
+    }
+    return undefined;
+  }
+
+  /**
+   * The first route that is not `eligible` (next-hop tracking holds its next hops unusable; the
+   * table orders such routes last, by rank among themselves), ranks before `primary`'s (the exported
+   * best) and that the filter accepts: the net's best once its next hops are back. Failover keeps the
+   * net on the forwarding object held for it (docs/failover.md).
+   */
+  heldOf(net: Prefix, routes: readonly Route[], primary: RouteSource, eligible: (r: Route) => boolean): Route | undefined {
+    const best = routes.find((r) => r.src === primary);
+    if (best === undefined) return undefined;
+    for (const r of routes) {
+      if (eligible(r) || r.src === this.ignoreSource || r.attrs.type !== 'unicast' || r.attrs.nexthops === undefined || compareRoutes(r, best) >= 0) continue;
       if (runExportFilter(this.filter, r, net).accept) return r;
     }
     return undefined;

@@ -4,10 +4,14 @@
  * and `ip monitor` are the oracle. A source withdrawn as a whole moves
  * forwarding for every net with one nexthop replace per (primary, backup)
  * pair; the per-net catch-up sends no route change; recovery needs no wait;
- * a restart in the middle changes nothing.
+ * a restart in the middle changes nothing. With next-hop tracking, carrier
+ * loss costs one route message per route the kernel flushed and its return
+ * one replace (the object is held on its backup, keeping its key).
  */
 import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
-import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
+import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
+import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
+import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 
 interface IpNexthop {
   id: number;
@@ -221,5 +225,56 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     expect(p.sync(4)!.stats.sent).toBe(sent);
     await p.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
+  });
+  it.each(['backup_routes', 'objects'] as const)('%s with next-hop tracking: carrier loss costs one route message per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode) => {
+    const tracker = new NextHopTracker({ damping: NO_DAMPING });
+    const watcher = await NextHopWatch.open({ tracker, netns: ns.path });
+    try {
+      const table = new Table({ name: 'master4', nexthops: tracker });
+      const a = new RouteSource('a', 200);
+      const b = new RouteSource('b', 100);
+      const list = nets(1000);
+      announce(table, a, lines(list, '203.0.113.2'));
+      announce(table, b, lines(list, '192.0.2.2'));
+      const p = kernelProtocol(ns, table, { failover: mode, scanIntervalMs: 0 });
+      await p.start();
+      const sync = p.sync(4)!;
+      await sync.settled();
+      const primaries = (): IpRoute[] => ourRoutes(ns).filter((r) => r.metric !== 4294967295);
+      const group = primaries()[0]!.nhid!;
+      const sent = sync.stats.sent;
+      const watch = new RouteWatcher(ns, ['nexthop']);
+      await watch.ready();
+      // veth2's peer goes down: the kernel flushes the primary's objects and routes; the tracker (its own socket) and the sync hear of it.
+      ns.ip('link', 'set', 'veth3', 'down');
+      await until(() => primaries().length === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 20000);
+      await sync.settled();
+      await new Promise((r) => setTimeout(r, 500)); // the scan that follows the link change
+      await sync.settled();
+      // One route message per flushed route, every one onto the same object, held on the backup (made again once).
+      expect(sync.stats.sent - sent).toBe(1000);
+      expect(primaries().every((r) => r.nhid === group)).toBe(true);
+      expect(nexthopLines(await watch.stop()).filter((l) => l.startsWith(`id ${group} `))).toHaveLength(1);
+      expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+      // The link back: one replace gives the object the primary's hops again; no route message.
+      const sent2 = sync.stats.sent;
+      const watch2 = new RouteWatcher(ns, ['nexthop']);
+      await watch2.ready();
+      ns.ip('link', 'set', 'veth3', 'up');
+      await until(() => forwardsVia(ns, '10.2.3.4') === '203.0.113.2' && [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 20000);
+      await sync.settled();
+      await new Promise((r) => setTimeout(r, 500));
+      await sync.settled();
+      expect(sync.stats.sent).toBe(sent2);
+      const back = nexthopLines(await watch2.stop());
+      expect(back.filter((l) => l.startsWith(`id ${group} group`))).toHaveLength(1);
+      expect(back.filter((l) => l.startsWith('Deleted'))).toEqual([]);
+      expect(primaries().every((r) => r.nhid === group)).toBe(true);
+      await p.shutdown();
+      expect(ourRoutes(ns)).toEqual([]);
+      await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
+    } finally {
+      watcher.close();
+    }
   });
 });

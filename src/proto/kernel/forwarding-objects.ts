@@ -21,6 +21,11 @@
  *    net's new best and next-best after the failover), which re-keys it:
  *    nets whose new pair matches what their object forwards to now stay on
  *    it, with no route message;
+ *  - an object whose primary next-hop tracking holds unusable is held on
+ *    its backup (hold): it keeps its key, and also serves, by that key,
+ *    the nets whose best is the backup while that primary is held
+ *    (internHeld), so the tracker's return is one replace (restore) and no
+ *    route message; it never goes back with its link alone;
  *  - objects adopted at restart are orphans too (what they stood for is
  *    not in the kernel): a restart in the middle of a failover claims them
  *    by content, so routes stay where they are;
@@ -58,12 +63,33 @@ export class ForwardingObjects {
 
   /** The forwarding object for a net whose best route goes through `primary` and whose next-best through `backup`. */
   intern(primary: { source: string | undefined; hops: readonly Hop[] }, backup: { source: string | undefined; hops: readonly Hop[] } | undefined, hint?: number): NhObject {
-    const key = `f ${primary.source ?? ''}|${hopsKey(primary.hops)} ${backup === undefined ? '-' : `${backup.source ?? ''}|${hopsKey(backup.hops)}`}`;
+    const key = keyFor(primary, backup);
     const there = this.host.lookup(key);
     if (there !== undefined) return there;
     const role: ForwardingRole = { primarySource: primary.source, backupSource: backup?.source, backup: backup?.hops, orphan: false };
     for (const h of backup?.hops ?? []) h.obj.refs++;
-    const msg = groupOf(primary.hops, this.host.protocol, 0);
+    return this.place(key, role, primary.hops, hint);
+  }
+
+  /**
+   * The object keyed (`held`, `best`) held on its backup (hold()) for a net whose best is `best` because
+   * `held`, ranked above it, is held unusable by next-hop tracking: the net stays on it, so that the
+   * tracker's return is one replace of its content (restore) and no route message. Made held, or
+   * claimed by content (a restart in the middle of a tracked failure), when there is none; undefined
+   * when the key's object forwards to `held` (it could not be held: the net goes by its own pair).
+   */
+  internHeld(held: { source: string | undefined; hops: readonly Hop[] }, best: { source: string | undefined; hops: readonly Hop[] }, hint?: number): NhObject | undefined {
+    const key = keyFor(held, best);
+    const there = this.host.lookup(key);
+    if (there !== undefined) return there.fwd?.held === true && there.fwd.degraded !== undefined ? there : undefined;
+    const role: ForwardingRole = { primarySource: held.source, backupSource: best.source, backup: best.hops, orphan: false, degraded: held.hops, held: true };
+    for (const h of [...best.hops, ...held.hops]) h.obj.refs++;
+    return this.place(key, role, best.hops, hint);
+  }
+
+  /** An object keyed `key` in `role` whose content is `content`: an orphan with that content claimed (`hint`'s first), else a new one. */
+  private place(key: string, role: ForwardingRole, content: readonly Hop[], hint: number | undefined): NhObject {
+    const msg = groupOf(content, this.host.protocol, 0);
     const o = this.claim(this.host.contentOf(msg), hint);
     if (o !== undefined) {
       o.key = key;
@@ -72,11 +98,17 @@ export class ForwardingObjects {
       return o;
     }
     const id = this.host.allocate();
-    const made: NhObject = { id, key, msg: { ...msg, id }, members: primary.hops.map((h) => h.obj), refs: 0, state: 'new', stale: false, error: undefined, attempts: 0, retryAt: 0, fwd: role };
-    for (const h of primary.hops) h.obj.refs++;
+    const made: NhObject = { id, key, msg: { ...msg, id }, members: content.map((h) => h.obj), refs: 0, state: 'new', stale: false, error: undefined, attempts: 0, retryAt: 0, fwd: role };
+    for (const h of content) h.obj.refs++;
     this.objects.add(made);
     this.host.register(made);
     return made;
+  }
+
+  /** Next-hop tracking judged `o`'s primary unusable: it forwards to its backup (degraded, if not already), keeping its key, until restore(). */
+  hold(o: NhObject): void {
+    this.degrade(o);
+    o.fwd!.held = true;
   }
 
   /** An object of ours from the kernel's dump (a restart): an orphan until a wanted route with its content claims it. */
@@ -122,6 +154,7 @@ export class ForwardingObjects {
     if (primary === undefined) return;
     const old = o.members ?? [];
     role.degraded = undefined;
+    role.held = false;
     o.members = primary.map((h) => h.obj);
     o.msg = groupOf(primary, this.host.protocol, o.id);
     for (const m of old) this.host.release(m);
@@ -145,6 +178,7 @@ export class ForwardingObjects {
       // Already forwarding to the backup (its primary's links are down): the degraded primary goes.
       for (const h of role.degraded) this.host.release(h.obj);
       role.degraded = undefined;
+      role.held = false;
     }
     const old = o.members ?? [];
     o.msg = groupOf(backup, this.host.protocol, o.id);
@@ -186,6 +220,10 @@ export class ForwardingObjects {
     if (rest.length > 0) this.orphans.set(content, rest);
     else this.orphans.delete(content);
   }
+}
+
+function keyFor(primary: { source: string | undefined; hops: readonly Hop[] }, backup: { source: string | undefined; hops: readonly Hop[] } | undefined): string {
+  return `f ${primary.source ?? ''}|${hopsKey(primary.hops)} ${backup === undefined ? '-' : `${backup.source ?? ''}|${hopsKey(backup.hops)}`}`;
 }
 
 function hopsKey(hops: readonly Hop[]): string {

@@ -308,22 +308,31 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const table = this.options.table;
     const nh = table.nexthops;
     // merge_paths and failover read every route: only eligible ones may add their next hops or stand behind the best.
+    const chain = routes;
     if (nh && (this.channel.mergePaths || this.chainsRead)) routes = routes.filter(table.eligible);
     const out = this.channel.exportNet(net, routes);
     const attrs = out && nh ? this.usableOnly(out.attrs) : out?.attrs;
     if (!out || !attrs) return sync.setWanted(net, undefined, undefined);
     const next = this.chainsRead && routes.length > 1 ? this.channel.backupOf(net, routes, out.source) : undefined;
     const backupAttrs = next && nh ? this.usableOnly(next.attrs) : next?.attrs;
-    sync.setWanted(net, attrs, out.set, out.source.name, backupAttrs && { attrs: backupAttrs, source: next!.src.name });
+    // A better route held unusable by next-hop tracking: the net stays on the object held for it (its return is one replace).
+    const held = this.chainsRead && nh && chain.length > routes.length ? this.channel.heldOf(net, chain, out.source, table.eligible) : undefined;
+    sync.setWanted(net, attrs, out.set, out.source.name, backupAttrs && { attrs: backupAttrs, source: next!.src.name }, held && { attrs: held.attrs, source: held.src.name });
   }
 
-  /** Sets that lost their last usable hop, told before the table reorders their nets: each sync switches the objects on them. */
+  /**
+   * Sets that lost their last usable hop, or got one back, told before the table reorders their nets:
+   * each sync holds the objects on them on their backup, or gives them their primary again.
+   */
   private beforeNextHops(changes: readonly NextHopChange[]): void {
     if (this.sm.state !== 'up') return;
     for (const c of changes) {
-      if (!c.wasEligible || c.eligible) continue;
+      if (c.wasEligible === c.eligible) continue;
       const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
-      for (const sync of this.syncs.values()) sync.failover.nextHopsDown(attrs);
+      for (const sync of this.syncs.values()) {
+        if (c.eligible) sync.failover.nextHopsUp(attrs);
+        else sync.failover.nextHopsDown(attrs);
+      }
     }
   }
 

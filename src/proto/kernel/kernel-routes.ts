@@ -42,6 +42,8 @@ export interface WantedKey {
   readonly source: string | undefined;
   /** With failover on: the net's next-best route (its forwarding object is keyed by both; forwarding-objects.ts). */
   readonly backup?: WantedBackup | undefined;
+  /** With failover on and next-hop tracking: a route ranked above the best that the tracker holds unusable (the net stays on the object held for it). */
+  readonly held?: WantedBackup | undefined;
 }
 
 /** A net's next-best route as its wanted route is keyed by. */
@@ -112,12 +114,13 @@ export class KernelRoutes {
    * The id of the wanted route for these attributes (and, with failover, the net's next-best route),
    * made (converted) if new; `hint`: the object a route of the net is on now. The caller refs it.
    */
-  wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined, backup?: WantedBackup, hint?: number): number {
+  wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined, backup?: WantedBackup, hint?: number, held?: WantedBackup): number {
     if (attrs.bgp !== undefined) attrs = kernelView(attrs);
     if (backup !== undefined && backup.attrs.bgp !== undefined) backup = { attrs: kernelView(backup.attrs), source: backup.source };
+    if (held !== undefined && held.attrs.bgp !== undefined) held = { attrs: kernelView(held.attrs), source: held.source };
     const same = this.byAttrs.get(attrs);
-    if (same !== undefined) for (const r of same) if (r.key!.source === source && sameSettings(r.key!.set, set) && sameBackup(r.key!.backup, backup)) return r.id;
-    const r = this.convert(backup === undefined ? { attrs, set, source } : { attrs, set, source, backup }, hint);
+    if (same !== undefined) for (const r of same) if (r.key!.source === source && sameSettings(r.key!.set, set) && sameBackup(r.key!.backup, backup) && sameBackup(r.key!.held, held)) return r.id;
+    const r = this.convert({ attrs, set, source, ...(backup !== undefined ? { backup } : {}), ...(held !== undefined ? { held } : {}) }, hint);
     if (same !== undefined) same.push(r);
     else this.byAttrs.set(attrs, [r]);
     return r.id;
@@ -254,15 +257,19 @@ export class KernelRoutes {
 
   /** What picks the forwarding object: the primary's source, the backup converted (one that cannot be is no backup). */
   private forwardingOf(key: WantedKey, hint: number | undefined): ForwardingOf {
-    let backup: ForwardingOf['backup'];
-    if (key.backup !== undefined) {
-      try {
-        backup = { route: toKernelRoute(this.anyNet, key.backup.attrs, undefined, this.target, this.links), source: key.backup.source };
-      } catch {
-        backup = undefined;
-      }
+    const backup = this.other(key.backup);
+    const held = this.other(key.held);
+    return { primarySource: key.source, ...(backup !== undefined ? { backup } : {}), ...(hint !== undefined ? { hint } : {}), ...(held !== undefined ? { held } : {}) };
+  }
+
+  /** A next-best or held route, converted; undefined when it cannot be (then it is none). */
+  private other(w: WantedBackup | undefined): { route: RouteMessage; source: string | undefined } | undefined {
+    if (w === undefined) return undefined;
+    try {
+      return { route: toKernelRoute(this.anyNet, w.attrs, undefined, this.target, this.links), source: w.source };
+    } catch {
+      return undefined;
     }
-    return { primarySource: key.source, ...(backup !== undefined ? { backup } : {}), ...(hint !== undefined ? { hint } : {}) };
   }
 
   private make(route: RouteMessage | undefined, priority: number, key: WantedKey | undefined, error?: RouteError, nh?: NhObject): KernelRoute {

@@ -311,9 +311,10 @@ export class KernelSync implements ScanTarget {
 
   /**
    * The route we want for `net` (attrs undefined: none), with the export filter's settings; with
-   * failover on, `backup` is the net's next-best route (its forwarding object is keyed by both).
+   * failover on, `backup` is the net's next-best route (its forwarding object is keyed by both), and
+   * `held` a route ranked above the best that next-hop tracking holds unusable (sync-failover.ts).
    */
-  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup): void {
+  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup, held?: WantedBackup): void {
     if (net.family !== this.target.family) return;
     const store = this.store;
     // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
@@ -325,7 +326,7 @@ export class KernelSync implements ScanTarget {
     if (attrs !== undefined) {
       // A restart claims adopted forwarding objects by content: the one this net's route is on first.
       const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
-      rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id);
+      rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id, held);
     }
     store.setWant(id, rid);
     store.clearFailure(id);
@@ -338,8 +339,10 @@ export class KernelSync implements ScanTarget {
     }
     store.track(id);
     this.sender.markDirty(id, this.steady ? Date.now() : 0);
-    // A backup route through the primary's own next hops would die with it.
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : undefined, this.steady, attrs);
+    // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
+    // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
+    const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

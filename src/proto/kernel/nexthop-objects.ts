@@ -63,6 +63,8 @@ export interface ForwardingOf {
   readonly backup?: { readonly route: RouteMessage; readonly source: string | undefined };
   /** The object a route of the net is on in the kernel now: an adopted object with the same content is claimed for it first. */
   readonly hint?: number;
+  /** A route ranked above the best that next-hop tracking holds unusable, converted: the net stays on the object held for it (ForwardingObjects.heldFor). */
+  readonly held?: { readonly route: RouteMessage; readonly source: string | undefined };
 }
 
 /** First and last id of our range (see the module comment). */
@@ -168,8 +170,9 @@ export class NexthopObjects {
     if (singles === undefined) return undefined;
     let obj: NhObject;
     if (fwd !== undefined && this.forwarding.enabled) {
-      const b = fwd.backup === undefined ? undefined : this.hopsFor(fwd.backup.route);
-      obj = this.forwarding.intern({ source: fwd.primarySource, hops: singles }, b === undefined ? undefined : { source: fwd.backup!.source, hops: b }, fwd.hint);
+      const held = fwd.held === undefined ? undefined : this.heldFor(fwd.held, { source: fwd.primarySource, hops: singles }, fwd.hint);
+      const b = fwd.backup === undefined || held !== undefined ? undefined : this.hopsFor(fwd.backup.route);
+      obj = held ?? this.forwarding.intern({ source: fwd.primarySource, hops: singles }, b === undefined ? undefined : { source: fwd.backup!.source, hops: b }, fwd.hint);
     } else if (singles.length === 1) obj = singles[0]!.obj;
     else {
       const m: NexthopMessage = { id: 0, family: undefined, protocol: this.target.protocol, scope: 0, flags: 0, group: singles.map((s) => ({ id: s.obj.id, weight: s.weight })) };
@@ -181,6 +184,12 @@ export class NexthopObjects {
     delete out.oif;
     delete out.multipath;
     return { route: out, obj };
+  }
+
+  /** The object held on `best` for the held route (ForwardingObjects.internHeld). */
+  private heldFor(held: { readonly route: RouteMessage; readonly source: string | undefined }, best: { source: string | undefined; hops: readonly Hop[] }, hint: number | undefined): NhObject | undefined {
+    const hops = this.hopsFor(held.route);
+    return hops === undefined ? undefined : this.forwarding.internHeld({ source: held.source, hops }, best, hint);
   }
 
   /** The hop objects a route's next hops are, among those that exist (none made). */

@@ -43,6 +43,11 @@ export interface ForwardingRole {
   orphan: boolean;
   /** The primary's hops while it forwards to the backup's because the primary's links are down (referenced); restored when one is back. */
   degraded?: readonly Hop[] | undefined;
+  /**
+   * Next-hop tracking holds its primary unusable: it forwards to its backup (degraded, keeping its key) and
+   * also serves the nets whose best is the backup while that primary is held, until the tracker gives it back.
+   */
+  held?: boolean;
 }
 
 /** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */

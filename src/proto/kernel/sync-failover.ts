@@ -18,6 +18,11 @@
  * that content): no route message. A replace the kernel refuses (the object
  * went with its link meanwhile) leaves the object to be made again with its
  * new content, and a scan puts its routes back.
+ *
+ * A next-hop set that next-hop tracking judges unusable holds the objects
+ * on it on their backup instead (they keep their key: the nets stay on
+ * them), and its return gives them their primary again: one replace each
+ * way, before the table reorders the nets (the tracker's subscribeFirst).
  */
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { RouteAttrs } from '../../route';
@@ -73,13 +78,16 @@ export class SyncFailover {
   sourceDown(source: string): number {
     if (!this.active) return 0;
     const objs = this.c.nexthops.forwarding.primaryOf(source);
-    return objs.length === 0 ? 0 : this.switchAll(objs, `source ${source} withdrawn`);
+    return objs.length === 0 ? 0 : this.switchAll(objs, `source ${source} withdrawn`, false);
   }
 
   /**
    * Next-hop tracking judged every hop of `attrs` unusable, before the table reorders the nets that
    * use them: every forwarding object whose primary is only those hops, and whose backup is not,
-   * switches to its backup now (the nets' new pair claims it as after a source withdrawn).
+   * is held on its backup now (one replace; none when its links went down and it forwards to its
+   * backup already), keeping its key: the nets whose best is the backup while that primary is held
+   * stay on it (no route message), and the tracker's return gives it the primary again (nextHopsUp).
+   * Returns how many replaces were sent.
    */
   nextHopsDown(attrs: RouteAttrs): number {
     if (!this.active) return 0;
@@ -87,14 +95,36 @@ export class SyncFailover {
     if (gone.size === 0) return 0;
     const objs: NhObject[] = [];
     this.c.nexthops.forwarding.forEachKeyed((o) => {
+      if (o.fwd!.held === true) return;
       const primary = o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? [];
       if (primary.length > 0 && primary.every((m) => gone.has(m)) && !o.fwd!.backup!.some((h) => gone.has(h.obj))) objs.push(o);
     });
-    return objs.length === 0 ? 0 : this.switchAll(objs, 'next hops unusable');
+    return objs.length === 0 ? 0 : this.switchAll(objs, 'next hops unusable', true);
   }
 
-  /** Switches each object to its backup: one replace each, sent before this returns. */
-  private switchAll(objs: readonly NhObject[], why: string): number {
+  /**
+   * Next-hop tracking judged a hop of `attrs` usable again (after its damping hold), before the table
+   * reorders the nets: every object held whose primary's hops are all among them gets them back, one
+   * replace, and every net on it forwards through the primary again; the nets' new pair (the
+   * primary, the backup) is its key, so the catch-up sends no route message.
+   */
+  nextHopsUp(attrs: RouteAttrs): number {
+    if (!this.active) return 0;
+    const back = new Set(this.c.routes.hopObjectsOf(attrs));
+    if (back.size === 0) return 0;
+    const objs: NhObject[] = [];
+    this.c.nexthops.forwarding.forEachKeyed((o) => {
+      const primary = o.fwd!.degraded;
+      if (o.fwd!.held === true && primary !== undefined && primary.every((h) => back.has(h.obj))) objs.push(o);
+    });
+    return objs.length === 0 ? 0 : this.restoreAll(objs, 'next hops usable again');
+  }
+
+  /**
+   * Switches each object to its backup (`hold`: held, keeping its key; else switched, an orphan until
+   * claimed): one replace each, sent before this returns.
+   */
+  private switchAll(objs: readonly NhObject[], why: string, hold: boolean): number {
     const fw = this.c.nexthops.forwarding;
     const t0 = Date.now();
     const io = this.c.io();
@@ -108,15 +138,18 @@ export class SyncFailover {
       // Degraded (its primary's links are down): it forwards to the backup already; only our books change.
       const live = o.state === 'live' && o.fwd!.degraded === undefined;
       if (live) for (const h of backup) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
-      fw.switchToBackup(o);
-      this.c.routes.forgetObject(o);
+      if (hold) fw.hold(o);
+      else {
+        fw.switchToBackup(o);
+        this.c.routes.forgetObject(o);
+      }
       this.stats.switched++;
       if (!live) continue; // not in the kernel yet: it is made with its new content
       sent++;
       pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
     }
     this.stats.failovers++;
-    this.c.log.info(`${why}: ${objs.length} forwarding objects switched to their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
+    this.c.log.info(`${why}: ${objs.length} forwarding objects ${hold ? 'held on' : 'switched to'} their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
     void Promise.all(pending);
     return sent;
   }
@@ -132,11 +165,8 @@ export class SyncFailover {
     if (!this.active) return;
     const fw = this.c.nexthops.forwarding;
     const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
-    const io = this.c.io();
-    const now = Date.now();
-    const pending: Promise<unknown>[] = [];
+    const restore: NhObject[] = [];
     let degraded = 0;
-    let restored = 0;
     fw.forEachKeyed((o) => {
       const role = o.fwd!;
       if (role.degraded === undefined) {
@@ -145,15 +175,28 @@ export class SyncFailover {
         degraded++;
         return;
       }
-      if (!up(role.degraded)) return;
-      const live = o.state === 'live';
-      if (live) for (const h of role.degraded) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
-      fw.restore(o);
-      restored++;
-      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+      // One held by next-hop tracking goes back when the tracker says so (its damping hold), not with the link.
+      if (role.held !== true && up(role.degraded)) restore.push(o);
     });
+    const restored = restore.length === 0 ? 0 : this.restoreAll(restore, undefined);
     if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
+  }
+
+  /** Gives each degraded object its primary's hops again: one replace each (the hop objects made first, on the same socket). */
+  private restoreAll(objs: readonly NhObject[], why: string | undefined): number {
+    const fw = this.c.nexthops.forwarding;
+    const io = this.c.io();
+    const now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    for (const o of objs) {
+      const live = o.state === 'live';
+      if (live) for (const h of o.fwd!.degraded!) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
+      fw.restore(o);
+      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+    }
+    if (why !== undefined) this.c.log.info(`${why}: ${objs.length} forwarding objects forward to their primary again`, { table: this.c.target.table });
     void Promise.all(pending);
+    return objs.length;
   }
 
   /** The kernel refused a switch: the object is made again with its new content before its routes go back. */

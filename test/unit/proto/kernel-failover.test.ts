@@ -318,24 +318,9 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(ourRoutes(kernel)).toEqual([]);
   });
 
-  it('next-hop tracking: a primary next hop judged unusable is one replace before the table reorders its nets; the catch-up sends no route message; its return moves the nets back', async () => {
-    const kernel = new FakeKernel();
-    const tracker = new NextHopTracker({ damping: NO_DAMPING });
-    const links = [
-      { index: 2, name: 'veth0', up: true, carrier: true },
-      { index: 3, name: 'veth1', up: true, carrier: true },
-    ];
-    tracker.resync(links, [
-      { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
-      { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
-    ]);
-    tracker.flush();
-    const { table, p } = setup({}, kernel, new Table({ name: 'master4', nexthops: tracker }));
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
+  it('next-hop tracking: a primary next hop judged unusable is one replace before the table reorders its nets; the catch-up sends no route message; its return is one replace too', async () => {
     const list = nets(120);
-    announce(table, a, lines(list, '192.0.2.2'));
-    announce(table, b, lines(list, '198.51.100.2'));
+    const { kernel, p, tracker, links } = tracked('objects', list);
     await p.start();
     const sync = p.sync(4)!;
     const fwd = route(kernel, list[0]!)!.nhId!;
@@ -353,15 +338,136 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
     expect(changes.filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
     for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
-    // Back: the table makes the primary best again; its nets move back by route replace (no wait).
+    // Back: the object held on the backup gets the primary's hops again before the table makes the primary
+    // best again (at once, no wait); the nets' new pair is its key: no route message.
     const mark2 = kernel.log.length;
     tracker.setLink(links[0]!);
     tracker.flush();
     await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
     await sync.settled();
+    await tick(20);
     changes = kernel.ourChanges(mark2);
-    expect(changes.filter((c) => c.startsWith('replace nexthop'))).toEqual([]);
+    expect(changes).toEqual([`replace nexthop ${fwd}`]);
+    for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
     await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  /** A table fed by a tracker that knows veth0 (192.0.2.0/24) and veth1 (198.51.100.0/24), with a and b announcing `list` through them. */
+  function tracked(mode: 'objects' | 'backup_routes', list: string[], kernel = new FakeKernel()) {
+    const tracker = new NextHopTracker({ damping: NO_DAMPING });
+    const links = [
+      { index: 2, name: 'veth0', up: true, carrier: true },
+      { index: 3, name: 'veth1', up: true, carrier: true },
+    ];
+    tracker.resync(links, [
+      { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
+      { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
+    ]);
+    tracker.flush();
+    const s = setup({ failover: mode }, kernel, new Table({ name: 'master4', nexthops: tracker }));
+    const a = new RouteSource('a', 200);
+    announce(s.table, a, lines(list, '192.0.2.2'));
+    announce(s.table, new RouteSource('b', 100), lines(list, '198.51.100.2'));
+    return { ...s, tracker, links, a };
+  }
+  const routeChanges = (changes: string[]): string[] => changes.filter((c) => /^(add|replace|del) \d/.test(c));
+
+  it.each([
+    ['objects', 'the kernel first'],
+    ['objects', 'the tracker first'],
+    ['backup_routes', 'the kernel first'],
+    ['backup_routes', 'the tracker first'],
+  ] as const)('%s, next-hop tracking, carrier loss heard by %s: one route add per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode, first) => {
+    const list = nets(60);
+    const { kernel, p, tracker, links } = tracked(mode, list);
+    await p.start();
+    const sync = p.sync(4)!;
+    await sync.settled();
+    const primary = (n: string): RouteMessage | undefined => ourRoutes(kernel).find((r) => r.dst.toString() === n && (r.priority ?? 0) === 0);
+    const fwd = primary(list[0]!)!.nhId!;
+    const mark = kernel.log.length;
+    // Carrier loss as the daemon hears it: the kernel flushes (its link notification reaches the sync) and the
+    // tracker (its own socket) judges veth0 unusable, in either order.
+    const down = { ...links[0]!, carrier: false };
+    if (first === 'the kernel first') {
+      kernel.setLink('veth0', false);
+      await tick(5);
+      tracker.setLink(down);
+      tracker.flush();
+    } else {
+      tracker.setLink(down);
+      tracker.flush();
+      kernel.setLink('veth0', false);
+    }
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2' && primary(n) !== undefined), 5000);
+    await sync.settled();
+    await tick(400); // the scan that follows the link change
+    await sync.settled();
+    const changes = kernel.ourChanges(mark);
+    // One add per flushed route, each onto the same object (held on the backup, keeping its key): nothing else.
+    expect(routeChanges(changes).map((c) => c.split(' ')[0])).toEqual(list.map(() => 'add'));
+    expect(changes.filter((c) => /^(add|replace|delete) nexthop/.test(c)).length).toBeLessThanOrEqual(2); // the object made again or replaced
+    for (const n of list) expect(primary(n)!.nhId).toBe(fwd);
+    expect(p.counts()).toMatchObject({ installed: 60, failed: 0, pending: 0 });
+    // The link back: the hop object is made again and the held object gets it: one replace, no route message.
+    const mark2 = kernel.log.length;
+    kernel.setLink('veth0', true);
+    tracker.setLink(links[0]!);
+    tracker.flush();
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'), 5000);
+    await sync.settled();
+    await tick(400);
+    await sync.settled();
+    const back = kernel.ourChanges(mark2);
+    expect(routeChanges(back)).toEqual([]);
+    expect(back.filter((c) => c.startsWith('replace nexthop'))).toEqual([`replace nexthop ${fwd}`]);
+    expect(back.filter((c) => c.startsWith('add nexthop'))).toHaveLength(1); // the primary's hop object, flushed with its link
+    for (const n of list) expect(primary(n)!.nhId).toBe(fwd);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('next-hop tracking: a restart while an object is held on its backup changes nothing; a route withdrawn meanwhile leaves it; the kernel ends where the table is', async () => {
+    const list = nets(40);
+    const { kernel, table, p, tracker, links, options, a } = tracked('backup_routes', list);
+    await p.start();
+    await p.sync(4)!.settled();
+    const primary = (n: string): RouteMessage | undefined => ourRoutes(kernel).find((r) => r.dst.toString() === n && (r.priority ?? 0) === 0);
+    const fwd = primary(list[0]!)!.nhId!;
+    kernel.setLink('veth0', false);
+    tracker.setLink({ ...links[0]!, carrier: false });
+    tracker.flush();
+    await until(() => list.every((n) => primary(n)?.nhId === fwd && via(kernel, n)[0] === '198.51.100.2'), 5000);
+    await p.sync(4)!.settled();
+    await tick(400);
+    await p.sync(4)!.settled();
+    // a withdraws a few nets while its next hop is held: they leave the held object (their best is b's alone now).
+    const gone = list.slice(0, 5);
+    for (const n of gone) table.withdraw(parsePrefix(n), a);
+    await until(() => gone.every((n) => primary(n) !== undefined && primary(n)!.nhId !== fwd), 5000);
+    p.crashForTesting();
+    const mark = kernel.log.length;
+    const again = new KernelProtocol({ ...options, log: memoryLogger() });
+    await again.start();
+    await again.sync(4)!.settled();
+    await tick(20);
+    // No flap: no primary route or object changes. The only changes are the backup routes of the nets a withdrew:
+    // kept by the running daemon (they go where the primary does), not wanted by a fresh start (no next-best).
+    const restart = kernel.ourChanges(mark);
+    expect(restart.filter((c) => !c.endsWith('metric 4294967295'))).toEqual([]);
+    expect(restart.map((c) => c.split(' ').slice(0, 2).join(' ')).sort()).toEqual(gone.map((n) => `del ${n}`).sort());
+    // The link back after the restart: the adopted object was claimed by content; the nets move back and the
+    // ones a withdrew stay on b's next hop.
+    kernel.setLink('veth0', true);
+    tracker.setLink(links[0]!);
+    tracker.flush();
+    await until(() => list.every((n) => via(kernel, n)[0] === (gone.includes(n) ? '198.51.100.2' : '192.0.2.2')), 5000);
+    await again.sync(4)!.settled();
+    expect(again.counts()).toMatchObject({ installed: 40, failed: 0, pending: 0 });
+    await again.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
     expect(objects(kernel)).toEqual([]);
   });
 
