@@ -14,8 +14,11 @@
 // namespace fetching /metrics every second through every phase (Prometheus scrapes every 15-60 s):
 // its cost is the difference to the krtsync row of the same run; the scrape times are printed too
 // (as the scraper timed them, and as the daemon reports them in krtsync_scrape_duration_seconds).
+// krtsync-tracking: the same as krtsync, with nexthop_tracking: false (on by default: the difference
+// to the krtsync row of the same run is tracking's cost; docs/nexthop-tracking.md, "On by default").
 //   cold     start -> all N in the kernel, and -> READY=1
 //   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
+//   flap     a second link, through which nothing goes, loses carrier for 0.5 s: krtsync's CPU until 2 s later
 //   churn    a stream client announces every net with a new next hop as fast as the socket takes it
 //            -> the kernel holds every new next hop
 //   shutdown SIGTERM -> process exit; none of ours left, the foreign route untouched
@@ -51,7 +54,7 @@ const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
@@ -127,7 +130,9 @@ function makeNamespace(tag) {
   sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
   sh('ip', ['-n', ns, '-batch', '-'], {
     input:
-      ['link set lo up', 'link add veth0 type veth peer name veth1', 'link set veth0 up', 'link set veth1 up', 'addr add 192.0.2.1/24 dev veth0', 'addr add 2001:db8:1::1/64 dev veth0 nodad', `route add ${FOREIGN}`].join(
+      ['link set lo up', 'link add veth0 type veth peer name veth1', 'link set veth0 up', 'link set veth1 up', 'addr add 192.0.2.1/24 dev veth0', 'addr add 2001:db8:1::1/64 dev veth0 nodad', `route add ${FOREIGN}`,
+      // A second link, through which nothing goes: the flap scenario takes its carrier away and back.
+      'link add veth2 type veth peer name veth3', 'link set veth2 up', 'link set veth3 up', 'addr add 198.51.100.1/24 dev veth2'].join(
         '\n',
       ) + '\n',
   });
@@ -273,8 +278,9 @@ function scrapeStats(list) {
 // ------------------------------------------------------------------ krtsync
 async function benchKrtsync(tool = 'krtsync', bin = BIN) {
   const withMetrics = tool === 'krtsync+metrics';
+  const withoutTracking = tool === 'krtsync-tracking';
   process.stderr.write(`${tool}: ${N} routes\n`);
-  const ns = makeNamespace(withMetrics ? 'krtm' : bin === BIN ? 'krt' : 'krtb');
+  const ns = makeNamespace(withMetrics ? 'krtm' : withoutTracking ? 'krtt' : bin === BIN ? 'krt' : 'krtb');
   const scraper = withMetrics && SCRAPE_MS > 0 ? startScraper(ns, 'http://127.0.0.1:9725/metrics') : undefined;
   const phases = {};
   const obs = new Observer(ns);
@@ -296,7 +302,7 @@ async function benchKrtsync(tool = 'krtsync', bin = BIN) {
     config,
     `log: { level: info }
 control: { socket: ${sock} }
-${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}protocols:
+${withMetrics ? 'metrics: { listen: "127.0.0.1:9725" }\n' : ''}${withoutTracking ? 'nexthop_tracking: false\n' : ''}protocols:
   - { name: static1, type: static, routes_file: ${routes} }
   - { name: stream1, type: stream, preference: 300 }
   - { name: kernel1, type: kernel, family: ${FAMILY}, kernel_table: main }
@@ -341,6 +347,16 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     const cpuReady2 = d.cpu();
     await sleep(1000); // anything late would show up here
     record(tool, 'restart', { ready_s: sec(tReady2 - t0), kernel_changes: obs.changesOf(PROTO_KRT) - before, nexthop_changes: obs.nexthopChangesOf(PROTO_KRT) - nhBefore, cpu_s: Number(cpuReady2.toFixed(2)) });
+
+    // flap: a link nothing of ours goes through loses carrier and gets it back (its peer down, then up
+    // 0.5 s later); the daemon's CPU from the flap until 2 s after it, nothing else going on
+    const cpuFlap0 = d.cpu();
+    const flapChanges0 = obs.changesOf(PROTO_KRT);
+    sh('ip', ['-n', ns, 'link', 'set', 'veth3', 'down']);
+    await sleep(500);
+    sh('ip', ['-n', ns, 'link', 'set', 'veth3', 'up']);
+    await sleep(2000);
+    record(tool, 'flap', { cpu_s: Number((d.cpu() - cpuFlap0).toFixed(2)), kernel_changes: obs.changesOf(PROTO_KRT) - flapChanges0 });
     if (RESTART_ONLY) {
       // For profiling the restart: SIGTERM now, no churn.
       process.kill(d.pid, 'SIGTERM');
@@ -593,7 +609,7 @@ async function benchCFloor() {
 function table() {
   const get = (tool, scenario, f) => results.find((r) => r.tool === tool && r.scenario === scenario)?.[f];
   const cell = (v, unit = ' s') => (v === undefined ? '–' : `${v}${unit}`);
-  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync+metrics', 'bird', 'ip -batch', 'C floor'].filter((t) => results.some((r) => r.tool === t));
+  const tools = ['krtsync', ...BASELINES.map((b) => b.tool), 'krtsync-tracking', 'krtsync+metrics', 'bird', 'ip -batch', 'C floor'].filter((t) => results.some((r) => r.tool === t));
   const ratio = (t, scenario, f, floorField) => {
     const v = get(t, scenario, f);
     const floor = get('C floor', scenario, floorField);
@@ -607,6 +623,7 @@ function table() {
     ['shutdown ÷ the C floor\'s deletes (until exit)', (t) => ratio(t, 'shutdown', 'exit_s', 'exit_s')],
     ['restart: in sync (READY=1; BIRD: idle after its first prune)', (t) => cell(get(t, 'restart', 'ready_s'))],
     ['restart: kernel changes, routes / nexthop objects', (t) => `${cell(get(t, 'restart', 'kernel_changes'), '')} / ${cell(get(t, 'restart', 'nexthop_changes'), '')}`],
+    ['flap of a link none of the routes uses: CPU until 2 s after (kernel changes)', (t) => `${cell(get(t, 'flap', 'cpu_s'))} (${cell(get(t, 'flap', 'kernel_changes'), '')})`],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
@@ -630,6 +647,7 @@ async function main() {
   if (ONLY.has('cfloor')) await benchCFloor();
   if (ONLY.has('krtsync')) await benchKrtsync('krtsync');
   for (const b of BASELINES) await benchKrtsync(b.tool, b.bin);
+  if (ONLY.has('krtsync-tracking')) await benchKrtsync('krtsync-tracking');
   if (ONLY.has('krtsync+metrics')) await benchKrtsync('krtsync+metrics');
   if (ONLY.has('bird')) await benchBird();
   if (ONLY.has('ip')) await benchIp();

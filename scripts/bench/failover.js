@@ -37,14 +37,18 @@
 // `--timeout` (default 120 s: BIRD's recovery from carrier loss waits out its 60 s error wait, then
 // reloads the nets) runs out is reported as "> timeout" with how far it got (`timed_out` in its JSON). Everything runs in namespaces this script creates and deletes; no traffic
 // leaves them. Output: one Markdown table per failure, then one JSON line per (tool, phase).
+//
+// This file: arguments, the topology, the phases and the report. The routers under test are in
+// failover-routers.js (their control sockets in failover-control.js), the probes and their analysis
+// in failover-probes.js, the kernel FIB mirror in failover-fib.js.
 'use strict';
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const path = require('node:path');
 const { NetlinkClient } = require('../../dist/netlink');
 const { FibMirror, nowMs } = require('./failover-fib');
-const { BIN, arg, checkArgs, shebangFlags, sh, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { compileProbe, startProbe: probeIn, readFrom, analyzeProbes } = require('./failover-probes');
+const { birdRouter, krtsyncRouter } = require('./failover-routers');
+const { arg, checkArgs, sh, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 
 // ------------------------------------------------------------------ arguments
 const N = Number(arg('routes', '1000000'));
@@ -55,8 +59,8 @@ const BIRD_RESTART = arg('bird-restart', undefined);
 const PROBES = Number(arg('probes', '128'));
 const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
-// krtsync's nexthop_tracking (docs/nexthop-tracking.md): off by default, as the figures in docs/benchmarks.md were taken.
-const NHT = arg('nexthop-tracking', 'off');
+// krtsync's nexthop_tracking (docs/nexthop-tracking.md): on, as the daemon's default, or off.
+const NHT = arg('nexthop-tracking', 'on');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
@@ -126,38 +130,9 @@ if (KEEP_LOG) {
     for (const f of fs.readdirSync(DIR).filter((x) => x.endsWith('.log'))) fs.copyFileSync(path.join(DIR, f), path.join(KEEP_LOG, f));
   });
 }
-const PROBE_BIN = path.join(DIR, 'failover-probe');
-try {
-  sh('cc', ['-O2', '-Wall', '-o', PROBE_BIN, path.join(__dirname, 'failover-probe.c')]);
-} catch (e) {
-  throw new Error(`bench:failover compiles its probe, scripts/bench/failover-probe.c, with cc (gcc): ${e.stderr || e.message}`);
-}
-
-/** Starts a probe process (sender or sink) in `ns` and resolves once it says it is ready. */
-async function startProbe(ns, args, input) {
-  // At a higher priority than the daemons: the instrument's timing should not depend on their load.
-  const child = track(spawn('ip', ['netns', 'exec', ns, 'nice', '-n', '-10', PROBE_BIN, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }));
-  const exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  child.stdin.end(input ?? '');
-  await withTimeout(
-    new Promise((resolve, reject) => {
-      child.stdout.once('data', resolve);
-      exited.then((e) => reject(new Error(`failover-probe ${args[0]} exited (${e.code ?? e.signal})`)));
-    }),
-    `failover-probe ${args[0]} start`,
-    10_000,
-  );
-  // `ip netns exec` and nice exec the program: the pid is the probe's own.
-  let cpuS = 0;
-  return {
-    cpu: () => (cpuS = cpuSeconds(child.pid) ?? cpuS),
-    stop: async () => {
-      cpuS = cpuSeconds(child.pid) ?? cpuS;
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
+const PROBE_BIN = compileProbe(DIR);
+const startProbe = (ns, args, input) => probeIn(PROBE_BIN, ns, args, input);
+let runId = 0;
 
 // ------------------------------------------------------------------ topology
 /** Router namespace `r` with up1/up2, upstream namespaces u1/u2 with down1/down2 and a sink each. */
@@ -200,394 +175,6 @@ async function buildTopology(tag) {
   return t;
 }
 
-// ------------------------------------------------------------------ control sockets
-/** Lines from a stream socket, one at a time. */
-function lineReader(conn) {
-  let rest = '';
-  const lines = [];
-  let wake;
-  let ended = false;
-  conn.on('data', (c) => {
-    const parts = (rest + c).split('\n');
-    rest = parts.pop();
-    lines.push(...parts);
-    wake?.();
-  });
-  conn.on('close', () => {
-    ended = true;
-    wake?.();
-  });
-  return async () => {
-    while (!lines.length) {
-      if (ended) throw new Error('connection closed');
-      await new Promise((r) => (wake = r));
-      wake = undefined;
-    }
-    return lines.shift();
-  };
-}
-
-async function connectUnix(p) {
-  const conn = net.createConnection(p);
-  await new Promise((res, rej) => conn.once('connect', res).once('error', rej));
-  return conn;
-}
-
-/** krtsync's control socket: one request at a time, answered by `{id, ok, result}`. */
-async function krtsyncControl(sock) {
-  const conn = await connectUnix(sock);
-  const next = lineReader(conn);
-  let id = 0;
-  return {
-    async request(command, args = {}) {
-      const my = ++id;
-      conn.write(JSON.stringify({ id: my, command, args }) + '\n');
-      for (;;) {
-        const m = JSON.parse(await next());
-        if (m.id !== my || m.more) continue;
-        if (!m.ok) throw new Error(`${command}: ${m.error?.code} ${m.error?.message}`);
-        return m.result;
-      }
-    },
-    close: () => conn.destroy(),
-  };
-}
-
-/** BIRD's control socket (what birdc speaks): a command, then lines up to the one with a code and a space. */
-async function birdControl(sock) {
-  const conn = await connectUnix(sock);
-  const next = lineReader(conn);
-  await next(); // 0001 BIRD x.y.z ready.
-  return {
-    async cmd(line) {
-      conn.write(line + '\n');
-      const out = [];
-      for (;;) {
-        const l = await next();
-        out.push(l);
-        if (/^\d{4} /.test(l)) return out.join('\n');
-      }
-    },
-    close: () => conn.destroy(),
-  };
-}
-
-// ------------------------------------------------------------------ krtsync
-function krtsyncRouter(topo) {
-  const sock = path.join(DIR, 'krtsync.sock');
-  const config = path.join(DIR, 'krtsync.yaml');
-  const log = path.join(DIR, 'krtsync.log');
-  fs.writeFileSync(
-    config,
-    `log: { level: info }
-control: { socket: ${sock} }
-${NHT === 'on' ? 'nexthop_tracking: true\n' : ''}protocols:
-  - name: bgp
-    type: stream
-    startup_wait: 600s
-    neighbors:
-      - { address: ${LINK[1].gw} }
-      - { address: ${LINK[2].gw} }
-  - { name: kernel1, type: kernel, family: ipv4, kernel_table: main }
-`,
-  );
-  let d;
-  let ctl;
-  let feed;
-  let feedErrors = 0;
-  let maxFailed = 0;
-  const neighbor = (k) => ({ address: LINK[k].gw, as: LINK[k].as, local_as: LOCAL_AS, router_id: LINK[k].gw });
-  const send = async (obj) => {
-    if (!feed.write(JSON.stringify(obj) + '\n')) await new Promise((r) => feed.once('drain', r));
-  };
-  /** Neighbour k's N routes, 1,000 a line, then its end-of-RIB. */
-  const announce = async (k) => {
-    const nb = neighbor(k);
-    const bgp = { origin: 'igp', as_path: LINK[k].path };
-    for (let i = 0; i < N; i += 1000) {
-      const batch = [];
-      for (let j = i; j < Math.min(N, i + 1000); j++) batch.push(`${netText(j)} via ${LINK[k].gw}`);
-      await send({ neighbor: nb, bgp, announce: batch });
-    }
-    await send({ neighbor: nb, eor: true });
-  };
-  return {
-    tool: 'krtsync',
-    proto: PROTO.krtsync,
-    log,
-    async start() {
-      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log });
-      await withTimeout(
-        (async () => {
-          while (!fs.existsSync(sock)) await sleep(50);
-        })(),
-        'krtsync control socket',
-        30_000,
-      );
-      ctl = await krtsyncControl(sock);
-      feed = await connectUnix(sock);
-      const next = lineReader(feed);
-      feed.write(JSON.stringify({ id: 1, command: 'feed', args: { format: 'krtsync', client: 'bench' } }) + '\n');
-      const answer = JSON.parse(await next());
-      if (!answer.ok) throw new Error(`feed refused: ${JSON.stringify(answer)}`);
-      // Feedback from here on names bad lines; there should be none.
-      (async () => {
-        for (;;) {
-          const l = await next();
-          if (feedErrors++ === 0) process.stderr.write(`  krtsync feed: ${l}\n`);
-        }
-      })().catch(() => {});
-    },
-    load: () => Promise.all([announce(1), announce(2)]),
-    failSource: () => send({ neighbor: { address: LINK[1].gw }, state: 'down' }),
-    recoverSource: async () => {
-      await send({ neighbor: neighbor(1), state: 'up' });
-      await announce(1);
-    },
-    /** Busy while the kernel protocol has routes pending, withdrawing or failed, or the stream protocol still holds routes. */
-    async busy() {
-      const protos = await ctl.request('show-protocols');
-      const k = protos.find((p) => p.type === 'kernel');
-      const s = protos.find((p) => p.type === 'stream');
-      maxFailed = Math.max(maxFailed, k.failed);
-      return k.pending > 0 || k.withdrawing > 0 || k.failed > 0 || s.startupHold === true || !String(k.syncState).split(', ').every((x) => / idle$/.test(x));
-    },
-    phaseStart() {
-      maxFailed = 0;
-    },
-    /** What the phase's record says beyond the figures: routes seen failed (waiting for a retry), bad feed lines. */
-    notes: () => ({ failed_max: maxFailed, feed_errors: feedErrors }),
-    cpu: () => d.cpu(),
-    hwmMb: () => Math.round(d.hwmKb / 1024),
-    async stop() {
-      ctl?.close();
-      feed?.destroy();
-      if (!d || d.exitedAt) return;
-      process.kill(d.pid, 'SIGTERM');
-      await withTimeout(d.exited, 'krtsync shutdown', 120_000);
-    },
-  };
-}
-
-// ------------------------------------------------------------------ BIRD 2
-function birdRouter(topo) {
-  const log = path.join(DIR, 'bird-router.log');
-  const logLine = 'log stderr { info, remote, warning, error, auth, fatal, bug };';
-  const files = (name) => ({ conf: path.join(DIR, `${name}.conf`), sock: path.join(DIR, `${name}.ctl`), pid: path.join(DIR, `${name}.pid`), log: path.join(DIR, `${name}.log`) });
-  const router = files('bird-router');
-  // BIRD's session timers: its defaults, or --bird-restart's seconds for all three.
-  const timers = BIRD_RESTART ? `\n  connect delay time ${BIRD_RESTART};\n  connect retry time ${BIRD_RESTART};\n  error wait time ${BIRD_RESTART}, ${BIRD_RESTART};` : '';
-  const speaker = [undefined, files('bird-speaker1'), files('bird-speaker2')];
-  fs.writeFileSync(
-    router.conf,
-    `router id ${LINK[1].local};
-${logLine}
-protocol device { }
-protocol kernel kr { ipv4 { import none; export all; }; }
-${[1, 2]
-  .map(
-    (k) => `protocol bgp up${k} {
-  local ${LINK[k].local} as ${LOCAL_AS};
-  neighbor ${LINK[k].gw} as ${LINK[k].as};${timers}
-  ipv4 { import all; export none; };
-}`,
-  )
-  .join('\n')}
-`,
-  );
-  for (const k of [1, 2]) {
-    const lines = new Array(N);
-    for (let i = 0; i < N; i++) lines[i] = `route ${netText(i)} blackhole;`;
-    // Speaker 2 makes its path longer (BIRD prepends its own AS on eBGP too): 65001 against 65002 65002.
-    fs.writeFileSync(
-      speaker[k].conf,
-      `router id ${LINK[k].gw};
-${logLine}
-protocol device { }
-protocol static nets { ipv4; ${lines.join('\n')}
-}
-protocol bgp uplink {
-  local ${LINK[k].gw} as ${LINK[k].as};
-  neighbor ${LINK[k].local} as ${LOCAL_AS};${timers}
-  ipv4 { import none; export ${k === 2 ? `filter { bgp_path.prepend(${LINK[k].as}); accept; }` : 'all'}; };
-}
-`,
-    );
-  }
-  const procs = [];
-  let r;
-  let rctl;
-  let s1ctl;
-  let phaseT0 = 0;
-  let sessionUpAt;
-  let sessionSeenDown = false;
-  const startBird = (ns, f) => {
-    const p = startIn(ns, 'bird', ['-f', '-c', f.conf, '-s', f.sock, '-P', f.pid], { logFile: f.log });
-    procs.push(p);
-    return p;
-  };
-  /** BIRD's control socket once it answers; fails at once (with its log) if that bird has exited. */
-  const answering = (p, f, what) =>
-    withTimeout(
-      (async () => {
-        for (;;) {
-          if (p.exitedAt) throw new Error(`${what} exited: ${fs.readFileSync(f.log, 'utf8').slice(-2000)}`);
-          try {
-            return await birdControl(f.sock);
-          } catch {
-            await sleep(100);
-          }
-        }
-      })(),
-      what,
-      LOAD_TIMEOUT_MS,
-    );
-  return {
-    tool: 'bird',
-    proto: PROTO.bird,
-    log,
-    async start() {
-      const sp = [undefined, startBird(topo.u[1], speaker[1]), startBird(topo.u[2], speaker[2])];
-      for (const k of [1, 2]) {
-        const c = await answering(sp[k], speaker[k], `BIRD speaker ${k}`);
-        await withTimeout(
-          (async () => {
-            while (!new RegExp(`Routes:\\s+${N} imported`).test(await c.cmd('show protocols all nets'))) await sleep(200);
-          })(),
-          `BIRD speaker ${k} loading its routes`,
-          LOAD_TIMEOUT_MS,
-        );
-        if (k === 1) s1ctl = c;
-        else c.close();
-      }
-    },
-    async load() {
-      r = startBird(topo.r, router);
-      rctl = await answering(r, router, 'BIRD router');
-    },
-    failSource: () => s1ctl.cmd('disable uplink'),
-    recoverSource: () => s1ctl.cmd('enable uplink'),
-    /** Busy while birdc's answer takes more than 100 ms; notes when the primary session is established again. */
-    async busy() {
-      const t = nowMs();
-      const out = await rctl.cmd('show protocols up1');
-      if (!/Established/.test(out)) sessionSeenDown = true;
-      else if (sessionSeenDown && sessionUpAt === undefined) sessionUpAt = t;
-      return nowMs() - t > 100;
-    },
-    phaseStart(t0) {
-      phaseT0 = t0;
-      sessionUpAt = undefined;
-      sessionSeenDown = false;
-    },
-    /** When the primary session was seen established again after being seen down in the phase. */
-    notes: () => ({ primary_session_established_s: sessionUpAt !== undefined ? sec(sessionUpAt - phaseT0) : null, bird_timers: BIRD_RESTART ? `${BIRD_RESTART} s` : 'defaults' }),
-    cpu: () => r.cpu(),
-    hwmMb: () => Math.round(r.hwmKb / 1024),
-    async stop() {
-      rctl?.close();
-      s1ctl?.close();
-      for (const p of procs) {
-        if (p.exitedAt) continue;
-        process.kill(p.pid, 'SIGTERM');
-        await withTimeout(p.exited, 'bird exit', 120_000).catch(() => process.kill(p.pid, 'SIGKILL'));
-      }
-    },
-  };
-}
-
-// ------------------------------------------------------------------ probes
-let runId = 0;
-
-/** Reads the records a file gained since `from` bytes. */
-function readFrom(file, from, recordSize) {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const len = Math.floor((size - from) / recordSize) * recordSize;
-    const b = Buffer.alloc(Math.max(0, len));
-    if (len > 0) fs.readSync(fd, b, 0, len, from);
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * The probes of one run: per destination, the first probe after which every probe to it arrived via
- * link `to`; probes lost or arriving via the other link after t0; the baseline before t0. Probes sent
- * after `cutoff` are left out (while the run goes on: their fate is not known yet).
- */
-function analyzeProbes(sentFile, sinkBytes, run, t0, to, cutoff = Infinity) {
-  const sent = fs.readFileSync(sentFile);
-  let S = Math.floor(sent.length / 16);
-  while (S > 0 && Number(sent.readBigUInt64LE((S - 1) * 16)) / 1e6 > cutoff) S--;
-  const sentAt = new Float64Array(S);
-  const sendErr = new Int32Array(S);
-  for (let s = 0; s < S; s++) {
-    sentAt[s] = Number(sent.readBigUInt64LE(s * 16)) / 1e6;
-    sendErr[s] = sent.readInt32LE(s * 16 + 8);
-  }
-  const via = new Uint8Array(S);
-  for (const k of [1, 2]) {
-    const b = sinkBytes[k];
-    for (let o = 0; o + 16 <= b.length; o += 16) {
-      if (b.readUInt32LE(o) !== run) continue;
-      const seq = b.readUInt32LE(o + 4);
-      if (seq < S) via[seq] = k;
-    }
-  }
-  const from = to === 1 ? 2 : 1;
-  let before = 0;
-  let beforeOk = 0;
-  let lost = 0;
-  let viaOld = 0;
-  let lastOld = -Infinity;
-  const errors = {};
-  for (let s = 0; s < S; s++) {
-    if (sentAt[s] < t0) {
-      before++;
-      if (via[s] === from) beforeOk++;
-      continue;
-    }
-    if (sendErr[s]) errors[sendErr[s]] = (errors[sendErr[s]] ?? 0) + 1;
-    if (via[s] === 0) lost++;
-    else if (via[s] === from) {
-      viaOld++;
-      lastOld = Math.max(lastOld, sentAt[s] - t0);
-    }
-  }
-  let moved = 0;
-  let movedAt = 0;
-  for (let k = 0; k < K; k++) {
-    let firstGood = -1;
-    let any = false;
-    for (let s = k; s < S; s += K) {
-      if (sentAt[s] < t0) continue;
-      any = true;
-      if (via[s] === to) {
-        if (firstGood < 0) firstGood = s;
-      } else firstGood = -1;
-    }
-    if (any && firstGood >= 0) {
-      moved++;
-      movedAt = Math.max(movedAt, sentAt[firstGood] - t0);
-    }
-  }
-  return {
-    destinations: K,
-    every_ms: Number(((K / RATE) * 1000).toFixed(1)),
-    moved,
-    moved_s: moved === K ? sec(movedAt) : null,
-    last_via_old_s: viaOld ? sec(lastOld) : null,
-    sent: S - before,
-    lost,
-    via_old: viaOld,
-    send_errors: errors,
-    baseline: { sent: before, via_expected: beforeOk },
-  };
-}
-
 // ------------------------------------------------------------------ phases
 const results = [];
 function record(row) {
@@ -628,7 +215,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   // The probes moved too: every destination's probes arrive via `to` (the FIB can be done before the
   // data plane is: a neighbour entry that failed with the link resolves again only when probed).
   const sinkBytes = () => [undefined, readFrom(topo.sinkFiles[1], sinkStart[1], 16), readFrom(topo.sinkFiles[2], sinkStart[2], 16)];
-  const probesMoved = () => analyzeProbes(sentFile, sinkBytes(), run, t0, to, nowMs() - PROBE_MARGIN_MS).moved === K;
+  const probesMoved = () => analyzeProbes(sentFile, sinkBytes(), run, t0, to, { K, RATE }, nowMs() - PROBE_MARGIN_MS).moved === K;
   let timedOut = true;
   while (nowMs() < deadline && actError === undefined) {
     const last = () => Math.max(t0, mirror.lastChangeOf(router.proto));
@@ -663,7 +250,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   const observedMs = nowMs() - t0;
   await prober.stop();
   await sleep(300); // the sinks write what is still in flight
-  const probes = analyzeProbes(sentFile, sinkBytes(), run, t0, to);
+  const probes = analyzeProbes(sentFile, sinkBytes(), run, t0, to, { K, RATE });
   fs.rmSync(sentFile);
   const check = await mirror.verify();
   if (check.mismatches) await mirror.load(topo.ignoreLinkdown); // the next phase starts from the kernel's truth
@@ -694,7 +281,8 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
 async function benchRouter(tool) {
   process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}\n`);
   const topo = await buildTopology(tool);
-  const router = tool === 'krtsync' ? krtsyncRouter(topo) : birdRouter(topo);
+  const env = { N, LINK, LOCAL_AS, DIR, NHT, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS };
+  const router = tool === 'krtsync' ? krtsyncRouter(topo, env) : birdRouter(topo, env);
   const mirror = new FibMirror({ ns: topo.r, n: N, netIndex, uplinks: topo.uplinks });
   try {
     await mirror.load(topo.ignoreLinkdown);

@@ -228,13 +228,35 @@ async function show(args: { what: string; prefix?: string; socket: string; json:
         });
         return;
       }
+      case 'nexthops': {
+        const { result } = await c.request('show-nexthops', args.table ? { table: args.table } : {});
+        const list = (result as { nexthops: HopRow[] }).nexthops;
+        print(args.json, list, () => table(['NEXT HOP', 'DEV', 'STATE', 'ROUTES', 'FLAPS', 'PENALTY', 'HELD UNTIL', 'WHY'], list.map(hopRow)) + `\n${list.length} next hops`);
+        return;
+      }
       default:
-        fail(`show what? status, protocols, routes or kernel (not "${args.what}")`, EXIT_USAGE);
+        fail(`show what? status, protocols, routes, kernel or nexthops (not "${args.what}")`, EXIT_USAGE);
     }
   });
 }
 
-/** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
+interface HopRow {
+  hop: string;
+  dev?: string;
+  state: string;
+  reason?: string;
+  flaps: number;
+  penalty: number;
+  heldUntil?: number;
+  routes?: number;
+}
+
+/** One tracked next hop as a row of `show nexthops`: a hold that is over shows no time. */
+function hopRow(h: HopRow): unknown[] {
+  const held = h.heldUntil !== undefined && h.state === 'held' ? new Date(h.heldUntil).toISOString() : '';
+  return [h.hop, h.dev ?? '', h.state, h.routes ?? 0, h.flaps, h.penalty, held, h.reason ?? ''];
+}
+
 /** The WHY column: the decision step, and what next-hop tracking says of the route's next hops. */
 function whyText(r: Record<string, unknown>): string {
   const reason = typeof r.reason === 'string' ? r.reason : '';
@@ -243,6 +265,7 @@ function whyText(r: Record<string, unknown>): string {
   return `${reason ? `${reason}; ` : ''}${what}: ${r.unusable}`;
 }
 
+/** A route's BGP attributes in one column, the way birdc shows them: path, then what is set. */
 function bgpText(b: unknown): string {
   if (b === undefined || b === null) return '';
   const x = b as Record<string, unknown>;
@@ -306,13 +329,13 @@ export function main(argv: readonly string[]): void {
     .command('check', 'validate a config file (and its routes and state files) without touching anything', (y) => y.option('config', { alias: 'c', type: 'string', demandOption: true }), (a) => check(a))
     .command(
       'show <what> [prefix]',
-      'show status | protocols | routes [PREFIX] | kernel [PREFIX]',
+      'show status | protocols | routes [PREFIX] | kernel [PREFIX] | nexthops',
       (y) =>
         socketOpt(y)
-          .positional('what', { type: 'string', choices: ['status', 'protocols', 'routes', 'kernel'], demandOption: true })
+          .positional('what', { type: 'string', choices: ['status', 'protocols', 'routes', 'kernel', 'nexthops'], demandOption: true })
           .positional('prefix', { type: 'string', describe: 'a prefix: it and everything inside it' })
           .option('json', { type: 'boolean', default: false, describe: 'stable JSON output (docs/cli.md)' })
-          .option('table', { type: 'string', describe: 'routes: only this table' })
+          .option('table', { type: 'string', describe: 'routes: only this table; nexthops: count routes of this table only' })
           .option('all', { type: 'boolean', default: false, describe: 'routes: every route of a prefix, not only the best' })
           .option('protocol', { type: 'string', describe: 'kernel: only this kernel protocol' })
           .option('failed', { type: 'boolean', default: false, describe: 'kernel: only routes the kernel rejected' })

@@ -4,13 +4,15 @@
  * connected prefix) are kept from being best, and how a flapping next hop is
  * damped:
  *
- *   nexthop_tracking: true                 # on, default damping
+ *   (absent), nexthop_tracking: true       # on, default damping
+ *   nexthop_tracking: false                # off: routes are installed whatever their next hop's state
  *   nexthop_tracking:
  *     damping: { half_life: 15s, max_hold: 60s, penalty: 1000, suppress: 2500, reuse: 1000 }
  *   nexthop_tracking: { damping: false }   # on, every recovery counts at once
  *   nexthop_tracking: { neighbours: true } # also: a gateway whose ARP/ND entry failed is unusable
  *
- * Off by default: it changes which routes an existing config installs.
+ * On by default (docs/nexthop-tracking.md, "On by default"): a daemon that
+ * keeps routes through a dead link is what operators complain about.
  */
 import { isMap, isScalar, type Node as YamlNode } from 'yaml';
 import type { YamlReader } from './yaml-reader';
@@ -34,7 +36,7 @@ export interface NexthopTrackingConfig {
 export const DEFAULT_NEXTHOP_DAMPING: NexthopDampingConfig = { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15_000, maxHoldMs: 60_000 };
 
 export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): NexthopTrackingConfig | undefined {
-  if (node === undefined) return undefined;
+  if (node === undefined) return { damping: DEFAULT_NEXTHOP_DAMPING, neighbours: false };
   const what = 'nexthop_tracking';
   if (!isMap(node)) {
     if (!isScalar(node) || typeof node.value !== 'boolean') return r.error(node, `${what}: expected true, false or a mapping with "damping"`);

@@ -10,6 +10,7 @@
  *   show-routes {prefix?, table?, all?}   streamed: routes of the tables, best first
  *   show-kernel {protocol?, prefix?, failed?}   streamed: per-route kernel sync status
  *   show-kernel {protocol?, nexthops: true}     our nexthop objects and the nets on each
+ *   show-nexthops {table?}           next-hop tracking's view: each next hop, its state, damping, routes through it
  *   route-add {route, protocol?} / route-del {prefix, protocol?}
  *   route-list {protocol?}            streamed: the api protocol's route lines
  *   reload
@@ -27,7 +28,7 @@ import type { DaemonCore } from './daemon-core';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const VERSION = (require('../../package.json') as { version: string }).version;
 /** Every command this file answers (metrics count any other as "unknown"). */
-export const CONTROL_COMMANDS: readonly string[] = ['show-status', 'show-protocols', 'show-routes', 'show-kernel', 'route-add', 'route-del', 'route-list', 'reload', 'feed'];
+export const CONTROL_COMMANDS: readonly string[] = ['show-status', 'show-protocols', 'show-routes', 'show-kernel', 'show-nexthops', 'route-add', 'route-del', 'route-list', 'reload', 'feed'];
 const CHUNK = 2048;
 const MAX_CLIENT_NAME = 64;
 const CLIENT_NAME_RE = new RegExp(`^[\\x21-\\x7e]{1,${MAX_CLIENT_NAME}}$`);
@@ -181,6 +182,17 @@ export async function handleControlRequest(d: DaemonCore, req: ControlRequest, c
         count += entries.length;
       }
       return { routes: count };
+    }
+    case 'show-nexthops': {
+      checkArgs(a, ['table'], req.command);
+      const tracking = d.nexthops;
+      if (tracking === undefined) throw new KrtError('KRT_ERR_NEXTHOP', 'next-hop tracking is off (nexthop_tracking in the config, docs/nexthop-tracking.md): no next hop is tracked');
+      const tableName = optString(a, 'table');
+      const tables = [...d.tables].filter(([name]) => tableName === undefined || name === tableName).map(([, t]) => t);
+      if (tableName !== undefined && !tables.length) throw bad(`no table named "${tableName}" (tables: ${[...d.tables.keys()].join(', ')})`);
+      const nexthops = tracking.tracker.report((set) => tables.reduce((n, t) => n + t.routesUsing(set), 0));
+      nexthops.sort((x, y) => (x.hop < y.hop ? -1 : x.hop > y.hop ? 1 : 0));
+      return { nexthops };
     }
     case 'route-add': {
       checkArgs(a, ['route', 'protocol'], req.command);

@@ -292,11 +292,13 @@ export interface RouteDumpFilter {
   table?: number;
   /** With strict checking, only routes of this rtm_protocol. */
   protocol?: number;
+  /** With strict checking, only routes with a next hop through this device (RTA_OIF; nexthop objects too). */
+  oif?: number;
 }
 
 /** RTM_GETROUTE dump request, filtered by table and protocol when the socket has strict checking on. */
 export function encodeRouteDump(buf: Buffer, off: number, seq: number, f: RouteDumpFilter): number {
-  const size = C.NLMSG_HDRLEN + RTMSG_LEN + (f.table !== undefined ? 8 : 0);
+  const size = C.NLMSG_HDRLEN + RTMSG_LEN + (f.table !== undefined ? 8 : 0) + (f.oif !== undefined ? 8 : 0);
   if (off + size > buf.length) return 0;
   writeHeader(buf, off, size, C.RTM_GETROUTE, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq);
   const p = off + C.NLMSG_HDRLEN;
@@ -304,7 +306,9 @@ export function encodeRouteDump(buf: Buffer, off: number, seq: number, f: RouteD
   buf[p] = f.family === 4 ? AF_INET : AF_INET6;
   buf[p + 4] = f.table !== undefined && f.table < 256 ? f.table : 0;
   buf[p + 5] = f.protocol ?? 0;
-  if (f.table !== undefined) putAttrU32(buf, p + RTMSG_LEN, C.RTA_TABLE, f.table);
+  let at = p + RTMSG_LEN;
+  if (f.table !== undefined) at = putAttrU32(buf, at, C.RTA_TABLE, f.table);
+  if (f.oif !== undefined) putAttrU32(buf, at, C.RTA_OIF, f.oif);
   return size;
 }
 

@@ -64,6 +64,11 @@ export class NextHopIndex {
     }
   }
 
+  /** Routes (one per source and net) through `set`. */
+  routesUsing(set: NextHopSet): number {
+    return this.bySet.get(set)?.routes ?? 0;
+  }
+
   /** Every net that has a route through `set` (each once). */
   forEachNet(set: NextHopSet, fn: (word: number | string, len: number) => void): void {
     this.bySet.get(set)?.log.forEach(this.usesSet(set), fn);

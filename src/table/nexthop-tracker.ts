@@ -85,13 +85,20 @@ interface SetState {
 
 export interface HopReport {
   hop: string;
+  /** The device the kernel would send through: the hop's own, or the one whose connected prefix covers the gateway. */
+  dev?: string;
   usable: boolean;
+  /** usable; down (the kernel's facts: `reason`); held (damped after flapping, until `heldUntil`). */
+  state: 'usable' | 'down' | 'held';
   reason?: string;
   flaps: number;
   penalty: number;
+  /** When a hold ends (ms since the epoch on the tracker's clock); absent when none was ever set. */
   heldUntil?: number;
   /** Next-hop sets that contain this hop. */
   sets: number;
+  /** Routes (of every source, in the tables asked) whose next-hop set holds this hop; only when a count was given. */
+  routes?: number;
 }
 
 export class NextHopTracker {
@@ -208,17 +215,28 @@ export class NextHopTracker {
   }
 
   /** Every tracked hop (show nexthops, metrics). */
-  report(): HopReport[] {
+  /**
+   * Every tracked hop, for `krtsync show nexthops` and tests. With `routesUsing` (routes through a
+   * set, from the tables' indexes), each hop says how many routes go through it: O(sets), not routes.
+   */
+  report(routesUsing?: (set: NextHopSet) => number): HopReport[] {
     const now = this.now();
-    return [...this.hops.values()].map((h) => ({
-      hop: h.hop.toString(),
-      usable: h.usable,
-      ...(h.usable ? {} : { reason: this.reasonOf(h) }),
-      flaps: h.damping.flaps,
-      penalty: Math.round(h.damping.penaltyAt(now)),
-      ...(h.damping.heldUntil > 0 ? { heldUntil: h.damping.heldUntil } : {}),
-      sets: h.sets.length,
-    }));
+    return [...this.hops.values()].map((h) => {
+      const dev = this.deviceOf(h.hop);
+      const r: HopReport = {
+        hop: h.hop.toString(),
+        ...(dev !== undefined ? { dev } : {}),
+        usable: h.usable,
+        state: h.usable ? 'usable' : h.down !== undefined ? 'down' : 'held',
+        ...(h.usable ? {} : { reason: this.reasonOf(h) }),
+        flaps: h.damping.flaps,
+        penalty: Math.round(h.damping.penaltyAt(now)),
+        ...(h.damping.heldUntil > 0 ? { heldUntil: h.damping.heldUntil } : {}),
+        sets: h.sets.length,
+      };
+      if (routesUsing) r.routes = h.sets.reduce((n, set) => n + routesUsing(set), 0);
+      return r;
+    });
   }
 
   /** Tracked hops and how many are usable (metrics: no walk of routes). */
@@ -358,6 +376,14 @@ export class NextHopTracker {
       return `neighbour ${hop.gateway} on dev ${link.name} failed`;
     }
     return undefined;
+  }
+
+  /** The device a hop goes out of, as factsSay resolves it; undefined when none does. */
+  private deviceOf(hop: NextHop): string | undefined {
+    let index = hop.ifindex ?? (hop.ifname !== undefined ? this.byName.get(hop.ifname) : undefined);
+    if (index === undefined && hop.ifname !== undefined) return hop.ifname;
+    if (hop.gateway !== undefined && !hop.onlink && index === undefined) index = this.covering(hop.gateway, undefined)?.ifindex;
+    return index === undefined ? undefined : (this.links.get(index)?.name ?? `if${index}`);
   }
 
   /** The longest connected prefix covering `gw` (on device `index` when given). */

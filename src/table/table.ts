@@ -153,6 +153,11 @@ export class Table {
     this.nhIndex?.forEachNet(set, (word, len) => fn(prefixFromKey(netKeyOf(word, len))));
   }
 
+  /** Routes (one per source and net) through `set`, from the next-hop index: 0 without next-hop tracking. */
+  routesUsing(set: NextHopSet): number {
+    return this.nhIndex?.routesUsing(set) ?? 0;
+  }
+
   /** The journal bound of both exporters (ExporterOptions.maxBehind); undefined: the default. */
   setMaxBehind(maxBehind: number | undefined): void {
     this.best.setMaxBehind(maxBehind);

@@ -103,6 +103,8 @@ export class FakeKernel {
   interruptDumps = 0;
   /** Dumps taken, for tests. */
   dumps = 0;
+  /** Every route dump taken: the device it was filtered by (RTA_OIF), and how many routes it returned. */
+  readonly dumpLog: Array<{ oif: number | undefined; routes: number }> = [];
   /** Dumps of every route for foreign users of nexthop objects (KernelIo.nexthopUsers), for tests. */
   usersDumps = 0;
   /** Nexthop objects. */
@@ -325,7 +327,7 @@ export class FakeKernel {
   }
 
   /** A dump of `family`'s table as the kernel would stream it, through `decode`. */
-  dump(family: Family, table: number, protocol: number | undefined, collect: TableDumpCollector): DumpResult<RouteMessage> {
+  dump(family: Family, table: number, protocol: number | undefined, collect: TableDumpCollector, oif?: number): DumpResult<RouteMessage> {
     this.dumps++;
     let retries = 0;
     while (this.interruptDumps > 0) {
@@ -335,13 +337,29 @@ export class FakeKernel {
     }
     const items: RouteMessage[] = [];
     const buf = Buffer.alloc(4096);
+    let returned = 0;
     for (const r of this.routes.values()) {
       if (r.family !== family || r.table !== table || (protocol !== undefined && r.protocol !== protocol)) continue;
+      if (oif !== undefined && !this.usesDev(r, oif)) continue;
       const n = encodeRouteMessage(buf, 0, C.RTM_NEWROUTE, C.NLM_F_MULTI, 1, r);
       const v = collect.decode(buf, 0, n, C.RTM_NEWROUTE);
       if (v !== undefined) items.push(v);
+      returned++;
     }
+    this.dumpLog.push({ oif, routes: returned });
     return { items, errors: [], retries };
+  }
+
+  /** Whether a route has a next hop through device `oif` (its own, a hop's, its object's or a member's), as the kernel's RTA_OIF dump filter asks. */
+  private usesDev(r: RouteMessage, oif: number): boolean {
+    if (r.nhId !== undefined) {
+      const objectUses = (id: number): boolean => {
+        const o = this.nexthops.objects.get(id);
+        return o !== undefined && (o.group ? o.group.some((g) => objectUses(g.id)) : o.oif === oif);
+      };
+      return objectUses(r.nhId);
+    }
+    return r.oif === oif || (r.multipath ?? []).some((h) => h.oif === oif);
   }
 
   detach(io: FakeKernelIo): void {
@@ -432,11 +450,11 @@ export class FakeKernelIo implements KernelIo {
     this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted, nlFlags);
   }
 
-  async dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump> {
+  async dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
     const t = this.opts.target;
     const collect = new TableDumpCollector(t, includeForeign, sink);
-    const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect);
+    const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect, oif);
     await new Promise((r) => setImmediate(r));
     return collect.finish(res);
   }

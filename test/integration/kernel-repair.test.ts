@@ -84,6 +84,10 @@ kernelDescribe('kernel protocol repair', () => {
     // The kernel drops the routes through veth1 without a notification; we notice through the link.
     await until(() => p.counts().failed === 3 - survivors.length, 2000);
     expect(ourRoutes(ns).map((r) => r.dst)).toEqual(survivors);
+    // Found by a dump of the routes through the devices that went down (the kernel filters by RTA_OIF), not of the table.
+    const scans = log.entries.map((e) => e.msg).filter((m) => m.startsWith('device scan of ifindex'));
+    expect(scans.length).toBeGreaterThan(0);
+    for (const m of scans) expect(m).toMatch(/^device scan of ifindex [\d, ]+: \d+ nets through them, \d+ lost$/);
     ns.ip('link', 'set', 'veth1', 'up');
     await until(() => ourRoutes(ns).length === 3, 3000);
     await until(() => p.counts().installed === 3, 2000);

@@ -15,7 +15,10 @@ const URL = 'http://127.0.0.1:9725/metrics';
 const K4 = { protocol: 'kernel1', kernel_table: '254', family: 'ipv4' };
 
 function config(listen: string | undefined): string {
-  return `${listen ? `metrics: { listen: "${listen}" }\n` : ''}protocols:
+  // Next-hop tracking off: the failed-route series need a route the kernel refuses (with tracking, a gateway
+  // no connected prefix covers is never sent: nexthop-tracking.test.ts).
+  return `${listen ? `metrics: { listen: "${listen}" }\n` : ''}nexthop_tracking: false
+protocols:
   - name: static1
     type: static
     routes: [ "10.20.0.0/24 via 192.0.2.2", "10.20.1.0/24 via 192.0.2.2", "blackhole 10.20.2.0/24", "10.20.3.0/24 via 203.0.113.9" ]

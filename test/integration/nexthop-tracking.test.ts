@@ -349,6 +349,19 @@ protocols:
     expect(shown.filter((r) => r.prefix === '10.30.0.0/16')).toEqual([expect.objectContaining({ source: 'primary', best: false, eligible: false })]);
     const human = d.cli(['show', 'routes', '203.0.113.0/24', '--all']).out;
     expect(human).toMatch(/not used: next hop via 192\.0\.2\.2: dev up0 has no carrier/);
+    // The tracker's own view, through the control socket: each next hop, its device and state, why, its
+    // damping (one failure so far: penalty near 1000, not held) and the routes through it.
+    const hops = JSON.parse(d.cli(['show', 'nexthops', '--json']).out) as Array<Record<string, unknown>>;
+    expect(hops).toEqual([
+      expect.objectContaining({ hop: 'via 192.0.2.2', dev: 'up0', state: 'down', usable: false, reason: 'dev up0 has no carrier', flaps: 1, routes: 2 }),
+      expect.objectContaining({ hop: 'via 198.51.100.2', dev: 'up1', state: 'usable', usable: true, flaps: 0, penalty: 0, routes: 1 }),
+    ]);
+    expect(hops[0]!.penalty).toBeGreaterThan(900);
+    expect(hops[0]!.penalty).toBeLessThanOrEqual(1000);
+    expect(d.cli(['show', 'nexthops']).out).toMatch(/^via 192\.0\.2\.2 +up0 +down +2 +1 +\d+ +dev up0 has no carrier$/m);
+    expect(JSON.parse(d.cli(['show', 'nexthops', '--json', '--table', 'master4']).out)).toEqual(hops.map((h) => ({ ...h, penalty: expect.any(Number) })));
+    const noTable = d.cli(['show', 'nexthops', '--table', 'nosuch']);
+    expect({ code: noTable.code, err: noTable.err }).toEqual({ code: 1, err: expect.stringContaining('no table named "nosuch"') });
 
     // A crash and restart in the middle of the failover: the restart judges the routes with the kernel's
     // facts before its first sync, so it finds the kernel as it wants it (no flap, no stale primary).

@@ -56,7 +56,10 @@ kernelDescribe('metrics as a real Prometheus sees them', () => {
     ensureDebianPackage('prometheus', { probe: '/usr/bin/prometheus', services: ['prometheus.service'], noRecommends: true });
     ns = createNetns('krtprom');
     d = new KrtsyncDaemon(ns, 'krt-prom');
+    // Next-hop tracking off: the failed-route series and alert need routes the kernel refuses (with tracking, a
+    // gateway no connected prefix covers is never sent).
     d.writeConfig(`metrics: { listen: "127.0.0.1:9725" }
+nexthop_tracking: false
 protocols:
   - name: static1
     type: static

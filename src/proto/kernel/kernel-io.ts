@@ -84,8 +84,11 @@ export interface KernelIo {
    * could not be set up or was not asked for: echoes arrive and are matched.
    */
   readonly ownEchoesFiltered: boolean;
-  /** Our routes in our table (to `sink` as they come, if given), and with includeForeign everyone else's there. */
-  dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump>;
+  /**
+   * Our routes in our table (to `sink` as they come, if given), and with includeForeign everyone else's there;
+   * with `oif`, only routes with a next hop through that device (the kernel filters: device-scan.ts).
+   */
+  dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump>;
   /** Queues a batch of changes; settles once each has its result. Never rejects. */
   submit(ops: OpSource): Promise<BatchResult>;
   /** More changes wait to be sent than the pipeline wants: `await drain()` before submitting more. */

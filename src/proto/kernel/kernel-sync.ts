@@ -38,6 +38,7 @@ import type { KernelIo, KernelIoProvider } from './kernel-io';
 import { applyDump, dumpOurs, firstDump, type SyncDumpContext } from './sync-dump';
 import { KernelRoutes } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
+import { DeviceScanRequest, dropMissing, findHeldThrough } from './device-scan';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
@@ -112,6 +113,8 @@ export class KernelSync implements ScanTarget {
   private readonly scans: ScanScheduler;
   /** What reading our table into the store needs (sync-dump.ts). */
   private readonly dumps: SyncDumpContext;
+  /** What the next scan is asked: the whole table, or the routes through some devices (device-scan.ts). */
+  private readonly deviceScans = new DeviceScanRequest();
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -159,6 +162,7 @@ export class KernelSync implements ScanTarget {
       opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
+      requestDeviceScan: (index) => this.requestDeviceScan(index),
     });
     this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}) };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
@@ -355,11 +359,21 @@ export class KernelSync implements ScanTarget {
 
   /** Asks for a scan (a dump compared with what we want) after `delayMs`; requests coalesce. */
   requestScan(reason: string, delayMs = 0): void {
-    if (!PHASE.closing(this.state)) this.scans.request(reason, delayMs);
+    if (PHASE.closing(this.state)) return;
+    this.deviceScans.full = true;
+    this.scans.request(reason, delayMs);
+  }
+
+  /** Asks for a scan of the routes through a device that went down or away (device-scan.ts). */
+  requestDeviceScan(index: number): void {
+    if (PHASE.closing(this.state)) return;
+    this.deviceScans.devices.add(index);
+    this.scans.request(SCAN_REASONS.link, 100);
   }
 
   /** idle -> scan-settle -> scan-dump -> pruning -> idle: dump, compare every attribute, send the differences. */
   async scan(reason: string): Promise<void> {
+    const asked = this.deviceScans.take();
     this.sm.go('scan-settle');
     const t0 = Date.now();
     this.stats.scans++;
@@ -372,18 +386,22 @@ export class KernelSync implements ScanTarget {
     this.sm.go('scan-dump');
     await this.nh.reread();
     if (PHASE.closing(this.state)) return;
-    let dumped: DumpedRoutes | undefined;
+    const held = asked.full || reason !== SCAN_REASONS.link ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
+    let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
     try {
-      dumped = await dumpOurs(this.dumps);
+      dumped = held === 'full' ? await dumpOurs(this.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
     } catch (err) {
       this.metrics.scanFailed();
       this.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: this.target.table });
     }
     if (PHASE.closing(this.state)) return;
-    if (dumped) applyDump(this.dumps, dumped, this.echoes);
+    const lost = held !== 'full' && Array.isArray(dumped) ? dropMissing(this.store, this.routes, held, dumped) : undefined;
+    if (dumped && !Array.isArray(dumped)) applyDump(this.dumps, dumped, this.echoes);
     this.sm.go('pruning');
     this.notices.drainBuffered();
-    this.sender.queueAll(false);
+    if (lost === undefined) this.sender.queueAll(false);
+    else for (const id of lost) this.sender.dirty.add(id);
+    if (lost !== undefined && debugOn(this.log)) this.log.debug(`device scan of ifindex ${[...asked.devices].join(', ')}: ${held !== 'full' ? held.ids.length : 0} nets through them, ${lost.length} lost`);
     this.sender.kick();
     await this.sender.settled();
     if (PHASE.closing(this.state)) return;

@@ -54,9 +54,9 @@ class NetlinkKernelIo implements KernelIo {
     this.ownEchoesFiltered = filtered;
   }
 
-  async dumpTable(includeForeign: boolean, sink?: DumpSink): Promise<TableDump> {
+  async dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump> {
     const t = this.target;
-    const filter = includeForeign ? { family: t.family, table: t.table } : { family: t.family, table: t.table, protocol: t.protocol };
+    const filter = { family: t.family, table: t.table, ...(includeForeign ? {} : { protocol: t.protocol }), ...(oif !== undefined ? { oif } : {}) };
     const collect = new TableDumpCollector(t, includeForeign, sink);
     try {
       const res = await this.client.dump((b, o, seq) => encodeRouteDump(b, o, seq, filter), collect.decode, `dump routes of table ${t.table}`, collect.reset);

@@ -9,9 +9,10 @@
  * over after the dump (drainBuffered). A notification for a route of ours
  * that is not the echo of our own change is someone else's change: our view
  * of the kernel takes it, and the route is repaired (rate-bounded: from the
- * third repair of one net within the window, it backs off). A link or
- * address change may have dropped routes without a notification: wanted
- * routes naming a device are converted again and a scan follows.
+ * third repair of one net within the window, it backs off). A link going
+ * down or away may have dropped routes without a notification: wanted
+ * routes naming a device are converted again and a scan of the routes
+ * through it follows (device-scan.ts); an address going, a scan of the table.
  */
 import { backoffDelay } from '../../lib/backoff';
 import * as C from '../../netlink/constants';
@@ -48,6 +49,8 @@ export interface NoticesContext {
   };
   echoes(): EchoMatcher | undefined;
   requestScan(reason: string, delayMs: number): void;
+  /** A scan of the routes through a device that went down or away (device-scan.ts), soon. */
+  requestDeviceScan(index: number): void;
 }
 
 export class SyncNotices {
@@ -171,21 +174,28 @@ export class SyncNotices {
     const change = this.c.links.update(l, deleted);
     if (change === 'none') return;
     this.c.log.debug(`link ${l.name ?? l.index} ${change}`);
-    // Routes through a link that went away may be gone without a notification; ones waiting for it may go in now.
-    this.onLinkLayerChange(change === 'up' || change === 'added' || change === 'renamed');
+    // Routes through a link that went down or away may be gone without a notification (a device scan
+    // finds them); ones waiting for it may go in now.
+    const gone = change === 'down' || change === 'removed';
+    this.onLinkLayerChange(!gone);
+    if (gone) this.c.requestDeviceScan(l.index);
   }
 
   onAddr(a: AddrMessage, deleted: boolean): void {
     if (a.family !== this.c.target.family) return;
     this.onLinkLayerChange(!deleted);
+    // An address that went takes the routes preferring it as their source (on any device) and, the
+    // device's last one, the routes through the device: the whole table is scanned (rare: addresses
+    // change with configuration, links flap).
+    if (deleted) this.c.requestScan(SCAN_REASONS.link, 100);
   }
 
+  /** Nothing of ours goes when a link comes up or an address appears: no scan then. */
   private onLinkLayerChange(cameBack: boolean): void {
     if (PHASE.closing(this.c.sm.state)) return;
     // Device names may resolve differently now: wanted routes naming one are converted again.
     this.moveWanted(this.c.routes.reconvert());
     if (cameBack) this.c.sender.retryFailedNow();
-    this.c.requestScan(SCAN_REASONS.link, 100);
   }
 
   /** Wanted routes converted again (links changed, nexthop objects turned on or off): their nets move to the new ones. */

@@ -126,9 +126,9 @@ describe('config', () => {
     expect(mode('nexthop_tracking: true\n', ', nexthop_objects: off')).toBe('off');
   });
 
-  it('reads nexthop_tracking: off without it, on with default damping, damping set or off', () => {
+  it('reads nexthop_tracking: on with default damping without it or with true, damping set or off; false turns it off', () => {
     const nht = (t: string) => parseConfig('x.yaml', `${t}protocols: []\n`).nexthopTracking;
-    expect(nht('')).toBeUndefined();
+    expect(nht('')).toEqual({ damping: { penalty: 1000, suppress: 2500, reuse: 1000, halfLifeMs: 15000, maxHoldMs: 60000 }, neighbours: false });
     expect(nht('nexthop_tracking: false\n')).toBeUndefined();
     // The config layer cannot import the table's defaults: they are written twice and must agree.
     expect(DEFAULT_NEXTHOP_DAMPING).toEqual(DEFAULT_DAMPING);

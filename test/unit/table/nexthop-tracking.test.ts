@@ -34,6 +34,17 @@ function tracker(opts: ConstructorParameters<typeof NextHopTracker>[0] = {}): Ne
   return t;
 }
 
+/** veth0 loses and regains carrier `times` times, the clock moved by `tick` after each change. */
+function flapVeth0(t: NextHopTracker, times: number, tick: () => void): void {
+  for (let i = 0; i < times; i++) {
+    for (const carrier of [false, true]) {
+      t.setLink({ index: 1, name: 'veth0', up: true, carrier });
+      t.flush();
+      tick();
+    }
+  }
+}
+
 describe('next-hop tracker', () => {
   it('says why a next hop cannot be used: no carrier, down, no connected route, no device', () => {
     const t = tracker();
@@ -53,6 +64,36 @@ describe('next-hop tracker', () => {
     expect(t.eligible(gw('10.9.9.9', { dev: 'veth1', onlink: true }))).toBe(true); // onlink: the device is enough
     const devOnly = NextHopSet.of([{ ifname: 'veth0' }]);
     expect(t.why(devOnly)).toBe('next hop dev veth0: dev veth0 is down');
+  });
+
+  it('reports each next hop with its device, state, damping and the routes through it (show nexthops)', () => {
+    let now = 1_000_000;
+    const t = tracker({ damping: { ...DEFAULT_DAMPING, halfLifeMs: 15_000, maxHoldMs: 60_000 }, now: () => now });
+    const table = new Table({ name: 'master4', nexthops: t });
+    const primary = new RouteSource('primary', 200);
+    const backup = new RouteSource('backup', 100);
+    const A = attrsVia(gw('192.0.2.2'));
+    const B = attrsVia(NextHopSet.of([{ gateway: parseAddr('198.51.100.2') }, { gateway: parseAddr('192.0.2.2') }]));
+    for (let i = 0; i < 3; i++) table.announce(p(`10.${i}.0.0/16`), primary, A);
+    table.announce(p('10.0.0.0/16'), backup, B);
+    const report = () => Object.fromEntries(t.report((set) => table.routesUsing(set)).map((h) => [h.hop, h]));
+    expect(report()).toEqual({
+      'via 192.0.2.2': { hop: 'via 192.0.2.2', dev: 'veth0', usable: true, state: 'usable', flaps: 0, penalty: 0, sets: 2, routes: 4 },
+      'via 198.51.100.2': { hop: 'via 198.51.100.2', dev: 'veth1', usable: true, state: 'usable', flaps: 0, penalty: 0, sets: 1, routes: 1 },
+    });
+    // Three failures in a row: the third recovery is held down.
+    flapVeth0(t, 3, () => (now += 100));
+    const held = report()['via 192.0.2.2']!;
+    expect(held).toMatchObject({ dev: 'veth0', usable: false, state: 'held', flaps: 3, routes: 4 });
+    expect(held.heldUntil).toBeGreaterThan(now);
+    expect(held.reason).toMatch(/^flapping \(3 failures\), held down for \d+ s more$/);
+    t.setLink({ index: 1, name: 'veth0', up: false, carrier: false });
+    t.flush();
+    expect(report()['via 192.0.2.2']).toMatchObject({ state: 'down', reason: 'dev veth0 is down' });
+    // Without a table to ask, no count; a gateway no connected prefix covers has no device.
+    t.eligible(gw('10.9.9.9'));
+    expect(t.report().find((h) => h.hop === 'via 10.9.9.9')).toEqual({ hop: 'via 10.9.9.9', usable: false, state: 'down', reason: 'no connected route covers 10.9.9.9', flaps: 0, penalty: 0, sets: 1 });
+    t.close();
   });
 
   it('a gateway whose neighbour entry failed is unusable until the entry is fine again', () => {
@@ -144,14 +185,7 @@ describe('flap damping', () => {
       t.eligible(a);
       const changes: boolean[] = [];
       t.subscribe((c) => changes.push(c[0]!.eligible));
-      for (let i = 0; i < 3; i++) {
-        t.setLink({ index: 1, name: 'veth0', up: true, carrier: false });
-        t.flush();
-        now += 100;
-        t.setLink({ index: 1, name: 'veth0', up: true, carrier: true });
-        t.flush();
-        now += 100;
-      }
+      flapVeth0(t, 3, () => (now += 100));
       // Two flaps went through; the third recovery is held.
       expect(changes).toEqual([false, true, false, true, false]);
       expect(t.eligible(a)).toBe(false);
