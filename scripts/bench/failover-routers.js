@@ -12,7 +12,7 @@ const { BIN, sec, shebangFlags, sleep, startIn, withTimeout } = require('./harne
 
 // ------------------------------------------------------------------ krtsync
 function krtsyncRouter(topo, env) {
-  const { N, LINK, LOCAL_AS, DIR, NHT, PROTO, netText } = env;
+  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText } = env;
   const sock = path.join(DIR, 'krtsync.sock');
   const config = path.join(DIR, 'krtsync.yaml');
   const log = path.join(DIR, 'krtsync.log');
@@ -28,7 +28,7 @@ protocols:
     neighbors:
       - { address: ${LINK[1].gw} }
       - { address: ${LINK[2].gw} }
-  - { name: kernel1, type: kernel, family: ipv4, kernel_table: main }
+  - { name: kernel1, type: kernel, family: ipv4, kernel_table: main, failover: ${FAILOVER} }
 `,
   );
   let d;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off]` (docs/benchmarks.md, "Failover").
+// [--nexthop-tracking on|off] [--failover objects|backup_routes|off]` (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
@@ -61,11 +61,13 @@ const RATE = Number(arg('probe-rate', '5000'));
 const KEEP_LOG = arg('keep-log', undefined);
 // krtsync's nexthop_tracking (docs/nexthop-tracking.md): on, as the daemon's default, or off.
 const NHT = arg('nexthop-tracking', 'on');
+// krtsync's kernel protocol failover (docs/failover.md): forwarding objects keyed by best and next-best route.
+const FAILOVER = arg('failover', 'objects');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off]';
-const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking'];
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover'];
 // Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
 checkArgs('bench:failover', usage, KNOWN);
 if (
@@ -80,7 +82,8 @@ if (
   PROBES < 1 ||
   !(RATE >= 100 && RATE <= 1e6) ||
   (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1)) ||
-  !['on', 'off'].includes(NHT)
+  !['on', 'off'].includes(NHT) ||
+  !['objects', 'backup_routes', 'off'].includes(FAILOVER)
 ) {
   console.error(usage);
   process.exit(2);
@@ -281,7 +284,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
 async function benchRouter(tool) {
   process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}\n`);
   const topo = await buildTopology(tool);
-  const env = { N, LINK, LOCAL_AS, DIR, NHT, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS };
+  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS };
   const router = tool === 'krtsync' ? krtsyncRouter(topo, env) : birdRouter(topo, env);
   const mirror = new FibMirror({ ns: topo.r, n: N, netIndex, uplinks: topo.uplinks });
   try {

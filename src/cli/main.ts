@@ -65,11 +65,14 @@ interface NexthopRow {
   routes: number;
   state: string;
   error?: { errnoName?: string; message?: string };
+  failover?: { primary?: string; backup?: string; switched: boolean };
 }
 
 function nexthopRow(n: NexthopRow): string[] {
+  const f = n.failover;
+  const role = f === undefined ? '' : f.switched ? ' (failover: switched)' : ` (failover: ${f.primary ?? '?'}${f.backup !== undefined ? `, backup ${f.backup}` : ', no backup'})`;
   const hop = n.members
-    ? `group ${n.members.map((m) => (m.weight === 1 ? String(m.id) : `${m.id},${m.weight}`)).join('/')}`
+    ? `group ${n.members.map((m) => (m.weight === 1 ? String(m.id) : `${m.id},${m.weight}`)).join('/')}${role}`
     : [n.gateway ? `via ${n.gateway}` : '', n.dev ? `dev ${n.dev}` : '', n.onlink ? 'onlink' : ''].filter(Boolean).join(' ');
   const state = n.error ? `${n.state} ${n.error.errnoName ?? ''} ${n.error.message ?? ''}`.trim() : n.state;
   return [String(n.id), n.protocol, `ipv${n.family}`, hop, String(n.routes), state];

@@ -84,6 +84,10 @@ export interface KernelProtocolConfig extends ProtocolCommon {
   mergePaths: number;
   /** Routes through kernel nexthop objects: auto (where the kernel has them), on, off. */
   nexthopObjects: 'auto' | 'on' | 'off';
+  /** Prefix-independent failover (docs/failover.md): off, or objects (routes on forwarding objects keyed by best and next-best). */
+  failover: 'off' | 'objects' | 'backup_routes';
+  /** The metric of backup routes (failover: backup_routes); undefined: the default (4294967295). */
+  backupMetric: number | undefined;
   /** The export filter as written (plain values: "accept", "reject", a list of rules or {rules, default}), with its position. */
   exportFilter: { value: unknown; line: number; column: number } | undefined;
 }
@@ -307,7 +311,7 @@ const STATIC_KEYS = [...COMMON_KEYS, 'routes', 'routes_file', 'preference'];
 const API_KEYS = [...COMMON_KEYS, 'preference', 'state_file'];
 const STREAM_KEYS = [...COMMON_KEYS, ...STREAM_SETTINGS];
 
-const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'nexthop_objects', 'export'];
+const KERNEL_KEYS = [...COMMON_KEYS, 'family', 'protocol', 'kernel_table', 'metric', 'persist', 'scan_interval', 'graceful_restart', 'learn', 'merge_paths', 'nexthop_objects', 'failover', 'backup_metric', 'export'];
 const KEYS: Record<ProtocolType, readonly string[]> = { static: STATIC_KEYS, kernel: KERNEL_KEYS, api: API_KEYS, stream: STREAM_KEYS };
 
 function readProtocol(
@@ -384,6 +388,13 @@ function readProtocol(
   // The export filter, kernel table names and protocol numbers are checked by the kernel protocol's
   // own code (src/daemon/validate.ts runs it); their positions are kept for its messages.
   const exportNode = peek.get('export');
+  const mergePaths = r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0;
+  const nexthopObjects = r.oneOf(peek.get('nexthop_objects'), `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto';
+  const failover = readFailover(r, peek.get('failover'), what, nexthopObjects, mergePaths > 0);
+  const metric = r.int(peek.get('metric'), `${what}: metric`, 0, 0xffffffff);
+  const backupMetric = r.int(peek.get('backup_metric'), `${what}: backup_metric`, 1, 0xffffffff);
+  if (backupMetric !== undefined && failover !== 'backup_routes') r.error(peek.get('backup_metric')!, `${what}: backup_metric is for failover: backup_routes only`);
+  if (failover === 'backup_routes' && metric !== undefined && metric >= (backupMetric ?? 0xffffffff)) r.error(peek.get('metric')!, `${what}: metric ${metric} must be below the backup routes' metric (backup_metric, ${backupMetric ?? 0xffffffff})`);
   const exportFilter: KernelProtocolConfig['exportFilter'] = exportNode === undefined ? undefined : { value: exportNode.toJSON() as unknown, ...r.position(exportNode) };
   positions.set(name, r.position(node));
   if (exportNode) r.positionsOf(exportNode, `${name}.export`, positions);
@@ -397,15 +408,26 @@ function readProtocol(
     tables: attachTables(r, what, peek.get('tables'), tables, families),
     protocol: r.int(peek.get('protocol'), `${what}: protocol`, 1, 255),
     kernelTable: readKernelTable(r, peek.get('kernel_table'), what),
-    metric: r.int(peek.get('metric'), `${what}: metric`, 0, 0xffffffff),
+    metric,
     persist: r.bool(peek.get('persist'), `${what}: persist`) ?? false,
     scanIntervalMs: r.duration(peek.get('scan_interval'), `${what}: scan_interval`, 1000) ?? 60000,
     gracefulRestartMs: r.duration(peek.get('graceful_restart'), `${what}: graceful_restart`) ?? 0,
     learn: r.bool(peek.get('learn'), `${what}: learn`) ?? false,
-    mergePaths: r.int(peek.get('merge_paths'), `${what}: merge_paths`, 0, 256) ?? 0,
-    nexthopObjects: r.oneOf(peek.get('nexthop_objects'), `${what}: nexthop_objects`, ['auto', 'on', 'off'] as const) ?? 'auto',
+    mergePaths,
+    nexthopObjects,
+    failover,
+    backupMetric,
     exportFilter,
   };
+}
+
+/** failover needs routes on nexthop objects, and does not merge paths (yet). */
+function readFailover(r: YamlReader, node: YamlNode | undefined, what: string, objects: 'auto' | 'on' | 'off', merging: boolean): 'off' | 'objects' | 'backup_routes' {
+  const mode = r.oneOf(node, `${what}: failover`, ['off', 'objects', 'backup_routes'] as const) ?? 'off';
+  if (mode === 'off') return mode;
+  if (objects === 'off') r.error(node, `${what}: failover: ${mode} needs nexthop_objects (they are off here); use failover: off or nexthop_objects: auto`);
+  if (merging) r.error(node, `${what}: failover: ${mode} cannot be combined with merge_paths yet; use one of them`);
+  return mode;
 }
 
 function readKernelTable(r: YamlReader, node: YamlNode | undefined, what: string): number | string {

@@ -133,6 +133,8 @@ function optionsFor(cfg: KernelProtocolConfig, family: Family, table: Table, log
     gracefulRestartMs: cfg.gracefulRestartMs,
     scanIntervalMs: cfg.scanIntervalMs,
     nexthopObjects: cfg.nexthopObjects,
+    ...(cfg.failover !== 'off' ? { failover: cfg.failover } : {}),
+    ...(cfg.backupMetric !== undefined ? { backupMetric: cfg.backupMetric } : {}),
     ...(filter ? { filter } : {}),
     ...(cfg.mergePaths > 0 ? { mergePaths: { limit: cfg.mergePaths } } : {}),
     ...(cfg.learn ? { learn: { table } } : {}),

@@ -110,11 +110,14 @@ export class NetlinkMonitor {
    * Has the kernel drop every notification caused by the socket with netlink
    * port `portId` before it is queued here (a socket filter on nlmsg_pid,
    * which a notification carries from the request that caused it): the
-   * kernel protocol's own changes, which it knows from their acks. Throws
-   * when the kernel refuses the filter.
+   * kernel protocol's own changes, which it knows from their acks. More
+   * ports: any of them (a nexthop replace's port is stamped on the route
+   * notification of every route on the object). Throws when the kernel
+   * refuses the filter.
    */
-  ignorePort(portId: number, otherFamily?: OtherFamilyRoutes): void {
-    this.socket.attachFilter(otherFamily === undefined ? dropFromPortProgram(portId) : monitorFilterProgram(portId, otherFamily));
+  ignorePort(portId: number | readonly number[], otherFamily?: OtherFamilyRoutes): void {
+    const ports = typeof portId === 'number' ? [portId] : portId;
+    this.socket.attachFilter(otherFamily === undefined ? dropFromPortProgram(...ports) : monitorFilterProgram(ports, otherFamily));
   }
 
   /** Reads and delivers whatever is queued now, before the poll would (see KernelIo). */
@@ -176,11 +179,9 @@ const NH_ID_SEARCH = 32;
  * (drop). Words load in network order, netlink's fields are little-endian:
  * constants are byte-swapped.
  */
-export function monitorFilterProgram(portId: number, o: OtherFamilyRoutes): Buffer {
+export function monitorFilterProgram(portIds: number | readonly number[], o: OtherFamilyRoutes): Buffer {
   const p: Insn[] = [
-    [BPF.LD_W_ABS, 0, 0, 12],
-    [BPF.JEQ_K, 0, 1, swap32(portId)],
-    DROP,
+    ...dropPorts(typeof portIds === 'number' ? [portIds] : portIds),
     [BPF.LD_H_ABS, 0, 0, 4], // nlmsg_type
     [BPF.JEQ_K, 2, 0, swap16(C.RTM_NEWROUTE)],
     [BPF.JEQ_K, 1, 0, swap16(C.RTM_DELROUTE)],
@@ -237,21 +238,20 @@ function swap16(x: number): number {
 }
 
 /**
- * Classic BPF: drop a message whose nlmsg_pid (offset 12) is `portId`, accept
- * anything else whole. BPF loads words in network order; nlmsg_pid is in
- * host (little-endian) order, so the constant is byte-swapped.
+ * Classic BPF: drop a message whose nlmsg_pid (offset 12) is one of `portIds`,
+ * accept anything else whole. BPF loads words in network order; nlmsg_pid is
+ * in host (little-endian) order, so the constants are byte-swapped.
  */
-export function dropFromPortProgram(portId: number): Buffer {
-  const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
-  const BPF_JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-  const BPF_RET_K = 0x06; // BPF_RET | BPF_K
-  const insns: Array<[number, number, number, number]> = [
-    [BPF_LD_W_ABS, 0, 0, 12],
-    [BPF_JEQ_K, 0, 1, swap32(portId)],
-    [BPF_RET_K, 0, 0, 0], // drop
-    [BPF_RET_K, 0, 0, 0xffffffff], // accept, whole
-  ];
-  return assemble(insns);
+export function dropFromPortProgram(...portIds: number[]): Buffer {
+  return assemble([...dropPorts(portIds), ACCEPT]);
+}
+
+/** Loads nlmsg_pid and drops the message when it is one of `ports`; falls through after the drop otherwise. */
+function dropPorts(ports: readonly number[]): Insn[] {
+  const n = ports.length;
+  // Insns 1..n test a port each; a match jumps to the drop at n + 1, no match of the last skips it.
+  const tests = ports.map((port, k): Insn => (k === n - 1 ? [BPF.JEQ_K, 0, 1, swap32(port)] : [BPF.JEQ_K, n - 1 - k, 0, swap32(port)]));
+  return [[BPF.LD_W_ABS, 0, 0, 12], ...tests, DROP];
 }
 
 function swap32(x: number): number {

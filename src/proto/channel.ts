@@ -64,4 +64,22 @@ export class ExportChannel {
     if (first === undefined || !merge) return undefined;
     return { attrs: mergePaths(accepted!, merge)!, set: firstSet, source: first.src };
   }
+
+  /**
+   * The next-best route for failover (docs/failover.md): the first route after the best one's source
+   * in `routes` (best first) that the filter accepts, from another source, through next hops. Not
+   * counted: exportNet counted the net.
+   */
+  backupOf(net: Prefix, routes: readonly Route[], primary: RouteSource): Route | undefined {
+    let past = false;
+    for (const r of routes) {
+      if (!past) {
+        past = r.src === primary;
+        continue;
+      }
+      if (r.src === this.ignoreSource || r.attrs.type !== 'unicast' || r.attrs.nexthops === undefined) continue;
+      if (runExportFilter(this.filter, r, net).accept) return r;
+    }
+    return undefined;
+  }
 }

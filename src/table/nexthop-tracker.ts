@@ -110,6 +110,8 @@ export class NextHopTracker {
   private readonly hops = new Map<string, HopState>();
   private readonly sets = new Map<NextHopSet, SetState>();
   private readonly listeners = new Set<NextHopListener>();
+  /** Told before `listeners` (and so before the table reorders its nets): a kernel protocol's failover. */
+  private readonly firstListeners = new Set<NextHopListener>();
   private readonly damping: DampingSettings;
   private readonly now: () => number;
   private known = false;
@@ -133,6 +135,16 @@ export class NextHopTracker {
   subscribe(fn: NextHopListener): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Like subscribe, but told before every subscriber, so before the tables reorder the nets that
+   * use a changed set: a kernel protocol moves forwarding with one message per next hop first
+   * (docs/failover.md). `fn` must not write a table.
+   */
+  subscribeFirst(fn: NextHopListener): () => void {
+    this.firstListeners.add(fn);
+    return () => this.firstListeners.delete(fn);
   }
 
   // ---- facts (from the kernel side); flush() evaluates and reports
@@ -254,6 +266,7 @@ export class NextHopTracker {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.listeners.clear();
+    this.firstListeners.clear();
   }
 
   // ---- inside
@@ -337,6 +350,7 @@ export class NextHopTracker {
     }
     if (changes.length === 0) return;
     this.changes += changes.length;
+    for (const fn of [...this.firstListeners]) fn(changes);
     for (const fn of [...this.listeners]) fn(changes);
   }
 

@@ -111,6 +111,7 @@ export class Table {
   private readonly nh: NextHopTracker | undefined;
   private readonly nhIndex: NextHopIndex | undefined;
   private unsubscribe: (() => void) | undefined;
+  private readonly flushWatchers = new Set<(src: RouteSource) => void>();
   /** Whether a route may be best (always, without next-hop tracking). */
   readonly eligible: (r: Route) => boolean;
 
@@ -298,10 +299,21 @@ export class Table {
     return this.removeAll(src, state, (word, len) => !renewed.has(word, len));
   }
 
+  /**
+   * Calls `fn` synchronously when every route of a source is about to be withdrawn (flush), before
+   * the per-net work: a kernel protocol moves forwarding off that source with one message per next
+   * hop first (docs/failover.md). `fn` must not write the table. Returns the unsubscribe.
+   */
+  watchFlush(fn: (src: RouteSource) => void): () => void {
+    this.flushWatchers.add(fn);
+    return () => this.flushWatchers.delete(fn);
+  }
+
   /** Withdraws every route of `src`. Returns how many. */
   flush(src: RouteSource): number {
     const state = this.sources.get(src);
     if (state === undefined) return 0;
+    if (state.routes > 0) for (const fn of this.flushWatchers) fn(src);
     state.refreshing = false;
     state.renewed = undefined;
     return this.removeAll(src, state, () => true);

@@ -69,11 +69,11 @@ export class KernelMonitor {
   }
 
   /**
-   * Drops, in the kernel, the notifications our own route socket causes, and the other family's
-   * route notifications but those naming an object in our id block (NetlinkMonitor.ignorePort).
+   * Drops, in the kernel, the notifications our own sockets cause, and the other family's route
+   * notifications but those naming an object in our id block (NetlinkMonitor.ignorePort).
    */
-  ignorePort(portId: number, nhIdHigh16: number): void {
-    this.monitor.ignorePort(portId, { family: this.family === 4 ? AF_INET : AF_INET6, nhIdHigh16 });
+  ignorePort(portIds: number | readonly number[], nhIdHigh16: number): void {
+    this.monitor.ignorePort(portIds, { family: this.family === 4 ? AF_INET : AF_INET6, nhIdHigh16 });
   }
 
   /** Delivers whatever is queued now. */

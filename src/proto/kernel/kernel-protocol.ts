@@ -24,8 +24,8 @@
  */
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import type { NetKey, NextHopSet, Route, RouteAttrs } from '../../route';
-import { RouteSource, orderRoutes } from '../../route';
+import type { NetKey, NextHopSet, Route } from '../../route';
+import { RouteAttrs, RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, NextHopChange, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
@@ -38,6 +38,7 @@ import type { KernelIoProvider } from './kernel-io';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import type { NexthopMode } from './nexthop-objects';
+import type { FailoverMode } from './sync-failover';
 import type { NexthopStatus } from './sync-nexthops';
 import { KernelSync } from './kernel-sync';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -80,6 +81,10 @@ export interface KernelProtocolOptions {
   pipelineWindow?: number;
   /** Routes through kernel nexthop objects: auto (default: where the kernel has them), on, off. Changes in place. */
   nexthopObjects?: NexthopMode;
+  /** Prefix-independent failover (docs/failover.md): off (default), objects, or backup_routes (objects, and a backup route per net). */
+  failover?: FailoverMode;
+  /** The metric of backup routes (failover: backup_routes). */
+  backupMetric?: number;
   /** Have the kernel drop the notifications of our own changes (default true; tests turn it off to cover echo matching). */
   filterOwnEchoes?: boolean;
   /** The kernel to sync with: netlink by default; unit tests give a fake one. */
@@ -112,6 +117,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private starting: Promise<void> | undefined;
   private options: KernelProtocolOptions;
   private unsubscribeNextHops: (() => void) | undefined;
+  private unwatchFlush: (() => void) | undefined;
   /** A route's attrs with only its usable next hops, per (attrs, usable set). */
   private readonly reduced = new WeakMap<RouteAttrs, { set: NextHopSet; attrs: RouteAttrs }>();
 
@@ -159,6 +165,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         ...(this.options.nexthopObjects !== undefined ? { nexthopObjects: this.options.nexthopObjects } : {}),
+        ...(this.options.failover !== undefined ? { failover: this.options.failover } : {}),
+        ...(this.options.backupMetric !== undefined ? { backupMetric: this.options.backupMetric } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),
@@ -184,6 +192,16 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       for (const sync of this.syncs.values()) await sync.firstScan();
       this.unsubscribeNextHops = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
+      // A source about to go as a whole, or a next-hop set judged unusable: forwarding moves off it first,
+      // one message per next hop, before the table's per-net work (sync-failover.ts).
+      if (this.chainsRead) {
+        const unwatch = this.options.table.watchFlush((src) => this.onSourceFlush(src));
+        const unfirst = this.options.table.nexthops?.subscribeFirst((changes) => this.beforeNextHops(changes));
+        this.unwatchFlush = () => {
+          unwatch();
+          unfirst?.();
+        };
+      }
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;
@@ -199,6 +217,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     } catch (e) {
       this.stopWalk();
       this.unsubscribeNextHops?.();
+      this.unwatchFlush?.();
       for (const s of this.syncs.values()) s.destroy();
       this.sm.go('stopping');
       this.sm.go('down');
@@ -211,7 +230,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     // One family: a family prefilter (no Prefix built per net or journal item to test it).
     const only = this.syncs.size === 1 ? [...this.syncs.keys()][0] : undefined;
     const prefilter: Prefilter | undefined = only !== undefined ? { kind: 'family', family: only } : undefined;
-    const exporter = this.channel.mergePaths ? this.options.table.all : this.options.table.best;
+    const exporter = this.channel.mergePaths || this.chainsRead ? this.options.table.all : this.options.table.best;
     const sub = exporter.subscribe({ name: `kernel ${this.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
     this.subscription = sub;
     this.walkDone = this.walk(sub).then(
@@ -234,6 +253,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
             break;
           case 'update':
             if (this.channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
+            else if (this.chainsRead) this.exportNet(item.net, this.options.table.routes(item.net)); // the chain now: later items read it again
             else if (item.new) {
               // One scratch array for the one route of an update (exportNet keeps nothing of it).
               this.oneRoute[0] = item.new;
@@ -277,16 +297,40 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     for (const sync of this.syncs.values()) sync.refeedEnd();
   }
 
+  /** Failover reads each net's whole chain (the `all` exporter) to know its next-best route (docs/failover.md); not with merge_paths. */
+  private get chainsRead(): boolean {
+    return (this.options.failover ?? 'off') !== 'off' && !this.channel.mergePaths;
+  }
+
   private exportNet(net: Prefix, routes: readonly Route[]): void {
     const sync = this.syncs.get(net.family);
     if (!sync) return;
     const table = this.options.table;
     const nh = table.nexthops;
-    // merge_paths reads every route: only eligible ones may add their next hops.
-    const out = this.channel.exportNet(net, nh && this.channel.mergePaths ? routes.filter(table.eligible) : routes);
+    // merge_paths and failover read every route: only eligible ones may add their next hops or stand behind the best.
+    if (nh && (this.channel.mergePaths || this.chainsRead)) routes = routes.filter(table.eligible);
+    const out = this.channel.exportNet(net, routes);
     const attrs = out && nh ? this.usableOnly(out.attrs) : out?.attrs;
-    if (out && attrs) sync.setWanted(net, attrs, out.set, out.source.name);
-    else sync.setWanted(net, undefined, undefined);
+    if (!out || !attrs) return sync.setWanted(net, undefined, undefined);
+    const next = this.chainsRead && routes.length > 1 ? this.channel.backupOf(net, routes, out.source) : undefined;
+    const backupAttrs = next && nh ? this.usableOnly(next.attrs) : next?.attrs;
+    sync.setWanted(net, attrs, out.set, out.source.name, backupAttrs && { attrs: backupAttrs, source: next!.src.name });
+  }
+
+  /** Sets that lost their last usable hop, told before the table reorders their nets: each sync switches the objects on them. */
+  private beforeNextHops(changes: readonly NextHopChange[]): void {
+    if (this.sm.state !== 'up') return;
+    for (const c of changes) {
+      if (!c.wasEligible || c.eligible) continue;
+      const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
+      for (const sync of this.syncs.values()) sync.failover.nextHopsDown(attrs);
+    }
+  }
+
+  /** A source is about to be flushed from the table: each sync switches the forwarding objects it is the primary of. */
+  private onSourceFlush(src: RouteSource): void {
+    if (this.sm.state !== 'up' && this.sm.state !== 'starting') return;
+    for (const sync of this.syncs.values()) sync.failover.sourceDown(src.name);
   }
 
   /** `attrs` with only the next hops that can be used now (itself when all can); undefined when none can. */
@@ -306,7 +350,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * Next hops changed. The table has already moved the best routes of sets
    * that became (in)eligible; a set that kept some hops but not the same
    * ones is exported again here, net by net through the table's index (with
-   * merge_paths, any change: a merged route takes hops from several sets).
+   * merge_paths or failover, any change: a merged route takes hops from
+   * several sets, and the `all` exporter they read does not carry the
+   * reordered best routes).
    * A set with more usable hops than before retries what the kernel refused.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
@@ -315,10 +361,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     let recovered = false;
     for (const c of changes) {
       if (c.gained) recovered = true;
-      if (!this.channel.mergePaths && !(c.eligible && c.wasEligible)) continue;
+      if (!this.channel.mergePaths && !this.chainsRead && !(c.eligible && c.wasEligible)) continue;
       table.forEachNetUsing(c.set, (net) => {
         if (!this.syncs.has(net.family)) return;
         if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
+        else if (this.chainsRead) this.exportNet(net, table.routes(net));
         else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
       });
     }
@@ -357,6 +404,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     this.sm.go('stopping');
     clearTimeout(this.graceTimer);
     this.unsubscribeNextHops?.();
+    this.unwatchFlush?.();
     this.stopWalk();
     await this.walkDone;
     this.learn?.withdrawAll();
@@ -426,6 +474,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   /** Drops the protocol without touching the kernel: what a crash (SIGKILL) leaves. For tests. */
   crashForTesting(): void {
     this.unsubscribeNextHops?.();
+    this.unwatchFlush?.();
     this.stopWalk();
     clearTimeout(this.graceTimer);
     for (const s of this.syncs.values()) s.destroy();

@@ -31,7 +31,7 @@ import { RouteTemplate } from '../../netlink/route-template';
 import type { RouteAttrs } from '../../route';
 import type { KernelAttrs } from '../kernel-attrs';
 import { ConversionError, kernelDelete, toKernelRoute, type KernelTarget, type LinkResolver } from './convert';
-import { NexthopObjects, type NhObject } from './nexthop-objects';
+import { NexthopObjects, type ForwardingOf, type NhObject } from './nexthop-objects';
 import { effectivePriority, sameKernelRoute } from './normalize';
 import type { RouteError } from './route-status';
 
@@ -39,6 +39,14 @@ import type { RouteError } from './route-status';
 export interface WantedKey {
   readonly attrs: RouteAttrs;
   readonly set: KernelAttrs | undefined;
+  readonly source: string | undefined;
+  /** With failover on: the net's next-best route (its forwarding object is keyed by both; forwarding-objects.ts). */
+  readonly backup?: WantedBackup | undefined;
+}
+
+/** A net's next-best route as its wanted route is keyed by. */
+export interface WantedBackup {
+  readonly attrs: RouteAttrs;
   readonly source: string | undefined;
 }
 
@@ -85,6 +93,8 @@ export class KernelRoutes {
     readonly target: KernelTarget,
     private readonly links: LinkResolver,
     readonly nexthops: NexthopObjects = new NexthopObjects(target, { deviceFor: () => undefined }),
+    /** Routes may go on forwarding objects (failover); false for backup routes (sync-backup-routes.ts). */
+    private readonly forwarding = true,
   ) {
     this.anyNet = new Prefix(target.family, 0, 0);
   }
@@ -98,12 +108,16 @@ export class KernelRoutes {
     return this.list.length - 1 - this.freeIds.length;
   }
 
-  /** The id of the wanted route for these attributes, made (converted) if new. The caller refs it. */
-  wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined): number {
+  /**
+   * The id of the wanted route for these attributes (and, with failover, the net's next-best route),
+   * made (converted) if new; `hint`: the object a route of the net is on now. The caller refs it.
+   */
+  wanted(attrs: RouteAttrs, set: KernelAttrs | undefined, source: string | undefined, backup?: WantedBackup, hint?: number): number {
     if (attrs.bgp !== undefined) attrs = kernelView(attrs);
+    if (backup !== undefined && backup.attrs.bgp !== undefined) backup = { attrs: kernelView(backup.attrs), source: backup.source };
     const same = this.byAttrs.get(attrs);
-    if (same !== undefined) for (const r of same) if (r.key!.source === source && sameSettings(r.key!.set, set)) return r.id;
-    const r = this.convert({ attrs, set, source });
+    if (same !== undefined) for (const r of same) if (r.key!.source === source && sameSettings(r.key!.set, set) && sameBackup(r.key!.backup, backup)) return r.id;
+    const r = this.convert(backup === undefined ? { attrs, set, source } : { attrs, set, source, backup }, hint);
     if (same !== undefined) same.push(r);
     else this.byAttrs.set(attrs, [r]);
     return r.id;
@@ -202,10 +216,33 @@ export class KernelRoutes {
     return moved;
   }
 
-  private convert(key: WantedKey): KernelRoute {
+  /**
+   * A failover switched `o` to its backup: the wanted routes naming it are no longer interned, so a
+   * net that wants their key again (the source came back) gets a new object with its own next hops.
+   */
+  forgetObject(o: NhObject): void {
+    for (const [attrs, list] of this.byAttrs) {
+      if (!list.some((r) => r.nh === o)) continue;
+      for (const r of list) if (r.nh === o) r.key = undefined;
+      const rest = list.filter((r) => r.nh !== o);
+      if (rest.length > 0) this.byAttrs.set(attrs, rest);
+      else this.byAttrs.delete(attrs);
+    }
+  }
+
+  /** The hop objects (those that exist) a route with these attributes goes through: for failover, a next-hop set gone bad. */
+  hopObjectsOf(attrs: RouteAttrs): NhObject[] {
+    try {
+      return this.nexthops.findHops(toKernelRoute(this.anyNet, attrs, undefined, this.target, this.links));
+    } catch {
+      return [];
+    }
+  }
+
+  private convert(key: WantedKey, hint?: number): KernelRoute {
     try {
       const route = toKernelRoute(this.anyNet, key.attrs, key.set, this.target, this.links);
-      const viaObject = this.nexthops.forRoute(route);
+      const viaObject = this.nexthops.forRoute(route, this.forwarding && this.nexthops.forwarding.enabled ? this.forwardingOf(key, hint) : undefined);
       if (viaObject === undefined) return this.make(route, effectivePriority(route), key);
       this.nexthops.ref(viaObject.obj);
       return this.make(viaObject.route, effectivePriority(route), key, undefined, viaObject.obj);
@@ -213,6 +250,19 @@ export class KernelRoutes {
       const errnoName = err instanceof ConversionError ? err.errnoName : 'EINVAL';
       return this.make(undefined, 0, key, { errno: 0, errnoName, message: (err as Error).message });
     }
+  }
+
+  /** What picks the forwarding object: the primary's source, the backup converted (one that cannot be is no backup). */
+  private forwardingOf(key: WantedKey, hint: number | undefined): ForwardingOf {
+    let backup: ForwardingOf['backup'];
+    if (key.backup !== undefined) {
+      try {
+        backup = { route: toKernelRoute(this.anyNet, key.backup.attrs, undefined, this.target, this.links), source: key.backup.source };
+      } catch {
+        backup = undefined;
+      }
+    }
+    return { primarySource: key.source, ...(backup !== undefined ? { backup } : {}), ...(hint !== undefined ? { hint } : {}) };
   }
 
   private make(route: RouteMessage | undefined, priority: number, key: WantedKey | undefined, error?: RouteError, nh?: NhObject): KernelRoute {
@@ -232,6 +282,10 @@ function kernelView(attrs: RouteAttrs): RouteAttrs {
     kernelViews.set(attrs, v);
   }
   return v;
+}
+
+function sameBackup(a: WantedBackup | undefined, b: WantedBackup | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.attrs === b.attrs && a.source === b.source);
 }
 
 /** Export filter settings equal by content (the same object, nearly always). */

@@ -36,10 +36,12 @@ import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
 import type { KernelIo, KernelIoProvider } from './kernel-io';
 import { applyDump, dumpOurs, firstDump, type SyncDumpContext } from './sync-dump';
-import { KernelRoutes } from './kernel-routes';
+import { KernelRoutes, type WantedBackup } from './kernel-routes';
 import { ConnectedPrefixes, NexthopObjects, type NexthopMode } from './nexthop-objects';
 import { DeviceScanRequest, dropMissing, findHeldThrough } from './device-scan';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
+import { SyncFailover, type FailoverMode } from './sync-failover';
+import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
@@ -81,6 +83,10 @@ export interface KernelSyncOptions {
   metrics?: KernelSyncMetrics;
   /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
+  /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best; with backup_routes also a backup route per net (sync-backup-routes.ts). Default off. */
+  failover?: FailoverMode;
+  /** The metric of backup routes (failover: backup_routes); default DEFAULT_BACKUP_METRIC. */
+  backupMetric?: number;
   /** Routes of other protocols in our table (dumps and notifications), for learn. */
   onForeignRoute?: (r: RouteMessage, deleted: boolean) => void;
   /** Every scan also dumps foreign routes and hands over the complete list (learn resyncs from it). */
@@ -95,6 +101,9 @@ export class KernelSync implements ScanTarget {
   readonly nexthops: NexthopObjects;
   private readonly connected = new ConnectedPrefixes();
   private readonly nh: SyncNexthops;
+  readonly failover: SyncFailover;
+  /** failover: backup_routes: each net's next-best at a worse metric (sync-backup-routes.ts). */
+  readonly backups: BackupRoutes | undefined;
   /** Counters for status and tests. */
   readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
   private readonly sender: SyncSender;
@@ -126,24 +135,16 @@ export class KernelSync implements ScanTarget {
     this.nexthops = new NexthopObjects(opts.target, this.connected);
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
-    this.sender = new SyncSender({
-      store: this.store,
-      routes: this.routes,
-      sm: this.sm,
-      stats: this.stats,
-      log: this.log,
-      limited: this.limited,
-      table: opts.target.table,
-      protocol: opts.target.protocol,
-      batchSize: opts.batchSize ?? 4096,
-      backoff: opts.backoff,
-      progressEveryMs: opts.progressEveryMs ?? 5000,
-      metrics: this.metrics,
-      io: () => this.io!,
-      echoes: () => this.echoes,
-      requestScan: (reason, delay) => this.requestScan(reason, delay),
-      reconvertAll: () => this.notices.moveWanted(this.routes.reconvert(true)),
-    });
+    // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
+    const senderBase = { sm: this.sm, stats: this.stats, log: this.log, limited: this.limited, table: opts.target.table, protocol: opts.target.protocol, batchSize: opts.batchSize ?? 4096, backoff: opts.backoff, progressEveryMs: opts.progressEveryMs ?? 5000, metrics: this.metrics, io: () => this.io!, echoes: () => this.echoes, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay) };
+    const reconvertAll = (): void => {
+      this.notices.moveWanted(this.routes.reconvert(true));
+      this.backups?.reconvert(true);
+    };
+    this.sender = new SyncSender({ ...senderBase, store: this.store, routes: this.routes, reconvertAll });
+    if (opts.failover === 'backup_routes') {
+      this.backups = new BackupRoutes({ target: opts.target, links: this.links, nexthops: this.nexthops, metric: opts.backupMetric ?? DEFAULT_BACKUP_METRIC, sender: senderBase, primary: this.store });
+    }
     // Learn takes a foreign route that names a nexthop object with the object's next hops (nexthop-view.ts).
     const learnRoute = opts.onForeignRoute;
     const learnDump = opts.onForeignDump;
@@ -164,11 +165,13 @@ export class KernelSync implements ScanTarget {
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       requestDeviceScan: (index) => this.requestDeviceScan(index),
     });
-    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}) };
+    this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined });
+    this.failover.setMode(opts.failover ?? 'off');
   }
 
   get state(): SyncState {
@@ -177,6 +180,7 @@ export class KernelSync implements ScanTarget {
 
   /** Resolves once no flush runs and no change of ours is out. */
   settled(): Promise<void> {
+    if (this.backups !== undefined) return Promise.all([this.sender.settled(), this.backups.sender.settled()]).then(() => undefined);
     return this.sender.settled();
   }
 
@@ -201,12 +205,15 @@ export class KernelSync implements ScanTarget {
       {
         onRoute: (r, deleted, nlFlags) => {
           this.nh.onRoute(r, deleted, nlFlags ?? 0);
-          this.notices.onRouteNotification(r, deleted);
+          // Someone else's change of a backup route of ours (ours are filtered): a scan puts it right.
+          if (this.backups?.isBackup(r) && r.protocol === this.target.protocol && r.table === this.target.table) this.requestScan(SCAN_REASONS.crossed, 100);
+          else this.notices.onRouteNotification(r, deleted);
         },
         onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
+          this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);
@@ -262,9 +269,10 @@ export class KernelSync implements ScanTarget {
     if (crossed) this.requestScan(SCAN_REASONS.first_feed, 100);
     this.notices.drainBuffered();
     this.sender.queueAll(true);
+    this.backups?.sender.queueAll(true);
     const t0 = Date.now();
-    this.sender.kick();
-    await this.sender.settled();
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     if (!keepStale) this.sm.go('idle');
     this.steady = true;
@@ -275,6 +283,7 @@ export class KernelSync implements ScanTarget {
     void this.nh.collect(true);
     this.tick = setInterval(() => {
       this.sender.onTick(Date.now());
+      this.backups?.onTick(Date.now());
       if (this.state === 'idle') void this.nh.collect();
     }, 250);
     this.tick.unref();
@@ -288,16 +297,20 @@ export class KernelSync implements ScanTarget {
     this.store.forEach((id) => {
       if (this.store.want[id] === 0 && this.store.haveCount(id) > 0) this.sender.dirty.add(id);
     });
-    this.sender.kick();
-    await this.sender.settled();
+    this.backups?.queueStale();
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
   }
 
   // ------------------------------------------------------------ what we want
 
-  /** The route we want for `net` (attrs undefined: none), with the export filter's settings. */
-  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string): void {
+  /**
+   * The route we want for `net` (attrs undefined: none), with the export filter's settings; with
+   * failover on, `backup` is the net's next-best route (its forwarding object is keyed by both).
+   */
+  setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup): void {
     if (net.family !== this.target.family) return;
     const store = this.store;
     // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
@@ -305,7 +318,12 @@ export class KernelSync implements ScanTarget {
     if (id < 0) return;
     if (this.refeeding) store.setFlag(id, SEEN, true);
     const before = store.want[id]!;
-    const rid = attrs === undefined ? 0 : this.routes.wanted(attrs, set, sourceName);
+    let rid = 0;
+    if (attrs !== undefined) {
+      // A restart claims adopted forwarding objects by content: the one this net's route is on first.
+      const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
+      rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id);
+    }
     store.setWant(id, rid);
     store.clearFailure(id);
     const err = rid === 0 ? undefined : this.routes.get(rid).error;
@@ -317,12 +335,15 @@ export class KernelSync implements ScanTarget {
     }
     store.track(id);
     this.sender.markDirty(id, this.steady ? Date.now() : 0);
+    // A backup route through the primary's own next hops would die with it.
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : undefined, this.steady, attrs);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
   retryFailedNow(): void {
-    if (PHASE.closing(this.sm.state) || this.sender.failed.size === 0) return;
-    this.sender.retryFailedNow();
+    if (PHASE.closing(this.sm.state)) return;
+    if (this.sender.failed.size > 0) this.sender.retryFailedNow();
+    if (this.backups !== undefined && this.backups.sender.failed.size > 0) this.backups.sender.retryFailedNow();
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */
@@ -381,12 +402,14 @@ export class KernelSync implements ScanTarget {
       this.stats.resyncs++;
       this.metrics.resync(scanReasonLabel(reason));
     }
-    await this.sender.settled();
+    await this.settled();
     if (PHASE.closing(this.state)) return; // a shutdown began meanwhile: it owns the sync now
     this.sm.go('scan-dump');
     await this.nh.reread();
     if (PHASE.closing(this.state)) return;
-    const held = asked.full || reason !== SCAN_REASONS.link ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
+    // With failover a link change is a full scan: a forwarding object degraded to its backup no longer
+    // names the dead device, and backup routes are not in the primary store a device scan reads.
+    const held = asked.full || reason !== SCAN_REASONS.link || this.failover.active ? 'full' : findHeldThrough(this.store, this.routes, this.connected, asked.devices);
     let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
     try {
       dumped = held === 'full' ? await dumpOurs(this.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await this.io!.dumpTable(false, undefined, oif)).ours));
@@ -401,9 +424,10 @@ export class KernelSync implements ScanTarget {
     this.notices.drainBuffered();
     if (lost === undefined) this.sender.queueAll(false);
     else for (const id of lost) this.sender.dirty.add(id);
+    this.backups?.sender.queueAll(false);
     if (lost !== undefined && debugOn(this.log)) this.log.debug(`device scan of ifindex ${[...asked.devices].join(', ')}: ${held !== 'full' ? held.ids.length : 0} nets through them, ${lost.length} lost`);
-    this.sender.kick();
-    await this.sender.settled();
+    this.kickAll();
+    await this.settled();
     if (PHASE.closing(this.state)) return;
     this.sm.go('idle');
     this.metrics.scanned((Date.now() - t0) / 1000);
@@ -421,7 +445,7 @@ export class KernelSync implements ScanTarget {
   async withdrawAll(fed: ForEachFed): Promise<WithdrawResult> {
     // The monitor listens on until our objects are gone: a foreign route put on one meanwhile keeps it.
     this.beginShutdown(false);
-    await this.sender.settled();
+    await this.settled();
     // Our objects first (unless a foreign route uses one): every route on one goes with it. The
     // kernel does that beside the withdrawal's walk, which waits for it before its final dump.
     const drop = await this.nh.dropAll();
@@ -451,7 +475,7 @@ export class KernelSync implements ScanTarget {
   /** Leaves every route in place and closes (persist). */
   async leaveInPlace(): Promise<void> {
     this.beginShutdown();
-    await this.sender.settled();
+    await this.settled();
     await this.close();
   }
 
@@ -466,9 +490,15 @@ export class KernelSync implements ScanTarget {
     this.scans.close();
   }
 
+  private kickAll(): void {
+    this.sender.kick();
+    this.backups?.sender.kick();
+  }
+
   private async close(): Promise<void> {
     await this.io?.close();
     this.sender.close();
+    this.backups?.sender.close();
     if (this.sm.can('down')) this.sm.go('down');
   }
 
@@ -478,6 +508,7 @@ export class KernelSync implements ScanTarget {
     this.stopTimers();
     this.io?.destroy();
     this.sender.close();
+    this.backups?.sender.close();
     if (this.sm.can('down')) this.sm.go('down');
   }
 

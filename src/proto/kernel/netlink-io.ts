@@ -17,6 +17,7 @@ import { constants as osConstants } from 'node:os';
 import { NetlinkClient } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
+import { NetlinkSocket } from '../../netlink/socket';
 import * as C from '../../netlink/constants';
 import { decodeNexthopMessage, encodeNexthopDump, encodeNexthopRequest, type NexthopMessage } from '../../netlink/nexthop-codec';
 import { decodeRouteMessage, encodeRouteDump, type RouteMessage } from '../../netlink/route-codec';
@@ -44,7 +45,8 @@ class NetlinkKernelIo implements KernelIo {
     let filtered = false;
     if (filterOwnEchoes) {
       try {
-        monitor.ignorePort(pipeline.socket.portId, idRange(target).first >>> 16);
+        // The client's too: a failover's nexthop replace is stamped on the notification of every route on the object.
+        monitor.ignorePort([pipeline.socket.portId, ...(client.socket instanceof NetlinkSocket ? [client.socket.portId] : [])], idRange(target).first >>> 16);
         pipeline.beforeAnswers = () => this.monitor?.drainNow();
         filtered = true;
       } catch {

@@ -27,16 +27,21 @@
  * ones are made again before their routes are re-added; changed ones are
  * replaced back.
  */
-import { Prefix, type Addr, type Family } from '../../lib/addr';
+import type { Family } from '../../lib/addr';
 import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
+import { ForwardingObjects, isForwardingId } from './forwarding-objects';
+import { keyOf, normalized, type Hop, type NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
+export type { Hop, NhObject } from './nh-object';
+export { ConnectedPrefixes, type ConnectedResolver } from './connected-prefixes';
+import type { ConnectedResolver } from './connected-prefixes';
 
 export interface NexthopCounts {
   live: number;
@@ -45,30 +50,19 @@ export interface NexthopCounts {
   retired: number;
 }
 
-export interface NhObject {
-  readonly id: number;
-  readonly key: string;
-  readonly msg: NexthopMessage;
-  readonly members: readonly NhObject[] | undefined;
-  /** KernelRoutes (and groups) naming it. */
-  refs: number;
-  /** new: to be made; live: the kernel holds it as we want; failed: the kernel refused it (retry at retryAt); retired: nothing uses it. */
-  state: 'new' | 'live' | 'failed' | 'retired';
-  /** The kernel holds an object with our id but other content: replace, not add. */
-  stale: boolean;
-  error: RouteError | undefined;
-  attempts: number;
-  retryAt: number;
-}
-
 /** The kernel's side of nexthop objects (KernelIo implements it). */
 export interface NexthopIo {
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
 }
 
-/** Devices of connected prefixes, to give a gateway sent without a device the one the kernel would pick. */
-export interface ConnectedResolver {
-  deviceFor(gateway: Addr): number | undefined;
+/** What picks a net's forwarding object (forwarding-objects.ts): its route's source, and its next-best route. */
+export interface ForwardingOf {
+  /** The primary's source (a forwarding object is keyed by sources and next hops). */
+  readonly primarySource: string | undefined;
+  /** The next-best route, converted (its next hops resolved), and its source. */
+  readonly backup?: { readonly route: RouteMessage; readonly source: string | undefined };
+  /** The object a route of the net is on in the kernel now: an adopted object with the same content is claimed for it first. */
+  readonly hint?: number;
 }
 
 /** First and last id of our range (see the module comment). */
@@ -85,11 +79,16 @@ export class NexthopObjects {
   private readonly byId = new Map<number, NhObject>();
   /** Nothing uses them: to be deleted by collect(). */
   private retired: NhObject[] = [];
+  /** Objects being made (ensure): their answer, for a second caller. */
+  private readonly ensuring = new Map<NhObject, Promise<boolean>>();
   /** Ids the kernel holds that are not ours. */
   private readonly foreignIds = new Set<number>();
   private readonly first: number;
   private readonly last: number;
   private cursor: number;
+  private fwdCursor: number;
+  /** Forwarding objects (failover): groups keyed by (primary, backup), in the upper half of our range. */
+  readonly forwarding: ForwardingObjects;
   /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
   private collided = false;
   /** Routes go through objects (the option, and the kernel supports them). */
@@ -106,6 +105,21 @@ export class NexthopObjects {
     this.first = r.first;
     this.last = r.last;
     this.cursor = r.first;
+    this.fwdCursor = r.first + 0x7fff;
+    this.forwarding = new ForwardingObjects({
+      lookup: (key) => this.byKey.get(key),
+      register: (o) => {
+        this.byKey.set(o.key, o);
+        this.byId.set(o.id, o);
+      },
+      unkey: (o) => {
+        if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
+      },
+      allocate: () => this.allocate(true),
+      contentOf: keyOf,
+      release: (o) => this.release(o),
+      protocol: target.protocol,
+    });
   }
 
   /** Whether `id` is in our range (with our protocol, an object of ours). */
@@ -149,24 +163,15 @@ export class NexthopObjects {
    * when the route is sent as it is: not unicast, a realm (the kernel drops RTA_FLOW on routes with
    * an object), a per-hop realm, or a gateway no connected prefix gives a device for.
    */
-  forRoute(route: RouteMessage): { route: RouteMessage; obj: NhObject } | undefined {
-    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return undefined;
-    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
-    const singles: { obj: NhObject; weight: number }[] = [];
-    for (const h of hops) {
-      if (h.flow !== undefined) return undefined;
-      const gw = h.gateway ?? h.via;
-      let oif = h.oif;
-      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
-      if (oif === 0) return undefined;
-      const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
-      if (gw !== undefined) m.gateway = gw;
-      singles.push({ obj: this.intern(m, undefined), weight: hops.length === 1 ? 1 : h.weight });
-    }
+  forRoute(route: RouteMessage, fwd?: ForwardingOf): { route: RouteMessage; obj: NhObject } | undefined {
+    const singles = this.hopsFor(route);
+    if (singles === undefined) return undefined;
     let obj: NhObject;
-    if (singles.length === 1) obj = singles[0]!.obj;
+    if (fwd !== undefined && this.forwarding.enabled) {
+      const b = fwd.backup === undefined ? undefined : this.hopsFor(fwd.backup.route);
+      obj = this.forwarding.intern({ source: fwd.primarySource, hops: singles }, b === undefined ? undefined : { source: fwd.backup!.source, hops: b }, fwd.hint);
+    } else if (singles.length === 1) obj = singles[0]!.obj;
     else {
-      singles.sort((a, b) => a.obj.id - b.obj.id);
       const m: NexthopMessage = { id: 0, family: undefined, protocol: this.target.protocol, scope: 0, flags: 0, group: singles.map((s) => ({ id: s.obj.id, weight: s.weight })) };
       obj = this.intern(m, singles.map((s) => s.obj));
     }
@@ -178,6 +183,45 @@ export class NexthopObjects {
     return { route: out, obj };
   }
 
+  /** The hop objects a route's next hops are, among those that exist (none made). */
+  findHops(route: RouteMessage): NhObject[] {
+    const out: NhObject[] = [];
+    this.eachHop(route, (m) => {
+      const o = this.byKey.get(keyOf(m));
+      if (o !== undefined) out.push(o);
+    });
+    return out;
+  }
+
+  /**
+   * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
+   * when it is sent as it is (see forRoute).
+   */
+  hopsFor(route: RouteMessage): Hop[] | undefined {
+    const singles: Hop[] = [];
+    const n = route.multipath?.length ?? 1;
+    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }));
+    return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
+  }
+
+  /** Each next hop of a route as an object's content (with its device resolved); false when it is sent as it is (see forRoute). */
+  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void): boolean {
+    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
+    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
+    const msgs: NexthopMessage[] = [];
+    for (const h of hops) {
+      const gw = h.gateway ?? h.via;
+      let oif = h.oif;
+      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
+      if (oif === 0 || h.flow !== undefined) return false;
+      const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
+      if (gw !== undefined) m.gateway = gw;
+      msgs.push(m);
+    }
+    msgs.forEach((m, i) => fn(m, hops[i]!.weight));
+    return true;
+  }
+
   ref(o: NhObject): void {
     o.refs++;
   }
@@ -185,12 +229,13 @@ export class NexthopObjects {
   /** One user less; an object nobody uses is retired (and its members lose a user). */
   release(o: NhObject): void {
     if (o.state === 'retired' || --o.refs > 0) return;
-    this.byKey.delete(o.key);
+    if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
     this.byId.delete(o.id);
     const wasInKernel = o.state === 'live' || o.stale;
     o.state = 'retired';
     if (wasInKernel) this.retired.push(o);
     for (const m of o.members ?? []) this.release(m);
+    if (o.fwd !== undefined) this.forwarding.forget(o);
   }
 
   private intern(m: NexthopMessage, members: NhObject[] | undefined): NhObject {
@@ -205,15 +250,21 @@ export class NexthopObjects {
     return o;
   }
 
-  /** The next id of our range that nobody holds (ours, foreign, or retired and not yet deleted). */
-  private allocate(): number {
-    const span = this.last - this.first + 1;
-    for (let n = 0; n < span; n++) {
-      const id = this.cursor;
-      this.cursor = id === this.last ? this.first : id + 1;
+  /**
+   * The next id that nobody holds (ours, foreign, or retired and not yet deleted): hops and ECMP groups
+   * from the lower half of our range, forwarding objects from the upper half (isForwardingId).
+   */
+  private allocate(forwarding = false): number {
+    const first = forwarding ? this.first + 0x7fff : this.first;
+    const last = forwarding ? this.last : this.first + 0x7ffe;
+    for (let n = 0; n <= last - first; n++) {
+      const id = forwarding ? this.fwdCursor : this.cursor;
+      const next = id === last ? first : id + 1;
+      if (forwarding) this.fwdCursor = next;
+      else this.cursor = next;
       if (!this.byId.has(id) && !this.foreignIds.has(id) && !this.retired.some((r) => r.id === id)) return id;
     }
-    throw new Error(`no free nexthop object id in ${this.first}..${this.last}`);
+    throw new Error(`no free nexthop object id in ${first}..${last}`);
   }
 
   // ---------------------------------------------------------------- the kernel's objects
@@ -239,6 +290,15 @@ export class NexthopObjects {
         if (members?.some((x) => x === undefined)) continue; // a group over objects not ours: left alone
         const norm = normalized(m, this.target.protocol);
         const key = keyOf(norm);
+        if (members !== undefined && isForwardingId(m.id)) {
+          // A forwarding object: what it stood for is not in the kernel; the first wanted route with its content claims it.
+          const o: NhObject = { id: m.id, key: `adopted ${m.id}`, msg: norm, members: members as NhObject[], refs: 0, state: 'live', stale: false, error: undefined, attempts: 0, retryAt: 0 };
+          for (const x of o.members ?? []) x.refs++;
+          this.byId.set(m.id, o);
+          this.forwarding.adopt(o);
+          this.stats.adopted++;
+          continue;
+        }
         if (this.byKey.has(key)) {
           // A duplicate of one adopted already: nothing will use it; it goes with the first collect.
           this.retired.push({ id: m.id, key, msg: norm, members: undefined, refs: 0, state: 'retired', stale: false, error: undefined, attempts: 0, retryAt: 0 });
@@ -259,7 +319,7 @@ export class NexthopObjects {
           o.state = 'new'; // flushed with its device, or deleted by someone: made again before its routes
           this.stats.repaired++;
         }
-      } else if (keyOf(normalized(k, this.target.protocol)) !== o.key) {
+      } else if (keyOf(normalized(k, this.target.protocol)) !== keyOf(o.msg)) {
         o.stale = true;
         if (o.state === 'live') {
           o.state = 'new';
@@ -285,7 +345,7 @@ export class NexthopObjects {
       this.stats.repaired++;
       return true;
     }
-    if (keyOf(normalized(m, this.target.protocol)) === o.key) return false;
+    if (keyOf(normalized(m, this.target.protocol)) === keyOf(o.msg)) return false;
     o.stale = true;
     o.state = 'new';
     this.stats.repaired++;
@@ -331,12 +391,25 @@ export class NexthopObjects {
 
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
-    if (o.state === 'live') return (o.members ?? []).every((m) => m.state === 'live');
+    // A live group whose member is being made (a failover's backup hop) waits for it, like a new one.
+    if (o.state === 'live') return (o.members ?? []).every((m) => this.usable(m, now));
     return o.state === 'new' || (o.state === 'failed' && o.retryAt <= now);
   }
 
-  /** Makes `o` (members first) if it is not in the kernel; true when it is afterwards. */
-  async ensure(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
+  /**
+   * Makes `o` (members first) if it is not in the kernel; true when it is afterwards. One at a time
+   * per object: a second caller waits for the first's answer (a second add would find the id
+   * taken, EEXIST, and give our own object up as someone else's).
+   */
+  ensure(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
+    const running = this.ensuring.get(o);
+    if (running !== undefined) return running;
+    const p = this.ensureOnce(o, io, now).finally(() => this.ensuring.delete(o));
+    this.ensuring.set(o, p);
+    return p;
+  }
+
+  private async ensureOnce(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
     for (const m of o.members ?? []) if (!(await this.ensure(m, io, now))) {
       this.fail(o, m.error ?? { errno: 0, errnoName: 'ENOENT', message: `member ${m.id} could not be made` }, now);
       return false;
@@ -344,8 +417,9 @@ export class NexthopObjects {
     if (o.state === 'live') return true;
     if (o.state === 'retired') return false;
     if (o.state === 'failed' && o.retryAt > now) return false;
+    const sent = o.msg;
     try {
-      await io.changeNexthop(o.stale ? 'replace' : 'add', o.msg);
+      await io.changeNexthop(o.stale ? 'replace' : 'add', sent);
     } catch (err) {
       const ne = err instanceof NetlinkRequestError ? err : undefined;
       if (ne?.errnoName === 'EEXIST' && !o.stale) {
@@ -361,12 +435,23 @@ export class NexthopObjects {
       this.fail(o, { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? 'EIO', message: (err as Error).message, ...(ne?.extAck ? { extAck: ne.extAck } : {}) }, now);
       return false;
     }
-    if ((o.state as NhObject['state']) === 'retired') return false;
+    if ((o.state as NhObject['state']) === 'retired') {
+      // Nothing used it any more by the time the kernel had it: it goes like any retired object.
+      if (!this.retired.includes(o)) this.retired.push(o);
+      return false;
+    }
+    if (o.msg !== sent) {
+      // A failover switched its content while the add was out: the kernel has the old one; replaced next.
+      o.stale = true;
+      return false;
+    }
     o.state = 'live';
     o.stale = false;
     o.error = undefined;
     o.attempts = 0;
     this.stats.created++;
+    // A forwarding object's backup hops are made too (not awaited): a failover then switches to them with one message.
+    for (const h of o.fwd?.backup ?? []) if (h.obj.state === 'new') void this.ensure(h.obj, io, now);
     return true;
   }
 
@@ -422,54 +507,6 @@ export class NexthopObjects {
       o.refs = 1;
       this.release(o);
     }
-  }
-}
-
-/** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */
-function keyOf(m: NexthopMessage): string {
-  if (m.group !== undefined) return `g ${m.group.map((g) => `${g.id}*${g.weight}`).join(' ')}`;
-  if (m.blackhole) return `b ${m.family ?? 0}`;
-  return `${m.family ?? 0} ${m.gateway?.toString() ?? '-'} ${m.oif ?? 0} ${m.flags & C.RTNH_F_ONLINK}`;
-}
-
-/** An object as we would send it (the kernel reports scope and state flags of its own). */
-function normalized(m: NexthopMessage, protocol: number): NexthopMessage {
-  const out: NexthopMessage = { id: m.id, family: m.family, protocol, scope: 0, flags: m.flags & C.RTNH_F_ONLINK };
-  if (m.group !== undefined) out.group = [...m.group].sort((a, b) => a.id - b.id);
-  if (m.blackhole) out.blackhole = true;
-  if (m.oif !== undefined) out.oif = m.oif;
-  if (m.gateway !== undefined) out.gateway = m.gateway;
-  return out;
-}
-
-/** Connected prefixes per device from address messages (both families), for ConnectedResolver. */
-export class ConnectedPrefixes implements ConnectedResolver {
-  private readonly byIndex = new Map<number, Prefix[]>();
-
-  update(index: number, local: Addr | undefined, prefixLen: number, deleted: boolean): void {
-    if (local === undefined) return;
-    const p = Prefix.of(local, prefixLen);
-    const list = (this.byIndex.get(index) ?? []).filter((x) => !x.equals(p));
-    if (!deleted) list.push(p);
-    if (list.length > 0) this.byIndex.set(index, list);
-    else this.byIndex.delete(index);
-  }
-
-  forget(index: number): void {
-    this.byIndex.delete(index);
-  }
-
-  /** The device whose connected prefix holds `gateway` (the longest wins; none: undefined). */
-  deviceFor(gateway: Addr): number | undefined {
-    let best: number | undefined;
-    let bestLen = -1;
-    for (const [index, list] of this.byIndex) {
-      for (const p of list) if (p.family === gateway.family && p.len > bestLen && p.contains(gateway)) {
-        best = index;
-        bestLen = p.len;
-      }
-    }
-    return best;
   }
 }
 

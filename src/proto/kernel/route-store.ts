@@ -50,7 +50,7 @@ const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 /** Changes of one route in flight at most (the sender plans the rest after these are answered). */
 export const MAX_INFLIGHT = 127;
 /** have[] value: several routes of ours, in `many`. */
-const MANY = 0xffffffff;
+export const MANY = 0xffffffff;
 
 /** What few routes need. */
 export interface RouteExtra {

@@ -8,10 +8,12 @@
  * A dump the kernel interrupts is retried by the I/O; one that keeps being
  * interrupted during the first scan waits for a quiet moment and starts the
  * state over. Foreign routes go to onForeignDump (learn) when it is set.
+ * With backup routes (sync-backup-routes.ts), ours at the backup metric go
+ * into the backup store instead.
  */
 import { DumpInterruptedError } from '../../netlink/client';
 import type { RouteMessage } from '../../netlink/route-codec';
-import type { DumpedRoutes } from '../../netlink/route-dump';
+import type { DumpedRouteFn, DumpedRoutes } from '../../netlink/route-dump';
 import type { RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { EchoMatcher } from './echo-matcher';
@@ -29,6 +31,36 @@ export interface SyncDumpContext {
   io(): KernelIo;
   /** Every dump also takes foreign routes and hands over the complete list (learn). */
   readonly onForeignDump?: (routes: readonly RouteMessage[]) => void;
+  /** failover: backup_routes: where ours at the backup metric go. */
+  readonly backups?: { readonly store: RouteStore; readonly routes: KernelRoutes; isBackup(route: RouteMessage): boolean } | undefined;
+}
+
+/** Forgets what the kernel holds, in both stores. */
+function clearHaves(c: SyncDumpContext): void {
+  c.store.forEach((id) => c.store.clearHave(id));
+  const b = c.backups;
+  b?.store.forEach((id) => b.store.clearHave(id));
+}
+
+/**
+ * Takes a dump's routes of ours into the route store (a backup route into the backup store). A
+ * dump's routes are a handful of shared shapes: one KernelRoute each, compared with what we want
+ * once per pair.
+ */
+function haveTaker(c: SyncDumpContext): DumpedRouteFn {
+  let lastRoute: RouteMessage | undefined;
+  let lastRid = 0;
+  let store = c.store;
+  return (family, len, w0, w1, w2, w3, route) => {
+    if (route !== lastRoute) {
+      lastRoute = route;
+      const b = c.backups;
+      const backup = b !== undefined && b.isBackup(route);
+      store = backup ? b.store : c.store;
+      lastRid = (backup ? b.routes : c.routes).seen(route);
+    }
+    store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
+  };
 }
 
 /** Our routes in our table (to `sink` as they come, if given); the dump's troubles are counted and logged. */
@@ -46,21 +78,15 @@ export async function dumpOurs(c: SyncDumpContext, sink?: DumpSink): Promise<Dum
  * while the table keeps interrupting it, until `closing()`. Returns how many routes of ours it held.
  */
 export async function firstDump(c: SyncDumpContext, closing: () => boolean): Promise<number> {
-  const { store, routes } = c;
   let count = 0;
-  let lastRoute: RouteMessage | undefined;
-  let lastRid = 0;
+  const take = haveTaker(c);
   const sink: DumpSink = {
     route: (family, len, w0, w1, w2, w3, route) => {
-      if (route !== lastRoute) {
-        lastRoute = route;
-        lastRid = routes.seen(route);
-      }
-      store.addHave(family === 4 ? store.nets.insert4(w0, len) : store.nets.insert6(w0, w1, w2, w3, len), lastRid);
+      take(family, len, w0, w1, w2, w3, route);
       count++;
     },
     restart: () => {
-      store.forEach((id) => store.clearHave(id));
+      clearHaves(c);
       count = 0;
     },
   };
@@ -82,20 +108,9 @@ export async function firstDump(c: SyncDumpContext, closing: () => boolean): Pro
 
 /** Our view of the kernel becomes the dump; echoes still expected are forgotten (the dump shows their effect). */
 export function applyDump(c: SyncDumpContext, dumped: DumpedRoutes, echoes: EchoMatcher | undefined): void {
-  const { store, routes } = c;
+  const store = c.store;
   store.reserve(Math.max(store.size, dumped.length)); // usually the same nets
-  store.forEach((id) => store.clearHave(id));
+  clearHaves(c);
   echoes?.clear();
-  const nets = store.nets;
-  let lastRoute: RouteMessage | undefined;
-  let lastRid = 0;
-  // A dump's routes are a handful of shared shapes: one KernelRoute each, compared with what we want once per pair.
-  dumped.forEach((family, len, w0, w1, w2, w3, route) => {
-    if (route !== lastRoute) {
-      lastRoute = route;
-      lastRid = routes.seen(route);
-    }
-    const id = family === 4 ? nets.insert4(w0, len) : nets.insert6(w0, w1, w2, w3, len);
-    store.addHave(id, lastRid);
-  });
+  dumped.forEach(haveTaker(c));
 }

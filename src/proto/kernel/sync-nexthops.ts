@@ -44,6 +44,8 @@ export interface NexthopStatus {
   refs: number;
   state: 'live' | 'new' | 'failed' | 'retired';
   error?: RouteError;
+  /** A forwarding object (docs/failover.md): its primary and backup sources; `switched`: it forwards to what was the backup. */
+  failover?: { primary?: string; backup?: string; switched: boolean };
 }
 
 export interface SyncNexthopsContext {
@@ -247,6 +249,7 @@ export class SyncNexthops {
       if (m.flags & 4) s.onlink = true;
       if (m.group) s.members = m.group.map((g) => ({ id: g.id, weight: g.weight }));
       if (o.error) s.error = o.error;
+      if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan };
       return s;
     });
   }

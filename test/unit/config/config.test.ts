@@ -83,6 +83,11 @@ describe('config', () => {
     ['nexthop_tracking: { damping: { suppress: 900 } }\nprotocols: []\n', /nexthop_tracking.damping.reuse: must be below suppress \(900\), got 1000/],
     ['nexthop_tracking: { hold: 1s }\nprotocols: []\n', /nexthop_tracking: unknown key "hold"/],
     ['nexthop_tracking: { damping: { max_hold: 10s } }\nprotocols: []\n', /^1:42: nexthop_tracking.damping.max_hold: 10000 ms is too short to ever hold a next hop down \(.* at least 19829 ms\)/],
+    ['protocols:\n  - { name: k, type: kernel, failover: fast }\n', /^2:40: protocol k: failover: expected one of off, objects, backup_routes/],
+    ['protocols:\n  - { name: k, type: kernel, nexthop_objects: off, failover: objects }\n', /^2:62: protocol k: failover: objects needs nexthop_objects \(they are off here\)/],
+    ['protocols:\n  - { name: k, type: kernel, backup_metric: 5 }\n', /^2:45: protocol k: backup_metric is for failover: backup_routes only/],
+    ['protocols:\n  - { name: k, type: kernel, failover: backup_routes, backup_metric: 100, metric: 100 }\n', /protocol k: metric 100 must be below the backup routes' metric \(backup_metric, 100\)/],
+    ['protocols:\n  - { name: k, type: kernel, merge_paths: 4, failover: objects }\n', /^2:56: protocol k: failover: objects cannot be combined with merge_paths yet/],
     ['metrics: { listen: localhost:9725 }\nprotocols: []\n', /^1:20: metrics.listen: "localhost" is not an IP address \(names are not resolved/],
     ['metrics: { listen: "::1:9725" }\nprotocols: []\n', /^1:20: metrics.listen: "::1:9725": write an IPv6 address in brackets, like \[::1\]:9725/],
     ['metrics: { listen: "127.0.0.1" }\nprotocols: []\n', /^1:20: metrics.listen: "127.0.0.1": expected an address and a port/],
@@ -115,6 +120,17 @@ describe('config', () => {
     expect(parseConfig('x.yaml', 'protocols: []\n').metrics).toBeUndefined();
     expect(parseConfig('x.yaml', 'metrics: { listen: 127.0.0.1:9725 }\nprotocols: []\n').metrics).toEqual({ listen: { host: '127.0.0.1', port: 9725, family: 4, text: '127.0.0.1:9725' } });
     expect(parseConfig('x.yaml', 'metrics:\n  listen: "[::]:9100"\nprotocols: []\n').metrics?.listen).toMatchObject({ host: '::', port: 9100, family: 6 });
+  });
+
+  it('reads failover: off by default, objects when asked', () => {
+    const failover = (m: string) => (parseConfig('x.yaml', `protocols:\n  - { name: k, type: kernel${m} }\n`).protocols[0] as KernelProtocolConfig).failover;
+    expect(failover('')).toBe('off');
+    expect(failover(', failover: objects')).toBe('objects');
+    expect(failover(', nexthop_objects: on, failover: objects')).toBe('objects');
+    expect(failover(', failover: backup_routes')).toBe('backup_routes');
+    expect(parseConfig('x.yaml', 'nexthop_tracking: true\nprotocols:\n  - { name: k, type: kernel, failover: objects }\n').protocols[0]).toMatchObject({ failover: 'objects' });
+    const k = parseConfig('x.yaml', 'protocols:\n  - { name: k, type: kernel, failover: backup_routes, backup_metric: 9000, metric: 20 }\n').protocols[0] as KernelProtocolConfig;
+    expect([k.backupMetric, k.metric]).toEqual([9000, 20]);
   });
 
   it('takes nexthop_objects as given, with next-hop tracking on or off (they work together)', () => {

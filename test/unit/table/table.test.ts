@@ -27,6 +27,23 @@ describe('table', () => {
     expect(t.netCount).toBe(1);
   });
 
+  it('watchFlush: told synchronously before a flush withdraws anything, not for a source with no routes; unsubscribes', () => {
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    t.announce(p('10.0.0.0/8'), stat, via('192.0.2.1'));
+    t.announce(p('10.0.0.0/8'), api, via('192.0.2.2'));
+    t.announce(p('10.1.0.0/16'), stat, via('192.0.2.1'));
+    const seen: string[] = [];
+    const stop = t.watchFlush((src) => seen.push(`${src.name} ${t.routesOfSource(src)} ${t.bestRoute(p('10.0.0.0/8'))!.src.name}`));
+    expect(t.flush(stat)).toBe(2);
+    expect(seen).toEqual(['static 2 static']); // before: every route still there, still best
+    expect(t.flush(stat)).toBe(0);
+    expect(seen).toHaveLength(1);
+    stop();
+    t.flush(api);
+    expect(seen).toHaveLength(1);
+  });
+
   it('holds one Route per source and attribute set, shared by every net that has it', () => {
     const t = new Table({ name: 'main' });
     const { stat, api } = sources();

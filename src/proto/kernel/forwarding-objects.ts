@@ -1,0 +1,198 @@
+/**
+ * ForwardingObjects: the kernel nexthop objects that make failover cost one
+ * message per next hop instead of one per prefix (prefix-independent
+ * convergence, docs/failover.md).
+ *
+ * With failover on, a route does not name its next hops' object: it names a
+ * forwarding object, a group (always a group, even of one member: the
+ * kernel refuses to turn a plain object into a group by replace) keyed by
+ * (primary source, primary hops, backup source, backup hops), whose content
+ * is the primary's hops. Every net with the same best and next-best route
+ * shares one. When the primary fails in a way the daemon learns of (its
+ * source withdrawn), the object's content is replaced by the backup's hops
+ * with one RTM_NEWNEXTHOP (sync-failover.ts): the kernel moves every route
+ * on it at once.
+ *
+ * Invariants:
+ *  - an object is interned by its key only while its content is its
+ *    primary's: a switched object is taken out of the key map (a source
+ *    that comes back makes a new object with its own hops) and waits as an
+ *    orphan, by content, for the first new key with that content (the
+ *    net's new best and next-best after the failover), which re-keys it:
+ *    nets whose new pair matches what their object forwards to now stay on
+ *    it, with no route message;
+ *  - objects adopted at restart are orphans too (what they stood for is
+ *    not in the kernel): a restart in the middle of a failover claims them
+ *    by content, so routes stay where they are;
+ *  - a forwarding object references its members (its content) and its
+ *    backup's hops (so they exist when a failover needs them); ids come
+ *    from the upper half of our range (isForwardingId).
+ */
+import type { NexthopMessage } from '../../netlink/nexthop-codec';
+import type { ForwardingRole, Hop, NhObject } from './nh-object';
+
+/** What ForwardingObjects needs of NexthopObjects (which owns ids, keys and references). */
+export interface ForwardingHost {
+  lookup(key: string): NhObject | undefined;
+  register(o: NhObject): void;
+  /** Takes `o` out of the key map (it stays known by id). */
+  unkey(o: NhObject): void;
+  allocate(): number;
+  contentOf(m: NexthopMessage): string;
+  release(o: NhObject): void;
+  readonly protocol: number;
+}
+
+/** Whether an id of our range is a forwarding object's (the upper half of our 16 bits). */
+export function isForwardingId(id: number): boolean {
+  return (id & 0xffff) >= 0x8000;
+}
+
+export class ForwardingObjects {
+  /** Routes go on forwarding objects (the failover option; nexthop objects on). */
+  enabled = false;
+  private readonly objects = new Set<NhObject>();
+  private readonly orphans = new Map<string, NhObject[]>();
+
+  constructor(private readonly host: ForwardingHost) {}
+
+  /** The forwarding object for a net whose best route goes through `primary` and whose next-best through `backup`. */
+  intern(primary: { source: string | undefined; hops: readonly Hop[] }, backup: { source: string | undefined; hops: readonly Hop[] } | undefined, hint?: number): NhObject {
+    const key = `f ${primary.source ?? ''}|${hopsKey(primary.hops)} ${backup === undefined ? '-' : `${backup.source ?? ''}|${hopsKey(backup.hops)}`}`;
+    const there = this.host.lookup(key);
+    if (there !== undefined) return there;
+    const role: ForwardingRole = { primarySource: primary.source, backupSource: backup?.source, backup: backup?.hops, orphan: false };
+    for (const h of backup?.hops ?? []) h.obj.refs++;
+    const msg = groupOf(primary.hops, this.host.protocol, 0);
+    const o = this.claim(this.host.contentOf(msg), hint);
+    if (o !== undefined) {
+      o.key = key;
+      o.fwd = role;
+      this.host.register(o);
+      return o;
+    }
+    const id = this.host.allocate();
+    const made: NhObject = { id, key, msg: { ...msg, id }, members: primary.hops.map((h) => h.obj), refs: 0, state: 'new', stale: false, error: undefined, attempts: 0, retryAt: 0, fwd: role };
+    for (const h of primary.hops) h.obj.refs++;
+    this.objects.add(made);
+    this.host.register(made);
+    return made;
+  }
+
+  /** An object of ours from the kernel's dump (a restart): an orphan until a wanted route with its content claims it. */
+  adopt(o: NhObject): void {
+    o.fwd = { primarySource: undefined, backupSource: undefined, backup: undefined, orphan: true };
+    this.objects.add(o);
+    this.addOrphan(o);
+  }
+
+  /** `o` is gone (nothing uses it): out of every list, its backup's (and a degraded primary's) hops released. */
+  forget(o: NhObject): void {
+    this.objects.delete(o);
+    this.dropOrphan(o);
+    const b = o.fwd?.backup;
+    const d = o.fwd?.degraded;
+    if (o.fwd !== undefined) o.fwd.backup = o.fwd.degraded = undefined;
+    for (const h of [...(b ?? []), ...(d ?? [])]) this.host.release(h.obj);
+  }
+
+  /** Objects that are neither orphans nor degraded, with a backup: those a link going down may degrade. */
+  forEachKeyed(fn: (o: NhObject) => void): void {
+    for (const o of this.objects) if (!o.fwd!.orphan && o.fwd!.backup !== undefined) fn(o);
+  }
+
+  /**
+   * Every link of `o`'s primary went down (the kernel has deleted it, its routes with it): it
+   * forwards to its backup's hops until one is back (restore), keeping its key, so the nets that
+   * want it get their routes back on it at once, through the backup.
+   */
+  degrade(o: NhObject): void {
+    const role = o.fwd!;
+    if (role.degraded !== undefined || role.backup === undefined) return;
+    role.degraded = o.members!.map((m, i) => ({ obj: m, weight: o.msg.group![i]!.weight }));
+    for (const h of role.backup) h.obj.refs++;
+    o.members = role.backup.map((h) => h.obj);
+    o.msg = groupOf(role.backup, this.host.protocol, o.id);
+  }
+
+  /** A link of a degraded object's primary is back: its content is the primary's again (the caller tells the kernel). */
+  restore(o: NhObject): void {
+    const role = o.fwd!;
+    const primary = role.degraded;
+    if (primary === undefined) return;
+    const old = o.members ?? [];
+    role.degraded = undefined;
+    o.members = primary.map((h) => h.obj);
+    o.msg = groupOf(primary, this.host.protocol, o.id);
+    for (const m of old) this.host.release(m);
+  }
+
+  /** Objects whose primary is `source` and that have a backup to switch to. */
+  primaryOf(source: string): NhObject[] {
+    const out: NhObject[] = [];
+    for (const o of this.objects) if (!o.fwd!.orphan && o.fwd!.primarySource === source && o.fwd!.backup !== undefined) out.push(o);
+    return out;
+  }
+
+  /**
+   * `o` now forwards to its backup's hops (the caller tells the kernel): its content becomes the
+   * backup's, it leaves the key map and waits as an orphan for the nets' new key.
+   */
+  switchToBackup(o: NhObject): void {
+    const role = o.fwd!;
+    const backup = role.backup!;
+    if (role.degraded !== undefined) {
+      // Already forwarding to the backup (its primary's links are down): the degraded primary goes.
+      for (const h of role.degraded) this.host.release(h.obj);
+      role.degraded = undefined;
+    }
+    const old = o.members ?? [];
+    o.msg = groupOf(backup, this.host.protocol, o.id);
+    o.members = backup.map((h) => h.obj); // the role's references on them become the members'
+    role.backup = undefined;
+    role.orphan = true;
+    this.host.unkey(o);
+    this.addOrphan(o);
+    for (const m of old) this.host.release(m);
+  }
+
+  /** Forwarding objects known (for tests and status). */
+  get size(): number {
+    return this.objects.size;
+  }
+
+  private claim(content: string, hint: number | undefined): NhObject | undefined {
+    const list = this.orphans.get(content);
+    if (list === undefined) return undefined;
+    let i = hint === undefined ? -1 : list.findIndex((o) => o.id === hint);
+    if (i < 0) i = 0;
+    const o = list[i]!;
+    this.dropOrphan(o);
+    return o;
+  }
+
+  private addOrphan(o: NhObject): void {
+    const content = this.host.contentOf(o.msg);
+    const list = this.orphans.get(content);
+    if (list === undefined) this.orphans.set(content, [o]);
+    else list.push(o);
+  }
+
+  private dropOrphan(o: NhObject): void {
+    const content = this.host.contentOf(o.msg);
+    const list = this.orphans.get(content);
+    if (list === undefined) return;
+    const rest = list.filter((x) => x !== o);
+    if (rest.length > 0) this.orphans.set(content, rest);
+    else this.orphans.delete(content);
+  }
+}
+
+function hopsKey(hops: readonly Hop[]): string {
+  return hops.map((h) => `${h.obj.id}*${h.weight}`).join(',');
+}
+
+/** A group over `hops` (sorted by id, as the kernel reports them). */
+function groupOf(hops: readonly Hop[], protocol: number, id: number): NexthopMessage {
+  return { id, family: undefined, protocol, scope: 0, flags: 0, group: hops.map((h) => ({ id: h.obj.id, weight: h.weight })) };
+}

@@ -1,0 +1,170 @@
+/**
+ * SyncFailover: a kernel sync's side of prefix-independent convergence
+ * (forwarding-objects.ts holds the objects; docs/failover.md).
+ *
+ * A source about to be withdrawn as a whole (a stream neighbour down, a
+ * client gone) is announced by the table synchronously, before its
+ * per-net withdrawals (Table.watchFlush). Each forwarding object whose
+ * primary is that source and that has a backup gets the backup's hops as
+ * its content: one RTM_NEWNEXTHOP with NLM_F_REPLACE, and the kernel moves
+ * every route on it at once. The messages are written to the socket before
+ * this returns (the netlink client sends at once), so they reach the kernel
+ * before any route change the per-net catch-up makes; backup hop objects
+ * not in the kernel yet are sent just before their group, on the same
+ * socket, so the kernel takes them first.
+ *
+ * The per-net catch-up then finds, for most nets, that their new best and
+ * next-best route claims the switched object (it is an orphan with exactly
+ * that content): no route message. A replace the kernel refuses (the object
+ * went with its link meanwhile) leaves the object to be made again with its
+ * new content, and a scan puts its routes back.
+ */
+import { NetlinkRequestError } from '../../netlink/errors';
+import type { RouteAttrs } from '../../route';
+import type { Logger, RateLimitedLog } from '../logger';
+import type { KernelTarget } from './convert';
+import type { KernelIo } from './kernel-io';
+import type { KernelRoutes } from './kernel-routes';
+import type { Hop, NexthopObjects, NhObject } from './nexthop-objects';
+import { SCAN_REASONS } from './sync-metrics';
+
+export type FailoverMode = 'off' | 'objects' | 'backup_routes';
+
+export interface SyncFailoverContext {
+  readonly nexthops: NexthopObjects;
+  readonly routes: KernelRoutes;
+  readonly target: KernelTarget;
+  readonly log: Logger;
+  readonly limited: RateLimitedLog;
+  io(): KernelIo;
+  requestScan(reason: string, delayMs: number): void;
+  /** The sync is open and not shutting down: switches may go out. */
+  live(): boolean;
+}
+
+export interface FailoverStats {
+  /** Sources whose withdrawal switched objects. */
+  failovers: number;
+  /** Objects switched to their backup. */
+  switched: number;
+  /** Replaces the kernel refused. */
+  refused: number;
+}
+
+export class SyncFailover {
+  readonly stats: FailoverStats = { failovers: 0, switched: 0, refused: 0 };
+
+  constructor(private readonly c: SyncFailoverContext) {}
+
+  /** Whether routes go on forwarding objects (the option, with nexthop objects on), and the sync is open. */
+  get active(): boolean {
+    return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled && this.c.live();
+  }
+
+  /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
+  setMode(mode: FailoverMode): void {
+    this.c.nexthops.forwarding.enabled = mode !== 'off';
+  }
+
+  /**
+   * `source` is about to be withdrawn as a whole: every forwarding object it is the primary of
+   * switches to its backup now. Returns how many were switched.
+   */
+  sourceDown(source: string): number {
+    if (!this.active) return 0;
+    const objs = this.c.nexthops.forwarding.primaryOf(source);
+    return objs.length === 0 ? 0 : this.switchAll(objs, `source ${source} withdrawn`);
+  }
+
+  /**
+   * Next-hop tracking judged every hop of `attrs` unusable, before the table reorders the nets that
+   * use them: every forwarding object whose primary is only those hops, and whose backup is not,
+   * switches to its backup now (the nets' new pair claims it as after a source withdrawn).
+   */
+  nextHopsDown(attrs: RouteAttrs): number {
+    if (!this.active) return 0;
+    const gone = new Set(this.c.routes.hopObjectsOf(attrs));
+    if (gone.size === 0) return 0;
+    const objs: NhObject[] = [];
+    this.c.nexthops.forwarding.forEachKeyed((o) => {
+      const primary = o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? [];
+      if (primary.length > 0 && primary.every((m) => gone.has(m)) && !o.fwd!.backup!.some((h) => gone.has(h.obj))) objs.push(o);
+    });
+    return objs.length === 0 ? 0 : this.switchAll(objs, 'next hops unusable');
+  }
+
+  /** Switches each object to its backup: one replace each, sent before this returns. */
+  private switchAll(objs: readonly NhObject[], why: string): number {
+    const fw = this.c.nexthops.forwarding;
+    const t0 = Date.now();
+    const io = this.c.io();
+    const now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    let sent = 0;
+    for (const o of objs) {
+      const backup = o.fwd!.backup!;
+      // A backup hop the kernel refused (its link is down) and may not be retried yet: this object's nets move one by one.
+      if (!backup.every((h) => this.c.nexthops.usable(h.obj, now))) continue;
+      // Degraded (its primary's links are down): it forwards to the backup already; only our books change.
+      const live = o.state === 'live' && o.fwd!.degraded === undefined;
+      if (live) for (const h of backup) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
+      fw.switchToBackup(o);
+      this.c.routes.forgetObject(o);
+      this.stats.switched++;
+      if (!live) continue; // not in the kernel yet: it is made with its new content
+      sent++;
+      pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+    }
+    this.stats.failovers++;
+    this.c.log.info(`${why}: ${objs.length} forwarding objects switched to their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
+    void Promise.all(pending);
+    return sent;
+  }
+
+  /**
+   * Links changed (the link cache has the news): a forwarding object whose primary's links are all
+   * down, which the kernel has deleted with its routes, forwards to its backup from now on (made
+   * again with the backup's hops, its routes put back by the scan that follows the link change:
+   * through the backup, where its nets' backup routes, if any, already forward); one degraded so
+   * whose primary's links are all back gets the primary's hops again, one replace.
+   */
+  linksChanged(usable: (ifindex: number) => boolean): void {
+    if (!this.active) return;
+    const fw = this.c.nexthops.forwarding;
+    const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
+    const io = this.c.io();
+    const now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    let degraded = 0;
+    let restored = 0;
+    fw.forEachKeyed((o) => {
+      const role = o.fwd!;
+      if (role.degraded === undefined) {
+        if (!(o.members ?? []).every((m) => m.msg.oif !== undefined && !usable(m.msg.oif)) || !up(role.backup!)) return;
+        fw.degrade(o);
+        degraded++;
+        return;
+      }
+      if (!up(role.degraded)) return;
+      const live = o.state === 'live';
+      if (live) for (const h of role.degraded) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
+      fw.restore(o);
+      restored++;
+      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+    });
+    if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
+    void Promise.all(pending);
+  }
+
+  /** The kernel refused a switch: the object is made again with its new content before its routes go back. */
+  private refused(o: NhObject, err: unknown): void {
+    this.stats.refused++;
+    const name = err instanceof NetlinkRequestError ? err.errnoName : 'EIO';
+    this.c.limited.write('warn', 'failover-refused', `switching forwarding object ${o.id} to its backup failed (${name}: ${(err as Error).message}); its routes move one by one`, { table: this.c.target.table });
+    if (o.state === 'live') {
+      o.state = 'new';
+      o.stale = true;
+    }
+    this.c.requestScan(SCAN_REASONS.nexthop, 50);
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Failover by forwarding objects (docs/failover.md) against the real kernel,
+ * in a throwaway namespace: `ip -j route`, `ip -j nexthop`, `ip route get`
+ * and `ip monitor` are the oracle. A source withdrawn as a whole moves
+ * forwarding for every net with one nexthop replace per (primary, backup)
+ * pair; the per-net catch-up sends no route change; recovery needs no wait;
+ * a restart in the middle changes nothing.
+ */
+import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
+
+interface IpNexthop {
+  id: number;
+  gateway?: string;
+  dev?: string;
+  group?: { id: number; weight?: number }[];
+}
+
+const nets = (n: number, second = 0): string[] => Array.from({ length: n }, (_, i) => `10.${second + (i >> 8)}.${i & 255}.0/24`);
+const lines = (list: readonly string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
+
+/** Where the kernel forwards a destination now (the FIB's answer, not our bookkeeping). */
+function forwardsVia(ns: Netns, dst: string): string {
+  const r = ns.ipJson<Array<{ gateway?: string; dev?: string }>>('route', 'get', dst)[0];
+  return r?.gateway ?? r?.dev ?? 'none';
+}
+
+/** Every net's gateways, resolved from one dump of routes and objects (its route of ours at the lowest metric -> object -> members). */
+function gatewaysOf(ns: Netns): Map<string, string> {
+  const objs = new Map(ns.ipJson<IpNexthop[]>('nexthop', 'show').map((o) => [o.id, o]));
+  const out = new Map<string, string>();
+  for (const r of ourRoutes(ns).sort((x, y) => (y.metric ?? 0) - (x.metric ?? 0))) {
+    const o = r.nhid === undefined ? undefined : objs.get(r.nhid);
+    const hops = o?.group ? o.group.map((g) => objs.get(g.id)) : [o];
+    out.set(r.dst, hops.map((h) => h?.gateway ?? '?').sort().join(','));
+  }
+  return out;
+}
+
+const routeLines = (watched: string[]): string[] => watched.filter((l) => / proto (144|krtsync)\b/.test(l));
+const nexthopLines = (watched: string[]): string[] => watched.filter((l) => /^(Deleted )?id \d+/.test(l));
+
+kernelDescribe('failover by forwarding objects (real kernel)', () => {
+  let ns: Netns;
+  beforeEach(() => {
+    ns = createNetns('krtf');
+    // A third upstream for the three-source case.
+    ns.ipBatch(['link add veth2 type veth peer name veth3', 'link set veth2 up', 'link set veth3 up', 'addr add 203.0.113.1/24 dev veth2']);
+  });
+  afterEach(() => ns.destroy());
+
+  it('a source withdrawn moves every net by one object replace, sends no route change for nets with a backup, and recovers at once', async () => {
+    const table = newTable();
+    const primary = new RouteSource('upstream1', 200);
+    const backup = new RouteSource('upstream2', 100);
+    const both = nets(2000);
+    const alone = nets(10, 100); // only the primary has them: deleted with it
+    announce(table, primary, lines([...both, ...alone], '192.0.2.2'));
+    announce(table, backup, lines(both, '198.51.100.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects' });
+    await p.start();
+    expect(p.counts()).toMatchObject({ installed: 2010, failed: 0 });
+    const group = ourRoutes(ns).find((r) => r.dst === both[0])!.nhid!;
+    expect(new Set(ourRoutes(ns).filter((r) => both.includes(r.dst)).map((r) => r.nhid))).toEqual(new Set([group]));
+    expect(ns.ipJson<IpNexthop[]>('nexthop', 'show', 'id', String(group))[0]!.group).toHaveLength(1);
+    expect(forwardsVia(ns, '10.3.7.1')).toBe('192.0.2.2');
+
+    const watch = new RouteWatcher(ns, ['nexthop']);
+    await watch.ready();
+    const stats = p.sync(4)!.stats;
+    const sent = stats.sent;
+    table.flush(primary);
+    // The switch was sent before flush() returned to us: the kernel forwards via the backup now.
+    expect(forwardsVia(ns, '10.3.7.1')).toBe('198.51.100.2');
+    await until(() => p.counts().installed === 2000 && p.counts().pending === 0);
+    await p.sync(4)!.settled();
+    const seen = await watch.stop();
+    const gws = gatewaysOf(ns);
+    for (const n of both) expect(gws.get(n)).toBe('198.51.100.2');
+    for (const n of alone) expect(gws.has(n)).toBe(false);
+    // One nexthop change (the group's new content), and route changes only for the 10 nets without a backup.
+    expect(nexthopLines(seen).filter((l) => l.startsWith(`id ${group} `))).toHaveLength(1);
+    expect(stats.sent - sent).toBe(10);
+    // The kernel stamps our port on the notification of every route the replace moved: filtered in the kernel, none reach us.
+    expect(stats.notifications).toBe(0);
+    expect(ourRoutes(ns).find((r) => r.dst === both[0])!.nhid).toBe(group);
+
+    // Recovery: no backoff, no wait; the nets go back to the primary.
+    announce(table, primary, lines(both, '192.0.2.2'));
+    await until(() => [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'));
+    expect(forwardsVia(ns, '10.3.7.1')).toBe('192.0.2.2');
+    await p.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+    await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
+  });
+
+  it('three sources: each failure is one object replace, and a restart in the middle of a failover changes nothing', async () => {
+    const table = newTable();
+    const [a, b, c] = [new RouteSource('a', 300), new RouteSource('b', 200), new RouteSource('c', 100)];
+    const list = nets(500);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    announce(table, c, lines(list, '203.0.113.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects' });
+    await p.start();
+    table.flush(a);
+    expect(forwardsVia(ns, '10.1.2.3')).toBe('198.51.100.2');
+    // The daemon dies before its catch-up has run; a new one starts.
+    p.crashForTesting();
+    const watch = new RouteWatcher(ns, ['route']);
+    await watch.ready();
+    const again = kernelProtocol(ns, table, { failover: 'objects' });
+    await again.start();
+    await again.sync(4)!.settled();
+    expect(routeLines(await watch.stop())).toEqual([]);
+    for (const g of gatewaysOf(ns).values()) expect(g).toBe('198.51.100.2');
+
+    const sent = again.sync(4)!.stats.sent;
+    table.flush(b);
+    expect(forwardsVia(ns, '10.1.2.3')).toBe('203.0.113.2');
+    await again.sync(4)!.settled();
+    expect(again.sync(4)!.stats.sent).toBe(sent);
+    for (const g of gatewaysOf(ns).values()) expect(g).toBe('203.0.113.2');
+    await again.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+  });
+
+  it('an ECMP primary: the group carries its members and weights; losing a member\'s carrier leaves the rest forwarding', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(200);
+    announce(table, a, list.map((n) => `${n} nexthop via 192.0.2.2 weight 1 nexthop via 203.0.113.2 weight 3`));
+    announce(table, b, lines(list, '198.51.100.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects' });
+    await p.start();
+    const g = ns.ipJson<IpNexthop[]>('nexthop', 'show', 'id', String(ourRoutes(ns)[0]!.nhid))[0]!;
+    expect(g.group!.map((x) => x.weight ?? 1).sort()).toEqual([1, 3]);
+    for (const gw of gatewaysOf(ns).values()) expect(gw).toBe('192.0.2.2,203.0.113.2');
+    // veth2's peer goes down: veth2 loses carrier, and the kernel takes its member out of the group itself;
+    // every net keeps forwarding via the other member.
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => [...gatewaysOf(ns).values()].every((x) => x === '192.0.2.2'));
+    expect(gatewaysOf(ns).size).toBe(200);
+    expect(forwardsVia(ns, '10.0.9.1')).toBe('192.0.2.2');
+    ns.ip('link', 'set', 'veth3', 'up');
+    await until(() => gatewaysOf(ns).size === 200 && [...gatewaysOf(ns).values()].every((x) => x === '192.0.2.2,203.0.113.2'), 10000);
+    expect(p.counts()).toMatchObject({ installed: 200, failed: 0 });
+    // And the source withdrawn: one replace moves the ECMP pair's nets to the backup.
+    table.flush(a);
+    expect(forwardsVia(ns, '10.0.9.1')).toBe('198.51.100.2');
+    await p.shutdown();
+  });
+
+  it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once, the catch-up moves nothing, the link back is one replace; a restart changes nothing', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(1000);
+    announce(table, a, lines(list, '203.0.113.2'));
+    announce(table, b, lines(list, '192.0.2.2'));
+    const p = kernelProtocol(ns, table, { failover: 'backup_routes', scanIntervalMs: 0 });
+    await p.start();
+    await p.sync(4)!.settled();
+    const ours = ourRoutes(ns);
+    expect(ours).toHaveLength(2000);
+    expect(ours.filter((r) => r.metric === 4294967295)).toHaveLength(1000);
+    expect(forwardsVia(ns, '10.2.3.4')).toBe('203.0.113.2');
+
+    // A restart changes nothing, backup routes and objects included.
+    p.crashForTesting();
+    const watch = new RouteWatcher(ns, ['route', 'nexthop']);
+    await watch.ready();
+    const again = kernelProtocol(ns, table, { failover: 'backup_routes', scanIntervalMs: 0 });
+    await again.start();
+    await again.sync(4)!.settled();
+    expect(await watch.stop()).toEqual([]);
+
+    // veth2's peer goes down: veth2 loses carrier; the kernel deletes the primary's object, its group and routes.
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => ourRoutes(ns).length === 1000, 5000);
+    expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
+    for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
+    // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
+    // primary routes go back on it (through the backup, where the backup routes already forward).
+    await until(() => ourRoutes(ns).length === 2000, 10000);
+    expect(ourRoutes(ns).every((r) => r.gateway === '192.0.2.2')).toBe(true);
+    await again.sync(4)!.settled();
+    expect(again.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    // The link back: one replace puts the object on the primary's hops again.
+    const sent = again.sync(4)!.stats.sent;
+    ns.ip('link', 'set', 'veth3', 'up');
+    await until(() => forwardsVia(ns, '10.2.3.4') === '203.0.113.2', 10000);
+    await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
+    await again.sync(4)!.settled();
+    expect(again.sync(4)!.stats.sent).toBe(sent);
+    await again.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+    await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
+  });
+
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, and the link back is one replace', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(1000);
+    announce(table, a, lines(list, '203.0.113.2'));
+    announce(table, b, lines(list, '192.0.2.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
+    await p.start();
+    const group = ourRoutes(ns)[0]!.nhid!;
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => gatewaysOf(ns).size === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 10000);
+    await p.sync(4)!.settled();
+    expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    expect(ourRoutes(ns)[0]!.nhid).toBe(group);
+    const sent = p.sync(4)!.stats.sent;
+    ns.ip('link', 'set', 'veth3', 'up');
+    await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
+    await p.sync(4)!.settled();
+    expect(p.sync(4)!.stats.sent).toBe(sent);
+    await p.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+  });
+});

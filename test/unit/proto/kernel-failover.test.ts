@@ -1,0 +1,383 @@
+/**
+ * Prefix-independent failover (src/proto/kernel/forwarding-objects.ts,
+ * sync-failover.ts; docs/failover.md) against the fake kernel
+ * (test/helpers/fake-kernel.ts, fake-nexthops.ts): routes on forwarding
+ * objects keyed by best and next-best route, a source withdrawn as a whole
+ * switched by one object replace per (primary, backup) pair, the per-net
+ * catch-up sending no route message, recovery, restarts.
+ * test/integration/kernel-failover.test.ts checks the same against Linux.
+ */
+import type { NexthopMessage } from '../../../src/netlink/nexthop-codec';
+import type { RouteMessage } from '../../../src/netlink/route-codec';
+import { KernelProtocol, type KernelProtocolOptions } from '../../../src/proto/kernel/kernel-protocol';
+import { isForwardingId } from '../../../src/proto/kernel/forwarding-objects';
+import { parsePrefix } from '../../../src/lib/addr';
+import { RouteSource } from '../../../src/route';
+import { NextHopTracker, NO_DAMPING, Table } from '../../../src/table';
+import { FakeKernel } from '../../helpers/fake-kernel';
+import { announce, memoryLogger, until } from '../../helpers/kernel-fixture';
+
+const PROTO = 144;
+
+function setup(extra: Partial<KernelProtocolOptions> = {}, kernel = new FakeKernel(), table = new Table({ name: 'master4' })) {
+  const options: KernelProtocolOptions = { name: 'kernel1', table, family: 4, scanIntervalMs: 0, kernelIo: kernel.provider, log: memoryLogger(), failover: 'objects', ...extra };
+  return { kernel, table, options, p: new KernelProtocol(options) };
+}
+
+const ourRoutes = (k: FakeKernel): RouteMessage[] => k.all().filter((r) => r.protocol === PROTO && r.table === 254);
+const route = (k: FakeKernel, dst: string): RouteMessage | undefined => ourRoutes(k).find((r) => r.dst.toString() === dst);
+const objects = (k: FakeKernel): NexthopMessage[] => [...k.nexthops.objects.values()];
+const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The gateways a net of ours forwards to now: its route of ours at the lowest metric, resolved through the kernel's objects (route -> object -> members). */
+function via(k: FakeKernel, dst: string): string[] {
+  const r = ourRoutes(k)
+    .filter((x) => x.dst.toString() === dst)
+    .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0))[0];
+  if (r === undefined) return [];
+  if (r.nhId === undefined) return [r.gateway?.toString() ?? '?'];
+  const o = k.nexthops.objects.get(r.nhId);
+  if (o === undefined) return [];
+  const hops = o.group ? o.group.map((g) => k.nexthops.objects.get(g.id)) : [o];
+  return hops.map((h) => h?.gateway?.toString() ?? '?').sort();
+}
+
+const nets = (n: number, third = 10): string[] => Array.from({ length: n }, (_, i) => `${third}.${i >> 8}.${i & 255}.0/24`);
+const lines = (list: string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
+
+describe('failover by forwarding objects (fake kernel)', () => {
+  it('puts nets with the same best and next-best on one forwarding group; a source withdrawn is one replace, and the catch-up sends no route message', async () => {
+    const { kernel, table, p } = setup();
+    const primary = new RouteSource('upstream1', 200);
+    const backup = new RouteSource('upstream2', 100);
+    const both = nets(300);
+    const only = nets(5, 20); // nets the backup does not have: deleted with the primary
+    announce(table, primary, lines([...both, ...only], '192.0.2.2'));
+    announce(table, backup, lines(both, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    expect(p.counts().installed).toBe(305);
+    const fwd = route(kernel, both[0]!)!.nhId!;
+    expect(isForwardingId(fwd)).toBe(true);
+    expect(kernel.nexthops.objects.get(fwd)!.group).toHaveLength(1);
+    for (const n of both) expect(route(kernel, n)!.nhId).toBe(fwd);
+    expect(via(kernel, both[7]!)).toEqual(['192.0.2.2']);
+    // The nets without a backup are on an object of their own (the same hops, another pair).
+    expect(route(kernel, only[0]!)!.nhId).not.toBe(fwd);
+
+    const mark = kernel.log.length;
+    table.flush(primary);
+    await until(() => p.counts().installed === 300 && p.counts().pending === 0);
+    await sync.settled();
+    // Every net with a backup forwards via it, by one object replace; the catch-up sent no route change for them.
+    for (const n of both) expect(via(kernel, n)).toEqual(['198.51.100.2']);
+    for (const n of both) expect(route(kernel, n)!.nhId).toBe(fwd);
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c)).map((c) => c.split(' ')[1]).sort()).toEqual([...only].sort());
+    expect(changes.findIndex((c) => c === `replace nexthop ${fwd}`)).toBeLessThan(changes.findIndex((c) => c.startsWith('del ')));
+    for (const n of only) expect(route(kernel, n)).toBeUndefined();
+    expect(sync.failover.stats).toMatchObject({ failovers: 1, switched: 1, refused: 0 });
+
+    // Recovery: the primary comes back; its nets move back (route replaces onto a new object with its hops), no wait.
+    announce(table, primary, lines(both, '192.0.2.2'));
+    await until(() => both.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 300, pending: 0, failed: 0 });
+    expect(route(kernel, both[0]!)!.nhId).not.toBe(fwd);
+    await until(() => !kernel.nexthops.objects.has(fwd), 4000); // the switched object goes once nothing is on it
+
+    // A second failure: again one replace.
+    const again = route(kernel, both[0]!)!.nhId!;
+    const mark2 = kernel.log.length;
+    table.flush(primary);
+    await until(() => both.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    expect(kernel.ourChanges(mark2).filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    expect(route(kernel, both[0]!)!.nhId).toBe(again);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('three sources: the first failure moves to the second, the next to the third, each by object replace', async () => {
+    const { kernel, table, p } = setup();
+    kernel.addLink('veth2', ['203.0.113.0/24']);
+    await tick();
+    const [a, b, c] = [new RouteSource('a', 300), new RouteSource('b', 200), new RouteSource('c', 100)];
+    const list = nets(50);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    announce(table, c, lines(list, '203.0.113.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    // The catch-up re-keys the switched object to (b, c): the next failure is one replace again.
+    expect(kernel.ourChanges(mark).filter((x) => /^(add|replace|del) \d/.test(x))).toEqual([]);
+    const mark2 = kernel.log.length;
+    table.flush(b);
+    await until(() => list.every((n) => via(kernel, n)[0] === '203.0.113.2'));
+    await sync.settled();
+    expect(kernel.ourChanges(mark2).filter((x) => /^(add|replace|del) \d/.test(x))).toEqual([]);
+    expect(kernel.ourChanges(mark2).filter((x) => x.startsWith('replace nexthop'))).toHaveLength(1);
+    expect(sync.failover.stats.switched).toBe(2);
+    await p.shutdown();
+  });
+
+  it('an ECMP primary: the group holds its members with their weights; the backup replaces them all', async () => {
+    const { kernel, table, p } = setup();
+    kernel.addLink('veth2', ['203.0.113.0/24']);
+    await tick();
+    const a = new RouteSource('a', 300);
+    const b = new RouteSource('b', 200);
+    const list = nets(20);
+    announce(table, a, list.map((n) => `${n} nexthop via 192.0.2.2 weight 1 nexthop via 198.51.100.2 weight 2`));
+    announce(table, b, lines(list, '203.0.113.2'));
+    await p.start();
+    const g = kernel.nexthops.objects.get(route(kernel, list[0]!)!.nhId!)!;
+    expect(g.group!.map((x) => x.weight).sort()).toEqual([1, 2]);
+    expect(via(kernel, list[3]!)).toEqual(['192.0.2.2', '198.51.100.2']);
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n).join() === '203.0.113.2'));
+    await p.shutdown();
+  });
+
+  it('a restart in the middle of a failover changes nothing: the switched object is claimed by content', async () => {
+    const { kernel, table, p, options } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(40);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    // The object is switched, then the daemon dies before any catch-up.
+    table.flush(a);
+    await until(() => via(kernel, list[0]!)[0] === '198.51.100.2');
+    p.crashForTesting();
+    const mark = kernel.log.length;
+    const primaryHop = objects(kernel).find((o) => o.gateway?.toString() === '192.0.2.2')!.id;
+    const again = new KernelProtocol({ ...options, log: memoryLogger() });
+    await again.start();
+    // Nothing moves: no route change, no object changed; only the primary's hop object, unused since the switch, is deleted.
+    await until(() => !kernel.nexthops.objects.has(primaryHop));
+    await tick(20);
+    expect(kernel.ourChanges(mark)).toEqual([`delete nexthop ${primaryHop}`]);
+    for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
+    // And a restart before the failover: the primary's object is claimed the same way.
+    announce(table, a, lines(list, '192.0.2.2'));
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await again.sync(4)!.settled();
+    await until(() => !kernel.nexthops.objects.has(fwd), 4000); // nothing is on the switched one any more: deleted
+    again.crashForTesting();
+    const mark2 = kernel.log.length;
+    const third = new KernelProtocol({ ...options, log: memoryLogger() });
+    await third.start();
+    await tick(20);
+    expect(kernel.ourChanges(mark2)).toEqual([]);
+    await third.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('a flapping source: each failure is one replace, each return a route replace per net; nothing is left behind', async () => {
+    const { kernel, table, p } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(64);
+    announce(table, b, lines(list, '198.51.100.2'));
+    announce(table, a, lines(list, '192.0.2.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const mark = kernel.log.length;
+    // Down and up again and again, faster than the catch-up: the kernel must end where the table is.
+    for (let i = 0; i < 5; i++) {
+      table.flush(a);
+      await tick(i % 2 === 0 ? 0 : 5);
+      announce(table, a, lines(list, '192.0.2.2'));
+      await tick(i % 2 === 0 ? 1 : 0);
+    }
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 64, pending: 0, failed: 0 });
+    // One replace per failure at most (a failure whose object was not in the kernel yet switches it in our books only).
+    const replaces = kernel.ourChanges(mark).filter((c) => c.startsWith('replace nexthop')).length;
+    expect(replaces).toBeGreaterThanOrEqual(1);
+    expect(replaces).toBeLessThanOrEqual(5);
+    // Every object left is used by a route of ours or by a group of ours.
+    // Every object in the kernel is one we know and use (a route's, a group's member, a next-best's hop): none leaked.
+    await until(() => sync.nexthops.retiredCount === 0 && objects(kernel).every((o) => sync.nexthopStatus().some((s) => s.id === o.id && s.refs > 0)), 5000);
+    expect(objects(kernel)).toHaveLength(3); // the two hops and one forwarding group
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('backup_routes: a backup route per net at the backup metric survives carrier loss of the primary link and forwards at once; recovery; shutdown', async () => {
+    const { kernel, table, p } = setup({ failover: 'backup_routes' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(100);
+    const alone = nets(4, 30);
+    announce(table, a, lines([...list, ...alone], '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    await sync.settled();
+    const at = (dst: string) => ourRoutes(kernel).filter((r) => r.dst.toString() === dst).map((r) => r.priority ?? 0).sort((x, y) => x - y);
+    expect(at(list[0]!)).toEqual([0, 4294967295]);
+    expect(at(alone[0]!)).toEqual([0]); // no next-best: no backup route
+    const backupRoute = ourRoutes(kernel).find((r) => r.dst.toString() === list[0] && r.priority === 4294967295)!;
+    expect(isForwardingId(backupRoute.nhId!)).toBe(false); // on the next-best's own hop object
+    expect(p.counts()).toMatchObject({ installed: 104, failed: 0 }); // counts are the primary routes
+    expect(sync.backups!.store.counts()).toMatchObject({ installed: 100 });
+
+    // The primary link loses carrier: the kernel deletes its objects, the groups left empty and their routes.
+    kernel.setLink('veth0', false);
+    for (const n of list) expect(via(kernel, n)).toEqual(['198.51.100.2']); // at once: nothing of ours ran yet
+    for (const n of alone) expect(via(kernel, n)).toEqual([]);
+    await tick(300);
+    for (const n of list) expect(via(kernel, n)).toEqual(['198.51.100.2']); // the daemon's reaction moves nothing
+    // The link comes back: the primary routes return (no backoff wait), the backups stay.
+    kernel.setLink('veth0', true);
+    await until(() => [...list, ...alone].every((n) => via(kernel, n)[0] === '192.0.2.2'), 5000);
+    await sync.settled();
+    expect(at(list[5]!)).toEqual([0, 4294967295]);
+
+    // The primary source withdrawn: one replace; the backup routes stay (they go where the primaries now do,
+    // and the primary's return wants them again): no route change at all for the nets with a backup.
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'), 5000);
+    await sync.settled();
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c.startsWith('replace nexthop'))).toHaveLength(1);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c) && !c.startsWith('del 30.'))).toEqual([]); // only the nets no one else has go
+    for (const n of list) expect(at(n)).toEqual([0, 4294967295]);
+    // A backup route that no longer goes where the primary does goes, but only once the new primary is in.
+    kernel.addLink('veth2', ['203.0.113.0/24']);
+    await tick();
+    const c = new RouteSource('c', 300);
+    const moved = list.slice(0, 10);
+    announce(table, c, lines(moved, '203.0.113.2'));
+    table.flush(b);
+    await until(() => moved.every((n) => via(kernel, n)[0] === '203.0.113.2' && at(n).length === 1) && sync.backups!.waiting === 0, 5000);
+    await sync.settled();
+    for (const n of moved) expect(at(n)).toEqual([0]);
+    await p.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; the object is made again with the backup hops and the routes put back; the link back is one replace', async () => {
+    const { kernel, table, p } = setup();
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(80);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    kernel.setLink('veth0', false);
+    expect(route(kernel, list[0]!)).toBeUndefined(); // the kernel's own doing
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'), 5000);
+    await sync.settled();
+    expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 }); // settled: nothing waits for the dead link
+    expect(route(kernel, list[0]!)!.nhId).toBe(fwd); // the same object, made again with the backup's hops
+    const mark = kernel.log.length;
+    kernel.setLink('veth0', true);
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'), 5000);
+    await sync.settled();
+    const changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('backup_routes: a restart changes nothing, backup routes included', async () => {
+    const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(50);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    await p.sync(4)!.settled();
+    p.crashForTesting();
+    const mark = kernel.log.length;
+    const again = new KernelProtocol({ ...options, log: memoryLogger() });
+    await again.start();
+    await again.sync(4)!.settled();
+    await tick(20);
+    expect(kernel.ourChanges(mark)).toEqual([]);
+    expect(ourRoutes(kernel)).toHaveLength(100);
+    await again.shutdown();
+    expect(ourRoutes(kernel)).toEqual([]);
+  });
+
+  it('next-hop tracking: a primary next hop judged unusable is one replace before the table reorders its nets; the catch-up sends no route message; its return moves the nets back', async () => {
+    const kernel = new FakeKernel();
+    const tracker = new NextHopTracker({ damping: NO_DAMPING });
+    const links = [
+      { index: 2, name: 'veth0', up: true, carrier: true },
+      { index: 3, name: 'veth1', up: true, carrier: true },
+    ];
+    tracker.resync(links, [
+      { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
+      { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
+    ]);
+    tracker.flush();
+    const { table, p } = setup({}, kernel, new Table({ name: 'master4', nexthops: tracker }));
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(120);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    const sync = p.sync(4)!;
+    const fwd = route(kernel, list[0]!)!.nhId!;
+    const mark = kernel.log.length;
+    // The tracker alone says veth0 cannot be used (a failed neighbour, say): the kernel keeps its objects.
+    let replacedFirst = false;
+    const off = tracker.subscribe(() => (replacedFirst = sync.failover.stats.switched === 1));
+    tracker.setLink({ ...links[0]!, carrier: false });
+    tracker.flush();
+    off();
+    expect(replacedFirst).toBe(true); // switched before the table's subscribers heard of it
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    await sync.settled();
+    let changes = kernel.ourChanges(mark);
+    expect(changes.filter((c) => c === `replace nexthop ${fwd}`)).toHaveLength(1);
+    expect(changes.filter((c) => /^(add|replace|del) \d/.test(c))).toEqual([]);
+    for (const n of list) expect(route(kernel, n)!.nhId).toBe(fwd);
+    // Back: the table makes the primary best again; its nets move back by route replace (no wait).
+    const mark2 = kernel.log.length;
+    tracker.setLink(links[0]!);
+    tracker.flush();
+    await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
+    await sync.settled();
+    changes = kernel.ourChanges(mark2);
+    expect(changes.filter((c) => c.startsWith('replace nexthop'))).toEqual([]);
+    await p.shutdown();
+    expect(objects(kernel)).toEqual([]);
+  });
+
+  it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
+    const { kernel, table, p } = setup({ failover: 'off' });
+    const a = new RouteSource('a', 200);
+    const b = new RouteSource('b', 100);
+    const list = nets(30);
+    announce(table, a, lines(list, '192.0.2.2'));
+    announce(table, b, lines(list, '198.51.100.2'));
+    await p.start();
+    expect(isForwardingId(route(kernel, list[0]!)!.nhId!)).toBe(false);
+    const mark = kernel.log.length;
+    table.flush(a);
+    await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'));
+    expect(kernel.ourChanges(mark).filter((x) => x.startsWith('replace 10.'))).toHaveLength(30);
+    await p.shutdown();
+  });
+});
