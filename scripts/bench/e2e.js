@@ -328,6 +328,8 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
       process.kill(d.pid, 'SIGTERM');
       const ex = await withTimeout(d.exited, 'krtsync shutdown');
       record(tool, 'shutdown', { exit_s: sec(d.exitedAt - t0), exit_code: ex.code, left: kernelCount(ns, PROTO_KRT).n });
+      // The cold start's process to its exit (the shutdown adds little): what a young generation costs.
+      record(tool, 'peak rss', { cold_rss_mb: Math.round(d.hwmKb / 1024) });
       return;
     }
 

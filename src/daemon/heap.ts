@@ -9,8 +9,9 @@
  * its live heap or more in garbage at the peak. A fixed factor keeps the
  * peak near the live heap, and 1.3 did so at no cost in time where 1.5 let
  * a late full collection push the peak up (docs/benchmarks.md, rounds 5
- * and 7). The young generation is capped where the process starts
- * (bin/krtsync): V8 reads that flag only at startup.
+ * and 7). The young generation's cap and the collector kept on the JS
+ * thread are set where the process starts (bin/krtsync): V8 reads those
+ * flags only at startup.
  *
  * This limits nothing: the heap still grows as large as the tables need (no
  * --max-old-space-size, which is a crash waiting for a bigger table); full
