@@ -202,10 +202,13 @@ describe('failover by forwarding objects (fake kernel)', () => {
     await until(() => list.every((n) => via(kernel, n)[0] === '192.0.2.2'));
     await sync.settled();
     expect(p.counts()).toMatchObject({ installed: 64, pending: 0, failed: 0 });
-    // One replace per failure at most (a failure whose object was not in the kernel yet switches it in our books only).
+    // Replaces grow with failures, not nets (64 here): one per failure, plus at most one more when the
+    // failure switched an object whose add was still out (it is replaced with its new content once the add
+    // is answered; how often that happens depends on the timers' interleaving, seen once under load).
+    // A failure whose object was not in the kernel yet switches it in our books only.
     const replaces = kernel.ourChanges(mark).filter((c) => c.startsWith('replace nexthop')).length;
     expect(replaces).toBeGreaterThanOrEqual(1);
-    expect(replaces).toBeLessThanOrEqual(5);
+    expect(replaces).toBeLessThanOrEqual(2 * 5);
     // Every object left is used by a route of ours or by a group of ours.
     // Every object in the kernel is one we know and use (a route's, a group's member, a next-best's hop): none leaked.
     await until(() => sync.nexthops.retiredCount === 0 && objects(kernel).every((o) => sync.nexthopStatus().some((s) => s.id === o.id && s.refs > 0)), 5000);
