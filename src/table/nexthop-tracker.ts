@@ -226,7 +226,6 @@ export class NextHopTracker {
     return bad.map((h) => `next hop ${h.hop.toString()}: ${this.reasonOf(h)}`).join('; ');
   }
 
-  /** Every tracked hop (show nexthops, metrics). */
   /**
    * Every tracked hop, for `krtsync show nexthops` and tests. With `routesUsing` (routes through a
    * set, from the tables' indexes), each hop says how many routes go through it: O(sets), not routes.
