@@ -262,7 +262,8 @@ export class Table {
     if (old !== undefined && old.attrs === attrs) return; // identical
     const route = routeOf(state, src, attrs);
     let next = chainWith(chain, i, route);
-    if (this.nh && (this.anyIneligible(chain) || this.anyIneligible(next))) next = orderEligible(next, this.eligible);
+    // `next` is `chain` with `route` in place of `old`: when `chain` is all eligible, only `route` can be ineligible.
+    if (this.nh && (this.anyIneligible(chain) || !this.eligible(route))) next = orderEligible(next, this.eligible);
     if (old === undefined) {
       this.counted(state, 1);
       this.logged(src, state, word, len);
