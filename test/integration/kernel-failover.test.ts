@@ -23,6 +23,12 @@ interface IpNexthop {
 const nets = (n: number, second = 0): string[] => Array.from({ length: n }, (_, i) => `10.${second + (i >> 8)}.${i & 255}.0/24`);
 const lines = (list: readonly string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
 
+/** Sources a (200, via 203.0.113.2 on veth2) and b (100, via 192.0.2.2) announcing `list`: a the best of each net, b the next-best. */
+function twoSources(table: Table, list: readonly string[]): void {
+  announce(table, new RouteSource('a', 200), lines(list, '203.0.113.2'));
+  announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
+}
+
 /** Where the kernel forwards a destination now (the FIB's answer, not our bookkeeping). */
 function forwardsVia(ns: Netns, dst: string): string {
   const r = ns.ipJson<Array<{ gateway?: string; dev?: string }>>('route', 'get', dst)[0];
@@ -158,11 +164,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
 
   it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once, the catch-up moves nothing, the link back is one replace; a restart changes nothing', async () => {
     const table = newTable();
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(1000);
-    announce(table, a, lines(list, '203.0.113.2'));
-    announce(table, b, lines(list, '192.0.2.2'));
+    twoSources(table, list);
     const p = kernelProtocol(ns, table, { failover: 'backup_routes', scanIntervalMs: 0 });
     await p.start();
     await p.sync(4)!.settled();
@@ -205,11 +208,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
 
   it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, and the link back is one replace', async () => {
     const table = newTable();
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(1000);
-    announce(table, a, lines(list, '203.0.113.2'));
-    announce(table, b, lines(list, '192.0.2.2'));
+    twoSources(table, list);
     const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
     await p.start();
     const group = ourRoutes(ns)[0]!.nhid!;
@@ -231,11 +231,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     const watcher = await NextHopWatch.open({ tracker, netns: ns.path });
     try {
       const table = new Table({ name: 'master4', nexthops: tracker });
-      const a = new RouteSource('a', 200);
-      const b = new RouteSource('b', 100);
       const list = nets(1000);
-      announce(table, a, lines(list, '203.0.113.2'));
-      announce(table, b, lines(list, '192.0.2.2'));
+      twoSources(table, list);
       const p = kernelProtocol(ns, table, { failover: mode, scanIntervalMs: 0 });
       await p.start();
       const sync = p.sync(4)!;

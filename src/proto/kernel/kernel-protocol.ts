@@ -309,7 +309,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     const nh = table.nexthops;
     // merge_paths and failover read every route: only eligible ones may add their next hops or stand behind the best.
     const chain = routes;
-    if (nh && (this.channel.mergePaths || this.chainsRead)) routes = routes.filter(table.eligible);
+    // No copy of the chain per net when every route is eligible (nearly always).
+    if (nh && (this.channel.mergePaths || this.chainsRead) && !routes.every(table.eligible)) routes = routes.filter(table.eligible);
     const out = this.channel.exportNet(net, routes);
     const attrs = out && nh ? this.usableOnly(out.attrs) : out?.attrs;
     if (!out || !attrs) return sync.setWanted(net, undefined, undefined);

@@ -220,14 +220,16 @@ export class KernelRoutes {
   }
 
   /**
-   * A failover switched `o` to its backup: the wanted routes naming it are no longer interned, so a
-   * net that wants their key again (the source came back) gets a new object with its own next hops.
+   * A failover switched `objs` to their backup: the wanted routes naming them are no longer interned, so
+   * a net that wants their key again (the source came back) gets a new object with its own next hops.
+   * One pass over the wanted routes for all of them.
    */
-  forgetObject(o: NhObject): void {
+  forgetObjects(objs: ReadonlySet<NhObject>): void {
+    const on = (r: KernelRoute): boolean => r.nh !== undefined && objs.has(r.nh);
     for (const [attrs, list] of this.byAttrs) {
-      if (!list.some((r) => r.nh === o)) continue;
-      for (const r of list) if (r.nh === o) r.key = undefined;
-      const rest = list.filter((r) => r.nh !== o);
+      if (!list.some(on)) continue;
+      for (const r of list) if (on(r)) r.key = undefined;
+      const rest = list.filter((r) => !on(r));
       if (rest.length > 0) this.byAttrs.set(attrs, rest);
       else this.byAttrs.delete(attrs);
     }

@@ -45,6 +45,15 @@ function via(k: FakeKernel, dst: string): string[] {
 const nets = (n: number, third = 10): string[] => Array.from({ length: n }, (_, i) => `${third}.${i >> 8}.${i & 255}.0/24`);
 const lines = (list: string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
 
+/** Sources a (200, via 192.0.2.2) and b (100, via 198.51.100.2) announcing `list`: a the best of each net, b the next-best. */
+function twoSources(table: Table, list: string[]): { a: RouteSource; b: RouteSource } {
+  const a = new RouteSource('a', 200);
+  const b = new RouteSource('b', 100);
+  announce(table, a, lines(list, '192.0.2.2'));
+  announce(table, b, lines(list, '198.51.100.2'));
+  return { a, b };
+}
+
 describe('failover by forwarding objects (fake kernel)', () => {
   it('puts nets with the same best and next-best on one forwarding group; a source withdrawn is one replace, and the catch-up sends no route message', async () => {
     const { kernel, table, p } = setup();
@@ -147,11 +156,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
   it('a restart in the middle of a failover changes nothing: the switched object is claimed by content', async () => {
     const { kernel, table, p, options } = setup();
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(40);
-    announce(table, a, lines(list, '192.0.2.2'));
-    announce(table, b, lines(list, '198.51.100.2'));
+    const { a } = twoSources(table, list);
     await p.start();
     const fwd = route(kernel, list[0]!)!.nhId!;
     // The object is switched, then the daemon dies before any catch-up.
@@ -275,11 +281,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
   it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; the object is made again with the backup hops and the routes put back; the link back is one replace', async () => {
     const { kernel, table, p } = setup();
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(80);
-    announce(table, a, lines(list, '192.0.2.2'));
-    announce(table, b, lines(list, '198.51.100.2'));
+    twoSources(table, list);
     await p.start();
     const sync = p.sync(4)!;
     const fwd = route(kernel, list[0]!)!.nhId!;
@@ -302,11 +305,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
   it('backup_routes: a restart changes nothing, backup routes included', async () => {
     const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(50);
-    announce(table, a, lines(list, '192.0.2.2'));
-    announce(table, b, lines(list, '198.51.100.2'));
+    twoSources(table, list);
     await p.start();
     await p.sync(4)!.settled();
     p.crashForTesting();
@@ -369,9 +369,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
     ]);
     tracker.flush();
     const s = setup({ failover: mode }, kernel, new Table({ name: 'master4', nexthops: tracker }));
-    const a = new RouteSource('a', 200);
-    announce(s.table, a, lines(list, '192.0.2.2'));
-    announce(s.table, new RouteSource('b', 100), lines(list, '198.51.100.2'));
+    const { a } = twoSources(s.table, list);
     return { ...s, tracker, links, a };
   }
   const routeChanges = (changes: string[]): string[] => changes.filter((c) => /^(add|replace|del) \d/.test(c));
@@ -476,11 +474,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
   it('with failover off, routes stay on their next hops\' objects and a withdrawn source costs a message per net', async () => {
     const { kernel, table, p } = setup({ failover: 'off' });
-    const a = new RouteSource('a', 200);
-    const b = new RouteSource('b', 100);
     const list = nets(30);
-    announce(table, a, lines(list, '192.0.2.2'));
-    announce(table, b, lines(list, '198.51.100.2'));
+    const { a } = twoSources(table, list);
     await p.start();
     expect(isForwardingId(route(kernel, list[0]!)!.nhId!)).toBe(false);
     const mark = kernel.log.length;
