@@ -20,6 +20,7 @@ import { constants as osConstants } from 'node:os';
 import * as C from './constants';
 import { errnoName } from './errors';
 import { NetlinkMessage, decodeMessage, decodeMessages } from './message-codec';
+import { RTMSG_LEN } from './route-codec';
 import { NetlinkSocket, NetlinkSocketOptions } from './socket';
 import { walkMessages } from './wire';
 
@@ -189,7 +190,7 @@ export function monitorFilterProgram(portIds: number | readonly number[], o: Oth
     [BPF.LD_B_ABS, 0, 0, C.NLMSG_HDRLEN], // rtm_family
     [BPF.JEQ_K, 0, 1, o.family],
     ACCEPT,
-    [BPF.LDX_IMM, 0, 0, C.NLMSG_HDRLEN + 12], // the first attribute
+    [BPF.LDX_IMM, 0, 0, C.NLMSG_HDRLEN + RTMSG_LEN], // the first attribute
   ];
   for (let i = 0; i < NH_ID_SEARCH; i++) {
     p.push(

@@ -70,7 +70,7 @@ export function findHeldThrough(store: RouteStore, routes: KernelRoutes, connect
   store.forEach((id) => {
     if (full || store.have[id] === 0) return;
     let hit = false;
-    for (const rid of store.haveCount(id) === 1 ? [store.have[id]!] : store.haves(id)) {
+    for (const rid of store.haves(id)) {
       const v = ask(rid);
       if (v === 'full') full = true;
       else if (v) {

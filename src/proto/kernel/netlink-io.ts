@@ -20,7 +20,7 @@ import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pi
 import { NetlinkSocket } from '../../netlink/socket';
 import * as C from '../../netlink/constants';
 import { decodeNexthopMessage, encodeNexthopDump, encodeNexthopRequest, type NexthopMessage } from '../../netlink/nexthop-codec';
-import { decodeRouteMessage, encodeRouteDump, type RouteMessage } from '../../netlink/route-codec';
+import { RTMSG_LEN, decodeRouteMessage, encodeRouteDump, type RouteMessage } from '../../netlink/route-codec';
 import { walkAttrs } from '../../netlink/wire';
 import type { KernelTarget } from './convert';
 import type { DumpSink, KernelEvents, KernelIo, KernelIoOptions, KernelIoProvider, TableDump } from './kernel-io';
@@ -91,7 +91,7 @@ class NetlinkKernelIo implements KernelIo {
       if (buf[b + 5] === t.protocol && table === t.table) return undefined; // ours (a table id that fits the header): most of a dump
 
       let nh = 0;
-      walkAttrs(buf, b + 12, off + len, (a, d, dl) => {
+      walkAttrs(buf, b + RTMSG_LEN, off + len, (a, d, dl) => {
         if (a === C.RTA_TABLE && dl >= 4) table = buf.readUInt32LE(d);
         else if (a === C.RTA_NH_ID && dl >= 4) nh = buf.readUInt32LE(d);
       });

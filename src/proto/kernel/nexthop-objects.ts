@@ -75,6 +75,12 @@ export function idRange(target: Pick<KernelTarget, 'protocol' | 'family' | 'tabl
 
 const RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
 
+/** A record of an object no route uses yet; each of its members gains a user (the group). */
+function newObject(id: number, key: string, msg: NexthopMessage, members: NhObject[] | undefined, state: NhObject['state']): NhObject {
+  for (const x of members ?? []) x.refs++;
+  return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
+}
+
 export class NexthopObjects {
   /** Objects by content key (new, live, failed). */
   private readonly byKey = new Map<string, NhObject>();
@@ -252,8 +258,7 @@ export class NexthopObjects {
     let o = this.byKey.get(key);
     if (o !== undefined) return o;
     const id = this.allocate();
-    o = { id, key, msg: { ...m, id }, members, refs: 0, state: 'new', stale: false, error: undefined, attempts: 0, retryAt: 0 };
-    for (const x of members ?? []) x.refs++;
+    o = newObject(id, key, { ...m, id }, members, 'new');
     this.byKey.set(key, o);
     this.byId.set(id, o);
     return o;
@@ -301,8 +306,7 @@ export class NexthopObjects {
         const key = keyOf(norm);
         if (members !== undefined && isForwardingId(m.id)) {
           // A forwarding object: what it stood for is not in the kernel; the first wanted route with its content claims it.
-          const o: NhObject = { id: m.id, key: `adopted ${m.id}`, msg: norm, members: members as NhObject[], refs: 0, state: 'live', stale: false, error: undefined, attempts: 0, retryAt: 0 };
-          for (const x of o.members ?? []) x.refs++;
+          const o = newObject(m.id, `adopted ${m.id}`, norm, members as NhObject[], 'live');
           this.byId.set(m.id, o);
           this.forwarding.adopt(o);
           this.stats.adopted++;
@@ -310,11 +314,10 @@ export class NexthopObjects {
         }
         if (this.byKey.has(key)) {
           // A duplicate of one adopted already: nothing will use it; it goes with the first collect.
-          this.retired.push({ id: m.id, key, msg: norm, members: undefined, refs: 0, state: 'retired', stale: false, error: undefined, attempts: 0, retryAt: 0 });
+          this.retired.push(newObject(m.id, key, norm, undefined, 'retired'));
           continue;
         }
-        const o: NhObject = { id: m.id, key, msg: norm, members: members as NhObject[] | undefined, refs: 0, state: 'live', stale: false, error: undefined, attempts: 0, retryAt: 0 };
-        for (const x of o.members ?? []) x.refs++;
+        const o = newObject(m.id, key, norm, members as NhObject[] | undefined, 'live');
         this.byKey.set(key, o);
         this.byId.set(m.id, o);
         this.stats.adopted++;

@@ -24,10 +24,11 @@
 import * as C from '../../netlink/constants';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
+import { effectivePriority } from './normalize';
 
 /** Where a route sits in the kernel: routes at one key replace each other. */
 function routeKey(r: RouteMessage): string {
-  return `${r.family} ${r.table} ${r.dst.toString()} ${r.src?.toString() ?? ''} ${r.tos} ${r.priority ?? (r.family === 6 ? 1024 : 0)}`;
+  return `${r.family} ${r.table} ${r.dst.toString()} ${r.src?.toString() ?? ''} ${r.tos} ${effectivePriority(r)}`;
 }
 
 export class ForeignNexthopUsers {

@@ -14,6 +14,7 @@
  * until then read right before each delete; it runs at most every 2 s.
  */
 import { KrtError } from '../../lib/errors';
+import * as C from '../../netlink/constants';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import { debugOn, type Logger, type RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
@@ -246,7 +247,7 @@ export class SyncNexthops {
       const s: NexthopStatus = { id: o.id, kind: m.group ? 'group' : m.gateway ? 'gateway' : 'device', routes: nets.get(o.id) ?? 0, refs: o.refs, state: o.state };
       if (m.gateway) s.gateway = m.gateway.toString();
       if (m.oif !== undefined) s.dev = links.nameOf(m.oif) ?? `if${m.oif}`;
-      if (m.flags & 4) s.onlink = true;
+      if (m.flags & C.RTNH_F_ONLINK) s.onlink = true;
       if (m.group) s.members = m.group.map((g) => ({ id: g.id, weight: g.weight }));
       if (o.error) s.error = o.error;
       if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan };

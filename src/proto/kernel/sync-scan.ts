@@ -73,7 +73,9 @@ export async function scanOnce(c: SyncScanContext, reason: string): Promise<void
   const held = asked.full || reason !== SCAN_REASONS.link || c.failoverActive() ? 'full' : findHeldThrough(c.store, c.routes, c.connected, asked.devices);
   let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
   try {
-    dumped = held === 'full' ? await dumpOurs(c.dumps) : await Promise.all([...asked.devices].filter(() => held.ids.length > 0).map(async (oif) => (await c.io().dumpTable(false, undefined, oif)).ours));
+    if (held === 'full') dumped = await dumpOurs(c.dumps);
+    else if (held.ids.length === 0) dumped = []; // no net holds a route through them: nothing to dump
+    else dumped = await Promise.all([...asked.devices].map(async (oif) => (await c.io().dumpTable(false, undefined, oif)).ours));
   } catch (err) {
     c.metrics.scanFailed();
     c.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: c.target.table });
