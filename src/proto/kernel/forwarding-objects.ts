@@ -34,7 +34,7 @@
  *    from the upper half of our range (isForwardingId).
  */
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
-import type { ForwardingRole, Hop, NhObject } from './nh-object';
+import { newObject, type ForwardingRole, type Hop, type NhObject } from './nh-object';
 
 /** What ForwardingObjects needs of NexthopObjects (which owns ids, keys and references). */
 export interface ForwardingHost {
@@ -98,8 +98,8 @@ export class ForwardingObjects {
       return o;
     }
     const id = this.host.allocate();
-    const made: NhObject = { id, key, msg: { ...msg, id }, members: content.map((h) => h.obj), refs: 0, state: 'new', stale: false, error: undefined, attempts: 0, retryAt: 0, fwd: role };
-    for (const h of content) h.obj.refs++;
+    const made = newObject(id, key, { ...msg, id }, content.map((h) => h.obj), 'new');
+    made.fwd = role;
     this.objects.add(made);
     this.host.register(made);
     return made;

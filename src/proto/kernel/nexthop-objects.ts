@@ -35,7 +35,7 @@ import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { ForwardingObjects, isForwardingId } from './forwarding-objects';
-import { keyOf, normalized, type Hop, type NhObject } from './nh-object';
+import { keyOf, newObject, normalized, type Hop, type NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
@@ -74,12 +74,6 @@ export function idRange(target: Pick<KernelTarget, 'protocol' | 'family' | 'tabl
 }
 
 const RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
-
-/** A record of an object no route uses yet; each of its members gains a user (the group). */
-function newObject(id: number, key: string, msg: NexthopMessage, members: NhObject[] | undefined, state: NhObject['state']): NhObject {
-  for (const x of members ?? []) x.refs++;
-  return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
-}
 
 export class NexthopObjects {
   /** Objects by content key (new, live, failed). */

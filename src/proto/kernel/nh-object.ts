@@ -67,3 +67,8 @@ export function normalized(m: NexthopMessage, protocol: number): NexthopMessage 
   return out;
 }
 
+/** A record of an object no route uses yet; each of its members gains a user (the group). */
+export function newObject(id: number, key: string, msg: NexthopMessage, members: NhObject[] | undefined, state: NhObject['state']): NhObject {
+  for (const x of members ?? []) x.refs++;
+  return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
+}
