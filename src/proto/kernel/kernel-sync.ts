@@ -43,6 +43,7 @@ import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
 import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
+import { flushKnowable, takeFlush, type LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -105,7 +106,7 @@ export class KernelSync implements ScanTarget {
   /** failover: backup_routes: each net's next-best at a worse metric (sync-backup-routes.ts). */
   readonly backups: BackupRoutes | undefined;
   /** Counters for status and tests. */
-  readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
+  readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0, dumps: 0 };
   private readonly sender: SyncSender;
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
@@ -125,6 +126,10 @@ export class KernelSync implements ScanTarget {
   /** What the next scan is asked: the whole table, or the routes through some devices (device-scan.ts). */
   private readonly deviceScans = new DeviceScanRequest();
   private readonly scanContext: SyncScanContext;
+  /** What a link that went takes from the kernel, told from our books (link-flush.ts). */
+  private readonly flushContext: LinkFlushContext;
+  /** Routes to learn heard while the monitor was drained inside a tracker's verdict: handed over after it. */
+  private learnLater: Array<[RouteMessage, boolean]> | undefined;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -161,7 +166,7 @@ export class KernelSync implements ScanTarget {
       limited: this.limited,
       target: this.target,
       links: this.links,
-      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
+      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => this.learn(learnRoute, expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       requestDeviceScan: (index) => this.requestDeviceScan(index),
@@ -171,10 +176,12 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.drainMonitorNow() });
     this.failover.setMode(opts.failover ?? 'off');
+    const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender };
+    this.flushContext = { primary: { store, routes, sender: this.sender }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay) };
     const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
-    this.scanContext = { ...scanParts, backupSender: this.backups?.sender, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), failoverActive: () => this.failover.active, drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
+    this.scanContext = { ...scanParts, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
 
   get state(): SyncState {
@@ -214,9 +221,12 @@ export class KernelSync implements ScanTarget {
         },
         onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
-          this.nh.onLink(l, deleted); // before the link cache learns it
+          // Before the link cache and our books learn it: the objects of ours the kernel deleted with it, if it went.
+          const flushed = this.nh.onLink(l, deleted);
+          const knowable = flushed !== undefined && flushKnowable(this.flushContext, l.index);
           this.notices.onLink(l, deleted);
           this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
+          if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable);
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);
@@ -343,6 +353,28 @@ export class KernelSync implements ScanTarget {
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
     this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
+  }
+
+  /**
+   * Reads what the monitor has queued now, from inside a next-hop tracker's verdict (sync-failover.ts):
+   * a link the kernel acted on is known here before the verdict's own work. Routes to learn wait until
+   * the verdict is over (nothing may write a table there), in order.
+   */
+  private drainMonitorNow(): void {
+    if (this.io === undefined) return;
+    if (this.opts.onForeignRoute !== undefined && this.learnLater === undefined) {
+      const later: Array<[RouteMessage, boolean]> = (this.learnLater = []);
+      setImmediate(() => {
+        this.learnLater = undefined;
+        if (!PHASE.closing(this.state)) for (const [r, deleted] of later) this.opts.onForeignRoute!(r, deleted);
+      });
+    }
+    this.io.drainMonitor();
+  }
+
+  private learn(learnRoute: (r: RouteMessage, deleted: boolean) => void, r: RouteMessage, deleted: boolean): void {
+    if (this.learnLater !== undefined) this.learnLater.push([r, deleted]);
+    else learnRoute(r, deleted);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

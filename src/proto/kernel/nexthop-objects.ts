@@ -395,6 +395,11 @@ export class NexthopObjects {
     return c;
   }
 
+  /** Whether an object is being made (its answer is still out). */
+  get making(): boolean {
+    return this.ensuring.size > 0;
+  }
+
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
     // A live group whose member is being made (a failover's backup hop) waits for it, like a new one.
