@@ -128,8 +128,6 @@ export class KernelSync implements ScanTarget {
   private readonly scanContext: SyncScanContext;
   /** What a link that went takes from the kernel, told from our books (link-flush.ts). */
   private readonly flushContext: LinkFlushContext;
-  /** Routes to learn heard while the monitor was drained inside a tracker's verdict: handed over after it. */
-  private learnLater: Array<[RouteMessage, boolean]> | undefined;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -166,7 +164,7 @@ export class KernelSync implements ScanTarget {
       limited: this.limited,
       target: this.target,
       links: this.links,
-      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => this.learn(learnRoute, expand(r), deleted) } : {}) },
+      opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       requestDeviceScan: (index) => this.requestDeviceScan(index),
@@ -176,10 +174,14 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.drainMonitorNow() });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => {
+      // From inside a next-hop tracker's verdict: routes to learn wait until it is over (sync-notices.ts).
+      this.notices.holdLearning();
+      this.io?.drainMonitor();
+    } });
     this.failover.setMode(opts.failover ?? 'off');
     const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender };
-    this.flushContext = { primary: { store, routes, sender: this.sender }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay) };
+    this.flushContext = { primary: { store, routes, sender: this.sender }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true };
     const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
     this.scanContext = { ...scanParts, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
@@ -353,28 +355,6 @@ export class KernelSync implements ScanTarget {
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
     this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
-  }
-
-  /**
-   * Reads what the monitor has queued now, from inside a next-hop tracker's verdict (sync-failover.ts):
-   * a link the kernel acted on is known here before the verdict's own work. Routes to learn wait until
-   * the verdict is over (nothing may write a table there), in order.
-   */
-  private drainMonitorNow(): void {
-    if (this.io === undefined) return;
-    if (this.opts.onForeignRoute !== undefined && this.learnLater === undefined) {
-      const later: Array<[RouteMessage, boolean]> = (this.learnLater = []);
-      setImmediate(() => {
-        this.learnLater = undefined;
-        if (!PHASE.closing(this.state)) for (const [r, deleted] of later) this.opts.onForeignRoute!(r, deleted);
-      });
-    }
-    this.io.drainMonitor();
-  }
-
-  private learn(learnRoute: (r: RouteMessage, deleted: boolean) => void, r: RouteMessage, deleted: boolean): void {
-    if (this.learnLater !== undefined) this.learnLater.push([r, deleted]);
-    else learnRoute(r, deleted);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

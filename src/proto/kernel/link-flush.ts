@@ -117,6 +117,8 @@ export interface LinkFlushContext {
   readonly log: Logger;
   readonly target: KernelTarget;
   requestScan(reason: string, delayMs: number): void;
+  /** Whether device `ifindex` can carry routes now (the link cache, which has the news). */
+  usable(ifindex: number): boolean;
 }
 
 interface FlushedStore {
@@ -152,10 +154,38 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
   const backup = c.backup === undefined || primary === 'uncertain' ? [] : dropFlushed(c.backup.store, c.backup.routes, flushed);
   if (primary === 'uncertain' || backup === 'uncertain') {
     c.requestScan(SCAN_REASONS.link, 100);
-    if (primary !== 'uncertain') c.primary.sender.queueLost(primary);
+    if (primary !== 'uncertain') queueLost(c, c.primary, primary);
     return;
   }
-  c.primary.sender.queueLost(primary);
-  c.backup?.sender.queueLost(backup);
+  queueLost(c, c.primary, primary);
+  if (c.backup !== undefined) queueLost(c, c.backup, backup);
   if (primary.length + backup.length > 0) c.log.info(`link ${index} went with ${flushed.gone.size} nexthop objects of ours (${flushed.shrunk.size} groups lost members): ${primary.length + backup.length} routes on them planned again`, { table: c.target.table });
 }
+
+/**
+ * Queues the lost nets whose wanted route can go in now (its object on live devices: one degraded to
+ * its backup, a net whose want moved already) at once; the others a little later. Their want is about
+ * to change (next-hop tracking moves them off the dead link, on its own socket, within the same turn
+ * of the event loop or the next): planned now, they would be refused (ENETDOWN) and wait out a
+ * backoff. Without tracking they are planned then, refused, and retried when the link is back.
+ */
+function queueLost(c: LinkFlushContext, s: FlushedStore, ids: readonly number[]): void {
+  const now: number[] = [];
+  const later: number[] = [];
+  const verdict = new Map<number, boolean>();
+  for (const id of ids) {
+    const w = s.store.want[id]!;
+    let ok = verdict.get(w);
+    if (ok === undefined) {
+      const nh = w === 0 ? undefined : s.routes.get(w).nh;
+      ok = nh === undefined || (nh.members ?? [nh]).every((m) => m.msg.oif === undefined || c.usable(m.msg.oif));
+      verdict.set(w, ok);
+    }
+    (ok ? now : later).push(id);
+  }
+  s.sender.queueLost(now);
+  if (later.length > 0) setTimeout(() => s.sender.queueLost(later.filter((id) => s.store.nets.live(id))), LATER_MS).unref();
+}
+
+/** How long lost routes whose next hop is on a dead link wait for next-hop tracking to move them (the old scan's delay). */
+const LATER_MS = 100;
