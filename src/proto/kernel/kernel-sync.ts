@@ -43,7 +43,7 @@ import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
 import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
-import { flushKnowable, takeFlush, type LinkFlushContext } from './link-flush';
+import { flushKnowable, linkBack, takeFlush, type LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -84,6 +84,8 @@ export interface KernelSyncOptions {
   metrics?: KernelSyncMetrics;
   /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
+  /** Next-hop tracking moves nets off a dead next hop (the table has a tracker): routes a link took wait for it (link-flush.ts). */
+  nexthopTracking?: boolean;
   /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best; with backup_routes also a backup route per net (sync-backup-routes.ts). Default off. */
   failover?: FailoverMode;
   /** The metric of backup routes (failover: backup_routes); default DEFAULT_BACKUP_METRIC. */
@@ -180,8 +182,8 @@ export class KernelSync implements ScanTarget {
       this.io?.drainMonitor();
     } });
     this.failover.setMode(opts.failover ?? 'off');
-    const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender };
-    this.flushContext = { primary: { store, routes, sender: this.sender }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true };
+    const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender, parked: [] };
+    this.flushContext = { primary: { store, routes, sender: this.sender, parked: [] }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true, tracking: opts.nexthopTracking === true };
     const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
     this.scanContext = { ...scanParts, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
@@ -229,6 +231,7 @@ export class KernelSync implements ScanTarget {
           this.notices.onLink(l, deleted);
           this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
           if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable);
+          else if (this.links.get(l.index)?.usable === true) linkBack(this.flushContext);
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);

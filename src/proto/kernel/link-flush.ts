@@ -119,12 +119,16 @@ export interface LinkFlushContext {
   requestScan(reason: string, delayMs: number): void;
   /** Whether device `ifindex` can carry routes now (the link cache, which has the news). */
   usable(ifindex: number): boolean;
+  /** Next-hop tracking is on: it moves every net off a dead link (queueLost parks them for it). */
+  readonly tracking: boolean;
 }
 
-interface FlushedStore {
+export interface FlushedStore {
   readonly store: RouteStore;
   readonly routes: KernelRoutes;
   readonly sender: SyncSender;
+  /** Lost nets whose want is on a dead link, waiting for it to change or for the link (queueLost). */
+  parked: number[];
 }
 
 /**
@@ -154,7 +158,7 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
   const backup = c.backup === undefined || primary === 'uncertain' ? [] : dropFlushed(c.backup.store, c.backup.routes, flushed);
   if (primary === 'uncertain' || backup === 'uncertain') {
     c.requestScan(SCAN_REASONS.link, 100);
-    if (primary !== 'uncertain') queueLost(c, c.primary, primary);
+    if (primary !== 'uncertain') c.primary.sender.queueLost(primary); // the scan follows: no parking
     return;
   }
   queueLost(c, c.primary, primary);
@@ -163,17 +167,20 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
 }
 
 /**
- * Queues the lost nets whose wanted route can go in now (its object on live devices: one degraded to
- * its backup, a net whose want moved already) at once; the others a little later. Their want is about
- * to change (next-hop tracking moves them off the dead link, on its own socket, within the same turn
- * of the event loop or the next): planned now, they would be refused (ENETDOWN) and wait out a
- * backoff. Without tracking they are planned then, refused, and retried when the link is back.
+ * Queues the lost nets whose wanted route can go in now (its object on usable devices: one degraded
+ * to its backup, a net whose want moved already) at once. With next-hop tracking the others are
+ * parked: their want is about to change (the tracker moves them off the dead link, through the
+ * table's journal, over the next seconds at a million nets), and planned now they would be refused
+ * (ENETDOWN) and wait out a backoff. A parked net is planned when its want changes (the sync marks
+ * it dirty then), or when a link comes back and its want can go in (linkBack); a periodic scan plans
+ * it too. Without tracking they are planned now: refused, they fail and come back with their link.
  */
-function queueLost(c: LinkFlushContext, s: FlushedStore, ids: readonly number[]): void {
+function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>): void {
   const now: number[] = [];
-  const later: number[] = [];
+  const parked: number[] = [];
   const verdict = new Map<number, boolean>();
   for (const id of ids) {
+    if (!s.store.nets.live(id)) continue;
     const w = s.store.want[id]!;
     let ok = verdict.get(w);
     if (ok === undefined) {
@@ -181,11 +188,13 @@ function queueLost(c: LinkFlushContext, s: FlushedStore, ids: readonly number[])
       ok = nh === undefined || (nh.members ?? [nh]).every((m) => m.msg.oif === undefined || c.usable(m.msg.oif));
       verdict.set(w, ok);
     }
-    (ok ? now : later).push(id);
+    (ok || !c.tracking ? now : parked).push(id);
   }
   s.sender.queueLost(now);
-  if (later.length > 0) setTimeout(() => s.sender.queueLost(later.filter((id) => s.store.nets.live(id))), LATER_MS).unref();
+  s.parked = parked;
 }
 
-/** How long lost routes whose next hop is on a dead link wait for next-hop tracking to move them (the old scan's delay). */
-const LATER_MS = 100;
+/** A link is usable again: parked nets whose want can go in now are planned (queueLost). */
+export function linkBack(c: LinkFlushContext): void {
+  for (const s of [c.primary, c.backup]) if (s !== undefined && s.parked.length > 0) queueLost(c, s, s.parked);
+}

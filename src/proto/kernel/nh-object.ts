@@ -25,6 +25,8 @@ export interface NhObject {
   error: RouteError | undefined;
   attempts: number;
   retryAt: number;
+  /** NexthopObjects' change count when we last made or replaced it: a dump begun before says nothing of it. */
+  changedAt?: number;
 }
 
 /** A hop object with its weight in a group. */

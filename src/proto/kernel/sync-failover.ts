@@ -218,6 +218,7 @@ export class SyncFailover {
   /** One replace of `o` with its content now, counted until it is answered. */
   private replace(io: KernelIo, o: NhObject): Promise<void> {
     this.out++;
+    this.c.nexthops.changing(o);
     return io
       .changeNexthop('replace', o.msg)
       .catch((err: unknown) => this.refused(o, err))

@@ -170,8 +170,9 @@ export class SyncNexthops {
   async reread(): Promise<void> {
     if (!this.c.nexthops.supported) return;
     try {
+      const since = this.c.nexthops.changeCount;
       const dumped = await this.c.io().dumpNexthops();
-      this.c.nexthops.resync(dumped, false);
+      this.c.nexthops.resync(dumped, false, since);
       this.view.reset(dumped);
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
