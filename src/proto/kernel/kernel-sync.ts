@@ -176,11 +176,7 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => {
-      // From inside a next-hop tracker's verdict: routes to learn wait until it is over (sync-notices.ts).
-      this.notices.holdLearning();
-      this.io?.drainMonitor();
-    } });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.notices.drainInVerdict(this.io) });
     this.failover.setMode(opts.failover ?? 'off');
     const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender, parked: [] };
     this.flushContext = { primary: { store, routes, sender: this.sender, parked: [] }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true, tracking: opts.nexthopTracking === true };
@@ -343,6 +339,7 @@ export class KernelSync implements ScanTarget {
       const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
       rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id, held);
     }
+    const same = store.sameForKernel(id, before, rid); // only our bookkeeping changes: nothing to plan
     store.setWant(id, rid);
     store.clearFailure(id);
     const err = rid === 0 ? undefined : this.routes.get(rid).error;
@@ -353,7 +350,7 @@ export class KernelSync implements ScanTarget {
       if (before !== rid) this.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
     }
     store.track(id);
-    this.sender.markDirty(id, this.steady ? Date.now() : 0);
+    if (!same) this.sender.markDirty(id, this.steady ? Date.now() : 0);
     // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;

@@ -74,3 +74,8 @@ export function newObject(id: number, key: string, msg: NexthopMessage, members:
   for (const x of members ?? []) x.refs++;
   return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
 }
+
+/** Whether the kernel holds `o` as we want it, members included (nothing to make or replace first). */
+export function inKernel(o: NhObject): boolean {
+  return o.state === 'live' && !o.stale && (o.members ?? []).every((m) => m.state === 'live');
+}

@@ -64,11 +64,17 @@ export class SyncNotices {
   constructor(private readonly c: NoticesContext) {}
 
   /**
-   * The monitor is about to be drained from inside a next-hop tracker's verdict, where nothing may
-   * write a table: foreign routes heard until the verdict is over (the next turn of the event loop)
-   * are learned then, in the order heard, and those heard meanwhile behind them.
+   * Reads what the monitor has queued now, from inside a next-hop tracker's verdict (sync-failover.ts),
+   * where nothing may write a table: foreign routes heard until the verdict is over (the next turn of
+   * the event loop) are learned then, in the order heard, and those heard meanwhile behind them.
    */
-  holdLearning(): void {
+  drainInVerdict(io: { drainMonitor(): void } | undefined): void {
+    if (io === undefined) return;
+    this.holdLearning();
+    io.drainMonitor();
+  }
+
+  private holdLearning(): void {
     if (this.c.opts.onForeignRoute === undefined || this.learnLater !== undefined) return;
     const later: Array<[RouteMessage, boolean]> = (this.learnLater = []);
     setImmediate(() => {
