@@ -41,7 +41,6 @@ import type { NexthopMode } from './nexthop-objects';
 import type { FailoverMode } from './sync-failover';
 import type { NexthopStatus } from './sync-nexthops';
 import { KernelSync } from './kernel-sync';
-import { ReexportQueue } from './reexport-queue';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
 
@@ -119,8 +118,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private options: KernelProtocolOptions;
   private unsubscribeNextHops: (() => void) | undefined;
   private unwatchFlush: (() => void) | undefined;
-  /** Nets to export again after next-hop tracking reordered them, with failover: in slices (reexport-queue.ts). */
-  private readonly reexports = new ReexportQueue((net) => this.exportNet(net, this.options.table.routes(net)));
   /** A route's attrs with only its usable next hops, per (attrs, usable set). */
   private readonly reduced = new WeakMap<RouteAttrs, { set: NextHopSet; attrs: RouteAttrs }>();
 
@@ -366,7 +363,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * ones is exported again here, net by net through the table's index (with
    * merge_paths or failover, any change: a merged route takes hops from
    * several sets, and the `all` exporter they read does not carry the
-   * reordered best routes; with failover in slices, reexport-queue.ts).
+   * reordered best routes).
    * A set with more usable hops than before retries what the kernel refused.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
@@ -379,7 +376,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       table.forEachNetUsing(c.set, (net) => {
         if (!this.syncs.has(net.family)) return;
         if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
-        else if (this.chainsRead) this.reexports.add(net);
+        else if (this.chainsRead) this.exportNet(net, table.routes(net));
         else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
       });
     }
@@ -394,7 +391,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   private stopWalk(): void {
-    this.reexports.stop();
     const sub = this.subscription;
     this.subscription = undefined;
     if (sub) {

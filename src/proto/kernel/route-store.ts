@@ -160,6 +160,14 @@ export class RouteStore {
    * which may be another route of ours, say a stray at another metric still to be deleted.
    */
   removeHave(id: number, prio: number): void {
+    const h = this.have[id]!;
+    if (h !== MANY) {
+      // One route or none (nearly always): no list made. A link's flush drops a million of them at once.
+      if (h === 0 || this.routes.get(h).priority !== prio) return;
+      this.routes.unref(h);
+      this.have[id] = 0;
+      return;
+    }
     const list = this.haves(id);
     const i = list.findIndex((x) => this.routes.get(x).priority === prio);
     if (i < 0) return;
