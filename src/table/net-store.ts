@@ -66,14 +66,16 @@ class Family {
     };
   }
 
-  set(id: number, slot: Slot): void {
+  set(id: number, slot: Slot): number {
     this.slots[id] = slot;
+    return id;
   }
 
-  remove(id: number): void {
-    if (id < 0) return;
+  remove(id: number): number {
+    if (id < 0) return id;
     this.slots[id] = undefined;
     this.index.remove(id);
+    return id;
   }
 }
 
@@ -89,7 +91,13 @@ export class NetStore {
     return (family === 4 ? this.v4 : this.v6).index.size;
   }
 
-  private idOf(netWord: number | string, netLen: number): number {
+  /** Room for `n` nets of `family` at once (no rehash or copy on the way there). */
+  reserve(family: 4 | 6, n: number): void {
+    (family === 4 ? this.v4 : this.v6).index.reserve(n);
+  }
+
+  /** The net's id in its family's index (-1: not held). */
+  idOf(netWord: number | string, netLen: number): number {
     if (typeof netWord === 'number') return this.v4.index.find4(netWord, netLen);
     return this.v6.index.find6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen);
   }
@@ -99,13 +107,15 @@ export class NetStore {
     return id < 0 ? undefined : (typeof netWord === 'number' ? this.v4 : this.v6).slots[id];
   }
 
-  set(netWord: number | string, netLen: number, slot: Slot): void {
-    if (typeof netWord === 'number') this.v4.set(this.v4.index.insert4(netWord, netLen), slot);
-    else this.v6.set(this.v6.index.insert6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen), slot);
+  /** Sets the net's chain; returns its id (what the exporters journal beside the net). */
+  set(netWord: number | string, netLen: number, slot: Slot): number {
+    if (typeof netWord === 'number') return this.v4.set(this.v4.index.insert4(netWord, netLen), slot);
+    return this.v6.set(this.v6.index.insert6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen), slot);
   }
 
-  delete(netWord: number | string, netLen: number): void {
-    (typeof netWord === 'number' ? this.v4 : this.v6).remove(this.idOf(netWord, netLen));
+  /** Removes the net; returns the id it had (-1: none). */
+  delete(netWord: number | string, netLen: number): number {
+    return (typeof netWord === 'number' ? this.v4 : this.v6).remove(this.idOf(netWord, netLen));
   }
 
   /** Forgets every chain at once. */
@@ -143,8 +153,19 @@ export class NetStore {
    * A sorted snapshot of the nets matching `filter`, plus `extra` keys (distinct nets with no
    * routes now, for refeeds: handed out with no chain). With `capture` each net's chain of this
    * moment is kept (a feeder's consistent picture); without, the walk reads it when it gets there.
+   * With `follow` (an export request) the walk goes on, after the snapshot, over the nets that get
+   * an id after it, in id order, as the table grows (see NetWalk: a filling table's feed).
    */
-  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false): NetWalk {
+  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false, follow = false): NetWalk {
+    const w = this.snapshot(filter, extra, capture);
+    if (follow) {
+      if (filter?.family !== 6) w.follow(this.v4, filter);
+      if (filter?.family !== 4) w.follow(this.v6, filter);
+    }
+    return w;
+  }
+
+  private snapshot(filter: NetFilter | undefined, extra: Iterable<NetKey> | undefined, capture: boolean): NetWalk {
     // Every net of a family (the kernel protocol's feed): sorted straight from the index's own
     // columns by a radix sort that yields their ids, so the walk reads each chain through its id
     // (in address order, which is usually id order) instead of hashing each net again.
@@ -213,6 +234,18 @@ export class NetStore {
   }
 }
 
+/** A following walk's part of one family: the ids from `start` (the index's end at the snapshot) on; `pos` is the next. */
+interface Tail {
+  readonly fam: Family;
+  readonly start: number;
+  pos: number;
+  readonly filter: NetFilter | undefined;
+}
+
+function caughtUp(t: Tail | undefined): boolean {
+  return t === undefined || t.pos >= t.fam.index.end;
+}
+
 /** One family's part of a walk: words and lengths in walk order, with the chains if captured. */
 interface WalkPart {
   readonly n: number;
@@ -275,14 +308,14 @@ function sorted(list: NetList, fam: Family, capture: boolean): WalkPart {
 }
 
 /** The chain the net at walk position i has now: through its id while the id still holds it, else a lookup. */
-function current(part: WalkPart, i: number, len: number, w0: number, w1: number, w2: number, w3: number): Slot | undefined {
+function current(part: WalkPart, i: number, len: number, w0: number, w1: number, w2: number, w3: number): number {
   const idx = part.family.index;
-  let id = part.ids[i]!;
+  const id = part.ids[i]!;
   const k = id * part.stride;
   const same =
     id >= 0 && idx.lens[id] === len && idx.words[k] === w0 && (part.stride === 1 || (idx.words[k + 1] === w1 && idx.words[k + 2] === w2 && idx.words[k + 3] === w3));
-  if (!same) id = part.stride === 1 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len);
-  return id < 0 ? undefined : part.family.slots[id];
+  if (same) return id;
+  return part.stride === 1 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len);
 }
 
 /**
@@ -306,8 +339,13 @@ export class NetWalk {
   w3 = 0;
   len = -1;
   slot: Slot | undefined = undefined;
+  /** The net last handed out came from the tail (after the snapshot). */
+  fromTail = false;
   private i4 = 0;
   private i6 = 0;
+  /** Following the table (an export request): per family, the ids handed out after the snapshot. */
+  private tail4: Tail | undefined;
+  private tail6: Tail | undefined;
 
   constructor(
     private readonly a: WalkPart,
@@ -318,8 +356,25 @@ export class NetWalk {
     return this.a.n + this.b.n;
   }
 
+  /** Nothing left to hand out now (a following walk may have more after the table's next write). */
   get done(): boolean {
-    return this.i4 >= this.a.n && this.i6 >= this.b.n;
+    return this.i4 >= this.a.n && this.i6 >= this.b.n && caughtUp(this.tail4) && caughtUp(this.tail6);
+  }
+
+  /** After the snapshot, walk the ids `fam` hands out from now on, in id order, as they come. */
+  follow(fam: Family, filter: NetFilter | undefined): void {
+    const t: Tail = { fam, start: fam.index.end, pos: fam.index.end, filter };
+    if (fam.index.stride === 1) this.tail4 = t;
+    else this.tail6 = t;
+  }
+
+  /**
+   * The tail will hand out id `id` (of the family of `v6`) when it gets there, if the net then
+   * holding it is not one of the snapshot's (see ExportRequest.covers).
+   */
+  tailAhead(v6: boolean, id: number): boolean {
+    const t = v6 ? this.tail6 : this.tail4;
+    return t !== undefined && id >= t.pos;
   }
 
   /** Moves to the next net; false when done. */
@@ -328,21 +383,93 @@ export class NetWalk {
       const i = this.i4++;
       this.word = this.a.words[i]!;
       this.len = this.a.lens[i]!;
-      this.slot = this.a.slots !== undefined ? this.a.slots[i] : current(this.a, i, this.len, this.word, 0, 0, 0);
+      if (this.a.slots !== undefined) this.slot = this.a.slots[i];
+      else this.readCurrent(this.a, i);
       return true;
     }
-    if (this.i6 >= this.b.n) return false;
-    const i = this.i6++;
-    const k = i * 4;
-    const w = this.b.words;
-    this.v6 = true;
-    this.word = w[k]!;
-    this.w1 = w[k + 1]!;
-    this.w2 = w[k + 2]!;
-    this.w3 = w[k + 3]!;
-    this.len = this.b.lens[i]!;
-    this.slot = this.b.slots !== undefined ? this.b.slots[i] : current(this.b, i, this.len, this.word, this.w1, this.w2, this.w3);
-    return true;
+    if (this.i6 < this.b.n) {
+      const i = this.i6++;
+      const k = i * 4;
+      const w = this.b.words;
+      this.v6 = true;
+      this.word = w[k]!;
+      this.w1 = w[k + 1]!;
+      this.w2 = w[k + 2]!;
+      this.w3 = w[k + 3]!;
+      this.len = this.b.lens[i]!;
+      if (this.b.slots !== undefined) this.slot = this.b.slots[i];
+      else this.readCurrent(this.b, i);
+      return true;
+    }
+    return this.advanceTail(this.tail4) || this.advanceTail(this.tail6);
+  }
+
+  /** The snapshot net at i's chain now. */
+  private readCurrent(part: WalkPart, i: number): void {
+    const id = current(part, i, this.len, this.word, this.w1, this.w2, this.w3);
+    this.slot = id < 0 ? undefined : part.family.slots[id];
+  }
+
+  /** `key` is one of the snapshot's nets (a binary search: the snapshot is sorted). */
+  inSnapshot(key: NetKey): boolean {
+    if (typeof key === 'number') {
+      const part = this.a;
+      if (part.n === 0) return false;
+      const len = key & 63;
+      const addr = (key - len) / 64;
+      let lo = 0;
+      let hi = part.n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const w = part.words[mid]! >>> 0;
+        if (w < addr || (w === addr && part.lens[mid]! < len)) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < part.n && part.words[lo]! >>> 0 === addr && part.lens[lo] === len;
+    }
+    const part = this.b;
+    if (part.n === 0) return false;
+    const p = prefixFromKey(key);
+    const kw = [p.w0 >>> 0, p.w1 >>> 0, p.w2 >>> 0, p.w3 >>> 0];
+    const cmp = (i: number): number => {
+      for (let j = 0; j < 4; j++) {
+        const w = part.words[i * 4 + j]! >>> 0;
+        if (w !== kw[j]) return w < kw[j]! ? -1 : 1;
+      }
+      return part.lens[i]! - p.len;
+    };
+    let lo = 0;
+    let hi = part.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cmp(mid) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < part.n && cmp(lo) === 0;
+  }
+
+  private advanceTail(t: Tail | undefined): boolean {
+    if (t === undefined) return false;
+    const idx = t.fam.index;
+    while (t.pos < idx.end) {
+      const id = t.pos++;
+      if (!idx.live(id)) continue;
+      const stride = idx.stride;
+      if (t.filter !== undefined && t.filter.family === undefined && !t.filter.matches(stride === 1 ? (idx.words[id]! >>> 0) * 64 + idx.lens[id]! : idx.prefix(id).key())) continue;
+      const k = id * stride;
+      this.v6 = stride !== 1;
+      this.word = idx.words[k]!;
+      if (this.v6) {
+        this.w1 = idx.words[k + 1]!;
+        this.w2 = idx.words[k + 2]!;
+        this.w3 = idx.words[k + 3]!;
+      }
+      this.len = idx.lens[id]!;
+      this.slot = t.fam.slots[id];
+      this.fromTail = true;
+      return true;
+    }
+    return false;
   }
 
   /** The net last handed out, as a Prefix. */
@@ -371,6 +498,7 @@ export class NetWalk {
    * (either answer is right for such a net: the reader never had it).
    */
   passed(key: NetKey): boolean {
+    if (this.i4 >= this.a.n && this.i6 >= this.b.n) return true; // the snapshot is handed out (a tail may follow)
     if (this.len < 0) return false;
     if (typeof key === 'number') {
       if (this.v6) return true;
