@@ -29,6 +29,38 @@ export class RoutesFileError extends KrtError {
   }
 }
 
+/** Routes per family (readRoutesFile's `counts`, filled when the whole file is good). */
+export interface RoutesFileCounts {
+  v4: number;
+  v6: number;
+}
+
+/** An open routes file, and whether it can be read twice (a regular file, not a FIFO). */
+export interface RoutesFileHandle {
+  readonly fh: FileHandle;
+  readonly seekable: boolean;
+}
+
+function cannotRead(file: string, e: unknown): RoutesFileError {
+  return new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
+}
+
+/** Opens a routes file (the error is a RoutesFileError naming it). The caller closes `fh`. */
+export async function openRoutesFile(file: string): Promise<RoutesFileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    throw cannotRead(file, e);
+  }
+  try {
+    return { fh, seekable: (await fh.stat()).isFile() };
+  } catch (e) {
+    await fh.close();
+    throw cannotRead(file, e);
+  }
+}
+
 const MAX_ISSUES = 20;
 const MAX_LINE = 4096;
 
@@ -36,9 +68,11 @@ const MAX_LINE = 4096;
  * Streams `file` through the route parser. `onRoute` may be omitted to only
  * validate. Resolves with the number of routes; rejects with RoutesFileError
  * listing the first problems (and how many there were) if any line is bad,
- * after reading the whole file.
+ * after reading the whole file. With `handle` (an open RoutesFileHandle) the
+ * file is read from its start through that descriptor and left open: two
+ * passes read the same file even if it is replaced in between.
  */
-export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs: RouteAttrs) => void): Promise<number> {
+export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs: RouteAttrs) => void, handle?: RoutesFileHandle, counts?: RoutesFileCounts): Promise<number> {
   const issues: RoutesFileIssue[] = [];
   let problems = 0;
   let lineNo = 0;
@@ -59,6 +93,7 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
       try {
         const r = parseRouteLine(text);
         routes++;
+        if (counts !== undefined && r.net.family === 6) counts.v6++;
         onRoute?.(r.net, r.attrs);
       } catch (e) {
         if (e instanceof RouteSyntaxError) issue(e.column, e.message);
@@ -83,6 +118,7 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
       if (!parseV6ViaBytes(buf, start, end, fast6)) return false;
       lineNo++;
       routes++;
+      if (counts !== undefined) counts.v6++;
       onRoute?.(new Prefix(6, fast6.len, fast6.w0, fast6.w1, fast6.w2, fast6.w3), fast6.attrs!);
       return true;
     },
@@ -90,28 +126,27 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
   // One buffer, read into again and again: a stream's fresh chunk per read is garbage outside
   // V8's heap, freed only at its next full collection, and a big file's chunks pile up till then.
   const buf = Buffer.allocUnsafe(1 << 20);
-  const cannotRead = (e: unknown): RoutesFileError => new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
-  let fh: FileHandle;
+  const own = handle === undefined ? await openRoutesFile(file) : undefined;
+  const h = handle ?? own!;
   try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    throw cannotRead(e);
-  }
-  try {
+    // A regular file is read by position (a second pass starts over); a FIFO as it comes.
+    let at = 0;
     for (;;) {
       let bytesRead: number;
       try {
-        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+        ({ bytesRead } = await h.fh.read(buf, 0, buf.length, h.seekable ? at : null));
       } catch (e) {
-        throw cannotRead(e);
+        throw cannotRead(file, e);
       }
       if (bytesRead === 0) break;
+      at += bytesRead;
       splitter.push(buf.subarray(0, bytesRead));
     }
   } finally {
-    await fh.close();
+    if (own !== undefined) await own.fh.close();
   }
   splitter.push(Buffer.from('\n')); // a last line without a newline
   if (problems) throw new RoutesFileError(issues, problems);
+  if (counts !== undefined) counts.v4 = routes - counts.v6;
   return routes;
 }

@@ -8,20 +8,24 @@
  * changed one replaced. A routes file with any bad line is rejected as a
  * whole before anything is announced from it when `validateFirst` is set
  * (reload); at start the daemon has not synced the kernel yet, so the file
- * is read once and a bad line aborts the start.
+ * is read once and a bad line aborts the start. The start's load is a fill
+ * of the tables: the daemon starts its kernel protocols beside it, and they
+ * change nothing in the kernel before the file is in (daemon.ts).
  */
 import type { StaticProtocolConfig } from '../../config/config';
 import { RouteSource } from '../../route';
 import type { Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
-import { readRoutesFile } from './routes-file';
+import { openRoutesFile, readRoutesFile, type RoutesFileHandle } from './routes-file';
 
 export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   readonly source: RouteSource;
   private readonly fsm: StateMachine<ProtocolState>;
   private loads = Promise.resolve();
   lastLoad: { routes: number; pruned: number; at: Date } | undefined;
+  /** Settles once the start's input is known good (see `checked`). */
+  private check: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
   constructor(
     private config: StaticProtocolConfig,
@@ -30,6 +34,21 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   ) {
     this.source = new RouteSource(config.name, config.preference);
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined); // awaited by whoever asks for it (the daemon); start() throws the error itself
+    this.check = { promise, resolve, reject };
+  }
+
+  /**
+   * Resolves once the start's routes file is known to be good: a regular file is read through
+   * once before its load (about a quarter of the load's time at a million lines), so a kernel
+   * protocol started beside the load may add routes while it runs; a file that cannot be read
+   * twice (a FIFO) only at the load's end. Rejects with the file's error.
+   */
+  get checked(): Promise<void> {
+    return this.check.promise;
   }
 
   get name(): string {
@@ -46,17 +65,32 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
 
   init(): void {}
 
+  /**
+   * Loads the routes and the routes file. With a routes file the load is a fill of the tables
+   * (Table.beginFill), begun before start() first awaits: a kernel protocol started beside it
+   * follows the load in its first feed and is not `ready` before the end of it.
+   */
   async start(): Promise<void> {
     this.fsm.go('starting');
+    const endFill = this.config.routesFile !== undefined ? this.tables.beginFill() : undefined;
     try {
-      await this.load(false);
+      await this.load(false, true);
+      this.check.resolve();
     } catch (e) {
+      this.check.reject(e);
       this.fsm.go('stopping');
       this.tables.flush(this.source);
       this.fsm.go('down');
       throw e;
+    } finally {
+      endFill?.();
     }
     this.fsm.go('up');
+  }
+
+  /** The protocol loads a routes file at start (a long fill a kernel protocol may start beside). */
+  get fills(): boolean {
+    return this.config.routesFile !== undefined;
   }
 
   /** Same source (preference and name unchanged): reload in place. Otherwise the daemon restarts us. */
@@ -84,9 +118,30 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     this.fsm.go('down');
   }
 
-  private async load(validateFirst: boolean): Promise<void> {
-    const { routes, routesFile } = this.config;
+  private async load(validateFirst: boolean, starting = false): Promise<void> {
+    const { routesFile } = this.config;
     if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile);
+    // At start: one descriptor for both passes, so the file checked is the file loaded.
+    const handle = starting && routesFile !== undefined ? await openRoutesFile(routesFile) : undefined;
+    try {
+      let checkedIn: number | undefined;
+      if (handle !== undefined && handle.seekable) {
+        const t0 = Date.now();
+        const counts = { v4: 0, v6: 0 };
+        await readRoutesFile(routesFile!, undefined, handle, counts);
+        checkedIn = Date.now() - t0;
+        // Room for every net at once: no rehash of the table's index on the way (kernel protocols size theirs by it too).
+        this.tables.reserve(counts);
+        this.check.resolve();
+      }
+      await this.loadRoutes(handle, checkedIn);
+    } finally {
+      await handle?.fh.close();
+    }
+  }
+
+  private async loadRoutes(handle: RoutesFileHandle | undefined, checkedIn: number | undefined): Promise<void> {
+    const { routes, routesFile } = this.config;
     const t0 = Date.now();
     this.tables.refreshBegin(this.source);
     let count = 0;
@@ -95,9 +150,10 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
       count++;
     }
     // If the file fails half way, nothing is pruned: what was there stays until a good load.
-    if (routesFile !== undefined) count += await readRoutesFile(routesFile, (net, attrs) => this.tables.announce(this.source, net, attrs));
+    if (routesFile !== undefined) count += await readRoutesFile(routesFile, (net, attrs) => this.tables.announce(this.source, net, attrs), handle);
     const pruned = this.tables.refreshEnd(this.source);
     this.lastLoad = { routes: count, pruned, at: new Date() };
-    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
+    const checked = checkedIn !== undefined ? `, read through first in ${checkedIn} ms` : '';
+    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile}${checked})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
   }
 }
