@@ -6,7 +6,7 @@
  * nothing a source is still to bring (0 kernel changes), and a bad line, even
  * the last, stops the start before any kernel change, on a restart and on a
  * cold start alike. A routes file that is a FIFO, written half, shows the
- * kernel protocol running while the file is still loading.
+ * kernel protocol running while the file is still being read.
  */
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';

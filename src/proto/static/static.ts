@@ -6,18 +6,20 @@
  * what was not announced. An unchanged route is therefore untouched (no
  * journal item, nothing for the kernel), a removed one is withdrawn, a
  * changed one replaced. A routes file with any bad line is rejected as a
- * whole before anything is announced from it when `validateFirst` is set
- * (reload); at start the daemon has not synced the kernel yet, so the file
- * is read once and a bad line aborts the start. The start's load is a fill
- * of the tables: the daemon starts its kernel protocols beside it, and they
- * change nothing in the kernel before the file is in (daemon.ts).
+ * whole before anything is announced from it: on reload it is validated
+ * first (`validateFirst`); at start it is read whole into columns
+ * (parseRoutesFile), then announced in the kernel's trie-spread order, in
+ * chunks. The start's load is a fill of the tables: the daemon starts its
+ * kernel protocols beside it, and they change nothing in the kernel before
+ * the file is known good (`checked`) nor prune before it is in (daemon.ts).
  */
 import type { StaticProtocolConfig } from '../../config/config';
-import { RouteSource } from '../../route';
+import type { Prefix } from '../../lib/addr';
+import { RouteSource, type RouteAttrs } from '../../route';
 import type { Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
-import { openRoutesFile, readRoutesFile, type RoutesFileHandle } from './routes-file';
+import { parseRoutesFile, readRoutesFile } from './routes-file';
 
 export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   readonly source: RouteSource;
@@ -42,10 +44,9 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   }
 
   /**
-   * Resolves once the start's routes file is known to be good: a regular file is read through
-   * once before its load (about a quarter of the load's time at a million lines), so a kernel
-   * protocol started beside the load may add routes while it runs; a file that cannot be read
-   * twice (a FIFO) only at the load's end. Rejects with the file's error.
+   * Resolves once the start's routes file is known to be good: it is read whole before its first
+   * route is announced, so a kernel protocol started beside the load may add routes while the
+   * announcing runs. Rejects with the file's error.
    */
   get checked(): Promise<void> {
     return this.check.promise;
@@ -119,41 +120,39 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   }
 
   private async load(validateFirst: boolean, starting = false): Promise<void> {
-    const { routesFile } = this.config;
-    if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile);
-    // At start: one descriptor for both passes, so the file checked is the file loaded.
-    const handle = starting && routesFile !== undefined ? await openRoutesFile(routesFile) : undefined;
-    try {
-      let checkedIn: number | undefined;
-      if (handle !== undefined && handle.seekable) {
-        const t0 = Date.now();
-        const counts = { v4: 0, v6: 0 };
-        await readRoutesFile(routesFile!, undefined, handle, counts);
-        checkedIn = Date.now() - t0;
-        // Room for every net at once: no rehash of the table's index on the way (kernel protocols size theirs by it too).
-        this.tables.reserve(counts);
-        this.check.resolve();
-      }
-      await this.loadRoutes(handle, checkedIn);
-    } finally {
-      await handle?.fh.close();
-    }
-  }
-
-  private async loadRoutes(handle: RoutesFileHandle | undefined, checkedIn: number | undefined): Promise<void> {
     const { routes, routesFile } = this.config;
+    if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile);
     const t0 = Date.now();
+    // At start the file is read whole first (one read, into columns): known good before its first
+    // route is announced, sized, and announced in the kernel's trie-spread order.
+    const parsed = starting && routesFile !== undefined ? await parseRoutesFile(routesFile) : undefined;
+    const readIn = Date.now() - t0;
+    if (parsed !== undefined) {
+      // Room for every net at once: no rehash of the table's index on the way (kernel protocols size theirs by it too).
+      this.tables.reserve({ v4: parsed.v4Count, v6: parsed.v6Count });
+      this.check.resolve();
+    }
     this.tables.refreshBegin(this.source);
     let count = 0;
     for (const r of routes) {
       this.tables.announce(this.source, r.net, r.attrs);
       count++;
     }
-    // If the file fails half way, nothing is pruned: what was there stays until a good load.
-    if (routesFile !== undefined) count += await readRoutesFile(routesFile, (net, attrs) => this.tables.announce(this.source, net, attrs), handle);
+    const announce = (net: Prefix, attrs: RouteAttrs): void => this.tables.announce(this.source, net, attrs);
+    if (parsed !== undefined) {
+      // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
+      await parsed.forEach(announce, ANNOUNCE_CHUNK);
+      count += parsed.v4Count + parsed.v6Count;
+    } else if (routesFile !== undefined) {
+      // If the file fails half way, nothing is pruned: what was there stays until a good load.
+      count += await readRoutesFile(routesFile, announce);
+    }
     const pruned = this.tables.refreshEnd(this.source);
     this.lastLoad = { routes: count, pruned, at: new Date() };
-    const checked = checkedIn !== undefined ? `, read through first in ${checkedIn} ms` : '';
-    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile}${checked})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
+    const read = parsed !== undefined ? `, read in ${readIn} ms` : '';
+    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile}${read})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
   }
 }
+
+/** Routes a start announces between two turns of the event loop. */
+const ANNOUNCE_CHUNK = 16384;
