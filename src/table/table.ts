@@ -176,16 +176,13 @@ export class Table {
     return this.store.sizeOf(family);
   }
 
-  /**
-   * A source about to fill the table knows how many nets it brings (a routes file read through
-   * once): room for them at once, and a hint readers size their own state by (sizeHint).
-   */
+  /** Room for the `n` nets a fill brings (a routes file read whole), at once; readers size their state by sizeHint(). */
   reserve(family: 4 | 6, n: number): void {
     this.store.reserve(family, n);
     this.reserved[family === 4 ? 0 : 1] = Math.max(this.reserved[family === 4 ? 0 : 1]!, n);
   }
 
-  /** The nets of one family the table holds, or has had room reserved for if more. */
+  /** The nets of one family the table holds, or has reserved room for if more. */
   sizeHint(family: 4 | 6): number {
     return Math.max(this.store.sizeOf(family), this.reserved[family === 4 ? 0 : 1]!);
   }
@@ -337,11 +334,9 @@ export class Table {
   }
 
   /**
-   * A source begins to fill the table (a routes file's first load): export requests in their
-   * first feed follow the fill (each net that comes is fed once, in batches, as the walk's nets
-   * are; nothing of it is journaled) and are `ready` only after its end. Returns the end
-   * (idempotent). The first sync of a kernel protocol started beside the load therefore sees the
-   * complete table before it prunes anything.
+   * A source begins to fill the table (a routes file's first load): export requests in a feed
+   * follow the fill, each net that comes fed once in the walk's batches and none of it journaled,
+   * and are `ready` only after its end (docs/table.md, "Fills"). Returns the end (idempotent).
    */
   beginFill(): () => void {
     this.best.beginFill();
