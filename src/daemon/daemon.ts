@@ -130,7 +130,7 @@ export class Daemon implements DaemonCore {
         }
         if (running.type === 'kernel' && loads.length > 0) {
           loaded ??= allLoaded(loads);
-          // Early adds once every file is known good (read through once), prunes once every file is in.
+          // Early adds once every file is known good (read whole), prunes once every file is in.
           running.proto.startBeside(loaded, allLoaded(checks));
         }
         await this.startProtocol(running);
