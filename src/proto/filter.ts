@@ -73,6 +73,7 @@ export const ACCEPT_ALL: ExportFilter = Object.freeze({ rules: [], default: 'acc
 const REJECTED: FilterResult = Object.freeze({ accept: false });
 const ACCEPTED_PLAIN: FilterResult = Object.freeze({ accept: true, set: undefined });
 
+// Reads the net only through `family` and `net`: filterReadsNet() relies on it.
 function matches(m: FilterMatch, src: RouteSource, attrs: RouteAttrs, net: Prefix): boolean {
   if (m.family !== undefined && net.family !== m.family) return false;
   if (m.source && !m.source.has(src.name)) return false;
@@ -89,6 +90,15 @@ function matches(m: FilterMatch, src: RouteSource, attrs: RouteAttrs, net: Prefi
   }
   if (m.bgp && !bgpMatches(m.bgp, attrs.bgp)) return false;
   return true;
+}
+
+/**
+ * Whether the filter's verdict on a route can depend on the net beyond its family: matches() reads
+ * the net only for `net` and `family`. A kernel protocol keeps its export decisions per chain when it
+ * does not (proto/kernel/export-memo.ts, one memo per family): keep this in step with matches().
+ */
+export function filterReadsNet(f: ExportFilter): boolean {
+  return f.rules.some((r) => r.match.net !== undefined);
 }
 
 /** Runs the filter on a route of `net`. */

@@ -119,7 +119,7 @@ export class NextHopTracker {
   private timer: NodeJS.Timeout | undefined;
   /** Hops not usable now (a fast path for `eligible` when everything is fine). */
   private unusableHops = 0;
-  /** Verdict changes reported so far (metrics). */
+  /** Verdict changes reported so far (metrics; a kernel protocol's export memo is valid while it stays: export-memo.ts). */
   changes = 0;
 
   constructor(opts: NextHopTrackerOptions = {}) {

@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { parseRouteLine } from '../../src/config/route-syntax';
 import { RouteSource } from '../../src/route';
-import { Table } from '../../src/table';
+import { parsePrefix } from '../../src/lib/addr';
+import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
 import type { Logger, LogFields } from '../../src/proto/logger';
 import { dropNhid, type IpRoute, type Netns } from './netns';
@@ -16,6 +17,25 @@ export const PROTO = 144;
 
 export function newTable(name = 'master'): Table {
   return new Table({ name });
+}
+
+/**
+ * A table whose next-hop tracker knows one link per connected prefix (veth0 index 2, veth1 index 3, ...),
+ * each up with carrier; carrier() takes a link's carrier away or gives it back.
+ */
+export function trackedTable(connected: readonly string[], name = 'master4') {
+  const tracker = new NextHopTracker({ damping: NO_DAMPING });
+  const links = connected.map((_, i) => ({ index: i + 2, name: `veth${i}`, up: true, carrier: true }));
+  tracker.resync(
+    links,
+    connected.map((p, i) => ({ prefix: parsePrefix(p), ifindex: i + 2 })),
+  );
+  tracker.flush();
+  const carrier = (index: number, on: boolean): void => {
+    tracker.setLink({ ...links.find((l) => l.index === index)!, carrier: on });
+    tracker.flush();
+  };
+  return { tracker, links, table: new Table({ name, nexthops: tracker }), carrier };
 }
 
 /** Announces route lines (`10.0.0.0/24 via 192.0.2.2`) from `src`. */

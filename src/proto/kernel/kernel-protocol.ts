@@ -24,7 +24,7 @@
  */
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
-import type { NetKey, NextHopSet, Route } from '../../route';
+import type { NetKey, Route } from '../../route';
 import { RouteAttrs, RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, NextHopChange, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
@@ -41,6 +41,7 @@ import type { NexthopMode } from './nexthop-objects';
 import type { FailoverMode } from './sync-failover';
 import type { NexthopStatus } from './sync-nexthops';
 import { KernelSync } from './kernel-sync';
+import { ExportDecider } from './export-decide';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
 
@@ -121,8 +122,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private sourcesChecked: Promise<void> | undefined;
   private unsubscribeNextHops: (() => void) | undefined;
   private unwatchFlush: (() => void) | undefined;
-  /** A route's attrs with only its usable next hops, per (attrs, usable set). */
-  private readonly reduced = new WeakMap<RouteAttrs, { set: NextHopSet; attrs: RouteAttrs }>();
+  private readonly decider: ExportDecider;
 
   constructor(options: KernelProtocolOptions) {
     this.options = options;
@@ -143,6 +143,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (options.mergePaths) chOpts.mergePaths = options.mergePaths;
     if (this.learn) chOpts.ignoreSource = this.learn.source;
     this.channel = new ExportChannel(chOpts);
+    this.decider = new ExportDecider(this.channel, options.table, this.chainsRead);
   }
 
   get state(): ProtocolState {
@@ -335,20 +336,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private exportNet(net: Prefix, routes: readonly Route[]): void {
     const sync = this.syncs.get(net.family);
     if (!sync) return;
-    const table = this.options.table;
-    const nh = table.nexthops;
-    // merge_paths and failover read every route: only eligible ones may add their next hops or stand behind the best.
-    const chain = routes;
-    // No copy of the chain per net when every route is eligible (nearly always).
-    if (nh && (this.channel.mergePaths || this.chainsRead) && !routes.every(table.eligible)) routes = routes.filter(table.eligible);
-    const out = this.channel.exportNet(net, routes);
-    const attrs = out && nh ? this.usableOnly(out.attrs) : out?.attrs;
-    if (!out || !attrs) return sync.setWanted(net, undefined, undefined);
-    const next = this.chainsRead && routes.length > 1 ? this.channel.backupOf(net, routes, out.source) : undefined;
-    const backupAttrs = next && nh ? this.usableOnly(next.attrs) : next?.attrs;
-    // A better route held unusable by next-hop tracking: the net stays on the object held for it (its return is one replace).
-    const held = this.chainsRead && nh && chain.length > routes.length ? this.channel.heldOf(net, chain, out.source, table.eligible) : undefined;
-    sync.setWanted(net, attrs, out.set, out.source.name, backupAttrs && { attrs: backupAttrs, source: next!.src.name }, held && { attrs: held.attrs, source: held.src.name });
+    const d = this.decider.decide(net, routes);
+    sync.setWanted(net, d.attrs, d.set, d.source, d.backup, d.held);
   }
 
   /**
@@ -371,19 +360,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private onSourceFlush(src: RouteSource): void {
     if (this.sm.state !== 'up' && this.sm.state !== 'starting') return;
     for (const sync of this.syncs.values()) sync.failover.sourceDown(src.name);
-  }
-
-  /** `attrs` with only the next hops that can be used now (itself when all can); undefined when none can. */
-  private usableOnly(attrs: RouteAttrs): RouteAttrs | undefined {
-    const set = attrs.nexthops;
-    if (set === undefined) return attrs;
-    const usable = this.options.table.nexthops!.usableHops(set);
-    if (usable === set || usable === undefined) return usable && attrs;
-    const cached = this.reduced.get(attrs);
-    if (cached?.set === usable) return cached.attrs;
-    const r = attrs.with({ nexthops: usable });
-    this.reduced.set(attrs, { set: usable, attrs: r });
-    return r;
   }
 
   /**
@@ -481,6 +457,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       this.subscription?.refeed?.('export filter changed');
     }
     return true;
+  }
+
+  /** The export memos' lookups so far, both families (tests; export-memo.ts). */
+  exportMemoStats(): { hits: number; misses: number } {
+    return this.decider.memoStats();
   }
 
   /** Sync status of one net, of the nets inside `prefix`, or of all. */

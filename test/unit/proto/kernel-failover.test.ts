@@ -13,9 +13,9 @@ import { KernelProtocol, type KernelProtocolOptions } from '../../../src/proto/k
 import { isForwardingId } from '../../../src/proto/kernel/forwarding-objects';
 import { parsePrefix } from '../../../src/lib/addr';
 import { RouteSource } from '../../../src/route';
-import { NextHopTracker, NO_DAMPING, Table } from '../../../src/table';
+import { Table } from '../../../src/table';
 import { FakeKernel } from '../../helpers/fake-kernel';
-import { announce, memoryLogger, until } from '../../helpers/kernel-fixture';
+import { announce, memoryLogger, trackedTable, until } from '../../helpers/kernel-fixture';
 
 const PROTO = 144;
 
@@ -358,17 +358,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
   /** A table fed by a tracker that knows veth0 (192.0.2.0/24) and veth1 (198.51.100.0/24), with a and b announcing `list` through them. */
   function tracked(mode: 'objects' | 'backup_routes', list: string[], kernel = new FakeKernel()) {
-    const tracker = new NextHopTracker({ damping: NO_DAMPING });
-    const links = [
-      { index: 2, name: 'veth0', up: true, carrier: true },
-      { index: 3, name: 'veth1', up: true, carrier: true },
-    ];
-    tracker.resync(links, [
-      { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
-      { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
-    ]);
-    tracker.flush();
-    const s = setup({ failover: mode }, kernel, new Table({ name: 'master4', nexthops: tracker }));
+    const { tracker, links, table } = trackedTable(['192.0.2.0/24', '198.51.100.0/24']);
+    const s = setup({ failover: mode }, kernel, table);
     const { a } = twoSources(s.table, list);
     return { ...s, tracker, links, a };
   }

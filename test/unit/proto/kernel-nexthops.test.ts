@@ -4,12 +4,11 @@
  * kernel in test/integration/nexthop-tracking.test.ts).
  */
 import { constants as osConstants } from 'node:os';
-import { parsePrefix } from '../../../src/lib/addr';
 import { KernelProtocol } from '../../../src/proto/kernel/kernel-protocol';
 import { RouteSource } from '../../../src/route';
-import { NextHopTracker, NO_DAMPING, Table } from '../../../src/table';
+import { NextHopTracker, Table } from '../../../src/table';
 import { FakeKernel } from '../../helpers/fake-kernel';
-import { announce, memoryLogger, until } from '../../helpers/kernel-fixture';
+import { announce, memoryLogger, trackedTable, until } from '../../helpers/kernel-fixture';
 
 const { ENETUNREACH } = osConstants.errno;
 const MINUTE_BACKOFF = { baseMs: 60_000, maxMs: 120_000, jitter: 0 };
@@ -21,19 +20,7 @@ function setup(opts: { mergePaths?: boolean } = {}): { kernel: FakeKernel; track
     { name: 'veth1', connected: ['198.51.100.0/24'] },
     { name: 'veth2', connected: ['203.0.113.0/24'] },
   ]);
-  const tracker = new NextHopTracker({ damping: NO_DAMPING });
-  const links = [
-    { index: 2, name: 'veth0', up: true, carrier: true },
-    { index: 3, name: 'veth1', up: true, carrier: true },
-    { index: 4, name: 'veth2', up: true, carrier: true },
-  ];
-  tracker.resync(links, [
-    { prefix: parsePrefix('192.0.2.0/24'), ifindex: 2 },
-    { prefix: parsePrefix('198.51.100.0/24'), ifindex: 3 },
-    { prefix: parsePrefix('203.0.113.0/24'), ifindex: 4 },
-  ]);
-  tracker.flush();
-  const table = new Table({ name: 'master4', nexthops: tracker });
+  const { tracker, table, carrier } = trackedTable(['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24']);
   const p = new KernelProtocol({
     name: 'kernel1',
     table,
@@ -44,10 +31,6 @@ function setup(opts: { mergePaths?: boolean } = {}): { kernel: FakeKernel; track
     log: memoryLogger(),
     ...(opts.mergePaths ? { mergePaths: { limit: 8 } } : {}),
   });
-  const carrier = (index: number, on: boolean): void => {
-    tracker.setLink({ ...links.find((l) => l.index === index)!, carrier: on });
-    tracker.flush();
-  };
   return { kernel, tracker, table, p, carrier };
 }
 
