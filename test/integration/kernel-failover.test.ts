@@ -9,16 +9,10 @@
  * one replace (the object is held on its backup, keeping its key).
  */
 import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { forwardsVia, gatewaysOf, nexthopLines, routeLines, type IpNexthop } from '../helpers/failover-fixture';
 import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
-
-interface IpNexthop {
-  id: number;
-  gateway?: string;
-  dev?: string;
-  group?: { id: number; weight?: number }[];
-}
 
 const nets = (n: number, second = 0): string[] => Array.from({ length: n }, (_, i) => `10.${second + (i >> 8)}.${i & 255}.0/24`);
 const lines = (list: readonly string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
@@ -29,27 +23,6 @@ function twoSources(table: Table, list: readonly string[]): void {
   announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
 }
 
-/** Where the kernel forwards a destination now (the FIB's answer, not our bookkeeping). */
-function forwardsVia(ns: Netns, dst: string): string {
-  const r = ns.ipJson<Array<{ gateway?: string; dev?: string }>>('route', 'get', dst)[0];
-  return r?.gateway ?? r?.dev ?? 'none';
-}
-
-/** Every net's gateways, resolved from one dump of routes and objects (its route of ours at the lowest metric -> object -> members). */
-function gatewaysOf(ns: Netns): Map<string, string> {
-  const objs = new Map(ns.ipJson<IpNexthop[]>('nexthop', 'show').map((o) => [o.id, o]));
-  const out = new Map<string, string>();
-  for (const r of ourRoutes(ns).sort((x, y) => (y.metric ?? 0) - (x.metric ?? 0))) {
-    const o = r.nhid === undefined ? undefined : objs.get(r.nhid);
-    const hops = o?.group ? o.group.map((g) => objs.get(g.id)) : [o];
-    out.set(r.dst, hops.map((h) => h?.gateway ?? '?').sort().join(','));
-  }
-  return out;
-}
-
-const routeLines = (watched: string[]): string[] => watched.filter((l) => / proto (144|krtsync)\b/.test(l));
-const nexthopLines = (watched: string[]): string[] => watched.filter((l) => /^(Deleted )?id \d+/.test(l));
-
 kernelDescribe('failover by forwarding objects (real kernel)', () => {
   let ns: Netns;
   beforeEach(() => {
@@ -57,7 +30,10 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     // A third upstream for the three-source case.
     ns.ipBatch(['link add veth2 type veth peer name veth3', 'link set veth2 up', 'link set veth3 up', 'addr add 203.0.113.1/24 dev veth2']);
   });
-  afterEach(() => ns.destroy());
+  afterEach(() => {
+    RouteWatcher.stopAll();
+    ns.destroy();
+  });
 
   it('a source withdrawn moves every net by one object replace, sends no route change for nets with a backup, and recovers at once', async () => {
     const table = newTable();

@@ -33,6 +33,7 @@
  *    backup's hops (so they exist when a failover needs them); ids come
  *    from the upper half of our range (isForwardingId).
  */
+import type { Addr } from '../../lib/addr';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import { newObject, type ForwardingRole, type Hop, type NhObject } from './nh-object';
 
@@ -56,6 +57,8 @@ export function isForwardingId(id: number): boolean {
 export class ForwardingObjects {
   /** Routes go on forwarding objects (the failover option; nexthop objects on). */
   enabled = false;
+  /** Whether a link is up with carrier (the sync's link cache): a primary whose links are all down is degraded. */
+  linkUsable: (ifindex: number) => boolean = () => true;
   private readonly objects = new Set<NhObject>();
   private readonly orphans = new Map<string, NhObject[]>();
 
@@ -68,7 +71,38 @@ export class ForwardingObjects {
     if (there !== undefined) return there;
     const role: ForwardingRole = { primarySource: primary.source, backupSource: backup?.source, backup: backup?.hops, orphan: false };
     for (const h of backup?.hops ?? []) h.obj.refs++;
+    if (backup !== undefined && this.linksDown(primary.hops) && this.linksUp(backup.hops)) {
+      // Born degraded (a restart while the primary's links are down): the kernel cannot hold the primary's
+      // hops now, and the object forwarding to the backup that the nets are on is claimed by that content.
+      role.degraded = primary.hops;
+      for (const h of primary.hops) h.obj.refs++;
+      return this.place(key, role, backup.hops, hint);
+    }
     return this.place(key, role, primary.hops, hint);
+  }
+
+  /**
+   * The device of a forwarding object's primary hop through `gateway`, for a gateway no connected
+   * prefix covers any more: IPv6 takes a link's addresses when it goes admin down, and the nets on
+   * the object must stay on it (forwarding to the backup) rather than be sent as plain routes the
+   * kernel refuses. O(forwarding objects): only asked when the connected prefixes have no answer.
+   */
+  deviceOf(gateway: Addr): number | undefined {
+    for (const o of this.objects) {
+      if (o.fwd!.orphan) continue;
+      for (const m of o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? []) if (m.msg.oif !== undefined && m.msg.gateway?.equals(gateway) === true) return m.msg.oif;
+    }
+    return undefined;
+  }
+
+  /** Whether every hop names a device and none of those can be used now (the kernel has flushed their objects). */
+  linksDown(hops: readonly Hop[]): boolean {
+    return hops.length > 0 && hops.every((h) => h.obj.msg.oif !== undefined && !this.linkUsable(h.obj.msg.oif));
+  }
+
+  /** Whether every hop's device, if it names one, can be used now. */
+  linksUp(hops: readonly Hop[]): boolean {
+    return hops.every((h) => h.obj.msg.oif === undefined || this.linkUsable(h.obj.msg.oif));
   }
 
   /**

@@ -134,6 +134,7 @@ export class KernelSync implements ScanTarget {
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
     this.scans = new ScanScheduler(this, opts.scanIntervalMs ?? 60_000, opts.minScanGapMs ?? 250);
     this.nexthops = new NexthopObjects(opts.target, this.connected);
+    this.nexthops.forwarding.linkUsable = (i) => this.links.get(i)?.usable ?? true;
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
     // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
@@ -216,7 +217,7 @@ export class KernelSync implements ScanTarget {
         onLink: (l, deleted) => {
           this.nh.onLink(l, deleted); // before the link cache learns it
           this.notices.onLink(l, deleted);
-          this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
+          this.failover.linksChanged();
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);
@@ -342,7 +343,7 @@ export class KernelSync implements ScanTarget {
     // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs, sourceName);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

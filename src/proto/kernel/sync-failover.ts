@@ -30,7 +30,7 @@ import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
-import type { Hop, NexthopObjects, NhObject } from './nexthop-objects';
+import type { NexthopObjects, NhObject } from './nexthop-objects';
 import { SCAN_REASONS } from './sync-metrics';
 
 export type FailoverMode = 'off' | 'objects' | 'backup_routes';
@@ -164,22 +164,21 @@ export class SyncFailover {
    * through the backup, where its nets' backup routes, if any, already forward); one degraded so
    * whose primary's links are all back gets the primary's hops again, one replace.
    */
-  linksChanged(usable: (ifindex: number) => boolean): void {
+  linksChanged(): void {
     if (!this.active) return;
     const fw = this.c.nexthops.forwarding;
-    const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
     const restore: NhObject[] = [];
     let degraded = 0;
     fw.forEachKeyed((o) => {
       const role = o.fwd!;
       if (role.degraded === undefined) {
-        if (!(o.members ?? []).every((m) => m.msg.oif !== undefined && !usable(m.msg.oif)) || !up(role.backup!)) return;
+        if (!fw.linksDown((o.members ?? []).map((obj) => ({ obj, weight: 1 }))) || !fw.linksUp(role.backup!)) return;
         fw.degrade(o);
         degraded++;
         return;
       }
       // One held by next-hop tracking goes back when the tracker says so (its damping hold), not with the link.
-      if (role.held !== true && up(role.degraded)) restore.push(o);
+      if (role.held !== true && fw.linksUp(role.degraded)) restore.push(o);
     });
     const restored = restore.length === 0 ? 0 : this.restoreAll(restore, undefined);
     if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
