@@ -49,6 +49,21 @@ export interface ForwardingHost {
   readonly protocol: number;
 }
 
+/**
+ * Forwarding objects by what they forward to: `primary` (as keyed), `switched` (to the backup's hops
+ * after its primary's source was withdrawn, until the nets' new pair claims it), `degraded` (to the
+ * backup's hops while the primary's links are down), `held` (to the backup's hops while next-hop
+ * tracking holds the primary unusable), `adopted` (found at restart, not claimed yet). The middle
+ * three are a failover in force.
+ */
+export interface ForwardingCounts {
+  primary: number;
+  switched: number;
+  degraded: number;
+  held: number;
+  adopted: number;
+}
+
 /** Whether an id of our range is a forwarding object's (the upper half of our 16 bits). */
 export function isForwardingId(id: number): boolean {
   return (id & 0xffff) >= 0x8000;
@@ -219,6 +234,7 @@ export class ForwardingObjects {
     o.members = backup.map((h) => h.obj); // the role's references on them become the members'
     role.backup = undefined;
     role.orphan = true;
+    role.switched = true;
     this.host.unkey(o);
     this.addOrphan(o);
     for (const m of old) this.host.release(m);
@@ -227,6 +243,13 @@ export class ForwardingObjects {
   /** Forwarding objects known (for tests and status). */
   get size(): number {
     return this.objects.size;
+  }
+
+  /** The objects by what they forward to (`show protocols`, metrics): O(forwarding objects), a handful. */
+  counts(): ForwardingCounts {
+    const c: ForwardingCounts = { primary: 0, switched: 0, degraded: 0, held: 0, adopted: 0 };
+    for (const o of this.objects) c[roleState(o.fwd!)]++;
+    return c;
   }
 
   private claim(content: string, hint: number | undefined): NhObject | undefined {
@@ -254,6 +277,13 @@ export class ForwardingObjects {
     if (rest.length > 0) this.orphans.set(content, rest);
     else this.orphans.delete(content);
   }
+}
+
+/** What a forwarding object forwards to now (see ForwardingCounts). */
+export function roleState(role: ForwardingRole): keyof ForwardingCounts {
+  if (role.orphan) return role.switched === true ? 'switched' : 'adopted';
+  if (role.degraded === undefined) return 'primary';
+  return role.held === true ? 'held' : 'degraded';
 }
 
 function keyFor(primary: { source: string | undefined; hops: readonly Hop[] }, backup: { source: string | undefined; hops: readonly Hop[] } | undefined): string {

@@ -30,7 +30,9 @@ import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
+import type { ForwardingCounts } from './forwarding-objects';
 import type { NexthopObjects, NhObject } from './nexthop-objects';
+import type { SyncCounts } from './route-status';
 import { SCAN_REASONS } from './sync-metrics';
 
 export type FailoverMode = 'off' | 'objects' | 'backup_routes';
@@ -45,6 +47,20 @@ export interface SyncFailoverContext {
   requestScan(reason: string, delayMs: number): void;
   /** The sync is open and not shutting down: switches may go out. */
   live(): boolean;
+  /** The backup routes by state (failover: backup_routes), else undefined. */
+  backupCounts(): SyncCounts | undefined;
+}
+
+/** A sync's failover as `show protocols` and the metrics present it (absent with failover off). */
+export interface FailoverStatus {
+  mode: Exclude<FailoverMode, 'off'>;
+  /** Routes go on forwarding objects now (false: nexthop objects off or not in this kernel, or the sync is not open). */
+  active: boolean;
+  objects: ForwardingCounts;
+  /** A failover in force: objects switched, degraded or held on their backup. */
+  inForce: number;
+  backupRoutes?: SyncCounts;
+  events: FailoverStats;
 }
 
 export interface FailoverStats {
@@ -64,6 +80,15 @@ export class SyncFailover {
   /** Whether routes go on forwarding objects (the option, with nexthop objects on), and the sync is open. */
   get active(): boolean {
     return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled && this.c.live();
+  }
+
+  /** The failover's state now (undefined: off). O(forwarding objects). */
+  status(): FailoverStatus | undefined {
+    const fw = this.c.nexthops.forwarding;
+    if (!fw.enabled) return undefined;
+    const objects = fw.counts();
+    const backupRoutes = this.c.backupCounts();
+    return { mode: backupRoutes === undefined ? 'objects' : 'backup_routes', active: this.active, objects, inForce: objects.switched + objects.degraded + objects.held, ...(backupRoutes !== undefined ? { backupRoutes } : {}), events: { ...this.stats } };
   }
 
   /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
@@ -212,4 +237,22 @@ export class SyncFailover {
     }
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
+}
+
+/** The failover of several syncs (families) added up; undefined when none has it on. */
+export function sumFailover(parts: Iterable<FailoverStatus | undefined>): FailoverStatus | undefined {
+  let out: FailoverStatus | undefined;
+  for (const f of parts) {
+    if (f === undefined) continue;
+    if (out === undefined) {
+      out = { ...f, objects: { ...f.objects }, events: { ...f.events }, ...(f.backupRoutes ? { backupRoutes: { ...f.backupRoutes } } : {}) };
+      continue;
+    }
+    out.active ||= f.active;
+    out.inForce += f.inForce;
+    for (const k of Object.keys(out.objects) as Array<keyof ForwardingCounts>) out.objects[k] += f.objects[k];
+    for (const k of Object.keys(out.events) as Array<keyof FailoverStats>) out.events[k] += f.events[k];
+    if (out.backupRoutes && f.backupRoutes) for (const k of Object.keys(out.backupRoutes) as Array<keyof SyncCounts>) out.backupRoutes[k] += f.backupRoutes[k];
+  }
+  return out;
 }
