@@ -182,7 +182,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
   });
 
-  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, and the link back is one replace', async () => {
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, a restart changes nothing, and the link back is one replace', async () => {
     const table = newTable();
     const list = nets(1000);
     twoSources(table, list);
@@ -194,12 +194,23 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await p.sync(4)!.settled();
     expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
     expect(ourRoutes(ns)[0]!.nhid).toBe(group);
-    const sent = p.sync(4)!.stats.sent;
+    // A restart while the link is down: the object is made degraded (the kernel refuses the primary's hop on a
+    // link without carrier) and claims the one the routes are on. No change, nothing failed.
+    p.crashForTesting();
+    const quiet = new RouteWatcher(ns, ['route', 'nexthop']);
+    await quiet.ready();
+    const again = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
+    await again.start();
+    await again.sync(4)!.settled();
+    expect(await quiet.stop()).toEqual([]);
+    expect(again.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    const sent = again.sync(4)!.stats.sent;
     ns.ip('link', 'set', 'veth3', 'up');
     await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
-    await p.sync(4)!.settled();
-    expect(p.sync(4)!.stats.sent).toBe(sent);
-    await p.shutdown();
+    await again.sync(4)!.settled();
+    expect(again.sync(4)!.stats.sent).toBe(sent);
+    expect(ourRoutes(ns)[0]!.nhid).toBe(group);
+    await again.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
   });
   it.each(['backup_routes', 'objects'] as const)('%s with next-hop tracking: carrier loss costs one route message per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode) => {
