@@ -213,11 +213,7 @@ export class NexthopObjects {
     return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
   }
 
-  /**
-   * Each next hop of a route as an object's content (with its device resolved); false when it is sent as it is (see forRoute).
-   * `keepDevice`: a gateway no connected prefix covers keeps the device of a forwarding object's primary hop through it
-   * (ForwardingObjects.deviceOf), for a primary with a backup.
-   */
+  /** Each next hop of a route as an object's content (its device resolved; `keepDevice`: ForwardingObjects.deviceOf); false when it is sent as it is (see forRoute). */
   private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void, keepDevice = false): boolean {
     if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
     const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
