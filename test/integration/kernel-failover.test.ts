@@ -4,9 +4,10 @@
  * and `ip monitor` are the oracle. A source withdrawn as a whole moves
  * forwarding for every net with one nexthop replace per (primary, backup)
  * pair; the per-net catch-up sends no route change; recovery needs no wait;
- * a restart in the middle changes nothing. With next-hop tracking, carrier
- * loss costs one route message per route the kernel flushed and its return
- * one replace (the object is held on its backup, keeping its key).
+ * a restart in the middle changes nothing. Carrier loss costs one route
+ * message per route the kernel flushed, told from our books with no dump;
+ * with next-hop tracking its return is one replace (the object is held on
+ * its backup, keeping its key).
  */
 import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
 import { forwardsVia, gatewaysOf, nexthopLines, routeLines, type IpNexthop } from '../helpers/failover-fixture';
@@ -21,6 +22,12 @@ const lines = (list: readonly string[], gw: string): string[] => list.map((n) =>
 function twoSources(table: Table, list: readonly string[]): void {
   announce(table, new RouteSource('a', 200), lines(list, '203.0.113.2'));
   announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
+}
+
+/** Polls without yielding: the daemon under test shares this thread, so it cannot act meanwhile (for the kernel's own doing). */
+function untilSync(cond: () => boolean, timeoutMs: number): void {
+  const t0 = Date.now();
+  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
 }
 
 kernelDescribe('failover by forwarding objects (real kernel)', () => {
@@ -161,7 +168,9 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
 
     // veth2's peer goes down: veth2 loses carrier; the kernel deletes the primary's object, its group and routes.
     ns.ip('link', 'set', 'veth3', 'down');
-    await until(() => ourRoutes(ns).length === 1000, 5000);
+    // The kernel's doing (its link watch flushes shortly after), seen before the daemon, which shares this thread
+    // and puts the routes back at once, can act: polled without yielding.
+    untilSync(() => ourRoutes(ns).length === 1000, 5000);
     expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
     for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
     // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
@@ -189,11 +198,17 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
     await p.start();
     const group = ourRoutes(ns)[0]!.nhid!;
+    const { sent: sent0, dumps } = p.sync(4)!.stats;
     ns.ip('link', 'set', 'veth3', 'down');
     await until(() => gatewaysOf(ns).size === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 10000);
     await p.sync(4)!.settled();
+    await new Promise((r) => setTimeout(r, 500)); // a scan, had the link change asked for one, would have run
+    await p.sync(4)!.settled();
     expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
     expect(ourRoutes(ns)[0]!.nhid).toBe(group);
+    // One add per route the kernel flushed, known from our books: no route dump.
+    expect(p.sync(4)!.stats.sent - sent0).toBe(1000);
+    expect(p.sync(4)!.stats.dumps).toBe(dumps);
     // A restart while the link is down: the object is made degraded (the kernel refuses the primary's hop on a
     // link without carrier) and claims the one the routes are on. No change, nothing failed.
     p.crashForTesting();
@@ -226,7 +241,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await sync.settled();
       const primaries = (): IpRoute[] => ourRoutes(ns).filter((r) => r.metric !== 4294967295);
       const group = primaries()[0]!.nhid!;
-      const sent = sync.stats.sent;
+      const { sent, dumps } = sync.stats;
       const watch = new RouteWatcher(ns, ['nexthop']);
       await watch.ready();
       // veth2's peer goes down: the kernel flushes the primary's objects and routes; the tracker (its own socket) and the sync hear of it.
@@ -235,8 +250,10 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await sync.settled();
       await new Promise((r) => setTimeout(r, 500)); // the scan that follows the link change
       await sync.settled();
-      // One route message per flushed route, every one onto the same object, held on the backup (made again once).
+      // One route message per flushed route, every one onto the same object, held on the backup (made again once),
+      // known from our books whichever socket was read first: no route dump (link-flush.ts).
       expect(sync.stats.sent - sent).toBe(1000);
+      expect(sync.stats.dumps).toBe(dumps);
       expect(primaries().every((r) => r.nhid === group)).toBe(true);
       expect(nexthopLines(await watch.stop()).filter((l) => l.startsWith(`id ${group} `))).toHaveLength(1);
       expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });

@@ -25,6 +25,8 @@ export interface NhObject {
   error: RouteError | undefined;
   attempts: number;
   retryAt: number;
+  /** NexthopObjects' change count when we last made or replaced it: a dump begun before says nothing of it. */
+  changedAt?: number;
 }
 
 /** A hop object with its weight in a group. */
@@ -73,4 +75,9 @@ export function normalized(m: NexthopMessage, protocol: number): NexthopMessage 
 export function newObject(id: number, key: string, msg: NexthopMessage, members: NhObject[] | undefined, state: NhObject['state']): NhObject {
   for (const x of members ?? []) x.refs++;
   return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
+}
+
+/** Whether the kernel holds `o` as we want it, members included (nothing to make or replace first). */
+export function inKernel(o: NhObject): boolean {
+  return o.state === 'live' && !o.stale && (o.members ?? []).every((m) => m.state === 'live');
 }

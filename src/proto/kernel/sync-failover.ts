@@ -49,6 +49,8 @@ export interface SyncFailoverContext {
   live(): boolean;
   /** The backup routes by state (failover: backup_routes), else undefined. */
   backupCounts(): SyncCounts | undefined;
+  /** Reads the sync's queued notifications now (a link the kernel acted on: link-flush.ts). */
+  drainMonitor(): void;
 }
 
 /** A sync's failover as `show protocols` and the metrics present it (absent with failover off). */
@@ -74,6 +76,8 @@ export interface FailoverStats {
 
 export class SyncFailover {
   readonly stats: FailoverStats = { failovers: 0, switched: 0, refused: 0 };
+  /** Replaces sent whose answer is still out. */
+  private out = 0;
 
   constructor(private readonly c: SyncFailoverContext) {}
 
@@ -89,6 +93,11 @@ export class SyncFailover {
     const objects = fw.counts();
     const backupRoutes = this.c.backupCounts();
     return { mode: backupRoutes === undefined ? 'objects' : 'backup_routes', active: this.active, objects, inForce: objects.switched + objects.degraded + objects.held, ...(backupRoutes !== undefined ? { backupRoutes } : {}), events: { ...this.stats } };
+  }
+
+  /** No replace of ours is out: the kernel holds our objects as our books say (link-flush.ts relies on it). */
+  get quiet(): boolean {
+    return this.out === 0;
   }
 
   /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
@@ -116,6 +125,10 @@ export class SyncFailover {
    */
   nextHopsDown(attrs: RouteAttrs): number {
     if (!this.active) return 0;
+    // The tracker's socket may be read before the sync's: a link that lost carrier has its objects and routes
+    // flushed already, and its notification waits in the sync's monitor. Taken first, the routes the kernel
+    // dropped are known from our books (link-flush.ts) and the objects on it degraded before they are held.
+    this.c.drainMonitor();
     const gone = new Set(this.c.routes.hopObjectsOf(attrs));
     if (gone.size === 0) return 0;
     const objs: NhObject[] = [];
@@ -172,7 +185,7 @@ export class SyncFailover {
       this.stats.switched++;
       if (!live) continue; // not in the kernel yet: it is made with its new content
       sent++;
-      pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+      pending.push(this.replace(io, o));
     }
     this.stats.failovers++;
     this.c.log.info(`${why}: ${objs.length} forwarding objects ${hold ? 'held on' : 'switched to'} their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
@@ -219,11 +232,21 @@ export class SyncFailover {
       const live = o.state === 'live';
       if (live) for (const h of o.fwd!.degraded!) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
       fw.restore(o);
-      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+      if (live) pending.push(this.replace(io, o));
     }
     if (why !== undefined) this.c.log.info(`${why}: ${objs.length} forwarding objects forward to their primary again`, { table: this.c.target.table });
     void Promise.all(pending);
     return objs.length;
+  }
+
+  /** One replace of `o` with its content now, counted until it is answered. */
+  private replace(io: KernelIo, o: NhObject): Promise<void> {
+    this.out++;
+    this.c.nexthops.changing(o);
+    return io
+      .changeNexthop('replace', o.msg)
+      .catch((err: unknown) => this.refused(o, err))
+      .finally(() => this.out--);
   }
 
   /** The kernel refused a switch: the object is made again with its new content before its routes go back. */

@@ -24,6 +24,7 @@ import { roleState, type ForwardingCounts } from './forwarding-objects';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { linkUsable, type LinkCache } from './link-cache';
 import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
+import { flushedWith, type Flushed } from './link-flush';
 import { ForeignNexthopUsers } from './nexthop-users';
 import { KernelNexthopView } from './nexthop-view';
 import type { RouteMessage } from '../../netlink/route-codec';
@@ -147,14 +148,22 @@ export class SyncNexthops {
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
 
-  /** A link change, before the link cache takes it: one that goes down or loses carrier took its objects with it. */
-  onLink(l: LinkMessage, deleted: boolean): void {
+  /**
+   * A link change, before the link cache takes it: one that goes down or loses carrier took its
+   * objects with it. Returns those of ours the kernel deleted (link-flush.ts), or undefined when the
+   * link did not go.
+   */
+  onLink(l: LinkMessage, deleted: boolean): Flushed | undefined {
     if (deleted) this.c.connected.forget(l.index);
+    let flushed: Flushed | undefined;
     if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) {
+      flushed = flushedWith(this.c.nexthops.list(), l.index);
       for (const o of this.c.nexthops.list()) if (o.msg.oif === l.index) this.users.objectGone(o.id); // flushed, with every route on it
+      for (const o of flushed.gone) if (o.members !== undefined) this.users.objectGone(o.id);
       this.c.nexthops.linkGone(l.index);
     }
     this.c.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
+    return flushed;
   }
 
   onAddr(a: AddrMessage, deleted: boolean): void {
@@ -165,8 +174,9 @@ export class SyncNexthops {
   async reread(): Promise<void> {
     if (!this.c.nexthops.supported) return;
     try {
+      const since = this.c.nexthops.changeCount;
       const dumped = await this.c.io().dumpNexthops();
-      this.c.nexthops.resync(dumped, false);
+      this.c.nexthops.resync(dumped, false, since);
       this.view.reset(dumped);
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
