@@ -139,6 +139,7 @@ export class KernelSync implements ScanTarget {
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
     this.scans = new ScanScheduler(this, opts.scanIntervalMs ?? 60_000, opts.minScanGapMs ?? 250);
     this.nexthops = new NexthopObjects(opts.target, this.connected);
+    this.nexthops.forwarding.linkUsable = (i) => this.links.get(i)?.usable ?? true;
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
     // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
@@ -176,7 +177,7 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.notices.drainInVerdict(this.io) });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.notices.drainInVerdict(this.io), backupCounts: () => this.backups?.store.counts() });
     this.failover.setMode(opts.failover ?? 'off');
     const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender, parked: [] };
     this.flushContext = { primary: { store, routes, sender: this.sender, parked: [] }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true, tracking: opts.nexthopTracking === true };
@@ -225,7 +226,7 @@ export class KernelSync implements ScanTarget {
           const flushed = this.nh.onLink(l, deleted);
           const knowable = flushed !== undefined && flushKnowable(this.flushContext, l.index);
           this.notices.onLink(l, deleted);
-          this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
+          this.failover.linksChanged();
           if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable);
           else if (this.links.get(l.index)?.usable === true) linkBack(this.flushContext);
         },
@@ -371,7 +372,7 @@ export class KernelSync implements ScanTarget {
     // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs, sourceName);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

@@ -168,7 +168,7 @@ export class NexthopObjects {
    * an object), a per-hop realm, or a gateway no connected prefix gives a device for.
    */
   forRoute(route: RouteMessage, fwd?: ForwardingOf): { route: RouteMessage; obj: NhObject } | undefined {
-    const singles = this.hopsFor(route);
+    const singles = this.hopsFor(route, fwd?.backup !== undefined && this.forwarding.enabled);
     if (singles === undefined) return undefined;
     let obj: NhObject;
     if (fwd !== undefined && this.forwarding.enabled) {
@@ -208,22 +208,22 @@ export class NexthopObjects {
    * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
    * when it is sent as it is (see forRoute).
    */
-  hopsFor(route: RouteMessage): Hop[] | undefined {
+  hopsFor(route: RouteMessage, keepDevice = false): Hop[] | undefined {
     const singles: Hop[] = [];
     const n = route.multipath?.length ?? 1;
-    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }));
+    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }), keepDevice);
     return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
   }
 
-  /** Each next hop of a route as an object's content (with its device resolved); false when it is sent as it is (see forRoute). */
-  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void): boolean {
+  /** Each next hop of a route as an object's content (its device resolved; `keepDevice`: ForwardingObjects.deviceOf); false when it is sent as it is (see forRoute). */
+  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void, keepDevice = false): boolean {
     if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
     const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
     const msgs: NexthopMessage[] = [];
     for (const h of hops) {
       const gw = h.gateway ?? h.via;
       let oif = h.oif;
-      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
+      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? (keepDevice ? this.forwarding.deviceOf(gw) : undefined) ?? 0;
       if (oif === 0 || h.flow !== undefined) return false;
       const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
       if (gw !== undefined) m.gateway = gw;

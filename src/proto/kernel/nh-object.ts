@@ -43,6 +43,8 @@ export interface ForwardingRole {
   backup: readonly Hop[] | undefined;
   /** Its content is no longer its primary's (a failover, or adopted at restart): it waits to be claimed by content. */
   orphan: boolean;
+  /** An orphan because its primary's source was withdrawn (not one adopted at restart): a failover in force until claimed. */
+  switched?: boolean;
   /** The primary's hops while it forwards to the backup's because the primary's links are down (referenced); restored when one is back. */
   degraded?: readonly Hop[] | undefined;
   /**

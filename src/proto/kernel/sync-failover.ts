@@ -30,7 +30,9 @@ import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
-import type { Hop, NexthopObjects, NhObject } from './nexthop-objects';
+import type { ForwardingCounts } from './forwarding-objects';
+import type { NexthopObjects, NhObject } from './nexthop-objects';
+import type { SyncCounts } from './route-status';
 import { SCAN_REASONS } from './sync-metrics';
 
 export type FailoverMode = 'off' | 'objects' | 'backup_routes';
@@ -45,8 +47,22 @@ export interface SyncFailoverContext {
   requestScan(reason: string, delayMs: number): void;
   /** The sync is open and not shutting down: switches may go out. */
   live(): boolean;
+  /** The backup routes by state (failover: backup_routes), else undefined. */
+  backupCounts(): SyncCounts | undefined;
   /** Reads the sync's queued notifications now (a link the kernel acted on: link-flush.ts). */
   drainMonitor(): void;
+}
+
+/** A sync's failover as `show protocols` and the metrics present it (absent with failover off). */
+export interface FailoverStatus {
+  mode: Exclude<FailoverMode, 'off'>;
+  /** Routes go on forwarding objects now (false: nexthop objects off or not in this kernel, or the sync is not open). */
+  active: boolean;
+  objects: ForwardingCounts;
+  /** A failover in force: objects switched, degraded or held on their backup. */
+  inForce: number;
+  backupRoutes?: SyncCounts;
+  events: FailoverStats;
 }
 
 export interface FailoverStats {
@@ -68,6 +84,15 @@ export class SyncFailover {
   /** Whether routes go on forwarding objects (the option, with nexthop objects on), and the sync is open. */
   get active(): boolean {
     return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled && this.c.live();
+  }
+
+  /** The failover's state now (undefined: off). O(forwarding objects). */
+  status(): FailoverStatus | undefined {
+    const fw = this.c.nexthops.forwarding;
+    if (!fw.enabled) return undefined;
+    const objects = fw.counts();
+    const backupRoutes = this.c.backupCounts();
+    return { mode: backupRoutes === undefined ? 'objects' : 'backup_routes', active: this.active, objects, inForce: objects.switched + objects.degraded + objects.held, ...(backupRoutes !== undefined ? { backupRoutes } : {}), events: { ...this.stats } };
   }
 
   /** No replace of ours is out: the kernel holds our objects as our books say (link-flush.ts relies on it). */
@@ -177,22 +202,21 @@ export class SyncFailover {
    * through the backup, where its nets' backup routes, if any, already forward); one degraded so
    * whose primary's links are all back gets the primary's hops again, one replace.
    */
-  linksChanged(usable: (ifindex: number) => boolean): void {
+  linksChanged(): void {
     if (!this.active) return;
     const fw = this.c.nexthops.forwarding;
-    const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
     const restore: NhObject[] = [];
     let degraded = 0;
     fw.forEachKeyed((o) => {
       const role = o.fwd!;
       if (role.degraded === undefined) {
-        if (!(o.members ?? []).every((m) => m.msg.oif !== undefined && !usable(m.msg.oif)) || !up(role.backup!)) return;
+        if (!fw.linksDown((o.members ?? []).map((obj) => ({ obj, weight: 1 }))) || !fw.linksUp(role.backup!)) return;
         fw.degrade(o);
         degraded++;
         return;
       }
       // One held by next-hop tracking goes back when the tracker says so (its damping hold), not with the link.
-      if (role.held !== true && up(role.degraded)) restore.push(o);
+      if (role.held !== true && fw.linksUp(role.degraded)) restore.push(o);
     });
     const restored = restore.length === 0 ? 0 : this.restoreAll(restore, undefined);
     if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
@@ -236,4 +260,22 @@ export class SyncFailover {
     }
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
+}
+
+/** The failover of several syncs (families) added up; undefined when none has it on. */
+export function sumFailover(parts: Iterable<FailoverStatus | undefined>): FailoverStatus | undefined {
+  let out: FailoverStatus | undefined;
+  for (const f of parts) {
+    if (f === undefined) continue;
+    if (out === undefined) {
+      out = { ...f, objects: { ...f.objects }, events: { ...f.events }, ...(f.backupRoutes ? { backupRoutes: { ...f.backupRoutes } } : {}) };
+      continue;
+    }
+    out.active ||= f.active;
+    out.inForce += f.inForce;
+    for (const k of Object.keys(out.objects) as Array<keyof ForwardingCounts>) out.objects[k] += f.objects[k];
+    for (const k of Object.keys(out.events) as Array<keyof FailoverStats>) out.events[k] += f.events[k];
+    if (out.backupRoutes && f.backupRoutes) for (const k of Object.keys(out.backupRoutes) as Array<keyof SyncCounts>) out.backupRoutes[k] += f.backupRoutes[k];
+  }
+  return out;
 }

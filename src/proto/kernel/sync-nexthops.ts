@@ -20,6 +20,7 @@ import { debugOn, type Logger, type RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
+import { roleState, type ForwardingCounts } from './forwarding-objects';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { linkUsable, type LinkCache } from './link-cache';
 import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
@@ -46,8 +47,11 @@ export interface NexthopStatus {
   refs: number;
   state: 'live' | 'new' | 'failed' | 'retired';
   error?: RouteError;
-  /** A forwarding object (docs/failover.md): its primary and backup sources; `switched`: it forwards to what was the backup. */
-  failover?: { primary?: string; backup?: string; switched: boolean };
+  /**
+   * A forwarding object (docs/failover.md): its primary and backup sources; `switched`: an orphan (it forwards to what
+   * was the backup, or was found at restart); `state`: what it forwards to (ForwardingCounts).
+   */
+  failover?: { primary?: string; backup?: string; switched: boolean; state: keyof ForwardingCounts };
 }
 
 export interface SyncNexthopsContext {
@@ -260,7 +264,7 @@ export class SyncNexthops {
       if (m.flags & C.RTNH_F_ONLINK) s.onlink = true;
       if (m.group) s.members = m.group.map((g) => ({ id: g.id, weight: g.weight }));
       if (o.error) s.error = o.error;
-      if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan };
+      if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan, state: roleState(o.fwd) };
       return s;
     });
   }
