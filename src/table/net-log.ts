@@ -53,6 +53,11 @@ export class NetLog {
   /** Every live net once (IPv4 as word and length, IPv6 by key with its length). Compacts first. */
   forEach(live: LiveNet, fn: (word: number | string, len: number) => void): void {
     this.compact(live);
+    this.forEachLogged(fn);
+  }
+
+  /** Every net as logged, without compacting: for an owner that knows the log is compact and all live. */
+  forEachLogged(fn: (word: number | string, len: number) => void): void {
     for (let i = 0; i < this.n4; i++) {
       const k = this.v4[i]!;
       const len = k % 64;

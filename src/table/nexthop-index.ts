@@ -36,6 +36,8 @@ export interface IndexedTable {
 interface Entry {
   readonly log: NetLog;
   routes: number;
+  /** The log is exactly the set's live nets, sorted, each once: compacted, and no route came or went since. */
+  exact: boolean;
 }
 
 export class NextHopIndex {
@@ -53,14 +55,21 @@ export class NextHopIndex {
     if (a === b) return;
     if (a !== undefined) {
       const e = this.bySet.get(a);
-      if (e !== undefined && --e.routes <= 0) this.bySet.delete(a);
+      if (e !== undefined) {
+        e.exact = false;
+        if (--e.routes <= 0) this.bySet.delete(a);
+      }
     }
     if (b !== undefined) {
       let e = this.bySet.get(b);
-      if (e === undefined) this.bySet.set(b, (e = { log: new NetLog(), routes: 0 }));
+      if (e === undefined) this.bySet.set(b, (e = { log: new NetLog(), routes: 0, exact: false }));
       e.routes++;
       e.log.add(word, len);
-      if (e.log.size > 2 * e.routes + 1024) e.log.compact(this.usesSet(b));
+      e.exact = false;
+      if (e.log.size > 2 * e.routes + 1024) {
+        e.log.compact(this.usesSet(b));
+        e.exact = true;
+      }
     }
   }
 
@@ -71,7 +80,15 @@ export class NextHopIndex {
 
   /** Every net that has a route through `set` (each once). */
   forEachNet(set: NextHopSet, fn: (word: number | string, len: number) => void): void {
-    this.bySet.get(set)?.log.forEach(this.usesSet(set), fn);
+    const e = this.bySet.get(set);
+    if (e === undefined) return;
+    // A link event walks the set twice (the reorder here, then each kernel protocol's export): the second
+    // finds the log still exact and skips the sort and a table lookup per net.
+    if (!e.exact) {
+      e.log.compact(this.usesSet(set));
+      e.exact = true; // before the walk: a route that comes or goes during it clears it again
+    }
+    e.log.forEachLogged(fn);
   }
 
   clear(): void {

@@ -284,6 +284,26 @@ describe('table with next-hop tracking', () => {
     expect(seen.sort()).toEqual(['10.0.5.0/24', '10.0.6.0/24', '10.0.7.0/24', '10.0.8.0/24', '10.0.9.0/24']);
   });
 
+  it('walks the nets of a set again without compacting only while no route came or went, and each net once', () => {
+    const t = tracker();
+    const table = new Table({ name: 'master4', nexthops: t });
+    const walk = (): string[] => {
+      const seen: string[] = [];
+      table.forEachNetUsing(A.nexthops!, (n) => seen.push(n.toString()));
+      return seen.sort();
+    };
+    for (let i = 0; i < 4; i++) table.announce(p(`10.0.${i}.0/24`), primary, A);
+    const all = ['10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/24', '10.0.3.0/24'];
+    expect(walk()).toEqual(all);
+    expect(walk()).toEqual(all); // the log as compacted
+    table.withdraw(p('10.0.1.0/24'), primary); // a withdrawal does not write the log: the next walk must drop it
+    expect(walk()).toEqual(all.filter((n) => n !== '10.0.1.0/24'));
+    table.announce(p('10.0.1.0/24'), primary, A);
+    table.announce(p('10.0.1.0/24'), backup, A); // the same set from a second source: logged twice, walked once
+    expect(walk()).toEqual(all);
+    expect(walk()).toEqual(all);
+  });
+
   it('keeps blackhole routes eligible and a table without tracking unchanged', () => {
     const t = tracker();
     t.setLink({ index: 1, name: 'veth0', up: false, carrier: false });
