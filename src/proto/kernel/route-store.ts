@@ -332,7 +332,7 @@ export class RouteStore {
     }
     if (errno !== undefined) this.countedErrno.set(id, errno);
     else if (wasErrno !== undefined) this.countedErrno.delete(id);
-    const k = state === undefined ? 0 : STATES.indexOf(state) + 1;
+    const k = state === undefined ? 0 : STATE_BITS[state] + 1;
     this.bits[id] = (this.bits[id]! & ~COUNTED_MASK) | (k << COUNTED_SHIFT);
   }
 
