@@ -4,11 +4,14 @@
  * and shuts down cleanly.
  *
  * Order matters and is the point of this file:
- *  - start: sources first (static routes and the routes file are in the
- *    tables, api state restored), then the kernel protocols, which dump the
- *    kernel and reconcile against complete tables: a restart changes nothing
- *    in the kernel for routes still wanted. READY=1 when every kernel
- *    protocol has finished its first sync.
+ *  - start: sources first (static routes in the tables, api state restored),
+ *    then the kernel protocols, which dump the kernel and reconcile against
+ *    complete tables: a restart changes nothing in the kernel for routes still
+ *    wanted. Routes files are the exception: their load runs beside the
+ *    kernel protocols' start (open, dump, a first feed that follows the load),
+ *    which send nothing before every file is in and prune nothing before
+ *    then, so a bad line still leaves the kernel untouched. READY=1 when every
+ *    kernel protocol has finished its first sync.
  *  - stop: kernel protocols first (each withdraws what it installed by
  *    walking the table directly, and waits for every ack), then the sources,
  *    then the control socket, then the metrics listener.
@@ -109,10 +112,35 @@ export class Daemon implements DaemonCore {
     );
     await this.control.listen();
     await this.metrics.apply(config.metrics);
-    for (const p of order) {
-      // A SIGTERM during start: stop() is shutting down what started; start nothing more.
-      if (this.stopping) return;
-      await this.startProtocol(this.protocols.get(p.name)!);
+    // Routes files load while the kernel protocols open, dump and follow the load in their first
+    // feed (a fill: Table.beginFill); those change nothing in the kernel before every file is in,
+    // so a bad line still stops the start with the kernel untouched.
+    const loads: Promise<void>[] = [];
+    const checks: Promise<void>[] = [];
+    let loaded: Promise<void> | undefined;
+    try {
+      for (const p of order) {
+        // A SIGTERM during start: stop() is shutting down what started; start nothing more.
+        if (this.stopping) break;
+        const running = this.protocols.get(p.name)!;
+        if (running.type === 'static' && running.proto.fills) {
+          loads.push(this.startProtocol(running)); // the fill begins before this returns
+          checks.push(running.proto.checked);
+          continue;
+        }
+        if (running.type === 'kernel' && loads.length > 0) {
+          loaded ??= allLoaded(loads);
+          // Early adds once every file is known good (read whole), prunes once every file is in.
+          running.proto.startBeside(loaded, allLoaded(checks));
+        }
+        await this.startProtocol(running);
+      }
+      loaded ??= allLoaded(loads);
+      await loaded;
+    } catch (e) {
+      // A routes file's own error (a bad line: exit status 2) rather than the kernel protocol's refusal it caused.
+      if (loaded !== undefined) await loaded;
+      throw e;
     }
     if (this.stopping) return;
     this.ready = true;
@@ -388,6 +416,13 @@ export class Daemon implements DaemonCore {
 
 function newTable(t: TableConfig, nexthops: NextHopTracking | undefined): Table {
   return new Table({ name: t.name, ...(t.journalLimit !== undefined ? { maxBehind: t.journalLimit } : {}), ...(nexthops ? { nexthops: nexthops.tracker } : {}) });
+}
+
+/** Every load done; the first failure otherwise (handled where it is awaited, never left unhandled). */
+function allLoaded(loads: readonly Promise<void>[]): Promise<void> {
+  const all = Promise.all(loads).then(() => undefined);
+  all.catch(() => undefined);
+  return all;
 }
 
 /** Sources before kernel protocols, config order otherwise. */

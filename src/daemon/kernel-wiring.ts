@@ -31,6 +31,8 @@ export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   nexthops(): Array<NexthopStatus & { family: Family }>;
   counts(): SyncCounts;
   summary(): Record<string, unknown>;
+  /** Start beside sources still loading (KernelProtocol.startBeside); before start(). */
+  startBeside(loaded: Promise<void>, checked?: Promise<void>): void;
   /** Per family: the kernel table and the state counts, kept as they change (for metrics: no walk). */
   syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops: KernelNexthopView }>;
 }
@@ -169,6 +171,10 @@ class KernelProtocolSet implements KernelHandle {
 
   init(): void {
     for (const { proto } of this.instances.values()) proto.init();
+  }
+
+  startBeside(loaded: Promise<void>, checked?: Promise<void>): void {
+    for (const { proto } of this.instances.values()) proto.startBeside(loaded, checked);
   }
 
   async start(): Promise<void> {

@@ -51,6 +51,12 @@ export class NetIndex {
   /** Prefix length by id; 255 for an id not in use. */
   lens: Uint8Array;
   private slots: Int32Array;
+  /**
+   * Per slot, 8 bits of its net's hash (bits the home slot does not use): a probe compares
+   * these before it reads the net's words, which are a cache miss each (ids are scattered over
+   * the slots). At a million nets the misses were most of an insert.
+   */
+  private tags: Uint8Array;
   /** slots.length, any size: a hash maps to a home slot by multiplying (fastrange), not masking. */
   private nslots: number;
   private count = 0;
@@ -75,6 +81,7 @@ export class NetIndex {
     this.free = new Int32Array(64);
     this.nslots = Math.ceil(cap / MAX_LOAD) + 1;
     this.slots = new Int32Array(this.nslots);
+    this.tags = new Uint8Array(this.nslots);
   }
 
   /** Nets held. */
@@ -105,27 +112,43 @@ export class NetIndex {
   }
 
   find4(word: number, len: number): number {
-    word |= 0;
+    const at = this.probe4(word | 0, len, hash4(word | 0, len));
+    return at >= 0 ? at : -1;
+  }
+
+  find6(w0: number, w1: number, w2: number, w3: number, len: number): number {
+    const at = this.probe6(w0 | 0, w1 | 0, w2 | 0, w3 | 0, len, hash6(w0 | 0, w1 | 0, w2 | 0, w3 | 0, len));
+    return at >= 0 ? at : -1;
+  }
+
+  /** The net's id, or -(slot + 1) of the empty slot where its probe ended (where an insert puts it). */
+  private probe4(word: number, len: number, h: number): number {
     const slots = this.slots;
+    const tags = this.tags;
+    const tag = h & 255;
     const size = this.nslots;
-    for (let i = home(hash4(word, len), size); ; i = i + 1 === size ? 0 : i + 1) {
+    for (let i = home(h, size); ; i = i + 1 === size ? 0 : i + 1) {
       const s = slots[i]!;
-      if (s === 0) return -1;
+      if (s === 0) return -(i + 1);
+      if (tags[i] !== tag) continue;
       const id = s - 1;
       if (this.words[id] === word && this.lens[id] === len) return id;
     }
   }
 
-  find6(w0: number, w1: number, w2: number, w3: number, len: number): number {
+  private probe6(w0: number, w1: number, w2: number, w3: number, len: number, h: number): number {
     const slots = this.slots;
+    const tags = this.tags;
+    const tag = h & 255;
     const size = this.nslots;
     const words = this.words;
-    for (let i = home(hash6(w0, w1, w2, w3, len), size); ; i = i + 1 === size ? 0 : i + 1) {
+    for (let i = home(h, size); ; i = i + 1 === size ? 0 : i + 1) {
       const s = slots[i]!;
-      if (s === 0) return -1;
+      if (s === 0) return -(i + 1);
+      if (tags[i] !== tag) continue;
       const id = s - 1;
       const k = id * 4;
-      if (words[k] === (w0 | 0) && words[k + 1] === (w1 | 0) && words[k + 2] === (w2 | 0) && words[k + 3] === (w3 | 0) && this.lens[id] === len) return id;
+      if (words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3 && this.lens[id] === len) return id;
     }
   }
 
@@ -136,20 +159,37 @@ export class NetIndex {
 
   /** The id of the IPv4 net, made if new (`created` says which). */
   insert4(word: number, len: number): number {
-    const found = this.find4(word, len);
-    this.created = found < 0;
-    if (found >= 0) return found;
+    word |= 0;
+    const h = hash4(word, len);
+    let at = this.probe4(word, len, h);
+    this.created = at < 0;
+    if (at >= 0) return at;
+    // A rehash on the way moves every slot: the probe's empty slot only holds without one.
+    if (this.count + 1 > this.nslots * MAX_LOAD) {
+      this.rehash(Math.ceil((this.nslots * 3) / 2));
+      at = this.probe4(word, len, h);
+    }
     const id = this.newId();
     this.words[id] = word;
     this.lens[id] = len;
-    this.place(id, hash4(word | 0, len));
+    this.slots[-at - 1] = id + 1;
+    this.tags[-at - 1] = h & 255;
     return id;
   }
 
   insert6(w0: number, w1: number, w2: number, w3: number, len: number): number {
-    const found = this.find6(w0, w1, w2, w3, len);
-    this.created = found < 0;
-    if (found >= 0) return found;
+    w0 |= 0;
+    w1 |= 0;
+    w2 |= 0;
+    w3 |= 0;
+    const h = hash6(w0, w1, w2, w3, len);
+    let at = this.probe6(w0, w1, w2, w3, len, h);
+    this.created = at < 0;
+    if (at >= 0) return at;
+    if (this.count + 1 > this.nslots * MAX_LOAD) {
+      this.rehash(Math.ceil((this.nslots * 3) / 2));
+      at = this.probe6(w0, w1, w2, w3, len, h);
+    }
     const id = this.newId();
     const k = id * 4;
     this.words[k] = w0;
@@ -157,7 +197,8 @@ export class NetIndex {
     this.words[k + 2] = w2;
     this.words[k + 3] = w3;
     this.lens[id] = len;
-    this.place(id, hash6(w0 | 0, w1 | 0, w2 | 0, w3 | 0, len));
+    this.slots[-at - 1] = id + 1;
+    this.tags[-at - 1] = h & 255;
     return id;
   }
 
@@ -180,6 +221,7 @@ export class NetIndex {
       const between = hole <= j ? h > hole && h <= j : h > hole || h <= j;
       if (!between) {
         slots[hole] = slots[j]!;
+        this.tags[hole] = this.tags[j]!;
         hole = j;
       }
     }
@@ -214,8 +256,8 @@ export class NetIndex {
     return hash6(this.words[k]!, this.words[k + 1]!, this.words[k + 2]!, this.words[k + 3]!, this.lens[id]!);
   }
 
+  /** A new id; the caller has made room in the slots (insert4/insert6 rehash first when full). */
   private newId(): number {
-    if (this.count + 1 > this.nslots * MAX_LOAD) this.rehash(Math.ceil((this.nslots * 3) / 2));
     this.count++;
     if (this.nfree > 0) return this.free[--this.nfree]!;
     if (this.top === this.lens.length) this.growIds(this.lens.length * 2);
@@ -236,10 +278,12 @@ export class NetIndex {
     let i = home(h, size);
     while (slots[i] !== 0) i = i + 1 === size ? 0 : i + 1;
     slots[i] = id + 1;
+    this.tags[i] = h & 255;
   }
 
   private rehash(size: number): void {
     this.slots = new Int32Array(size);
+    this.tags = new Uint8Array(size);
     this.nslots = size;
     const lens = this.lens;
     for (let id = 0; id < this.top; id++) if (lens[id] !== FREE_LEN) this.place(id, this.hashOf(id));

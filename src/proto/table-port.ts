@@ -1,7 +1,7 @@
 /**
  * What protocols use of a table, as narrow views of src/table's Table: the
  * export side (`best` and `all` exporters: subscribe, feed; forEachNet for
- * the kernel protocol's shutdown walk, netCountOf to size its state; with
+ * the kernel protocol's shutdown walk, netCountOf and sizeHint to size its state; with
  * next-hop tracking the tracker, eligibility, and the nets using a next-hop
  * set with their best route, to re-export them; with failover, a net's
  * routes and the signal that a source is about to be flushed) for consumers,
@@ -11,5 +11,5 @@
  */
 import type { Table } from '../table';
 
-export type ExportTable = Pick<Table, 'best' | 'all' | 'forEachNet' | 'netCountOf' | 'nexthops' | 'eligible' | 'forEachNetUsing' | 'bestRoute' | 'routes' | 'watchFlush'>;
+export type ExportTable = Pick<Table, 'best' | 'all' | 'forEachNet' | 'netCountOf' | 'sizeHint' | 'nexthops' | 'eligible' | 'forEachNetUsing' | 'bestRoute' | 'routes' | 'watchFlush'>;
 export type SourceTable = Pick<Table, 'announce' | 'withdraw' | 'refreshBegin' | 'refreshEnd'>;

@@ -54,6 +54,20 @@ export class TableSet {
     return n;
   }
 
+  /** Room for the nets a load brings, per family (Table.reserve). */
+  reserve(counts: { v4: number; v6: number }): void {
+    if (counts.v4 > 0 && this.has(4)) this.table(4).reserve(4, counts.v4);
+    if (counts.v6 > 0 && this.has(6)) this.table(6).reserve(6, counts.v6);
+  }
+
+  /** A fill of every table of the set (Table.beginFill); returns its end. */
+  beginFill(): () => void {
+    const ends = this.tables.map((t) => t.beginFill());
+    return () => {
+      for (const end of ends) end();
+    };
+  }
+
   /** Withdraws every route of `src`. */
   flush(src: RouteSource): number {
     let n = 0;

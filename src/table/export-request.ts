@@ -19,6 +19,16 @@
  * So every change reaches the reader exactly once, in order per net, and a
  * net is never fed twice in one feed phase.
  *
+ * After the snapshot the walk follows the table (NetWalk.follow): nets that
+ * got an id after the snapshot are fed in id order as they come, read as
+ * they are when the walk gets there. A journal item of such a net the walk
+ * has not reached is skipped (the exporter does not even write it when no
+ * request needs it), one of a net it has passed is an update. While a source
+ * fills the table (Table.beginFill) the request stays in its feed after
+ * catching up, and is `ready` only once the fill is over: a table filled
+ * from empty reaches the reader as the walk's batches, not as a million
+ * journal items.
+ *
  * A reader further than `maxBehind` items behind is dropped to a refeed: its
  * position jumps to the journal's end, and it gets a refeed item and then a
  * feed of every current net plus an empty feed for each net it skipped over
@@ -115,6 +125,18 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     this.pump.wake(this.settleMs);
   }
 
+  /**
+   * Its feed will hand out this net as it is then, so a change of it needs no journal item: a net
+   * that got its id after the snapshot (the id tells), which the walk's tail has not reached, and
+   * which neither the snapshot holds nor a journal item brought forward (those are the snapshot's
+   * and the journal's, wherever their id is now: the tail skips them, so none is fed twice).
+   */
+  covers(v6: boolean, id: number, key: NetKey): boolean {
+    const walk = this.walk;
+    if (walk === undefined || !walk.tailAhead(v6, id)) return false;
+    return (this.fedEarly.size === 0 || !this.fedEarly.has(key)) && !walk.inSnapshot(key);
+  }
+
   /** True when this request may delay trimming (it reads the journal). */
   get readsJournal(): boolean {
     return this._state === 'feeding' || this._state === 'ready';
@@ -150,7 +172,9 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
 
   hasWork(): boolean {
     if (this.ended || this.stopItem !== undefined) return true;
-    return this.control !== undefined || this.walk !== undefined || this.pos < this.exporter.journal.end;
+    if (this.control !== undefined || this.pos < this.exporter.journal.end) return true;
+    // A walk that has caught up with a filling table waits for its next write, or the fill's end.
+    return this.walk !== undefined && !(this.walk.done && this.exporter.filling);
   }
 
   take(): readonly ExportItem[] | null {
@@ -184,7 +208,7 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     this.pos = this.exporter.journal.end;
     this.skipUntil.clear();
     this.fedEarly.clear();
-    this.walk = this.exporter.store.walk(this.filter, owed);
+    this.walk = this.exporter.store.walk(this.filter, owed, false, true);
     this._state = 'feeding';
   }
 
@@ -202,11 +226,17 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
       if (this.filter !== undefined && !this.filter.matches(key)) continue;
       const covered = this.skipUntil.get(key);
       if (covered !== undefined && seq < covered) continue;
-      if (this.walk !== undefined && !this.fedEarly.has(key) && !this.walk.passed(key)) {
-        this.fedEarly.add(key);
-        this.skipUntil.set(key, end);
-        this.pushFeed(out, key, end);
-        continue;
+      const walk = this.walk;
+      if (walk !== undefined) {
+        const v6 = typeof key !== 'number';
+        // A net that came after the snapshot: the walk's tail feeds it when it gets there, as it is then.
+        if (this.covers(v6, journal.id(seq), key)) continue;
+        if (!this.fedEarly.has(key) && !walk.passed(key)) {
+          this.fedEarly.add(key);
+          this.skipUntil.set(key, end);
+          this.pushFeed(out, key, end);
+          continue;
+        }
       }
       const next = journal.nextSameNet(seq);
       if (next !== undefined && next < end) {
@@ -222,12 +252,16 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
   private readWalk(out: ExportItem[], end: number): void {
     const walk = this.walk!;
     while (out.length < this.batchSize && walk.advance()) {
-      if (this.fedEarly.size !== 0 && this.fedEarly.delete(walk.key)) continue;
+      if (walk.fromTail) {
+        // Not the tail's: a snapshot net that got a new id, or one a journal item brought forward.
+        if ((this.fedEarly.size !== 0 && this.fedEarly.has(walk.key)) || walk.inSnapshot(walk.key)) continue;
+      } else if (this.fedEarly.size !== 0 && this.fedEarly.delete(walk.key)) continue; // brought forward already
       // The snapshot's chain is current: had the net changed since, it would be in fedEarly.
       const item = this.exporter.feedFromWalk(walk, end);
       if (item.routes.length > 0 || this.emitEmptyFeeds) out.push(item);
     }
-    if (walk.done) {
+    // Caught up with a table some source is still filling: the fill's writes and its end wake us.
+    if (walk.done && !this.exporter.filling) {
       this.walk = undefined;
       this.fedEarly.clear();
       this.emitEmptyFeeds = false;

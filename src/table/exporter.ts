@@ -43,6 +43,8 @@ export class Exporter implements ExporterCore {
   maxBehind = 0;
   /** The bound grows with the table (no explicit maxBehind given). */
   private scaleBound = true;
+  /** Fills in progress (Table.beginFill): first feeds wait for them before `ready`. */
+  private fills = 0;
   /** A net's best route from its slot: the head, or (next-hop tracking) the head when it is eligible. */
   bestOf: (slot: Slot | undefined) => Route | undefined = slotBest;
 
@@ -77,6 +79,22 @@ export class Exporter implements ExporterCore {
 
   get stopReason(): string | undefined {
     return this.stopped;
+  }
+
+  /** A source is filling the table (Table.beginFill): a request in its first feed follows it and is not `ready` before its end. */
+  get filling(): boolean {
+    return this.fills > 0;
+  }
+
+  beginFill(): void {
+    this.fills++;
+  }
+
+  /** A fill is over: requests that followed it may now be `ready` (each is woken to see it: no lost wakeup). */
+  endFill(): void {
+    if (this.fills === 0) throw new InvariantError('exporter: a fill ended that never began');
+    if (--this.fills > 0) return;
+    for (const r of this.requests) r.notify();
   }
 
   /** Readers that are attached (for `show exports` and tests). */
@@ -136,12 +154,27 @@ export class Exporter implements ExporterCore {
     if (min > this.journal.start) this.journal.trimTo(min);
   }
 
-  /** A write changed what this exporter shows for a net. Synchronous; never waits for readers. */
-  record(netWord: number | string, netLen: number, old: Route | undefined, neu: Route | undefined): void {
+  /**
+   * A write changed what this exporter shows for a net (`id`: its id in the store). Synchronous;
+   * never waits for readers. A change every request's feed will still hand out (a net that came
+   * after its snapshot, which its walk has not reached: a filling table) is not journaled: the
+   * feed covers it, so the readers are only woken.
+   */
+  record(netWord: number | string, netLen: number, id: number, old: Route | undefined, neu: Route | undefined): void {
     if (this.requests.size === 0) return;
     if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
-    this.journal.push(netWord, netLen, old, neu);
-    if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());
+    const v6 = typeof netWord !== 'number';
+    const key = v6 ? netWord : (netWord >>> 0) * 64 + netLen;
+    let needed = false;
+    for (const r of this.requests) {
+      if (r.covers(v6, id, key)) continue;
+      needed = true;
+      break;
+    }
+    if (needed) {
+      this.journal.push(netWord, netLen, id, old, neu);
+      if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());
+    }
     for (const r of this.requests) r.notify();
   }
 

@@ -8,7 +8,7 @@
  *
  * Items are columns, not objects: per item its net (an IPv4 address word
  * and length in typed arrays; an IPv6 net's key string beside them), its old
- * and new route, and the distance to the next item of its net. A reader
+ * and new route, the net's id in the table, and the distance to the next item of its net. A reader
  * gets an UpdateItem made when it reads (and dropped at once). A journal
  * item as an object with its boxed key was about 100 bytes, and during a
  * churn of a million routes tens of thousands of them lived long enough to
@@ -35,6 +35,8 @@ export class Journal {
   private tail = 0;
   private words = new Int32Array(256);
   private lens = new Uint8Array(256);
+  /** The net's id in the table's index when the item was written (readers following a filling table compare it). */
+  private ids = new Int32Array(256);
   /** Distance to the next item of the same net (0: none yet). */
   private next = new Int32Array(256);
   private olds: (Route | undefined)[] = new Array<Route | undefined>(256).fill(undefined);
@@ -58,11 +60,12 @@ export class Journal {
     return this.tail - this.head;
   }
 
-  push(netWord: number | string, netLen: number, old: Route | undefined, neu: Route | undefined): void {
+  push(netWord: number | string, netLen: number, id: number, old: Route | undefined, neu: Route | undefined): void {
     if (this.tail === this.lens.length) this.makeRoom();
     const i = this.tail++;
     const seq = this.base + i;
     this.lens[i] = netLen;
+    this.ids[i] = id;
     this.next[i] = 0;
     this.olds[i] = old;
     this.news[i] = neu;
@@ -86,6 +89,11 @@ export class Journal {
     const i = this.index(seq);
     const k = this.v6keys?.[i];
     return k !== undefined ? k : (this.words[i]! >>> 0) * 64 + this.lens[i]!;
+  }
+
+  /** The id item `seq`'s net had in the table's index (NetStore) when it was written. */
+  id(seq: number): number {
+    return this.ids[this.index(seq)]!;
   }
 
   old(seq: number): Route | undefined {
@@ -157,6 +165,7 @@ export class Journal {
       const h = this.head;
       this.words.copyWithin(0, h, this.tail);
       this.lens.copyWithin(0, h, this.tail);
+      this.ids.copyWithin(0, h, this.tail);
       this.next.copyWithin(0, h, this.tail);
       this.olds.copyWithin(0, h, this.tail);
       this.news.copyWithin(0, h, this.tail);
@@ -172,6 +181,7 @@ export class Journal {
     const cap = this.lens.length * 2;
     this.words = grownTo(this.words, cap);
     this.lens = grownTo(this.lens, cap);
+    this.ids = grownTo(this.ids, cap);
     this.next = grownTo(this.next, cap);
     this.olds.length = cap;
     this.olds.fill(undefined, this.tail);

@@ -16,31 +16,21 @@
  * net by its address word (int32) and length, an IPv6 net by its prefixKey
  * string (read here as words, never stored).
  *
- * NetWalk is a sorted snapshot of nets: the order feeds walk in (IPv4 first,
- * then address, then length, as comparePrefix), and what lets an export
- * request tell whether it has already fed a net. A feeder's walk also keeps
- * each net's chain of that moment (a consistent picture); an export
- * request's reads each chain when it gets there (see NetWalk).
+ * walk() makes a NetWalk (net-walk.ts), a sorted snapshot of nets: the order
+ * feeds walk in. A feeder's walk also keeps each net's chain of that moment
+ * (a consistent picture); an export request's reads each chain when it gets
+ * there, and follows the table after it (see NetWalk).
  */
-import { Prefix, prefixFromKey } from '../lib/addr';
+import type { Prefix } from '../lib/addr';
 import { FREE_LEN, NetIndex } from '../lib/net-index';
 import { NetList } from '../lib/net-list';
 import { netOrder, v4Order } from '../lib/net-sort';
-import type { NetKey, Route } from '../route/route';
+import type { NetKey } from '../route/route';
+import { NetWalk, type WalkPart } from './net-walk';
+import { slotBest, slotRoutes, type Slot } from './slot';
 import type { NetFilter } from './prefilter';
 
-export type Slot = Route | readonly Route[];
-
-export function slotBest(slot: Slot | undefined): Route | undefined {
-  return slot === undefined ? undefined : Array.isArray(slot) ? (slot as readonly Route[])[0] : (slot as Route);
-}
-
-const NO_ROUTES: readonly Route[] = Object.freeze([]);
-
-/** The chain in a slot, best first (shared and frozen: never written to). */
-export function slotRoutes(slot: Slot | undefined): readonly Route[] {
-  return slot === undefined ? NO_ROUTES : Array.isArray(slot) ? (slot as readonly Route[]) : (slot as Route).alone;
-}
+export { NetWalk, slotBest, slotRoutes, type Slot };
 
 export function netKeyOf(netWord: number | string, netLen: number): NetKey {
   return typeof netWord === 'number' ? (netWord >>> 0) * 64 + netLen : netWord;
@@ -66,14 +56,16 @@ class Family {
     };
   }
 
-  set(id: number, slot: Slot): void {
+  set(id: number, slot: Slot): number {
     this.slots[id] = slot;
+    return id;
   }
 
-  remove(id: number): void {
-    if (id < 0) return;
+  remove(id: number): number {
+    if (id < 0) return id;
     this.slots[id] = undefined;
     this.index.remove(id);
+    return id;
   }
 }
 
@@ -89,7 +81,13 @@ export class NetStore {
     return (family === 4 ? this.v4 : this.v6).index.size;
   }
 
-  private idOf(netWord: number | string, netLen: number): number {
+  /** Room for `n` nets of `family` at once (no rehash or copy on the way there). */
+  reserve(family: 4 | 6, n: number): void {
+    (family === 4 ? this.v4 : this.v6).index.reserve(n);
+  }
+
+  /** The net's id in its family's index (-1: not held). */
+  idOf(netWord: number | string, netLen: number): number {
     if (typeof netWord === 'number') return this.v4.index.find4(netWord, netLen);
     return this.v6.index.find6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen);
   }
@@ -99,13 +97,15 @@ export class NetStore {
     return id < 0 ? undefined : (typeof netWord === 'number' ? this.v4 : this.v6).slots[id];
   }
 
-  set(netWord: number | string, netLen: number, slot: Slot): void {
-    if (typeof netWord === 'number') this.v4.set(this.v4.index.insert4(netWord, netLen), slot);
-    else this.v6.set(this.v6.index.insert6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen), slot);
+  /** Sets the net's chain; returns its id (what the exporters journal beside the net). */
+  set(netWord: number | string, netLen: number, slot: Slot): number {
+    if (typeof netWord === 'number') return this.v4.set(this.v4.index.insert4(netWord, netLen), slot);
+    return this.v6.set(this.v6.index.insert6(keyWord(netWord, 0), keyWord(netWord, 1), keyWord(netWord, 2), keyWord(netWord, 3), netLen), slot);
   }
 
-  delete(netWord: number | string, netLen: number): void {
-    (typeof netWord === 'number' ? this.v4 : this.v6).remove(this.idOf(netWord, netLen));
+  /** Removes the net; returns the id it had (-1: none). */
+  delete(netWord: number | string, netLen: number): number {
+    return (typeof netWord === 'number' ? this.v4 : this.v6).remove(this.idOf(netWord, netLen));
   }
 
   /** Forgets every chain at once. */
@@ -143,8 +143,19 @@ export class NetStore {
    * A sorted snapshot of the nets matching `filter`, plus `extra` keys (distinct nets with no
    * routes now, for refeeds: handed out with no chain). With `capture` each net's chain of this
    * moment is kept (a feeder's consistent picture); without, the walk reads it when it gets there.
+   * With `follow` (an export request) the walk goes on, after the snapshot, over the nets that get
+   * an id after it, in id order, as the table grows (see NetWalk: a filling table's feed).
    */
-  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false): NetWalk {
+  walk(filter: NetFilter | undefined, extra?: Iterable<NetKey>, capture = false, follow = false): NetWalk {
+    const w = this.snapshot(filter, extra, capture);
+    if (follow) {
+      if (filter?.family !== 6) w.follow(this.v4, filter);
+      if (filter?.family !== 4) w.follow(this.v6, filter);
+    }
+    return w;
+  }
+
+  private snapshot(filter: NetFilter | undefined, extra: Iterable<NetKey> | undefined, capture: boolean): NetWalk {
     // Every net of a family (the kernel protocol's feed): sorted straight from the index's own
     // columns by a radix sort that yields their ids, so the walk reads each chain through its id
     // (in address order, which is usually id order) instead of hashing each net again.
@@ -213,18 +224,6 @@ export class NetStore {
   }
 }
 
-/** One family's part of a walk: words and lengths in walk order, with the chains if captured. */
-interface WalkPart {
-  readonly n: number;
-  readonly stride: 1 | 4;
-  readonly words: Int32Array;
-  readonly lens: Uint8Array;
-  /** Each net's id at the snapshot (-1: none), to find its chain without hashing while the id still holds it. */
-  readonly ids: Int32Array;
-  readonly slots: (Slot | undefined)[] | undefined;
-  readonly family: Family;
-}
-
 /** Every net of a family in address order, with its id, sorted in place of the index's columns. */
 function wholeFamily(fam: Family, capture: boolean): WalkPart {
   const idx = fam.index;
@@ -272,122 +271,4 @@ function sorted(list: NetList, fam: Family, capture: boolean): WalkPart {
     n++;
   }
   return { n, stride, words, lens, ids, slots, family: fam };
-}
-
-/** The chain the net at walk position i has now: through its id while the id still holds it, else a lookup. */
-function current(part: WalkPart, i: number, len: number, w0: number, w1: number, w2: number, w3: number): Slot | undefined {
-  const idx = part.family.index;
-  let id = part.ids[i]!;
-  const k = id * part.stride;
-  const same =
-    id >= 0 && idx.lens[id] === len && idx.words[k] === w0 && (part.stride === 1 || (idx.words[k + 1] === w1 && idx.words[k + 2] === w2 && idx.words[k + 3] === w3));
-  if (!same) id = part.stride === 1 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len);
-  return id < 0 ? undefined : part.family.slots[id];
-}
-
-/**
- * A sorted snapshot of nets and a cursor over it (IPv4 first, then address,
- * then length: comparePrefix order).
- *
- * Chains: a feeder's walk captured them (chains are copy-on-write, so that
- * is a consistent picture of one moment). An export request's walk reads a
- * net's current chain when it gets there, which is the chain of the moment
- * the snapshot was taken: the request walks on only when it has read the
- * whole journal, and a net changed since the snapshot has a journal item,
- * which has already brought that net's feed forward (the request skips it
- * here). Keeping the chains would cost an 8-byte slot per net for nothing.
- */
-export class NetWalk {
-  /** The net last handed out: family, words, length, chain. */
-  v6 = false;
-  word = 0;
-  w1 = 0;
-  w2 = 0;
-  w3 = 0;
-  len = -1;
-  slot: Slot | undefined = undefined;
-  private i4 = 0;
-  private i6 = 0;
-
-  constructor(
-    private readonly a: WalkPart,
-    private readonly b: WalkPart,
-  ) {}
-
-  get size(): number {
-    return this.a.n + this.b.n;
-  }
-
-  get done(): boolean {
-    return this.i4 >= this.a.n && this.i6 >= this.b.n;
-  }
-
-  /** Moves to the next net; false when done. */
-  advance(): boolean {
-    if (this.i4 < this.a.n) {
-      const i = this.i4++;
-      this.word = this.a.words[i]!;
-      this.len = this.a.lens[i]!;
-      this.slot = this.a.slots !== undefined ? this.a.slots[i] : current(this.a, i, this.len, this.word, 0, 0, 0);
-      return true;
-    }
-    if (this.i6 >= this.b.n) return false;
-    const i = this.i6++;
-    const k = i * 4;
-    const w = this.b.words;
-    this.v6 = true;
-    this.word = w[k]!;
-    this.w1 = w[k + 1]!;
-    this.w2 = w[k + 2]!;
-    this.w3 = w[k + 3]!;
-    this.len = this.b.lens[i]!;
-    this.slot = this.b.slots !== undefined ? this.b.slots[i] : current(this.b, i, this.len, this.word, this.w1, this.w2, this.w3);
-    return true;
-  }
-
-  /** The net last handed out, as a Prefix. */
-  net(): Prefix {
-    return this.v6 ? new Prefix(6, this.len, this.word, this.w1, this.w2, this.w3) : new Prefix(4, this.len, this.word);
-  }
-
-  /** The key of the net last handed out (an IPv6 key is a string made here). */
-  get key(): NetKey {
-    return this.v6 ? this.net().key() : (this.word >>> 0) * 64 + this.len;
-  }
-
-  /** The keys not handed out yet (the cursor does not move). */
-  *rest(): IterableIterator<NetKey> {
-    for (let i = this.i4; i < this.a.n; i++) yield (this.a.words[i]! >>> 0) * 64 + this.a.lens[i]!;
-    for (let i = this.i6; i < this.b.n; i++) {
-      const k = i * 4;
-      const w = this.b.words;
-      yield new Prefix(6, this.b.lens[i]!, w[k]!, w[k + 1]!, w[k + 2]!, w[k + 3]!).key();
-    }
-  }
-
-  /**
-   * True when `key` sorts at or before the net last handed out: the walk has
-   * handed it out, or it was not in the snapshot and lies behind the cursor
-   * (either answer is right for such a net: the reader never had it).
-   */
-  passed(key: NetKey): boolean {
-    if (this.len < 0) return false;
-    if (typeof key === 'number') {
-      if (this.v6) return true;
-      const len = key & 63;
-      const addr = (key - len) / 64;
-      const at = this.word >>> 0;
-      return addr < at || (addr === at && len <= this.len);
-    }
-    if (!this.v6) return false;
-    const p = prefixFromKey(key);
-    const a = [p.w0, p.w1, p.w2, p.w3];
-    const b = [this.word, this.w1, this.w2, this.w3];
-    for (let i = 0; i < 4; i++) {
-      const x = a[i]! >>> 0;
-      const y = b[i]! >>> 0;
-      if (x !== y) return x < y;
-    }
-    return p.len <= this.len;
-  }
 }

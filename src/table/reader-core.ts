@@ -28,6 +28,8 @@ export interface ExporterCore {
   readonly journal: Journal;
   readonly store: NetStore;
   readonly stopReason: string | undefined;
+  /** A fill is in progress (Table.beginFill): a first feed is not over before its end. */
+  readonly filling: boolean;
   /** Current routes of a net as this exporter shows them (`best`: at most one). */
   routesOf(key: NetKey): readonly Route[];
   /** A feed item of the net's current routes, reflecting the journal below `seq`. */

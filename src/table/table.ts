@@ -108,6 +108,8 @@ export class Table {
   private lastSource: RouteSource | undefined;
   private lastState: SourceState | undefined;
   private routeCount = 0;
+  /** reserve(): IPv4, IPv6. */
+  private readonly reserved = [0, 0];
   private readonly nh: NextHopTracker | undefined;
   private readonly nhIndex: NextHopIndex | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -131,7 +133,7 @@ export class Table {
         slot: (word, len) => this.store.get(word, len),
         eligible: this.eligible,
         setChain: (word, len, chain) => this.store.set(word, len, chainOf(chain)),
-        bestChanged: (word, len, old, neu) => this.best.record(word, len, old, neu),
+        bestChanged: (word, len, old, neu) => this.best.record(word, len, this.store.idOf(word, len), old, neu),
       },
       nh,
     );
@@ -172,6 +174,17 @@ export class Table {
   /** Nets of one family. */
   netCountOf(family: 4 | 6): number {
     return this.store.sizeOf(family);
+  }
+
+  /** Room for the `n` nets a fill brings (a routes file read whole), at once; readers size their state by sizeHint(). */
+  reserve(family: 4 | 6, n: number): void {
+    this.store.reserve(family, n);
+    this.reserved[family === 4 ? 0 : 1] = Math.max(this.reserved[family === 4 ? 0 : 1]!, n);
+  }
+
+  /** The nets of one family the table holds, or has reserved room for if more. */
+  sizeHint(family: 4 | 6): number {
+    return Math.max(this.store.sizeOf(family), this.reserved[family === 4 ? 0 : 1]!);
   }
 
   get routeTotal(): number {
@@ -240,20 +253,20 @@ export class Table {
     const slot = this.store.get(word, len);
     if (slot === undefined) {
       const route = routeOf(state, src, attrs);
-      this.store.set(word, len, route);
+      const id = this.store.set(word, len, route);
       this.counted(state, 1);
       this.logged(src, state, word, len);
       this.nhIndex?.routeChanged(word, len, undefined, route);
-      this.changed(word, len, undefined, this.bestOf(route), undefined, route);
+      this.changed(word, len, id, undefined, this.bestOf(route), undefined, route);
       return;
     }
     if (slot instanceof Route && slot.src === src) {
       // The common case, without building arrays: the source replaces its only route.
       if (slot.attrs === attrs) return; // identical: renewed above, nothing to export
       const route = routeOf(state, src, attrs);
-      this.store.set(word, len, route);
+      const id = this.store.set(word, len, route);
       this.nhIndex?.routeChanged(word, len, slot, route);
-      this.changed(word, len, this.bestOf(slot), this.bestOf(route), slot, route);
+      this.changed(word, len, id, this.bestOf(slot), this.bestOf(route), slot, route);
       return;
     }
     const chain = slotRoutes(slot);
@@ -268,9 +281,9 @@ export class Table {
       this.counted(state, 1);
       this.logged(src, state, word, len);
     }
-    this.store.set(word, len, chainOf(next));
+    const id = this.store.set(word, len, chainOf(next));
     this.nhIndex?.routeChanged(word, len, old, route);
-    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, route);
+    this.changed(word, len, id, this.bestOf(chain[0]), this.bestOf(next[0]), old, route);
   }
 
   /** Removes `src`'s route for `net`, if it has one. */
@@ -318,6 +331,23 @@ export class Table {
     state.refreshing = false;
     state.renewed = undefined;
     return this.removeAll(src, state, () => true);
+  }
+
+  /**
+   * A source begins to fill the table (a routes file's first load): export requests in a feed
+   * follow the fill, each net that comes fed once in the walk's batches and none of it journaled,
+   * and are `ready` only after its end (docs/table.md, "Fills"). Returns the end (idempotent).
+   */
+  beginFill(): () => void {
+    this.best.beginFill();
+    this.all.beginFill();
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.best.endFill();
+      this.all.endFill();
+    };
   }
 
   /** Stops both exporters (the table is being removed): readers get a stop item and resubscribe elsewhere. */
@@ -376,25 +406,25 @@ export class Table {
     const old = chain[i]!;
     let next = chainWithout(chain, i);
     if (this.nh && this.anyIneligible(chain)) next = orderEligible(next, this.eligible);
-    if (next.length === 0) this.store.delete(word, len);
-    else this.store.set(word, len, chainOf(next));
+    const id = next.length === 0 ? this.store.delete(word, len) : this.store.set(word, len, chainOf(next));
     this.nhIndex?.routeChanged(word, len, old, undefined);
     const state = this.stateOf(src);
     this.counted(state, -1);
-    this.changed(word, len, this.bestOf(chain[0]), this.bestOf(next[0]), old, undefined);
+    this.changed(word, len, id, this.bestOf(chain[0]), this.bestOf(next[0]), old, undefined);
     this.forgetIfEmpty(src, state);
   }
 
   private changed(
     word: number | string,
     len: number,
+    id: number,
     oldBest: Route | undefined,
     newBest: Route | undefined,
     oldRoute: Route | undefined,
     newRoute: Route | undefined,
   ): void {
-    if (oldBest !== newBest) this.best.record(word, len, oldBest, newBest);
-    this.all.record(word, len, oldRoute, newRoute);
+    if (oldBest !== newBest) this.best.record(word, len, id, oldBest, newBest);
+    this.all.record(word, len, id, oldRoute, newRoute);
   }
 
   /** The head of a chain when it may be best. */

@@ -116,6 +116,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private shutdownPromise: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private options: KernelProtocolOptions;
+  /** startBeside(): the sources' load, and the check of their input. */
+  private sourcesIn: Promise<void> | undefined;
+  private sourcesChecked: Promise<void> | undefined;
   private unsubscribeNextHops: (() => void) | undefined;
   private unwatchFlush: (() => void) | undefined;
   /** A route's attrs with only its usable next hops, per (attrs, usable set). */
@@ -176,6 +179,20 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     }
   }
 
+  /**
+   * Sources are still filling the table (the daemon starts us beside a routes file's load): the
+   * first feed follows the fill (Table.beginFill), no early add goes out before `checked`
+   * resolves (the input is known good), nothing is pruned before `loaded` resolves, and start
+   * fails with nothing changed in the kernel if either rejects. Called before start().
+   */
+  startBeside(loaded: Promise<void>, checked: Promise<void> = loaded): void {
+    this.sourcesIn = loaded;
+    this.sourcesChecked = checked;
+    // Handled where they are awaited (doStart); a rejection before that must not go unhandled.
+    loaded.catch(() => undefined);
+    checked.catch(() => undefined);
+  }
+
   /** Dumps, reads the feed to `ready`, reconciles; resolves once the kernel is in sync. */
   start(): Promise<void> {
     this.starting = this.doStart();
@@ -188,8 +205,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     try {
       for (const sync of this.syncs.values()) await sync.open();
       // A restart's dump and the first feed bring about as many nets as the table has: room for them at once.
-      for (const [family, sync] of this.syncs) sync.reserve(this.options.table.netCountOf(family));
+      for (const [family, sync] of this.syncs) sync.reserve(this.options.table.sizeHint(family));
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
+      if (this.sourcesChecked !== undefined) for (const sync of this.syncs.values()) sync.holdEarlyAdds(this.sourcesChecked);
       for (const sync of this.syncs.values()) await sync.firstScan();
       this.unsubscribeNextHops = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
       // A source about to go as a whole, or a next-hop set judged unusable: forwarding moves off it first,
@@ -205,6 +223,15 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
       await ready;
+      // A source that failed to load (a bad line) stops the start here, before any prune: nothing
+      // has been sent (early adds wait for the check), so the kernel is as it was.
+      if (this.sourcesIn !== undefined) {
+        try {
+          await Promise.all([this.sourcesIn, this.sourcesChecked]);
+        } catch (e) {
+          throw new KernelStartError(`a source failed to load: ${(e as Error).message}`);
+        }
+      }
       const grace = this.options.gracefulRestartMs ?? 0;
       await Promise.all([...this.syncs.values()].map((s) => s.prune(grace > 0)));
       if (grace > 0) {
@@ -245,6 +272,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private async walk(sub: AsyncIterable<readonly ExportItem[]>): Promise<void> {
     for await (const batch of sub) {
       if (this.subscription !== sub) return;
+      // A source filling the table said how many nets it brings: room for them at once.
+      if (this.firstFeed !== undefined) for (const [family, sync] of this.syncs) sync.reserve(this.options.table.sizeHint(family));
       for (const item of batch) {
         switch (item.kind) {
           case 'feed':

@@ -261,6 +261,23 @@ export class KernelSync implements ScanTarget {
   }
 
   /**
+   * No early adds until `until` resolves (a source is still loading input not known to be good
+   * yet: a bad line must stop the start before any kernel change); then they go. A rejection
+   * keeps them held: the start fails and the sync is destroyed.
+   */
+  holdEarlyAdds(until: Promise<void>): void {
+    const senders = [this.sender, this.backups?.sender].filter((s) => s !== undefined);
+    for (const s of senders) s.earlyAddsHeld = true;
+    until.then(
+      () => {
+        for (const s of senders) s.earlyAddsHeld = false;
+        if (!PHASE.closing(this.state)) this.kickAll();
+      },
+      () => undefined,
+    );
+  }
+
+  /**
    * first-feed -> pruning -> idle (or, with `keepStale`, -> holding: graceful restart keeps
    * routes of ours nothing wants until pruneStale()): sends every difference and waits for the
    * results.

@@ -86,6 +86,8 @@ export class SyncSender {
   private readonly plan: PlanOut = { n: 0, cmds: [], ids: [] };
   /** Batches whose answers are in, to be used again. */
   private readonly spare: SyncBatch[] = [];
+  /** No early adds for now: a source is still loading input not yet known to be good (KernelSync.holdEarlyAdds). */
+  earlyAddsHeld = false;
 
   constructor(private readonly c: SenderContext) {
     this.dirty = new DirtyQueue(c.store);
@@ -110,7 +112,7 @@ export class SyncSender {
 
   /** Early adds may go out now: the first feed, with our own notifications filtered. */
   private get earlyAdds(): boolean {
-    return PHASE.earlyAdds(this.c.sm.state) && this.c.echoes() === undefined;
+    return PHASE.earlyAdds(this.c.sm.state) && this.c.echoes() === undefined && !this.earlyAddsHeld;
   }
 
   /**

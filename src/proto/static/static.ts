@@ -6,22 +6,28 @@
  * what was not announced. An unchanged route is therefore untouched (no
  * journal item, nothing for the kernel), a removed one is withdrawn, a
  * changed one replaced. A routes file with any bad line is rejected as a
- * whole before anything is announced from it when `validateFirst` is set
- * (reload); at start the daemon has not synced the kernel yet, so the file
- * is read once and a bad line aborts the start.
+ * whole before anything is announced from it: on reload it is validated
+ * first (`validateFirst`); at start it is read whole into columns
+ * (parseRoutesFile), then announced in the kernel's trie-spread order, in
+ * chunks. The start's load is a fill of the tables: the daemon starts its
+ * kernel protocols beside it, and they change nothing in the kernel before
+ * the file is known good (`checked`) nor prune before it is in (daemon.ts).
  */
 import type { StaticProtocolConfig } from '../../config/config';
-import { RouteSource } from '../../route';
+import type { Prefix } from '../../lib/addr';
+import { RouteSource, type RouteAttrs } from '../../route';
 import type { Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
-import { readRoutesFile } from './routes-file';
+import { parseRoutesFile, readRoutesFile } from './routes-file';
 
 export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   readonly source: RouteSource;
   private readonly fsm: StateMachine<ProtocolState>;
   private loads = Promise.resolve();
   lastLoad: { routes: number; pruned: number; at: Date } | undefined;
+  /** Settles once the start's input is known good (see `checked`). */
+  private check: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
   constructor(
     private config: StaticProtocolConfig,
@@ -30,6 +36,20 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   ) {
     this.source = new RouteSource(config.name, config.preference);
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined); // awaited by whoever asks for it (the daemon); start() throws the error itself
+    this.check = { promise, resolve, reject };
+  }
+
+  /**
+   * Resolves once the start's routes file is known to be good: it is read whole before its first
+   * route is announced, so a kernel protocol started beside the load may add routes while the
+   * announcing runs. Rejects with the file's error.
+   */
+  get checked(): Promise<void> {
+    return this.check.promise;
   }
 
   get name(): string {
@@ -46,17 +66,32 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
 
   init(): void {}
 
+  /**
+   * Loads the routes and the routes file. With a routes file the load is a fill of the tables
+   * (Table.beginFill), begun before start() first awaits: a kernel protocol started beside it
+   * follows the load in its first feed and is not `ready` before the end of it.
+   */
   async start(): Promise<void> {
     this.fsm.go('starting');
+    const endFill = this.config.routesFile !== undefined ? this.tables.beginFill() : undefined;
     try {
-      await this.load(false);
+      await this.load(false, true);
+      this.check.resolve();
     } catch (e) {
+      this.check.reject(e);
       this.fsm.go('stopping');
       this.tables.flush(this.source);
       this.fsm.go('down');
       throw e;
+    } finally {
+      endFill?.();
     }
     this.fsm.go('up');
+  }
+
+  /** The protocol loads a routes file at start (a long fill a kernel protocol may start beside). */
+  get fills(): boolean {
+    return this.config.routesFile !== undefined;
   }
 
   /** Same source (preference and name unchanged): reload in place. Otherwise the daemon restarts us. */
@@ -84,20 +119,40 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     this.fsm.go('down');
   }
 
-  private async load(validateFirst: boolean): Promise<void> {
+  private async load(validateFirst: boolean, starting = false): Promise<void> {
     const { routes, routesFile } = this.config;
     if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile);
     const t0 = Date.now();
+    // At start the file is read whole first (one read, into columns): known good before its first
+    // route is announced, sized, and announced in the kernel's trie-spread order.
+    const parsed = starting && routesFile !== undefined ? await parseRoutesFile(routesFile) : undefined;
+    const readIn = Date.now() - t0;
+    if (parsed !== undefined) {
+      // Room for every net at once: no rehash of the table's index on the way (kernel protocols size theirs by it too).
+      this.tables.reserve({ v4: parsed.v4Count, v6: parsed.v6Count });
+      this.check.resolve();
+    }
     this.tables.refreshBegin(this.source);
     let count = 0;
     for (const r of routes) {
       this.tables.announce(this.source, r.net, r.attrs);
       count++;
     }
-    // If the file fails half way, nothing is pruned: what was there stays until a good load.
-    if (routesFile !== undefined) count += await readRoutesFile(routesFile, (net, attrs) => this.tables.announce(this.source, net, attrs));
+    const announce = (net: Prefix, attrs: RouteAttrs): void => this.tables.announce(this.source, net, attrs);
+    if (parsed !== undefined) {
+      // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
+      await parsed.forEach(announce, ANNOUNCE_CHUNK);
+      count += parsed.v4Count + parsed.v6Count;
+    } else if (routesFile !== undefined) {
+      // If the file fails half way, nothing is pruned: what was there stays until a good load.
+      count += await readRoutesFile(routesFile, announce);
+    }
     const pruned = this.tables.refreshEnd(this.source);
     this.lastLoad = { routes: count, pruned, at: new Date() };
-    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
+    const read = parsed !== undefined ? `, read in ${readIn} ms` : '';
+    this.log.info(`loaded ${count} routes${routesFile ? ` (routes file ${routesFile}${read})` : ''}, ${pruned} withdrawn, in ${Date.now() - t0} ms`, { protocol: this.name });
   }
 }
+
+/** Routes a start announces between two turns of the event loop. */
+const ANNOUNCE_CHUNK = 16384;

@@ -6,7 +6,7 @@ import { parsePrefix, type Family } from '../../../src/lib/addr';
 import { ApiProtocol } from '../../../src/proto/api/api';
 import { nullLogger } from '../../../src/proto/logger';
 import { StaticProtocol } from '../../../src/proto/static/static';
-import { readRoutesFile } from '../../../src/proto/static/routes-file';
+import { parseRoutesFile, readRoutesFile } from '../../../src/proto/static/routes-file';
 import { parseExabgpLine, parseKrtsyncLine, type StreamEvent } from '../../../src/proto/stream/formats';
 import { StreamProtocol } from '../../../src/proto/stream/stream';
 import { TableSet } from '../../../src/proto/table-set';
@@ -57,6 +57,33 @@ describe('routes files', () => {
     expect(seen[7]).toBe('10.0.7.0/24 blackhole');
     expect(seen[59999]).toBe('10.234.95.0/24 via 192.0.2.3');
     expect(seen[60000]).toBe('10.251.0.0/24 via 192.0.2.1');
+  });
+});
+
+describe('a routes file read whole (the start)', () => {
+  it('hands IPv4 routes over in trie-spread order, then IPv6 in file order; a net listed twice keeps its last line', async () => {
+    const f = join(dir(), 'routes.txt');
+    writeFileSync(f, '10.0.0.0/24 via 192.0.2.1\n10.0.1.0/24 via 192.0.2.1\n2001:db8:5::/48 via 2001:db8:1::2\n10.0.2.0/24 via 192.0.2.1\n10.0.1.0/24 via 192.0.2.3 metric 5\n10.0.3.0/24 via 192.0.2.1\n2001:db8:4::/48 via 2001:db8:1::2\n');
+    const parsed = await parseRoutesFile(f);
+    expect([parsed.v4Count, parsed.v6Count]).toEqual([5, 2]);
+    const seen: string[] = [];
+    await parsed.forEach((net, attrs) => seen.push(`${net} ${attrs}`), 2);
+    // Bit-reversed third octet: 0, 2, 1, 1, 3 (src/netlink/order.ts); the two lines of 10.0.1.0/24 in file order.
+    expect(seen).toEqual([
+      '10.0.0.0/24 via 192.0.2.1',
+      '10.0.2.0/24 via 192.0.2.1',
+      '10.0.1.0/24 via 192.0.2.1',
+      '10.0.1.0/24 via 192.0.2.3 metric 5',
+      '10.0.3.0/24 via 192.0.2.1',
+      '2001:db8:5::/48 via 2001:db8:1::2',
+      '2001:db8:4::/48 via 2001:db8:1::2',
+    ]);
+  });
+
+  it('returns nothing from a file with a bad line', async () => {
+    const f = join(dir(), 'routes.txt');
+    writeFileSync(f, '10.0.0.0/24 via 192.0.2.1\nnonsense\n');
+    await expect(parseRoutesFile(f)).rejects.toThrow(new RegExp(`${f}:2:1: "nonsense": not an IPv4 or IPv6 prefix`));
   });
 });
 

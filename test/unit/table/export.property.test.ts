@@ -11,7 +11,9 @@
  *  - feeders walk strictly in prefix order and end.
  * The table tracks next hops: links going down and up make routes through
  * them ineligible and eligible again at random points, which moves best
- * routes without any write by a source.
+ * routes without any write by a source. A source fills the table at random
+ * points (Table.beginFill ... its end): a reader in a feed follows the fill
+ * and is not ready while one is open.
  */
 import fc from 'fast-check';
 import { comparePrefix, parseAddr, parsePrefix, type Prefix } from '../../../src/lib/addr';
@@ -56,7 +58,8 @@ type Op =
   | { op: 'feeder'; mode: 'best' | 'all'; prefilter: number }
   | { op: 'turn' }
   | { op: 'link'; index: number; carrier: boolean }
-  | { op: 'stop' };
+  | { op: 'stop' }
+  | { op: 'fill' };
 
 const subscribeArb = fc.record({
   op: fc.constant('subscribe' as const),
@@ -76,6 +79,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant('turn' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('link' as const), index: fc.integer({ min: 1, max: 2 }), carrier: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('stop' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('fill' as const) }) },
 );
 
 interface Reader {
@@ -100,6 +104,9 @@ async function play(early: Extract<Op, { op: 'subscribe' }>[], ops: Op[], maxBeh
   tracker.flush();
   let table = new Table({ name: 'main', maxBehind, nexthops: tracker });
   let stopped = false;
+  /** The end of the fill in progress, if one is, and the requests that were ready when it began. */
+  let fillEnd: (() => void) | undefined;
+  let readyBeforeFill = new Set<ExportRequest>();
   const readers: Reader[] = [];
   const feeders: { puller: Puller<import('../../../src/table/items').FeederItem>; seen: Prefix[] }[] = [];
 
@@ -167,12 +174,25 @@ async function play(early: Extract<Op, { op: 'subscribe' }>[], ops: Op[], maxBeh
         stopped = true;
         const old = table;
         old.stop('replaced');
+        fillEnd?.();
+        fillEnd = undefined;
         table = new Table({ name: 'main', maxBehind, nexthops: tracker });
         for (const net of NETS) for (const r of old.routes(net)) table.announce(net, r.src, r.attrs);
         break;
       }
+      case 'fill':
+        if (fillEnd === undefined) {
+          fillEnd = table.beginFill();
+          readyBeforeFill = new Set(readers.filter((r) => r.req.state === 'ready').map((r) => r.req));
+        } else {
+          fillEnd();
+          fillEnd = undefined;
+        }
+        break;
     }
+    if (fillEnd !== undefined) for (const r of readers) if (r.req.state === 'ready' && !readyBeforeFill.has(r.req)) r.view.errors.push('ready while a fill is open');
   }
+  fillEnd?.();
 
   // Everyone catches up (sleeping for settle delays), then the views must match the table.
   for (let round = 0; round < 3; round++) {
