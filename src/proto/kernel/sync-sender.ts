@@ -259,11 +259,12 @@ export class SyncSender {
         this.submit(batch);
         batch = this.newBatch();
         const io = c.io();
-        // Full: wait for room. Else let I/O in (setImmediate): the pipeline's sender thread, done with
-        // its chunks, waits for its callback on this thread to get the next ones, and would otherwise
-        // sit idle until the pipeline is full (a quarter of a million changes planned here first).
+        // Full: wait for room. Else, with every difference to send (a prune's long queue), let I/O in
+        // (setImmediate): the pipeline's sender thread, done with its chunks, waits for its callback on
+        // this thread to get the next ones, and would otherwise sit idle until the pipeline is full (a
+        // quarter of a million changes planned here first). Early adds keep pace with the feed as is.
         if (io.full) await io.drain();
-        else await yieldToIo();
+        else if (sends) await yieldToIo();
         now = Date.now();
         if (now - lastProgress >= c.progressEveryMs) {
           lastProgress = now;
