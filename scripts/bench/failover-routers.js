@@ -12,7 +12,7 @@ const { BIN, sec, shebangFlags, sleep, startIn, withTimeout } = require('./harne
 
 // ------------------------------------------------------------------ krtsync
 function krtsyncRouter(topo, env) {
-  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText } = env;
+  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, NODE_ARGS = [], LOG_TIMES = false } = env;
   const sock = path.join(DIR, 'krtsync.sock');
   const config = path.join(DIR, 'krtsync.yaml');
   const log = path.join(DIR, 'krtsync.log');
@@ -32,6 +32,7 @@ protocols:
 `,
   );
   let d;
+  let startedAt = 0;
   let ctl;
   let feed;
   let feedErrors = 0;
@@ -56,7 +57,8 @@ protocols:
     proto: PROTO.krtsync,
     log,
     async start() {
-      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log });
+      startedAt = performance.now();
+      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log, logTimes: LOG_TIMES });
       await withTimeout(
         (async () => {
           while (!fs.existsSync(sock)) await sleep(50);
@@ -92,8 +94,10 @@ protocols:
       maxFailed = Math.max(maxFailed, k.failed);
       return k.pending > 0 || k.withdrawing > 0 || k.failed > 0 || s.startupHold === true || !String(k.syncState).split(', ').every((x) => / idle$/.test(x));
     },
-    phaseStart() {
+    phaseStart(_t0, what) {
       maxFailed = 0;
+      // With --log-times, the phase's t0 on the daemon's clock ("+N ms" since its start), among its lines.
+      if (LOG_TIMES) fs.appendFileSync(log, `+${Math.round(performance.now() - startedAt)} ms bench: ${what} begins\n`);
     },
     /** What the phase's record says beyond the figures: routes seen failed (waiting for a retry), bad feed lines. */
     notes: () => ({ failed_max: maxFailed, feed_errors: feedErrors }),

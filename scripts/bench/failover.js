@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off] [--failover objects|backup_routes|off]` (docs/benchmarks.md, "Failover").
+// [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]`
+// (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
 // 198.51.100.2) and N IPv4 /24s from 11.0.0.0 (default 1,000,000) reachable through both, from two
@@ -63,13 +64,17 @@ const KEEP_LOG = arg('keep-log', undefined);
 const NHT = arg('nexthop-tracking', 'on');
 // krtsync's kernel protocol failover (docs/failover.md): forwarding objects keyed by best and next-best route.
 const FAILOVER = arg('failover', 'objects');
+// For finding where a phase's time goes: node flags for krtsync (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), and
+// "+N ms" on its log lines (with a line marking each phase's t0; keep them with --keep-log).
+const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean);
+const LOG_TIMES = process.argv.includes('--log-times');
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off]';
-const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover'];
-// Every option takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
-checkArgs('bench:failover', usage, KNOWN);
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args'];
+// Every option but the flags takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
+checkArgs('bench:failover', usage, KNOWN, ['log-times']);
 if (
   !Number.isInteger(N) ||
   N < 2 ||
@@ -204,7 +209,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   const alreadyThere = mirror.tally()[to === 1 ? 'via1' : 'via2'] === N;
   mirror.until(to).then((t) => (tFwd = t));
   const t0 = nowMs();
-  router.phaseStart(t0);
+  router.phaseStart(t0, `${failure} ${kind}`);
   // Not awaited before the watch starts: a recovery of krtsync's source streams N routes for seconds.
   let actError;
   const acted = act().catch((e) => (actError = e));
@@ -284,7 +289,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
 async function benchRouter(tool) {
   process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}\n`);
   const topo = await buildTopology(tool);
-  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS };
+  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS, NODE_ARGS, LOG_TIMES };
   const router = tool === 'krtsync' ? krtsyncRouter(topo, env) : birdRouter(topo, env);
   const mirror = new FibMirror({ ns: topo.r, n: N, netIndex, uplinks: topo.uplinks });
   try {

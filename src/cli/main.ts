@@ -65,12 +65,15 @@ interface NexthopRow {
   routes: number;
   state: string;
   error?: { errnoName?: string; message?: string };
-  failover?: { primary?: string; backup?: string; switched: boolean };
+  failover?: { primary?: string; backup?: string; switched: boolean; state?: string };
 }
+
+/** A forwarding object's failover state in words, where it forwards to its backup. */
+const ON_BACKUP: Record<string, string> = { degraded: '; links down, on backup', held: '; held on backup' };
 
 function nexthopRow(n: NexthopRow): string[] {
   const f = n.failover;
-  const role = f === undefined ? '' : f.switched ? ' (failover: switched)' : ` (failover: ${f.primary ?? '?'}${f.backup !== undefined ? `, backup ${f.backup}` : ', no backup'})`;
+  const role = f === undefined ? '' : f.switched ? ' (failover: switched)' : ` (failover: ${f.primary ?? '?'}${f.backup !== undefined ? `, backup ${f.backup}` : ', no backup'}${ON_BACKUP[f.state ?? ''] ?? ''})`;
   const hop = n.members
     ? `group ${n.members.map((m) => (m.weight === 1 ? String(m.id) : `${m.id},${m.weight}`)).join('/')}${role}`
     : [n.gateway ? `via ${n.gateway}` : '', n.dev ? `dev ${n.dev}` : '', n.onlink ? 'onlink' : ''].filter(Boolean).join(' ');
@@ -282,13 +285,32 @@ function bgpText(b: unknown): string {
   return parts.join(' ');
 }
 
+interface FailoverJson {
+  mode: string;
+  active: boolean;
+  objects: Record<'primary' | 'switched' | 'degraded' | 'held' | 'adopted', number>;
+  inForce: number;
+  backupRoutes?: { installed: number; pending: number; failed: number };
+}
+
+/** A kernel protocol's failover in a few words (docs/failover.md): its objects and backup routes, and a failover in force. */
+function failoverInfo(f: FailoverJson | undefined): string {
+  if (f === undefined) return '';
+  if (!f.active) return `failover ${f.mode} inactive (no nexthop objects)`;
+  const objects = Object.values(f.objects).reduce((a, b) => a + b, 0);
+  const parts = [`${objects} forwarding objects`];
+  if (f.backupRoutes) parts.push(`${f.backupRoutes.installed} backup routes${f.backupRoutes.failed ? ` (${f.backupRoutes.failed} failed)` : ''}`);
+  const force = (['switched', 'degraded', 'held'] as const).filter((k) => f.objects[k] > 0).map((k) => `${f.objects[k]} ${k}`);
+  return `failover ${f.mode}: ${parts.join(', ')}${force.length ? `; in force: ${force.join(', ')} on backup` : ''}`;
+}
+
 function protocolInfo(p: Record<string, unknown>): string {
   if (p.type === 'stream') {
     const limits = p.limits as { refused: Record<string, number>; disconnects: number; filtered: number } | undefined;
     const refused = limits ? Object.values(limits.refused).reduce((a, b) => a + b, 0) : 0;
     return [`${(p.clients as unknown[]).length} clients`, p.startupHold ? 'waiting for end-of-RIB' : '', refused ? `${refused} refused by limits` : '', limits?.disconnects ? `${limits.disconnects} dropped` : '', limits?.filtered ? `${limits.filtered} filtered` : ''].filter(Boolean).join(', ');
   }
-  if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : ''].filter(Boolean).join(', ');
+  if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : '', failoverInfo(p.failover as FailoverJson | undefined)].filter(Boolean).join(', ');
   if (p.type === 'static' && p.lastLoad) return `loaded ${(p.lastLoad as { at: string }).at}`;
   return '';
 }

@@ -18,6 +18,7 @@ import { KernelProtocol, type KernelProtocolOptions } from '../proto/kernel/kern
 import { checkProtocolNumber, DEFAULT_KERNEL_PROTOCOL, KernelOptionError, resolveKernelTable } from '../proto/kernel/options';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from '../proto/kernel/route-status';
 import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
+import { sumFailover, type FailoverStatus } from '../proto/kernel/sync-failover';
 import type { NexthopStatus } from '../proto/kernel/sync-nexthops';
 import type { KernelNexthopView } from '../metrics/daemon-metrics';
 import type { Logger } from '../proto/logger';
@@ -34,7 +35,7 @@ export interface KernelHandle extends Protocol<KernelProtocolConfig> {
   /** Start beside sources still loading (KernelProtocol.startBeside); before start(). */
   startBeside(loaded: Promise<void>, checked?: Promise<void>): void;
   /** Per family: the kernel table and the state counts, kept as they change (for metrics: no walk). */
-  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops: KernelNexthopView }>;
+  syncCounts(): Array<{ family: Family; kernelTable: number; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops: KernelNexthopView; failover?: FailoverStatus }>;
 }
 
 /** Makes the metrics sink of one family's sync. */
@@ -224,13 +225,17 @@ class KernelProtocolSet implements KernelHandle {
   syncCounts(): ReturnType<KernelHandle['syncCounts']> {
     const out: ReturnType<KernelHandle['syncCounts']> = [];
     for (const { proto } of this.instances.values()) {
-      for (const [family, sync] of proto.families) out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno(), nexthops: { counts: sync.nexthops.counts(), stats: sync.nexthops.stats } });
+      for (const [family, sync] of proto.families) {
+        const failover = sync.failover.status();
+        out.push({ family, kernelTable: proto.kernelTable, counts: sync.counts(), failedByErrno: sync.failedByErrno(), nexthops: { counts: sync.nexthops.counts(), stats: sync.nexthops.stats }, ...(failover ? { failover } : {}) });
+      }
     }
     return out;
   }
 
   summary(): Record<string, unknown> {
     const first = this.instances.values().next().value?.proto;
+    const failover = sumFailover([...this.instances.values()].flatMap(({ proto }) => [...proto.families.values()].map((s) => s.failover.status())));
     return {
       ...this.counts(),
       kernelTable: first?.kernelTable,
@@ -238,6 +243,7 @@ class KernelProtocolSet implements KernelHandle {
       persist: this.config.persist,
       families: [...this.instances.keys()].map((f) => `ipv${f}`),
       syncState: [...this.instances].map(([f, { proto }]) => `ipv${f} ${proto.sync(f)?.state ?? 'down'}`).join(', '),
+      ...(failover ? { failover } : {}),
     };
   }
 }

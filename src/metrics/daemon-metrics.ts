@@ -21,6 +21,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ControlStats, DisconnectReason } from '../control/server';
 import type { Family } from '../lib/addr';
 import type { SyncCounts } from '../proto/kernel/route-status';
+import type { FailoverStatus } from '../proto/kernel/sync-failover';
 import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
 import type { LimitScope } from '../proto/stream/limits';
 import type { StreamClientStats } from '../proto/stream/stream';
@@ -38,7 +39,7 @@ export interface MetricsView {
   ready(): boolean;
   tables(): Iterable<{ name: string; family: Family; nets: number; forEachSource(fn: (source: string, routes: number) => void): void }>;
   protocols(): Iterable<{ name: string; type: string; up: boolean }>;
-  kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops?: KernelNexthopView }>;
+  kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops?: KernelNexthopView; failover?: FailoverStatus }>;
   streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
   streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
   controlStats(): ControlStats;
@@ -163,6 +164,40 @@ export class DaemonMetrics {
       collect() {
         this.reset();
         for (const k of view.kernelSyncs()) if (k.nexthops) for (const event of ['created', 'deleted', 'adopted', 'failed', 'repaired'] as const) this.inc({ ...kernelLabels(k), event }, k.nexthops.stats[event]);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_kernel_forwarding_objects',
+      help: 'Forwarding objects of failover by what they forward to: primary, switched (to the backup after its source was withdrawn, until the nets catch up), degraded (to the backup while the primary links are down), held (to the backup while next-hop tracking holds the primary unusable), adopted (found at start, not claimed yet). Absent with failover off.',
+      labelNames: [...KERNEL, 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) if (k.failover) for (const [state, n] of Object.entries(k.failover.objects)) this.set({ ...kernelLabels(k), state }, n);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_kernel_backup_routes',
+      help: 'Backup routes of failover: backup_routes (the next-best at the backup metric) per sync state: installed, pending, failed, withdrawing.',
+      labelNames: [...KERNEL, 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) if (k.failover?.backupRoutes) for (const state of STATES) this.set({ ...kernelLabels(k), state }, k.failover.backupRoutes[state]);
+      },
+    });
+    new Counter({
+      name: 'krtsync_kernel_failover_switches_total',
+      help: 'Forwarding objects switched or held onto their backup by one nexthop replace (a source withdrawn, next hops unusable), by result: ok, or refused by the kernel.',
+      labelNames: [...KERNEL, 'result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const k of view.kernelSyncs()) {
+          if (!k.failover) continue;
+          this.inc({ ...kernelLabels(k), result: 'ok' }, k.failover.events.switched - k.failover.events.refused);
+          this.inc({ ...kernelLabels(k), result: 'refused' }, k.failover.events.refused);
+        }
       },
     });
     this.kernel = {

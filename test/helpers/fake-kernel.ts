@@ -542,7 +542,9 @@ function linkMessage(l: FakeLink): LinkMessage {
   return { index: l.index, linkType: 1, flags: l.up ? C.IFF_UP | C.IFF_LOWER_UP : 0, name: l.name };
 }
 
+/** A route through device `index` that the kernel deletes with it: one on a nexthop object goes only with its object (FakeNexthops.linkDown). */
 function usesLink(r: RouteMessage, index: number): boolean {
+  if (r.nhId !== undefined) return false;
   return r.oif === index || (r.multipath?.some((h) => h.oif === index) ?? false);
 }
 

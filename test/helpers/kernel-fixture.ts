@@ -75,12 +75,20 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
 
 /** `ip monitor route` (or other objects: `nexthop`) inside the namespace; lines() is what it printed so far. */
 export class RouteWatcher {
+  /** Watchers not stopped yet: a test that fails before stop() leaves them to stopAll() (else jest cannot exit). */
+  private static readonly live = new Set<RouteWatcher>();
   private readonly proc: ChildProcess;
   private buf = '';
   private started: Promise<void>;
 
+  static stopAll(): void {
+    for (const w of RouteWatcher.live) w.proc.kill();
+    RouteWatcher.live.clear();
+  }
+
   constructor(ns: Netns, objects: readonly string[] = ['route']) {
     this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', ...objects], { stdio: ['ignore', 'pipe', 'ignore'] });
+    RouteWatcher.live.add(this);
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => (this.buf += d));
     // ip monitor prints nothing when it is ready; give it a moment to join the groups.
@@ -98,6 +106,7 @@ export class RouteWatcher {
   async stop(): Promise<string[]> {
     await new Promise((r) => setTimeout(r, 200));
     this.proc.kill();
+    RouteWatcher.live.delete(this);
     return this.lines();
   }
 }

@@ -4,21 +4,16 @@
  * and `ip monitor` are the oracle. A source withdrawn as a whole moves
  * forwarding for every net with one nexthop replace per (primary, backup)
  * pair; the per-net catch-up sends no route change; recovery needs no wait;
- * a restart in the middle changes nothing. With next-hop tracking, carrier
- * loss costs one route message per route the kernel flushed and its return
- * one replace (the object is held on its backup, keeping its key).
+ * a restart in the middle changes nothing. Carrier loss costs one route
+ * message per route the kernel flushed, told from our books with no dump;
+ * with next-hop tracking its return is one replace (the object is held on
+ * its backup, keeping its key).
  */
 import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { forwardsVia, gatewaysOf, nexthopLines, routeLines, type IpNexthop } from '../helpers/failover-fixture';
 import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
-
-interface IpNexthop {
-  id: number;
-  gateway?: string;
-  dev?: string;
-  group?: { id: number; weight?: number }[];
-}
 
 const nets = (n: number, second = 0): string[] => Array.from({ length: n }, (_, i) => `10.${second + (i >> 8)}.${i & 255}.0/24`);
 const lines = (list: readonly string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
@@ -29,26 +24,11 @@ function twoSources(table: Table, list: readonly string[]): void {
   announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
 }
 
-/** Where the kernel forwards a destination now (the FIB's answer, not our bookkeeping). */
-function forwardsVia(ns: Netns, dst: string): string {
-  const r = ns.ipJson<Array<{ gateway?: string; dev?: string }>>('route', 'get', dst)[0];
-  return r?.gateway ?? r?.dev ?? 'none';
+/** Polls without yielding: the daemon under test shares this thread, so it cannot act meanwhile (for the kernel's own doing). */
+function untilSync(cond: () => boolean, timeoutMs: number): void {
+  const t0 = Date.now();
+  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
 }
-
-/** Every net's gateways, resolved from one dump of routes and objects (its route of ours at the lowest metric -> object -> members). */
-function gatewaysOf(ns: Netns): Map<string, string> {
-  const objs = new Map(ns.ipJson<IpNexthop[]>('nexthop', 'show').map((o) => [o.id, o]));
-  const out = new Map<string, string>();
-  for (const r of ourRoutes(ns).sort((x, y) => (y.metric ?? 0) - (x.metric ?? 0))) {
-    const o = r.nhid === undefined ? undefined : objs.get(r.nhid);
-    const hops = o?.group ? o.group.map((g) => objs.get(g.id)) : [o];
-    out.set(r.dst, hops.map((h) => h?.gateway ?? '?').sort().join(','));
-  }
-  return out;
-}
-
-const routeLines = (watched: string[]): string[] => watched.filter((l) => / proto (144|krtsync)\b/.test(l));
-const nexthopLines = (watched: string[]): string[] => watched.filter((l) => /^(Deleted )?id \d+/.test(l));
 
 kernelDescribe('failover by forwarding objects (real kernel)', () => {
   let ns: Netns;
@@ -57,7 +37,10 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     // A third upstream for the three-source case.
     ns.ipBatch(['link add veth2 type veth peer name veth3', 'link set veth2 up', 'link set veth3 up', 'addr add 203.0.113.1/24 dev veth2']);
   });
-  afterEach(() => ns.destroy());
+  afterEach(() => {
+    RouteWatcher.stopAll();
+    ns.destroy();
+  });
 
   it('a source withdrawn moves every net by one object replace, sends no route change for nets with a backup, and recovers at once', async () => {
     const table = newTable();
@@ -185,7 +168,9 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
 
     // veth2's peer goes down: veth2 loses carrier; the kernel deletes the primary's object, its group and routes.
     ns.ip('link', 'set', 'veth3', 'down');
-    await until(() => ourRoutes(ns).length === 1000, 5000);
+    // The kernel's doing (its link watch flushes shortly after), seen before the daemon, which shares this thread
+    // and puts the routes back at once, can act: polled without yielding.
+    untilSync(() => ourRoutes(ns).length === 1000, 5000);
     expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
     for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
     // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
@@ -206,24 +191,41 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await until(() => ns.ipJson<IpNexthop[]>('nexthop', 'show').length === 0);
   });
 
-  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, and the link back is one replace', async () => {
+  it('objects: carrier loss of the primary link: the kernel deletes the group and its routes; they come back through the backup, a restart changes nothing, and the link back is one replace', async () => {
     const table = newTable();
     const list = nets(1000);
     twoSources(table, list);
     const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
     await p.start();
     const group = ourRoutes(ns)[0]!.nhid!;
+    const { sent: sent0, dumps } = p.sync(4)!.stats;
     ns.ip('link', 'set', 'veth3', 'down');
     await until(() => gatewaysOf(ns).size === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 10000);
     await p.sync(4)!.settled();
+    await new Promise((r) => setTimeout(r, 500)); // a scan, had the link change asked for one, would have run
+    await p.sync(4)!.settled();
     expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
     expect(ourRoutes(ns)[0]!.nhid).toBe(group);
-    const sent = p.sync(4)!.stats.sent;
+    // One add per route the kernel flushed, known from our books: no route dump.
+    expect(p.sync(4)!.stats.sent - sent0).toBe(1000);
+    expect(p.sync(4)!.stats.dumps).toBe(dumps);
+    // A restart while the link is down: the object is made degraded (the kernel refuses the primary's hop on a
+    // link without carrier) and claims the one the routes are on. No change, nothing failed.
+    p.crashForTesting();
+    const quiet = new RouteWatcher(ns, ['route', 'nexthop']);
+    await quiet.ready();
+    const again = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
+    await again.start();
+    await again.sync(4)!.settled();
+    expect(await quiet.stop()).toEqual([]);
+    expect(again.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
+    const sent = again.sync(4)!.stats.sent;
     ns.ip('link', 'set', 'veth3', 'up');
     await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
-    await p.sync(4)!.settled();
-    expect(p.sync(4)!.stats.sent).toBe(sent);
-    await p.shutdown();
+    await again.sync(4)!.settled();
+    expect(again.sync(4)!.stats.sent).toBe(sent);
+    expect(ourRoutes(ns)[0]!.nhid).toBe(group);
+    await again.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
   });
   it.each(['backup_routes', 'objects'] as const)('%s with next-hop tracking: carrier loss costs one route message per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode) => {
@@ -239,7 +241,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await sync.settled();
       const primaries = (): IpRoute[] => ourRoutes(ns).filter((r) => r.metric !== 4294967295);
       const group = primaries()[0]!.nhid!;
-      const sent = sync.stats.sent;
+      const { sent, dumps } = sync.stats;
       const watch = new RouteWatcher(ns, ['nexthop']);
       await watch.ready();
       // veth2's peer goes down: the kernel flushes the primary's objects and routes; the tracker (its own socket) and the sync hear of it.
@@ -248,8 +250,10 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await sync.settled();
       await new Promise((r) => setTimeout(r, 500)); // the scan that follows the link change
       await sync.settled();
-      // One route message per flushed route, every one onto the same object, held on the backup (made again once).
+      // One route message per flushed route, every one onto the same object, held on the backup (made again once),
+      // known from our books whichever socket was read first: no route dump (link-flush.ts).
       expect(sync.stats.sent - sent).toBe(1000);
+      expect(sync.stats.dumps).toBe(dumps);
       expect(primaries().every((r) => r.nhid === group)).toBe(true);
       expect(nexthopLines(await watch.stop()).filter((l) => l.startsWith(`id ${group} `))).toHaveLength(1);
       expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });

@@ -8,10 +8,12 @@
  * decoded per flap. A device scan asks only what can have changed:
  *
  *  - which nets hold a route of ours through one of the devices: its own
- *    device or hops, its nexthop object (or a member of its group), or the
- *    device whose connected prefix covers its gateway. The held routes are a
- *    handful of interned shapes, asked once each; the nets are one pass over
- *    the route store's columns. None: nothing to dump;
+ *    device or hops, or the device whose connected prefix covers its
+ *    gateway. A route on a nexthop object of ours is not asked about: the
+ *    link event told from our books what the kernel deleted with the device
+ *    (link-flush.ts), or asked for the whole table when it could not. The
+ *    held routes are a handful of interned shapes, asked once each; the nets
+ *    are one pass over the route store's columns. None: nothing to dump;
  *  - else the kernel dumps our routes of our table through each device
  *    (NETLINK_GET_STRICT_CHK filters by table, protocol and RTA_OIF, routes
  *    on nexthop objects included), and a net whose held route is not in that
@@ -26,9 +28,9 @@
 import * as C from '../../netlink/constants';
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import type { KernelRoutes } from './kernel-routes';
-import type { ConnectedResolver, NhObject } from './nexthop-objects';
+import type { ConnectedResolver } from './nexthop-objects';
 import { effectivePriority } from './normalize';
-import type { RouteStore } from './route-store';
+import { MANY, type RouteStore } from './route-store';
 
 /** What a device scan is asked to check (gathered between two scans). */
 export class DeviceScanRequest {
@@ -68,7 +70,9 @@ export function findHeldThrough(store: RouteStore, routes: KernelRoutes, connect
   const rids = new Set<number>();
   let full = false;
   store.forEach((id) => {
-    if (full || store.have[id] === 0) return;
+    const h = store.have[id]!;
+    // Most nets hold one route, on an object, asked about once: no list made for them.
+    if (full || h === 0 || (h !== MANY && ask(h) === false)) return;
     let hit = false;
     for (const rid of store.haves(id)) {
       const v = ask(rid);
@@ -90,7 +94,7 @@ function through(routes: KernelRoutes, rid: number, connected: ConnectedResolver
   if (m === undefined || m.type !== C.RTN_UNICAST) return false;
   if (m.nhId !== undefined) {
     if (r.nh === undefined) return m.oif !== undefined ? devices.has(m.oif) : 'full';
-    return objectThrough(r.nh, devices);
+    return false; // on an object of ours: the link event has accounted for it (link-flush.ts)
   }
   const hops = m.multipath ?? [{ gateway: m.gateway, via: m.via, oif: m.oif ?? 0 }];
   for (const h of hops) {
@@ -101,11 +105,6 @@ function through(routes: KernelRoutes, rid: number, connected: ConnectedResolver
     if (devices.has(oif)) return true;
   }
   return false;
-}
-
-function objectThrough(o: NhObject, devices: ReadonlySet<number>): boolean {
-  if (o.members !== undefined) return o.members.some((x) => objectThrough(x, devices));
-  return o.msg.oif !== undefined && devices.has(o.msg.oif);
 }
 
 /**

@@ -33,6 +33,7 @@
  *    backup's hops (so they exist when a failover needs them); ids come
  *    from the upper half of our range (isForwardingId).
  */
+import type { Addr } from '../../lib/addr';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import { newObject, type ForwardingRole, type Hop, type NhObject } from './nh-object';
 
@@ -48,6 +49,21 @@ export interface ForwardingHost {
   readonly protocol: number;
 }
 
+/**
+ * Forwarding objects by what they forward to: `primary` (as keyed), `switched` (to the backup's hops
+ * after its primary's source was withdrawn, until the nets' new pair claims it), `degraded` (to the
+ * backup's hops while the primary's links are down), `held` (to the backup's hops while next-hop
+ * tracking holds the primary unusable), `adopted` (found at restart, not claimed yet). The middle
+ * three are a failover in force.
+ */
+export interface ForwardingCounts {
+  primary: number;
+  switched: number;
+  degraded: number;
+  held: number;
+  adopted: number;
+}
+
 /** Whether an id of our range is a forwarding object's (the upper half of our 16 bits). */
 export function isForwardingId(id: number): boolean {
   return (id & 0xffff) >= 0x8000;
@@ -56,6 +72,8 @@ export function isForwardingId(id: number): boolean {
 export class ForwardingObjects {
   /** Routes go on forwarding objects (the failover option; nexthop objects on). */
   enabled = false;
+  /** Whether a link is up with carrier (the sync's link cache): a primary whose links are all down is degraded. */
+  linkUsable: (ifindex: number) => boolean = () => true;
   private readonly objects = new Set<NhObject>();
   private readonly orphans = new Map<string, NhObject[]>();
 
@@ -68,7 +86,38 @@ export class ForwardingObjects {
     if (there !== undefined) return there;
     const role: ForwardingRole = { primarySource: primary.source, backupSource: backup?.source, backup: backup?.hops, orphan: false };
     for (const h of backup?.hops ?? []) h.obj.refs++;
+    if (backup !== undefined && this.linksDown(primary.hops) && this.linksUp(backup.hops)) {
+      // Born degraded (a restart while the primary's links are down): the kernel cannot hold the primary's
+      // hops now, and the object forwarding to the backup that the nets are on is claimed by that content.
+      role.degraded = primary.hops;
+      for (const h of primary.hops) h.obj.refs++;
+      return this.place(key, role, backup.hops, hint);
+    }
     return this.place(key, role, primary.hops, hint);
+  }
+
+  /**
+   * The device of a forwarding object's primary hop through `gateway`, for a gateway no connected
+   * prefix covers any more: IPv6 takes a link's addresses when it goes admin down, and the nets on
+   * the object must stay on it (forwarding to the backup) rather than be sent as plain routes the
+   * kernel refuses. O(forwarding objects): only asked when the connected prefixes have no answer.
+   */
+  deviceOf(gateway: Addr): number | undefined {
+    for (const o of this.objects) {
+      if (o.fwd!.orphan) continue;
+      for (const m of o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? []) if (m.msg.oif !== undefined && m.msg.gateway?.equals(gateway) === true) return m.msg.oif;
+    }
+    return undefined;
+  }
+
+  /** Whether every hop names a device and none of those can be used now (the kernel has flushed their objects). */
+  linksDown(hops: readonly Hop[]): boolean {
+    return hops.length > 0 && hops.every((h) => h.obj.msg.oif !== undefined && !this.linkUsable(h.obj.msg.oif));
+  }
+
+  /** Whether every hop's device, if it names one, can be used now. */
+  linksUp(hops: readonly Hop[]): boolean {
+    return hops.every((h) => h.obj.msg.oif === undefined || this.linkUsable(h.obj.msg.oif));
   }
 
   /**
@@ -185,6 +234,7 @@ export class ForwardingObjects {
     o.members = backup.map((h) => h.obj); // the role's references on them become the members'
     role.backup = undefined;
     role.orphan = true;
+    role.switched = true;
     this.host.unkey(o);
     this.addOrphan(o);
     for (const m of old) this.host.release(m);
@@ -193,6 +243,13 @@ export class ForwardingObjects {
   /** Forwarding objects known (for tests and status). */
   get size(): number {
     return this.objects.size;
+  }
+
+  /** The objects by what they forward to (`show protocols`, metrics): O(forwarding objects), a handful. */
+  counts(): ForwardingCounts {
+    const c: ForwardingCounts = { primary: 0, switched: 0, degraded: 0, held: 0, adopted: 0 };
+    for (const o of this.objects) c[roleState(o.fwd!)]++;
+    return c;
   }
 
   private claim(content: string, hint: number | undefined): NhObject | undefined {
@@ -220,6 +277,13 @@ export class ForwardingObjects {
     if (rest.length > 0) this.orphans.set(content, rest);
     else this.orphans.delete(content);
   }
+}
+
+/** What a forwarding object forwards to now (see ForwardingCounts). */
+export function roleState(role: ForwardingRole): keyof ForwardingCounts {
+  if (role.orphan) return role.switched === true ? 'switched' : 'adopted';
+  if (role.degraded === undefined) return 'primary';
+  return role.held === true ? 'held' : 'degraded';
 }
 
 function keyFor(primary: { source: string | undefined; hops: readonly Hop[] }, backup: { source: string | undefined; hops: readonly Hop[] } | undefined): string {

@@ -168,6 +168,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
         ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
         ...(this.options.nexthopObjects !== undefined ? { nexthopObjects: this.options.nexthopObjects } : {}),
+        nexthopTracking: this.options.table.nexthops !== undefined,
         ...(this.options.failover !== undefined ? { failover: this.options.failover } : {}),
         ...(this.options.backupMetric !== undefined ? { backupMetric: this.options.backupMetric } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),

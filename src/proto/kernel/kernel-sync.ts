@@ -43,6 +43,7 @@ import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
 import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
+import { flushKnowable, linkBack, takeFlush, type LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore, SEEN } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
@@ -83,6 +84,8 @@ export interface KernelSyncOptions {
   metrics?: KernelSyncMetrics;
   /** Routes on kernel nexthop objects (sync-nexthops.ts): auto (default: where the kernel has them), on, off. */
   nexthopObjects?: NexthopMode;
+  /** Next-hop tracking moves nets off a dead next hop (the table has a tracker): routes a link took wait for it (link-flush.ts). */
+  nexthopTracking?: boolean;
   /** Prefix-independent failover (sync-failover.ts): routes on forwarding objects keyed by best and next-best; with backup_routes also a backup route per net (sync-backup-routes.ts). Default off. */
   failover?: FailoverMode;
   /** The metric of backup routes (failover: backup_routes); default DEFAULT_BACKUP_METRIC. */
@@ -105,7 +108,7 @@ export class KernelSync implements ScanTarget {
   /** failover: backup_routes: each net's next-best at a worse metric (sync-backup-routes.ts). */
   readonly backups: BackupRoutes | undefined;
   /** Counters for status and tests. */
-  readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0 };
+  readonly stats: SyncStats = { scans: 0, resyncs: 0, repairs: 0, sent: 0, failed: 0, overflows: 0, rawEchoes: 0, notifications: 0, crossed: 0, earlyAdds: 0, dumps: 0 };
   private readonly sender: SyncSender;
   private readonly log: Logger;
   private readonly limited: RateLimitedLog;
@@ -125,6 +128,8 @@ export class KernelSync implements ScanTarget {
   /** What the next scan is asked: the whole table, or the routes through some devices (device-scan.ts). */
   private readonly deviceScans = new DeviceScanRequest();
   private readonly scanContext: SyncScanContext;
+  /** What a link that went takes from the kernel, told from our books (link-flush.ts). */
+  private readonly flushContext: LinkFlushContext;
 
   constructor(private readonly opts: KernelSyncOptions) {
     this.target = opts.target;
@@ -134,6 +139,7 @@ export class KernelSync implements ScanTarget {
     this.sm = syncStateMachine(`kernel ${opts.name}`, (from, to) => this.log.debug(`sync state ${from} -> ${to}`));
     this.scans = new ScanScheduler(this, opts.scanIntervalMs ?? 60_000, opts.minScanGapMs ?? 250);
     this.nexthops = new NexthopObjects(opts.target, this.connected);
+    this.nexthops.forwarding.linkUsable = (i) => this.links.get(i)?.usable ?? true;
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
     // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
@@ -171,10 +177,12 @@ export class KernelSync implements ScanTarget {
     const io = (): KernelIo => this.io!;
     const nhContext = { nexthops, routes, store, links, target, log, limited, connected, io, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay), moveWanted: (moved: ReadonlyMap<number, number>) => this.notices.moveWanted(moved) };
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
-    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined });
+    this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.notices.drainInVerdict(this.io), backupCounts: () => this.backups?.store.counts() });
     this.failover.setMode(opts.failover ?? 'off');
+    const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender, parked: [] };
+    this.flushContext = { primary: { store, routes, sender: this.sender, parked: [] }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true, tracking: opts.nexthopTracking === true };
     const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
-    this.scanContext = { ...scanParts, backupSender: this.backups?.sender, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), failoverActive: () => this.failover.active, drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
+    this.scanContext = { ...scanParts, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
 
   get state(): SyncState {
@@ -214,9 +222,13 @@ export class KernelSync implements ScanTarget {
         },
         onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
-          this.nh.onLink(l, deleted); // before the link cache learns it
+          // Before the link cache and our books learn it: the objects of ours the kernel deleted with it, if it went.
+          const flushed = this.nh.onLink(l, deleted);
+          const knowable = flushed !== undefined && flushKnowable(this.flushContext, l.index);
           this.notices.onLink(l, deleted);
-          this.failover.linksChanged((i) => this.links.get(i)?.usable ?? true);
+          this.failover.linksChanged();
+          if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable);
+          else if (this.links.get(l.index)?.usable === true) linkBack(this.flushContext);
         },
         onAddr: (a, deleted) => {
           this.nh.onAddr(a, deleted);
@@ -345,6 +357,7 @@ export class KernelSync implements ScanTarget {
       const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
       rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id, held);
     }
+    const same = store.sameForKernel(id, before, rid); // only our bookkeeping changes: nothing to plan
     store.setWant(id, rid);
     store.clearFailure(id);
     const err = rid === 0 ? undefined : this.routes.get(rid).error;
@@ -355,11 +368,11 @@ export class KernelSync implements ScanTarget {
       if (before !== rid) this.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
     }
     store.track(id);
-    this.sender.markDirty(id, this.steady ? Date.now() : 0);
+    if (!same) this.sender.markDirty(id, this.steady ? Date.now() : 0);
     // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
     // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
     const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs);
+    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs, sourceName);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

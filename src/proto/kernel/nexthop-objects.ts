@@ -91,6 +91,8 @@ export class NexthopObjects {
   private fwdCursor: number;
   /** Forwarding objects (failover): groups keyed by (primary, backup), in the upper half of our range. */
   readonly forwarding: ForwardingObjects;
+  /** Counts our changes of objects (made, replaced): a re-read's dump judges only those older than it (resync). */
+  private changes = 0;
   /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
   private collided = false;
   /** Routes go through objects (the option, and the kernel supports them). */
@@ -166,7 +168,7 @@ export class NexthopObjects {
    * an object), a per-hop realm, or a gateway no connected prefix gives a device for.
    */
   forRoute(route: RouteMessage, fwd?: ForwardingOf): { route: RouteMessage; obj: NhObject } | undefined {
-    const singles = this.hopsFor(route);
+    const singles = this.hopsFor(route, fwd?.backup !== undefined && this.forwarding.enabled);
     if (singles === undefined) return undefined;
     let obj: NhObject;
     if (fwd !== undefined && this.forwarding.enabled) {
@@ -206,22 +208,22 @@ export class NexthopObjects {
    * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
    * when it is sent as it is (see forRoute).
    */
-  hopsFor(route: RouteMessage): Hop[] | undefined {
+  hopsFor(route: RouteMessage, keepDevice = false): Hop[] | undefined {
     const singles: Hop[] = [];
     const n = route.multipath?.length ?? 1;
-    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }));
+    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }), keepDevice);
     return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
   }
 
-  /** Each next hop of a route as an object's content (with its device resolved); false when it is sent as it is (see forRoute). */
-  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void): boolean {
+  /** Each next hop of a route as an object's content (its device resolved; `keepDevice`: ForwardingObjects.deviceOf); false when it is sent as it is (see forRoute). */
+  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void, keepDevice = false): boolean {
     if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
     const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
     const msgs: NexthopMessage[] = [];
     for (const h of hops) {
       const gw = h.gateway ?? h.via;
       let oif = h.oif;
-      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? 0;
+      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? (keepDevice ? this.forwarding.deviceOf(gw) : undefined) ?? 0;
       if (oif === 0 || h.flow !== undefined) return false;
       const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
       if (gw !== undefined) m.gateway = gw;
@@ -279,10 +281,11 @@ export class NexthopObjects {
 
   /**
    * A dump of every object in the kernel (at open, and on each scan): ours are adopted (at open)
-   * or checked (a scan: missing ones are made again, changed ones replaced); others' ids are kept
-   * out of the allocator.
+   * or checked (a scan: missing ones are made again, changed ones replaced; not those we made or
+   * replaced since `since`, the change count when the dump began, which it may predate); others'
+   * ids are kept out of the allocator.
    */
-  resync(dumped: readonly NexthopMessage[], adopt: boolean): void {
+  resync(dumped: readonly NexthopMessage[], adopt: boolean, since = Infinity): void {
     this.foreignIds.clear();
     const seen = new Map<number, NexthopMessage>();
     for (const m of dumped) {
@@ -319,6 +322,8 @@ export class NexthopObjects {
       return;
     }
     for (const o of this.byId.values()) {
+      // Made or replaced by us after the dump began (a link back while a scan ran): the dump may predate it.
+      if ((o.changedAt ?? -1) >= since) continue;
       const k = seen.get(o.id);
       if (k === undefined) {
         if (o.state === 'live') {
@@ -334,6 +339,16 @@ export class NexthopObjects {
       }
     }
     this.retired = this.retired.filter((r) => seen.has(r.id));
+  }
+
+  /** The change count now: a dump begun now judges the objects we change after it by nothing (resync's `since`). */
+  get changeCount(): number {
+    return this.changes;
+  }
+
+  /** We are changing `o` in the kernel (made, replaced): counted, for resync. */
+  changing(o: NhObject): void {
+    o.changedAt = this.changes++;
   }
 
   /** A notification: someone else's change of an object (ours are answered, and their echoes match). */
@@ -395,6 +410,11 @@ export class NexthopObjects {
     return c;
   }
 
+  /** Whether an object is being made (its answer is still out). */
+  get making(): boolean {
+    return this.ensuring.size > 0;
+  }
+
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
     // A live group whose member is being made (a failover's backup hop) waits for it, like a new one.
@@ -424,6 +444,7 @@ export class NexthopObjects {
     if (o.state === 'retired') return false;
     if (o.state === 'failed' && o.retryAt > now) return false;
     const sent = o.msg;
+    this.changing(o);
     try {
       await io.changeNexthop(o.stale ? 'replace' : 'add', sent);
     } catch (err) {

@@ -25,6 +25,8 @@ export interface NhObject {
   error: RouteError | undefined;
   attempts: number;
   retryAt: number;
+  /** NexthopObjects' change count when we last made or replaced it: a dump begun before says nothing of it. */
+  changedAt?: number;
 }
 
 /** A hop object with its weight in a group. */
@@ -41,6 +43,8 @@ export interface ForwardingRole {
   backup: readonly Hop[] | undefined;
   /** Its content is no longer its primary's (a failover, or adopted at restart): it waits to be claimed by content. */
   orphan: boolean;
+  /** An orphan because its primary's source was withdrawn (not one adopted at restart): a failover in force until claimed. */
+  switched?: boolean;
   /** The primary's hops while it forwards to the backup's because the primary's links are down (referenced); restored when one is back. */
   degraded?: readonly Hop[] | undefined;
   /**
@@ -71,4 +75,9 @@ export function normalized(m: NexthopMessage, protocol: number): NexthopMessage 
 export function newObject(id: number, key: string, msg: NexthopMessage, members: NhObject[] | undefined, state: NhObject['state']): NhObject {
   for (const x of members ?? []) x.refs++;
   return { id, key, msg, members, refs: 0, state, stale: false, error: undefined, attempts: 0, retryAt: 0 };
+}
+
+/** Whether the kernel holds `o` as we want it, members included (nothing to make or replace first). */
+export function inKernel(o: NhObject): boolean {
+  return o.state === 'live' && !o.stale && (o.members ?? []).every((m) => m.state === 'live');
 }

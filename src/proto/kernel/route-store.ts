@@ -29,6 +29,7 @@ import { NetIndex } from '../../lib/net-index';
 import { grownTo } from '../../lib/net-list';
 import type { Prefix } from '../../lib/addr';
 import type { KernelRoutes } from './kernel-routes';
+import { inKernel } from './nh-object';
 import type { RouteError, RouteSyncState, RouteSyncStatus, SyncCounts } from './route-status';
 
 export const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
@@ -166,6 +167,14 @@ export class RouteStore {
    * which may be another route of ours, say a stray at another metric still to be deleted.
    */
   removeHave(id: number, prio: number): void {
+    const h = this.have[id]!;
+    if (h !== MANY) {
+      // One route or none (nearly always): no list made. A link's flush drops a million of them at once.
+      if (h === 0 || this.routes.get(h).priority !== prio) return;
+      this.routes.unref(h);
+      this.have[id] = 0;
+      return;
+    }
     const list = this.haves(id);
     const i = list.findIndex((x) => this.routes.get(x).priority === prio);
     if (i < 0) return;
@@ -236,6 +245,20 @@ export class RouteStore {
     for (const x of list) if (x !== kept) push(out, 'delete', x);
     if (kept !== 0 && out.n === list.length - 1 && routes.same(w, kept)) this.putHave(id, w);
     return out.n;
+  }
+
+  /**
+   * Whether a net's want moving from `before` to `rid` changes only our bookkeeping, not the route the
+   * kernel gets (a net staying on an object next-hop tracking holds, its best's source now the
+   * backup's), while the kernel holds that route or a change of ours out or queued installs it: then
+   * nothing needs planning. Asked before the want changes (`before` may go with it). Not for a failed
+   * net, nor one whose object is still to be made or replaced (planning its nets does that).
+   */
+  sameForKernel(id: number, before: number, rid: number): boolean {
+    if (before === 0 || rid === 0 || before === rid || this.state(id) === 'failed') return false;
+    const r = this.routes.get(rid);
+    if (r.error !== undefined || (r.nh !== undefined && !inKernel(r.nh))) return false;
+    return (this.have[id] === before || this.inflight(id) > 0 || this.flag(id, QUEUED)) && this.routes.same(rid, before);
   }
 
   // ---------------------------------------------------------------- status and flags

@@ -73,7 +73,7 @@ export class BackupRoutes {
    * wanted at the backup metric. Dropping one waits for the net's primary route (see the header);
    * one through the next hops of the net's `primary` now is kept.
    */
-  setWanted(net: Prefix, backup: WantedBackup | undefined, steady: boolean, primary?: RouteAttrs): void {
+  setWanted(net: Prefix, backup: WantedBackup | undefined, steady: boolean, primary?: RouteAttrs, source?: string): void {
     const store = this.store;
     let id = store.nets.find(net);
     if (id < 0) {
@@ -81,7 +81,10 @@ export class BackupRoutes {
       id = store.idOf(net);
     }
     if (backup === undefined) {
-      if (store.want[id] === 0) return;
+      if (store.want[id] === 0) {
+        if (!steady && primary !== undefined) this.adoptKept(id, primary, source);
+        return;
+      }
       if (primary !== undefined && this.routes.get(store.want[id]!).key?.attrs.nexthops === primary.nexthops) {
         // It goes where the primary now does (the old next-best took over): harmless, and the primary's
         // return wants it again. Kept: a failover and its recovery cost no backup route changes.
@@ -100,6 +103,23 @@ export class BackupRoutes {
     store.clearFailure(id);
     store.track(id);
     this.sender.markDirty(id, steady ? Date.now() : 0);
+  }
+
+  /**
+   * The first feed (a restart): a backup route of ours in the kernel that goes where the net's primary
+   * now does is one the running daemon kept (see the header), so the new one keeps it too, and a restart
+   * in the middle of a failover changes nothing; it goes when the primary moves elsewhere, like a kept one.
+   */
+  private adoptKept(id: number, primary: RouteAttrs, source: string | undefined): void {
+    const h = this.store.have[id]!;
+    if (h === 0 || h === MANY) return;
+    const rid = this.routes.wanted(primary, undefined, source);
+    this.routes.ref(rid);
+    if (this.routes.same(rid, h)) {
+      this.store.setWant(id, rid);
+      this.store.track(id);
+    }
+    this.routes.unref(rid);
   }
 
   /** The tick: drops that waited for their primary route, then the sender's retries. */

@@ -30,7 +30,9 @@ import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
-import type { Hop, NexthopObjects, NhObject } from './nexthop-objects';
+import type { ForwardingCounts } from './forwarding-objects';
+import type { NexthopObjects, NhObject } from './nexthop-objects';
+import type { SyncCounts } from './route-status';
 import { SCAN_REASONS } from './sync-metrics';
 
 export type FailoverMode = 'off' | 'objects' | 'backup_routes';
@@ -45,6 +47,22 @@ export interface SyncFailoverContext {
   requestScan(reason: string, delayMs: number): void;
   /** The sync is open and not shutting down: switches may go out. */
   live(): boolean;
+  /** The backup routes by state (failover: backup_routes), else undefined. */
+  backupCounts(): SyncCounts | undefined;
+  /** Reads the sync's queued notifications now (a link the kernel acted on: link-flush.ts). */
+  drainMonitor(): void;
+}
+
+/** A sync's failover as `show protocols` and the metrics present it (absent with failover off). */
+export interface FailoverStatus {
+  mode: Exclude<FailoverMode, 'off'>;
+  /** Routes go on forwarding objects now (false: nexthop objects off or not in this kernel, or the sync is not open). */
+  active: boolean;
+  objects: ForwardingCounts;
+  /** A failover in force: objects switched, degraded or held on their backup. */
+  inForce: number;
+  backupRoutes?: SyncCounts;
+  events: FailoverStats;
 }
 
 export interface FailoverStats {
@@ -58,12 +76,28 @@ export interface FailoverStats {
 
 export class SyncFailover {
   readonly stats: FailoverStats = { failovers: 0, switched: 0, refused: 0 };
+  /** Replaces sent whose answer is still out. */
+  private out = 0;
 
   constructor(private readonly c: SyncFailoverContext) {}
 
   /** Whether routes go on forwarding objects (the option, with nexthop objects on), and the sync is open. */
   get active(): boolean {
     return this.c.nexthops.forwarding.enabled && this.c.nexthops.enabled && this.c.live();
+  }
+
+  /** The failover's state now (undefined: off). O(forwarding objects). */
+  status(): FailoverStatus | undefined {
+    const fw = this.c.nexthops.forwarding;
+    if (!fw.enabled) return undefined;
+    const objects = fw.counts();
+    const backupRoutes = this.c.backupCounts();
+    return { mode: backupRoutes === undefined ? 'objects' : 'backup_routes', active: this.active, objects, inForce: objects.switched + objects.degraded + objects.held, ...(backupRoutes !== undefined ? { backupRoutes } : {}), events: { ...this.stats } };
+  }
+
+  /** No replace of ours is out: the kernel holds our objects as our books say (link-flush.ts relies on it). */
+  get quiet(): boolean {
+    return this.out === 0;
   }
 
   /** The failover option (a restart or a reload): takes effect for routes converted from now on. */
@@ -91,6 +125,10 @@ export class SyncFailover {
    */
   nextHopsDown(attrs: RouteAttrs): number {
     if (!this.active) return 0;
+    // The tracker's socket may be read before the sync's: a link that lost carrier has its objects and routes
+    // flushed already, and its notification waits in the sync's monitor. Taken first, the routes the kernel
+    // dropped are known from our books (link-flush.ts) and the objects on it degraded before they are held.
+    this.c.drainMonitor();
     const gone = new Set(this.c.routes.hopObjectsOf(attrs));
     if (gone.size === 0) return 0;
     const objs: NhObject[] = [];
@@ -147,7 +185,7 @@ export class SyncFailover {
       this.stats.switched++;
       if (!live) continue; // not in the kernel yet: it is made with its new content
       sent++;
-      pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+      pending.push(this.replace(io, o));
     }
     this.stats.failovers++;
     this.c.log.info(`${why}: ${objs.length} forwarding objects ${hold ? 'held on' : 'switched to'} their backup, ${sent} replaced in the kernel (${Date.now() - t0} ms to send)`, { table: this.c.target.table });
@@ -164,22 +202,21 @@ export class SyncFailover {
    * through the backup, where its nets' backup routes, if any, already forward); one degraded so
    * whose primary's links are all back gets the primary's hops again, one replace.
    */
-  linksChanged(usable: (ifindex: number) => boolean): void {
+  linksChanged(): void {
     if (!this.active) return;
     const fw = this.c.nexthops.forwarding;
-    const up = (hops: readonly Hop[]): boolean => hops.every((h) => h.obj.msg.oif === undefined || usable(h.obj.msg.oif));
     const restore: NhObject[] = [];
     let degraded = 0;
     fw.forEachKeyed((o) => {
       const role = o.fwd!;
       if (role.degraded === undefined) {
-        if (!(o.members ?? []).every((m) => m.msg.oif !== undefined && !usable(m.msg.oif)) || !up(role.backup!)) return;
+        if (!fw.linksDown((o.members ?? []).map((obj) => ({ obj, weight: 1 }))) || !fw.linksUp(role.backup!)) return;
         fw.degrade(o);
         degraded++;
         return;
       }
       // One held by next-hop tracking goes back when the tracker says so (its damping hold), not with the link.
-      if (role.held !== true && up(role.degraded)) restore.push(o);
+      if (role.held !== true && fw.linksUp(role.degraded)) restore.push(o);
     });
     const restored = restore.length === 0 ? 0 : this.restoreAll(restore, undefined);
     if (degraded + restored > 0) this.c.log.info(`links changed: ${degraded} forwarding objects forward to their backup, ${restored} to their primary again`, { table: this.c.target.table });
@@ -195,11 +232,21 @@ export class SyncFailover {
       const live = o.state === 'live';
       if (live) for (const h of o.fwd!.degraded!) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
       fw.restore(o);
-      if (live) pending.push(io.changeNexthop('replace', o.msg).catch((err: unknown) => this.refused(o, err)));
+      if (live) pending.push(this.replace(io, o));
     }
     if (why !== undefined) this.c.log.info(`${why}: ${objs.length} forwarding objects forward to their primary again`, { table: this.c.target.table });
     void Promise.all(pending);
     return objs.length;
+  }
+
+  /** One replace of `o` with its content now, counted until it is answered. */
+  private replace(io: KernelIo, o: NhObject): Promise<void> {
+    this.out++;
+    this.c.nexthops.changing(o);
+    return io
+      .changeNexthop('replace', o.msg)
+      .catch((err: unknown) => this.refused(o, err))
+      .finally(() => this.out--);
   }
 
   /** The kernel refused a switch: the object is made again with its new content before its routes go back. */
@@ -213,4 +260,22 @@ export class SyncFailover {
     }
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
+}
+
+/** The failover of several syncs (families) added up; undefined when none has it on. */
+export function sumFailover(parts: Iterable<FailoverStatus | undefined>): FailoverStatus | undefined {
+  let out: FailoverStatus | undefined;
+  for (const f of parts) {
+    if (f === undefined) continue;
+    if (out === undefined) {
+      out = { ...f, objects: { ...f.objects }, events: { ...f.events }, ...(f.backupRoutes ? { backupRoutes: { ...f.backupRoutes } } : {}) };
+      continue;
+    }
+    out.active ||= f.active;
+    out.inForce += f.inForce;
+    for (const k of Object.keys(out.objects) as Array<keyof ForwardingCounts>) out.objects[k] += f.objects[k];
+    for (const k of Object.keys(out.events) as Array<keyof FailoverStats>) out.events[k] += f.events[k];
+    if (out.backupRoutes && f.backupRoutes) for (const k of Object.keys(out.backupRoutes) as Array<keyof SyncCounts>) out.backupRoutes[k] += f.backupRoutes[k];
+  }
+  return out;
 }

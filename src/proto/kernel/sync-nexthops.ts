@@ -20,9 +20,11 @@ import { debugOn, type Logger, type RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
+import { roleState, type ForwardingCounts } from './forwarding-objects';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import { linkUsable, type LinkCache } from './link-cache';
 import type { ConnectedPrefixes, NexthopMode, NexthopObjects } from './nexthop-objects';
+import { flushedWith, type Flushed } from './link-flush';
 import { ForeignNexthopUsers } from './nexthop-users';
 import { KernelNexthopView } from './nexthop-view';
 import type { RouteMessage } from '../../netlink/route-codec';
@@ -45,8 +47,11 @@ export interface NexthopStatus {
   refs: number;
   state: 'live' | 'new' | 'failed' | 'retired';
   error?: RouteError;
-  /** A forwarding object (docs/failover.md): its primary and backup sources; `switched`: it forwards to what was the backup. */
-  failover?: { primary?: string; backup?: string; switched: boolean };
+  /**
+   * A forwarding object (docs/failover.md): its primary and backup sources; `switched`: an orphan (it forwards to what
+   * was the backup, or was found at restart); `state`: what it forwards to (ForwardingCounts).
+   */
+  failover?: { primary?: string; backup?: string; switched: boolean; state: keyof ForwardingCounts };
 }
 
 export interface SyncNexthopsContext {
@@ -143,14 +148,22 @@ export class SyncNexthops {
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
 
-  /** A link change, before the link cache takes it: one that goes down or loses carrier took its objects with it. */
-  onLink(l: LinkMessage, deleted: boolean): void {
+  /**
+   * A link change, before the link cache takes it: one that goes down or loses carrier took its
+   * objects with it. Returns those of ours the kernel deleted (link-flush.ts), or undefined when the
+   * link did not go.
+   */
+  onLink(l: LinkMessage, deleted: boolean): Flushed | undefined {
     if (deleted) this.c.connected.forget(l.index);
+    let flushed: Flushed | undefined;
     if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) {
+      flushed = flushedWith(this.c.nexthops.list(), l.index);
       for (const o of this.c.nexthops.list()) if (o.msg.oif === l.index) this.users.objectGone(o.id); // flushed, with every route on it
+      for (const o of flushed.gone) if (o.members !== undefined) this.users.objectGone(o.id);
       this.c.nexthops.linkGone(l.index);
     }
     this.c.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
+    return flushed;
   }
 
   onAddr(a: AddrMessage, deleted: boolean): void {
@@ -161,8 +174,9 @@ export class SyncNexthops {
   async reread(): Promise<void> {
     if (!this.c.nexthops.supported) return;
     try {
+      const since = this.c.nexthops.changeCount;
       const dumped = await this.c.io().dumpNexthops();
-      this.c.nexthops.resync(dumped, false);
+      this.c.nexthops.resync(dumped, false, since);
       this.view.reset(dumped);
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
@@ -250,7 +264,7 @@ export class SyncNexthops {
       if (m.flags & C.RTNH_F_ONLINK) s.onlink = true;
       if (m.group) s.members = m.group.map((g) => ({ id: g.id, weight: g.weight }));
       if (o.error) s.error = o.error;
-      if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan };
+      if (o.fwd) s.failover = { ...(o.fwd.primarySource !== undefined ? { primary: o.fwd.primarySource } : {}), ...(o.fwd.backupSource !== undefined ? { backup: o.fwd.backupSource } : {}), switched: o.fwd.orphan, state: roleState(o.fwd) };
       return s;
     });
   }

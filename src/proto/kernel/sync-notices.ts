@@ -58,7 +58,30 @@ export class SyncNotices {
   private buffered: Array<[RouteMessage, boolean]> = [];
   private readonly head = newRouteHead();
 
+  /** Foreign routes heard while learning is held (holdLearning): handed over after, in order. */
+  private learnLater: Array<[RouteMessage, boolean]> | undefined;
+
   constructor(private readonly c: NoticesContext) {}
+
+  /**
+   * Reads what the monitor has queued now, from inside a next-hop tracker's verdict (sync-failover.ts),
+   * where nothing may write a table: foreign routes heard until the verdict is over (the next turn of
+   * the event loop) are learned then, in the order heard, and those heard meanwhile behind them.
+   */
+  drainInVerdict(io: { drainMonitor(): void } | undefined): void {
+    if (io === undefined) return;
+    this.holdLearning();
+    io.drainMonitor();
+  }
+
+  private holdLearning(): void {
+    if (this.c.opts.onForeignRoute === undefined || this.learnLater !== undefined) return;
+    const later: Array<[RouteMessage, boolean]> = (this.learnLater = []);
+    setImmediate(() => {
+      this.learnLater = undefined;
+      if (!PHASE.closing(this.c.sm.state)) for (const [r, deleted] of later) this.c.opts.onForeignRoute!(r, deleted);
+    });
+  }
 
   /** Someone else's change was buffered (the first feed's early adds are not ordered against it). */
   get anyBuffered(): boolean {
@@ -106,7 +129,8 @@ export class SyncNotices {
     const store = this.c.store;
     if (r.protocol !== this.c.target.protocol) {
       this.c.metrics.foreignChange();
-      this.c.opts.onForeignRoute?.(r, deleted);
+      if (this.learnLater !== undefined) this.learnLater.push([r, deleted]);
+      else this.c.opts.onForeignRoute?.(r, deleted);
       // A foreign route that was in the way of ours is gone: retry ours now.
       if (deleted) {
         const id = store.nets.find(r.dst);

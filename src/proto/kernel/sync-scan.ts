@@ -7,15 +7,17 @@
  * Phases: idle -> scan-settle -> scan-dump -> pruning -> idle. A shutdown
  * that begins meanwhile owns the sync: the scan stops at its next step. A
  * dump that fails leaves the kernel as it was and asks for another scan.
- * With failover a link change is a full scan: a forwarding object degraded
- * to its backup no longer names the dead device, and backup routes are not
- * in the primary store a device scan reads.
+ * A device scan reads only routes of ours not on our nexthop objects: what
+ * the kernel took on those the link event told from our books already
+ * (link-flush.ts; when it could not, it asked for the whole table). Backup
+ * routes (failover: backup_routes) are asked about too: one not on an object
+ * through the device makes it a whole-table scan.
  */
 import type { DumpedRoutes } from '../../netlink/route-dump';
 import { debugOn, type Logger, type RateLimitedLog } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
-import { dropMissing, findHeldThrough, type DeviceScanRequest } from './device-scan';
+import { dropMissing, findHeldThrough, type DeviceScanRequest, type HeldThrough } from './device-scan';
 import type { EchoMatcher } from './echo-matcher';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
@@ -39,14 +41,14 @@ export interface SyncScanContext {
   readonly connected: ConnectedPrefixes;
   readonly dumps: SyncDumpContext;
   readonly sender: SyncSender;
-  readonly backupSender: SyncSender | undefined;
+  /** failover: backup_routes: the backup routes (sync-backup-routes.ts). */
+  readonly backup: { readonly store: RouteStore; readonly routes: KernelRoutes; readonly sender: SyncSender } | undefined;
   readonly deviceScans: DeviceScanRequest;
   io(): KernelIo;
   echoes(): EchoMatcher | undefined;
   settled(): Promise<void>;
   /** Rereads our nexthop objects (sync-nexthops.ts). */
   rereadNexthops(): Promise<void>;
-  failoverActive(): boolean;
   /** Buffered notifications go to the store now (sync-notices.ts). */
   drainBuffered(): void;
   kickAll(): void;
@@ -70,12 +72,17 @@ export async function scanOnce(c: SyncScanContext, reason: string): Promise<void
   c.sm.go('scan-dump');
   await c.rereadNexthops();
   if (closing()) return;
-  const held = asked.full || reason !== SCAN_REASONS.link || c.failoverActive() ? 'full' : findHeldThrough(c.store, c.routes, c.connected, asked.devices);
+  const held = asked.full || reason !== SCAN_REASONS.link ? 'full' : heldThrough(c, asked.devices);
   let dumped: DumpedRoutes | DumpedRoutes[] | undefined;
   try {
-    if (held === 'full') dumped = await dumpOurs(c.dumps);
-    else if (held.ids.length === 0) dumped = []; // no net holds a route through them: nothing to dump
-    else dumped = await Promise.all([...asked.devices].map(async (oif) => (await c.io().dumpTable(false, undefined, oif)).ours));
+    if (held === 'full') {
+      c.stats.dumps++;
+      dumped = await dumpOurs(c.dumps);
+    } else if (held.ids.length === 0) dumped = []; // no net holds a route through them: nothing to dump
+    else {
+      c.stats.dumps += asked.devices.size;
+      dumped = await Promise.all([...asked.devices].map(async (oif) => (await c.io().dumpTable(false, undefined, oif)).ours));
+    }
   } catch (err) {
     c.metrics.scanFailed();
     c.limited.write('warn', 'scan-failed', `scan (${reason}) failed: ${(err as Error).message}; retrying`, { table: c.target.table });
@@ -87,7 +94,7 @@ export async function scanOnce(c: SyncScanContext, reason: string): Promise<void
   c.drainBuffered();
   if (lost === undefined) c.sender.queueAll(false);
   else for (const id of lost) c.sender.dirty.add(id);
-  c.backupSender?.queueAll(false);
+  c.backup?.sender.queueAll(false);
   if (lost !== undefined && debugOn(c.log)) c.log.debug(`device scan of ifindex ${[...asked.devices].join(', ')}: ${held !== 'full' ? held.ids.length : 0} nets through them, ${lost.length} lost`);
   c.kickAll();
   await c.settled();
@@ -96,4 +103,12 @@ export async function scanOnce(c: SyncScanContext, reason: string): Promise<void
   c.metrics.scanned((Date.now() - t0) / 1000);
   if (debugOn(c.log)) c.log.debug(`scan (${reason}) done: ${countLine(c.counts())}`);
   if (!dumped) c.requestScan(SCAN_REASONS.retry, 1000);
+}
+
+/** The nets whose routes through `devices` a device scan must look for, or 'full' (device-scan.ts). */
+function heldThrough(c: SyncScanContext, devices: ReadonlySet<number>): HeldThrough | 'full' {
+  const held = findHeldThrough(c.store, c.routes, c.connected, devices);
+  if (held === 'full' || c.backup === undefined) return held;
+  const backups = findHeldThrough(c.backup.store, c.backup.routes, c.connected, devices);
+  return backups === 'full' || backups.ids.length > 0 ? 'full' : held;
 }

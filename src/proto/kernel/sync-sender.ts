@@ -50,6 +50,8 @@ export interface SyncStats {
   notifications: number;
   crossed: number;
   earlyAdds: number;
+  /** Route dumps scans took: the whole table, or the routes through one device. */
+  dumps: number;
 }
 
 /** What the sender shares with its sync. */
@@ -171,34 +173,61 @@ export class SyncSender {
       });
       return;
     }
-    const nets = store.nets;
-    // Every queued and every walked route once. IPv4 goes in trie-spread order (read straight from
-    // the routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
-    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(store.size) : undefined;
-    const work = spread === undefined ? new Int32Array(store.size) : undefined;
-    let n = 0;
-    const take = (id: number): void => {
-      if (spread !== undefined) spread.push(nets.words[id]!, id);
-      else work![n++] = id;
-    };
+    const order = this.kernelOrder(store.size);
     const plan = { n: 0, cmds: [], ids: [] };
     store.forEach((id) => {
-      if (store.flag(id, QUEUED)) return take(id); // an early add the pipeline has not taken yet
+      if (store.flag(id, QUEUED)) return order.take(id); // an early add the pipeline has not taken yet
       if (!sender.idleOnWire(id)) return;
       const w = store.want[id]!;
       if (w !== 0 && w === store.have[id]) sender.settleState(id, true);
-      else if (w !== 0 && store.have[id] === 0) take(id); // certainly an add (or a failure to record)
+      else if (w !== 0 && store.have[id] === 0) order.take(id); // certainly an add (or a failure to record)
       else if (store.plan(id, plan) === 0) sender.settleState(id, true);
-      else take(id);
+      else order.take(id);
     });
     sender.dirty.clear(); // all of it was taken above: queued again below, in order
-    if (spread !== undefined) {
-      spread.sort();
-      for (let k = 0; k < spread.n; k++) sender.dirty.add(spread.at(k));
-    } else if (nets.stride !== 1) for (let i = 0; i < n; i++) sender.dirty.add(work![i]!);
-    else forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => sender.dirty.add(work![i]!));
+    order.queue();
   }
 
+  /** Routes the kernel dropped with a link (link-flush.ts): planned again now, in the order the kernel takes fastest. */
+  queueLost(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    const order = this.kernelOrder(ids.length);
+    for (const id of ids) order.take(id);
+    order.queue();
+    this.kick();
+  }
+
+  /**
+   * Collects routes (take), then queues them (queue) in the order the kernel's trie takes fastest: it
+   * adds them faster, and deletes them faster at shutdown (its trie keeps the layout of the order
+   * routes went in; docs/benchmarks.md). IPv4 goes in trie-spread order (read straight from the
+   * routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
+   */
+  private kernelOrder(capacity: number): { take(id: number): void; queue(): void } {
+    const nets = this.c.store.nets;
+    const dirty = this.dirty;
+    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(capacity) : undefined;
+    const work = spread === undefined ? new Int32Array(capacity) : undefined;
+    let n = 0;
+    return {
+      take(id: number): void {
+        if (spread !== undefined) spread.push(nets.words[id]!, id);
+        else work![n++] = id;
+      },
+      queue(): void {
+        if (spread !== undefined) {
+          spread.sort();
+          for (let k = 0; k < spread.n; k++) dirty.add(spread.at(k));
+        } else if (nets.stride !== 1) for (let i = 0; i < n; i++) dirty.add(work![i]!);
+        else forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => dirty.add(work![i]!));
+      },
+    };
+  }
+
+  /** Nothing of ours is in the kernel's hands: no change out, no flush between its plan and its answer. */
+  get quiet(): boolean {
+    return this.outstanding === 0 && this.flusher.state === 'idle';
+  }
 
   private async flush(): Promise<void> {
     const c = this.c;
