@@ -288,10 +288,8 @@ export class SyncSender {
         this.submit(batch);
         batch = this.newBatch();
         const io = c.io();
-        // Full: wait for room. Else, with every difference to send (a prune's long queue), let I/O in
-        // (setImmediate): the pipeline's sender thread, done with its chunks, waits for its callback on
-        // this thread to get the next ones, and would otherwise sit idle until the pipeline is full (a
-        // quarter of a million changes planned here first). Early adds keep pace with the feed as is.
+        // A prune lets I/O in: the pipeline's sender thread, done with its chunks, waits for its callback
+        // here, and would sit idle until the pipeline is full (early adds keep pace with the feed as is).
         if (io.full) await io.drain();
         else if (sends) await yieldToIo();
         now = Date.now();
@@ -335,9 +333,7 @@ export class SyncSender {
     }
     const now = Date.now();
     const answers = new BatchAnswers(c.metrics, now);
-    // No failure and no echoes to match: an add or replace taken, alone out for its route and with
-    // nothing flagged meanwhile, settles in place (RouteStore.settleTaken). A first sync's million
-    // answers nearly all do; any other goes the whole way below.
+    // No failure, no echoes: an add or replace taken settles in place in the common case (RouteStore.settleTaken).
     const quick = failures === undefined && c.echoes() === undefined;
     for (let i = 0; i < batch.length; i++) {
       const cmd = batch.cmd(i);
