@@ -133,7 +133,14 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
    */
   covers(v6: boolean, id: number, key: NetKey): boolean {
     const walk = this.walk;
-    if (walk === undefined || !walk.tailAhead(v6, id)) return false;
+    if (walk === undefined) return false;
+    if (!walk.tailAhead(v6, id)) {
+      // The tail is past this id: the net there was handed out (or is the snapshot's or the
+      // journal's). Should it go and come back under an id the tail has yet to reach, the tail
+      // must skip it and its changes be journaled, or it would be fed twice: remember it.
+      if (walk.tailPassed(v6, id)) this.fedEarly.add(key);
+      return false;
+    }
     return (this.fedEarly.size === 0 || !this.fedEarly.has(key)) && !walk.inSnapshot(key);
   }
 

@@ -165,12 +165,9 @@ export class Exporter implements ExporterCore {
     if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
     const v6 = typeof netWord !== 'number';
     const key = v6 ? netWord : (netWord >>> 0) * 64 + netLen;
+    // Every request hears of the write (no early exit): covers() also remembers a net its tail has passed.
     let needed = false;
-    for (const r of this.requests) {
-      if (r.covers(v6, id, key)) continue;
-      needed = true;
-      break;
-    }
+    for (const r of this.requests) if (!r.covers(v6, id, key)) needed = true;
     if (needed) {
       this.journal.push(netWord, netLen, id, old, neu);
       if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());

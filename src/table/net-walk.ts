@@ -114,6 +114,12 @@ export class NetWalk {
     return t !== undefined && id >= t.pos;
   }
 
+  /** The tail has been past id `id` (of the family of `v6`): it handed out, or skipped, the net then holding it. */
+  tailPassed(v6: boolean, id: number): boolean {
+    const t = v6 ? this.tail6 : this.tail4;
+    return t !== undefined && id >= t.start && id < t.pos;
+  }
+
   /** Moves to the next net; false when done. */
   advance(): boolean {
     if (this.i4 < this.a.n) {

@@ -75,6 +75,29 @@ describe('a first feed while the table fills', () => {
     expect(view.text()).toEqual(expectedView(t, Array.from({ length: 300 }, (_, i) => net(i)), 'best'));
   });
 
+  it('feeds a net its tail handed out once, even when it goes and comes back under an id the tail has ahead', async () => {
+    // Found by the export property test (seed -392101414): 10.0.0.0/8 fed by the tail, withdrawn,
+    // then announced again under a new id: the tail fed it a second time, with the journal's update between.
+    const t = new Table({ name: 'main' });
+    const { stat, api } = sources();
+    for (let i = 0; i < 4; i++) t.announce(net(i), stat, via('192.0.2.1'));
+    const end = t.beginFill();
+    const view = new ReaderView('best');
+    const reader = new Puller(t.best.subscribe({ name: 'kernel', batchSize: 1 }));
+    await reader.drain(view); // the snapshot's four
+    t.announce(net(100), api, via('192.0.2.1')); // after the snapshot: the tail's
+    await reader.drain(view);
+    t.withdraw(net(100), api); // its id is freed: an update, the tail has passed it
+    t.announce(net(101), stat, via('192.0.2.1')); // may take the freed id
+    t.announce(net(100), stat, via('192.0.2.2')); // back, under an id the tail has ahead
+    await reader.drain(view);
+    end();
+    await reader.drain(view);
+    expect(view.errors).toEqual([]); // 10.0.100.0/24 not fed twice
+    expect(view.readyCount).toBe(1);
+    expect(view.text()).toEqual(expectedView(t, [0, 1, 2, 3, 100, 101].map(net), 'best'));
+  });
+
   it('is woken by the fill`s end while it holds a batch (no lost wakeup)', async () => {
     const t = new Table({ name: 'main' });
     const { stat } = sources();
