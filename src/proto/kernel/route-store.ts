@@ -33,6 +33,8 @@ import { inKernel } from './nh-object';
 import type { RouteError, RouteSyncState, RouteSyncStatus, SyncCounts } from './route-status';
 
 export const STATES: readonly RouteSyncState[] = ['pending', 'installed', 'failed', 'withdrawing'];
+/** A state's index in STATES (its bits), without a search per write. */
+const STATE_BITS: Readonly<Record<RouteSyncState, number>> = { pending: 0, installed: 1, failed: 2, withdrawing: 3 };
 const STATE_MASK = 3;
 /** In the dirty queue (dirty-queue.ts). */
 export const QUEUED = 4;
@@ -48,6 +50,11 @@ const COUNTED_MASK = 7 << COUNTED_SHIFT;
 /** Bits 9-15: changes in flight. */
 const INFLIGHT_SHIFT = 9;
 const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
+const INFLIGHT_MASK = 127 << INFLIGHT_SHIFT;
+/** counted as pending (1 + 0), and in state pending: what a route with its one change out looks like. */
+const PENDING_COUNTED = (1 << COUNTED_SHIFT) | STATE_BITS.pending;
+/** counted as installed, and installed. */
+const INSTALLED_COUNTED = (2 << COUNTED_SHIFT) | STATE_BITS.installed;
 /** Changes of one route in flight at most (the sender plans the rest after these are answered). */
 export const MAX_INFLIGHT = 127;
 /** have[] value: several routes of ours, in `many`. */
@@ -261,7 +268,7 @@ export class RouteStore {
   }
 
   setState(id: number, s: RouteSyncState): void {
-    this.bits[id] = (this.bits[id]! & ~STATE_MASK) | STATES.indexOf(s);
+    this.bits[id] = (this.bits[id]! & ~STATE_MASK) | STATE_BITS[s];
   }
 
   flag(id: number, bit: number): boolean {
@@ -302,11 +309,13 @@ export class RouteStore {
   }
 
   retryAt(id: number): number {
+    if (this.extras.size === 0) return 0; // nearly always: no hash probe per route of a first sync
     return this.extras.get(id)?.retryAt ?? 0;
   }
 
   /** A new want, or the kernel took it: no failure, no wait. Repair timing stays. */
   clearFailure(id: number): void {
+    if (this.extras.size === 0) return;
     const x = this.extras.get(id);
     if (x === undefined) return;
     x.error = undefined;
@@ -333,7 +342,8 @@ export class RouteStore {
   private count(id: number, state: RouteSyncState | undefined, errno: string | undefined): void {
     const c = (this.bits[id]! & COUNTED_MASK) >> COUNTED_SHIFT;
     const was = c === 0 ? undefined : STATES[c - 1]!;
-    const wasErrno = this.countedErrno.get(id);
+    // Only a route counted as failed is counted under an errno: no hash probe for the others.
+    const wasErrno = was === 'failed' ? this.countedErrno.get(id) : undefined;
     if (was === state && wasErrno === errno) return;
     if (was !== undefined) {
       this.tally[was]--;
@@ -345,7 +355,7 @@ export class RouteStore {
     }
     if (errno !== undefined) this.countedErrno.set(id, errno);
     else if (wasErrno !== undefined) this.countedErrno.delete(id);
-    const k = state === undefined ? 0 : STATES.indexOf(state) + 1;
+    const k = state === undefined ? 0 : STATE_BITS[state] + 1;
     this.bits[id] = (this.bits[id]! & ~COUNTED_MASK) | (k << COUNTED_SHIFT);
   }
 
@@ -353,6 +363,28 @@ export class RouteStore {
     const n = (this.errnos.get(errno) ?? 0) + d;
     if (n === 0) this.errnos.delete(errno);
     else this.errnos.set(errno, n);
+  }
+
+  /**
+   * The kernel took an add or an in-place replace of `rid`, the wanted route, in the common case:
+   * it was the route's one change out, nothing flagged it meanwhile, it held nothing or one route at
+   * `rid`'s metric, no side record, counted as pending. Then the answer settles here in a few writes
+   * (held, installed, counted, one change fewer out), exactly what the general path ends with
+   * (putHave, then afterSettle's plan finding nothing); false, and nothing done, otherwise.
+   */
+  settleTaken(id: number, rid: number): boolean {
+    const b = this.bits[id]!;
+    if ((b & (INFLIGHT_MASK | RECHECK | UNCERTAIN | COUNTED_MASK | STATE_MASK)) !== (INFLIGHT_ONE | PENDING_COUNTED)) return false;
+    if (this.want[id] !== rid || (this.extras.size > 0 && this.extras.has(id))) return false;
+    const h = this.have[id]!;
+    if (h !== 0 && (h === MANY || this.routes.get(h).priority !== this.routes.get(rid).priority)) return false;
+    this.routes.ref(rid);
+    this.have[id] = rid;
+    this.routes.unref(h);
+    this.bits[id] = ((b - INFLIGHT_ONE) & ~(COUNTED_MASK | STATE_MASK)) | INSTALLED_COUNTED;
+    this.tally.pending--;
+    this.tally.installed++;
+    return true;
   }
 
   /** Nothing wanted, held or in flight: the id goes (and may be reused). */

@@ -19,6 +19,7 @@ import type { KernelOpCmd } from './sync-metrics';
 
 export type SyncCmd = KernelOpCmd;
 const CMDS: readonly SyncCmd[] = ['add', 'replace', 'delete'];
+const CMD_CODES: Readonly<Record<SyncCmd, number>> = { add: 0, replace: 1, delete: 2 };
 const DELETE = 2;
 
 export class SyncBatch implements OpSource {
@@ -50,7 +51,7 @@ export class SyncBatch implements OpSource {
     this.owners[this.n] = id;
     this.rids[this.n] = rid;
     this.times[this.n] = changedAt;
-    this.cmds[this.n++] = CMDS.indexOf(cmd);
+    this.cmds[this.n++] = CMD_CODES[cmd];
     this.routes.ref(rid);
   }
 

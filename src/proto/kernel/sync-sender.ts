@@ -17,6 +17,7 @@
  * recheck instead.
  */
 import { constants as osConstants } from 'node:os';
+import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
 import { KrtError } from '../../lib/errors';
 import { RunScheduler } from '../../lib/run-scheduler';
@@ -287,7 +288,10 @@ export class SyncSender {
         this.submit(batch);
         batch = this.newBatch();
         const io = c.io();
+        // A prune lets I/O in: the pipeline's sender thread, done with its chunks, waits for its callback
+        // here, and would sit idle until the pipeline is full (early adds keep pace with the feed as is).
         if (io.full) await io.drain();
+        else if (sends) await yieldToIo();
         now = Date.now();
         if (now - lastProgress >= c.progressEveryMs) {
           lastProgress = now;
@@ -329,10 +333,16 @@ export class SyncSender {
     }
     const now = Date.now();
     const answers = new BatchAnswers(c.metrics, now);
+    // No failure, no echoes: an add or replace taken settles in place in the common case (RouteStore.settleTaken).
+    const quick = failures === undefined && c.echoes() === undefined;
     for (let i = 0; i < batch.length; i++) {
       const cmd = batch.cmd(i);
       const id = batch.owners[i]!;
       const rid = batch.rid(i);
+      if (quick && cmd !== 'delete' && (this.failed.size === 0 || !this.failed.has(id)) && store.settleTaken(id, rid)) {
+        answers.add(cmd, undefined, batch.changedAt(i));
+        continue;
+      }
       const prio = c.routes.get(rid).priority;
       store.addInflight(id, -1);
       const err = failures?.get(i);

@@ -6,7 +6,7 @@
 import { Prefix } from '../../../src/lib/addr';
 import { parseRouteLine } from '../../../src/config/route-syntax';
 import { KernelRoutes } from '../../../src/proto/kernel/kernel-routes';
-import { RouteStore } from '../../../src/proto/kernel/route-store';
+import { RECHECK, RouteStore, UNCERTAIN } from '../../../src/proto/kernel/route-store';
 import type { RouteError, RouteSyncState } from '../../../src/proto/kernel/route-status';
 import { prng } from '../../helpers/daemon-fixture';
 
@@ -87,5 +87,73 @@ describe('route store tally', () => {
       byErrno.set(name, (byErrno.get(name) ?? 0) + 1);
     });
     expect(new Map(s.failedByErrno())).toEqual(byErrno);
+  });
+});
+
+describe('route store settleTaken (the answer path of a first sync)', () => {
+  /** A route as the sender leaves it with its one change out: wanted, pending, counted, one in flight. */
+  function sent(s: RouteStore, net: Prefix, rid: number): number {
+    const id = s.idOf(net);
+    s.setWant(id, rid);
+    s.setState(id, 'pending');
+    s.track(id);
+    s.addInflight(id, 1);
+    return id;
+  }
+
+  it('settles an add or an in-place replace as the general path would: held, installed, counted, nothing out', () => {
+    const { s, want } = store();
+    const routes = s.routes;
+    const id = sent(s, Prefix.v4(10 << 24, 24), want);
+    const refs = routes.get(want).refs;
+    expect(s.settleTaken(id, want)).toBe(true);
+    expect(s.have[id]).toBe(want);
+    expect(routes.get(want).refs).toBe(refs + 1); // the held route's own reference
+    expect(s.state(id)).toBe('installed');
+    expect(s.inflight(id)).toBe(0);
+    expect(s.counts()).toEqual({ installed: 1, pending: 0, failed: 0, withdrawing: 0 });
+    expect(s.counts()).toEqual(s.walkCounts());
+    expect(s.plan(id, { n: 0, cmds: [], ids: [] })).toBe(0);
+
+    // A replace at the same metric: the old route is let go.
+    const other = routes.wanted(parseRouteLine('10.0.0.0/24 via 192.0.2.3').attrs, undefined, 'static1');
+    s.setWant(id, other);
+    s.setState(id, 'pending');
+    s.track(id);
+    s.addInflight(id, 1);
+    const wantRefs = routes.get(want).refs;
+    expect(s.settleTaken(id, other)).toBe(true);
+    expect(s.have[id]).toBe(other);
+    expect(routes.get(want).refs).toBe(wantRefs - 1);
+    expect(s.counts()).toEqual(s.walkCounts());
+  });
+
+  it('leaves every other case to the general path, untouched', () => {
+    const { s, want } = store();
+    const other = s.routes.wanted(parseRouteLine('10.0.0.0/24 via 192.0.2.3').attrs, undefined, 'static1');
+    s.routes.ref(other);
+    const cases: Array<[string, (id: number) => void, number?]> = [
+      ['recheck flagged', (id) => s.setFlag(id, RECHECK, true)],
+      ['crossed by a notification', (id) => s.setFlag(id, UNCERTAIN, true)],
+      ['two changes out', (id) => s.addInflight(id, 1)],
+      ['the net wants another route now', () => undefined, other],
+      ['a side record (a failure, a repair streak)', (id) => (s.extraOf(id).repairStreak = 1)],
+      ['counted as failed', (id) => {
+        s.setState(id, 'failed');
+        s.track(id);
+      }],
+      ['two routes of ours held', (id) => {
+        s.addHave(id, s.routes.seen({ ...s.routes.get(want).route!, priority: 5 }));
+        s.addHave(id, s.routes.seen({ ...s.routes.get(want).route!, priority: 7 }));
+      }],
+    ];
+    let i = 1;
+    for (const [what, spoil, answered] of cases) {
+      const id = sent(s, Prefix.v4((10 << 24) | (i++ << 8), 24), want);
+      spoil(id);
+      const before = { have: s.have[id], bits: s.bits[id], counts: s.counts() };
+      expect([what, s.settleTaken(id, answered ?? want)]).toEqual([what, false]);
+      expect({ have: s.have[id], bits: s.bits[id], counts: s.counts() }).toEqual(before);
+    }
   });
 });
