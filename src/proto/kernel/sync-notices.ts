@@ -19,29 +19,16 @@ import * as C from '../../netlink/constants';
 import type { AddrMessage, LinkMessage } from '../../netlink/link-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import { newRouteHead, readRouteHead } from '../../netlink/route-head';
-import type { Logger, RateLimitedLog } from '../logger';
-import type { StateMachine } from '../protocol';
-import type { KernelTarget } from './convert';
 import type { EchoMatcher } from './echo-matcher';
-import type { KernelRoutes } from './kernel-routes';
 import type { LinkCache } from './link-cache';
 import { effectivePriority } from './normalize';
-import { RECHECK, UNCERTAIN, type RouteStore } from './route-store';
-import { SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
-import type { SyncSender, SyncStats } from './sync-sender';
-import { PHASE, type SyncState } from './sync-state';
+import { RECHECK, UNCERTAIN } from './route-store';
+import { SCAN_REASONS } from './sync-metrics';
+import type { SyncCore } from './sync-core';
+import { PHASE } from './sync-state';
 
 /** What the notices share with their sync. */
-export interface NoticesContext {
-  readonly store: RouteStore;
-  readonly routes: KernelRoutes;
-  readonly sender: SyncSender;
-  readonly sm: StateMachine<SyncState>;
-  readonly stats: SyncStats;
-  readonly metrics: KernelSyncMetrics;
-  readonly log: Logger;
-  readonly limited: RateLimitedLog;
-  readonly target: KernelTarget;
+export interface NoticesContext extends SyncCore {
   readonly links: LinkCache;
   readonly opts: {
     readonly repairWindowMs?: number;

@@ -14,9 +14,7 @@
  * through the device makes it a whole-table scan.
  */
 import type { DumpedRoutes } from '../../netlink/route-dump';
-import { debugOn, type Logger, type RateLimitedLog } from '../logger';
-import type { StateMachine } from '../protocol';
-import type { KernelTarget } from './convert';
+import { debugOn } from '../logger';
 import { dropMissing, findHeldThrough, type DeviceScanRequest, type HeldThrough } from './device-scan';
 import type { EchoMatcher } from './echo-matcher';
 import type { KernelIo } from './kernel-io';
@@ -25,22 +23,14 @@ import type { ConnectedPrefixes } from './nexthop-objects';
 import { countLine, type SyncCounts } from './route-status';
 import type { RouteStore } from './route-store';
 import { applyDump, dumpOurs, type SyncDumpContext } from './sync-dump';
-import { SCAN_REASONS, scanReasonLabel, type KernelSyncMetrics } from './sync-metrics';
-import type { SyncSender, SyncStats } from './sync-sender';
-import { PHASE, type SyncState } from './sync-state';
+import { SCAN_REASONS, scanReasonLabel } from './sync-metrics';
+import type { SyncSender } from './sync-sender';
+import type { SyncCore } from './sync-core';
+import { PHASE } from './sync-state';
 
-export interface SyncScanContext {
-  readonly sm: StateMachine<SyncState>;
-  readonly stats: SyncStats;
-  readonly metrics: KernelSyncMetrics;
-  readonly log: Logger;
-  readonly limited: RateLimitedLog;
-  readonly target: KernelTarget;
-  readonly store: RouteStore;
-  readonly routes: KernelRoutes;
+export interface SyncScanContext extends SyncCore {
   readonly connected: ConnectedPrefixes;
   readonly dumps: SyncDumpContext;
-  readonly sender: SyncSender;
   /** failover: backup_routes: the backup routes (sync-backup-routes.ts). */
   readonly backup: { readonly store: RouteStore; readonly routes: KernelRoutes; readonly sender: SyncSender } | undefined;
   readonly deviceScans: DeviceScanRequest;
