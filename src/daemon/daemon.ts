@@ -113,8 +113,9 @@ export class Daemon implements DaemonCore {
     await this.control.listen();
     await this.metrics.apply(config.metrics);
     // Routes files load while the kernel protocols open, dump and follow the load in their first
-    // feed (a fill: Table.beginFill); those change nothing in the kernel before every file is in,
-    // so a bad line still stops the start with the kernel untouched.
+    // feed (a fill: Table.beginFill; on a restart their dump waits for the load instead); those
+    // change nothing in the kernel before every file is in, so a bad line still stops the start
+    // with the kernel untouched.
     const loads: Promise<void>[] = [];
     const checks: Promise<void>[] = [];
     let loaded: Promise<void> | undefined;

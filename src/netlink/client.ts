@@ -299,3 +299,37 @@ export class NetlinkClient {
     this.active = 0;
   }
 }
+
+/**
+ * Whether a route dump with `filter` (strict: the kernel filters by table and protocol) lists
+ * anything, asked on a socket of its own that is closed at the first route, so the kernel drops
+ * the rest of the dump unsent: a start asks it to tell a kernel holding a million routes of ours
+ * (a restart) from one holding none, for the cost of one reply. A table that does not exist
+ * (ENOENT) holds nothing. Routes are checked against the filter here too, in case the kernel
+ * did not filter.
+ */
+export async function anyRoute(filter: RouteDumpFilter, opts: NetlinkSocketOptions = {}): Promise<boolean> {
+  const client = new NetlinkClient(NetlinkSocket.open({ rcvbuf: 1 << 16, recvBufferSize: 1 << 16, ...opts }), { maxDumpRetries: 0 });
+  let found = false;
+  const match = (buf: Buffer, off: number, len: number, type: number): undefined => {
+    if (found || type !== C.RTM_NEWROUTE) return undefined;
+    const r = decodeRouteMessage(buf, off, len);
+    if ((filter.table === undefined || r.table === filter.table) && (filter.protocol === undefined || r.protocol === filter.protocol)) {
+      found = true;
+      client.close(); // the rest of the dump is never read
+    }
+    return undefined;
+  };
+  try {
+    await client.dump((b, o, seq) => encodeRouteDump(b, o, seq, filter), match, `probe routes of table ${filter.table ?? 'any'}`);
+    return found;
+  } catch (err) {
+    if (found) return true; // the close above failed the dump
+    if (err instanceof DumpInterruptedError) return true; // a table that changes while it is read: not known empty
+    if (err instanceof NetlinkRequestError && err.errno === 2) return false; // ENOENT: no such table yet
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+

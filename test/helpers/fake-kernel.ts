@@ -327,6 +327,12 @@ export class FakeKernel {
   }
 
   /** A dump of `family`'s table as the kernel would stream it, through `decode`. */
+  /** Whether any route of `protocol` is in `table` (the I/O's holdsOurs). */
+  holds(family: Family, table: number, protocol: number): boolean {
+    for (const r of this.routes.values()) if (r.family === family && r.table === table && r.protocol === protocol) return true;
+    return false;
+  }
+
   dump(family: Family, table: number, protocol: number | undefined, collect: TableDumpCollector, oif?: number): DumpResult<RouteMessage> {
     this.dumps++;
     let retries = 0;
@@ -457,6 +463,13 @@ export class FakeKernelIo implements KernelIo {
     const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect, oif);
     await new Promise((r) => setImmediate(r));
     return collect.finish(res);
+  }
+
+  async holdsOurs(): Promise<boolean> {
+    if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
+    await new Promise((r) => setImmediate(r));
+    const t = this.opts.target;
+    return this.kernel.holds(t.family, t.table, t.protocol);
   }
 
   async dumpNexthops(): Promise<NexthopMessage[]> {

@@ -1,12 +1,13 @@
 /**
  * The start's contract with a routes file, on one big enough that its load
  * spans many event-loop turns (20,000 lines; the real daemon, iproute2 as the
- * oracle). The kernel protocol starts beside the file's load and follows it in
- * its first feed (docs/architecture.md, "The daemon"); still, a restart prunes
- * nothing a source is still to bring (0 kernel changes), and a bad line, even
- * the last, stops the start before any kernel change, on a restart and on a
- * cold start alike. A routes file that is a FIFO, written half, shows the
- * kernel protocol running while the file is still being read.
+ * oracle). On a cold start the kernel protocol starts beside the file's load
+ * and follows it in its first feed; on a restart (the kernel holds routes of
+ * ours) its first dump waits for the load (docs/architecture.md, "The
+ * daemon"). Either way a restart prunes nothing a source is still to bring (0
+ * kernel changes), and a bad line, even the last, stops the start before any
+ * kernel change, on a restart and on a cold start alike. A routes file that is
+ * a FIFO, written half, shows which order each start takes.
  */
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -50,10 +51,12 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
     ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
     await until(() => watcher.lines().some((l) => l.startsWith('Deleted 192.0.2.200')), 10000);
     const seenBefore = watcher.lines().length;
+    const logBefore = d.log.length;
     await d.startReady();
     const changes = (await watcher.stop()).slice(seenBefore);
     expect(changes).toEqual([]);
     expect(oursByDst(ns).size).toBe(N);
+    expect(d.log.slice(logBefore)).toContain('the kernel holds routes of ours: the first dump waits for the sources to load');
   });
 
   /** A cold kernel: our nexthop objects first (the routes on them go with them; a route flush refuses them), then any route of ours left. */
@@ -146,6 +149,35 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
       expect(oursByDst(ns).size).toBe(N);
       await d.stop('SIGTERM');
       expect(oursByDst(ns).size).toBe(0);
+    });
+
+    it('on a restart, dumps the kernel only once the file is in, and changes nothing', async () => {
+      flushOurs();
+      let n = d.readyCount;
+      d.start();
+      writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+      writer.stdin!.end(lines('192.0.2.2'));
+      await d.waitReady(n);
+      expect(oursByDst(ns).size).toBe(N);
+      await d.stop('SIGKILL');
+      const all = lines('192.0.2.2').split('\n');
+      const logBefore = d.log.length;
+      const changes = await watching(async () => {
+        n = d.readyCount;
+        d.start();
+        writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+        writer.stdin!.write(all.slice(0, N / 2).join('\n') + '\n');
+        await until(() => /the kernel holds routes of ours/.test(d.log.slice(logBefore)), 30000, 50);
+        // Waiting for the rest of the file: no dump taken yet.
+        expect(d.log.slice(logBefore)).not.toMatch(/first scan/);
+        writer.stdin!.end(all.slice(N / 2).join('\n'));
+        await d.waitReady(n);
+      });
+      const log = d.log.slice(logBefore);
+      expect(log.indexOf(`loaded ${N} routes`)).toBeGreaterThan(0);
+      expect(log.indexOf(`first scan: ${N} routes of ours`)).toBeGreaterThan(log.indexOf(`loaded ${N} routes`));
+      expect(changes).toEqual([]);
+      expect(oursByDst(ns).size).toBe(N);
     });
 
     it('stops the start on a bad last line that comes after the kernel protocol has read the first half: nothing added', async () => {

@@ -4,7 +4,7 @@
  */
 import { parseAddr, parsePrefix } from '../../src/lib/addr';
 import * as C from '../../src/netlink/constants';
-import { NetlinkClient } from '../../src/netlink/client';
+import { NetlinkClient, anyRoute } from '../../src/netlink/client';
 import { RoutePipeline } from '../../src/netlink/pipeline';
 import { RouteMessage } from '../../src/netlink/route-codec';
 import { IpRoute, Netns, createNetns, kernelDescribe, kernelRoutes } from '../helpers/netns';
@@ -125,6 +125,40 @@ kernelDescribe('netlink routes against the kernel', () => {
     const result = await pipe.submit(cases.map((c) => ({ cmd: 'delete' as const, route: c.route })));
     expect(result.failed.map((f) => f.error.message)).toEqual([]);
     expect(cases.map((c) => oracle(c.route))).toEqual(cases.map(() => undefined));
+  });
+});
+
+kernelDescribe('anyRoute: whether a filtered dump lists anything, read to its first route', () => {
+  let ns: Netns;
+  let pipe: RoutePipeline;
+
+  beforeAll(() => {
+    ns = createNetns('nlprobe');
+    pipe = RoutePipeline.open({ netns: ns.name });
+  });
+
+  afterAll(async () => {
+    await pipe.close();
+    ns.destroy();
+  });
+
+  const probe = (family: 4 | 6, table: number, protocol: number): Promise<boolean> => anyRoute({ family, table, protocol }, { netns: ns.name });
+
+  it('says no for a table that never held a route (ENOENT) and for an empty main table', async () => {
+    expect(await probe(4, 1001, PROTO)).toBe(false);
+    expect(await probe(4, C.RT_TABLE_MAIN, PROTO)).toBe(false);
+    expect(await probe(6, C.RT_TABLE_MAIN, PROTO)).toBe(false);
+  });
+
+  it('says yes for a table holding thousands of routes of the protocol, and no for another protocol, table or family', async () => {
+    const ops = Array.from({ length: 5000 }, (_, i) => ({ cmd: 'add' as const, route: route(`10.${1 + (i >> 8)}.${i & 255}.0/24`, { table: 1001, type: C.RTN_BLACKHOLE }) }));
+    ops.push({ cmd: 'add' as const, route: route('203.0.113.0/24', { table: 1002, protocol: PROTO + 1, type: C.RTN_BLACKHOLE }) });
+    expect((await pipe.submit(ops)).failed).toEqual([]);
+    expect(await probe(4, 1001, PROTO)).toBe(true);
+    expect(await probe(4, 1001, PROTO + 1)).toBe(false);
+    expect(await probe(4, 1002, PROTO)).toBe(false);
+    expect(await probe(4, 1002, PROTO + 1)).toBe(true);
+    expect(await probe(6, 1001, PROTO)).toBe(false);
   });
 });
 

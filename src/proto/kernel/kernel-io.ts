@@ -89,6 +89,8 @@ export interface KernelIo {
    * with `oif`, only routes with a next hop through that device (the kernel filters: device-scan.ts).
    */
   dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump>;
+  /** Whether our table holds any route of ours, for the cost of one reply (a start's restart or cold start). */
+  holdsOurs(): Promise<boolean>;
   /** Queues a batch of changes; settles once each has its result. Never rejects. */
   submit(ops: OpSource): Promise<BatchResult>;
   /** More changes wait to be sent than the pipeline wants: `await drain()` before submitting more. */

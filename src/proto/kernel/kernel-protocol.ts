@@ -185,7 +185,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * Sources are still filling the table (the daemon starts us beside a routes file's load): the
    * first feed follows the fill (Table.beginFill), no early add goes out before `checked`
    * resolves (the input is known good), nothing is pruned before `loaded` resolves, and start
-   * fails with nothing changed in the kernel if either rejects. Called before start().
+   * fails with nothing changed in the kernel if either rejects. On a restart (the kernel holds
+   * routes of ours) the first dump waits for `loaded` instead. Called before start().
    */
   startBeside(loaded: Promise<void>, checked: Promise<void> = loaded): void {
     this.sourcesIn = loaded;
@@ -206,6 +207,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (this.syncs.size === 0) this.init();
     try {
       for (const sync of this.syncs.values()) await sync.open();
+      if (this.sourcesIn !== undefined) await this.restartAfterSources();
       // A restart's dump and the first feed bring about as many nets as the table has: room for them at once.
       for (const [family, sync] of this.syncs) sync.reserve(this.options.table.sizeHint(family));
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
@@ -227,13 +229,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       await ready;
       // A source that failed to load (a bad line) stops the start here, before any prune: nothing
       // has been sent (early adds wait for the check), so the kernel is as it was.
-      if (this.sourcesIn !== undefined) {
-        try {
-          await Promise.all([this.sourcesIn, this.sourcesChecked]);
-        } catch (e) {
-          throw new KernelStartError(`a source failed to load: ${(e as Error).message}`);
-        }
-      }
+      if (this.sourcesIn !== undefined) await this.sourcesLoaded();
       const grace = this.options.gracefulRestartMs ?? 0;
       await Promise.all([...this.syncs.values()].map((s) => s.prune(grace > 0)));
       if (grace > 0) {
@@ -253,6 +249,27 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       throw e;
     }
     this.sm.go('up');
+  }
+
+  /**
+   * A restart's first dump (a million routes of ours taken in on the JS thread) would share the
+   * thread with the sources' load and slow both, and no early add makes that pay: the load goes
+   * first (docs/benchmarks.md, Round 12). A cold start goes on at once.
+   */
+  private async restartAfterSources(): Promise<void> {
+    const holds = await Promise.all([...this.syncs.values()].map((s) => s.holdsOurs()));
+    if (!holds.includes(true)) return;
+    this.log.info('the kernel holds routes of ours: the first dump waits for the sources to load');
+    await this.sourcesLoaded();
+  }
+
+  /** The sources' load and its check; a source that failed to load fails the start. */
+  private async sourcesLoaded(): Promise<void> {
+    try {
+      await Promise.all([this.sourcesIn, this.sourcesChecked]);
+    } catch (e) {
+      throw new KernelStartError(`a source failed to load: ${(e as Error).message}`);
+    }
   }
 
   private startWalk(): void {

@@ -263,6 +263,12 @@ export class KernelSync implements ScanTarget {
     return this.nh.status();
   }
 
+  /** Whether the kernel holds routes of ours (a restart) or none (a cold start), for the cost of one reply; after open(). */
+  holdsOurs(): Promise<boolean> {
+    if (this.io === undefined) return Promise.resolve(false);
+    return this.io.holdsOurs();
+  }
+
   /** init -> first-dump -> first-feed: our routes in the kernel; then only early adds go out until prune(). */
   async firstScan(): Promise<void> {
     this.sm.go('first-dump');

@@ -14,7 +14,7 @@
  * kernel answers ENOENT, which is an empty dump.
  */
 import { constants as osConstants } from 'node:os';
-import { NetlinkClient } from '../../netlink/client';
+import { NetlinkClient, anyRoute } from '../../netlink/client';
 import { NetlinkRequestError } from '../../netlink/errors';
 import { RoutePipeline, type BatchResult, type OpSource } from '../../netlink/pipeline';
 import { NetlinkSocket } from '../../netlink/socket';
@@ -40,6 +40,7 @@ class NetlinkKernelIo implements KernelIo {
     private readonly client: NetlinkClient,
     private readonly pipeline: RoutePipeline,
     filterOwnEchoes: boolean,
+    private readonly netns: string | undefined,
   ) {
     this.monitor = monitor;
     let filtered = false;
@@ -67,6 +68,11 @@ class NetlinkKernelIo implements KernelIo {
       if (err instanceof NetlinkRequestError && err.errno === ENOENT) return TableDumpCollector.empty();
       throw err;
     }
+  }
+
+  holdsOurs(): Promise<boolean> {
+    const t = this.target;
+    return anyRoute({ family: t.family, table: t.table, protocol: t.protocol }, this.netns !== undefined ? { netns: this.netns } : {});
   }
 
   async dumpNexthops(): Promise<NexthopMessage[]> {
@@ -148,7 +154,7 @@ export const openNetlinkKernelIo: KernelIoProvider = async (opts: KernelIoOption
     // waits in the sync's own queue instead can still be put in the trie's order when the first feed ends.
     // 1 MiB of answers a read (a fence's ack, failures) is plenty: the default 4 MiB buffer is RSS once touched.
     const pipeline = RoutePipeline.open({ ...netns, highWater: 65536, recvBufferSize: 1 << 20, ...(opts.pipelineWindow ? { window: opts.pipelineWindow } : {}) });
-    const io = new NetlinkKernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true);
+    const io = new NetlinkKernelIo(opts.target, monitor, client, pipeline, opts.filterOwnEchoes ?? true, opts.netns);
     try {
       const links = await client.dumpLinks();
       const addrs = await client.dumpAddrs();

@@ -1,10 +1,11 @@
 /**
  * The kernel protocol started beside a source that fills the table (a routes
  * file's load: Table.beginFill, KernelProtocol.startBeside), against the fake
- * kernel: its first feed follows the fill; nothing goes out before the input
- * is known good, early adds go out during the rest of the load, nothing is
- * pruned before the load's end (a restart changes nothing the file brings
- * last), and a load that fails stops the start with nothing sent.
+ * kernel: on a cold start its first feed follows the fill, nothing goes out
+ * before the input is known good, early adds go out during the rest of the
+ * load, and it is up only after the load's end; on a restart (the kernel holds
+ * routes of ours) its first dump waits for the load, so it changes nothing the
+ * file brings last; a load that fails stops the start with nothing sent.
  */
 import { KernelProtocol, KernelStartError } from '../../../src/proto/kernel/kernel-protocol';
 import { RouteSource } from '../../../src/route';
@@ -28,47 +29,73 @@ function protocol(kernel: FakeKernel, table: Table): KernelProtocol {
   return new KernelProtocol({ name: 'kernel1', table, family: 4, scanIntervalMs: 0, kernelIo: kernel.provider, log: memoryLogger() });
 }
 
-describe('a kernel protocol started beside a filling table', () => {
-  it('sends nothing before the input is checked, adds during the rest of the load, and prunes only after it', async () => {
-    const kernel = new FakeKernel();
-    // A restart: the kernel holds a route of ours for the net the file brings last.
-    const first = new Table({ name: 'master4' });
-    const src = new RouteSource('static1', 200);
-    announce(first, src, [line(999)]);
-    const before0 = protocol(kernel, first);
-    await before0.start();
-    before0.crashForTesting();
-    const before = kernel.log.length;
+/** A kernel protocol started beside a fill of a new table that the caller announces into, checks and loads. */
+function beside(kernel: FakeKernel): { table: Table; endFill: () => void; checked: ReturnType<typeof deferred>; loaded: ReturnType<typeof deferred>; p: KernelProtocol; started: Promise<void> } {
+  const table = new Table({ name: 'master4' });
+  const endFill = table.beginFill();
+  const checked = deferred();
+  const loaded = deferred();
+  const p = protocol(kernel, table);
+  p.startBeside(loaded.promise, checked.promise);
+  return { table, endFill, checked, loaded, p, started: p.start() };
+}
 
-    const table = new Table({ name: 'master4' });
-    const endFill = table.beginFill();
-    const checked = deferred();
-    const loaded = deferred();
-    const p = protocol(kernel, table);
-    p.startBeside(loaded.promise, checked.promise);
-    const started = p.start();
+describe('a kernel protocol started beside a filling table', () => {
+  it('on a cold start, sends nothing before the input is checked, adds during the rest of the load, and is up only after it', async () => {
+    const kernel = new FakeKernel();
+    const src = new RouteSource('static1', 200);
+    const { table, endFill, checked, loaded, p, started } = beside(kernel);
     let up = false;
     void started.then(() => (up = true));
     announce(table, src, lines(0, 300));
     await tick(20);
-    expect(kernel.ourChanges(before)).toEqual([]);
+    expect(kernel.ourChanges(0)).toEqual([]);
     checked.resolve();
     announce(table, src, lines(300, 600));
-    await until(() => kernel.ourChanges(before).length > 0);
-    const early = kernel.ourChanges(before).length;
-    expect(early).toBeGreaterThan(0);
-    announce(table, src, lines(600, 1000)); // the last one is the net the kernel holds already
+    await until(() => kernel.ourChanges(0).length > 0);
+    announce(table, src, lines(600, 1000));
     endFill();
     await tick(20);
     expect(up).toBe(false); // the fill is over, the load not yet
     loaded.resolve();
     await started;
-    expect(kernel.lines({ protocol: PROTO })).toHaveLength(1000);
-    // Every route added once, the one the kernel held untouched.
-    const changes = kernel.ourChanges(before);
-    expect(changes).toHaveLength(999);
+    const changes = kernel.ourChanges(0).filter((c) => !c.startsWith('add nexthop')); // the object the routes use
+    expect(changes).toHaveLength(1000);
     expect(changes.every((c) => c.startsWith('add '))).toBe(true);
+    await p.shutdown();
+    expect(kernel.lines({ protocol: PROTO })).toEqual([]);
+  });
+
+  it('on a restart, dumps the kernel only after the load, and prunes nothing the file brings last', async () => {
+    const kernel = new FakeKernel();
+    // A restart: the kernel holds a route of ours for the net the file brings last, and a stale one.
+    const first = new Table({ name: 'master4' });
+    const src = new RouteSource('static1', 200);
+    announce(first, src, [line(999), line(2000)]);
+    const before0 = protocol(kernel, first);
+    await before0.start();
+    before0.crashForTesting();
+    const before = kernel.log.length;
+    const dumps = kernel.dumps;
+
+    const { table, endFill, checked, loaded, p, started } = beside(kernel);
+    announce(table, src, lines(0, 600));
+    checked.resolve();
+    announce(table, src, lines(600, 1000));
+    endFill();
+    await tick(20);
+    // Input checked, the fill over, the load not yet: no dump taken, nothing sent.
+    expect(kernel.dumps).toBe(dumps);
+    expect(kernel.ourChanges(before)).toEqual([]);
+    loaded.resolve();
+    await started;
+    expect(kernel.lines({ protocol: PROTO })).toHaveLength(1000);
+    // Every route added once, the one the kernel held untouched, the stale one deleted.
+    const changes = kernel.ourChanges(before);
+    expect(changes).toHaveLength(1000);
+    expect(changes.filter((c) => c.startsWith('add '))).toHaveLength(999);
     expect(changes.some((c) => c.includes('10.103.231.0/24'))).toBe(false);
+    expect(changes.filter((c) => !c.startsWith('add ')).map((c) => c.includes('10.107.208.0/24'))).toEqual([true]);
     await p.shutdown();
     expect(kernel.lines({ protocol: PROTO })).toEqual([]);
   });
