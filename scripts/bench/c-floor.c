@@ -6,7 +6,8 @@
  * only errors), errors read as they come. Compiled by scripts/bench/netlink.js
  * with the system's cc; run inside the benchmark's namespace.
  *
- *   c-floor add|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]
+ *   c-floor add|replace|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]
+ *   c-floor nhdel ID      (deletes nexthop object ID, acked: every route on it goes with it)
  *
  * Routes start at 10.0.0.0/24, or at FIRST.0.0.0/24 with C_FLOOR_FIRST_OCTET=FIRST in the
  * environment (bench:e2e numbers its routes from 11.0.0.0/24).
@@ -55,12 +56,38 @@ static char *put_attr(char *p, unsigned short type, const void *data, unsigned s
   return p + RTA_ALIGN(a->rta_len);
 }
 
+/* Deletes one nexthop object and waits for its ack: the kernel deletes the routes on it inside that sendmsg. */
+static int nhdel(unsigned id) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return perror("netlink"), 1;
+  struct {
+    struct nlmsghdr h;
+    unsigned char nh[8]; /* struct nhmsg: family, scope, protocol, resvd, flags */
+    struct rtattr a;
+    uint32_t id;
+  } m = {.h = {.nlmsg_len = sizeof m, .nlmsg_type = 105 /* RTM_DELNEXTHOP */, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = 1}, .a = {.rta_len = RTA_LENGTH(4), .rta_type = 1 /* NHA_ID */}, .id = id};
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (send(fd, &m, sizeof m, 0) < 0) return perror("send"), 1;
+  char buf[8192];
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int err = n > 0 ? ((struct nlmsgerr *)NLMSG_DATA((struct nlmsghdr *)buf))->error : -1;
+  double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  printf("{\"op\":\"nhdel\",\"seconds\":%.3f,\"errors\":%u}\n", s, err != 0);
+  close(fd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "nhdel") == 0) return nhdel((unsigned)strtoul(argv[2], 0, 10));
   if (argc != 6 && argc != 7) {
-    fprintf(stderr, "usage: %s add|del N TABLE PROTO GATEWAY|nhid:ID [ORDER]\n", argv[0]);
+    fprintf(stderr, "usage: %s add|replace|del N TABLE PROTO GATEWAY|nhid:ID [ORDER] | nhdel ID\n", argv[0]);
     return 2;
   }
-  int add = strcmp(argv[1], "add") == 0;
+  int replace = strcmp(argv[1], "replace") == 0;
+  int add = replace || strcmp(argv[1], "add") == 0;
   unsigned n = (unsigned)strtoul(argv[2], 0, 10), table = (unsigned)strtoul(argv[3], 0, 10), proto = (unsigned)strtoul(argv[4], 0, 10);
   unsigned nhid = 0;
   struct in_addr gw = {0};
@@ -95,7 +122,7 @@ int main(int argc, char **argv) {
       struct rtmsg *r = NLMSG_DATA(h);
       memset(h, 0, NLMSG_LENGTH(sizeof *r));
       h->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
-      h->nlmsg_flags = NLM_F_REQUEST | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+      h->nlmsg_flags = NLM_F_REQUEST | (replace ? NLM_F_CREATE | NLM_F_REPLACE : add ? NLM_F_CREATE | NLM_F_EXCL : 0);
       h->nlmsg_seq = seq++;
       r->rtm_family = AF_INET;
       r->rtm_dst_len = 24;
