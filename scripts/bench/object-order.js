@@ -10,8 +10,8 @@
 // add them in (docs/benchmarks.md, Round 12). Orders:
 //   spread      the whole set in trie-spread order (src/netlink/order.ts)
 //   address     address order
-//   prefixP     the first P % of the spread order, then the rest in address order (what a first sync on
-//               objects sends when the kernel took P % as early adds: sync-sender.ts, queueAll)
+//   prefixP     the first P % of the spread order, then the rest in address order (a first sync whose
+//               prune sent the adds left after P % of early adds in address order: tried in Round 12)
 //   blkB        blocks of B consecutive routes, the blocks in spread order, each in address order
 //   skelK       every K-th route (address order) in spread order, then the rest in address order
 // --gateway: plain gateway routes, deleted one by one in spread order (the shutdown without objects)
