@@ -370,11 +370,9 @@ export class KernelSync implements ScanTarget {
     }
     store.track(id);
     if (!same) this.sender.markDirty(id, this.steady ? Date.now() : 0);
-    if (this.backups === undefined) return;
-    const key = rid === 0 ? undefined : this.routes.get(rid).key;
-    // The backup store's want is unchanged (a carrier loss's catch-up, a churn of the primary's next hop): no probe of its index.
-    if (prev !== undefined && key !== undefined && sameBackupWant(prev, key)) return;
-    this.backups.setWanted(net, key && backupWantOf(key), this.steady, key?.attrs ?? attrs, sourceName);
+    // The backup store is not probed when the net's backup route stays (a carrier loss's catch-up, a churn of the primary's next hop).
+    const key = rid === 0 || this.backups === undefined ? undefined : this.routes.get(rid).key;
+    if (this.backups !== undefined && !(prev !== undefined && key !== undefined && sameBackupWant(prev, key))) this.backups.setWanted(net, key && backupWantOf(key), this.steady, key?.attrs ?? attrs, sourceName);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

@@ -13,7 +13,7 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function setup(nets: string[], slice: number) {
   const set = NextHopSet.of([{ gateway: parseAddr('192.0.2.2') }]);
-  const table = { forEachNetUsing: (s: NextHopSet, fn: (net: Prefix) => void) => (s === set ? nets.map(parsePrefix).forEach(fn) : undefined) };
+  const table = { forEachNetUsing: (s: NextHopSet, fn: (net: Prefix) => void) => (s === set ? nets.map((n) => parsePrefix(n)).forEach(fn) : undefined) };
   const exported: string[] = [];
   let retried = 0;
   const r = new ReExport(table, (net) => exported.push(net.toString()), () => retried++, slice);
