@@ -7,7 +7,8 @@
  * Per set a NetLog (8 bytes an IPv4 net, net-log.ts) and the count of routes
  * using the set: the table calls routeChanged() when a net's route of one
  * source appears, changes set or goes (not on a re-announcement of the same
- * set), the log is compacted once it is past twice that count, and a set no
+ * set), the log is compacted once it is past twice that count and before a
+ * walk that could meet a dead or repeated net, and a set no
  * route uses any more is forgotten.
  *
  * A reorder runs synchronously inside the tracker's notification, so no
