@@ -73,7 +73,8 @@ const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without 
 const usage =
   'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]';
 const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args'];
-// Every option but the flags takes a value: anything else (--help, a typo) is refused rather than starting a 1M run.
+// Every option but the flags takes a value: anything else (a typo, a missing value) is refused rather than starting a
+// 1M run; --help prints the usage and exits 0.
 checkArgs('bench:failover', usage, KNOWN, ['log-times']);
 if (
   !Number.isInteger(N) ||

@@ -13,15 +13,23 @@
  * net, and no lookup builds a string or a Prefix.
  *
  * Ids are reused after remove(): an owner clears its columns for an id
- * before it removes it. Ids are small integers below `capacity`.
+ * before it removes it. Ids are small integers below `capacity`; an index
+ * holds at most MAX_NETS (2^24 - 2) nets, a slot's id bits (a full table is
+ * about a million IPv4 and 200,000 IPv6 nets).
  */
 import { Prefix } from './addr';
+import { KrtError } from './errors';
 import { grownTo } from './net-list';
 
 /** The length NetIndex gives an id not in use. */
 export const FREE_LEN = 255;
 /** How full the hash may get: linear probing stays short below this. */
 const MAX_LOAD = 0.7;
+/** A slot holds its id + 1 in its low 24 bits and 8 bits of its net's hash above them. */
+const ID_BITS = 24;
+const ID_MASK = (1 << ID_BITS) - 1;
+/** Nets an index holds at most (ids below it, as a slot holds them). */
+export const MAX_NETS = ID_MASK - 1;
 
 /** A 32-bit hash of an IPv4 net (murmur3's finalizer over the word and length). */
 function hash4(word: number, len: number): number {
@@ -39,6 +47,11 @@ function hash6(w0: number, w1: number, w2: number, w3: number, len: number): num
   return hash4(h, len);
 }
 
+/** A slot's value: id + 1, and the hash's low 8 bits as the tag. */
+function slotOf(id: number, h: number): number {
+  return ((h & 255) << ID_BITS) | (id + 1);
+}
+
 /** The home slot of a 32-bit hash in a table of `size` slots: its high bits scaled (Lemire's fastrange). */
 function home(h: number, size: number): number {
   return Math.floor(((h >>> 0) * size) / 4294967296);
@@ -50,13 +63,14 @@ export class NetIndex {
   words: Int32Array;
   /** Prefix length by id; 255 for an id not in use. */
   lens: Uint8Array;
-  private slots: Int32Array;
   /**
-   * Per slot, 8 bits of its net's hash (bits the home slot does not use): a probe compares
-   * these before it reads the net's words, which are a cache miss each (ids are scattered over
-   * the slots). At a million nets the misses were most of an insert.
+   * Per slot, 0 (empty) or its id + 1 (low 24 bits) and a tag, 8 bits of its net's hash the home
+   * slot does not use (high 8 bits): a probe compares the tag before it reads the net's words, which
+   * are a cache miss each (ids are scattered over the slots), and the tag is in the slot itself, in
+   * the same cache line (a separate array of tags was a second miss per probe). At a million nets
+   * the misses were most of an insert.
    */
-  private tags: Uint8Array;
+  private slots: Int32Array;
   /** slots.length, any size: a hash maps to a home slot by multiplying (fastrange), not masking. */
   private nslots: number;
   private count = 0;
@@ -81,7 +95,6 @@ export class NetIndex {
     this.free = new Int32Array(64);
     this.nslots = Math.ceil(cap / MAX_LOAD) + 1;
     this.slots = new Int32Array(this.nslots);
-    this.tags = new Uint8Array(this.nslots);
   }
 
   /** Nets held. */
@@ -124,29 +137,27 @@ export class NetIndex {
   /** The net's id, or -(slot + 1) of the empty slot where its probe ended (where an insert puts it). */
   private probe4(word: number, len: number, h: number): number {
     const slots = this.slots;
-    const tags = this.tags;
     const tag = h & 255;
     const size = this.nslots;
     for (let i = home(h, size); ; i = i + 1 === size ? 0 : i + 1) {
       const s = slots[i]!;
       if (s === 0) return -(i + 1);
-      if (tags[i] !== tag) continue;
-      const id = s - 1;
+      if (s >>> ID_BITS !== tag) continue;
+      const id = (s & ID_MASK) - 1;
       if (this.words[id] === word && this.lens[id] === len) return id;
     }
   }
 
   private probe6(w0: number, w1: number, w2: number, w3: number, len: number, h: number): number {
     const slots = this.slots;
-    const tags = this.tags;
     const tag = h & 255;
     const size = this.nslots;
     const words = this.words;
     for (let i = home(h, size); ; i = i + 1 === size ? 0 : i + 1) {
       const s = slots[i]!;
       if (s === 0) return -(i + 1);
-      if (tags[i] !== tag) continue;
-      const id = s - 1;
+      if (s >>> ID_BITS !== tag) continue;
+      const id = (s & ID_MASK) - 1;
       const k = id * 4;
       if (words[k] === w0 && words[k + 1] === w1 && words[k + 2] === w2 && words[k + 3] === w3 && this.lens[id] === len) return id;
     }
@@ -172,8 +183,7 @@ export class NetIndex {
     const id = this.newId();
     this.words[id] = word;
     this.lens[id] = len;
-    this.slots[-at - 1] = id + 1;
-    this.tags[-at - 1] = h & 255;
+    this.slots[-at - 1] = slotOf(id, h);
     return id;
   }
 
@@ -197,8 +207,7 @@ export class NetIndex {
     this.words[k + 2] = w2;
     this.words[k + 3] = w3;
     this.lens[id] = len;
-    this.slots[-at - 1] = id + 1;
-    this.tags[-at - 1] = h & 255;
+    this.slots[-at - 1] = slotOf(id, h);
     return id;
   }
 
@@ -212,16 +221,15 @@ export class NetIndex {
     const slots = this.slots;
     const size = this.nslots;
     let i = home(this.hashOf(id), size);
-    while (slots[i] !== id + 1) i = i + 1 === size ? 0 : i + 1;
+    while ((slots[i]! & ID_MASK) !== id + 1) i = i + 1 === size ? 0 : i + 1;
     // Backward-shift deletion: move later members of the probe run into the hole when their home allows.
     let hole = i;
     for (let j = i + 1 === size ? 0 : i + 1; slots[j] !== 0; j = j + 1 === size ? 0 : j + 1) {
-      const h = home(this.hashOf(slots[j]! - 1), size);
+      const h = home(this.hashOf((slots[j]! & ID_MASK) - 1), size);
       // j's entry may move to the hole when its home is not in (hole, j] (cyclically).
       const between = hole <= j ? h > hole && h <= j : h > hole || h <= j;
       if (!between) {
         slots[hole] = slots[j]!;
-        this.tags[hole] = this.tags[j]!;
         hole = j;
       }
     }
@@ -258,6 +266,7 @@ export class NetIndex {
 
   /** A new id; the caller has made room in the slots (insert4/insert6 rehash first when full). */
   private newId(): number {
+    if (this.nfree === 0 && this.top >= MAX_NETS) throw new KrtError('KRT_ERR_TOO_MANY_NETS', `more than ${MAX_NETS} IPv${this.family} nets in one index`);
     this.count++;
     if (this.nfree > 0) return this.free[--this.nfree]!;
     if (this.top === this.lens.length) this.growIds(this.lens.length * 2);
@@ -277,13 +286,11 @@ export class NetIndex {
     const size = this.nslots;
     let i = home(h, size);
     while (slots[i] !== 0) i = i + 1 === size ? 0 : i + 1;
-    slots[i] = id + 1;
-    this.tags[i] = h & 255;
+    slots[i] = slotOf(id, h);
   }
 
   private rehash(size: number): void {
     this.slots = new Int32Array(size);
-    this.tags = new Uint8Array(size);
     this.nslots = size;
     const lens = this.lens;
     for (let id = 0; id < this.top; id++) if (lens[id] !== FREE_LEN) this.place(id, this.hashOf(id));

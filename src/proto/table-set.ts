@@ -39,6 +39,11 @@ export class TableSet {
     this.table(net.family).announce(net, src, attrs);
   }
 
+  /** announce() of an IPv4 net as its address word (host bits clear) and length: no Prefix per route. */
+  announce4(src: RouteSource, word: number, len: number, attrs: RouteAttrs): void {
+    this.table(4).announceAt(word, len, src, attrs);
+  }
+
   withdraw(src: RouteSource, net: Prefix): void {
     this.table(net.family).withdraw(net, src);
   }

@@ -17,7 +17,7 @@ import type { NetKey, Route } from '../route/route';
 import { ExportRequest, type ExportRequestOptions } from './export-request';
 import { Feeder, type FeederOptions } from './feeder';
 import { Journal } from './journal';
-import type { FeedItem } from './items';
+import { Feed, type FeedItem } from './items';
 import { type NetStore, type NetWalk, type Slot, slotBest, slotRoutes } from './net-store';
 import { compilePrefilter } from './prefilter';
 import type { ExporterCore, ExporterKind, Reader } from './reader-core';
@@ -120,12 +120,12 @@ export class Exporter implements ExporterCore {
   }
 
   feedOf(key: NetKey, seq: number): FeedItem {
-    return { kind: 'feed', net: prefixFromKey(key), routes: this.routesOf(key), seq };
+    return new Feed(prefixFromKey(key), this.routesOf(key), seq);
   }
 
   /** A feed item of the walk's current net, from the snapshot's chain (no lookup: the feed hot path). */
   feedFromWalk(walk: NetWalk, seq: number): FeedItem {
-    return { kind: 'feed', net: walk.net(), routes: this.shown(walk.slot), seq };
+    return new Feed(walk.net(), this.shown(walk.slot), seq);
   }
 
   private shown(slot: Slot | undefined): readonly Route[] {

@@ -36,6 +36,21 @@ export interface FeedItem {
   readonly seq: number;
 }
 
+/**
+ * A FeedItem made with `new`, not as an object literal. A literal's allocation site is tracked for
+ * pretenuring, and a feed batch is alive whole whenever a scavenge comes during it: V8 then made
+ * every later feed item (and the Prefix it holds) in the old generation, where they died, a full
+ * collection every 100-200 ms of a million-net first feed (docs/benchmarks.md, Round 13).
+ */
+export class Feed implements FeedItem {
+  readonly kind = 'feed';
+  constructor(
+    readonly net: Prefix,
+    readonly routes: readonly Route[],
+    readonly seq: number,
+  ) {}
+}
+
 export interface ReadyItem {
   readonly kind: 'ready';
 }

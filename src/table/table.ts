@@ -246,9 +246,12 @@ export class Table {
 
   /** Adds or replaces `src`'s route for `net`. */
   announce(net: Prefix, src: RouteSource, attrs: RouteAttrs): void {
+    this.announceAt(net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string), net.len, src, attrs);
+  }
+
+  /** announce() of a net as the store names it: an IPv4 address word (host bits clear), or an IPv6 prefixKey. */
+  announceAt(word: number | string, len: number, src: RouteSource, attrs: RouteAttrs): void {
     const state = this.stateOf(src);
-    const word = net.family === 4 ? net.w0 | 0 : (prefixKey(net) as string);
-    const len = net.len;
     state.renewed?.add(word, len);
     const slot = this.store.get(word, len);
     if (slot === undefined) {

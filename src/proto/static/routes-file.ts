@@ -7,16 +7,17 @@
  * whether any problem rejects the whole file.
  *
  * parseRoutesFile reads a file once into columns (ParsedRoutes: IPv4 nets as
- * words and lengths, about 13 bytes a route) for the daemon's start: the
- * whole file is known good before its first route is announced, and the
- * routes can then be announced in the kernel's trie-spread order.
+ * words, lengths and attribute indexes, about 9 bytes a route) for the
+ * daemon's start: the whole file is known good before its first route is
+ * announced, and the routes can then be announced in the kernel's
+ * trie-spread order.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
 import { grownTo } from '../../lib/net-list';
-import { spreadOrder } from '../../lib/net-sort';
+import { reverseBits32, spreadOrder, spreadSortWith } from '../../lib/net-sort';
 import type { RouteAttrs } from '../../route';
 import { parseRouteLine, parseV4ViaBytes, parseV6ViaBytes, RouteSyntaxError, type V4ViaLine, type V6ViaLine } from '../../config/route-syntax';
 
@@ -127,18 +128,24 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
 }
 
 /**
- * A routes file read whole: IPv4 routes as columns (address word, length, attributes, in file
- * order), IPv6 routes as a list. About 13 bytes an IPv4 route (the attributes are interned and
- * shared), where the file's text is about 26.
+ * A routes file read whole: IPv4 routes as columns (address word, length, and the index of their
+ * attributes among the file's distinct ones, in file order), IPv6 routes as a list. About 9 bytes an
+ * IPv4 route (the attributes are interned and shared), where the file's text is about 26.
  */
 export class ParsedRoutes {
   private words = new Int32Array(1024);
   private lens = new Uint8Array(1024);
-  private attrs: RouteAttrs[] = [];
+  private attrIds = new Uint32Array(1024);
+  private n4 = 0;
+  /** The distinct attributes, and each one's index (the parser interns them: a file has a handful). */
+  private readonly distinct: RouteAttrs[] = [];
+  private readonly attrIndex = new Map<RouteAttrs, number>();
+  private last: RouteAttrs | undefined;
+  private lastId = 0;
   private readonly v6: { net: Prefix; attrs: RouteAttrs }[] = [];
 
   get v4Count(): number {
-    return this.attrs.length;
+    return this.n4;
   }
 
   get v6Count(): number {
@@ -146,14 +153,26 @@ export class ParsedRoutes {
   }
 
   push4(word: number, len: number, attrs: RouteAttrs): void {
-    const n = this.attrs.length;
+    const n = this.n4;
     if (n === this.lens.length) {
       this.words = grownTo(this.words, n * 2);
       this.lens = grownTo(this.lens, n * 2);
+      this.attrIds = grownTo(this.attrIds, n * 2);
+    }
+    if (attrs !== this.last) {
+      let id = this.attrIndex.get(attrs);
+      if (id === undefined) {
+        id = this.distinct.length;
+        this.distinct.push(attrs);
+        this.attrIndex.set(attrs, id);
+      }
+      this.last = attrs;
+      this.lastId = id;
     }
     this.words[n] = word;
     this.lens[n] = len;
-    this.attrs.push(attrs);
+    this.attrIds[n] = this.lastId;
+    this.n4 = n + 1;
   }
 
   push(net: Prefix, attrs: RouteAttrs): void {
@@ -162,20 +181,38 @@ export class ParsedRoutes {
   }
 
   /**
-   * Every route, IPv4 in trie-spread order (the order the kernel's IPv4 FIB adds fastest:
-   * src/netlink/order.ts; a net listed twice keeps its lines' order, so the last line wins as
-   * when read in file order), then IPv6 in file order. `fn` may await (every `yieldEvery` routes):
-   * writers elsewhere, and a kernel protocol reading the table, run in between.
+   * Every route once: IPv4 to `v4` in trie-spread order (the order the kernel's IPv4 FIB adds
+   * fastest: src/netlink/order.ts; a net listed twice keeps its lines' order, so the last line wins
+   * as when read in file order), then IPv6 to `v6` in file order. The callbacks may await (every
+   * `yieldEvery` routes): writers elsewhere, and a kernel protocol reading the table, run in
+   * between. Once only: the sort takes the columns over. IPv4 routes are sorted with their length
+   * and attributes' index beside them and read back in order, with no Prefix made per route.
    */
-  async forEach(fn: (net: Prefix, attrs: RouteAttrs) => void, yieldEvery: number): Promise<void> {
-    const n = this.attrs.length;
-    const order = spreadOrder(this.words, this.lens, n);
-    for (let j = 0; j < n; j++) {
-      const i = order[j]!;
-      fn(new Prefix(4, this.lens[i]!, this.words[i]!), this.attrs[i]!);
-      if ((j + 1) % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  async forEach(v4: (word: number, len: number, attrs: RouteAttrs) => void, v6: (net: Prefix, attrs: RouteAttrs) => void, yieldEvery: number): Promise<void> {
+    const n = this.n4;
+    const distinct = this.distinct;
+    const pause = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+    if (distinct.length < 1 << 24) {
+      const payload = this.attrIds;
+      for (let i = 0; i < n; i++) payload[i] = (payload[i]! << 8) | this.lens[i]!;
+      const sorted = spreadSortWith(this.words, payload, n);
+      this.words = new Int32Array(0); // taken over by the sort
+      this.attrIds = new Uint32Array(0);
+      for (let j = 0; j < n; j++) {
+        const p = sorted.payload[j]!;
+        v4(reverseBits32(sorted.keys[j]!) | 0, p & 255, distinct[p >>> 8]!);
+        if ((j + 1) % yieldEvery === 0) await pause();
+      }
+    } else {
+      // More distinct attributes than the payload's 24 bits index: the order as a permutation.
+      const order = spreadOrder(this.words, this.lens, n);
+      for (let j = 0; j < n; j++) {
+        const i = order[j]!;
+        v4(this.words[i]!, this.lens[i]!, distinct[this.attrIds[i]!]!);
+        if ((j + 1) % yieldEvery === 0) await pause();
+      }
     }
-    for (const r of this.v6) fn(r.net, r.attrs);
+    for (const r of this.v6) v6(r.net, r.attrs);
   }
 }
 

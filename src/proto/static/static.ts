@@ -141,7 +141,8 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     const announce = (net: Prefix, attrs: RouteAttrs): void => this.tables.announce(this.source, net, attrs);
     if (parsed !== undefined) {
       // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
-      await parsed.forEach(announce, ANNOUNCE_CHUNK);
+      const v4 = (word: number, len: number, attrs: RouteAttrs): void => this.tables.announce4(this.source, word, len, attrs);
+      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK);
       count += parsed.v4Count + parsed.v6Count;
     } else if (routesFile !== undefined) {
       // If the file fails half way, nothing is pruned: what was there stays until a good load.

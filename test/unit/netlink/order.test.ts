@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { SpreadIds, reverseBits32, spreadOrder, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
+import { spreadSortWith } from '../../../src/lib/net-sort';
 
 describe('bulk order for the kernel', () => {
   it('reverses the bits of a word', () => {
@@ -61,6 +62,21 @@ describe('spreadOrder', () => {
         const words = Int32Array.from(ws.map((w) => (w * 0x01010101) | 0));
         const lens = new Uint8Array(ws.length).fill(24);
         expect(Array.from(spreadOrder(words, lens, ws.length))).toEqual(Array.from(trieSpreadPermutation(words, lens, ws.length)));
+      }),
+    );
+  });
+});
+
+describe('spreadSortWith', () => {
+  it('sorts words with their payloads into spreadOrder, ties in their order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer(), { maxLength: 400 }), fc.integer({ min: 0, max: 31 }), (ws, spread) => {
+        // Few distinct words (ties) or any 32-bit word at all.
+        const words = Int32Array.from(ws.map((w) => (spread < 16 ? (w & spread) * 0x01010101 : w) | 0));
+        const want = Array.from(spreadOrder(words, new Uint8Array(ws.length), ws.length));
+        const sorted = spreadSortWith(Int32Array.from(words), Uint32Array.from(ws.map((_, i) => i)), ws.length);
+        expect(Array.from(sorted.payload)).toEqual(want);
+        expect(Array.from(sorted.keys, (k) => reverseBits32(k) | 0)).toEqual(want.map((i) => words[i]));
       }),
     );
   });

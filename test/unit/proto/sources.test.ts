@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ApiProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
-import { parsePrefix, type Family } from '../../../src/lib/addr';
+import { parsePrefix, Prefix, type Family } from '../../../src/lib/addr';
 import { ApiProtocol } from '../../../src/proto/api/api';
 import { nullLogger } from '../../../src/proto/logger';
 import { StaticProtocol } from '../../../src/proto/static/static';
@@ -67,7 +67,11 @@ describe('a routes file read whole (the start)', () => {
     const parsed = await parseRoutesFile(f);
     expect([parsed.v4Count, parsed.v6Count]).toEqual([5, 2]);
     const seen: string[] = [];
-    await parsed.forEach((net, attrs) => seen.push(`${net} ${attrs}`), 2);
+    await parsed.forEach(
+      (word, len, attrs) => seen.push(`${new Prefix(4, len, word)} ${attrs}`),
+      (net, attrs) => seen.push(`${net} ${attrs}`),
+      2,
+    );
     // Bit-reversed third octet: 0, 2, 1, 1, 3 (src/netlink/order.ts); the two lines of 10.0.1.0/24 in file order.
     expect(seen).toEqual([
       '10.0.0.0/24 via 192.0.2.1',
