@@ -24,9 +24,17 @@ export class NetLog {
   private w6 = new Int32Array(0);
   private l6 = new Uint8Array(0);
   private n6 = 0;
+  /** Since the last compaction, every net was logged after a smaller one (IPv4 only): the log is sorted, each net once. */
+  private inOrder = true;
+
+  /** The log is sorted with no net twice (it may still name nets no longer live): compacting would only drop dead ones. */
+  get ordered(): boolean {
+    return this.inOrder;
+  }
 
   add(word: number | string, len: number): void {
     if (typeof word === 'string') {
+      this.inOrder = false;
       if (this.n6 === this.l6.length) {
         const cap = Math.max(16, this.n6 * 2);
         this.w6 = grownTo(this.w6, cap * 4);
@@ -42,7 +50,9 @@ export class NetLog {
       grown.set(this.v4);
       this.v4 = grown;
     }
-    this.v4[this.n4++] = (word >>> 0) * 64 + len;
+    const k = (word >>> 0) * 64 + len;
+    if (this.n4 > 0 && k <= this.v4[this.n4 - 1]!) this.inOrder = false;
+    this.v4[this.n4++] = k;
   }
 
   /** Entries logged, duplicates and dead ones included. */
@@ -79,6 +89,7 @@ export class NetLog {
     this.n4 = m;
     if (this.v4.length > 64 && m < this.v4.length / 4) this.v4 = this.v4.slice(0, Math.max(16, m * 2));
     this.compact6(live);
+    this.inOrder = this.n6 === 0;
   }
 
   /** IPv6: in address order by a radix sort, duplicates and dead nets dropped, in place. */

@@ -7,7 +7,8 @@
  * Per set a NetLog (8 bytes an IPv4 net, net-log.ts) and the count of routes
  * using the set: the table calls routeChanged() when a net's route of one
  * source appears, changes set or goes (not on a re-announcement of the same
- * set), the log is compacted once it is past twice that count, and a set no
+ * set), the log is compacted once it is past twice that count and before a
+ * walk that could meet a dead or repeated net, and a set no
  * route uses any more is forgotten.
  *
  * A reorder runs synchronously inside the tracker's notification, so no
@@ -38,6 +39,8 @@ interface Entry {
   routes: number;
   /** The log is exactly the set's live nets, sorted, each once: compacted, and no route came or went since. */
   exact: boolean;
+  /** A route left the set since the last compaction: the log may name a net that no longer uses it. */
+  dropped: boolean;
 }
 
 export class NextHopIndex {
@@ -57,18 +60,20 @@ export class NextHopIndex {
       const e = this.bySet.get(a);
       if (e !== undefined) {
         e.exact = false;
+        e.dropped = true;
         if (--e.routes <= 0) this.bySet.delete(a);
       }
     }
     if (b !== undefined) {
       let e = this.bySet.get(b);
-      if (e === undefined) this.bySet.set(b, (e = { log: new NetLog(), routes: 0, exact: false }));
+      if (e === undefined) this.bySet.set(b, (e = { log: new NetLog(), routes: 0, exact: false, dropped: false }));
       e.routes++;
       e.log.add(word, len);
       e.exact = false;
       if (e.log.size > 2 * e.routes + 1024) {
         e.log.compact(this.usesSet(b));
         e.exact = true;
+        e.dropped = false;
       }
     }
   }
@@ -83,10 +88,13 @@ export class NextHopIndex {
     const e = this.bySet.get(set);
     if (e === undefined) return;
     // A link event walks the set twice (the reorder here, then each kernel protocol's export): the second
-    // finds the log still exact and skips the sort and a table lookup per net.
+    // finds the log still exact and skips the sort and a table lookup per net. So does the first when no
+    // route left the set and its nets were logged in order (each once: a full table loaded in address
+    // order, as from a routes file), which saves the sort of a million logged nets (0.25 s).
     if (!e.exact) {
-      e.log.compact(this.usesSet(set));
+      if (e.dropped || !e.log.ordered) e.log.compact(this.usesSet(set));
       e.exact = true; // before the walk: a route that comes or goes during it clears it again
+      e.dropped = false;
     }
     e.log.forEachLogged(fn);
   }

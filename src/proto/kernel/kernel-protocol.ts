@@ -25,7 +25,7 @@
 import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
-import { RouteAttrs, RouteSource, orderRoutes } from '../../route';
+import { RouteSource, orderRoutes } from '../../route';
 import type { ExportItem, NextHopChange, Prefilter } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
@@ -38,10 +38,11 @@ import type { KernelIoProvider } from './kernel-io';
 import { KernelLearn } from './learn';
 import { DEFAULT_KERNEL_PROTOCOL, KernelOptionError, checkProtocolNumber, resolveKernelTable } from './options';
 import type { NexthopMode } from './nexthop-objects';
-import type { FailoverMode } from './sync-failover';
+import { nextHopsTurned, type FailoverMode } from './sync-failover';
 import type { NexthopStatus } from './sync-nexthops';
-import { KernelSync } from './kernel-sync';
+import { KernelSync, type KernelSyncOptions } from './kernel-sync';
 import { ExportDecider } from './export-decide';
+import { ReExport } from './reexport';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
 
@@ -92,10 +93,18 @@ export interface KernelProtocolOptions {
   kernelIo?: KernelIoProvider;
   /** The metrics sink of each family's sync (sync-metrics.ts); default: none. */
   metrics?: (family: Family, kernelTable: number) => KernelSyncMetrics;
+  /** Nets a next-hop change exports again per turn of the event loop (reexport.ts); tests make it small. */
+  reexportSlice?: number;
   log?: Logger;
 }
 
 const NO_ROUTES: readonly Route[] = Object.freeze([]);
+
+/** The options each family's sync takes as they are: those given. */
+const PASSED_ON = ['netns', 'scanIntervalMs', 'batchSize', 'backoff', 'monitorRcvbuf', 'pipelineWindow', 'filterOwnEchoes', 'nexthopObjects', 'failover', 'backupMetric'] as const;
+function passedOn(o: KernelProtocolOptions): Partial<Pick<KernelSyncOptions, (typeof PASSED_ON)[number]>> {
+  return Object.fromEntries(PASSED_ON.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
 
 export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   readonly name: string;
@@ -123,6 +132,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private unsubscribeNextHops: (() => void) | undefined;
   private unwatchFlush: (() => void) | undefined;
   private readonly decider: ExportDecider;
+  /** Nets of next-hop changes to export again, in slices (reexport.ts). */
+  private readonly reexport: ReExport;
 
   constructor(options: KernelProtocolOptions) {
     this.options = options;
@@ -144,6 +155,10 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (this.learn) chOpts.ignoreSource = this.learn.source;
     this.channel = new ExportChannel(chOpts);
     this.decider = new ExportDecider(this.channel, options.table, this.chainsRead);
+    const retry = (): void => {
+      for (const sync of this.syncs.values()) sync.retryFailedNow();
+    };
+    this.reexport = new ReExport(options.table, (net) => this.reexportNet(net), retry, options.reexportSlice);
   }
 
   get state(): ProtocolState {
@@ -161,17 +176,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       const sync = new KernelSync({
         name: `${this.name}/ipv${family}`,
         target: { family, table: this.kernelTable, protocol: this.protocolNumber, ...(this.options.metric !== undefined ? { metric: this.options.metric } : {}) },
-        ...(this.options.netns !== undefined ? { netns: this.options.netns } : {}),
-        ...(this.options.scanIntervalMs !== undefined ? { scanIntervalMs: this.options.scanIntervalMs } : {}),
-        ...(this.options.batchSize !== undefined ? { batchSize: this.options.batchSize } : {}),
-        ...(this.options.backoff !== undefined ? { backoff: this.options.backoff } : {}),
-        ...(this.options.monitorRcvbuf !== undefined ? { monitorRcvbuf: this.options.monitorRcvbuf } : {}),
-        ...(this.options.pipelineWindow !== undefined ? { pipelineWindow: this.options.pipelineWindow } : {}),
-        ...(this.options.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.options.filterOwnEchoes } : {}),
-        ...(this.options.nexthopObjects !== undefined ? { nexthopObjects: this.options.nexthopObjects } : {}),
+        ...passedOn(this.options),
         nexthopTracking: this.options.table.nexthops !== undefined,
-        ...(this.options.failover !== undefined ? { failover: this.options.failover } : {}),
-        ...(this.options.backupMetric !== undefined ? { backupMetric: this.options.backupMetric } : {}),
         ...(this.options.kernelIo !== undefined ? { io: this.options.kernelIo } : {}),
         log: withFields(this.log, { family: `ipv${family}` }),
         ...(this.options.metrics ? { metrics: this.options.metrics(family, this.kernelTable) } : {}),
@@ -213,7 +219,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
       if (this.sourcesChecked !== undefined) for (const sync of this.syncs.values()) sync.holdEarlyAdds(this.sourcesChecked);
       for (const sync of this.syncs.values()) await sync.firstScan();
-      this.unsubscribeNextHops = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
+      const unsubscribe = this.options.table.nexthops?.subscribe((changes) => this.onNextHops(changes));
+      this.unsubscribeNextHops = () => {
+        unsubscribe?.();
+        this.reexport.clear();
+      };
       // A source about to go as a whole, or a next-hop set judged unusable: forwarding moves off it first,
       // one message per next hop, before the table's per-net work (sync-failover.ts).
       if (this.chainsRead) {
@@ -357,20 +367,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     sync.setWanted(net, d.attrs, d.set, d.source, d.backup, d.held);
   }
 
-  /**
-   * Sets that lost their last usable hop, or got one back, told before the table reorders their nets:
-   * each sync holds the objects on them on their backup, or gives them their primary again.
-   */
+  /** Sets that lost their last usable hop, or got one back, told before the table reorders their nets (sync-failover.ts). */
   private beforeNextHops(changes: readonly NextHopChange[]): void {
-    if (this.sm.state !== 'up') return;
-    for (const c of changes) {
-      if (c.wasEligible === c.eligible) continue;
-      const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
-      for (const sync of this.syncs.values()) {
-        if (c.eligible) sync.failover.nextHopsUp(attrs);
-        else sync.failover.nextHopsDown(attrs);
-      }
-    }
+    if (this.sm.state === 'up') nextHopsTurned([...this.syncs.values()].map((s) => s.failover), changes);
   }
 
   /** A source is about to be flushed from the table: each sync switches the forwarding objects it is the primary of. */
@@ -382,27 +381,23 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   /**
    * Next hops changed. The table has already moved the best routes of sets
    * that became (in)eligible; a set that kept some hops but not the same
-   * ones is exported again here, net by net through the table's index (with
+   * ones is exported again, net by net through the table's index (with
    * merge_paths or failover, any change: a merged route takes hops from
    * several sets, and the `all` exporter they read does not carry the
-   * reordered best routes).
-   * A set with more usable hops than before retries what the kernel refused.
+   * reordered best routes), in slices (reexport.ts). A set with more usable
+   * hops than before retries what the kernel refused once they are done.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
     if (this.subscription === undefined && this.firstFeed === undefined) return;
+    this.reexport.changed(changes, Boolean(this.channel.mergePaths) || this.chainsRead, (net) => this.syncs.has(net.family), this.chainsRead);
+  }
+
+  /** One net of a next-hop change, exported from the table as it is now. */
+  private reexportNet(net: Prefix): void {
     const table = this.options.table;
-    let recovered = false;
-    for (const c of changes) {
-      if (c.gained) recovered = true;
-      if (!this.channel.mergePaths && !this.chainsRead && !(c.eligible && c.wasEligible)) continue;
-      table.forEachNetUsing(c.set, (net) => {
-        if (!this.syncs.has(net.family)) return;
-        if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
-        else if (this.chainsRead) this.exportNet(net, table.routes(net));
-        else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
-      });
-    }
-    if (recovered) for (const s of this.syncs.values()) s.retryFailedNow();
+    if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
+    else if (this.chainsRead) this.exportNet(net, table.routes(net));
+    else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
   }
 
   /** The first feed cannot complete: start() fails instead of pruning on a partial feed. */
@@ -495,8 +490,11 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     return out;
   }
 
+  /** Per-state counts; nets a next-hop change left to export again count as pending until they are (reexport.ts). */
   counts(): SyncCounts {
-    return sumCounts([...this.syncs.values()].map((sync) => sync.counts()));
+    const c = sumCounts([...this.syncs.values()].map((sync) => sync.counts()));
+    c.pending += this.reexport.pending;
+    return c;
   }
 
   /** The per-family syncs, for metrics and the CLI's detail view. */

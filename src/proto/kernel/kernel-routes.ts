@@ -105,6 +105,19 @@ export class KernelRoutes {
     return this.list[id]!;
   }
 
+  /** One past the highest id in use: ids are below it. */
+  get end(): number {
+    return this.list.length;
+  }
+
+  /** Every route known, by id. */
+  forEachId(fn: (id: number, r: KernelRoute) => void): void {
+    for (let id = 1; id < this.list.length; id++) {
+      const r = this.list[id];
+      if (r !== undefined) fn(id, r);
+    }
+  }
+
   /** Routes known (for tests: a sync that forgets routes keeps this small). */
   get size(): number {
     return this.list.length - 1 - this.freeIds.length;

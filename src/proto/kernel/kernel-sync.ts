@@ -41,7 +41,7 @@ import { DeviceScanRequest } from './device-scan';
 import { scanOnce, type SyncScanContext } from './sync-scan';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
-import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
+import { BackupRoutes, DEFAULT_BACKUP_METRIC, backupWantOf, sameBackupWant } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
 import { flushKnowable, linkBack, takeFlush, type LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
@@ -364,6 +364,7 @@ export class KernelSync implements ScanTarget {
       rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id, held);
     }
     const same = store.sameForKernel(id, before, rid); // only our bookkeeping changes: nothing to plan
+    const prev = this.backups !== undefined && before !== 0 ? this.routes.get(before).key : undefined;
     store.setWant(id, rid);
     store.clearFailure(id);
     const err = rid === 0 ? undefined : this.routes.get(rid).error;
@@ -375,10 +376,9 @@ export class KernelSync implements ScanTarget {
     }
     store.track(id);
     if (!same) this.sender.markDirty(id, this.steady ? Date.now() : 0);
-    // A backup route through the primary's own next hops would die with it; while a better route is held unusable,
-    // the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
-    const keep = held !== undefined && backup === undefined && attrs !== undefined ? { attrs, source: sourceName } : undefined;
-    this.backups?.setWanted(net, attrs !== undefined && backup !== undefined && backup.attrs.nexthops !== attrs.nexthops ? backup : keep, this.steady, attrs, sourceName);
+    // The backup store is not probed when the net's backup route stays (a carrier loss's catch-up, a churn of the primary's next hop).
+    const key = rid === 0 || this.backups === undefined ? undefined : this.routes.get(rid).key;
+    if (this.backups !== undefined && !(prev !== undefined && key !== undefined && sameBackupWant(prev, key))) this.backups.setWanted(net, key && backupWantOf(key), this.steady, key?.attrs ?? attrs, sourceName);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

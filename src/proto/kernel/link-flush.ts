@@ -64,34 +64,38 @@ export function flushedWith(objects: Iterable<NhObject>, index: number): { gone:
  */
 export function dropFlushed(store: RouteStore, routes: KernelRoutes, flushed: Flushed): number[] | 'uncertain' {
   if (flushed.gone.size + flushed.shrunk.size === 0) return [];
-  // A handful of interned routes are held by a million nets: each is asked once (0: untouched, 1: gone, 2: shrunk).
-  const verdict = new Map<number, number>();
-  const on = (rid: number): number => {
-    let v = verdict.get(rid);
-    if (v === undefined) {
-      const nh = routes.get(rid).nh;
-      v = nh === undefined ? 0 : flushed.gone.has(nh) ? 1 : flushed.shrunk.has(nh) ? 2 : 0;
-      verdict.set(rid, v);
-    }
-    return v;
+  // A handful of interned routes are held by a million nets: each is asked once, up front (0: untouched, 1: gone,
+  // 2: shrunk); a store none of whose routes is on a flushed object (the backup routes, nearly always) is not walked.
+  const verdict = new Uint8Array(routes.end);
+  let any = false;
+  routes.forEachId((rid, r) => {
+    const nh = r.nh;
+    const v = nh === undefined ? 0 : flushed.gone.has(nh) ? 1 : flushed.shrunk.has(nh) ? 2 : 0;
+    verdict[rid] = v;
+    if (v !== 0) any = true;
+  });
+  if (!any) return [];
+  const on = (rid: number): number => verdict[rid]!;
+  const dropGone = (id: number, rid: number): boolean => {
+    if (on(rid) !== 1) return false;
+    store.removeHave(id, routes.get(rid).priority);
+    return true;
   };
   const lost: number[] = [];
   let uncertain = false;
   store.forEach((id) => {
     const h = store.have[id]!;
     if (uncertain || h === 0 || (h !== MANY && on(h) === 0)) return;
-    const hit = (h === MANY ? store.haves(id) : [h]).filter((rid) => on(rid) !== 0);
-    if (hit.length === 0) return;
+    // One route held (nearly always): no list.
+    const hit = h === MANY ? store.haves(id).filter((rid) => on(rid) !== 0) : undefined;
+    if (hit?.length === 0) return;
     if (store.inflight(id) > 0) {
       uncertain = true;
       return;
     }
     let gone = false;
-    for (const rid of hit) {
-      if (on(rid) !== 1) continue;
-      store.removeHave(id, routes.get(rid).priority);
-      gone = true;
-    }
+    if (hit === undefined) gone = dropGone(id, h);
+    else for (const rid of hit) gone = dropGone(id, rid) || gone;
     if (gone && store.want[id] !== 0 && store.state(id) === 'installed') {
       store.setState(id, 'pending'); // not in the kernel now: counted so until it is back
       store.track(id);

@@ -30,11 +30,28 @@ import type { Prefix } from '../../lib/addr';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
 import type { KernelTarget, LinkResolver } from './convert';
-import { KernelRoutes, type WantedBackup } from './kernel-routes';
+import { KernelRoutes, type WantedBackup, type WantedKey } from './kernel-routes';
 import type { NexthopObjects } from './nexthop-objects';
 import { effectivePriority } from './normalize';
 import { MANY, RouteStore } from './route-store';
 import { SyncSender, type SenderContext } from './sync-sender';
+
+/**
+ * The backup route a net wants with the primary route made from `k` (BackupRoutes.setWanted's argument): its
+ * next-best, unless through the primary's own next hops (it would die with them); while a better route is
+ * held unusable, the one the net had (its next-best then, its best now) stays wanted, so a restart keeps it too.
+ */
+export function backupWantOf(k: WantedKey): WantedBackup | undefined {
+  if (k.backup !== undefined) return k.backup.attrs.nexthops !== k.attrs.nexthops ? k.backup : undefined;
+  return k.held !== undefined ? { attrs: k.attrs, source: k.source } : undefined;
+}
+
+/** Whether two primary routes want the same backup route, one there is (asked without making either). */
+export function sameBackupWant(a: WantedKey, b: WantedKey): boolean {
+  const x = a.backup !== undefined ? (a.backup.attrs.nexthops !== a.attrs.nexthops ? a.backup : undefined) : a.held !== undefined ? a : undefined;
+  const y = b.backup !== undefined ? (b.backup.attrs.nexthops !== b.attrs.nexthops ? b.backup : undefined) : b.held !== undefined ? b : undefined;
+  return x !== undefined && y !== undefined && x.attrs === y.attrs && x.source === y.source;
+}
 
 /** The backup metric unless the config says otherwise: worse than any metric a route normally has. */
 export const DEFAULT_BACKUP_METRIC = 4294967295;

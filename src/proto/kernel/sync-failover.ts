@@ -25,7 +25,8 @@
  * way, before the table reorders the nets (the tracker's subscribeFirst).
  */
 import { NetlinkRequestError } from '../../netlink/errors';
-import type { RouteAttrs } from '../../route';
+import { RouteAttrs } from '../../route';
+import type { NextHopChange } from '../../table';
 import type { Logger, RateLimitedLog } from '../logger';
 import type { KernelTarget } from './convert';
 import type { KernelIo } from './kernel-io';
@@ -259,6 +260,21 @@ export class SyncFailover {
       o.stale = true;
     }
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
+  }
+}
+
+/**
+ * Sets that lost their last usable hop, or got one back, told before the table reorders their nets: each
+ * sync's failover holds the objects on them on their backup, or gives them their primary again.
+ */
+export function nextHopsTurned(failovers: readonly SyncFailover[], changes: readonly NextHopChange[]): void {
+  for (const c of changes) {
+    if (c.wasEligible === c.eligible) continue;
+    const attrs = RouteAttrs.of({ type: 'unicast', nexthops: c.set });
+    for (const f of failovers) {
+      if (c.eligible) f.nextHopsUp(attrs);
+      else f.nextHopsDown(attrs);
+    }
   }
 }
 

@@ -357,22 +357,25 @@ describe('failover by forwarding objects (fake kernel)', () => {
   });
 
   /** A table fed by a tracker that knows veth0 (192.0.2.0/24) and veth1 (198.51.100.0/24), with a and b announcing `list` through them. */
-  function tracked(mode: 'objects' | 'backup_routes', list: string[], kernel = new FakeKernel()) {
+  function tracked(mode: 'objects' | 'backup_routes', list: string[], kernel = new FakeKernel(), extra: Partial<KernelProtocolOptions> = {}) {
     const { tracker, links, table } = trackedTable(['192.0.2.0/24', '198.51.100.0/24']);
-    const s = setup({ failover: mode }, kernel, table);
+    const s = setup({ failover: mode, ...extra }, kernel, table);
     const { a } = twoSources(s.table, list);
     return { ...s, tracker, links, a };
   }
   const routeChanges = (changes: string[]): string[] => changes.filter((c) => /^(add|replace|del) \d/.test(c));
 
   it.each([
-    ['objects', 'the kernel first'],
-    ['objects', 'the tracker first'],
-    ['backup_routes', 'the kernel first'],
-    ['backup_routes', 'the tracker first'],
-  ] as const)('%s, next-hop tracking, carrier loss heard by %s: one route add per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode, first) => {
+    ['objects', 'the kernel first', undefined],
+    ['objects', 'the tracker first', undefined],
+    ['backup_routes', 'the kernel first', undefined],
+    ['backup_routes', 'the tracker first', undefined],
+    ['backup_routes', 'the kernel first', 7],
+    ['backup_routes', 'the tracker first', 7],
+    ['objects', 'the tracker first', 7],
+  ] as const)('%s, next-hop tracking, carrier loss heard by %s (nets exported again %s a turn): one route add per route the kernel flushed, onto the object held on the backup; the link back is one replace and no route message', async (mode, first, slice) => {
     const list = nets(60);
-    const { kernel, p, tracker, links } = tracked(mode, list);
+    const { kernel, p, tracker, links } = tracked(mode, list, new FakeKernel(), slice === undefined ? {} : { reexportSlice: slice });
     await p.start();
     const sync = p.sync(4)!;
     await sync.settled();
@@ -392,6 +395,8 @@ describe('failover by forwarding objects (fake kernel)', () => {
       tracker.flush();
       kernel.setLink('veth0', false);
     }
+    // In slices, the nets not exported yet count as pending: the protocol is not idle before they are done.
+    if (slice !== undefined) expect(p.counts().pending - p.sync(4)!.counts().pending).toBe(list.length - slice);
     await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2' && primary(n) !== undefined), 5000);
     await sync.settled();
     await tick(400); // the scan that follows the link change

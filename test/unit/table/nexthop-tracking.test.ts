@@ -5,6 +5,7 @@ import { RouteSource } from '../../../src/route/source';
 import { FlapDamping, DEFAULT_DAMPING, NO_DAMPING } from '../../../src/table/nexthop-damping';
 import { NextHopTracker, type NextHopChange } from '../../../src/table/nexthop-tracker';
 import { Table } from '../../../src/table/table';
+import { NetLog } from '../../../src/table/net-log';
 import type { ExportItem } from '../../../src/table/items';
 import { Puller } from './puller';
 import { ReaderView } from './reader-view';
@@ -282,6 +283,31 @@ describe('table with next-hop tracking', () => {
     seen.length = 0;
     table.forEachNetUsing(A.nexthops!, (n) => seen.push(n.toString()));
     expect(seen.sort()).toEqual(['10.0.5.0/24', '10.0.6.0/24', '10.0.7.0/24', '10.0.8.0/24', '10.0.9.0/24']);
+  });
+
+  it('walks a set whose nets were logged in address order, none gone, without sorting its log; out of order or after a withdrawal it compacts', () => {
+    const t = tracker();
+    const table = new Table({ name: 'master4', nexthops: t });
+    const compact = jest.spyOn(NetLog.prototype, 'compact');
+    try {
+      const walk = (): string[] => {
+        const seen: string[] = [];
+        table.forEachNetUsing(A.nexthops!, (n) => seen.push(n.toString()));
+        return seen;
+      };
+      for (let i = 0; i < 4; i++) table.announce(p(`10.0.${i}.0/24`), primary, A);
+      expect(walk()).toEqual(['10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/24', '10.0.3.0/24']);
+      expect(compact).not.toHaveBeenCalled();
+      table.announce(p('9.0.0.0/24'), primary, A); // logged after a larger net: sorted before the walk
+      expect(walk()).toEqual(['9.0.0.0/24', '10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/24', '10.0.3.0/24']);
+      expect(compact).toHaveBeenCalledTimes(1);
+      table.announce(p('10.0.4.0/24'), primary, A);
+      table.withdraw(p('10.0.2.0/24'), primary); // in order, but a net is gone: dropped before the walk
+      expect(walk()).toEqual(['9.0.0.0/24', '10.0.0.0/24', '10.0.1.0/24', '10.0.3.0/24', '10.0.4.0/24']);
+      expect(compact).toHaveBeenCalledTimes(2);
+    } finally {
+      compact.mockRestore();
+    }
   });
 
   it('walks the nets of a set again without compacting only while no route came or went, and each net once', () => {
