@@ -156,15 +156,19 @@ export function spreadOrderLookup(words: Int32Array, lens: Uint8Array, n: number
 
 /**
  * Ids of IPv4 nets (below 2^21) gathered with their words and handed out in the words' trie-spread
- * order: one packed double an id (reversed word and id), sorted natively in place, and nothing
- * else: a store's nets are read where they are. For the first sync's work and the shutdown's
- * deletes of a million routes (an id list, a key list and an order of them were 16 bytes an id).
+ * order (or, with `spread` false, in address order): one packed double an id (reversed word and
+ * id), sorted natively in place, and nothing else: a store's nets are read where they are. For the
+ * first sync's work and the shutdown's deletes of a million routes (an id list, a key list and an
+ * order of them were 16 bytes an id).
  */
 export class SpreadIds {
   private packed: Float64Array;
   n = 0;
 
-  constructor(capacity: number) {
+  constructor(
+    capacity: number,
+    private readonly spread = true,
+  ) {
     this.packed = new Float64Array(capacity);
   }
 
@@ -174,7 +178,7 @@ export class SpreadIds {
   }
 
   push(word: number, id: number): void {
-    this.packed[this.n++] = reverseBits32(word) * PACKED_MAX + id;
+    this.packed[this.n++] = (this.spread ? reverseBits32(word) : word >>> 0) * PACKED_MAX + id;
   }
 
   /** Sorts what was pushed; at() then reads the order. */

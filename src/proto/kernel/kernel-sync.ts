@@ -143,7 +143,7 @@ export class KernelSync implements ScanTarget {
     this.routes = new KernelRoutes(opts.target, this.links, this.nexthops);
     this.store = new RouteStore(opts.target.family, this.routes);
     // What each sender shares with the sync (the primary routes', and with backup_routes the backup routes').
-    const senderBase = { sm: this.sm, stats: this.stats, log: this.log, limited: this.limited, table: opts.target.table, protocol: opts.target.protocol, batchSize: opts.batchSize ?? 4096, backoff: opts.backoff, progressEveryMs: opts.progressEveryMs ?? 5000, metrics: this.metrics, io: () => this.io!, echoes: () => this.echoes, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay) };
+    const senderBase = { sm: this.sm, stats: this.stats, log: this.log, limited: this.limited, table: opts.target.table, protocol: opts.target.protocol, batchSize: opts.batchSize ?? 4096, backoff: opts.backoff, progressEveryMs: opts.progressEveryMs ?? 5000, metrics: this.metrics, onObjects: () => this.nexthops.enabled, io: () => this.io!, echoes: () => this.echoes, requestScan: (reason: string, delay: number) => this.requestScan(reason, delay) };
     const reconvertAll = (): void => {
       this.notices.moveWanted(this.routes.reconvert(true));
       this.backups?.reconvert(true);
