@@ -222,7 +222,8 @@ export class Daemon implements DaemonCore {
     const log = this.log;
     switch (p.type) {
       case 'static':
-        return { type: p.type, config: p, proto: new StaticProtocol(p, tables, log) };
+        // Routes on nexthop objects are deleted with their object at shutdown, fastest when most went in in address order.
+        return { type: p.type, config: p, proto: new StaticProtocol(p, tables, log, { addressTail: this.config?.protocols.some((k) => k.type === 'kernel' && k.nexthopObjects !== 'off') ?? false }) };
       case 'api':
         return { type: p.type, config: p, proto: new ApiProtocol(p, tables, log) };
       case 'stream':

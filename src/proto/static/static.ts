@@ -8,8 +8,9 @@
  * changed one replaced. A routes file with any bad line is rejected as a
  * whole before anything is announced from it: on reload it is validated
  * first (`validateFirst`); at start it is read whole into columns
- * (parseRoutesFile), then announced in the kernel's trie-spread order, in
- * chunks. The start's load is a fill of the tables: the daemon starts its
+ * (parseRoutesFile), then announced in the kernel's trie-spread order (on
+ * nexthop objects a quarter so, the rest in address order: routes-file.ts),
+ * in chunks. The start's load is a fill of the tables: the daemon starts its
  * kernel protocols beside it, and they change nothing in the kernel before
  * the file is known good (`checked`) nor prune before it is in (daemon.ts).
  */
@@ -33,6 +34,7 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     private config: StaticProtocolConfig,
     private readonly tables: TableSet,
     private readonly log: Logger,
+    private readonly opts: { readonly addressTail?: boolean } = {},
   ) {
     this.source = new RouteSource(config.name, config.preference);
     this.fsm = new StateMachine(`protocol ${config.name}`, 'down', PROTOCOL_TRANSITIONS);
@@ -142,7 +144,7 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     if (parsed !== undefined) {
       // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
       const v4 = (word: number, len: number, attrs: RouteAttrs): void => this.tables.announce4(this.source, word, len, attrs);
-      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK);
+      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK, this.opts.addressTail === true);
       count += parsed.v4Count + parsed.v6Count;
     } else if (routesFile !== undefined) {
       // If the file fails half way, nothing is pruned: what was there stays until a good load.

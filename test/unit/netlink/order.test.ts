@@ -80,6 +80,22 @@ describe('spreadSortWith', () => {
       }),
     );
   });
+
+  it('with a head, only the first `head` of the spread order stay so: the rest follow in address order, ties in their order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer(), { maxLength: 400 }), fc.integer({ min: 0, max: 31 }), fc.integer({ min: 0, max: 400 }), (ws, spread, h) => {
+        const words = Int32Array.from(ws.map((w) => (spread < 16 ? (w & spread) * 0x01010101 : w) | 0));
+        const head = Math.min(h, ws.length);
+        const order = Array.from(spreadOrder(words, new Uint8Array(ws.length), ws.length));
+        // The spread order's tail, stably sorted by unsigned address.
+        const tail = order.slice(head).map((i, k) => ({ i, k })).sort((a, b) => (words[a.i]! >>> 0) - (words[b.i]! >>> 0) || a.k - b.k).map((x) => x.i);
+        const want = [...order.slice(0, head), ...tail];
+        const sorted = spreadSortWith(Int32Array.from(words), Uint32Array.from(ws.map((_, i) => i)), ws.length, head);
+        expect(Array.from(sorted.payload)).toEqual(want);
+        expect(Array.from(sorted.keys, (k) => reverseBits32(k) | 0)).toEqual(want.map((i) => words[i]));
+      }),
+    );
+  });
 });
 
 describe('SpreadIds', () => {

@@ -84,6 +84,18 @@ describe('a routes file read whole (the start)', () => {
     ]);
   });
 
+  it('for nexthop objects (addressTail), the first quarter in trie-spread order, the rest in address order; a net listed twice still keeps its last line', async () => {
+    const f = join(dir(), 'routes.txt');
+    const lines = Array.from({ length: 8 }, (_, i) => `10.0.${i}.0/24 via 192.0.2.1`);
+    writeFileSync(f, [...lines, '10.0.5.0/24 via 192.0.2.3'].join('\n') + '\n');
+    const parsed = await parseRoutesFile(f);
+    const seen: string[] = [];
+    await parsed.forEach((word, len, attrs) => seen.push(`${new Prefix(4, len, word)} ${attrs}`), () => undefined, 4, true);
+    // Nine routes: the first three of the spread order (third octets 0, 4, 2), then 1, 3, 5, 5, 6, 7.
+    expect(seen.map((l) => l.split('.')[2])).toEqual(['0', '4', '2', '1', '3', '5', '5', '6', '7']);
+    expect(seen.filter((l) => l.startsWith('10.0.5.0/24'))).toEqual(['10.0.5.0/24 via 192.0.2.1', '10.0.5.0/24 via 192.0.2.3']);
+  });
+
   it('returns nothing from a file with a bad line', async () => {
     const f = join(dir(), 'routes.txt');
     writeFileSync(f, '10.0.0.0/24 via 192.0.2.1\nnonsense\n');
