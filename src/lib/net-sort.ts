@@ -83,42 +83,40 @@ export function netOrder(words: Int32Array, stride: 1 | 4, lens: Uint8Array, n: 
  * (ties still in their order): what a nexthop object's delete walks fastest (routes-file.ts).
  */
 export function spreadSortWith(words: Int32Array, payload: Uint32Array, n: number, head = n): { keys: Uint32Array; payload: Uint32Array } {
-  let key: Uint32Array = new Uint32Array(words.buffer, words.byteOffset, n);
+  const key = new Uint32Array(words.buffer, words.byteOffset, n);
   for (let i = 0; i < n; i++) key[i] = reverseBits32(key[i]!);
-  let pay: Uint32Array = payload.subarray(0, n);
-  let key2: Uint32Array = new Uint32Array(n);
-  let pay2: Uint32Array = new Uint32Array(n);
+  const key2 = new Uint32Array(n);
+  const pay2 = new Uint32Array(n);
   const count = new Uint32Array(2048);
-  for (const [shift, bits] of [
-    [0, 11],
-    [11, 11],
-    [22, 10],
-  ] as const) {
-    radixPass(key, pay, key2, pay2, count, n, shift, bits);
-    [key, key2] = [key2, key];
-    [pay, pay2] = [pay2, pay];
-  }
-  if (head >= n) return { keys: key, payload: pay };
+  const sorted = sort32With(key, payload.subarray(0, n), key2, pay2, count);
+  if (head >= n) return sorted;
   // The nets after the first `head` of the spread order, in address order (ties keep their order).
-  let tk = key.subarray(head);
-  let tp = pay.subarray(head);
-  let tk2 = key2.subarray(head);
-  let tp2 = pay2.subarray(head);
-  const m = n - head;
-  for (let i = 0; i < m; i++) tk[i] = reverseBits32(tk[i]!) >>> 0;
+  const tk = sorted.keys.subarray(head);
+  for (let i = 0; i < tk.length; i++) tk[i] = reverseBits32(tk[i]!);
+  const other = sorted.keys === key ? [key2, pay2] : [key, payload.subarray(0, n)];
+  const tail = sort32With(tk, sorted.payload.subarray(head), other[0]!.subarray(head), other[1]!.subarray(head), count);
+  // An odd number of passes left the tail in the other arrays: back beside the head.
+  sorted.keys.set(tail.keys.map((w) => reverseBits32(w)), head);
+  sorted.payload.set(tail.payload, head);
+  return sorted;
+}
+
+/**
+ * A stable LSD radix sort of 32-bit keys with a value each (three passes of radixPass), between
+ * (key, val) and (key2, val2), all of the same length; returns the pair holding the result.
+ */
+function sort32With(key: Uint32Array, val: Uint32Array, key2: Uint32Array, val2: Uint32Array, count: Uint32Array): { keys: Uint32Array; payload: Uint32Array } {
+  const n = key.length;
   for (const [shift, bits] of [
     [0, 11],
     [11, 11],
     [22, 10],
   ] as const) {
-    radixPass(tk, tp, tk2, tp2, count, m, shift, bits);
-    [tk, tk2] = [tk2, tk];
-    [tp, tp2] = [tp2, tp];
+    radixPass(key, val, key2, val2, count, n, shift, bits);
+    [key, key2] = [key2, key];
+    [val, val2] = [val2, val];
   }
-  // An odd number of passes left the tail in the other arrays: back beside the head.
-  key.set(tk.map((w) => reverseBits32(w) >>> 0), head);
-  pay.set(tp, head);
-  return { keys: key, payload: pay };
+  return { keys: key, payload: val };
 }
 
 /** Largest set sorted by packing key and index into one double: a 32-bit key and a 21-bit index fit its 53 bits. */
