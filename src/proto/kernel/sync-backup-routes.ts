@@ -43,13 +43,13 @@ import { SyncSender, type SenderContext } from './sync-sender';
  */
 export function backupWantOf(k: WantedKey): WantedBackup | undefined {
   if (k.backup !== undefined) return k.backup.attrs.nexthops !== k.attrs.nexthops ? k.backup : undefined;
-  return k.held !== undefined ? { attrs: k.attrs, source: k.source } : undefined;
+  return k.held !== undefined ? k : undefined; // the route itself (its attrs and source), no object made
 }
 
-/** Whether two primary routes want the same backup route, one there is (asked without making either). */
+/** Whether two primary routes want the same backup route, one there is. */
 export function sameBackupWant(a: WantedKey, b: WantedKey): boolean {
-  const x = a.backup !== undefined ? (a.backup.attrs.nexthops !== a.attrs.nexthops ? a.backup : undefined) : a.held !== undefined ? a : undefined;
-  const y = b.backup !== undefined ? (b.backup.attrs.nexthops !== b.attrs.nexthops ? b.backup : undefined) : b.held !== undefined ? b : undefined;
+  const x = backupWantOf(a);
+  const y = backupWantOf(b);
   return x !== undefined && y !== undefined && x.attrs === y.attrs && x.source === y.source;
 }
 
