@@ -303,6 +303,36 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(objects(kernel)).toEqual([]);
   });
 
+  describe.each([
+    ['in one read', false],
+    ['after the monitor has read the deletes (a busy kernel)', true],
+  ])('carrier loss told route by route (IPv6), the link notification %s', (_, later) => {
+    it.each(['objects', 'backup_routes'] as const)('%s: one route add per route the kernel flushed', async (mode) => {
+      const { kernel, table, p } = setup({ failover: mode });
+      const list = nets(80);
+      twoSources(table, list);
+      await p.start();
+      const sync = p.sync(4)!;
+      await sync.settled();
+      const sent = sync.stats.sent;
+      const tellLink = kernel.setLink('veth0', false, { ipv6: true, linkLater: later });
+      if (later) {
+        await until(() => sync.stats.notifications >= 80);
+        await tick(20); // the sender has had every chance to go
+        tellLink();
+      }
+      await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'), 5000);
+      await until(() => p.counts().installed === 80 && p.counts().pending === 0, 5000);
+      await sync.settled();
+      await tick(300); // a scan the link change asked for
+      await sync.settled();
+      expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 });
+      expect(sync.stats.sent - sent).toBe(80);
+      await p.shutdown();
+      expect(objects(kernel)).toEqual([]);
+    });
+  });
+
   it('backup_routes: a restart changes nothing, backup routes included', async () => {
     const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
     const list = nets(50);
