@@ -234,6 +234,17 @@ export class FakeKernel {
     return l;
   }
 
+  /** Holds every nexthop change sent from now (in flight, taken in order) until the returned function is called. */
+  holdNexthops(): () => void {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    for (const io of this.ios) io.nexthopsHeld = held;
+    return () => {
+      for (const io of this.ios) if (io.nexthopsHeld === held) io.nexthopsHeld = undefined;
+      release();
+    };
+  }
+
   /** Delivers every queued notification now (tests that want the order pinned down). */
   deliverAll(): void {
     for (const io of this.ios) io.deliver();
@@ -493,8 +504,12 @@ export class FakeKernelIo implements KernelIo {
     return [...this.kernel.nexthops.objects.values()];
   }
 
+  /** While set, nexthop changes wait for it before the kernel takes them (still in the order sent): a change in flight. */
+  nexthopsHeld: Promise<void> | undefined;
+
   async changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
+    if (this.nexthopsHeld !== undefined) await this.nexthopsHeld;
     await new Promise((r) => setImmediate(r));
     const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);
     if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);
