@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
 import { KrtsyncDaemon, oursByDst } from '../helpers/daemon-fixture';
-import { RouteWatcher, until } from '../helpers/kernel-fixture';
+import { RouteWatcher, showMarker, until } from '../helpers/kernel-fixture';
 
 const N = 20_000;
 const lines = (gw: string): string => Array.from({ length: N }, (_, i) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via ${gw}`).join('\n') + '\n';
@@ -43,12 +43,7 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
     await d.stop('SIGKILL');
     const watcher = new RouteWatcher(ns);
     // Listening once it has seen a marker route (a fixed wait could miss the first deletes on a busy machine).
-    let mtu = 1300;
-    await until(() => {
-      if (!watcher.lines().some((l) => l.includes('192.0.2.200'))) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static', 'mtu', String(mtu++));
-      return watcher.lines().some((l) => l.includes('192.0.2.200'));
-    }, 30000, 100);
-    ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+    await showMarker(ns, '192.0.2.200', 'veth0', () => watcher.lines().some((l) => l.includes('192.0.2.200')));
     await until(() => watcher.lines().some((l) => l.startsWith('Deleted 192.0.2.200')), 10000);
     const seenBefore = watcher.lines().length;
     const logBefore = d.log.length;
