@@ -20,6 +20,7 @@ import { RouteSource } from '../../src/route';
 import type { Table } from '../../src/table';
 import { allVia, forwardsVia, routeLines } from '../helpers/failover-fixture';
 import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { KrtsyncDaemon, until as untilDaemon } from '../helpers/daemon-fixture';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
 
 const N = 1000;
@@ -145,6 +146,46 @@ kernelDescribe('a flapping stream source (real kernel)', () => {
     await s.stream.shutdown();
     await s.kernel.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
+  });
+
+  it('the daemon: `krtsync feed` of a flapping neighbour; show protocols, show routes --all and the journal say it is suppressed and until when, once', async () => {
+    const d = new KrtsyncDaemon(ns, 'krt-damp');
+    try {
+      d.writeConfig(`log: { level: info }
+protocols:
+  - { name: backup, type: static, preference: 50, routes: [ "10.7.0.0/24 via ${BACKUP}", "10.7.1.0/24 via ${BACKUP}" ] }
+  - { name: bgp, type: stream, grace: 60s, startup_wait: 0s, ${DAMPING} }
+  - { name: kernel1, type: kernel, kernel_table: main, failover: objects }
+`);
+      await d.startReady();
+      const neighbor = `"neighbor": {"address": "${PRIMARY}", "as": 65001}`;
+      const back = `{${neighbor}, "state": "up", "announce": ["10.7.0.0/24 via ${PRIMARY}", "10.7.1.0/24 via ${PRIMARY}"], "eor": true}`;
+      const down = `{${neighbor}, "state": "down"}`;
+      expect(d.cli(['feed', '--client', 'exa'], [back, down, back, down, back, down, back].join('\n') + '\n')).toMatchObject({ code: 0, err: '' });
+      const protocols = JSON.parse(d.cli(['show', 'protocols', '--json']).out) as Array<{ name: string; routes: number; damping?: { suppressed: number; sources: Array<{ source: string; state: string; flaps: number; suppressedUntil: number; routes: number }> } }>;
+      const bgp = protocols.find((p) => p.name === 'bgp')!;
+      expect(bgp.damping).toMatchObject({ suppressed: 1, sources: [{ source: 'bgp/exa/192.0.2.2', state: 'suppressed', flaps: 3, routes: 2 }] });
+      expect(bgp.routes).toBe(2);
+      expect(d.cli(['show', 'protocols']).out).toMatch(/bgp\s+stream\s+up.*1 suppressed \(flapping\)/);
+      const routes = JSON.parse(d.cli(['show', 'routes', '10.7.0.0/24', '--all', '--json']).out) as Array<Record<string, unknown>>;
+      expect(routes).toEqual([
+        expect.objectContaining({ source: 'backup', best: true, route: `via ${BACKUP}` }),
+        expect.objectContaining({ source: 'bgp/exa/192.0.2.2', best: false, eligible: false, preference: 100, route: `via ${PRIMARY}`, suppressed: { until: new Date(bgp.damping!.sources[0]!.suppressedUntil).toISOString(), flaps: 3 }, unusable: expect.stringMatching(/^source flapping \(3 failures\), suppressed for \d+ s more, until /) }),
+      ]);
+      expect(d.cli(['show', 'routes', '10.7.0.0/24', '--all']).out).toMatch(/bgp\/exa\/192\.0\.2\.2 .*not used: source flapping \(3 failures\), suppressed for \d+ s more/);
+      expect(forwardsVia(ns, '10.7.0.1')).toBe(BACKUP);
+      // The daemon's stderr is read between our awaits (the CLI calls above block this thread).
+      await untilDaemon('the suppression in the log', () => /is flapping/.test(d.log), 5000);
+      expect(d.log.match(/is flapping/g)).toHaveLength(1);
+      // The suppression ends by itself: the primary forwards again, logged once.
+      await untilDaemon('the primary back after the suppression', () => forwardsVia(ns, '10.7.0.1') === PRIMARY && forwardsVia(ns, '10.7.1.1') === PRIMARY, 10000);
+      await untilDaemon('the reuse in the log', () => /suppression over/.test(d.log), 5000);
+      expect(d.log.match(/suppression over/g)).toHaveLength(1);
+      expect(JSON.parse(d.cli(['show', 'routes', '10.7.0.0/24', '--all', '--json']).out)).toEqual([expect.objectContaining({ source: 'bgp/exa/192.0.2.2', best: true }), expect.objectContaining({ source: 'backup' })]);
+      expect(await d.stop()).toBe(0);
+    } finally {
+      await d.dispose();
+    }
   });
 
   it('undamped (damping: false): every return moves every net, a route replace each', async () => {

@@ -297,9 +297,9 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     return this.damping?.staged(p.source.name);
   }
 
-  /** The peer's routes were withdrawn as a whole (inside change()): a failure for flap damping when it had any. */
+  /** The peer's routes were withdrawn as a whole (inside change()): a failure for flap damping when it had any, or was suppressed. */
   private failed(p: Peer, had: number): void {
-    if (had > 0 && this.fsm.state === 'up') this.damping?.failed(p.source.name);
+    if ((had > 0 || this.suppressed(p)) && this.fsm.state === 'up') this.damping?.failed(p.source.name);
   }
 
   private dampingFor(config: StreamProtocolConfig): SourceDamping | undefined {

@@ -495,6 +495,9 @@ describe('stream protocol: flap damping of a source', () => {
     c.send(exa.down('192.0.2.20', 65020));
     expect(p.routeCount).toBe(0);
     expect(p.summary().damping).toMatchObject({ suppressed: 0, sources: [{ state: 'down', flaps: 4, routes: 0 }] });
+    // Suppressed with nothing announced yet, and down again: still a failure (the session flapped).
+    c.send(exa.up('192.0.2.20', 65020), exa.down('192.0.2.20', 65020));
+    expect(p.summary().damping).toMatchObject({ suppressed: 0, sources: [{ state: 'down', flaps: 5, routes: 0 }] });
     jest.advanceTimersByTime(120_000);
     expect(t4.routeTotal).toBe(0);
     await p.shutdown();
