@@ -302,20 +302,10 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     if ((had > 0 || this.suppressed(p)) && this.fsm.state === 'up') this.damping?.failed(p.source.name);
   }
 
+  /** Flap damping; a source's suppression over, what it staged goes into the table (it was counted while staged). */
   private dampingFor(config: StreamProtocolConfig): SourceDamping | undefined {
     if (!config.damping) return undefined;
-    return new SourceDamping(config.damping, { reuse: (name, staged) => this.reused(name, staged) }, this.log, config.name);
-  }
-
-  /** A source's suppression is over: what it staged goes into the table (it was counted while staged). */
-  private reused(name: string, staged: StagedNets): void {
-    const p = this.byName.get(name);
-    if (!p) return;
-    staged.drain((net, attrs) => {
-      const held = this.held(p, net.family);
-      if (held) held.stage(name, net, attrs);
-      else if (this.tables.has(net.family)) this.tables.announce(p.source, net, attrs);
-    });
+    return new SourceDamping(config.damping, { reuse: (name, staged) => staged.drain((net, attrs) => this.releaseStaged(name, net, attrs)) }, this.log, config.name);
   }
 
   /** The startup hold holds this peer's routes of `family` now. */
@@ -466,10 +456,10 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     c.overLimit = true;
   }
 
-  /** A staged route goes into the table (the startup hold released its family). */
+  /** A staged route goes into the table (the startup hold released its family, or a suppression is over). */
   private releaseStaged(key: string, net: Prefix, attrs: RouteAttrs): void {
     const p = this.byName.get(key);
-    if (p) this.tables.announce(p.source, net, attrs);
+    if (p && this.tables.has(net.family)) this.tables.announce(p.source, net, attrs);
   }
 
   /** Marks the peer's routes stale; end-of-RIB or the grace timer prunes what was not re-announced. */
