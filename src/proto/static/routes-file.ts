@@ -4,7 +4,9 @@
  * million-line file is never held in memory as text or as a list of
  * objects): each route goes to the callback as soon as its line is parsed.
  * Problems are collected with file, line and column; the caller decides
- * whether any problem rejects the whole file.
+ * whether any problem rejects the whole file. A FIFO is read through a
+ * non-blocking pipe handle, not the thread pool (a read blocked there holds
+ * the process's exit: libuv joins its threads).
  *
  * parseRoutesFile reads a file once into columns (ParsedRoutes: IPv4 nets as
  * words, lengths and attribute indexes, about 9 bytes a route) for the
@@ -12,7 +14,10 @@
  * announced, and the routes can then be announced in the kernel's
  * trie-spread order.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, open as openFd } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { promisify } from 'node:util';
 import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
@@ -48,7 +53,11 @@ const MAX_LINE = 4096;
  * with RoutesFileError listing the first problems (and how many there were)
  * if any line is bad, after reading the whole file.
  */
-export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs: RouteAttrs) => void, onV4?: (word: number, len: number, attrs: RouteAttrs) => void): Promise<number> {
+export async function readRoutesFile(
+  file: string,
+  onRoute?: (net: Prefix, attrs: RouteAttrs) => void,
+  onV4?: (word: number, len: number, attrs: RouteAttrs) => void,
+): Promise<number> {
   const issues: RoutesFileIssue[] = [];
   let problems = 0;
   let lineNo = 0;
@@ -102,29 +111,83 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
   // V8's heap, freed only at its next full collection, and a big file's chunks pile up till then.
   const buf = Buffer.allocUnsafe(1 << 20);
   const cannotRead = (e: unknown): RoutesFileError => new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
-  let fh: FileHandle;
+  let fifo: boolean;
   try {
-    fh = await open(file, 'r');
+    fifo = (await stat(file)).isFIFO();
   } catch (e) {
     throw cannotRead(e);
   }
-  try {
-    for (;;) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
-      } catch (e) {
-        throw cannotRead(e);
-      }
-      if (bytesRead === 0) break;
-      splitter.push(buf.subarray(0, bytesRead));
+  if (fifo) {
+    await readFifo(file, buf, (chunk) => splitter.push(chunk), cannotRead);
+  } else {
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (e) {
+      throw cannotRead(e);
     }
-  } finally {
-    await fh.close();
+    try {
+      for (;;) {
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+        } catch (e) {
+          throw cannotRead(e);
+        }
+        if (bytesRead === 0) break;
+        splitter.push(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await fh.close();
+    }
   }
   splitter.push(Buffer.from('\n')); // a last line without a newline
   if (problems) throw new RoutesFileError(issues, problems);
   return routes;
+}
+
+const openFile = promisify(openFd);
+
+/**
+ * Reads the FIFO `file` to its end into `buf`, chunk by chunk to `onChunk`, through a pipe handle
+ * on the event loop (opened O_NONBLOCK: no wait in the thread pool for a writer either; the
+ * kernel reports no end before a first writer has come and gone).
+ */
+async function readFifo(file: string, buf: Buffer, onChunk: (chunk: Buffer) => void, cannotRead: (e: unknown) => Error): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openFile(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw cannotRead(e);
+  }
+  await new Promise<void>((resolve, reject) => {
+    let failed: unknown;
+    // The constructor takes `onread` (read into our one buffer) as connect() does; @types/node lists it only there.
+    const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
+      fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: buf,
+        callback: (n: number): boolean => {
+          try {
+            onChunk(buf.subarray(0, n));
+            return true;
+          } catch (e) {
+            failed = e;
+            pipe.destroy();
+            return false;
+          }
+        },
+      },
+    };
+    const pipe = new Socket(opts);
+    pipe.on('error', (e) => (failed ??= cannotRead(e)));
+    pipe.on('close', () => {
+      if (failed !== undefined) reject(failed);
+      else resolve();
+    });
+  });
 }
 
 /**

@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,21 @@ describe('routes files', () => {
       new RegExp(`${f}:2:1: 10.2.0.1/16: host bits set, did you mean 10.2.0.0/16\\?\\n${f}:3:1: line longer than 4096 bytes\\n${f}:4:27: unknown word "bogus"`),
     );
     await expect(readRoutesFile(join(dir(), 'missing.txt'))).rejects.toThrow(/missing.txt:1:1: cannot read/);
+  });
+
+  it('reads a FIFO whose writer comes later, to the writer\'s end, lines split across its writes', async () => {
+    const f = join(dir(), 'routes.fifo');
+    execFileSync('mkfifo', [f]);
+    const seen: string[] = [];
+    const read = readRoutesFile(f, (net, attrs) => seen.push(`${net} ${attrs}`));
+    // Opened before any writer: the read waits for one rather than taking the FIFO as empty.
+    await new Promise((r) => setTimeout(r, 50));
+    const writer = spawn('sh', ['-c', `exec cat > ${f}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    writer.stdin!.write('10.1.0.0/16 via 192.0.2.2\n10.2.0.');
+    await new Promise((r) => setTimeout(r, 50));
+    writer.stdin!.end('0/16 via 192.0.2.3\nbogus\n');
+    await expect(read).rejects.toThrow(new RegExp(`${f}:3:1: "bogus"`));
+    expect(seen).toEqual(['10.1.0.0/16 via 192.0.2.2', '10.2.0.0/16 via 192.0.2.3']);
   });
 
   it('counts lines the same through the fast path, across read chunks, and hands its routes over unchanged', async () => {
