@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,8 @@ describe('a routes file read whole (the start)', () => {
 
 describe('static protocol', () => {
   const cfg = (text: string): StaticProtocolConfig => parseConfig('/x/k.yaml', text).protocols[0] as StaticProtocolConfig;
+  const writers: ChildProcess[] = [];
+  afterEach(() => writers.splice(0).forEach((w) => w.kill()));
 
   it('announces config and routes-file routes, and a reload changes only what changed', async () => {
     const { set, t4, t6 } = tables();
@@ -149,6 +151,41 @@ describe('static protocol', () => {
 
     await p.shutdown();
     expect(t4.routeTotal + t6.routeTotal).toBe(0);
+  });
+
+  it('stops a start\'s announcing at its next chunk once shut down: nothing more goes into the tables, and no error', async () => {
+    const { set, t4 } = tables();
+    const file = join(dir(), 'routes.txt');
+    const n = 100_000; // several announcing chunks
+    writeFileSync(file, Array.from({ length: n }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2`).join('\n') + '\n');
+    const p = new StaticProtocol(cfg(`protocols:\n  - { name: s, type: static, routes_file: ${file} }\n`), set, nullLogger);
+    const started = p.start();
+    await p.checked; // read whole; the first chunk announced, the rest to come
+    const announced = t4.routeTotal;
+    expect(announced).toBeGreaterThan(0);
+    expect(announced).toBeLessThan(n);
+    await p.shutdown();
+    await started; // the daemon's start sees no error
+    expect(p.state).toBe('down');
+    expect(t4.routeTotal).toBe(0);
+    expect(p.lastLoad).toBeUndefined();
+  });
+
+  it('stops a start reading a FIFO once shut down, its writer still there: no error, nothing announced', async () => {
+    const { set, t4 } = tables();
+    const f = join(dir(), 'routes.fifo');
+    execFileSync('mkfifo', [f]);
+    const p = new StaticProtocol(cfg(`protocols:\n  - { name: s, type: static, routes_file: ${f} }\n`), set, nullLogger);
+    const started = p.start();
+    const writer = spawn('sh', ['-c', `exec cat > ${f}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    writers.push(writer);
+    // The first lines reach the protocol's read: the writer's pipe has drained.
+    await new Promise<void>((r) => writer.stdin!.write('10.1.0.0/16 via 192.0.2.2\n10.2.0.0/16 via 192.0.2.2\n', () => r()));
+    await p.shutdown();
+    await started; // without the stop, only the writer's end (afterEach, once the test has timed out) ends it
+    await expect(p.checked).rejects.toThrow('protocol s stopped before its routes file was read');
+    expect(t4.routeTotal).toBe(0);
+    expect(writer.exitCode).toBeNull();
   });
 
   it('asks to be restarted when its preference changes', () => {
