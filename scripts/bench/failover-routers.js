@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { nowMs } = require('./failover-fib');
-const { birdControl, connectUnix, krtsyncControl, lineReader } = require('./failover-control');
+const { birdControl, connectUnix, krtsyncBusy, krtsyncControl, lineReader } = require('./failover-control');
 const { BIN, sec, shebangFlags, sleep, startIn, withTimeout } = require('./harness');
 
 // ------------------------------------------------------------------ krtsync
@@ -89,10 +89,8 @@ protocols:
     /** Busy while the kernel protocol has routes pending, withdrawing or failed, or the stream protocol still holds routes. */
     async busy() {
       const protos = await ctl.request('show-protocols');
-      const k = protos.find((p) => p.type === 'kernel');
-      const s = protos.find((p) => p.type === 'stream');
-      maxFailed = Math.max(maxFailed, k.failed);
-      return k.pending > 0 || k.withdrawing > 0 || k.failed > 0 || s.startupHold === true || !String(k.syncState).split(', ').every((x) => / idle$/.test(x));
+      maxFailed = Math.max(maxFailed, protos.find((p) => p.type === 'kernel').failed);
+      return krtsyncBusy(protos) || protos.find((p) => p.type === 'stream').startupHold === true;
     },
     phaseStart(_t0, what) {
       maxFailed = 0;

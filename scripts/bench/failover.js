@@ -221,6 +221,11 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   // longer asked (the questions cost it CPU time, which is measured).
   let idleSince;
   let settled;
+  // The daemon's own word: its first idle answer after its last busy one (polled every 50 ms from t0), with no
+  // wait for this script's FIB mirror to decode the kernel's notifications (bench:e2e's churn asks the same);
+  // none when it was never seen busy.
+  let done;
+  let sawBusy = false;
   // The probes moved too: every destination's probes arrive via `to` (the FIB can be done before the
   // data plane is: a neighbour entry that failed with the link resolves again only when probed).
   const sinkBytes = () => [undefined, readFrom(topo.sinkFiles[1], sinkStart[1], 16), readFrom(topo.sinkFiles[2], sinkStart[2], 16)];
@@ -232,10 +237,15 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     if (settled === undefined) {
       const asked = nowMs();
       const busy = await Promise.race([router.busy(), sleep(Math.max(0, deadline - asked)).then(() => true)]);
-      if (busy) idleSince = undefined;
-      else idleSince ??= asked;
+      if (busy) {
+        idleSince = undefined;
+        sawBusy = true;
+      } else idleSince ??= asked;
       const now = nowMs();
-      if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) settled = Math.max(last(), idleSince);
+      if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) {
+        settled = Math.max(last(), idleSince);
+        done = idleSince;
+      }
     }
     if (settled !== undefined && tFwd !== undefined && probesMoved()) {
       timedOut = false;
@@ -273,6 +283,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     fib_progress: Object.fromEntries(mirror.progress().map((m) => [`${m.f * 100}%`, m.at !== undefined && m.at <= deadline ? sec(Math.max(0, m.at - t0)) : null])),
     probes,
     settled_s: settled !== undefined ? sec(settled - t0) : null,
+    daemon_done_s: settled !== undefined && sawBusy ? sec(Math.max(0, done - t0)) : null, // never seen busy: none
     kernel_changes: changes.route_new + changes.route_del + changes.nexthop_new + changes.nexthop_del,
     kernel_changes_by_kind: changes,
     cpu_s: Number(cpu.toFixed(2)),
@@ -346,6 +357,7 @@ function table(failure) {
       [`${kind}: forwarding, every net (FIB)`, fwd, (r) => r.forwarding_s],
       [`${kind}: forwarding, probes (${K} destinations, each every ${((K / RATE) * 1000).toFixed(1)} ms)`, probe, (r) => r.probes.moved_s],
       [`${kind}: settled`, (r) => (r.settled_s !== null ? `${r.settled_s} s` : timeout(r)), (r) => r.settled_s],
+      [`${kind}: daemon done (its first idle answer after its last busy one)`, (r) => (r.daemon_done_s != null ? `${r.daemon_done_s} s` : '–'), (r) => r.daemon_done_s],
       [`${kind}: kernel changes`, (r) => r.kernel_changes.toLocaleString('en')],
       [`${kind}: CPU (user+sys)`, (r) => `${r.cpu_s} s`, (r) => r.cpu_s],
       [`${kind}: waits (krtsync: routes failed, to be retried; BIRD: primary session back)`, waits],
