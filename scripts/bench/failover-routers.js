@@ -12,7 +12,7 @@ const { BIN, sec, shebangFlags, sleep, startIn, withTimeout } = require('./harne
 
 // ------------------------------------------------------------------ krtsync
 function krtsyncRouter(topo, env) {
-  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, NODE_ARGS = [], LOG_TIMES = false } = env;
+  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, NODE_ARGS = [], LOG_TIMES = false, BIN: bin = BIN } = env;
   const sock = path.join(DIR, 'krtsync.sock');
   const config = path.join(DIR, 'krtsync.yaml');
   const log = path.join(DIR, 'krtsync.log');
@@ -58,7 +58,7 @@ protocols:
     log,
     async start() {
       startedAt = performance.now();
-      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log, logTimes: LOG_TIMES });
+      d = startIn(topo.r, process.execPath, [...shebangFlags(bin), ...NODE_ARGS, bin, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log, logTimes: LOG_TIMES });
       await withTimeout(
         (async () => {
           while (!fs.existsSync(sock)) await sleep(50);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]`
+// [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times] [--krtsync DIR]`
 // (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
@@ -68,11 +68,14 @@ const FAILOVER = arg('failover', 'objects');
 // "+N ms" on its log lines (with a line marking each phase's t0; keep them with --keep-log).
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean);
 const LOG_TIMES = process.argv.includes('--log-times');
+// Another checkout's krtsync (its bin/krtsync and built dist/) under this script's instruments: a baseline
+// measured the same way in the same sitting (its own script may lack a figure this one has).
+const KRTSYNC_DIR = arg('krtsync', undefined);
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]';
-const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args'];
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times] [--krtsync DIR]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args', 'krtsync'];
 // Every option but the flags takes a value: anything else (a typo, a missing value) is refused rather than starting a
 // 1M run; --help prints the usage and exits 0.
 checkArgs('bench:failover', usage, KNOWN, ['log-times']);
@@ -89,7 +92,8 @@ if (
   !(RATE >= 100 && RATE <= 1e6) ||
   (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1)) ||
   !['on', 'off'].includes(NHT) ||
-  !['objects', 'backup_routes', 'off'].includes(FAILOVER)
+  !['objects', 'backup_routes', 'off'].includes(FAILOVER) ||
+  (KRTSYNC_DIR !== undefined && !(fs.existsSync(path.join(KRTSYNC_DIR, 'bin', 'krtsync')) && fs.existsSync(path.join(KRTSYNC_DIR, 'dist'))))
 ) {
   console.error(usage);
   process.exit(2);
@@ -299,9 +303,9 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
 }
 
 async function benchRouter(tool) {
-  process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}\n`);
+  process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}${tool === 'krtsync' && KRTSYNC_DIR ? `; krtsync from ${KRTSYNC_DIR}` : ''}\n`);
   const topo = await buildTopology(tool);
-  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS, NODE_ARGS, LOG_TIMES };
+  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS, NODE_ARGS, LOG_TIMES, ...(KRTSYNC_DIR ? { BIN: path.join(path.resolve(KRTSYNC_DIR), 'bin', 'krtsync') } : {}) };
   const router = tool === 'krtsync' ? krtsyncRouter(topo, env) : birdRouter(topo, env);
   const mirror = new FibMirror({ ns: topo.r, n: N, netIndex, uplinks: topo.uplinks });
   try {
