@@ -186,15 +186,20 @@ function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>, 
   const now: number[] = [];
   const parked: number[] = [];
   const verdict = new Map<number, boolean>();
+  // A million nets on a held object want a handful of routes, mostly the one before: no Map probe for those.
+  let lastW = -1;
+  let lastOk = false;
   for (const id of ids) {
     if (!s.store.nets.live(id)) continue;
     const w = s.store.want[id]!;
-    let ok = verdict.get(w);
+    let ok: boolean | undefined = w === lastW ? lastOk : verdict.get(w);
     if (ok === undefined) {
       const nh = w === 0 ? undefined : s.routes.get(w).nh;
       ok = nh === undefined || (nh.members ?? [nh]).every((m) => m.msg.oif === undefined || c.usable(m.msg.oif));
       verdict.set(w, ok);
     }
+    lastW = w;
+    lastOk = ok;
     (ok || !c.tracking ? now : parked).push(id);
   }
   s.sender.queueLost(now, leavesKept);
