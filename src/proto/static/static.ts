@@ -81,14 +81,17 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
       this.check.resolve();
     } catch (e) {
       this.check.reject(e);
-      this.fsm.go('stopping');
-      this.tables.flush(this.source);
-      this.fsm.go('down');
+      if (this.fsm.state === 'starting') {
+        this.fsm.go('stopping');
+        this.tables.flush(this.source);
+        this.fsm.go('down');
+      }
       throw e;
     } finally {
       endFill?.();
     }
-    this.fsm.go('up');
+    // A shutdown during the load (a SIGTERM does not wait for it) has taken the protocol down already.
+    if (this.fsm.state === 'starting') this.fsm.go('up');
   }
 
   /** The protocol loads a routes file at start (a long fill a kernel protocol may start beside). */
