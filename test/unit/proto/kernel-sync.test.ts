@@ -5,6 +5,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { parsePrefix } from '../../../src/lib/addr';
+import { backoffDelay } from '../../../src/lib/backoff';
 import * as C from '../../../src/netlink/constants';
 import { KernelProtocol, type KernelProtocolOptions } from '../../../src/proto/kernel/kernel-protocol';
 import { RouteSource } from '../../../src/route';
@@ -108,17 +109,31 @@ describe.each([true, false])('kernel sync against a fake kernel (own notificatio
     await p.shutdown();
   });
 
-  it('backs off instead of a hot loop: a refused route is tried a handful of times, not hundreds', async () => {
-    const { kernel, table, src, p } = setup({ filterOwnEchoes, backoff: { baseMs: 20, maxMs: 80, jitter: 0 } });
-    let tries = 0;
-    kernel.reject = (r, cmd) => (cmd !== 'delete' && r.dst.toString() === '10.4.2.0/24' ? (tries++, { errno: ENOMEM }) : undefined);
+  it('backs off instead of a hot loop: each retry of a refused route waits out its growing backoff', async () => {
+    const backoff = { baseMs: 20, maxMs: 80, jitter: 0 };
+    const { kernel, table, src, p } = setup({ filterOwnEchoes, backoff });
+    const net = parsePrefix('10.4.2.0/24');
+    // Each try, with the retry time the sync had recorded for it when it went out (0 for the first).
+    const tries: { at: number; due: number }[] = [];
+    kernel.reject = (r, cmd) => {
+      if (cmd === 'delete' || r.dst.toString() !== '10.4.2.0/24') return undefined;
+      const store = p.sync(4)!.store;
+      tries.push({ at: Date.now(), due: store.retryAt(store.idOf(net)) });
+      return { errno: ENOMEM };
+    };
     announce(table, src, ['10.4.2.0/24 via 192.0.2.2']);
     await p.start();
-    await tick(400);
-    // 20, 40, 80, 80... ms: at most about 400 / 20 tries whatever the timing; a hot loop makes thousands.
-    expect(tries).toBeGreaterThan(1);
-    expect(tries).toBeLessThan(20);
+    // The tries themselves are the event waited for, not a span of wall-clock time: a late timer only delays them.
+    await until(() => tries.length >= 5, 30_000);
     await p.shutdown();
+    expect(tries[0]!.due).toBe(0);
+    for (let n = 1; n < 5; n++) {
+      const [prev, cur] = [tries[n - 1]!, tries[n]!];
+      // The sync recorded the retry a full backoff (20, 40, 80, 80 ms) after the try before it...
+      expect(cur.due - prev.at).toBeGreaterThanOrEqual(backoffDelay(backoff, n));
+      // ...and did not try again before that time: a hot loop would retry at once.
+      expect(cur.at).toBeGreaterThanOrEqual(cur.due);
+    }
   });
 
   it('resyncs after the notification socket overflowed: what was lost is found by a dump', async () => {
