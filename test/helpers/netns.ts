@@ -7,7 +7,10 @@
  * veth0 with 192.0.2.1/24 and 2001:db8:1::1/64, veth1 with 198.51.100.1/24
  * and 2001:db8:2::1/64, so gateways 192.0.2.2, 198.51.100.2, 2001:db8:1::2
  * and 2001:db8:2::2 are reachable on-link. IPv6 DAD is off so addresses are
- * usable at once. No traffic leaves the namespace.
+ * usable at once, and createNetns returns only once the kernel has finished
+ * configuring them (link-local addresses, local routes), so a snapshot of the
+ * kernel's own routes taken right after it is final. No traffic leaves the
+ * namespace.
  *
  * Set KRTSYNC_SKIP_KERNEL_TESTS=1 to skip kernel tests on a machine without
  * root; CI unsets it and fails if a namespace cannot be created.
@@ -151,11 +154,54 @@ export function createNetns(tag = 'krt', opts: { bare?: boolean } = {}): Netns {
       'addr add 198.51.100.1/24 dev veth1',
       'addr add 2001:db8:2::1/64 dev veth1 nodad',
     ]);
+    awaitAddrconf(ns, ['veth0', 'veth1']);
   } catch (e) {
     ns.destroy();
     throw e;
   }
   return ns;
+}
+
+/**
+ * Blocks until IPv6 address configuration on `devs` is done: each link is up with its carrier
+ * (operstate UP), has its link-local address, no address is still tentative, and every IPv6
+ * address has its `local` route in table local. The kernel does this after `ip` returns: the
+ * carrier comes through linkwatch, the link-local address on it, and the local routes from
+ * addrconf's work queue even with `nodad` and DAD off. A test that snapshots the kernel's own
+ * routes before then would see them appear later as changes. Waits for that state, not a time.
+ */
+function awaitAddrconf(ns: Netns, devs: readonly string[], timeoutMs = 30_000): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const missing = addrconfPending(ns, devs);
+    if (missing.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`namespace ${ns.name}: IPv6 address configuration not done within ${timeoutMs} ms: ${missing.join('; ')}`);
+    Atomics.wait(pause, 0, 0, 10); // a synchronous sleep: createNetns is synchronous
+  }
+}
+
+/** What IPv6 address configuration on `devs` still lacks (empty: done). */
+function addrconfPending(ns: Netns, devs: readonly string[]): string[] {
+  type Addr = { family: string; local: string; scope: string; tentative?: boolean };
+  const links = ns.ipJson<Array<{ ifname: string; operstate: string; addr_info: Addr[] }>>('addr', 'show');
+  const locals = new Set(ns.ipJson<Array<{ dst: string; type?: string; dev?: string }>>('-6', 'route', 'show', 'table', 'local').filter((r) => r.type === 'local').map((r) => `${r.dst} ${r.dev}`));
+  const out: string[] = [];
+  for (const dev of devs) {
+    const link = links.find((l) => l.ifname === dev);
+    if (link === undefined) {
+      out.push(`${dev} missing`);
+      continue;
+    }
+    if (link.operstate !== 'UP') out.push(`${dev} ${link.operstate}`);
+    const v6 = link.addr_info.filter((a) => a.family === 'inet6');
+    if (!v6.some((a) => a.scope === 'link')) out.push(`${dev} has no link-local address yet`);
+    for (const a of v6) {
+      if (a.tentative) out.push(`${a.local} on ${dev} tentative`);
+      else if (!locals.has(`${a.local} ${dev}`)) out.push(`no local route for ${a.local} on ${dev}`);
+    }
+  }
+  return out;
 }
 
 /**
