@@ -8,7 +8,8 @@
  * started request must be complete within requestTimeoutMs (a slow client is
  * told so and disconnected), a connection idle for idleTimeoutMs is closed
  * (not a stream: a BGP feed may be quiet for hours), so idle clients cannot
- * hold every slot, at most maxClients connections at once, and a
+ * hold every slot (both judged on what the client sent by the deadline, not
+ * on when a late event loop read it), at most maxClients connections at once, and a
  * malformed request gets an error response on its own connection only.
  * Requests of one connection are answered in order. The daemon's handler is
  * responsible for running management commands through one queue.
@@ -309,23 +310,33 @@ export class ControlServer {
     // One timer: a started request must be completed in time; otherwise the connection may idle
     // only so long. A stream connection has neither limit, and neither runs while we wait for the
     // client to read (we stopped reading, perhaps mid-line; the send timeout bounds that wait).
+    // The timer fires in the event loop's timers phase, before that turn reads sockets: when our own
+    // loop ran late, what the client sent before the deadline still waits unread. So the verdict waits
+    // one turn (setImmediate runs after the reads), and any read or re-arm meanwhile (arming counts
+    // them) cancels it: the client is judged on what it sent, not on how late we were to read it.
+    let armed = 0;
+    const expire = (ms: number, verdict: () => void): NodeJS.Timeout => {
+      const at = armed;
+      return setTimeout(() => setImmediate(() => !gone && at === armed && verdict()), ms);
+    };
     const arm = (): void => {
+      armed++;
       if (timer) clearTimeout(timer);
       timer = undefined;
       if (stream || gone || paused || stallTimer) return;
       if (splitter.pending > 0) {
-        timer = setTimeout(() => {
+        timer = expire(timeoutMs, () => {
           disconnect('request-timeout', `request not completed within ${timeoutMs} ms`);
           write({ id: null, ok: false, error: { code: 'KRT_ERR_REQUEST_TIMEOUT', message: `request not completed within ${timeoutMs} ms; closing` } });
           sock.end();
-        }, timeoutMs);
+        });
       } else {
-        timer = setTimeout(() => {
+        timer = expire(idleMs, () => {
           if (busy) return arm(); // answering takes as long as it takes (the send timeout bounds a client that does not read)
           disconnect('idle', `no request for ${idleMs} ms`);
           write({ id: null, ok: false, error: { code: 'KRT_ERR_IDLE_TIMEOUT', message: `no request for ${idleMs} ms; closing` } });
           sock.end();
-        }, idleMs);
+        });
       }
     };
     arm();

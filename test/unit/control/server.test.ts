@@ -197,6 +197,26 @@ describe('control server', () => {
     }
   });
 
+  it('does not call a client idle whose request arrived in time but was read late (the daemon\'s loop was busy)', async () => {
+    const idlePath = socketPath();
+    const idleServer = new ControlServer({ path: idlePath, idleTimeoutMs: 150 }, echo);
+    await idleServer.listen();
+    try {
+      const r = await raw(idlePath);
+      await until(() => idleServer.clientCount === 1); // accepted: its idle timer runs
+      r.sock.write('{"id":1,"command":"echo","args":{"x":1}}\n');
+      // The loop blocked past the idle limit, with the request already in the socket: the idle timer
+      // then fires in the same turn that reads the request, and before it.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 300);
+      expect(JSON.parse((await r.lines())[0]!)).toEqual({ id: 1, ok: true, result: { x: 1 } });
+      expect(idleServer.stats().disconnected.idle).toBe(0);
+      r.sock.destroy();
+    } finally {
+      await idleServer.close();
+    }
+  });
+
   it('serves 100 concurrent clients', async () => {
     const clients = await Promise.all(Array.from({ length: 100 }, () => ControlClient.connect(path)));
     const results = await Promise.all(clients.map((c, i) => c.request('echo', { i })));
