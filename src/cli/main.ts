@@ -308,7 +308,8 @@ function protocolInfo(p: Record<string, unknown>): string {
   if (p.type === 'stream') {
     const limits = p.limits as { refused: Record<string, number>; disconnects: number; filtered: number } | undefined;
     const refused = limits ? Object.values(limits.refused).reduce((a, b) => a + b, 0) : 0;
-    return [`${(p.clients as unknown[]).length} clients`, p.startupHold ? 'waiting for end-of-RIB' : '', refused ? `${refused} refused by limits` : '', limits?.disconnects ? `${limits.disconnects} dropped` : '', limits?.filtered ? `${limits.filtered} filtered` : ''].filter(Boolean).join(', ');
+    const damping = p.damping as { suppressed: number } | undefined;
+    return [`${(p.clients as unknown[]).length} clients`, p.startupHold ? 'waiting for end-of-RIB' : '', damping?.suppressed ? `${damping.suppressed} suppressed (flapping)` : '', refused ? `${refused} refused by limits` : '', limits?.disconnects ? `${limits.disconnects} dropped` : '', limits?.filtered ? `${limits.filtered} filtered` : ''].filter(Boolean).join(', ');
   }
   if (p.type === 'kernel') return [p.syncState, p.kernelTable !== undefined ? `table ${String(p.kernelTable)}` : '', p.failed ? `${String(p.failed)} failed` : '', failoverInfo(p.failover as FailoverJson | undefined)].filter(Boolean).join(', ');
   if (p.type === 'static' && p.lastLoad) return `loaded ${(p.lastLoad as { at: string }).at}`;

@@ -46,27 +46,37 @@ export function readNexthopTracking(r: YamlReader, node: YamlNode | undefined): 
   if (!m) return undefined;
   const neighbours = r.bool(m.get('neighbours'), `${what}.neighbours`) ?? false;
   const dn = m.get('damping');
-  if (dn === undefined) return { damping: DEFAULT_NEXTHOP_DAMPING, neighbours };
+  return { damping: readDamping(r, dn, `${what}.damping`, 'hold a next hop down'), neighbours };
+}
+
+/**
+ * A `damping:` value at `what` (true, false or a mapping of penalty, suppress, reuse, half_life
+ * and max_hold; absent: the defaults): the settings, or undefined when off. `held` says what a
+ * hold does, for the error of a max_hold too short to ever hold anything ("hold a next hop down").
+ * Shared by next-hop tracking and the stream protocol's sources (RFC 2439's parameters both).
+ */
+export function readDamping(r: YamlReader, dn: YamlNode | undefined, what: string, held: string): NexthopDampingConfig | undefined {
+  if (dn === undefined) return DEFAULT_NEXTHOP_DAMPING;
   if (!isMap(dn)) {
-    if (!isScalar(dn) || typeof dn.value !== 'boolean') return r.error(dn, `${what}.damping: expected true, false or a mapping`);
-    return { damping: dn.value ? DEFAULT_NEXTHOP_DAMPING : undefined, neighbours };
+    if (!isScalar(dn) || typeof dn.value !== 'boolean') return r.error(dn, `${what}: expected true, false or a mapping`);
+    return dn.value ? DEFAULT_NEXTHOP_DAMPING : undefined;
   }
-  const d = r.map(dn, `${what}.damping`, ['penalty', 'suppress', 'reuse', 'half_life', 'max_hold']);
+  const d = r.map(dn, what, ['penalty', 'suppress', 'reuse', 'half_life', 'max_hold']);
   if (!d) return undefined;
   const D = DEFAULT_NEXTHOP_DAMPING;
   const damping: NexthopDampingConfig = {
-    penalty: r.int(d.get('penalty'), `${what}.damping.penalty`, 0, 1_000_000) ?? D.penalty,
-    suppress: r.int(d.get('suppress'), `${what}.damping.suppress`, 1, 1_000_000) ?? D.suppress,
-    reuse: r.int(d.get('reuse'), `${what}.damping.reuse`, 0, 1_000_000) ?? D.reuse,
-    halfLifeMs: r.duration(d.get('half_life'), `${what}.damping.half_life`, 100, 3600_000) ?? D.halfLifeMs,
-    maxHoldMs: r.duration(d.get('max_hold'), `${what}.damping.max_hold`, 0, 3600_000) ?? D.maxHoldMs,
+    penalty: r.int(d.get('penalty'), `${what}.penalty`, 0, 1_000_000) ?? D.penalty,
+    suppress: r.int(d.get('suppress'), `${what}.suppress`, 1, 1_000_000) ?? D.suppress,
+    reuse: r.int(d.get('reuse'), `${what}.reuse`, 0, 1_000_000) ?? D.reuse,
+    halfLifeMs: r.duration(d.get('half_life'), `${what}.half_life`, 100, 3600_000) ?? D.halfLifeMs,
+    maxHoldMs: r.duration(d.get('max_hold'), `${what}.max_hold`, 0, 3600_000) ?? D.maxHoldMs,
   };
   if (damping.reuse >= damping.suppress) {
-    r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.damping.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
+    r.error(d.get('reuse') ?? d.get('suppress') ?? dn, `${what}.reuse: must be below suppress (${damping.suppress}), got ${damping.reuse}`);
   } else if (damping.reuse > 0 && damping.maxHoldMs < damping.halfLifeMs * Math.log2(damping.suppress / damping.reuse)) {
     // The penalty is capped where it decays to reuse in max_hold: below suppress, nothing would ever be held.
     const need = Math.ceil(damping.halfLifeMs * Math.log2(damping.suppress / damping.reuse));
-    r.error(d.get('max_hold') ?? dn, `${what}.damping.max_hold: ${damping.maxHoldMs} ms is too short to ever hold a next hop down (with this half_life, suppress and reuse it needs at least ${need} ms)`);
+    r.error(d.get('max_hold') ?? dn, `${what}.max_hold: ${damping.maxHoldMs} ms is too short to ever ${held} (with this half_life, suppress and reuse it needs at least ${need} ms)`);
   }
-  return { damping, neighbours };
+  return damping;
 }

@@ -13,12 +13,14 @@
  *     import: [ ...rules ]       # an import filter (checked by the stream protocol's filter parser)
  *     limits: { routes: 2000000, routes_per_client: 1000000, routes_per_neighbor: 1000000,
  *               neighbors_per_client: 256, action: refuse, log: warning }
+ *     damping: { half_life: 15s, max_hold: 60s, penalty: 1000, suppress: 2500, reuse: 1000 }   # or false
  *
  * The import filter is kept as written; config.ts records the positions of
  * everything inside it (`bgp.import[2].match.community`), so the filter
  * parser's errors name file, line and column.
  */
 import { parseAddr, parsePrefix, Prefix } from '../lib/addr';
+import { readDamping, type NexthopDampingConfig } from './nexthop-config';
 import type { YamlReader } from './yaml-reader';
 import type { Node as YamlNode } from 'yaml';
 
@@ -59,9 +61,11 @@ export interface StreamSettings {
   neighbors: StreamNeighborConfig[];
   importFilter: PositionedValue | undefined;
   limits: StreamLimits;
+  /** Flap damping of each source (a neighbour, or a client's own routes): a flapping one's return is suppressed; undefined: off. */
+  damping: NexthopDampingConfig | undefined;
 }
 
-export const STREAM_KEYS = ['preference', 'grace', 'startup_wait', 'always_compare_med', 'neighbors', 'import', 'limits'];
+export const STREAM_KEYS = ['preference', 'grace', 'startup_wait', 'always_compare_med', 'neighbors', 'import', 'limits', 'damping'];
 const NEIGHBOR_KEYS = ['address', 'preference', 'max_routes'];
 const LIMIT_KEYS = ['routes', 'routes_per_client', 'routes_per_neighbor', 'neighbors_per_client', 'action', 'log'];
 const MAX_ROUTES = 2 ** 31;
@@ -107,5 +111,6 @@ export function readStreamSettings(r: YamlReader, peek: Map<string, YamlNode>, w
     neighbors,
     importFilter: importNode === undefined ? undefined : { value: importNode.toJSON() as unknown, ...r.position(importNode) },
     limits,
+    damping: readDamping(r, peek.get('damping'), `${what}: damping`, 'suppress a source'),
   };
 }

@@ -21,6 +21,7 @@ import { KrtError } from '../lib/errors';
 import type { ControlRequest } from '../control/protocol';
 import type { ControlContext } from '../control/server';
 import { STREAM_FORMATS, type StreamFormat } from '../proto/stream/formats';
+import type { SuppressedRoute } from '../proto/stream/source-damping';
 import { whyBefore, type BgpAttrs, type BgpAttrsJson, type DecisionStep, type Route } from '../route';
 import type { Prefilter, Table } from '../table';
 import type { DaemonCore } from './daemon-core';
@@ -67,12 +68,31 @@ export interface RouteJson {
   reason?: DecisionStep;
   /** Next-hop tracking: false when the route's next hops cannot be used (it is not eligible to be best). */
   eligible?: false;
-  /** Next-hop tracking: why next hops of the route are not used ("next hop via 192.0.2.2: dev veth0 has no carrier"). */
+  /** Why the route is not used: next-hop tracking ("next hop via 192.0.2.2: dev veth0 has no carrier"), or its source's flap damping. */
   unusable?: string;
+  /** A stream source's flap damping keeps the route out of the table until `until` (ISO time); it is not in the table's chain. */
+  suppressed?: { until: string; flaps: number };
+}
+
+/** A route a stream protocol's flap damping keeps out of the table (docs/failover.md, "A flapping source"). */
+function suppressedJson(t: Table, r: SuppressedRoute, preference: number): RouteJson {
+  const secs = Math.max(0, Math.ceil((r.until - Date.now()) / 1000));
+  const out: RouteJson = { prefix: r.net.toString(), table: t.name, source: r.source, preference, best: false, route: r.attrs.toString(), eligible: false };
+  out.suppressed = { until: new Date(r.until).toISOString(), flaps: r.flaps };
+  out.unusable = `source flapping (${r.flaps} failures), suppressed for ${secs} s more, until ${out.suppressed.until}`;
+  const bgp = r.attrs.bgp;
+  if (bgp) out.bgp = bgpJsonOf(bgp);
+  return out;
 }
 
 /** The JSON of each (interned) BGP attribute set, made once: a million routes share a few. */
 const bgpJson = new WeakMap<BgpAttrs, BgpAttrsJson>();
+
+function bgpJsonOf(bgp: BgpAttrs): BgpAttrsJson {
+  let j = bgpJson.get(bgp);
+  if (!j) bgpJson.set(bgp, (j = bgp.toJSON()));
+  return j;
+}
 
 /** Why `a` ranks before `b` in a chain of table `t` (eligibility first, then the decision process). */
 function rankedBy(t: Table, a: Route, b: Route): DecisionStep | undefined {
@@ -88,11 +108,7 @@ function routeJson(t: Table, r: Route, net: Prefix, best: boolean, reason: Decis
     out.unusable = why;
   }
   const bgp = r.attrs.bgp;
-  if (bgp) {
-    let j = bgpJson.get(bgp);
-    if (!j) bgpJson.set(bgp, (j = bgp.toJSON()));
-    out.bgp = j;
-  }
+  if (bgp) out.bgp = bgpJsonOf(bgp);
   if (reason) out.reason = reason;
   return out;
 }
@@ -157,6 +173,14 @@ export async function handleControlRequest(d: DaemonCore, req: ControlRequest, c
             await ctx.more(chunk);
             chunk = [];
           }
+        }
+        // Routes of a flapping source suppressed by its stream protocol's damping: out of the table until reused, but shown (not used).
+        if (a.all !== true) continue;
+        for (const p of d.protocols.values()) {
+          if (p.type !== 'stream') continue;
+          p.proto.forEachSuppressed(prefix, (r, into, preference) => {
+            if (into === t) chunk.push(suppressedJson(t, r, preference));
+          });
         }
       }
       count += chunk.length;

@@ -137,8 +137,11 @@ export class Daemon implements DaemonCore {
         await this.startProtocol(running);
       }
       loaded ??= allLoaded(loads);
-      await loaded;
+      // A SIGTERM during start: the shutdown does not wait for a load (it may never end: a FIFO), nor does start.
+      if (!this.stopping) await loaded;
     } catch (e) {
+      // The operator asked to stop: not a start that failed.
+      if (this.stopping) return;
       // A routes file's own error (a bad line: exit status 2) rather than the kernel protocol's refusal it caused.
       if (loaded !== undefined) await loaded;
       throw e;
@@ -237,7 +240,8 @@ export class Daemon implements DaemonCore {
     const t0 = Date.now();
     p.proto.init();
     await p.proto.start();
-    this.log.info(`protocol ${p.config.name} (${p.type}) up in ${Date.now() - t0} ms`, { protocol: p.config.name });
+    // A kernel protocol a shutdown stopped during its start resolves without being up.
+    if (p.proto.state === 'up') this.log.info(`protocol ${p.config.name} (${p.type}) up in ${Date.now() - t0} ms`, { protocol: p.config.name });
   }
 
   /** SIGHUP or `krtsync reload`: validate everything first, then apply the difference. */

@@ -103,8 +103,8 @@ function viewOf(d: DaemonCore): MetricsView {
     *streamProtocols() {
       for (const p of d.protocols.values()) {
         if (p.type !== 'stream') continue;
-        const { startupHold, limits } = p.proto.summary();
-        yield { protocol: p.config.name, startupHold, refused: limits.refused, limitDisconnects: limits.disconnects };
+        const { startupHold, limits, damping } = p.proto.summary();
+        yield { protocol: p.config.name, startupHold, refused: limits.refused, limitDisconnects: limits.disconnects, ...(damping ? { damping: { suppressed: damping.suppressed, failures: damping.failures } } : {}) };
       }
     },
     controlStats: () => d.controlStats(),

@@ -41,7 +41,8 @@ export interface MetricsView {
   protocols(): Iterable<{ name: string; type: string; up: boolean }>;
   kernelSyncs(): Iterable<{ protocol: string; kernelTable: number; family: Family; counts: SyncCounts; failedByErrno: ReadonlyMap<string, number>; nexthops?: KernelNexthopView; failover?: FailoverStatus }>;
   streamClients(): Iterable<{ protocol: string; stats: StreamClientStats }>;
-  streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number }>;
+  /** `damping`: sources suppressed now and failures so far (flap damping; absent: damping off). */
+  streamProtocols(): Iterable<{ protocol: string; startupHold: boolean; refused: Record<LimitScope, number>; limitDisconnects: number; damping?: { suppressed: number; failures: number } }>;
   controlStats(): ControlStats;
   /** Next-hop tracking's counts (undefined: off). */
   nexthops(): NextHopMetricsView | undefined;
@@ -292,6 +293,26 @@ export class DaemonMetrics {
       collect() {
         this.reset();
         for (const p of view.streamProtocols()) this.set({ protocol: p.protocol }, p.startupHold ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'krtsync_stream_sources_suppressed',
+      help: "Sources (neighbours, clients) of a stream protocol whose return its flap damping suppresses now: their routes wait outside the table (docs/failover.md).",
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) if (p.damping) this.set({ protocol: p.protocol }, p.damping.suppressed);
+      },
+    });
+    new Counter({
+      name: 'krtsync_stream_source_failures_total',
+      help: "Failures of a stream protocol's sources counted by its flap damping: a neighbour down, or a client gone, with routes.",
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of view.streamProtocols()) if (p.damping) this.inc({ protocol: p.protocol }, p.damping.failures);
       },
     });
 

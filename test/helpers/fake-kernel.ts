@@ -197,17 +197,32 @@ export class FakeKernel {
     }
   }
 
-  /** A link goes down (routes through it vanish silently) or comes back. */
-  setLink(name: string, up: boolean): void {
+  /**
+   * A link goes down (routes through it vanish silently) or comes back. `ipv6`: the routes on the
+   * objects it flushes are told of, one delete each from the kernel itself (port 0), before the
+   * link's notification (docs/failover.md, "IPv6"); `linkLater`: that notification is queued only
+   * when the returned function is called (a busy kernel that sends it after the monitor has read the
+   * deletes).
+   */
+  setLink(name: string, up: boolean, opts: { ipv6?: boolean; linkLater?: boolean } = {}): () => void {
     const l = [...this.links.values()].find((x) => x.name === name);
     if (!l) throw new Error(`no link ${name}`);
-    if (l.up === up) return;
+    const tell = (): void => {
+      for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
+    };
+    if (l.up === up) return () => undefined;
     l.up = up;
     if (!up) {
       this.silentDelete((r) => usesLink(r, l.index));
-      this.nexthops.linkDown(l.index, (ids) => this.silentDelete((r) => r.nhId !== undefined && ids.has(r.nhId)));
+      this.nexthops.linkDown(l.index, (ids) => {
+        const onThem = (r: RouteMessage): boolean => r.nhId !== undefined && ids.has(r.nhId);
+        if (opts.ipv6) for (const r of this.all()) if (onThem(r)) this.notify(r, true, 0, 0);
+        this.silentDelete(onThem);
+      });
     }
-    for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
+    if (opts.linkLater) return tell;
+    tell();
+    return () => undefined;
   }
 
   /** A new link appears. */
@@ -217,6 +232,17 @@ export class FakeKernel {
     this.links.set(index, l);
     for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
     return l;
+  }
+
+  /** Holds every nexthop change sent from now (in flight, taken in order) until the returned function is called. */
+  holdNexthops(): () => void {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    for (const io of this.ios) io.nexthopsHeld = held;
+    return () => {
+      for (const io of this.ios) if (io.nexthopsHeld === held) io.nexthopsHeld = undefined;
+      release();
+    };
   }
 
   /** Delivers every queued notification now (tests that want the order pinned down). */
@@ -438,7 +464,7 @@ export class FakeKernelIo implements KernelIo {
         else if (n.kind === 'addr') this.events.onAddr(n.addr, n.deleted);
         else if (n.kind === 'nexthop') this.events.onNexthop?.(n.nh, n.deleted);
         else if (n.msg.family !== this.family) this.events.onOtherFamilyRoute?.(n.msg, n.deleted, n.nlFlags);
-        else this.deliverRoute(n.msg, n.deleted, n.nlFlags);
+        else this.deliverRoute(n.msg, n.deleted, n.nlFlags, n.port);
       }
       if (this.overflowDue && this.listening) {
         this.overflowDue = false;
@@ -449,11 +475,11 @@ export class FakeKernelIo implements KernelIo {
     }
   }
 
-  private deliverRoute(msg: RouteMessage, deleted: boolean, nlFlags: number): void {
+  private deliverRoute(msg: RouteMessage, deleted: boolean, nlFlags: number, port: number): void {
     const type = deleted ? C.RTM_DELROUTE : C.RTM_NEWROUTE;
     const len = encodeRouteMessage(this.scratch, 0, type, nlFlags, 0, msg);
     if (this.events.onRawRoute?.(this.scratch, 0, len, type)) return;
-    this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted, nlFlags);
+    this.events.onRoute(decodeRouteMessage(this.scratch, 0, len), deleted, nlFlags, port);
   }
 
   async dumpTable(includeForeign: boolean, sink?: DumpSink, oif?: number): Promise<TableDump> {
@@ -478,8 +504,12 @@ export class FakeKernelIo implements KernelIo {
     return [...this.kernel.nexthops.objects.values()];
   }
 
+  /** While set, nexthop changes wait for it before the kernel takes them (still in the order sent): a change in flight. */
+  nexthopsHeld: Promise<void> | undefined;
+
   async changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
+    if (this.nexthopsHeld !== undefined) await this.nexthopsHeld;
     await new Promise((r) => setImmediate(r));
     const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);
     if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);

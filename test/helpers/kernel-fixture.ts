@@ -93,6 +93,26 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
   return Date.now() - t0;
 }
 
+/**
+ * Makes an `ip monitor` whose output `seen` searches show a foreign marker route `dst`/32 through `dev`, then
+ * deletes it: whatever the kernel notified before has been read by then. Each try changes the marker (its mtu):
+ * replacing a route with an identical one sends no notification, so a first add made before the monitor had
+ * joined its groups would never be seen again (bgp.test.ts's setup timed out so, under load).
+ */
+export async function showMarker(ns: Netns, dst: string, dev: string, seen: () => boolean, timeoutMs = 30000): Promise<void> {
+  let tries = 0;
+  await until(
+    () => {
+      if (seen()) return true;
+      ns.ip('route', 'replace', `${dst}/32`, 'dev', dev, 'proto', 'static', 'mtu', String(1300 + (tries++ % 2) * 100));
+      return false;
+    },
+    timeoutMs,
+    50,
+  );
+  ns.ip('route', 'del', `${dst}/32`, 'dev', dev, 'proto', 'static');
+}
+
 /** `ip monitor route` (or other objects: `nexthop`) inside the namespace; lines() is what it printed so far. */
 export class RouteWatcher {
   /** Watchers not stopped yet: a test that fails before stop() leaves them to stopAll() (else jest cannot exit). */

@@ -28,6 +28,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ensureBgpPackages, startBird, startExabgp, type BirdSpeaker, type Exabgp } from '../helpers/bgp-peers';
 import { KrtsyncDaemon, PROTO, until } from '../helpers/daemon-fixture';
+import { showMarker } from '../helpers/kernel-fixture';
 import { createNetns, kernelDescribe, linkNetns, type Netns } from '../helpers/netns';
 
 const PER_RANGE = 400;
@@ -123,13 +124,7 @@ kernelDescribe('BGP between real neighbours: BIRD 2 speakers, ExaBGP, krtsync fe
   }, 180000);
 
   /** A foreign route added (until ip monitor shows it) and deleted: whatever the kernel notified before it has been read. */
-  async function marker(dst: string): Promise<void> {
-    await until('ip monitor to show the marker route', () => {
-      if (!events.includes(dst)) router.ip('route', 'replace', `${dst}/32`, 'dev', 's1', 'proto', 'static');
-      return events.includes(dst);
-    });
-    router.ip('route', 'del', `${dst}/32`, 'dev', 's1', 'proto', 'static');
-  }
+  const marker = (dst: string): Promise<void> => showMarker(router, dst, 's1', () => events.includes(dst));
 
   afterAll(async () => {
     monitor?.kill();

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
 import { KrtsyncDaemon, oursByDst } from '../helpers/daemon-fixture';
-import { RouteWatcher, until } from '../helpers/kernel-fixture';
+import { RouteWatcher, showMarker, until } from '../helpers/kernel-fixture';
 
 const N = 20_000;
 const lines = (gw: string): string => Array.from({ length: N }, (_, i) => `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via ${gw}`).join('\n') + '\n';
@@ -43,12 +43,7 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
     await d.stop('SIGKILL');
     const watcher = new RouteWatcher(ns);
     // Listening once it has seen a marker route (a fixed wait could miss the first deletes on a busy machine).
-    let mtu = 1300;
-    await until(() => {
-      if (!watcher.lines().some((l) => l.includes('192.0.2.200'))) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static', 'mtu', String(mtu++));
-      return watcher.lines().some((l) => l.includes('192.0.2.200'));
-    }, 30000, 100);
-    ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+    await showMarker(ns, '192.0.2.200', 'veth0', () => watcher.lines().some((l) => l.includes('192.0.2.200')));
     await until(() => watcher.lines().some((l) => l.startsWith('Deleted 192.0.2.200')), 10000);
     const seenBefore = watcher.lines().length;
     const logBefore = d.log.length;
@@ -124,15 +119,31 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
       if (d.running) await d.stop('SIGKILL');
     });
 
+    /** Starts the daemon on the FIFO and a writer that writes `text`, and holds the FIFO open unless `end`. */
+    const startWriting = (text: string, end: boolean): void => {
+      d.start();
+      writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+      if (end) writer.stdin!.end(text);
+      else writer.stdin!.write(text);
+    };
+
+    /** A daemon that installed the whole file on a cold start, then killed: the kernel holds routes of ours. */
+    const installedThenKilled = async (): Promise<void> => {
+      flushOurs();
+      const n = d.readyCount;
+      startWriting(lines('192.0.2.2'), true);
+      await d.waitReady(n);
+      expect(oursByDst(ns).size).toBe(N);
+      await d.stop('SIGKILL');
+    };
+
     /** Starts the daemon on the FIFO, writes the first half of `text`'s lines, and waits for the kernel protocol's first scan. */
     const startHalf = async (text: string): Promise<{ rest: string; logBefore: number }> => {
       flushOurs();
       const all = text.split('\n');
       const half = all.slice(0, N / 2).join('\n') + '\n';
       const logBefore = d.log.length;
-      d.start();
-      writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
-      writer.stdin!.write(half);
+      startWriting(half, false);
       await until(() => /first scan: 0 routes of ours/.test(d.log.slice(logBefore)), 30000, 50);
       return { rest: all.slice(N / 2).join('\n'), logBefore };
     };
@@ -152,25 +163,16 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
     });
 
     it('on a restart, dumps the kernel only once the file is in, and changes nothing', async () => {
-      flushOurs();
-      let n = d.readyCount;
-      d.start();
-      writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
-      writer.stdin!.end(lines('192.0.2.2'));
-      await d.waitReady(n);
-      expect(oursByDst(ns).size).toBe(N);
-      await d.stop('SIGKILL');
+      await installedThenKilled();
       const all = lines('192.0.2.2').split('\n');
       const logBefore = d.log.length;
       const changes = await watching(async () => {
-        n = d.readyCount;
-        d.start();
-        writer = spawn('sh', ['-c', `exec cat > ${fifo()}`], { stdio: ['pipe', 'ignore', 'ignore'] });
-        writer.stdin!.write(all.slice(0, N / 2).join('\n') + '\n');
+        const n = d.readyCount;
+        startWriting(all.slice(0, N / 2).join('\n') + '\n', false);
         await until(() => /the kernel holds routes of ours/.test(d.log.slice(logBefore)), 30000, 50);
         // Waiting for the rest of the file: no dump taken yet.
         expect(d.log.slice(logBefore)).not.toMatch(/first scan/);
-        writer.stdin!.end(all.slice(N / 2).join('\n'));
+        writer!.stdin!.end(all.slice(N / 2).join('\n'));
         await d.waitReady(n);
       });
       const log = d.log.slice(logBefore);
@@ -178,6 +180,33 @@ kernelDescribe(`cold start with a routes file of ${N} routes`, () => {
       expect(log.indexOf(`first scan: ${N} routes of ours`)).toBeGreaterThan(log.indexOf(`loaded ${N} routes`));
       expect(changes).toEqual([]);
       expect(oursByDst(ns).size).toBe(N);
+    });
+
+    it('on a restart, a SIGTERM while the first dump waits for the file stops at once: ours withdrawn, objects too, foreign routes kept', async () => {
+      await installedThenKilled();
+      expect(ns.ip('nexthop', 'show', 'proto', '144')).not.toBe('');
+      // Someone else's routes on the same prefixes (another protocol, another metric) and beside them.
+      ns.ip('route', 'add', '10.100.0.5/32', 'via', '192.0.2.2', 'proto', 'static', 'metric', '50');
+      ns.ip('route', 'add', '10.101.0.0/16', 'via', '192.0.2.2', 'proto', 'static');
+      const foreignBefore = ns.ip('route', 'show', 'proto', 'static');
+      const logBefore = d.log.length;
+      const n = d.readyCount;
+      // Half the file, held open: the load never ends by itself.
+      startWriting(lines('192.0.2.2').split('\n').slice(0, N / 2).join('\n') + '\n', false);
+      await until(() => /the kernel holds routes of ours/.test(d.log.slice(logBefore)), 30000, 50);
+      // The shutdown does not wait for the file, and the process exits with the writer still there:
+      // the FIFO is read on the event loop, not by a read blocked in libuv's thread pool (joined at exit).
+      d.proc!.kill('SIGTERM');
+      expect(await d.exit(20000)).toBe(0);
+      expect(d.log.slice(logBefore)).toContain('krtsync stopped');
+      expect(writer!.exitCode).toBeNull();
+      expect(d.readyCount).toBe(n);
+      expect(d.log.slice(logBefore)).not.toMatch(/first scan/);
+      expect(oursByDst(ns).size).toBe(0);
+      expect(ns.ip('nexthop', 'show', 'proto', '144')).toBe('');
+      expect(ns.ip('route', 'show', 'proto', 'static')).toBe(foreignBefore);
+      ns.ip('route', 'del', '10.100.0.5/32', 'proto', 'static', 'metric', '50');
+      ns.ip('route', 'del', '10.101.0.0/16', 'proto', 'static');
     });
 
     it('stops the start on a bad last line that comes after the kernel protocol has read the first half: nothing added', async () => {

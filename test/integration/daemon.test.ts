@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnixDatagramSocket } from '../../src/netlink/socket';
 import { createNetns, dropNhid, kernelDescribe, type Netns } from '../helpers/netns';
+import { showMarker } from '../helpers/kernel-fixture';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'krtsync');
@@ -205,22 +206,10 @@ protocols:
     monitor.stdout!.on('data', (c) => (events += String(c)));
     monitor.stderr!.on('data', (c) => (monitorErr += String(c)));
     // Listening once it shows a change of our own (a foreign marker route, changed until seen, then deleted): a
-    // fixed wait could miss the first deletes when the machine is busy. Each try changes the marker (its mtu):
-    // replacing a route with an identical one sends no notification, so a first add made before the monitor
-    // listened would never be seen again.
-    const saidMonitor = context;
-    context = () => `ip monitor: exit ${monitor.exitCode ?? 'none yet'}, stderr ${JSON.stringify(monitorErr)}, stdout ${JSON.stringify(events.slice(-500))}\n${saidMonitor()}`;
-    let tries = 0;
-    await until(
-      'ip monitor to listen',
-      () => {
-        if (!events.includes('192.0.2.200')) ns.ip('route', 'replace', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static', 'mtu', String(1300 + (tries++ % 2) * 100));
-        return events.includes('192.0.2.200');
-      },
-      30000,
-    );
-    context = saidMonitor;
-    ns.ip('route', 'del', '192.0.2.200/32', 'dev', 'veth0', 'proto', 'static');
+    // fixed wait could miss the first deletes when the machine is busy.
+    await showMarker(ns, '192.0.2.200', 'veth0', () => events.includes('192.0.2.200')).catch((e: Error) => {
+      throw new Error(`ip monitor to listen: ${e.message}; ip monitor: exit ${monitor.exitCode ?? 'none yet'}, stderr ${JSON.stringify(monitorErr)}, stdout ${JSON.stringify(events.slice(-500))}\n${context()}`);
+    });
     await until('the marker route gone', () => events.includes('Deleted 192.0.2.200'));
     events = '';
     const killed = new Promise((r) => daemon!.on('exit', r));

@@ -138,14 +138,42 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     expect(forwardsVia(ns, '10.0.9.1')).toBe('192.0.2.2');
     ns.ip('link', 'set', 'veth3', 'up');
     await until(() => gatewaysOf(ns).size === 200 && [...gatewaysOf(ns).values()].every((x) => x === '192.0.2.2,203.0.113.2'), 10000);
-    // The kernel shows the group whole as soon as it has our replace; its answer may still be on its way, and an
-    // object with a change out is switched once that change is answered (nexthop-objects.ts, ensureOnce), not at once.
-    await p.sync(4)!.settled();
-    expect(p.counts()).toMatchObject({ installed: 200, failed: 0 });
-    // And the source withdrawn: one replace moves the ECMP pair's nets to the backup.
+    // And the source withdrawn at once, though the replace that made the group whole may not be answered yet:
+    // the switch goes right behind it, on the same socket (docs/failover.md). One replace moves every net.
     table.flush(a);
     expect(forwardsVia(ns, '10.0.9.1')).toBe('198.51.100.2');
+    expect([...gatewaysOf(ns).values()].filter((x) => x !== '198.51.100.2')).toEqual([]);
+    await p.sync(4)!.settled();
+    expect(p.counts()).toMatchObject({ installed: 200, failed: 0 });
     await p.shutdown();
+  });
+
+  it('an ECMP primary short of a member (its link down) whose source is withdrawn: one replace of what the kernel kept of the group moves every net to the backup', async () => {
+    const table = newTable();
+    const a = new RouteSource('a', 200);
+    announce(table, a, nets(200).map((n) => `${n} nexthop via 192.0.2.2 nexthop via 203.0.113.2`));
+    announce(table, new RouteSource('b', 100), lines(nets(200), '198.51.100.2'));
+    const p = kernelProtocol(ns, table, { failover: 'objects' });
+    await p.start();
+    ns.ip('link', 'set', 'veth3', 'down');
+    await until(() => [...gatewaysOf(ns).values()].every((x) => x === '192.0.2.2'));
+    // Our books know: the group is to be made whole again, which cannot be while veth2 has no carrier.
+    await until(() => p.sync(4)!.nexthopStatus().some((o) => o.kind === 'group' && o.state !== 'live'), 10000);
+    await p.sync(4)!.settled();
+    const sent = p.sync(4)!.stats.sent;
+    table.flush(a);
+    expect(forwardsVia(ns, '10.0.9.1')).toBe('198.51.100.2');
+    expect([...gatewaysOf(ns).values()].filter((x) => x !== '198.51.100.2')).toEqual([]);
+    // The primary's hop objects are collected after it (deleting them first would have emptied the group, and the
+    // kernel would have deleted it with every route on it).
+    await until(() => !ns.ip('nexthop').includes('192.0.2.2'), 10000);
+    await p.sync(4)!.settled();
+    expect(gatewaysOf(ns).size).toBe(200);
+    expect(p.counts()).toMatchObject({ installed: 200, failed: 0, pending: 0 });
+    expect(p.sync(4)!.stats.sent).toBe(sent); // no route message
+    ns.ip('link', 'set', 'veth3', 'up');
+    await p.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
   });
 
   it('backup_routes: carrier loss of the primary link leaves every net forwarding via its backup route at once, the catch-up moves nothing, the link back is one replace; a restart changes nothing', async () => {

@@ -27,8 +27,11 @@ import type { KernelTarget } from './convert';
 
 /** What the kernel tells the sync, in the order it happened. */
 export interface KernelEvents {
-  /** A route change of our family, any table (`nlFlags`: the notification's NLM_F_REPLACE / NLM_F_APPEND). */
-  onRoute(r: RouteMessage, deleted: boolean, nlFlags?: number): void;
+  /**
+   * A route change of our family, any table (`nlFlags`: the notification's NLM_F_REPLACE /
+   * NLM_F_APPEND; `port`: its nlmsg_pid, the requester's port, 0 when the kernel changed it on its own).
+   */
+  onRoute(r: RouteMessage, deleted: boolean, nlFlags?: number, port?: number): void;
   onLink(l: LinkMessage, deleted: boolean): void;
   onAddr(a: AddrMessage, deleted: boolean): void;
   /** A nexthop object was made, changed or deleted (by anyone: changes of objects are not filtered). */

@@ -38,7 +38,7 @@ export class KernelMonitor {
           for (const m of messages) {
             switch (m.kind) {
               case 'route':
-                if (m.route.family === opts.family) handlers.onRoute(m.route, m.deleted, m.header.flags);
+                if (m.route.family === opts.family) handlers.onRoute(m.route, m.deleted, m.header.flags, m.header.pid);
                 else handlers.onOtherFamilyRoute?.(m.route, m.deleted, m.header.flags);
                 break;
               case 'link':

@@ -6,7 +6,9 @@
  * kernel table, reads the export feed to `ready` without sending anything,
  * then reconciles (adds, in-place replaces, deletes of stale routes of ours)
  * and resolves once in sync; shutdown() withdraws every route of ours, or
- * leaves them with `persist`; reconfigure() applies what it can in place.
+ * leaves them with `persist` (begun during start, it stops the start at its
+ * next wait and withdraws from there); reconfigure() applies what it can in
+ * place.
  *
  * Steady state: one export request on the table (`best`, or `all` with
  * merge_paths) feeds the channel (filter), whose verdicts become wanted
@@ -99,6 +101,8 @@ export interface KernelProtocolOptions {
 }
 
 const NO_ROUTES: readonly Route[] = Object.freeze([]);
+/** What a start stopped by a shutdown ends with (never seen outside). */
+const STOPPED = new KernelStartError('shut down during start');
 
 /** The options each family's sync takes as they are: those given. */
 const PASSED_ON = ['netns', 'scanIntervalMs', 'batchSize', 'backoff', 'monitorRcvbuf', 'pipelineWindow', 'filterOwnEchoes', 'nexthopObjects', 'failover', 'backupMetric'] as const;
@@ -125,6 +129,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private graceTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
+  /** Rejects with STOPPED once a shutdown begins: the start stops at its next wait (stoppable()). */
+  private readonly stopAsked: Promise<never>;
+  private askStop: () => void = () => undefined;
   private options: KernelProtocolOptions;
   /** startBeside(): the sources' load, and the check of their input. */
   private sourcesIn: Promise<void> | undefined;
@@ -159,6 +166,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       for (const sync of this.syncs.values()) sync.retryFailedNow();
     };
     this.reexport = new ReExport(options.table, (net) => this.reexportNet(net), retry, options.reexportSlice);
+    this.stopAsked = new Promise<never>((_, reject) => (this.askStop = () => reject(STOPPED)));
+    this.stopAsked.catch(() => undefined);
   }
 
   get state(): ProtocolState {
@@ -213,7 +222,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (this.syncs.size === 0) this.init();
     try {
       for (const sync of this.syncs.values()) await sync.open();
-      if (this.sourcesIn !== undefined) await this.restartAfterSources();
+      if (this.sourcesIn !== undefined) await this.stoppable(this.restartAfterSources());
       // A restart's dump and the first feed bring about as many nets as the table has: room for them at once.
       for (const [family, sync] of this.syncs) sync.reserve(this.options.table.sizeHint(family));
       // Dump before reading any export: nothing is sent until both the dump and the feed are in.
@@ -236,12 +245,12 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       }
       const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
       this.startWalk();
-      await ready;
+      await this.stoppable(ready);
       // A source that failed to load (a bad line) stops the start here, before any prune: nothing
       // has been sent (early adds wait for the check), so the kernel is as it was.
-      if (this.sourcesIn !== undefined) await this.sourcesLoaded();
+      if (this.sourcesIn !== undefined) await this.stoppable(this.sourcesLoaded());
       const grace = this.options.gracefulRestartMs ?? 0;
-      await Promise.all([...this.syncs.values()].map((s) => s.prune(grace > 0)));
+      await this.stoppable(Promise.all([...this.syncs.values()].map((s) => s.prune(grace > 0))));
       if (grace > 0) {
         this.log.info(`graceful restart: keeping stale routes for ${grace} ms`);
         this.graceTimer = setTimeout(() => {
@@ -250,6 +259,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
         this.graceTimer.unref();
       }
     } catch (e) {
+      // A shutdown began: it takes over from here, and withdraws whatever the start left (its table walk and final dump).
+      if (e === STOPPED) return;
       this.stopWalk();
       this.unsubscribeNextHops?.();
       this.unwatchFlush?.();
@@ -259,6 +270,16 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
       throw e;
     }
     this.sm.go('up');
+  }
+
+  /**
+   * `work`, or STOPPED as soon as a shutdown begins. The start's long waits (a restart's wait for
+   * the sources, the first feed that follows a load, the prune) do not hold a SIGTERM up; the dump
+   * is not one of them (it fills the store the withdrawal reads) and is not long.
+   */
+  private stoppable<T>(work: Promise<T>): Promise<T> {
+    work.catch(() => undefined); // a failure after the shutdown took over is the shutdown's to see
+    return Promise.race([work, this.stopAsked]);
   }
 
   /**
@@ -426,7 +447,9 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   }
 
   private async doShutdown(): Promise<void> {
-    // A shutdown during start waits for it: withdrawing while the first sync still runs would race it.
+    // A shutdown during start stops it at its next wait (a dump in progress ends first: the store it
+    // fills is what the withdrawal reads), then withdraws as from up.
+    this.askStop();
     if (this.starting) await this.starting.catch(() => undefined);
     if (this.sm.state === 'down') return;
     this.sm.go('stopping');

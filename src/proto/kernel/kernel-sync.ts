@@ -214,11 +214,11 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
       {
-        onRoute: (r, deleted, nlFlags) => {
+        onRoute: (r, deleted, nlFlags, port) => {
           this.nh.onRoute(r, deleted, nlFlags ?? 0);
           // Someone else's change of a backup route of ours (ours are filtered): a scan puts it right.
           if (this.backups?.isBackup(r) && r.protocol === this.target.protocol && r.table === this.target.table) this.requestScan(SCAN_REASONS.crossed, 100);
-          else this.notices.onRouteNotification(r, deleted);
+          else this.notices.onRouteNotification(r, deleted, port === 0);
         },
         onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
         onLink: (l, deleted) => {
@@ -227,7 +227,8 @@ export class KernelSync implements ScanTarget {
           const knowable = flushed !== undefined && flushKnowable(this.flushContext, l.index);
           this.notices.onLink(l, deleted);
           this.failover.linksChanged();
-          if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable);
+          // With the routes the kernel told of before this notification (IPv6), which went with the same objects.
+          if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable, this.notices.takeAhead());
           else if (this.links.get(l.index)?.usable === true) linkBack(this.flushContext);
         },
         onAddr: (a, deleted) => {

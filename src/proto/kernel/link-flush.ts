@@ -154,11 +154,14 @@ export function flushKnowable(c: LinkFlushContext, index: number): boolean {
  * Device `index` went down or lost carrier, and the kernel deleted `flushed.gone` with it: the routes
  * of ours on those are marked lost and planned again now, in both stores (those on a group that lost
  * members too) (`knowable`: flushKnowable,
- * asked before the books changed). Otherwise, the whole-table scan settles it.
+ * asked before the books changed), with `toldAhead`: the nets whose route the kernel told us it
+ * deleted on its own before this link's notification (IPv6), not planned then (sync-notices.ts).
+ * Otherwise, the whole-table scan settles it.
  */
-export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, knowable: boolean): void {
-  if (flushed.gone.size + flushed.shrunk.size === 0) return;
-  const primary = knowable ? dropFlushed(c.primary.store, c.primary.routes, flushed) : 'uncertain';
+export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, knowable: boolean, toldAhead: readonly number[] = []): void {
+  if (flushed.gone.size + flushed.shrunk.size + toldAhead.length === 0) return;
+  const dropped = knowable ? dropFlushed(c.primary.store, c.primary.routes, flushed) : 'uncertain';
+  const primary = dropped === 'uncertain' ? dropped : toldAhead.length === 0 ? dropped : [...dropped, ...toldAhead];
   const backup = c.backup === undefined || primary === 'uncertain' ? [] : dropFlushed(c.backup.store, c.backup.routes, flushed);
   if (primary === 'uncertain' || backup === 'uncertain') {
     c.requestScan(SCAN_REASONS.link, 100);

@@ -437,6 +437,8 @@ export class NexthopObjects {
 
   private async ensureOnce(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
     for (const m of o.members ?? []) if (!(await this.ensure(m, io, now))) {
+      // A failover gave it other members meanwhile (it sent them itself, sync-failover.ts): not a failure.
+      if (!(o.members?.includes(m) ?? false)) return false;
       this.fail(o, m.error ?? { errno: 0, errnoName: 'ENOENT', message: `member ${m.id} could not be made` }, now);
       return false;
     }
@@ -480,6 +482,15 @@ export class NexthopObjects {
     // A forwarding object's backup hops are made too (not awaited): a failover then switches to them with one message.
     for (const h of o.fwd?.backup ?? []) if (h.obj.state === 'new') void this.ensure(h.obj, io, now);
     return true;
+  }
+
+  /** A replace of `o` with `sent` was answered (a failover's switch): the kernel holds it as our books say, unless they changed since. */
+  replaced(o: NhObject, sent: NexthopMessage): void {
+    if (o.state === 'retired' || o.msg !== sent) return;
+    o.state = 'live';
+    o.stale = false;
+    o.error = undefined;
+    o.attempts = 0;
   }
 
   private fail(o: NhObject, error: RouteError, now: number): void {

@@ -175,8 +175,11 @@ export class SyncFailover {
       const backup = o.fwd!.backup!;
       // A backup hop the kernel refused (its link is down) and may not be retried yet: this object's nets move one by one.
       if (!backup.every((h) => this.c.nexthops.usable(h.obj, now))) continue;
-      // Degraded (its primary's links are down): it forwards to the backup already; only our books change.
-      const live = o.state === 'live' && o.fwd!.degraded === undefined;
+      // In the kernel with its routes on it: live, or stale (a link took some of its members and the kernel
+      // keeps the rest; the replace that makes it whole again may be out: this one goes right behind it, on
+      // the same socket). Degraded (its primary's links are down): it forwards to the backup already; only
+      // our books change. Neither (its add is out, or it is still to be made): no route is on it yet.
+      const live = (o.state === 'live' || o.stale) && o.fwd!.degraded === undefined;
       if (live) for (const h of backup) if (h.obj.state !== 'live') pending.push(this.c.nexthops.ensure(h.obj, io, now));
       if (hold) fw.hold(o);
       else {
@@ -184,7 +187,7 @@ export class SyncFailover {
         switched.add(o);
       }
       this.stats.switched++;
-      if (!live) continue; // not in the kernel yet: it is made with its new content
+      if (!live) continue; // it is made with its new content before a route goes on it
       sent++;
       pending.push(this.replace(io, o));
     }
@@ -244,9 +247,13 @@ export class SyncFailover {
   private replace(io: KernelIo, o: NhObject): Promise<void> {
     this.out++;
     this.c.nexthops.changing(o);
+    const sent = o.msg;
     return io
-      .changeNexthop('replace', o.msg)
-      .catch((err: unknown) => this.refused(o, err))
+      .changeNexthop('replace', sent)
+      .then(
+        () => this.c.nexthops.replaced(o, sent),
+        (err: unknown) => this.refused(o, err),
+      )
       .finally(() => this.out--);
   }
 

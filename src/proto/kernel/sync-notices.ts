@@ -42,7 +42,9 @@ export interface NoticesContext extends SyncCore {
 
 export class SyncNotices {
   /** Notifications that arrived while the phase buffers them (a dump is being taken or applied). */
-  private buffered: Array<[RouteMessage, boolean]> = [];
+  private buffered: Array<[RouteMessage, boolean, boolean]> = [];
+  /** Nets whose route the kernel deleted on its own with an object of ours, waiting for the link's notification (byKernel). */
+  private ahead: number[] = [];
   private readonly head = newRouteHead();
 
   /** Foreign routes heard while learning is held (holdLearning): handed over after, in order. */
@@ -79,7 +81,14 @@ export class SyncNotices {
   drainBuffered(): void {
     const buffered = this.buffered;
     this.buffered = [];
-    for (const [r, deleted] of buffered) this.onRouteNotification(r, deleted);
+    for (const [r, deleted, byKernel] of buffered) this.onRouteNotification(r, deleted, byKernel);
+  }
+
+  /** The nets the kernel took ahead of a link's notification (onRouteNotification), handed over once: the link's flush plans them. */
+  takeAhead(): number[] {
+    const ahead = this.ahead;
+    this.ahead = [];
+    return ahead;
   }
 
   /**
@@ -106,11 +115,15 @@ export class SyncNotices {
     return true;
   }
 
-  onRouteNotification(r: RouteMessage, deleted: boolean): void {
+  /**
+   * A route notification of our family. `byKernel`: the kernel made the change on its own (port 0),
+   * not at anyone's request.
+   */
+  onRouteNotification(r: RouteMessage, deleted: boolean, byKernel = false): void {
     if (PHASE.closing(this.c.sm.state) || r.table !== this.c.target.table || r.flags & C.RTM_F_CLONED) return;
     this.c.stats.notifications++;
     if (PHASE.buffers(this.c.sm.state)) {
-      this.buffered.push([r, deleted]);
+      this.buffered.push([r, deleted, byKernel]);
       return;
     }
     const store = this.c.store;
@@ -142,6 +155,18 @@ export class SyncNotices {
     }
     if (this.c.echoes()?.take(id, deleted ? 'del' : 'new', prio) === true) {
       this.c.sender.afterSettle(id);
+      return;
+    }
+    // The kernel deleted it on its own with an object of ours: a link took the object (IPv6 tells of each
+    // route, before the link's notification; docs/failover.md, "IPv6"). An add now would name an object
+    // the kernel no longer has, and go again once it is made: the link's flush plans it (link-flush.ts).
+    // An object someone deleted was told of before its routes, and its scan plans them.
+    if (deleted && byKernel && r.nhId !== undefined && this.c.routes.nexthops.inRange(r.nhId) && this.c.sender.idleOnWire(id)) {
+      if (store.want[id] !== 0 && store.state(id) === 'installed') {
+        store.setState(id, 'pending'); // not in the kernel now: counted so until it is back
+        store.track(id);
+      }
+      this.ahead.push(id);
       return;
     }
     this.repair(id, deleted ? 'deleted' : 'changed');

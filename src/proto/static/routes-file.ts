@@ -4,7 +4,10 @@
  * million-line file is never held in memory as text or as a list of
  * objects): each route goes to the callback as soon as its line is parsed.
  * Problems are collected with file, line and column; the caller decides
- * whether any problem rejects the whole file.
+ * whether any problem rejects the whole file. A FIFO is read through a
+ * non-blocking pipe handle, not the thread pool (a read blocked there holds
+ * the process's exit: libuv joins its threads). A `stop` signal ends a read
+ * between chunks; the caller checks it (what was read is then incomplete).
  *
  * parseRoutesFile reads a file once into columns (ParsedRoutes: IPv4 nets as
  * words, lengths and attribute indexes, about 9 bytes a route) for the
@@ -12,7 +15,10 @@
  * announced, and the routes can then be announced in the kernel's
  * trie-spread order.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, open as openFd } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { promisify } from 'node:util';
 import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
@@ -46,9 +52,16 @@ const MAX_LINE = 4096;
  * validate; with `onV4`, the common IPv4 lines go there as an address word
  * and a length (no Prefix made). Resolves with the number of routes; rejects
  * with RoutesFileError listing the first problems (and how many there were)
- * if any line is bad, after reading the whole file.
+ * if any line is bad, after reading the whole file. Once `stop` aborts, the
+ * read ends at its next chunk and resolves with the routes so far, problems
+ * or not: the caller checks `stop.aborted`.
  */
-export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs: RouteAttrs) => void, onV4?: (word: number, len: number, attrs: RouteAttrs) => void): Promise<number> {
+export async function readRoutesFile(
+  file: string,
+  onRoute?: (net: Prefix, attrs: RouteAttrs) => void,
+  onV4?: (word: number, len: number, attrs: RouteAttrs) => void,
+  stop?: AbortSignal,
+): Promise<number> {
   const issues: RoutesFileIssue[] = [];
   let problems = 0;
   let lineNo = 0;
@@ -102,29 +115,88 @@ export async function readRoutesFile(file: string, onRoute?: (net: Prefix, attrs
   // V8's heap, freed only at its next full collection, and a big file's chunks pile up till then.
   const buf = Buffer.allocUnsafe(1 << 20);
   const cannotRead = (e: unknown): RoutesFileError => new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
-  let fh: FileHandle;
+  let fifo: boolean;
   try {
-    fh = await open(file, 'r');
+    fifo = (await stat(file)).isFIFO();
   } catch (e) {
     throw cannotRead(e);
   }
-  try {
-    for (;;) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
-      } catch (e) {
-        throw cannotRead(e);
-      }
-      if (bytesRead === 0) break;
-      splitter.push(buf.subarray(0, bytesRead));
+  if (fifo) {
+    await readFifo(file, buf, (chunk) => splitter.push(chunk), cannotRead, stop);
+  } else {
+    let fh: FileHandle;
+    try {
+      fh = await open(file, 'r');
+    } catch (e) {
+      throw cannotRead(e);
     }
-  } finally {
-    await fh.close();
+    try {
+      while (stop?.aborted !== true) {
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+        } catch (e) {
+          throw cannotRead(e);
+        }
+        if (bytesRead === 0) break;
+        splitter.push(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await fh.close();
+    }
   }
+  if (stop?.aborted === true) return routes;
   splitter.push(Buffer.from('\n')); // a last line without a newline
   if (problems) throw new RoutesFileError(issues, problems);
   return routes;
+}
+
+const openFile = promisify(openFd);
+
+/**
+ * Reads the FIFO `file` to its end into `buf`, chunk by chunk to `onChunk`, through a pipe handle
+ * on the event loop (opened O_NONBLOCK: no wait in the thread pool for a writer either; the
+ * kernel reports no end before a first writer has come and gone). A stop destroys the handle.
+ */
+async function readFifo(file: string, buf: Buffer, onChunk: (chunk: Buffer) => void, cannotRead: (e: unknown) => Error, stop?: AbortSignal): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openFile(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw cannotRead(e);
+  }
+  await new Promise<void>((resolve, reject) => {
+    let failed: unknown;
+    // The constructor takes `onread` (read into our one buffer) as connect() does; @types/node lists it only there.
+    const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
+      fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: buf,
+        callback: (n: number): boolean => {
+          try {
+            onChunk(buf.subarray(0, n));
+            return true;
+          } catch (e) {
+            failed = e;
+            pipe.destroy();
+            return false;
+          }
+        },
+      },
+    };
+    const pipe = new Socket(opts);
+    const onStop = (): void => void pipe.destroy();
+    stop?.addEventListener('abort', onStop, { once: true });
+    if (stop?.aborted === true) pipe.destroy();
+    pipe.on('error', (e) => (failed ??= cannotRead(e)));
+    pipe.on('close', () => {
+      stop?.removeEventListener('abort', onStop);
+      if (failed !== undefined) reject(failed);
+      else resolve();
+    });
+  });
 }
 
 /**
@@ -191,7 +263,8 @@ export class ParsedRoutes {
    * order goes so and the rest in address order: the kernel adds them about as fast (the quarter
    * has built the trie's upper nodes), and deletes them with their object at shutdown in half the
    * time, its walk being in address order (docs/benchmarks.md, Rounds 12 and 14). Without objects,
-   * routes are deleted one by one in spread order, fastest after spread-order adds.
+   * routes are deleted one by one in spread order, fastest after spread-order adds. Once `stop`
+   * aborts, ends at the next turn of the event loop (the caller checks `stop.aborted`).
    * `warm`, if given, sees each run of IPv4 nets before `v4` does (the table's read-ahead of its
    * index: Table.warm4); its arrays are scratch, valid during the call.
    */
@@ -200,6 +273,7 @@ export class ParsedRoutes {
     v6: (net: Prefix, attrs: RouteAttrs) => void,
     yieldEvery: number,
     addressTail = false,
+    stop?: AbortSignal,
     warm?: (words: Int32Array, lens: Uint8Array, n: number) => void,
   ): Promise<void> {
     const n = this.n4;
@@ -223,7 +297,10 @@ export class ParsedRoutes {
         warm?.(words, lens, m);
         for (let k = 0; k < m; k++, j++) {
           v4(words[k]!, lens[k]!, distinct[sorted.payload[j]! >>> 8]!);
-          if ((j + 1) % yieldEvery === 0) await pause();
+          if ((j + 1) % yieldEvery === 0) {
+            await pause();
+            if (stop?.aborted === true) return;
+          }
         }
       }
     } else {
@@ -232,7 +309,10 @@ export class ParsedRoutes {
       for (let j = 0; j < n; j++) {
         const i = order[j]!;
         v4(this.words[i]!, this.lens[i]!, distinct[this.attrIds[i]!]!);
-        if ((j + 1) % yieldEvery === 0) await pause();
+        if ((j + 1) % yieldEvery === 0) {
+          await pause();
+          if (stop?.aborted === true) return;
+        }
       }
     }
     for (const r of this.v6) v6(r.net, r.attrs);
@@ -245,13 +325,14 @@ const WARM_RUN = 1024;
 /** The share of a file's IPv4 routes announced in spread order before the rest in address order (addressTail). */
 const ADDRESS_TAIL_HEAD = 0.25;
 
-/** Reads `file` whole into columns (readRoutesFile's errors: nothing is returned from a file with a bad line). */
-export async function parseRoutesFile(file: string): Promise<ParsedRoutes> {
+/** Reads `file` whole into columns (readRoutesFile's errors: nothing is returned from a file with a bad line; incomplete once `stop` aborts). */
+export async function parseRoutesFile(file: string, stop?: AbortSignal): Promise<ParsedRoutes> {
   const out = new ParsedRoutes();
   await readRoutesFile(
     file,
     (net, attrs) => out.push(net, attrs),
     (word, len, attrs) => out.push4(word, len, attrs),
+    stop,
   );
   return out;
 }

@@ -13,6 +13,9 @@
  * in chunks. The start's load is a fill of the tables: the daemon starts its
  * kernel protocols beside it, and they change nothing in the kernel before
  * the file is known good (`checked`) nor prune before it is in (daemon.ts).
+ * A shutdown stops a load at its next chunk (a read, or an announcing turn):
+ * nothing more goes into the tables, nothing is pruned, and the load ends
+ * without an error (the start's `checked` rejects if the file was not read whole).
  */
 import type { StaticProtocolConfig } from '../../config/config';
 import type { Prefix } from '../../lib/addr';
@@ -26,6 +29,8 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   readonly source: RouteSource;
   private readonly fsm: StateMachine<ProtocolState>;
   private loads = Promise.resolve();
+  /** Aborted by shutdown(): a load in progress stops at its next chunk. */
+  private stop = new AbortController();
   lastLoad: { routes: number; pruned: number; at: Date } | undefined;
   /** Settles once the start's input is known good (see `checked`). */
   private check: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
@@ -75,20 +80,26 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
    */
   async start(): Promise<void> {
     this.fsm.go('starting');
+    if (this.stop.signal.aborted) this.stop = new AbortController();
+    const stop = this.stop.signal;
     const endFill = this.config.routesFile !== undefined ? this.tables.beginFill() : undefined;
     try {
       await this.load(false, true);
-      this.check.resolve();
+      if (stop.aborted) this.check.reject(new Error(`protocol ${this.name} stopped before its routes file was read`));
+      else this.check.resolve();
     } catch (e) {
       this.check.reject(e);
-      this.fsm.go('stopping');
-      this.tables.flush(this.source);
-      this.fsm.go('down');
+      if (this.fsm.state === 'starting') {
+        this.fsm.go('stopping');
+        this.tables.flush(this.source);
+        this.fsm.go('down');
+      }
       throw e;
     } finally {
       endFill?.();
     }
-    this.fsm.go('up');
+    // A shutdown during the load (a SIGTERM does not wait for it) has taken the protocol down already.
+    if (this.fsm.state === 'starting') this.fsm.go('up');
   }
 
   /** The protocol loads a routes file at start (a long fill a kernel protocol may start beside). */
@@ -117,17 +128,25 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   async shutdown(): Promise<void> {
     if (this.fsm.state === 'down') return;
     this.fsm.go('stopping');
+    this.stop.abort();
     this.tables.flush(this.source);
     this.fsm.go('down');
   }
 
   private async load(validateFirst: boolean, starting = false): Promise<void> {
     const { routes, routesFile } = this.config;
-    if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile);
+    const stop = this.stop.signal;
+    const stopped = (): boolean => {
+      if (stop.aborted) this.log.info(`load stopped by the shutdown${routesFile ? ` (routes file ${routesFile})` : ''}`, { protocol: this.name });
+      return stop.aborted;
+    };
+    if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile, undefined, undefined, stop);
+    if (stopped()) return;
     const t0 = Date.now();
     // At start the file is read whole first (one read, into columns): known good before its first
     // route is announced, sized, and announced in the kernel's trie-spread order.
-    const parsed = starting && routesFile !== undefined ? await parseRoutesFile(routesFile) : undefined;
+    const parsed = starting && routesFile !== undefined ? await parseRoutesFile(routesFile, stop) : undefined;
+    if (stopped()) return;
     const readIn = Date.now() - t0;
     if (parsed !== undefined) {
       // Room for every net at once: no rehash of the table's index on the way (kernel protocols size theirs by it too).
@@ -145,12 +164,14 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
       // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
       const v4 = (word: number, len: number, attrs: RouteAttrs): void => this.tables.announce4(this.source, word, len, attrs);
       const warm = (words: Int32Array, lens: Uint8Array, n: number): void => this.tables.warm4(words, lens, n);
-      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK, this.opts.addressTail === true, warm);
+      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK, this.opts.addressTail === true, stop, warm);
       count += parsed.v4Count + parsed.v6Count;
     } else if (routesFile !== undefined) {
       // If the file fails half way, nothing is pruned: what was there stays until a good load.
-      count += await readRoutesFile(routesFile, announce);
+      count += await readRoutesFile(routesFile, announce, undefined, stop);
     }
+    // Stopped half way: nothing pruned (a file read in part says nothing of the routes it did not reach).
+    if (stopped()) return;
     const pruned = this.tables.refreshEnd(this.source);
     this.lastLoad = { routes: count, pruned, at: new Date() };
     const read = parsed !== undefined ? `, read in ${readIn} ms` : '';

@@ -25,7 +25,8 @@
 import { prefixFromKey, prefixKey, type Family, type Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
 
-class StagedNets {
+/** Routes kept out of the table for now, by net (the startup hold's, and a suppressed source's: source-damping.ts). */
+export class StagedNets {
   private readonly v4: (Map<number, RouteAttrs> | undefined)[] = new Array<Map<number, RouteAttrs> | undefined>(33).fill(undefined);
   private readonly v6 = new Map<string, RouteAttrs>();
   size = 0;
@@ -50,6 +51,12 @@ class StagedNets {
     const gone = net.family === 4 ? this.v4[net.len]?.delete(net.w0 | 0) === true : this.v6.delete(prefixKey(net) as string);
     if (gone) this.size--;
     return gone;
+  }
+
+  /** Every entry, in no particular order, left in place. */
+  forEach(fn: (net: Prefix, attrs: RouteAttrs) => void): void {
+    this.v4.forEach((m, len) => m?.forEach((attrs, w) => fn(Prefix4(w, len), attrs)));
+    this.v6.forEach((attrs, k) => fn(prefixFromKey(k), attrs));
   }
 
   /** Takes every entry out, in no particular order (a Map visits what is added meanwhile, too). */

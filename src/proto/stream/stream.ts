@@ -12,8 +12,10 @@
  * neighbour going down withdraws its routes at once, as a BGP speaker would.
  *
  * Operator control: a preference per neighbour, an import filter, import
- * limits (limits.ts), and the startup hold (startup-hold.ts) that makes two
- * neighbours loading at once give one kernel install per prefix.
+ * limits (limits.ts), the startup hold (startup-hold.ts) that makes two
+ * neighbours loading at once give one kernel install per prefix, and flap
+ * damping per source (source-damping.ts): a source that keeps failing and
+ * coming back has its return suppressed, its routes staged out of the table.
  *
  * Bounded: a neighbour is an address (never an arbitrary string; the
  * control socket's `feed` bounds client names), a client has at most
@@ -33,11 +35,13 @@ import { runImportFilter } from '../filter';
 import { RateLimitedLog, type Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
+import type { Table } from '../../table';
 import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
 import { ImportLimits, type ClientCounters, type LimitScope } from './limits';
 import { familiesOf, streamOptions, type StreamOptions } from './options';
 import { learn, neighborOf, type Client, type Peer } from './peer';
-import { StartupHold } from './startup-hold';
+import { SourceDamping, type SuppressedRoute } from './source-damping';
+import { StartupHold, type StagedNets } from './startup-hold';
 
 export interface StreamClientStats extends ClientCounters {
   client: string;
@@ -69,6 +73,8 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly byName = new Map<string, Peer>();
   /** Connect and disconnect lines: any local member can open thousands of connections. */
   private readonly clientLog: RateLimitedLog;
+  /** Flap damping of the sources; undefined: `damping: false`. */
+  private damping: SourceDamping | undefined;
 
   constructor(
     private config: StreamProtocolConfig,
@@ -79,6 +85,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     this.options = streamOptions(config);
     this.limits = new ImportLimits(config.limits, config.name, log);
     this.clientLog = new RateLimitedLog(log, 10_000, undefined, 5);
+    this.damping = this.dampingFor(config);
   }
 
   get name(): string {
@@ -120,6 +127,11 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     const prev = this.config;
     const filterChanged = JSON.stringify(next.importFilter?.value) !== JSON.stringify(prev.importFilter?.value);
     this.config = next;
+    if (filterChanged || JSON.stringify(next.damping) !== JSON.stringify(prev.damping)) {
+      // Suppressed routes go in now (the moves below filter them): damping starts over with the new settings.
+      this.damping?.releaseAll(false);
+      this.damping = this.dampingFor(next);
+    }
     this.options = streamOptions(next);
     this.limits = this.limits.reconfigured(next.limits);
     const f = this.options.importFilter;
@@ -162,6 +174,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     this.fsm.go('stopping');
     this.hold?.releaseAll('shutdown');
     this.hold = undefined;
+    this.damping?.releaseAll(true);
     for (const c of this.clients.values()) {
       this.drop(c);
       c.hangUp?.();
@@ -175,8 +188,16 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   }
 
   /** Counters for `show protocols` (and a metrics layer). */
-  summary(): { routes: number; startupHold: boolean; limits: ReturnType<ImportLimits['summary']> } {
-    return { routes: this.routes, startupHold: this.hold?.active ?? false, limits: this.limits.summary() };
+  summary(): { routes: number; startupHold: boolean; limits: ReturnType<ImportLimits['summary']>; damping: ReturnType<SourceDamping['summary']> | undefined } {
+    return { routes: this.routes, startupHold: this.hold?.active ?? false, limits: this.limits.summary(), damping: this.damping?.summary() };
+  }
+
+  /** Routes kept out of the tables while their source is suppressed (within `within`, when given), with the table each would go into: `show routes`. */
+  forEachSuppressed(within: Prefix | undefined, fn: (r: SuppressedRoute, table: Table, preference: number) => void): void {
+    this.damping?.forEachSuppressed(within, (r) => {
+      const p = this.byName.get(r.source);
+      if (p && this.tables.has(r.net.family)) fn(r, this.tables.table(r.net.family), p.source.preference);
+    });
   }
 
   stats(): StreamClientStats[] {
@@ -253,6 +274,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     let p = c.peers.get(key);
     if (p) {
       p.down = false;
+      this.damping?.returned(p.source.name);
       return p;
     }
     if (key !== '' && c.peers.size - (c.peers.has('') ? 1 : 0) >= this.config.limits.neighborsPerClient) {
@@ -260,13 +282,30 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     }
     p = { key, source: this.sourceFor(c, key), info: {}, neighbor: undefined, down: false, refreshing: false, staleTimer: undefined };
     c.peers.set(key, p);
-    if (key !== '') this.byName.set(p.source.name, p);
+    this.byName.set(p.source.name, p);
+    this.damping?.returned(p.source.name);
     return p;
   }
 
-  /** Routes the peer has: in the tables, and staged by the startup hold. */
+  /** Routes the peer has: in the tables, and staged by the startup hold or while suppressed. */
   private count(p: Peer): number {
-    return this.tables.routesOf(p.source) + (this.hold && p.key !== '' ? this.hold.count(p.source.name) : 0);
+    return this.tables.routesOf(p.source) + (this.hold && p.key !== '' ? this.hold.count(p.source.name) : 0) + (this.suppressed(p)?.size ?? 0);
+  }
+
+  /** The peer's routes staged while its source is suppressed (flap damping); undefined when it is not. */
+  private suppressed(p: Peer): StagedNets | undefined {
+    return this.damping?.staged(p.source.name);
+  }
+
+  /** The peer's routes were withdrawn as a whole (inside change()): a failure for flap damping when it had any, or was suppressed. */
+  private failed(p: Peer, had: number): void {
+    if ((had > 0 || this.suppressed(p)) && this.fsm.state === 'up') this.damping?.failed(p.source.name);
+  }
+
+  /** Flap damping; a source's suppression over, what it staged goes into the table (it was counted while staged). */
+  private dampingFor(config: StreamProtocolConfig): SourceDamping | undefined {
+    if (!config.damping) return undefined;
+    return new SourceDamping(config.damping, { reuse: (name, staged) => staged.drain((net, attrs) => this.releaseStaged(name, net, attrs)) }, this.log, config.name);
   }
 
   /** The startup hold holds this peer's routes of `family` now. */
@@ -315,8 +354,9 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         c.stats.withdraws += ev.nets.length;
         if (!p) return;
         this.change(c, p, () => {
+          const damped = this.suppressed(p);
           for (const net of ev.nets) {
-            if (this.held(p, net.family)?.unstage(p.source.name, net)) continue;
+            if (this.held(p, net.family)?.unstage(p.source.name, net) || damped?.delete(net)) continue;
             if (this.tables.has(net.family)) this.tables.withdraw(p.source, net);
           }
         });
@@ -350,8 +390,10 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         p.down = true;
         let n = 0;
         this.change(c, p, () => {
+          const had = this.count(p);
           this.hold?.peerGone(p.source.name);
           n = this.tables.flush(p.source);
+          this.failed(p, had);
         });
         if (n) this.log.info(`stream client ${c.name}: neighbor ${ev.peer} down, ${n} routes withdrawn`, { protocol: this.name });
         this.forgetIfIdle(c, p);
@@ -371,6 +413,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     const peerMax = this.options.neighbor(p.key)?.maxRoutes;
     let { room, scope } = this.limits.room(this.routes, c.routes, this.count(p), p.key === '' ? undefined : peerMax);
     const tight = room < nets.length;
+    const damped = this.suppressed(p);
     let refused = 0;
     for (const net of nets) {
       if (!this.tables.has(net.family)) throw new StreamClientError('KRT_ERR_NO_TABLE', `protocol ${this.name} has no IPv${net.family} table for ${net}`);
@@ -380,7 +423,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         c.stats.filtered++;
         this.limits.filtered++;
         // An update that the filter now rejects replaces what the neighbour had: that goes.
-        if (!held?.unstage(p.source.name, net)) this.tables.withdraw(p.source, net);
+        if (!held?.unstage(p.source.name, net) && !damped?.delete(net)) this.tables.withdraw(p.source, net);
         continue;
       }
       if (tight && !this.has(p, net, held)) {
@@ -393,6 +436,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         room--;
       }
       if (held) held.stage(p.source.name, net, attrs);
+      else if (damped) damped.set(net, attrs);
       else this.tables.announce(p.source, net, attrs);
     }
     if (refused) this.refuse(c, p, scope, refused);
@@ -400,7 +444,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
 
   /** Whether the peer has a route for `net` already (a replace: it needs no room). */
   private has(p: Peer, net: Prefix, held: StartupHold | undefined): boolean {
-    if (held?.has(p.source.name, net)) return true;
+    if (held?.has(p.source.name, net) || this.suppressed(p)?.get(net) !== undefined) return true;
     return this.tables.table(net.family).hasRoute(net, p.source);
   }
 
@@ -412,15 +456,19 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     c.overLimit = true;
   }
 
-  /** A staged route goes into the table (the startup hold released its family). */
+  /** A staged route goes into the table (the startup hold released its family, or a suppression is over). */
   private releaseStaged(key: string, net: Prefix, attrs: RouteAttrs): void {
     const p = this.byName.get(key);
-    if (p) this.tables.announce(p.source, net, attrs);
+    if (p && this.tables.has(net.family)) this.tables.announce(p.source, net, attrs);
   }
 
   /** Marks the peer's routes stale; end-of-RIB or the grace timer prunes what was not re-announced. */
   private beginRefresh(c: Client, p: Peer): void {
     clearTimeout(p.staleTimer);
+    // What a suppressed source staged is stale too: it re-announces what it still has.
+    const dropped = this.damping?.restage(p.source.name) ?? 0;
+    c.routes -= dropped;
+    this.routes -= dropped;
     this.tables.refreshBegin(p.source);
     p.refreshing = true;
     p.staleTimer = setTimeout(() => this.change(c, p, () => this.endRefresh(c, p, undefined)), this.config.graceMs);
@@ -469,8 +517,10 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     for (const p of c.peers.values()) {
       clearTimeout(p.staleTimer);
       this.change(c, p, () => {
+        const had = this.count(p);
         this.hold?.peerGone(p.source.name);
         n += this.tables.flush(p.source);
+        this.failed(p, had);
       });
       this.byName.delete(p.source.name);
     }

@@ -205,6 +205,31 @@ describe('config', () => {
     ]);
   });
 
+  it('reads a stream protocol\'s damping: on with the defaults, set, or off; a bad value names the key and its line', () => {
+    const stream = (extra: string): StreamProtocolConfig => parseConfig('/x/k.yaml', `protocols:\n  - name: bgp\n    type: stream\n${extra}`).protocols[0] as StreamProtocolConfig;
+    expect(stream('').damping).toEqual({ ...DEFAULT_DAMPING });
+    expect(stream('    damping: false\n').damping).toBeUndefined();
+    expect(stream('    damping: { half_life: 5s, max_hold: 20s, suppress: 3000 }\n').damping).toEqual({ penalty: 1000, suppress: 3000, reuse: 1000, halfLifeMs: 5000, maxHoldMs: 20000 });
+    expect(
+      issuesOf(`protocols:
+  - name: bgp
+    type: stream
+    damping: { half_life: soon, reuse: 3000, penalty: -1, hold: 5s }
+  - name: bgp2
+    type: stream
+    damping: { max_hold: 5s }
+  - { name: bgp3, type: stream, damping: maybe }
+`),
+    ).toEqual([
+      '4:59: protocol bgp: damping: unknown key "hold" (expected one of: penalty, suppress, reuse, half_life, max_hold)',
+      '4:55: protocol bgp: damping.penalty: expected an integer 0..1000000',
+      '4:27: protocol bgp: damping.half_life: expected a duration like 500ms, 10s, 5m or 1h',
+      '4:40: protocol bgp: damping.reuse: must be below suppress (2500), got 3000',
+      '7:26: protocol bgp2: damping.max_hold: 5000 ms is too short to ever suppress a source (with this half_life, suppress and reuse it needs at least 19829 ms)',
+      '8:42: protocol bgp3: damping: expected true, false or a mapping',
+    ]);
+  });
+
   it('shows a duplicate name even when the protocol has another mistake (a wrong type)', () => {
     expect(issuesOf('protocols:\n  - { name: k, type: kernel }\n  - { name: k, type: kernal }\n')).toEqual([
       '3:5: protocol k: the name is already used by a table or another protocol',

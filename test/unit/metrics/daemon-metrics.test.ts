@@ -22,7 +22,10 @@ function view(): MetricsView & { state: { ready: boolean; failed: Map<string, nu
         protocol: 'bgp',
         stats: { client: 'exa1', format: 'exabgp' as const, connected: true, neighbors: 1, lines: 7, announces: 5, withdraws: 1, errors: 1, refused: 2, filtered: 0, routes: 4 },
       })),
-    streamProtocols: () => [{ protocol: 'bgp', startupHold: false, refused: { protocol: 0, client: 2, neighbor: 0 }, limitDisconnects: 1 }],
+    streamProtocols: () => [
+      { protocol: 'bgp', startupHold: false, refused: { protocol: 0, client: 2, neighbor: 0 }, limitDisconnects: 1, damping: { suppressed: 1, failures: 7 } },
+      { protocol: 'undamped', startupHold: false, refused: { protocol: 0, client: 0, neighbor: 0 }, limitDisconnects: 0 },
+    ],
     controlStats: () => ({ clients: 3, accepted: 10, refused: 1, disconnected: { stalled: 2, idle: 0, 'request-timeout': 0 }, unreadBytes: 0 }),
     nexthops: () => (state.nexthops ? { usable: 4, down: 1, held: 2, changes: 9, flaps: 5, resyncs: 1 } : undefined),
   };
@@ -50,6 +53,9 @@ describe('DaemonMetrics', () => {
     expect(sample(s, 'krtsync_stream_limit_disconnects_total', { protocol: 'bgp' })).toBe(1);
     expect(sample(s, 'krtsync_stream_client_refused_routes_total', { protocol: 'bgp', client: 'exa1' })).toBe(2);
     expect(sample(s, 'krtsync_stream_startup_hold', { protocol: 'bgp' })).toBe(0);
+    expect(sample(s, 'krtsync_stream_sources_suppressed', { protocol: 'bgp' })).toBe(1);
+    expect(sample(s, 'krtsync_stream_source_failures_total', { protocol: 'bgp' })).toBe(7);
+    expect(sample(s, 'krtsync_stream_sources_suppressed', { protocol: 'undamped' })).toBeUndefined();
     expect(sample(s, 'krtsync_nexthops', { state: 'held' })).toBe(2);
     expect(sample(s, 'krtsync_nexthops', { state: 'down' })).toBe(1);
     expect(sample(s, 'krtsync_nexthop_set_changes_total')).toBe(9);

@@ -303,6 +303,90 @@ describe('failover by forwarding objects (fake kernel)', () => {
     expect(objects(kernel)).toEqual([]);
   });
 
+  describe.each([
+    ['in one read', false],
+    ['after the monitor has read the deletes (a busy kernel)', true],
+  ])('carrier loss told route by route (IPv6), the link notification %s', (_, later) => {
+    it.each(['objects', 'backup_routes'] as const)('%s: one route add per route the kernel flushed', async (mode) => {
+      const { kernel, table, p } = setup({ failover: mode });
+      const list = nets(80);
+      twoSources(table, list);
+      await p.start();
+      const sync = p.sync(4)!;
+      await sync.settled();
+      const sent = sync.stats.sent;
+      const tellLink = kernel.setLink('veth0', false, { ipv6: true, linkLater: later });
+      if (later) {
+        await until(() => sync.stats.notifications >= 80);
+        await tick(20); // the sender has had every chance to go
+        tellLink();
+      }
+      await until(() => list.every((n) => via(kernel, n)[0] === '198.51.100.2'), 5000);
+      await until(() => p.counts().installed === 80 && p.counts().pending === 0, 5000);
+      await sync.settled();
+      await tick(300); // a scan the link change asked for
+      await sync.settled();
+      expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 });
+      expect(sync.stats.sent - sent).toBe(80);
+      await p.shutdown();
+      expect(objects(kernel)).toEqual([]);
+    });
+  });
+
+  describe('an ECMP primary that lost a member to its link (the kernel keeps the group with the rest)', () => {
+    /** Nets on a two-member primary (veth0, veth2) with a backup (veth1), veth2 down: the group forwards via the member left. */
+    const shrunk = async () => {
+      const { kernel, table, p, options } = setup();
+      kernel.addLink('veth2', ['203.0.113.0/24']);
+      const list = nets(40);
+      const a = new RouteSource('a', 200);
+      announce(table, a, list.map((n) => `${n} nexthop via 192.0.2.2 nexthop via 203.0.113.2`));
+      announce(table, new RouteSource('b', 100), lines(list, '198.51.100.2'));
+      await p.start();
+      const sync = p.sync(4)!;
+      expect(via(kernel, list[0]!)).toEqual(['192.0.2.2', '203.0.113.2']);
+      kernel.setLink('veth2', false);
+      await until(() => list.every((n) => via(kernel, n).join() === '192.0.2.2'), 5000);
+      // Our books have it too: the group is to be made whole again (it cannot be, while veth2 is down).
+      await until(() => sync.nexthopStatus().some((o) => o.kind === 'group' && o.state !== 'live'));
+      await sync.settled();
+      return { kernel, table, p, sync, list, a, group: route(kernel, list[0]!)!.nhId!, log: (options.log as ReturnType<typeof memoryLogger>).entries };
+    };
+
+    /** The source withdrawn: its nets forward via the backup at the next turn (one replace, sent at once), and keep doing so. */
+    const withdrawn = async ({ kernel, table, p, sync, list, a, group, log }: Awaited<ReturnType<typeof shrunk>>, release?: () => void): Promise<void> => {
+      const mark = kernel.log.length;
+      const sent = sync.stats.sent;
+      table.flush(a);
+      // Sent by the switch itself, before the flush returns: not left to the catch-up, nor to the object's retry.
+      expect(log.filter((e) => /^source a withdrawn: 1 forwarding objects switched to their backup, 1 replaced in the kernel/.test(e.msg))).toHaveLength(1);
+      release?.();
+      await tick();
+      await tick();
+      expect(list.filter((n) => via(kernel, n).join() !== '198.51.100.2')).toEqual([]);
+      expect(kernel.ourChanges(mark)).toContain(`replace nexthop ${group}`);
+      await tick(600); // the collector's turn: the primary's hop objects go, after the replace
+      await sync.settled();
+      expect(list.filter((n) => via(kernel, n).join() !== '198.51.100.2')).toEqual([]);
+      expect(p.counts()).toMatchObject({ installed: 40, failed: 0, pending: 0 });
+      expect(sync.stats.sent).toBe(sent); // no route message
+      await p.shutdown();
+      expect(objects(kernel)).toEqual([]);
+    };
+
+    it('a source withdrawn while the link is still down moves the nets by one replace of the group over what the kernel kept', async () => {
+      await withdrawn(await shrunk());
+    });
+
+    it('a source withdrawn while the replace that makes the group whole again is out: the switch goes right behind it', async () => {
+      const s = await shrunk();
+      const release = s.kernel.holdNexthops();
+      s.kernel.setLink('veth2', true);
+      await tick(50); // the member's add is out, unanswered; the group's replace waits for it
+      await withdrawn(s, release);
+    });
+  });
+
   it('backup_routes: a restart changes nothing, backup routes included', async () => {
     const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
     const list = nets(50);

@@ -122,4 +122,40 @@ describe('a kernel protocol started beside a filling table', () => {
     await p.shutdown();
     expect(kernel.log.filter((c) => c.ours)).toEqual([]);
   });
+
+  it('on a restart, a shutdown while the first dump waits for the load does not wait for it: every route of ours goes', async () => {
+    const kernel = new FakeKernel();
+    const first = new Table({ name: 'master4' });
+    const src = new RouteSource('static1', 200);
+    announce(first, src, lines(0, 300));
+    const before0 = protocol(kernel, first);
+    await before0.start();
+    before0.crashForTesting();
+    const dumps = kernel.dumps;
+    const before = kernel.log.length;
+
+    const { table, checked, p, started } = beside(kernel);
+    announce(table, src, lines(0, 100)); // the load goes on, and never ends here
+    checked.resolve();
+    await tick(20);
+    await p.shutdown();
+    await started; // stopped, not failed
+    expect(p.state).toBe('down');
+    expect(kernel.dumps).toBeGreaterThan(dumps); // the withdrawal's final dump, not a first sync
+    expect(kernel.lines({ protocol: PROTO })).toEqual([]);
+    expect(kernel.ourChanges(before).filter((c) => c.startsWith('add '))).toEqual([]); // no first sync went out
+  });
+
+  it('on a cold start, a shutdown during the first feed does not wait for the fill: the early adds are withdrawn', async () => {
+    const kernel = new FakeKernel();
+    const src = new RouteSource('static1', 200);
+    const { table, checked, p, started } = beside(kernel);
+    checked.resolve();
+    announce(table, src, lines(0, 300));
+    await until(() => kernel.lines({ protocol: PROTO }).length > 0);
+    await p.shutdown(); // the fill is not over
+    await started;
+    expect(p.state).toBe('down');
+    expect(kernel.lines({ protocol: PROTO })).toEqual([]);
+  });
 });

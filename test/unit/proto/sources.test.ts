@@ -1,3 +1,4 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,21 @@ describe('routes files', () => {
       new RegExp(`${f}:2:1: 10.2.0.1/16: host bits set, did you mean 10.2.0.0/16\\?\\n${f}:3:1: line longer than 4096 bytes\\n${f}:4:27: unknown word "bogus"`),
     );
     await expect(readRoutesFile(join(dir(), 'missing.txt'))).rejects.toThrow(/missing.txt:1:1: cannot read/);
+  });
+
+  it('reads a FIFO whose writer comes later, to the writer\'s end, lines split across its writes', async () => {
+    const f = join(dir(), 'routes.fifo');
+    execFileSync('mkfifo', [f]);
+    const seen: string[] = [];
+    const read = readRoutesFile(f, (net, attrs) => seen.push(`${net} ${attrs}`));
+    // Opened before any writer: the read waits for one rather than taking the FIFO as empty.
+    await new Promise((r) => setTimeout(r, 50));
+    const writer = spawn('sh', ['-c', `exec cat > ${f}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    writer.stdin!.write('10.1.0.0/16 via 192.0.2.2\n10.2.0.');
+    await new Promise((r) => setTimeout(r, 50));
+    writer.stdin!.end('0/16 via 192.0.2.3\nbogus\n');
+    await expect(read).rejects.toThrow(new RegExp(`${f}:3:1: "bogus"`));
+    expect(seen).toEqual(['10.1.0.0/16 via 192.0.2.2', '10.2.0.0/16 via 192.0.2.3']);
   });
 
   it('counts lines the same through the fast path, across read chunks, and hands its routes over unchanged', async () => {
@@ -116,6 +132,7 @@ describe('a routes file read whole (the start)', () => {
       () => undefined,
       1000,
       true,
+      undefined,
       (words, lens, n) => {
         expect(warmed.length).toBe(seen.length); // the previous run is all handed over
         runs.push(n);
@@ -135,7 +152,7 @@ describe('a routes file read whole (the start)', () => {
       const src = new RouteSource('static', 200);
       const parsed = await parseRoutesFile(f);
       set.reserve({ v4: parsed.v4Count, v6: 0 });
-      await parsed.forEach((word, len, attrs) => set.announce4(src, word, len, attrs), () => undefined, 512, false, warm ? (w, l, n) => set.warm4(w, l, n) : undefined);
+      await parsed.forEach((word, len, attrs) => set.announce4(src, word, len, attrs), () => undefined, 512, false, undefined, warm ? (w, l, n) => set.warm4(w, l, n) : undefined);
       return t4;
     };
     const [a, b] = [await load(true), await load(false)];
@@ -154,6 +171,8 @@ describe('a routes file read whole (the start)', () => {
 
 describe('static protocol', () => {
   const cfg = (text: string): StaticProtocolConfig => parseConfig('/x/k.yaml', text).protocols[0] as StaticProtocolConfig;
+  const writers: ChildProcess[] = [];
+  afterEach(() => writers.splice(0).forEach((w) => w.kill()));
 
   it('announces config and routes-file routes, and a reload changes only what changed', async () => {
     const { set, t4, t6 } = tables();
@@ -182,6 +201,41 @@ describe('static protocol', () => {
 
     await p.shutdown();
     expect(t4.routeTotal + t6.routeTotal).toBe(0);
+  });
+
+  it('stops a start\'s announcing at its next chunk once shut down: nothing more goes into the tables, and no error', async () => {
+    const { set, t4 } = tables();
+    const file = join(dir(), 'routes.txt');
+    const n = 100_000; // several announcing chunks
+    writeFileSync(file, Array.from({ length: n }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2`).join('\n') + '\n');
+    const p = new StaticProtocol(cfg(`protocols:\n  - { name: s, type: static, routes_file: ${file} }\n`), set, nullLogger);
+    const started = p.start();
+    await p.checked; // read whole; the first chunk announced, the rest to come
+    const announced = t4.routeTotal;
+    expect(announced).toBeGreaterThan(0);
+    expect(announced).toBeLessThan(n);
+    await p.shutdown();
+    await started; // the daemon's start sees no error
+    expect(p.state).toBe('down');
+    expect(t4.routeTotal).toBe(0);
+    expect(p.lastLoad).toBeUndefined();
+  });
+
+  it('stops a start reading a FIFO once shut down, its writer still there: no error, nothing announced', async () => {
+    const { set, t4 } = tables();
+    const f = join(dir(), 'routes.fifo');
+    execFileSync('mkfifo', [f]);
+    const p = new StaticProtocol(cfg(`protocols:\n  - { name: s, type: static, routes_file: ${f} }\n`), set, nullLogger);
+    const started = p.start();
+    const writer = spawn('sh', ['-c', `exec cat > ${f}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    writers.push(writer);
+    // The first lines reach the protocol's read: the writer's pipe has drained.
+    await new Promise<void>((r) => writer.stdin!.write('10.1.0.0/16 via 192.0.2.2\n10.2.0.0/16 via 192.0.2.2\n', () => r()));
+    await p.shutdown();
+    await started; // without the stop, only the writer's end (afterEach, once the test has timed out) ends it
+    await expect(p.checked).rejects.toThrow('protocol s stopped before its routes file was read');
+    expect(t4.routeTotal).toBe(0);
+    expect(writer.exitCode).toBeNull();
   });
 
   it('asks to be restarted when its preference changes', () => {

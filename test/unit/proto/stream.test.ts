@@ -423,3 +423,116 @@ describe('stream protocol: reload', () => {
     expect(t4.routeTotal).toBe(0);
   });
 });
+
+describe('stream protocol: flap damping of a source', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 5_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  /** A neighbour whose session goes down and comes back with its routes, `times` times, a second apart. */
+  function flap(c: ReturnType<typeof client>, list: string[], times: number): void {
+    for (let i = 0; i < times; i++) {
+      c.send(exa.down('192.0.2.20', 65020));
+      jest.advanceTimersByTime(1000);
+      c.send(exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', list), exa.eor('192.0.2.20', 65020));
+    }
+  }
+
+  it('returns at once after one or two failures; from the third on its routes stay out of the table until reuse, then go in once', async () => {
+    const warns: string[] = [];
+    const { p, t4 } = await started('', { ...nullLogger, warn: (m) => warns.push(m) });
+    const c = client(p, 'exabgp');
+    const list = nets(50);
+    c.send(exa.up('192.0.2.30', 65030), exa.update('192.0.2.30', 65030, '"as-path": [ 65030, 1 ]', list)); // the backup
+    c.send(exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', list), exa.eor('192.0.2.20', 65020));
+    expect(via(t4, '10.0.7.0/24')).toBe('via 192.0.2.20');
+    flap(c, list, 2);
+    expect(via(t4, '10.0.7.0/24')).toBe('via 192.0.2.20'); // two flaps: each return immediate
+    // Table work is counted where the protocol does it: each route into the table is an announce.
+    const announced = jest.spyOn(t4, 'announce');
+    flap(c, list, 3);
+    expect(announced).not.toHaveBeenCalled();
+    // Suppressed: the backup is best, the primary's routes are not in the table, but counted and shown.
+    expect(via(t4, '10.0.7.0/24')).toBe('via 192.0.2.30');
+    expect(t4.routeTotal).toBe(50);
+    expect(p.routeCount).toBe(100);
+    expect(c.replies).toEqual([]);
+    const damping = p.summary().damping!;
+    expect(damping).toMatchObject({ suppressed: 1, failures: 5, sources: [{ source: 'bgp/exabgp/192.0.2.20', state: 'suppressed', flaps: 5, routes: 50 }] });
+    const shown: string[] = [];
+    p.forEachSuppressed(parsePrefix('10.0.7.0/24'), (r) => shown.push(`${r.source} ${r.attrs.nexthops}`));
+    expect(shown).toEqual(['bgp/exabgp/192.0.2.20 via 192.0.2.20']);
+    // Each change of state logged once, not per net: suppressed at the third and at each later return.
+    expect(warns.filter((m) => m.includes('is flapping'))).toHaveLength(3);
+    // A withdrawal and an announcement while suppressed change the staged routes only.
+    c.send(exa.withdraw('192.0.2.20', 65020, ['10.0.7.0/24']), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', ['10.9.0.0/24']));
+    expect(p.routeCount).toBe(100);
+    expect(t4.routeTotal).toBe(50);
+    expect(announced).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(damping.sources[0]!.suppressedUntil! - Date.now());
+    expect(via(t4, '10.0.7.0/24')).toBe('via 192.0.2.30');
+    expect(via(t4, '10.0.8.0/24')).toBe('via 192.0.2.20');
+    expect(via(t4, '10.9.0.0/24')).toBe('via 192.0.2.20');
+    expect(t4.routeTotal).toBe(100);
+    expect(p.routeCount).toBe(100);
+    expect(p.summary().damping!.suppressed).toBe(0);
+    expect(announced).toHaveBeenCalledTimes(49 + 1);
+    await p.shutdown();
+  });
+
+  it('a failure while suppressed drops the staged routes with no table work; damping: false follows every flap', async () => {
+    const { p, t4 } = await started();
+    const c = client(p, 'exabgp');
+    const list = nets(20);
+    c.send(exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', list));
+    flap(c, list, 2);
+    c.send(exa.down('192.0.2.20', 65020), exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', list));
+    expect(t4.routeTotal).toBe(0);
+    expect(p.routeCount).toBe(20);
+    c.send(exa.down('192.0.2.20', 65020));
+    expect(p.routeCount).toBe(0);
+    expect(p.summary().damping).toMatchObject({ suppressed: 0, sources: [{ state: 'down', flaps: 4, routes: 0 }] });
+    // Suppressed with nothing announced yet, and down again: still a failure (the session flapped).
+    c.send(exa.up('192.0.2.20', 65020), exa.down('192.0.2.20', 65020));
+    expect(p.summary().damping).toMatchObject({ suppressed: 0, sources: [{ state: 'down', flaps: 5, routes: 0 }] });
+    jest.advanceTimersByTime(120_000);
+    expect(t4.routeTotal).toBe(0);
+    await p.shutdown();
+
+    const off = await started('damping: false');
+    const c2 = client(off.p, 'exabgp');
+    c2.send(exa.up('192.0.2.20', 65020), exa.update('192.0.2.20', 65020, '"as-path": [ 65020 ]', list));
+    flap(c2, list, 5);
+    expect(off.t4.routeTotal).toBe(20);
+    expect(off.p.summary().damping).toBeUndefined();
+    await off.p.shutdown();
+  });
+
+  it('a client dropped after its grace is a failure of each of its sources; one that reconnects in time is not', async () => {
+    const { p, t4 } = await started('grace: 1s');
+    const list = nets(10);
+    for (let i = 0; i < 3; i++) {
+      const c = client(p, 'feeder', 'krtsync');
+      c.send(`{"announce": [${list.map((n) => `"${n} via 192.0.2.2"`).join(', ')}]}`);
+      c.s.onClose();
+      jest.advanceTimersByTime(1001);
+      expect(t4.routeTotal).toBe(0);
+    }
+    const c = client(p, 'feeder', 'krtsync');
+    c.send(`{"announce": [${list.map((n) => `"${n} via 192.0.2.2"`).join(', ')}]}`);
+    expect(t4.routeTotal).toBe(0);
+    expect(p.summary().damping).toMatchObject({ suppressed: 1, sources: [{ source: 'bgp/feeder', state: 'suppressed', routes: 10 }] });
+    // A reconnect within grace: a refresh, not a failure; the staged routes are stale and re-announced.
+    c.s.onClose();
+    const again = client(p, 'feeder', 'krtsync');
+    again.send(`{"announce": [${list.slice(0, 4).map((n) => `"${n} via 192.0.2.2"`).join(', ')}], "eor": true}`);
+    expect(p.routeCount).toBe(4);
+    expect(p.summary().damping).toMatchObject({ suppressed: 1, failures: 3 });
+    jest.advanceTimersByTime(60_000);
+    expect(t4.routeTotal).toBe(4);
+    await p.shutdown();
+  });
+});
