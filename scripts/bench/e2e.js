@@ -50,6 +50,7 @@ const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
 const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
+const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 // ------------------------------------------------------------------ arguments
@@ -147,6 +148,27 @@ function kernelCount(ns, proto) {
 }
 
 // ------------------------------------------------------------------ the observer
+/**
+ * The daemon's own word on a phase: its first idle answer after its last busy one (`show protocols` every
+ * 50 ms from the phase's start, as bench:failover's "daemon done"), once `over()` (the observer has seen every
+ * change); undefined when it was never seen busy. No wait for an observer that decodes the kernel's
+ * notifications on the same two cores.
+ */
+async function daemonDone(ctl, over) {
+  let idleSince;
+  let sawBusy = false;
+  for (;;) {
+    const asked = performance.now();
+    if (krtsyncBusy(await ctl.request('show-protocols'))) {
+      idleSince = undefined;
+      sawBusy = true;
+    } else idleSince ??= asked;
+    // Never seen busy (a phase shorter than the polls): no figure.
+    if (idleSince !== undefined && over()) return sawBusy ? idleSince : undefined;
+    await sleep(50);
+  }
+}
+
 /**
  * A netlink monitor inside the namespace. Counts every route notification by protocol, and for a
  * watch (protocol, gateway or deletion) marks each of our N nets once, noting when all N are marked.
@@ -370,7 +392,11 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     conn.write(JSON.stringify({ id: 1, command: 'feed', args: { format: 'krtsync', client: 'bench' } }) + '\n');
     await new Promise((res) => conn.once('data', res));
     full = obs.until(PROTO_KRT, GW2);
+    const ctl = await krtsyncControl(sock);
+    let observed = false;
+    full.then(() => (observed = true));
     t0 = performance.now();
+    const done = daemonDone(ctl, () => observed);
     phases.churn = [Date.now()];
     const cpuChurn0 = d.cpu();
     const CHUNK = 1000;
@@ -383,7 +409,10 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     if (SNAPSHOT_AT_SENT) process.kill(d.pid, 'SIGUSR2'); // with --node-args --heapsnapshot-signal=SIGUSR2: the heap at the churn's peak
     const tChurn = await withTimeout(full, 'krtsync churn');
     phases.churn.push(Date.now());
-    record(tool, 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0), cpu_s: Number((d.cpu() - cpuChurn0).toFixed(2)) });
+    const cpuChurn = d.cpu() - cpuChurn0;
+    const tDone = await withTimeout(done, 'krtsync churn: idle');
+    ctl.close();
+    record(tool, 'churn', { kernel_s: sec(tChurn - t0), sent_s: sec(tSent - t0), daemon_done_s: tDone !== undefined ? sec(tDone - t0) : undefined, cpu_s: Number(cpuChurn.toFixed(2)) });
     const cpuShutdown0 = d.cpu();
 
     // shutdown
@@ -625,6 +654,7 @@ function table() {
     ['restart: kernel changes, routes / nexthop objects', (t) => `${cell(get(t, 'restart', 'kernel_changes'), '')} / ${cell(get(t, 'restart', 'nexthop_changes'), '')}`],
     ['flap of a link none of the routes uses: CPU until 2 s after (kernel changes)', (t) => `${cell(get(t, 'flap', 'cpu_s'))} (${cell(get(t, 'flap', 'kernel_changes'), '')})`],
     ['churn: every new next hop in the kernel', (t) => cell(get(t, 'churn', 'kernel_s'))],
+    ['churn: daemon done (its first idle answer after its last busy one)', (t) => cell(get(t, 'churn', 'daemon_done_s'))],
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
     ['CPU (user+sys): cold start to READY / restart to READY / churn / shutdown', (t) => ['cold start', 'restart', 'churn', 'shutdown'].map((sc) => cell(get(t, sc, 'cpu_s'), '')).join(' / ') + ' s'],

@@ -55,6 +55,15 @@ async function krtsyncControl(sock) {
   };
 }
 
+/**
+ * Whether krtsync's kernel protocols, by its `show protocols` answer, still have work: routes pending,
+ * withdrawing or failed, or a sync not idle (bench:failover's "settled", and the daemon's own "done" in
+ * bench:failover and in bench:e2e's churn, ask this).
+ */
+function krtsyncBusy(protos) {
+  return protos.some((p) => p.type === 'kernel' && (p.pending > 0 || p.withdrawing > 0 || p.failed > 0 || !String(p.syncState).split(', ').every((x) => / idle$/.test(x))));
+}
+
 /** BIRD's control socket (what birdc speaks): a command, then lines up to the one with a code and a space. */
 async function birdControl(sock) {
   const conn = await connectUnix(sock);
@@ -74,4 +83,4 @@ async function birdControl(sock) {
   };
 }
 
-module.exports = { lineReader, connectUnix, krtsyncControl, birdControl };
+module.exports = { lineReader, connectUnix, krtsyncControl, krtsyncBusy, birdControl };

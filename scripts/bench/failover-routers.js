@@ -7,12 +7,12 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { nowMs } = require('./failover-fib');
-const { birdControl, connectUnix, krtsyncControl, lineReader } = require('./failover-control');
+const { birdControl, connectUnix, krtsyncBusy, krtsyncControl, lineReader } = require('./failover-control');
 const { BIN, sec, shebangFlags, sleep, startIn, withTimeout } = require('./harness');
 
 // ------------------------------------------------------------------ krtsync
 function krtsyncRouter(topo, env) {
-  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, NODE_ARGS = [], LOG_TIMES = false } = env;
+  const { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, NODE_ARGS = [], LOG_TIMES = false, BIN: bin = BIN } = env;
   const sock = path.join(DIR, 'krtsync.sock');
   const config = path.join(DIR, 'krtsync.yaml');
   const log = path.join(DIR, 'krtsync.log');
@@ -58,7 +58,7 @@ protocols:
     log,
     async start() {
       startedAt = performance.now();
-      d = startIn(topo.r, process.execPath, [...shebangFlags(BIN), ...NODE_ARGS, BIN, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log, logTimes: LOG_TIMES });
+      d = startIn(topo.r, process.execPath, [...shebangFlags(bin), ...NODE_ARGS, bin, 'run', '--config', config, '--log-output', 'stderr'], { logFile: log, logTimes: LOG_TIMES });
       await withTimeout(
         (async () => {
           while (!fs.existsSync(sock)) await sleep(50);
@@ -89,10 +89,8 @@ protocols:
     /** Busy while the kernel protocol has routes pending, withdrawing or failed, or the stream protocol still holds routes. */
     async busy() {
       const protos = await ctl.request('show-protocols');
-      const k = protos.find((p) => p.type === 'kernel');
-      const s = protos.find((p) => p.type === 'stream');
-      maxFailed = Math.max(maxFailed, k.failed);
-      return k.pending > 0 || k.withdrawing > 0 || k.failed > 0 || s.startupHold === true || !String(k.syncState).split(', ').every((x) => / idle$/.test(x));
+      maxFailed = Math.max(maxFailed, protos.find((p) => p.type === 'kernel').failed);
+      return krtsyncBusy(protos) || protos.find((p) => p.type === 'stream').startupHold === true;
     },
     phaseStart(_t0, what) {
       maxFailed = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Failover benchmark: `npm run bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier]
 // [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR]
-// [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]`
+// [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times] [--krtsync DIR]`
 // (docs/benchmarks.md, "Failover").
 //
 // A router namespace with two uplinks (veth pairs to two upstream namespaces, gateways 192.0.2.2 and
@@ -68,11 +68,14 @@ const FAILOVER = arg('failover', 'objects');
 // "+N ms" on its log lines (with a line marking each phase's t0; keep them with --keep-log).
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean);
 const LOG_TIMES = process.argv.includes('--log-times');
+// Another checkout's krtsync (its bin/krtsync and built dist/) under this script's instruments: a baseline
+// measured the same way in the same sitting (its own script may lack a figure this one has).
+const KRTSYNC_DIR = arg('krtsync', undefined);
 const LOAD_TIMEOUT_MS = Math.max(300_000, TIMEOUT_MS);
 const QUIET_MS = Number(arg('quiet', '1')) * 1000; // how long idle and without a kernel change counts as settled
 const usage =
-  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times]';
-const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args'];
+  'usage: bench:failover -- [--routes N] [--only krtsync,bird] [--failure source,carrier] [--timeout S] [--quiet S] [--probes K] [--probe-rate PPS] [--bird-restart S] [--keep-log DIR] [--nexthop-tracking on|off] [--failover objects|backup_routes|off] [--node-args "FLAGS"] [--log-times] [--krtsync DIR]';
+const KNOWN = ['routes', 'only', 'failure', 'timeout', 'quiet', 'probes', 'probe-rate', 'bird-restart', 'keep-log', 'nexthop-tracking', 'failover', 'node-args', 'krtsync'];
 // Every option but the flags takes a value: anything else (a typo, a missing value) is refused rather than starting a
 // 1M run; --help prints the usage and exits 0.
 checkArgs('bench:failover', usage, KNOWN, ['log-times']);
@@ -89,7 +92,8 @@ if (
   !(RATE >= 100 && RATE <= 1e6) ||
   (BIRD_RESTART !== undefined && !(Number.isInteger(Number(BIRD_RESTART)) && Number(BIRD_RESTART) >= 1)) ||
   !['on', 'off'].includes(NHT) ||
-  !['objects', 'backup_routes', 'off'].includes(FAILOVER)
+  !['objects', 'backup_routes', 'off'].includes(FAILOVER) ||
+  (KRTSYNC_DIR !== undefined && !(fs.existsSync(path.join(KRTSYNC_DIR, 'bin', 'krtsync')) && fs.existsSync(path.join(KRTSYNC_DIR, 'dist'))))
 ) {
   console.error(usage);
   process.exit(2);
@@ -221,6 +225,11 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   // longer asked (the questions cost it CPU time, which is measured).
   let idleSince;
   let settled;
+  // The daemon's own word: its first idle answer after its last busy one (polled every 50 ms from t0), with no
+  // wait for this script's FIB mirror to decode the kernel's notifications (bench:e2e's churn asks the same);
+  // none when it was never seen busy.
+  let done;
+  let sawBusy = false;
   // The probes moved too: every destination's probes arrive via `to` (the FIB can be done before the
   // data plane is: a neighbour entry that failed with the link resolves again only when probed).
   const sinkBytes = () => [undefined, readFrom(topo.sinkFiles[1], sinkStart[1], 16), readFrom(topo.sinkFiles[2], sinkStart[2], 16)];
@@ -232,10 +241,15 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     if (settled === undefined) {
       const asked = nowMs();
       const busy = await Promise.race([router.busy(), sleep(Math.max(0, deadline - asked)).then(() => true)]);
-      if (busy) idleSince = undefined;
-      else idleSince ??= asked;
+      if (busy) {
+        idleSince = undefined;
+        sawBusy = true;
+      } else idleSince ??= asked;
       const now = nowMs();
-      if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) settled = Math.max(last(), idleSince);
+      if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) {
+        settled = Math.max(last(), idleSince);
+        done = idleSince;
+      }
     }
     if (settled !== undefined && tFwd !== undefined && probesMoved()) {
       timedOut = false;
@@ -273,6 +287,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
     fib_progress: Object.fromEntries(mirror.progress().map((m) => [`${m.f * 100}%`, m.at !== undefined && m.at <= deadline ? sec(Math.max(0, m.at - t0)) : null])),
     probes,
     settled_s: settled !== undefined ? sec(settled - t0) : null,
+    daemon_done_s: settled !== undefined && sawBusy ? sec(Math.max(0, done - t0)) : null, // never seen busy: none
     kernel_changes: changes.route_new + changes.route_del + changes.nexthop_new + changes.nexthop_del,
     kernel_changes_by_kind: changes,
     cpu_s: Number(cpu.toFixed(2)),
@@ -288,9 +303,9 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
 }
 
 async function benchRouter(tool) {
-  process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}\n`);
+  process.stderr.write(`${tool}: ${N} routes, failures: ${FAILURES.join(', ')}${tool === 'krtsync' && KRTSYNC_DIR ? `; krtsync from ${KRTSYNC_DIR}` : ''}\n`);
   const topo = await buildTopology(tool);
-  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS, NODE_ARGS, LOG_TIMES };
+  const env = { N, LINK, LOCAL_AS, DIR, NHT, FAILOVER, PROTO, netText, BIRD_RESTART, LOAD_TIMEOUT_MS, NODE_ARGS, LOG_TIMES, ...(KRTSYNC_DIR ? { BIN: path.join(path.resolve(KRTSYNC_DIR), 'bin', 'krtsync') } : {}) };
   const router = tool === 'krtsync' ? krtsyncRouter(topo, env) : birdRouter(topo, env);
   const mirror = new FibMirror({ ns: topo.r, n: N, netIndex, uplinks: topo.uplinks });
   try {
@@ -346,6 +361,7 @@ function table(failure) {
       [`${kind}: forwarding, every net (FIB)`, fwd, (r) => r.forwarding_s],
       [`${kind}: forwarding, probes (${K} destinations, each every ${((K / RATE) * 1000).toFixed(1)} ms)`, probe, (r) => r.probes.moved_s],
       [`${kind}: settled`, (r) => (r.settled_s !== null ? `${r.settled_s} s` : timeout(r)), (r) => r.settled_s],
+      [`${kind}: daemon done (its first idle answer after its last busy one)`, (r) => (r.daemon_done_s != null ? `${r.daemon_done_s} s` : '–'), (r) => r.daemon_done_s],
       [`${kind}: kernel changes`, (r) => r.kernel_changes.toLocaleString('en')],
       [`${kind}: CPU (user+sys)`, (r) => `${r.cpu_s} s`, (r) => r.cpu_s],
       [`${kind}: waits (krtsync: routes failed, to be retried; BIRD: primary session back)`, waits],

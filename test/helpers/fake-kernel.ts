@@ -116,6 +116,13 @@ export class FakeKernel {
     for (const l of links) this.links.set(i, { index: i++, name: l.name, up: l.up ?? true, connected: (l.connected ?? []).map((p) => parsePrefix(p)) });
   }
 
+  /** Batches of route changes the syncs have submitted so far. */
+  get batches(): number {
+    let n = 0;
+    for (const io of this.ios) n += io.batches;
+    return n;
+  }
+
   /** The sync's KernelIoProvider. */
   readonly provider: KernelIoProvider = async (opts, events) => {
     const io = new FakeKernelIo(this, opts, events, this.nextPort++);
@@ -411,6 +418,8 @@ export class FakeKernelIo implements KernelIo {
   private delivering = false;
   private scheduled = false;
   private pending = 0;
+  /** Route changes submitted and not answered yet (backlog). */
+  private unanswered = 0;
   private closed = false;
   private idle: Array<() => void> = [];
   private readonly scratch = Buffer.alloc(64 * 1024);
@@ -529,8 +538,10 @@ export class FakeKernelIo implements KernelIo {
   submit(ops: OpSource): Promise<BatchResult> {
     this.batches++;
     this.pending++;
+    this.unanswered += ops.length;
     return new Promise((resolve) => {
       setImmediate(() => {
+        this.unanswered -= ops.length;
         const failed: RouteOpFailure[] = [];
         let ok = 0;
         for (let i = 0; i < ops.length; i++) {
@@ -556,6 +567,10 @@ export class FakeKernelIo implements KernelIo {
 
   get full(): boolean {
     return false;
+  }
+
+  get backlog(): number {
+    return this.unanswered;
   }
 
   drain(): Promise<void> {

@@ -207,6 +207,7 @@ interface PhaseRecord {
     baseline: { sent: number; via_expected: number };
   };
   settled_s?: number | null;
+  daemon_done_s?: number | null;
   kernel_changes?: number;
   kernel_changes_by_kind?: Record<string, number>;
   cpu_s: number;
@@ -284,6 +285,9 @@ kernelDescribe('bench:failover, run small', () => {
     expect(p.sent).toBeGreaterThan(0);
     expect(p.baseline.sent).toBeGreaterThan(0);
     expect(r.settled_s === null || r.settled_s! >= 0).toBe(true);
+    // The daemon's own word is one of the two things settled waits for (the other: the mirror's last change).
+    if (r.settled_s === null) expect(r.daemon_done_s).toBeNull();
+    else if (r.daemon_done_s !== null) expect(r.daemon_done_s!).toBeLessThanOrEqual(r.settled_s!);
     expect(r.cpu_s).toBeGreaterThanOrEqual(0);
     const byKind = r.kernel_changes_by_kind!;
     expect(r.kernel_changes).toBe(byKind.route_new! + byKind.route_del! + byKind.nexthop_new! + byKind.nexthop_del!);

@@ -99,6 +99,8 @@ export interface KernelIo {
   /** More changes wait to be sent than the pipeline wants: `await drain()` before submitting more. */
   readonly full: boolean;
   drain(): Promise<void>;
+  /** Changes submitted and not answered yet (sent or not): the kernel's work ahead of it. */
+  readonly backlog: number;
   /** Every nexthop object in the namespace; rejects (EOPNOTSUPP, EINVAL...) on a kernel without them. */
   dumpNexthops(): Promise<NexthopMessage[]>;
   /** One nexthop object change, acked (rejects with NetlinkRequestError). */

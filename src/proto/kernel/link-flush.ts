@@ -168,8 +168,11 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
     if (primary !== 'uncertain') c.primary.sender.queueLost(primary); // the scan follows: no parking
     return;
   }
-  queueLost(c, c.primary, primary);
-  if (c.backup !== undefined) queueLost(c, c.backup, backup);
+  // Where one store lost nothing and holds a route for as many nets as the other lost (the backup routes, when the
+  // primary's link went), those nets keep their trie leaves in the kernel: the adds go in address order.
+  const keeps = (other: FlushedStore | undefined, otherLost: number[], lost: number[]): boolean => other !== undefined && otherLost.length === 0 && other.store.size >= lost.length;
+  queueLost(c, c.primary, primary, keeps(c.backup, backup, primary));
+  if (c.backup !== undefined) queueLost(c, c.backup, backup, keeps(c.primary, primary, backup));
   if (primary.length + backup.length > 0) c.log.info(`link ${index} went with ${flushed.gone.size} nexthop objects of ours (${flushed.shrunk.size} groups lost members): ${primary.length + backup.length} routes on them planned again`, { table: c.target.table });
 }
 
@@ -182,22 +185,27 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
  * it dirty then), or when a link comes back and its want can go in (linkBack); a periodic scan plans
  * it too. Without tracking they are planned now: refused, they fail and come back with their link.
  */
-function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>): void {
+function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>, leavesKept = false): void {
   const now: number[] = [];
   const parked: number[] = [];
   const verdict = new Map<number, boolean>();
+  // A million nets on a held object want a handful of routes, mostly the one before: no Map probe for those.
+  let lastW = -1;
+  let lastOk = false;
   for (const id of ids) {
     if (!s.store.nets.live(id)) continue;
     const w = s.store.want[id]!;
-    let ok = verdict.get(w);
+    let ok: boolean | undefined = w === lastW ? lastOk : verdict.get(w);
     if (ok === undefined) {
       const nh = w === 0 ? undefined : s.routes.get(w).nh;
       ok = nh === undefined || (nh.members ?? [nh]).every((m) => m.msg.oif === undefined || c.usable(m.msg.oif));
       verdict.set(w, ok);
     }
+    lastW = w;
+    lastOk = ok;
     (ok || !c.tracking ? now : parked).push(id);
   }
-  s.sender.queueLost(now);
+  s.sender.queueLost(now, leavesKept);
   s.parked = parked;
 }
 

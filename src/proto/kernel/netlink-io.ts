@@ -124,6 +124,10 @@ class NetlinkKernelIo implements KernelIo {
     return this.pipeline.drain();
   }
 
+  get backlog(): number {
+    return this.pipeline.outstanding;
+  }
+
   closeMonitor(): void {
     this.monitor?.close();
     this.monitor = undefined;
