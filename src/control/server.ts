@@ -195,7 +195,8 @@ export class ControlServer {
     let flushedAtArm = 0;
 
     const disconnect = (reason: DisconnectReason, detail: string): void => {
-      if (gone) return;
+      // Destroyed (by close(), an error, a stall) but its 'close' event not yet run: it is gone already.
+      if (gone || sock.destroyed) return;
       this.counts.disconnected[reason]++;
       this.opts.onDisconnect?.(clientId, reason, detail);
     };
@@ -317,7 +318,7 @@ export class ControlServer {
     let armed = 0;
     const expire = (ms: number, verdict: () => void): NodeJS.Timeout => {
       const at = armed;
-      return setTimeout(() => setImmediate(() => !gone && at === armed && verdict()), ms);
+      return setTimeout(() => setImmediate(() => !gone && !sock.destroyed && at === armed && verdict()), ms);
     };
     const arm = (): void => {
       armed++;

@@ -404,7 +404,9 @@ describe('control server: clients that do not read', () => {
     // Its own server: a send timeout far above the client's pauses (40 ms) but below the whole
     // answer's time (about 2.5 s), so only progress, not speed, keeps the client.
     const slowPath = socketPath();
-    const slow = new ControlServer({ path: slowPath, sendTimeoutMs: 1500, requestTimeoutMs: 100, idleTimeoutMs: 150, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => disconnects.push(reason) }, handler);
+    // Its own list: a late event of this server's connection must not land in the next test's.
+    const slowDisconnects: string[] = [];
+    const slow = new ControlServer({ path: slowPath, sendTimeoutMs: 1500, requestTimeoutMs: 100, idleTimeoutMs: 150, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => slowDisconnects.push(reason) }, handler);
     await slow.listen();
     try {
       const sock = createConnection(slowPath);
@@ -427,7 +429,7 @@ describe('control server: clients that do not read', () => {
       expect(await done).toBe(true);
       sock.destroy();
       expect(got).toBe(120);
-      expect(disconnects.filter((r) => r !== 'idle')).toEqual([]); // idle only once the answer was all read
+      expect(slowDisconnects.filter((r) => r !== 'idle')).toEqual([]); // idle only once the answer was all read
     } finally {
       await slow.close();
     }
