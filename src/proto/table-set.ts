@@ -44,6 +44,11 @@ export class TableSet {
     this.table(4).announceAt(word, len, src, attrs);
   }
 
+  /** A hint before announce4() of the IPv4 nets words[0..n) (Table.warm4). */
+  warm4(words: Int32Array, lens: Uint8Array, n: number): void {
+    if (this.has(4)) this.table(4).warm4(words, lens, n);
+  }
+
   withdraw(src: RouteSource, net: Prefix): void {
     this.table(net.family).withdraw(net, src);
   }

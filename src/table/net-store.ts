@@ -86,6 +86,11 @@ export class NetStore {
     (family === 4 ? this.v4 : this.v6).index.reserve(n);
   }
 
+  /** A hint before announcing the IPv4 nets words[0..n) (NetIndex.warm4). */
+  warm4(words: Int32Array, lens: Uint8Array, n: number): number {
+    return this.v4.index.warm4(words, lens, 0, n);
+  }
+
   /** The net's id in its family's index (-1: not held). */
   idOf(netWord: number | string, netLen: number): number {
     if (typeof netWord === 'number') return this.v4.index.find4(netWord, netLen);

@@ -176,6 +176,11 @@ export class Table {
     return this.store.sizeOf(family);
   }
 
+  /** A hint before announceAt() of the IPv4 nets words[0..n): their index slots are read ahead, together (NetIndex.warm4). */
+  warm4(words: Int32Array, lens: Uint8Array, n: number): void {
+    this.store.warm4(words, lens, n);
+  }
+
   /** Room for the `n` nets a fill brings (a routes file read whole), at once; readers size their state by sizeHint(). */
   reserve(family: 4 | 6, n: number): void {
     this.store.reserve(family, n);

@@ -12,7 +12,7 @@
  *
  * Steady state: one export request on the table (`best`, or `all` with
  * merge_paths) feeds the channel (filter), whose verdicts become wanted
- * routes in the syncs. Shutdown does not use the channel: a feeder on
+ * routes in the syncs (export-walk.ts). Shutdown does not use the channel: a feeder on
  * `best` lists the nets, and each becomes a delete by net, table, protocol
  * and metric (the filter is not run again).
  *
@@ -25,10 +25,8 @@
  * the kernel refused retried at once instead of after their backoff.
  */
 import type { Family, Prefix } from '../../lib/addr';
-import { KrtError } from '../../lib/errors';
-import type { NetKey, Route } from '../../route';
-import { RouteSource, orderRoutes } from '../../route';
-import type { ExportItem, NextHopChange, Prefilter } from '../../table';
+import { RouteSource } from '../../route';
+import type { NextHopChange } from '../../table';
 import { ExportChannel } from '../channel';
 import { ACCEPT_ALL, type ExportFilter } from '../filter';
 import { nullLogger, withFields, type Logger } from '../logger';
@@ -43,17 +41,12 @@ import type { NexthopMode } from './nexthop-objects';
 import { nextHopsTurned, type FailoverMode } from './sync-failover';
 import type { NexthopStatus } from './sync-nexthops';
 import { KernelSync, type KernelSyncOptions } from './kernel-sync';
-import { ExportDecider } from './export-decide';
+import { ExportWalk, KernelStartError } from './export-walk';
 import { ReExport } from './reexport';
 import { sumCounts, type RouteSyncStatus, type SyncCounts } from './route-status';
 import type { KernelSyncMetrics } from './sync-metrics';
 
-/** start() could not reach a first sync; nothing was changed in the kernel. */
-export class KernelStartError extends KrtError {
-  constructor(message: string) {
-    super('KRT_ERR_KERNEL_START', message);
-  }
-}
+export { KernelStartError } from './export-walk';
 
 export interface KernelProtocolOptions {
   name: string;
@@ -100,7 +93,6 @@ export interface KernelProtocolOptions {
   log?: Logger;
 }
 
-const NO_ROUTES: readonly Route[] = Object.freeze([]);
 /** What a start stopped by a shutdown ends with (never seen outside). */
 const STOPPED = new KernelStartError('shut down during start');
 
@@ -119,13 +111,10 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private readonly syncs = new Map<Family, KernelSync>();
   private readonly log: Logger;
   private readonly learn: KernelLearn | undefined;
-  private readonly oneRoute: Route[] = [];
-  private subscription: (AsyncIterableIterator<readonly ExportItem[]> & { close?(): void; refeed?(reason: string): void }) | undefined;
-  private walkDone: Promise<void> | undefined;
-  /** Settles the first feed: resolve at `ready`; reject when the walk ends or fails before it. */
-  private firstFeed: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  /** With merge_paths: every route per net, best first. */
-  private readonly chains = new Map<NetKey, Route[]>();
+  /** Reads the export request into the syncs' wants (export-walk.ts). */
+  private readonly walk: ExportWalk;
+  /** Failover reads each net's whole chain (the `all` exporter) to know its next-best route (docs/failover.md); not with merge_paths. */
+  private readonly chainsRead: boolean;
   private graceTimer: NodeJS.Timeout | undefined;
   private shutdownPromise: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
@@ -138,7 +127,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   private sourcesChecked: Promise<void> | undefined;
   private unsubscribeNextHops: (() => void) | undefined;
   private unwatchFlush: (() => void) | undefined;
-  private readonly decider: ExportDecider;
   /** Nets of next-hop changes to export again, in slices (reexport.ts). */
   private readonly reexport: ReExport;
 
@@ -161,11 +149,12 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (options.mergePaths) chOpts.mergePaths = options.mergePaths;
     if (this.learn) chOpts.ignoreSource = this.learn.source;
     this.channel = new ExportChannel(chOpts);
-    this.decider = new ExportDecider(this.channel, options.table, this.chainsRead);
+    this.chainsRead = (options.failover ?? 'off') !== 'off' && !this.channel.mergePaths;
+    this.walk = new ExportWalk({ name: options.name, table: options.table, channel: this.channel, syncs: this.syncs, chainsRead: this.chainsRead, log: this.log });
     const retry = (): void => {
       for (const sync of this.syncs.values()) sync.retryFailedNow();
     };
-    this.reexport = new ReExport(options.table, (net) => this.reexportNet(net), retry, options.reexportSlice);
+    this.reexport = new ReExport(options.table, (net) => this.walk.reexportNet(net), retry, options.reexportSlice);
     this.stopAsked = new Promise<never>((_, reject) => (this.askStop = () => reject(STOPPED)));
     this.stopAsked.catch(() => undefined);
   }
@@ -243,9 +232,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
           unfirst?.();
         };
       }
-      const ready = new Promise<void>((resolve, reject) => (this.firstFeed = { resolve, reject }));
-      this.startWalk();
-      await this.stoppable(ready);
+      await this.stoppable(this.walk.start());
       // A source that failed to load (a bad line) stops the start here, before any prune: nothing
       // has been sent (early adds wait for the check), so the kernel is as it was.
       if (this.sourcesIn !== undefined) await this.stoppable(this.sourcesLoaded());
@@ -261,7 +248,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     } catch (e) {
       // A shutdown began: it takes over from here, and withdraws whatever the start left (its table walk and final dump).
       if (e === STOPPED) return;
-      this.stopWalk();
+      this.walk.stop();
       this.unsubscribeNextHops?.();
       this.unwatchFlush?.();
       for (const s of this.syncs.values()) s.destroy();
@@ -303,91 +290,6 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     }
   }
 
-  private startWalk(): void {
-    // One family: a family prefilter (no Prefix built per net or journal item to test it).
-    const only = this.syncs.size === 1 ? [...this.syncs.keys()][0] : undefined;
-    const prefilter: Prefilter | undefined = only !== undefined ? { kind: 'family', family: only } : undefined;
-    const exporter = this.channel.mergePaths || this.chainsRead ? this.options.table.all : this.options.table.best;
-    const sub = exporter.subscribe({ name: `kernel ${this.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
-    this.subscription = sub;
-    this.walkDone = this.walk(sub).then(
-      () => this.failFirstFeed(new KernelStartError('the export request ended before its first feed was complete (the table stopped?)')),
-      (e: unknown) => {
-        this.log.error(`export walk failed: ${(e as Error).message}`);
-        this.failFirstFeed(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  }
-
-  private async walk(sub: AsyncIterable<readonly ExportItem[]>): Promise<void> {
-    for await (const batch of sub) {
-      if (this.subscription !== sub) return;
-      // A source filling the table said how many nets it brings: room for them at once.
-      if (this.firstFeed !== undefined) for (const [family, sync] of this.syncs) sync.reserve(this.options.table.sizeHint(family));
-      for (const item of batch) {
-        switch (item.kind) {
-          case 'feed':
-            if (this.channel.mergePaths) this.chains.set(item.net.key(), [...item.routes]);
-            this.exportNet(item.net, item.routes);
-            break;
-          case 'update':
-            if (this.channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
-            else if (this.chainsRead) this.exportNet(item.net, this.options.table.routes(item.net)); // the chain now: later items read it again
-            else if (item.new) {
-              // One scratch array for the one route of an update (exportNet keeps nothing of it).
-              this.oneRoute[0] = item.new;
-              this.exportNet(item.net, this.oneRoute);
-            } else this.exportNet(item.net, NO_ROUTES);
-            break;
-          case 'ready':
-            this.endRefeed();
-            this.firstFeed?.resolve();
-            this.firstFeed = undefined;
-            break;
-          case 'refeed':
-            this.log.info(`refeed: ${item.reason}`);
-            // A refeed lists every net that has routes: any other net we export has none by its end.
-            for (const sync of this.syncs.values()) sync.refeedBegin();
-            break;
-          case 'stop':
-            // Before the first `ready` this fails start (pruning on a partial feed would delete wanted routes).
-            this.log.warn(`table stopped exporting (${item.reason}); routes stay until restart`);
-            return;
-          default: {
-            const never: never = item;
-            throw new Error(`unknown export item ${JSON.stringify(never)}`);
-          }
-        }
-      }
-    }
-  }
-
-  private applyToChain(net: Prefix, old: Route | undefined, neu: Route | undefined): readonly Route[] {
-    const key = net.key();
-    let chain = this.chains.get(key) ?? [];
-    if (old) chain = chain.filter((r) => r.src !== old.src);
-    if (neu) chain = orderRoutes([...chain.filter((r) => r.src !== neu.src), neu]);
-    if (chain.length) this.chains.set(key, chain);
-    else this.chains.delete(key);
-    return chain;
-  }
-
-  private endRefeed(): void {
-    for (const sync of this.syncs.values()) sync.refeedEnd();
-  }
-
-  /** Failover reads each net's whole chain (the `all` exporter) to know its next-best route (docs/failover.md); not with merge_paths. */
-  private get chainsRead(): boolean {
-    return (this.options.failover ?? 'off') !== 'off' && !this.channel.mergePaths;
-  }
-
-  private exportNet(net: Prefix, routes: readonly Route[]): void {
-    const sync = this.syncs.get(net.family);
-    if (!sync) return;
-    const d = this.decider.decide(net, routes);
-    sync.setWanted(net, d.attrs, d.set, d.source, d.backup, d.held);
-  }
-
   /** Sets that lost their last usable hop, or got one back, told before the table reorders their nets (sync-failover.ts). */
   private beforeNextHops(changes: readonly NextHopChange[]): void {
     if (this.sm.state === 'up') nextHopsTurned([...this.syncs.values()].map((s) => s.failover), changes);
@@ -409,32 +311,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
    * hops than before retries what the kernel refused once they are done.
    */
   private onNextHops(changes: readonly NextHopChange[]): void {
-    if (this.subscription === undefined && this.firstFeed === undefined) return;
+    if (!this.walk.reading) return;
     this.reexport.changed(changes, Boolean(this.channel.mergePaths) || this.chainsRead, (net) => this.syncs.has(net.family), this.chainsRead);
-  }
-
-  /** One net of a next-hop change, exported from the table as it is now. */
-  private reexportNet(net: Prefix): void {
-    const table = this.options.table;
-    if (this.channel.mergePaths) this.exportNet(net, this.chains.get(net.key()) ?? NO_ROUTES);
-    else if (this.chainsRead) this.exportNet(net, table.routes(net));
-    else this.exportNet(net, table.bestRoute(net)?.alone ?? NO_ROUTES);
-  }
-
-  /** The first feed cannot complete: start() fails instead of pruning on a partial feed. */
-  private failFirstFeed(e: Error): void {
-    const f = this.firstFeed;
-    this.firstFeed = undefined;
-    f?.reject(e);
-  }
-
-  private stopWalk(): void {
-    const sub = this.subscription;
-    this.subscription = undefined;
-    if (sub) {
-      sub.close?.();
-      void sub.return?.();
-    }
   }
 
   /**
@@ -456,8 +334,8 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     clearTimeout(this.graceTimer);
     this.unsubscribeNextHops?.();
     this.unwatchFlush?.();
-    this.stopWalk();
-    await this.walkDone;
+    this.walk.stop();
+    await this.walk.done;
     this.learn?.withdrawAll();
     for (const [family, sync] of this.syncs) {
       if (this.options.persist) {
@@ -489,14 +367,14 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
     if (cur.nexthopObjects !== next.nexthopObjects) for (const s of this.syncs.values()) s.setNexthopMode(next.nexthopObjects ?? 'auto');
     if (cur.filter !== next.filter) {
       this.channel.filter = next.filter ?? ACCEPT_ALL;
-      this.subscription?.refeed?.('export filter changed');
+      this.walk.refeed('export filter changed');
     }
     return true;
   }
 
   /** The export memos' lookups so far, both families (tests; export-memo.ts). */
   exportMemoStats(): { hits: number; misses: number } {
-    return this.decider.memoStats();
+    return this.walk.memoStats();
   }
 
   /** Sync status of one net, of the nets inside `prefix`, or of all. */
@@ -534,7 +412,7 @@ export class KernelProtocol implements Protocol<KernelProtocolOptions> {
   crashForTesting(): void {
     this.unsubscribeNextHops?.();
     this.unwatchFlush?.();
-    this.stopWalk();
+    this.walk.stop();
     clearTimeout(this.graceTimer);
     for (const s of this.syncs.values()) s.destroy();
   }

@@ -6,8 +6,8 @@
  * The protocol says what is wanted (setWanted) and when to scan, prune and
  * withdraw; the sync's phase (sync-state.ts) says what may happen now; the
  * per-route state is columns indexed by route id (route-store.ts) naming
- * interned kernel routes (kernel-routes.ts), read from the kernel's dumps
- * (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
+ * interned kernel routes (kernel-routes.ts), set from the wants
+ * (sync-wants.ts) and read from the kernel's dumps (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
  * answers; notifications go to sync-notices.ts, nexthop objects to
  * sync-nexthops.ts, scans to sync-scan.ts.
  *
@@ -41,17 +41,19 @@ import { DeviceScanRequest } from './device-scan';
 import { scanOnce, type SyncScanContext } from './sync-scan';
 import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
-import { BackupRoutes, DEFAULT_BACKUP_METRIC, backupWantOf, sameBackupWant } from './sync-backup-routes';
+import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
 import { flushKnowable, linkBack, takeFlush, type LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
-import { RouteStore, SEEN } from './route-store';
+import { RouteStore } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { SyncNotices } from './sync-notices';
+import type { SyncCore } from './sync-core';
 import { SyncSender, type SyncStats } from './sync-sender';
 import { NO_SYNC_METRICS, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
 import { PHASE, syncStateMachine, type SyncState } from './sync-state';
+import { SyncWants } from './sync-wants';
 import { withdrawAll, type ForEachFed, type WithdrawResult } from './withdraw';
 
 export interface KernelSyncOptions {
@@ -116,7 +118,8 @@ export class KernelSync implements ScanTarget {
   private io: KernelIo | undefined;
   private echoes: EchoMatcher | undefined;
   private readonly notices: SyncNotices;
-  private refeeding = false;
+  /** What the protocol wants, into the store (sync-wants.ts). */
+  private readonly wants: SyncWants;
   private readonly metrics: KernelSyncMetrics;
   /** The first sync is over: table changes from here on are timed to their answer (sync-metrics.ts). */
   private steady = false;
@@ -156,16 +159,10 @@ export class KernelSync implements ScanTarget {
     const learnRoute = opts.onForeignRoute;
     const learnDump = opts.onForeignDump;
     const expand = (r: RouteMessage): RouteMessage => this.nh.view.expand(r);
+    // What the parts that plan routes (the notices, the scans) share with the sync (sync-core.ts).
+    const core: SyncCore = { store: this.store, routes: this.routes, sender: this.sender, sm: this.sm, stats: this.stats, metrics: this.metrics, log: this.log, limited: this.limited, target: this.target };
     this.notices = new SyncNotices({
-      store: this.store,
-      routes: this.routes,
-      sender: this.sender,
-      sm: this.sm,
-      stats: this.stats,
-      metrics: this.metrics,
-      log: this.log,
-      limited: this.limited,
-      target: this.target,
+      ...core,
       links: this.links,
       opts: { ...(opts.repairWindowMs !== undefined ? { repairWindowMs: opts.repairWindowMs } : {}), ...(learnRoute ? { onForeignRoute: (r: RouteMessage, deleted: boolean) => learnRoute(expand(r), deleted) } : {}) },
       echoes: () => this.echoes,
@@ -179,10 +176,10 @@ export class KernelSync implements ScanTarget {
     this.nh = new SyncNexthops(nhContext, opts.nexthopObjects ?? 'auto');
     this.failover = new SyncFailover({ nexthops, routes, target, log, limited, io, requestScan: (reason, delay) => this.requestScan(reason, delay), live: () => PHASE.live(this.state) && this.io !== undefined, drainMonitor: () => this.notices.drainInVerdict(this.io), backupCounts: () => this.backups?.store.counts() });
     this.failover.setMode(opts.failover ?? 'off');
+    this.wants = new SyncWants({ store, routes, sender: this.sender, limited, target, nexthops, backups: this.backups, steady: () => this.steady });
     const backup = this.backups && { store: this.backups.store, routes: this.backups.routes, sender: this.backups.sender, parked: [] };
     this.flushContext = { primary: { store, routes, sender: this.sender, parked: [] }, backup, nexthops, failover: this.failover, log, target, requestScan: (reason, delay) => this.requestScan(reason, delay), usable: (i) => this.links.get(i)?.usable ?? true, tracking: opts.nexthopTracking === true };
-    const scanParts = { sm: this.sm, stats: this.stats, metrics: this.metrics, log, limited, target, store, routes, connected, dumps: this.dumps, sender: this.sender, deviceScans: this.deviceScans, io };
-    this.scanContext = { ...scanParts, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
+    this.scanContext = { ...core, connected, dumps: this.dumps, deviceScans: this.deviceScans, io, backup, echoes: () => this.echoes, settled: () => this.settled(), rereadNexthops: () => this.nh.reread(), drainBuffered: () => this.notices.drainBuffered(), kickAll: () => this.kickAll(), counts: () => this.counts(), requestScan: (reason, delay) => this.requestScan(reason, delay) };
   }
 
   get state(): SyncState {
@@ -351,35 +348,7 @@ export class KernelSync implements ScanTarget {
    * `held` a route ranked above the best that next-hop tracking holds unusable (sync-failover.ts).
    */
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup, held?: WantedBackup): void {
-    if (net.family !== this.target.family) return;
-    const store = this.store;
-    // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
-    const id = attrs === undefined ? store.nets.find(net) : store.idOf(net);
-    if (id < 0) return;
-    if (this.refeeding) store.setFlag(id, SEEN, true);
-    const before = store.want[id]!;
-    let rid = 0;
-    if (attrs !== undefined) {
-      // A restart claims adopted forwarding objects by content: the one this net's route is on first.
-      const have = this.nexthops.forwarding.enabled ? store.have[id]! : 0;
-      rid = this.routes.wanted(attrs, set, sourceName, backup, have === 0 ? undefined : this.routes.get(have).nh?.id, held);
-    }
-    const same = store.sameForKernel(id, before, rid); // only our bookkeeping changes: nothing to plan
-    const prev = this.backups !== undefined && before !== 0 ? this.routes.get(before).key : undefined;
-    store.setWant(id, rid);
-    store.clearFailure(id);
-    const err = rid === 0 ? undefined : this.routes.get(rid).error;
-    if (err !== undefined) {
-      store.setState(id, 'failed');
-      this.sender.failed.add(id);
-      // Said once per new reason (links change often; the same reason again is not news).
-      if (before !== rid) this.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
-    }
-    store.track(id);
-    if (!same) this.sender.markDirty(id, this.steady ? Date.now() : 0);
-    // The backup store is not probed when the net's backup route stays (a carrier loss's catch-up, a churn of the primary's next hop).
-    const key = rid === 0 || this.backups === undefined ? undefined : this.routes.get(rid).key;
-    if (this.backups !== undefined && !(prev !== undefined && key !== undefined && sameBackupWant(prev, key))) this.backups.setWanted(net, key && backupWantOf(key), this.steady, key?.attrs ?? attrs, sourceName);
+    this.wants.set(net, attrs, set, sourceName, backup, held);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
@@ -391,23 +360,13 @@ export class KernelSync implements ScanTarget {
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */
   refeedBegin(): void {
-    this.refeeding = true;
-    this.store.forEach((id) => this.store.setFlag(id, SEEN, false));
+    this.wants.refeedBegin();
   }
 
   /** The refeed is complete: a wanted net it did not list has no route now. */
   refeedEnd(): void {
-    if (!this.refeeding) return;
-    this.refeeding = false;
-    const unseen: number[] = [];
-    this.store.forEach((id) => {
-      if (this.store.want[id] !== 0 && !this.store.flag(id, SEEN)) unseen.push(id);
-      this.store.setFlag(id, SEEN, false);
-    });
-    for (const id of unseen) this.setWanted(this.store.nets.prefix(id), undefined, undefined);
+    this.wants.refeedEnd();
   }
-
-  // ------------------------------------------------------------ the kernel's side
 
   /** Room for `n` routes: the protocol knows the table's size before the first scan. */
   reserve(n: number): void {

@@ -2,7 +2,9 @@
  * NexthopObjects: the kernel nexthop objects (Linux 5.3+) of one sync. A
  * route we want through next hops names one object (RTA_NH_ID) instead of
  * carrying them: one object per distinct next hop, and one group object
- * (with weights) per distinct ECMP set, interned by content.
+ * (with weights) per distinct ECMP set, interned by content. Which objects
+ * a route's next hops are is route-hops.ts; here are the books, the ids and
+ * the objects' life in the kernel.
  *
  * Ownership: an object is ours when its nh_protocol is our protocol number
  * and its id lies in our range (idRange()): the top byte is the protocol,
@@ -29,17 +31,18 @@
  */
 import type { Family } from '../../lib/addr';
 import { backoffDelay, type BackoffPolicy } from '../../lib/backoff';
-import * as C from '../../netlink/constants';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { NexthopMessage } from '../../netlink/nexthop-codec';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { ForwardingObjects, isForwardingId } from './forwarding-objects';
-import { keyOf, newObject, normalized, type Hop, type NhObject } from './nh-object';
+import { RouteHops, type ForwardingOf } from './route-hops';
+import { keyOf, newObject, normalized, type NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
 export type NexthopMode = 'auto' | 'on' | 'off';
 export type { Hop, NhObject } from './nh-object';
+export type { ForwardingOf } from './route-hops';
 export { ConnectedPrefixes, type ConnectedResolver } from './connected-prefixes';
 import type { ConnectedResolver } from './connected-prefixes';
 
@@ -53,18 +56,6 @@ export interface NexthopCounts {
 /** The kernel's side of nexthop objects (KernelIo implements it). */
 export interface NexthopIo {
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
-}
-
-/** What picks a net's forwarding object (forwarding-objects.ts): its route's source, and its next-best route. */
-export interface ForwardingOf {
-  /** The primary's source (a forwarding object is keyed by sources and next hops). */
-  readonly primarySource: string | undefined;
-  /** The next-best route, converted (its next hops resolved), and its source. */
-  readonly backup?: { readonly route: RouteMessage; readonly source: string | undefined };
-  /** The object a route of the net is on in the kernel now: an adopted object with the same content is claimed for it first. */
-  readonly hint?: number;
-  /** A route ranked above the best that next-hop tracking holds unusable, converted: the net stays on the object held for it (ForwardingObjects.heldFor). */
-  readonly held?: { readonly route: RouteMessage; readonly source: string | undefined };
 }
 
 /** First and last id of our range (see the module comment). */
@@ -93,6 +84,8 @@ export class NexthopObjects {
   private fwdCursor: number;
   /** Forwarding objects (failover): groups keyed by (primary, backup), in the upper half of our range. */
   readonly forwarding: ForwardingObjects;
+  /** A route's next hops as objects (route-hops.ts). */
+  private readonly hops: RouteHops;
   /** Counts our changes of objects (made, replaced): a re-read's dump judges only those older than it (resync). */
   private changes = 0;
   /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
@@ -105,7 +98,7 @@ export class NexthopObjects {
 
   constructor(
     private readonly target: KernelTarget,
-    private readonly connected: ConnectedResolver,
+    connected: ConnectedResolver,
   ) {
     const r = idRange(target);
     this.first = r.first;
@@ -125,6 +118,14 @@ export class NexthopObjects {
       contentOf: keyOf,
       release: (o) => this.release(o),
       protocol: target.protocol,
+    });
+    this.hops = new RouteHops({
+      enabled: () => this.enabled,
+      forwarding: this.forwarding,
+      protocol: target.protocol,
+      connected,
+      lookup: (key) => this.byKey.get(key),
+      intern: (m, members) => this.intern(m, members),
     });
   }
 
@@ -166,74 +167,18 @@ export class NexthopObjects {
 
   /**
    * The route through an object, and the object (not yet referenced: the caller refs it); undefined
-   * when the route is sent as it is: not unicast, a realm (the kernel drops RTA_FLOW on routes with
-   * an object), a per-hop realm, or a gateway no connected prefix gives a device for.
+   * when the route is sent as it is (route-hops.ts).
    */
   forRoute(route: RouteMessage, fwd?: ForwardingOf): { route: RouteMessage; obj: NhObject } | undefined {
-    const singles = this.hopsFor(route, fwd?.backup !== undefined && this.forwarding.enabled);
-    if (singles === undefined) return undefined;
-    let obj: NhObject;
-    if (fwd !== undefined && this.forwarding.enabled) {
-      const held = fwd.held === undefined ? undefined : this.heldFor(fwd.held, { source: fwd.primarySource, hops: singles }, fwd.hint);
-      const b = fwd.backup === undefined || held !== undefined ? undefined : this.hopsFor(fwd.backup.route);
-      obj = held ?? this.forwarding.intern({ source: fwd.primarySource, hops: singles }, b === undefined ? undefined : { source: fwd.backup!.source, hops: b }, fwd.hint);
-    } else if (singles.length === 1) obj = singles[0]!.obj;
-    else {
-      const m: NexthopMessage = { id: 0, family: undefined, protocol: this.target.protocol, scope: 0, flags: 0, group: singles.map((s) => ({ id: s.obj.id, weight: s.weight })) };
-      obj = this.intern(m, singles.map((s) => s.obj));
-    }
-    const out: RouteMessage = { ...route, flags: route.flags & ~C.RTNH_F_ONLINK, nhId: obj.id };
-    delete out.gateway;
-    delete out.via;
-    delete out.oif;
-    delete out.multipath;
-    return { route: out, obj };
-  }
-
-  /** The object held on `best` for the held route (ForwardingObjects.internHeld). */
-  private heldFor(held: { readonly route: RouteMessage; readonly source: string | undefined }, best: { source: string | undefined; hops: readonly Hop[] }, hint: number | undefined): NhObject | undefined {
-    const hops = this.hopsFor(held.route);
-    return hops === undefined ? undefined : this.forwarding.internHeld({ source: held.source, hops }, best, hint);
+    return this.hops.forRoute(route, fwd);
   }
 
   /** The hop objects a route's next hops are, among those that exist (none made). */
   findHops(route: RouteMessage): NhObject[] {
-    const out: NhObject[] = [];
-    this.eachHop(route, (m) => {
-      const o = this.byKey.get(keyOf(m));
-      if (o !== undefined) out.push(o);
-    });
-    return out;
+    return this.hops.findHops(route);
   }
 
-  /**
-   * A route's next hops as hop objects with weights, sorted by id (interned, not referenced); undefined
-   * when it is sent as it is (see forRoute).
-   */
-  hopsFor(route: RouteMessage, keepDevice = false): Hop[] | undefined {
-    const singles: Hop[] = [];
-    const n = route.multipath?.length ?? 1;
-    const ok = this.eachHop(route, (m, weight) => singles.push({ obj: this.intern(m, undefined), weight: n === 1 ? 1 : weight }), keepDevice);
-    return ok ? singles.sort((a, b) => a.obj.id - b.obj.id) : undefined;
-  }
-
-  /** Each next hop of a route as an object's content (its device resolved; `keepDevice`: ForwardingObjects.deviceOf); false when it is sent as it is (see forRoute). */
-  private eachHop(route: RouteMessage, fn: (m: NexthopMessage, weight: number) => void, keepDevice = false): boolean {
-    if (!this.enabled || route.type !== C.RTN_UNICAST || route.flow !== undefined) return false;
-    const hops = route.multipath ?? [{ gateway: route.gateway, via: route.via, oif: route.oif ?? 0, flags: route.flags, weight: 1, flow: undefined }];
-    const msgs: NexthopMessage[] = [];
-    for (const h of hops) {
-      const gw = h.gateway ?? h.via;
-      let oif = h.oif;
-      if (oif === 0 && gw !== undefined) oif = this.connected.deviceFor(gw) ?? (keepDevice ? this.forwarding.deviceOf(gw) : undefined) ?? 0;
-      if (oif === 0 || h.flow !== undefined) return false;
-      const m: NexthopMessage = { id: 0, family: gw?.family ?? route.family, protocol: this.target.protocol, scope: 0, flags: h.flags & C.RTNH_F_ONLINK, oif };
-      if (gw !== undefined) m.gateway = gw;
-      msgs.push(m);
-    }
-    msgs.forEach((m, i) => fn(m, hops[i]!.weight));
-    return true;
-  }
+  // ---------------------------------------------------------------- the books
 
   ref(o: NhObject): void {
     o.refs++;

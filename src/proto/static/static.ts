@@ -163,7 +163,8 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     if (parsed !== undefined) {
       // In chunks: a kernel protocol following the fill takes each in its feed and adds while the next is announced.
       const v4 = (word: number, len: number, attrs: RouteAttrs): void => this.tables.announce4(this.source, word, len, attrs);
-      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK, this.opts.addressTail === true, stop);
+      const warm = (words: Int32Array, lens: Uint8Array, n: number): void => this.tables.warm4(words, lens, n);
+      await parsed.forEach(v4, announce, ANNOUNCE_CHUNK, this.opts.addressTail === true, stop, warm);
       count += parsed.v4Count + parsed.v6Count;
     } else if (routesFile !== undefined) {
       // If the file fails half way, nothing is pruned: what was there stays until a good load.

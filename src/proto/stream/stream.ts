@@ -41,6 +41,7 @@ import { ImportLimits, type ClientCounters, type LimitScope } from './limits';
 import { familiesOf, streamOptions, type StreamOptions } from './options';
 import { learn, neighborOf, type Client, type Peer } from './peer';
 import { SourceDamping, type SuppressedRoute } from './source-damping';
+import { moveToNewSources, type SourceMoveContext } from './source-move';
 import { StartupHold, type StagedNets } from './startup-hold';
 
 export interface StreamClientStats extends ClientCounters {
@@ -58,7 +59,6 @@ export interface StreamSession {
 }
 
 export class StreamClientError extends KrtError {}
-
 
 export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly fsm: StateMachine<ProtocolState>;
@@ -118,7 +118,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   /**
    * In place: grace, limits, the startup wait (for the next start); and
    * preferences, always_compare_med and the import filter, by moving each
-   * neighbour's routes to a new source (sources are immutable). Routes the
+   * neighbour's routes to a new source (sources are immutable: source-move.ts). Routes the
    * new filter rejects are withdrawn; routes the old one rejected come with
    * their next announcement (no copy of rejected routes is kept).
    */
@@ -134,37 +134,8 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     }
     this.options = streamOptions(next);
     this.limits = this.limits.reconfigured(next.limits);
-    const f = this.options.importFilter;
-    if (filterChanged && this.hold && f) {
-      this.hold.retain((key, net, attrs) => {
-        const p = this.byName.get(key);
-        return p !== undefined && runImportFilter(f, p.source, attrs, net);
-      });
-    }
-    let moved = 0;
-    let dropped = 0;
-    for (const c of this.clients.values()) {
-      for (const p of c.peers.values()) {
-        const source = this.sourceFor(c, p.key);
-        if (!filterChanged && source.preference === p.source.preference && source.alwaysCompareMed === p.source.alwaysCompareMed) continue;
-        const old = p.source;
-        const keep: [Prefix, RouteAttrs, boolean][] = [];
-        for (const t of this.tables.tables) t.forEachRouteOf(old, (net, attrs, stale) => keep.push([net, attrs, stale]));
-        this.change(c, p, () => {
-          p.source = source;
-          const taken = keep.filter(([net, attrs]) => !this.options.importFilter || runImportFilter(this.options.importFilter, source, attrs, net));
-          dropped += keep.length - taken.length;
-          moved += taken.length;
-          for (const [net, attrs] of taken) this.tables.announce(source, net, attrs);
-          if (p.refreshing) {
-            // The open refresh cycle moves along: what was stale stays stale, what was renewed stays renewed.
-            this.tables.refreshBegin(source);
-            for (const [net, attrs, stale] of taken) if (!stale) this.tables.announce(source, net, attrs);
-          }
-          this.tables.flush(old);
-        });
-      }
-    }
+    const move: SourceMoveContext = { tables: this.tables, importFilter: this.options.importFilter, sourceFor: (c, key) => this.sourceFor(c, key), change: (c, p, work) => this.change(c, p, work), hold: this.hold, peerNamed: (name) => this.byName.get(name) };
+    const { moved, dropped } = moveToNewSources(this.clients.values(), move, filterChanged);
     if (moved || dropped) this.log.info(`reconfigured: ${moved} routes moved to their new settings, ${dropped} withdrawn by the new import filter`, { protocol: this.name });
     return true;
   }
@@ -330,6 +301,18 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     }
   }
 
+  /** Withdraws everything the peer has (tables, startup hold), a failure for flap damping; returns the routes the tables withdrew. */
+  private flushPeer(c: Client, p: Peer): number {
+    let n = 0;
+    this.change(c, p, () => {
+      const had = this.count(p);
+      this.hold?.peerGone(p.source.name);
+      n = this.tables.flush(p.source);
+      this.failed(p, had);
+    });
+    return n;
+  }
+
   /** A neighbour that is down and has nothing left is forgotten (a new one under its name starts afresh). */
   private forgetIfIdle(c: Client, p: Peer): void {
     if (!p.down || p.refreshing || this.count(p) !== 0) return;
@@ -388,13 +371,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         clearTimeout(p.staleTimer);
         p.refreshing = false;
         p.down = true;
-        let n = 0;
-        this.change(c, p, () => {
-          const had = this.count(p);
-          this.hold?.peerGone(p.source.name);
-          n = this.tables.flush(p.source);
-          this.failed(p, had);
-        });
+        const n = this.flushPeer(c, p);
         if (n) this.log.info(`stream client ${c.name}: neighbor ${ev.peer} down, ${n} routes withdrawn`, { protocol: this.name });
         this.forgetIfIdle(c, p);
         return;
@@ -516,12 +493,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     let n = 0;
     for (const p of c.peers.values()) {
       clearTimeout(p.staleTimer);
-      this.change(c, p, () => {
-        const had = this.count(p);
-        this.hold?.peerGone(p.source.name);
-        n += this.tables.flush(p.source);
-        this.failed(p, had);
-      });
+      n += this.flushPeer(c, p);
       this.byName.delete(p.source.name);
     }
     c.peers.clear();

@@ -50,6 +50,33 @@ describe('NetIndex', () => {
     );
   });
 
+  it('warm4 reads the nets\' home slots and changes nothing: ids and lookups are those of an index never warmed', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 5000 }), { maxLength: 400 }), (ws: number[]) => {
+        const warmed = new NetIndex(4, 16);
+        const plain = new NetIndex(4, 16);
+        const words = Int32Array.from(ws, (w) => w << 8);
+        const lens = new Uint8Array(ws.length).fill(24);
+        for (let i = 0; i < ws.length; i++) {
+          warmed.warm4(words, lens, i, Math.min(ws.length, i + 7));
+          expect(warmed.insert4(words[i]!, 24)).toBe(plain.insert4(words[i]!, 24));
+        }
+        warmed.warm4(words, lens, 0, ws.length);
+        for (let i = 0; i < ws.length; i++) expect(warmed.find4(words[i]!, 24)).toBe(plain.find4(words[i]!, 24));
+        expect(warmed.size).toBe(plain.size);
+      }),
+      { numRuns: 100 },
+    );
+    // An empty index's slots are all empty; a net alone in its index sits in its home slot, which warm4 read.
+    const idx = new NetIndex(4, 16);
+    const one = Int32Array.of(0x0a000100);
+    const len = Uint8Array.of(24);
+    expect(idx.warm4(one, len, 0, 1)).toBe(0);
+    idx.insert4(0x0a000100, 24);
+    expect(idx.warm4(one, len, 0, 1)).not.toBe(0);
+    expect(idx.warm4(one, len, 1, 1)).toBe(0);
+  });
+
   it('grows its columns through onGrow before handing out an id beyond them', () => {
     const idx = new NetIndex(4, 16);
     const caps: number[] = [];

@@ -11,6 +11,7 @@ import { parseRoutesFile, readRoutesFile } from '../../../src/proto/static/route
 import { parseExabgpLine, parseKrtsyncLine, type StreamEvent } from '../../../src/proto/stream/formats';
 import { StreamProtocol } from '../../../src/proto/stream/stream';
 import { TableSet } from '../../../src/proto/table-set';
+import { RouteSource } from '../../../src/route';
 import { Table } from '../../../src/table';
 
 function tables(): { set: TableSet; t4: Table; t6: Table } {
@@ -110,6 +111,55 @@ describe('a routes file read whole (the start)', () => {
     // Nine routes: the first three of the spread order (third octets 0, 4, 2), then 1, 3, 5, 5, 6, 7.
     expect(seen.map((l) => l.split('.')[2])).toEqual(['0', '4', '2', '1', '3', '5', '5', '6', '7']);
     expect(seen.filter((l) => l.startsWith('10.0.5.0/24'))).toEqual(['10.0.5.0/24 via 192.0.2.1', '10.0.5.0/24 via 192.0.2.3']);
+  });
+
+  it('shows each run of IPv4 nets to `warm` before handing them over, the same nets in the same order, whatever the yields', async () => {
+    const f = join(dir(), 'routes.txt');
+    // 2,500 routes: runs of 1,024, 1,024 and 452, with yields every 1,000 routes that do not line up with them.
+    writeFileSync(f, Array.from({ length: 2500 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24 via 192.0.2.${1 + (i % 3)}`).join('\n') + '\n');
+    const plain: string[] = [];
+    await (await parseRoutesFile(f)).forEach((word, len, attrs) => plain.push(`${new Prefix(4, len, word)} ${attrs}`), () => undefined, 1000, true);
+    const seen: string[] = [];
+    const warmed: string[] = [];
+    const runs: number[] = [];
+    await (await parseRoutesFile(f)).forEach(
+      (word, len, attrs) => {
+        const net = `${new Prefix(4, len, word)}`;
+        // Every net handed over was warmed before, in the same order.
+        expect(warmed[seen.length]).toBe(net);
+        seen.push(`${net} ${attrs}`);
+      },
+      () => undefined,
+      1000,
+      true,
+      undefined,
+      (words, lens, n) => {
+        expect(warmed.length).toBe(seen.length); // the previous run is all handed over
+        runs.push(n);
+        for (let i = 0; i < n; i++) warmed.push(`${new Prefix(4, lens[i]!, words[i]!)}`);
+      },
+    );
+    expect(runs).toEqual([1024, 1024, 452]);
+    expect(seen).toEqual(plain);
+    expect(seen).toHaveLength(2500);
+  });
+
+  it('a table warmed for nets ahead of their announces holds the same as one that was not', async () => {
+    const f = join(dir(), 'routes.txt');
+    writeFileSync(f, Array.from({ length: 3000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24 via 192.0.2.1`).join('\n') + '\n10.0.7.0/24 via 192.0.2.9\n');
+    const load = async (warm: boolean): Promise<Table> => {
+      const { set, t4 } = tables();
+      const src = new RouteSource('static', 200);
+      const parsed = await parseRoutesFile(f);
+      set.reserve({ v4: parsed.v4Count, v6: 0 });
+      await parsed.forEach((word, len, attrs) => set.announce4(src, word, len, attrs), () => undefined, 512, false, undefined, warm ? (w, l, n) => set.warm4(w, l, n) : undefined);
+      return t4;
+    };
+    const [a, b] = [await load(true), await load(false)];
+    expect(a.netCount).toBe(3000);
+    expect(b.netCount).toBe(3000);
+    expect(best(a, '10.0.7.0/24')).toBe('via 192.0.2.9 (static)');
+    for (const p of ['10.0.0.0/24', '10.11.183.0/24', '10.5.5.0/24']) expect(best(a, p)).toBe(best(b, p));
   });
 
   it('returns nothing from a file with a bad line', async () => {
