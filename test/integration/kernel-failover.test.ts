@@ -15,6 +15,18 @@ import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helper
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 
+/** Why routes are not installed, counted by reason, with the objects that are not live: empty when all is well. */
+const failures = (p: ReturnType<typeof kernelProtocol>): string[] => {
+  const why = new Map<string, number>();
+  for (const r of p.status()) {
+    if (r.state === 'installed') continue;
+    const k = `${r.state} ${r.error?.errnoName ?? ''} ${r.error?.extAck ?? ''} ${r.error?.message ?? ''}`;
+    why.set(k, (why.get(k) ?? 0) + 1);
+  }
+  if (why.size === 0) return [];
+  const objects = p.sync(4)!.nexthopStatus().filter((o) => o.state !== 'live').map((o) => JSON.stringify(o));
+  return [...[...why].map(([k, n]) => `${n} routes: ${k}`), ...objects];
+};
 const nets = (n: number, second = 0): string[] => Array.from({ length: n }, (_, i) => `10.${second + (i >> 8)}.${i & 255}.0/24`);
 const lines = (list: readonly string[], gw: string): string[] => list.map((n) => `${n} via ${gw}`);
 
@@ -169,6 +181,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await until(() => !ns.ip('nexthop').includes('192.0.2.2'), 10000);
     await p.sync(4)!.settled();
     expect(gatewaysOf(ns).size).toBe(200);
+    // On failure, say why (errno and extended ack per route; the objects' states and errors).
+    expect(failures(p)).toEqual([]);
     expect(p.counts()).toMatchObject({ installed: 200, failed: 0, pending: 0 });
     expect(p.sync(4)!.stats.sent).toBe(sent); // no route message
     ns.ip('link', 'set', 'veth3', 'up');

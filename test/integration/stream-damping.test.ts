@@ -39,10 +39,18 @@ const exa = {
 };
 
 /**
- * Damping that suppresses the third return when the failures come within about 2.5 s of each other, for at
- * most 5 s: half_life 10 s, reuse 2000 (the penalty ceiling is 2000 * 2^(5/10) = 2828, so a hold lasts 3.5-5 s).
+ * Damping whose penalty hardly decays while the test flaps (half_life 60 s), so the third return is suppressed
+ * however slow the machine (three failures come to about 3000 >= suppress unless each flap takes over 15 s),
+ * and the first two are not (two failures are at most 2000). The penalty is capped where it decays to reuse in
+ * max_hold (2400 * 2^(5/60) = 2543), so a suppression ends 5 s after the last failure: the reuse is waited for
+ * as an event, never raced by a read.
  */
-const DAMPING = 'damping: { half_life: 10s, max_hold: 5s, penalty: 1000, suppress: 2500, reuse: 2000 }';
+const DAMPING = 'damping: { half_life: 60s, max_hold: 5s, penalty: 1000, suppress: 2500, reuse: 2400 }';
+/**
+ * The same, but a suppression lasts minutes (3000 decays to 2400 in 10 min * log2(1.25) = 3.2 min, 6000 in
+ * 13 min): what `show` and the summary say of a suppressed source is read while it cannot have expired.
+ */
+const DAMPING_HELD = 'damping: { half_life: 10m, max_hold: 30m, penalty: 1000, suppress: 2500, reuse: 2400 }';
 
 function streamConfig(damping: string): StreamProtocolConfig {
   const yaml = `protocols:\n  - name: bgp\n    type: stream\n    startup_wait: 0s\n    ${damping}\n`;
@@ -52,6 +60,12 @@ function streamConfig(damping: string): StreamProtocolConfig {
 interface Flapped {
   /** Per return: whether it was suppressed. */
   suppressed: boolean[];
+  /** The damping summary read right after the last return, in the same turn (no expiry can come between); undefined: no damping. */
+  last: ReturnType<StreamProtocol['summary']>['damping'];
+  /** Right after the last return was sent (its suppression, if any, was judged before: it ends at most max_hold after this). */
+  lastReturn: number;
+  /** The kernel protocol's route messages by then (the return before it settled; a suppressed one sends none). */
+  sentAtLast: number;
   /** Route messages the kernel protocol sent while flapping (its pipeline's count, as kernel-failover.test.ts counts them). */
   sent: number;
   /**
@@ -95,50 +109,74 @@ kernelDescribe('a flapping stream source (real kernel)', () => {
     await watch.ready();
     const sent0 = s.kernel.sync(4)!.stats.sent;
     const suppressed: boolean[] = [];
+    let last: Flapped['last'] | undefined;
+    let lastReturn = 0;
+    let sentAtLast = 0;
     for (let i = 0; i < times; i++) {
       s.send(exa.down());
       // The failover's nexthop replace was written before the flush returned: the kernel forwards via the backup.
       expect(forwardsVia(ns, '10.1.2.1')).toBe(BACKUP);
       await s.kernel.sync(4)!.settled();
       s.send(exa.up(), exa.update(nets), exa.eor());
-      const damped = (s.stream.summary().damping?.suppressed ?? 0) > 0;
+      last = s.stream.summary().damping;
+      lastReturn = Date.now();
+      sentAtLast = s.kernel.sync(4)!.stats.sent;
+      const damped = (last?.suppressed ?? 0) > 0;
       suppressed.push(damped);
       if (damped) await s.kernel.sync(4)!.settled();
       else await until(allVia(ns, '-4', N, PRIMARY), 15000);
     }
     await s.kernel.sync(4)!.settled();
-    return { suppressed, sent: s.kernel.sync(4)!.stats.sent - sent0, notified: routeLines(await watch.stop()).length };
+    return { suppressed, last, lastReturn, sentAtLast, sent: s.kernel.sync(4)!.stats.sent - sent0, notified: routeLines(await watch.stop()).length };
   }
 
-  it('damped: the first two returns move every net back, the later ones are suppressed with no kernel work, and reuse moves them back once', async () => {
-    const s = await setUp(DAMPING);
-    const f = await flap(s, 6);
+  /** What a source flapped six times shows: the first two returns moved every net, the later ones were suppressed with no kernel work. */
+  function flappedSix(f: Flapped, s: Awaited<ReturnType<typeof setUp>>): void {
     expect(s.replies).toEqual([]);
-    // A first failure and a single return are never delayed; the failures come fast enough that the third return is suppressed.
-    expect(f.suppressed.slice(0, 2)).toEqual([false, false]);
-    expect(f.suppressed.slice(3)).toEqual([true, true, true]);
-    const moved = f.suppressed.filter((x) => !x).length;
+    // A first failure and a single return are never delayed; the third return, with the penalty at about 3000, is suppressed.
+    expect(f.suppressed).toEqual([false, false, true, true, true, true]);
     // Each return that was not suppressed is a route replace per net; failures (one nexthop replace) and suppressed returns are none.
-    expect(f.sent).toBe(moved * N);
+    expect(f.sent).toBe(2 * N);
     // What other listeners see: those replaces, and a notification per net for each failure that moved the nets off the primary.
-    expect(f.notified).toBeLessThanOrEqual(2 * moved * N + N);
-    // While suppressed: every net forwards via the backup, the primary's routes wait outside the table, shown as suppressed.
+    expect(f.notified).toBeLessThanOrEqual(2 * 2 * N + N);
+    expect(f.last!.sources).toEqual([expect.objectContaining({ source: 'bgp/exabgp/192.0.2.2', state: 'suppressed', flaps: 6, routes: N })]);
+    // Logged once per change of state, never per net.
+    expect(s.log.entries.filter((e) => e.msg.includes('is flapping')).length).toBe(4);
+  }
+
+  it('damped: the first two returns move every net back, the later ones are suppressed with no kernel work; while suppressed the nets forward via the backup', async () => {
+    const s = await setUp(DAMPING_HELD);
+    const f = await flap(s, 6);
+    flappedSix(f, s);
+    // Suppressed for minutes: every net forwards via the backup, the primary's routes wait outside the table, shown as suppressed.
     expect(allVia(ns, '-4', N, BACKUP)()).toBe(true);
     expect(s.table.routeTotal).toBe(N);
     expect(s.stream.routeCount).toBe(N);
     const report = s.stream.summary().damping!;
     expect(report.sources).toEqual([expect.objectContaining({ source: 'bgp/exabgp/192.0.2.2', state: 'suppressed', flaps: 6, routes: N })]);
-    const until0 = report.sources[0]!.suppressedUntil!;
-    expect(until0 - Date.now()).toBeLessThanOrEqual(5000);
-    // Logged once per change of state, never per net.
-    expect(s.log.entries.filter((e) => e.msg.includes('is flapping')).length).toBe(f.suppressed.filter(Boolean).length);
+    expect(report.sources[0]!.suppressedUntil).toBe(f.last!.sources[0]!.suppressedUntil);
+    expect(report.sources[0]!.suppressedUntil! - f.lastReturn).toBeGreaterThan(60_000);
+    expect(s.log.entries.filter((e) => e.msg.includes('suppression over'))).toEqual([]);
+    await s.stream.shutdown();
+    await s.kernel.shutdown();
+    expect(ourRoutes(ns)).toEqual([]);
+  });
 
-    // Reuse: every net back on the primary by one route replace each, as soon as the suppression ends.
-    const sent = s.kernel.sync(4)!.stats.sent;
-    await until(allVia(ns, '-4', N, PRIMARY), until0 - Date.now() + 5000);
+  it('damped: reuse moves every net back once, a route replace each, as soon as the suppression ends (max_hold after the last failure)', async () => {
+    const s = await setUp(DAMPING);
+    const f = await flap(s, 6);
+    // Only what cannot have changed by now is judged here: the reuse may come any time after max_hold.
+    expect(f.suppressed).toEqual([false, false, true, true, true, true]);
+    expect(f.last!.sources).toEqual([expect.objectContaining({ source: 'bgp/exabgp/192.0.2.2', state: 'suppressed', flaps: 6, routes: N })]);
+    const until0 = f.last!.sources[0]!.suppressedUntil!;
+    expect(until0).toBeGreaterThan(f.lastReturn);
+    expect(until0 - f.lastReturn).toBeLessThanOrEqual(5000); // at most max_hold
+    // The reuse, waited for as it happens (every net on the primary again): not before the suppression ended, and
+    // one route replace per net since the last (suppressed) return.
+    await until(allVia(ns, '-4', N, PRIMARY), until0 - Date.now() + 15000);
     expect(Date.now()).toBeGreaterThanOrEqual(until0);
     await s.kernel.sync(4)!.settled();
-    expect(s.kernel.sync(4)!.stats.sent - sent).toBe(N);
+    expect(s.kernel.sync(4)!.stats.sent - f.sentAtLast).toBe(N);
     expect(forwardsVia(ns, '10.1.2.1')).toBe(PRIMARY);
     expect(s.log.entries.filter((e) => e.msg.includes('suppression over'))).toHaveLength(1);
     expect(s.stream.summary().damping!.suppressed).toBe(0);
@@ -148,20 +186,27 @@ kernelDescribe('a flapping stream source (real kernel)', () => {
     expect(ourRoutes(ns)).toEqual([]);
   });
 
-  it('the daemon: `krtsync feed` of a flapping neighbour; show protocols, show routes --all and the journal say it is suppressed and until when, once', async () => {
+  it('the daemon: `krtsync feed` of a flapping neighbour; show protocols, show routes --all and the journal say it is suppressed and until when, once; a suppression ends by itself', async () => {
     const d = new KrtsyncDaemon(ns, 'krt-damp');
     try {
+      // bgp's suppression lasts minutes: what `show` says is read while it cannot have ended, however slow the
+      // machine. bgp2, fed the same flaps, is suppressed for max_hold (5 s): its end is waited for as it happens.
       d.writeConfig(`log: { level: info }
 protocols:
-  - { name: backup, type: static, preference: 50, routes: [ "10.7.0.0/24 via ${BACKUP}", "10.7.1.0/24 via ${BACKUP}" ] }
-  - { name: bgp, type: stream, grace: 60s, startup_wait: 0s, ${DAMPING} }
+  - { name: backup, type: static, preference: 50, routes: [ "10.7.0.0/24 via ${BACKUP}", "10.7.1.0/24 via ${BACKUP}", "10.7.2.0/24 via ${BACKUP}", "10.7.3.0/24 via ${BACKUP}" ] }
+  - { name: bgp, type: stream, grace: 60s, startup_wait: 0s, ${DAMPING_HELD} }
+  - { name: bgp2, type: stream, grace: 60s, startup_wait: 0s, ${DAMPING} }
   - { name: kernel1, type: kernel, kernel_table: main, failover: objects }
 `);
       await d.startReady();
       const neighbor = `"neighbor": {"address": "${PRIMARY}", "as": 65001}`;
-      const back = `{${neighbor}, "state": "up", "announce": ["10.7.0.0/24 via ${PRIMARY}", "10.7.1.0/24 via ${PRIMARY}"], "eor": true}`;
-      const down = `{${neighbor}, "state": "down"}`;
-      expect(d.cli(['feed', '--client', 'exa'], [back, down, back, down, back, down, back].join('\n') + '\n')).toMatchObject({ code: 0, err: '' });
+      const flaps = (a: string, b: string): string => {
+        const back = `{${neighbor}, "state": "up", "announce": ["${a} via ${PRIMARY}", "${b} via ${PRIMARY}"], "eor": true}`;
+        const down = `{${neighbor}, "state": "down"}`;
+        return [back, down, back, down, back, down, back].join('\n') + '\n';
+      };
+      expect(d.cli(['feed', '--client', 'exa'], flaps('10.7.0.0/24', '10.7.1.0/24'))).toMatchObject({ code: 0, err: '' });
+      expect(d.cli(['feed', '--client', 'exa', '--protocol', 'bgp2'], flaps('10.7.2.0/24', '10.7.3.0/24'))).toMatchObject({ code: 0, err: '' });
       const protocols = JSON.parse(d.cli(['show', 'protocols', '--json']).out) as Array<{ name: string; routes: number; damping?: { suppressed: number; sources: Array<{ source: string; state: string; flaps: number; suppressedUntil: number; routes: number }> } }>;
       const bgp = protocols.find((p) => p.name === 'bgp')!;
       expect(bgp.damping).toMatchObject({ suppressed: 1, sources: [{ source: 'bgp/exa/192.0.2.2', state: 'suppressed', flaps: 3, routes: 2 }] });
@@ -175,13 +220,16 @@ protocols:
       expect(d.cli(['show', 'routes', '10.7.0.0/24', '--all']).out).toMatch(/bgp\/exa\/192\.0\.2\.2 .*not used: source flapping \(3 failures\), suppressed for \d+ s more/);
       expect(forwardsVia(ns, '10.7.0.1')).toBe(BACKUP);
       // The daemon's stderr is read between our awaits (the CLI calls above block this thread).
-      await untilDaemon('the suppression in the log', () => /is flapping/.test(d.log), 5000);
-      expect(d.log.match(/is flapping/g)).toHaveLength(1);
-      // The suppression ends by itself: the primary forwards again, logged once.
-      await untilDaemon('the primary back after the suppression', () => forwardsVia(ns, '10.7.0.1') === PRIMARY && forwardsVia(ns, '10.7.1.1') === PRIMARY, 10000);
-      await untilDaemon('the reuse in the log', () => /suppression over/.test(d.log), 5000);
+      await untilDaemon('both suppressions in the log', () => /source bgp\/.* is flapping/.test(d.log) && /source bgp2\/.* is flapping/.test(d.log), 5000);
+      expect(d.log.match(/source bgp\/exa\/192\.0\.2\.2 is flapping/g)).toHaveLength(1);
+      expect(d.log.match(/source bgp2\/exa\/192\.0\.2\.2 is flapping/g)).toHaveLength(1);
+      // bgp2's suppression ends by itself: its primary forwards again, logged once.
+      await untilDaemon('the primary back after the suppression', () => forwardsVia(ns, '10.7.2.1') === PRIMARY && forwardsVia(ns, '10.7.3.1') === PRIMARY, 10000);
+      await untilDaemon('the reuse in the log', () => /source bgp2\/.*suppression over/.test(d.log), 5000);
       expect(d.log.match(/suppression over/g)).toHaveLength(1);
-      expect(JSON.parse(d.cli(['show', 'routes', '10.7.0.0/24', '--all', '--json']).out)).toEqual([expect.objectContaining({ source: 'bgp/exa/192.0.2.2', best: true }), expect.objectContaining({ source: 'backup' })]);
+      expect(JSON.parse(d.cli(['show', 'routes', '10.7.2.0/24', '--all', '--json']).out)).toEqual([expect.objectContaining({ source: 'bgp2/exa/192.0.2.2', best: true }), expect.objectContaining({ source: 'backup' })]);
+      // bgp's is still on: its nets forward via the backup.
+      expect(forwardsVia(ns, '10.7.0.1')).toBe(BACKUP);
       expect(await d.stop()).toBe(0);
     } finally {
       await d.dispose();

@@ -74,6 +74,8 @@ export class NexthopObjects {
   private retired: NhObject[] = [];
   /** Objects being made (ensure): their answer, for a second caller. */
   private readonly ensuring = new Map<NhObject, Promise<boolean>>();
+  /** Objects a failover's replace is out for (switching): the answer a route on them waits for. */
+  private readonly switching = new Map<NhObject, Promise<boolean>>();
   /** Ids the kernel holds that are not ours. */
   private readonly foreignIds = new Set<number>();
   private readonly first: number;
@@ -362,6 +364,7 @@ export class NexthopObjects {
 
   /** Whether `o` is in the kernel, or may be made now (not failed with a retry still ahead). */
   usable(o: NhObject, now: number): boolean {
+    if (this.switching.has(o)) return true;
     // A live group whose member is being made (a failover's backup hop) waits for it, like a new one.
     if (o.state === 'live') return (o.members ?? []).every((m) => this.usable(m, now));
     return o.state === 'new' || (o.state === 'failed' && o.retryAt <= now);
@@ -373,7 +376,8 @@ export class NexthopObjects {
    * taken, EEXIST, and give our own object up as someone else's).
    */
   ensure(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
-    const running = this.ensuring.get(o);
+    // A failover's replace decides what the kernel holds (an add or retry of the old content is moot).
+    const running = this.switching.get(o) ?? this.ensuring.get(o);
     if (running !== undefined) return running;
     const p = this.ensureOnce(o, io, now).finally(() => this.ensuring.delete(o));
     this.ensuring.set(o, p);
@@ -419,23 +423,40 @@ export class NexthopObjects {
       o.stale = true;
       return false;
     }
-    o.state = 'live';
-    o.stale = false;
-    o.error = undefined;
-    o.attempts = 0;
+    this.madeLive(o);
     this.stats.created++;
     // A forwarding object's backup hops are made too (not awaited): a failover then switches to them with one message.
     for (const h of o.fwd?.backup ?? []) if (h.obj.state === 'new') void this.ensure(h.obj, io, now);
     return true;
   }
 
-  /** A replace of `o` with `sent` was answered (a failover's switch): the kernel holds it as our books say, unless they changed since. */
-  replaced(o: NhObject, sent: NexthopMessage): void {
-    if (o.state === 'retired' || o.msg !== sent) return;
+  /**
+   * A failover's replace of `o` with its content now, sent on `io`: until it is answered, a route
+   * that waits for `o` (ensure) waits for that answer, whatever state our books had `o` in (a
+   * stale group failed for its dead member is in the kernel, routes and all). True when the kernel
+   * took it; a refusal leaves `o` to be made again with its new content (no backoff: it is new).
+   */
+  switch(o: NhObject, io: NexthopIo): Promise<boolean> {
+    this.changing(o);
+    const sent = o.msg;
+    const refused = (err: unknown): never => {
+      if (o.state !== 'retired') Object.assign(o, { state: 'new', stale: true, retryAt: 0 });
+      throw err;
+    };
+    const p = io.changeNexthop('replace', sent).then(() => o.state !== 'retired' && o.msg === sent && this.madeLive(o), refused);
+    const answer = p.catch(() => false);
+    this.switching.set(o, answer);
+    void answer.then(() => this.switching.get(o) === answer && this.switching.delete(o));
+    return p;
+  }
+
+  /** The kernel holds `o` as our books say. */
+  private madeLive(o: NhObject): true {
     o.state = 'live';
     o.stale = false;
     o.error = undefined;
     o.attempts = 0;
+    return true;
   }
 
   private fail(o: NhObject, error: RouteError, now: number): void {

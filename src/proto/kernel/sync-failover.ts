@@ -248,12 +248,10 @@ export class SyncFailover {
   /** One replace of `o` with its content now, counted until it is answered. */
   private replace(io: KernelIo, o: NhObject): Promise<void> {
     this.out++;
-    this.c.nexthops.changing(o);
-    const sent = o.msg;
-    return io
-      .changeNexthop('replace', sent)
+    return this.c.nexthops
+      .switch(o, io)
       .then(
-        () => this.c.nexthops.replaced(o, sent),
+        () => undefined,
         (err: unknown) => this.refused(o, err),
       )
       .finally(() => this.out--);
@@ -264,10 +262,6 @@ export class SyncFailover {
     this.stats.refused++;
     const name = err instanceof NetlinkRequestError ? err.errnoName : 'EIO';
     this.c.limited.write('warn', 'failover-refused', `switching forwarding object ${o.id} to its backup failed (${name}: ${(err as Error).message}); its routes move one by one`, { table: this.c.target.table });
-    if (o.state === 'live') {
-      o.state = 'new';
-      o.stale = true;
-    }
     this.c.requestScan(SCAN_REASONS.nexthop, 50);
   }
 }

@@ -361,13 +361,19 @@ describe('failover by forwarding objects (fake kernel)', () => {
     };
 
     /** The source withdrawn: its nets forward via the backup at the next turn (one replace, sent at once), and keep doing so. */
-    const withdrawn = async ({ kernel, table, p, sync, list, a, group, log }: Awaited<ReturnType<typeof shrunk>>, release?: () => void): Promise<void> => {
+    const withdrawn = async ({ kernel, table, p, sync, list, a, group, log }: Awaited<ReturnType<typeof shrunk>>, release?: () => void, answerLate = false): Promise<void> => {
       const mark = kernel.log.length;
       const sent = sync.stats.sent;
+      const held = answerLate ? kernel.holdNexthops() : undefined;
       table.flush(a);
       // Sent by the switch itself, before the flush returns: not left to the catch-up, nor to the object's retry.
       expect(log.filter((e) => /^source a withdrawn: 1 forwarding objects switched to their backup, 1 replaced in the kernel/.test(e.msg))).toHaveLength(1);
       release?.();
+      if (held !== undefined) {
+        // The catch-up plans the nets while the switch's answer is still out (a loaded machine reads it late).
+        await tick(100);
+        held();
+      }
       await tick();
       await tick();
       expect(list.filter((n) => via(kernel, n).join() !== '198.51.100.2')).toEqual([]);
@@ -383,6 +389,10 @@ describe('failover by forwarding objects (fake kernel)', () => {
 
     it('a source withdrawn while the link is still down moves the nets by one replace of the group over what the kernel kept', async () => {
       await withdrawn(await shrunk());
+    });
+
+    it('a source withdrawn, the catch-up planning its nets before the switch is answered: they wait for the answer, none fails', async () => {
+      await withdrawn(await shrunk(), undefined, true);
     });
 
     it('a source withdrawn while the replace that makes the group whole again is out: the switch goes right behind it', async () => {
