@@ -130,7 +130,9 @@ export class ForwardingObjects {
   internHeld(held: { source: string | undefined; hops: readonly Hop[] }, best: { source: string | undefined; hops: readonly Hop[] }, hint?: number): NhObject | undefined {
     const key = keyFor(held, best);
     const there = this.host.lookup(key);
-    if (there !== undefined) return there.fwd?.held === true && there.fwd.degraded !== undefined ? there : undefined;
+    // Given back by the tracker, its nets' re-export not done yet (a link change reconverts their wants meanwhile):
+    // they stay on it, their new pair is its key. One that could not be held forwards to `held`: not for them.
+    if (there !== undefined) return (there.fwd?.held === true && there.fwd.degraded !== undefined) || there.fwd?.released === true ? there : undefined;
     const role: ForwardingRole = { primarySource: held.source, backupSource: best.source, backup: best.hops, orphan: false, degraded: held.hops, held: true };
     for (const h of [...best.hops, ...held.hops]) h.obj.refs++;
     return this.place(key, role, best.hops, hint);
@@ -158,6 +160,7 @@ export class ForwardingObjects {
   hold(o: NhObject): void {
     this.degrade(o);
     o.fwd!.held = true;
+    o.fwd!.released = false;
   }
 
   /** An object of ours from the kernel's dump (a restart): an orphan until a wanted route with its content claims it. */
@@ -202,6 +205,7 @@ export class ForwardingObjects {
     const primary = role.degraded;
     if (primary === undefined) return;
     const old = o.members ?? [];
+    role.released = role.held === true;
     role.degraded = undefined;
     role.held = false;
     o.members = primary.map((h) => h.obj);

@@ -52,6 +52,11 @@ export interface ForwardingRole {
    * also serves the nets whose best is the backup while that primary is held, until the tracker gives it back.
    */
   held?: boolean;
+  /**
+   * The tracker gave its held primary back (restore): the nets still wanting it as held (their re-export
+   * not done yet) stay on it, since their new pair is its key, rather than move to an object of their own.
+   */
+  released?: boolean;
 }
 
 /** What makes two objects the same: family, gateway, device, onlink; or a group's members and weights. */

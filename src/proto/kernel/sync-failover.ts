@@ -136,7 +136,9 @@ export class SyncFailover {
     this.c.nexthops.forwarding.forEachKeyed((o) => {
       if (o.fwd!.held === true) return;
       const primary = o.fwd!.degraded?.map((h) => h.obj) ?? o.members ?? [];
-      if (primary.length > 0 && primary.every((m) => gone.has(m)) && !o.fwd!.backup!.some((h) => gone.has(h.obj))) objs.push(o);
+      if (primary.length === 0 || !primary.every((m) => gone.has(m))) return;
+      o.fwd!.released = false; // its primary is held again: not one for the nets held on it unless it is held (below)
+      if (!o.fwd!.backup!.some((h) => gone.has(h.obj))) objs.push(o);
     });
     return objs.length === 0 ? 0 : this.switchAll(objs, 'next hops unusable', true);
   }
