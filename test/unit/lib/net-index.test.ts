@@ -77,6 +77,50 @@ describe('NetIndex', () => {
     expect(idx.warm4(one, len, 1, 1)).toBe(0);
   });
 
+  it.each([4, 6] as const)('finds nets walked in id order without hashing, and stays right when ids are freed and reused (IPv%s)', (family) => {
+    // Nets looked up in the order they were inserted hit the last id found or the one after it; removals, reuses
+    // (a freed id with another net), neighbours of another length and absent nets must still answer as a Map does.
+    const op = fc.record({ op: fc.constantFrom('insert' as const, 'remove' as const, 'find' as const, 'find' as const), step: fc.integer({ min: -2, max: 3 }), len: fc.constantFrom(24, 24, 25) });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 200 }), fc.array(op, { maxLength: 400 }), (n, ops) => {
+        const idx = new NetIndex(family, 16);
+        const model = new Map<string, number>();
+        const at = (w: number): [number, number, number, number] => (family === 4 ? [w << 8, 0, 0, 0] : [0x20010db8, w, 0, w << 8]);
+        const find = (w: number, len: number): number => {
+          const [w0, w1, w2, w3] = at(w);
+          return family === 4 ? idx.find4(w0, len) : idx.find6(w0, w1, w2, w3, len);
+        };
+        const insert = (w: number, len: number): number => {
+          const [w0, w1, w2, w3] = at(w);
+          return family === 4 ? idx.insert4(w0, len) : idx.insert6(w0, w1, w2, w3, len);
+        };
+        for (let w = 0; w < n; w++) model.set(`${w}/24`, insert(w, 24));
+        for (let w = 0; w < n; w++) expect(find(w, 24)).toBe(model.get(`${w}/24`));
+        let w = 0;
+        for (const { op, step, len } of ops) {
+          w = Math.max(0, w + step);
+          const k = `${w}/${len}`;
+          if (op === 'insert') {
+            const id = insert(w, len);
+            expect(idx.created).toBe(!model.has(k));
+            if (model.has(k)) expect(id).toBe(model.get(k));
+            model.set(k, id);
+          } else if (op === 'remove') {
+            const id = find(w, len);
+            expect(id).toBe(model.get(k) ?? -1);
+            if (id >= 0) idx.remove(id);
+            model.delete(k);
+          } else expect(find(w, len)).toBe(model.get(k) ?? -1);
+        }
+        for (const [k, id] of model) {
+          const [kw, klen] = k.split('/').map(Number) as [number, number];
+          expect(find(kw, klen)).toBe(id);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('grows its columns through onGrow before handing out an id beyond them', () => {
     const idx = new NetIndex(4, 16);
     const caps: number[] = [];
