@@ -30,6 +30,8 @@ const VIA2 = 2;
 const OTHER = 4;
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+/** count()'s counter names, by kind and deleted. */
+const KINDS = { route: ['route_new', 'route_del'], nexthop: ['nexthop_new', 'nexthop_del'] };
 
 /** A nexthop object as the FIB mirror keeps it, from the project's decoded message (src/netlink/nexthop-codec.ts). */
 function objectOf(x) {
@@ -270,7 +272,7 @@ class FibMirror {
   count(proto, at, what, deleted) {
     let c = this.changes.get(proto);
     if (!c) this.changes.set(proto, (c = { route_new: 0, route_del: 0, nexthop_new: 0, nexthop_del: 0 }));
-    c[`${what}_${deleted ? 'del' : 'new'}`]++;
+    c[KINDS[what][deleted ? 1 : 0]]++;
     this.lastChange.set(proto, at);
   }
 
