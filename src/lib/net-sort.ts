@@ -203,7 +203,16 @@ export class SpreadIds {
 
   /** Sorts what was pushed; at() then reads the order. */
   sort(): void {
-    this.packed = this.packed.subarray(0, this.n).sort();
+    this.packed = this.packed.subarray(0, this.n);
+    // Ids pushed in the order asked for already (a link's lost routes in address order, their ids handed
+    // out in that order by an ordered feed) cost one pass, not the native sort's n log n (50 ms at a million).
+    const p = this.packed;
+    for (let k = 1; k < p.length; k++) {
+      if (p[k]! < p[k - 1]!) {
+        p.sort();
+        return;
+      }
+    }
   }
 
   /** The id at position k of the order. */
