@@ -28,6 +28,7 @@ import type { KernelTarget } from './convert';
 import type { KernelRoutes } from './kernel-routes';
 import type { NexthopObjects } from './nexthop-objects';
 import type { NhObject } from './nh-object';
+import { grownTo } from '../../lib/net-list';
 import { MANY, type RouteStore } from './route-store';
 import type { SyncFailover } from './sync-failover';
 import { SCAN_REASONS } from './sync-metrics';
@@ -62,8 +63,8 @@ export function flushedWith(objects: Iterable<NhObject>, index: number): { gone:
  * again: the group is made whole first), or 'uncertain' when one of them has a change in flight (its
  * answer may predate the flush or follow it: a scan must look).
  */
-export function dropFlushed(store: RouteStore, routes: KernelRoutes, flushed: Flushed): number[] | 'uncertain' {
-  if (flushed.gone.size + flushed.shrunk.size === 0) return [];
+export function dropFlushed(store: RouteStore, routes: KernelRoutes, flushed: Flushed): Int32Array | 'uncertain' {
+  if (flushed.gone.size + flushed.shrunk.size === 0) return NONE;
   // A handful of interned routes are held by a million nets: each is asked once, up front (0: untouched, 1: gone,
   // 2: shrunk); a store none of whose routes is on a flushed object (the backup routes, nearly always) is not walked.
   const verdict = new Uint8Array(routes.end);
@@ -74,14 +75,16 @@ export function dropFlushed(store: RouteStore, routes: KernelRoutes, flushed: Fl
     verdict[rid] = v;
     if (v !== 0) any = true;
   });
-  if (!any) return [];
+  if (!any) return NONE;
   const on = (rid: number): number => verdict[rid]!;
   const dropGone = (id: number, rid: number): boolean => {
     if (on(rid) !== 1) return false;
     store.removeHave(id, routes.get(rid).priority);
     return true;
   };
-  const lost: number[] = [];
+  // Ids in a typed array (a million lost nets were a JS array grown by copies, and garbage right after).
+  let lost = new Int32Array(1024);
+  let n = 0;
   let uncertain = false;
   store.forEach((id) => {
     const h = store.have[id]!;
@@ -100,9 +103,20 @@ export function dropFlushed(store: RouteStore, routes: KernelRoutes, flushed: Fl
       store.setState(id, 'pending'); // not in the kernel now: counted so until it is back
       store.track(id);
     }
-    lost.push(id);
+    if (n === lost.length) lost = grownTo(lost, n * 2);
+    lost[n++] = id;
   });
-  return uncertain ? 'uncertain' : lost;
+  return uncertain ? 'uncertain' : lost.subarray(0, n);
+}
+
+const NONE = new Int32Array(0);
+
+/** The lost nets and those the kernel told us of ahead of the link (IPv6), in one list. */
+function withToldAhead(dropped: Int32Array, toldAhead: readonly number[]): Int32Array {
+  const all = new Int32Array(dropped.length + toldAhead.length);
+  all.set(dropped);
+  all.set(toldAhead, dropped.length);
+  return all;
 }
 
 /** What flushedWith found. */
@@ -161,8 +175,8 @@ export function flushKnowable(c: LinkFlushContext, index: number): boolean {
 export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, knowable: boolean, toldAhead: readonly number[] = []): void {
   if (flushed.gone.size + flushed.shrunk.size + toldAhead.length === 0) return;
   const dropped = knowable ? dropFlushed(c.primary.store, c.primary.routes, flushed) : 'uncertain';
-  const primary = dropped === 'uncertain' ? dropped : toldAhead.length === 0 ? dropped : [...dropped, ...toldAhead];
-  const backup = c.backup === undefined || primary === 'uncertain' ? [] : dropFlushed(c.backup.store, c.backup.routes, flushed);
+  const primary = dropped === 'uncertain' ? dropped : toldAhead.length === 0 ? dropped : withToldAhead(dropped, toldAhead);
+  const backup = c.backup === undefined || primary === 'uncertain' ? NONE : dropFlushed(c.backup.store, c.backup.routes, flushed);
   if (primary === 'uncertain' || backup === 'uncertain') {
     c.requestScan(SCAN_REASONS.link, 100);
     if (primary !== 'uncertain') c.primary.sender.queueLost(primary); // the scan follows: no parking
@@ -170,7 +184,7 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
   }
   // Where one store lost nothing and holds a route for as many nets as the other lost (the backup routes, when the
   // primary's link went), those nets keep their trie leaves in the kernel: the adds go in address order.
-  const keeps = (other: FlushedStore | undefined, otherLost: number[], lost: number[]): boolean => other !== undefined && otherLost.length === 0 && other.store.size >= lost.length;
+  const keeps = (other: FlushedStore | undefined, otherLost: Int32Array, lost: Int32Array): boolean => other !== undefined && otherLost.length === 0 && other.store.size >= lost.length;
   queueLost(c, c.primary, primary, keeps(c.backup, backup, primary));
   if (c.backup !== undefined) queueLost(c, c.backup, backup, keeps(c.primary, primary, backup));
   if (primary.length + backup.length > 0) c.log.info(`link ${index} went with ${flushed.gone.size} nexthop objects of ours (${flushed.shrunk.size} groups lost members): ${primary.length + backup.length} routes on them planned again`, { table: c.target.table });
@@ -185,14 +199,16 @@ export function takeFlush(c: LinkFlushContext, index: number, flushed: Flushed, 
  * it dirty then), or when a link comes back and its want can go in (linkBack); a periodic scan plans
  * it too. Without tracking they are planned now: refused, they fail and come back with their link.
  */
-function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>, leavesKept = false): void {
-  const now: number[] = [];
+function queueLost(c: LinkFlushContext, s: FlushedStore, ids: ArrayLike<number>, leavesKept = false): void {
+  const now = new Int32Array(ids.length);
+  let n = 0;
   const parked: number[] = [];
   const verdict = new Map<number, boolean>();
   // A million nets on a held object want a handful of routes, mostly the one before: no Map probe for those.
   let lastW = -1;
   let lastOk = false;
-  for (const id of ids) {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
     if (!s.store.nets.live(id)) continue;
     const w = s.store.want[id]!;
     let ok: boolean | undefined = w === lastW ? lastOk : verdict.get(w);
@@ -203,9 +219,10 @@ function queueLost(c: LinkFlushContext, s: FlushedStore, ids: Iterable<number>, 
     }
     lastW = w;
     lastOk = ok;
-    (ok || !c.tracking ? now : parked).push(id);
+    if (ok || !c.tracking) now[n++] = id;
+    else parked.push(id);
   }
-  s.sender.queueLost(now, leavesKept);
+  s.sender.queueLost(now.subarray(0, n), leavesKept);
   s.parked = parked;
 }
 

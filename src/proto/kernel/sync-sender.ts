@@ -208,10 +208,10 @@ export class SyncSender {
    * an alias on a leaf that is there, and in address order the walk down to it stays in cache (a quarter less
    * kernel time at a million, and less JS: docs/benchmarks.md, "Failover", R12).
    */
-  queueLost(ids: readonly number[], leavesKept = false): void {
+  queueLost(ids: ArrayLike<number>, leavesKept = false): void {
     if (ids.length === 0) return;
     const order = this.kernelOrder(ids.length, !leavesKept);
-    for (const id of ids) order.take(id);
+    for (let i = 0; i < ids.length; i++) order.take(ids[i]!);
     order.queue();
     this.kick();
   }
