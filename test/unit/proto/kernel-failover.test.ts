@@ -321,7 +321,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       await p.start();
       const sync = p.sync(4)!;
       await sync.settled();
-      const sent = sync.stats.sent;
+      const { sent, repairs } = sync.stats;
       const tellLink = kernel.setLink('veth0', false, { ipv6: true, linkLater: later });
       if (later) {
         await until(() => sync.stats.notifications >= 80);
@@ -335,6 +335,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       await sync.settled();
       expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 });
       expect(sync.stats.sent - sent).toBe(80);
+      expect(sync.stats.repairs - repairs).toBe(0);
       await p.shutdown();
       expect(objects(kernel)).toEqual([]);
     });
