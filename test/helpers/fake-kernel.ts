@@ -265,6 +265,9 @@ export class FakeKernel {
     return l;
   }
 
+  /** Nexthop changes sent and held (holdNexthops), not yet taken. */
+  nexthopsWaiting = 0;
+
   /** Holds every nexthop change sent from now (in flight, taken in order) until the returned function is called. */
   holdNexthops(): () => void {
     let release!: () => void;
@@ -544,7 +547,10 @@ export class FakeKernelIo implements KernelIo {
 
   async changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
-    if (this.nexthopsHeld !== undefined) await this.nexthopsHeld;
+    if (this.nexthopsHeld !== undefined) {
+      this.kernel.nexthopsWaiting++;
+      await this.nexthopsHeld.finally(() => this.kernel.nexthopsWaiting--);
+    }
     await new Promise((r) => setImmediate(r));
     this.kernel.takeLock();
     const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);

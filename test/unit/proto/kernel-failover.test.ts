@@ -371,8 +371,9 @@ describe('failover by forwarding objects (fake kernel)', () => {
       expect(log.filter((e) => /^source a withdrawn: 1 forwarding objects switched to their backup, 1 replaced in the kernel/.test(e.msg))).toHaveLength(1);
       release?.();
       if (held !== undefined) {
-        // The catch-up plans the nets while the switch's answer is still out (a loaded machine reads it late).
-        await tick(100);
+        // The catch-up plans the nets while the switch's answer is still out (a loaded machine reads it late):
+        // every net wants the backup's route. Its flush, queued then, runs before the answer released now.
+        await until(() => p.status().every((st) => st.route === 'via 198.51.100.2'));
         held();
       }
       await tick();
@@ -400,7 +401,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       const s = await shrunk();
       const release = s.kernel.holdNexthops();
       s.kernel.setLink('veth2', true);
-      await tick(50); // the member's add is out, unanswered; the group's replace waits for it
+      await until(() => s.kernel.nexthopsWaiting > 0); // the member's add is out, unanswered; the group's replace waits for it
       await withdrawn(s, release);
     });
   });
