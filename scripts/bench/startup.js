@@ -9,7 +9,8 @@
 //            and its exit;
 //   help     `krtsync --help`, spawn to exit;
 //   show     `krtsync show status` against the running daemon, spawn to exit;
-//   require  `node -e "require('dist/cli/main.js')"` spawn to exit (the CLI's modules alone).
+//   require  `node -e "require('dist/cli/main.js')"` spawn to exit (the CLI's modules alone);
+//   node     `node -e 0` spawn to exit (node's own start: the floor of every row above), once per run.
 // Each figure: median and min over the runs, in ms. Nothing in the root namespace is touched.
 'use strict';
 const { spawn } = require('node:child_process');
@@ -87,7 +88,9 @@ const fmt = (xs) => `${Math.round(median(xs))} (${Math.round(Math.min(...xs))})`
 
 (async () => {
   const rows = new Map(builds.map((b) => [b.label, { ready: [], cpu: [], show: [], help: [], require: [] }]));
+  const bare = [];
   for (let i = 0; i < RUNS; i++) {
+    bare.push(await timed(process.execPath, ['-e', '0']));
     // Alternate which build goes first, so neither always follows the other.
     for (const b of i % 2 ? [...builds].reverse() : builds) {
       const r = rows.get(b.label);
@@ -112,6 +115,7 @@ const fmt = (xs) => `${Math.round(median(xs))} (${Math.round(Math.min(...xs))})`
   ]) {
     console.log(`| ${name} | ${builds.map((b) => fmt(rows.get(b.label)[key])).join(' | ')} |`);
   }
+  console.log(`| \`node -e 0\` | ${fmt(bare)} |`);
   for (const b of builds) console.log(JSON.stringify({ tool: `krtsync ${b.label}`, scenario: 'startup', runs: RUNS, routes: ROUTES, ...Object.fromEntries(Object.entries(rows.get(b.label)).map(([k, v]) => [`${k}_ms`, Math.round(median(v))])), machine: machine() }));
   process.exit(0);
 })().catch((e) => {

@@ -15,7 +15,7 @@
  * one is opened again and the reload fails with nothing else changed), and
  * closed last on shutdown.
  */
-import type { MetricsConfig } from '../config/config';
+import type { ListenAddress, MetricsConfig } from '../config/config';
 import { DaemonCounts } from '../metrics/daemon-counts';
 import type { DaemonMetrics, MetricsView } from '../metrics/daemon-metrics';
 import type { MetricsServer } from '../metrics/metrics-server';
@@ -51,12 +51,14 @@ export class MetricsEndpoint {
     await old?.close();
     this.server = undefined;
     if (config) {
-      const server = await this.serverFor(config);
+      const { registry, Server } = await this.load();
+      const serverFor = (listen: ListenAddress): MetricsServer => new Server({ listen, scrape: () => registry.scrape(), onError: (m) => this.daemon.log.warn(m) });
+      const server = serverFor(config.listen);
       try {
         await server.start();
       } catch (e) {
         if (old) {
-          const back = await this.serverFor({ listen: old.listen });
+          const back = serverFor(old.listen);
           await back.start().then(
             () => (this.server = back),
             (e2: Error) => this.daemon.log.error(`metrics: the old listener ${cur} could not be opened again: ${e2.message}`),
@@ -65,7 +67,7 @@ export class MetricsEndpoint {
         throw e;
       }
       this.server = server;
-      this.registry!.startProcessMetrics();
+      registry.startProcessMetrics();
     }
     return next === undefined ? `metrics listener ${cur} closed` : `metrics listening on ${next}`;
   }
@@ -75,10 +77,11 @@ export class MetricsEndpoint {
     this.server = undefined;
   }
 
-  private async serverFor(config: MetricsConfig): Promise<MetricsServer> {
-    const [{ DaemonMetrics }, { MetricsServer }] = await Promise.all([import('../metrics/daemon-metrics'), import('../metrics/metrics-server')]);
-    const registry = (this.registry ??= new DaemonMetrics(viewOf(this.daemon), { version: this.version }, this.counts));
-    return new MetricsServer({ listen: config.listen, scrape: () => registry.scrape(), onError: (m) => this.daemon.log.warn(m) });
+  /** The registry (built on first use, over the counts kept since the start) and the listener's class. */
+  private async load(): Promise<{ registry: DaemonMetrics; Server: typeof MetricsServer }> {
+    const [{ DaemonMetrics }, { MetricsServer: Server }] = await Promise.all([import('../metrics/daemon-metrics'), import('../metrics/metrics-server')]);
+    this.registry ??= new DaemonMetrics(viewOf(this.daemon), { version: this.version }, this.counts);
+    return { registry: this.registry, Server };
   }
 }
 
