@@ -23,7 +23,7 @@ import { duration, table } from './format';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../../package.json') as { version: string };
 
-/** Bad usage shares the config's status: the input is wrong (src/daemon/validate.ts). */
+/** Bad usage shares the config's status: the input is wrong (src/daemon/exit-status.ts). */
 const EXIT_USAGE = EXIT_CONFIG;
 
 function fail(message: string, code = EXIT_FAIL): never {
