@@ -20,7 +20,8 @@
  * unread output passes outputHighWater, nothing more is read or answered
  * until the client reads; a handler streaming partial results waits for the
  * client at every chunk. A client that reads nothing for sendTimeoutMs while
- * output waits is disconnected ("stalled"), and a handler waiting on a
+ * output waits is disconnected ("stalled"; judged, too, on what it read by the
+ * deadline, not on when a late loop saw it), and a handler waiting on a
  * connection that is gone gets an error, so it unwinds and releases what it
  * holds (a `show routes` feeder). Counts of refusals and disconnects by
  * reason are kept in stats() for the status output and metrics.
@@ -193,6 +194,7 @@ export class ControlServer {
     let waiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
     let stallTimer: NodeJS.Timeout | undefined;
     let flushedAtArm = 0;
+    let stallArmed = 0;
 
     const disconnect = (reason: DisconnectReason, detail: string): void => {
       // Destroyed (by close(), an error, a stall) but its 'close' event not yet run: it is gone already.
@@ -210,16 +212,28 @@ export class ControlServer {
     };
     // Bytes the kernel has taken from us: progress means the client is reading.
     const flushed = (): number => sock.bytesWritten - sock.writableLength;
+    // Judged on what the client read by the deadline, not on when a late loop saw it (as the idle timer,
+    // below): the timer fires in the timers phase, before that turn's poll writes into the room the
+    // client made and counts those writes done. So the verdict waits one turn (setImmediate runs after
+    // the poll), and a 'drain' meanwhile (disarmStall) cancels it.
+    const disarmStall = (): void => {
+      stallArmed++;
+      if (stallTimer) clearTimeout(stallTimer);
+      stallTimer = undefined;
+    };
     const armStall = (): void => {
       if (stallTimer || gone) return;
       flushedAtArm = flushed();
-      stallTimer = setTimeout(() => {
+      const at = ++stallArmed;
+      const verdict = (): void => {
+        if (at !== stallArmed) return;
         stallTimer = undefined;
-        if (gone || sock.writableLength === 0) return;
+        if (gone || sock.destroyed || sock.writableLength === 0) return;
         if (flushed() > flushedAtArm) return armStall();
         disconnect('stalled', `read nothing for ${sendTimeoutMs} ms with ${sock.writableLength} bytes of answers waiting`);
         sock.destroy();
-      }, sendTimeoutMs);
+      };
+      stallTimer = setTimeout(() => setImmediate(verdict), sendTimeoutMs);
     };
     const write = (obj: unknown): boolean => {
       if (gone || !sock.writable) return false;
@@ -238,8 +252,7 @@ export class ControlServer {
     const room = (): Promise<void> => (gone ? Promise.reject(new ConnectionGoneError()) : new Promise((resolve, reject) => waiters.push({ resolve, reject })));
     sock.on('drain', () => {
       blocked = false;
-      if (stallTimer) clearTimeout(stallTimer);
-      stallTimer = undefined;
+      disarmStall();
       const w = waiters;
       waiters = [];
       w.forEach((x) => x.resolve());
@@ -349,7 +362,7 @@ export class ControlServer {
     sock.on('close', () => {
       gone = true;
       if (timer) clearTimeout(timer);
-      if (stallTimer) clearTimeout(stallTimer);
+      disarmStall();
       this.clients.delete(sock);
       // Nothing more is answered: drop what waits, and wake handlers waiting to write so they unwind.
       backlog = [];

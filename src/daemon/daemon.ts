@@ -31,6 +31,7 @@ import { ControlServer, type ControlContext, type ControlStats } from '../contro
 import { ApiProtocol } from '../proto/api/api';
 import { RateLimitedLog, type Logger } from '../proto/logger';
 import type { Protocol, ProtocolState } from '../proto/protocol';
+import type { ParsedRoutes } from '../proto/static/routes-file';
 import { StaticProtocol } from '../proto/static/static';
 import { StreamProtocol } from '../proto/stream/stream';
 import { TableSet } from '../proto/table-set';
@@ -56,6 +57,8 @@ export class Daemon implements DaemonCore {
   private queue: Promise<unknown> = Promise.resolve();
   private statusTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  /** Aborts the routes file reads of a reload's validation (stop()). */
+  private reloadReads: AbortController | undefined;
   readonly startedAt = new Date();
   ready = false;
   /** Metrics: counted from the start; served when the config has `metrics.listen` (metrics-wiring.ts). */
@@ -263,17 +266,25 @@ export class Daemon implements DaemonCore {
   }
 
   private async applyReload(): Promise<string[]> {
-    const next = withImplicitApi(await validateConfig(this.opts.configFile));
+    // A shutdown stops the reload's reads (stop(): a FIFO routes file may wait for its writer for ever).
+    const reading = (this.reloadReads = new AbortController());
+    const fifos = new Map<string, ParsedRoutes>();
+    let next: KrtConfig;
+    try {
+      next = withImplicitApi(await validateConfig(this.opts.configFile, { routesFiles: true, fifos, stop: reading.signal }));
+    } finally {
+      this.reloadReads = undefined;
+    }
     // A kernel table another daemon manages fails the reload before anything changes.
     this.takeLocks(next);
     try {
-      return await this.applyValidReload(next);
+      return await this.applyValidReload(next, fifos);
     } finally {
       this.releaseLocks(this.config); // what the config in force no longer manages (or, after a failure, never took over)
     }
   }
 
-  private async applyValidReload(next: KrtConfig): Promise<string[]> {
+  private async applyValidReload(next: KrtConfig, fifos: ReadonlyMap<string, ParsedRoutes>): Promise<string[]> {
     const cur = this.config!;
     const changes: string[] = [];
     if (JSON.stringify(next.control) !== JSON.stringify(cur.control)) {
@@ -336,12 +347,14 @@ export class Daemon implements DaemonCore {
       if (running) {
         running.config = p as never;
         if (running.type === 'static') {
+          running.proto.usePreread(fifos.get(p.name));
           await running.proto.reload(false);
           changes.push(`protocol ${p.name} reloaded (${running.proto.lastLoad?.routes ?? 0} routes, ${running.proto.lastLoad?.pruned ?? 0} withdrawn)`);
         }
         continue;
       }
       const built = this.build(p);
+      if (built.type === 'static') built.proto.usePreread(fifos.get(p.name));
       this.protocols.set(p.name, built);
       await this.startProtocol(built);
       changes.push(`protocol ${p.name} ${restart.has(p.name) ? 'restarted' : 'added'}`);
@@ -352,6 +365,8 @@ export class Daemon implements DaemonCore {
 
   /** SIGTERM/SIGINT: kernel protocols withdraw (unless persist), then sources, then the socket. Idempotent. */
   stop(reason: string): Promise<void> {
+    // A reload still reading its routes files (a FIFO's writer may never come) ends now, having changed nothing.
+    this.reloadReads?.abort();
     this.stopping ??= this.enqueue(async () => {
       this.log.info(`shutting down (${reason})`);
       this.opts.notifier.stopping(`shutting down: ${this.statusLine()}`);

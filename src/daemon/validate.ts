@@ -15,10 +15,12 @@
  * record is not a problem), start leaves it to its api protocol, which stops
  * the start the same way.
  */
+import { stat } from 'node:fs/promises';
 import { ConfigError, positionOf, readConfigFile, type KrtConfig } from '../config/config';
+import { KrtError } from '../lib/errors';
 import type { ConfigIssue } from '../config/yaml-reader';
 import { readStateFile, StateFileError } from '../proto/api/state-file';
-import { readRoutesFile, RoutesFileError } from '../proto/static/routes-file';
+import { parseRoutesFile, readRoutesFile, RoutesFileError, type ParsedRoutes } from '../proto/static/routes-file';
 import { streamOptionIssues } from '../proto/stream/options';
 import { kernelOptionIssues } from './kernel-wiring';
 
@@ -35,8 +37,21 @@ export function exitStatusOf(e: unknown): number {
   return CONFIG_CODES.has((e as { code?: unknown } | undefined)?.code) ? EXIT_CONFIG : EXIT_FAIL;
 }
 
+export interface ValidateOptions {
+  /** Read the routes files and api state files too (check, reload); start leaves them to their protocols. */
+  routesFiles: boolean;
+  /**
+   * A reload's: a FIFO routes file cannot be read twice (each read takes what one writer wrote), so it
+   * is read here whole, into columns (parseRoutesFile), and kept by protocol name for its protocol
+   * to announce (StaticProtocol.usePreread) instead of reading it again.
+   */
+  fifos?: Map<string, ParsedRoutes>;
+  /** Ends the routes files' reads at their next chunk (a shutdown during a reload): then KRT_ERR_STOPPED. */
+  stop?: AbortSignal;
+}
+
 /** Reads and checks everything; throws ConfigError with every problem found. */
-export async function validateConfig(file: string, opts: { routesFiles: boolean } = { routesFiles: true }): Promise<KrtConfig> {
+export async function validateConfig(file: string, opts: ValidateOptions = { routesFiles: true }): Promise<KrtConfig> {
   const { config, issues } = readConfigFile(file);
   let more = 0;
   if (config) {
@@ -44,17 +59,28 @@ export async function validateConfig(file: string, opts: { routesFiles: boolean 
     for (const p of config.protocols) {
       if (!opts.routesFiles || p.type !== 'static' || p.routesFile === undefined) continue;
       try {
-        await readRoutesFile(p.routesFile);
+        if (opts.fifos !== undefined && (await isFifo(p.routesFile))) opts.fifos.set(p.name, await parseRoutesFile(p.routesFile, opts.stop));
+        else await readRoutesFile(p.routesFile, undefined, undefined, opts.stop);
       } catch (e) {
         if (!(e instanceof RoutesFileError)) throw e;
         issues.push(...e.issues);
         more += e.total - e.issues.length;
       }
+      if (opts.stop?.aborted === true) throw new KrtError('KRT_ERR_STOPPED', `stopped while reading routes file ${p.routesFile}: krtsync is shutting down`);
     }
     if (opts.routesFiles) issues.push(...stateFileIssues(config));
   }
   if (issues.length || !config) throw new ConfigError(sortIssues(file, issues), more);
   return config;
+}
+
+/** A FIFO (what cannot be stat'ed is left to the read, which names the error). */
+async function isFifo(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 /** Each api state file: named by one protocol only, readable and intact. */

@@ -191,6 +191,17 @@ export class FakeKernel {
     return n;
   }
 
+  /**
+   * The kernel deletes the routes `test` picks on its own, telling of each as its own doing (port 0,
+   * as IPv6 does), and nothing else: a path whose cause the sync does not hear. `objects`: it deletes
+   * these nexthop objects too, silently.
+   */
+  kernelDeletes(test: (r: RouteMessage) => boolean, objects: readonly number[] = []): number {
+    for (const r of this.all()) if (test(r)) this.notify(r, true, 0, 0);
+    for (const id of objects) this.nexthops.objects.delete(id);
+    return this.silentDelete(test);
+  }
+
   /** Runs `changes` with every notification lost, then reports the overflow to every monitor. */
   overflow(changes: () => void = () => undefined): void {
     for (const io of this.ios) io.lose = true;
@@ -208,13 +219,18 @@ export class FakeKernel {
    * A link goes down (routes through it vanish silently) or comes back. `ipv6`: the routes on the
    * objects it flushes are told of, one delete each from the kernel itself (port 0), before the
    * link's notification (docs/failover.md, "IPv6"); `linkLater`: that notification is queued only
-   * when the returned function is called (a busy kernel that sends it after the monitor has read the
-   * deletes).
+   * when the returned function is called, or before the kernel takes any request (a busy kernel that
+   * sends it after the monitor has read the deletes, but under the same RTNL lock: whatever asks the
+   * kernel anything after them hears it first; takeLock).
    */
   setLink(name: string, up: boolean, opts: { ipv6?: boolean; linkLater?: boolean } = {}): () => void {
     const l = [...this.links.values()].find((x) => x.name === name);
     if (!l) throw new Error(`no link ${name}`);
+    let told = false;
     const tell = (): void => {
+      if (told) return;
+      told = true;
+      if (this.underLock === tell) this.underLock = undefined;
       for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
     };
     if (l.up === up) return () => undefined;
@@ -227,9 +243,17 @@ export class FakeKernel {
         this.silentDelete(onThem);
       });
     }
-    if (opts.linkLater) return tell;
+    if (opts.linkLater) return (this.underLock = tell);
     tell();
     return () => undefined;
+  }
+
+  /** What the kernel still sends under the RTNL lock it holds for a change of its own (setLink's linkLater). */
+  private underLock: (() => void) | undefined;
+
+  /** A request reaches the kernel: it takes the RTNL lock, so what the kernel sends under it is queued first. */
+  takeLock(): void {
+    this.underLock?.();
   }
 
   /** A new link appears. */
@@ -240,6 +264,9 @@ export class FakeKernel {
     for (const io of this.ios) io.queue({ kind: 'link', link: linkMessage(l), deleted: false });
     return l;
   }
+
+  /** Nexthop changes sent and held (holdNexthops), not yet taken. */
+  nexthopsWaiting = 0;
 
   /** Holds every nexthop change sent from now (in flight, taken in order) until the returned function is called. */
   holdNexthops(): () => void {
@@ -495,6 +522,7 @@ export class FakeKernelIo implements KernelIo {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
     const t = this.opts.target;
     const collect = new TableDumpCollector(t, includeForeign, sink);
+    this.kernel.takeLock();
     const res = this.kernel.dump(t.family, t.table, includeForeign ? undefined : t.protocol, collect, oif);
     await new Promise((r) => setImmediate(r));
     return collect.finish(res);
@@ -509,6 +537,7 @@ export class FakeKernelIo implements KernelIo {
 
   async dumpNexthops(): Promise<NexthopMessage[]> {
     await new Promise((r) => setImmediate(r));
+    this.kernel.takeLock();
     if (!this.kernel.nexthops.supported) throw new NetlinkRequestError(osConstants.errno.EOPNOTSUPP, undefined, 'dump nexthop objects');
     return [...this.kernel.nexthops.objects.values()];
   }
@@ -518,8 +547,12 @@ export class FakeKernelIo implements KernelIo {
 
   async changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void> {
     if (this.closed) throw new NetlinkSocketError(ECANCELED, 'fake kernel io closed');
-    if (this.nexthopsHeld !== undefined) await this.nexthopsHeld;
+    if (this.nexthopsHeld !== undefined) {
+      this.kernel.nexthopsWaiting++;
+      await this.nexthopsHeld.finally(() => this.kernel.nexthopsWaiting--);
+    }
     await new Promise((r) => setImmediate(r));
+    this.kernel.takeLock();
     const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);
     if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);
   }
@@ -541,6 +574,7 @@ export class FakeKernelIo implements KernelIo {
     this.unanswered += ops.length;
     return new Promise((resolve) => {
       setImmediate(() => {
+        this.kernel.takeLock();
         this.unanswered -= ops.length;
         const failed: RouteOpFailure[] = [];
         let ok = 0;

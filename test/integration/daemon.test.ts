@@ -69,12 +69,15 @@ protocols:
     routes_file: routes.txt
   - name: bgp
     type: stream
-    grace: 5s
+    grace: 1h
   - name: kernel1
     type: kernel
     kernel_table: main
 `,
     );
+    // The feed clients' routes stay after they disconnect (grace) until the SIGKILL restart, where nothing
+    // announces them again and they go: never at a moment of a timer's choosing (at 5 s, under load, the grace
+    // ended inside the reload test, between its before and after, or before the restart test took its baseline).
     // The ExaBGP capture's next hops (198.51.100.1, 2001:db8:1::1) must be neighbors here, not our own addresses.
     ns.ipBatch(['addr del 198.51.100.1/24 dev veth1', 'addr add 198.51.100.2/24 dev veth1', 'addr del 2001:db8:1::1/64 dev veth0', 'addr add 2001:db8:1::3/64 dev veth0 nodad']);
     // A foreign route on a prefix we also install, and one we don't: neither may ever change.

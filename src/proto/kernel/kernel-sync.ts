@@ -170,6 +170,8 @@ export class KernelSync implements ScanTarget {
       echoes: () => this.echoes,
       requestScan: (reason, delay) => this.requestScan(reason, delay),
       requestDeviceScan: (index) => this.requestDeviceScan(index),
+      rereadNexthops: (afterDump) => this.nh.reread(afterDump),
+      drainMonitor: () => this.io?.drainMonitor(),
     });
     this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;

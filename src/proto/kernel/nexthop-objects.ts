@@ -274,7 +274,7 @@ export class NexthopObjects {
       const k = seen.get(o.id);
       if (k === undefined) {
         if (o.state === 'live') {
-          o.state = 'new'; // flushed with its device, or deleted by someone: made again before its routes
+          Object.assign(o, { state: 'new', gone: true }); // flushed with its device, or deleted by someone: made again before its routes
           this.stats.repaired++;
         }
       } else if (keyOf(normalized(k, this.target.protocol)) !== keyOf(o.msg)) {
@@ -309,7 +309,7 @@ export class NexthopObjects {
     if (o === undefined) return false;
     if (deleted) {
       if (o.state !== 'live') return false;
-      o.state = 'new';
+      Object.assign(o, { state: 'new', gone: true });
       this.stats.repaired++;
       return true;
     }
@@ -453,6 +453,7 @@ export class NexthopObjects {
   /** The kernel holds `o` as our books say. */
   private madeLive(o: NhObject): true {
     o.state = 'live';
+    o.gone = false;
     o.stale = false;
     o.error = undefined;
     o.attempts = 0;

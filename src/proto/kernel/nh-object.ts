@@ -27,6 +27,12 @@ export interface NhObject {
   retryAt: number;
   /** NexthopObjects' change count when we last made or replaced it: a dump begun before says nothing of it. */
   changedAt?: number;
+  /**
+   * The kernel deleted it, with the routes on it, and the one who told us plans those routes (a link's
+   * flush, the scan a foreign delete asks for): a route delete the kernel then tells of on it is
+   * accounted for (sync-notices.ts). Until it is made again.
+   */
+  gone?: boolean;
 }
 
 /** A hop object with its weight in a group. */

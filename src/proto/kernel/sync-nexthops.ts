@@ -158,6 +158,7 @@ export class SyncNexthops {
     let flushed: Flushed | undefined;
     if (this.c.links.get(l.index)?.usable !== false && (deleted || !linkUsable(l))) {
       flushed = flushedWith(this.c.nexthops.list(), l.index);
+      for (const o of flushed.gone) o.gone = true; // the flush plans their routes (link-flush.ts)
       for (const o of this.c.nexthops.list()) if (o.msg.oif === l.index) this.users.objectGone(o.id); // flushed, with every route on it
       for (const o of flushed.gone) if (o.members !== undefined) this.users.objectGone(o.id);
       this.c.nexthops.linkGone(l.index);
@@ -170,16 +171,24 @@ export class SyncNexthops {
     this.c.connected.update(a.index, a.local ?? a.address, a.prefixLen, deleted);
   }
 
-  /** A scan re-reads the objects: ones the kernel lost are made again before their routes go back. */
-  async reread(): Promise<void> {
-    if (!this.c.nexthops.supported) return;
+  /**
+   * A scan re-reads the objects: ones the kernel lost are made again before their routes go back.
+   * `afterDump` runs once the dump is in, before it is judged. Returns whether objects of ours were
+   * missing or changed, undefined when the dump failed.
+   */
+  async reread(afterDump?: () => void): Promise<boolean | undefined> {
+    if (!this.c.nexthops.supported) return false;
     try {
       const since = this.c.nexthops.changeCount;
+      const before = this.c.nexthops.stats.repaired;
       const dumped = await this.c.io().dumpNexthops();
+      afterDump?.();
       this.c.nexthops.resync(dumped, false, since);
       this.view.reset(dumped);
+      return this.c.nexthops.stats.repaired !== before;
     } catch (err) {
       this.c.limited.write('warn', 'nexthop-dump', `nexthop objects dump failed: ${(err as Error).message}`, { table: this.c.target.table });
+      return undefined;
     }
   }
 

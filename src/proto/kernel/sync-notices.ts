@@ -38,6 +38,10 @@ export interface NoticesContext extends SyncCore {
   requestScan(reason: string, delayMs: number): void;
   /** A scan of the routes through a device that went down or away (device-scan.ts), soon. */
   requestDeviceScan(index: number): void;
+  /** Re-reads our nexthop objects, running `afterDump` once the dump is in (SyncNexthops.reread). */
+  rereadNexthops(afterDump: () => void): Promise<boolean | undefined>;
+  /** Reads what the monitor has queued now. */
+  drainMonitor(): void;
 }
 
 export class SyncNotices {
@@ -45,6 +49,8 @@ export class SyncNotices {
   private buffered: Array<[RouteMessage, boolean, boolean]> = [];
   /** Nets whose route the kernel deleted on its own with an object of ours, waiting for the link's notification (byKernel). */
   private ahead: number[] = [];
+  /** settleAhead runs (or is due). */
+  private settling = false;
   private readonly head = newRouteHead();
 
   /** Foreign routes heard while learning is held (holdLearning): handed over after, in order. */
@@ -158,18 +164,53 @@ export class SyncNotices {
       return;
     }
     // The kernel deleted it on its own with an object of ours: a link took the object (IPv6 tells of each
-    // route, before the link's notification; docs/failover.md, "IPv6"). An add now would name an object
-    // the kernel no longer has, and go again once it is made: the link's flush plans it (link-flush.ts).
-    // An object someone deleted was told of before its routes, and its scan plans them.
+    // route, before the link's notification on carrier loss, after it on an admin down; docs/failover.md,
+    // "IPv6"). An add now would name an object the kernel no longer has, and go again once it is made.
+    // An object our books know gone (a link's flush, a foreign delete told before its routes) is accounted
+    // for: the flush or the scan plans its nets. Otherwise the net waits for the link's flush (takeAhead),
+    // or for settleAhead to find that none is coming.
     if (deleted && byKernel && r.nhId !== undefined && this.c.routes.nexthops.inRange(r.nhId) && this.c.sender.idleOnWire(id)) {
       if (store.want[id] !== 0 && store.state(id) === 'installed') {
         store.setState(id, 'pending'); // not in the kernel now: counted so until it is back
         store.track(id);
       }
-      this.ahead.push(id);
+      if (this.c.routes.nexthops.get(r.nhId)?.gone !== true) this.park(id);
       return;
     }
     this.repair(id, deleted ? 'deleted' : 'changed');
+  }
+
+  private park(id: number): void {
+    this.ahead.push(id);
+    if (this.settling) return;
+    this.settling = true;
+    setImmediate(() => void this.settleAhead());
+  }
+
+  /**
+   * Routes the kernel deleted on its own (park) that no link's flush took by the end of the read that
+   * brought them. A dump of our objects is the barrier: the kernel answers it only once what it was
+   * doing when it deleted them is over (both run under the RTNL lock), that link's notification sent;
+   * the monitor is read as soon as the dump is in, so a flush that was coming has taken its nets by
+   * then. What is left no flush accounts for (an ECMP group emptied by a link our books had counted it
+   * out of already, a path of the kernel's we do not know): repaired now, onto objects re-read from
+   * that dump (one gone is made again first), instead of at the periodic scan. Objects of ours found
+   * missing or changed (the routes of the other family on them went silently) ask for a scan.
+   */
+  private async settleAhead(): Promise<void> {
+    try {
+      while (this.ahead.length > 0 && !PHASE.closing(this.c.sm.state)) {
+        const found = await this.c.rereadNexthops(() => this.c.drainMonitor());
+        const left = this.takeAhead();
+        if (PHASE.closing(this.c.sm.state)) return;
+        if (found !== false) this.c.requestScan(SCAN_REASONS.nexthop, 0);
+        if (left.length === 0) continue;
+        this.c.limited.write('info', 'kernel-deletes', `${left.length} routes of ours deleted by the kernel with no link of ours going down; putting them back`, { table: this.c.target.table });
+        for (const id of left) if (this.c.store.nets.live(id)) this.repair(id, 'deleted');
+      }
+    } finally {
+      this.settling = false;
+    }
   }
 
   /** Someone else changed or deleted a route of ours (or added one with our number): put ours back, rate-bounded. */

@@ -38,7 +38,7 @@ export interface SyncScanContext extends SyncCore {
   echoes(): EchoMatcher | undefined;
   settled(): Promise<void>;
   /** Rereads our nexthop objects (sync-nexthops.ts). */
-  rereadNexthops(): Promise<void>;
+  rereadNexthops(): Promise<unknown>;
   /** Buffered notifications go to the store now (sync-notices.ts). */
   drainBuffered(): void;
   kickAll(): void;

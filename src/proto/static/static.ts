@@ -23,7 +23,7 @@ import { RouteSource, type RouteAttrs } from '../../route';
 import type { Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
-import { parseRoutesFile, readRoutesFile } from './routes-file';
+import { parseRoutesFile, readRoutesFile, type ParsedRoutes } from './routes-file';
 
 export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   readonly source: RouteSource;
@@ -31,6 +31,8 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
   private loads = Promise.resolve();
   /** Aborted by shutdown(): a load in progress stops at its next chunk. */
   private stop = new AbortController();
+  /** The routes file as the reload's validation read it (a FIFO: usePreread), for the next load. */
+  private preread: ParsedRoutes | undefined;
   lastLoad: { routes: number; pruned: number; at: Date } | undefined;
   /** Settles once the start's input is known good (see `checked`). */
   private check: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
@@ -107,6 +109,15 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
     return this.config.routesFile !== undefined;
   }
 
+  /**
+   * The next load (the reload's, or the start of a protocol a reload adds or restarts) announces
+   * `parsed`, the routes file as read whole by the reload's validation, instead of reading it: a
+   * FIFO gives each read what one writer wrote, so it is read once (daemon/validate.ts).
+   */
+  usePreread(parsed: ParsedRoutes | undefined): void {
+    this.preread = parsed;
+  }
+
   /** Same source (preference and name unchanged): reload in place. Otherwise the daemon restarts us. */
   reconfigure(next: StaticProtocolConfig): boolean {
     if (next.preference !== this.config.preference || next.name !== this.config.name) return false;
@@ -140,12 +151,15 @@ export class StaticProtocol implements Protocol<StaticProtocolConfig> {
       if (stop.aborted) this.log.info(`load stopped by the shutdown${routesFile ? ` (routes file ${routesFile})` : ''}`, { protocol: this.name });
       return stop.aborted;
     };
-    if (routesFile !== undefined && validateFirst) await readRoutesFile(routesFile, undefined, undefined, stop);
+    const preread = routesFile !== undefined ? this.preread : undefined;
+    this.preread = undefined;
+    if (routesFile !== undefined && validateFirst && preread === undefined) await readRoutesFile(routesFile, undefined, undefined, stop);
     if (stopped()) return;
     const t0 = Date.now();
     // At start the file is read whole first (one read, into columns): known good before its first
-    // route is announced, sized, and announced in the kernel's trie-spread order.
-    const parsed = starting && routesFile !== undefined ? await parseRoutesFile(routesFile, stop) : undefined;
+    // route is announced, sized, and announced in the kernel's trie-spread order. So is a FIFO the
+    // reload's validation read (usePreread).
+    const parsed = preread ?? (starting && routesFile !== undefined ? await parseRoutesFile(routesFile, stop) : undefined);
     if (stopped()) return;
     const readIn = Date.now() - t0;
     if (parsed !== undefined) {

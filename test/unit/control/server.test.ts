@@ -1,4 +1,5 @@
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -63,6 +64,27 @@ const echo: ControlHandler = async (req, ctx) => {
   }
 };
 const closedFeeds: string[][] = [];
+
+/** A reader in its own process (argv: socket path, mark file): see the late-loop stall test. */
+const READER = `
+const net = require('node:net');
+const fs = require('node:fs');
+const [path, mark] = process.argv.slice(1);
+const s = net.connect(path, () => s.write('{"id":1,"command":"stream","args":{"n":200}}\\n'));
+s.pause();
+let n = 0;
+let tail = '';
+process.stdin.once('data', () => {
+  s.on('data', (c) => {
+    n += c.length;
+    fs.writeFileSync(mark, String(n));
+    tail = (tail + c.toString('latin1')).slice(-200);
+    if (tail.includes('"result":"all sent"')) process.exit(0);
+  });
+  s.resume();
+});
+s.on('close', () => process.exit(3));
+`;
 
 describe('control protocol', () => {
   it('validates requests and says what is wrong', () => {
@@ -434,6 +456,33 @@ describe('control server: clients that do not read', () => {
       await slow.close();
     }
   }, 30_000);
+
+  it("does not call a client stalled that read in time, when the daemon's loop was too busy to see it", async () => {
+    const latePath = socketPath();
+    const lateDisconnects: string[] = [];
+    const late = new ControlServer({ path: latePath, sendTimeoutMs: 300, outputHighWater: 256 * 1024, onDisconnect: (_id, reason) => lateDisconnects.push(reason) }, handler);
+    await late.listen();
+    const mark = join(dirname(latePath), 'read');
+    writeFileSync(mark, '0');
+    // The client is another process, so that it reads while this loop is blocked: it asks for 6 MiB, reads
+    // nothing until told on stdin, then reads all of it, noting in `mark` how much it has.
+    const client = spawn(process.execPath, ['-e', READER, latePath, mark], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const exited = new Promise<number | null>((r) => client.on('exit', (code) => r(code)));
+    try {
+      // The answers wait for the client: the send timer runs from (about) now.
+      while (late.stats().unreadBytes === 0) await new Promise((r) => setImmediate(r));
+      const armed = Date.now();
+      client.stdin!.write('go\n');
+      // The loop blocked past the send timeout, while the client read: the timer then fires in the turn
+      // that would write into the room it made, and before it.
+      while (Date.now() - armed < 400 || Number(readFileSync(mark, 'utf8')) === 0) if (Date.now() - armed > 20_000) throw new Error('the reader never read');
+      expect(await exited).toBe(0); // it read the whole answer
+      expect(lateDisconnects).toEqual([]);
+    } finally {
+      client.kill();
+      await late.close();
+    }
+  });
 
   it('a stream client that never reads its feedback is paused, then disconnected', async () => {
     const c = await deafClient(path);

@@ -321,7 +321,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       await p.start();
       const sync = p.sync(4)!;
       await sync.settled();
-      const sent = sync.stats.sent;
+      const { sent, repairs } = sync.stats;
       const tellLink = kernel.setLink('veth0', false, { ipv6: true, linkLater: later });
       if (later) {
         await until(() => sync.stats.notifications >= 80);
@@ -335,6 +335,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       await sync.settled();
       expect(p.counts()).toMatchObject({ installed: 80, failed: 0, pending: 0 });
       expect(sync.stats.sent - sent).toBe(80);
+      expect(sync.stats.repairs - repairs).toBe(0);
       await p.shutdown();
       expect(objects(kernel)).toEqual([]);
     });
@@ -370,8 +371,9 @@ describe('failover by forwarding objects (fake kernel)', () => {
       expect(log.filter((e) => /^source a withdrawn: 1 forwarding objects switched to their backup, 1 replaced in the kernel/.test(e.msg))).toHaveLength(1);
       release?.();
       if (held !== undefined) {
-        // The catch-up plans the nets while the switch's answer is still out (a loaded machine reads it late).
-        await tick(100);
+        // The catch-up plans the nets while the switch's answer is still out (a loaded machine reads it late):
+        // every net wants the backup's route. Its flush, queued then, runs before the answer released now.
+        await until(() => p.status().every((st) => st.route === 'via 198.51.100.2'));
         held();
       }
       await tick();
@@ -399,7 +401,7 @@ describe('failover by forwarding objects (fake kernel)', () => {
       const s = await shrunk();
       const release = s.kernel.holdNexthops();
       s.kernel.setLink('veth2', true);
-      await tick(50); // the member's add is out, unanswered; the group's replace waits for it
+      await until(() => s.kernel.nexthopsWaiting > 0); // the member's add is out, unanswered; the group's replace waits for it
       await withdrawn(s, release);
     });
   });

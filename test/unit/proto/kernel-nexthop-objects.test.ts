@@ -188,6 +188,29 @@ describe('routes on nexthop objects (fake kernel)', () => {
     await p.shutdown();
   });
 
+  it.each([
+    ['the object kept', false],
+    ['the object gone too', true],
+  ])('routes the kernel deletes on its own with no link going down (%s) are put back at once, not at the periodic scan', async (_, objectToo) => {
+    const { kernel, table, src, p } = setup({ scanIntervalMs: 60_000 });
+    const nets = ['10.9.0.0/24', '10.9.1.0/24', '10.9.2.0/24'];
+    announce(table, src, [...nets.map((n) => `${n} via 192.0.2.2`), '10.9.9.0/24 via 198.51.100.2']);
+    await p.start();
+    const sync = p.sync(4)!;
+    const { repairs, sent, scans } = sync.stats;
+    const id = route(kernel, '10.9.0.0/24')!.nhId!;
+    expect(kernel.kernelDeletes((r) => r.nhId === id, objectToo ? [id] : [])).toBe(3);
+    await until(() => ourRoutes(kernel).length === 4 && p.counts().installed === 4, 3000);
+    await sync.settled();
+    expect(route(kernel, '10.9.2.0/24')!.nhId).toBe(id);
+    expect(sync.stats.repairs - repairs).toBe(3);
+    expect(sync.stats.sent - sent).toBe(3); // one add each: never one naming an object the kernel no longer had
+    // A scan only when the objects' re-read found one of ours missing (the other family's routes on it went silently).
+    await tick(300);
+    expect(sync.stats.scans - scans).toBe(objectToo ? 1 : 0);
+    await p.shutdown();
+  });
+
   it('never deletes an object a foreign route uses', async () => {
     const { kernel, table, src, p } = setup();
     announce(table, src, ['10.10.0.0/24 via 192.0.2.2']);
