@@ -47,7 +47,8 @@ if (fs.existsSync(root)) {
     const text = fs.readFileSync(file, 'utf8');
     const deps = [];
     graph.set(file, deps);
-    const re = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g;
+    // Static imports, require(), and import(): a module loaded lazily is still a dependency.
+    const re = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|(?:require|import)\(\s*['"]([^'"]+)['"]\s*\)/g;
     let m;
     while ((m = re.exec(text))) {
       const spec = m[1] || m[2];

@@ -14,20 +14,16 @@
 import { createInterface } from 'node:readline';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError, DEFAULT_SOCKET, type KrtConfig } from '../config/config';
+import { DEFAULT_SOCKET } from '../config/defaults';
 import { ControlClient } from '../control/client';
-import { KrtError } from '../lib/errors';
-import { Daemon } from '../daemon/daemon';
-import { createLogger } from '../daemon/logging';
-import { tuneHeap, tuneMalloc } from '../daemon/heap';
-import { SystemdNotifier } from '../daemon/systemd';
-import { EXIT_CONFIG, EXIT_FAIL, exitStatusOf, validateConfig } from '../daemon/validate';
+import { EXIT_CONFIG, EXIT_FAIL, exitStatusOf } from '../daemon/exit-status';
+import type { RunArgs } from '../daemon/run';
 import { duration, table } from './format';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../../package.json') as { version: string };
 
-/** Bad usage shares the config's status: the input is wrong (src/daemon/validate.ts). */
+/** Bad usage shares the config's status: the input is wrong (src/daemon/exit-status.ts). */
 const EXIT_USAGE = EXIT_CONFIG;
 
 function fail(message: string, code = EXIT_FAIL): never {
@@ -85,68 +81,17 @@ function print(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
 }
 
-async function run(args: { config: string; 'log-level'?: string; 'log-output': string; netns?: string }): Promise<void> {
-  let config: KrtConfig | undefined;
-  let invalid: unknown;
-  try {
-    config = await validateConfig(args.config, { routesFiles: false });
-  } catch (e) {
-    invalid = e;
-  }
-  const log = createLogger({ level: (args['log-level'] ?? config?.logLevel ?? 'info') as 'info', output: args['log-output'] as 'auto' });
-  if (!config) {
-    // Logged, not just printed: under systemd the journal keeps it at error priority.
-    log.error(`cannot start: ${invalid instanceof ConfigError ? `invalid config:\n${invalid.message}` : (invalid as Error).message}`);
-    log.on('finish', () => process.exit(exitStatusOf(invalid))).end();
-    return;
-  }
-  tuneHeap();
-  tuneMalloc();
-  const notifier = new SystemdNotifier(process.env, (m) => log.warn(m));
-  const daemon = new Daemon({ configFile: args.config, log, notifier, ...(args.netns !== undefined ? { netns: args.netns } : {}) });
-  let exiting = false;
-  const stop = (signal: string): void => {
-    if (exiting) return;
-    exiting = true;
-    daemon.stop(signal).then(
-      () => log.on('finish', () => process.exit(0)).end(),
-      (e: Error) => {
-        log.error(`shutdown failed: ${e.message}`);
-        process.exit(EXIT_FAIL);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  // Failures are logged by the daemon; the running config stays.
-  process.on('SIGHUP', () => void daemon.reload().catch(() => undefined));
-  process.on('uncaughtException', (e) => {
-    log.error(`internal error: ${e.stack ?? e.message}`);
-    process.exit(EXIT_FAIL);
-  });
-  try {
-    await daemon.start(config);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    // A bare EPERM from the kernel means the capability; our own errors already say what to change.
-    const denied = !(e instanceof KrtError) && (err.code === 'EPERM' || err.code === 'EACCES' || /\bEPERM\b/.test(err.message));
-    const msg = denied ? `${err.message}: krtsync needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN)` : err.message;
-    log.error(`cannot start: ${msg}`);
-    // Whatever started is stopped again (kernel protocols withdraw what they installed).
-    await daemon.stop('start failed').catch(() => undefined);
-    log.on('finish', () => process.exit(exitStatusOf(e))).end();
-  }
+/** The daemon's modules load here, for `run` and `check` only: a client command needs none of them. */
+async function run(args: RunArgs): Promise<void> {
+  const { runDaemon } = await import('../daemon/run');
+  await runDaemon(args);
 }
 
 async function check(args: { config: string }): Promise<void> {
-  try {
-    const c = await validateConfig(args.config);
-    const routes = c.protocols.reduce((n, p) => n + (p.type === 'static' ? p.routes.length : 0), 0);
-    process.stdout.write(`${args.config}: OK (${c.protocols.length} protocols, ${c.tables.length} tables, ${routes} inline routes)\n`);
-  } catch (e) {
-    const n = e instanceof ConfigError ? e.issues.length + e.more : 0;
-    fail(`${(e as Error).message}${n > 1 ? `\n${n} problems` : ''}`, exitStatusOf(e));
-  }
+  const { checkConfig } = await import('../daemon/run');
+  const r = await checkConfig(args.config);
+  if (!r.ok) fail(r.message, r.status);
+  process.stdout.write(`${r.summary}\n`);
 }
 
 interface StatusJson {

@@ -32,6 +32,7 @@ import type { RouteAttrs } from '../route';
 import { parseRouteLine, RouteSyntaxError } from './route-syntax';
 import { readNexthopTracking, type NexthopTrackingConfig } from './nexthop-config';
 import { readStreamSettings, STREAM_KEYS as STREAM_SETTINGS, type StreamSettings } from './stream-config';
+import { DEFAULT_SOCKET } from './defaults';
 import { formatIssue, YamlReader, type ConfigIssue, type ConfigPosition } from './yaml-reader';
 import { isScalar, type Node as YamlNode } from 'yaml';
 
@@ -156,7 +157,6 @@ export function positionOf(c: KrtConfig, path: string): ConfigPosition {
   return { line: 1, column: 1 };
 }
 
-export const DEFAULT_SOCKET = '/run/krtsync/krtsync.sock';
 const DEFAULT_TABLES: Array<Omit<TableConfig, 'journalLimit'>> = [
   { name: 'master4', family: 4 },
   { name: 'master6', family: 6 },

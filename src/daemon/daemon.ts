@@ -151,7 +151,7 @@ export class Daemon implements DaemonCore {
     }
     if (this.stopping) return;
     this.ready = true;
-    this.metrics.metrics.ready((Date.now() - t0) / 1000);
+    this.metrics.counts.ready((Date.now() - t0) / 1000);
     const status = this.statusLine();
     this.opts.notifier.ready(status);
     this.opts.notifier.startWatchdog();
@@ -253,10 +253,10 @@ export class Daemon implements DaemonCore {
       this.opts.notifier.reloading();
       try {
         const changes = await this.applyReload();
-        this.metrics.metrics.reloaded(true);
+        this.metrics.counts.reloaded(true);
         return changes;
       } catch (e) {
-        this.metrics.metrics.reloaded(false);
+        this.metrics.counts.reloaded(false);
         this.log.error(`reload failed, the running config stays: ${(e as Error).message}`);
         throw e;
       } finally {
@@ -318,7 +318,7 @@ export class Daemon implements DaemonCore {
         !(running.proto as Protocol<ProtocolConfig>).reconfigure(want);
       if (!mustRestart) continue;
       await running.proto.shutdown();
-      if (running.type === 'kernel') this.metrics.metrics.forgetKernel(name);
+      if (running.type === 'kernel') this.metrics.counts.forgetKernel(name);
       this.protocols.delete(name);
       if (want) restart.add(name);
       else changes.push(`protocol ${name} removed`);
@@ -399,10 +399,10 @@ export class Daemon implements DaemonCore {
     const command = CONTROL_COMMANDS.includes(req.command) ? req.command : 'unknown';
     try {
       const result = await handleControlRequest(this, req, ctx);
-      this.metrics.metrics.controlRequest(command, 'ok');
+      this.metrics.counts.controlRequest(command, 'ok');
       return result;
     } catch (e) {
-      this.metrics.metrics.controlRequest(command, e instanceof KrtError ? e.code : 'KRT_ERR_INTERNAL');
+      this.metrics.counts.controlRequest(command, e instanceof KrtError ? e.code : 'KRT_ERR_INTERNAL');
       throw e;
     }
   }

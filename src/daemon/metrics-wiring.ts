@@ -2,31 +2,36 @@
  * The daemon's side of metrics: what a scrape reads (a MetricsView over the
  * daemon's tables, protocols and control socket) and the listener's life.
  *
- * The counters exist from the start whether or not a listener is configured
- * (they cost a few increments per batch), so a reload that turns metrics on
- * shows everything since the start. The listener follows the config: started
- * before any protocol (a long first sync can be watched: krtsync_ready 0,
- * routes pending), moved by a reload that changes `metrics.listen` (the old
- * one is closed first, since the new one may want the same port; if the new
- * one cannot listen, the old one is opened again and the reload fails with
- * nothing else changed), and closed last on shutdown.
+ * The events are counted from the start whether or not a listener is
+ * configured (DaemonCounts: plain numbers, a few increments per batch), so a
+ * reload that turns metrics on shows everything since the start. The
+ * registry (prom-client, with @opentelemetry/api: about 90 modules) and the
+ * HTTP server are loaded and built with the first listener, never without
+ * one: a daemon without `metrics:` does not load them (docs/benchmarks.md,
+ * Round 16b). The listener follows the config: started before any protocol (a
+ * long first sync can be watched: krtsync_ready 0, routes pending), moved by
+ * a reload that changes `metrics.listen` (the old one is closed first, since
+ * the new one may want the same port; if the new one cannot listen, the old
+ * one is opened again and the reload fails with nothing else changed), and
+ * closed last on shutdown.
  */
-import type { MetricsConfig } from '../config/config';
-import { DaemonMetrics, type MetricsView } from '../metrics/daemon-metrics';
-import { MetricsServer } from '../metrics/metrics-server';
+import type { ListenAddress, MetricsConfig } from '../config/config';
+import { DaemonCounts } from '../metrics/daemon-counts';
+import type { DaemonMetrics, MetricsView } from '../metrics/daemon-metrics';
+import type { MetricsServer } from '../metrics/metrics-server';
 import type { KernelMetricsFactory } from './kernel-wiring';
 import type { DaemonCore } from './daemon-core';
 
 export class MetricsEndpoint {
-  readonly metrics: DaemonMetrics;
+  readonly counts = new DaemonCounts();
+  /** The registry, once a listener was configured (it stays: process metrics run from then on). */
+  private registry: DaemonMetrics | undefined;
   private server: MetricsServer | undefined;
 
   constructor(
     private readonly daemon: DaemonCore,
-    version: string,
-  ) {
-    this.metrics = new DaemonMetrics(viewOf(daemon), { version });
-  }
+    private readonly version: string,
+  ) {}
 
   /** The listener's port, when one listens. */
   get port(): number | undefined {
@@ -34,7 +39,7 @@ export class MetricsEndpoint {
   }
 
   kernelMetrics(protocol: string): KernelMetricsFactory {
-    return (family, kernelTable) => this.metrics.kernelSink(protocol, kernelTable, family);
+    return (family, kernelTable) => this.counts.kernelSink(protocol, kernelTable, family);
   }
 
   /** Listens as `config` says (nothing when undefined); returns what changed, for the reload's log line. */
@@ -46,12 +51,14 @@ export class MetricsEndpoint {
     await old?.close();
     this.server = undefined;
     if (config) {
-      const server = this.serverFor(config);
+      const { registry, Server } = await this.load();
+      const serverFor = (listen: ListenAddress): MetricsServer => new Server({ listen, scrape: () => registry.scrape(), onError: (m) => this.daemon.log.warn(m) });
+      const server = serverFor(config.listen);
       try {
         await server.start();
       } catch (e) {
         if (old) {
-          const back = this.serverFor({ listen: old.listen });
+          const back = serverFor(old.listen);
           await back.start().then(
             () => (this.server = back),
             (e2: Error) => this.daemon.log.error(`metrics: the old listener ${cur} could not be opened again: ${e2.message}`),
@@ -60,7 +67,7 @@ export class MetricsEndpoint {
         throw e;
       }
       this.server = server;
-      this.metrics.startProcessMetrics();
+      registry.startProcessMetrics();
     }
     return next === undefined ? `metrics listener ${cur} closed` : `metrics listening on ${next}`;
   }
@@ -70,8 +77,11 @@ export class MetricsEndpoint {
     this.server = undefined;
   }
 
-  private serverFor(config: MetricsConfig): MetricsServer {
-    return new MetricsServer({ listen: config.listen, scrape: () => this.metrics.scrape(), onError: (m) => this.daemon.log.warn(m) });
+  /** The registry (built on first use, over the counts kept since the start) and the listener's class. */
+  private async load(): Promise<{ registry: DaemonMetrics; Server: typeof MetricsServer }> {
+    const [{ DaemonMetrics }, { MetricsServer: Server }] = await Promise.all([import('../metrics/daemon-metrics'), import('../metrics/metrics-server')]);
+    this.registry ??= new DaemonMetrics(viewOf(this.daemon), { version: this.version }, this.counts);
+    return { registry: this.registry, Server };
   }
 }
 

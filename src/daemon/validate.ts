@@ -24,18 +24,7 @@ import { parseRoutesFile, readRoutesFile, RoutesFileError, type ParsedRoutes } f
 import { streamOptionIssues } from '../proto/stream/options';
 import { kernelOptionIssues } from './kernel-wiring';
 
-export const EXIT_OK = 0;
-/** The daemon failed or refused (a client's request, a missing capability, the kernel). */
-export const EXIT_FAIL = 1;
-/** Bad usage or a bad config: fixing the input is the remedy, retrying is not. */
-export const EXIT_CONFIG = 2;
-
-/** Error codes that mean "the config (or a routes file) is wrong", whoever reports them (the daemon answers reload with them). */
-const CONFIG_CODES: ReadonlySet<unknown> = new Set(['KRT_ERR_CONFIG', 'KRT_ERR_ROUTES_FILE']);
-
-export function exitStatusOf(e: unknown): number {
-  return CONFIG_CODES.has((e as { code?: unknown } | undefined)?.code) ? EXIT_CONFIG : EXIT_FAIL;
-}
+export { EXIT_CONFIG, EXIT_FAIL, EXIT_OK, exitStatusOf } from './exit-status';
 
 export interface ValidateOptions {
   /** Read the routes files and api state files too (check, reload); start leaves them to their protocols. */

@@ -10,34 +10,16 @@
  * them to prom-client's registry at scrape time through get(), in the shape
  * prom-client's Histogram.get() has; the registry writes the text format.
  * Buckets are upper bounds, ascending, as for Histogram.
+ *
+ * The series are its own (series(), forget()), or, with `source`, counted
+ * elsewhere before prom-client was ever loaded (kernel-metrics.ts: a daemon
+ * counts from its start, and builds the registry only for a listener); a
+ * source's series must use this histogram's buckets.
  */
 import { Histogram, type HistogramConfiguration, type MetricType, type LabelValues, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import { BulkSeries } from './bulk-series';
 
-/** The samples of one label set. */
-export class BulkSeries {
-  /** Per bucket (and one past the last bound: +Inf only), samples not above its bound and above the one before. */
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-
-  constructor(
-    private readonly bounds: readonly number[],
-    readonly labels: Readonly<Record<string, string | number>>,
-  ) {
-    this.counts = new Float64Array(bounds.length + 1);
-  }
-
-  /** Adds `n` samples of `value` (seconds, bytes: the histogram's unit). */
-  observe(value: number, n = 1): void {
-    if (!(n > 0) || !Number.isFinite(value)) return;
-    const b = this.bounds;
-    let i = 0;
-    while (i < b.length && value > b[i]!) i++;
-    this.counts[i]! += n;
-    this.sum += value * n;
-    this.count += n;
-  }
-}
+export { BulkSeries };
 
 export class BulkHistogram<T extends string> extends Histogram<T> {
   private readonly metricName: string;
@@ -45,9 +27,12 @@ export class BulkHistogram<T extends string> extends Histogram<T> {
   private readonly bounds: readonly number[];
   private readonly names: readonly T[];
   private readonly bulk = new Map<string, BulkSeries>();
+  private readonly source: (() => Iterable<BulkSeries>) | undefined;
 
-  constructor(config: HistogramConfiguration<T> & { buckets: number[] }) {
-    super(config);
+  constructor(config: HistogramConfiguration<T> & { buckets: number[]; source?: () => Iterable<BulkSeries> }) {
+    const { source, ...histogram } = config;
+    super(histogram);
+    this.source = source;
     this.metricName = config.name;
     this.metricHelp = config.help;
     this.bounds = [...config.buckets].sort((a, b) => a - b);
@@ -87,7 +72,7 @@ export class BulkHistogram<T extends string> extends Histogram<T> {
   override async get(): Promise<MetricObjectWithValues<MetricValueWithName<T>>> {
     const values: MetricValueWithName<T>[] = [];
     const bucketName = `${this.metricName}_bucket`;
-    for (const s of this.bulk.values()) {
+    for (const s of this.source?.() ?? this.bulk.values()) {
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i]!;

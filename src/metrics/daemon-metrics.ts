@@ -3,9 +3,12 @@
  * them with their meaning and labels).
  *
  * Two kinds, and why a scrape never walks a table:
- *  - events are counted as they happen: kernel operations, repairs,
+ *  - events are counted as they happen, in plain numbers kept from the
+ *    daemon's start (daemon-counts.ts): kernel operations, repairs,
  *    overflows, resyncs, scans (kernel-metrics.ts, fed by the kernel sync per
- *    batch), control requests, reloads;
+ *    batch), control requests, reloads; read here at scrape time. This
+ *    module (and prom-client with it) is loaded only when a listener is
+ *    configured (daemon/metrics-wiring.ts);
  *  - levels are read at scrape time from what the daemon keeps anyway, each
  *    an O(1) read or a walk over a handful of objects: a table's route count
  *    per source, a kernel sync's tally of routes per state
@@ -17,16 +20,18 @@
  * under their standard names (process_*, nodejs_*), so the usual dashboards
  * work; they are started with the HTTP listener, not before.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { ControlStats, DisconnectReason } from '../control/server';
 import type { Family } from '../lib/addr';
 import type { SyncCounts } from '../proto/kernel/route-status';
 import type { FailoverStatus } from '../proto/kernel/sync-failover';
-import type { KernelSyncMetrics } from '../proto/kernel/sync-metrics';
 import type { LimitScope } from '../proto/stream/limits';
 import type { StreamClientStats } from '../proto/stream/stream';
 import { BulkHistogram } from './bulk-histogram';
-import { KernelSyncCounters, type KernelLabel, type KernelMetricSet } from './kernel-metrics';
+import { DaemonCounts, familyLabel } from './daemon-counts';
+import { LATENCY_BUCKETS, SCAN_BUCKETS, type KernelLabel, type KernelSyncCounters } from './kernel-metrics';
+
+export { familyLabel };
 
 /** A kernel sync's nexthop objects: how many by state, and what was done to them since the start. */
 export interface KernelNexthopView {
@@ -62,25 +67,20 @@ export interface NextHopMetricsView {
 
 const KERNEL: KernelLabel[] = ['protocol', 'kernel_table', 'family'];
 const STATES = ['installed', 'pending', 'failed', 'withdrawing'] as const;
-/** Table change to the kernel's answer: a few ms when idle, seconds while a million routes change. */
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-/** A scan of a few routes takes milliseconds; of a million, seconds. */
-const SCAN_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
-export const familyLabel = (f: Family): string => `ipv${f}`;
 
 export class DaemonMetrics {
   readonly registry = new Registry();
-  private readonly kernel: KernelMetricSet;
-  private readonly sinks = new Map<string, KernelSyncCounters[]>();
-  private readonly requests: Counter<'command' | 'result'>;
-  private readonly reloads: Counter<'result'>;
-  private readonly startup: Gauge;
   private readonly scrapeSeconds: Gauge;
   private defaults = false;
 
-  constructor(view: MetricsView, build: { version: string }) {
+  /** `counts`: the events counted since the daemon's start (daemon-counts.ts); a fresh set when absent (tests). */
+  constructor(
+    view: MetricsView,
+    build: { version: string },
+    readonly counts = new DaemonCounts(),
+  ) {
     const registers = [this.registry];
+    const sinks = (): Iterable<KernelSyncCounters> => counts.kernelSinks();
     new Gauge({ name: 'krtsync_build_info', help: 'Always 1; the labels say which krtsync and Node.js run.', labelNames: ['version', 'node_version'], registers }).set(
       { version: build.version, node_version: process.version },
       1,
@@ -93,7 +93,14 @@ export class DaemonMetrics {
         this.set(view.ready() ? 1 : 0);
       },
     });
-    this.startup = new Gauge({ name: 'krtsync_startup_seconds', help: 'Time from the start to READY=1 (absent before).', registers });
+    new Gauge({
+      name: 'krtsync_startup_seconds',
+      help: 'Time from the start to READY=1 (absent before).',
+      registers,
+      collect() {
+        if (counts.startupSeconds !== undefined) this.set(counts.startupSeconds);
+      },
+    });
     this.scrapeSeconds = new Gauge({ name: 'krtsync_scrape_duration_seconds', help: 'Time the previous scrape of this endpoint took to collect and format.', registers });
 
     new Gauge({
@@ -201,29 +208,62 @@ export class DaemonMetrics {
         }
       },
     });
-    this.kernel = {
-      operations: new Counter({
-        name: 'krtsync_kernel_operations_total',
-        help: "Route changes sent to the kernel and answered, by kind (add, replace, delete) and result ('ok' or the errno name).",
-        labelNames: [...KERNEL, 'op', 'result'],
+    // The kernel syncs' events: counted in plain sinks since the start, read here at each scrape.
+    const perSink = (name: string, help: string, read: (k: KernelSyncCounters, inc: (extra: Record<string, string>, n: number) => void) => void, extra: string[] = []): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: [...KERNEL, ...extra],
         registers,
-      }),
-      latency: new BulkHistogram({
-        name: 'krtsync_kernel_change_latency_seconds',
-        help: "Time from a table change reaching the kernel protocol to the kernel's answer, per route change (after the first sync).",
-        labelNames: [...KERNEL, 'op'],
-        buckets: LATENCY_BUCKETS,
-        registers,
-      }),
-      repairs: new Counter({ name: 'krtsync_kernel_repairs_total', help: 'Routes of ours put back after someone else deleted or changed them.', labelNames: [...KERNEL, 'kind'], registers }),
-      foreignChanges: new Counter({ name: 'krtsync_kernel_foreign_changes_total', help: "Changes of other protocols' routes seen in the kernel table.", labelNames: KERNEL, registers }),
-      overflows: new Counter({ name: 'krtsync_kernel_notification_overflows_total', help: 'Overflows (ENOBUFS) of the notification socket; each loses changes and causes a resync.', labelNames: KERNEL, registers }),
-      resyncs: new Counter({ name: 'krtsync_kernel_resyncs_total', help: 'Scans that an event caused rather than the periodic timer, by reason.', labelNames: [...KERNEL, 'reason'], registers }),
-      dumpRetries: new Counter({ name: 'krtsync_kernel_dump_retries_total', help: 'Dumps of the kernel table interrupted by changes (NLM_F_DUMP_INTR) and started over.', labelNames: KERNEL, registers }),
-      scanFailures: new Counter({ name: 'krtsync_kernel_scan_failures_total', help: 'Scans whose dump failed (retried a second later).', labelNames: KERNEL, registers }),
-      scanDuration: new Histogram({ name: 'krtsync_kernel_scan_duration_seconds', help: 'Scans (dump, compare, send the differences), periodic and resyncs.', labelNames: KERNEL, buckets: SCAN_BUCKETS, registers }),
-      firstSync: new Gauge({ name: 'krtsync_kernel_first_sync_seconds', help: 'Time of the first sync: dump, first feed and reconcile (absent before it ends).', labelNames: KERNEL, registers }),
+        collect() {
+          this.reset();
+          for (const k of sinks()) read(k, (more, n) => this.inc({ ...k.labels, ...more }, n));
+        },
+      });
     };
+    perSink('krtsync_kernel_operations_total', "Route changes sent to the kernel and answered, by kind (add, replace, delete) and result ('ok' or the errno name).", (k, inc) => {
+      for (const o of k.operations.values()) inc({ op: o.op, result: o.result }, o.n);
+    }, ['op', 'result']);
+    new BulkHistogram({
+      name: 'krtsync_kernel_change_latency_seconds',
+      help: "Time from a table change reaching the kernel protocol to the kernel's answer, per route change (after the first sync).",
+      labelNames: [...KERNEL, 'op'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+      source: function* () {
+        for (const k of sinks()) yield* k.latencies.values();
+      },
+    });
+    perSink('krtsync_kernel_repairs_total', 'Routes of ours put back after someone else deleted or changed them.', (k, inc) => {
+      for (const kind of ['deleted', 'changed'] as const) inc({ kind }, k.repairs[kind]);
+    }, ['kind']);
+    perSink('krtsync_kernel_foreign_changes_total', "Changes of other protocols' routes seen in the kernel table.", (k, inc) => inc({}, k.foreignChanges));
+    perSink('krtsync_kernel_notification_overflows_total', 'Overflows (ENOBUFS) of the notification socket; each loses changes and causes a resync.', (k, inc) => inc({}, k.overflows));
+    perSink('krtsync_kernel_resyncs_total', 'Scans that an event caused rather than the periodic timer, by reason.', (k, inc) => {
+      for (const [reason, n] of k.resyncs) inc({ reason }, n);
+    }, ['reason']);
+    perSink('krtsync_kernel_dump_retries_total', 'Dumps of the kernel table interrupted by changes (NLM_F_DUMP_INTR) and started over.', (k, inc) => inc({}, k.dumpRetries));
+    perSink('krtsync_kernel_scan_failures_total', 'Scans whose dump failed (retried a second later).', (k, inc) => inc({}, k.scanFailures));
+    new BulkHistogram({
+      name: 'krtsync_kernel_scan_duration_seconds',
+      help: 'Scans (dump, compare, send the differences), periodic and resyncs.',
+      labelNames: KERNEL,
+      buckets: SCAN_BUCKETS,
+      registers,
+      source: function* () {
+        for (const k of sinks()) yield k.scans;
+      },
+    });
+    new Gauge({
+      name: 'krtsync_kernel_first_sync_seconds',
+      help: 'Time of the first sync: dump, first feed and reconcile (absent before it ends).',
+      labelNames: KERNEL,
+      registers,
+      collect() {
+        this.reset();
+        for (const k of sinks()) if (k.firstSyncSeconds !== undefined) this.set(k.labels, k.firstSyncSeconds);
+      },
+    });
 
     new Gauge({
       name: 'krtsync_stream_clients',
@@ -383,41 +423,26 @@ export class DaemonMetrics {
         for (const [reason, n] of Object.entries(c.disconnected) as Array<[DisconnectReason, number]>) this.inc({ reason }, n);
       },
     });
-    this.requests = new Counter({
+    new Counter({
       name: 'krtsync_control_requests_total',
       help: "Control socket requests by command and result ('ok' or the error code).",
       labelNames: ['command', 'result'],
       registers,
+      collect() {
+        this.reset();
+        for (const r of counts.requests.values()) this.inc({ command: r.command, result: r.result }, r.n);
+      },
     });
-    this.reloads = new Counter({ name: 'krtsync_reloads_total', help: "Reloads (SIGHUP, krtsync reload) by result: 'ok', or 'error' (the running config stayed).", labelNames: ['result'], registers });
-    for (const result of ['ok', 'error']) this.reloads.inc({ result }, 0);
-  }
-
-  /** The sink for one kernel sync; its series go when the protocol does (forgetKernel). */
-  kernelSink(protocol: string, kernelTable: number, family: Family): KernelSyncMetrics {
-    const sink = new KernelSyncCounters(this.kernel, { protocol, kernel_table: String(kernelTable), family: familyLabel(family) });
-    const list = this.sinks.get(protocol) ?? [];
-    list.push(sink);
-    this.sinks.set(protocol, list);
-    return sink;
-  }
-
-  /** A kernel protocol was removed or restarted: its counters stop being reported (a restart starts new ones). */
-  forgetKernel(protocol: string): void {
-    for (const s of this.sinks.get(protocol) ?? []) s.close();
-    this.sinks.delete(protocol);
-  }
-
-  controlRequest(command: string, result: string): void {
-    this.requests.inc({ command, result });
-  }
-
-  reloaded(ok: boolean): void {
-    this.reloads.inc({ result: ok ? 'ok' : 'error' });
-  }
-
-  ready(startupSeconds: number): void {
-    this.startup.set(startupSeconds);
+    new Counter({
+      name: 'krtsync_reloads_total',
+      help: "Reloads (SIGHUP, krtsync reload) by result: 'ok', or 'error' (the running config stayed).",
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const result of ['ok', 'error'] as const) this.inc({ result }, counts.reloads[result]);
+      },
+    });
   }
 
   /** Process metrics (memory, event-loop lag, GC): started once, with the first listener. */

@@ -140,6 +140,39 @@ kernelDescribe('the metrics endpoint', () => {
     expect(ours(ns)).toHaveLength(3); // the routes never moved
   });
 
+  it('counts from the start without a listener, loading prom-client only when a reload turns metrics on', async () => {
+    d.writeConfig(config(undefined));
+    // The daemon's module loads on its stderr (node's own debug output), beside its log lines.
+    const debug = process.env.NODE_DEBUG;
+    process.env.NODE_DEBUG = 'module';
+    try {
+      await d.startReady();
+    } finally {
+      if (debug === undefined) delete process.env.NODE_DEBUG;
+      else process.env.NODE_DEBUG = debug;
+    }
+    // Everything the daemon wrote up to READY has come through the pipe once its ready line has.
+    await until('the ready line', () => /krtsync ready in/.test(d.log), 5000);
+    expect(d.log).toMatch(/MODULE \d+: load .*\/dist\/daemon\/daemon\.js/);
+    expect(d.log).not.toMatch(/node_modules\/(prom-client|@opentelemetry)\//);
+    expect(d.cli(['show', 'status']).code).toBe(0);
+    d.writeConfig(config('127.0.0.1:9725'));
+    expect(d.cli(['reload']).code).toBe(0);
+    await until('prom-client loaded', () => /node_modules\/prom-client\//.test(d.log), 5000);
+    // Everything since the start: the first sync's adds, its time, the request and the reload before the listener.
+    const m = scrape(ns);
+    expect(sample(m, 'krtsync_kernel_operations_total', { ...K4, op: 'add', result: 'ok' })).toBe(3);
+    expect(sample(m, 'krtsync_kernel_operations_total', { ...K4, op: 'add', result: 'ENETUNREACH' })).toBeGreaterThanOrEqual(1);
+    expect(sample(m, 'krtsync_kernel_first_sync_seconds', K4)).toBeGreaterThan(0);
+    expect(sample(m, 'krtsync_kernel_repairs_total', { ...K4, kind: 'deleted' })).toBe(0);
+    expect(sample(m, 'krtsync_kernel_scan_duration_seconds_count', K4)).toBeDefined();
+    expect(sample(m, 'krtsync_startup_seconds')).toBeGreaterThan(0);
+    expect(sample(m, 'krtsync_control_requests_total', { command: 'show-status', result: 'ok' })).toBe(1);
+    expect(sample(m, 'krtsync_reloads_total', { result: 'ok' })).toBe(1);
+    expect(sample(m, 'krtsync_ready')).toBe(1);
+    expect(sample(m, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  });
+
   it('does not start when its port is taken, and says so', async () => {
     const holder = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "require('net').createServer().listen(9725, '127.0.0.1', () => console.log('up'))"], { stdio: ['ignore', 'pipe', 'ignore'] });
     others.push(holder);

@@ -29,7 +29,6 @@
  */
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { parsePrefix, prefixKey } from '../../lib/addr';
@@ -136,7 +135,9 @@ export function readStateFile(path: string): StateFileContents {
 /** Writes `lines` as a fresh state file: temporary file, fsync, rename, fsync of the directory. */
 export async function writeStateFileAtomically(path: string, lines: readonly string[]): Promise<void> {
   const dir = dirname(path);
-  // A fresh name, created exclusively: never an existing file, never through a symlink.
+  // A fresh name, created exclusively: never an existing file, never through a symlink. node:crypto
+  // is loaded here, at the first write, not with the daemon: a start does not need it (Round 16b).
+  const { randomBytes } = await import('node:crypto');
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o640);
   let renamed = false;

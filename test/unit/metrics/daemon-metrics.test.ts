@@ -64,7 +64,7 @@ describe('DaemonMetrics', () => {
     v.state.nexthops = false;
     v.state.failed = new Map();
     v.state.clients = 0;
-    m.ready(1.5);
+    m.counts.ready(1.5);
     s = samples((await m.scrape()).body);
     expect(sample(s, 'krtsync_ready')).toBe(1);
     expect(sample(s, 'krtsync_startup_seconds')).toBe(1.5);
@@ -75,7 +75,7 @@ describe('DaemonMetrics', () => {
 
   it('counts kernel events through a sink, and forgets a protocol\'s series', async () => {
     const m = new DaemonMetrics(view(), { version: '1' });
-    const sink = m.kernelSink('kernel1', 254, 4);
+    const sink = m.counts.kernelSink('kernel1', 254, 4);
     sink.answered('add', 'ok', 4096);
     sink.answered('add', 'EEXIST', 1);
     sink.latency('replace', 0.004, 100);
@@ -83,8 +83,8 @@ describe('DaemonMetrics', () => {
     sink.resync('overflow');
     sink.scanned(0.2);
     sink.firstSync(3.5);
-    m.controlRequest('show-status', 'ok');
-    m.reloaded(false);
+    m.counts.controlRequest('show-status', 'ok');
+    m.counts.reloaded(false);
     let s = samples((await m.scrape()).body);
     expect(sample(s, 'krtsync_kernel_operations_total', { ...K, op: 'add', result: 'ok' })).toBe(4096);
     expect(sample(s, 'krtsync_kernel_operations_total', { ...K, op: 'add', result: 'EEXIST' })).toBe(1);
@@ -97,7 +97,7 @@ describe('DaemonMetrics', () => {
     expect(sample(s, 'krtsync_kernel_first_sync_seconds', K)).toBe(3.5);
     expect(sample(s, 'krtsync_control_requests_total', { command: 'show-status', result: 'ok' })).toBe(1);
     expect(sample(s, 'krtsync_reloads_total', { result: 'error' })).toBe(1);
-    m.forgetKernel('kernel1');
+    m.counts.forgetKernel('kernel1');
     s = samples((await m.scrape()).body);
     expect([...s.keys()].filter((k) => /^krtsync_kernel_(?!routes)/.test(k))).toEqual([]);
   });
