@@ -7,10 +7,9 @@
  * the objects' life in the kernel.
  *
  * Ownership: an object is ours when its nh_protocol is our protocol number
- * and its id lies in our range (idRange()): the top byte is the protocol,
- * then a bit for the family of the routes, then 7 bits of the table id, then
- * 16 bits of our own. Ids are handed out by an allocator that skips every id
- * the kernel holds (a dump at open, notifications after).
+ * and its id lies in our range (nh-ids.ts: its layout, and the allocator
+ * that skips every id the kernel holds, from a dump at open and
+ * notifications after).
  *
  * Lifetime: an object is referenced by the KernelRoutes that name it (wanted
  * ones, and routes of ours the kernel holds on it) and a group by its
@@ -37,6 +36,7 @@ import type { RouteMessage } from '../../netlink/route-codec';
 import type { KernelTarget } from './convert';
 import { ForwardingObjects, isForwardingId } from './forwarding-objects';
 import { RouteHops, type ForwardingOf } from './route-hops';
+import { NhIds } from './nh-ids';
 import { keyOf, newObject, normalized, type NhObject } from './nh-object';
 import type { RouteError } from './route-status';
 
@@ -44,6 +44,7 @@ export type NexthopMode = 'auto' | 'on' | 'off';
 export type { Hop, NhObject } from './nh-object';
 export type { ForwardingOf } from './route-hops';
 export { ConnectedPrefixes, type ConnectedResolver } from './connected-prefixes';
+export { idRange } from './nh-ids';
 import type { ConnectedResolver } from './connected-prefixes';
 
 export interface NexthopCounts {
@@ -58,12 +59,6 @@ export interface NexthopIo {
   changeNexthop(cmd: 'add' | 'replace' | 'delete', m: NexthopMessage): Promise<void>;
 }
 
-/** First and last id of our range (see the module comment). */
-export function idRange(target: Pick<KernelTarget, 'protocol' | 'family' | 'table'>): { first: number; last: number } {
-  const base = ((target.protocol << 24) | (target.family === 6 ? 1 << 23 : 0) | ((target.table & 0x7f) << 16)) >>> 0;
-  return { first: base + 1, last: base + 0xffff };
-}
-
 const RETRY: BackoffPolicy = { baseMs: 1000, maxMs: 60_000, jitter: 0.2 };
 
 export class NexthopObjects {
@@ -76,12 +71,8 @@ export class NexthopObjects {
   private readonly ensuring = new Map<NhObject, Promise<boolean>>();
   /** Objects a failover's replace is out for (switching): the answer a route on them waits for. */
   private readonly switching = new Map<NhObject, Promise<boolean>>();
-  /** Ids the kernel holds that are not ours. */
-  private readonly foreignIds = new Set<number>();
-  private readonly first: number;
-  private readonly last: number;
-  private cursor: number;
-  private fwdCursor: number;
+  /** Our id range and its allocator; the ids the kernel holds that are not ours. */
+  private readonly ids: NhIds;
   /** Forwarding objects (failover): groups keyed by (primary, backup), in the upper half of our range. */
   readonly forwarding: ForwardingObjects;
   /** A route's next hops as objects (route-hops.ts). */
@@ -100,11 +91,7 @@ export class NexthopObjects {
     private readonly target: KernelTarget,
     connected: ConnectedResolver,
   ) {
-    const r = idRange(target);
-    this.first = r.first;
-    this.last = r.last;
-    this.cursor = r.first;
-    this.fwdCursor = r.first + 0x7fff;
+    this.ids = new NhIds(target, (id) => this.byId.has(id) || this.retired.some((r) => r.id === id));
     this.forwarding = new ForwardingObjects({
       lookup: (key) => this.byKey.get(key),
       register: (o) => {
@@ -114,7 +101,7 @@ export class NexthopObjects {
       unkey: (o) => {
         if (this.byKey.get(o.key) === o) this.byKey.delete(o.key);
       },
-      allocate: () => this.allocate(true),
+      allocate: () => this.ids.allocate(true),
       contentOf: keyOf,
       release: (o) => this.release(o),
       protocol: target.protocol,
@@ -131,7 +118,7 @@ export class NexthopObjects {
 
   /** Whether `id` is in our range (with our protocol, an object of ours). */
   inRange(id: number): boolean {
-    return id >= this.first && id <= this.last;
+    return this.ids.inRange(id);
   }
 
   isOurs(m: NexthopMessage): boolean {
@@ -200,28 +187,11 @@ export class NexthopObjects {
     const key = keyOf(m);
     let o = this.byKey.get(key);
     if (o !== undefined) return o;
-    const id = this.allocate();
+    const id = this.ids.allocate();
     o = newObject(id, key, { ...m, id }, members, 'new');
     this.byKey.set(key, o);
     this.byId.set(id, o);
     return o;
-  }
-
-  /**
-   * The next id that nobody holds (ours, foreign, or retired and not yet deleted): hops and ECMP groups
-   * from the lower half of our range, forwarding objects from the upper half (isForwardingId).
-   */
-  private allocate(forwarding = false): number {
-    const first = forwarding ? this.first + 0x7fff : this.first;
-    const last = forwarding ? this.last : this.first + 0x7ffe;
-    for (let n = 0; n <= last - first; n++) {
-      const id = forwarding ? this.fwdCursor : this.cursor;
-      const next = id === last ? first : id + 1;
-      if (forwarding) this.fwdCursor = next;
-      else this.cursor = next;
-      if (!this.byId.has(id) && !this.foreignIds.has(id) && !this.retired.some((r) => r.id === id)) return id;
-    }
-    throw new Error(`no free nexthop object id in ${first}..${last}`);
   }
 
   // ---------------------------------------------------------------- the kernel's objects
@@ -233,11 +203,11 @@ export class NexthopObjects {
    * ids are kept out of the allocator.
    */
   resync(dumped: readonly NexthopMessage[], adopt: boolean, since = Infinity): void {
-    this.foreignIds.clear();
+    this.ids.foreign.clear();
     const seen = new Map<number, NexthopMessage>();
     for (const m of dumped) {
       if (this.isOurs(m)) seen.set(m.id, m);
-      else this.foreignIds.add(m.id);
+      else this.ids.foreign.add(m.id);
     }
     if (adopt) {
       // Members first: a group's key is made of its members' ids.
@@ -301,8 +271,8 @@ export class NexthopObjects {
   /** A notification: someone else's change of an object (ours are answered, and their echoes match). */
   onNotification(m: NexthopMessage, deleted: boolean): boolean {
     if (!this.isOurs(m)) {
-      if (deleted) this.foreignIds.delete(m.id);
-      else this.foreignIds.add(m.id);
+      if (deleted) this.ids.foreign.delete(m.id);
+      else this.ids.foreign.add(m.id);
       return false;
     }
     const o = this.byId.get(m.id);
@@ -403,7 +373,7 @@ export class NexthopObjects {
       if (ne?.errnoName === 'EEXIST' && !o.stale) {
         // Someone took the id since we last looked: it is not ours to overwrite. The object is given
         // up (takeCollided: the routes are converted again, onto a new object with a free id).
-        this.foreignIds.add(o.id);
+        this.ids.foreign.add(o.id);
         this.byKey.delete(o.key);
         this.byId.delete(o.id);
         o.state = 'retired';

@@ -25,7 +25,8 @@ import { LineSplitter } from '../../lib/line-splitter';
 import { grownTo } from '../../lib/net-list';
 import { reverseBits32, spreadOrder, spreadSortWith } from '../../lib/net-sort';
 import type { RouteAttrs } from '../../route';
-import { parseRouteLine, parseV4ViaBytes, parseV6ViaBytes, RouteSyntaxError, type V4ViaLine, type V6ViaLine } from '../../config/route-syntax';
+import { parseV4ViaBytes, parseV6ViaBytes, type V4ViaLine, type V6ViaLine } from '../../config/route-bytes';
+import { parseRouteLine, RouteSyntaxError } from '../../config/route-syntax';
 
 export interface RoutesFileIssue {
   file: string;

@@ -4,12 +4,16 @@
  * (keyed by its canonical address) or the client itself (key ''), each with
  * a source of its own. What a peer knows of its neighbour (ASes, router id,
  * families) builds the interned BgpNeighbor its routes carry.
+ * StreamClientError is what a client's connect or line is refused with.
  */
 import { parseAddr } from '../../lib/addr';
+import { KrtError } from '../../lib/errors';
 import { BgpNeighbor, type RouteSource } from '../../route';
 import type { NeighborInfo } from './events';
 import type { StreamFormat } from './formats';
 import type { ClientCounters } from './limits';
+
+export class StreamClientError extends KrtError {}
 
 export interface Peer {
   key: string;

@@ -12,10 +12,11 @@
  * neighbour going down withdraws its routes at once, as a BGP speaker would.
  *
  * Operator control: a preference per neighbour, an import filter, import
- * limits (limits.ts), the startup hold (startup-hold.ts) that makes two
- * neighbours loading at once give one kernel install per prefix, and flap
- * damping per source (source-damping.ts): a source that keeps failing and
- * coming back has its return suppressed, its routes staged out of the table.
+ * limits (limits.ts; both applied on the announce path, announce.ts), the
+ * startup hold (startup-hold.ts) that makes two neighbours loading at once
+ * give one kernel install per prefix, and flap damping per source
+ * (source-damping.ts): a source that keeps failing and coming back has its
+ * return suppressed, its routes staged out of the table.
  *
  * Bounded: a neighbour is an address (never an arbitrary string; the
  * control socket's `feed` bounds client names), a client has at most
@@ -31,15 +32,15 @@ import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { BgpAttrs, RouteSource, type RouteAttrs } from '../../route';
 import type { StreamProtocolConfig } from '../../config/config';
-import { runImportFilter } from '../filter';
 import { RateLimitedLog, type Logger } from '../logger';
 import { PROTOCOL_TRANSITIONS, StateMachine, type Protocol, type ProtocolState } from '../protocol';
 import type { TableSet } from '../table-set';
 import type { Table } from '../../table';
 import { parseStreamLine, type StreamEvent, type StreamFormat } from './formats';
-import { ImportLimits, type ClientCounters, type LimitScope } from './limits';
+import { announceNets, type AnnounceContext } from './announce';
+import { ImportLimits, type ClientCounters } from './limits';
 import { familiesOf, streamOptions, type StreamOptions } from './options';
-import { learn, neighborOf, type Client, type Peer } from './peer';
+import { learn, neighborOf, StreamClientError, type Client, type Peer } from './peer';
 import { SourceDamping, type SuppressedRoute } from './source-damping';
 import { moveToNewSources, type SourceMoveContext } from './source-move';
 import { StartupHold, type StagedNets } from './startup-hold';
@@ -58,7 +59,7 @@ export interface StreamSession {
   onClose(): void;
 }
 
-export class StreamClientError extends KrtError {}
+export { StreamClientError } from './peer';
 
 export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly fsm: StateMachine<ProtocolState>;
@@ -75,6 +76,8 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
   private readonly clientLog: RateLimitedLog;
   /** Flap damping of the sources; undefined: `damping: false`. */
   private damping: SourceDamping | undefined;
+  /** The announce path's view of this protocol (announce.ts). */
+  private readonly announcing: AnnounceContext;
 
   constructor(
     private config: StreamProtocolConfig,
@@ -86,6 +89,17 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
     this.limits = new ImportLimits(config.limits, config.name, log);
     this.clientLog = new RateLimitedLog(log, 10_000, undefined, 5);
     this.damping = this.dampingFor(config);
+    this.announcing = {
+      name: config.name,
+      tables,
+      options: () => this.options,
+      limits: () => this.limits,
+      action: () => this.config.limits.action,
+      routes: () => this.routes,
+      count: (p) => this.count(p),
+      held: (p, family) => this.held(p, family),
+      suppressed: (p) => this.suppressed(p),
+    };
   }
 
   get name(): string {
@@ -329,7 +343,7 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         learn(p, ev.info);
         this.seen(p);
         const attrs = ev.path ? ev.attrs.with({ bgp: BgpAttrs.of(ev.path, neighborOf(p)) }) : ev.attrs;
-        this.change(c, p, () => this.announce(c, p, ev.nets, attrs));
+        this.change(c, p, () => announceNets(this.announcing, c, p, ev.nets, attrs));
         return;
       }
       case 'withdraw': {
@@ -381,56 +395,6 @@ export class StreamProtocol implements Protocol<StreamProtocolConfig> {
         throw new Error(`unknown stream event ${JSON.stringify(never)}`);
       }
     }
-  }
-
-  /** Announces `nets` for a peer: import filter, limits, then the startup hold or the table. */
-  private announce(c: Client, p: Peer, nets: readonly Prefix[], attrs: RouteAttrs): void {
-    const filter = this.options.importFilter;
-    // Room under the limits, checked per net only when the event may not fit.
-    const peerMax = this.options.neighbor(p.key)?.maxRoutes;
-    let { room, scope } = this.limits.room(this.routes, c.routes, this.count(p), p.key === '' ? undefined : peerMax);
-    const tight = room < nets.length;
-    const damped = this.suppressed(p);
-    let refused = 0;
-    for (const net of nets) {
-      if (!this.tables.has(net.family)) throw new StreamClientError('KRT_ERR_NO_TABLE', `protocol ${this.name} has no IPv${net.family} table for ${net}`);
-      c.stats.announces++;
-      const held = this.held(p, net.family);
-      if (filter && !runImportFilter(filter, p.source, attrs, net)) {
-        c.stats.filtered++;
-        this.limits.filtered++;
-        // An update that the filter now rejects replaces what the neighbour had: that goes.
-        if (!held?.unstage(p.source.name, net) && !damped?.delete(net)) this.tables.withdraw(p.source, net);
-        continue;
-      }
-      if (tight && !this.has(p, net, held)) {
-        if (room <= 0) {
-          refused++;
-          // Disconnect: the rest of the event does not matter, the client goes with everything.
-          if (this.config.limits.action === 'disconnect') break;
-          continue;
-        }
-        room--;
-      }
-      if (held) held.stage(p.source.name, net, attrs);
-      else if (damped) damped.set(net, attrs);
-      else this.tables.announce(p.source, net, attrs);
-    }
-    if (refused) this.refuse(c, p, scope, refused);
-  }
-
-  /** Whether the peer has a route for `net` already (a replace: it needs no room). */
-  private has(p: Peer, net: Prefix, held: StartupHold | undefined): boolean {
-    if (held?.has(p.source.name, net) || this.suppressed(p)?.get(net) !== undefined) return true;
-    return this.tables.table(net.family).hasRoute(net, p.source);
-  }
-
-  private refuse(c: Client, p: Peer, scope: LimitScope, n: number): void {
-    c.stats.refused += n;
-    this.limits.refused(scope, c.name, p.key, n);
-    if (this.config.limits.action !== 'disconnect') return;
-    this.limits.disconnected(c.name, scope);
-    c.overLimit = true;
   }
 
   /** A staged route goes into the table (the startup hold released its family, or a suppression is over). */

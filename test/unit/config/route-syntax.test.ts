@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { parseRouteLine, parseV4ViaBytes, parseV6ViaBytes, RouteSyntaxError, type V4ViaLine, type V6ViaLine } from '../../../src/config/route-syntax';
+import { parseV4ViaBytes, parseV6ViaBytes, type V4ViaLine, type V6ViaLine } from '../../../src/config/route-bytes';
+import { parseRouteLine, RouteSyntaxError } from '../../../src/config/route-syntax';
 import { RouteAttrs } from '../../../src/route';
 import { Prefix } from '../../../src/lib/addr';
 
