@@ -16,7 +16,7 @@
 // (as the scraper timed them, and as the daemon reports them in krtsync_scrape_duration_seconds).
 // krtsync-tracking: the same as krtsync, with nexthop_tracking: false (on by default: the difference
 // to the krtsync row of the same run is tracking's cost; docs/nexthop-tracking.md, "On by default").
-//   cold     start -> all N in the kernel, and -> READY=1
+//   cold     start -> all N in the kernel, and -> READY=1; CPU to READY, also split: the JS thread / every other thread
 //   restart  SIGKILL with N installed, start again -> READY=1; kernel route changes meanwhile (must be 0)
 //   flap     a second link, through which nothing goes, loses carrier for 0.5 s: krtsync's CPU until 2 s later
 //   churn    a stream client announces every net with a new next hop as fast as the socket takes it
@@ -48,7 +48,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, threadCpuSeconds, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
@@ -343,7 +343,8 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     let t0 = performance.now();
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)) });
+    const threads = threadCpuSeconds(d.pid);
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
@@ -658,6 +659,7 @@ function table() {
     ['RSS of the cold-start process', (t) => cell(get(t, 'peak rss', 'cold_rss_mb'), ' MB')],
     ['peak RSS over all scenarios', (t) => cell(get(t, 'peak rss', 'rss_mb'), ' MB')],
     ['CPU (user+sys): cold start to READY / restart to READY / churn / shutdown', (t) => ['cold start', 'restart', 'churn', 'shutdown'].map((sc) => cell(get(t, sc, 'cpu_s'), '')).join(' / ') + ' s'],
+    ['CPU of the cold start: JS thread / other threads (the kernel\'s adds in sendmsg)', (t) => `${cell(get(t, 'cold start', 'cpu_js_s'), '')} / ${cell(get(t, 'cold start', 'cpu_threads_s'), '')} s`],
     ['scrape of /metrics every 1 s: p50 / max (all phases)', (t) => scrapeCell(t, 'scrapes')],
     ['scrape during churn: p50 / max', (t) => scrapeCell(t, 'scrapes during churn')],
   ];

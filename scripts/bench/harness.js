@@ -78,6 +78,27 @@ function cpuSeconds(pid) {
   }
 }
 
+/**
+ * CPU time (user + system, seconds) of a process's main thread (a node process's JS thread) and of all
+ * its other threads together (for krtsync nearly all of it the kernel's work inside the route
+ * pipeline's sendmsg, on a libuv worker), or undefined when it has exited.
+ */
+function threadCpuSeconds(pid) {
+  try {
+    let main = 0;
+    let other = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const f = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      const s = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+      if (Number(tid) === pid) main = s;
+      else other += s;
+    }
+    return { main, other };
+  } catch {
+    return undefined;
+  }
+}
+
 const namespaces = new Set();
 const children = new Set();
 const beforeRemove = [];
@@ -214,4 +235,4 @@ function strayBirdWarning() {
   return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
 }
 
-module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
+module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, threadCpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };

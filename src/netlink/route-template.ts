@@ -38,6 +38,9 @@ const DST_V6 = 20 | (C.RTA_DST << 16);
  */
 let lastMemory: ArrayBufferLike | undefined;
 let lastWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
+/** The buffer last written to and its byte offset in its memory: the pipeline writes a chunk's thousands of requests into one. */
+let lastBuf: Buffer | undefined;
+let lastOffset = 0;
 function wordsOf(buf: Buffer): Int32Array<ArrayBufferLike> {
   if (buf.buffer !== lastMemory) {
     lastMemory = buf.buffer;
@@ -83,8 +86,13 @@ export class RouteTemplate {
   encode(buf: Buffer, off: number, seq: number, cmd: RouteCommand, len: number, w0: number, w1 = 0, w2 = 0, w3 = 0): number {
     const size = this.size(len);
     if (off + size > buf.length) return 0;
-    const at = buf.byteOffset + off;
-    if (this.words !== undefined && (at & 3) === 0) return this.encodeWords(wordsOf(buf), at >> 2, size, seq, cmd, len, w0, w1, w2, w3);
+    if (buf !== lastBuf) {
+      lastBuf = buf;
+      lastOffset = buf.byteOffset;
+      wordsOf(buf);
+    }
+    const at = lastOffset + off;
+    if (this.words !== undefined && (at & 3) === 0) return this.encodeWords(lastWords, at >> 2, size, seq, cmd, len, w0, w1, w2, w3);
     const b = this.bytes;
     b.copy(buf, off, 0, DST_AT);
     const h = commandHeader(cmd);

@@ -36,11 +36,11 @@
  * without remembering anything itself. A reader dropped again before such a
  * refeed ends carries the nets that refeed had not reached into the new one.
  */
-import type { NetKey } from '../route/route';
+import type { NetKey, Route } from '../route/route';
 import type { RouteSource } from '../route/source';
 import { BatchPump, type BatchSource } from './batch-pump';
 import type { ExportItem, RefeedItem, StopItem, UpdateItem } from './items';
-import { READY } from './items';
+import { FeedRun, READY } from './items';
 import type { Journal } from './journal';
 import type { NetWalk } from './net-store';
 import type { NetFilter, Prefilter } from './prefilter';
@@ -57,6 +57,11 @@ export interface ExportRequestOptions extends ReaderOptions {
   prefilter?: Prefilter;
   /** Wait this long after a write wakes an idle reader before taking a batch, to coalesce (default 0). */
   settleMs?: number;
+  /**
+   * The walk's feeds as runs of words (FeedRun, items.ts) instead of an item and a Prefix per net:
+   * for a reader that takes nets as words (the kernel protocol's first feed of a million nets).
+   */
+  feedRuns?: boolean;
 }
 
 export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[]>, BatchSource<ExportItem> {
@@ -75,6 +80,7 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
   private ended = false;
   private readonly batchSize: number;
   private readonly settleMs: number;
+  private readonly feedRuns: boolean;
   private readonly pump = new BatchPump<ExportItem>(this);
 
   constructor(
@@ -85,6 +91,7 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     this.name = options.name;
     this.batchSize = Math.max(1, options.batchSize ?? 1024);
     this.settleMs = Math.max(0, options.settleMs ?? 0);
+    this.feedRuns = options.feedRuns === true;
   }
 
   get state(): ExportRequestState {
@@ -258,14 +265,28 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
 
   private readWalk(out: ExportItem[], end: number): void {
     const walk = this.walk!;
-    while (out.length < this.batchSize && walk.advance()) {
+    let run: FeedRun | undefined;
+    let taken = out.length; // items, and nets in runs
+    while (taken < this.batchSize && walk.advance()) {
       if (walk.fromTail) {
         // Not the tail's: a snapshot net that got a new id, or one a journal item brought forward.
-        if ((this.fedEarly.size !== 0 && this.fedEarly.has(walk.key)) || walk.inSnapshot(walk.key)) continue;
+        if ((this.fedEarly.size !== 0 && this.fedEarly.has(walk.key)) || (walk.size !== 0 && walk.inSnapshot(walk.key))) continue;
       } else if (this.fedEarly.size !== 0 && this.fedEarly.delete(walk.key)) continue; // brought forward already
       // The snapshot's chain is current: had the net changed since, it would be in fedEarly.
+      if (this.feedRuns) {
+        const routes = this.exporter.routesAt(walk);
+        if (routes.length === 0 && !this.emitEmptyFeeds) continue;
+        const family = walk.v6 ? 6 : 4;
+        if (run?.family !== family) out.push((run = new FeedRun(family, this.batchSize - taken, end)));
+        addToRun(run, walk, routes);
+        taken++;
+        continue;
+      }
       const item = this.exporter.feedFromWalk(walk, end);
-      if (item.routes.length > 0 || this.emitEmptyFeeds) out.push(item);
+      if (item.routes.length > 0 || this.emitEmptyFeeds) {
+        out.push(item);
+        taken++;
+      }
     }
     // Caught up with a table some source is still filling: the fill's writes and its end wake us.
     if (walk.done && !this.exporter.filling) {
@@ -303,6 +324,22 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
     const runs = [...bySource.values()].sort((x, y) => x[1] - y[1]);
     for (const [a, b] of runs) if (journal.old(a) !== journal.new(b)) out.push(squashed(journal, a, b));
   }
+}
+
+/** Appends the walk's current net to a run. */
+function addToRun(run: FeedRun, walk: NetWalk, routes: readonly Route[]): void {
+  const i = run.n++;
+  run.lens[i] = walk.len;
+  run.routes[i] = routes;
+  if (run.stride === 1) {
+    run.words[i] = walk.word;
+    return;
+  }
+  const k = i * 4;
+  run.words[k] = walk.word;
+  run.words[k + 1] = walk.w1;
+  run.words[k + 2] = walk.w2;
+  run.words[k + 3] = walk.w3;
 }
 
 /** Batches a reader behind in the journal may take in one run (see readJournal). */

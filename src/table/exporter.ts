@@ -128,6 +128,11 @@ export class Exporter implements ExporterCore {
     return new Feed(walk.net(), this.shown(walk.slot), seq);
   }
 
+  /** The walk's current net's routes as this exporter shows them (a feed run's entry). */
+  routesAt(walk: NetWalk): readonly Route[] {
+    return this.shown(walk.slot);
+  }
+
   private shown(slot: Slot | undefined): readonly Route[] {
     if (this.kind === 'all') return slotRoutes(slot);
     const best = this.bestOf(slot);

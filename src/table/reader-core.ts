@@ -35,6 +35,8 @@ export interface ExporterCore {
   /** A feed item of the net's current routes, reflecting the journal below `seq`. */
   feedOf(key: NetKey, seq: number): FeedItem;
   feedFromWalk(walk: NetWalk, seq: number): FeedItem;
+  /** The walk's current net's routes (a feed run's entry: no item made). */
+  routesAt(walk: NetWalk): readonly Route[];
   attach(reader: Reader): void;
   detach(reader: Reader): void;
   trim(): void;

@@ -14,6 +14,7 @@ import type { NextHopSet, Route, RouteAttrs } from '../../route';
 import type { ExportChannel } from '../channel';
 import { filterReadsNet, type ExportFilter } from '../filter';
 import type { ExportTable } from '../table-port';
+import type { FeedRun } from '../../table';
 import { ExportMemo, type ExportDecision } from './export-memo';
 
 /** The want of a net without routes. */
@@ -36,23 +37,40 @@ export class ExportDecider {
   ) {}
 
   decide(net: Prefix, chain: readonly Route[]): ExportDecision {
+    return this.known(net.family, chain) ?? this.fresh(net, chain);
+  }
+
+  /** decide() for net i of a feed run: its Prefix is made only when no memo can answer. */
+  decideAt(run: FeedRun, i: number): ExportDecision {
+    const chain = run.routes[i]!;
+    return this.known(run.family, chain) ?? this.fresh(run.net(i), chain);
+  }
+
+  /** The decision a chain needs no net for: none for no routes, or the memo's (counted as a net decided); else undefined. */
+  private known(family: 4 | 6, chain: readonly Route[]): ExportDecision | undefined {
     if (chain.length === 0) return NOTHING;
+    const hit = this.memoOf(family)?.get(chain, this.channel.filter, this.table.nexthops?.changes ?? 0);
+    if (hit === undefined) return undefined;
     const counters = this.channel.counters;
+    counters.accepted += hit.accepted;
+    counters.rejected += hit.rejected;
+    return hit;
+  }
+
+  private fresh(net: Prefix, chain: readonly Route[]): ExportDecision {
+    const d = this.make(net, chain);
+    this.memoOf(net.family)?.set(chain, d);
+    return d;
+  }
+
+  /** The family's memo when decisions may be kept (the filter matches no prefixes, no merge_paths). */
+  private memoOf(family: 4 | 6): ExportMemo | undefined {
     const filter = this.channel.filter;
     if (filter !== this.memoFilter) {
       this.memoFilter = filter;
       this.memoSafe = !filterReadsNet(filter);
     }
-    const memo = this.memoSafe && !this.channel.mergePaths ? this.memos[net.family === 4 ? 0 : 1] : undefined;
-    const hit = memo?.get(chain, filter, this.table.nexthops?.changes ?? 0);
-    if (hit !== undefined) {
-      counters.accepted += hit.accepted;
-      counters.rejected += hit.rejected;
-      return hit;
-    }
-    const d = this.make(net, chain);
-    memo?.set(chain, d);
-    return d;
+    return this.memoSafe && !this.channel.mergePaths ? this.memos[family === 4 ? 0 : 1] : undefined;
   }
 
   /** The memos' lookups so far (tests). */

@@ -19,11 +19,12 @@ import type { Family, Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import type { NetKey, Route } from '../../route';
 import { orderRoutes } from '../../route';
-import type { ExportItem, Prefilter } from '../../table';
+import type { ExportItem, FeedRun, Prefilter } from '../../table';
 import type { ExportChannel } from '../channel';
 import type { Logger } from '../logger';
 import type { ExportTable } from '../table-port';
 import { ExportDecider } from './export-decide';
+import type { ExportDecision } from './export-memo';
 import type { KernelSync } from './kernel-sync';
 
 /** start() could not reach a first sync; nothing was changed in the kernel. */
@@ -71,7 +72,8 @@ export class ExportWalk {
     const only = syncs.size === 1 ? [...syncs.keys()][0] : undefined;
     const prefilter: Prefilter | undefined = only !== undefined ? { kind: 'family', family: only } : undefined;
     const exporter = channel.mergePaths || this.ctx.chainsRead ? table.all : table.best;
-    const sub = exporter.subscribe({ name: `kernel ${this.ctx.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096 });
+    // Feeds as runs of words: no item or Prefix per net of a first feed (FeedRun).
+    const sub = exporter.subscribe({ name: `kernel ${this.ctx.name}`, ...(prefilter ? { prefilter } : {}), batchSize: 4096, feedRuns: true });
     this.subscription = sub;
     this.walkDone = this.walk(sub).then(
       () => this.failFirstFeed(new KernelStartError('the export request ended before its first feed was complete (the table stopped?)')),
@@ -109,6 +111,9 @@ export class ExportWalk {
           case 'feed':
             if (channel.mergePaths) this.chains.set(item.net.key(), [...item.routes]);
             this.exportNet(item.net, item.routes);
+            break;
+          case 'feeds':
+            this.exportRun(item);
             break;
           case 'update':
             if (channel.mergePaths) this.exportNet(item.net, this.applyToChain(item.net, item.old, item.new));
@@ -158,6 +163,20 @@ export class ExportWalk {
     const d = this.decider.decide(net, routes);
     sync.setWanted(net, d.attrs, d.set, d.source, d.backup, d.held);
   }
+
+  /** A run of feeds: each net's want set by its words (a Prefix only where a decision reads the net). */
+  private exportRun(run: FeedRun): void {
+    const sync = this.ctx.syncs.get(run.family);
+    if (!sync) return;
+    if (!this.ctx.channel.mergePaths) return sync.setWantedRun(run, this.decideAt);
+    for (let i = 0; i < run.n; i++) {
+      const net = run.net(i);
+      this.chains.set(net.key(), [...run.routes[i]!]);
+      this.exportNet(net, run.routes[i]!);
+    }
+  }
+
+  private readonly decideAt = (run: FeedRun, i: number): ExportDecision => this.decider.decideAt(run, i);
 
   /** One net of a next-hop change, exported from the table as it is now. */
   reexportNet(net: Prefix): void {

@@ -28,11 +28,13 @@ import type { Prefix } from '../../lib/addr';
 import type { BackoffPolicy } from '../../lib/backoff';
 import type { RouteMessage } from '../../netlink/route-codec';
 import type { RouteAttrs } from '../../route';
+import type { FeedRun } from '../../table';
 import type { KernelAttrs } from '../kernel-attrs';
 import { RateLimitedLog, type Logger } from '../logger';
 import type { StateMachine } from '../protocol';
 import type { KernelTarget } from './convert';
 import { EchoMatcher } from './echo-matcher';
+import type { ExportDecision } from './export-memo';
 import type { KernelIo, KernelIoProvider } from './kernel-io';
 import { firstDump, type SyncDumpContext } from './sync-dump';
 import { KernelRoutes, type WantedBackup } from './kernel-routes';
@@ -351,6 +353,11 @@ export class KernelSync implements ScanTarget {
    */
   setWanted(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup, held?: WantedBackup): void {
     this.wants.set(net, attrs, set, sourceName, backup, held);
+  }
+
+  /** setWanted() for each net of a feed run, by its words; `decide` gives net i's want. */
+  setWantedRun(run: FeedRun, decide: (run: FeedRun, i: number) => ExportDecision): void {
+    this.wants.setRun(run, decide);
   }
 
   /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */

@@ -53,6 +53,8 @@ const INFLIGHT_ONE = 1 << INFLIGHT_SHIFT;
 const INFLIGHT_MASK = 127 << INFLIGHT_SHIFT;
 /** counted as pending (1 + 0), and in state pending: what a route with its one change out looks like. */
 const PENDING_COUNTED = (1 << COUNTED_SHIFT) | STATE_BITS.pending;
+/** The counted code of a failed route (1 + its index in STATES). */
+const FAILED_COUNTED = STATE_BITS.failed + 1;
 /** counted as installed, and installed. */
 const INSTALLED_COUNTED = (2 << COUNTED_SHIFT) | STATE_BITS.installed;
 /** Changes of one route in flight at most (the sender plans the rest after these are answered). */
@@ -83,7 +85,8 @@ export class RouteStore {
   bits: Uint16Array;
   private readonly many = new Map<number, number[]>();
   private readonly extras = new Map<number, RouteExtra>();
-  private readonly tally: SyncCounts = { installed: 0, pending: 0, failed: 0, withdrawing: 0 };
+  /** Routes counted per state, by the state's index in STATES. */
+  private readonly tally = [0, 0, 0, 0];
   /** Failed routes by errno name, and the name each failed route is counted under. */
   private readonly errnos = new Map<string, number>();
   private readonly countedErrno = new Map<number, string>();
@@ -334,6 +337,18 @@ export class RouteStore {
 
   /** Counts the route where its state (and, failed, its errno) says now; an unlisted one is not counted. */
   track(id: number): void {
+    const b = this.bits[id]!;
+    const counted = (b & COUNTED_MASK) >> COUNTED_SHIFT;
+    const now = (b & STATE_MASK) + 1;
+    if (now !== FAILED_COUNTED && counted !== FAILED_COUNTED && this.want[id] !== 0) {
+      // Wanted (so listed), neither counted nor now failed: no errno to look at, and the tally by index
+      // (a first sync tracks each of a million routes twice).
+      if (counted === now) return;
+      if (counted !== 0) this.tally[counted - 1]!--;
+      this.tally[now - 1]!++;
+      this.bits[id] = (b & ~COUNTED_MASK) | (now << COUNTED_SHIFT);
+      return;
+    }
     const state = this.listed(id) ? this.state(id) : undefined;
     const errno = state === 'failed' ? (this.errorOf(id)?.errnoName ?? 'unknown') : undefined;
     this.count(id, state, errno);
@@ -346,11 +361,11 @@ export class RouteStore {
     const wasErrno = was === 'failed' ? this.countedErrno.get(id) : undefined;
     if (was === state && wasErrno === errno) return;
     if (was !== undefined) {
-      this.tally[was]--;
+      this.tally[STATE_BITS[was]]!--;
       if (was === 'failed') this.bump(wasErrno ?? 'unknown', -1);
     }
     if (state !== undefined) {
-      this.tally[state]++;
+      this.tally[STATE_BITS[state]]!++;
       if (errno !== undefined) this.bump(errno, 1);
     }
     if (errno !== undefined) this.countedErrno.set(id, errno);
@@ -382,8 +397,8 @@ export class RouteStore {
     this.have[id] = rid;
     this.routes.unref(h);
     this.bits[id] = ((b - INFLIGHT_ONE) & ~(COUNTED_MASK | STATE_MASK)) | INSTALLED_COUNTED;
-    this.tally.pending--;
-    this.tally.installed++;
+    this.tally[STATE_BITS.pending]!--;
+    this.tally[STATE_BITS.installed]!++;
     return true;
   }
 
@@ -429,7 +444,8 @@ export class RouteStore {
 
   /** Per-state counts, from the tally (no walk). */
   counts(): SyncCounts {
-    return { ...this.tally };
+    const t = this.tally;
+    return { installed: t[STATE_BITS.installed]!, pending: t[STATE_BITS.pending]!, failed: t[STATE_BITS.failed]!, withdrawing: t[STATE_BITS.withdrawing]! };
   }
 
   /** Failed routes by errno name (only names with at least one). */

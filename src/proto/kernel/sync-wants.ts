@@ -15,7 +15,9 @@
  */
 import type { Prefix } from '../../lib/addr';
 import type { RouteAttrs } from '../../route';
+import type { FeedRun } from '../../table';
 import type { KernelAttrs } from '../kernel-attrs';
+import type { ExportDecision } from './export-memo';
 import type { WantedBackup } from './kernel-routes';
 import type { NexthopObjects } from './nexthop-objects';
 import { SEEN } from './route-store';
@@ -37,11 +39,37 @@ export class SyncWants {
 
   /** KernelSync.setWanted. */
   set(net: Prefix, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup, held?: WantedBackup): void {
-    const { store, routes, sender, backups } = this.ctx;
+    const store = this.ctx.store;
     if (net.family !== this.ctx.target.family) return;
     // One probe of the net index, not two: at a million nets it shows in the first feed's profile.
     const id = attrs === undefined ? store.nets.find(net) : store.idOf(net);
-    if (id < 0) return;
+    if (id >= 0) this.setAt(id, attrs, set, sourceName, backup, held);
+  }
+
+  /**
+   * set() for each net of a feed run, found by its words (no Prefix per net: a table walk's first
+   * feed of a million nets); `decide` gives net i's want. The store's hash slots of an IPv4 run are
+   * read ahead together first (NetIndex.warm4), so the inserts that follow find them cached.
+   */
+  setRun(run: FeedRun, decide: (run: FeedRun, i: number) => ExportDecision): void {
+    if (run.family !== this.ctx.target.family) return;
+    const nets = this.ctx.store.nets;
+    const { words, lens } = run;
+    if (run.stride === 1) nets.warm4(words, lens, 0, run.n);
+    for (let i = 0; i < run.n; i++) {
+      const d = decide(run, i);
+      const k = i * run.stride;
+      const len = lens[i]!;
+      let id: number;
+      if (run.stride === 1) id = d.attrs === undefined ? nets.find4(words[i]!, len) : nets.insert4(words[i]!, len);
+      else id = d.attrs === undefined ? nets.find6(words[k]!, words[k + 1]!, words[k + 2]!, words[k + 3]!, len) : nets.insert6(words[k]!, words[k + 1]!, words[k + 2]!, words[k + 3]!, len);
+      if (id >= 0) this.setAt(id, d.attrs, d.set, d.source, d.backup, d.held);
+    }
+  }
+
+  /** The want of the net with route id `id` (its Prefix made only for a message or the backup store). */
+  private setAt(id: number, attrs: RouteAttrs | undefined, set: KernelAttrs | undefined, sourceName?: string, backup?: WantedBackup, held?: WantedBackup): void {
+    const { store, routes, sender, backups } = this.ctx;
     if (this.refeeding) store.setFlag(id, SEEN, true);
     const before = store.want[id]!;
     let rid = 0;
@@ -59,13 +87,16 @@ export class SyncWants {
       store.setState(id, 'failed');
       sender.failed.add(id);
       // Said once per new reason (links change often; the same reason again is not news).
-      if (before !== rid) this.ctx.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
+      if (before !== rid) {
+        const net = store.nets.prefix(id);
+        this.ctx.limited.write('warn', `convert:${err.errnoName}`, `cannot install ${net}: ${err.message}; waiting for a link change`, { prefix: net.toString(), errno: err.errnoName });
+      }
     }
     store.track(id);
     if (!same) sender.markDirty(id, this.ctx.steady() ? Date.now() : 0);
     // The backup store is not probed when the net's backup route stays (a carrier loss's catch-up, a churn of the primary's next hop).
     const key = rid === 0 || backups === undefined ? undefined : routes.get(rid).key;
-    if (backups !== undefined && !(prev !== undefined && key !== undefined && sameBackupWant(prev, key))) backups.setWanted(net, key && backupWantOf(key), this.ctx.steady(), key?.attrs ?? attrs, sourceName);
+    if (backups !== undefined && !(prev !== undefined && key !== undefined && sameBackupWant(prev, key))) backups.setWanted(store.nets.prefix(id), key && backupWantOf(key), this.ctx.steady(), key?.attrs ?? attrs, sourceName);
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */

@@ -1,7 +1,8 @@
 /**
  * Property: over random interleavings of announces, withdraws, refresh
  * cycles, readers subscribing at random times and reading at random paces
- * (slow readers fall behind the bound and are refed), feeders, and an
+ * (slow readers fall behind the bound and are refed; some take their feeds
+ * as runs of words, FeedRun), feeders, and an
  * exporter stop with recovery on a replacement table:
  *  - every reader's final view equals the table (best route, or all routes);
  *  - every update's old is what the reader held (so no change is missed or
@@ -53,7 +54,7 @@ type Op =
   | { op: 'announce'; net: number; src: number; attrs: number }
   | { op: 'withdraw'; net: number; src: number }
   | { op: 'refresh'; src: number; keep: boolean[] }
-  | { op: 'subscribe'; mode: 'best' | 'all'; batchSize: number; settleMs: number; prefilter: number }
+  | { op: 'subscribe'; mode: 'best' | 'all'; batchSize: number; settleMs: number; prefilter: number; feedRuns: boolean }
   | { op: 'read'; reader: number; batches: number }
   | { op: 'feeder'; mode: 'best' | 'all'; prefilter: number }
   | { op: 'turn' }
@@ -67,6 +68,7 @@ const subscribeArb = fc.record({
   batchSize: fc.integer({ min: 1, max: 6 }),
   settleMs: fc.constantFrom(0, 0, 0, 1),
   prefilter: fc.constantFrom(0, 0, 1, 2, 3),
+  feedRuns: fc.boolean(),
 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -111,7 +113,7 @@ async function play(early: Extract<Op, { op: 'subscribe' }>[], ops: Op[], maxBeh
   const feeders: { puller: Puller<import('../../../src/table/items').FeederItem>; seen: Prefix[] }[] = [];
 
   const subscribe = (spec: Extract<Op, { op: 'subscribe' }>): Reader => {
-    const req = table[spec.mode].subscribe({ name: `r${readers.length}`, batchSize: spec.batchSize, settleMs: spec.settleMs, prefilter: PREFILTERS[spec.prefilter] });
+    const req = table[spec.mode].subscribe({ name: `r${readers.length}`, batchSize: spec.batchSize, settleMs: spec.settleMs, prefilter: PREFILTERS[spec.prefilter], feedRuns: spec.feedRuns });
     return { mode: spec.mode, spec, req, puller: new Puller(req), view: new ReaderView(spec.mode), stops: 0 };
   };
   const netsFor = (r: Reader) => NETS.filter((n) => r.spec.prefilter === 0 || matchesPrefilter(r.spec.prefilter, n));

@@ -34,19 +34,14 @@ export class ReaderView {
         case 'update':
           this.update(item.net, item.seq, item.old, item.new);
           break;
-        case 'feed': {
-          this.feeds++;
-          const k = item.net.toString();
-          if (this.fedThisPhase?.has(k)) this.errors.push(`${k}: fed twice in one feed phase`);
-          this.fedThisPhase?.add(k);
-          if (this.mode === 'best' && item.routes.length > 1) this.errors.push(`${k}: best feed with ${item.routes.length} routes`);
-          if (item.routes.length) this.nets.set(k, [...item.routes]);
-          else this.nets.delete(k);
-          const last = this.lastSeq.get(k);
-          if (last !== undefined && item.seq <= last) this.errors.push(`${k}: feed at ${item.seq} after update ${last}`);
-          this.lastSeq.set(k, item.seq - 1);
+        case 'feed':
+          this.feed(item.net, item.routes, item.seq);
           break;
-        }
+        case 'feeds':
+          // A run promises per net what a feed item does.
+          if (item.n === 0) this.errors.push('an empty feed run');
+          for (let i = 0; i < item.n; i++) this.feed(item.net(i), item.routes[i]!, item.seq);
+          break;
         case 'ready':
           this.readyCount++;
           this.fedThisPhase = undefined;
@@ -63,6 +58,19 @@ export class ReaderView {
         }
       }
     }
+  }
+
+  private feed(net: Prefix, routes: readonly Route[], seq: number): void {
+    this.feeds++;
+    const k = net.toString();
+    if (this.fedThisPhase?.has(k)) this.errors.push(`${k}: fed twice in one feed phase`);
+    this.fedThisPhase?.add(k);
+    if (this.mode === 'best' && routes.length > 1) this.errors.push(`${k}: best feed with ${routes.length} routes`);
+    if (routes.length) this.nets.set(k, [...routes]);
+    else this.nets.delete(k);
+    const last = this.lastSeq.get(k);
+    if (last !== undefined && seq <= last) this.errors.push(`${k}: feed at ${seq} after update ${last}`);
+    this.lastSeq.set(k, seq - 1);
   }
 
   private update(net: Prefix, seq: number, old: Route | undefined, neu: Route | undefined): void {
