@@ -44,14 +44,18 @@ export function flushedWith(objects: Iterable<NhObject>, index: number): { gone:
   const shrunk = new Set<NhObject>();
   const groups: NhObject[] = [];
   for (const o of objects) {
-    if (o.state !== 'live') continue; // not in the kernel as we know it: nothing of ours is on it
-    if (o.members === undefined) {
-      if (o.msg.oif === index) gone.add(o);
-    } else groups.push(o);
+    if (o.members !== undefined) {
+      // A stale group is in the kernel too, with its old content (one whose replace failed for a member on a
+      // link that went before: the kernel kept it, and the routes on it, with the members it had left).
+      if (o.state === 'live' || o.stale) groups.push(o);
+    } else if (o.state === 'live' && o.msg.oif === index) gone.add(o); // not live: not in the kernel, nothing of ours on it
   }
   for (const g of groups) {
-    const out = g.members!.filter((m) => gone.has(m)).length;
-    if (out > 0 && out === g.members!.length) gone.add(g);
+    // The kernel deletes a group when the last of the members it holds goes: those of ours that are not
+    // live are not in it (a link took them before, and they could not be made again yet).
+    const held = g.members!.filter((m) => m.state === 'live');
+    const out = held.filter((m) => gone.has(m)).length;
+    if (out > 0 && out === held.length) gone.add(g);
     else if (out > 0) shrunk.add(g);
   }
   return { gone, shrunk };

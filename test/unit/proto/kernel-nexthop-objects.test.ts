@@ -172,6 +172,25 @@ describe('routes on nexthop objects (fake kernel)', () => {
     await p.shutdown();
   });
 
+  it('a group whose replace failed for a member on a dead link is still in the kernel: the link of its last member takes it, and its route', async () => {
+    const { kernel, table, src, p } = setup({ backoff: { baseMs: 200, maxMs: 2000, jitter: 0 } });
+    announce(table, src, ['10.8.0.0/24 via 198.51.100.2', '10.8.2.0/24 nexthop via 192.0.2.2 nexthop via 198.51.100.2']);
+    await p.start();
+    kernel.setLink('veth1', false);
+    // The group kept its veth0 member and its route; made whole again, it is refused (its veth1 member cannot be made).
+    await until(() => p.counts().failed === 2, 3000);
+    expect(route(kernel, '10.8.2.0/24')).toBeDefined();
+    kernel.setLink('veth0', false); // its last member in the kernel: the kernel deletes the group, and the route on it
+    expect(route(kernel, '10.8.2.0/24')).toBeUndefined();
+    await tick(50);
+    expect(p.counts()).toMatchObject({ installed: 0, failed: 2 });
+    kernel.setLink('veth0', true);
+    kernel.setLink('veth1', true);
+    await until(() => p.counts().installed === 2 && ourRoutes(kernel).length === 2, 3000);
+    expect(objectOf(kernel, '10.8.2.0/24')!.group).toHaveLength(2);
+    await p.shutdown();
+  });
+
   it('repairs a foreign delete of our object (and the routes the kernel took with it)', async () => {
     const { kernel, table, src, p } = setup();
     announce(table, src, ['10.9.0.0/24 via 192.0.2.2', '10.9.1.0/24 via 192.0.2.2']);
