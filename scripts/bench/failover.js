@@ -32,7 +32,8 @@
 // - settled: the daemon has finished its own work (krtsync: `show protocols` says no route pending,
 //   withdrawing or failed; BIRD: it answers on its control socket within 100 ms) and made no kernel
 //   change for `--quiet` (1 s): the time of its last kernel change, or of the first idle answer after
-//   it; and the changes it made (route and nexthop notifications of its protocol number);
+//   it, counting idle answers only from when the FIB moved (before, the daemon may not have been told
+//   of the failure yet); and the changes it made (route and nexthop notifications of its protocol number);
 // - CPU time (user + system) of the daemon in the phase, and its peak RSS.
 // A phase ends once the FIB, the probes and the daemon are all done. One that has not converged when
 // `--timeout` (default 120 s: BIRD's recovery from carrier loss waits out its 60 s error wait, then
@@ -220,7 +221,9 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
   const acted = act().catch((e) => (actError = e));
   const deadline = t0 + TIMEOUT_MS;
   // Settled: idle (krtsync: nothing pending; BIRD: answering at once) and no kernel change by the daemon for
-  // QUIET_MS; then at the later of its last change and the first idle answer. Once settled, only a new kernel
+  // QUIET_MS; then at the later of its last change and the first idle answer. An idle answer counts only once
+  // the FIB has moved: before, the daemon may not have heard of the failure yet (under load the kernel's
+  // link notification can come a second late, and "idle" then meant "not told yet"). Once settled, only a new kernel
   // change unsettles it: housekeeping that changes nothing (a periodic scan) does not, and the daemon is no
   // longer asked (the questions cost it CPU time, which is measured).
   let idleSince;
@@ -244,7 +247,7 @@ async function phase(router, topo, mirror, { failure, kind, to, act }) {
       if (busy) {
         idleSince = undefined;
         sawBusy = true;
-      } else idleSince ??= asked;
+      } else if (tFwd !== undefined) idleSince ??= asked;
       const now = nowMs();
       if (idleSince !== undefined && now - last() >= QUIET_MS && now - idleSince >= QUIET_MS) {
         settled = Math.max(last(), idleSince);
