@@ -10,6 +10,7 @@ import { RouteSource } from '../../src/route';
 import { parsePrefix } from '../../src/lib/addr';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
+import type { KernelSync } from '../../src/proto/kernel/kernel-sync';
 import type { Logger, LogFields } from '../../src/proto/logger';
 import { dropNhid, type IpRoute, type Netns } from './netns';
 
@@ -91,6 +92,20 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return Date.now() - t0;
+}
+
+/**
+ * Waits until `sync` has done what it was asked: no scan running and nothing of ours out. settled() alone
+ * says only the latter: a scan a link change asked for (its timer late on a loaded machine) holds the nets
+ * planned meanwhile until its pruning, and its wait for the sender resolves settled() with them still queued.
+ */
+export async function quiesced(sync: KernelSync, timeoutMs = 10000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    await until(() => sync.state === 'idle', Math.max(timeoutMs - (Date.now() - t0), 0));
+    await sync.settled();
+    if (sync.state === 'idle') return;
+  }
 }
 
 /**
