@@ -174,6 +174,9 @@ export function spreadOrderLookup(words: Int32Array, lens: Uint8Array, n: number
   return (k) => packed[k]! % PACKED_MAX;
 }
 
+/** Out-of-order ids SpreadIds.sort() moves into place one by one (a move is up to a memmove of the whole) before it sorts instead. */
+const MAX_STRAYS = 16;
+
 /**
  * Ids of IPv4 nets (below 2^21) gathered with their words and handed out in the words' trie-spread
  * order (or, with `spread` false, in address order): one packed double an id (reversed word and
@@ -181,9 +184,6 @@ export function spreadOrderLookup(words: Int32Array, lens: Uint8Array, n: number
  * first sync's work and the shutdown's deletes of a million routes (an id list, a key list and an
  * order of them were 16 bytes an id).
  */
-/** Out-of-order ids SpreadIds.sort() moves into place one by one (a move is up to a memmove of the whole) before it sorts instead. */
-const MAX_STRAYS = 16;
-
 export class SpreadIds {
   private packed: Float64Array;
   n = 0;

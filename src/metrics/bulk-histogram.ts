@@ -19,8 +19,6 @@
 import { Histogram, type HistogramConfiguration, type MetricType, type LabelValues, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import { BulkSeries } from './bulk-series';
 
-export { BulkSeries };
-
 export class BulkHistogram<T extends string> extends Histogram<T> {
   private readonly metricName: string;
   private readonly metricHelp: string;
