@@ -53,6 +53,17 @@ const C = require('../../dist/netlink/constants');
 const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
 
+/**
+ * The scheduler's view at READY: seconds the JS thread, and the other threads together (the route
+ * pipeline's sends, on libuv's pool threads), were runnable but waiting for a CPU. A loaded machine
+ * shows here; what is neither CPU nor wait is sleep (for the sends: nothing handed over to send).
+ */
+function schedFields(threads) {
+  if (!threads || !threads.mainSched) return {};
+  const r = (x) => Number(x.toFixed(2));
+  return { js_wait_s: r(threads.mainSched.wait), threads_wait_s: r(threads.others.wait) };
+}
+
 // ------------------------------------------------------------------ arguments
 const USAGE =
   'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
@@ -344,7 +355,7 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
     const threads = threadCpuSeconds(d.pid);
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), ...schedFields(threads) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
