@@ -202,7 +202,10 @@ class Observer {
   nexthopChangesOf(proto) {
     return this.nhChanges.get(proto) ?? 0;
   }
-  /** Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with del, is deleted). */
+  /**
+   * Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with
+   * del, is deleted); `first` is then the time the first of them did.
+   */
   until(proto, gw, del = false) {
     return new Promise((resolve) => {
       this.watch = { proto, gw: gw ? Buffer.from(V6 ? ipv6Bytes(gw) : gw.split('.').map(Number)) : undefined, del, seen: new Uint8Array(N), count: 0, resolve };
@@ -235,6 +238,7 @@ class Observer {
           }
           if (dst >= 0 && gwOk && w.seen[dst] === 0) {
             w.seen[dst] = 1;
+            if (w.count === 0) this.first = performance.now();
             if (++w.count === N) {
               this.watch = undefined;
               w.resolve(performance.now());
@@ -355,7 +359,7 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
     const threads = threadCpuSeconds(d.pid);
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), ...schedFields(threads) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: sec(obs.first - t0), ...schedFields(threads) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
