@@ -23,7 +23,7 @@ import { Prefix } from '../../lib/addr';
 import { KrtError } from '../../lib/errors';
 import { LineSplitter } from '../../lib/line-splitter';
 import { grownTo } from '../../lib/net-list';
-import { reverseBits32, spreadOrder, spreadSortWith } from '../../lib/net-sort';
+import { reverseBits32, spreadOrder, SpreadSort } from '../../lib/net-sort';
 import type { RouteAttrs } from '../../route';
 import { parseV4ViaBytes, parseV6ViaBytes, type V4ViaLine, type V6ViaLine } from '../../config/route-bytes';
 import { parseRouteLine, RouteSyntaxError } from '../../config/route-syntax';
@@ -256,9 +256,9 @@ export class ParsedRoutes {
   /**
    * Every route once: IPv4 to `v4` in trie-spread order (the order the kernel's IPv4 FIB adds
    * fastest: src/netlink/order.ts; a net listed twice keeps its lines' order, so the last line wins
-   * as when read in file order), then IPv6 to `v6` in file order. The callbacks may await (every
-   * `yieldEvery` routes): writers elsewhere, and a kernel protocol reading the table, run in
-   * between. Once only: the sort takes the columns over. IPv4 routes are sorted with their length
+   * as when read in file order), then IPv6 to `v6` in file order. The callbacks may await (turns of
+   * FIRST_TURN routes, doubling up to `yieldEvery`): writers elsewhere, and a kernel protocol
+   * reading the table, run in between. Once only: the sort takes the columns over. IPv4 routes are sorted with their length
    * and attributes' index beside them and read back in order, with no Prefix made per route.
    * With `addressTail` (routes that go on nexthop objects), only the first quarter of the spread
    * order goes so and the rest in address order: the kernel adds them about as fast (the quarter
@@ -280,10 +280,22 @@ export class ParsedRoutes {
     const n = this.n4;
     const distinct = this.distinct;
     const pause = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+    // The turns start small and double up to `yieldEvery`: the first routes reach a kernel protocol
+    // reading the fill (and its adds begin) after a few hundred announces, not after a whole chunk.
+    let step = Math.min(FIRST_TURN, yieldEvery);
+    let nextYield = step;
+    const turnEnds = (done: number): boolean => {
+      if (done !== nextYield) return false;
+      step = Math.min(step * 2, yieldEvery);
+      nextYield += step;
+      return true;
+    };
     if (distinct.length < 1 << 24) {
       const payload = this.attrIds;
       for (let i = 0; i < n; i++) payload[i] = (payload[i]! << 8) | this.lens[i]!;
-      const sorted = spreadSortWith(this.words, payload, n, addressTail ? Math.ceil(n * ADDRESS_TAIL_HEAD) : n);
+      // Sorted as it is read: the first routes go after one pass over the keys, the rest of the sort
+      // is done a bucket at a time while the kernel adds what went before.
+      const sorted = new SpreadSort(this.words, payload, n, addressTail ? Math.ceil(n * ADDRESS_TAIL_HEAD) : n);
       this.words = new Int32Array(0); // taken over by the sort
       this.attrIds = new Uint32Array(0);
       // In runs: each run's nets decoded first, so `warm` can read ahead for all of them at once.
@@ -291,6 +303,7 @@ export class ParsedRoutes {
       const lens = new Uint8Array(WARM_RUN);
       for (let j = 0; j < n; ) {
         const m = Math.min(WARM_RUN, n - j);
+        sorted.ensure(j + m);
         for (let k = 0; k < m; k++) {
           words[k] = reverseBits32(sorted.keys[j + k]!) | 0;
           lens[k] = sorted.payload[j + k]! & 255;
@@ -298,7 +311,7 @@ export class ParsedRoutes {
         warm?.(words, lens, m);
         for (let k = 0; k < m; k++, j++) {
           v4(words[k]!, lens[k]!, distinct[sorted.payload[j]! >>> 8]!);
-          if ((j + 1) % yieldEvery === 0) {
+          if (turnEnds(j + 1)) {
             await pause();
             if (stop?.aborted === true) return;
           }
@@ -310,7 +323,7 @@ export class ParsedRoutes {
       for (let j = 0; j < n; j++) {
         const i = order[j]!;
         v4(this.words[i]!, this.lens[i]!, distinct[this.attrIds[i]!]!);
-        if ((j + 1) % yieldEvery === 0) {
+        if (turnEnds(j + 1)) {
           await pause();
           if (stop?.aborted === true) return;
         }
@@ -319,6 +332,9 @@ export class ParsedRoutes {
     for (const r of this.v6) v6(r.net, r.attrs);
   }
 }
+
+/** Routes of forEach's first turn; each next turn has twice as many, up to its `yieldEvery`. */
+const FIRST_TURN = 512;
 
 /** IPv4 routes decoded (and warmed) at a time: their index slots' cache lines stay in the CPU's cache till announced. */
 const WARM_RUN = 1024;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { SpreadIds, reverseBits32, spreadOrder, trieSpreadOrder, trieSpreadPermutation } from '../../../src/netlink/order';
-import { spreadSortWith } from '../../../src/lib/net-sort';
+import { SpreadSort, spreadSortWith } from '../../../src/lib/net-sort';
 
 describe('bulk order for the kernel', () => {
   it('reverses the bits of a word', () => {
@@ -94,6 +94,42 @@ describe('spreadSortWith', () => {
         expect(Array.from(sorted.payload)).toEqual(want);
         expect(Array.from(sorted.keys, (k) => reverseBits32(k) | 0)).toEqual(want.map((i) => words[i]));
       }),
+    );
+  });
+});
+
+describe('SpreadSort', () => {
+  it('read from the front a part at a time (with or without a head), gives what spreadSortWith gives, each position final once ready', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer(), { maxLength: 3000, size: 'max' }),
+        fc.integer({ min: 0, max: 31 }),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
+        (ws, spread, h, steps) => {
+          // Few distinct words (big buckets of ties, sorted by radix passes), any word, or nets in a
+          // narrow range (buckets sorted on few low bits).
+          const words = Int32Array.from(ws.map((w) => (spread < 12 ? (w & spread) * 0x01010101 : spread < 20 ? 0x0b000000 + ((w & 0xffff) << 8) : w) | 0));
+          const head = Math.min(h, ws.length);
+          const ids = (): Uint32Array => Uint32Array.from(ws.map((_, i) => i));
+          const want = spreadSortWith(Int32Array.from(words), ids(), ws.length, head);
+          const sort = new SpreadSort(Int32Array.from(words), ids(), ws.length, head);
+          const keys: number[] = [];
+          const payload: number[] = [];
+          for (let s = 0; keys.length < ws.length; s++) {
+            const ready = sort.ensure(keys.length + steps[s % steps.length]!);
+            expect(ready).toBeGreaterThan(keys.length);
+            // Read as soon as ready: a later ensure must not move what was handed out.
+            for (let j = keys.length; j < ready; j++) {
+              keys.push(sort.keys[j]!);
+              payload.push(sort.payload[j]!);
+            }
+          }
+          expect(payload).toEqual(Array.from(want.payload));
+          expect(keys).toEqual(Array.from(want.keys));
+        },
+      ),
+      { endOnFailure: true }, // shrinking arrays of thousands takes minutes
     );
   });
 });
