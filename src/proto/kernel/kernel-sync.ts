@@ -360,11 +360,14 @@ export class KernelSync implements ScanTarget {
     this.wants.setRun(run, decide);
   }
 
-  /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
+  /**
+   * A next hop became usable: routes the kernel refused are retried now, not at their backoff's time;
+   * so are those whose refusal is still out (a sender resets even with no route failed yet).
+   */
   retryFailedNow(): void {
     if (PHASE.closing(this.sm.state)) return;
-    if (this.sender.failed.size > 0) this.sender.retryFailedNow();
-    if (this.backups !== undefined && this.backups.sender.failed.size > 0) this.backups.sender.retryFailedNow();
+    this.sender.retryFailedNow();
+    this.backups?.sender.retryFailedNow();
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */

@@ -6,7 +6,8 @@
  * plans each (RouteStore.plan), puts the changes into batches and submits
  * them to the kernel I/O with its backpressure. Each answer updates what the
  * kernel holds and the route's status; a refusal is recorded with its errno
- * and the kernel's text and retried with backoff, never in a hot loop.
+ * and the kernel's text and retried with backoff, never in a hot loop; a
+ * reset of the backoff (a link back) also covers refusals still unread then.
  *
  * What may go out is the sync's phase (sync-state.ts): everything in
  * pruning, holding (without deletes of unwanted routes) and idle; only early
@@ -98,6 +99,8 @@ export class SyncSender {
   private readonly spare: SyncBatch[] = [];
   /** No early adds for now: a source is still loading input not yet known to be good (KernelSync.holdEarlyAdds). */
   earlyAddsHeld = false;
+  /** Backoff resets so far (retryFailedNow): each batch notes the count it was sent at. */
+  private resets = 0;
 
   constructor(private readonly c: SenderContext) {
     this.dirty = new DirtyQueue(c.store);
@@ -346,13 +349,15 @@ export class SyncSender {
   private submit(batch: SyncBatch): void {
     this.outstanding += batch.length;
     this.c.stats.sent += batch.length;
+    const resets = this.resets;
     void this.c
       .io()
       .submit(batch)
-      .then((res) => this.onResults(batch, res));
+      .then((res) => this.onResults(batch, res, resets !== this.resets));
   }
 
-  private onResults(batch: SyncBatch, res: BatchResult): void {
+  /** `beforeReset`: the batch went out before the latest backoff reset (retryFailedNow), so its refusals may predate it. */
+  private onResults(batch: SyncBatch, res: BatchResult, beforeReset: boolean): void {
     const c = this.c;
     const store = c.store;
     let failures: Map<number, KrtError> | undefined;
@@ -396,7 +401,9 @@ export class SyncSender {
         store.setFlag(id, RECHECK, true);
       } else {
         c.echoes()?.drop(id, cmd === 'delete' ? 'del' : 'new', prio);
-        this.recordFailure(id, cmd, err!, now);
+        this.recordFailure(id, cmd, err!, now, beforeReset);
+        // The reset applies to it as to the failures it found: the net is planned again at once.
+        if (beforeReset) store.setFlag(id, RECHECK, true);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (cmd === 'add' && errno === EEXIST) c.requestScan(SCAN_REASONS.conflict, 2000);
         // The route's nexthop object is gone (deleted with no word to us): a scan re-reads the objects and makes it again.
@@ -420,22 +427,27 @@ export class SyncSender {
     this.recordFailure(id, this.c.store.have[id] === 0 ? 'add' : 'replace', err, now);
   }
 
-  private recordFailure(id: number, cmd: SyncCmd, err: KrtError, now: number): void {
+  /**
+   * A refusal, recorded (status, errno, log) and given its backoff; `beforeReset`: the change went
+   * out before the latest reset, which its cause may not have outlived: recorded as reset (no
+   * attempt counted, due now), as if it had been answered just before the reset.
+   */
+  private recordFailure(id: number, cmd: SyncCmd, err: KrtError, now: number, beforeReset = false): void {
     const c = this.c;
     c.stats.failed++;
     const ne = err instanceof NetlinkRequestError ? err : undefined;
     const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
     if (ne?.extAck) error.extAck = ne.extAck;
     const x = c.store.extraOf(id);
-    const delay = backoffDelay(c.backoff ?? DEFAULT_BACKOFF, x.attempts + 1);
+    const delay = beforeReset ? 0 : backoffDelay(c.backoff ?? DEFAULT_BACKOFF, x.attempts + 1);
     x.error = error;
-    x.attempts++;
+    x.attempts = beforeReset ? 0 : x.attempts + 1;
     x.retryAt = now + delay;
     c.store.setState(id, 'failed');
     c.store.track(id);
     this.failed.add(id);
     const net = c.store.nets.prefix(id).toString();
-    c.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
+    c.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; ${beforeReset ? 'retry now (sent before a link or next hop came back)' : `retry in ${delay} ms`}`, {
       prefix: net,
       table: c.table,
       protocol: c.protocol,
@@ -494,11 +506,13 @@ export class SyncSender {
   /**
    * What made routes fail may be gone (a link came back, a next hop became
    * usable): every failed route is due now, with its backoff reset, and goes
-   * back into the queue at once rather than at its retry time.
+   * back into the queue at once rather than at its retry time. So is every
+   * route whose refusal is still out (onResults: `beforeReset`).
    */
   retryFailedNow(): void {
     const store = this.c.store;
     const now = Date.now();
+    this.resets++;
     // Objects refused while their next hop was down may go in now too (a route waits for its object).
     this.c.routes.nexthops.resetBackoff();
     for (const id of this.failed) {
