@@ -174,6 +174,7 @@ export class KernelSync implements ScanTarget {
       requestDeviceScan: (index) => this.requestDeviceScan(index),
       rereadNexthops: (afterDump) => this.nh.reread(afterDump),
       drainMonitor: () => this.io?.drainMonitor(),
+      retryFailedNow: () => this.retryFailedNow(),
     });
     this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
@@ -334,8 +335,9 @@ export class KernelSync implements ScanTarget {
   }
 
   /**
-   * A next hop became usable: routes the kernel refused are retried now, not at their backoff's time;
-   * so are those whose refusal is still out (a sender resets even with no route failed yet).
+   * A link or address came back, or a next hop became usable: routes the kernel refused (backup routes
+   * too) are retried now, not at their backoff's time; so are those whose refusal is still out (a
+   * sender resets even with no route failed yet).
    */
   retryFailedNow(): void {
     if (PHASE.closing(this.sm.state)) return;
