@@ -20,12 +20,11 @@ function store(): RouteStore {
   return new RouteStore(4, new KernelRoutes(T4, links));
 }
 
-// The default blocks (16,384 ids) and small ones, so that making room crosses blocks many times over.
-describe.each([undefined, 256])('DirtyQueue (blocks of %s ids)', (blockSize) => {
+describe('DirtyQueue', () => {
   it('lists each route once, first in first out, and skips removed ones', () => {
     const s = store();
     const ids = [0, 1, 2, 3].map((i) => s.idOf(parsePrefix(`10.${i}.0.0/24`)));
-    const q = new DirtyQueue(s, blockSize);
+    const q = new DirtyQueue(s);
     for (const id of [...ids, ids[1]!]) q.add(id);
     q.delete(ids[2]!);
     expect(q.size).toBe(3);
@@ -35,7 +34,7 @@ describe.each([undefined, 256])('DirtyQueue (blocks of %s ids)', (blockSize) => 
   it('keeps its order when it makes room, with routes added while it is drained', () => {
     const s = store();
     const ids = Array.from({ length: 5000 }, (_, i) => s.idOf(parsePrefix(`10.${i >> 8}.${i & 255}.0/24`)));
-    const q = new DirtyQueue(s, blockSize);
+    const q = new DirtyQueue(s);
     for (const id of ids) q.add(id);
     const out: number[] = [];
     for (let id = q.shift(); id >= 0; id = q.shift()) {
@@ -109,11 +108,11 @@ describe('SyncBatch', () => {
   });
 });
 
-describe.each([undefined, 256])('DirtyQueue change times (blocks of %s ids)', (blockSize) => {
+describe('DirtyQueue change times', () => {
   it('hands each route its first change time, 0 where none was given, across making room', () => {
     const s = store();
     const ids = Array.from({ length: 10_000 }, (_, i) => s.idOf(parsePrefix(`10.${i >> 8}.${i & 255}.0/24`)));
-    const q = new DirtyQueue(s, blockSize);
+    const q = new DirtyQueue(s);
     // Runs: 0..2999 at t=0 (no time), 3000..5999 at 1000 + i/1000 (three runs), 6000.. with no time again.
     ids.forEach((id, i) => q.add(id, i < 3000 || i >= 6000 ? 0 : 1000 + Math.floor(i / 1000)));
     q.add(ids[3500]!, 99_999); // already queued: keeps its first time
@@ -132,7 +131,7 @@ describe.each([undefined, 256])('DirtyQueue change times (blocks of %s ids)', (b
   it('times a route added again after it was taken by its new change', () => {
     const s = store();
     const [a, b] = [s.idOf(parsePrefix('10.1.0.0/24')), s.idOf(parsePrefix('10.2.0.0/24'))];
-    const q = new DirtyQueue(s, blockSize);
+    const q = new DirtyQueue(s);
     q.add(a, 5);
     expect([q.shift(), q.shiftedAt]).toEqual([a, 5]);
     q.add(b);
