@@ -148,8 +148,7 @@ export class Exporter implements ExporterCore {
     if (this.stopped !== undefined) return;
     if (reader instanceof ExportRequest) {
       if (!this.requests.includes(reader)) this.requests = [...this.requests, reader];
-    }
-    else if (reader instanceof Feeder) this.feeders.add(reader);
+    } else if (reader instanceof Feeder) this.feeders.add(reader);
   }
 
   detach(reader: Reader): void {
