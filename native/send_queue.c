@@ -183,6 +183,8 @@ napi_value sock_send_queue_open(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t *)&q->async, sendq_free);
     return throw_errno(env, "sendQueueOpen: pthread_create", r);
   }
+  /* Named for `top -H`, perf and /proc/PID/task/TID/comm: the kernel's adds show under it. */
+  pthread_setname_np(q->thread, "krtsync-send");
   s->q = q;
   return NULL;
 no_ctx:

@@ -47,6 +47,8 @@ import type { PipelineStats, RoutePipelineOptions } from './route-ops';
 const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
 /** Requests in flight: room for a whole ring of chunks (8 x 256 KiB, about 40,000 route adds) and then some. */
 const DEFAULT_WINDOW = 65536;
+/** Chunks the native send queue holds unsent (SENDQ_CAP in native/send_queue.c): the ring is at most this deep. */
+const SEND_QUEUE_CAP = 256;
 
 class Batch {
   next = 0;
@@ -131,7 +133,7 @@ export class RoutePipeline {
     this.slotChunkStart = new Uint32Array(ring);
     this.slotFence = new Uint8Array(ring);
     this.chunkSize = opts.sendChunk ?? 256 * 1024;
-    this.depth = Math.max(1, opts.depth ?? 8);
+    this.depth = Math.min(SEND_QUEUE_CAP, Math.max(1, opts.depth ?? 8));
     this.sendBuf = Buffer.allocUnsafe(this.chunkSize * this.depth);
     this.chunkViews = Array.from({ length: this.depth }, (_, k) => this.sendBuf.subarray(k * this.chunkSize, (k + 1) * this.chunkSize));
     this.chunkLen = new Int32Array(this.depth);

@@ -150,17 +150,17 @@ export class NetlinkSocket implements NetlinkTransport {
    * keeps running: answers may be read while the thread sends. Closing the socket stops the thread.
    */
   openSendQueue(buf: Buffer, onSent: (sent: number, errno: number) => void): void {
-    wrapNative('sendQueueOpen', () => native.sendQueueOpen(this.sock, buf, onSent));
+    wrapNative('send queue', () => native.sendQueueOpen(this.sock, buf, onSent));
   }
 
   /** Queues buf[off..off+len) (the buffer given to openSendQueue) behind every chunk queued before. */
   queueSend(off: number, len: number): void {
-    wrapNative('sendQueuePush', () => native.sendQueuePush(this.sock, off, len));
+    wrapNative('send queue', () => native.sendQueuePush(this.sock, off, len));
   }
 
   /** After a halt: drops every chunk not sent (the failed one first) and resumes; how many were dropped. */
   clearSendQueue(): number {
-    return wrapNative('sendQueueClear', () => native.sendQueueClear(this.sock));
+    return wrapNative('send queue', () => native.sendQueueClear(this.sock));
   }
 
   /** Drains what is queued now into `buffer`, synchronously. */
