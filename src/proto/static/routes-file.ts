@@ -258,8 +258,9 @@ export class ParsedRoutes {
    * fastest: src/netlink/order.ts; a net listed twice keeps its lines' order, so the last line wins
    * as when read in file order), then IPv6 to `v6` in file order. The callbacks may await (turns of
    * FIRST_TURN routes, doubling up to `yieldEvery`): writers elsewhere, and a kernel protocol
-   * reading the table, run in between. Once only: the sort takes the columns over. IPv4 routes are sorted with their length
-   * and attributes' index beside them and read back in order, with no Prefix made per route.
+   * reading the table, run in between. Once only: the sort takes the columns over. IPv4 routes are
+   * sorted with their length and attributes' index beside them and read back in order, with no
+   * Prefix made per route.
    * With `addressTail` (routes that go on nexthop objects), only the first quarter of the spread
    * order goes so and the rest in address order: the kernel adds them about as fast (the quarter
    * has built the trie's upper nodes), and deletes them with their object at shutdown in half the
