@@ -11,6 +11,7 @@ import { parsePrefix } from '../../src/lib/addr';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
 import type { KernelSync } from '../../src/proto/kernel/kernel-sync';
+import type { ScanScheduler } from '../../src/proto/kernel/scan-scheduler';
 import type { Logger, LogFields } from '../../src/proto/logger';
 import { dropNhid, type IpRoute, type Netns } from './netns';
 
@@ -95,16 +96,28 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
 }
 
 /**
- * Waits until `sync` has done what it was asked: no scan running and nothing of ours out. settled() alone
- * says only the latter: a scan a link change asked for (its timer late on a loaded machine) holds the nets
- * planned meanwhile until its pruning, and its wait for the sender resolves settled() with them still queued.
+ * Whether `sync` has a scan asked for that has not begun: a link or address change's (its timer runs 100 ms),
+ * a conflict's, one waiting for the sync to be free. KernelSync keeps its scheduler to itself; the tests read it.
+ */
+export function scanAsked(sync: KernelSync): boolean {
+  return (sync['scans'] as ScanScheduler).pending;
+}
+
+/**
+ * Waits until `sync` has done what it was asked: no scan asked for or running, and nothing of ours out.
+ * settled() alone says only the latter: a scan a link change asked for (its timer late on a loaded machine)
+ * holds the nets planned meanwhile until its pruning, and its wait for the sender resolves settled() with
+ * them still queued; and before its timer fires, settled() says nothing of it. The caller first waits for a
+ * sign that the sync has read the change (a route it put back, a verdict in its status): what is still in
+ * the socket has asked for nothing yet.
  */
 export async function quiesced(sync: KernelSync, timeoutMs = 10000): Promise<void> {
   const t0 = Date.now();
+  const calm = (): boolean => sync.state === 'idle' && !scanAsked(sync);
   for (;;) {
-    await until(() => sync.state === 'idle', Math.max(timeoutMs - (Date.now() - t0), 0));
+    await until(calm, Math.max(timeoutMs - (Date.now() - t0), 0));
     await sync.settled();
-    if (sync.state === 'idle') return;
+    if (calm()) return;
   }
 }
 
