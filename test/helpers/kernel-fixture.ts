@@ -96,6 +96,15 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
 }
 
 /**
+ * Polls without yielding: the daemon under test shares this thread, so it cannot read its sockets or act
+ * meanwhile. For what the kernel does on its own (a link's flush), seen before the daemon can react.
+ */
+export function untilBlocking(cond: () => boolean, timeoutMs: number): void {
+  const t0 = Date.now();
+  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+}
+
+/**
  * Whether `sync` has a scan asked for that has not begun: a link or address change's (its timer runs 100 ms),
  * a conflict's, one waiting for the sync to be free. KernelSync keeps its scheduler to itself; the tests read it.
  */

@@ -9,7 +9,7 @@
  * with next-hop tracking its return is one replace (the object is held on
  * its backup, keeping its key).
  */
-import { announce, kernelProtocol, newTable, ourRoutes, quiesced, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { announce, kernelProtocol, newTable, ourRoutes, quiesced, RouteSource, RouteWatcher, until, untilBlocking } from '../helpers/kernel-fixture';
 import { forwardsVia, gatewaysOf, nexthopLines, routeLines, wantedVia, type IpNexthop } from '../helpers/failover-fixture';
 import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
@@ -34,12 +34,6 @@ const lines = (list: readonly string[], gw: string): string[] => list.map((n) =>
 function twoSources(table: Table, list: readonly string[]): void {
   announce(table, new RouteSource('a', 200), lines(list, '203.0.113.2'));
   announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
-}
-
-/** Polls without yielding: the daemon under test shares this thread, so it cannot act meanwhile (for the kernel's own doing). */
-function untilSync(cond: () => boolean, timeoutMs: number): void {
-  const t0 = Date.now();
-  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
 }
 
 kernelDescribe('failover by forwarding objects (real kernel)', () => {
@@ -221,7 +215,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     ns.ip('link', 'set', 'veth3', 'down');
     // The kernel's doing (its link watch flushes shortly after), seen before the daemon, which shares this thread
     // and puts the routes back at once, can act: polled without yielding.
-    untilSync(() => ourRoutes(ns).length === 1000, 5000);
+    untilBlocking(() => ourRoutes(ns).length === 1000, 5000);
     expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
     for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
     // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
