@@ -150,26 +150,47 @@ export async function showMarker(ns: Netns, dst: string, dev: string, seen: () =
   ns.ip('route', 'del', `${dst}/32`, 'dev', dev, 'proto', 'static');
 }
 
-/** `ip monitor route` (or other objects: `nexthop`) inside the namespace; lines() is what it printed so far. */
+/** The table markers go in: no kernel protocol under test syncs it. */
+const MARKER_TABLE = '4242';
+/** Marker lines (a route in MARKER_TABLE, a nexthop id 4242000-4242999) are the watchers' own, not the test's. */
+const MARKER_LINE = new RegExp(`\\btable ${MARKER_TABLE}\\b|^(Deleted )?id 4242\\d{3}\\b`);
+
+/**
+ * `ip monitor route` (or `nexthop`, or both) inside the namespace; lines() is what it printed so far, without
+ * the watcher's own markers. ip monitor says nothing when it has joined its groups, and prints what the
+ * kernel sent a moment after: ready() and stop() add a marker (a route in a table nobody syncs, or a nexthop
+ * object of an id out of every protocol's range), a new one each try, until the monitor prints one of them.
+ * The kernel queues the notifications of every group on the monitor's one socket in order, so once stop()
+ * has seen its marker, every change made before has been printed too. No sleep stands in for either.
+ */
 export class RouteWatcher {
   /** Watchers not stopped yet: a test that fails before stop() leaves them to stopAll() (else jest cannot exit). */
   private static readonly live = new Set<RouteWatcher>();
+  /** Markers made so far, by every watcher: each is new (a watcher beside another must not take its marker for its own). */
+  private static marks = 0;
   private readonly proc: ChildProcess;
   private buf = '';
-  private started: Promise<void>;
+  private readonly started: Promise<void>;
+  private readonly kind: 'route' | 'nexthop';
 
   static stopAll(): void {
     for (const w of RouteWatcher.live) w.proc.kill();
     RouteWatcher.live.clear();
   }
 
-  constructor(ns: Netns, objects: readonly string[] = ['route']) {
+  constructor(
+    private readonly ns: Netns,
+    objects: readonly string[] = ['route'],
+  ) {
+    if (objects.includes('route')) this.kind = 'route';
+    else if (objects.includes('nexthop')) this.kind = 'nexthop';
+    else throw new Error(`RouteWatcher: no marker for ${objects.join(' ')}`);
     this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', ...objects], { stdio: ['ignore', 'pipe', 'ignore'] });
     RouteWatcher.live.add(this);
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => (this.buf += d));
-    // ip monitor prints nothing when it is ready; give it a moment to join the groups.
-    this.started = new Promise((r) => setTimeout(r, 300));
+    this.started = this.mark();
+    this.started.catch(() => undefined); // reported by ready()
   }
 
   ready(): Promise<void> {
@@ -177,14 +198,45 @@ export class RouteWatcher {
   }
 
   lines(): string[] {
-    return this.buf.split('\n').filter(Boolean);
+    return this.buf.split('\n').filter((l) => l !== '' && !MARKER_LINE.test(l));
   }
 
   async stop(): Promise<string[]> {
-    await new Promise((r) => setTimeout(r, 200));
+    await this.started.catch(() => undefined);
+    await this.mark();
     this.proc.kill();
     RouteWatcher.live.delete(this);
     return this.lines();
+  }
+
+  /** Adds a new marker each try until the monitor prints one of them, then removes them all. */
+  private async mark(timeoutMs = 30000): Promise<void> {
+    const made: string[] = [];
+    const printed = (): boolean => this.buf.split('\n').some((l) => !l.startsWith('Deleted') && made.some((m) => l.startsWith(m)));
+    try {
+      await until(
+        () => {
+          if (printed()) return true;
+          const k = RouteWatcher.marks++ % 1000;
+          if (this.kind === 'route') {
+            const dst = `198.51.100.${k % 250}`;
+            this.ns.ip('route', 'add', `${dst}/32`, 'dev', 'lo', 'table', MARKER_TABLE, 'proto', 'static');
+            made.push(`${dst} `);
+          } else {
+            this.ns.ip('nexthop', 'add', 'id', String(4242000 + k), 'blackhole');
+            made.push(`id ${4242000 + k} `);
+          }
+          return false;
+        },
+        timeoutMs,
+        20,
+      );
+    } finally {
+      for (const m of made) {
+        if (this.kind === 'route') this.ns.ip('route', 'del', `${m.trim()}/32`, 'table', MARKER_TABLE);
+        else this.ns.ip('nexthop', 'del', ...m.trim().split(' '));
+      }
+    }
   }
 }
 
