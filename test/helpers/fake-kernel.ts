@@ -25,6 +25,9 @@
  *    the monitor before it reads answers);
  *  - a link going down drops the routes through it without a notification;
  *  - nexthop objects as in fake-nexthops.ts.
+ * A test may hold requests before the kernel takes them (holdNexthops), or
+ * the answers to requests it has taken (holdAnswers: the sync reads them
+ * after what the kernel did meanwhile).
  *
  * Requests are what the sync really encodes: each change is encoded by the
  * sync's OpSource into bytes and decoded here, so the codec is exercised too.
@@ -270,11 +273,29 @@ export class FakeKernel {
 
   /** Holds every nexthop change sent from now (in flight, taken in order) until the returned function is called. */
   holdNexthops(): () => void {
+    return this.holdOnEachIo('nexthopsHeld');
+  }
+
+  /** Answers taken and held (holdAnswers), not yet handed to the sync. */
+  answersWaiting = 0;
+
+  /**
+   * Holds the answer to every change the kernel takes from now (route batches and nexthop object
+   * changes: made or refused at once, as the kernel does inside sendmsg) until the returned function
+   * is called: answers the sync reads late, after what the kernel sends meanwhile (a link coming back)
+   * has reached it. holdNexthops holds the request instead, before the kernel judges it.
+   */
+  holdAnswers(): () => void {
+    return this.holdOnEachIo('answersHeld');
+  }
+
+  /** Sets a hold on every sync's io; the returned function lifts it (only where it is still this hold). */
+  private holdOnEachIo(hold: 'nexthopsHeld' | 'answersHeld'): () => void {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    for (const io of this.ios) io.nexthopsHeld = held;
+    for (const io of this.ios) io[hold] = held;
     return () => {
-      for (const io of this.ios) if (io.nexthopsHeld === held) io.nexthopsHeld = undefined;
+      for (const io of this.ios) if (io[hold] === held) io[hold] = undefined;
       release();
     };
   }
@@ -542,6 +563,18 @@ export class FakeKernelIo implements KernelIo {
     return [...this.kernel.nexthops.objects.values()];
   }
 
+  /** While set, the answers to changes the kernel has taken wait for it (FakeKernel.holdAnswers). */
+  answersHeld: Promise<void> | undefined;
+
+  /** An answer the kernel has made waits for its hold, if any; then what the monitor queued meanwhile is read first. */
+  private async answerLater(): Promise<void> {
+    const held = this.answersHeld;
+    if (held === undefined) return;
+    this.kernel.answersWaiting++;
+    await held.finally(() => this.kernel.answersWaiting--);
+    this.deliver();
+  }
+
   /** While set, nexthop changes wait for it before the kernel takes them (still in the order sent): a change in flight. */
   nexthopsHeld: Promise<void> | undefined;
 
@@ -554,6 +587,7 @@ export class FakeKernelIo implements KernelIo {
     await new Promise((r) => setImmediate(r));
     this.kernel.takeLock();
     const err = this.kernel.changeNexthop(cmd, m, this.port + 100000);
+    await this.answerLater();
     if (err) throw new NetlinkRequestError(err.errno, err.extAck, `${cmd} nexthop ${m.id}`);
   }
 
@@ -593,8 +627,12 @@ export class FakeKernelIo implements KernelIo {
         }
         // As the netlink pipeline: whatever the monitor has queued is read before the answers.
         this.deliver();
-        resolve({ ok, failed, rechecked: 0 });
-        if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
+        const answer = (): void => {
+          resolve({ ok, failed, rechecked: 0 });
+          if (--this.pending === 0) for (const f of this.idle.splice(0)) f();
+        };
+        if (this.answersHeld === undefined) answer();
+        else void this.answerLater().then(answer);
       });
     });
   }

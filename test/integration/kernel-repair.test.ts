@@ -3,7 +3,11 @@
  * changes our routes, links go down and up, the kernel rejects a route, and
  * the notification socket overflows.
  */
+import { execFileSync } from 'node:child_process';
 import { parsePrefix } from '../../src/lib/addr';
+import { opDst, type RoutePipeline } from '../../src/netlink/pipeline';
+import type { KernelIoProvider } from '../../src/proto/kernel/kernel-io';
+import { openNetlinkKernelIo } from '../../src/proto/kernel/netlink-io';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
 import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, quiesced, routeLines, RouteSource, runBatch, until } from '../helpers/kernel-fixture';
 
@@ -98,6 +102,62 @@ kernelDescribe('kernel protocol repair', () => {
     ns.ip('link', 'set', 'veth1', 'up');
     await until(() => ourRoutes(ns).length === 3, 3000);
     await until(() => p.counts().installed === 3, 2000);
+    await p.shutdown();
+  });
+
+  it('a refusal the kernel made before a link came back, read after the link-up, is retried at once (a minute of backoff configured)', async () => {
+    // The real netlink I/O, with one hook: right after the pipeline hands the batch to its sender thread, the JS
+    // thread is blocked until the kernel's answer waits in the pipeline socket (ss: its Recv-Q), then the link is
+    // set up. The kernel refused the route (veth1 down); the pipeline reads the notifications before the answers,
+    // so the sync hears the link-up (and resets its backoffs) before it reads the refusal.
+    let armed = false;
+    let hookFailed: Error | undefined;
+    const linkUpOnceAnswered = (port: number): void => {
+      // ss prints a port id past 2^31 as a negative number: either form is matched.
+      const waitThenUp = `i=0; until ss -f netlink -an | awk -v a="0:${port}" -v b="0:${port | 0}" '($4 == a || $4 == b) && $2 > 0 { f = 1 } END { exit !f }'; do i=$((i+1)); [ $i -gt 2000 ] && exit 1; done; ip link set veth1 up`;
+      try {
+        execFileSync('ip', ['netns', 'exec', ns.name, 'sh', '-c', waitThenUp], { stdio: 'pipe' });
+      } catch (e) {
+        hookFailed = e as Error;
+      }
+    };
+    const kernelIo: KernelIoProvider = async (opts, events) => {
+      const opened = await openNetlinkKernelIo(opts, events);
+      const io = opened.io;
+      const pipeline = (io as unknown as { pipeline: RoutePipeline }).pipeline;
+      const submit = io.submit.bind(io);
+      io.submit = (ops) => {
+        const answer = submit(ops);
+        if (armed && Array.from({ length: ops.length }, (_, i) => opDst(ops.op(i)).toString()).includes('10.4.0.0/24')) {
+          armed = false;
+          // Right after the pipeline's own microtask, which hands the batch to its sender thread (a later turn
+          // of the event loop may already have read the answer).
+          queueMicrotask(() => {
+            if (pipeline.outstanding === 0) hookFailed = new Error('the batch was answered before the hook ran');
+            else linkUpOnceAnswered(pipeline.socket.portId);
+          });
+        }
+        return answer;
+      };
+      return opened;
+    };
+    const table = newTable();
+    const src = new RouteSource('static1', 200);
+    announce(table, src, ['10.4.2.0/24 via 192.0.2.2']);
+    const p = kernelProtocol(ns, table, { backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 }, nexthopObjects: 'off', kernelIo });
+    await p.start();
+    const sync = p.sync(4)!;
+    const veth1 = ns.ifindex('veth1');
+    ns.ip('link', 'set', 'veth1', 'down');
+    await until(() => sync.links.get(veth1)?.usable === false, 2000);
+    const failed = sync.stats.failed;
+    armed = true;
+    announce(table, src, ['10.4.0.0/24 via 198.51.100.2']);
+    await until(() => sync.stats.failed > failed || hookFailed !== undefined, 2000);
+    expect(hookFailed).toBeUndefined();
+    expect(sync.stats.failed).toBe(failed + 1); // refused once (ENETUNREACH: veth1 was down), read after the link-up
+    await until(() => ourRoutes(ns).length === 2, 2000);
+    expect(p.counts()).toMatchObject({ installed: 2, failed: 0 });
     await p.shutdown();
   });
 

@@ -9,7 +9,8 @@
  * interned kernel routes (kernel-routes.ts), set from the wants
  * (sync-wants.ts) and read from the kernel's dumps (sync-dump.ts); the sender (sync-sender.ts) plans, sends and takes the
  * answers; notifications go to sync-notices.ts, nexthop objects to
- * sync-nexthops.ts, scans to sync-scan.ts.
+ * sync-nexthops.ts, scans to sync-scan.ts; the kernel's events reach them
+ * in the order sync-events.ts gives.
  *
  * Invariants:
  *  - only routes whose rtm_protocol is ours, in our table, are ever planned
@@ -45,12 +46,13 @@ import { SyncNexthops, type NexthopStatus } from './sync-nexthops';
 import { SyncFailover, type FailoverMode } from './sync-failover';
 import { BackupRoutes, DEFAULT_BACKUP_METRIC } from './sync-backup-routes';
 import { LinkCache } from './link-cache';
-import { flushKnowable, linkBack, takeFlush, type LinkFlushContext } from './link-flush';
+import type { LinkFlushContext } from './link-flush';
 import { openNetlinkKernelIo } from './netlink-io';
 import { RouteStore } from './route-store';
 import { countLine, type RouteSyncStatus, type SyncCounts } from './route-status';
 import { ScanScheduler, type ScanTarget } from './scan-scheduler';
 import { SyncNotices } from './sync-notices';
+import { syncEvents } from './sync-events';
 import type { SyncCore } from './sync-core';
 import { SyncSender, type SyncStats } from './sync-sender';
 import { NO_SYNC_METRICS, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
@@ -172,6 +174,7 @@ export class KernelSync implements ScanTarget {
       requestDeviceScan: (index) => this.requestDeviceScan(index),
       rereadNexthops: (afterDump) => this.nh.reread(afterDump),
       drainMonitor: () => this.io?.drainMonitor(),
+      retryFailedNow: () => this.retryFailedNow(),
     });
     this.dumps = { store: this.store, routes: this.routes, target: opts.target, metrics: this.metrics, limited: this.limited, io: () => this.io!, ...(learnDump ? { onForeignDump: (routes: readonly RouteMessage[]) => learnDump(routes.map(expand)) } : {}), backups: this.backups };
     const { nexthops, routes, store, links, target, log, limited, connected } = this;
@@ -214,36 +217,7 @@ export class KernelSync implements ScanTarget {
         ...(this.opts.pipelineWindow ? { pipelineWindow: this.opts.pipelineWindow } : {}),
         ...(this.opts.filterOwnEchoes !== undefined ? { filterOwnEchoes: this.opts.filterOwnEchoes } : {}),
       },
-      {
-        onRoute: (r, deleted, nlFlags, port) => {
-          this.nh.onRoute(r, deleted, nlFlags ?? 0);
-          // Someone else's change of a backup route of ours (ours are filtered): a scan puts it right.
-          if (this.backups?.isBackup(r) && r.protocol === this.target.protocol && r.table === this.target.table) this.requestScan(SCAN_REASONS.crossed, 100);
-          else this.notices.onRouteNotification(r, deleted, port === 0);
-        },
-        onOtherFamilyRoute: (r, deleted, nlFlags) => this.nh.onRoute(r, deleted, nlFlags ?? 0),
-        onLink: (l, deleted) => {
-          // Before the link cache and our books learn it: the objects of ours the kernel deleted with it, if it went.
-          const flushed = this.nh.onLink(l, deleted);
-          const knowable = flushed !== undefined && flushKnowable(this.flushContext, l.index);
-          this.notices.onLink(l, deleted);
-          this.failover.linksChanged();
-          // With the routes the kernel told of before this notification (IPv6), which went with the same objects.
-          if (flushed !== undefined) takeFlush(this.flushContext, l.index, flushed, knowable, this.notices.takeAhead());
-          else if (this.links.get(l.index)?.usable === true) linkBack(this.flushContext);
-        },
-        onAddr: (a, deleted) => {
-          this.nh.onAddr(a, deleted);
-          this.notices.onAddr(a, deleted);
-        },
-        onNexthop: (m, deleted) => this.nh.onNotification(m, deleted),
-        onOverflow: () => {
-          this.nh.onOverflow();
-          this.notices.onOverflow();
-        },
-        onMalformed: (m) => this.limited.write('warn', 'malformed', `malformed notification: ${m}`),
-        onRawRoute: (buf, off, len, type) => this.notices.onRawRoute(buf, off, len, type),
-      },
+      syncEvents({ nh: this.nh, notices: this.notices, failover: this.failover, backups: this.backups, links: this.links, target: this.target, flush: this.flushContext, limited: this.limited, requestScan: (reason, delay) => this.requestScan(reason, delay) }),
     );
     this.io = io;
     if (!io.ownEchoesFiltered) {
@@ -360,11 +334,15 @@ export class KernelSync implements ScanTarget {
     this.wants.setRun(run, decide);
   }
 
-  /** A next hop became usable: routes the kernel refused are retried now, not at their backoff's time. */
+  /**
+   * A link or address came back, or a next hop became usable: routes the kernel refused (backup routes
+   * too) are retried now, not at their backoff's time; so are those whose refusal is still out (a
+   * sender resets even with no route failed yet).
+   */
   retryFailedNow(): void {
     if (PHASE.closing(this.sm.state)) return;
-    if (this.sender.failed.size > 0) this.sender.retryFailedNow();
-    if (this.backups !== undefined && this.backups.sender.failed.size > 0) this.backups.sender.retryFailedNow();
+    this.sender.retryFailedNow();
+    this.backups?.sender.retryFailedNow();
   }
 
   /** A refeed begins: nets it does not list by refeedEnd() are no longer wanted. */

@@ -81,6 +81,8 @@ export class NexthopObjects {
   private changes = 0;
   /** An add found its id taken (EEXIST): the wanted routes must be converted again (takeCollided). */
   private collided = false;
+  /** Backoff resets so far (resetBackoff): a change refused after one it was sent before is not backed off (ensureOnce). */
+  private resets = 0;
   /** Routes go through objects (the option, and the kernel supports them). */
   enabled = false;
   /** The kernel has nexthop objects at all (a dump worked). */
@@ -312,8 +314,9 @@ export class NexthopObjects {
     }
   }
 
-  /** Links came back: objects the kernel refused may go in now. */
+  /** Links came back: objects the kernel refused may go in now, and so may those whose refusal is still out (ensureOnce). */
   resetBackoff(): void {
+    this.resets++;
     for (const o of this.byId.values()) if (o.state === 'failed') {
       o.retryAt = 0;
       o.attempts = 0;
@@ -355,10 +358,12 @@ export class NexthopObjects {
   }
 
   private async ensureOnce(o: NhObject, io: NexthopIo, now: number): Promise<boolean> {
+    // A refusal read after a reset, of a change sent before it, may predate what the reset was for: not backed off (fail).
+    const resets = this.resets;
     for (const m of o.members ?? []) if (!(await this.ensure(m, io, now))) {
       // A failover gave it other members meanwhile (it sent them itself, sync-failover.ts): not a failure.
       if (!(o.members?.includes(m) ?? false)) return false;
-      this.fail(o, m.error ?? { errno: 0, errnoName: 'ENOENT', message: `member ${m.id} could not be made` }, now);
+      this.fail(o, m.error ?? { errno: 0, errnoName: 'ENOENT', message: `member ${m.id} could not be made` }, now, resets !== this.resets);
       return false;
     }
     if (o.state === 'live') return true;
@@ -380,7 +385,7 @@ export class NexthopObjects {
         this.collided = true;
         return false;
       }
-      this.fail(o, { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? 'EIO', message: (err as Error).message, ...(ne?.extAck ? { extAck: ne.extAck } : {}) }, now);
+      this.fail(o, { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? 'EIO', message: (err as Error).message, ...(ne?.extAck ? { extAck: ne.extAck } : {}) }, now, resets !== this.resets);
       return false;
     }
     if ((o.state as NhObject['state']) === 'retired') {
@@ -430,12 +435,13 @@ export class NexthopObjects {
     return true;
   }
 
-  private fail(o: NhObject, error: RouteError, now: number): void {
+  /** Refused: a retry after the backoff; `beforeReset` (sent before the latest reset): recorded as reset, due now. */
+  private fail(o: NhObject, error: RouteError, now: number, beforeReset: boolean): void {
     if (o.state === 'retired') return;
     o.state = 'failed';
     o.error = error;
-    o.attempts++;
-    o.retryAt = now + backoffDelay(RETRY, o.attempts);
+    o.attempts = beforeReset ? 0 : o.attempts + 1;
+    o.retryAt = beforeReset ? 0 : now + backoffDelay(RETRY, o.attempts);
     this.stats.failed++;
   }
 

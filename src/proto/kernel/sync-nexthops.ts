@@ -163,7 +163,8 @@ export class SyncNexthops {
       for (const o of flushed.gone) if (o.members !== undefined) this.users.objectGone(o.id);
       this.c.nexthops.linkGone(l.index);
     }
-    this.c.nexthops.resetBackoff(); // objects refused on a link that was down may go in now
+    // A link that came back resets the objects' backoff with the routes' (SyncSender.retryFailedNow), once per link-up:
+    // a refusal read after a reset is not backed off (NexthopObjects.ensureOnce), so a link going down must not reset.
     return flushed;
   }
 

@@ -42,6 +42,8 @@ export interface NoticesContext extends SyncCore {
   rereadNexthops(afterDump: () => void): Promise<boolean | undefined>;
   /** Reads what the monitor has queued now. */
   drainMonitor(): void;
+  /** Every refused route of the sync (its backup routes' too) is due now, its backoff reset (KernelSync.retryFailedNow). */
+  retryFailedNow(): void;
 }
 
 export class SyncNotices {
@@ -272,7 +274,7 @@ export class SyncNotices {
     if (PHASE.closing(this.c.sm.state)) return;
     // Device names may resolve differently now: wanted routes naming one are converted again.
     this.moveWanted(this.c.routes.reconvert());
-    if (cameBack) this.c.sender.retryFailedNow();
+    if (cameBack) this.c.retryFailedNow();
   }
 
   /** Wanted routes converted again (links changed, nexthop objects turned on or off): their nets move to the new ones. */

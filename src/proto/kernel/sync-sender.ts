@@ -6,7 +6,9 @@
  * plans each (RouteStore.plan), puts the changes into batches and submits
  * them to the kernel I/O with its backpressure. Each answer updates what the
  * kernel holds and the route's status; a refusal is recorded with its errno
- * and the kernel's text and retried with backoff, never in a hot loop.
+ * and the kernel's text and retried with backoff, never in a hot loop
+ * (sync-retries.ts: the waiting routes, and the reset a link coming back
+ * makes, which also covers refusals still unread then).
  *
  * What may go out is the sync's phase (sync-state.ts): everything in
  * pruning, holding (without deletes of unwanted routes) and idle; only early
@@ -18,8 +20,8 @@
  */
 import { constants as osConstants } from 'node:os';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
-import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff';
-import { KrtError } from '../../lib/errors';
+import type { BackoffPolicy } from '../../lib/backoff';
+import type { KrtError } from '../../lib/errors';
 import { RunScheduler } from '../../lib/run-scheduler';
 import { NetlinkRequestError } from '../../netlink/errors';
 import type { BatchResult } from '../../netlink/pipeline';
@@ -30,10 +32,9 @@ import type { EchoMatcher } from './echo-matcher';
 import type { KernelIo } from './kernel-io';
 import type { KernelRoutes } from './kernel-routes';
 import type { NhObject } from './nexthop-objects';
-import { SpreadIds, forEachInSpreadOrder } from '../../netlink/order';
 import { MAX_INFLIGHT, QUEUED, RECHECK, UNCERTAIN, type PlanOut, type RouteStore } from './route-store';
-import type { RouteError } from './route-status';
 import { SyncBatch, type SyncCmd } from './sync-batch';
+import { SyncRetries } from './sync-retries';
 import { PHASE, type SyncState } from './sync-state';
 import { BatchAnswers, SCAN_REASONS, type KernelSyncMetrics } from './sync-metrics';
 
@@ -88,8 +89,10 @@ export interface SenderContext {
 
 export class SyncSender {
   readonly dirty: DirtyQueue;
+  /** Routes that failed or wait for a repair's backoff, and their retries (sync-retries.ts). */
+  private readonly retries: SyncRetries;
   /** Routes that failed or wait for a repair's backoff: the tick retries them when due. */
-  readonly failed = new Set<number>();
+  readonly failed: Set<number>;
   private outstanding = 0;
   private settleWaiters: Array<() => void> = [];
   private readonly flusher: RunScheduler;
@@ -101,6 +104,8 @@ export class SyncSender {
 
   constructor(private readonly c: SenderContext) {
     this.dirty = new DirtyQueue(c.store);
+    this.retries = new SyncRetries(c);
+    this.failed = this.retries.failed;
     this.flusher = new RunScheduler(
       () => this.flush(),
       (err) => c.log.error(`kernel sync flush failed: ${(err as Error).message}`),
@@ -184,8 +189,8 @@ export class SyncSender {
       });
       return;
     }
-    const order = this.kernelOrder(store.size);
-    const adds = this.c.onObjects() ? this.kernelOrder(store.size, false) : order;
+    const order = this.dirty.inKernelOrder(store.size);
+    const adds = this.c.onObjects() ? this.dirty.inKernelOrder(store.size, false) : order;
     const plan = { n: 0, cmds: [], ids: [] };
     store.forEach((id) => {
       if (store.flag(id, QUEUED)) return adds.take(id); // an early add the pipeline has not taken yet
@@ -210,37 +215,10 @@ export class SyncSender {
    */
   queueLost(ids: ArrayLike<number>, leavesKept = false): void {
     if (ids.length === 0) return;
-    const order = this.kernelOrder(ids.length, !leavesKept);
+    const order = this.dirty.inKernelOrder(ids.length, !leavesKept);
     for (let i = 0; i < ids.length; i++) order.take(ids[i]!);
     order.queue();
     this.kick();
-  }
-
-  /**
-   * Collects routes (take), then queues them (queue) in the order the kernel's trie takes fastest: it
-   * adds them faster, and deletes them faster at shutdown (its trie keeps the layout of the order
-   * routes went in; docs/benchmarks.md). IPv4 goes in trie-spread order (read straight from the
-   * routes' words: SpreadIds keeps 8 bytes a route, nothing else), IPv6 as it is.
-   */
-  private kernelOrder(capacity: number, spreadOrder = true): { take(id: number): void; queue(): void } {
-    const nets = this.c.store.nets;
-    const dirty = this.dirty;
-    const spread = nets.stride === 1 && SpreadIds.fits(nets.end) ? new SpreadIds(capacity, spreadOrder) : undefined;
-    const work = spread === undefined ? new Int32Array(capacity) : undefined;
-    let n = 0;
-    return {
-      take(id: number): void {
-        if (spread !== undefined) spread.push(nets.words[id]!, id);
-        else work![n++] = id;
-      },
-      queue(): void {
-        if (spread !== undefined) {
-          spread.sort();
-          for (let k = 0; k < spread.n; k++) dirty.add(spread.at(k));
-        } else if (nets.stride !== 1) for (let i = 0; i < n; i++) dirty.add(work![i]!);
-        else forEachInSpreadOrder(nets.words, nets.lens, n, work, (i) => dirty.add(work![i]!));
-      },
-    };
   }
 
   /** Nothing of ours is in the kernel's hands: no change out, no flush between its plan and its answer. */
@@ -279,7 +257,7 @@ export class SyncSender {
           if (nexthops.takeCollided()) c.reconvertAll(); // its id was taken: onto a new object
           now = Date.now();
           this.dirty.add(id, changedAt); // planned again: anything may have changed meanwhile
-        } else this.objectFailed(id, nh, now);
+        } else this.retries.objectFailed(id, nh, now);
         continue;
       }
       const n = store.plan(id, out);
@@ -346,13 +324,15 @@ export class SyncSender {
   private submit(batch: SyncBatch): void {
     this.outstanding += batch.length;
     this.c.stats.sent += batch.length;
+    const resets = this.retries.resets;
     void this.c
       .io()
       .submit(batch)
-      .then((res) => this.onResults(batch, res));
+      .then((res) => this.onResults(batch, res, resets !== this.retries.resets));
   }
 
-  private onResults(batch: SyncBatch, res: BatchResult): void {
+  /** `beforeReset`: the batch went out before the latest backoff reset (retryFailedNow), so its refusals may predate it. */
+  private onResults(batch: SyncBatch, res: BatchResult, beforeReset: boolean): void {
     const c = this.c;
     const store = c.store;
     let failures: Map<number, KrtError> | undefined;
@@ -396,7 +376,9 @@ export class SyncSender {
         store.setFlag(id, RECHECK, true);
       } else {
         c.echoes()?.drop(id, cmd === 'delete' ? 'del' : 'new', prio);
-        this.recordFailure(id, cmd, err!, now);
+        this.retries.record(id, cmd, err!, now, beforeReset);
+        // The reset applies to it as to the failures it found: the net is planned again at once.
+        if (beforeReset) store.setFlag(id, RECHECK, true);
         // EEXIST for an add: a route is in the way. If it is ours (our view was stale), a scan finds and fixes it.
         if (cmd === 'add' && errno === EEXIST) c.requestScan(SCAN_REASONS.conflict, 2000);
         // The route's nexthop object is gone (deleted with no word to us): a scan re-reads the objects and makes it again.
@@ -410,37 +392,6 @@ export class SyncSender {
     batch.release();
     if (this.spare.length < 64) this.spare.push(batch);
     this.maybeSettled();
-  }
-
-  /** The route's nexthop object is refused by the kernel: the route fails with its reason, and retries with it. */
-  private objectFailed(id: number, nh: NhObject, now: number): void {
-    const e = nh.error;
-    const err = e !== undefined && e.errno !== 0 ? new NetlinkRequestError(e.errno, e.extAck, `nexthop object ${nh.id}`) : new KrtError('KRT_ERR_NEXTHOP', `nexthop object ${nh.id}: ${e?.message ?? 'not in the kernel'}`);
-    this.c.store.setState(id, 'pending');
-    this.recordFailure(id, this.c.store.have[id] === 0 ? 'add' : 'replace', err, now);
-  }
-
-  private recordFailure(id: number, cmd: SyncCmd, err: KrtError, now: number): void {
-    const c = this.c;
-    c.stats.failed++;
-    const ne = err instanceof NetlinkRequestError ? err : undefined;
-    const error: RouteError = { errno: ne?.errno ?? 0, errnoName: ne?.errnoName ?? err.code, message: err.message };
-    if (ne?.extAck) error.extAck = ne.extAck;
-    const x = c.store.extraOf(id);
-    const delay = backoffDelay(c.backoff ?? DEFAULT_BACKOFF, x.attempts + 1);
-    x.error = error;
-    x.attempts++;
-    x.retryAt = now + delay;
-    c.store.setState(id, 'failed');
-    c.store.track(id);
-    this.failed.add(id);
-    const net = c.store.nets.prefix(id).toString();
-    c.limited.write('warn', `reject:${error.errnoName}`, `kernel refused ${cmd} ${net}: ${error.errnoName}${error.extAck ? ` (${error.extAck})` : ''}; retry in ${delay} ms`, {
-      prefix: net,
-      table: c.table,
-      protocol: c.protocol,
-      errno: error.errnoName,
-    });
   }
 
   /** After a route's change or notification settled: plan again if something changed meanwhile. */
@@ -494,34 +445,23 @@ export class SyncSender {
   /**
    * What made routes fail may be gone (a link came back, a next hop became
    * usable): every failed route is due now, with its backoff reset, and goes
-   * back into the queue at once rather than at its retry time.
+   * back into the queue at once rather than at its retry time. So is every
+   * route whose refusal is still out (sync-retries.ts).
    */
   retryFailedNow(): void {
-    const store = this.c.store;
     const now = Date.now();
-    // Objects refused while their next hop was down may go in now too (a route waits for its object).
-    this.c.routes.nexthops.resetBackoff();
-    for (const id of this.failed) {
-      const x = store.extra(id);
-      if (x === undefined || !store.nets.live(id)) continue;
-      x.retryAt = Math.min(x.retryAt, now);
-      x.attempts = 0;
-    }
+    this.retries.reset(now);
     this.onTick(now);
   }
 
   /** Every 250 ms: routes whose retry is due go back into the queue; echoes that never came are given up. */
   onTick(now: number): void {
     const store = this.c.store;
-    for (const id of this.failed) {
-      if (!store.nets.live(id)) {
-        this.failed.delete(id);
-        continue;
-      }
-      const w = store.want[id]!;
-      const at = store.retryAt(id);
-      if (at > 0 && at <= now && this.idleOnWire(id) && (w === 0 || this.c.routes.get(w).error === undefined)) this.dirty.add(id);
-    }
+    this.retries.due(
+      now,
+      (id) => this.idleOnWire(id),
+      (id) => this.dirty.add(id),
+    );
     this.c.echoes()?.takeOverdue(
       now - 5000,
       (id) => store.inflight(id) > 0,

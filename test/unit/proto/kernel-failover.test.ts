@@ -406,6 +406,21 @@ describe('failover by forwarding objects (fake kernel)', () => {
     });
   });
 
+  it('backup_routes: backup routes the kernel refused while their link was down go in at once when it comes back, not after their backoff', async () => {
+    const { kernel, table, p } = setup({ failover: 'backup_routes', backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    const list = nets(10);
+    twoSources(table, list);
+    kernel.setLink('veth1', false);
+    await p.start();
+    const sync = p.sync(4)!;
+    await until(() => sync.backups!.store.counts().failed === 10);
+    expect(p.counts()).toMatchObject({ installed: 10, failed: 0 });
+    kernel.setLink('veth1', true);
+    await until(() => sync.backups!.store.counts().installed === 10, 2000);
+    for (const n of list) expect(ourRoutes(kernel).filter((r) => r.dst.toString() === n)).toHaveLength(2);
+    await p.shutdown();
+  });
+
   it('backup_routes: a restart changes nothing, backup routes included', async () => {
     const { kernel, table, p, options } = setup({ failover: 'backup_routes' });
     const list = nets(50);

@@ -3,7 +3,7 @@
  * against the fake kernel (test/helpers/fake-kernel.ts, fake-nexthops.ts).
  * test/integration/kernel-nexthops.test.ts checks the same against Linux.
  */
-import { parseAddr } from '../../../src/lib/addr';
+import { parseAddr, parsePrefix } from '../../../src/lib/addr';
 import * as C from '../../../src/netlink/constants';
 import type { NexthopMessage } from '../../../src/netlink/nexthop-codec';
 import type { RouteMessage } from '../../../src/netlink/route-codec';
@@ -188,6 +188,50 @@ describe('routes on nexthop objects (fake kernel)', () => {
     kernel.setLink('veth1', true);
     await until(() => p.counts().installed === 2 && ourRoutes(kernel).length === 2, 3000);
     expect(objectOf(kernel, '10.8.2.0/24')!.group).toHaveLength(2);
+    await p.shutdown();
+  });
+
+  /**
+   * An object for 10.24.1.0/24's next hop, refused while veth1 was down, its answer read only after the
+   * link-up. `noAddress`: veth1 comes back without its address, so the retry is refused too (ENETUNREACH).
+   */
+  const objectRefusedBeforeLinkUp = async (noAddress: boolean) => {
+    const s = setup({ backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    announce(s.table, s.src, ['10.24.0.0/24 via 192.0.2.2']);
+    await s.p.start();
+    const sync = s.p.sync(4)!;
+    s.kernel.setLink('veth1', false);
+    await until(() => sync.links.get(3)?.usable === false);
+    const release = s.kernel.holdAnswers();
+    announce(s.table, s.src, ['10.24.1.0/24 via 198.51.100.2']);
+    await until(() => s.kernel.answersWaiting > 0); // the object's add refused (veth1 down), not read yet
+    const link = s.kernel.links.get(3)!;
+    const connected = link.connected;
+    if (noAddress) link.connected = [];
+    s.kernel.setLink('veth1', true);
+    s.kernel.deliverAll(); // the link-up, and its reset of every backoff, reach the sync before the answer
+    release();
+    await until(() => sync.nexthops.stats.failed >= 1);
+    return { ...s, sync, giveAddressBack: () => (link.connected = connected) };
+  };
+
+  it('an object refused before a link came back, the refusal read after, is made again at once: neither it nor its route backs off', async () => {
+    const { kernel, p } = await objectRefusedBeforeLinkUp(false);
+    await until(() => route(kernel, '10.24.1.0/24') !== undefined, 2000);
+    expect(objectOf(kernel, '10.24.1.0/24')).toMatchObject({ oif: 3, gateway: parseAddr('198.51.100.2') });
+    expect(p.counts()).toMatchObject({ installed: 2, failed: 0 });
+    await p.shutdown();
+  });
+
+  it('an object refused again after the link came back backs off, and so does its route', async () => {
+    const { p, sync, giveAddressBack } = await objectRefusedBeforeLinkUp(true);
+    await until(() => sync.nexthops.stats.failed === 2 && p.counts().failed === 1);
+    const [o] = sync.nexthops.list().filter((x) => x.state === 'failed');
+    expect(o).toMatchObject({ attempts: 1, error: { errnoName: 'ENETUNREACH' } });
+    expect(p.status(parsePrefix('10.24.1.0/24'))[0]).toMatchObject({ state: 'failed', attempts: 1 });
+    await tick(300);
+    expect(sync.nexthops.stats.failed).toBe(2); // no third try
+    giveAddressBack();
     await p.shutdown();
   });
 

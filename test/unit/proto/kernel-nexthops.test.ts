@@ -36,6 +36,13 @@ function setup(opts: { mergePaths?: boolean } = {}): { kernel: FakeKernel; track
 
 const ours = (k: FakeKernel): string[] => k.lines({ family: 4, protocol: 144 });
 
+/** The kernel refuses our adds of `dst` (ENETUNREACH) until the returned function is called. */
+function refuseUntil(k: FakeKernel, dst: string): () => void {
+  let refuse = true;
+  k.reject = (r, cmd) => (refuse && cmd !== 'delete' && r.dst.toString() === dst ? { errno: ENETUNREACH, extAck: 'Nexthop has invalid gateway' } : undefined);
+  return () => (refuse = false);
+}
+
 describe('kernel protocol with next-hop tracking (fake kernel)', () => {
   const a = new RouteSource('upstream-a', 100);
   const b = new RouteSource('upstream-b', 90);
@@ -75,18 +82,36 @@ describe('kernel protocol with next-hop tracking (fake kernel)', () => {
 
   it('retries a route the kernel refused as soon as a next hop becomes usable, not after its backoff', async () => {
     const s = setup();
-    let refuse = true;
-    s.kernel.reject = (r, cmd) => (refuse && cmd !== 'delete' && r.dst.toString() === '10.3.0.0/24' ? { errno: ENETUNREACH, extAck: 'Nexthop has invalid gateway' } : undefined);
+    const accept = refuseUntil(s.kernel, '10.3.0.0/24');
     announce(s.table, a, ['10.3.0.0/24 via 192.0.2.2', '10.3.1.0/24 via 198.51.100.2']);
     await s.p.start();
     expect(s.p.counts()).toMatchObject({ failed: 1, installed: 1 });
-    refuse = false;
+    accept();
     await new Promise((r) => setTimeout(r, 300));
     expect(s.p.counts().failed).toBe(1); // waiting for its minute of backoff
     s.carrier(3, false);
     s.carrier(3, true); // a next hop came back: whatever the kernel refused may go in now
     await until(() => s.p.counts().failed === 0, 2000);
     expect(ours(s.kernel)).toContain('10.3.0.0/24 via 192.0.2.2 dev veth0 proto 144');
+    await s.p.shutdown();
+  });
+
+  it('a refusal read after a next hop became usable, to a change sent before, is retried at once (no route failed when it did)', async () => {
+    const s = setup();
+    const accept = refuseUntil(s.kernel, '10.4.0.0/24');
+    // 10.4.2.0/24: 192.0.2.2's object is in the kernel before the test's route needs it (the route's own answer is held).
+    announce(s.table, a, ['10.4.1.0/24 via 198.51.100.2', '10.4.2.0/24 via 192.0.2.2']);
+    await s.p.start();
+    const release = s.kernel.holdAnswers();
+    announce(s.table, a, ['10.4.0.0/24 via 192.0.2.2']);
+    await until(() => s.kernel.answersWaiting > 0); // refused, not read yet: nothing has failed so far
+    expect(s.p.counts().failed).toBe(0);
+    accept();
+    s.carrier(3, false);
+    s.carrier(3, true); // a next hop came back: what the kernel refused before may go in now
+    release();
+    await until(() => s.p.sync(4)!.stats.failed === 1);
+    await until(() => s.p.counts().failed === 0 && ours(s.kernel).includes('10.4.0.0/24 via 192.0.2.2 dev veth0 proto 144'), 2000);
     await s.p.shutdown();
   });
 });

@@ -243,6 +243,54 @@ describe.each([true, false])('kernel sync against a fake kernel (own notificatio
     await p.shutdown();
   });
 
+  /**
+   * A change the kernel refused while veth1 was down, its answer read only after the link-up (the
+   * pipeline reads the notifications before the answers): 10.15.1.0/24 was sent before the reset,
+   * so its refusal predates it. `refuseAgain`: the cause outlives the link (a rule of the kernel).
+   */
+  const refusedBeforeLinkUp = async (refuseAgain: boolean) => {
+    const s = setup({ filterOwnEchoes, nexthopObjects: 'off', backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } });
+    const tries: number[] = [];
+    s.kernel.reject = (r, cmd) => {
+      if (cmd === 'delete' || r.dst.toString() !== '10.15.1.0/24') return undefined;
+      tries.push(Date.now());
+      return refuseAgain && tries.length > 1 ? { errno: ENETUNREACH, extAck: 'Nexthop has invalid gateway' } : undefined;
+    };
+    announce(s.table, s.src, ['10.15.0.0/24 via 192.0.2.2']);
+    await s.p.start();
+    s.kernel.setLink('veth1', false);
+    await until(() => s.p.sync(4)!.links.get(3)?.usable === false);
+    const failed = s.p.sync(4)!.stats.failed;
+    const release = s.kernel.holdAnswers();
+    announce(s.table, s.src, ['10.15.1.0/24 via 198.51.100.2']);
+    await until(() => s.kernel.answersWaiting > 0); // refused (no link up covers the gateway), not read yet
+    s.kernel.setLink('veth1', true);
+    s.kernel.deliverAll(); // the sync hears the link come back, and resets every backoff, before the answer
+    expect(s.p.sync(4)!.links.get(3)?.usable).toBe(true);
+    release();
+    await until(() => s.p.sync(4)!.stats.failed > failed);
+    return { ...s, tries };
+  };
+
+  it('a refusal answering a change sent before a link came back is retried at once, not after a backoff', async () => {
+    const { kernel, p, tries } = await refusedBeforeLinkUp(false);
+    await until(() => ours(kernel).length === 2, 2000);
+    expect(p.counts()).toMatchObject({ installed: 2, failed: 0 });
+    expect(tries).toHaveLength(2); // refused once (veth1 down), then taken
+    await p.shutdown();
+  });
+
+  it('that retry, sent after the link came back and refused too, waits out its backoff', async () => {
+    const { p, tries } = await refusedBeforeLinkUp(true);
+    await until(() => p.counts().failed === 1, 2000);
+    const st = p.status(parsePrefix('10.15.1.0/24'))[0]!;
+    expect(st).toMatchObject({ state: 'failed', attempts: 1, error: { errnoName: 'ENETUNREACH' } });
+    expect(st.retryAt! - tries[1]!).toBeGreaterThanOrEqual(59_000);
+    await tick(300);
+    expect(tries).toHaveLength(2); // no third try: the backoff holds
+    await p.shutdown();
+  });
+
   it('a route naming a device that does not exist waits for it, and goes in when it appears', async () => {
     const { kernel, table, src, p } = setup({ filterOwnEchoes });
     announce(table, src, ['10.11.0.0/24 dev veth7', '10.11.1.0/24 via 192.0.2.2']);
