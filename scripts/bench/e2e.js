@@ -70,7 +70,7 @@ const COLD_ONLY = process.argv.includes('--cold-only');
 // A kernel protocol for the other family too (with no routes): its monitor hears this family's route changes and filters them.
 const DUAL_STACK = process.argv.includes('--dual-stack');
 const SNAPSHOT_AT_SENT = process.argv.includes('--snapshot-at-sent');
-const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here before the scratch directory goes
+const KEEP_LOG = arg('keep-log', undefined); // copy krtsync's log here (a baseline's to KEEP_LOG.LABEL) before the scratch directory goes
 const RESTART_ONLY = process.argv.includes('--restart-only'); // krtsync: cold start, SIGKILL, restart, SIGTERM // krtsync: cold start, then SIGTERM (no restart or churn)
 const NODE_ARGS = arg('node-args', '').split(' ').filter(Boolean); // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000;
@@ -124,7 +124,13 @@ function ipv6Bytes(a) {
 
 // ------------------------------------------------------------------ namespaces and cleanup
 const DIR = scratchDir('krtsync-e2e-');
-if (KEEP_LOG) beforeScratchRemoved(() => fs.copyFileSync(path.join(DIR, 'krtsync.log'), KEEP_LOG));
+if (KEEP_LOG)
+  beforeScratchRemoved(() => {
+    for (const f of fs.readdirSync(DIR)) {
+      if (f === 'krtsync.log') fs.copyFileSync(path.join(DIR, f), KEEP_LOG);
+      else if (f.startsWith('krtsync-') && f.endsWith('.log')) fs.copyFileSync(path.join(DIR, f), `${KEEP_LOG}.${f.slice('krtsync-'.length, -'.log'.length)}`);
+    }
+  });
 
 function makeNamespace(tag) {
   const ns = addNamespace(`krte2e-${tag}`);

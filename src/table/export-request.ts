@@ -42,7 +42,7 @@ import { BatchPump, type BatchSource } from './batch-pump';
 import type { ExportItem, RefeedItem, StopItem, UpdateItem } from './items';
 import { FeedRun, READY } from './items';
 import type { Journal } from './journal';
-import type { NetWalk } from './net-store';
+import { type NetWalk, netKeyOf } from './net-store';
 import type { NetFilter, Prefilter } from './prefilter';
 import type { ExporterCore, ReaderOptions } from './reader-core';
 
@@ -137,18 +137,20 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
    * that got its id after the snapshot (the id tells), which the walk's tail has not reached, and
    * which neither the snapshot holds nor a journal item brought forward (those are the snapshot's
    * and the journal's, wherever their id is now: the tail skips them, so none is fed twice).
+   * The net comes as its word and length (NetStore's): the key is made only where it is kept or
+   * looked up, not for each write of a filling table (an IPv4 key is a boxed number).
    */
-  covers(v6: boolean, id: number, key: NetKey): boolean {
+  covers(v6: boolean, id: number, netWord: number | string, netLen: number): boolean {
     const walk = this.walk;
     if (walk === undefined) return false;
     if (!walk.tailAhead(v6, id)) {
       // The tail is past this id: the net there was handed out (or is the snapshot's or the
       // journal's). Should it go and come back under an id the tail has yet to reach, the tail
       // must skip it and its changes be journaled, or it would be fed twice: remember it.
-      if (walk.tailPassed(v6, id)) this.fedEarly.add(key);
+      if (walk.tailPassed(v6, id)) this.fedEarly.add(netKeyOf(netWord, netLen));
       return false;
     }
-    return (this.fedEarly.size === 0 || !this.fedEarly.has(key)) && !walk.inSnapshot(key);
+    return (this.fedEarly.size === 0 || !this.fedEarly.has(netKeyOf(netWord, netLen))) && !walk.inSnapshotAt(netWord, netLen);
   }
 
   /** True when this request may delay trimming (it reads the journal). */
@@ -244,7 +246,7 @@ export class ExportRequest implements AsyncIterableIterator<readonly ExportItem[
       if (walk !== undefined) {
         const v6 = typeof key !== 'number';
         // A net that came after the snapshot: the walk's tail feeds it when it gets there, as it is then.
-        if (this.covers(v6, journal.id(seq), key)) continue;
+        if (this.covers(v6, journal.id(seq), v6 ? key : journal.word(seq), journal.len(seq))) continue;
         if (!this.fedEarly.has(key) && !walk.passed(key)) {
           this.fedEarly.add(key);
           this.skipUntil.set(key, end);

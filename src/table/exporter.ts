@@ -37,7 +37,12 @@ export interface ExporterOptions {
 
 export class Exporter implements ExporterCore {
   readonly journal = new Journal();
-  private readonly requests = new Set<ExportRequest>();
+  /**
+   * Attached requests. An array replaced on attach and detach, never changed in place: record()
+   * walks it twice per write of the table, which an array's index loop does with no iterator, and
+   * a walk that a reader's callback detaches from goes on over the array it started with.
+   */
+  private requests: readonly ExportRequest[] = [];
   private readonly feeders = new Set<Feeder>();
   private stopped: string | undefined;
   maxBehind = 0;
@@ -110,7 +115,7 @@ export class Exporter implements ExporterCore {
     if (this.stopped !== undefined) return;
     this.stopped = reason;
     for (const r of [...this.requests, ...this.feeders]) r.stop(reason);
-    this.requests.clear();
+    this.requests = [];
     this.feeders.clear();
     this.journal.trimTo(this.journal.end);
   }
@@ -141,13 +146,16 @@ export class Exporter implements ExporterCore {
 
   attach(reader: Reader): void {
     if (this.stopped !== undefined) return;
-    if (reader instanceof ExportRequest) this.requests.add(reader);
-    else if (reader instanceof Feeder) this.feeders.add(reader);
+    if (reader instanceof ExportRequest) {
+      if (!this.requests.includes(reader)) this.requests = [...this.requests, reader];
+    } else if (reader instanceof Feeder) this.feeders.add(reader);
   }
 
   detach(reader: Reader): void {
     if (reader instanceof ExportRequest) {
-      if (this.requests.delete(reader)) this.trim();
+      if (!this.requests.includes(reader)) return;
+      this.requests = this.requests.filter((r) => r !== reader);
+      this.trim();
     } else if (reader instanceof Feeder) {
       this.feeders.delete(reader);
     }
@@ -166,18 +174,19 @@ export class Exporter implements ExporterCore {
    * feed covers it, so the readers are only woken.
    */
   record(netWord: number | string, netLen: number, id: number, old: Route | undefined, neu: Route | undefined): void {
-    if (this.requests.size === 0) return;
+    const requests = this.requests;
+    const n = requests.length;
+    if (n === 0) return;
     if (old === neu) throw new InvariantError('exporter: a change with the same old and new route');
     const v6 = typeof netWord !== 'number';
-    const key = v6 ? netWord : (netWord >>> 0) * 64 + netLen;
     // Every request hears of the write (no early exit): covers() also remembers a net its tail has passed.
     let needed = false;
-    for (const r of this.requests) if (!r.covers(v6, id, key)) needed = true;
+    for (let i = 0; i < n; i++) if (!requests[i]!.covers(v6, id, netWord, netLen)) needed = true;
     if (needed) {
       this.journal.push(netWord, netLen, id, old, neu);
       if (this.journal.length > this.maxBehind) this.dropLaggards(this.bound());
     }
-    for (const r of this.requests) r.notify();
+    for (let i = 0; i < n; i++) requests[i]!.notify();
   }
 
   private dropLaggards(bound: number): void {

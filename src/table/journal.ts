@@ -91,6 +91,17 @@ export class Journal {
     return k !== undefined ? k : (this.words[i]! >>> 0) * 64 + this.lens[i]!;
   }
 
+  /** Item `seq`'s net as NetStore names it: an IPv4 address word (int32), or an IPv6 key. */
+  word(seq: number): number | string {
+    const i = this.index(seq);
+    return this.v6keys?.[i] ?? this.words[i]!;
+  }
+
+  /** Item `seq`'s prefix length. */
+  len(seq: number): number {
+    return this.lens[this.index(seq)]!;
+  }
+
   /** The id item `seq`'s net had in the table's index (NetStore) when it was written. */
   id(seq: number): number {
     return this.ids[this.index(seq)]!;

@@ -12,25 +12,44 @@
  * each live net once. The log is compacted (sorted, deduplicated, dead nets
  * dropped) before it is read and whenever it grows past twice the source's
  * route count, so it stays within a small factor of what the source has.
+ *
+ * IPv4 entries grow by doubling up to a block (64 Ki entries), then a block
+ * at a time, never copied; a compaction puts them back into one array. A
+ * log of a million nets (one gateway's in a first sync) grown by doubling
+ * made 16 MB of ArrayBuffers for 8 MB of entries, the copies left behind
+ * long-lived garbage that V8 counts against its old generation's limit
+ * until a full collection frees it (docs/benchmarks.md, Round 17a).
  */
 import { grownTo } from '../lib/net-list';
 import { netOrder } from '../lib/net-sort';
 
 export type LiveNet = (word: number | string, len: number) => boolean;
 
+/** IPv4 entries in a block (512 KiB). */
+const BLOCK = 65536;
+
 export class NetLog {
-  private v4 = new Float64Array(16);
+  /** IPv4 packed keys: every block full but the last, which holds `last4`. */
+  private v4: Float64Array[] = [new Float64Array(16)];
+  private last4 = 0;
   private n4 = 0;
   private w6 = new Int32Array(0);
   private l6 = new Uint8Array(0);
   private n6 = 0;
   /** Since the last compaction, every net was logged after a smaller one (IPv4 only): the log is sorted, each net once. */
   private inOrder = true;
+  /** The IPv4 key logged last. */
+  private lastKey = 0;
 
   /** The log is sorted with no net twice (it may still name nets no longer live): compacting would only drop dead ones. */
   get ordered(): boolean {
     return this.inOrder;
   }
+
+  constructor(
+    /** IPv4 entries a block holds (tests use small ones). */
+    private readonly block = BLOCK,
+  ) {}
 
   add(word: number | string, len: number): void {
     if (typeof word === 'string') {
@@ -45,14 +64,22 @@ export class NetLog {
       this.l6[this.n6++] = len;
       return;
     }
-    if (this.n4 === this.v4.length) {
-      const grown = new Float64Array(this.v4.length * 2);
-      grown.set(this.v4);
-      this.v4 = grown;
+    let b = this.v4[this.v4.length - 1]!;
+    if (this.last4 === b.length) {
+      if (this.v4.length === 1 && b.length < this.block) {
+        const grown = new Float64Array(Math.min(this.block, b.length * 2));
+        grown.set(b);
+        this.v4[0] = b = grown;
+      } else {
+        this.v4.push((b = new Float64Array(this.block)));
+        this.last4 = 0;
+      }
     }
     const k = (word >>> 0) * 64 + len;
-    if (this.n4 > 0 && k <= this.v4[this.n4 - 1]!) this.inOrder = false;
-    this.v4[this.n4++] = k;
+    if (this.n4 > 0 && k <= this.lastKey) this.inOrder = false;
+    b[this.last4++] = k;
+    this.lastKey = k;
+    this.n4++;
   }
 
   /** Entries logged, duplicates and dead ones included. */
@@ -68,17 +95,33 @@ export class NetLog {
 
   /** Every net as logged, without compacting: for an owner that knows the log is compact and all live. */
   forEachLogged(fn: (word: number | string, len: number) => void): void {
-    for (let i = 0; i < this.n4; i++) {
-      const k = this.v4[i]!;
-      const len = k % 64;
-      fn(((k - len) / 64) | 0, len);
+    const blocks = this.v4;
+    for (let j = 0; j < blocks.length; j++) {
+      const b = blocks[j]!;
+      const n = j === blocks.length - 1 ? this.last4 : b.length;
+      for (let i = 0; i < n; i++) {
+        const k = b[i]!;
+        const len = k % 64;
+        fn(((k - len) / 64) | 0, len);
+      }
     }
     for (let i = 0; i < this.n6; i++) fn(this.key6(i), this.l6[i]!);
   }
 
   /** Sorts, deduplicates and drops dead nets (the owner calls it when the log is past twice its routes). */
   compact(live: LiveNet): void {
-    const keys = this.v4.subarray(0, this.n4).sort();
+    let all = this.v4[0]!;
+    if (this.v4.length > 1) {
+      all = new Float64Array(this.n4);
+      let at = 0;
+      for (let j = 0; j < this.v4.length; j++) {
+        const b = this.v4[j]!;
+        const n = j === this.v4.length - 1 ? this.last4 : b.length;
+        all.set(n === b.length ? b : b.subarray(0, n), at);
+        at += n;
+      }
+    }
+    const keys = all.subarray(0, this.n4).sort();
     let m = 0;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
@@ -86,8 +129,10 @@ export class NetLog {
       const len = k % 64;
       if (live(((k - len) / 64) | 0, len)) keys[m++] = k;
     }
-    this.n4 = m;
-    if (this.v4.length > 64 && m < this.v4.length / 4) this.v4 = this.v4.slice(0, Math.max(16, m * 2));
+    if (all.length > 64 && m < all.length / 4) all = all.slice(0, Math.max(16, m * 2));
+    this.v4 = [all];
+    this.n4 = this.last4 = m;
+    this.lastKey = m > 0 ? all[m - 1]! : 0;
     this.compact6(live);
     this.inOrder = this.n6 === 0;
   }

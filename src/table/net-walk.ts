@@ -155,21 +155,31 @@ export class NetWalk {
 
   /** `key` is one of the snapshot's nets (a binary search: the snapshot is sorted). */
   inSnapshot(key: NetKey): boolean {
-    if (typeof key === 'number') {
-      const part = this.a;
-      if (part.n === 0) return false;
-      const len = key & 63;
-      const addr = (key - len) / 64;
-      let lo = 0;
-      let hi = part.n;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        const w = part.words[mid]! >>> 0;
-        if (w < addr || (w === addr && part.lens[mid]! < len)) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo < part.n && part.words[lo]! >>> 0 === addr && part.lens[lo] === len;
+    if (typeof key !== 'number') return this.inSnapshot6(key);
+    const len = key & 63;
+    return this.inSnapshot4((key - len) / 64, len);
+  }
+
+  /** The net of `word` (an IPv4 address word, or an IPv6 key) and `len` is one of the snapshot's: inSnapshot without a key made. */
+  inSnapshotAt(word: number | string, len: number): boolean {
+    return typeof word === 'number' ? this.inSnapshot4(word >>> 0, len) : this.inSnapshot6(word);
+  }
+
+  private inSnapshot4(addr: number, len: number): boolean {
+    const part = this.a;
+    if (part.n === 0) return false;
+    let lo = 0;
+    let hi = part.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const w = part.words[mid]! >>> 0;
+      if (w < addr || (w === addr && part.lens[mid]! < len)) lo = mid + 1;
+      else hi = mid;
     }
+    return lo < part.n && part.words[lo]! >>> 0 === addr && part.lens[lo] === len;
+  }
+
+  private inSnapshot6(key: string): boolean {
     const part = this.b;
     if (part.n === 0) return false;
     const p = prefixFromKey(key);

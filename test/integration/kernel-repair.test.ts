@@ -156,7 +156,8 @@ kernelDescribe('kernel protocol repair', () => {
     await until(() => sync.stats.failed > failed || hookFailed !== undefined, 2000);
     expect(hookFailed).toBeUndefined();
     expect(sync.stats.failed).toBe(failed + 1); // refused once (ENETUNREACH: veth1 was down), read after the link-up
-    await until(() => ourRoutes(ns).length === 2, 2000);
+    // The kernel shows the retried route before its answer is read: wait for both.
+    await until(() => ourRoutes(ns).length === 2 && p.counts().installed === 2, 2000);
     expect(p.counts()).toMatchObject({ installed: 2, failed: 0 });
     await p.shutdown();
   });

@@ -45,7 +45,13 @@ describe('a first feed while the table fills', () => {
     expect(await reader.poll()).toMatchObject([{ kind: 'update', net: net(3), old: { attrs: via('192.0.2.1') }, new: { attrs: via('192.0.2.2') } }]);
   });
 
-  it('sends changes of nets it has fed as updates and folds those of nets ahead into their feed', async () => {
+  // The exporter asks whether a write is covered by each request's feed with the net's word and
+  // length, not its key: IPv4 words with the top bit set are negative int32s, IPv6 nets go by key.
+  it.each([
+    ['IPv4 (words below 2^31)', net],
+    ['IPv4 (words with the top bit set)', (i: number) => p(`203.${(i >> 8) & 255}.${i & 255}.0/24`)],
+    ['IPv6', (i: number) => p(`2001:db8:${i.toString(16)}::/48`)],
+  ])('sends changes of nets it has fed as updates and folds those of nets ahead into their feed: %s', async (_, net) => {
     const t = new Table({ name: 'main' });
     const { stat, api } = sources();
     // Some nets before the subscription: the snapshot's; the rest come during the fill.
@@ -62,9 +68,11 @@ describe('a first feed while the table fills', () => {
     t.announce(net(150), stat, via('192.0.2.2'));
     for (let i = 200; i < 300; i++) t.announce(net(i), stat, via('192.0.2.1'));
     t.announce(net(250), stat, via('192.0.2.3'));
-    t.withdraw(net(260), stat); // came and went before the walk reached it: never seen
     t.withdraw(net(20), stat);
-    t.announce(net(20), stat, via('192.0.2.4')); // a snapshot net re-added (a new id, perhaps one the tail has ahead)
+    t.withdraw(net(260), stat); // came and went before the walk reached it: never seen
+    // A snapshot net re-added under an id the tail has ahead (the index hands out the id freed
+    // last, 260's): its change is journaled (the tail skips snapshot nets), not left to the feed.
+    t.announce(net(20), stat, via('192.0.2.4'));
     await reader.drain(view);
     end();
     await reader.drain(view);
