@@ -19,6 +19,8 @@
  * Send: `send` is a plain sendmsg on the calling thread. `sendAsync` sends a
  * list of chunks on a libuv worker thread: the kernel processes a netlink
  * request inside sendmsg, so this takes the kernel's work off the JS thread.
+ * The send queue (send_queue.c) does the same on a thread of its own that
+ * takes chunks while it sends, for the route pipeline.
  *
  * Only the kernel speaks on our netlink sockets: a datagram whose sender port
  * (nl_pid) is not 0 came from a process (root can unicast to our port, or
@@ -67,27 +69,7 @@
 #define UNIX_SLOT 65536
 #define MAX_VLEN 64
 
-enum { KIND_NETLINK = 1, KIND_UNIX = 2 };
-
-struct ksock {
-  int fd;
-  int kind;
-  int polling;
-  int closing;
-  int want_writable;
-  int sending;       /* a sendAsync job is running on a worker thread */
-  int close_pending; /* close() came while sending: done when the job completes */
-  int finalized;     /* the external was collected while sending: the job's completion frees it */
-  uint32_t foreign;  /* netlink datagrams dropped because a process, not the kernel, sent them */
-  uint32_t foreign_port; /* the last such sender's port */
-  uv_poll_t poll;
-  napi_env env;
-  napi_ref self_ref; /* keeps the external alive while polling */
-  napi_ref cb_ref;
-  napi_ref buf_ref;
-  uint8_t *buf;
-  size_t buf_len;
-};
+#include "ksock.h"
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void close_now(struct ksock *s);
@@ -126,7 +108,7 @@ static const char *errno_name(int e) {
   }
 }
 
-static napi_value throw_errno(napi_env env, const char *what, int e) {
+napi_value throw_errno(napi_env env, const char *what, int e) {
   char msg[256];
   napi_value code, message, err, num;
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
@@ -139,13 +121,13 @@ static napi_value throw_errno(napi_env env, const char *what, int e) {
   return NULL;
 }
 
-static napi_value make_int(napi_env env, int64_t v) {
+napi_value make_int(napi_env env, int64_t v) {
   napi_value r;
   napi_create_int64(env, v, &r);
   return r;
 }
 
-static int get_sock(napi_env env, napi_value v, struct ksock **out) {
+int get_sock(napi_env env, napi_value v, struct ksock **out) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
     napi_throw_type_error(env, "KRT_ERR_NATIVE", "not a krtsync socket");
@@ -159,7 +141,7 @@ static int get_sock(napi_env env, napi_value v, struct ksock **out) {
   return 1;
 }
 
-static int get_i32(napi_env env, napi_value v, int32_t *out) {
+int get_i32(napi_env env, napi_value v, int32_t *out) {
   if (napi_get_value_int32(env, v, out) != napi_ok) {
     napi_throw_type_error(env, "KRT_ERR_NATIVE", "expected a number");
     return 0;
@@ -214,6 +196,7 @@ static void sock_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   struct ksock *s = data;
+  sendq_destroy(s);
   /* A running send holds a reference, so only an environment teardown gets
    * here while sending: the worker thread still uses s, and the job's
    * completion closes the fd and frees s. */
@@ -221,8 +204,16 @@ static void sock_finalize(napi_env env, void *data, void *hint) {
     s->finalized = 1;
     return;
   }
-  /* A polling socket is referenced by self_ref and cannot be collected; a
-   * closing one frees itself in on_closed. */
+  /* A polling socket is referenced by self_ref, so only an environment
+   * teardown finalizes it (a worker thread exiting): its poll handle must be
+   * closed, or the loop cannot be, and the close callback frees s. A closing
+   * one frees itself in on_closed. */
+  if (s->polling && !s->closing) {
+    sock_release_refs(s);
+    s->finalized = 1;
+    close_now(s);
+    return;
+  }
   if (s->polling || s->closing) return;
   if (s->fd >= 0) close(s->fd);
   free(s);
@@ -460,7 +451,7 @@ static ssize_t nl_send_to(int fd, const uint8_t *data, size_t len, uint32_t port
   return r < 0 ? -errno : r;
 }
 
-static ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
+ssize_t nl_send(int fd, const uint8_t *data, size_t len) {
   return nl_send_to(fd, data, len, 0, 0);
 }
 
@@ -570,6 +561,7 @@ static napi_value sock_send_async(napi_env env, napi_callback_info info) {
   if (!get_sock(env, argv[0], &s) || !get_bytes(env, argv[1], &data, &blen) || !get_i32(env, argv[3], &count)) return NULL;
   if (s->kind != KIND_NETLINK) return throw_errno(env, "sendAsync: not a netlink socket", EINVAL);
   if (s->sending) return throw_errno(env, "sendAsync: a send is already running on this socket", EBUSY);
+  if (s->q) return throw_errno(env, "sendAsync: the socket has a send queue", EBUSY);
   if (s->closing || s->close_pending) return throw_errno(env, "socket is closed", EBADF);
   napi_typedarray_type t;
   size_t clen, coff;
@@ -876,6 +868,11 @@ static void on_closed(uv_handle_t *h) {
   struct ksock *s = h->data;
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
+  if (s->finalized) {
+    /* Finalized while polling (environment teardown): nothing in JS can see it any more. */
+    free(s);
+    return;
+  }
   sock_release_refs(s);
   s->polling = 0;
   /* The external may still be reachable from JS: it now reports EBADF. It is
@@ -1009,6 +1006,7 @@ static napi_value sock_close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return NULL;
   struct ksock *s = p;
+  sendq_destroy(s);
   if (s->closing || s->fd < 0) return NULL;
   if (s->sending) s->close_pending = 1; /* the worker thread is using the fd */
   else close_now(s);
@@ -1081,6 +1079,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"getsockoptInt", NULL, sock_getsockopt, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, sock_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendAsync", NULL, sock_send_async, NULL, NULL, NULL, napi_default, NULL},
+      {"sendQueueOpen", NULL, sock_send_queue_open, NULL, NULL, NULL, napi_default, NULL},
+      {"sendQueuePush", NULL, sock_send_queue_push, NULL, NULL, NULL, napi_default, NULL},
+      {"sendQueueClear", NULL, sock_send_queue_clear, NULL, NULL, NULL, napi_default, NULL},
       {"unixSend", NULL, unix_send, NULL, NULL, NULL, napi_default, NULL},
       {"memfdFromBuffer", NULL, memfd_from_buffer, NULL, NULL, NULL, napi_default, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},

@@ -53,6 +53,17 @@ const C = require('../../dist/netlink/constants');
 const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
 
+/**
+ * The scheduler's view at READY: seconds the JS thread, and the other threads together (the route
+ * pipeline's sends, on libuv's pool threads), were runnable but waiting for a CPU. A loaded machine
+ * shows here; what is neither CPU nor wait is sleep (for the sends: nothing handed over to send).
+ */
+function schedFields(threads) {
+  if (!threads || !threads.mainSched) return {};
+  const r = (x) => Number(x.toFixed(2));
+  return { js_wait_s: r(threads.mainSched.wait), threads_wait_s: r(threads.others.wait) };
+}
+
 // ------------------------------------------------------------------ arguments
 const USAGE =
   'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
@@ -197,7 +208,10 @@ class Observer {
   nexthopChangesOf(proto) {
     return this.nhChanges.get(proto) ?? 0;
   }
-  /** Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with del, is deleted). */
+  /**
+   * Resolves with the time (performance.now()) at which every net carries `gw` from `proto` (or, with
+   * del, is deleted); `first` is then the time the first of them did.
+   */
   until(proto, gw, del = false) {
     return new Promise((resolve) => {
       this.watch = { proto, gw: gw ? Buffer.from(V6 ? ipv6Bytes(gw) : gw.split('.').map(Number)) : undefined, del, seen: new Uint8Array(N), count: 0, resolve };
@@ -230,6 +244,7 @@ class Observer {
           }
           if (dst >= 0 && gwOk && w.seen[dst] === 0) {
             w.seen[dst] = 1;
+            if (w.count === 0) this.first = performance.now();
             if (++w.count === N) {
               this.watch = undefined;
               w.resolve(performance.now());
@@ -350,7 +365,7 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
     const threads = threadCpuSeconds(d.pid);
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: sec(obs.first - t0), ...schedFields(threads) });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();

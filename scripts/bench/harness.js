@@ -87,13 +87,35 @@ function threadCpuSeconds(pid) {
   try {
     let main = 0;
     let other = 0;
+    /** The scheduler's view (schedstat: on a CPU, runnable but waiting for one) of the JS thread and of all other threads together. */
+    let mainSched;
+    const others = { run: 0, wait: 0 };
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const f = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
       const s = (Number(f[11]) + Number(f[12])) / CLK_TCK;
-      if (Number(tid) === pid) main = s;
-      else other += s;
+      const sched = schedstat(pid, tid);
+      if (Number(tid) === pid) {
+        main = s;
+        mainSched = sched;
+      } else {
+        other += s;
+        if (sched) {
+          others.run += sched.run;
+          others.wait += sched.wait;
+        }
+      }
     }
-    return { main, other };
+    return { main, other, mainSched, others };
+  } catch {
+    return undefined;
+  }
+}
+
+/** /proc/PID/task/TID/schedstat in seconds: time on a CPU, time runnable and waiting for a CPU; undefined without schedstats. */
+function schedstat(pid, tid) {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { run: run / 1e9, wait: wait / 1e9 };
   } catch {
     return undefined;
   }

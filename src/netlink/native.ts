@@ -26,6 +26,16 @@ export interface NativeAddon {
    * One at a time per socket; the socket's poll is paused meanwhile; buf and chunks must stay untouched.
    */
   sendAsync(s: NativeSocket, buf: Uint8Array, chunks: Int32Array, count: number, cb: (sent: number, errno: number) => void): void;
+  /**
+   * Starts the socket's send queue (native/send_queue.c): a thread of its own that sends queued chunks
+   * of buf in order, one sendmsg each. cb(sent, errno) on the JS thread after chunks were sent
+   * (coalesced): chunks sent since the open, and the errno that halted the queue or 0.
+   */
+  sendQueueOpen(s: NativeSocket, buf: Buffer, cb: (sent: number, errno: number) => void): void;
+  /** Queues buf[off..off+len) (at most 256 queued and not sent). */
+  sendQueuePush(s: NativeSocket, off: number, len: number): void;
+  /** Only when halted by an error: drops every chunk not sent, resumes; returns how many it dropped. */
+  sendQueueClear(s: NativeSocket): number;
   /** sendmsg to a unix path, with fd passed by SCM_RIGHTS when fd >= 0: bytes or -errno. */
   unixSend(s: NativeSocket, path: string, buf: Uint8Array, off: number, len: number, fd: number): number;
   /** A sealed memfd holding buf; the caller closes it with closeFd. */

@@ -15,10 +15,14 @@
  * the fence's ack settles the rest of its send. Answers are matched by seq
  * through a ring indexed by seq & mask; success acks are counted, not decoded.
  *
- * The kernel does a change inside sendmsg, on the sender's thread, so ready
- * chunks (half the ring at a time) go to a worker thread (native sendAsync)
- * while the JS thread encodes the next ones. Answers are read once the sender
- * is done, after `beforeAnswers` (the notification drain).
+ * The kernel does a change inside sendmsg, on the sender's thread, so each
+ * chunk, once encoded, goes to the socket's send queue (a thread of its own,
+ * native/send_queue.c), which sends the chunks in order while the JS thread
+ * encodes the next ones and reads answers: the sender never waits for the JS
+ * thread while chunks are ready. Answers are handled a read at a time: a read
+ * of what is queued, then `beforeAnswers` (the notification drain), then the
+ * answers, so every notification of a change made before an answered request
+ * is seen first, though later requests may still be inside sendmsg.
  *
  * Overflow: when the receive queue overflowed (ENOBUFS), every request still
  * without an answer was processed but its result is unknown: sending stops,
@@ -43,6 +47,8 @@ import type { PipelineStats, RoutePipelineOptions } from './route-ops';
 const { ENOBUFS, EAGAIN, EMSGSIZE, ECANCELED } = osConstants.errno;
 /** Requests in flight: room for a whole ring of chunks (8 x 256 KiB, about 40,000 route adds) and then some. */
 const DEFAULT_WINDOW = 65536;
+/** Chunks the native send queue holds unsent (SENDQ_CAP in native/send_queue.c): the ring is at most this deep. */
+const SEND_QUEUE_CAP = 256;
 
 class Batch {
   next = 0;
@@ -72,14 +78,14 @@ export class RoutePipeline {
   private readonly chunkLen: Int32Array;
   /** Seq of each chunk's fence (its last request, the only one acked). */
   private readonly chunkFence: Uint32Array;
-  private readonly sendList: Int32Array;
   private readonly chunkSize: number;
   private readonly depth: number;
-  /** Chunks handed to the sender thread at once: half the ring. */
-  private readonly handoff: number;
+  /** The ring from `head`: nSending chunks queued to the sender, then nReady encoded, then free ones. */
   private head = 0;
   private nSending = 0;
   private nReady = 0;
+  /** Chunks the sender had sent when onSent last ran (its count since the queue was opened). */
+  private sentSeen = 0;
   /** Fences of chunks sent whose answers have not been read yet. */
   private readonly sentFences: number[] = [];
   private readonly queue: Batch[] = [];
@@ -127,13 +133,11 @@ export class RoutePipeline {
     this.slotChunkStart = new Uint32Array(ring);
     this.slotFence = new Uint8Array(ring);
     this.chunkSize = opts.sendChunk ?? 256 * 1024;
-    this.depth = Math.max(1, opts.depth ?? 8);
-    this.handoff = Math.max(1, this.depth >> 1);
+    this.depth = Math.min(SEND_QUEUE_CAP, Math.max(1, opts.depth ?? 8));
     this.sendBuf = Buffer.allocUnsafe(this.chunkSize * this.depth);
     this.chunkViews = Array.from({ length: this.depth }, (_, k) => this.sendBuf.subarray(k * this.chunkSize, (k + 1) * this.chunkSize));
     this.chunkLen = new Int32Array(this.depth);
     this.chunkFence = new Uint32Array(this.depth);
-    this.sendList = new Int32Array(2 * this.depth);
     this.highWater = opts.highWater ?? 4 * this.maxWindow;
     this.maxResends = opts.maxResends ?? 3;
     socket.start(
@@ -150,6 +154,7 @@ export class RoutePipeline {
       },
     );
     socket.ref(false);
+    socket.openSendQueue(this.sendBuf, this.onSent);
   }
 
   /**
@@ -223,8 +228,8 @@ export class RoutePipeline {
   }
 
   /**
-   * Hands what is ready to the sender thread if it is idle, then encodes into every free chunk (while the
-   * kernel works on the handed ones), then hands over again if the sender was idle with nothing ready.
+   * Encodes into every free chunk, each queued to the sender the moment it is encoded (the kernel
+   * works on it while the next is encoded).
    */
   private pump(): void {
     if (this.closed || this.rechecking) return;
@@ -233,28 +238,28 @@ export class RoutePipeline {
       const k = (this.head + this.nSending + this.nReady) % this.depth;
       if (!this.encodeChunk(k)) break;
       this.nReady++;
+      this.handOver();
     }
-    this.handOver();
     this.wakeDrainWaiters();
   }
 
-  /** Up to `handoff` ready chunks, in ring order, to the sender thread, if it is idle. */
+  /**
+   * Queues every ready chunk, in ring order, behind those the sender has; none while the socket is not
+   * writable, nor after an overflow (the re-check needs the sender idle).
+   */
   private handOver(): void {
-    if (this.nSending !== 0 || this.nReady === 0 || this.waitingWritable) return;
-    const n = Math.min(this.nReady, this.handoff);
-    for (let i = 0; i < n; i++) {
-      const k = (this.head + i) % this.depth;
-      this.sendList[2 * i] = k * this.chunkSize;
-      this.sendList[2 * i + 1] = this.chunkLen[k]!;
-    }
-    this.nSending = n;
-    this.nReady -= n;
-    try {
-      this.socket.sendAsync(this.sendBuf, this.sendList, n, this.onSent);
-    } catch (e) {
-      this.nSending = 0;
-      this.nReady = 0;
-      this.failUnacked(e instanceof KrtError ? e : new NetlinkSocketError(0, `netlink send: ${String(e)}`));
+    if (this.waitingWritable || this.overflowSeen) return;
+    while (this.nReady > 0) {
+      const k = (this.head + this.nSending) % this.depth;
+      try {
+        this.socket.queueSend(k * this.chunkSize, this.chunkLen[k]!);
+      } catch (e) {
+        this.nReady = 0;
+        this.failUnacked(e instanceof KrtError ? e : new NetlinkSocketError(0, `netlink send: ${String(e)}`));
+        return;
+      }
+      this.nSending++;
+      this.nReady--;
     }
   }
 
@@ -308,25 +313,31 @@ export class RoutePipeline {
     return true;
   }
 
-  /** The sender thread is done with the chunks it was given: read every answer, then pump again. */
+  /**
+   * The sender has sent chunks (`sent`: its count since the open): free them, read every answer, pump
+   * again. After an error the sender holds until the queue is cleared here.
+   */
   private readonly onSent = (sent: number, errno: number): void => {
-    const given = this.nSending;
-    this.nSending = 0;
     if (this.closed) return; // destroy() failed everything still open
-    for (let i = 0; i < sent; i++) {
+    for (; this.sentSeen < sent; this.sentSeen++) {
       this.stats.sent += this.chunkLen[this.head]!;
       this.sentFences.push(this.chunkFence[this.head]!);
       this.head = (this.head + 1) % this.depth;
+      this.nSending--;
     }
-    this.nReady += given - sent; // not sent: ready again, in order, at the head
+    if (errno !== 0) {
+      this.socket.clearSendQueue();
+      this.nReady += this.nSending; // not sent: ready again, in order, at the head
+      this.nSending = 0;
+      if (errno === EAGAIN) {
+        this.waitingWritable = true;
+        this.socket.wantWritable(true);
+      } else {
+        this.nReady = 0;
+        this.failUnacked(new NetlinkSocketError(errno, 'netlink send'));
+      }
+    }
     this.receiveNow();
-    if (errno === EAGAIN) {
-      this.waitingWritable = true;
-      this.socket.wantWritable(true);
-    } else if (errno !== 0) {
-      this.nReady = 0;
-      this.failUnacked(new NetlinkSocketError(errno, 'netlink send'));
-    }
     if (this.inflight === 0 && this.queued === 0) this.socket.ref(false);
     this.pump();
   };
@@ -339,16 +350,20 @@ export class RoutePipeline {
 
   // ------------------------------------------------------------ acks
 
-  /** Reads every ack queued now; after an overflow, re-checks what stayed unanswered. */
+  /**
+   * Reads every ack queued now, each read's notifications drained before its answers are handled;
+   * after an overflow, re-checks what stayed unanswered.
+   */
   private receiveNow(): void {
-    this.beforeAnswers?.();
     for (;;) {
       const r = this.socket.receive();
+      this.beforeAnswers?.();
       this.onAcks(r.bytes, r.errno);
       if (r.dry || this.socket.isClosed) break;
     }
     // The kernel answers a send inside sendmsg: once the socket is drained, a fence still open
-    // means its answers were lost (or the kernel stopped reading the send midway). Re-check.
+    // means its answers were lost (or the kernel stopped reading the send midway). Re-check. (Only
+    // chunks counted by onSent are here: their sendmsg returned before this read began.)
     for (const fence of this.sentFences) {
       if (this.slotBatch[fence & this.mask] !== undefined && this.slotSeq[fence & this.mask] === fence) this.overflowSeen = true;
     }

@@ -142,6 +142,27 @@ export class NetlinkSocket implements NetlinkTransport {
     wrapNative('sendAsync', () => native.sendAsync(this.sock, buf, chunks, count, cb));
   }
 
+  /**
+   * Starts the send queue (native/send_queue.c): chunks of buf queued with queueSend are sent in
+   * order, one sendmsg each, by a thread of the socket's own, which goes on while the JS thread queues
+   * more. onSent(sent, errno) runs on the JS thread after chunks went (coalesced): the chunks sent
+   * since the open, and the errno that halted the queue (0 if none; then clearSendQueue()). The poll
+   * keeps running: answers may be read while the thread sends. Closing the socket stops the thread.
+   */
+  openSendQueue(buf: Buffer, onSent: (sent: number, errno: number) => void): void {
+    wrapNative('send queue', () => native.sendQueueOpen(this.sock, buf, onSent));
+  }
+
+  /** Queues buf[off..off+len) (the buffer given to openSendQueue) behind every chunk queued before. */
+  queueSend(off: number, len: number): void {
+    wrapNative('send queue', () => native.sendQueuePush(this.sock, off, len));
+  }
+
+  /** After a halt: drops every chunk not sent (the failed one first) and resumes; how many were dropped. */
+  clearSendQueue(): number {
+    return wrapNative('send queue', () => native.sendQueueClear(this.sock));
+  }
+
   /** Drains what is queued now into `buffer`, synchronously. */
   receive(): ReceiveResult {
     const bytes = native.recv(this.sock, this.buffer, this.status);

@@ -10,6 +10,9 @@
  * are refused, failed setups leak no fd or poll handle, received fds are
  * close-on-exec and closed when their datagram is dropped, and a socket
  * collected while a send runs does not pull the memory from under it.
+ *
+ * The send queue (native/send_queue.c): chunks go in the order queued, an
+ * error halts it until cleared, close stops its thread mid-send.
  */
 import { readdirSync, readFileSync, readlinkSync, mkdtempSync, rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -184,6 +187,72 @@ kernelDescribe('native sockets', () => {
     }
   });
 
+  it('send queue: sends queued chunks in order while more are queued; halts on an error until cleared', async () => {
+    const s = NetlinkSocket.open({ netns: ns.name, sndbuf: 4096 }); // the kernel doubles it: 8 KiB
+    try {
+      const n = 250; // the queue holds 256 chunks not yet sent
+      const buf = Buffer.concat([noops(n, 1), Buffer.alloc(16 * 1024)]);
+      let progress: Array<[number, number]> = [];
+      let wake: () => void = () => undefined;
+      s.openSendQueue(buf, (sent, errno) => {
+        progress.push([sent, errno]);
+        wake();
+      });
+      const until = (f: () => boolean): Promise<void> =>
+        new Promise((resolve) => {
+          wake = () => f() && resolve();
+          wake();
+        });
+      expect(() => s.openSendQueue(buf, () => undefined)).toThrow(/send queue already/);
+      expect(() => s.sendAsync(buf, Int32Array.of(0, 16), 1, () => undefined)).toThrow(/send queue/);
+      expect(() => s.clearSendQueue()).toThrow(/not halted/);
+      expect(() => s.queueSend(buf.length - 8, 16)).toThrow(/outside the buffer/);
+      // 250 one-request chunks, queued while the thread sends: acked in the order queued.
+      for (let i = 0; i < n; i++) s.queueSend(16 * i, 16);
+      await until(() => progress.at(-1)?.[0] === n);
+      expect(progress.every(([, errno]) => errno === 0)).toBe(true);
+      expect(ackedSeqs(s)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+
+      // A chunk larger than the send buffer fails (EMSGSIZE): the queue halts there and sends nothing
+      // after it, though a good chunk is queued behind it, until JS clears it.
+      progress = [];
+      s.queueSend(0, 16);
+      s.queueSend(16 * n, 16 * 1024);
+      s.queueSend(16, 16);
+      await until(() => progress.at(-1)?.[1] === EMSGSIZE);
+      expect(progress.at(-1)).toEqual([n + 1, EMSGSIZE]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(ackedSeqs(s)).toEqual([1]); // the one before the failed chunk, nothing after it
+      // Halted, it holds what is queued: 256 chunks at most, then a push is refused.
+      for (let i = 2; i < 256; i++) s.queueSend(16, 16);
+      expect(() => s.queueSend(16, 16)).toThrow(/queue full/);
+      expect(s.clearSendQueue()).toBe(256); // the failed chunk and every one behind it
+      s.queueSend(16, 16);
+      await until(() => progress.at(-1)?.[0] === n + 2);
+      expect(progress.at(-1)).toEqual([n + 2, 0]);
+      expect(ackedSeqs(s)).toEqual([2]);
+    } finally {
+      s.close();
+    }
+    expect(() => s.queueSend(0, 16)).toThrow(/closed/);
+  });
+
+  it('send queue: close stops the thread while it sends, and later progress is never delivered', async () => {
+    for (let round = 0; round < 20; round++) {
+      const s = NetlinkSocket.open({ netns: ns.name });
+      const n = 2000;
+      const buf = noops(n, 1);
+      let calls = 0;
+      s.openSendQueue(buf, () => calls++);
+      for (let i = 0; i < 200; i++) s.queueSend(160 * (i % (n / 10)), 160);
+      await new Promise((r) => setImmediate(r));
+      const before = calls;
+      s.close(); // waits for the sendmsg the thread is inside, then for nothing else
+      await new Promise((r) => setTimeout(r, 5));
+      expect(calls).toBe(before);
+    }
+  });
+
   it('applies backpressure: full once highWater changes wait, drain() resolves when they are sent', async () => {
     const pipe = RoutePipeline.open({ netns: ns.name, window: 256, highWater: 512 });
     try {
@@ -283,6 +352,13 @@ kernelDescribe('native sockets', () => {
       const chunks = new Int32Array(2 * 20000);
       for (let i = 0; i < 20000; i++) { buf.writeUInt32LE(16, 16 * i); buf.writeUInt16LE(1, 16 * i + 4); buf.writeUInt16LE(1, 16 * i + 6); chunks[2 * i] = 16 * i; chunks[2 * i + 1] = 16; }
       for (let k = 0; k < 4; k++) n.sendAsync(n.netlinkOpen(0, [], workerData.ns), buf, chunks, 20000, () => {});
+      // And sockets with a send queue, its thread sending, one of them polling too.
+      for (let k = 0; k < 2; k++) {
+        const s = n.netlinkOpen(0, [], workerData.ns);
+        if (k === 0) n.start(s, Buffer.alloc(1 << 20), () => {});
+        n.sendQueueOpen(s, buf, () => {});
+        for (let i = 0; i < 200; i++) n.sendQueuePush(s, 16 * 100 * i, 16 * 100);
+      }
       process.exit(0);`;
     for (let i = 0; i < 10; i++) {
       const w = new Worker(code, { eval: true, workerData: { addon, ns: `/run/netns/${ns.name}` } });

@@ -42,7 +42,7 @@ describe('the npm package', () => {
     const r = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir]);
     expect(r.code).toBe(0);
     const files = (JSON.parse(r.out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
-    for (const f of ['bin/krtsync', 'dist/cli/main.js', 'native/binding.gyp', 'native/krtsync_native.c', 'scripts/install.sh', 'systemd/krtsync.service', 'systemd/krtsync.yaml', 'contrib/prometheus/krtsync.rules.yml', 'contrib/grafana/krtsync-dashboard.json', 'README.md', 'package.json']) {
+    for (const f of ['bin/krtsync', 'dist/cli/main.js', 'native/binding.gyp', 'native/krtsync_native.c', 'native/send_queue.c', 'native/ksock.h', 'scripts/install.sh', 'systemd/krtsync.service', 'systemd/krtsync.yaml', 'contrib/prometheus/krtsync.rules.yml', 'contrib/grafana/krtsync-dashboard.json', 'README.md', 'package.json']) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^(src|test|native\/build|node_modules)\//.test(f))).toEqual([]);

@@ -1,34 +1,44 @@
 /**
- * The pipeline's hand-off to the sender thread, against a fake socket: at most
- * half the ring goes at once, the other half is encoded while the "kernel"
- * works, and it goes out the moment the sender is back, before anything else
- * is encoded; order and results are kept. (The real kernel runs the same
- * pipeline in test/integration/netlink-routes.test.ts.)
+ * The pipeline's hand-off to the sender thread (the socket's send queue),
+ * against a fake socket: each chunk is queued the moment it is encoded, so the
+ * sender always has the whole ring but one chunk's worth in hand; a chunk the
+ * sender is done with is encoded again at once; a halted queue (EAGAIN) is
+ * cleared and its chunks sent again, in order, once the socket is writable;
+ * order and results are kept. (The real kernel runs the same pipeline in
+ * test/integration/netlink-routes.test.ts.)
  */
 import { Prefix, parseAddr } from '../../../src/lib/addr';
 import * as C from '../../../src/netlink/constants';
 import { RoutePipeline, type RouteOp } from '../../../src/netlink/pipeline';
 import type { NetlinkSocket } from '../../../src/netlink/socket';
 
-interface Send {
-  /** Seqs of every request in the chunks handed over, in order. */
+const EAGAIN = 11;
+
+interface Chunk {
+  /** Seqs of every request in the chunk, in order. */
   seqs: number[];
   fences: number[];
-  done: (sent: number, errno: number) => void;
-  count: number;
-  /** Requests encoded (seqs taken) when this send was handed over. */
-  encodedAtHandOver: number;
 }
 
-/** Just enough of NetlinkSocket: records each sendAsync, answers every fence with a success ack once its send completed. */
+/** Just enough of NetlinkSocket: a send queue the test runs by hand; every fence sent is answered with a success ack. */
 class FakeSocket {
   readonly buffer = Buffer.alloc(1 << 20);
   isClosed = false;
   seq = 0;
-  readonly sends: Send[] = [];
+  /** Every chunk queued, in order (a cleared one stays here: it is queued again later). */
+  readonly queued: Chunk[] = [];
+  /** Chunks actually sent, in order. */
+  readonly sentChunks: Chunk[] = [];
+  private next = 0;
+  private halted = 0;
+  private onSent: ((sent: number, errno: number) => void) | undefined;
+  private buf: Buffer | undefined;
   private acks: number[] = [];
+  private onWritable: (() => void) | undefined;
 
-  start(): void {}
+  start(_onData: unknown, onWritable?: () => void): void {
+    this.onWritable = onWritable;
+  }
   ref(): void {}
   wantWritable(): void {}
   close(): void {
@@ -37,23 +47,47 @@ class FakeSocket {
   nextSeq(): number {
     return ++this.seq;
   }
-  sendAsync(buf: Buffer, list: Int32Array, count: number, done: (sent: number, errno: number) => void): void {
+  openSendQueue(buf: Buffer, onSent: (sent: number, errno: number) => void): void {
+    this.buf = buf;
+    this.onSent = onSent;
+  }
+  queueSend(off: number, len: number): void {
+    const buf = this.buf!;
     const seqs: number[] = [];
     const fences: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const end = list[2 * i]! + list[2 * i + 1]!;
-      for (let p = list[2 * i]!; p < end; p += (buf.readUInt32LE(p) + 3) & ~3) {
-        seqs.push(buf.readUInt32LE(p + 8));
-        if (buf.readUInt16LE(p + 6) & C.NLM_F_ACK) fences.push(buf.readUInt32LE(p + 8));
-      }
+    for (let p = off; p < off + len; p += (buf.readUInt32LE(p) + 3) & ~3) {
+      seqs.push(buf.readUInt32LE(p + 8));
+      if (buf.readUInt16LE(p + 6) & C.NLM_F_ACK) fences.push(buf.readUInt32LE(p + 8));
     }
-    this.sends.push({ seqs, fences, done, count, encodedAtHandOver: this.seq });
+    this.queued.push({ seqs, fences });
   }
-  /** The sender thread finishes send `i`: its fences' acks are queued, then its callback runs. */
-  complete(i: number): void {
-    const s = this.sends[i]!;
-    this.acks.push(...s.fences);
-    s.done(s.count, 0);
+  clearSendQueue(): number {
+    if (this.halted === 0) throw new Error('not halted');
+    this.halted = 0;
+    const dropped = this.queued.length - this.next;
+    this.queued.length = this.next; // the pipeline queues them again
+    return dropped;
+  }
+  /** Chunks queued and not sent. */
+  get backlog(): number {
+    return this.queued.length - this.next;
+  }
+  /** The sender thread sends its next `n` chunks (answers queued), then the JS thread's callback runs. */
+  send(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const c = this.queued[this.next++]!;
+      this.sentChunks.push(c);
+      this.acks.push(...c.fences);
+    }
+    this.onSent!(this.next, 0);
+  }
+  /** The next sendmsg fails with EAGAIN: the queue halts. */
+  haltWithEagain(): void {
+    this.halted = EAGAIN;
+    this.onSent!(this.next, EAGAIN);
+  }
+  writable(): void {
+    this.onWritable!();
   }
   receive(): { bytes: number; errno: number; dry: boolean } {
     let p = 0;
@@ -74,37 +108,68 @@ class FakeSocket {
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+function routes(n: number): RouteOp[] {
+  const gateway = parseAddr('192.0.2.2');
+  const ops: RouteOp[] = [];
+  for (let i = 0; i < n; i++) {
+    ops.push({ cmd: 'add', route: { family: 4, dst: Prefix.v4((10 << 24) + i * 256, 24), tos: 0, table: 254, protocol: 144, scope: 0, type: 1, flags: 0, gateway } });
+  }
+  return ops;
+}
+
+function expectEveryOpOnceInOrder(chunks: Chunk[], n: number): void {
+  const seqs = chunks.flatMap((c) => c.seqs);
+  expect(seqs).toHaveLength(n); // every op once
+  expect(seqs.every((q, k) => k === 0 || q > seqs[k - 1]!)).toBe(true); // in order (a seq taken for a request that did not fit is skipped)
+}
+
 describe('RoutePipeline hand-off', () => {
-  it('hands half the ring to the sender and sends the other half, already encoded, the moment it is back', async () => {
+  it('queues each chunk to the sender as it is encoded and refills a chunk the moment it is sent', async () => {
     const sock = new FakeSocket();
     const pipe = new RoutePipeline(sock as unknown as NetlinkSocket, { depth: 8, sendChunk: 16384 });
-    const gateway = parseAddr('192.0.2.2');
-    const ops: RouteOp[] = [];
-    for (let i = 0; i < 20000; i++) {
-      ops.push({ cmd: 'add', route: { family: 4, dst: Prefix.v4((10 << 24) + i * 256, 24), tos: 0, table: 254, protocol: 144, scope: 0, type: 1, flags: 0, gateway } });
-    }
-    const result = pipe.submit(ops);
+    const result = pipe.submit(routes(20000));
     await tick();
-    expect(sock.sends).toHaveLength(1);
-    expect(sock.sends[0]!.count).toBe(4); // half the ring
-    const perChunk = sock.sends[0]!.seqs.length / 4;
-    expect(sock.seq).toBeGreaterThanOrEqual(sock.sends[0]!.seqs.length + 3 * perChunk); // the other half encoded meanwhile (seqs taken)
+    expect(sock.backlog).toBe(8); // the whole ring, without waiting for the sender
 
-    for (let i = 0; sock.sends.length > i; i++) {
-      const encodedBefore = sock.seq;
-      sock.complete(i); // synchronously: onSent hands over what was ready before it encodes more
-      if (sock.sends.length > i + 1) {
-        const next = sock.sends[i + 1]!;
-        expect(next.encodedAtHandOver).toBe(encodedBefore); // nothing encoded between the sender's return and the next hand-off
-        expect(next.seqs[0]).toBeGreaterThan(sock.sends[i]!.seqs.at(-1)!); // in order (a seq taken for a request that did not fit is skipped)
+    let refills = 0;
+    while (sock.backlog > 0) {
+      sock.send(Math.min(3, sock.backlog)); // the sender got through three chunks before the JS thread ran
+      // Synchronously in the callback: the sent chunks were encoded again and queued behind the rest.
+      if (sock.queued.reduce((n, c) => n + c.seqs.length, 0) < 20000) {
+        expect(sock.backlog).toBe(8);
+        refills++;
       }
+      await tick();
+    }
+    expect(refills).toBeGreaterThan(2);
+    const r = await result;
+    expect(r.ok).toBe(20000);
+    expect(r.failed).toEqual([]);
+    expectEveryOpOnceInOrder(sock.sentChunks, 20000);
+  });
+
+  it('after a halt (EAGAIN) clears the queue and sends the same chunks again, in order, once writable', async () => {
+    const sock = new FakeSocket();
+    const pipe = new RoutePipeline(sock as unknown as NetlinkSocket, { depth: 8, sendChunk: 16384 });
+    const result = pipe.submit(routes(20000));
+    await tick();
+    sock.send(2);
+    await tick();
+    expect(sock.backlog).toBe(8);
+    sock.haltWithEagain();
+    expect(sock.backlog).toBe(0); // cleared: nothing is queued again until the socket is writable
+    await tick();
+    expect(sock.backlog).toBe(0);
+    sock.writable();
+    await tick();
+    expect(sock.backlog).toBe(8); // the same chunks, from the one that failed
+    while (sock.backlog > 0) {
+      sock.send(sock.backlog);
       await tick();
     }
     const r = await result;
     expect(r.ok).toBe(20000);
     expect(r.failed).toEqual([]);
-    const seqs = sock.sends.flatMap((s) => s.seqs);
-    expect(seqs).toHaveLength(20000); // every op once
-    expect(seqs.every((q, k) => k === 0 || q > seqs[k - 1]!)).toBe(true); // in order
+    expectEveryOpOnceInOrder(sock.sentChunks, 20000);
   });
 });
