@@ -4,7 +4,7 @@
  * gateways resolved from one dump of routes and nexthop objects, for either
  * family. The kernel is the judge, not our bookkeeping.
  */
-import { ourRoutes } from './kernel-fixture';
+import { ourRoutes, quiesced, until, type kernelProtocol } from './kernel-fixture';
 import type { Netns } from './netns';
 
 export interface IpNexthop {
@@ -42,3 +42,13 @@ export const allVia = (ns: Netns, family: '-4' | '-6', count: number, gw: string
 /** `ip monitor` lines about routes of ours, and about nexthop objects. */
 export const routeLines = (watched: string[]): string[] => watched.filter((l) => / proto (144|krtsync)\b/.test(l) && !/^(Deleted )?id \d+/.test(l));
 export const nexthopLines = (watched: string[]): string[] => watched.filter((l) => /^(Deleted )?id \d+/.test(l));
+
+/**
+ * Waits until what a link change made `p` do is done: every net wants its route via `gw` (next-hop tracking's
+ * verdict, exported again through the table, has reached the sync), none is left to export again, and the
+ * sync is quiesced (the scan the link asked for included). No sleep stands in for any of it.
+ */
+export async function wantedVia(p: ReturnType<typeof kernelProtocol>, family: 4 | 6, gw: string, timeoutMs = 20000): Promise<void> {
+  await until(() => p.counts().pending === 0 && p.status().every((st) => st.route === `via ${gw}`), timeoutMs);
+  await quiesced(p.sync(family)!);
+}

@@ -11,6 +11,7 @@ import { parsePrefix } from '../../src/lib/addr';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
 import type { KernelSync } from '../../src/proto/kernel/kernel-sync';
+import type { ScanScheduler } from '../../src/proto/kernel/scan-scheduler';
 import type { Logger, LogFields } from '../../src/proto/logger';
 import { dropNhid, type IpRoute, type Netns } from './netns';
 
@@ -95,16 +96,37 @@ export async function until(cond: () => boolean, timeoutMs = 5000, stepMs = 20):
 }
 
 /**
- * Waits until `sync` has done what it was asked: no scan running and nothing of ours out. settled() alone
- * says only the latter: a scan a link change asked for (its timer late on a loaded machine) holds the nets
- * planned meanwhile until its pruning, and its wait for the sender resolves settled() with them still queued.
+ * Polls without yielding: the daemon under test shares this thread, so it cannot read its sockets or act
+ * meanwhile. For what the kernel does on its own (a link's flush), seen before the daemon can react.
+ */
+export function untilBlocking(cond: () => boolean, timeoutMs: number): void {
+  const t0 = Date.now();
+  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+}
+
+/**
+ * Whether `sync` has a scan asked for that has not begun: a link or address change's (its timer runs 100 ms),
+ * a conflict's, one waiting for the sync to be free. KernelSync keeps its scheduler to itself; the tests read it.
+ */
+export function scanAsked(sync: KernelSync): boolean {
+  return (sync['scans'] as ScanScheduler).pending;
+}
+
+/**
+ * Waits until `sync` has done what it was asked: no scan asked for or running, and nothing of ours out.
+ * settled() alone says only the latter: a scan a link change asked for (its timer late on a loaded machine)
+ * holds the nets planned meanwhile until its pruning, and its wait for the sender resolves settled() with
+ * them still queued; and before its timer fires, settled() says nothing of it. The caller first waits for a
+ * sign that the sync has read the change (a route it put back, a verdict in its status): what is still in
+ * the socket has asked for nothing yet.
  */
 export async function quiesced(sync: KernelSync, timeoutMs = 10000): Promise<void> {
   const t0 = Date.now();
+  const calm = (): boolean => sync.state === 'idle' && !scanAsked(sync);
   for (;;) {
-    await until(() => sync.state === 'idle', Math.max(timeoutMs - (Date.now() - t0), 0));
+    await until(calm, Math.max(timeoutMs - (Date.now() - t0), 0));
     await sync.settled();
-    if (sync.state === 'idle') return;
+    if (calm()) return;
   }
 }
 
@@ -128,26 +150,47 @@ export async function showMarker(ns: Netns, dst: string, dev: string, seen: () =
   ns.ip('route', 'del', `${dst}/32`, 'dev', dev, 'proto', 'static');
 }
 
-/** `ip monitor route` (or other objects: `nexthop`) inside the namespace; lines() is what it printed so far. */
+/** The table markers go in: no kernel protocol under test syncs it. */
+const MARKER_TABLE = '4242';
+/** Marker lines (a route in MARKER_TABLE, a nexthop id 4242000-4242999) are the watchers' own, not the test's. */
+const MARKER_LINE = new RegExp(`\\btable ${MARKER_TABLE}\\b|^(Deleted )?id 4242\\d{3}\\b`);
+
+/**
+ * `ip monitor route` (or `nexthop`, or both) inside the namespace; lines() is what it printed so far, without
+ * the watcher's own markers. ip monitor says nothing when it has joined its groups, and prints what the
+ * kernel sent a moment after: ready() and stop() add a marker (a route in a table nobody syncs, or a nexthop
+ * object of an id out of every protocol's range), a new one each try, until the monitor prints one of them.
+ * The kernel queues the notifications of every group on the monitor's one socket in order, so once stop()
+ * has seen its marker, every change made before has been printed too. No sleep stands in for either.
+ */
 export class RouteWatcher {
   /** Watchers not stopped yet: a test that fails before stop() leaves them to stopAll() (else jest cannot exit). */
   private static readonly live = new Set<RouteWatcher>();
+  /** Markers made so far, by every watcher: each is new (a watcher beside another must not take its marker for its own). */
+  private static marks = 0;
   private readonly proc: ChildProcess;
   private buf = '';
-  private started: Promise<void>;
+  private readonly started: Promise<void>;
+  private readonly kind: 'route' | 'nexthop';
 
   static stopAll(): void {
     for (const w of RouteWatcher.live) w.proc.kill();
     RouteWatcher.live.clear();
   }
 
-  constructor(ns: Netns, objects: readonly string[] = ['route']) {
+  constructor(
+    private readonly ns: Netns,
+    objects: readonly string[] = ['route'],
+  ) {
+    if (objects.includes('route')) this.kind = 'route';
+    else if (objects.includes('nexthop')) this.kind = 'nexthop';
+    else throw new Error(`RouteWatcher: no marker for ${objects.join(' ')}`);
     this.proc = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', ...objects], { stdio: ['ignore', 'pipe', 'ignore'] });
     RouteWatcher.live.add(this);
     this.proc.stdout!.setEncoding('utf8');
     this.proc.stdout!.on('data', (d: string) => (this.buf += d));
-    // ip monitor prints nothing when it is ready; give it a moment to join the groups.
-    this.started = new Promise((r) => setTimeout(r, 300));
+    this.started = this.mark();
+    this.started.catch(() => undefined); // reported by ready()
   }
 
   ready(): Promise<void> {
@@ -155,14 +198,45 @@ export class RouteWatcher {
   }
 
   lines(): string[] {
-    return this.buf.split('\n').filter(Boolean);
+    return this.buf.split('\n').filter((l) => l !== '' && !MARKER_LINE.test(l));
   }
 
   async stop(): Promise<string[]> {
-    await new Promise((r) => setTimeout(r, 200));
+    await this.started.catch(() => undefined);
+    await this.mark();
     this.proc.kill();
     RouteWatcher.live.delete(this);
     return this.lines();
+  }
+
+  /** Adds a new marker each try until the monitor prints one of them, then removes them all. */
+  private async mark(timeoutMs = 30000): Promise<void> {
+    const made: string[] = [];
+    const printed = (): boolean => this.buf.split('\n').some((l) => !l.startsWith('Deleted') && made.some((m) => l.startsWith(m)));
+    try {
+      await until(
+        () => {
+          if (printed()) return true;
+          const k = RouteWatcher.marks++ % 1000;
+          if (this.kind === 'route') {
+            const dst = `198.51.100.${k % 250}`;
+            this.ns.ip('route', 'add', `${dst}/32`, 'dev', 'lo', 'table', MARKER_TABLE, 'proto', 'static');
+            made.push(`${dst} `);
+          } else {
+            this.ns.ip('nexthop', 'add', 'id', String(4242000 + k), 'blackhole');
+            made.push(`id ${4242000 + k} `);
+          }
+          return false;
+        },
+        timeoutMs,
+        20,
+      );
+    } finally {
+      for (const m of made) {
+        if (this.kind === 'route') this.ns.ip('route', 'del', `${m.trim()}/32`, 'table', MARKER_TABLE);
+        else this.ns.ip('nexthop', 'del', ...m.trim().split(' '));
+      }
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import { createNetns, kernelDescribe, OUR_PROTO_SHOWN, type Netns } from '../helpers/netns';
 import { foreign, KrtsyncDaemon, ours, sleep, until } from '../helpers/daemon-fixture';
+import { RouteWatcher } from '../helpers/kernel-fixture';
 
 kernelDescribe('the kernel pushing back (whole daemon)', () => {
   let ns: Netns;
@@ -25,19 +26,10 @@ kernelDescribe('the kernel pushing back (whole daemon)', () => {
    */
   const foreignKept = (): string[] => foreign(ns).filter((l) => !/^10\.4\.0\.0\/24|krt-new|203\.0\.113\.|veth1/.test(l));
 
-  /** `ip monitor route` in the namespace; returns a stop function giving the lines seen. */
+  /** `ip monitor route` in the namespace (RouteWatcher: ready and stop wait for its markers); stop() gives the lines seen, continuation lines left out. */
   function monitor(): { ready: Promise<void>; stop: () => Promise<string[]> } {
-    const p = spawn('ip', ['netns', 'exec', ns.name, 'ip', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let buf = '';
-    p.stdout!.on('data', (c) => (buf += String(c)));
-    return {
-      ready: sleep(300),
-      stop: async () => {
-        await sleep(200);
-        p.kill();
-        return buf.split('\n').filter((l) => l && !l.startsWith('\t'));
-      },
-    };
+    const w = new RouteWatcher(ns);
+    return { ready: w.ready(), stop: async () => (await w.stop()).filter((l) => !l.startsWith('\t')) };
   }
 
   beforeAll(async () => {
@@ -70,6 +62,7 @@ ${v6}
   });
 
   afterAll(async () => {
+    RouteWatcher.stopAll();
     await d?.dispose();
     ns?.destroy();
   });

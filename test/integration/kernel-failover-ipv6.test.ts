@@ -7,8 +7,8 @@
  * IPv4's: `ip -6 route get`, one dump of routes and objects resolved, and
  * `ip monitor` counting what changed.
  */
-import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
-import { allVia, forwardsVia, gatewaysOf, nexthopLines, routeLines, type IpNexthop } from '../helpers/failover-fixture';
+import { announce, kernelProtocol, newTable, ourRoutes, quiesced, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
+import { allVia, forwardsVia, gatewaysOf, nexthopLines, routeLines, wantedVia, type IpNexthop } from '../helpers/failover-fixture';
 import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
@@ -27,11 +27,6 @@ const probe = '2001:db8:8000:1007::1';
 
 const ours = (ns: Netns): IpRoute[] => ourRoutes(ns, '-6');
 const primaries = (ns: Netns): IpRoute[] => ours(ns).filter((r) => r.metric !== BACKUP_METRIC);
-const settle = async (p: ReturnType<typeof kernelProtocol>): Promise<void> => {
-  await p.sync(6)!.settled();
-  await new Promise((r) => setTimeout(r, 500)); // the scan that follows a link change
-  await p.sync(6)!.settled();
-};
 
 kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
   let ns: Netns;
@@ -187,7 +182,7 @@ kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
       expect(ours(ns).length - 1000).toBe(mode === 'backup_routes' ? 1000 : 0);
       const group = primaries(ns)[0]!.nhid!;
       expect(forwardsVia(ns, probe)).toBe(P);
-      const { sent, repairs } = p.sync(6)!.stats;
+      const { sent, repairs, scans } = p.sync(6)!.stats;
       const nh = new RouteWatcher(ns, ['nexthop']);
       await nh.ready();
 
@@ -197,7 +192,9 @@ kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
         await until(() => forwardsVia(ns, probe) === B, 2000);
       }
       await until(() => primaries(ns).length === 1000 && allVia(ns, '-6', 1000, B)(), 20000);
-      await settle(p);
+      // With tracking the nets want the backup's route now; without, the primary's (its object held on the backup).
+      await wantedVia(p, 6, tracking ? B : P);
+      expect(p.sync(6)!.stats.scans).toBeGreaterThan(scans); // the device scan the link asked for has run
       expect(allVia(ns, '-6', 1000, B)()).toBe(true);
       expect(forwardsVia(ns, probe)).toBe(B);
       expect(primaries(ns).every((r) => r.nhid === group)).toBe(true);
@@ -216,7 +213,7 @@ kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
       await quiet.ready();
       const again = kernelProtocol(ns, table, { family: 6, failover: mode, scanIntervalMs: 0 });
       await again.start();
-      await settle(again);
+      await quiesced(again.sync(6)!);
       expect(await quiet.stop()).toEqual([]);
 
       // The link back: one replace gives the object the primary's hops again; no route message.
@@ -225,7 +222,7 @@ kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
       await back.ready();
       ns.ip('link', 'set', 'veth3', 'up');
       await until(() => forwardsVia(ns, probe) === P && allVia(ns, '-6', 1000, P)(), 20000);
-      await settle(again);
+      await wantedVia(again, 6, P);
       expect(again.sync(6)!.stats.sent).toBe(sent2);
       const seen = await back.stop();
       // The kernel tells of every route the replace moved (stamped with our port); none is a route message of ours.
@@ -245,13 +242,13 @@ kernelDescribe('IPv6 failover by forwarding objects (real kernel)', () => {
       await p.sync(6)!.settled();
       ns.ip('link', 'set', 'veth2', 'down');
       await until(() => primaries(ns).length === 1000 && allVia(ns, '-6', 1000, B)(), 20000);
-      await settle(p);
+      await wantedVia(p, 6, tracking ? B : P);
       expect(forwardsVia(ns, probe)).toBe(B);
       expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
       ns.ip('link', 'set', 'veth2', 'up');
       ns.ip('addr', 'replace', '2001:db8:3::1/64', 'dev', 'veth2', 'nodad');
       await until(() => forwardsVia(ns, probe) === P && allVia(ns, '-6', 1000, P)(), 20000);
-      await settle(p);
+      await wantedVia(p, 6, P);
       expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
       expect(ours(ns).length - 1000).toBe(mode === 'backup_routes' ? 1000 : 0);
       await p.shutdown();

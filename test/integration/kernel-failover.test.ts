@@ -9,8 +9,8 @@
  * with next-hop tracking its return is one replace (the object is held on
  * its backup, keeping its key).
  */
-import { announce, kernelProtocol, newTable, ourRoutes, quiesced, RouteSource, RouteWatcher, until } from '../helpers/kernel-fixture';
-import { forwardsVia, gatewaysOf, nexthopLines, routeLines, type IpNexthop } from '../helpers/failover-fixture';
+import { announce, kernelProtocol, newTable, ourRoutes, quiesced, RouteSource, RouteWatcher, until, untilBlocking } from '../helpers/kernel-fixture';
+import { forwardsVia, gatewaysOf, nexthopLines, routeLines, wantedVia, type IpNexthop } from '../helpers/failover-fixture';
 import { createNetns, kernelDescribe, type IpRoute, type Netns } from '../helpers/netns';
 import { NextHopWatch } from '../../src/proto/kernel/nexthop-watch';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
@@ -34,12 +34,6 @@ const lines = (list: readonly string[], gw: string): string[] => list.map((n) =>
 function twoSources(table: Table, list: readonly string[]): void {
   announce(table, new RouteSource('a', 200), lines(list, '203.0.113.2'));
   announce(table, new RouteSource('b', 100), lines(list, '192.0.2.2'));
-}
-
-/** Polls without yielding: the daemon under test shares this thread, so it cannot act meanwhile (for the kernel's own doing). */
-function untilSync(cond: () => boolean, timeoutMs: number): void {
-  const t0 = Date.now();
-  while (!cond()) if (Date.now() - t0 > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
 }
 
 kernelDescribe('failover by forwarding objects (real kernel)', () => {
@@ -173,7 +167,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     await until(() => [...gatewaysOf(ns).values()].every((x) => x === '192.0.2.2'));
     // Our books know: the group is to be made whole again, which cannot be while veth2 has no carrier.
     await until(() => p.sync(4)!.nexthopStatus().some((o) => o.kind === 'group' && o.state !== 'live'), 10000);
-    await p.sync(4)!.settled();
+    // And the device scan the link asked for is over before the baseline is taken.
+    await quiesced(p.sync(4)!);
     const sent = p.sync(4)!.stats.sent;
     table.flush(a);
     expect(forwardsVia(ns, '10.0.9.1')).toBe('198.51.100.2');
@@ -220,21 +215,22 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     ns.ip('link', 'set', 'veth3', 'down');
     // The kernel's doing (its link watch flushes shortly after), seen before the daemon, which shares this thread
     // and puts the routes back at once, can act: polled without yielding.
-    untilSync(() => ourRoutes(ns).length === 1000, 5000);
+    untilBlocking(() => ourRoutes(ns).length === 1000, 5000);
     expect(forwardsVia(ns, '10.2.3.4')).toBe('192.0.2.2');
     for (const r of ourRoutes(ns)) expect(r.metric).toBe(4294967295);
     // The daemon's reaction moves nothing: the forwarding object is made again with the backup's hops and the
     // primary routes go back on it (through the backup, where the backup routes already forward).
     await until(() => ourRoutes(ns).length === 2000, 10000);
     expect(ourRoutes(ns).every((r) => r.gateway === '192.0.2.2')).toBe(true);
-    await again.sync(4)!.settled();
+    await quiesced(again.sync(4)!); // and the device scan the link asked for
+    expect(ourRoutes(ns).every((r) => r.gateway === '192.0.2.2')).toBe(true);
     expect(again.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
     // The link back: one replace puts the object on the primary's hops again.
     const sent = again.sync(4)!.stats.sent;
     ns.ip('link', 'set', 'veth3', 'up');
     await until(() => forwardsVia(ns, '10.2.3.4') === '203.0.113.2', 10000);
     await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
-    await again.sync(4)!.settled();
+    await quiesced(again.sync(4)!);
     expect(again.sync(4)!.stats.sent).toBe(sent);
     await again.shutdown();
     expect(ourRoutes(ns)).toEqual([]);
@@ -248,12 +244,12 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     const p = kernelProtocol(ns, table, { failover: 'objects', scanIntervalMs: 0 });
     await p.start();
     const group = ourRoutes(ns)[0]!.nhid!;
-    const { sent: sent0, dumps } = p.sync(4)!.stats;
+    const { sent: sent0, dumps, scans } = p.sync(4)!.stats;
     ns.ip('link', 'set', 'veth3', 'down');
     await until(() => gatewaysOf(ns).size === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 10000);
-    await p.sync(4)!.settled();
-    await new Promise((r) => setTimeout(r, 500)); // a scan, had the link change asked for one, would have run
-    await p.sync(4)!.settled();
+    // The routes came back on the link's notification; the device scan it asked for has run too.
+    await quiesced(p.sync(4)!);
+    expect(p.sync(4)!.stats.scans).toBeGreaterThan(scans);
     expect(p.counts()).toMatchObject({ installed: 1000, failed: 0, pending: 0 });
     expect(ourRoutes(ns)[0]!.nhid).toBe(group);
     // One add per route the kernel flushed, known from our books: no route dump.
@@ -272,7 +268,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
     const sent = again.sync(4)!.stats.sent;
     ns.ip('link', 'set', 'veth3', 'up');
     await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 10000);
-    await again.sync(4)!.settled();
+    await quiesced(again.sync(4)!);
     expect(again.sync(4)!.stats.sent).toBe(sent);
     expect(ourRoutes(ns)[0]!.nhid).toBe(group);
     await again.shutdown();
@@ -317,7 +313,7 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       const sent = again.sync(4)!.stats.sent;
       ns.ip('link', 'set', 'veth3', 'up');
       await until(() => [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 20000);
-      await again.sync(4)!.settled();
+      await wantedVia(again, 4, '203.0.113.2');
       expect(again.sync(4)!.stats.sent).toBe(sent);
       expect(primaries().every((r) => r.nhid === group)).toBe(true);
       await again.shutdown();
@@ -343,15 +339,15 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await sync.settled();
       const primaries = (): IpRoute[] => ourRoutes(ns).filter((r) => r.metric !== 4294967295);
       const group = primaries()[0]!.nhid!;
-      const { sent, dumps } = sync.stats;
+      const { sent, dumps, scans } = sync.stats;
       const watch = new RouteWatcher(ns, ['nexthop']);
       await watch.ready();
       // veth2's peer goes down: the kernel flushes the primary's objects and routes; the tracker (its own socket) and the sync hear of it.
       ns.ip('link', 'set', 'veth3', 'down');
       await until(() => primaries().length === 1000 && [...gatewaysOf(ns).values()].every((g) => g === '192.0.2.2'), 20000);
-      await sync.settled();
-      await new Promise((r) => setTimeout(r, 500)); // the scan that follows the link change
-      await sync.settled();
+      // The tracker's verdict is taken (every net wants the backup's route) and the link's device scan has run.
+      await wantedVia(p, 4, '192.0.2.2');
+      expect(sync.stats.scans).toBeGreaterThan(scans);
       // One route message per flushed route, every one onto the same object, held on the backup (made again once),
       // known from our books whichever socket was read first: no route dump (link-flush.ts).
       expect(sync.stats.sent - sent).toBe(1000);
@@ -365,9 +361,8 @@ kernelDescribe('failover by forwarding objects (real kernel)', () => {
       await watch2.ready();
       ns.ip('link', 'set', 'veth3', 'up');
       await until(() => forwardsVia(ns, '10.2.3.4') === '203.0.113.2' && [...gatewaysOf(ns).values()].every((g) => g === '203.0.113.2'), 20000);
-      await sync.settled();
-      await new Promise((r) => setTimeout(r, 500));
-      await sync.settled();
+      // The tracker's verdict that the link is back is taken too: every net wants the primary's route again.
+      await wantedVia(p, 4, '203.0.113.2');
       expect(sync.stats.sent).toBe(sent2);
       const back = nexthopLines(await watch2.stop());
       expect(back.filter((l) => l.startsWith(`id ${group} group`))).toHaveLength(1);

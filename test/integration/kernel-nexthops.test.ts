@@ -4,7 +4,7 @@
  */
 import { parsePrefix } from '../../src/lib/addr';
 import { idRange } from '../../src/proto/kernel/nexthop-objects';
-import { announce, kernelProtocol, newTable, ourRoutes, RouteSource, RouteWatcher, until, withdraw } from '../helpers/kernel-fixture';
+import { announce, kernelProtocol, memoryLogger, newTable, ourRoutes, RouteSource, RouteWatcher, until, withdraw } from '../helpers/kernel-fixture';
 import { createNetns, kernelDescribe, type Netns } from '../helpers/netns';
 
 interface IpNexthop {
@@ -157,7 +157,8 @@ kernelDescribe('kernel protocol on nexthop objects', () => {
     const table = newTable();
     const src = new RouteSource('static1', 200);
     announce(table, src, ['10.4.0.0/24 via 192.0.2.2', '10.4.1.0/24 via 198.51.100.2']);
-    const p = kernelProtocol(ns, table);
+    const log = memoryLogger();
+    const p = kernelProtocol(ns, table, { log });
     await p.start();
     const a = nhidOf(ns, '10.4.0.0/24')!;
     const b = nhidOf(ns, '10.4.1.0/24')!;
@@ -165,7 +166,8 @@ kernelDescribe('kernel protocol on nexthop objects', () => {
     ns.ip('route', 'add', '10.98.0.0/24', 'nhid', String(b), 'table', '300');
     withdraw(table, src, ['10.4.0.0/24 via 192.0.2.2']);
     await until(() => ourRoutes(ns).length === 1, 2000);
-    await new Promise((r) => setTimeout(r, 2500)); // unused objects are collected at most every 2 s
+    // Unused objects are collected at most every 2 s: the run that found a's foreign user and kept it says so.
+    await until(() => log.entries.some((e) => e.msg.includes('nexthop objects of ours are kept: routes of others use them')), 10000);
     expect(nexthops(ns).map((o) => o.id).sort()).toEqual([a, b].sort());
     await p.shutdown();
     expect(ourRoutes(ns)).toEqual([]);

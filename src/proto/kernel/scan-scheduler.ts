@@ -43,6 +43,11 @@ export class ScanScheduler {
     if (armed) this.armPeriodic();
   }
 
+  /** A scan is asked for and has not begun: its timer runs, or it waits for the sync to be free (tests wait for it). */
+  get pending(): boolean {
+    return this.pendingReason !== undefined;
+  }
+
   /** Asks for a scan after `delayMs`; requests made before it begins are answered by it. */
   request(reason: string, delayMs = 0): void {
     if (this.closed || this.pendingReason !== undefined) return;
