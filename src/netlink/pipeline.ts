@@ -112,9 +112,10 @@ export class RoutePipeline {
   private idleWaiters: Array<() => void> = [];
   private openBatches = 0;
   /**
-   * Runs before any answer is read (KernelIo drains its notification socket
-   * here, so a notification of a change made before our send is always seen
-   * while our change is still in flight).
+   * Runs after each read of answers and before they are handled (KernelIo
+   * drains its notification socket here, so a notification of a change the
+   * kernel made before it answered ours is always seen while ours is still
+   * in flight).
    */
   beforeAnswers: (() => void) | undefined;
   private checker: NetlinkClient | undefined;

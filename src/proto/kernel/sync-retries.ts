@@ -16,7 +16,7 @@
  *  - the reset also covers refusals still out when it came: a change sent
  *    before the latest reset (the sender notes `resets` when it submits) may
  *    have been refused before its cause went, and its answer read after
- *    (the pipeline reads notifications before answers). Its refusal is
+ *    (the pipeline drains notifications before it handles answers). Its refusal is
  *    recorded as reset, due now; the retry goes out after the reset, so a
  *    second refusal backs off as usual: one extra try per reset, at most.
  */
