@@ -11,7 +11,6 @@ import { parsePrefix } from '../../src/lib/addr';
 import { NextHopTracker, NO_DAMPING, Table } from '../../src/table';
 import { KernelProtocol, type KernelProtocolOptions } from '../../src/proto/kernel/kernel-protocol';
 import type { KernelSync } from '../../src/proto/kernel/kernel-sync';
-import type { ScanScheduler } from '../../src/proto/kernel/scan-scheduler';
 import type { Logger, LogFields } from '../../src/proto/logger';
 import { dropNhid, type IpRoute, type Netns } from './netns';
 
@@ -106,10 +105,10 @@ export function untilBlocking(cond: () => boolean, timeoutMs: number): void {
 
 /**
  * Whether `sync` has a scan asked for that has not begun: a link or address change's (its timer runs 100 ms),
- * a conflict's, one waiting for the sync to be free. KernelSync keeps its scheduler to itself; the tests read it.
+ * a conflict's, one waiting for the sync to be free.
  */
 export function scanAsked(sync: KernelSync): boolean {
-  return (sync['scans'] as ScanScheduler).pending;
+  return sync.scanPending;
 }
 
 /**

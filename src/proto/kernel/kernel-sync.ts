@@ -199,6 +199,11 @@ export class KernelSync implements ScanTarget {
     return this.sender.settled();
   }
 
+  /** A scan is asked for and has not begun (a link change's timer runs, or it waits for the sync to be free). */
+  get scanPending(): boolean {
+    return this.scans.pending;
+  }
+
   /** A scan may begin: the first sync (and a graceful-restart hold) is over and no other scan runs. */
   get canScan(): boolean {
     return PHASE.scans(this.sm.state);
