@@ -94,8 +94,10 @@ kernelDescribe('kernel protocol at scale', () => {
     const p = kernelProtocol(ns, table, { filterOwnEchoes: false, nexthopObjects: 'off' });
     await p.start();
     expect(countOurs(ns)).toBe(20_000);
-    // Echoes come back and are nearly always recognised without a decode.
-    expect(p.sync(4)!.stats.rawEchoes).toBeGreaterThan(10_000);
+    // Echoes come back and are recognised without a decode, every one: the pipeline drains the notifications
+    // before it handles answers, so each echo is read while its change is still out (with the send queue
+    // running ahead of the JS thread, answers handled first left whole chunks of echoes unread here).
+    expect(p.sync(4)!.stats.rawEchoes).toBe(20_000);
     expect(p.sync(4)!.stats.earlyAdds).toBe(0); // echoes are buffered until the feed is complete: no early adds
     await p.shutdown();
     expect(countOurs(ns)).toBe(0);

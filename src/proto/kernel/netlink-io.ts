@@ -43,12 +43,15 @@ class NetlinkKernelIo implements KernelIo {
     private readonly netns: string | undefined,
   ) {
     this.monitor = monitor;
+    // Notifications before answers, with the filter or without: someone else's change made before
+    // ours is seen while ours is in flight, and without the filter our own echoes are matched while
+    // their changes are still out (the raw fast path), though the sender runs ahead of the JS thread.
+    pipeline.beforeAnswers = () => this.monitor?.drainNow();
     let filtered = false;
     if (filterOwnEchoes) {
       try {
         // The client's too: a failover's nexthop replace is stamped on the notification of every route on the object.
         monitor.ignorePort([pipeline.socket.portId, ...(client.socket instanceof NetlinkSocket ? [client.socket.portId] : [])], idRange(target).first >>> 16);
-        pipeline.beforeAnswers = () => this.monitor?.drainNow();
         filtered = true;
       } catch {
         // Left to the echo matching.
