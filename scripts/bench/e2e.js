@@ -54,9 +54,9 @@ const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
 
 /**
- * The scheduler's view at READY: seconds the JS thread, and the other threads together (the route
- * pipeline's sends, on libuv's pool threads), were runnable but waiting for a CPU. A loaded machine
- * shows here; what is neither CPU nor wait is sleep (for the sends: nothing handed over to send).
+ * The scheduler's view at READY: seconds the JS thread, and the other threads together (nearly all
+ * of it the route pipeline's send queue, `krtsync-send`), were runnable but waiting for a CPU. A
+ * loaded machine shows here; what is neither CPU nor wait is sleep (for the sender: nothing queued).
  */
 function schedFields(threads) {
   if (!threads || !threads.mainSched) return {};

@@ -87,9 +87,9 @@ function threadCpuSeconds(pid) {
   try {
     let main = 0;
     let other = 0;
-    /** The scheduler's view (schedstat: on a CPU, runnable but waiting for one) of the JS thread and of all other threads together. */
+    /** The scheduler's view (schedstat: runnable but waiting for a CPU) of the JS thread and of all other threads together. */
     let mainSched;
-    const others = { run: 0, wait: 0 };
+    const others = { wait: 0 };
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const f = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
       const s = (Number(f[11]) + Number(f[12])) / CLK_TCK;
@@ -99,10 +99,7 @@ function threadCpuSeconds(pid) {
         mainSched = sched;
       } else {
         other += s;
-        if (sched) {
-          others.run += sched.run;
-          others.wait += sched.wait;
-        }
+        if (sched) others.wait += sched.wait;
       }
     }
     return { main, other, mainSched, others };
