@@ -43,22 +43,6 @@ function readDecimal(b: Uint8Array, p: number, end: number, max: number): number
   return p;
 }
 
-/** Reads a canonical dotted quad (no leading zeros) at `p`: its end, with the word in `quad`; -1 if there is none. */
-function readQuad(b: Uint8Array, p: number, end: number): number {
-  let w = 0;
-  for (let part = 0; part < 4; part++) {
-    p = readDecimal(b, p, end, 3);
-    if (p < 0 || num > 255) return -1;
-    w = (w << 8) | num;
-    if (part < 3) {
-      if (p >= end || b[p] !== 46) return -1;
-      p++;
-    }
-  }
-  quad = w | 0;
-  return p;
-}
-
 /**
  * The attributes of a fast-path line through a gateway not cached yet: the line parsed in full (which
  * also checks it), cached under `key`; undefined when it does not parse (the caller's parseRouteLine
@@ -104,6 +88,80 @@ export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: 
   out.len = len;
   out.attrs = attrs;
   return true;
+}
+
+/**
+ * Reads a canonical dotted quad (1 to 3 digits a part, no leading zero, at most 255) at `p`, each
+ * part's digits unrolled (a big file's run reads two a line): its end, with the word in `quad`; -1
+ * if there is none.
+ */
+function readQuad(b: Uint8Array, p: number, end: number): number {
+  let w = 0;
+  for (let part = 0; ; part++) {
+    if (p >= end) return -1;
+    let v = b[p]! - 48;
+    if (v < 0 || v > 9) return -1;
+    p++;
+    if (p < end) {
+      const d1 = b[p]! - 48;
+      if (d1 >= 0 && d1 <= 9) {
+        if (v === 0) return -1;
+        v = v * 10 + d1;
+        p++;
+        if (p < end) {
+          const d2 = b[p]! - 48;
+          if (d2 >= 0 && d2 <= 9) {
+            v = v * 10 + d2;
+            p++;
+            if (v > 255 || (p < end && b[p]! >= 48 && b[p]! <= 57)) return -1;
+          }
+        }
+      }
+    }
+    w = (w << 8) | v;
+    if (part === 3) break;
+    if (p >= end || b[p] !== 46) return -1;
+    p++;
+  }
+  quad = w | 0;
+  return p;
+}
+
+/**
+ * parseV4ViaBytes over a run of lines, for a big file's bulk: from `start` (the first byte of a
+ * line), each line that parseV4ViaBytes takes and that ends in '\n' before `end` goes to `onV4`, in
+ * order, until the first that does not; returns that line's first byte (`end` when all were taken).
+ * The caller reads the rest as it would have (a declined line, or one whose end is not in the
+ * buffer yet). Taken and read as parseV4ViaBytes takes and reads them (a property test holds the
+ * two together), with no search for the line's end first and no cache lookup while the gateway
+ * stays the same as the line before's.
+ */
+export function scanV4ViaRun(b: Uint8Array, start: number, end: number, onV4: (word: number, len: number, attrs: RouteAttrs) => void): number {
+  let lastG = 0;
+  let lastAttrs: RouteAttrs | undefined;
+  let p = start;
+  while (p < end) {
+    const line = p;
+    p = readQuad(b, p, end);
+    if (p < 0 || p >= end || b[p] !== 47) return line;
+    const w = quad;
+    p = readDecimal(b, p + 1, end, 2);
+    if (p < 0 || num > 32) return line;
+    const len = num;
+    if ((w & ~wordMask(len)) !== 0) return line;
+    if (p + 5 >= end || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return line;
+    p = readQuad(b, p + 5, end);
+    if (p < 0 || p >= end || b[p] !== 10) return line;
+    const g = quad;
+    if (lastAttrs === undefined || g !== lastG) {
+      lastAttrs = v4ViaCache.get(g) ?? viaAttrsOfLine(v4ViaCache, g, b, line, p);
+      if (lastAttrs === undefined) return line;
+      lastG = g;
+    }
+    onV4(w, len, lastAttrs);
+    p++;
+  }
+  return p;
 }
 
 /** What parseV6ViaBytes read: the net (words with host bits zero, length) and the interned attributes. */

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { parseV4ViaBytes, parseV6ViaBytes, type V4ViaLine, type V6ViaLine } from '../../../src/config/route-bytes';
+import { parseV4ViaBytes, parseV6ViaBytes, scanV4ViaRun, type V4ViaLine, type V6ViaLine } from '../../../src/config/route-bytes';
 import { parseRouteLine, RouteSyntaxError } from '../../../src/config/route-syntax';
 import { RouteAttrs } from '../../../src/route';
 import { Prefix } from '../../../src/lib/addr';
@@ -109,6 +109,11 @@ describe('the routes file fast path on bytes', () => {
       return `${q(w >>> 0)}/${l} via ${q(g)}`;
     }),
     fc.tuple(quad, len, sep, quad, fc.constantFrom('', ' ', '\r', ' metric 5', '#x', ' dev veth0')).map(([a, l, s, g, tail]) => `${a}/${l}${s}${g}${tail}`),
+    // Well formed, host bits as they fall.
+    fc.tuple(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })).map(([a, l, g]) => {
+      const q = (x: number): string => [x >>> 24, (x >>> 16) & 255, (x >>> 8) & 255, x & 255].join('.');
+      return `${q(a)}/${l} via ${q(g)}`;
+    }),
   );
 
   it('reads exactly what parseRouteLine reads, and declines whatever it does not read the same', () => {
@@ -129,6 +134,31 @@ describe('the routes file fast path on bytes', () => {
           expect(full!.net.family).toBe(4);
           expect(out.attrs).toBe(full!.attrs);
         }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('over a run of lines, takes exactly the lines it takes one by one, up to the first it declines or that has no newline yet', () => {
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 12 }), fc.boolean(), (lines, ended) => {
+        const text = lines.join('\n') + (ended ? '\n' : '');
+        const buf = Buffer.from(`xx${text}yy`, 'latin1');
+        const end = 2 + text.length;
+        const took: string[] = [];
+        const stop = scanV4ViaRun(buf, 2, end, (word, len, attrs) => took.push(`${word} ${len} ${attrs}`));
+        // One by one: each line while parseV4ViaBytes takes it, the last only if a newline ends it.
+        const want: string[] = [];
+        let at = 2;
+        for (let i = 0; i < lines.length; i++) {
+          const out: V4ViaLine = { word: 0, len: 0, attrs: undefined };
+          const lineEnd = at + lines[i]!.length;
+          if (lineEnd >= end || !parseV4ViaBytes(buf, at, lineEnd, out)) break;
+          want.push(`${out.word} ${out.len} ${out.attrs}`);
+          at = lineEnd + 1;
+        }
+        expect(took).toEqual(want);
+        expect(stop).toBe(at === end ? end : at);
       }),
       { numRuns: 3000 },
     );

@@ -78,6 +78,28 @@ describe('routes files', () => {
 });
 
 describe('a routes file read whole (the start)', () => {
+  it('reads runs of plain IPv4 lines as the line-by-line reader does: the same routes, the same line in an error', async () => {
+    const f = join(dir(), 'routes.txt');
+    const lines: string[] = [];
+    // Runs of plain lines broken by slow-path and IPv6 lines; 1 MB read chunks split lines; CRLF ends take the slow path.
+    for (let i = 0; i < 60000; i++) lines.push(i % 997 === 5 ? `blackhole 10.${i >> 8}.${i & 255}.0/24` : i % 1499 === 3 ? `2001:db8:${i.toString(16)}::/48 via 2001:db8::1` : `10.${i >> 8}.${i & 255}.0/24 via 192.0.2.${1 + ((i >> 6) % 3)}`);
+    const text = lines.join('\n') + '\r\n10.251.0.0/24 via 192.0.2.1\r\n10.252.0.0/24 via 192.0.2.1';
+    writeFileSync(f, text);
+    const oneByOne: string[] = [];
+    await readRoutesFile(f, (net, attrs) => oneByOne.push(`${net} ${attrs}`));
+    const parsed = await parseRoutesFile(f);
+    const whole: string[] = [];
+    await parsed.forEach(
+      (word, len, attrs) => whole.push(`${new Prefix(4, len, word)} ${attrs}`),
+      (net, attrs) => whole.push(`${net} ${attrs}`),
+      100000,
+    );
+    expect(whole.length).toBe(60002);
+    expect(whole.sort()).toEqual(oneByOne.sort());
+    writeFileSync(f, text.replace('10.200.3.0/24 via', '10.200.3.1/24 via')); // line 51204: host bits set, deep in a run
+    await expect(parseRoutesFile(f)).rejects.toThrow(new RegExp(`${f}:51204:1: 10.200.3.1/24: host bits set`));
+  });
+
   it('hands IPv4 routes over in trie-spread order, then IPv6 in file order; a net listed twice keeps its last line', async () => {
     const f = join(dir(), 'routes.txt');
     writeFileSync(f, '10.0.0.0/24 via 192.0.2.1\n10.0.1.0/24 via 192.0.2.1\n2001:db8:5::/48 via 2001:db8:1::2\n10.0.2.0/24 via 192.0.2.1\n10.0.1.0/24 via 192.0.2.3 metric 5\n10.0.3.0/24 via 192.0.2.1\n2001:db8:4::/48 via 2001:db8:1::2\n');
