@@ -265,6 +265,12 @@ const withTimeout = (p, what, ms = TIMEOUT_MS) => withTimeoutMs(p, what, ms);
 /** Spawns `cmd` inside the namespace; tracks its exit and its peak RSS. */
 const startIn = (ns, cmd, args, env = {}, logFile) => harnessStartIn(ns, cmd, args, { env, logFile, logTimes: LOG_TIMES });
 
+/** CPU seconds (user + system) of this process, the observer's, since `u0`: it shares the two cores with what it watches. */
+const cpuSince = (u0) => {
+  const u = process.cpuUsage(u0);
+  return Number(((u.user + u.system) / 1e6).toFixed(2));
+};
+
 const results = [];
 function record(tool, scenario, fields) {
   const row = { tool, scenario, routes: N, family: FAMILY, ...fields };
@@ -361,11 +367,13 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     // cold start
     let ready = readyOnce();
     let full = obs.until(PROTO_KRT, GW1);
+    const u0 = process.cpuUsage();
     let t0 = performance.now();
     let d = start();
     const [tFull, tReady] = await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
+    const observerCpu = cpuSince(u0);
     const threads = threadCpuSeconds(d.pid);
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: sec(obs.first - t0), ...schedFields(threads) });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: sec(obs.first - t0), ...schedFields(threads), observer_cpu_s: observerCpu });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
@@ -633,6 +641,7 @@ async function benchCFloor() {
   const obs = new Observer(ns);
   const run = async (op) => {
     const seen = obs.until(PROTO_C, op === 'add' ? GW1 : undefined, op === 'del');
+    const u0 = process.cpuUsage();
     const t0 = performance.now();
     const child = track(spawn('ip', ['netns', 'exec', ns, bin, op, String(N), '254', String(PROTO_C), GW1, order], { env: { ...process.env, C_FLOOR_FIRST_OCTET: '11' }, stdio: ['ignore', 'pipe', 'inherit'] }));
     let out = '';
@@ -642,7 +651,7 @@ async function benchCFloor() {
     const r = JSON.parse(out);
     if (code !== 0 || r.errors) throw new Error(`C floor ${op}: exit ${code}, ${r.errors} errors`);
     const tSeen = await withTimeout(seen, `C floor ${op}`);
-    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds };
+    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds, observer_cpu_s: cpuSince(u0) };
   };
   try {
     const add = await run('add');
