@@ -5,6 +5,20 @@ import { netOrder, v4Order } from '../../../src/lib/net-sort';
 type Op = { op: 'insert' | 'remove' | 'find'; w: number; len: number };
 
 describe('NetIndex', () => {
+  it('makes reserved room when it first has to grow, all at once: no allocation before, no growth after', () => {
+    const idx = new NetIndex(4, 16);
+    const grown: number[] = [];
+    idx.onGrow = (cap) => grown.push(cap);
+    idx.reserve(5000);
+    expect([idx.capacity, grown]).toEqual([16, []]); // nothing made yet
+    for (let i = 0; i < 5000; i++) idx.insert4(i << 8, 24);
+    expect(grown).toEqual([8192]); // once, at the 17th net, to the reserved room
+    for (let i = 0; i < 5000; i++) expect(idx.find4(i << 8, 24)).toBe(i);
+    idx.insert4(5000 << 8, 24); // past it: grows on as before
+    expect(idx.size).toBe(5001);
+    expect(grown).toEqual([8192]);
+  });
+
   it.each([4, 6] as const)('agrees with a Map through inserts, removes and lookups, and reuses ids (IPv%s)', (family) => {
     const op = fc.record({ op: fc.constantFrom('insert' as const, 'insert' as const, 'remove' as const, 'find' as const), w: fc.integer({ min: 0, max: 300 }), len: fc.constantFrom(8, 24, 32) });
     fc.assert(
