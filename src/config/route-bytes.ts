@@ -71,23 +71,37 @@ function viaAttrsOfLine<K>(cache: Map<K, RouteAttrs>, key: K, b: Uint8Array, sta
  * is parsed in full to make its attributes; later ones reuse them.
  */
 export function parseV4ViaBytes(b: Uint8Array, start: number, end: number, out: V4ViaLine): boolean {
-  let p = readQuad(b, start, end);
-  if (p < 0) return false;
-  const w = quad;
-  if (p >= end || b[p] !== 47) return false;
-  p = readDecimal(b, p + 1, end, 2);
-  if (p < 0 || num > 32) return false;
-  const len = num;
-  if ((w & ~wordMask(len)) !== 0) return false; // host bits set: the full parser says so
-  if (end - p < 12 || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return false;
-  if (readQuad(b, p + 5, end) !== end) return false;
+  if (readV4Via(b, start, end) !== end) return false;
   const g = quad;
   const attrs = v4ViaCache.get(g) ?? viaAttrsOfLine(v4ViaCache, g, b, start, end);
   if (attrs === undefined) return false;
-  out.word = w | 0;
-  out.len = len;
+  out.word = viaWord;
+  out.len = viaLen;
   out.attrs = attrs;
   return true;
+}
+
+/** The net readV4Via read last (the gateway is in `quad`). */
+let viaWord = 0;
+let viaLen = 0;
+
+/**
+ * Reads `A.B.C.D/L via E.F.G.H` at `p` (canonical dotted quads, single spaces, host bits zero) up to
+ * the gateway's end, which it returns, with the net in viaWord/viaLen and the gateway in `quad`; -1
+ * if the bytes are not that. The callers say what may follow: the line's end (parseV4ViaBytes) or
+ * its newline (scanV4ViaRun).
+ */
+function readV4Via(b: Uint8Array, p: number, end: number): number {
+  p = readQuad(b, p, end);
+  if (p < 0 || p >= end || b[p] !== 47) return -1;
+  const w = quad;
+  p = readDecimal(b, p + 1, end, 2);
+  if (p < 0 || num > 32) return -1;
+  if ((w & ~wordMask(num)) !== 0) return -1; // host bits set: the full parser says so
+  if (p + 5 >= end || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return -1;
+  viaWord = w | 0;
+  viaLen = num;
+  return readQuad(b, p + 5, end);
 }
 
 /**
@@ -142,15 +156,7 @@ export function scanV4ViaRun(b: Uint8Array, start: number, end: number, onV4: (w
   let p = start;
   while (p < end) {
     const line = p;
-    p = readQuad(b, p, end);
-    if (p < 0 || p >= end || b[p] !== 47) return line;
-    const w = quad;
-    p = readDecimal(b, p + 1, end, 2);
-    if (p < 0 || num > 32) return line;
-    const len = num;
-    if ((w & ~wordMask(len)) !== 0) return line;
-    if (p + 5 >= end || b[p] !== 32 || b[p + 1] !== 118 || b[p + 2] !== 105 || b[p + 3] !== 97 || b[p + 4] !== 32) return line;
-    p = readQuad(b, p + 5, end);
+    p = readV4Via(b, p, end);
     if (p < 0 || p >= end || b[p] !== 10) return line;
     const g = quad;
     if (lastAttrs === undefined || g !== lastG) {
@@ -158,7 +164,7 @@ export function scanV4ViaRun(b: Uint8Array, start: number, end: number, onV4: (w
       if (lastAttrs === undefined) return line;
       lastG = g;
     }
-    onV4(w, len, lastAttrs);
+    onV4(viaWord, viaLen, lastAttrs);
     p++;
   }
   return p;
