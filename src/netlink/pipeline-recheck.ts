@@ -10,8 +10,11 @@ import type { NetlinkClient } from './client';
 import type { RouteMessage } from './route-codec';
 import { opDst, type RouteOp } from './route-ops';
 
+/** What the re-check needs of a netlink client. */
+export type RouteDumper = Pick<NetlinkClient, 'dumpRoutes' | 'close'>;
+
 /** For each op, whether the kernel's tables show it done. */
-export async function doneByDump(checker: NetlinkClient, ops: readonly RouteOp[]): Promise<boolean[]> {
+export async function doneByDump(checker: RouteDumper, ops: readonly RouteOp[]): Promise<boolean[]> {
   const tables = new Map<string, { family: 4 | 6; table: number }>();
   for (const op of ops) tables.set(`${op.route.family}/${op.route.table}`, { family: op.route.family, table: op.route.table });
   const present = new Map<string, RouteMessage>();

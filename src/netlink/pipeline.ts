@@ -25,7 +25,9 @@
  * is seen first, though later requests may still be inside sendmsg.
  *
  * Overflow: when the receive queue overflowed (ENOBUFS), every request still
- * without an answer was processed but its result is unknown: sending stops,
+ * without an answer was processed but its result is unknown, and so is that
+ * of every request before a fence answered from then on (its error may be
+ * the answer the kernel dropped; the fence no longer vouches): sending stops,
  * the tables are dumped and each change is settled by what they hold
  * (pipeline-recheck.ts) or sent again, in order, with a halved window.
  *
@@ -37,7 +39,7 @@ import { NetlinkClient } from './client';
 import * as C from './constants';
 import { NetlinkRequestError, NetlinkSocketError } from './errors';
 import { decodeAck } from './message-codec';
-import { doneByDump } from './pipeline-recheck';
+import { doneByDump, type RouteDumper } from './pipeline-recheck';
 import { OpArraySource, opDst, type BatchResult, type OpSource, type RouteOp, type RouteOpFailure } from './route-ops';
 
 export { OpArraySource, opDst, type BatchResult, type OpSource, type RouteOp, type RouteOpFailure, type PipelineStats, type RoutePipelineOptions };
@@ -118,11 +120,11 @@ export class RoutePipeline {
    * in flight).
    */
   beforeAnswers: (() => void) | undefined;
-  private checker: NetlinkClient | undefined;
-
   constructor(
     readonly socket: NetlinkSocket,
     private readonly opts: RoutePipelineOptions = {},
+    /** Dumps the tables for the re-check after an overflow; by default a socket of its own, opened at the first. */
+    private checker?: RouteDumper,
   ) {
     this.maxWindow = this.window = Math.max(1, opts.window ?? DEFAULT_WINDOW);
     let ring = 1;
@@ -375,6 +377,10 @@ export class RoutePipeline {
 
   private onAcks(bytes: number, errno: number): void {
     const buf = this.socket.buffer;
+    // Known before the answers: a read that met an overflow may hold answers sent after the drop, and
+    // from then on until the re-check, a fence's ack no longer vouches for the requests of its send
+    // before it (one of them may have failed, its error the answer dropped); they wait for the re-check.
+    if (errno === ENOBUFS) this.overflowSeen = true;
     let p = 0;
     while (p + C.NLMSG_HDRLEN <= bytes) {
       const len = buf.readUInt32LE(p);
@@ -387,7 +393,7 @@ export class RoutePipeline {
           this.slotBatch[slot] = undefined;
           this.inflight--;
           const index = this.slotIndex[slot]!;
-          if (this.slotFence[slot] === 1) this.settleBefore(this.slotChunkStart[slot]!, seq);
+          if (this.slotFence[slot] === 1 && !this.overflowSeen) this.settleBefore(this.slotChunkStart[slot]!, seq);
           if (buf.readInt32LE(p + C.NLMSG_HDRLEN) === 0) {
             b.ok++;
             this.stats.acked++;
@@ -401,8 +407,7 @@ export class RoutePipeline {
       }
       p += (len + 3) & ~3;
     }
-    if (errno === ENOBUFS) this.overflowSeen = true;
-    else if (errno !== 0) this.failUnacked(new NetlinkSocketError(errno, 'netlink receive'));
+    if (errno !== 0 && errno !== ENOBUFS) this.failUnacked(new NetlinkSocketError(errno, 'netlink receive'));
     if (this.inflight === 0 && this.queued === 0) this.socket.ref(false);
   }
 
