@@ -66,18 +66,19 @@ function schedFields(threads) {
 
 // ------------------------------------------------------------------ arguments
 const USAGE =
-  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--no-observer] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
+  'usage: bench:e2e -- [--routes N] [--family ipv4|ipv6] [--only cfloor,krtsync,krtsync+metrics,krtsync-tracking,bird,ip|none] [--baseline LABEL=DIR[,...]] [--timeout S] [--scrape-every S] [--keep-log DIR] [--node-args "FLAGS"] [--log-times] [--no-observer] [--threads] [--dual-stack] [--cold-only] [--restart-only] [--snapshot-at-sent]';
 checkArgs(
   'bench:e2e',
   USAGE,
   ['routes', 'family', 'only', 'baseline', 'timeout', 'scrape-every', 'keep-log', 'node-args'],
-  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent', 'dual-stack', 'no-observer'],
+  ['log-times', 'cold-only', 'restart-only', 'snapshot-at-sent', 'dual-stack', 'no-observer', 'threads'],
 );
 const N = Number(arg('routes', '1000000'));
 const FAMILY = arg('family', 'ipv4');
 const ONLY = new Set(arg('only', 'cfloor,krtsync,krtsync+metrics,bird,ip').split(','));
 const LOG_TIMES = process.argv.includes('--log-times'); // krtsync's log lines get "+N ms" since its start
 const COLD_ONLY = process.argv.includes('--cold-only');
+const THREADS = process.argv.includes('--threads'); // each krtsync thread's CPU at READY (cold start), on stderr
 // No observer (with --cold-only only): "all N in the kernel" is the tool's own word, krtsync's READY=1 and
 // the C floor's exit (each after the kernel answered its last add), checked by a count of the kernel's
 // routes after the clock stopped. The observer decodes every notification in this process, on the same
@@ -384,6 +385,14 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     const [tFull, tReady] = NO_OBSERVER ? await withTimeout(ready, 'krtsync cold start').then((t) => [t, t]) : await withTimeout(Promise.all([full, ready]), 'krtsync cold start');
     const observerCpu = cpuSince(u0);
     const threads = threadCpuSeconds(d.pid);
+    if (THREADS) {
+      // Each thread's CPU and wait for a CPU at READY, by name: the JS thread and V8's workers are all "node".
+      for (const tid of fs.readdirSync(`/proc/${d.pid}/task`)) {
+        const comm = fs.readFileSync(`/proc/${d.pid}/task/${tid}/comm`, 'utf8').trim();
+        const [run, wait] = fs.readFileSync(`/proc/${d.pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+        if (run > 1e6) process.stderr.write(`thread ${tag} ${tid === String(d.pid) ? 'js' : comm}: cpu ${(run / 1e9).toFixed(3)} s, waited ${(wait / 1e9).toFixed(3)} s\n`);
+      }
+    }
     // Without the observer: READY=1 (every add answered), then the kernel's count, after the clock stopped.
     const installed = NO_OBSERVER ? { installed: kernelCount(ns, PROTO_KRT).n } : {};
     record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: NO_OBSERVER ? null : sec(obs.first - t0), ...schedFields(threads), observer_cpu_s: observerCpu, ...installed });
