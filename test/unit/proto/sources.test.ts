@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ApiProtocolConfig, type StaticProtocolConfig, type StreamProtocolConfig } from '../../../src/config/config';
@@ -98,6 +98,20 @@ describe('a routes file read whole (the start)', () => {
     expect(whole.sort()).toEqual(oneByOne.sort());
     writeFileSync(f, text.replace('10.200.3.0/24 via', '10.200.3.1/24 via')); // line 51204: host bits set, deep in a run
     await expect(parseRoutesFile(f)).rejects.toThrow(new RegExp(`${f}:51204:1: 10.200.3.1/24: host bits set`));
+  });
+
+  it('sized by the file, still takes every route of a file of lines shorter than the guess (the columns grow past it)', async () => {
+    const f = join(dir(), 'routes.txt');
+    const n = 5000;
+    // 22 bytes a line; each line is kept (a net listed again keeps its last line, below), so all count.
+    writeFileSync(f, Array.from({ length: n }, (_, i) => `${1 + (i % 9)}.0.0.0/8 via 1.1.1.${1 + (i % 7)}\n`).join(''));
+    expect(statSync(f).size / 24).toBeLessThan(n); // room for fewer than the file has
+    const parsed = await parseRoutesFile(f);
+    expect(parsed.v4Count).toBe(n);
+    const seen: string[] = [];
+    await parsed.forEach((word, len, attrs) => seen.push(`${new Prefix(4, len, word)} ${attrs}`), () => undefined, 1024);
+    expect(seen).toHaveLength(n);
+    expect(seen.filter((l) => l === '5.0.0.0/8 via 1.1.1.5')).toHaveLength(Array.from({ length: n }, (_, i) => i).filter((i) => i % 9 === 4 && i % 7 === 4).length);
   });
 
   it('hands IPv4 routes over in trie-spread order, then IPv6 in file order; a net listed twice keeps its last line', async () => {
