@@ -134,6 +134,57 @@ describe('SpreadSort', () => {
   });
 });
 
+describe('SpreadSort against a plain sort', () => {
+  /** The head: indices by reversed word, ties by index; the rest by word, ties by index. */
+  function reference(words: Int32Array, head: number): number[] {
+    const idx = Array.from(words, (_, i) => i);
+    idx.sort((a, b) => reverseBits32(words[a]!) - reverseBits32(words[b]!) || a - b);
+    const tail = idx.slice(head).sort((a, b) => (words[a]! >>> 0) - (words[b]! >>> 0) || a - b);
+    return [...idx.slice(0, head), ...tail];
+  }
+
+  it('gives the head in trie-spread order and the rest in address order, for nets given in address order or not', () => {
+    // Given in address order (a routes file written sorted), the tail is taken in the order given,
+    // not sorted: the same order must come out, ties (a net listed twice) included.
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer(), { maxLength: 2000, size: 'medium' }),
+        fc.integer({ min: 0, max: 31 }),
+        fc.nat(),
+        fc.boolean(),
+        (ws, spread, h, ordered) => {
+          let words = ws.map((w) => (spread < 12 ? (w & spread) * 0x01010101 : spread < 20 ? 0x0b000000 + ((w & 0xffff) << 8) : w) | 0);
+          if (ordered) words = words.sort((a, b) => (a >>> 0) - (b >>> 0));
+          const head = h % (words.length + 1); // 0 to all of them
+          const ids = Uint32Array.from(words, (_, i) => i);
+          const got = spreadSortWith(Int32Array.from(words), ids, words.length, head);
+          const want = reference(Int32Array.from(words), head);
+          expect(Array.from(got.payload)).toEqual(want);
+          expect(Array.from(got.keys, (k) => reverseBits32(k) | 0)).toEqual(want.map((i) => words[i]));
+        },
+      ),
+    );
+  });
+});
+
+describe('SpreadSort of a big file written sorted', () => {
+  it('sorts the head buckets beside the nets given (not over them), so the tail taken from them is right', () => {
+    // 120,000 /24s in address order, every 7th listed twice: buckets of 64 and more, sorted by radix
+    // passes (a small one is sorted by insertion, in place), which used the given arrays as scratch.
+    const words: number[] = [];
+    for (let i = 0; i < 120000; i++) {
+      words.push((0x0b000000 + (i << 8)) | 0);
+      if (i % 7 === 0) words.push((0x0b000000 + (i << 8)) | 0);
+    }
+    for (const head of [0, 1, 1000, 37501, words.length - 1]) {
+      const got = spreadSortWith(Int32Array.from(words), Uint32Array.from(words, (_, i) => i), words.length, head);
+      const idx = Array.from(words, (_, i) => i).sort((a, b) => reverseBits32(words[a]!) - reverseBits32(words[b]!) || a - b);
+      const want = [...idx.slice(0, head), ...idx.slice(head).sort((a, b) => a - b)]; // the tail: in the order given
+      expect(Array.from(got.payload)).toEqual(want);
+    }
+  });
+});
+
 describe('SpreadIds', () => {
   it('hands out ids in the trie-spread order of their words', () => {
     fc.assert(
