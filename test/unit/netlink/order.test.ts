@@ -106,10 +106,12 @@ describe('SpreadSort', () => {
         fc.integer({ min: 0, max: 31 }),
         fc.integer({ min: 0, max: 3000 }),
         fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
-        (ws, spread, h, steps) => {
+        fc.boolean(),
+        (ws, spread, h, steps, ordered) => {
           // Few distinct words (big buckets of ties, sorted by radix passes), any word, or nets in a
-          // narrow range (buckets sorted on few low bits).
+          // narrow range (buckets sorted on few low bits); given in address order or not.
           const words = Int32Array.from(ws.map((w) => (spread < 12 ? (w & spread) * 0x01010101 : spread < 20 ? 0x0b000000 + ((w & 0xffff) << 8) : w) | 0));
+          if (ordered) words.sort((a, b) => (a >>> 0) - (b >>> 0));
           const head = Math.min(h, ws.length);
           const ids = (): Uint32Array => Uint32Array.from(ws.map((_, i) => i));
           const want = spreadSortWith(Int32Array.from(words), ids(), ws.length, head);
