@@ -48,7 +48,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, threadCpuSeconds, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, settle, threadCpuSeconds, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
@@ -376,7 +376,8 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
   const start = () => startIn(ns, process.execPath, [...shebangFlags(bin), ...NODE_ARGS, bin, 'run', '--config', config, '--log-output', 'stderr'], { NOTIFY_SOCKET: notifyPath }, log);
   const hwm = [];
   try {
-    // cold start
+    // cold start, on a quiet machine (what the run before left the kernel to do is done)
+    const settled = await settle();
     let ready = readyOnce();
     let full = obs.until(PROTO_KRT, GW1);
     const u0 = process.cpuUsage();
@@ -395,7 +396,7 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     }
     // Without the observer: READY=1 (every add answered), then the kernel's count, after the clock stopped.
     const installed = NO_OBSERVER ? { installed: kernelCount(ns, PROTO_KRT).n } : {};
-    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: NO_OBSERVER ? null : sec(obs.first - t0), ...schedFields(threads), observer_cpu_s: observerCpu, ...installed });
+    record(tool, 'cold start', { kernel_s: sec(tFull - t0), ready_s: sec(tReady - t0), cpu_s: Number(d.cpu().toFixed(2)), cpu_js_s: threads && Number(threads.main.toFixed(2)), cpu_threads_s: threads && Number(threads.other.toFixed(2)), first_add_s: NO_OBSERVER ? null : sec(obs.first - t0), ...schedFields(threads), observer_cpu_s: observerCpu, settled_ms: settled, ...installed });
     if (COLD_ONLY) {
       // For profiling the first sync and shutdown: a SIGKILL would lose the cold start's --cpu-prof.
       t0 = performance.now();
@@ -662,6 +663,7 @@ async function benchCFloor() {
   const ns = makeNamespace('cfloor');
   const obs = new Observer(ns);
   const run = async (op) => {
+    const settled = await settle();
     const seen = obs.until(PROTO_C, op === 'add' ? GW1 : undefined, op === 'del');
     const u0 = process.cpuUsage();
     const t0 = performance.now();
@@ -673,7 +675,7 @@ async function benchCFloor() {
     const r = JSON.parse(out);
     if (code !== 0 || r.errors) throw new Error(`C floor ${op}: exit ${code}, ${r.errors} errors`);
     const tSeen = NO_OBSERVER ? tExit : await withTimeout(seen, `C floor ${op}`); // its exit follows its last answer
-    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds, observer_cpu_s: cpuSince(u0) };
+    return { kernel_s: sec(tSeen - t0), exit_s: sec(tExit - t0), own_s: r.seconds, observer_cpu_s: cpuSince(u0), settled_ms: settled };
   };
   try {
     const add = await run('add');

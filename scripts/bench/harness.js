@@ -238,6 +238,34 @@ function startIn(ns, cmd, args, { env = {}, logFile, logTimes = false } = {}) {
   return proc;
 }
 
+/** The CPUs' busy and total ticks so far (/proc/stat's first line). */
+function cpuTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+/**
+ * Waits until the machine is quiet before a timed start: the work a run leaves behind (the kernel
+ * freeing a million routes after their deletes, a namespace's teardown, this process's garbage)
+ * must not land on the next run. Quiet: three 100 ms windows in a row with the CPUs at most 15 %
+ * busy (this process's garbage collected first, with --expose-gc); at most `maxMs`. Returns the ms waited.
+ */
+async function settle(maxMs = 5000) {
+  const t0 = performance.now();
+  if (typeof global.gc === 'function') global.gc();
+  let quiet = 0;
+  let prev = cpuTicks();
+  while (quiet < 3 && performance.now() - t0 < maxMs) {
+    await sleep(100);
+    const cur = cpuTicks();
+    const total = cur.total - prev.total;
+    quiet = total > 0 && (cur.busy - prev.busy) / total <= 0.15 ? quiet + 1 : 0;
+    prev = cur;
+  }
+  return Math.round(performance.now() - t0);
+}
+
 /** BIRD 2 (apt-get if missing; its service is kept from starting, then masked): its version line. */
 function ensureBird() {
   ensureDebianPackage('bird2', { probe: '/usr/sbin/bird', services: ['bird.service'] });
@@ -254,4 +282,4 @@ function strayBirdWarning() {
   return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
 }
 
-module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, threadCpuSeconds, sec, sleep, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
+module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, threadCpuSeconds, sec, sleep, settle, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
