@@ -48,7 +48,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { NetlinkSocket, UnixDatagramSocket } = require('../../dist/netlink/socket');
-const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, settle, threadCpuSeconds, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
+const { BIN, arg, checkArgs, shebangFlags, sh, sec, sleep, settle, threadCpuSeconds, schedstat, withTimeout: withTimeoutMs, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn: harnessStartIn, ensureBird, machine: machineFacts, strayBirdWarning } = require('./harness');
 const C = require('../../dist/netlink/constants');
 const { krtsyncBusy, krtsyncControl } = require('./failover-control');
 const { trieSpreadOrder } = require('../../dist/netlink/order');
@@ -389,9 +389,10 @@ ${DUAL_STACK ? `  - { name: kernel2, type: kernel, family: ${V6 ? 'ipv4' : 'ipv6
     if (THREADS) {
       // Each thread's CPU and wait for a CPU at READY, by name: the JS thread and V8's workers are all "node".
       for (const tid of fs.readdirSync(`/proc/${d.pid}/task`)) {
-        const comm = fs.readFileSync(`/proc/${d.pid}/task/${tid}/comm`, 'utf8').trim();
-        const [run, wait] = fs.readFileSync(`/proc/${d.pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
-        if (run > 1e6) process.stderr.write(`thread ${tag} ${tid === String(d.pid) ? 'js' : comm}: cpu ${(run / 1e9).toFixed(3)} s, waited ${(wait / 1e9).toFixed(3)} s\n`);
+        const s = schedstat(d.pid, tid);
+        if (s === undefined || s.run < 0.001) continue;
+        const name = tid === String(d.pid) ? 'js' : fs.readFileSync(`/proc/${d.pid}/task/${tid}/comm`, 'utf8').trim();
+        process.stderr.write(`thread ${tag} ${name}: cpu ${s.run.toFixed(3)} s, waited ${s.wait.toFixed(3)} s\n`);
       }
     }
     // Without the observer: READY=1 (every add answered), then the kernel's count, after the clock stopped.

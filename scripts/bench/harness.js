@@ -282,4 +282,4 @@ function strayBirdWarning() {
   return left ? `warning: a bird process runs outside this benchmark: ${left}\n` : '';
 }
 
-module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, threadCpuSeconds, sec, sleep, settle, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };
+module.exports = { BIN, arg, checkArgs, shebangFlags, sh, CLK_TCK, cpuSeconds, threadCpuSeconds, schedstat, sec, sleep, settle, withTimeout, scratchDir, beforeScratchRemoved, addNamespace, dropNamespace, track, startIn, ensureBird, machine, strayBirdWarning };

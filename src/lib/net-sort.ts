@@ -229,12 +229,10 @@ export class SpreadSort {
     const tk = keys.subarray(head);
     for (let i = 0; i < tk.length; i++) tk[i] = reverseBits32(tk[i]!);
     const tail = sort32With(tk, this.payload.subarray(head), this.scratchKeys.subarray(head), this.scratchPay.subarray(head), this.count);
-    // An odd number of passes left the tail in the scratch arrays: back beside the head.
+    // An odd number of passes leaves the tail in the scratch arrays: back beside the head (in place otherwise).
     const sk = tail.keys;
-    if (sk.buffer !== keys.buffer || sk.byteOffset !== tk.byteOffset) {
-      for (let i = 0; i < sk.length; i++) keys[head + i] = reverseBits32(sk[i]!);
-      this.payload.set(tail.payload, head);
-    } else for (let i = head; i < n; i++) keys[i] = reverseBits32(keys[i]!);
+    for (let i = 0; i < sk.length; i++) keys[head + i] = reverseBits32(sk[i]!);
+    this.payload.set(tail.payload, head);
     this.ready = n;
   }
 

@@ -15,7 +15,7 @@
  * announced, and the routes can then be announced in the kernel's
  * trie-spread order.
  */
-import { constants, open as openFd } from 'node:fs';
+import { constants, open as openFd, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { promisify } from 'node:util';
@@ -55,13 +55,15 @@ const MAX_LINE = 4096;
  * with RoutesFileError listing the first problems (and how many there were)
  * if any line is bad, after reading the whole file. Once `stop` aborts, the
  * read ends at its next chunk and resolves with the routes so far, problems
- * or not: the caller checks `stop.aborted`.
+ * or not: the caller checks `stop.aborted`. `onSize` hears a regular file's
+ * size before its first line is read.
  */
 export async function readRoutesFile(
   file: string,
   onRoute?: (net: Prefix, attrs: RouteAttrs) => void,
   onV4?: (word: number, len: number, attrs: RouteAttrs) => void,
   stop?: AbortSignal,
+  onSize?: (bytes: number) => void,
 ): Promise<number> {
   const issues: RoutesFileIssue[] = [];
   let problems = 0;
@@ -123,13 +125,14 @@ export async function readRoutesFile(
   // V8's heap, freed only at its next full collection, and a big file's chunks pile up till then.
   const buf = Buffer.allocUnsafe(1 << 20);
   const cannotRead = (e: unknown): RoutesFileError => new RoutesFileError([{ file, line: 1, column: 1, message: `cannot read: ${(e as Error).message}` }], 1);
-  let fifo: boolean;
+  let st: Stats;
   try {
-    fifo = (await stat(file)).isFIFO();
+    st = await stat(file);
   } catch (e) {
     throw cannotRead(e);
   }
-  if (fifo) {
+  if (st.isFile()) onSize?.(st.size);
+  if (st.isFIFO()) {
     await readFifo(file, buf, (chunk) => splitter.push(chunk), cannotRead, stop);
   } else {
     let fh: FileHandle;
@@ -373,17 +376,12 @@ const MAX_RESERVE = 4 << 20;
 /** Reads `file` whole into columns (readRoutesFile's errors: nothing is returned from a file with a bad line; incomplete once `stop` aborts). */
 export async function parseRoutesFile(file: string, stop?: AbortSignal): Promise<ParsedRoutes> {
   const out = new ParsedRoutes();
-  try {
-    const st = await stat(file);
-    if (st.isFile()) out.reserve4(Math.min(Math.ceil(st.size / BYTES_PER_ROUTE), MAX_RESERVE));
-  } catch {
-    // readRoutesFile says why it cannot be read
-  }
   await readRoutesFile(
     file,
     (net, attrs) => out.push(net, attrs),
     (word, len, attrs) => out.push4(word, len, attrs),
     stop,
+    (bytes) => out.reserve4(Math.min(Math.ceil(bytes / BYTES_PER_ROUTE), MAX_RESERVE)),
   );
   return out;
 }
